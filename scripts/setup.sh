@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Installs what wheeldock's demo and tests need on a Debian bookworm machine, as root.
+# Idempotent: a second run only checks and is quick. Usage: scripts/setup.sh [--dev]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEV=0
+[ "${1:-}" = "--dev" ] && DEV=1
+
+log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+
+# Debian trixie, pinned low: only the packages asked for with -t trixie come from it
+# (bookworm's skopeo 1.9 cannot talk to engine 26; docker-compose v2 and buildx are trixie's).
+if [ ! -f /etc/apt/sources.list.d/trixie.sources ]; then
+  log "adding Debian trixie at pin priority 100"
+  $SUDO tee /etc/apt/sources.list.d/trixie.sources >/dev/null <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  $SUDO tee /etc/apt/preferences.d/trixie-pin >/dev/null <<'PIN'
+Package: *
+Pin: release n=trixie
+Pin-Priority: 100
+PIN
+  rm -f /var/lib/apt/.wheeldock-updated
+fi
+
+BOOKWORM_PKGS=(mmdebstrap umoci runc crun docker-registry apache2-utils qemu-user-static binfmt-support
+  python3-venv curl ca-certificates zstd dpkg-dev)
+TRIXIE_PKGS=(docker.io docker-buildx docker-compose skopeo)
+missing=()
+for p in "${BOOKWORM_PKGS[@]}" "${TRIXIE_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if [ ! -f /var/lib/apt/.wheeldock-updated ]; then
+    $SUDO apt-get update -qq && touch /var/lib/apt/.wheeldock-updated
+  fi
+  $SUDO apt-get install -y -qq --no-install-recommends "${BOOKWORM_PKGS[@]}" >/dev/null
+  # docker.io's maintainer script may fail to start the engine without systemd: that is fine,
+  # we start it ourselves below.
+  $SUDO apt-get install -y -qq --no-install-recommends -t trixie "${TRIXIE_PKGS[@]}" >/dev/null || {
+    $SUDO dpkg --configure -a || true
+    $SUDO apt-get install -y -qq --no-install-recommends -t trixie "${TRIXIE_PKGS[@]}" >/dev/null
+  }
+  # The registry package starts a daemon on :5000 where init scripts run; tests start their own.
+  $SUDO pkill -f '^/usr/bin/docker-registry serve /etc/docker/registry/config.yml' 2>/dev/null || true
+else
+  log "Debian packages present"
+fi
+
+# The docker CLI preinstalled in /usr/local/bin may shadow Debian's; make sure it finds the plugins.
+for plugin in docker-buildx docker-compose; do
+  if [ -x "/usr/libexec/docker/cli-plugins/$plugin" ] && [ ! -e "/usr/local/lib/docker/cli-plugins/$plugin" ]; then
+    $SUDO mkdir -p /usr/local/lib/docker/cli-plugins
+    $SUDO ln -sf "/usr/libexec/docker/cli-plugins/$plugin" "/usr/local/lib/docker/cli-plugins/$plugin"
+  fi
+done
+
+# The project's venv, with wheeldock installed editable.
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  "$PY" -m venv .venv
+fi
+stamp=".venv/.wheeldock-installed-$DEV"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  log "installing wheeldock into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  if [ "$DEV" = 1 ]; then
+    .venv/bin/python -m pip install -q -e '.[dev]'
+  else
+    .venv/bin/python -m pip install -q -e .
+  fi
+  touch "$stamp"
+else
+  log ".venv up to date"
+fi
+
+# The engine: started here when it is not running (no systemd on these machines).
+scripts/dockerd.sh start

@@ -1,0 +1,79 @@
+"""The ``wheeldock`` command: a thin shell over the library.
+
+``main(argv=None) -> int`` parses, dispatches to a subcommand handler and is the one place that
+turns library errors into messages and exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from wheeldock import __version__
+from wheeldock.commands import register_all
+from wheeldock.errors import UsageError, WheeldockError
+from wheeldock.output import err_console, print_json
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wheeldock",
+        description="Make Python services start fast in containers.",
+    )
+    parser.add_argument("--version", action="version", version=f"wheeldock {__version__}")
+    parser.add_argument(
+        "-C",
+        dest="directory",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="run as if started in DIR (the project folder; default: the current folder)",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    register_all(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if args.command is None:
+        parser.print_help()
+        return 2
+    project = (args.directory or Path.cwd()).resolve()
+    if not project.is_dir():
+        err_console.print(f"[bold red]error:[/] -C {args.directory}: no such folder")
+        return 2
+    args.project = project
+    as_json = bool(getattr(args, "json", False))
+    try:
+        code: int = args.func(args)
+        return code
+    except WheeldockError as exc:
+        if as_json:
+            print_json({"error": exc.what, "fix": exc.fix, "path": exc.path, "kind": type(exc).__name__})
+        err_console.print(f"[bold red]error:[/] {exc.message}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        return 130
+
+
+def run() -> None:  # pragma: no cover - console script entry
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
+
+__all__ = ["UsageError", "build_parser", "main"]

@@ -1,0 +1,151 @@
+"""A project: its folder, its compose file and the Python services wheeldock builds.
+
+``wheeldock.toml`` records what ``init`` decided for each service and is what ``build`` reads;
+the user may edit it. Only this module reads and writes that file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from wheeldock.errors import InvalidConfig, NotFound
+from wheeldock.fsutil import atomic_write_text
+
+CONFIG_NAME = "wheeldock.toml"
+
+
+@dataclass(frozen=True)
+class Service:
+    """One Python service, as found in the compose file (or written by hand).
+
+    Paths are relative to the project folder. ``command`` is the exec-form argv run in
+    ``workdir`` inside the image. ``health`` is an HTTP path (``/health``), ``"tcp"`` (a port
+    check) or ``"process"`` (no port: the main process is alive).
+    """
+
+    name: str
+    source: str  # the folder with the service's code, relative to the project
+    requirements: tuple[str, ...]  # requirement files, relative to the project
+    command: tuple[str, ...]
+    workdir: str = "/app"
+    port: int | None = None
+    health: str = "tcp"
+    env: dict[str, str] = field(default_factory=dict)
+    runtime_packages: tuple[str, ...] = ()
+    runtime_packages_source: str = "table"  # "table" | "elf-scan" | "user"
+    base: str = "slim"
+    python: str = "3.11"
+    network_mode: str | None = None
+
+    def to_toml(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["name"]
+        for key in ("requirements", "command", "runtime_packages"):
+            data[key] = list(data[key])
+        return {k: v for k, v in data.items() if v is not None}
+
+    @classmethod
+    def from_toml(cls, name: str, data: dict[str, Any], path: Path) -> Service:
+        try:
+            return cls(
+                name=name,
+                source=str(data["source"]),
+                requirements=tuple(str(r) for r in data.get("requirements", [])),
+                command=tuple(str(c) for c in data["command"]),
+                workdir=str(data.get("workdir", "/app")),
+                port=int(data["port"]) if data.get("port") is not None else None,
+                health=str(data.get("health", "tcp")),
+                env={str(k): str(v) for k, v in dict(data.get("env", {})).items()},
+                runtime_packages=tuple(str(p) for p in data.get("runtime_packages", [])),
+                runtime_packages_source=str(data.get("runtime_packages_source", "user")),
+                base=str(data.get("base", "slim")),
+                python=str(data.get("python", "3.11")),
+                network_mode=data.get("network_mode"),
+            )
+        except KeyError as exc:
+            raise InvalidConfig(
+                f"[services.{name}] lacks the key {exc.args[0]!r}",
+                path=path,
+                fix=f"add `{exc.args[0]} = …` to [services.{name}], or re-run `wheeldock init`",
+            ) from exc
+        except (TypeError, ValueError) as exc:
+            raise InvalidConfig(
+                f"[services.{name}] has a value of the wrong type ({exc})",
+                path=path,
+                fix="compare it with the file `wheeldock init` writes",
+            ) from exc
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    compose_file: str | None
+    services: tuple[Service, ...]
+
+    def service(self, name: str) -> Service:
+        for svc in self.services:
+            if svc.name == name:
+                return svc
+        known = ", ".join(s.name for s in self.services) or "none"
+        raise NotFound(
+            f"no service named {name!r} in {self.root / CONFIG_NAME}",
+            fix=f"use one of: {known}",
+        )
+
+    def select(self, names: list[str] | tuple[str, ...]) -> tuple[Service, ...]:
+        return tuple(self.service(n) for n in names) if names else self.services
+
+
+def config_path(root: Path) -> Path:
+    return root / CONFIG_NAME
+
+
+def dumps(project: Project) -> str:
+    doc: dict[str, Any] = {"project": {}}
+    if project.compose_file:
+        doc["project"]["compose"] = project.compose_file
+    doc["services"] = {svc.name: svc.to_toml() for svc in project.services}
+    header = (
+        "# wheeldock.toml: what `wheeldock init` decided for each service. Edit freely;\n"
+        "# `init` and `build` read it back. runtime_packages_source says where the Debian\n"
+        "# runtime packages came from (elf-scan, table, or user).\n"
+    )
+    return header + tomli_w.dumps(doc)
+
+
+def loads(text: str, root: Path) -> Project:
+    path = config_path(root)
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidConfig(f"is not valid TOML ({exc})", path=path, fix="fix the syntax") from exc
+    services_doc = doc.get("services", {})
+    if not isinstance(services_doc, dict):
+        raise InvalidConfig("[services] must be a table", path=path)
+    services = tuple(
+        Service.from_toml(name, data, path) for name, data in services_doc.items()
+    )
+    compose = doc.get("project", {}).get("compose")
+    return Project(root=root, compose_file=compose, services=services)
+
+
+def load(root: Path) -> Project:
+    """Read ``wheeldock.toml`` in ``root``; :class:`NotFound` with the fix when it is absent."""
+    path = config_path(root)
+    if not path.is_file():
+        raise NotFound(
+            f"no {CONFIG_NAME} in {root}",
+            fix="run `wheeldock init` there first (it finds the services in the compose file)",
+        )
+    return loads(path.read_text(), root)
+
+
+def save(project: Project) -> Path:
+    path = config_path(project.root)
+    atomic_write_text(path, dumps(project))
+    return path
