@@ -43,7 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING,
+        level=logging.DEBUG
+        if args.verbose > 1
+        else logging.INFO
+        if args.verbose
+        else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
     if args.command is None:
@@ -60,7 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except WheeldockError as exc:
         if as_json:
-            print_json({"error": exc.what, "fix": exc.fix, "path": exc.path, "kind": type(exc).__name__})
+            print_json(
+                {"error": exc.what, "fix": exc.fix, "path": exc.path, "kind": type(exc).__name__}
+            )
         err_console.print(f"[bold red]error:[/] {exc.message}")
         return exc.exit_code
     except KeyboardInterrupt:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from wheeldock import process
-from wheeldock.errors import EngineUnavailable
+from wheeldock.errors import EngineUnavailable, ToolNotFound
 
 START_HINT = (
     "start one with `scripts/dockerd.sh start` (runs `dockerd --bridge=none --iptables=false "
@@ -46,8 +46,11 @@ def docker(
 
 def available() -> bool:
     try:
-        return docker("version", "--format", "{{.Server.Version}}", check=False, timeout=20).returncode == 0
-    except process.ToolNotFound:
+        return (
+            docker("version", "--format", "{{.Server.Version}}", check=False, timeout=20).returncode
+            == 0
+        )
+    except ToolNotFound:
         return False
 
 

@@ -67,7 +67,13 @@ class DigestMismatch(WheeldockError):
     """Bytes do not hash to what a lock or manifest says they should."""
 
     def __init__(
-        self, what: str, *, expected: str, actual: str, fix: str | None = None, path: Path | None = None
+        self,
+        what: str,
+        *,
+        expected: str,
+        actual: str,
+        fix: str | None = None,
+        path: Path | None = None,
     ):
         self.expected = expected
         self.actual = actual

@@ -14,7 +14,7 @@ from rich.console import Console
 
 #: Human output goes to stdout; progress and errors to stderr so ``--json`` stays parseable.
 console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _default(obj: object) -> Any:

@@ -127,9 +127,7 @@ def loads(text: str, root: Path) -> Project:
     services_doc = doc.get("services", {})
     if not isinstance(services_doc, dict):
         raise InvalidConfig("[services] must be a table", path=path)
-    services = tuple(
-        Service.from_toml(name, data, path) for name, data in services_doc.items()
-    )
+    services = tuple(Service.from_toml(name, data, path) for name, data in services_doc.items())
     compose = doc.get("project", {}).get("compose")
     return Project(root=root, compose_file=compose, services=services)
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from importlib import import_module
 
 #: Subcommand modules, in the order ``--help`` lists them.
-MODULES = [
+MODULES: list[str] = [
 
 ]
 

@@ -1,0 +1,40 @@
+# The README's commands. Each installs what is missing first (idempotent), then does its job.
+.PHONY: setup dev demo test lint unit integration bench bench-suite clean
+
+VENV := .venv
+BIN := $(VENV)/bin
+
+setup:
+	bash scripts/setup.sh
+
+dev:
+	bash scripts/setup.sh --dev
+
+## make demo: the main job — the cb-totem stack brought up the wheeldock way, with timings.
+demo: setup
+	$(BIN)/python scripts/demo.py
+
+## make test: the whole suite (unit + integration on the real engine and registry), ruff, mypy.
+test: dev lint
+	$(BIN)/pytest -p no:cacheprovider
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: dev
+	$(BIN)/pytest -m "not integration"
+
+integration: dev
+	$(BIN)/pytest -m integration
+
+## make bench: the lifecycle benchmark on examples/cb-totem, results in docs/bench/.
+bench: dev
+	$(BIN)/wheeldock -C examples/cb-totem bench --runs 3 --json docs/bench/cb-totem.json --chart docs/bench/cb-totem.png --markdown docs/bench/cb-totem.md
+
+bench-suite: dev
+	$(BIN)/pytest benchmarks --benchmark-enable --benchmark-only --benchmark-json docs/bench/hot-paths.json
+
+clean:
+	rm -rf .wheeldock build dist src/*.egg-info

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wheeldock import __version__
+from wheeldock.cli import main
+
+
+def test_version_flag_prints_the_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "usage: wheeldock" in capsys.readouterr().out
+
+
+def test_console_script_is_installed() -> None:
+    exe = Path(sys.executable).parent / "wheeldock"
+    out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True).stdout
+    assert "-C DIR" in out
+
+
+def test_missing_project_folder_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from wheeldock import cli
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    probe = sub.add_parser("probe")
+    probe.set_defaults(func=lambda args: 0)
+    args = ["-C", str(tmp_path / "nope"), "probe"]
+    original = cli.build_parser
+    cli.build_parser = lambda: parser  # type: ignore[assignment]
+    try:
+        assert cli.main(args) == 2
+    finally:
+        cli.build_parser = original  # type: ignore[assignment]
+    assert "no such folder" in capsys.readouterr().err
