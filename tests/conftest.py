@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["conftest_oci", "conftest_registry"]
 
 
 def pytest_sessionfinish(session: object, exitstatus: int) -> None:

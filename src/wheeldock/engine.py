@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from wheeldock import process
 from wheeldock.errors import EngineUnavailable, ToolNotFound
@@ -83,7 +83,16 @@ def image_size(ref: str) -> int:
 
 def load(archive: Path) -> list[str]:
     """``docker load`` a docker-archive tar; returns the names it loaded."""
-    out = docker("load", "--input", archive).stdout
+    return _loaded_names(docker("load", "--input", archive).stdout)
+
+
+def load_stream(feed: Callable[[IO[bytes]], None], *, timeout: float | None = None) -> list[str]:
+    """``docker load`` from stdin, which ``feed`` writes the archive to; returns the names."""
+    result = process.run(["docker", "load"], feed=feed, timeout=timeout, fix=START_HINT)
+    return _loaded_names(result.stdout)
+
+
+def _loaded_names(out: str) -> list[str]:
     loaded = []
     for line in out.splitlines():
         for prefix in ("Loaded image: ", "Loaded image ID: "):

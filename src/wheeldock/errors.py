@@ -51,6 +51,14 @@ class InvalidDigest(WheeldockError, ValueError):
     """A digest string is not ``algorithm:hex`` of the right length."""
 
 
+class InvalidElf(WheeldockError):
+    """A file named like a shared library (``*.so``) is not a readable ELF file."""
+
+
+class InvalidArchive(WheeldockError):
+    """An archive (a wheel, a ``.deb``, an image tar or layer) is not what its name says."""
+
+
 class NotFound(WheeldockError):
     """Something the user named (a file, a service, a tool, an image) does not exist."""
 

@@ -5,13 +5,16 @@ Secrets passed in ``secrets`` are masked in error messages.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from wheeldock.errors import CommandFailed, ToolNotFound
 
@@ -67,16 +70,21 @@ def run(
     timeout: float | None = None,
     secrets: Sequence[str] = (),
     fix: str | None = None,
+    feed: Callable[[IO[bytes]], None] | None = None,
 ) -> Result:
     """Run a command to completion.
 
     ``env`` is added to the current environment. With ``check`` a non-zero exit raises
-    :class:`CommandFailed` carrying argv, exit code and output (secrets masked).
+    :class:`CommandFailed` carrying argv, exit code and output (secrets masked). ``feed``
+    streams the command's stdin: it is called with the pipe and writes to it (instead of
+    ``input``), so large inputs need not be held in memory; output is captured meanwhile.
     """
     args = [os.fspath(a) for a in argv]
     which(args[0]) if os.sep not in args[0] else None
     full_env = {**os.environ, **env} if env else None
     log.debug("run: %s", " ".join(args))
+    if feed is not None:
+        return _run_fed(args, feed, cwd, full_env, check, timeout, secrets, fix)
     try:
         proc = subprocess.run(
             args,
@@ -102,4 +110,64 @@ def run(
             _mask(stderr, secrets),
             fix=fix,
         )
+    return Result(args, proc.returncode, stdout, stderr)
+
+
+def _run_fed(
+    args: list[str],
+    feed: Callable[[IO[bytes]], None],
+    cwd: Path | None,
+    env: Mapping[str, str] | None,
+    check: bool,
+    timeout: float | None,
+    secrets: Sequence[str],
+    fix: str | None,
+) -> Result:
+    proc = subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    captured: dict[str, bytes] = {}
+
+    def drain(name: str, stream: IO[bytes]) -> None:
+        captured[name] = stream.read()
+
+    # Reading both pipes on threads keeps the child from blocking on a full pipe while we feed.
+    readers = [
+        threading.Thread(target=drain, args=("out", proc.stdout), daemon=True),
+        threading.Thread(target=drain, args=("err", proc.stderr), daemon=True),
+    ]
+    for t in readers:
+        t.start()
+    try:
+        feed(proc.stdin)
+    except BrokenPipeError:
+        pass  # the command stopped reading; its exit code and stderr say why
+    except BaseException:
+        proc.kill()
+        raise
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        proc.kill()
+        raise CommandFailed(
+            [_mask(a, secrets) for a in args], -1, "", f"timed out after {timeout} s", fix=fix
+        ) from exc
+    for t in readers:
+        t.join()
+    stdout = captured.get("out", b"").decode(errors="replace")
+    stderr = captured.get("err", b"").decode(errors="replace")
+    if check and proc.returncode != 0:
+        raise CommandFailed(
+            [_mask(a, secrets) for a in args], proc.returncode,
+            _mask(stdout, secrets), _mask(stderr, secrets), fix=fix,
+        )  # fmt: skip
     return Result(args, proc.returncode, stdout, stderr)

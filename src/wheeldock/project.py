@@ -41,11 +41,14 @@ class Service:
     base: str = "slim"
     python: str = "3.11"
     network_mode: str | None = None
+    source_target: str | None = None  # where ``source`` goes in the image (None: ``workdir``)
+    constraints: tuple[str, ...] = ()  # ``-c`` files for the requirements, relative to the project
+    no_binary: tuple[str, ...] = ()  # distributions built from source (pip's ``--no-binary``)
 
     def to_toml(self) -> dict[str, Any]:
         data = asdict(self)
         del data["name"]
-        for key in ("requirements", "command", "runtime_packages"):
+        for key in ("requirements", "command", "runtime_packages", "constraints", "no_binary"):
             data[key] = list(data[key])
         return {k: v for k, v in data.items() if v is not None}
 
@@ -66,6 +69,9 @@ class Service:
                 base=str(data.get("base", "slim")),
                 python=str(data.get("python", "3.11")),
                 network_mode=data.get("network_mode"),
+                source_target=data.get("source_target"),
+                constraints=tuple(str(c) for c in data.get("constraints", [])),
+                no_binary=tuple(str(n) for n in data.get("no_binary", [])),
             )
         except KeyError as exc:
             raise InvalidConfig(

@@ -12,6 +12,10 @@ from importlib import import_module
 
 #: Subcommand modules, in the order ``--help`` lists them.
 MODULES: list[str] = [
+    "base",
+    "init",
+    "up",
+    "bench",
 
 ]
 

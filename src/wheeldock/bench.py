@@ -1,0 +1,1128 @@
+"""``wheeldock bench``: the seed's lifecycle table, measured for real, scenario against scenario.
+
+Scenarios (each on its own working copy of the stack, so the user's folder is never touched):
+
+* ``before``  - the compose file as it is: ``pip install`` at every container start;
+* ``seed``    - the seed's hand-made multi-stage Dockerfiles (:mod:`wheeldock.baselines`);
+* ``uvguide`` - a Dockerfile written the way uv's Docker guide teaches;
+* ``init``    - wheeldock's generated Dockerfiles (``wheeldock init``), built by compose/BuildKit;
+* ``native``  - wheeldock's native builder (``wheeldock build``) loaded into the engine.
+
+Events, each timed from just before the first command to (a) every service answering its health
+endpoint with 200 and (b) Docker reporting every container healthy: ``cold`` (empty BuildKit
+cache, empty wheel/blob caches), ``restart`` (down, then up with no change), ``code`` (one source
+file edited), ``bump`` (one requirement pin changed). With ``source_builds`` the ``cold`` and
+``bump`` events are repeated with those packages forced to build from source.
+
+Honesty rules: every timer starts before the command and stops at the observed event; cold runs
+start from ``docker builder prune --all`` (BuildKit's layer and cache-mount storage) and, for the
+native builder, from an empty ``WHEELDOCK_CACHE`` and ``UV_CACHE_DIR``; the base images (made
+once per machine by ``wheeldock base``) are shared by every scenario alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from wheeldock import baselines, ca, compose, discover, engine
+from wheeldock.errors import UsageError, WheeldockError
+from wheeldock.fsutil import atomic_write_text
+from wheeldock.project import Service
+
+log = logging.getLogger(__name__)
+
+SCENARIOS = ("before", "seed", "uvguide", "init", "native")
+EVENTS = ("cold", "restart", "code", "bump")
+SOURCE_EVENTS = ("cold-src", "bump-src")
+EVENT_TITLES = {
+    "cold": "First build + start",
+    "restart": "Start, no change",
+    "code": "Code change",
+    "bump": "Requirements change (one pin)",
+    "cold-src": "First build, source builds forced",
+    "bump-src": "One pin, source builds forced",
+}
+_COPY_IGNORE = shutil.ignore_patterns(".git", ".wheeldock", "__pycache__", "*.pyc", ".venv")
+
+
+class BenchFailed(WheeldockError):
+    """A scenario did not reach healthy; carries the scenario, event and the last log lines."""
+
+
+# --- plain data ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measurement:
+    scenario: str
+    event: str
+    run: int
+    build_s: float  # the build command alone (0 where there is none)
+    answer_s: float  # start of the event -> every service answers 200
+    healthy_s: float | None  # start of the event -> Docker reports every container healthy
+    new_layer_bytes: int | None = None  # compressed bytes of layers this event added
+    new_layer_bytes_raw: int | None = None  # the same, uncompressed
+
+
+@dataclass(frozen=True)
+class ImageSize:
+    scenario: str
+    service: str
+    ref: str
+    bytes: int  # uncompressed, as the engine reports it
+    compressed_bytes: int  # every layer gzip-6 compressed, as a registry would store it
+
+
+@dataclass(frozen=True)
+class Stat:
+    median: float
+    min: float
+    max: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Stat:
+        return cls(statistics.median(values), min(values), max(values), len(values))
+
+
+@dataclass
+class BenchReport:
+    stack: str
+    runs: int
+    scenarios: tuple[str, ...]
+    events: tuple[str, ...]
+    machine: dict[str, str]
+    measurements: list[Measurement] = field(default_factory=list)
+    sizes: list[ImageSize] = field(default_factory=list)
+    idle_rss: dict[str, dict[str, int]] = field(default_factory=dict)  # scenario -> svc -> bytes
+    build_peak_rss: dict[str, int] = field(default_factory=dict)  # scenario -> bytes
+    failures: list[str] = field(default_factory=list)
+    bumped: str = ""
+
+    def stat(self, scenario: str, event: str, metric: str) -> Stat | None:
+        values = [
+            getattr(m, metric)
+            for m in self.measurements
+            if m.scenario == scenario and m.event == event and getattr(m, metric) is not None
+        ]
+        return Stat.of(values) if values else None
+
+    def new_bytes(self, scenario: str, event: str) -> int | None:
+        for m in self.measurements:
+            if m.scenario == scenario and m.event == event and m.new_layer_bytes is not None:
+                return m.new_layer_bytes
+        return None
+
+    def image_bytes(self, scenario: str, *, compressed: bool = False) -> int | None:
+        sizes = [s for s in self.sizes if s.scenario == scenario]
+        if not sizes:
+            return None
+        return max(s.compressed_bytes if compressed else s.bytes for s in sizes)
+
+    def to_dict(self) -> dict[str, Any]:
+        summary: dict[str, Any] = {}
+        for scenario in self.scenarios:
+            summary[scenario] = {}
+            for event in self.events:
+                entry: dict[str, Any] = {}
+                for metric in ("build_s", "answer_s", "healthy_s"):
+                    stat = self.stat(scenario, event, metric)
+                    if stat is not None:
+                        entry[metric] = stat.__dict__
+                entry["new_layer_bytes"] = self.new_bytes(scenario, event)
+                summary[scenario][event] = entry
+        return {
+            "stack": self.stack,
+            "runs": self.runs,
+            "bumped": self.bumped,
+            "machine": self.machine,
+            "scenarios": list(self.scenarios),
+            "events": list(self.events),
+            "summary": summary,
+            "sizes": [s.__dict__ for s in self.sizes],
+            "idle_rss": self.idle_rss,
+            "build_peak_rss": self.build_peak_rss,
+            "measurements": [m.__dict__ for m in self.measurements],
+            "failures": self.failures,
+        }
+
+
+# --- the stack ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A working copy of the project and the Python services found in it."""
+
+    root: Path
+    services: tuple[Service, ...]
+    compose_files: tuple[Path, ...]
+
+    @classmethod
+    def load(cls, root: Path) -> Stack:
+        paths = compose.find_files(root)
+        files = [compose.load(p) for p in paths]
+        findings = discover.discover(root, files, compose.interpolation_env(root))
+        return cls(root, tuple(f.service for f in findings), tuple(paths))
+
+    @property
+    def main_compose(self) -> Path:
+        return self.compose_files[0]
+
+
+def copy_stack(source: Path, dest: Path) -> Path:
+    """A clean copy of the project folder (no VCS, caches or wheeldock state)."""
+    shutil.copytree(source, dest, ignore=_COPY_IGNORE, symlinks=True)
+    return dest
+
+
+def health_url(service: Service) -> str | None:
+    if service.port is None or not service.health.startswith("/"):
+        return None
+    return f"http://127.0.0.1:{service.port}{service.health}"
+
+
+def _pin_re(name: str) -> re.Pattern[str]:
+    return re.compile(
+        rf"^(?P<name>{re.escape(name)}(?:\[[^\]]*\])?)\s*==\s*(?P<version>[^\s;#]+)",
+        re.IGNORECASE | re.MULTILINE,
+    )
+
+
+def pins(text: str) -> dict[str, str]:
+    found = {}
+    for match in re.finditer(r"^([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*==\s*([^\s;#]+)", text, re.M):
+        found[match.group(1).lower()] = match.group(2)
+    return found
+
+
+def bump_requirement(path: Path, name: str, version: str) -> str:
+    """Rewrite the pin of ``name`` in ``path`` to ``version``; returns the old version."""
+    text = path.read_text()
+    match = _pin_re(name).search(text)
+    if match is None:
+        raise UsageError(
+            f"{name} is not pinned with == in this file",
+            path=path,
+            fix="pick a pinned requirement with --bump NAME==VERSION",
+        )
+    new = text[: match.start("version")] + version + text[match.end("version") :]
+    atomic_write_text(path, new)
+    return match.group("version")
+
+
+def previous_release(name: str, current: str, client: httpx.Client | None = None) -> str:
+    """The release of ``name`` just before ``current`` on PyPI that ships wheels or an sdist."""
+    from packaging.version import InvalidVersion, Version
+
+    own = client or httpx.Client(timeout=30)
+    try:
+        data = own.get(f"https://pypi.org/pypi/{name}/json").raise_for_status().json()
+    finally:
+        if client is None:
+            own.close()
+    versions = []
+    for text, files in data.get("releases", {}).items():
+        try:
+            version = Version(text)
+        except InvalidVersion:
+            continue
+        if files and not version.is_prerelease and not all(f.get("yanked") for f in files):
+            versions.append(version)
+    older = sorted(v for v in versions if v < Version(current))
+    if not older:
+        raise UsageError(
+            f"{name} has no release older than {current} to bump to",
+            fix="pick another package with --bump NAME==VERSION",
+        )
+    return str(older[-1])
+
+
+def code_change(stack: Stack, n: int) -> Path:
+    """Edit the first service's entry script the way a developer would (a new line of code)."""
+    svc = stack.services[0]
+    script = next((a for a in svc.command if a.endswith(".py")), None)
+    target = stack.root / svc.source / script if script else None
+    if target is None or not target.is_file():
+        target = next((stack.root / svc.source).rglob("*.py"))
+    with target.open("a") as fh:
+        fh.write(f"\nBENCH_CODE_CHANGE = {n}  # edited by wheeldock bench\n")
+    return target
+
+
+# --- probing ----------------------------------------------------------------------------------
+
+
+def wait_healthy(
+    services: Sequence[Service],
+    containers: Callable[[], dict[str, str]],
+    t0: float,
+    *,
+    timeout: float,
+    docker_health: bool,
+    client: httpx.Client,
+    on_fail: Callable[[str], str],
+) -> tuple[float, float | None]:
+    """Poll until every service answers 200 (and, if asked, Docker says healthy).
+
+    Returns the two elapsed times since ``t0``. HTTP is polled every 50 ms, Docker's state every
+    200 ms; services without an HTTP health endpoint count as answering when Docker says healthy
+    (or, with no Docker health either, when their container is running).
+    """
+    urls = {s.name: health_url(s) for s in services}
+    answered: dict[str, float] = {}
+    healthy: dict[str, float] = {}
+    last_docker = 0.0
+    deadline = t0 + timeout
+    while True:
+        now = time.perf_counter()
+        for name, url in urls.items():
+            if name in answered or url is None:
+                continue
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get(url, timeout=1.0).status_code == 200:
+                    answered[name] = time.perf_counter() - t0
+        if now - last_docker >= 0.2 or len(answered) == len(urls):
+            last_docker = now
+            states = containers()
+            for name in urls:
+                state = states.get(name, "")
+                if name not in healthy and state in ("healthy", "running-nohealth"):
+                    healthy[name] = time.perf_counter() - t0
+                if urls[name] is None and name not in answered and name in healthy:
+                    answered[name] = healthy[name]
+        done_answer = len(answered) == len(urls)
+        done_health = not docker_health or len(healthy) == len(urls)
+        if done_answer and done_health:
+            return max(answered.values()), (max(healthy.values()) if docker_health else None)
+        if time.perf_counter() > deadline:
+            missing = [n for n in urls if n not in answered or (docker_health and n not in healthy)]
+            raise BenchFailed(
+                f"{', '.join(missing)} not healthy after {timeout:.0f} s\n" + on_fail(missing[0]),
+                fix="see the service's log lines above; `wheeldock bench --scenarios …` runs one",
+            )
+        time.sleep(0.05)
+
+
+# --- scenarios ----------------------------------------------------------------------------------
+
+
+class Scenario:
+    """One way of getting the stack running. Subclasses say how to build and start it."""
+
+    name = ""
+    docker_health = True  # the images carry a HEALTHCHECK
+
+    def __init__(self, stack: Stack, work: Path, *, ca_file: Path | None, wheeldock: Sequence[str]):
+        self.stack = stack
+        self.work = work
+        self.ca_file = ca_file
+        self.wheeldock = list(wheeldock)
+        self.project = f"wdbench-{self.name}"
+        self.no_binary: tuple[str, ...] = ()
+        self.peak_rss = 0
+
+    # hooks
+    def prepare(self) -> None:
+        """Write what the scenario needs into the working copy (untimed)."""
+
+    def clear_caches(self) -> None:
+        """Empty every cache this scenario's builds use (untimed, before a cold event)."""
+        engine.docker("builder", "prune", "--all", "--force", check=False)
+        for ref in self.image_refs():
+            engine.docker("image", "rm", "--force", ref, check=False)
+
+    def build(self) -> None:
+        engine.compose(self.work, "build", project_name=self.project, timeout=3600)
+
+    def start(self) -> None:
+        engine.compose(
+            self.work, "up", "-d", "--no-build", "--force-recreate", project_name=self.project
+        )
+
+    def stop(self) -> None:
+        engine.compose(self.work, "down", "--timeout", "3", project_name=self.project, check=False)
+
+    def image_refs(self) -> list[str]:
+        return [f"{self.project}-{s.name}:latest" for s in self.stack.services]
+
+    def relock(self) -> None:
+        """Re-resolve after the requirements changed (timed: it is part of the user's wait)."""
+
+    def set_source_builds(self, packages: tuple[str, ...]) -> None:
+        """Force ``packages`` to build from source from now on (for the ``*-src`` events)."""
+        self.no_binary = packages
+        self.prepare()
+
+    # shared helpers
+    def containers(self) -> dict[str, str]:
+        """service name -> health state (``healthy``, ``starting``, ``running-nohealth``…)."""
+        out = engine.docker(
+            "ps",
+            "--all",
+            "--filter",
+            f"label=com.docker.compose.project={self.project}",
+            "--format",
+            '{{.Label "com.docker.compose.service"}}\t{{.State}}\t{{.Status}}',
+            check=False,
+        ).stdout
+        states = {}
+        for line in out.splitlines():
+            parts = line.split("\t")
+            if len(parts) != 3:
+                continue
+            svc, state, status = parts
+            if state != "running":
+                states[svc] = state
+            elif "(healthy)" in status:
+                states[svc] = "healthy"
+            elif "(health: starting)" in status or "(unhealthy)" in status:
+                states[svc] = "starting"
+            else:
+                states[svc] = "running-nohealth"
+        return states
+
+    def logs(self, service: str) -> str:
+        out = engine.compose(
+            self.work,
+            "logs",
+            "--no-color",
+            "--tail",
+            "30",
+            service,
+            project_name=self.project,
+            check=False,
+        )
+        return out.stdout + out.stderr
+
+    def _patch_compose(
+        self, dockerfile: Callable[[Service], str], image: Callable[[Service], str]
+    ) -> None:
+        """Point each service at a Dockerfile, as the seed did by hand (and drop the pip start)."""
+        files = [compose.load(p) for p in self.stack.compose_files]
+        env = compose.interpolation_env(self.work)
+        findings = {f.service.name: f for f in discover.discover(self.work, files, env)}
+        patches = []
+        for svc in self.stack.services:
+            finding = findings[svc.name]
+            build: dict[str, Any] = {"context": ".", "dockerfile": dockerfile(svc)}
+            if svc.network_mode == "host":
+                build["network"] = "host"
+            if self.ca_file is not None:
+                build["secrets"] = [ca.SECRET_ID]
+            patches.append(
+                compose.ServicePatch(
+                    name=svc.name,
+                    build=build,
+                    image=image(svc),
+                    drop_keys=finding.drop_keys,
+                    drop_volumes=(finding.source_volume,),
+                )
+            )
+        change = compose.Patch(
+            services=tuple(patches),
+            secrets={ca.SECRET_ID: str(self.ca_file)} if self.ca_file else {},
+        )
+        for i, cf in enumerate(files):
+            atomic_write_text(cf.path, compose.patch(cf, change, primary=i == 0))
+
+
+class Before(Scenario):
+    name = "before"
+    docker_health = False
+
+    def prepare(self) -> None:
+        write_ca_override(self.work, self.stack, self.ca_file)
+
+    def clear_caches(self) -> None:
+        # pip's cache lives in the throw-away container: nothing persists between starts.
+        self.stop()
+
+    def build(self) -> None:  # the "build" happens at every start
+        return None
+
+    def image_refs(self) -> list[str]:
+        return []
+
+
+def write_ca_override(root: Path, stack: Stack, ca_file: Path | None) -> Path | None:
+    """Let ``pip install`` at container start reach the index through the host's proxy CA.
+
+    The BEFORE stack installs at run time, so the CA is bind-mounted read-only into the running
+    container (never into an image), through a compose override file next to the main one.
+    """
+    if ca_file is None:
+        return None
+    main = stack.main_compose.name
+    name = main.replace(".yaml", ".override.yaml").replace(".yml", ".override.yml")
+    path = root / name
+    lines = ["# written by wheeldock: the host's proxy CA for pip at container start", "services:"]
+    for svc in stack.services:
+        lines += [
+            f"  {svc.name}:",
+            "    volumes:",
+            f"      - {ca_file}:/run/secrets/ca:ro",
+            "    environment:",
+            "      PIP_CERT: /run/secrets/ca",
+            "      SSL_CERT_FILE: /run/secrets/ca",
+        ]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+class _Handmade(Scenario):
+    render: Callable[[baselines.DockerfileInputs], str]
+
+    def prepare(self) -> None:
+        for svc in self.stack.services:
+            inputs = baselines.DockerfileInputs(
+                source=svc.source,
+                requirements=svc.requirements[0],
+                command=tuple("python3" if a == "python" else a for a in svc.command),
+                port=svc.port,
+                health_path=svc.health if svc.health.startswith("/") else None,
+                with_ca=self.ca_file is not None,
+                no_binary=self.no_binary,
+            )
+            atomic_write_text(
+                self.work / f"Dockerfile.{self.name}.{svc.name}", type(self).render(inputs)
+            )
+        if not (self.work / ".dockerignore").exists():
+            # the seed's .dockerignore
+            atomic_write_text(
+                self.work / ".dockerignore",
+                "__pycache__/\n*.pyc\n.git/\n.env.local\nlogs/\ntests/\n",
+            )
+        self._patch_compose(
+            lambda s: f"Dockerfile.{self.name}.{s.name}",
+            lambda s: f"{self.project}-{s.name}:latest",
+        )
+
+
+class Seed(_Handmade):
+    name = "seed"
+    render = staticmethod(baselines.seed_dockerfile)
+
+
+class UvGuide(_Handmade):
+    name = "uvguide"
+    render = staticmethod(baselines.uvguide_dockerfile)
+
+
+class Init(Scenario):
+    name = "init"
+
+    def prepare(self) -> None:
+        if not (self.work / "wheeldock.toml").exists():
+            self._wheeldock("init")
+        if self.no_binary:
+            _set_no_binary(self.work / "wheeldock.toml", self.no_binary)
+            self._wheeldock("init")
+
+    def image_refs(self) -> list[str]:
+        from wheeldock import project as project_mod
+
+        data = compose.load(self.stack.main_compose).services
+        refs = [
+            str(data[s.name].get("image"))
+            for s in project_mod.load(self.work).services
+            if s.name in data
+        ]
+        return refs
+
+    def build(self) -> None:
+        engine.compose(self.work, "build", project_name=self.project, timeout=3600)
+
+    def _wheeldock(self, *args: str, env: dict[str, str] | None = None) -> None:
+        cmd = [*self.wheeldock, "-C", str(self.work), *args]
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}
+        )
+        if proc.returncode != 0:
+            raise BenchFailed(f"`{' '.join(args)}` failed:\n{proc.stderr[-3000:]}")
+
+
+class Native(Init):
+    name = "native"
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.cache = Path(tempfile.mkdtemp(prefix="wdbench-cache-"))
+
+    def _env(self) -> dict[str, str]:
+        return {
+            "WHEELDOCK_CACHE": str(self.cache / "wheeldock"),
+            "UV_CACHE_DIR": str(self.cache / "uv"),
+        }
+
+    def clear_caches(self) -> None:
+        super().clear_caches()
+        # an empty wheel/blob/layer cache; the base rootfs (made once per machine by
+        # `wheeldock base`, like the engine's base images) is shared with the other scenarios.
+        shutil.rmtree(self.cache, ignore_errors=True)
+        (self.cache / "wheeldock").mkdir(parents=True)
+        from wheeldock.paths import cache_root
+
+        bases = cache_root() / "bases"
+        if bases.is_dir():
+            (self.cache / "wheeldock" / "bases").symlink_to(bases)
+
+    def build(self) -> None:
+        outputs = [f"--output=docker-daemon:{ref}" for ref in self.image_refs()]
+        names = [s.name for s in self.stack.services]
+        cmd = [*self.wheeldock, "-C", str(self.work), "build", *names, *outputs, "--json"]
+        # one build per service pair: the shared deps blobs are reused across the two
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **self._env()},
+        )
+        _, status, rusage = os.wait4(proc.pid, 0)
+        stdout = proc.stdout.read() if proc.stdout else ""
+        stderr = proc.stderr.read() if proc.stderr else ""
+        self.peak_rss = max(self.peak_rss, rusage.ru_maxrss * 1024)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise BenchFailed(f"`wheeldock build` failed:\n{stderr[-3000:]}{stdout[-1000:]}")
+
+    def image_refs(self) -> list[str]:
+        return [f"{self.project}-{s.name}:wheeldock" for s in self.stack.services]
+
+    def relock(self) -> None:
+        self._wheeldock("lock", env=self._env())
+
+    def prepare(self) -> None:
+        super().prepare()
+        # run the native images under the compose file init wrote, by their own tags
+        for path in self.stack.compose_files:
+            cf = compose.load(path)
+            services = cf.data.get("services") or {}
+            for svc in self.stack.services:
+                if svc.name in services and "image" in services[svc.name]:
+                    services[svc.name]["image"] = f"{self.project}-{svc.name}:wheeldock"
+            atomic_write_text(path, compose.dump(cf))
+
+
+def _set_no_binary(config: Path, packages: tuple[str, ...]) -> None:
+    import tomllib
+
+    import tomli_w
+
+    data = tomllib.loads(config.read_text())
+    for svc in data.get("services", {}).values():
+        svc["no_binary"] = list(packages)
+    atomic_write_text(config, tomli_w.dumps(data))
+
+
+SCENARIO_TYPES: dict[str, type[Scenario]] = {
+    "before": Before,
+    "seed": Seed,
+    "uvguide": UvGuide,
+    "init": Init,
+    "native": Native,
+}
+
+
+# --- sizes ------------------------------------------------------------------------------------
+
+
+def layer_sizes(ref: str) -> dict[str, tuple[int, int]]:
+    """diff_id -> (uncompressed bytes, gzip-6 bytes) of every layer of ``ref``, via docker save."""
+    sizes: dict[str, tuple[int, int]] = {}
+    with tempfile.TemporaryDirectory(prefix="wdbench-save-") as tmp:
+        archive = Path(tmp) / "image.tar"
+        engine.docker("save", "--output", str(archive), ref)
+        with tarfile.open(archive) as tar:
+            manifest = json.loads(_member(tar, "manifest.json"))
+            config = json.loads(_member(tar, manifest[0]["Config"]))
+            for name, diff_id in zip(
+                manifest[0]["Layers"], config["rootfs"]["diff_ids"], strict=True
+            ):
+                fh = tar.extractfile(name)
+                assert fh is not None
+                raw = 0
+                packed = 0
+                comp = zlib.compressobj(6, zlib.DEFLATED, 31)
+                while chunk := fh.read(1 << 20):
+                    raw += len(chunk)
+                    packed += len(comp.compress(chunk))
+                packed += len(comp.flush())
+                sizes[diff_id] = (raw, packed)
+    return sizes
+
+
+def _member(tar: tarfile.TarFile, name: str) -> bytes:
+    fh = tar.extractfile(name)
+    assert fh is not None
+    return fh.read()
+
+
+def diff_ids(ref: str) -> list[str]:
+    return list(engine.image_inspect(ref)["RootFS"]["Layers"])
+
+
+def idle_rss(project: str) -> dict[str, int]:
+    out = engine.docker(
+        "stats", "--no-stream", "--format", "{{.Name}}\t{{.MemUsage}}", check=False
+    ).stdout
+    names = engine.docker(
+        "ps",
+        "--filter",
+        f"label=com.docker.compose.project={project}",
+        "--format",
+        '{{.Names}}\t{{.Label "com.docker.compose.service"}}',
+        check=False,
+    ).stdout
+    service_of = dict(line.split("\t", 1) for line in names.splitlines() if "\t" in line)
+    result = {}
+    for line in out.splitlines():
+        name, _, usage = line.partition("\t")
+        if name in service_of:
+            result[service_of[name]] = _parse_bytes(usage.split("/")[0].strip())
+    return result
+
+
+def _parse_bytes(text: str) -> int:
+    match = re.match(r"([\d.]+)\s*([KMGT]?i?B)", text)
+    if not match:
+        return 0
+    units = {
+        "B": 1,
+        "KiB": 1024,
+        "MiB": 1024**2,
+        "GiB": 1024**3,
+        "kB": 1000,
+        "KB": 1000,
+        "MB": 1000**2,
+        "GB": 1000**3,
+    }
+    return int(float(match.group(1)) * units.get(match.group(2), 1))
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    runs: int = 3
+    scenarios: tuple[str, ...] = SCENARIOS
+    source_builds: tuple[str, ...] = ()
+    bump: str | None = None  # NAME==VERSION; default: the previous release of a small pin
+    timeout: float = 900.0
+    ca_file: Path | None = None
+    wheeldock: tuple[str, ...] = (sys.executable, "-m", "wheeldock.cli")
+
+
+def machine_details() -> dict[str, str]:
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = ""
+    with contextlib.suppress(OSError):
+        mem = Path("/proc/meminfo").read_text().splitlines()[0].split(":", 1)[1].strip()
+    server = engine.docker("version", "--format", "{{.Server.Version}}", check=False).stdout.strip()
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "memory": mem,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "docker": server,
+    }
+
+
+def _choose_bump(stack: Stack, wanted: str | None) -> tuple[str, str, str]:
+    """(name, old version, new version) of the pin the ``bump`` events change."""
+    req = stack.root / stack.services[0].requirements[0]
+    current = pins(req.read_text())
+    if wanted:
+        name, _, version = wanted.partition("==")
+        if not version:
+            raise UsageError(
+                f"--bump wants NAME==VERSION, got {wanted!r}", fix="e.g. --bump idna==3.9"
+            )
+        if name.lower() not in current:
+            raise UsageError(f"{name} is not pinned with ==", path=req, fix="pick a pinned package")
+        return name, current[name.lower()], version
+    # a small pure-Python package that many stacks pin: cheap to fetch, changes one wheel
+    for name in ("idna", "certifi", "click", "h11", "python-dotenv", "typing-extensions"):
+        if name in current:
+            return name, current[name], previous_release(name, current[name])
+    if not current:
+        raise UsageError("no == pins to bump", path=req, fix="pass --bump NAME==VERSION")
+    name = sorted(current)[0]
+    return name, current[name], previous_release(name, current[name])
+
+
+@contextlib.contextmanager
+def _working_copy(source: Path) -> Iterator[Path]:
+    tmp = Path(tempfile.mkdtemp(prefix="wdbench-"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_bench(
+    root: Path,
+    options: BenchOptions,
+    progress: Callable[[str], None] = lambda msg: None,
+) -> BenchReport:
+    """Run every scenario and event ``options.runs`` times; the stack at ``root`` is only read."""
+    for name in options.scenarios:
+        if name not in SCENARIO_TYPES:
+            raise UsageError(
+                f"unknown scenario {name!r}", fix=f"use some of: {', '.join(SCENARIOS)}"
+            )
+    engine.require()
+    events = EVENTS + (SOURCE_EVENTS if options.source_builds else ())
+    probe = Stack.load(root)
+    report = BenchReport(
+        stack=root.name,
+        runs=options.runs,
+        scenarios=options.scenarios,
+        events=events,
+        machine=machine_details(),
+    )
+    with _working_copy(root) as tmp, httpx.Client() as client:
+        bump = _choose_bump(probe, options.bump)
+        report.bumped = f"{bump[0]} {bump[1]} -> {bump[2]}"
+        for scenario_name in options.scenarios:
+            for run in range(options.runs):
+                work = copy_stack(root, tmp / f"{scenario_name}-{run}")
+                stack = replace(
+                    probe,
+                    root=work,
+                    compose_files=tuple(work / p.relative_to(root) for p in probe.compose_files),
+                )
+                scenario = SCENARIO_TYPES[scenario_name](
+                    stack, work, ca_file=options.ca_file, wheeldock=options.wheeldock
+                )
+                try:
+                    _run_events(
+                        scenario, stack, run, events, options, client, report, progress, bump=bump
+                    )
+                except WheeldockError as exc:
+                    report.failures.append(f"{scenario_name} run {run + 1}: {exc.message}")
+                    progress(
+                        f"[red]{scenario_name} run {run + 1} failed[/]: {exc.what.splitlines()[0]}"
+                    )
+                finally:
+                    scenario.stop()
+                if scenario.peak_rss:
+                    report.build_peak_rss[scenario_name] = max(
+                        report.build_peak_rss.get(scenario_name, 0), scenario.peak_rss
+                    )
+            _cleanup_images(scenario_name, probe)
+    return report
+
+
+def _cleanup_images(scenario_name: str, stack: Stack) -> None:
+    prefix = f"wdbench-{scenario_name}-"
+    out = engine.docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout
+    for ref in out.splitlines():
+        if ref.startswith(prefix):
+            engine.docker("image", "rm", "--force", ref, check=False)
+
+
+def _run_events(
+    scenario: Scenario,
+    stack: Stack,
+    run: int,
+    events: Sequence[str],
+    options: BenchOptions,
+    client: httpx.Client,
+    report: BenchReport,
+    progress: Callable[[str], None],
+    *,
+    bump: tuple[str, str, str],
+) -> None:
+    scenario.prepare()
+    previous: dict[str, list[str]] = {}
+    for event in events:
+        progress(f"{scenario.name} · run {run + 1}/{options.runs} · {EVENT_TITLES[event]}")
+        if scenario.name == "before" and event.endswith("-src"):
+            continue
+        scenario.stop()
+        if event in ("cold", "cold-src"):
+            if event == "cold-src":
+                scenario.set_source_builds(options.source_builds)
+            scenario.clear_caches()
+        elif event == "code":
+            code_change(stack, run)
+        elif event in ("bump", "bump-src"):
+            name, old, new = bump
+            # bump-src goes back to the original pin, so it too changes exactly one pin
+            bump_requirement(
+                stack.root / stack.services[0].requirements[0],
+                name,
+                new if event == "bump" else old,
+            )
+        t0 = time.perf_counter()
+        if event in ("cold", "cold-src", "bump", "bump-src"):
+            scenario.relock()
+        if event != "restart" or scenario.name == "before":
+            scenario.build()
+        build_s = time.perf_counter() - t0
+        scenario.start()
+        answer_s, healthy_s = wait_healthy(
+            stack.services,
+            scenario.containers,
+            t0,
+            timeout=options.timeout,
+            docker_health=scenario.docker_health,
+            client=client,
+            on_fail=scenario.logs,
+        )
+        if scenario.name == "before":
+            build_s = 0.0
+        new_raw = new_packed = None
+        if run == 0 and scenario.image_refs():
+            new_raw, new_packed = 0, 0
+            for ref in scenario.image_refs():
+                ids = diff_ids(ref)
+                fresh = [d for d in ids if d not in previous.get(ref, [])]
+                if fresh:
+                    sizes = layer_sizes(ref)
+                    new_raw += sum(sizes[d][0] for d in fresh)
+                    new_packed += sum(sizes[d][1] for d in fresh)
+                    if event == "cold":
+                        report.sizes.extend(
+                            [
+                                ImageSize(
+                                    scenario.name,
+                                    _service_of(ref, stack),
+                                    ref,
+                                    sum(v[0] for v in sizes.values()),
+                                    sum(v[1] for v in sizes.values()),
+                                )
+                            ]
+                        )
+                previous[ref] = ids
+        if run == 0 and event == "cold":
+            time.sleep(2)  # let the services settle before reading their idle memory
+            report.idle_rss[scenario.name] = idle_rss(scenario.project)
+        report.measurements.append(
+            Measurement(
+                scenario.name,
+                event,
+                run,
+                round(build_s, 3),
+                round(answer_s, 3),
+                round(healthy_s, 3) if healthy_s is not None else None,
+                new_packed,
+                new_raw,
+            )
+        )
+        progress(
+            f"  {scenario.name} {event}: build {build_s:.2f} s, answers {answer_s:.2f} s"
+            + (f", healthy {healthy_s:.2f} s" if healthy_s is not None else "")
+        )
+
+
+def _service_of(ref: str, stack: Stack) -> str:
+    for svc in stack.services:
+        if svc.name in ref:
+            return svc.name
+    return ref
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+def _seconds(stat: Stat | None) -> str:
+    if stat is None:
+        return "–"
+    return f"{stat.median:.2f} s" if stat.median < 10 else f"{stat.median:.1f} s"
+
+
+def _mb(n: int | None) -> str:
+    return "–" if n is None else f"{n / 1e6:.1f} MB"
+
+
+def _ratio(base: Stat | None, ours: Stat | None) -> str:
+    if base is None or ours is None or ours.median <= 0:
+        return "–"
+    return f"{base.median / ours.median:.1f}×"
+
+
+def _best_ours(report: BenchReport, event: str, metric: str) -> tuple[str, Stat | None]:
+    best: tuple[str, Stat | None] = ("", None)
+    for name in ("native", "init"):
+        stat = report.stat(name, event, metric)
+        if stat is not None and (best[1] is None or stat.median < best[1].median):
+            best = (name, stat)
+    return best
+
+
+def render_markdown(report: BenchReport) -> str:
+    """The seed's comparison table, measured: medians of ``report.runs`` runs, with ratios."""
+    scen = list(report.scenarios)
+    lines = [
+        f"# wheeldock bench: {report.stack}",
+        "",
+        f"Medians of {report.runs} runs per cell (min–max in the JSON). Measured "
+        f"{report.machine.get('date', '')} on {report.machine.get('cpu', '?')}, "
+        f"{report.machine.get('cores', '?')} cores, {report.machine.get('memory', '?')}, "
+        f"Docker {report.machine.get('docker', '?')}. One pin bumped: {report.bumped}.",
+        "",
+        "## Time until every service answers its health endpoint with 200 (Docker healthy)",
+        "",
+        "| Event | " + " | ".join(scen) + " | wheeldock vs seed | wheeldock vs uvguide |",
+        "|---|" + "---:|" * (len(scen) + 2),
+    ]
+    for event in report.events:
+        cells = []
+        for name in scen:
+            answer = report.stat(name, event, "answer_s")
+            healthy = report.stat(name, event, "healthy_s")
+            cell = _seconds(answer)
+            if healthy is not None:
+                cell += f" ({_seconds(healthy)})"
+            cells.append(cell)
+        who, ours = _best_ours(report, event, "answer_s")
+        vs_seed = _ratio(report.stat("seed", event, "answer_s"), ours)
+        vs_uv = _ratio(report.stat("uvguide", event, "answer_s"), ours)
+        tag = f" ({who})" if who else ""
+        lines.append(
+            f"| {EVENT_TITLES[event]} | "
+            + " | ".join(cells)
+            + f" | {vs_seed}{tag} | {vs_uv}{tag} |"
+        )
+    lines += [
+        "",
+        "## Build time alone (the image is ready; start not included)",
+        "",
+        "| Event | "
+        + " | ".join(n for n in scen if n != "before")
+        + " | wheeldock vs seed | wheeldock vs uvguide |",
+        "|---|" + "---:|" * (len([n for n in scen if n != "before"]) + 2),
+    ]
+    for event in report.events:
+        if event == "restart":
+            continue
+        cells = [_seconds(report.stat(n, event, "build_s")) for n in scen if n != "before"]
+        who, ours = _best_ours(report, event, "build_s")
+        tag = f" ({who})" if who else ""
+        lines.append(
+            f"| {EVENT_TITLES[event]} | "
+            + " | ".join(cells)
+            + f" | {_ratio(report.stat('seed', event, 'build_s'), ours)}{tag}"
+            + f" | {_ratio(report.stat('uvguide', event, 'build_s'), ours)}{tag} |"
+        )
+    built = [n for n in scen if n != "before"]
+    lines += [
+        "",
+        "## Size and memory",
+        "",
+        "| | " + " | ".join(built) + " |",
+        "|---|" + "---:|" * len(built),
+        "| Image size (largest service, uncompressed) | "
+        + " | ".join(_mb(report.image_bytes(n)) for n in built)
+        + " |",
+        "| Image size (gzip, as pulled) | "
+        + " | ".join(_mb(report.image_bytes(n, compressed=True)) for n in built)
+        + " |",
+    ]
+    for event in ("code", "bump"):
+        if event in report.events:
+            lines.append(
+                f"| New layer bytes to pull after: {EVENT_TITLES[event].lower()} (gzip, all services) | "
+                + " | ".join(_mb(report.new_bytes(n, event)) for n in built)
+                + " |"
+            )
+    lines.append(
+        "| Idle RSS (sum of services) | "
+        + " | ".join(
+            _mb(sum(report.idle_rss[n].values())) if report.idle_rss.get(n) else "–" for n in built
+        )
+        + " |"
+    )
+    lines.append(
+        "| Build peak RSS (the build process) | "
+        + " | ".join(
+            _mb(report.build_peak_rss.get(n)) if n in report.build_peak_rss else "in dockerd"
+            for n in built
+        )
+        + " |"
+    )
+    if report.failures:
+        lines += ["", "## Failures", ""] + [f"- {f.splitlines()[0]}" for f in report.failures]
+    lines += [
+        "",
+        "How it was measured: each timer starts just before the first command of the event and "
+        "stops when the last service answers (or Docker reports it healthy). Cold events start "
+        "from `docker builder prune --all` and, for the native builder, an empty wheeldock and uv "
+        "cache; base images are built once beforehand by `wheeldock base` and shared by every "
+        "scenario. `before` installs at every start, so its build column is empty.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def render_chart(report: BenchReport, path: Path) -> Path:
+    """A grouped bar chart (log scale) of the time-to-answer medians, one group per event."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise WheeldockError(
+            "--chart needs matplotlib", fix="pip install 'wheeldock[bench]' (or matplotlib)"
+        ) from exc
+    events = list(report.events)
+    scen = list(report.scenarios)
+    width = 0.8 / max(len(scen), 1)
+    fig, ax = plt.subplots(figsize=(10, 5))
+    for i, name in enumerate(scen):
+        values = []
+        for event in events:
+            stat = report.stat(name, event, "answer_s")
+            values.append(stat.median if stat else 0.0)
+        xs = [j + i * width for j in range(len(events))]
+        bars = ax.bar(xs, values, width, label=name)
+        for bar, value in zip(bars, values, strict=True):
+            if value:
+                ax.annotate(
+                    f"{value:.1f}",
+                    (bar.get_x() + bar.get_width() / 2, value),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
+    ax.set_xticks([j + width * (len(scen) - 1) / 2 for j in range(len(events))])
+    ax.set_xticklabels([EVENT_TITLES[e] for e in events], fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("seconds until every service answers 200 (log)")
+    ax.set_title(f"wheeldock bench: {report.stack} (median of {report.runs})")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

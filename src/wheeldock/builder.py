@@ -1,0 +1,732 @@
+"""The native builder: a service's lock, wheels and code → an OCI image, with no daemon.
+
+An image is ``base`` + ``runtime libraries`` + ``dependencies`` (several layers) + ``app``:
+
+1. base — a ``wheeldock base`` rootfs tar (slim or minimal), or an existing image (``oci:…``,
+   ``docker-archive:…``, ``docker://…``);
+2. runtime libraries — the Debian packages the wheels' ELF files need and the base lacks,
+   unpacked from their .debs (no layer when there are none);
+3. dependencies — the locked wheels installed (:mod:`wheeldock.install`), split so that a
+   one-pin bump touches one small layer: each wheel of at least :data:`BIG_WHEEL` bytes gets a
+   layer of its own (the largest, up to ``max_dep_layers - 1``), the rest share one;
+4. app — the service's source folder, filtered by its ``.dockerignore``, at its workdir.
+
+Every layer is cached in the blob store's index under a key hashing all of its inputs, so a
+code change rebuilds only the app layer and a bump fetches one wheel and rebuilds one layer.
+Only the app layer and the config carry ``SOURCE_DATE_EPOCH`` (default: the last commit of the
+project folder): the other layers use a fixed mtime, so a new commit does not invalidate them.
+The same inputs give the same image digest in any folder and on any machine with the same
+Python build (the .pyc bytes come from the host's interpreter of the image's version).
+
+:func:`plan_dependencies` and :func:`app_key` are pure; :func:`build_service` does the I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from wheeldock import base as bases
+from wheeldock import engine, process
+from wheeldock import lock as locks
+from wheeldock.blobs import BlobStore
+from wheeldock.dockerfile import APP_UID, exec_form, health_command
+from wheeldock.dockerfile import excluded as dockerignore_excluded
+from wheeldock.errors import InvalidConfig, UsageError, WheeldockError
+from wheeldock.image import Healthcheck, History, Image, ImageConfig, Platform, rfc3339
+from wheeldock.install import InstalledTrees, Scheme, debian_scheme, scheme_for
+from wheeldock.layer import (
+    Compression,
+    Layer,
+    TarEntry,
+    build_layer,
+    cached_layer,
+    entries_from_dir,
+)
+from wheeldock.mutate import append_layers, with_annotations, with_config, with_created
+from wheeldock.project import Project, Service
+from wheeldock.publish import PublishResult, publish
+from wheeldock.reference import ArchiveRef, DaemonRef, OciRef, RegistryRef, coerce
+from wheeldock.wheelhouse import Artifact, Wheelhouse, select
+
+log = logging.getLogger(__name__)
+
+#: Bumped when what a cache key stands for changes, so old entries are not reused.
+_KEY_VERSION = "wheeldock-build-1"
+#: A wheel this large (bytes, as the lock records) gets a dependency layer of its own.
+BIG_WHEEL = 1 << 20
+MAX_DEP_LAYERS = 8
+#: The mtime of base-derived, library and dependency layer entries: fixed, so those layers do
+#: not change with each commit (bookworm's release, the bases' SOURCE_DATE_EPOCH too).
+FIXED_MTIME = bases.SOURCE_DATE_EPOCH
+#: SOURCE_DATE_EPOCH when the project is not in git and none is set.
+FALLBACK_EPOCH = bases.SOURCE_DATE_EPOCH
+
+LayerKind = Literal["base", "libs", "deps", "app"]
+
+
+# -- options and results ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How to build. ``base`` None means each service's own (``slim`` unless it says)."""
+
+    base: str | None = None
+    compression: Compression = "gzip"
+    platform: str = locks.DEFAULT_PLATFORM
+    relock: bool = False
+    max_dep_layers: int = MAX_DEP_LAYERS
+    source_date_epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    kind: LayerKind
+    title: str
+    digest: str
+    size: int
+    cached: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ServiceBuild:
+    """What :func:`build_service` made: the image, each layer's report and the publishes."""
+
+    service: str
+    image: Image = field(repr=False)
+    digest: str
+    layers: tuple[LayerReport, ...]
+    outputs: tuple[PublishResult, ...]
+    lock: Path
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "digest": self.digest,
+            "lock": str(self.lock),
+            "seconds": round(self.seconds, 3),
+            "layers": [
+                {
+                    "kind": r.kind,
+                    "title": r.title,
+                    "digest": r.digest,
+                    "size": r.size,
+                    "cached": r.cached,
+                    "seconds": round(r.seconds, 3),
+                }
+                for r in self.layers
+            ],
+            "outputs": [
+                {"ref": o.ref, "digest": str(o.digest), "seconds": round(o.seconds, 3)}
+                for o in self.outputs
+            ],
+        }
+
+
+Progress = Callable[[str, LayerReport], None]
+
+
+# -- the pure plan ------------------------------------------------------------------------------
+
+
+def _digest(*parts: object) -> str:
+    h = hashlib.sha256()
+    for part in (_KEY_VERSION, *parts):
+        h.update(json.dumps(part, sort_keys=True, default=str).encode() + b"\0")
+    return "sha256:" + h.hexdigest()
+
+
+@dataclass(frozen=True)
+class DepLayerPlan:
+    """One dependency layer: its wheels and the cache key of its bytes."""
+
+    title: str
+    artifacts: tuple[Artifact, ...]
+    key: str
+
+
+def plan_dependencies(
+    artifacts: Sequence[Artifact],
+    *,
+    scheme: Scheme,
+    compression: Compression,
+    compiler: str,
+    max_layers: int = MAX_DEP_LAYERS,
+    big: int = BIG_WHEEL,
+) -> tuple[DepLayerPlan, ...]:
+    """Split ``artifacts`` into at most ``max_layers`` layers (pure).
+
+    The lock's file sizes stand in for installed sizes (known before anything is fetched). Big
+    wheels come first, by name; the shared layer last. A layer's key is its wheels' sha256s,
+    the install scheme, the compiling interpreter and the compression.
+    """
+    if max_layers < 1:
+        raise UsageError("max_dep_layers must be at least 1")
+    ranked = sorted(artifacts, key=lambda a: (-(a.file.size or 0), a.name))
+    big_ones = [a for a in ranked if (a.file.size or 0) >= big][: max_layers - 1]
+    if len(big_ones) == len(artifacts) and len(big_ones) == max_layers:
+        big_ones = big_ones[:-1]  # keep room: the last one joins the shared layer
+    rest = tuple(sorted((a for a in artifacts if a not in big_ones), key=lambda a: a.name))
+    groups: list[tuple[str, tuple[Artifact, ...]]] = [
+        (f"{a.name} {a.version}", (a,)) for a in sorted(big_ones, key=lambda a: a.name)
+    ]
+    if rest:
+        groups.append((f"{len(rest)} packages", rest))
+    return tuple(
+        DepLayerPlan(
+            title=title,
+            artifacts=group,
+            key=_digest(
+                "deps",
+                [a.sha256 for a in group],
+                scheme.__dict__,
+                compiler,
+                compression,
+                FIXED_MTIME,
+            ),
+        )
+        for title, group in groups
+    )
+
+
+def app_key(entries: Sequence[TarEntry], compression: Compression, mtime: int) -> str:
+    """The app layer's cache key: every entry's path, kind, mode, owner, link and content."""
+    rows: list[list[object]] = []
+    for e in entries:
+        content = ""
+        if e.kind == "file":
+            data = e.source if isinstance(e.source, bytes) else Path(str(e.source)).read_bytes()
+            content = hashlib.sha256(data).hexdigest()
+        rows.append([e.path, e.kind, e.mode, e.uid, e.gid, e.linkname, content])
+    return _digest("app", rows, compression, mtime)
+
+
+def image_config(svc: Service, base_env: Sequence[str]) -> dict[str, Any]:
+    """The config fields a service's image sets on top of its base (pure)."""
+    env: dict[str, str] = {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    if svc.port is not None:
+        env["PORT"] = str(svc.port)
+    env.update(svc.env)
+    if not any(e.startswith("PATH=") for e in base_env) and "PATH" not in env:
+        env["PATH"] = bases.IMAGE_PATH
+    return {
+        "cmd": tuple(exec_form(svc.command)),
+        "entrypoint": None,
+        "env": env,
+        "working_dir": svc.workdir,
+        "user": f"{APP_UID}:{APP_UID}",
+        "exposed_ports": (f"{svc.port}/tcp",) if svc.port is not None else (),
+        "healthcheck": Healthcheck(
+            test=("CMD", *health_command(svc)),
+            interval=30,
+            timeout=5,
+            start_period=60,
+            start_interval=1,
+            retries=3,
+        ),
+    }
+
+
+def default_outputs(project: Project, svc: Service, *, engine_up: bool) -> tuple[str, ...]:
+    if engine_up:
+        return (f"docker-daemon:{repository_name(project.root.name)}-{svc.name}:wheeldock",)
+    return (f"oci:{project.root / '.wheeldock' / 'oci'}:{svc.name}",)
+
+
+def repository_name(text: str) -> str:
+    """A folder name made into a valid image repository component."""
+    name = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("._-")
+    return name or "project"
+
+
+def output_for(ref: str, svc: Service, services: int) -> str:
+    """``ref`` for one service: ``{service}`` is replaced; an ``oci:DIR`` without a tag is
+    tagged with the service's name. Several services may not share one fixed name."""
+    if "{service}" in ref:
+        return ref.replace("{service}", svc.name)
+    parsed = coerce(ref)
+    if isinstance(parsed, OciRef) and parsed.tag is None:
+        return f"{ref}:{svc.name}"
+    if services > 1 and not isinstance(parsed, OciRef):
+        raise UsageError(
+            f"--output {ref} names one image, but {services} services are being built",
+            fix="put {service} in it (e.g. docker-daemon:app-{service}:latest), or build one "
+            "service",
+        )
+    return ref
+
+
+# -- project facts (git, time) ------------------------------------------------------------------
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        result = process.run(["git", *args], cwd=root, check=False, timeout=20)
+    except (WheeldockError, OSError, subprocess.SubprocessError):
+        return None
+    out = result.stdout.strip()
+    return out if result.returncode == 0 and out else None
+
+
+def source_date_epoch(root: Path) -> int:
+    """``$SOURCE_DATE_EPOCH``, else the time of the last commit touching the project folder,
+    else :data:`FALLBACK_EPOCH` (so a folder outside git builds the same everywhere)."""
+    explicit = os.environ.get("SOURCE_DATE_EPOCH")
+    if explicit:
+        try:
+            return int(explicit)
+        except ValueError:
+            raise InvalidConfig(
+                f"SOURCE_DATE_EPOCH is not a whole number of seconds: {explicit!r}",
+                fix="set it to e.g. $(git log -1 --format=%ct), or unset it",
+            ) from None
+    found = _git(root, "log", "-1", "--format=%ct", "--", ".")
+    return int(found) if found and found.isdigit() else FALLBACK_EPOCH
+
+
+def oci_labels(root: Path, svc: Service, epoch: int) -> dict[str, str]:
+    labels = {
+        "org.opencontainers.image.title": svc.name,
+        "org.opencontainers.image.created": rfc3339(epoch),
+    }
+    revision = _git(root, "rev-parse", "HEAD")
+    if revision:
+        labels["org.opencontainers.image.revision"] = revision
+    remote = _git(root, "config", "--get", "remote.origin.url")
+    if remote:
+        parts = urlsplit(remote)
+        if parts.scheme and parts.hostname:  # drop any user:token@ from the URL
+            netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+            remote = urlunsplit(parts._replace(netloc=netloc))
+        labels["org.opencontainers.image.source"] = remote
+    return labels
+
+
+# -- the builder --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Base:
+    image: Image
+    scheme: Scheme
+    key: str
+    arch: str
+    rootfs: bases.BaseRootfs | None
+    cached: bool
+
+
+class Builder:
+    """Builds services' images; holds the caches (blob store, wheelhouse, installed trees)."""
+
+    def __init__(
+        self,
+        project: Project,
+        options: BuildOptions | None = None,
+        *,
+        store: BlobStore | None = None,
+        wheelhouse: Wheelhouse | None = None,
+        trees: InstalledTrees | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.project = project
+        self.options = options or BuildOptions()
+        self.store = store or BlobStore()
+        self.wheelhouse = wheelhouse or Wheelhouse()
+        self.trees = trees or InstalledTrees()
+        self.progress = progress
+        self._epoch = (
+            self.options.source_date_epoch
+            if self.options.source_date_epoch is not None
+            else source_date_epoch(project.root)
+        )
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    def _report(self, svc: Service, report: LayerReport) -> LayerReport:
+        log.info(
+            "%s: %s layer %s %s (%d bytes, %.2f s)",
+            svc.name, report.kind, report.title, "cached" if report.cached else "built",
+            report.size, report.seconds,
+        )  # fmt: skip
+        if self.progress is not None:
+            self.progress(svc.name, report)
+        return report
+
+    def _layer(
+        self, svc: Service, kind: LayerKind, title: str, key: str, make: Callable[[], Layer]
+    ) -> tuple[Layer, LayerReport]:
+        started = time.monotonic()
+        built = False
+
+        def tracked() -> Layer:
+            nonlocal built
+            built = True
+            return make()
+
+        layer = cached_layer(self.store, key, tracked)
+        report = LayerReport(
+            kind, title, str(layer.digest), layer.size, not built, time.monotonic() - started
+        )
+        return layer, self._report(svc, report)
+
+    # -- base --------------------------------------------------------------------------------
+
+    def _base(self, svc: Service) -> _Base:
+        spec = self.options.base or svc.base
+        platform = Platform.parse(self.options.platform)
+        python = svc.python
+        if spec in bases.VARIANTS:
+            started = time.monotonic()
+            rootfs = bases.ensure_rootfs(spec, arch=platform.architecture)
+            st = rootfs.tar_path.stat()
+            key = _digest("base", rootfs.key, st.st_size, st.st_mtime_ns, self.options.compression)
+            built = False
+
+            def make() -> Layer:
+                nonlocal built
+                built = True
+                return Layer.from_tar_file(rootfs.tar_path, self.store, self.options.compression)
+
+            layer = cached_layer(self.store, key, make)
+            image = Image(
+                layers=(layer,),
+                config=ImageConfig(
+                    env=(f"PATH={bases.IMAGE_PATH}", "LANG=C.UTF-8"), cmd=("python3",)
+                ),
+                platform=platform,
+                history=(
+                    History(created_by=f"wheeldock base {spec}", created=rfc3339(FIXED_MTIME)),
+                ),
+            )
+            self._report(
+                svc,
+                LayerReport(
+                    "base", f"{spec} ({rootfs.suite}, Python {rootfs.python_version})",
+                    str(layer.digest), layer.size, not built, time.monotonic() - started,
+                ),
+            )  # fmt: skip
+            return _Base(image, debian_scheme(python), key, rootfs.arch, rootfs, not built)
+        return self._base_image(svc, spec, platform)
+
+    def _base_image(self, svc: Service, spec: str, platform: Platform) -> _Base:
+        from wheeldock import layout, tarball
+
+        started = time.monotonic()
+        ref = coerce(spec)
+        source: Image
+        if isinstance(ref, OciRef):
+            found = layout.read(ref.path, ref.tag, self.store)
+            source = found if isinstance(found, Image) else found.image(platform)
+        elif isinstance(ref, ArchiveRef):
+            source = tarball.read(ref.path, ref.name, self.store)
+        elif isinstance(ref, RegistryRef):
+            from wheeldock import remote
+
+            found = remote.read(ref, self.store, platform=platform)
+            source = found if isinstance(found, Image) else found.image(platform)
+        elif isinstance(ref, DaemonRef):
+            raise UsageError(
+                f"--base {spec}: a base cannot be read from the Docker engine",
+                fix=f"save it first: docker save -o base.tar {ref.name}, then --base "
+                "docker-archive:base.tar",
+            )
+        else:
+            raise UsageError(f"--base {spec}: use slim, minimal or an image reference")
+        for lay in source.layers:
+            self._report(
+                svc,
+                LayerReport("base", str(ref), str(lay.digest), lay.size, True, 0.0),
+            )
+        log.debug("read base %s in %.2f s", ref, time.monotonic() - started)
+        scheme = scheme_for(source.config.env, svc.python)
+        return _Base(source, scheme, str(source.digest), source.platform.architecture, None, True)
+
+    # -- dependencies ------------------------------------------------------------------------
+
+    def _fetch_trees(
+        self, artifacts: Sequence[Artifact], lock: locks.Lock, scheme: Scheme
+    ) -> list[Path]:
+        wheels = self.wheelhouse.fetch(artifacts, platform=lock.platform, python=lock.python)
+        return self.trees.ensure(
+            [(a.sha256, w) for a, w in zip(artifacts, wheels, strict=True)], scheme
+        )
+
+    def _deps(
+        self, svc: Service, lock: locks.Lock, base: _Base
+    ) -> tuple[list[tuple[Layer, LayerReport]], list[Path] | None]:
+        artifacts = select(lock)
+        from wheeldock.install import compiler
+
+        plans = plan_dependencies(
+            artifacts,
+            scheme=base.scheme,
+            compression=self.options.compression,
+            compiler=_compiler_id(compiler(svc.python)),
+            max_layers=self.options.max_dep_layers,
+        )
+        missing = [p for p in plans if not _cached(self.store, p.key)]
+        trees: dict[str, Path] = {}
+        if missing:
+            todo = [a for p in missing for a in p.artifacts]
+            for art, tree in zip(todo, self._fetch_trees(todo, lock, base.scheme), strict=True):
+                trees[art.sha256] = tree
+        out = []
+        for plan in plans:
+
+            def make(plan: DepLayerPlan = plan) -> Layer:
+                if any(a.sha256 not in trees for a in plan.artifacts):
+                    for art, tree in zip(
+                        plan.artifacts,
+                        self._fetch_trees(plan.artifacts, lock, base.scheme),
+                        strict=True,
+                    ):
+                        trees[art.sha256] = tree
+                entries: list[TarEntry] = []
+                for art in plan.artifacts:
+                    entries += entries_from_dir(trees[art.sha256], prefix="")
+                return build_layer(
+                    entries,
+                    store=self.store,
+                    compression=self.options.compression,
+                    mtime=FIXED_MTIME,
+                    annotations={"org.opencontainers.image.title": f"deps: {plan.title}"},
+                )
+
+            out.append(self._layer(svc, "deps", plan.title, plan.key, make))
+        return out, None
+
+    # -- runtime libraries -------------------------------------------------------------------
+
+    def _libs(
+        self, svc: Service, lock: locks.Lock, base: _Base
+    ) -> tuple[Layer, LayerReport] | None:
+        """The runtime-libraries layer: Debian packages the wheels need that the base lacks."""
+        artifacts = select(lock)
+        scan_key = _digest("libs-scan", sorted(a.sha256 for a in artifacts), base.key)
+        recorded = self.store.get_cached(scan_key)
+        if recorded is not None:
+            scanned = tuple(str(p) for p in recorded.get("packages", []))
+        else:
+            wheels = self.wheelhouse.fetch(artifacts, platform=lock.platform, python=lock.python)
+            scanned = _scan_packages(wheels, base)
+            self.store.set_cached(scan_key, {"packages": list(scanned)})
+        have = set(bases.installed_packages(base.rootfs)) if base.rootfs is not None else set()
+        packages = tuple(sorted({*scanned, *svc.runtime_packages} - have))
+        if not packages:
+            return None
+        suite = base.rootfs.suite if base.rootfs is not None else bases.DEFAULT_SUITE
+        key = _digest("libs", packages, suite, base.arch, self.options.compression, FIXED_MTIME)
+
+        def make() -> Layer:
+            return build_layer(
+                _deb_entries(packages, suite=suite, arch=base.arch),
+                store=self.store,
+                compression=self.options.compression,
+                mtime=FIXED_MTIME,
+                annotations={"org.opencontainers.image.title": "runtime libraries"},
+            )
+
+        return self._layer(svc, "libs", ", ".join(packages), key, make)
+
+    # -- app ---------------------------------------------------------------------------------
+
+    def _app(self, svc: Service) -> tuple[Layer, LayerReport]:
+        source = (self.project.root / svc.source).resolve()
+        if not source.is_dir():
+            raise InvalidConfig(
+                f"service {svc.name}: its source folder {svc.source} does not exist",
+                path=self.project.root / "wheeldock.toml",
+                fix="correct `source` in wheeldock.toml",
+            )
+        target = svc.source_target or svc.workdir
+        entries = app_entries(source, target)
+        key = app_key(entries, self.options.compression, self.epoch)
+
+        def make() -> Layer:
+            return build_layer(
+                entries,
+                store=self.store,
+                compression=self.options.compression,
+                mtime=self.epoch,
+                annotations={"org.opencontainers.image.title": f"app: {svc.source}"},
+            )
+
+        return self._layer(svc, "app", f"{svc.source} → {target}", key, make)
+
+    # -- the whole image ---------------------------------------------------------------------
+
+    def image(self, svc: Service) -> tuple[Image, list[LayerReport], locks.Lock]:
+        """Build (or reuse) every layer of ``svc``'s image and assemble it; publishes nothing."""
+        lock = locks.ensure(
+            self.project, svc, platform=self.options.platform, relock=self.options.relock
+        )
+        base = self._base(svc)
+        reports: list[LayerReport] = []
+        layers: list[Layer] = []
+        history: list[History] = []
+        created = rfc3339(self.epoch)
+        parts: list[tuple[Layer, LayerReport]] = []
+        libs = self._libs(svc, lock, base)
+        if libs is not None:
+            parts.append(libs)
+        deps, _ = self._deps(svc, lock, base)
+        parts += deps
+        parts.append(self._app(svc))
+        for layer, report in parts:
+            layers.append(layer)
+            reports.append(report)
+            history.append(
+                History(
+                    created_by=f"wheeldock build: {report.kind} {report.title}", created=created
+                )
+            )
+        image = append_layers(base.image, layers, history=history)
+        image = with_config(
+            image,
+            labels=oci_labels(self.project.root, svc, self.epoch),
+            **image_config(svc, base.image.config.env),
+        )
+        image = with_created(image, self.epoch)
+        image = with_annotations(image, {"org.opencontainers.image.created": created})
+        return image, reports, lock
+
+    def build(self, svc: Service, outputs: Sequence[str]) -> ServiceBuild:
+        started = time.monotonic()
+        image, reports, lock = self.image(svc)
+        published = tuple(publish(image, ref, self.store) for ref in outputs)
+        return ServiceBuild(
+            service=svc.name,
+            image=image,
+            digest=str(image.digest),
+            layers=tuple(reports),
+            outputs=published,
+            lock=lock.path,
+            seconds=time.monotonic() - started,
+        )
+
+
+def _cached(store: BlobStore, key: str) -> bool:
+    from wheeldock.digest import Digest
+
+    value = store.get_cached(key)
+    if value is None:
+        return False
+    try:
+        return store.has(Digest.parse(str(value["digest"])))
+    except (KeyError, WheeldockError):
+        return False
+
+
+def _scan_packages(wheels: Sequence[Path], base: _Base) -> tuple[str, ...]:
+    """Debian packages the wheels' ELF files need (the ``libs`` module's scan)."""
+    import shutil
+    import tempfile
+
+    from wheeldock import libs
+
+    # The scan reads a folder of wheels; ours live one per cache folder, so link them together.
+    folder = Path(tempfile.mkdtemp(prefix="wheeldock-scan-"))
+    try:
+        for wheel in wheels:
+            try:
+                os.link(wheel, folder / wheel.name)
+            except OSError:
+                shutil.copyfile(wheel, folder / wheel.name)
+        variant = base.rootfs.variant if base.rootfs is not None else "slim"
+        return tuple(sorted(libs.runtime_packages(folder, base=variant)))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _deb_entries(packages: Sequence[str], *, suite: str, arch: str) -> list[TarEntry]:
+    """The data members of the packages' .debs as layer entries (no container, no dpkg)."""
+    import shutil
+    import tempfile
+
+    from wheeldock import debian
+
+    folder = Path(tempfile.mkdtemp(prefix="wheeldock-debs-"))
+    try:
+        entries: list[TarEntry] = []
+        for deb in debian.download_debs(packages, suite=suite, arch=arch, dest=folder):
+            entries += debian.deb_data_members(deb)
+        return entries
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _compiler_id(path: str) -> str:
+    return sys.version if path == sys.executable else path
+
+
+def app_entries(source: Path, target: str) -> list[TarEntry]:
+    """The files of ``source`` that ``.dockerignore`` keeps, under ``target`` in the image.
+
+    Docker's semantics (last match wins, ``!`` re-includes, ``**`` spans folders). Folders are
+    entered even when excluded if a ``!`` pattern might re-include something inside them;
+    excluded folders themselves are left out (their kept contents bring them back).
+    """
+    ignore = source / ".dockerignore"
+    patterns = [".wheeldock"]  # our own output folder never goes into an image
+    if ignore.is_file():
+        patterns += ignore.read_text().splitlines()
+    negations = any(p.strip().startswith("!") for p in patterns)
+    excluded_dirs: set[str] = set()
+
+    def exclude(rel: str) -> bool:
+        if not dockerignore_excluded(rel, patterns):
+            return False
+        if negations and (source / rel).is_dir() and not (source / rel).is_symlink():
+            excluded_dirs.add(rel)
+            return False
+        return True
+
+    entries = entries_from_dir(source, prefix=target, exclude=exclude)
+    if not excluded_dirs:
+        return entries
+    prefix = target.strip("/")
+    dropped = {f"{prefix}/{d}" if prefix else d for d in excluded_dirs}
+    return [e for e in entries if not (e.kind == "dir" and e.path in dropped)]
+
+
+# -- several services ---------------------------------------------------------------------------
+
+
+def build(
+    project: Project,
+    services: Sequence[Service],
+    outputs: Sequence[str] = (),
+    options: BuildOptions | None = None,
+    *,
+    store: BlobStore | None = None,
+    progress: Progress | None = None,
+) -> list[ServiceBuild]:
+    """Build and publish each service. Empty ``outputs``: the engine when one answers, else an
+    OCI layout in ``<project>/.wheeldock/oci`` (tagged with the service's name)."""
+    builder = Builder(project, options, store=store, progress=progress)
+    engine_up = engine.available() if not outputs else False
+    results = []
+    for svc in services:
+        refs = (
+            tuple(output_for(ref, svc, len(services)) for ref in outputs)
+            if outputs
+            else default_outputs(project, svc, engine_up=engine_up)
+        )
+        results.append(builder.build(svc, refs))
+    return results

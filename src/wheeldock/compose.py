@@ -1,0 +1,425 @@
+"""Compose files: finding, reading (round-trip), interpolating and patching them.
+
+Reading keeps ruamel.yaml's round-trip document next to the text, so a patch changes only the
+keys it names: comments, key order, quoting and indentation elsewhere stay byte for byte.
+:func:`patch` is pure (text in, text out); writing is the caller's job.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.tokens import CommentToken
+from ruamel.yaml.util import load_yaml_guess_indent
+
+from wheeldock.errors import InvalidConfig, NotFound
+
+#: The names ``docker compose`` looks for, in its order of preference.
+MAIN_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+OVERRIDE_NAMES = {
+    "compose.yaml": ("compose.override.yaml", "compose.override.yml"),
+    "compose.yml": ("compose.override.yml", "compose.override.yaml"),
+    "docker-compose.yaml": ("docker-compose.override.yaml", "docker-compose.override.yml"),
+    "docker-compose.yml": ("docker-compose.override.yml", "docker-compose.override.yaml"),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class ComposeFile:
+    """One compose file: its text and its round-trip document (a ``CommentedMap``)."""
+
+    path: Path
+    text: str
+    data: Any
+    indent: int  # nested mappings
+    sequence_indent: int  # a sequence item's content, relative to its key
+    sequence_offset: int  # the dash, relative to its key
+
+    @property
+    def services(self) -> dict[str, Any]:
+        services = self.data.get("services") or {}
+        return dict(services)
+
+
+def find_files(root: Path) -> tuple[Path, ...]:
+    """The main compose file in ``root`` and its override file, as ``docker compose`` picks them."""
+    for name in MAIN_NAMES:
+        main = root / name
+        if main.is_file():
+            overrides = [root / o for o in OVERRIDE_NAMES[name] if (root / o).is_file()]
+            return (main, *overrides[:1])
+    raise NotFound(
+        f"no compose file in {root} (looked for {', '.join(MAIN_NAMES)})",
+        fix="run wheeldock in the folder with your compose file, or point -C at it",
+    )
+
+
+def _yaml() -> YAML:
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    # Long commands must not be re-wrapped: that would change lines the patch never touched.
+    yaml.width = 4096
+    return yaml
+
+
+def parse(text: str, path: Path) -> ComposeFile:
+    """Parse compose ``text``; :class:`InvalidConfig` with file, line and column when it is not
+    a compose mapping."""
+    try:
+        data, seq_indent, seq_offset = load_yaml_guess_indent(text, yaml=_yaml())
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise InvalidConfig(
+            f"{where}{problem} (not valid YAML)",
+            path=path,
+            fix="fix the YAML at that spot; `docker compose config` shows the same error",
+        ) from exc
+    except YAMLError as exc:
+        raise InvalidConfig(f"is not valid YAML ({exc})", path=path, fix="fix the YAML") from exc
+    if data is None:
+        data = CommentedMap()
+    if not isinstance(data, dict):
+        raise InvalidConfig(
+            f"is not a compose file (its top level is a {type(data).__name__}, not a mapping)",
+            path=path,
+            fix="a compose file starts with `services:`",
+        )
+    services = data.get("services")
+    if services is not None and not isinstance(services, dict):
+        raise InvalidConfig(
+            "`services:` is not a mapping of service names to settings",
+            path=path,
+            fix="write it as `services:` followed by indented `name:` blocks",
+        )
+    mapping_indent = _mapping_indent(text)
+    return ComposeFile(
+        path=path,
+        text=text,
+        data=data,
+        indent=mapping_indent,
+        sequence_indent=seq_indent or mapping_indent,
+        sequence_offset=seq_offset or 0,
+    )
+
+
+def _mapping_indent(text: str) -> int:
+    """How far a nested mapping is indented under its key (the first one found; default 2)."""
+    lines = [
+        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
+    for prev, line in itertools.pairwise(lines):
+        if prev.rstrip().endswith(":") and not line.lstrip().startswith("- "):
+            step = (len(line) - len(line.lstrip())) - (len(prev) - len(prev.lstrip()))
+            if step > 0:
+                return step
+    return 2
+
+
+def load(path: Path) -> ComposeFile:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise NotFound(f"cannot read the compose file ({exc.strerror})", path=path) from exc
+    return parse(text, path)
+
+
+def dump(compose: ComposeFile, data: Any | None = None) -> str:
+    """Serialise ``data`` (default: the file's own document) with the file's indentation."""
+    yaml = _yaml()
+    yaml.indent(
+        mapping=compose.indent, sequence=compose.sequence_indent, offset=compose.sequence_offset
+    )
+    buf = io.StringIO()
+    yaml.dump(compose.data if data is None else data, buf)
+    out = buf.getvalue()
+    if compose.text.startswith("---") and not out.startswith("---"):
+        out = "---\n" + out
+    return out
+
+
+# --- plain views -------------------------------------------------------------------------------
+
+
+def environment(service: Mapping[str, Any]) -> dict[str, str | None]:
+    """A service's ``environment:`` as a mapping (compose allows a list of ``KEY=VALUE`` too)."""
+    env = service.get("environment") or {}
+    if isinstance(env, Mapping):
+        return {str(k): None if v is None else str(v) for k, v in env.items()}
+    result: dict[str, str | None] = {}
+    for item in env:
+        key, sep, value = str(item).partition("=")
+        result[key] = value if sep else None
+    return result
+
+
+def merged_services(files: Sequence[ComposeFile]) -> dict[str, dict[str, Any]]:
+    """Services of the main file with the override files merged in, as compose merges them.
+
+    Mappings merge key by key; ``environment`` merges per variable; ``ports``, ``volumes`` and
+    ``expose`` concatenate; other values are replaced. Plain Python values, not round-trip nodes.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    for compose in files:
+        for name, svc in compose.services.items():
+            if not isinstance(svc, Mapping):
+                raise InvalidConfig(
+                    f"service {name!r} is not a mapping of settings",
+                    path=compose.path,
+                    fix=f"write `{name}:` followed by indented settings such as `image:`",
+                )
+            target = merged.setdefault(str(name), {})
+            for key, value in svc.items():
+                plain = _plain(value)
+                if key == "environment" and key in target:
+                    target[key] = {**environment(target), **environment(svc)}
+                elif key in ("ports", "volumes", "expose") and key in target:
+                    target[key] = [*target[key], *plain]
+                else:
+                    target[str(key)] = plain
+    return merged
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+_VAR = re.compile(
+    r"\$(?:(?P<escaped>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}|(?P<named>[A-Za-z_][A-Za-z0-9_]*))"
+)
+
+
+def interpolate(text: str, env: Mapping[str, str]) -> str:
+    """Substitute ``$VAR``, ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}`` and ``$$`` the
+    way compose does (``:?``/``?`` yield the empty string instead of failing)."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group("escaped"):
+            return "$"
+        name = match.group("braced") or match.group("named")
+        op, arg = match.group("op"), match.group("arg") or ""
+        value = env.get(name)
+        if op in (":-", ":?"):
+            return value if value else (arg if op == ":-" else "")
+        if op in ("-", "?"):
+            return value if value is not None else (arg if op == "-" else "")
+        if op == ":+":
+            return arg if value else ""
+        if op == "+":
+            return arg if value is not None else ""
+        return value or ""
+
+    return _VAR.sub(replace, text)
+
+
+def dotenv(root: Path) -> dict[str, str]:
+    """The project's ``.env`` (what compose reads for interpolation), as a mapping."""
+    path = root / ".env"
+    result: dict[str, str] = {}
+    if not path.is_file():
+        return result
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        result[key.strip()] = value
+    return result
+
+
+def interpolation_env(root: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``.env`` overlaid by the process environment, as compose resolves variables."""
+    return {**dotenv(root), **(os.environ if environ is None else environ)}
+
+
+# --- patching ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServicePatch:
+    """What to change in one service: add ``build``, set ``image``, drop keys and volumes."""
+
+    name: str
+    build: Mapping[str, Any]
+    image: str
+    drop_keys: tuple[str, ...] = ()
+    drop_volumes: tuple[str, ...] = ()  # volume entries as written (short) or their source
+    healthcheck: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Patch:
+    services: tuple[ServicePatch, ...]
+    secrets: Mapping[str, str] = field(default_factory=dict)  # secret name -> file
+
+
+def patch(compose: ComposeFile, change: Patch, *, primary: bool) -> str:
+    """The text of ``compose`` with ``change`` applied; everything else as it was.
+
+    ``build``/``image`` go into the file that sets the service's ``image`` (or the ``primary``
+    file when none does); keys and volumes are dropped wherever they appear. Top-level
+    ``secrets`` go into the primary file. Returns the original text when nothing applies.
+    """
+    doc = parse(compose.text, compose.path)  # a fresh tree: the caller's stays untouched
+    services = doc.data.get("services")
+    touched = False
+    for sp in change.services:
+        svc = services.get(sp.name) if services is not None else None
+        if svc is None:
+            continue
+        if "image" in svc or (primary and "build" not in svc):
+            _set_build_and_image(svc, sp)
+            touched = True
+        for key in sp.drop_keys:
+            if key in svc:
+                _delete_key(svc, key)
+                touched = True
+        if sp.drop_volumes and "volumes" in svc:
+            vols = svc["volumes"]
+            for i in reversed(range(len(vols))):
+                if _volume_matches(vols[i], sp.drop_volumes):
+                    _delete_item(vols, i)
+                    touched = True
+            if len(vols) == 0:
+                _delete_key(svc, "volumes")
+        if sp.healthcheck is not None and "healthcheck" not in svc:
+            svc["healthcheck"] = CommentedMap(sp.healthcheck)
+            touched = True
+    if primary and change.secrets:
+        secrets = doc.data.get("secrets")
+        if secrets is None:
+            secrets = CommentedMap()
+            _append_top_level(doc.data, "secrets", secrets)
+        for name, file in change.secrets.items():
+            if name not in secrets:
+                secrets[name] = CommentedMap([("file", file)])
+                touched = True
+    if not touched:
+        return compose.text
+    return dump(doc)
+
+
+def _set_build_and_image(svc: CommentedMap, sp: ServicePatch) -> None:
+    build = CommentedMap()
+    for key, value in sp.build.items():
+        build[key] = CommentedSeq(value) if isinstance(value, list | tuple) else value
+    if "build" in svc:
+        svc["build"] = build
+    elif "image" in svc:
+        svc.insert(list(svc.keys()).index("image"), "build", build)
+    else:
+        svc.insert(0, "build", build)
+    if "image" in svc:
+        svc["image"] = sp.image  # keeps the key's place and its end-of-line comment
+    else:
+        svc.insert(list(svc.keys()).index("build") + 1, "image", sp.image)
+
+
+def _volume_matches(entry: Any, wanted: tuple[str, ...]) -> bool:
+    if isinstance(entry, str):
+        return entry in wanted or entry.split(":", 1)[0] in wanted
+    if isinstance(entry, Mapping):
+        return str(entry.get("source", "")) in wanted
+    return False
+
+
+def _append_top_level(data: CommentedMap, key: str, value: Any) -> None:
+    """Add a top-level block at the end, separated by a blank line like its neighbours."""
+    last = list(data.keys())[-1] if len(data) else None
+    data[key] = value
+    if last is not None:
+        tail = _trailing_comment(data, last)
+        if tail is None or not tail.value.endswith("\n\n"):
+            _set_trailing_comment(data, last, (tail.value if tail else "\n") + "\n")
+
+
+# ruamel keeps a comment (and blank lines) that follow a node on the *last* scalar of that node:
+# deleting a key would silently delete the comment that introduces the next key. These helpers
+# move that trailing text to the node that now precedes it.
+
+
+def _last_leaf(node: Any, key: Any) -> tuple[Any, Any]:
+    """The (container, key) whose comment slot holds the text after ``node[key]``."""
+    value = node[key]
+    if isinstance(value, CommentedMap) and len(value):
+        return _last_leaf(value, list(value.keys())[-1])
+    if isinstance(value, CommentedSeq) and len(value):
+        return _last_leaf(value, len(value) - 1)
+    return node, key
+
+
+def _trailing_comment(node: Any, key: Any) -> CommentToken | None:
+    container, leaf = _last_leaf(node, key)
+    slot = container.ca.items.get(leaf)
+    if not slot:
+        return None
+    index = 2 if isinstance(container, CommentedMap) else 0
+    token = slot[index] if len(slot) > index else None
+    return token if isinstance(token, CommentToken) else None
+
+
+def _set_trailing_comment(node: Any, key: Any, text: str) -> None:
+    container, leaf = _last_leaf(node, key)
+    index = 2 if isinstance(container, CommentedMap) else 0
+    slot = container.ca.items.setdefault(leaf, [None, None, None, None])
+    while len(slot) < 4:
+        slot.append(None)
+    slot[index] = CommentToken(text, _Mark(0), None)
+
+
+@dataclass(frozen=True)
+class _Mark:
+    column: int
+
+
+def _following_text(node: Any, key: Any) -> str:
+    """Blank lines and comments after ``node[key]`` that belong to what comes next."""
+    token = _trailing_comment(node, key)
+    if token is None:
+        return ""
+    _own_line_comment, _, rest = token.value.partition("\n")
+    return rest
+
+
+def _carry_over(node: Any, keys: list[Any], index: int) -> None:
+    rest = _following_text(node, keys[index])
+    if not rest or index == 0:
+        return
+    prev = keys[index - 1]
+    token = _trailing_comment(node, prev)
+    _set_trailing_comment(node, prev, (token.value if token else "\n") + rest)
+
+
+def _delete_key(mapping: CommentedMap, key: str) -> None:
+    keys = list(mapping.keys())
+    _carry_over(mapping, keys, keys.index(key))
+    del mapping[key]
+
+
+def _delete_item(seq: CommentedSeq, index: int) -> None:
+    _carry_over(seq, list(range(len(seq))), index)
+    del seq[index]  # CommentedSeq shifts the comments of the items after it
+
+
+def iter_services(files: Sequence[ComposeFile]) -> Iterator[tuple[ComposeFile, str, Any]]:
+    for compose in files:
+        for name, svc in compose.services.items():
+            yield compose, str(name), svc

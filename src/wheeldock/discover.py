@@ -1,0 +1,669 @@
+"""Finding the Python services in a compose project that install their dependencies at start.
+
+A candidate is a service that runs a ``python:*`` image with a command like
+``sh -c "pip install -r requirements.txt && python3 app.py"`` and its code bind-mounted.
+For each, :func:`discover` infers a :class:`wheeldock.project.Service`: requirement files
+(following ``-r``/``-c`` includes), the command to run in the image, working folder, source
+folder, port, health check and the Debian packages the wheels need at run time. Every inference
+is recorded in :attr:`Finding.notes` so ``init`` can say how it decided.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import re
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from wheeldock.compose import ComposeFile, environment, interpolate, merged_services
+from wheeldock.errors import InvalidConfig, NotFound
+from wheeldock.project import Service
+
+log = logging.getLogger(__name__)
+
+#: Runner programs that start a Python service once its dependencies are installed.
+RUNNERS = (
+    "uvicorn",
+    "gunicorn",
+    "hypercorn",
+    "daphne",
+    "celery",
+    "flask",
+    "fastapi",
+    "rq",
+    "dramatiq",
+    "waitress-serve",
+)
+#: Health routes in order of preference.
+HEALTH_ROUTES = (
+    "/health",
+    "/healthz",
+    "/healthcheck",
+    "/health-check",
+    "/_health",
+    "/livez",
+    "/readyz",
+    "/ready",
+    "/ping",
+    "/status",
+)
+_PYTHON = re.compile(r"^(?:/usr/(?:local/)?bin/)?python(?:3(?:\.\d+)?)?$")
+_PIP = re.compile(r"^(?:/usr/(?:local/)?bin/)?pip(?:3(?:\.\d+)?)?$")
+_PORT_ENV = ("PORT", "APP_PORT", "HTTP_PORT", "SERVER_PORT", "LISTEN_PORT")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One Python service found in the compose files, and what ``init`` will change about it."""
+
+    service: Service
+    compose_file: Path  # the file that defines the service's image
+    source_volume: str  # the bind mount's source as written (``./app``), dropped by the patch
+    drop_keys: tuple[str, ...]  # compose keys the image makes unneeded (command, working_dir)
+    requirement_files: tuple[str, ...]  # every file the requirements read, includes too
+    constraints: tuple[str, ...]  # ``-c`` files given on the pip command line
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Mount:
+    source: str  # as written
+    host: Path  # resolved on the host
+    target: str
+
+
+@dataclass(frozen=True)
+class _Start:
+    """What the start command does: the pip step and the program it then runs."""
+
+    requirements: tuple[str, ...]
+    constraints: tuple[str, ...]
+    no_binary: tuple[str, ...]
+    argv: tuple[str, ...]
+
+
+# --- the start command -------------------------------------------------------------------------
+
+
+def _script_of(command: Any) -> str | None:
+    """The shell script a compose ``command`` runs (``sh -c "…"`` unwrapped), or ``None``."""
+    if command is None:
+        return None
+    argv = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
+    if (
+        len(argv) >= 3
+        and PurePosixPath(argv[0]).name in ("sh", "bash", "ash", "dash")
+        and argv[1] in ("-c", "-ec", "-ce", "-xc", "-exc")
+    ):
+        return argv[2]
+    return shlex.join(argv)
+
+
+def _segments(script: str) -> list[list[str]]:
+    """Split a shell script into simple commands (on ``&&``, ``||``, ``;`` and newlines)."""
+    segments: list[list[str]] = [[]]
+    for line in script.replace("\\\n", " ").splitlines():
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
+        lexer.whitespace_split = True
+        lexer.commenters = "#"
+        try:
+            for token in lexer:
+                if token in ("&&", "||", ";", "&", "|", ";;"):
+                    segments.append([])
+                else:
+                    segments[-1].append(token)
+        except ValueError:
+            return []
+        segments.append([])
+    return [seg for seg in segments if seg]
+
+
+def _pip_args(argv: list[str]) -> list[str] | None:
+    """The arguments after ``install`` when ``argv`` is a pip install, else ``None``."""
+    i = 0
+    if _PYTHON.match(argv[0]) and argv[1:3] == ["-m", "pip"]:
+        i = 3
+    elif _PIP.match(argv[0]):
+        i = 1
+    else:
+        return None
+    rest = argv[i:]
+    while rest and rest[0].startswith("-"):  # pip's global options before the subcommand
+        rest = rest[1:]
+    if not rest or rest[0] != "install":
+        return None
+    return rest[1:]
+
+
+def _option_values(args: list[str], short: str, long: str) -> list[str]:
+    values: list[str] = []
+    it = iter(range(len(args)))
+    for i in it:
+        arg = args[i]
+        if arg in (short, long) and i + 1 < len(args):
+            values.append(args[i + 1])
+            next(it, None)
+        elif arg.startswith(long + "="):
+            values.append(arg[len(long) + 1 :])
+        elif arg.startswith(short) and len(arg) > len(short) and not arg.startswith("--"):
+            values.append(arg[len(short) :])
+    return values
+
+
+def _parse_start(command: Any) -> _Start | None:
+    script = _script_of(command)
+    if script is None:
+        return None
+    requirements: list[str] = []
+    constraints: list[str] = []
+    no_binary: list[str] = []
+    run: list[str] | None = None
+    for seg in _segments(script):
+        while seg and (seg[0] in ("exec", "env") or ("=" in seg[0] and not seg[0].startswith("-"))):
+            seg = seg[1:]
+        if not seg:
+            continue
+        pip = _pip_args(seg)
+        if pip is not None:
+            requirements += _option_values(pip, "-r", "--requirement")
+            constraints += _option_values(pip, "-c", "--constraint")
+            for value in _option_values(pip, "--no-binary", "--no-binary"):
+                no_binary += [v for v in value.split(",") if v and v != ":none:"]
+            continue
+        name = PurePosixPath(seg[0]).name
+        if _PYTHON.match(seg[0]) or name in RUNNERS:
+            run = seg
+    if not requirements or run is None:
+        return None
+    return _Start(tuple(requirements), tuple(constraints), tuple(no_binary), tuple(run))
+
+
+# --- mounts and paths --------------------------------------------------------------------------
+
+
+def _mounts(svc: Mapping[str, Any], root: Path) -> list[_Mount]:
+    mounts: list[_Mount] = []
+    for vol in svc.get("volumes") or []:
+        if isinstance(vol, str):
+            parts = vol.split(":")
+            if len(parts) < 2 or not parts[0].startswith((".", "/", "~")):
+                continue  # a named volume, not the code
+            source, target = parts[0], parts[1]
+        elif isinstance(vol, Mapping) and vol.get("type", "bind") == "bind" and vol.get("source"):
+            source, target = str(vol["source"]), str(vol.get("target", ""))
+        else:
+            continue
+        host = (root / Path(source).expanduser()).resolve()
+        if host.is_dir():
+            mounts.append(_Mount(source, host, target.rstrip("/") or "/"))
+    return mounts
+
+
+def _to_host(container_path: str, mounts: Sequence[_Mount]) -> tuple[_Mount, Path] | None:
+    """Map an absolute container path to the host through the bind mounts (deepest first)."""
+    path = PurePosixPath(container_path)
+    for mount in sorted(mounts, key=lambda m: len(m.target), reverse=True):
+        target = PurePosixPath(mount.target)
+        if path == target or target in path.parents:
+            return mount, mount.host / path.relative_to(target)
+    return None
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError as exc:
+        raise InvalidConfig(
+            f"{path} is outside the project folder {root}",
+            path=path,
+            fix="keep the code and requirement files inside the folder with the compose file "
+            "(it is the build context)",
+        ) from exc
+
+
+# --- requirement files -------------------------------------------------------------------------
+
+
+def requirement_closure(
+    root: Path, files: Iterable[str]
+) -> tuple[tuple[str, ...], tuple[Requirement, ...]]:
+    """Every file the requirement ``files`` read (``-r``/``-c`` followed, relative to the file
+    that names them) and every requirement in them. Paths relative to ``root``, in reading order.
+
+    A missing file raises :class:`InvalidConfig` naming the file and line that refers to it.
+    """
+    seen: list[str] = []
+    reqs: list[Requirement] = []
+
+    def visit(rel: str, referrer: tuple[Path, int] | None) -> None:
+        if rel in seen:
+            return
+        path = root / rel
+        if not path.is_file():
+            if referrer is None:
+                raise InvalidConfig(
+                    f"the requirements file {rel} does not exist",
+                    path=path,
+                    fix="check the `pip install -r` path in the compose command (it is relative to "
+                    "the service's working_dir inside its code mount)",
+                )
+            raise InvalidConfig(
+                f"line {referrer[1]}: includes {rel}, which does not exist",
+                path=referrer[0],
+                fix="fix the include path (it is relative to the including file)",
+            )
+        seen.append(rel)
+        for number, raw in enumerate(path.read_text().splitlines(), 1):
+            line = raw.split(" #", 1)[0].strip()
+            if not line or line.startswith("#"):
+                continue
+            words = line.split()
+            for short, long in (("-r", "--requirement"), ("-c", "--constraint")):
+                included = _option_values(words, short, long)
+                for inc in included:
+                    visit(_rel(path.parent / inc, root), (path, number))
+            if line.startswith("-"):
+                continue
+            try:
+                reqs.append(Requirement(line.split(";")[0].strip() if "@" not in line else line))
+            except InvalidRequirement:
+                log.debug("%s:%d: not a requirement: %r", path, number, line)
+
+    for f in files:
+        visit(f, None)
+    return tuple(seen), tuple(reqs)
+
+
+# --- port and health ---------------------------------------------------------------------------
+
+
+def _flag_value(argv: Sequence[str], *flags: str) -> str | None:
+    for i, arg in enumerate(argv):
+        for flag in flags:
+            if arg == flag and i + 1 < len(argv):
+                return argv[i + 1]
+            if flag.startswith("--") and arg.startswith(flag + "="):
+                return arg[len(flag) + 1 :]
+    return None
+
+
+def _port_from(value: str | None) -> int | None:
+    if not value:
+        return None
+    match = re.search(r"(\d{2,5})$", value.strip())
+    if match and 0 < int(match.group(1)) < 65536:
+        return int(match.group(1))
+    return None
+
+
+def infer_port(
+    svc: Mapping[str, Any], argv: Sequence[str], env: Mapping[str, str]
+) -> tuple[int | None, str]:
+    """The port the service listens on, and where that was read (for the notes)."""
+    service_env = environment(svc)
+    for key in _PORT_ENV:
+        raw = service_env.get(key)
+        port = _port_from(interpolate(raw, env)) if raw is not None else None
+        if port:
+            return port, f"environment {key}"
+    flag = _flag_value(argv, "--port", "-p", "--bind", "-b")
+    port = _port_from(interpolate(flag, env) if flag else None)
+    if port:
+        return port, "command-line flag"
+    for entry in svc.get("ports") or []:
+        if isinstance(entry, Mapping):
+            port = _port_from(str(entry.get("target", "")))
+        else:
+            port = _port_from(interpolate(str(entry), env).split("/")[0])
+        if port:
+            return port, "ports:"
+    for entry in svc.get("expose") or []:
+        port = _port_from(str(entry))
+        if port:
+            return port, "expose:"
+    return None, "none (no PORT, port flag or ports:)"
+
+
+def _entry_files(argv: Sequence[str], workdir_host: Path) -> list[Path]:
+    """The Python files the command starts from (a script, ``-m module`` or ``module:app``)."""
+    candidates: list[str] = []
+    args = list(argv[1:])
+    if _PYTHON.match(argv[0]):
+        if args[:1] == ["-m"] and len(args) > 1:
+            candidates.append(args[1].replace(".", "/"))
+        elif args:
+            candidates.append(args[0])
+    else:
+        candidates += [
+            a.split(":")[0].replace(".", "/") for a in args if re.match(r"^[\w.]+:[\w.()]+$", a)
+        ]
+        app = _flag_value(argv, "--app", "-A")
+        if app:
+            candidates.append(app.split(":")[0].replace(".", "/"))
+    files: list[Path] = []
+    for cand in candidates:
+        for path in (
+            workdir_host / cand,
+            workdir_host / f"{cand}.py",
+            workdir_host / cand / "__init__.py",
+            workdir_host / cand / "__main__.py",
+        ):
+            if path.is_file() and path.suffix == ".py":
+                files.append(path)
+    return files
+
+
+def _local_imports(tree: ast.AST, here: Path, top: Path) -> list[Path]:
+    found: list[Path] = []
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = here if node.level else top
+            for _ in range(max(node.level - 1, 0)):
+                base = base.parent
+            mod = (node.module or "").replace(".", "/")
+            for alias in node.names:
+                for cand in (base / mod / alias.name, base / mod):
+                    for path in (cand.with_suffix(".py"), cand / "__init__.py"):
+                        if path.is_file():
+                            found.append(path)
+            continue
+        for name in names:
+            cand = top / name.replace(".", "/")
+            for path in (cand.with_suffix(".py"), cand / "__init__.py"):
+                if path.is_file():
+                    found.append(path)
+    return found
+
+
+def _routes(tree: ast.AST) -> list[str]:
+    """GET routes declared in a module: ``@app.get("/x")``, ``@app.route("/x")``,
+    ``app.add_api_route("/x", …)``, ``add_url_rule("/x", …)`` and ``Route("/x", …)``."""
+    routes: list[str] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        first = node.args[0]
+        if not (
+            isinstance(first, ast.Constant)
+            and isinstance(first.value, str)
+            and first.value.startswith("/")
+        ):
+            continue
+        func = node.func
+        name = (
+            func.attr
+            if isinstance(func, ast.Attribute)
+            else func.id
+            if isinstance(func, ast.Name)
+            else ""
+        )
+        if name in ("get", "route", "api_route", "add_api_route", "add_url_rule", "Route", "head"):
+            methods = next((kw.value for kw in node.keywords if kw.arg == "methods"), None)
+            if isinstance(methods, ast.List | ast.Tuple | ast.Set):
+                verbs = {
+                    e.value.upper()
+                    for e in methods.elts
+                    if isinstance(e, ast.Constant) and isinstance(e.value, str)
+                }
+                if verbs and "GET" not in verbs:
+                    continue
+            routes.append(first.value)
+    return routes
+
+
+def find_health_route(
+    entry_files: Sequence[Path], top: Path, *, limit: int = 300
+) -> tuple[str | None, Path | None]:
+    """The preferred health route declared in the entry files or the local modules they import
+    (followed within ``top``, at most ``limit`` files), and the file that declares it."""
+    queue = list(entry_files)
+    seen: set[Path] = set()
+    found: dict[str, Path] = {}
+    while queue and len(seen) < limit:
+        path = queue.pop(0).resolve()
+        if path in seen:
+            continue
+        seen.add(path)
+        try:
+            tree = ast.parse(path.read_bytes(), filename=str(path))
+        except (SyntaxError, ValueError, OSError):
+            continue
+        for route in _routes(tree):
+            found.setdefault(route.rstrip("/") or "/", path)
+        queue += _local_imports(tree, path.parent, top)
+    for route in HEALTH_ROUTES:
+        if route in found:
+            return route, found[route]
+    return None, None
+
+
+# --- runtime libraries -------------------------------------------------------------------------
+
+#: Debian (bookworm) runtime packages for distributions whose compiled parts link system
+#: libraries. ``from_source_only``: the manylinux wheel vendors the library, so it is needed only
+#: when the package is built from source (``no_binary``).
+RUNTIME_TABLE: dict[str, tuple[tuple[str, ...], bool]] = {
+    "cffi": (("libffi8",), True),
+    "pyyaml": (("libyaml-0-2",), True),
+    "lxml": (("libxml2", "libxslt1.1"), True),
+    "pillow": (
+        (
+            "libjpeg62-turbo",
+            "zlib1g",
+            "libtiff6",
+            "libwebp7",
+            "libfreetype6",
+            "liblcms2-2",
+            "libopenjp2-7",
+        ),
+        True,
+    ),
+    "psycopg2": (("libpq5",), False),
+    "psycopg": (("libpq5",), False),
+    "mysqlclient": (("libmariadb3",), False),
+    "python-ldap": (("libldap-2.5-0", "libsasl2-2"), False),
+    "pycurl": (("libcurl4",), False),
+    "pyodbc": (("unixodbc",), True),
+    "gssapi": (("libgssapi-krb5-2",), True),
+    "cairocffi": (("libcairo2",), False),
+    "weasyprint": (("libpango-1.0-0", "libpangoft2-1.0-0"), False),
+    "python-magic": (("libmagic1",), False),
+}
+
+
+def table_runtime_packages(
+    requirements: Iterable[Requirement], no_binary: Iterable[str]
+) -> tuple[str, ...]:
+    """Runtime Debian packages from :data:`RUNTIME_TABLE` (the fallback to an ELF scan)."""
+    forced = {canonicalize_name(n) for n in no_binary}
+    all_source = ":all:" in no_binary
+    packages: list[str] = []
+    for req in requirements:
+        name = canonicalize_name(req.name)
+        entry = RUNTIME_TABLE.get(name)
+        if entry is None:
+            continue
+        libs, from_source_only = entry
+        if from_source_only and name not in forced and not all_source:
+            continue
+        packages += [p for p in libs if p not in packages]
+    return tuple(packages)
+
+
+# --- the whole service -------------------------------------------------------------------------
+
+
+def _is_python_image(image: Any) -> bool:
+    if not isinstance(image, str):
+        return False
+    name = image.split("@")[0].rsplit(":", 1)[0] if ":" in image.split("/")[-1] else image
+    return name.split("/")[-1] == "python" and name in (
+        "python",
+        "library/python",
+        "docker.io/library/python",
+        "docker.io/python",
+    )
+
+
+def _python_version(image: str) -> str:
+    tag = image.split("@")[0].rsplit(":", 1)[1] if ":" in image.split("/")[-1] else ""
+    match = re.match(r"^(3\.\d+)", tag)
+    return match.group(1) if match else "3.11"
+
+
+def _image_argv(run: Sequence[str]) -> tuple[str, ...]:
+    """The command as it runs in the image: ``python3.11`` becomes ``python`` (the venv's)."""
+    argv = list(run)
+    if _PYTHON.match(argv[0]):
+        argv[0] = "python"
+    return tuple(argv)
+
+
+def discover(
+    root: Path,
+    files: Sequence[ComposeFile],
+    env: Mapping[str, str],
+    *,
+    project_name: str | None = None,
+) -> list[Finding]:
+    """The Python services in ``files`` that install their requirements at start.
+
+    ``env`` resolves ``${VAR}`` in the compose values. Raises :class:`NotFound` when no service
+    qualifies, naming the services that were looked at and why each was passed over.
+    """
+    services = merged_services(files)
+    findings: list[Finding] = []
+    passed_over: list[str] = []
+    for name, svc in services.items():
+        image = svc.get("image")
+        if "build" in svc and not _is_python_image(image):
+            passed_over.append(f"{name} (has a build: section)")
+            continue
+        if not _is_python_image(image):
+            passed_over.append(f"{name} (image {image!r} is not python:*)")
+            continue
+        start = _parse_start(
+            svc.get("command") if svc.get("command") is not None else svc.get("entrypoint")
+        )
+        if start is None:
+            passed_over.append(
+                f"{name} (its command does not `pip install -r …` then start Python)"
+            )
+            continue
+        findings.append(_finding(root, files, name, svc, start, env, str(image)))
+    if not findings:
+        where = ", ".join(str(f.path.name) for f in files)
+        looked = "; ".join(passed_over) or "no services at all"
+        raise NotFound(
+            f"no Python service that installs its requirements at start was found in {where} "
+            f"(looked at: {looked})",
+            path=files[0].path if files else root,
+            fix="wheeldock init handles services running a python:* image with a command like "
+            '`sh -c "pip install -r requirements.txt && python app.py"` and the code mounted as a '
+            "volume; write wheeldock.toml by hand for others",
+        )
+    return findings
+
+
+def _finding(
+    root: Path,
+    files: Sequence[ComposeFile],
+    name: str,
+    svc: Mapping[str, Any],
+    start: _Start,
+    env: Mapping[str, str],
+    image: str,
+) -> Finding:
+    defining = next(
+        (f for f in files if name in f.services and "image" in f.services[name]), files[0]
+    )
+    notes: list[str] = []
+    mounts = _mounts(svc, root)
+    workdir = str(svc.get("working_dir") or "")
+    if not workdir:
+        # No working_dir: the python image's is "/"; the mount holding the script is the code.
+        workdir = mounts[0].target if len(mounts) == 1 else "/"
+        notes.append(f"working dir {workdir} (no working_dir: taken from the code mount)")
+    located = _to_host(workdir, mounts)
+    if located is None:
+        raise InvalidConfig(
+            f"service {name!r}: its working_dir {workdir} is not inside a bind-mounted folder of "
+            "the project, so its code cannot be found",
+            path=defining.path,
+            fix=f"mount the code (e.g. `volumes: [./app:{workdir}]`) or write wheeldock.toml by hand",
+        )
+    mount, workdir_host = located
+    source = _rel(mount.host, root)
+    requirements: list[str] = []
+    for req in start.requirements:
+        host = _to_host(str(PurePosixPath(workdir) / req), mounts)
+        if host is None:
+            raise InvalidConfig(
+                f"service {name!r}: the requirements file {req} is not inside the code mount",
+                path=defining.path,
+                fix="keep requirement files in the mounted code folder",
+            )
+        requirements.append(_rel(host[1], root))
+    constraints = [_rel(workdir_host / c, root) for c in start.constraints]
+    closure, reqs = requirement_closure(root, [*requirements, *constraints])
+    argv = _image_argv(start.argv)
+    port, port_source = infer_port(svc, start.argv, env)
+    notes.append(f"port {port} from {port_source}" if port else "no port: a worker")
+    entries = _entry_files(start.argv, workdir_host)
+    route, route_file = find_health_route(entries, mount.host)
+    if port is None:
+        health = "process"
+        notes.append("health: process check (no port)")
+    elif route is not None and route_file is not None:
+        health = route
+        notes.append(f"health: GET {route} (declared in {_rel(route_file, root)})")
+    else:
+        health = "tcp"
+        notes.append(
+            "health: TCP connect (no /health-like route found in the entry module and its imports)"
+        )
+    runtime = table_runtime_packages(reqs, start.no_binary)
+    network_mode = svc.get("network_mode")
+    service = Service(
+        name=name,
+        source=source,
+        requirements=tuple(requirements),
+        command=argv,
+        workdir=workdir,
+        port=port,
+        health=health,
+        runtime_packages=runtime,
+        runtime_packages_source="table",
+        python=_python_version(image),
+        network_mode=str(network_mode) if network_mode else None,
+        source_target=mount.target,
+        constraints=tuple(constraints),
+        no_binary=start.no_binary,
+    )
+    drop = tuple(k for k in ("command", "working_dir", "entrypoint") if k in svc)
+    return Finding(
+        service=service,
+        compose_file=defining.path,
+        source_volume=mount.source,
+        drop_keys=drop,
+        requirement_files=closure,
+        constraints=tuple(constraints),
+        notes=tuple(notes),
+    )
+
+
+def with_runtime_packages(finding: Finding, packages: tuple[str, ...], source: str) -> Finding:
+    return replace(
+        finding,
+        service=replace(finding.service, runtime_packages=packages, runtime_packages_source=source),
+    )

@@ -1,0 +1,302 @@
+"""The Docker path's generated files: ``Dockerfile.<service>`` and ``.dockerignore`` (pure).
+
+The Dockerfile has two stages:
+
+* ``builder`` (``wheeldock/python:<py>-builder``, compilers and headers): uv from PyPI in its own
+  cached layer, then ``pip wheel`` turns the requirements into a wheelhouse under BuildKit cache
+  mounts, so a bumped requirement downloads or compiles only the wheels that changed.
+* ``runtime`` (``wheeldock/python:<py>-<base>``): only the Debian runtime packages the wheels
+  need, a venv filled from the wheelhouse with no index (bind-mounted from the builder, so no
+  wheel file lands in a layer), bytecode compiled, a non-root user, the code last, a
+  ``HEALTHCHECK`` with a one-second start interval and an exec-form ``CMD``.
+
+The proxy CA reaches pip and uv as a BuildKit secret for the RUN steps that download, and only
+when one is handed in; no layer ever contains it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from packaging.utils import canonicalize_name
+
+from wheeldock.ca import SECRET_ID
+from wheeldock.project import Service
+
+#: Where a RUN step sees the CA secret.
+CA_TARGET = "/run/secrets/wheeldock-ca.pem"
+VENV = "/opt/venv"
+APP_UID = 10001
+
+#: Debian headers a from-source build (``no_binary``) of these distributions needs in the builder.
+BUILD_PACKAGES: dict[str, tuple[str, ...]] = {
+    "cffi": ("libffi-dev",),
+    "pyyaml": ("libyaml-dev",),
+    "lxml": ("libxml2-dev", "libxslt1-dev"),
+    "psycopg2": ("libpq-dev",),
+    "mysqlclient": ("libmariadb-dev", "pkg-config"),
+    "pillow": ("libjpeg62-turbo-dev", "zlib1g-dev", "libfreetype-dev"),
+    "python-ldap": ("libldap2-dev", "libsasl2-dev"),
+    "pycurl": ("libcurl4-openssl-dev",),
+}
+
+
+@dataclass(frozen=True)
+class DockerfileSpec:
+    """Everything a Dockerfile depends on, so the same spec always gives the same bytes."""
+
+    service: Service
+    requirement_files: tuple[str, ...]  # every file pip reads (includes too), context-relative
+    uv_version: str
+    builder_image: str | None = None  # default: wheeldock/python:<python>-builder
+    runtime_image: str | None = None  # default: wheeldock/python:<python>-<base>
+
+
+def builder_image(service: Service) -> str:
+    return f"wheeldock/python:{service.python}-builder"
+
+
+def runtime_image(service: Service) -> str:
+    return f"wheeldock/python:{service.python}-{service.base}"
+
+
+def _secret_mount() -> str:
+    return f"--mount=type=secret,id={SECRET_ID},target={CA_TARGET}"
+
+
+def _with_ca(command: str) -> str:
+    """Prefix a shell command so pip and uv trust the CA secret when one was handed in."""
+    return (
+        f"if [ -f {CA_TARGET} ]; then export SSL_CERT_FILE={CA_TARGET} PIP_CERT={CA_TARGET}; fi \\\n"
+        f"    && {command}"
+    )
+
+
+def _bind_mounts(files: Iterable[str]) -> list[str]:
+    return [f"--mount=type=bind,source={f},target=/build/{f}" for f in files]
+
+
+def _run(mounts: Sequence[str], command: str) -> str:
+    lines = ["RUN " + (mounts[0] if mounts else command)]
+    lines += [f"    {m}" for m in mounts[1:]]
+    if mounts:
+        lines.append(f"    {command}")
+    return " \\\n".join(lines)
+
+
+def _port_expr(service: Service) -> str:
+    """Python source for the port, inside the health check script."""
+    port = service.port
+    literal = str(port)
+    # A port fixed on the command line stays fixed; otherwise the app reads $PORT like compose sets.
+    if any(arg == literal or arg.endswith(":" + literal) for arg in service.command):
+        return literal
+    return f"int(os.environ.get('PORT', '{literal}'))"
+
+
+def health_command(service: Service) -> list[str]:
+    """The exec-form health check: python's urllib (slim has no curl), a socket, or ``kill -0``."""
+    if service.port is None or service.health == "process":
+        return ["python3", "-c", "import os; os.kill(1, 0)"]
+    port = _port_expr(service)
+    if service.health == "tcp":
+        script = f"import os, socket; socket.create_connection(('127.0.0.1', {port}), 2).close()"
+    else:
+        # No proxy: an HTTP_PROXY in the container's environment must not catch 127.0.0.1.
+        script = (
+            "import os, urllib.request as u; "
+            "u.build_opener(u.ProxyHandler({})).open("
+            f"'http://127.0.0.1:%d{service.health}' % {port}, timeout=2)"
+        )
+    return ["python3", "-c", script]
+
+
+def exec_form(argv: Sequence[str]) -> list[str]:
+    """``CMD``'s exec form; a command that uses ``$VAR`` runs through ``sh -c "exec …"``."""
+    if not any("$" in arg for arg in argv):
+        return list(argv)
+    words = [f'"{a}"' if "$" in a and '"' not in a else shlex.quote(a) for a in argv]
+    return ["/bin/sh", "-c", "exec " + " ".join(words)]
+
+
+def render(spec: DockerfileSpec) -> str:
+    """The ``Dockerfile.<service>`` text for ``spec`` (deterministic)."""
+    svc = spec.service
+    builder = spec.builder_image or builder_image(svc)
+    runtime = spec.runtime_image or runtime_image(svc)
+    req_args = " ".join(f"-r /build/{r}" for r in svc.requirements)
+    req_args += "".join(f" -c /build/{c}" for c in svc.constraints)
+    req_mounts = _bind_mounts(spec.requirement_files)
+    no_binary = f" --no-binary {','.join(svc.no_binary)}" if svc.no_binary else ""
+    build_pkgs = _build_packages(svc.no_binary)
+    target = svc.source_target or svc.workdir
+    source = svc.source.rstrip("/") or "."
+    health = health_command(svc)
+    out: list[str] = [
+        f"# Generated by `wheeldock init` for the service {svc.name}. Edit freely: `init` then",
+        "# keeps your version, and `init --revert` refuses to delete it unless --force.",
+        "",
+        "# ---- builder: requirements -> wheelhouse (compilers here only; BuildKit caches the work)",
+        f"FROM {builder} AS builder",
+        "ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore",
+    ]
+    if build_pkgs:
+        out += [
+            "# Headers for the distributions built from source (no_binary).",
+            "RUN apt-get update \\",
+            f"    && apt-get install -y --no-install-recommends {' '.join(build_pkgs)} \\",
+            "    && rm -rf /var/lib/apt/lists/*",
+        ]
+    out += [
+        "# uv, from PyPI, in a layer of its own: it changes only with wheeldock's pin.",
+        _run(
+            ["--mount=type=cache,target=/root/.cache/pip", _secret_mount()],
+            _with_ca(f"python3 -m pip install --target /opt/uv uv=={spec.uv_version}"),
+        ),
+        "# Only the requirement files are bound in: a code change never reaches this stage. The pip",
+        "# cache keeps downloaded and locally built wheels, so a bump fetches just what changed.",
+        _run(
+            ["--mount=type=cache,target=/root/.cache/pip", *req_mounts, _secret_mount()],
+            _with_ca(f"python3 -m pip wheel --wheel-dir /wheelhouse{no_binary} {req_args}"),
+        ),
+        "",
+        "# ---- runtime: slim base, runtime libraries, venv from the wheelhouse, code last",
+        f"FROM {runtime}",
+        f"ENV VIRTUAL_ENV={VENV} PATH={VENV}/bin:$PATH PYTHONUNBUFFERED=1 UV_PYTHON_DOWNLOADS=never",
+    ]
+    if svc.runtime_packages:
+        out += [
+            f"# Runtime libraries the wheels link ({svc.runtime_packages_source}).",
+            "RUN apt-get update \\",
+            f"    && apt-get install -y --no-install-recommends {' '.join(svc.runtime_packages)} \\",
+            "    && rm -rf /var/lib/apt/lists/*",
+        ]
+    out += [
+        f"RUN groupadd --system --gid {APP_UID} app \\\n"
+        f"    && useradd --system --uid {APP_UID} --gid app --no-create-home --shell /usr/sbin/nologin app",
+        "# No index: everything comes from the builder's wheelhouse, bound in for this step only.",
+        _run(
+            [
+                "--mount=type=bind,from=builder,source=/wheelhouse,target=/wheelhouse",
+                "--mount=type=bind,from=builder,source=/opt/uv,target=/opt/uv",
+                *req_mounts,
+            ],
+            f"/opt/uv/bin/uv venv --python /usr/bin/python3 {VENV} \\\n"
+            f"    && /opt/uv/bin/uv pip install --python {VENV}/bin/python "
+            f"--no-index --find-links /wheelhouse --compile-bytecode --no-cache {req_args}",
+        ),
+        f"WORKDIR {svc.workdir}",
+        f"COPY {source}/ {target.rstrip('/') or '/'}/",
+        f"USER {APP_UID}:{APP_UID}",
+    ]
+    if svc.port is not None:
+        out.append(f"EXPOSE {svc.port}")
+    out += [
+        "HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --start-interval=1s --retries=3 \\",
+        f"    CMD {json.dumps(health)}",
+        f"CMD {json.dumps(exec_form(svc.command))}",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def _build_packages(no_binary: Iterable[str]) -> tuple[str, ...]:
+    names: set[str] = {canonicalize_name(n) for n in no_binary}
+    if ":all:" in no_binary:
+        names = set(BUILD_PACKAGES)
+    packages: list[str] = []
+    for name in sorted(names):
+        packages += [p for p in BUILD_PACKAGES.get(name, ()) if p not in packages]
+    return tuple(packages)
+
+
+# --- .dockerignore ------------------------------------------------------------------------------
+
+#: What a Python service's build context never needs.
+IGNORE_DEFAULTS = (
+    ".git",
+    "**/__pycache__",
+    "**/*.pyc",
+    "**/*.pyo",
+    "**/.env*",
+    "**/logs",
+    "**/tests",
+    "**/.venv",
+    "**/venv",
+    "**/.pytest_cache",
+    "**/.mypy_cache",
+    "**/.ruff_cache",
+    "**/node_modules",
+    ".wheeldock",
+)
+IGNORE_MARKER = "# added by wheeldock init (the image needs only the code and requirement files)"
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    """Docker's .dockerignore matching: ``**`` any folders, ``*`` and ``?`` within one."""
+    pattern = pattern.strip().lstrip("/")
+    out = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out += "(?:.*/)?"
+            i += 3
+        elif pattern.startswith("**", i):
+            out += ".*"
+            i += 2
+        elif pattern[i] == "*":
+            out += "[^/]*"
+            i += 1
+        elif pattern[i] == "?":
+            out += "[^/]"
+            i += 1
+        else:
+            out += re.escape(pattern[i])
+            i += 1
+    return re.compile(out.rstrip("/") + "$")
+
+
+def excluded(path: str, patterns: Sequence[str]) -> bool:
+    """Whether ``.dockerignore`` ``patterns`` keep ``path`` (or a folder above it) out of the
+    context; later ``!`` patterns re-include, as Docker reads them."""
+    parts = PurePosixPath(path).parts
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    result = False
+    for raw in patterns:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        regex = _pattern_regex(line[1:] if negate else line)
+        if any(regex.match(p) for p in prefixes):
+            result = not negate
+    return result
+
+
+def dockerignore(existing: str | None, needed: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    """``existing`` (or nothing) with the missing default patterns appended, and the warnings.
+
+    A default pattern that would exclude a ``needed`` file (requirements, code) is left out; an
+    existing user pattern that does is kept (it is the user's) but reported.
+    """
+    text = existing or ""
+    have = [line.strip() for line in text.splitlines()]
+    added = [
+        p for p in IGNORE_DEFAULTS if p not in have and not any(excluded(n, [p]) for n in needed)
+    ]
+    warnings = tuple(
+        f".dockerignore excludes {n}, which the image needs" for n in needed if excluded(n, have)
+    )
+    if not added:
+        return text, warnings
+    if text and not text.endswith("\n"):
+        text += "\n"
+    if text:
+        text += "\n"
+    text += IGNORE_MARKER + "\n" + "".join(p + "\n" for p in added)
+    return text, warnings

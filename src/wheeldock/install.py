@@ -1,0 +1,244 @@
+"""Locked wheels → staging trees that become the image's ``site-packages``, without a container.
+
+Where things go (Debian's own layout, because the bases are Debian's ``python3``): packages in
+``/usr/local/lib/python3.11/dist-packages`` — on the Debian interpreter's ``sys.path`` already,
+no venv and no ``PYTHONPATH`` needed — console scripts in ``/usr/local/bin`` (on ``PATH``) with
+``#!/usr/bin/python3.11``, data files under ``/usr/local``. :func:`scheme_for` gives the
+``/usr/local/lib/python3.11/site-packages`` layout for python.org-style bases instead.
+
+Each wheel is installed by pypa ``installer`` (scripts, RECORD, INSTALLER written correctly)
+into its own tree, laid out as the image's root, and cached per wheel sha256 × scheme ×
+compiling interpreter under ``cache_dir("installed")``: a one-pin bump installs one wheel, and a
+dependency layer is a union of trees. Bytecode is compiled as unchecked-hash .pyc files (no
+source mtimes inside) recording the in-image paths, so the trees are the same in any folder.
+The compiling interpreter must be the image's minor version (same magic number).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
+
+from installer import install
+from installer.destinations import SchemeDictionaryDestination
+from installer.exceptions import InstallerError
+from installer.sources import WheelFile
+
+from wheeldock import process
+from wheeldock.errors import InvalidConfig, ToolNotFound
+from wheeldock.paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+#: Bumped when the tree layout or compilation changes, so old cached trees are not reused.
+_TREE_FORMAT = "wheeldock-installed-1"
+_COMPILER = Path(__file__).with_name("_compile_bytecode.py")
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """Absolute in-image folders for each wheel scheme, and the scripts' interpreter."""
+
+    purelib: str
+    platlib: str
+    scripts: str
+    data: str
+    headers: str  # the distribution's name is appended
+    interpreter: str
+
+    @property
+    def python_version(self) -> str:
+        return self.purelib.split("/python")[1].split("/")[0]
+
+    def for_dist(self, dist: str) -> dict[str, str]:
+        return {
+            "purelib": self.purelib,
+            "platlib": self.platlib,
+            "scripts": self.scripts,
+            "data": self.data,
+            "headers": f"{self.headers}/{dist}",
+        }
+
+
+def debian_scheme(python: str = "3.11") -> Scheme:
+    """Debian's python3: ``/usr/local/lib/pythonX.Y/dist-packages``, scripts in /usr/local/bin."""
+    site = f"/usr/local/lib/python{python}/dist-packages"
+    return Scheme(
+        purelib=site,
+        platlib=site,
+        scripts="/usr/local/bin",
+        data="/usr/local",
+        headers=f"/usr/local/include/python{python}",
+        interpreter=f"/usr/bin/python{python}",
+    )
+
+
+def python_org_scheme(python: str = "3.11") -> Scheme:
+    """python.org builds (the ``python:3.x`` images): ``/usr/local/lib/pythonX.Y/site-packages``."""
+    site = f"/usr/local/lib/python{python}/site-packages"
+    return Scheme(
+        purelib=site,
+        platlib=site,
+        scripts="/usr/local/bin",
+        data="/usr/local",
+        headers=f"/usr/local/include/python{python}",
+        interpreter=f"/usr/local/bin/python{python}",
+    )
+
+
+def scheme_for(env: Sequence[str], python: str = "3.11") -> Scheme:
+    """The scheme for a base image from its config ``Env``: python.org images set
+    ``PYTHON_VERSION``; anything else is taken to be Debian's python3."""
+    if any(e.startswith("PYTHON_VERSION=") for e in env):
+        return python_org_scheme(python)
+    return debian_scheme(python)
+
+
+@cache
+def compiler(python: str) -> str:
+    """An interpreter of the image's minor version to compile bytecode with."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == python:
+        return sys.executable
+    try:
+        return process.which(f"python{python}")
+    except ToolNotFound as exc:
+        raise ToolNotFound(
+            f"Python {python} is needed on this machine to compile the image's bytecode",
+            fix=f"install python{python} (the image's version), or build for this Python",
+        ) from exc
+
+
+def _rel(path: str) -> str:
+    return path.lstrip("/")
+
+
+def install_wheel(wheel: Path, root: Path, scheme: Scheme) -> None:
+    """Unpack ``wheel`` under ``root`` as though ``root`` were ``/``; no bytecode (see
+    :func:`compile_bytecode`). ``root`` must not hold another copy of the distribution."""
+    try:
+        with WheelFile.open(wheel) as source:
+            destination = SchemeDictionaryDestination(
+                scheme.for_dist(source.distribution),
+                interpreter=scheme.interpreter,
+                script_kind="posix",
+                destdir=str(root),
+            )
+            install(source, destination, additional_metadata={"INSTALLER": b"wheeldock\n"})
+    except (InstallerError, ValueError, KeyError, OSError) as exc:
+        raise InvalidConfig(
+            f"cannot install the wheel {wheel.name} ({exc})",
+            path=wheel,
+            fix="the wheel is malformed: pin another version of it, or report it upstream",
+        ) from exc
+
+
+def compile_bytecode(trees: Sequence[Path], scheme: Scheme) -> None:
+    """Compile every .py in the trees' site-packages, recording in-image paths; one process."""
+    pairs: list[list[str]] = []
+    site = _rel(scheme.purelib)
+    for root in trees:
+        for dirpath, dirnames, filenames in os.walk(root / site):
+            dirnames.sort()
+            for name in sorted(filenames):
+                if name.endswith(".py"):
+                    full = Path(dirpath) / name
+                    pairs.append([str(full), "/" + full.relative_to(root).as_posix()])
+    if not pairs:
+        return
+    result = process.run(
+        [compiler(scheme.python_version), "-I", _COMPILER],
+        input=json.dumps(pairs).encode(),
+        fix="report this: compiling bytecode should not fail as a whole",
+    )
+    skipped = json.loads(result.stdout or "[]")
+    if skipped:
+        log.debug(
+            "left %d file(s) without bytecode (syntax not Python 3): %s", len(skipped), skipped
+        )
+
+
+class InstalledTrees:
+    """Per-wheel installed trees, cached by wheel sha256 × scheme × compiler.
+
+    A tree under its final name is complete: it is built in a temp folder beside it and renamed
+    into place, so ``kill -9`` leaves at most an unused temp folder, and two processes installing
+    the same wheel both succeed (the second rename loses and its copy is dropped).
+    """
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root) if root is not None else cache_dir("installed")
+
+    def key(self, wheel_sha256: str, scheme: Scheme) -> str:
+        # The .pyc bytes depend on the compiling interpreter's build, so it is part of the key.
+        python = compiler(scheme.python_version)
+        build = sys.version if python == sys.executable else python
+        ident = json.dumps([_TREE_FORMAT, wheel_sha256, asdict(scheme), build], sort_keys=True)
+        return hashlib.sha256(ident.encode()).hexdigest()
+
+    def path(self, wheel_sha256: str, scheme: Scheme) -> Path:
+        key = self.key(wheel_sha256, scheme)
+        return self.root / key[:2] / key
+
+    def has(self, wheel_sha256: str, scheme: Scheme) -> bool:
+        return self.path(wheel_sha256, scheme).is_dir()
+
+    def ensure(self, wheels: Sequence[tuple[str, Path]], scheme: Scheme) -> list[Path]:
+        """The tree of each (sha256, wheel file), installing and compiling the missing ones."""
+        missing = [(sha, w) for sha, w in wheels if not self.has(sha, scheme)]
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for sha, wheel in missing:
+                final = self.path(sha, scheme)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".install."))
+                staged.append((tmp, final))
+                install_wheel(wheel, tmp, scheme)
+            compile_bytecode([tmp for tmp, _ in staged], scheme)
+            for tmp, final in staged:
+                try:
+                    os.rename(tmp, final)
+                except OSError:
+                    if not final.is_dir():
+                        raise
+        finally:
+            for tmp, _ in staged:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return [self.path(sha, scheme) for sha, _ in wheels]
+
+
+def installed_size(tree: Path) -> int:
+    """Bytes of regular files in a tree (for splitting dependency layers by size)."""
+    total = 0
+    for dirpath, _, filenames in os.walk(tree):
+        for name in filenames:
+            st = os.lstat(os.path.join(dirpath, name))
+            total += st.st_size
+    return total
+
+
+def console_scripts(tree: Path, scheme: Scheme) -> list[str]:
+    """Names of the scripts a tree installs into the scheme's scripts folder."""
+    folder = tree / _rel(scheme.scripts)
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+__all__ = [
+    "InstalledTrees",
+    "Scheme",
+    "compile_bytecode",
+    "console_scripts",
+    "debian_scheme",
+    "install_wheel",
+    "installed_size",
+    "python_org_scheme",
+    "scheme_for",
+]

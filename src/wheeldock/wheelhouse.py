@@ -1,0 +1,330 @@
+"""The wheelhouse: a per-wheel, content-addressed cache of the files a lock names.
+
+Layout under ``root`` (default ``cache_dir("wheels")``)::
+
+    sha256/<kk>/<hex>/<filename>          a file from an index or a path, named by its sha256
+    built/<key>/<name>-<ver>-….whl        a wheel built from an sdist, per sdist × platform × Python
+
+A file is downloaded once (in parallel with the others), hashed while it is written to a temp
+file in the same folder, and renamed into place only when its sha256 is the lock's: a complete
+file under its final name is the only state a reader can see, after ``kill -9`` too, and two
+processes fetching the same wheel both succeed. Every use re-hashes the cached file, so a wheel
+changed in the cache is refused (:class:`DigestMismatch`, naming the package and both hashes)
+rather than installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform as host_platform
+import shutil
+import ssl
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import httpx
+from filelock import FileLock
+from packaging import tags
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+
+from wheeldock import process
+from wheeldock.blobs import CHUNK, hash_file
+from wheeldock.errors import CommandFailed, DigestMismatch, InvalidConfig, NotFound, WheeldockError
+from wheeldock.lock import Lock, LockedFile, uv_bin, wheel_arch
+from wheeldock.paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+#: Parallel downloads; PyPI's CDN is happy with this many per client.
+DOWNLOAD_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """The one file of a locked package a build uses: its best wheel, else its sdist."""
+
+    name: str
+    version: str
+    file: LockedFile
+    kind: Literal["wheel", "sdist"]
+
+    @property
+    def sha256(self) -> str:
+        return self.file.sha256
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+# -- choosing files -----------------------------------------------------------------------------
+
+
+@cache
+def supported_tags(platform: str, python: str) -> dict[tags.Tag, int]:
+    """Wheel tags a Debian bookworm image for ``platform`` runs, mapped to preference (0 best).
+
+    bookworm has glibc 2.36, so manylinux_2_36 down to manylinux1, then plain linux (wheels
+    built here from sdists).
+    """
+    arch = wheel_arch(platform)
+    major, minor = (int(p) for p in python.split(".")[:2])
+    plats = [f"manylinux_2_{m}_{arch}" for m in range(36, 4, -1)]
+    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    for m, alias in legacy.items():
+        plats.insert(plats.index(f"manylinux_2_{m}_{arch}") + 1, f"{alias}_{arch}")
+    plats.append(f"linux_{arch}")
+    ordered = [
+        *tags.cpython_tags((major, minor), abis=[f"cp{major}{minor}"], platforms=plats),
+        *tags.compatible_tags((major, minor), f"cp{major}{minor}", plats),
+    ]
+    ranks: dict[tags.Tag, int] = {}
+    for i, tag in enumerate(ordered):
+        ranks.setdefault(tag, i)
+    return ranks
+
+
+def _wheel_rank(filename: str, ranks: dict[tags.Tag, int]) -> int | None:
+    try:
+        _, _, _, wheel_tags = parse_wheel_filename(filename)
+    except InvalidWheelFilename:
+        return None
+    found = [ranks[t] for t in wheel_tags if t in ranks]
+    return min(found) if found else None
+
+
+def select(lock: Lock) -> tuple[Artifact, ...]:
+    """The file each package of ``lock`` installs from, in the lock's order (pure)."""
+    ranks = supported_tags(lock.platform, lock.python)
+    from_source = {canonicalize_name(n) for n in lock.no_binary}
+    chosen: list[Artifact] = []
+    for pkg in lock.packages:
+        best: tuple[int, LockedFile] | None = None
+        if pkg.sdist is not None and canonicalize_name(pkg.name) in from_source:
+            chosen.append(Artifact(pkg.name, pkg.version, pkg.sdist, "sdist"))
+            continue
+        for wheel in pkg.wheels:
+            rank = _wheel_rank(wheel.filename, ranks)
+            if rank is not None and (best is None or rank < best[0]):
+                best = (rank, wheel)
+        if best is not None:
+            chosen.append(Artifact(pkg.name, pkg.version, best[1], "wheel"))
+        elif pkg.sdist is not None:
+            chosen.append(Artifact(pkg.name, pkg.version, pkg.sdist, "sdist"))
+        else:
+            names = ", ".join(w.filename for w in pkg.wheels)
+            raise InvalidConfig(
+                f"package {pkg.name} {pkg.version} has no wheel for {lock.platform} / Python "
+                f"{lock.python} and no sdist (wheels: {names})",
+                path=lock.path,
+                fix=f"pin a version of {pkg.name} that publishes a wheel for this platform",
+            )
+    return tuple(chosen)
+
+
+# -- the cache ----------------------------------------------------------------------------------
+
+
+def _ssl_context() -> ssl.SSLContext:
+    # The system store (and SSL_CERT_FILE, which OpenSSL honours) holds a proxy's CA; certifi
+    # would not.
+    return ssl.create_default_context()
+
+
+class Wheelhouse:
+    """Downloads, verifies and builds the files of a lock. Safe to share between processes."""
+
+    def __init__(self, root: Path | None = None, *, workers: int = DOWNLOAD_WORKERS) -> None:
+        self.root = Path(root) if root is not None else cache_dir("wheels")
+        self.workers = workers
+
+    def __repr__(self) -> str:
+        return f"Wheelhouse({str(self.root)!r})"
+
+    def path(self, file: LockedFile) -> Path:
+        """Where the cached copy of ``file`` lives (whether or not it is there yet)."""
+        return self.root / "sha256" / file.sha256[:2] / file.sha256 / file.filename
+
+    def fetch(self, artifacts: Sequence[Artifact], *, platform: str, python: str) -> list[Path]:
+        """A verified local wheel for each artifact, in order.
+
+        Missing files are downloaded in parallel; sdists are built into wheels (once per
+        platform and Python version). Raises :class:`DigestMismatch` for a file whose bytes are
+        not the lock's.
+        """
+        missing = [a for a in artifacts if not self.path(a.file).is_file()]
+        if missing:
+            self._download_all(missing)
+        wheels: list[Path] = []
+        for artifact in artifacts:
+            local = self.verified(artifact)
+            if artifact.kind == "sdist":
+                local = self.build_sdist(artifact, local, platform=platform, python=python)
+            wheels.append(local)
+        return wheels
+
+    def verified(self, artifact: Artifact) -> Path:
+        """The cached file of ``artifact`` after checking its sha256 against the lock."""
+        path = self.path(artifact.file)
+        actual = hash_file(path).digest.hex
+        if actual != artifact.sha256:
+            raise DigestMismatch(
+                f"{artifact.file.filename} ({artifact}) in the wheel cache is not the file the "
+                "lock names",
+                expected=f"sha256:{artifact.sha256}",
+                actual=f"sha256:{actual}",
+                path=path,
+                fix=f"delete it (rm -r {path.parent}) and build again to fetch it afresh",
+            )
+        return path
+
+    # -- downloading ---------------------------------------------------------------------------
+
+    def _download_all(self, artifacts: Sequence[Artifact]) -> None:
+        local = [a for a in artifacts if a.file.url is None]
+        remote = [a for a in artifacts if a.file.url is not None]
+        for artifact in local:
+            self._copy_local(artifact)
+        if not remote:
+            return
+        log.info("downloading %d file(s)", len(remote))
+        with (
+            httpx.Client(verify=_ssl_context(), follow_redirects=True, timeout=60) as client,
+            ThreadPoolExecutor(max_workers=self.workers) as pool,
+        ):
+            for future in [pool.submit(self._download, client, a) for a in remote]:
+                future.result()  # re-raises the first failure
+
+    def _store(self, artifact: Artifact, chunks: Iterable[bytes], source: str) -> None:
+        """Write ``chunks`` to the cache atomically if they hash to the lock's sha256."""
+        dest = self.path(artifact.file)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".download.")
+        try:
+            hasher = hashlib.sha256()
+            with os.fdopen(fd, "wb") as fh:
+                for chunk in chunks:
+                    hasher.update(chunk)
+                    fh.write(chunk)
+            if hasher.hexdigest() != artifact.sha256:
+                raise DigestMismatch(
+                    f"{artifact.file.filename} ({artifact}) from {source} is not the file the "
+                    "lock names",
+                    expected=f"sha256:{artifact.sha256}",
+                    actual=f"sha256:{hasher.hexdigest()}",
+                    fix="if the file was meant to change, re-lock with `wheeldock lock --upgrade`;"
+                    " otherwise the source is corrupt or tampered with",
+                )
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, dest)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def _download(self, client: httpx.Client, artifact: Artifact) -> None:
+        url = artifact.file.url
+        assert url is not None
+        for attempt in (1, 2):
+            try:
+                with client.stream("GET", url) as response:
+                    response.raise_for_status()
+                    self._store(artifact, response.iter_bytes(CHUNK), url)
+                return
+            except httpx.HTTPStatusError as exc:
+                raise WheeldockError(
+                    f"cannot download {artifact} ({exc.response.status_code}): {url}",
+                    fix="check the index is reachable; re-lock if the file was removed",
+                ) from exc
+            except httpx.TransportError as exc:
+                if attempt == 2:
+                    raise WheeldockError(
+                        f"cannot download {artifact} ({exc}): {url}",
+                        fix="check the network (and SSL_CERT_FILE behind a proxy), then retry",
+                    ) from exc
+                log.warning("retrying %s after %s", url, exc)
+
+    def _copy_local(self, artifact: Artifact) -> None:
+        src = artifact.file.path
+        assert src is not None
+        if not src.is_file():
+            raise NotFound(
+                f"{artifact} is locked from a local file that is gone",
+                path=src,
+                fix="restore the file, or re-lock with `wheeldock lock`",
+            )
+
+        def chunks() -> Iterator[bytes]:
+            with src.open("rb") as fh:
+                while chunk := fh.read(CHUNK):
+                    yield chunk
+
+        self._store(artifact, chunks(), str(src))
+
+    # -- sdists --------------------------------------------------------------------------------
+
+    def build_sdist(self, artifact: Artifact, sdist: Path, *, platform: str, python: str) -> Path:
+        """Build ``sdist`` into a wheel once per (sdist sha256, platform, Python); cached."""
+        key = hashlib.sha256(f"{artifact.sha256}\0{platform}\0{python}".encode()).hexdigest()
+        folder = self.root / "built" / key
+        found = sorted(folder.glob("*.whl")) if folder.is_dir() else []
+        if found:
+            return found[0]
+        arch = wheel_arch(platform)
+        if host_platform.machine() != arch:
+            raise WheeldockError(
+                f"{artifact} has no wheel for {platform}, and its sdist cannot be built here "
+                f"(this machine is {host_platform.machine()}, not {arch})",
+                fix=f"pin a version of {artifact.name} with a {arch} wheel, or build on {arch}",
+            )
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(folder) + ".lock"):
+            found = sorted(folder.glob("*.whl")) if folder.is_dir() else []
+            if found:
+                return found[0]
+            tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".build."))
+            try:
+                self._run_build(artifact, sdist, tmp, python)
+                wheels = sorted(tmp.glob("*.whl"))
+                if len(wheels) != 1:
+                    raise WheeldockError(
+                        f"building {artifact} from {sdist.name} gave {len(wheels)} wheels",
+                        fix="report this; the sdist's build backend misbehaves",
+                    )
+                os.replace(tmp, folder)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return next(folder.glob("*.whl"))
+
+    def _run_build(self, artifact: Artifact, sdist: Path, out: Path, python: str) -> None:
+        current = f"{sys.version_info.major}.{sys.version_info.minor}"
+        interpreter = sys.executable if current == python else f"python{python}"
+        log.info("building %s from its sdist", artifact)
+        try:
+            process.run(
+                [
+                    uv_bin(),
+                    "build",
+                    "--wheel",
+                    "--quiet",
+                    "--python",
+                    interpreter,
+                    "--out-dir",
+                    out,
+                    sdist,
+                ],
+                env={"SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "315532800")},
+            )
+        except CommandFailed as exc:
+            tail = "\n".join((exc.stderr or exc.stdout).rstrip().splitlines()[-15:])
+            raise WheeldockError(
+                f"building {artifact} from its sdist ({sdist.name}) failed; the build's last "
+                "lines:\n" + "\n".join("    " + line for line in tail.splitlines()),
+                fix=f"install what the build needs, or pin a version of {artifact.name} that "
+                "publishes a wheel for this platform",
+            ) from exc

@@ -1,0 +1,203 @@
+"""bench's pure parts: pins, bumps, probing and the rendered table."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from wheeldock import bench
+from wheeldock.errors import UsageError
+from wheeldock.project import Service
+
+REQS = """\
+# pinned
+fastapi==0.115.0
+uvicorn[standard]==0.30.1
+idna==3.10  # via anyio
+"""
+
+
+def test_pins_reads_exact_pins_with_extras_and_comments() -> None:
+    assert bench.pins(REQS) == {"fastapi": "0.115.0", "uvicorn": "0.30.1", "idna": "3.10"}
+
+
+def test_bump_requirement_changes_only_that_pin(tmp_path: Path) -> None:
+    req = tmp_path / "requirements.txt"
+    req.write_text(REQS)
+    assert bench.bump_requirement(req, "idna", "3.9") == "3.10"
+    assert req.read_text() == REQS.replace("idna==3.10", "idna==3.9")
+
+
+def test_bump_requirement_keeps_extras(tmp_path: Path) -> None:
+    req = tmp_path / "requirements.txt"
+    req.write_text(REQS)
+    bench.bump_requirement(req, "uvicorn", "0.30.0")
+    assert "uvicorn[standard]==0.30.0" in req.read_text()
+
+
+def test_bumping_an_unpinned_package_is_a_usage_error(tmp_path: Path) -> None:
+    req = tmp_path / "requirements.txt"
+    req.write_text(REQS)
+    with pytest.raises(UsageError) as err:
+        bench.bump_requirement(req, "requests", "2.0")
+    assert err.value.path == req
+
+
+def _pypi(releases: dict[str, list[dict[str, object]]]) -> httpx.Client:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/pypi/idna/json"
+        return httpx.Response(200, json={"releases": releases})
+
+    return httpx.Client(transport=httpx.MockTransport(handler))
+
+
+def test_previous_release_skips_prereleases_yanked_and_empty_releases() -> None:
+    client = _pypi(
+        {
+            "3.8": [{"yanked": False}],
+            "3.9": [{"yanked": True}],
+            "3.10rc1": [{"yanked": False}],
+            "3.9.1": [],
+            "3.10": [{"yanked": False}],
+        }
+    )
+    assert bench.previous_release("idna", "3.10", client) == "3.8"
+
+
+def test_previous_release_of_the_oldest_version_is_an_error() -> None:
+    with pytest.raises(UsageError):
+        bench.previous_release("idna", "3.8", _pypi({"3.8": [{"yanked": False}]}))
+
+
+class _Health(BaseHTTPRequestHandler):
+    ready_at = 0.0
+
+    def do_GET(self) -> None:
+        code = 200 if time.monotonic() >= self.ready_at else 503
+        self.send_response(code)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def health_server() -> Iterator[tuple[int, type[_Health]]]:
+    handler = type("H", (_Health,), {"ready_at": time.monotonic() + 0.3})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], handler
+    server.shutdown()
+
+
+def _svc(name: str, port: int | None, health: str = "/health") -> Service:
+    return Service(
+        name=name,
+        source=".",
+        requirements=(),
+        command=("python3", "x.py"),
+        port=port,
+        health=health,
+    )
+
+
+def test_wait_healthy_returns_when_every_service_answers_200(
+    health_server: tuple[int, type[_Health]],
+) -> None:
+    port, _ = health_server
+    t0 = time.perf_counter()
+    with httpx.Client() as client:
+        answer, healthy = bench.wait_healthy(
+            [_svc("api", port)],
+            lambda: {"api": "healthy"},
+            t0,
+            timeout=10,
+            docker_health=True,
+            client=client,
+            on_fail=lambda s: "",
+        )
+    assert 0.25 <= answer < 5
+    assert healthy is not None and healthy < 5
+
+
+def test_wait_healthy_counts_a_portless_worker_when_docker_says_healthy() -> None:
+    with httpx.Client() as client:
+        answer, _ = bench.wait_healthy(
+            [_svc("worker", None, "process")],
+            lambda: {"worker": "healthy"},
+            time.perf_counter(),
+            timeout=5,
+            docker_health=True,
+            client=client,
+            on_fail=lambda s: "",
+        )
+    assert answer < 1
+
+
+def test_wait_healthy_times_out_with_the_services_logs() -> None:
+    with httpx.Client() as client, pytest.raises(bench.BenchFailed) as err:
+        bench.wait_healthy(
+            [_svc("api", 1)],  # nothing listens on port 1
+            lambda: {"api": "starting"},
+            time.perf_counter(),
+            timeout=0.3,
+            docker_health=True,
+            client=client,
+            on_fail=lambda s: f"last lines of {s}",
+        )
+    assert "api not healthy" in err.value.what and "last lines of api" in err.value.what
+
+
+def _report() -> bench.BenchReport:
+    report = bench.BenchReport(
+        stack="cb-totem",
+        runs=3,
+        scenarios=("seed", "uvguide", "native"),
+        events=("cold", "bump"),
+        machine={"cpu": "test cpu", "cores": "2"},
+        bumped="idna 3.10 -> 3.9",
+    )
+    for run, (seed, uv, native) in enumerate(
+        [(40.0, 20.0, 2.0), (42.0, 21.0, 2.2), (38.0, 19.0, 1.8)]
+    ):
+        for name, value in (("seed", seed), ("uvguide", uv), ("native", native)):
+            report.measurements.append(
+                bench.Measurement(name, "cold", run, value - 1, value, value + 0.5)
+            )
+            report.measurements.append(
+                bench.Measurement(name, "bump", run, value / 4, value / 2, None)
+            )
+    report.sizes.append(bench.ImageSize("seed", "api", "x", 403_000_000, 150_000_000))
+    return report
+
+
+def test_stat_is_median_min_max_of_the_runs() -> None:
+    stat = _report().stat("seed", "cold", "answer_s")
+    assert stat == bench.Stat(40.0, 38.0, 42.0, 3)
+
+
+def test_markdown_table_has_medians_and_ratios_against_seed_and_uvguide() -> None:
+    text = bench.render_markdown(_report())
+    row = next(line for line in text.splitlines() if line.startswith("| First build + start"))
+    assert "40.0 s (40.5 s)" in row and "2.00 s (2.50 s)" in row
+    assert "20.0× (native)" in row and "10.0× (native)" in row
+    assert "403.0 MB" in text
+    assert "idna 3.10 -> 3.9" in text
+
+
+def test_report_json_has_a_summary_per_scenario_and_event() -> None:
+    data = _report().to_dict()
+    assert data["summary"]["native"]["cold"]["answer_s"]["median"] == 2.0
+    assert len(data["measurements"]) == 18
+
+
+def test_chart_is_a_png(tmp_path: Path) -> None:
+    path = bench.render_chart(_report(), tmp_path / "chart.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
