@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -128,4 +127,3 @@ def test_kill_9_while_writing_leaves_no_partial_blob(tmp_path: Path) -> None:
     assert not s.has(Digest.of_bytes(b"a" * 100000))
     # the store keeps working; the stale temp file is harmless
     assert s.put_bytes(b"a" * 100000).digest == Digest.of_bytes(b"a" * 100000)
-    assert time.time()  # nothing else to check: the blob is complete and named by its hash

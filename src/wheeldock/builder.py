@@ -28,8 +28,10 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,11 +43,12 @@ from wheeldock import base as bases
 from wheeldock import engine, process
 from wheeldock import lock as locks
 from wheeldock.blobs import BlobStore
+from wheeldock.digest import Digest
 from wheeldock.dockerfile import APP_UID, exec_form, health_command
 from wheeldock.dockerfile import excluded as dockerignore_excluded
 from wheeldock.errors import InvalidConfig, UsageError, WheeldockError
 from wheeldock.image import Healthcheck, History, Image, ImageConfig, Platform, rfc3339
-from wheeldock.install import InstalledTrees, Scheme, debian_scheme, scheme_for
+from wheeldock.install import InstalledTrees, Scheme, compiler, debian_scheme, scheme_for
 from wheeldock.layer import (
     Compression,
     Layer,
@@ -467,12 +470,10 @@ class Builder:
             [(a.sha256, w) for a, w in zip(artifacts, wheels, strict=True)], scheme
         )
 
-    def _deps(
-        self, svc: Service, lock: locks.Lock, base: _Base
-    ) -> tuple[list[tuple[Layer, LayerReport]], list[Path] | None]:
+    def _deps(self, svc: Service, lock: locks.Lock, base: _Base) -> list[tuple[Layer, LayerReport]]:
+        """The dependency layers. The wheels of every layer not in the cache are fetched and
+        installed in one go (parallel downloads, one bytecode compiler process)."""
         artifacts = select(lock)
-        from wheeldock.install import compiler
-
         plans = plan_dependencies(
             artifacts,
             scheme=base.scheme,
@@ -509,7 +510,7 @@ class Builder:
                 )
 
             out.append(self._layer(svc, "deps", plan.title, plan.key, make))
-        return out, None
+        return out
 
     # -- runtime libraries -------------------------------------------------------------------
 
@@ -585,8 +586,7 @@ class Builder:
         libs = self._libs(svc, lock, base)
         if libs is not None:
             parts.append(libs)
-        deps, _ = self._deps(svc, lock, base)
-        parts += deps
+        parts += self._deps(svc, lock, base)
         parts.append(self._app(svc))
         for layer, report in parts:
             layers.append(layer)
@@ -622,8 +622,6 @@ class Builder:
 
 
 def _cached(store: BlobStore, key: str) -> bool:
-    from wheeldock.digest import Digest
-
     value = store.get_cached(key)
     if value is None:
         return False
@@ -635,9 +633,6 @@ def _cached(store: BlobStore, key: str) -> bool:
 
 def _scan_packages(wheels: Sequence[Path], base: _Base) -> tuple[str, ...]:
     """Debian packages the wheels' ELF files need (the ``libs`` module's scan)."""
-    import shutil
-    import tempfile
-
     from wheeldock import libs
 
     # The scan reads a folder of wheels; ours live one per cache folder, so link them together.
@@ -656,9 +651,6 @@ def _scan_packages(wheels: Sequence[Path], base: _Base) -> tuple[str, ...]:
 
 def _deb_entries(packages: Sequence[str], *, suite: str, arch: str) -> list[TarEntry]:
     """The data members of the packages' .debs as layer entries (no container, no dpkg)."""
-    import shutil
-    import tempfile
-
     from wheeldock import debian
 
     folder = Path(tempfile.mkdtemp(prefix="wheeldock-debs-"))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from wheeldock import compose as compose_mod
-from wheeldock import discover, engine, health, project
+from wheeldock import discover, engine, health, process, project
 from wheeldock.errors import CommandFailed, NotFound, WheeldockError
 from wheeldock.project import Project, Service
 
@@ -93,7 +93,7 @@ class Stack:
 
     def compose(
         self, *args: str, check: bool = True, capture: bool = True, timeout: float | None = None
-    ) -> Any:
+    ) -> process.Result:
         return engine.compose(
             self.root,
             *args,

@@ -95,7 +95,7 @@ def _build(args: argparse.Namespace) -> int:
         "time (s)",
         "cached",
     ):
-        table.add_column(column, justify="right" if "(" in column else "left")
+        table.add_column(column, justify="right" if "(" in column else "left", overflow="fold")
     for row in rows:
         table.add_row(
             row["variant"],

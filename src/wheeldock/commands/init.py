@@ -147,4 +147,4 @@ def _render_diff(diff: str) -> None:
             if line.startswith("@@")
             else ""
         )
-        console.print(Text(line, style=style))
+        console.print(Text(line, style=style), soft_wrap=True)

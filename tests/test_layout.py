@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest_oci import EPOCH, tool
+
+from wheeldock import image, layout, mutate
+from wheeldock.blobs import BlobStore
+from wheeldock.digest import Digest
+from wheeldock.errors import InvalidReference, WheeldockError
+from wheeldock.image import ANNOTATION_REF_NAME, Image, Index, Platform
+from wheeldock.layer import Layer, TarEntry, build_layer
+
+
+def small_image(store: BlobStore, text: bytes = b"v1") -> Image:
+    lay = build_layer([TarEntry.file("app/v.txt", text)], store=store, mtime=EPOCH)
+    return mutate.with_config(mutate.append_layers(image.empty(), [lay]), cmd=["/bin/true"])
+
+
+def test_write_makes_a_layout_with_tagged_index(store: BlobStore, tmp_path: Path) -> None:
+    img = small_image(store)
+    out = tmp_path / "lay"
+    result = layout.write(img, out, "v1")
+    assert json.loads((out / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
+    index = json.loads((out / "index.json").read_text())
+    (desc,) = index["manifests"]
+    assert desc["digest"] == str(img.digest)
+    assert desc["annotations"] == {ANNOTATION_REF_NAME: "v1"}
+    for blob in (out / "blobs" / "sha256").iterdir():
+        assert Digest.of_bytes(blob.read_bytes()).hex == blob.name
+    assert result.digest == img.digest and result.blobs_written == 3
+    assert result.bytes_written == img.size
+
+
+def test_layer_blobs_are_hard_linked_from_the_store(store: BlobStore, tmp_path: Path) -> None:
+    img = small_image(store)
+    layout.write(img, tmp_path / "lay", "v1")
+    lay = img.layers[0]
+    assert layout.blob_path(tmp_path / "lay", lay.digest).stat().st_ino == (
+        store.path(lay.digest).stat().st_ino
+    )
+
+
+def test_same_tag_replaces_other_tags_stay(store: BlobStore, tmp_path: Path) -> None:
+    out = tmp_path / "lay"
+    one, two = small_image(store, b"1"), small_image(store, b"2")
+    layout.write(one, out, "a")
+    layout.write(one, out, "b")
+    layout.write(two, out, "a")
+    assert sorted(layout.tags(out)) == ["a", "b"]
+    assert layout.read(out, "a").digest == two.digest
+    assert layout.read(out, "b").digest == one.digest
+
+
+def test_second_write_skips_blobs_without_building_lazy_layers(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    img = small_image(store)
+    out = tmp_path / "lay"
+    layout.write(img, out, "v1")
+
+    def explode() -> Path:
+        raise AssertionError("a blob already in the layout was read")
+
+    lay = img.layers[0]
+    lazy = Layer(lay.digest, lay.diff_id, lay.size, lay.media_type, locate=explode)
+    again = Image(
+        layers=(lazy,), config=img.config, platform=img.platform, history=img.history
+    )
+    result = layout.write(again, out, "v2")
+    assert (result.blobs_written, result.blobs_skipped) == (0, 3)
+    assert result.digest == img.digest
+
+
+def test_read_round_trips_digest_and_bytes(store: BlobStore, tmp_path: Path) -> None:
+    img = small_image(store)
+    layout.write(img, tmp_path / "lay", "v1")
+    read = layout.read(tmp_path / "lay", "v1")
+    assert isinstance(read, Image)
+    assert read.digest == img.digest and read.config_bytes() == img.config_bytes()
+    assert read.layers[0].diff_id == img.layers[0].diff_id
+    assert read.layers[0].uncompressed().read() == img.layers[0].uncompressed().read()
+
+
+def test_read_into_a_store_survives_the_layout(store: BlobStore, tmp_path: Path) -> None:
+    img = small_image(store)
+    out = tmp_path / "lay"
+    layout.write(img, out, "v1")
+    other = BlobStore(tmp_path / "other")
+    read = layout.read(out, "v1", other)
+    for blob in (out / "blobs" / "sha256").iterdir():
+        blob.unlink()
+    assert isinstance(read, Image)
+    assert Digest.of_bytes(read.layers[0].compressed().read()) == img.layers[0].digest
+
+
+def test_unknown_tag_lists_the_tags_there(store: BlobStore, tmp_path: Path) -> None:
+    layout.write(small_image(store), tmp_path / "lay", "v1")
+    with pytest.raises(InvalidReference) as info:
+        layout.read(tmp_path / "lay", "nope")
+    assert "v1" in (info.value.fix or "")
+
+
+def test_non_empty_foreign_folder_is_refused(store: BlobStore, tmp_path: Path) -> None:
+    (tmp_path / "stuff").mkdir()
+    (tmp_path / "stuff" / "notes.txt").write_text("mine")
+    with pytest.raises(WheeldockError, match="not an OCI image layout"):
+        layout.write(small_image(store), tmp_path / "stuff", "v1")
+
+
+def test_index_round_trips_through_a_layout(store: BlobStore, tmp_path: Path) -> None:
+    amd = small_image(store)
+    arm = mutate.with_platform(small_image(store, b"arm"), Platform("linux", "arm64"))
+    idx = image.index_of(amd, arm)
+    layout.write(idx, tmp_path / "lay", "multi")
+    read = layout.read(tmp_path / "lay", "multi")
+    assert isinstance(read, Index) and read.digest == idx.digest
+    assert read.image(Platform("linux", "arm64")).digest == arm.digest
+
+
+# -- against the reference tools -----------------------------------------------------------------
+
+
+def run(*argv: str) -> str:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"{argv} failed: {proc.stderr}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def written_layout(tmp_path_factory: pytest.TempPathFactory, runnable_image: Image) -> Path:
+    out = tmp_path_factory.mktemp("layout") / "lay"
+    layout.write(runnable_image, out, "v1")
+    return out
+
+
+@pytest.mark.integration
+def test_skopeo_inspects_and_copies_the_layout(
+    written_layout: Path, runnable_image: Image, tmp_path: Path
+) -> None:
+    info = json.loads(run(tool("skopeo"), "inspect", f"oci:{written_layout}:v1"))
+    assert info["Digest"] == str(runnable_image.digest)
+    assert info["Layers"] == [str(x.digest) for x in runnable_image.layers]
+    run(tool("skopeo"), "copy", f"oci:{written_layout}:v1", f"oci:{tmp_path / 'copy'}:c")
+    copied = layout.read(tmp_path / "copy", "c")
+    assert copied.digest == runnable_image.digest  # skopeo kept our bytes as they are
+
+
+@pytest.mark.integration
+def test_umoci_unpacks_the_layout(written_layout: Path, tmp_path: Path) -> None:
+    run(tool("umoci"), "unpack", "--rootless", "--image", f"{written_layout}:v1", str(tmp_path / "b"))
+    rootfs = tmp_path / "b" / "rootfs"
+    assert (rootfs / "app" / "hello.txt").read_text() == "hello from wheeldock\n"
+    assert (rootfs / "bin" / "sh").is_symlink()
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert config["process"]["cwd"] == "/app"
+    assert "GREETING=hi" in config["process"]["env"]
+
+
+@pytest.mark.integration
+def test_oci_image_tool_validates_the_layout(written_layout: Path) -> None:
+    out = run(tool("oci-image-tool"), "validate", "--type", "image", "--ref", "name=v1", str(written_layout))
+    assert "Validation succeeded" in out

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+from conftest_oci import EPOCH, tool
+
+from wheeldock import image, layout, mutate, tarball
+from wheeldock.blobs import BlobStore
+from wheeldock.digest import Digest
+from wheeldock.errors import InvalidConfig, InvalidReference
+from wheeldock.image import Image, Platform
+from wheeldock.layer import MEDIA_TYPE_TAR, TarEntry, build_layer
+
+
+def two_layer_image(store: BlobStore) -> Image:
+    a = build_layer([TarEntry.file("etc/base", b"base" * 100)], store=store, mtime=EPOCH)
+    b = build_layer([TarEntry.file("app/main.py", b"print(1)\n")], store=store, mtime=EPOCH)
+    img = mutate.with_config(mutate.append_layers(image.empty(), [a, b]), cmd=["/bin/sh"])
+    return mutate.with_created(img, EPOCH)
+
+
+def read_members(path: Path) -> dict[str, bytes]:
+    with tarfile.open(path) as tar:
+        out = {}
+        for m in tar.getmembers():
+            fh = tar.extractfile(m)
+            out[m.name] = fh.read() if fh else b""
+        return out
+
+
+def test_archive_is_byte_for_byte_deterministic(store: BlobStore, tmp_path: Path) -> None:
+    img = two_layer_image(store)
+    tarball.write(img, tmp_path / "a.tar", "cb/api:1")
+    tarball.write(two_layer_image(store), tmp_path / "b.tar", "cb/api:1")
+    assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
+    for info in tarball.members_of(tmp_path / "a.tar"):
+        assert (info.mtime, info.uid, info.gid, info.uname, info.gname) == (0, 0, 0, "", "")
+
+
+def test_archive_has_docker_manifest_and_oci_layout(store: BlobStore, tmp_path: Path) -> None:
+    img = two_layer_image(store)
+    result = tarball.write(img, tmp_path / "x.tar", "cb/api:1")
+    files = read_members(tmp_path / "x.tar")
+    (entry,) = json.loads(files["manifest.json"])
+    assert entry["RepoTags"] == ["cb/api:1"]
+    assert entry["Config"] == f"blobs/sha256/{img.config_digest.hex}"
+    assert entry["Layers"] == [f"blobs/sha256/{x.digest.hex}" for x in img.layers]
+    assert json.loads(files["oci-layout"]) == {"imageLayoutVersion": "1.0.0"}
+    (desc,) = json.loads(files["index.json"])["manifests"]
+    assert desc["digest"] == str(img.digest) == str(result.digest)
+    assert desc["annotations"]["io.containerd.image.name"] == "docker.io/cb/api:1"
+    assert desc["annotations"]["org.opencontainers.image.ref.name"] == "1"
+    for name, data in files.items():
+        if name.startswith("blobs/sha256/") and data:
+            assert Digest.of_bytes(data).hex == name.rsplit("/", 1)[1]
+    assert result.bytes_written == (tmp_path / "x.tar").stat().st_size
+
+
+def test_uncompressed_archive_keeps_the_config_and_names_layers_by_diff_id(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    img = two_layer_image(store)
+    result = tarball.write(img, tmp_path / "u.tar", "cb/api:1", store, compressed=False)
+    files = read_members(tmp_path / "u.tar")
+    (entry,) = json.loads(files["manifest.json"])
+    assert entry["Config"] == f"blobs/sha256/{img.config_digest.hex}"
+    assert entry["Layers"] == [f"blobs/sha256/{x.diff_id.hex}" for x in img.layers]
+    manifest = json.loads(files[f"blobs/sha256/{result.digest.hex}"])
+    assert {d["mediaType"] for d in manifest["layers"]} == {MEDIA_TYPE_TAR}
+    assert files[entry["Layers"][1]] == img.layers[1].uncompressed().read()
+
+
+def test_uncompressed_size_of_foreign_layer_is_counted_once(store: BlobStore, tmp_path: Path) -> None:
+    img = two_layer_image(store)
+    lay = img.layers[0]
+    foreign = type(lay)(lay.digest, lay.diff_id, lay.size, lay.media_type, locate=lay.locate)
+    assert foreign.uncompressed_size is None
+    assert tarball.uncompressed_size(foreign, store) == lay.uncompressed_size
+    assert store.get_cached(f"layer/uncompressed-size/v1/{lay.digest}") == {
+        "size": lay.uncompressed_size
+    }
+
+
+def test_read_round_trips_config_and_layers(store: BlobStore, tmp_path: Path) -> None:
+    img = two_layer_image(store)
+    tarball.write(img, tmp_path / "x.tar", "cb/api:1")
+    read = tarball.read(tmp_path / "x.tar", "cb/api:1", BlobStore(tmp_path / "s2"))
+    assert read.config_bytes() == img.config_bytes()
+    assert read.digest == img.digest
+    assert [x.diff_id for x in read.layers] == [x.diff_id for x in img.layers]
+
+
+def test_read_plain_tar_layers_from_an_uncompressed_archive(store: BlobStore, tmp_path: Path) -> None:
+    img = two_layer_image(store)
+    tarball.write(img, tmp_path / "u.tar", "cb/api:1", store, compressed=False)
+    read = tarball.read(tmp_path / "u.tar", None, BlobStore(tmp_path / "s2"))
+    assert [x.media_type for x in read.layers] == [MEDIA_TYPE_TAR] * 2
+    assert [x.digest for x in read.layers] == [x.diff_id for x in img.layers]
+
+
+def test_read_unknown_name_lists_the_names(store: BlobStore, tmp_path: Path) -> None:
+    tarball.write(two_layer_image(store), tmp_path / "x.tar", "cb/api:1")
+    with pytest.raises(InvalidReference) as info:
+        tarball.read(tmp_path / "x.tar", "other:2", store)
+    assert "cb/api:1" in (info.value.fix or "")
+
+
+def test_index_cannot_go_into_an_archive(store: BlobStore, tmp_path: Path) -> None:
+    img = two_layer_image(store)
+    idx = image.index_of(img, mutate.with_platform(img, Platform("linux", "arm64")))
+    with pytest.raises(InvalidConfig, match="one image"):
+        tarball.write(idx, tmp_path / "x.tar", "a:b")
+
+
+def test_stream_writes_the_same_bytes_as_a_file(store: BlobStore, tmp_path: Path) -> None:
+    img = two_layer_image(store)
+    tarball.write(img, tmp_path / "x.tar", "a:b")
+    buf = io.BytesIO()
+    tarball.stream(img, buf, "a:b")
+    assert buf.getvalue() == (tmp_path / "x.tar").read_bytes()
+
+
+# -- against skopeo ------------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_skopeo_reads_and_copies_the_archive(runnable_image: Image, tmp_path: Path) -> None:
+    archive = tmp_path / "img.tar"
+    tarball.write(runnable_image, archive, "wheeldock-test/oci:v1")
+    proc = subprocess.run(
+        [tool("skopeo"), "inspect", f"docker-archive:{archive}"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["Layers"] == [str(x.digest) for x in runnable_image.layers]
+    proc = subprocess.run(
+        [tool("skopeo"), "copy", f"docker-archive:{archive}", f"oci:{tmp_path / 'lay'}:v1"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    copied = layout.read(tmp_path / "lay", "v1")
+    assert [x.diff_id for x in copied.layers] == [x.diff_id for x in runnable_image.layers]  # type: ignore[union-attr]
