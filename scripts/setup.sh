@@ -30,7 +30,7 @@ PIN
 fi
 
 BOOKWORM_PKGS=(mmdebstrap umoci runc crun docker-registry apache2-utils qemu-user-static binfmt-support
-  python3-venv curl ca-certificates zstd dpkg-dev)
+  arch-test python3-venv curl ca-certificates zstd dpkg-dev oci-image-tool busybox-static)
 TRIXIE_PKGS=(docker.io docker-buildx docker-compose skopeo)
 missing=()
 for p in "${BOOKWORM_PKGS[@]}" "${TRIXIE_PKGS[@]}"; do
@@ -81,6 +81,15 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 else
   log ".venv up to date"
+fi
+
+# Foreign-architecture bases (`wheeldock base build --arch arm64`) run maintainer scripts under
+# qemu-user: the kernel's binfmt_misc must be mounted and the handler enabled.
+if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+  $SUDO mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
+fi
+if [ -e /proc/sys/fs/binfmt_misc/register ] && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  $SUDO update-binfmts --enable qemu-aarch64 2>/dev/null || log "could not enable qemu-aarch64 binfmt"
 fi
 
 # The engine: started here when it is not running (no systemd on these machines).

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-pytest_plugins: list[str] = ["conftest_oci", "conftest_registry"]
+pytest_plugins: list[str] = [
+    "conftest_oci",
+    "conftest_registry",
+    "conftest_base",
+    "conftest_init",
+    "conftest_build",
+]
 
 
 def pytest_sessionfinish(session: object, exitstatus: int) -> None:

@@ -33,7 +33,7 @@ def store(tmp_path: Path) -> BlobStore:
     return BlobStore(tmp_path / "store")
 
 
-@pytest.fixture(autouse=False)
+@pytest.fixture
 def cache_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Point WHEELDOCK_CACHE at a temp folder for one test."""
     monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest_oci import tool
 
 _ACCESS = re.compile(r'"(GET|HEAD|PUT|POST|PATCH|DELETE) (\S+) HTTP/[\d.]+" (\d{3})')
@@ -81,7 +80,7 @@ def _wait_up(url: str, ca_file: Path | None, proc: subprocess.Popen[bytes], log:
         if proc.poll() is not None:
             pytest.fail(f"docker-registry exited: {log.read_text()[-2000:]}")
         try:
-            urllib.request.urlopen(url, timeout=2, context=ctx)  # noqa: S310 - local only
+            urllib.request.urlopen(url, timeout=2, context=ctx)
             return
         except urllib.error.HTTPError:
             return  # 401 from the auth registry: it is up

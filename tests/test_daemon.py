@@ -10,7 +10,7 @@ import pytest
 from wheeldock import daemon, engine
 from wheeldock.image import Image
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cache_in_tmp")]
 
 
 @pytest.fixture
@@ -51,6 +51,10 @@ def test_healthcheck_and_workdir_reach_the_engine(runnable_image: Image, image_n
     )
     daemon.load(img, image_name)
     config = engine.image_inspect(image_name)["Config"]
-    assert config["Healthcheck"] == {"Test": ["CMD", "/bin/true"], "Interval": 3_000_000_000, "Retries": 2}
+    assert config["Healthcheck"] == {
+        "Test": ["CMD", "/bin/true"],
+        "Interval": 3_000_000_000,
+        "Retries": 2,
+    }
     assert config["WorkingDir"] == "/app" and "8000/tcp" in config["ExposedPorts"]
     assert json.dumps(config["Env"]).count("GREETING=hi") == 1

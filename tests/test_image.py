@@ -95,7 +95,9 @@ def test_same_inputs_give_same_digest(two_layers: tuple[Layer, Layer]) -> None:
     assert built(two_layers).digest == built(two_layers).digest
 
 
-def test_mutate_returns_new_images_and_leaves_the_old_alone(two_layers: tuple[Layer, Layer]) -> None:
+def test_mutate_returns_new_images_and_leaves_the_old_alone(
+    two_layers: tuple[Layer, Layer],
+) -> None:
     img = built(two_layers)
     before = img.manifest_bytes()
     changed = mutate.with_config(img, cmd=["other"])
@@ -123,7 +125,9 @@ def test_history_must_match_layer_count(two_layers: tuple[Layer, Layer]) -> None
         mutate.append_layers(image.empty(), two_layers, history=[History(created_by="x")])
 
 
-def test_image_read_from_raw_keeps_its_digest_until_mutated(two_layers: tuple[Layer, Layer]) -> None:
+def test_image_read_from_raw_keeps_its_digest_until_mutated(
+    two_layers: tuple[Layer, Layer],
+) -> None:
     img = built(two_layers)
     # a source's manifest may not be canonical: its digest must survive anyway
     raw_manifest = json.dumps(json.loads(img.manifest_bytes()), indent=3).encode()

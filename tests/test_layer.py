@@ -190,9 +190,7 @@ def test_paths_escaping_the_root_are_rejected(bad: str) -> None:
 
 def test_two_different_entries_for_one_path_are_an_error(store: BlobStore) -> None:
     with pytest.raises(InvalidConfig, match="two different entries"):
-        build_layer(
-            [TarEntry.file("a", b"1"), TarEntry.file("/a", b"2")], store=store, mtime=EPOCH
-        )
+        build_layer([TarEntry.file("a", b"1"), TarEntry.file("/a", b"2")], store=store, mtime=EPOCH)
 
 
 def test_a_file_cannot_be_a_parent(store: BlobStore) -> None:

@@ -67,9 +67,7 @@ def test_second_write_skips_blobs_without_building_lazy_layers(
 
     lay = img.layers[0]
     lazy = Layer(lay.digest, lay.diff_id, lay.size, lay.media_type, locate=explode)
-    again = Image(
-        layers=(lazy,), config=img.config, platform=img.platform, history=img.history
-    )
+    again = Image(layers=(lazy,), config=img.config, platform=img.platform, history=img.history)
     result = layout.write(again, out, "v2")
     assert (result.blobs_written, result.blobs_skipped) == (0, 3)
     assert result.digest == img.digest
@@ -151,7 +149,14 @@ def test_skopeo_inspects_and_copies_the_layout(
 
 @pytest.mark.integration
 def test_umoci_unpacks_the_layout(written_layout: Path, tmp_path: Path) -> None:
-    run(tool("umoci"), "unpack", "--rootless", "--image", f"{written_layout}:v1", str(tmp_path / "b"))
+    run(
+        tool("umoci"),
+        "unpack",
+        "--rootless",
+        "--image",
+        f"{written_layout}:v1",
+        str(tmp_path / "b"),
+    )
     rootfs = tmp_path / "b" / "rootfs"
     assert (rootfs / "app" / "hello.txt").read_text() == "hello from wheeldock\n"
     assert (rootfs / "bin" / "sh").is_symlink()
@@ -162,5 +167,13 @@ def test_umoci_unpacks_the_layout(written_layout: Path, tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_oci_image_tool_validates_the_layout(written_layout: Path) -> None:
-    out = run(tool("oci-image-tool"), "validate", "--type", "image", "--ref", "name=v1", str(written_layout))
+    out = run(
+        tool("oci-image-tool"),
+        "validate",
+        "--type",
+        "image",
+        "--ref",
+        "name=v1",
+        str(written_layout),
+    )
     assert "Validation succeeded" in out

@@ -75,7 +75,9 @@ def test_uncompressed_archive_keeps_the_config_and_names_layers_by_diff_id(
     assert files[entry["Layers"][1]] == img.layers[1].uncompressed().read()
 
 
-def test_uncompressed_size_of_foreign_layer_is_counted_once(store: BlobStore, tmp_path: Path) -> None:
+def test_uncompressed_size_of_foreign_layer_is_counted_once(
+    store: BlobStore, tmp_path: Path
+) -> None:
     img = two_layer_image(store)
     lay = img.layers[0]
     foreign = type(lay)(lay.digest, lay.diff_id, lay.size, lay.media_type, locate=lay.locate)
@@ -95,7 +97,9 @@ def test_read_round_trips_config_and_layers(store: BlobStore, tmp_path: Path) ->
     assert [x.diff_id for x in read.layers] == [x.diff_id for x in img.layers]
 
 
-def test_read_plain_tar_layers_from_an_uncompressed_archive(store: BlobStore, tmp_path: Path) -> None:
+def test_read_plain_tar_layers_from_an_uncompressed_archive(
+    store: BlobStore, tmp_path: Path
+) -> None:
     img = two_layer_image(store)
     tarball.write(img, tmp_path / "u.tar", "cb/api:1", store, compressed=False)
     read = tarball.read(tmp_path / "u.tar", None, BlobStore(tmp_path / "s2"))
@@ -137,7 +141,8 @@ def test_skopeo_reads_and_copies_the_archive(runnable_image: Image, tmp_path: Pa
     )
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
-    assert info["Layers"] == [str(x.digest) for x in runnable_image.layers]
+    # skopeo's docker-archive source decompresses layers and names them by diff_id
+    assert info["Layers"] == [str(x.diff_id) for x in runnable_image.layers]
     proc = subprocess.run(
         [tool("skopeo"), "copy", f"docker-archive:{archive}", f"oci:{tmp_path / 'lay'}:v1"],
         capture_output=True, text=True,
@@ -145,3 +150,16 @@ def test_skopeo_reads_and_copies_the_archive(runnable_image: Image, tmp_path: Pa
     assert proc.returncode == 0, proc.stderr
     copied = layout.read(tmp_path / "lay", "v1")
     assert [x.diff_id for x in copied.layers] == [x.diff_id for x in runnable_image.layers]  # type: ignore[union-attr]
+
+
+def test_gnu_tar_reads_the_archive_streamed_through_a_pipe(store: BlobStore) -> None:
+    from wheeldock import process
+
+    img = two_layer_image(store)
+    result = process.run(
+        [tool("tar"), "-tvf", "-"], feed=lambda pipe: tarball.stream(img, pipe, "a:b")
+    )
+    names = [line.split()[-1] for line in result.stdout.splitlines()]
+    assert names[:2] == ["blobs/", "blobs/sha256/"]
+    assert names[-3:] == ["index.json", "manifest.json", "oci-layout"]
+    assert all(" 0/0 " in line for line in result.stdout.splitlines())

@@ -20,6 +20,7 @@ output only changes when the archive does. :func:`ensure_rootfs` builds or reuse
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import hashlib
@@ -32,7 +33,7 @@ import re
 import shutil
 import tarfile
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -40,7 +41,8 @@ from typing import IO
 
 from filelock import FileLock
 
-from wheeldock import engine, process
+from wheeldock import engine, layout, process
+from wheeldock.blobs import BlobStore, default_store
 from wheeldock.errors import (
     EngineUnavailable,
     InvalidReference,
@@ -49,12 +51,14 @@ from wheeldock.errors import (
     UsageError,
     WheeldockError,
 )
+from wheeldock.image import History, Image, ImageConfig, Platform, rfc3339
+from wheeldock.layer import Layer
 from wheeldock.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
 #: Bump when a recipe's meaning changes, so cached rootfs tars are rebuilt.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 #: Fixed, so mmdebstrap's output is reproducible given the same archive content
 #: (2023-06-10, the day bookworm was released).
 SOURCE_DATE_EPOCH = 1686355200
@@ -126,12 +130,14 @@ class Prune:
     ``keep`` are the root packages; every package in their ``Depends``/``Pre-Depends`` closure
     keeps its files, except the ``drop_packages`` (never kept, their dependencies not followed).
     ``drop_paths`` are globs on member paths (no leading slash; ``*`` stays within one path
-    component) removed, with everything under them, whoever owns them.
+    component) removed, with everything under them, whoever owns them; ``keep_paths`` (same
+    form) stay whoever owns them.
     """
 
     keep: tuple[str, ...]
     drop_packages: tuple[str, ...] = ()
     drop_paths: tuple[str, ...] = ()
+    keep_paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -219,6 +225,9 @@ VARIANTS: Mapping[str, Recipe] = MappingProxyType(
                     # lists libraries that are gone; the loader's search needs no cache
                     "etc/ld.so.cache",
                 ),
+                # openssl's folder (a package we drop) is where libssl looks for the CA bundle
+                # (cert.pem, certs/ -> /etc/ssl/certs) and openssl.cnf
+                keep_paths=("usr/lib/ssl", "etc/ssl/openssl.cnf"),
             ),
         ),
     }
@@ -298,6 +307,13 @@ def check_arch(arch: str, *, binfmt_dir: Path = BINFMT_DIR, host: str | None = N
         )
     if not needs_emulation(arch, host):
         return
+    # mmdebstrap asks arch-test whether the foreign architecture can run here.
+    if shutil.which("arch-test") is None:
+        raise ToolNotFound(
+            f"cannot build for {arch}: `arch-test` is not installed (mmdebstrap needs it for "
+            "foreign architectures)",
+            fix="apt-get install arch-test qemu-user-static binfmt-support  (or scripts/setup.sh)",
+        )
     qemu = ARCHES[arch][0]
     entry = binfmt_dir / f"qemu-{qemu}"
     try:
@@ -394,9 +410,10 @@ def alias_tag(
     return recipe.alias.format(python=python_version)
 
 
-def import_changes(recipe: Recipe, rootfs: BaseRootfs, *, title: str) -> list[str]:
-    """``docker import --change`` instructions: the official image's config, plus labels."""
-    labels = {
+def image_labels(recipe: Recipe, rootfs: BaseRootfs, *, title: str) -> dict[str, str]:
+    """The labels of a base image: OCI's, plus what wheeldock reads back (variant, cache key,
+    package list digest)."""
+    return {
         "org.opencontainers.image.vendor": VENDOR,
         "org.opencontainers.image.title": title,
         "org.opencontainers.image.description": (
@@ -412,11 +429,20 @@ def import_changes(recipe: Recipe, rootfs: BaseRootfs, *, title: str) -> list[st
         "wheeldock.base.suite": rootfs.suite,
         "wheeldock.base.arch": rootfs.arch,
     }
+
+
+#: The official python image's runtime config (kept to its defaults: no PYTHONDONTWRITEBYTECODE).
+IMAGE_ENV: tuple[str, ...] = (f"PATH={IMAGE_PATH}", "LANG=C.UTF-8")
+IMAGE_CMD: tuple[str, ...] = ("python3",)
+
+
+def import_changes(recipe: Recipe, rootfs: BaseRootfs, *, title: str) -> list[str]:
+    """``docker import --change`` instructions: the official image's config, plus labels."""
+    labels = image_labels(recipe, rootfs, title=title)
     label_args = " ".join(f"{k}={json.dumps(v)}" for k, v in labels.items())
     return [
-        f"ENV PATH={IMAGE_PATH}",
-        "ENV LANG=C.UTF-8",
-        'CMD ["python3"]',
+        *(f"ENV {item}" for item in IMAGE_ENV),
+        f"CMD {json.dumps(list(IMAGE_CMD))}",
         f"LABEL {label_args}",
     ]
 
@@ -592,6 +618,7 @@ def plan_prune(
     keep_packages: frozenset[str],
     drop_paths: Sequence[str],
     *,
+    keep_paths: Sequence[str] = (),
     always_keep: Iterable[str] = (STATUS_PATH,),
 ) -> set[str]:
     """The normalised member paths a pruned rootfs keeps.
@@ -605,11 +632,19 @@ def plan_prune(
     links = {n: m.linkname for n, m in by_name.items() if m.issym()}
     forced = set(always_keep)
 
-    globs = [g.split("/") for g in drop_paths]
+    def matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
+        globs = [g.split("/") for g in patterns]
 
-    def dropped_by_glob(path: str) -> bool:
-        parts = path.split("/")
-        return any(len(parts) >= len(g) and all(map(fnmatch.fnmatchcase, parts, g)) for g in globs)
+        def matches(path: str) -> bool:
+            parts = path.split("/")
+            return any(
+                len(parts) >= len(g) and all(map(fnmatch.fnmatchcase, parts, g)) for g in globs
+            )
+
+        return matches
+
+    dropped_by_glob = matcher(drop_paths)
+    kept_by_glob = matcher(keep_paths)
 
     def owned_by_kept(path: str) -> bool | None:
         pkgs = owners.get(path)
@@ -618,7 +653,7 @@ def plan_prune(
     kept: set[str] = set()
     pycs = []
     for path in by_name:
-        if path in forced:
+        if path in forced or kept_by_glob(path):
             kept.add(path)
             continue
         if dropped_by_glob(path):
@@ -673,7 +708,9 @@ def prune_tar(source: Path, dest: IO[bytes], prune: Prune) -> PruneResult:
         paragraphs = parse_status(status_fh.read().decode())
         keep_packages = dependency_closure(paragraphs, prune.keep, drop=prune.drop_packages)
         owners = _list_owners(tar, members, links)
-        kept = plan_prune(members, owners, keep_packages, prune.drop_paths)
+        kept = plan_prune(
+            members, owners, keep_packages, prune.drop_paths, keep_paths=prune.keep_paths
+        )
         status = "\n".join(p.text for p in paragraphs if p.package in keep_packages).encode()
 
         written: dict[str, str] = {}  # dropped hard-link target -> first member standing in
@@ -1050,13 +1087,49 @@ def write_rootfs_tar(rootfs: BaseRootfs, dest: Path) -> Path:
         shutil.copyfile(rootfs.tar_path, tmp)
         os.replace(tmp, dest)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise WheeldockError(
             f"cannot write the rootfs tar here ({exc.strerror})",
             path=dest.parent,
             fix="make the folder writable, or pick another with --output tar:FILE",
         ) from exc
     return dest
+
+
+def oci_image(rootfs: BaseRootfs, *, store: BlobStore | None = None) -> Image:
+    """The base as a one-layer OCI :class:`~wheeldock.image.Image` (same config and labels as
+    the imported one), for the native builder or an ``oci:`` layout.
+
+    The layer is the rootfs tar gzip-compressed into ``store`` (cached by the tar's digest, so a
+    second call only hashes the tar).
+    """
+    spec = recipe(rootfs.variant)
+    title = image_tags(spec, python_version=rootfs.python_version, arch=rootfs.arch)[0]
+    layer = Layer.from_tar_file(rootfs.tar_path, store or default_store())
+    created = rfc3339(SOURCE_DATE_EPOCH)
+    return Image(
+        layers=(layer,),
+        config=ImageConfig(
+            cmd=IMAGE_CMD, env=IMAGE_ENV, labels=image_labels(spec, rootfs, title=title)
+        ),
+        platform=Platform.parse(ARCHES[rootfs.arch][1]),
+        history=(
+            History(
+                created_by=f"wheeldock base {rootfs.variant} ({rootfs.suite}, {rootfs.arch})",
+                created=created,
+            ),
+        ),
+        created=created,
+    )
+
+
+def write_oci_layout(
+    rootfs: BaseRootfs, dest: Path, *, tag: str | None = None, store: BlobStore | None = None
+) -> str:
+    """Write the base into the OCI image layout at ``dest``; returns its ``oci:`` reference."""
+    result = layout.write(oci_image(rootfs, store=store), dest, tag=tag)
+    return result.ref
 
 
 def require_engine_or_output(output: str | None) -> None:

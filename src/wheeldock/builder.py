@@ -24,6 +24,8 @@ Python build (the .pyc bytes come from the host's interpreter of the image's ver
 from __future__ import annotations
 
 import hashlib
+import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -31,6 +33,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -40,7 +43,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from wheeldock import base as bases
-from wheeldock import engine, process
+from wheeldock import debian, engine, process
 from wheeldock import lock as locks
 from wheeldock.blobs import BlobStore
 from wheeldock.digest import Digest
@@ -329,7 +332,7 @@ class _Base:
     key: str
     arch: str
     rootfs: bases.BaseRootfs | None
-    cached: bool
+    reports: tuple[LayerReport, ...]
 
 
 class Builder:
@@ -417,14 +420,14 @@ class Builder:
                     History(created_by=f"wheeldock base {spec}", created=rfc3339(FIXED_MTIME)),
                 ),
             )
-            self._report(
+            report = self._report(
                 svc,
                 LayerReport(
                     "base", f"{spec} ({rootfs.suite}, Python {rootfs.python_version})",
                     str(layer.digest), layer.size, not built, time.monotonic() - started,
                 ),
             )  # fmt: skip
-            return _Base(image, debian_scheme(python), key, rootfs.arch, rootfs, not built)
+            return _Base(image, debian_scheme(python), key, rootfs.arch, rootfs, (report,))
         return self._base_image(svc, spec, platform)
 
     def _base_image(self, svc: Service, spec: str, platform: Platform) -> _Base:
@@ -451,14 +454,16 @@ class Builder:
             )
         else:
             raise UsageError(f"--base {spec}: use slim, minimal or an image reference")
-        for lay in source.layers:
+        seconds = time.monotonic() - started
+        reports = tuple(
             self._report(
-                svc,
-                LayerReport("base", str(ref), str(lay.digest), lay.size, True, 0.0),
+                svc, LayerReport("base", str(ref), str(lay.digest), lay.size, True, seconds)
             )
-        log.debug("read base %s in %.2f s", ref, time.monotonic() - started)
+            for lay in source.layers
+        )
         scheme = scheme_for(source.config.env, svc.python)
-        return _Base(source, scheme, str(source.digest), source.platform.architecture, None, True)
+        arch = source.platform.architecture
+        return _Base(source, scheme, str(source.digest), arch, None, reports)
 
     # -- dependencies ------------------------------------------------------------------------
 
@@ -519,24 +524,32 @@ class Builder:
     ) -> tuple[Layer, LayerReport] | None:
         """The runtime-libraries layer: Debian packages the wheels need that the base lacks."""
         artifacts = select(lock)
-        scan_key = _digest("libs-scan", sorted(a.sha256 for a in artifacts), base.key)
-        recorded = self.store.get_cached(scan_key)
+        # Recorded per wheel set × base × declared packages: a rebuild reads neither the wheels
+        # nor the base's package list.
+        needed_key = _digest(
+            "libs-needed",
+            sorted(a.sha256 for a in artifacts),
+            base.key,
+            svc.runtime_packages,
+            importlib.util.find_spec("wheeldock.libs") is not None,  # scanned or declared only
+        )
+        recorded = self.store.get_cached(needed_key)
         if recorded is not None:
-            scanned = tuple(str(p) for p in recorded.get("packages", []))
+            packages = tuple(str(p) for p in recorded.get("packages", []))
         else:
             wheels = self.wheelhouse.fetch(artifacts, platform=lock.platform, python=lock.python)
             scanned = _scan_packages(wheels, base)
-            self.store.set_cached(scan_key, {"packages": list(scanned)})
-        have = set(bases.installed_packages(base.rootfs)) if base.rootfs is not None else set()
-        packages = tuple(sorted({*scanned, *svc.runtime_packages} - have))
+            packages = tuple(sorted({*scanned, *svc.runtime_packages} - set(_installed(base))))
+            self.store.set_cached(needed_key, {"packages": list(packages)})
         if not packages:
             return None
         suite = base.rootfs.suite if base.rootfs is not None else bases.DEFAULT_SUITE
         key = _digest("libs", packages, suite, base.arch, self.options.compression, FIXED_MTIME)
 
         def make() -> Layer:
+            have = sorted(_installed(base))
             return build_layer(
-                _deb_entries(packages, suite=suite, arch=base.arch),
+                _deb_entries(packages, suite=suite, arch=base.arch, installed=have),
                 store=self.store,
                 compression=self.options.compression,
                 mtime=FIXED_MTIME,
@@ -578,7 +591,7 @@ class Builder:
             self.project, svc, platform=self.options.platform, relock=self.options.relock
         )
         base = self._base(svc)
-        reports: list[LayerReport] = []
+        reports: list[LayerReport] = list(base.reports)
         layers: list[Layer] = []
         history: list[History] = []
         created = rfc3339(self.epoch)
@@ -621,6 +634,25 @@ class Builder:
         )
 
 
+def _installed(base: _Base) -> dict[str, str]:
+    """Debian packages the base has: its rootfs's dpkg status, or the topmost
+    ``var/lib/dpkg/status`` in an image's layers (none: a base without dpkg)."""
+    if base.rootfs is not None:
+        return bases.installed_packages(base.rootfs)
+    for layer in reversed(base.image.layers):
+        with layer.uncompressed() as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
+            for info in tar:
+                if info.name.removeprefix("./") == bases.STATUS_PATH and info.isreg():
+                    data = tar.extractfile(info)
+                    text = data.read().decode(errors="replace") if data else ""
+                    return {
+                        p.package: p.fields.get("Version", "")
+                        for p in bases.parse_status(text)
+                        if p.installed
+                    }
+    return {}
+
+
 def _cached(store: BlobStore, key: str) -> bool:
     value = store.get_cached(key)
     if value is None:
@@ -632,9 +664,16 @@ def _cached(store: BlobStore, key: str) -> bool:
 
 
 def _scan_packages(wheels: Sequence[Path], base: _Base) -> tuple[str, ...]:
-    """Debian packages the wheels' ELF files need (the ``libs`` module's scan)."""
-    from wheeldock import libs
+    """Debian packages the wheels' ELF files need (``wheeldock.libs``'s scan).
 
+    Without that module (it ships separately) nothing is scanned and the service's declared
+    ``runtime_packages`` (which ``init`` fills from its table) are all there is, as in ``init``.
+    """
+    try:
+        libs: Any = importlib.import_module("wheeldock.libs")
+    except ImportError:
+        log.info("no ELF scan (wheeldock.libs is absent): using the declared runtime packages")
+        return ()
     # The scan reads a folder of wheels; ours live one per cache folder, so link them together.
     folder = Path(tempfile.mkdtemp(prefix="wheeldock-scan-"))
     try:
@@ -644,20 +683,54 @@ def _scan_packages(wheels: Sequence[Path], base: _Base) -> tuple[str, ...]:
             except OSError:
                 shutil.copyfile(wheel, folder / wheel.name)
         variant = base.rootfs.variant if base.rootfs is not None else "slim"
-        return tuple(sorted(libs.runtime_packages(folder, base=variant)))
+        return tuple(sorted(str(p) for p in libs.runtime_packages(folder, base=variant)))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _deb_entries(packages: Sequence[str], *, suite: str, arch: str) -> list[TarEntry]:
-    """The data members of the packages' .debs as layer entries (no container, no dpkg)."""
-    from wheeldock import debian
+#: Top-level folders that are symlinks into /usr on merged-/usr bases (bookworm): a .deb's
+#: ``lib/…`` must land in ``usr/lib/…``, or the layer would replace the symlink with a folder.
+_MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+#: What the bases leave out (dpkg path-exclude), left out of the libraries layer too.
+_DEB_SKIP = ("usr/share/doc/", "usr/share/man/", "usr/share/info/", "usr/share/locale/",
+             "usr/share/lintian/")  # fmt: skip
 
+
+def deb_member_entry(member: debian.DebMember) -> TarEntry | None:
+    """A .deb data member as a layer entry on a merged-/usr base; None for what is skipped."""
+    path = member.path.rstrip("/")
+    if path.split("/", 1)[0] in _MERGED_USR:
+        path = "usr/" + path
+    if member.kind == "other" or path in ("", ".") or (path + "/").startswith(_DEB_SKIP):
+        return None
+    if member.kind == "dir":
+        return TarEntry.directory(path, mode=member.mode)
+    if member.kind == "symlink":
+        return TarEntry.symlink(path, member.linkname)
+    if member.kind == "hardlink":
+        target = member.linkname.lstrip("/")
+        if target.split("/", 1)[0] in _MERGED_USR:
+            target = "usr/" + target
+        return TarEntry.hardlink(path, target, mode=member.mode)
+    return TarEntry.file(path, member.data or b"", mode=member.mode)
+
+
+def _deb_entries(
+    packages: Sequence[str], *, suite: str, arch: str, installed: Sequence[str]
+) -> list[TarEntry]:
+    """The data members of the packages' .debs (and of their dependencies the base lacks) as
+    layer entries: no container, no dpkg."""
     folder = Path(tempfile.mkdtemp(prefix="wheeldock-debs-"))
     try:
+        debs = debian.download_debs(
+            packages, suite=suite, arch=arch, dest=folder, installed=installed
+        )
         entries: list[TarEntry] = []
-        for deb in debian.download_debs(packages, suite=suite, arch=arch, dest=folder):
-            entries += debian.deb_data_members(deb)
+        for deb in debs:
+            for member in debian.deb_data_members(deb):
+                entry = deb_member_entry(member)
+                if entry is not None:
+                    entries.append(entry)
         return entries
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -294,12 +294,12 @@ def patch(compose: ComposeFile, change: Patch, *, primary: bool) -> str:
                 touched = True
         if sp.drop_volumes and "volumes" in svc:
             vols = svc["volumes"]
-            for i in reversed(range(len(vols))):
-                if _volume_matches(vols[i], sp.drop_volumes):
-                    _delete_item(vols, i)
-                    touched = True
-            if len(vols) == 0:
-                _delete_key(svc, "volumes")
+            drop = [i for i in range(len(vols)) if _volume_matches(vols[i], sp.drop_volumes)]
+            if drop and len(drop) == len(vols):
+                _delete_key(svc, "volumes")  # as a whole, so what follows it keeps its comments
+            for i in reversed(drop if len(drop) < len(vols) else []):
+                _delete_item(vols, i)
+            touched = touched or bool(drop)
         if sp.healthcheck is not None and "healthcheck" not in svc:
             svc["healthcheck"] = CommentedMap(sp.healthcheck)
             touched = True
@@ -328,7 +328,12 @@ def _set_build_and_image(svc: CommentedMap, sp: ServicePatch) -> None:
     else:
         svc.insert(0, "build", build)
     if "image" in svc:
-        svc["image"] = sp.image  # keeps the key's place and its end-of-line comment
+        # The old image's end-of-line comment describes the old image: drop it, keep what follows.
+        rest = _following_text(svc, "image")
+        svc["image"] = sp.image
+        slot = svc.ca.items.get("image")
+        if slot is not None and len(slot) > 2 and slot[2] is not None:
+            slot[2] = CommentToken("\n" + rest, _Mark(0), None) if rest else None
     else:
         svc.insert(list(svc.keys()).index("build") + 1, "image", sp.image)
 

@@ -1,9 +1,9 @@
 """The Docker engine destination: ``docker load`` fed a docker-archive through its stdin.
 
 No temp file: the archive is written straight into the pipe (:func:`wheeldock.tarball.stream`).
-By default layers go uncompressed — the engine stores them as plain tars anyway, so gzip
-would only cost a compress and a decompress on the same machine; the figures are in the
-report that introduced this module (and in ``docs/registry-client.md``'s neighbour notes).
+By default layers go uncompressed: the engine unpacks them anyway, so gzip only adds a
+decompression on the same machine. Measured with an 88 MB site-packages layer (Docker 26,
+2 cores): 1.5 s plain (90 MB piped) against 2.2-2.4 s gzip (31 MB piped).
 """
 
 from __future__ import annotations

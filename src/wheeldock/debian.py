@@ -33,6 +33,7 @@ from typing import IO
 
 import httpx
 from filelock import FileLock
+from isal import igzip
 
 from wheeldock.elf import TRIPLETS
 from wheeldock.errors import DigestMismatch, InvalidArchive, NotFound, WheeldockError
@@ -46,7 +47,15 @@ DEFAULT_SUITE = "bookworm"
 INDEX_VERSION = 1
 
 #: Library files: ``libz.so.1``, ``ld-linux-x86-64.so.2``, ``libpq.so`` (the -dev symlink).
-_LIB_FILE = re.compile(rb"^((?:usr/)?(?:local/)?lib[^/ ]*/(?:[^ ]*/)?([^/ ]+\.so(?:\.[0-9][^/ ]*)?))\s+(\S+)$")
+_LIB_FILE = re.compile(
+    rb"((?:usr/)?(?:local/)?lib[^/ ]*/(?:[^ ]*/)?([^/ ]+\.so(?:\.[0-9][^/ ]*)?))[ \t]+(\S+)$"
+)
+_SO_LINE_END = re.compile(rb"\.so(?:\.[0-9][^\s/]*)?[ \t]+\S+$", re.M)
+_PACKAGES_FIELD = re.compile(
+    r"^(Package|Source|Version|Architecture|Depends|Pre-Depends|Provides|Filename|SHA256|Size"
+    r"|Essential|Priority): *(.*)$",
+    re.M,
+)
 #: Files under these never answer a DT_NEEDED (Python/Perl modules, debug symbols).
 _NOT_LIBRARIES = re.compile(r"/(?:python[0-9.]*|perl[0-9.]*|debug)/")
 
@@ -161,21 +170,41 @@ def package_info(fields: dict[str, str]) -> PackageInfo:
     )
 
 
-def parse_contents(lines: Iterable[bytes]) -> Iterator[tuple[str, str, str]]:
+def parse_contents(
+    stream: IO[bytes], *, block_size: int = 16 << 20
+) -> Iterator[tuple[str, str, str]]:
     """Library entries of a Contents index as (soname, path, package); one row per package
-    when a path lists several (``libs/a,libs/b``)."""
-    for line in lines:
-        if b".so" not in line:
-            continue
-        match = _LIB_FILE.match(line.rstrip(b"\n"))
-        if match is None:
-            continue
-        path = match.group(1).decode(errors="replace")
-        if _NOT_LIBRARIES.search("/" + path):
-            continue
-        soname = match.group(2).decode(errors="replace")
-        for qualified in match.group(3).decode(errors="replace").split(","):
-            yield soname, path, qualified.rsplit("/", 1)[-1]
+    when a path lists several (``libs/a,libs/b``). Reads ``stream`` in blocks: a regex finds
+    the few ``.so`` lines among 1.6 million at C speed, Python only looks at those."""
+    tail = b""
+    while True:
+        block = stream.read(block_size)
+        buf = tail + block
+        if block:
+            cut = buf.rfind(b"\n") + 1
+            buf, tail = buf[:cut], buf[cut:]
+        for hit in _SO_LINE_END.finditer(buf):
+            start = buf.rfind(b"\n", 0, hit.start()) + 1
+            match = _LIB_FILE.match(buf, start, hit.end())
+            if match is None:
+                continue
+            path = match.group(1).decode(errors="replace")
+            if _NOT_LIBRARIES.search("/" + path):
+                continue
+            soname = match.group(2).decode(errors="replace")
+            for qualified in match.group(3).decode(errors="replace").split(","):
+                yield soname, path, qualified.rsplit("/", 1)[-1]
+        if not block:
+            return
+
+
+def parse_packages(text: str) -> Iterator[PackageInfo]:
+    """The stanzas of a Packages index. Only single-line fields are read, with one regex per
+    stanza (several times faster than a general deb822 parser on 60,000 stanzas)."""
+    for block in text.split("\n\n"):
+        fields = dict(_PACKAGES_FIELD.findall(block))
+        if "Package" in fields:
+            yield package_info(fields)
 
 
 def parse_release_sha256(text: str) -> dict[str, tuple[str, int]]:
@@ -233,7 +262,7 @@ CREATE INDEX provides_virtual ON provides (virtual);
 def build_index(
     db_path: Path,
     *,
-    contents: Iterable[bytes],
+    contents: IO[bytes],
     packages_text: str,
     suite: str,
     arch: str,
@@ -249,15 +278,10 @@ def build_index(
         conn = sqlite3.connect(tmp)
         try:
             conn.executescript(_SCHEMA)
-            conn.executemany(
-                "INSERT INTO files VALUES (?, ?, ?)", parse_contents(contents)
-            )
-            rows = []
-            provides = []
-            for fields in parse_stanzas(packages_text):
-                if "Package" not in fields:
-                    continue
-                info = package_info(fields)
+            conn.executemany("INSERT INTO files VALUES (?, ?, ?)", parse_contents(contents))
+            rows: list[tuple[object, ...]] = []
+            provides: list[tuple[str, str]] = []
+            for info in parse_packages(packages_text):
                 rows.append(
                     (info.name, info.version, info.architecture, info.source, info.depends,
                      info.pre_depends, info.provides, info.filename, info.sha256, info.size,
@@ -317,12 +341,10 @@ class Index:
         return sorted(found, key=lambda c: _package_rank(c, soname, self.arch))
 
     def package_for(self, soname: str) -> str | None:
-        """The package to install for ``soname``: the preferred candidate whose file lies in
-        a folder the loader searches by default; None when no package ships it."""
-        for candidate in self.candidates(soname):
-            if _package_rank(candidate, soname, self.arch)[0] < 2:
-                return candidate.package
-        return None
+        """The package to install for ``soname`` (the preferred candidate: see
+        :func:`_package_rank`); None when no package ships a library of that name."""
+        found = self.candidates(soname)
+        return found[0].package if found else None
 
     def package(self, name: str) -> PackageInfo | None:
         row = self._conn.execute(
@@ -332,7 +354,21 @@ class Index:
         ).fetchone()
         if row is None:
             return None
-        return PackageInfo(*row[:10], essential=bool(row[10]), priority=row[11])
+        name, version, architecture, source, depends, pre_depends, provides, filename = row[:8]
+        return PackageInfo(
+            name=name,
+            version=version,
+            architecture=architecture,
+            source=source,
+            depends=depends,
+            pre_depends=pre_depends,
+            provides=provides,
+            filename=filename,
+            sha256=row[8],
+            size=int(row[9]),
+            essential=bool(row[10]),
+            priority=row[11],
+        )
 
     def providers(self, virtual: str) -> list[str]:
         rows = self._conn.execute(
@@ -365,12 +401,8 @@ class Index:
         devs = [b for b in self.binaries_of_source(info.source) if b.endswith("-dev")]
         if len(devs) <= 1:
             return devs[0] if devs else None
-        links = {
-            re.sub(r"\.so\..*$", ".so", posixpath.basename(p)) for p in self.files_of(runtime)
-        }
-        shipping = [
-            d for d in devs if links & {posixpath.basename(p) for p in self.files_of(d)}
-        ]
+        links = {re.sub(r"\.so\..*$", ".so", posixpath.basename(p)) for p in self.files_of(runtime)}
+        shipping = [d for d in devs if links & {posixpath.basename(p) for p in self.files_of(d)}]
         pool = shipping or devs
         return sorted(pool, key=lambda d: (not d.startswith("lib"), len(d), d))[0]
 
@@ -503,7 +535,8 @@ def _download_and_build(
         packages_text = lzma.decompress(
             files[f"main/binary-{arch}/Packages.xz"].read_bytes()
         ).decode("utf-8", errors="replace")
-        with gzip.open(files[f"main/Contents-{arch}.gz"], "rb") as contents:
+        contents_gz = files[f"main/Contents-{arch}.gz"]
+        with igzip.open(contents_gz, "rb") as contents:  # type: ignore[no-untyped-call]
             build_index(
                 db_path,
                 contents=contents,
@@ -609,7 +642,9 @@ def _ar_members(data: bytes, name: str) -> Iterator[tuple[str, bytes]]:
             raise InvalidArchive(f"has a corrupt ar member size at byte {pos}", path=name) from exc
         start = pos + 60
         if start + size > len(data):
-            raise InvalidArchive(f"is truncated (member {member!r})", path=name, fix="download it again")
+            raise InvalidArchive(
+                f"is truncated (member {member!r})", path=name, fix="download it again"
+            )
         yield member, data[start : start + size]
         pos = start + size + (size & 1)
 
@@ -618,14 +653,16 @@ def _decompressed(member: str, payload: bytes) -> IO[bytes]:
     if member.endswith(".xz"):
         return lzma.LZMAFile(io.BytesIO(payload))
     if member.endswith(".gz"):
-        return gzip.GzipFile(fileobj=io.BytesIO(payload))
+        return io.BytesIO(gzip.decompress(payload))
     if member.endswith(".bz2"):
         return bz2.BZ2File(io.BytesIO(payload))
     if member.endswith(".zst"):
         import zstandard
 
-        reader: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(payload))
-        return reader
+        try:
+            return io.BytesIO(zstandard.ZstdDecompressor().decompressobj().decompress(payload))
+        except zstandard.ZstdError as exc:
+            raise InvalidArchive(f"its {member} is not valid zstd data ({exc})") from exc
     return io.BytesIO(payload)
 
 
@@ -651,8 +688,7 @@ def deb_data_members(deb_path: Path) -> Iterator[DebMember]:
                 tarfile.open(fileobj=stream, mode="r|") as tar,
             ):
                 for info in tar:
-                    path = info.name.lstrip("./") if info.name.startswith("./") else info.name
-                    path = path.lstrip("/")
+                    path = info.name.removeprefix("./").lstrip("/")
                     if not path:
                         continue
                     kind = _KINDS.get(info.type, "other")
@@ -668,7 +704,9 @@ def deb_data_members(deb_path: Path) -> Iterator[DebMember]:
                         gid=info.gid,
                         size=info.size,
                         mtime=int(info.mtime),
-                        linkname=info.linkname.removeprefix("./") if kind == "hardlink" else info.linkname,
+                        linkname=info.linkname.removeprefix("./")
+                        if kind == "hardlink"
+                        else info.linkname,
                         data=content,
                     )
         except (tarfile.TarError, lzma.LZMAError, EOFError, OSError) as exc:

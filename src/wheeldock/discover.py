@@ -157,6 +157,16 @@ def _option_values(args: list[str], short: str, long: str) -> list[str]:
     return values
 
 
+def _interpolate_command(command: Any, env: Mapping[str, str]) -> Any:
+    """Compose resolves ``${VAR}`` in a command before the shell sees it (``$$`` is a literal
+    ``$``); the image's command is fixed at init time the same way."""
+    if isinstance(command, str):
+        return interpolate(command, env)
+    if isinstance(command, list):
+        return [interpolate(str(a), env) for a in command]
+    return command
+
+
 def _parse_start(command: Any) -> _Start | None:
     script = _script_of(command)
     if script is None:
@@ -552,9 +562,8 @@ def discover(
         if not _is_python_image(image):
             passed_over.append(f"{name} (image {image!r} is not python:*)")
             continue
-        start = _parse_start(
-            svc.get("command") if svc.get("command") is not None else svc.get("entrypoint")
-        )
+        raw = svc.get("command") if svc.get("command") is not None else svc.get("entrypoint")
+        start = _parse_start(_interpolate_command(raw, env))
         if start is None:
             passed_over.append(
                 f"{name} (its command does not `pip install -r …` then start Python)"
@@ -588,6 +597,14 @@ def _finding(
         (f for f in files if name in f.services and "image" in f.services[name]), files[0]
     )
     notes: list[str] = []
+    raw = svc.get("command") if svc.get("command") is not None else svc.get("entrypoint")
+    raw_text = (raw if isinstance(raw, str) else " ".join(map(str, raw or []))).replace("$$", "")
+    baked = sorted(set(re.findall(r"\$\{?([A-Za-z_]\w*)", raw_text)))
+    if baked:
+        notes.append(
+            f"command: compose variables {', '.join(baked)} resolved now (re-run init after "
+            "changing them, or edit the command in wheeldock.toml)"
+        )
     mounts = _mounts(svc, root)
     workdir = str(svc.get("working_dir") or "")
     if not workdir:

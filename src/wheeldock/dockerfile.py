@@ -25,6 +25,7 @@ from pathlib import PurePosixPath
 
 from packaging.utils import canonicalize_name
 
+from wheeldock import base
 from wheeldock.ca import SECRET_ID
 from wheeldock.project import Service
 
@@ -206,12 +207,14 @@ def render(spec: DockerfileSpec) -> str:
 
 
 def _build_packages(no_binary: Iterable[str]) -> tuple[str, ...]:
+    """Headers to add to the builder for ``no_binary``, less what the builder image already has."""
     names: set[str] = {canonicalize_name(n) for n in no_binary}
     if ":all:" in no_binary:
         names = set(BUILD_PACKAGES)
+    have = set(base.recipe("builder").packages)
     packages: list[str] = []
     for name in sorted(names):
-        packages += [p for p in BUILD_PACKAGES.get(name, ()) if p not in packages]
+        packages += [p for p in BUILD_PACKAGES.get(name, ()) if p not in packages and p not in have]
     return tuple(packages)
 
 

@@ -14,12 +14,13 @@ import posixpath
 import re
 import struct
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from elftools.common.exceptions import ELFError
 from elftools.construct import ConstructError
 from elftools.elf.dynamic import DynamicSegment
 from elftools.elf.elffile import ELFFile
+from elftools.elf.segments import InterpSegment
 
 from wheeldock.errors import InvalidElf
 
@@ -140,10 +141,10 @@ def _parse(stream: IO[bytes], name: str) -> ElfInfo:
     runpath: list[str] = []
     interpreter: str | None = None
     for segment in elf.iter_segments():
-        kind = segment.header.p_type
-        if kind == "PT_INTERP":
+        if isinstance(segment, InterpSegment):
             interpreter = segment.get_interp_name()
         elif isinstance(segment, DynamicSegment):
+            tag: Any  # pyelftools adds needed/soname/rpath/runpath per tag kind at run time
             for tag in segment.iter_tags():
                 entry = tag.entry.d_tag
                 if entry == "DT_NEEDED":

@@ -200,9 +200,9 @@ def runtime_packages(
 ) -> tuple[tuple[str, ...], str]:
     """The Debian packages the service's wheels need at run time, and where that came from.
 
-    With ``wheeldock.libs`` installed: the wheels are installed on this host with uv for the
-    target (linux x86_64, the service's Python) and their ELF files scanned (``"elf-scan"``).
-    Otherwise, or when that fails, :data:`discover.RUNTIME_TABLE` (``"table"``).
+    With ``wheeldock.libs`` present: the ELF files of a wheelhouse built on this host for the
+    service (:func:`host_wheelhouse`) are scanned (``"elf-scan"``). Without it, or when that
+    fails, :data:`discover.RUNTIME_TABLE` answers (``"table"``).
     """
     _, reqs = discover.requirement_closure(root, requirement_files)
     table = discover.table_runtime_packages(reqs, service.no_binary)
@@ -213,8 +213,8 @@ def runtime_packages(
     if not hasattr(libs, "runtime_packages"):
         return table, "table"
     try:
-        tree = _host_install(root, service)
-        packages = tuple(str(p) for p in libs.runtime_packages(tree, base=service.base))
+        wheelhouse = host_wheelhouse(root, service)
+        packages = tuple(str(p) for p in libs.runtime_packages(wheelhouse, base=service.base))
     except WheeldockError as exc:
         log.warning(
             "ELF scan of %s's wheels failed, using the table instead: %s", service.name, exc.what
@@ -223,12 +223,22 @@ def runtime_packages(
     return packages, "elf-scan"
 
 
-def _host_install(root: Path, service: Service) -> Path:
-    """The service's requirements installed with uv into a cache folder, for the ELF scan.
+#: The target platform's wheel tag (the base images are Debian bookworm, glibc 2.36, amd64).
+TARGET_PLATFORM = "manylinux_2_36_x86_64"
 
-    Keyed by the requirement files' bytes, ``no_binary`` and the Python version, so a second
-    ``init`` reuses it.
+
+def host_wheelhouse(root: Path, service: Service) -> Path:
+    """A folder of the wheels the service's image will hold, built or fetched on this host.
+
+    Without ``no_binary``: ``pip download`` of binary wheels for the target platform and Python.
+    With it (or when a distribution has no wheel): ``pip wheel`` on this host, which builds from
+    source like the builder stage does; that needs this host's Python to be the service's.
+    Cached under ``cache_dir("init-wheelhouse")``, keyed by the requirement files' bytes,
+    ``no_binary`` and the Python version.
     """
+    import platform
+    import sys
+
     from wheeldock import process
     from wheeldock.paths import cache_dir
 
@@ -236,23 +246,42 @@ def _host_install(root: Path, service: Service) -> Path:
     key = hashlib.sha256()
     for rel in files:
         key.update(rel.encode() + b"\0" + (root / rel).read_bytes() + b"\0")
-    key.update(repr((service.no_binary, service.python)).encode())
-    target = cache_dir("init-scan") / key.hexdigest()[:32]
-    done = target / ".complete"
-    if done.is_file():
+    key.update(repr((service.no_binary, service.python, TARGET_PLATFORM)).encode())
+    target = cache_dir("init-wheelhouse") / key.hexdigest()[:32]
+    if (target / ".complete").is_file():
         return target
-    argv: list[str] = [
-        "uv", "pip", "install", "--quiet", "--target", str(target),
-        "--python-version", service.python, "--python-platform", "x86_64-manylinux_2_36",
-    ]  # fmt: skip
+    reqs: list[str] = []
     for req in service.requirements:
-        argv += ["-r", str(root / req)]
+        reqs += ["-r", str(root / req)]
     for con in service.constraints:
-        argv += ["-c", str(root / con)]
-    for name in service.no_binary:
-        argv += ["--no-binary-package", name] if name != ":all:" else ["--no-binary", ":all:"]
-    process.run(argv, timeout=900, fix="check the requirement files and the network")
-    done.write_text("")
+        reqs += ["-c", str(root / con)]
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    host_matches = (
+        f"{sys.version_info.major}.{sys.version_info.minor}" == service.python
+        and sys.platform == "linux"
+        and platform.machine() == "x86_64"
+    )
+    download = [
+        *pip, "download", "--quiet", "--only-binary=:all:", "--platform", TARGET_PLATFORM,
+        "--implementation", "cp", "--python-version", service.python, "--dest", str(target), *reqs,
+    ]  # fmt: skip
+    build = [*pip, "wheel", "--quiet", "--wheel-dir", str(target), *reqs]
+    if service.no_binary:
+        build += ["--no-binary", ",".join(service.no_binary)]
+    if service.no_binary and not host_matches:
+        raise WheeldockError(
+            f"cannot build {', '.join(service.no_binary)} from source for Python {service.python} "
+            "on this host",
+        )
+    if service.no_binary:
+        process.run(build, timeout=1800, fix="check the requirement files and the network")
+    else:
+        result = process.run(download, timeout=1800, check=False)
+        if result.returncode != 0:
+            if not host_matches:
+                raise WheeldockError(f"pip download failed: {result.stderr.strip()[-300:]}")
+            process.run(build, timeout=1800, fix="check the requirement files and the network")
+    (target / ".complete").write_text("")
     return target
 
 

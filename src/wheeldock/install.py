@@ -23,6 +23,7 @@ import os
 import shutil
 import sys
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -133,7 +134,7 @@ def install_wheel(wheel: Path, root: Path, scheme: Scheme) -> None:
                 destdir=str(root),
             )
             install(source, destination, additional_metadata={"INSTALLER": b"wheeldock\n"})
-    except (InstallerError, ValueError, KeyError, OSError) as exc:
+    except (InstallerError, zipfile.BadZipFile, ValueError, KeyError, OSError) as exc:
         raise InvalidConfig(
             f"cannot install the wheel {wheel.name} ({exc})",
             path=wheel,

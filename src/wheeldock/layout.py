@@ -4,7 +4,8 @@
 the ``org.opencontainers.image.ref.name`` annotation; writing the same tag again replaces it).
 Blobs already in the layout are skipped without reading the layer; new layer blobs are
 hard-linked from the blob store when on the same file system, else copied. Every file appears
-atomically (temp file + rename), and ``index.json`` is updated under a lock beside the folder.
+atomically (temp file + rename), and ``index.json`` is updated under a lock
+(``.wheeldock.lock`` in the folder).
 """
 
 from __future__ import annotations
@@ -117,6 +118,9 @@ def write(
             path=root,
             fix="pick an empty or new folder for oci:DIR",
         )
+    else:
+        # First, so a write killed half-way leaves a layout (with spare blobs) that a retry reuses.
+        atomic_write_bytes(root / LAYOUT_FILE, canonical_json(LAYOUT_VERSION))
     w = _Writer(root)
     for image in iter_images(target):
         w.put_image(image)
@@ -124,9 +128,8 @@ def write(
         w.put_bytes(target.manifest_bytes())
     annotations = {ANNOTATION_REF_NAME: tag} if tag else None
     descriptor = target.descriptor(annotations=annotations)
-    with FileLock(str(root.parent / f".{root.name}.wheeldock.lock")):
-        if not (root / LAYOUT_FILE).exists():
-            atomic_write_bytes(root / LAYOUT_FILE, canonical_json(LAYOUT_VERSION))
+    # The lock lives inside the layout: tools ignore files the spec does not name.
+    with FileLock(str(root / ".wheeldock.lock")):
         index = _read_index(root) if (root / "index.json").exists() else _empty_index()
         kept = [d for d in index.get("manifests", []) if not _same_slot(d, descriptor, tag)]
         index["manifests"] = [*kept, descriptor]

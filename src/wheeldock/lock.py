@@ -18,7 +18,7 @@ import hashlib
 import logging
 import re
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -27,6 +27,7 @@ import tomli_w
 from filelock import FileLock
 
 from wheeldock import process
+from wheeldock.discover import requirement_closure
 from wheeldock.errors import InvalidConfig, NotFound, UsageError
 from wheeldock.fsutil import atomic_write_text
 from wheeldock.project import Project, Service
@@ -71,8 +72,6 @@ def wheel_arch(platform: str) -> str:
 
 # -- inputs -------------------------------------------------------------------------------------
 
-_INCLUDE = re.compile(r"^(?:-r|-c|--requirement|--constraint)(?:\s*=\s*|\s+)(\S+)")
-
 
 @dataclass(frozen=True)
 class LockInputs:
@@ -95,14 +94,6 @@ class LockInputs:
         for name, sha in self.files:
             h.update(f"\0{name}\0{sha}".encode())
         return f"sha256:{h.hexdigest()}"
-
-
-def _includes(path: Path, text: str) -> Iterable[tuple[int, str]]:
-    joined = re.sub(r"\\\r?\n", " ", text)  # pip's line continuations
-    for lineno, line in enumerate(joined.splitlines(), 1):
-        m = _INCLUDE.match(line.strip())
-        if m:
-            yield lineno, m.group(1)
 
 
 def inputs_for(root: Path, svc: Service, platform: str) -> LockInputs:
@@ -138,26 +129,17 @@ def collect_inputs(
             fix='add `requirements = ["requirements.txt"]` to the service',
         )
     uv_platform(platform)
-    seen: dict[str, str] = {}
-    queue: list[tuple[Path, str | None]] = [(root / r, None) for r in (*requirements, *constraints)]
-    while queue:
-        path, included_from = queue.pop(0)
-        rel = _relative(root, path)
-        if rel in seen:
-            continue
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
+    for rel in (*requirements, *constraints):
+        if not (root / rel).is_file():
             raise NotFound(
-                f"requirement file {rel} does not exist"
-                + (f" (included from {included_from})" if included_from else ""),
-                path=path,
-                fix="create it, or correct the path in wheeldock.toml / the -r line",
-            ) from None
-        seen[rel] = hashlib.sha256(data).hexdigest()
-        if path.suffix == ".txt" or path.name.startswith("requirements"):
-            for lineno, target in _includes(path, data.decode(errors="replace")):
-                queue.append((path.parent / target, f"{rel}:{lineno}"))
+                f"requirement file {rel} does not exist",
+                path=root / rel,
+                fix="create it, or correct `requirements` / `constraints` in wheeldock.toml",
+            )
+    # discover follows -r/-c includes (relative to the including file) and names a missing
+    # include's file and line.
+    files, _ = requirement_closure(root, [*requirements, *constraints])
+    seen = {rel: hashlib.sha256((root / rel).read_bytes()).hexdigest() for rel in files}
     return LockInputs(
         top=tuple(_relative(root, root / r) for r in requirements),
         files=tuple(seen.items()),

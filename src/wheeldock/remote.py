@@ -175,6 +175,7 @@ class _Session:
             self._ping(https)
             return https
         except httpx.TransportError as exc:
+            tls_error = exc
             if tls_required or not self.plain_http_ok:
                 raise WheeldockError(
                     f"cannot reach {https} over TLS ({exc})",
@@ -184,10 +185,12 @@ class _Session:
         http = f"http://{self.host}"
         try:
             self._ping(http)
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, RegistryError) as exc:
             raise WheeldockError(
-                f"cannot reach the registry at {self.host} ({exc})",
-                fix="start it, or check the host and port",
+                f"cannot reach the registry at {self.host} over TLS ({tls_error}) "
+                f"nor plain HTTP ({exc})",
+                fix="start it or check the host and port; for a registry with a self-signed "
+                "certificate pass its CA file (ca_file / --ca-file)",
             ) from exc
         return http
 
@@ -195,9 +198,9 @@ class _Session:
         resp = self.client.get(f"{base}/v2/")
         if resp.status_code == 401:
             self._authenticate(resp)
-        elif resp.status_code == 404:
-            raise WheeldockError(
-                f"{base} does not serve the registry API (/v2/ gave 404)",
+        elif resp.status_code != 200:
+            raise RegistryError(
+                f"{base}/v2/ answered {resp.status_code}: not the registry API",
                 fix="check the host and port in the reference",
             )
 

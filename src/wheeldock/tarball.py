@@ -53,12 +53,14 @@ def _header(name: str, size: int, *, directory: bool = False) -> bytes:
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
-def uncompressed_size(layer: Layer, store: BlobStore) -> int:
-    """The layer tar's size: recorded when wheeldock built it, else counted once and cached."""
+def uncompressed_size(layer: Layer, store: BlobStore | None = None) -> int:
+    """The layer tar's size: recorded when wheeldock built it, else counted once and cached
+    in ``store`` (default: the cache's)."""
     if layer.uncompressed_size is not None:
         return layer.uncompressed_size
     if layer.media_type == MEDIA_TYPE_TAR or layer.compression == "none":
         return layer.size
+    store = store or default_store()
     key = f"layer/uncompressed-size/v1/{layer.digest}"
     cached = store.get_cached(key)
     if cached is not None:
@@ -80,7 +82,6 @@ def plan(
 ) -> tuple[list[Member], Image]:
     """The archive's members in order, and the image as the archive's OCI manifest names it."""
     if not compressed:
-        store = store or default_store()
         views = []
         for lay in image.layers:
             size = uncompressed_size(lay, store)

@@ -96,6 +96,8 @@ class Stack:
     ) -> process.Result:
         return engine.compose(
             self.root,
+            "--ansi",
+            "never",
             *args,
             files=self.files,
             check=check,

@@ -311,7 +311,6 @@ class Wheelhouse:
                     uv_bin(),
                     "build",
                     "--wheel",
-                    "--quiet",
                     "--python",
                     interpreter,
                     "--out-dir",

@@ -14,9 +14,10 @@ from importlib import import_module
 MODULES: list[str] = [
     "base",
     "init",
+    "lock",
+    "build",
     "up",
     "bench",
-
 ]
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]

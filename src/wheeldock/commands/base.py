@@ -7,7 +7,6 @@ them with ``--output tar:FILE`` / ``--output oci:DIR[:TAG]``; ``base list`` show
 from __future__ import annotations
 
 import argparse
-from importlib.util import find_spec
 from typing import Any
 
 from rich.table import Table
@@ -63,11 +62,6 @@ def _build(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--output {args.output} can take one base, not {len(recipes)}",
             fix="run `wheeldock base build VARIANT --output …` once per base",
-        )
-    if output is not None and output.transport == "oci" and find_spec("wheeldock.layout") is None:
-        raise UsageError(
-            "--output oci:… needs wheeldock's OCI layout writer, which this version lacks",
-            fix="use --output tar:FILE, or load into the engine (no --output)",
         )
     base.require_engine_or_output(args.output)
     rows: list[dict[str, Any]] = []
@@ -131,7 +125,10 @@ def _image_row(image: base.BaseImage) -> dict[str, Any]:
 
 
 def _write(rootfs: base.BaseRootfs, output: base.Output) -> dict[str, Any]:
-    written = str(base.write_rootfs_tar(rootfs, output.path))
+    if output.transport == "tar":
+        written = f"tar:{base.write_rootfs_tar(rootfs, output.path)}"
+    else:
+        written = base.write_oci_layout(rootfs, output.path, tag=output.tag)
     return {
         "variant": rootfs.variant,
         "tags": [],

@@ -1,0 +1,103 @@
+"""``wheeldock build``: build services' images natively (no Docker daemon needed).
+
+Layers: the base (``wheeldock base``'s rootfs, or an image), runtime libraries, the locked
+dependencies (split so a bump touches one layer) and the app; each is cached, so a code change
+rebuilds only the app layer. ``--output`` takes skopeo's transport names (``oci:DIR[:TAG]``,
+``docker-archive:FILE``, ``docker-daemon:NAME:TAG``, ``docker://HOST/REPO:TAG``) and may repeat;
+with several services put ``{service}`` in it. Default: the Docker engine when one answers
+(``<project>-<service>:wheeldock``), else an OCI layout in ``.wheeldock/oci``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+
+from wheeldock import lock, project
+from wheeldock.output import console, err_console, print_json
+
+if TYPE_CHECKING:
+    from wheeldock.builder import LayerReport, Progress
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "build",
+        help="build images natively: locked wheels + code as cached OCI layers",
+        description=__doc__,
+    )
+    parser.add_argument("services", nargs="*", metavar="SERVICE", help="default: all services")
+    parser.add_argument(
+        "--output",
+        "-o",
+        action="append",
+        default=[],
+        metavar="REF",
+        help="where the image goes (repeatable); {service} is replaced by the service's name",
+    )
+    parser.add_argument(
+        "--base", default=None, help="slim, minimal or an image REF (default: each service's)"
+    )
+    parser.add_argument(
+        "--compression", choices=("gzip", "zstd", "none"), default="gzip", help="layer compression"
+    )
+    parser.add_argument(
+        "--platform", default=lock.DEFAULT_PLATFORM, help="target platform (%(default)s)"
+    )
+    parser.add_argument(
+        "--relock", action="store_true", help="re-lock a stale lock instead of refusing it"
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.set_defaults(func=run)
+
+
+def _progress(quiet: bool) -> Progress | None:
+    if quiet:
+        return None
+
+    def show(service: str, r: LayerReport) -> None:
+        state = "[dim]cached[/]" if r.cached else "[green]built[/] "
+        err_console.print(
+            f"  {service}  {r.kind:<5} {state} {r.size / 1e6:8.2f} MB {r.seconds:6.2f} s  "
+            f"{r.title}  [dim]{r.digest[7:19]}[/]"
+        )
+
+    return show
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here: the builder pulls in the whole OCI stack, which other commands do not need.
+    from wheeldock import builder
+    from wheeldock.builder import BuildOptions
+
+    proj = project.load(args.project)
+    services = proj.select(args.services)
+    options = BuildOptions(
+        base=args.base,
+        compression=args.compression,
+        platform=args.platform,
+        relock=args.relock,
+    )
+    results = builder.build(
+        proj, services, args.output, options, progress=_progress(quiet=args.json)
+    )
+    if args.json:
+        print_json({"services": [r.to_json() for r in results]})
+        return 0
+    table = Table(box=None, pad_edge=False)
+    for col in ("service", "digest", "layers (built/all)", "size", "time", "output"):
+        table.add_column(col)
+    for r in results:
+        built = sum(not lay.cached for lay in r.layers)
+        table.add_row(
+            r.service,
+            r.digest[:19],
+            f"{built}/{len(r.layers)}",
+            f"{r.image.size / 1e6:.1f} MB",
+            f"{r.seconds:.2f} s",
+            "\n".join(o.ref for o in r.outputs),
+        )
+    console.print(table)
+    return 0

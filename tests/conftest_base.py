@@ -1,0 +1,56 @@
+"""Session fixtures for the Debian-made Python base images (``wheeldock base``).
+
+``base_images`` makes sure ``wheeldock/python:3.11-slim`` (also ``python:3.11-slim`` where that
+cannot be pulled) and ``wheeldock/python:3.11-builder`` are in the engine, built once per
+session; ``base_minimal`` does the same for the minimal base. The rootfs tars are cached in a
+session folder, or in ``$WHEELDOCK_TEST_BASE_CACHE`` when set (to reuse them across runs on a
+developer's machine; CI leaves it unset and builds for real).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from wheeldock import base
+
+
+@pytest.fixture(scope="session")
+def base_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    explicit = os.environ.get("WHEELDOCK_TEST_BASE_CACHE")
+    return Path(explicit) if explicit else tmp_path_factory.mktemp("wheeldock-bases")
+
+
+@contextmanager
+def _cache_at(folder: Path) -> Iterator[None]:
+    """WHEELDOCK_CACHE set for the duration (a session fixture cannot use monkeypatch)."""
+    previous = os.environ.get("WHEELDOCK_CACHE")
+    os.environ["WHEELDOCK_CACHE"] = str(folder)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("WHEELDOCK_CACHE", None)
+        else:
+            os.environ["WHEELDOCK_CACHE"] = previous
+
+
+@pytest.fixture(scope="session")
+def base_images(base_cache: Path) -> dict[str, base.BaseImage]:
+    """``{"slim": BaseImage, "builder": BaseImage}``, both present in the engine.
+
+    ``base_images["slim"].tags[0]`` is ``wheeldock/python:3.11-slim``.
+    """
+    with _cache_at(base_cache):
+        return {name: base.ensure_image(name) for name in ("slim", "builder")}
+
+
+@pytest.fixture(scope="session")
+def base_minimal(base_cache: Path, base_images: dict[str, base.BaseImage]) -> base.BaseImage:
+    """The minimal base in the engine (pruned from slim's cached rootfs, so built after it)."""
+    with _cache_at(base_cache):
+        return base.ensure_image("minimal")

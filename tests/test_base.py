@@ -1,0 +1,865 @@
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from wheeldock import base, engine
+from wheeldock.cli import main
+from wheeldock.errors import (
+    CommandFailed,
+    EngineUnavailable,
+    InvalidReference,
+    NotFound,
+    ToolNotFound,
+    UsageError,
+    WheeldockError,
+)
+
+# --------------------------------------------------------------------------- recipes and argv
+
+
+def test_unknown_variant_names_the_known_ones() -> None:
+    with pytest.raises(NotFound) as err:
+        base.recipe("fat")
+    assert "'fat'" in err.value.what
+    assert err.value.fix is not None
+    for name in ("slim", "builder", "minimal"):
+        assert name in err.value.fix
+
+
+def test_slim_has_what_the_official_slim_image_has() -> None:
+    slim = base.VARIANTS["slim"]
+    for package in (
+        "python3",
+        "python3-pip",
+        "python3-venv",
+        "python-is-python3",
+        "ca-certificates",
+    ):
+        assert package in slim.packages
+    assert "/usr/lib/python3*/EXTERNALLY-MANAGED" in slim.excludes
+
+
+def test_builder_is_slim_plus_compilers() -> None:
+    slim, builder = base.VARIANTS["slim"], base.VARIANTS["builder"]
+    assert set(slim.packages) < set(builder.packages)
+    assert {"build-essential", "python3-dev", "libffi-dev"} <= set(builder.packages)
+
+
+def test_mmdebstrap_argv_names_packages_filters_suite_output_and_sources(tmp_path: Path) -> None:
+    out = tmp_path / "slim.tar"
+    argv = base.mmdebstrap_argv(base.VARIANTS["slim"], suite="bookworm", arch="arm64", output=out)
+    assert argv[0] == "mmdebstrap"
+    assert "--variant=minbase" in argv
+    assert "--architectures=arm64" in argv
+    assert "--format=tar" in argv
+    include = next(a for a in argv if a.startswith("--include="))
+    assert include.split("=", 1)[1].split(",") == list(base.VARIANTS["slim"].packages)
+    assert "--dpkgopt=path-exclude=/usr/share/doc/*" in argv
+    assert "--dpkgopt=path-include=/usr/share/doc/*/copyright" in argv
+    assert "--dpkgopt=path-exclude=/usr/lib/python3*/EXTERNALLY-MANAGED" in argv
+    position = argv.index("bookworm")
+    assert argv[position + 1] == str(out)
+    assert argv[position + 2 :] == list(base.sources("bookworm"))
+
+
+@pytest.mark.parametrize(
+    ("suite", "lines"),
+    [
+        ("bookworm", 3),
+        ("trixie", 3),
+        ("sid", 1),
+    ],
+)
+def test_sources_add_updates_and_security_except_for_unstable(suite: str, lines: int) -> None:
+    found = base.sources(suite)
+    assert len(found) == lines
+    assert found[0] == f"deb http://deb.debian.org/debian {suite} main"
+
+
+def test_cache_key_depends_on_suite_arch_and_variant() -> None:
+    slim = base.VARIANTS["slim"]
+    key = base.cache_key(slim, suite="bookworm", arch="amd64")
+    assert key == base.cache_key(slim, suite="bookworm", arch="amd64")
+    assert key != base.cache_key(slim, suite="trixie", arch="amd64")
+    assert key != base.cache_key(slim, suite="bookworm", arch="arm64")
+    assert key != base.cache_key(base.VARIANTS["builder"], suite="bookworm", arch="amd64")
+
+
+def test_derived_variant_key_follows_its_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    minimal = base.VARIANTS["minimal"]
+    before = base.cache_key(minimal, suite="bookworm", arch="amd64")
+    changed = dict(base.VARIANTS)
+    changed["slim"] = base.Recipe(**{**base.VARIANTS["slim"].__dict__, "packages": ("python3",)})
+    monkeypatch.setattr(base, "VARIANTS", changed)
+    assert base.cache_key(minimal, suite="bookworm", arch="amd64") != before
+
+
+def test_packages_digest_ignores_order_and_duplicates() -> None:
+    assert base.packages_digest(["b", "a", "a"]) == base.packages_digest(["a", "b"])
+    assert base.packages_digest(["a"]) != base.packages_digest(["a", "b"])
+    assert base.packages_digest(["a"]).startswith("sha256:")
+
+
+@pytest.mark.parametrize(
+    ("variant", "arch", "tags", "alias"),
+    [
+        ("slim", "amd64", ("wheeldock/python:3.11-slim",), "python:3.11-slim"),
+        ("slim", "arm64", ("wheeldock/python:3.11-slim-arm64",), None),
+        ("builder", "amd64", ("wheeldock/python:3.11-builder",), None),
+        ("minimal", "amd64", ("wheeldock/python:3.11-minimal",), None),
+    ],
+)
+def test_tags_get_an_arch_suffix_and_only_native_slim_gets_the_official_name(
+    variant: str, arch: str, tags: tuple[str, ...], alias: str | None
+) -> None:
+    spec = base.VARIANTS[variant]
+    assert base.image_tags(spec, python_version="3.11", arch=arch, host_arch="amd64") == tags
+    assert base.alias_tag(spec, python_version="3.11", arch=arch, host_arch="amd64") == alias
+
+
+def _rootfs(tmp_path: Path, variant: str = "slim", tar_path: Path | None = None) -> base.BaseRootfs:
+    return base.BaseRootfs(
+        variant=variant,
+        arch="amd64",
+        suite="bookworm",
+        tar_path=tar_path or tmp_path / "rootfs.tar",
+        packages=base.VARIANTS[variant].packages,
+        size_bytes=0,
+        seconds=0.0,
+        cached=False,
+        python_version="3.11",
+        key="k" * 64,
+    )
+
+
+def test_import_changes_set_the_official_config_and_wheeldock_labels(tmp_path: Path) -> None:
+    rootfs = _rootfs(tmp_path)
+    changes = base.import_changes(base.VARIANTS["slim"], rootfs, title="wheeldock/python:3.11-slim")
+    assert f"ENV PATH={base.IMAGE_PATH}" in changes
+    assert "ENV LANG=C.UTF-8" in changes
+    assert 'CMD ["python3"]' in changes
+    assert not any("PYTHONDONTWRITEBYTECODE" in c for c in changes)
+    label = next(c for c in changes if c.startswith("LABEL "))
+    assert 'wheeldock.base="slim"' in label
+    assert f'wheeldock.base.key="{"k" * 64}"' in label
+    assert 'org.opencontainers.image.vendor="wheeldock"' in label
+    assert base.packages_digest(base.VARIANTS["slim"].packages) in label
+
+
+def test_unknown_arch_is_a_usage_error() -> None:
+    with pytest.raises(UsageError) as err:
+        base.check_arch("vax")
+    assert err.value.fix is not None and "arm64" in err.value.fix
+
+
+def test_native_and_compatible_arches_need_no_binfmt(tmp_path: Path) -> None:
+    base.check_arch("amd64", binfmt_dir=tmp_path, host="amd64")
+    base.check_arch("i386", binfmt_dir=tmp_path, host="amd64")
+
+
+def test_foreign_arch_without_binfmt_says_how_to_register_it(tmp_path: Path) -> None:
+    with pytest.raises(ToolNotFound) as err:
+        base.check_arch("arm64", binfmt_dir=tmp_path, host="amd64")
+    assert "qemu-aarch64" in err.value.what
+    assert err.value.fix is not None
+    assert "qemu-user-static" in err.value.fix and "update-binfmts --enable" in err.value.fix
+
+
+def test_foreign_arch_with_a_disabled_handler_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "qemu-aarch64").write_text("disabled\ninterpreter /usr/bin/qemu-aarch64\n")
+    with pytest.raises(ToolNotFound):
+        base.check_arch("arm64", binfmt_dir=tmp_path, host="amd64")
+
+
+def test_foreign_arch_with_an_enabled_handler_passes(tmp_path: Path) -> None:
+    if base.shutil.which("arch-test") is None:
+        pytest.fail("arch-test is not installed: run scripts/setup.sh")
+    (tmp_path / "qemu-aarch64").write_text("enabled\ninterpreter /usr/bin/qemu-aarch64\n")
+    base.check_arch("arm64", binfmt_dir=tmp_path, host="amd64")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("tar:/tmp/x.tar", base.Output("tar", Path("/tmp/x.tar"))),
+        ("oci:out", base.Output("oci", Path("out"), None)),
+        ("oci:out:3.11-slim", base.Output("oci", Path("out"), "3.11-slim")),
+    ],
+)
+def test_parse_output(text: str, expected: base.Output) -> None:
+    assert base.parse_output(text) == expected
+
+
+@pytest.mark.parametrize("text", ["out.tar", "docker:x", "tar:", "oci"])
+def test_parse_output_rejects_other_forms(text: str) -> None:
+    with pytest.raises(InvalidReference):
+        base.parse_output(text)
+
+
+# --------------------------------------------------------------------------- dpkg status
+
+STATUS = """\
+Package: python3
+Status: install ok installed
+Version: 3.11.2-1+b1
+Depends: python3.11 (>= 3.11.2-1~), libpython3-stdlib (= 3.11.2-1+b1)
+Description: interactive high-level object-oriented language
+ Python, the high-level, interactive object oriented language,
+ includes an extensive class library.
+
+Package: python3.11
+Status: install ok installed
+Version: 3.11.2-6
+Pre-Depends: libc6 (>= 2.36)
+Depends: libpython3.11-stdlib (= 3.11.2-6) | libpython3.11-other, media-types | mime-support
+
+Package: libpython3-stdlib
+Status: install ok installed
+Version: 3.11.2-1+b1
+Depends: libpython3.11-stdlib
+
+Package: libpython3.11-stdlib
+Status: install ok installed
+Version: 3.11.2-6
+Depends: libc6, awk
+
+Package: media-types
+Status: install ok installed
+Version: 10.0.0
+
+Package: mawk
+Status: install ok installed
+Version: 1.3.4
+Provides: awk
+
+Package: libc6
+Status: install ok installed
+Version: 2.36-9
+Depends: libgcc-s1
+
+Package: libgcc-s1
+Status: install ok installed
+Version: 12.2.0-14
+
+Package: base-files
+Status: install ok installed
+Version: 12.4
+
+Package: dash
+Status: install ok installed
+Version: 0.5.12-2
+Depends: dpkg (>= 1.19.1)
+
+Package: dpkg
+Status: install ok installed
+Version: 1.21.22
+Depends: perl-base
+
+Package: perl-base
+Status: install ok installed
+Version: 5.36.0-7
+
+Package: python3-pip
+Status: install ok installed
+Version: 23.0.1
+Depends: python3
+
+Package: removed-one
+Status: deinstall ok config-files
+Version: 1.0
+"""
+
+
+def test_parse_status_reads_fields_and_continuation_lines() -> None:
+    paragraphs = base.parse_status(STATUS)
+    assert [p.package for p in paragraphs][:3] == ["python3", "python3.11", "libpython3-stdlib"]
+    assert "extensive class library" in paragraphs[0].fields["Description"]
+    assert not paragraphs[-1].installed
+    assert paragraphs[0].text.startswith("Package: python3\n")
+
+
+def test_closure_follows_depends_alternatives_and_provides_but_not_dropped() -> None:
+    closure = base.dependency_closure(
+        base.parse_status(STATUS), ["python3", "dash", "base-files"], drop=["dpkg"]
+    )
+    assert closure == {
+        "python3",
+        "python3.11",
+        "libpython3-stdlib",
+        "libpython3.11-stdlib",
+        "media-types",
+        "mawk",  # provides awk
+        "libc6",
+        "libgcc-s1",
+        "dash",
+        "base-files",
+    }
+
+
+def test_closure_ignores_roots_that_are_not_installed() -> None:
+    assert base.dependency_closure(base.parse_status(STATUS), ["removed-one", "nope"]) == set()
+
+
+# --------------------------------------------------------------------------- pruning
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("bin/dash", "usr/bin/dash"),
+        ("usr/bin/awk", "usr/bin/mawk"),
+        ("lib/../bin/sh", "usr/bin/dash"),
+        ("usr/lib/x86_64-linux-gnu/libc.so.6", "usr/lib/x86_64-linux-gnu/libc.so.6"),
+        ("loop/a", None),
+    ],
+)
+def test_resolve_follows_symlinks_inside_the_tree(path: str, expected: str | None) -> None:
+    links = {
+        "bin": "usr/bin",
+        "lib": "usr/lib",
+        "usr/bin/sh": "dash",
+        "usr/bin/awk": "/etc/alternatives/awk",
+        "etc/alternatives/awk": "/usr/bin/mawk",
+        "loop": "loop2",
+        "loop2": "/loop",
+    }
+    assert base.resolve(path, links) == expected
+
+
+def _add(
+    tar: tarfile.TarFile,
+    name: str,
+    *,
+    data: bytes | None = None,
+    symlink: str | None = None,
+    hardlink: str | None = None,
+    mode: int = 0o644,
+) -> None:
+    info = tarfile.TarInfo("./" + name if name else "./")
+    info.mtime = base.SOURCE_DATE_EPOCH
+    info.mode = mode
+    if symlink is not None:
+        info.type, info.linkname = tarfile.SYMTYPE, symlink
+        tar.addfile(info)
+    elif hardlink is not None:
+        info.type, info.linkname = tarfile.LNKTYPE, "./" + hardlink
+        tar.addfile(info)
+    elif data is None:
+        info.type, info.mode = tarfile.DIRTYPE, mode if mode != 0o644 else 0o755
+        tar.addfile(info)
+    else:
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+
+
+#: What each package's .list says it installed (as packaged: /bin, not /usr/bin).
+LISTS = {
+    "python3": ["/.", "/usr", "/usr/bin", "/usr/bin/python3"],
+    "python3.11": ["/.", "/usr", "/usr/bin", "/usr/bin/python3.11", "/usr/bin/py-hard"],
+    "libpython3.11-stdlib": [
+        "/.",
+        "/usr",
+        "/usr/lib",
+        "/usr/lib/python3.11",
+        "/usr/lib/python3.11/json",
+        "/usr/lib/python3.11/json/__init__.py",
+        "/usr/lib/python3.11/pydoc_data",
+        "/usr/lib/python3.11/pydoc_data/topics.py",
+    ],
+    "libc6": [
+        "/.",
+        "/usr",
+        "/usr/lib",
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/x86_64-linux-gnu/libc.so.6",
+        "/usr/lib/x86_64-linux-gnu/gconv",
+        "/usr/lib/x86_64-linux-gnu/gconv/UTF-16.so",
+    ],
+    "base-files": ["/.", "/etc", "/tmp", "/var", "/var/lib", "/usr", "/usr/share"],
+    "dash": ["/.", "/bin", "/bin/dash", "/bin/sh"],
+    "dpkg": ["/.", "/var/lib/dpkg", "/usr/bin/dpkg"],
+    "perl-base": ["/.", "/usr/bin/perl", "/usr/lib/x86_64-linux-gnu/libperl.so.5.36"],
+    "mawk": ["/.", "/usr/bin/mawk"],
+    "python3-pip": [
+        "/.",
+        "/usr/lib/python3",
+        "/usr/lib/python3/dist-packages",
+        "/usr/lib/python3/dist-packages/pip",
+        "/usr/lib/python3/dist-packages/pip/__init__.py",
+    ],
+    "openssl": ["/.", "/usr/lib/ssl", "/usr/lib/ssl/cert.pem", "/usr/bin/openssl"],
+}
+
+
+def _synthetic_rootfs(path: Path) -> Path:
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        _add(tar, "")
+        for folder in ("etc", "etc/alternatives", "etc/ssl", "etc/ssl/certs", "usr", "usr/bin"):
+            _add(tar, folder)
+        _add(tar, "tmp", mode=0o1777)
+        _add(tar, "bin", symlink="usr/bin")
+        _add(tar, "lib", symlink="usr/lib")
+        _add(tar, "usr/bin/perl", data=b"perl binary")
+        _add(tar, "usr/bin/python3.11", data=b"python binary")
+        _add(tar, "usr/bin/py-hard", hardlink="usr/bin/perl")
+        _add(tar, "usr/bin/python3", symlink="python3.11")
+        _add(tar, "usr/bin/dash", data=b"dash binary")
+        _add(tar, "usr/bin/sh", symlink="dash")
+        _add(tar, "usr/bin/mawk", data=b"mawk binary")
+        _add(tar, "usr/bin/openssl", data=b"openssl binary")
+        _add(tar, "usr/bin/dpkg", data=b"dpkg binary")
+        _add(tar, "usr/bin/awk", symlink="/etc/alternatives/awk")
+        _add(tar, "etc/alternatives/awk", symlink="/usr/bin/mawk")
+        _add(tar, "etc/passwd", data=b"root:x:0:0:root:/root:/bin/sh\n")
+        _add(tar, "etc/ssl/certs/ca-certificates.crt", data=b"-----BEGIN CERTIFICATE-----\n")
+        for folder in ("usr/lib", "usr/lib/ssl", "usr/lib/x86_64-linux-gnu"):
+            _add(tar, folder)
+        _add(tar, "usr/lib/ssl/cert.pem", symlink="/etc/ssl/certs/ca-certificates.crt")
+        _add(tar, "usr/lib/x86_64-linux-gnu/libc.so.6", data=b"\x7fELF libc")
+        _add(tar, "usr/lib/x86_64-linux-gnu/libperl.so.5.36", data=b"\x7fELF perl")
+        _add(tar, "usr/lib/x86_64-linux-gnu/gconv")
+        _add(tar, "usr/lib/x86_64-linux-gnu/gconv/UTF-16.so", data=b"\x7fELF gconv")
+        py = "usr/lib/python3.11"
+        for folder in (py, f"{py}/json", f"{py}/json/__pycache__", f"{py}/pydoc_data"):
+            _add(tar, folder)
+        _add(tar, f"{py}/json/__init__.py", data=b"# json\n")
+        _add(tar, f"{py}/json/__pycache__/__init__.cpython-311.pyc", data=b"pyc json")
+        _add(tar, f"{py}/pydoc_data/topics.py", data=b"topics = {}\n")
+        pip = "usr/lib/python3/dist-packages/pip"
+        for folder in ("usr/lib/python3", "usr/lib/python3/dist-packages", pip):
+            _add(tar, folder)
+        _add(tar, f"{pip}/__pycache__")
+        _add(tar, f"{pip}/__init__.py", data=b"# pip\n")
+        _add(tar, f"{pip}/__pycache__/__init__.cpython-311.pyc", data=b"pyc pip")
+        for folder in ("var", "var/lib", "var/lib/dpkg", "var/lib/dpkg/info"):
+            _add(tar, folder)
+        _add(tar, "var/lib/dpkg/status", data=STATUS.encode())
+        for package, paths in LISTS.items():
+            _add(tar, f"var/lib/dpkg/info/{package}:amd64.list", data="\n".join(paths).encode())
+    return path
+
+
+PRUNE = base.Prune(
+    keep=("python3", "dash", "base-files"),
+    drop_packages=("dpkg", "perl-base", "openssl"),
+    drop_paths=("usr/lib/*/gconv", "usr/lib/python3.*/pydoc_data"),
+    keep_paths=("usr/lib/ssl",),
+)
+
+
+def _names(path: Path) -> set[str]:
+    with tarfile.open(path) as tar:
+        return {base._norm(m.name) for m in tar.getmembers()}
+
+
+@pytest.fixture
+def pruned(
+    tmp_path: Path,
+) -> Iterator[tuple[base.PruneResult, dict[str, tarfile.TarInfo], tarfile.TarFile]]:
+    source = _synthetic_rootfs(tmp_path / "full.tar")
+    out = tmp_path / "pruned.tar"
+    with out.open("wb") as fh:
+        result = base.prune_tar(source, fh, PRUNE)
+    with tarfile.open(out) as tar:
+        yield result, {base._norm(m.name): m for m in tar.getmembers()}, tar
+
+
+def test_prune_keeps_the_closure_files_and_what_scripts_generated(pruned: tuple) -> None:  # type: ignore[type-arg]
+    result, members, _ = pruned
+    assert result.packages == {
+        "python3",
+        "python3.11",
+        "libpython3-stdlib",
+        "libpython3.11-stdlib",
+        "media-types",
+        "mawk",
+        "libc6",
+        "libgcc-s1",
+        "dash",
+        "base-files",
+    }
+    for kept in (
+        "usr/bin/python3.11",
+        "usr/bin/python3",
+        "usr/bin/dash",  # listed as /bin/dash: found through the merged-/usr symlink
+        "usr/bin/sh",
+        "usr/lib/x86_64-linux-gnu/libc.so.6",
+        "usr/lib/python3.11/json/__init__.py",
+        "usr/lib/python3.11/json/__pycache__/__init__.cpython-311.pyc",
+        "etc/passwd",  # unowned, in base-files' /etc
+        "etc/ssl/certs/ca-certificates.crt",
+        "usr/lib/ssl/cert.pem",  # openssl's, but kept by keep_paths
+        "bin",
+        "lib",
+    ):
+        assert kept in members, kept
+    assert members["tmp"].mode == 0o1777
+
+
+def test_prune_drops_other_packages_globs_their_bytecode_and_dpkg_lists(pruned: tuple) -> None:  # type: ignore[type-arg]
+    _, members, _ = pruned
+    for dropped in (
+        "usr/bin/perl",
+        "usr/bin/openssl",
+        "usr/bin/dpkg",
+        "usr/lib/x86_64-linux-gnu/libperl.so.5.36",
+        "usr/lib/x86_64-linux-gnu/gconv",
+        "usr/lib/x86_64-linux-gnu/gconv/UTF-16.so",
+        "usr/lib/python3.11/pydoc_data/topics.py",
+        "usr/lib/python3/dist-packages/pip/__init__.py",
+        "usr/lib/python3/dist-packages/pip/__pycache__/__init__.cpython-311.pyc",
+        "var/lib/dpkg/info/dash:amd64.list",
+    ):
+        assert dropped not in members, dropped
+
+
+def test_prune_keeps_the_awk_alternative_only_while_its_target_stays(tmp_path: Path) -> None:
+    source = _synthetic_rootfs(tmp_path / "full.tar")
+    no_mawk = base.Prune(keep=("python3",), drop_packages=("mawk",))
+    with (tmp_path / "a.tar").open("wb") as fh:
+        base.prune_tar(source, fh, no_mawk)
+    names = _names(tmp_path / "a.tar")
+    assert "usr/bin/awk" not in names and "etc/alternatives/awk" not in names
+    with (tmp_path / "b.tar").open("wb") as fh:
+        base.prune_tar(source, fh, PRUNE)
+    names = _names(tmp_path / "b.tar")
+    assert {"usr/bin/awk", "etc/alternatives/awk", "usr/bin/mawk"} <= names
+
+
+def test_prune_turns_a_hard_link_to_a_dropped_file_into_a_file(pruned: tuple) -> None:  # type: ignore[type-arg]
+    _, members, tar = pruned
+    link = members["usr/bin/py-hard"]
+    assert link.isreg()
+    fh = tar.extractfile(link)
+    assert fh is not None and fh.read() == b"perl binary"
+
+
+def test_prune_rewrites_dpkg_status_to_the_kept_packages(pruned: tuple) -> None:  # type: ignore[type-arg]
+    result, members, tar = pruned
+    fh = tar.extractfile(members[base.STATUS_PATH])
+    assert fh is not None
+    listed = {p.package for p in base.parse_status(fh.read().decode())}
+    assert listed == result.packages
+    assert "dpkg" not in listed and "perl-base" not in listed
+
+
+def test_prune_is_deterministic(tmp_path: Path) -> None:
+    source = _synthetic_rootfs(tmp_path / "full.tar")
+    outputs = []
+    for name in ("one.tar", "two.tar"):
+        with (tmp_path / name).open("wb") as fh:
+            base.prune_tar(source, fh, PRUNE)
+        outputs.append((tmp_path / name).read_bytes())
+    assert outputs[0] == outputs[1]
+
+
+def test_installed_packages_and_libraries_are_read_from_the_tar(tmp_path: Path) -> None:
+    rootfs = _rootfs(tmp_path, tar_path=_synthetic_rootfs(tmp_path / "full.tar"))
+    installed = base.installed_packages(rootfs)
+    assert installed["python3"] == "3.11.2-1+b1"
+    assert "removed-one" not in installed
+    assert base.library_paths(rootfs) == {
+        "/usr/lib/x86_64-linux-gnu/libc.so.6",
+        "/usr/lib/x86_64-linux-gnu/libperl.so.5.36",
+    }
+    assert base.library_sonames(rootfs) == {"libc.so.6", "libperl.so.5.36"}
+
+
+# --------------------------------------------------------------------------- errors, no engine
+
+
+def test_missing_mmdebstrap_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ToolNotFound) as err:
+        base.ensure_rootfs("slim")
+    assert "mmdebstrap" in err.value.what
+    assert err.value.fix is not None and "apt-get install mmdebstrap" in err.value.fix
+
+
+def test_unwritable_cache_is_reported_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(blocker / "cache"))
+    with pytest.raises(WheeldockError) as err:
+        base.ensure_rootfs("slim")
+    assert err.value.fix is not None and "WHEELDOCK_CACHE" in err.value.fix
+
+
+def test_unwritable_tar_output_is_reported(tmp_path: Path) -> None:
+    source = _synthetic_rootfs(tmp_path / "full.tar")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(WheeldockError) as err:
+        base.write_rootfs_tar(_rootfs(tmp_path, tar_path=source), blocker / "out.tar")
+    assert "cannot write" in err.value.what
+    assert not list(tmp_path.glob(".out.tar.*"))
+
+
+def test_tar_output_copies_the_rootfs(tmp_path: Path) -> None:
+    source = _synthetic_rootfs(tmp_path / "full.tar")
+    dest = base.write_rootfs_tar(_rootfs(tmp_path, tar_path=source), tmp_path / "o" / "x.tar")
+    assert dest.read_bytes() == source.read_bytes()
+
+
+def test_no_engine_suggests_starting_one_or_writing_a_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/wheeldock-base.sock")
+    with pytest.raises(EngineUnavailable) as err:
+        base.require_engine_or_output(None)
+    assert err.value.fix is not None
+    assert "dockerd.sh start" in err.value.fix and "--output tar:FILE" in err.value.fix
+    base.require_engine_or_output("tar:/tmp/x.tar")
+
+
+def test_cli_build_without_engine_fails_with_the_fix(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/wheeldock-base.sock")
+    assert main(["base", "build", "slim", "--json"]) == 1
+    error = json.loads(capsys.readouterr().out)
+    assert error["kind"] == "EngineUnavailable"
+
+
+def test_cli_unknown_variant_lists_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["base", "build", "fat"]) == 1
+    err = capsys.readouterr().err
+    assert "'fat'" in err and "slim, builder, minimal" in err
+
+
+def test_cli_output_takes_one_variant(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["base", "build", "slim", "minimal", "--output", "tar:x.tar"]) == 2
+
+
+def test_cli_list_json_shows_every_recipe(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["base", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["variant"] for r in rows] == list(base.VARIANTS)
+    assert rows[2]["derived_from"] == "slim"
+
+
+# --------------------------------------------------------------------------- the alias
+
+
+def _fake_engine(
+    monkeypatch: pytest.MonkeyPatch, *, labels: dict[str, str] | None, pullable: bool
+) -> list[tuple[str, str]]:
+    tagged: list[tuple[str, str]] = []
+    monkeypatch.setattr(base, "_labels", lambda ref: labels)
+    monkeypatch.setattr(base, "_pullable", lambda ref: pullable)
+    monkeypatch.setattr(engine, "tag", lambda src, dst: tagged.append((src, dst)))
+    return tagged
+
+
+def test_alias_is_tagged_when_it_cannot_be_pulled(monkeypatch: pytest.MonkeyPatch) -> None:
+    tagged = _fake_engine(monkeypatch, labels=None, pullable=False)
+    note = base._apply_alias("python:3.11-slim", "wheeldock/python:3.11-slim")
+    assert tagged == [("wheeldock/python:3.11-slim", "python:3.11-slim")]
+    assert note == "tagged python:3.11-slim because it cannot be pulled here"
+
+
+def test_alias_is_not_tagged_when_it_can_be_pulled(monkeypatch: pytest.MonkeyPatch) -> None:
+    tagged = _fake_engine(monkeypatch, labels=None, pullable=True)
+    note = base._apply_alias("python:3.11-slim", "wheeldock/python:3.11-slim")
+    assert tagged == []
+    assert "can be pulled" in note
+
+
+def test_alias_never_overwrites_an_image_wheeldock_did_not_make(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tagged = _fake_engine(monkeypatch, labels={"maintainer": "someone"}, pullable=False)
+    note = base._apply_alias("python:3.11-slim", "wheeldock/python:3.11-slim")
+    assert tagged == []
+    assert "not made by wheeldock" in note
+
+
+def test_alias_made_by_wheeldock_is_updated(monkeypatch: pytest.MonkeyPatch) -> None:
+    tagged = _fake_engine(monkeypatch, labels={base.LABEL_BASE: "slim"}, pullable=True)
+    base._apply_alias("python:3.11-slim", "wheeldock/python:3.11-slim")
+    assert tagged == [("wheeldock/python:3.11-slim", "python:3.11-slim")]
+
+
+# --------------------------------------------------------------------------- real builds
+
+
+def _run(image: str, *argv: str, volumes: tuple[str, ...] = ()) -> str:
+    args = ["run", "--rm", "--network", "host"]
+    for volume in volumes:
+        args += ["-v", volume]
+    return engine.docker(*args, image, *argv, timeout=300).stdout
+
+
+def _tiny_wheel(folder: Path) -> Path:
+    """A pure-Python wheel written by hand, so installing it needs no index."""
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / "wdbasetiny-1.0-py3-none-any.whl"
+    dist = "wdbasetiny-1.0.dist-info"
+    files = {
+        "wdbasetiny.py": "ANSWER = 42\n",
+        f"{dist}/METADATA": "Metadata-Version: 2.1\nName: wdbasetiny\nVersion: 1.0\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(f"{name},,\n" for name in files) + f"{dist}/RECORD,,\n"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+        zf.writestr(f"{dist}/RECORD", record)
+    return wheel
+
+
+@pytest.mark.integration
+def test_slim_runs_python_and_pip_installs_a_local_wheel_as_root(
+    base_images: dict[str, base.BaseImage], tmp_path: Path
+) -> None:
+    slim = base_images["slim"].tags[0]
+    assert slim == "wheeldock/python:3.11-slim"
+    _tiny_wheel(tmp_path / "wheels")
+    script = (
+        "set -e; python --version; pip --version; "
+        "test ! -e /usr/lib/python3.11/EXTERNALLY-MANAGED; "
+        "pip install -q --no-index --find-links /wheels wdbasetiny; "
+        'python -c "import wdbasetiny, ssl, json, sqlite3, ctypes, venv; print(wdbasetiny.ANSWER)"'
+    )
+    out = _run(slim, "sh", "-c", script, volumes=(f"{tmp_path / 'wheels'}:/wheels:ro",))
+    assert "Python 3.11" in out
+    assert out.strip().endswith("42")
+
+
+@pytest.mark.integration
+def test_slim_image_config_matches_the_official_one(base_images: dict[str, base.BaseImage]) -> None:
+    config = engine.image_inspect(base_images["slim"].tags[0])["Config"]
+    assert config["Cmd"] == ["python3"]
+    assert f"PATH={base.IMAGE_PATH}" in config["Env"] and "LANG=C.UTF-8" in config["Env"]
+    assert config["Labels"][base.LABEL_BASE] == "slim"
+    assert config["Labels"][base.LABEL_KEY] == base_images["slim"].rootfs.key
+
+
+@pytest.mark.integration
+def test_slim_stands_in_for_python_slim_where_it_cannot_be_pulled(
+    base_images: dict[str, base.BaseImage],
+) -> None:
+    labels = engine.image_inspect("python:3.11-slim")["Config"]["Labels"] or {}
+    if labels.get(base.LABEL_BASE) == "slim":
+        assert "python:3.11-slim" in base_images["slim"].tags
+        assert "cannot be pulled here" in base_images["slim"].notes[0]
+    else:
+        assert "python:3.11-slim" not in base_images["slim"].tags
+
+
+@pytest.mark.integration
+def test_builder_compiles_against_python_and_libffi(base_images: dict[str, base.BaseImage]) -> None:
+    source = "#include <Python.h>\n#include <ffi.h>\nint main(void){return Py_IsInitialized();}\n"
+    script = (
+        f"set -e; printf '{source}' > /tmp/t.c; "
+        "gcc /tmp/t.c $(python3-config --includes) -lffi -o /tmp/t; /tmp/t; echo compiled"
+    )
+    assert _run(base_images["builder"].tags[0], "sh", "-c", script).strip() == "compiled"
+
+
+@pytest.mark.integration
+def test_minimal_runs_the_stdlib_with_certificates_and_is_smallest(
+    base_images: dict[str, base.BaseImage], base_minimal: base.BaseImage
+) -> None:
+    script = (
+        "import ssl, json, sqlite3, ctypes, zoneinfo\n"
+        "ctx = ssl.create_default_context()\n"
+        "print(ctx.cert_store_stats()['x509_ca'] > 0 or len(ctx.get_ca_certs()) > 0 or"
+        " __import__('os').path.getsize(ssl.get_default_verify_paths().cafile) > 1000)\n"
+        "print(zoneinfo.ZoneInfo('Europe/Lisbon'))\n"
+    )
+    out = _run(base_minimal.tags[0], "python3", "-c", script).split()
+    assert out == ["True", "Europe/Lisbon"]
+    assert (
+        base_minimal.size_bytes < base_images["slim"].size_bytes < base_images["builder"].size_bytes
+    )
+    # python:3.11-alpine is ~57 MB uncompressed
+    assert base_minimal.size_bytes < 57_000_000
+
+
+@pytest.mark.integration
+def test_minimal_has_no_package_tools_but_keeps_dpkg_status(base_minimal: base.BaseImage) -> None:
+    installed = base.installed_packages(base_minimal.rootfs)
+    assert {"python3", "libc6", "libssl3", "ca-certificates"} <= set(installed)
+    assert not {"apt", "dpkg", "perl-base", "python3-pip", "openssl"} & set(installed)
+    sonames = base.library_sonames(base_minimal.rootfs)
+    assert {"libc.so.6", "libssl.so.3", "libffi.so.8", "libsqlite3.so.0"} <= sonames
+    assert not any(name.startswith("libperl") for name in sonames)
+    names = _names(base_minimal.rootfs.tar_path)
+    assert base.STATUS_PATH in names
+    assert not {"usr/bin/apt", "usr/bin/dpkg", "usr/bin/perl", "usr/bin/pip"} & names
+
+
+@pytest.mark.integration
+def test_slim_rootfs_reports_python_and_pip(base_images: dict[str, base.BaseImage]) -> None:
+    rootfs = base_images["slim"].rootfs
+    assert rootfs.python_version == "3.11"
+    assert base.installed_packages(rootfs)["python3-pip"]
+    assert "/usr/lib/x86_64-linux-gnu/libffi.so.8" in base.library_paths(rootfs)
+
+
+@pytest.mark.integration
+def test_cached_rerun_is_instant(
+    base_images: dict[str, base.BaseImage], base_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(base_cache))
+    again = base.ensure_image("slim")
+    assert again.cached and again.rootfs.cached
+    assert again.image_id == base_images["slim"].image_id
+    assert again.seconds < 5
+
+
+@pytest.mark.integration
+def test_cli_writes_tar_and_oci_outputs_from_the_cache(
+    base_minimal: base.BaseImage,
+    base_cache: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(base_cache))
+    assert main(["base", "build", "minimal", "--output", f"tar:{tmp_path}/m.tar", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["cached"] is True
+    assert (tmp_path / "m.tar").stat().st_size == base_minimal.rootfs.size_bytes
+    layout = tmp_path / "layout"
+    assert main(["base", "build", "minimal", "--output", f"oci:{layout}:min", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["output"] == f"oci:{layout}:min"
+    index = json.loads((layout / "index.json").read_text())
+    assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "min"
+
+
+@pytest.mark.integration
+def test_cli_table_shows_each_variant(
+    base_images: dict[str, base.BaseImage],
+    base_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(base_cache))
+    assert main(["base", "build", "slim", "builder"]) == 0
+    out = capsys.readouterr().out
+    assert "wheeldock/python:3.11-slim" in out and "wheeldock/python:3.11-builder" in out
+    assert "yes" in out
+
+
+@pytest.mark.integration
+def test_mmdebstrap_failure_shows_its_last_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(CommandFailed) as err:
+        base.ensure_rootfs("slim", suite="wheeldock-no-such-suite")
+    assert err.value.argv[0] == "mmdebstrap"
+    assert "its last lines" in err.value.what
+    assert not list((tmp_path / "cache" / "bases").glob("*.tar"))

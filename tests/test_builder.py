@@ -1,0 +1,394 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest_build import CbtBuild, cache_at, make_cbt_project, new_cache
+
+from wheeldock import builder, debian, engine, install, project
+from wheeldock.builder import BuildOptions, app_entries, app_key, plan_dependencies
+from wheeldock.errors import InvalidConfig, UsageError
+from wheeldock.lock import LockedFile
+from wheeldock.project import Project, Service
+from wheeldock.wheelhouse import Artifact
+
+SCHEME = install.debian_scheme()
+
+
+def _art(name: str, size: int, sha: str = "") -> Artifact:
+    sha = sha or (name.encode().hex() * 64)[:64]
+    return Artifact(name, "1", LockedFile(f"{name}-1-py3-none-any.whl", sha, size=size), "wheel")
+
+
+def _plan(arts: list[Artifact], max_layers: int = 8) -> dict[str, str]:
+    plans = plan_dependencies(
+        arts, scheme=SCHEME, compression="gzip", compiler="cp", max_layers=max_layers
+    )
+    return {p.title: p.key for p in plans}
+
+
+# -- dependency layers (pure) -------------------------------------------------------------------
+
+
+def test_big_wheels_get_own_layers_and_the_rest_share_one() -> None:
+    arts = [
+        _art("pillow", 8 << 20),
+        _art("uvloop", 4 << 20),
+        _art("idna", 70_000),
+        _art("h11", 37_000),
+    ]
+    assert list(_plan(arts)) == ["pillow 1", "uvloop 1", "2 packages"]
+
+
+def test_dependency_layers_stay_under_the_limit() -> None:
+    arts = [_art(f"big{i}", (10 + i) << 20) for i in range(12)] + [_art("small", 10)]
+    plans = _plan(arts, max_layers=4)
+    # the three largest alone (by name), the 9 smaller big ones and the small one together
+    assert list(plans) == ["big10 1", "big11 1", "big9 1", "10 packages"]
+
+
+def test_a_small_pin_bump_changes_only_the_shared_layer_key() -> None:
+    arts = [_art("pillow", 8 << 20), _art("idna", 70_000), _art("h11", 37_000)]
+    bumped = [arts[0], _art("idna", 71_000, sha="f" * 64), arts[2]]
+    before, after = _plan(arts), _plan(bumped)
+    assert before["pillow 1"] == after["pillow 1"]
+    assert before["2 packages"] != after["2 packages"]
+
+
+def test_a_big_pin_bump_changes_only_its_own_layer_key() -> None:
+    arts = [_art("pillow", 8 << 20), _art("uvloop", 4 << 20), _art("idna", 70_000)]
+    bumped = [_art("pillow", 8 << 20, sha="e" * 64), *arts[1:]]
+    before, after = _plan(arts), _plan(bumped)
+    changed = [title for title in before if before[title] != after[title]]
+    assert changed == ["pillow 1"]
+
+
+def test_layer_keys_depend_on_compression_and_compiler() -> None:
+    arts = [_art("idna", 70_000)]
+    base = plan_dependencies(arts, scheme=SCHEME, compression="gzip", compiler="a")[0].key
+    assert plan_dependencies(arts, scheme=SCHEME, compression="zstd", compiler="a")[0].key != base
+    assert plan_dependencies(arts, scheme=SCHEME, compression="gzip", compiler="b")[0].key != base
+
+
+# -- the app layer ------------------------------------------------------------------------------
+
+
+def _tree(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def test_app_entries_follow_dockerignore_with_negations_and_double_star(tmp_path: Path) -> None:
+    src = _tree(
+        tmp_path / "src",
+        {
+            ".dockerignore": "**/__pycache__\n*.log\ndocs\n!docs/keep.md\nsecret*\n",
+            "main.py": "print(1)\n",
+            "pkg/__pycache__/x.pyc": "x",
+            "pkg/mod.py": "",
+            "app.log": "",
+            "docs/guide.md": "",
+            "docs/keep.md": "",
+            "secrets.env": "",
+            ".wheeldock/oci/index.json": "{}",
+        },
+    )
+    paths = {e.path for e in app_entries(src, "/app") if e.kind == "file"}
+    assert paths == {"app/.dockerignore", "app/main.py", "app/pkg/mod.py", "app/docs/keep.md"}
+
+
+def test_app_key_changes_with_content_and_not_with_folder(tmp_path: Path) -> None:
+    one = _tree(tmp_path / "one", {"main.py": "print(1)\n"})
+    two = _tree(tmp_path / "elsewhere" / "two", {"main.py": "print(1)\n"})
+    key_one = app_key(app_entries(one, "/app"), "gzip", 1)
+    assert key_one == app_key(app_entries(two, "/app"), "gzip", 1)
+    (two / "main.py").write_text("print(2)\n")
+    assert key_one != app_key(app_entries(two, "/app"), "gzip", 1)
+
+
+# -- config and outputs -------------------------------------------------------------------------
+
+
+def test_image_config_runs_the_service_as_a_non_root_user_with_a_health_check() -> None:
+    svc = Service(
+        "api", "src", ("r.txt",), ("python3", "app.py"), port=8000, health="/health", env={"A": "1"}
+    )
+    config = builder.image_config(svc, ("PATH=/usr/bin",))
+    assert config["cmd"] == ("python3", "app.py")
+    assert config["user"] == "10001:10001"
+    assert config["exposed_ports"] == ("8000/tcp",)
+    assert config["env"] == {
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PORT": "8000",
+        "A": "1",
+    }
+    test = config["healthcheck"].test
+    assert test[:3] == ("CMD", "python3", "-c") and "/health" in test[3]
+
+
+def test_outputs_take_the_service_name(tmp_path: Path) -> None:
+    svc = Service("api", "src", ("r.txt",), ("python3",))
+    assert builder.output_for("docker-daemon:x-{service}:v1", svc, 2) == "docker-daemon:x-api:v1"
+    assert builder.output_for(f"oci:{tmp_path}", svc, 2) == f"oci:{tmp_path}:api"
+    with pytest.raises(UsageError, match="names one image"):
+        builder.output_for("docker-daemon:x:v1", svc, 2)
+
+
+def test_default_output_is_the_engine_or_an_oci_layout(tmp_path: Path) -> None:
+    proj = Project(tmp_path / "My Project", None, ())
+    svc = Service("api", "src", ("r.txt",), ("python3",))
+    assert builder.default_outputs(proj, svc, engine_up=True) == (
+        "docker-daemon:my-project-api:wheeldock",
+    )
+    assert builder.default_outputs(proj, svc, engine_up=False) == (
+        f"oci:{proj.root}/.wheeldock/oci:api",
+    )
+
+
+@pytest.mark.parametrize(
+    ("member", "path", "kind"),
+    [
+        (
+            debian.DebMember(
+                "lib/x86_64-linux-gnu/libz.so.1.2", "file", 0o644, 0, 0, 3, 0, data=b"elf"
+            ),
+            "usr/lib/x86_64-linux-gnu/libz.so.1.2",
+            "file",
+        ),
+        (
+            debian.DebMember("usr/lib/libx.so.1", "symlink", 0o777, 0, 0, 0, 0, "libx.so.1.0"),
+            "usr/lib/libx.so.1",
+            "symlink",
+        ),
+        (
+            debian.DebMember(
+                "usr/share/doc/zlib1g/copyright", "file", 0o644, 0, 0, 1, 0, data=b"c"
+            ),
+            None,
+            None,
+        ),
+        (debian.DebMember("lib", "dir", 0o755, 0, 0, 0, 0), "usr/lib", "dir"),
+    ],
+)
+def test_deb_members_land_under_merged_usr(
+    member: debian.DebMember, path: str | None, kind: str | None
+) -> None:
+    entry = builder.deb_member_entry(member)
+    assert (entry.path, entry.kind) == (path, kind) if entry else path is None
+
+
+def test_source_date_epoch_comes_from_git_then_a_fixed_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    assert builder.source_date_epoch(tmp_path) == builder.FALLBACK_EPOCH
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "f").write_text("x")
+    subprocess.run([*git, "-C", str(tmp_path), "add", "f"], check=True)
+    env = {
+        **os.environ,
+        "GIT_COMMITTER_DATE": "1700000000 +0000",
+        "GIT_AUTHOR_DATE": "1700000000 +0000",
+    }
+    subprocess.run([*git, "-C", str(tmp_path), "commit", "-qm", "x"], check=True, env=env)
+    assert builder.source_date_epoch(tmp_path) == 1700000000
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1234")
+    assert builder.source_date_epoch(tmp_path) == 1234
+
+
+# -- integration: cb-totem ----------------------------------------------------------------------
+
+
+def _layers(result: builder.ServiceBuild) -> dict[str, str]:
+    return {f"{r.kind}:{r.title}": r.digest for r in result.layers}
+
+
+def _skopeo_inspect(ref: str) -> dict[str, object]:
+    out = subprocess.run(["skopeo", "inspect", ref], check=True, capture_output=True, text=True)
+    data: dict[str, object] = json.loads(out.stdout)
+    return data
+
+
+@pytest.mark.integration
+def test_cb_totem_builds_to_an_oci_layout_skopeo_reads(cbt_built: CbtBuild) -> None:
+    api, img = cbt_built.results["calidda-api"], cbt_built.results["srv-img"]
+    info = _skopeo_inspect(f"oci:{cbt_built.layout}:calidda-api")
+    assert info["Digest"] == api.digest
+    assert [r.digest for r in api.layers] == info["Layers"]
+    kinds = [r.kind for r in api.layers]
+    assert kinds[0] == "base" and kinds[-1] == "app" and 2 <= kinds.count("deps") <= 8
+    # Same lock, same wheels: the two services share every layer but the app one.
+    assert [r.digest for r in api.layers[:-1]] == [r.digest for r in img.layers[:-1]]
+    assert all(r.cached for r in img.layers)  # srv-img's app layer is calidda-api's folder too
+
+
+@pytest.mark.integration
+def test_code_change_rebuilds_only_the_app_layer(
+    cbt_built: CbtBuild, build_env: Path, tmp_path: Path
+) -> None:
+    proj = make_cbt_project(tmp_path / "p", lock_from=cbt_built.root)
+    (proj.root / "vcc-totem" / "main.py").write_text(
+        (proj.root / "vcc-totem" / "main.py").read_text() + "\n# v2\n"
+    )
+    (result,) = builder.build(proj, [proj.service("srv-img")], [f"oci:{tmp_path / 'oci'}"])
+    before = cbt_built.results["srv-img"]
+    changed = [
+        r.kind
+        for r, old in zip(result.layers, before.layers, strict=True)
+        if r.digest != old.digest
+    ]
+    assert changed == ["app"]
+    assert [r.kind for r in result.layers if not r.cached] == ["app"]
+    assert result.digest != before.digest
+
+
+@pytest.mark.integration
+def test_one_pin_bump_rebuilds_one_dependency_layer(
+    cbt_built: CbtBuild, build_env: Path, tmp_path: Path
+) -> None:
+    proj = make_cbt_project(tmp_path / "p", lock_from=cbt_built.root)
+    reqs = proj.root / "vcc-totem" / "requirements.txt"
+    text = reqs.read_text()
+    assert "idna==3.20" in text
+    reqs.write_text(text.replace("idna==3.20", "idna==3.10"))
+    (result,) = builder.build(
+        proj, [proj.service("srv-img")], [f"oci:{tmp_path / 'oci'}"], BuildOptions(relock=True)
+    )
+    before, after = _layers(cbt_built.results["srv-img"]), _layers(result)
+    changed = sorted(k for k in after if before.get(k) != after[k])
+    assert len([k for k in changed if k.startswith("deps:")]) == 1, changed
+    assert [k for k in changed if not k.startswith(("deps:", "app:"))] == []
+    assert [r.kind for r in result.layers if not r.cached] == ["deps"]
+
+
+@pytest.mark.integration
+def test_stale_lock_is_refused_without_relock(
+    cbt_built: CbtBuild, build_env: Path, tmp_path: Path
+) -> None:
+    proj = make_cbt_project(tmp_path / "p", lock_from=cbt_built.root)
+    reqs = proj.root / "vcc-totem" / "requirements.txt"
+    reqs.write_text(reqs.read_text().replace("idna==3.20", "idna==3.10"))
+    with pytest.raises(InvalidConfig, match="the lock is stale") as err:
+        builder.build(proj, [proj.service("srv-img")], [f"oci:{tmp_path / 'oci'}"])
+    assert "wheeldock lock" in str(err.value)
+
+
+@pytest.mark.integration
+def test_same_inputs_in_another_folder_give_the_same_digest(
+    cbt_built: CbtBuild, base_cache: Path, tmp_path: Path
+) -> None:
+    # A separate cache too: nothing is reused from the first build but the base rootfs tar.
+    with cache_at(new_cache(base_cache, tmp_path / "cache")):
+        proj = make_cbt_project(tmp_path / "somewhere" / "else", lock_from=cbt_built.root)
+        (result,) = builder.build(proj, [proj.service("calidda-api")], [f"oci:{tmp_path / 'oci'}"])
+    assert result.digest == cbt_built.results["calidda-api"].digest
+
+
+@pytest.mark.integration
+def test_build_killed_midway_then_rebuilt_gives_the_same_digest(
+    cbt_built: CbtBuild, base_cache: Path, tmp_path: Path
+) -> None:
+    cache = new_cache(base_cache, tmp_path / "cache")
+    proj = make_cbt_project(tmp_path / "p", lock_from=cbt_built.root)
+    env = {**os.environ, "WHEELDOCK_CACHE": str(cache)}
+    env.pop("SOURCE_DATE_EPOCH", None)
+    argv = [sys.executable, "-m", "wheeldock.cli", "-C", str(proj.root), "build", "calidda-api",
+            "--json", "-o", f"oci:{tmp_path / 'oci'}"]  # fmt: skip
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    # Kill once it is busy (wheels arriving) and well before it can finish.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list((cache / "wheels").glob("sha256/*/*/*.whl")):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    rerun = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+    (service,) = json.loads(rerun.stdout)["services"]
+    assert service["digest"] == cbt_built.results["calidda-api"].digest
+
+
+@pytest.mark.integration
+def test_two_builds_at_once_share_the_cache_safely(
+    cbt_built: CbtBuild, base_cache: Path, tmp_path: Path
+) -> None:
+    cache = new_cache(base_cache, tmp_path / "cache")
+    env = {**os.environ, "WHEELDOCK_CACHE": str(cache)}
+    env.pop("SOURCE_DATE_EPOCH", None)
+    procs = []
+    for i in range(2):
+        proj = make_cbt_project(tmp_path / f"p{i}", lock_from=cbt_built.root)
+        argv = [sys.executable, "-m", "wheeldock.cli", "-C", str(proj.root), "build", "srv-img",
+                "--json", "-o", f"oci:{tmp_path / f'oci{i}'}"]  # fmt: skip
+        procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True))
+    digests = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0
+        digests.append(json.loads(out)["services"][0]["digest"])
+    assert digests == [cbt_built.results["srv-img"].digest] * 2
+
+
+@pytest.mark.integration
+def test_minimal_base_image_is_smaller(
+    cbt_built: CbtBuild, build_env: Path, tmp_path: Path
+) -> None:
+    proj = make_cbt_project(tmp_path / "p", lock_from=cbt_built.root)
+    (result,) = builder.build(
+        proj, [proj.service("srv-img")], [f"oci:{tmp_path / 'oci'}"], BuildOptions(base="minimal")
+    )
+    slim = cbt_built.results["srv-img"]
+    assert result.layers[0].digest != slim.layers[0].digest
+    assert result.image.size < slim.image.size
+    assert [r.digest for r in result.layers[-1:]] == [r.digest for r in slim.layers[-1:]]
+
+
+def _wait_healthy(port: int, timeout: float = 60) -> int:
+    deadline = time.monotonic() + timeout
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    while True:
+        try:
+            with opener.open(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                return int(resp.status)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@pytest.mark.integration
+def test_images_loaded_into_docker_answer_health_checks(
+    cbt_built: CbtBuild, build_env: Path
+) -> None:
+    engine.require()
+    proj = project.load(cbt_built.root)
+    results = builder.build(proj, proj.services, ["docker-daemon:wheeldock-e2-{service}:test"])
+    ports = {"calidda-api": 18600, "srv-img": 18601}
+    names = [f"wheeldock-e2-test-{r.service}" for r in results]
+    try:
+        for result, name in zip(results, names, strict=True):
+            assert result.digest == cbt_built.results[result.service].digest
+            engine.docker("run", "--rm", "-d", "--name", name, "--network", "host",
+                          "-e", f"PORT={ports[result.service]}", f"wheeldock-e2-{result.service}:test")  # fmt: skip
+        for service, port in ports.items():
+            assert _wait_healthy(port) == 200, service
+        user = engine.docker("exec", names[0], "id", "-u").stdout.strip()
+        assert user == "10001"
+        version = engine.docker("exec", names[0], "uvicorn", "--version").stdout
+        assert version.startswith("Running uvicorn")
+    finally:
+        for name in names:
+            engine.docker("rm", "-f", name, check=False)
+        for service in ports:
+            engine.docker("rmi", f"wheeldock-e2-{service}:test", check=False)

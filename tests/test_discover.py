@@ -1,0 +1,260 @@
+"""Finding Python services and inferring their settings from compose files and code."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest_init import DATA, EXAMPLE
+from packaging.requirements import Requirement
+
+from wheeldock import compose, discover
+from wheeldock.errors import InvalidConfig, NotFound
+
+
+def _discover(root: Path, env: dict[str, str] | None = None) -> list[discover.Finding]:
+    files = [compose.load(p) for p in compose.find_files(root)]
+    return discover.discover(root, files, env or {})
+
+
+def _write(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def test_cb_totem_has_two_python_services_with_their_entry_points() -> None:
+    found = {f.service.name: f for f in _discover(EXAMPLE)}
+    assert set(found) == {"calidda-api", "srv-img"}
+    api, img = found["calidda-api"].service, found["srv-img"].service
+    assert api.command == ("python", "api_wrapper.py")
+    assert img.command == ("python", "main.py")
+    for svc in (api, img):
+        assert svc.source == "vcc-totem"
+        assert svc.workdir == "/src" and svc.source_target == "/src"
+        assert svc.requirements == ("vcc-totem/requirements.txt",)
+        assert svc.health == "/health"
+        assert svc.network_mode == "host"
+    assert (api.port, img.port) == (8000, 8001)
+    assert found["calidda-api"].drop_keys == ("command", "working_dir")
+    assert found["calidda-api"].source_volume == "./vcc-totem"
+
+
+def test_port_comes_from_the_environment_variable_the_user_sets() -> None:
+    found = _discover(EXAMPLE, {"CALIDDA_API_PORT": "18555"})
+    assert {f.service.name: f.service.port for f in found}["calidda-api"] == 18555
+
+
+def test_flask_under_gunicorn_keeps_the_shell_variable_and_finds_healthz() -> None:
+    (web,) = _discover(DATA / "flask")
+    svc = web.service
+    assert svc.command == ("gunicorn", "--workers", "2", "--bind", "0.0.0.0:${PORT}", "wsgi:app")
+    assert svc.port == 5000
+    assert svc.health == "/healthz"  # GET route; the POST /orders route is not a candidate
+
+
+def test_worker_without_port_gets_a_process_check() -> None:
+    (worker,) = _discover(DATA / "worker")
+    assert worker.service.port is None
+    assert worker.service.health == "process"
+    assert worker.service.command == ("python", "-m", "jobs")
+    assert worker.source_volume == "./worker"  # from the long volume syntax
+
+
+def test_nested_requirements_follow_includes_and_constraints() -> None:
+    (api,) = _discover(DATA / "nested")
+    assert api.service.requirements == ("svc/requirements/prod.txt",)
+    assert api.requirement_files == (
+        "svc/requirements/prod.txt",
+        "svc/requirements/base.txt",
+        "svc/requirements/constraints.txt",
+    )
+    assert api.service.health == "tcp"  # a bare ASGI app declares no route
+    assert api.service.port == 8300
+    assert api.service.command[-2:] == ("--port", "8300")
+    assert any("NESTED_PORT" in note for note in api.notes)
+
+
+@pytest.mark.parametrize(
+    ("command", "requirements", "constraints", "no_binary", "argv"),
+    [
+        (
+            'sh -c "pip install -q -r requirements.txt && python3 app.py"',
+            ("requirements.txt",),
+            (),
+            (),
+            ("python3", "app.py"),
+        ),
+        (
+            [
+                "bash",
+                "-c",
+                "python -m pip install --requirement=req/a.txt -c c.txt; exec python -m svc",
+            ],
+            ("req/a.txt",),
+            ("c.txt",),
+            (),
+            ("python", "-m", "svc"),
+        ),
+        (
+            "sh -c 'pip3 install --no-binary cffi,pyyaml -rreqs.txt && uvicorn main:app --port 80'",
+            ("reqs.txt",),
+            (),
+            ("cffi", "pyyaml"),
+            ("uvicorn", "main:app", "--port", "80"),
+        ),
+        (
+            "sh -c 'pip install -r r.txt\ncelery -A tasks worker'",
+            ("r.txt",),
+            (),
+            (),
+            ("celery", "-A", "tasks", "worker"),
+        ),
+    ],
+)
+def test_start_command_parsing(
+    command: Any,
+    requirements: tuple[str, ...],
+    constraints: tuple[str, ...],
+    no_binary: tuple[str, ...],
+    argv: tuple[str, ...],
+) -> None:
+    start = discover._parse_start(command)
+    assert start is not None
+    assert (start.requirements, start.constraints, start.no_binary, start.argv) == (
+        requirements,
+        constraints,
+        no_binary,
+        argv,
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["python app.py", "sh -c 'pip install flask && python app.py'", None, "pip install -r r.txt"],
+)
+def test_commands_that_do_not_install_requirements_then_run_python_are_not_candidates(
+    command: Any,
+) -> None:
+    assert discover._parse_start(command) is None
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ('@app.get("/healthz")\ndef h(): ...', ["/healthz"]),
+        ('@bp.route("/ping", methods=["GET", "HEAD"])\ndef h(): ...', ["/ping"]),
+        ('@app.route("/health", methods=["POST"])\ndef h(): ...', []),
+        ('routes = [Route("/status", endpoint)]', ["/status"]),
+        ('app.add_api_route("/ready", f)', ["/ready"]),
+        ('log.get("/health")', ["/health"]),
+    ],
+)
+def test_routes_declared_in_code(source: str, expected: list[str]) -> None:
+    assert discover._routes(ast.parse(source)) == expected
+
+
+def test_health_route_is_found_through_local_imports(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "main.py": "from api.routes import router\nimport os\n",
+            "api/__init__.py": "",
+            "api/routes.py": '@router.get("/livez")\nasync def live(): ...\n',
+            "other.py": '@app.get("/health")\ndef h(): ...\n',  # another service's module
+        },
+    )
+    route, where = discover.find_health_route([tmp_path / "main.py"], tmp_path)
+    assert route == "/livez"
+    assert where == (tmp_path / "api" / "routes.py").resolve()
+
+
+@pytest.mark.parametrize(
+    ("svc", "argv", "port", "source"),
+    [
+        ({"environment": {"PORT": "${P:-7000}"}}, (), 7000, "environment PORT"),
+        ({}, ("gunicorn", "-b", "0.0.0.0:8123", "a:app"), 8123, "command-line flag"),
+        ({}, ("uvicorn", "a:app", "--port=9000"), 9000, "command-line flag"),
+        ({"ports": ["127.0.0.1:18080:8080/tcp"]}, (), 8080, "ports:"),
+        ({"ports": [{"target": 81, "published": 18081}]}, (), 81, "ports:"),
+        ({"expose": ["5555"]}, (), 5555, "expose:"),
+    ],
+)
+def test_port_inference_order(
+    svc: dict[str, Any], argv: tuple[str, ...], port: int, source: str
+) -> None:
+    assert discover.infer_port(svc, argv, {}) == (port, source)
+
+
+def test_missing_included_requirement_file_names_the_including_file_and_line(
+    tmp_path: Path,
+) -> None:
+    _write(tmp_path, {"app/req.txt": "flask\n# base\n-r base.txt\n"})
+    with pytest.raises(InvalidConfig) as info:
+        discover.requirement_closure(tmp_path, ["app/req.txt"])
+    assert info.value.path == tmp_path / "app" / "req.txt"
+    assert "line 3" in info.value.what and "app/base.txt" in info.value.what
+
+
+def test_missing_top_level_requirements_file_is_reported(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "compose.yaml": "services:\n  a:\n    image: python:3.12\n    working_dir: /app\n"
+            "    command: sh -c 'pip install -r missing.txt && python a.py'\n"
+            "    volumes: [./app:/app]\n",
+            "app/a.py": "",
+        },
+    )
+    with pytest.raises(InvalidConfig, match=r"app/missing\.txt does not exist"):
+        _discover(tmp_path)
+
+
+def test_no_python_service_lists_what_was_looked_at(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "compose.yaml": "services:\n  db:\n    image: postgres:16\n"
+            "  app:\n    image: python:3.11\n    command: python a.py\n"
+        },
+    )
+    with pytest.raises(NotFound) as info:
+        _discover(tmp_path)
+    assert "db (image 'postgres:16' is not python:*)" in info.value.what
+    assert "app (its command does not" in info.value.what
+
+
+def test_python_version_comes_from_the_image_tag(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "compose.yaml": "services:\n  a:\n    image: python:3.12-slim\n    working_dir: /app\n"
+            "    command: sh -c 'pip install -r r.txt && python a.py'\n"
+            "    volumes: [./app:/app]\n",
+            "app/r.txt": "six\n",
+            "app/a.py": "",
+        },
+    )
+    (found,) = _discover(tmp_path)
+    assert found.service.python == "3.12"
+    assert found.service.health == "process"
+
+
+@pytest.mark.parametrize(
+    ("requirements", "no_binary", "expected"),
+    [
+        (["cffi==2.1.1", "pyyaml"], (), ()),
+        (["cffi==2.1.1", "pyyaml"], ("cffi",), ("libffi8",)),
+        (["cffi", "PyYAML"], ("cffi", "pyyaml"), ("libffi8", "libyaml-0-2")),
+        (["psycopg2>=2.9"], (), ("libpq5",)),
+        (["lxml"], (":all:",), ("libxml2", "libxslt1.1")),
+    ],
+)
+def test_runtime_table_counts_vendored_libraries_only_for_source_builds(
+    requirements: list[str], no_binary: tuple[str, ...], expected: tuple[str, ...]
+) -> None:
+    reqs = [Requirement(r) for r in requirements]
+    assert discover.table_runtime_packages(reqs, no_binary) == expected

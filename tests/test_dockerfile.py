@@ -1,0 +1,203 @@
+"""The generated Dockerfile and .dockerignore (pure), and hadolint's verdict on them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from conftest_init import DATA, EXAMPLE
+
+from wheeldock import compose, discover, dockerfile
+from wheeldock.project import Service
+
+HADOLINT = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "hadolint"
+
+
+def _findings(root: Path) -> list[discover.Finding]:
+    files = [compose.load(p) for p in compose.find_files(root)]
+    return discover.discover(root, files, {})
+
+
+def _spec(finding: discover.Finding, **changes: object) -> dockerfile.DockerfileSpec:
+    svc = replace(finding.service, **changes)  # type: ignore[arg-type]
+    return dockerfile.DockerfileSpec(svc, finding.requirement_files, "0.13.9")
+
+
+ALL = [
+    (name, f)
+    for name, root in (
+        ("cb-totem", EXAMPLE),
+        ("flask", DATA / "flask"),
+        ("worker", DATA / "worker"),
+        ("nested", DATA / "nested"),
+    )
+    for f in _findings(root)
+]
+
+
+def _hadolint(text: str) -> list[dict[str, object]]:
+    result = subprocess.run(
+        [str(HADOLINT), "--format", "json", "--no-fail", "-"],
+        input=text.encode(),
+        capture_output=True,
+        check=True,
+    )
+    findings: list[dict[str, object]] = json.loads(result.stdout or b"[]")
+    return findings
+
+
+@pytest.mark.parametrize(
+    ("finding", "changes"),
+    [(f, {}) for _, f in ALL]
+    + [(ALL[0][1], {"no_binary": ("cffi", "pyyaml", "lxml"), "runtime_packages": ("libffi8",)})],
+    ids=[f"{n}-{f.service.name}" for n, f in ALL] + ["cb-totem-no-binary"],
+)
+def test_hadolint_finds_no_errors(finding: discover.Finding, changes: dict[str, object]) -> None:
+    text = dockerfile.render(_spec(finding, **changes))
+    errors = [f for f in _hadolint(text) if f["level"] == "error"]
+    assert errors == []
+
+
+def test_hadolint_reports_errors_when_there_are_some() -> None:
+    # The lint test above would pass vacuously if hadolint never reported anything.
+    assert any(f["level"] == "error" for f in _hadolint("FROM python:3.11\nWORKDIR app\n"))
+
+
+def test_ca_only_reaches_download_steps_as_a_secret_mount() -> None:
+    text = dockerfile.render(_spec(ALL[0][1]))
+    assert "COPY" not in text.split("FROM wheeldock/python:3.11-slim")[0]  # builder copies none
+    for line in text.splitlines():
+        if "wheeldock-ca.pem" in line and line.lstrip().startswith("--mount"):
+            assert line.strip().startswith("--mount=type=secret,id=ca,")
+    runtime = text.split("FROM wheeldock/python:3.11-slim")[1]
+    assert "secret" not in runtime  # the runtime stage installs with no index: no CA needed
+    assert "--no-index" in runtime
+
+
+def test_requirement_files_are_bound_in_both_stages_with_their_layout() -> None:
+    nested = next(f for n, f in ALL if n == "nested")
+    text = dockerfile.render(_spec(nested))
+    for rel in nested.requirement_files:
+        mount = f"--mount=type=bind,source={rel},target=/build/{rel}"
+        assert text.count(mount) == 2
+    assert "-r /build/svc/requirements/prod.txt" in text
+
+
+def test_code_is_copied_last_into_its_mount_target_and_runs_as_non_root() -> None:
+    lines = dockerfile.render(_spec(ALL[0][1])).splitlines()
+    copy = lines.index("COPY vcc-totem/ /src/")
+    assert lines[copy - 1] == "WORKDIR /src"
+    assert lines[copy + 1] == f"USER {dockerfile.APP_UID}:{dockerfile.APP_UID}"
+    assert not any(line.startswith(("RUN", "COPY")) for line in lines[copy + 1 :])
+    assert lines[-1] == 'CMD ["python", "api_wrapper.py"]'
+
+
+def test_runtime_packages_get_an_apt_step_only_when_there_are_some() -> None:
+    finding = ALL[0][1]
+    without = dockerfile.render(_spec(finding, runtime_packages=()))
+    with_ffi = dockerfile.render(_spec(finding, runtime_packages=("libffi8",)))
+    runtime_without = without.split("FROM wheeldock/python:3.11-slim")[1]
+    assert "apt-get" not in runtime_without
+    runtime_with = with_ffi.split("FROM wheeldock/python:3.11-slim")[1]
+    assert "apt-get install -y --no-install-recommends libffi8" in runtime_with
+    assert "rm -rf /var/lib/apt/lists/*" in runtime_with
+
+
+def test_no_binary_builds_from_source_with_headers_the_builder_lacks() -> None:
+    text = dockerfile.render(_spec(ALL[0][1], no_binary=("cffi", "pyyaml")))
+    builder = text.split("FROM wheeldock/python:3.11-slim")[0]
+    assert "--no-binary cffi,pyyaml" in builder
+    assert "libyaml-dev" in builder
+    assert "libffi-dev" not in builder  # the builder base image has it already
+
+
+def test_healthcheck_has_a_one_second_start_interval() -> None:
+    text = dockerfile.render(_spec(ALL[0][1]))
+    assert "HEALTHCHECK --interval=30s" in text and "--start-interval=1s" in text
+
+
+def _svc(**kw: object) -> Service:
+    base: dict[str, object] = {
+        "name": "s",
+        "source": "app",
+        "requirements": ("app/r.txt",),
+        "command": ("python", "a.py"),
+    }
+    return Service(**{**base, **kw})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("service", "must_contain"),
+    [
+        (
+            _svc(port=8000, health="/health"),
+            "'http://127.0.0.1:%d/health' % int(os.environ.get('PORT', '8000'))",
+        ),
+        (
+            _svc(port=8000, health="tcp"),
+            "socket.create_connection(('127.0.0.1', int(os.environ.get('PORT', '8000'))), 2)",
+        ),
+        (_svc(health="process"), "os.kill(1, 0)"),
+        (
+            _svc(port=9000, health="/h", command=("uvicorn", "m:app", "--port", "9000")),
+            "'http://127.0.0.1:%d/h' % 9000",
+        ),
+    ],
+)
+def test_health_command_by_kind(service: Service, must_contain: str) -> None:
+    argv = dockerfile.health_command(service)
+    assert argv[:2] == ["python3", "-c"]
+    assert must_contain in argv[2]
+    compile(argv[2], "<healthcheck>", "exec")  # valid Python
+
+
+def test_command_with_shell_variables_runs_through_sh_exec() -> None:
+    assert dockerfile.exec_form(["gunicorn", "--bind", "0.0.0.0:${PORT}", "w:app"]) == [
+        "/bin/sh",
+        "-c",
+        'exec gunicorn --bind "0.0.0.0:${PORT}" w:app',
+    ]
+    assert dockerfile.exec_form(["python", "a.py"]) == ["python", "a.py"]
+
+
+def test_render_is_deterministic() -> None:
+    spec = _spec(ALL[1][1])
+    assert dockerfile.render(spec) == dockerfile.render(spec)
+
+
+def test_dockerignore_merges_with_an_existing_file_and_keeps_it_first() -> None:
+    existing = "# mine\n.env.local\nnode_modules\n"
+    text, warnings = dockerfile.dockerignore(existing, ["vcc-totem/requirements.txt", "vcc-totem"])
+    assert text.startswith(existing + "\n" + dockerfile.IGNORE_MARKER + "\n")
+    assert "**/__pycache__\n" in text and ".git\n" in text
+    assert warnings == ()
+    again, _ = dockerfile.dockerignore(text, ["vcc-totem"])
+    assert again == text  # nothing missing any more: unchanged
+
+
+def test_dockerignore_never_excludes_what_the_image_needs() -> None:
+    text, warnings = dockerfile.dockerignore("tests/*.txt\n", ["tests/requirements.txt", "tests"])
+    patterns = text.splitlines()
+    assert "**/tests" not in patterns  # the code lives in tests/ here
+    assert warnings == (".dockerignore excludes tests/requirements.txt, which the image needs",)
+
+
+@pytest.mark.parametrize(
+    ("path", "patterns", "expected"),
+    [
+        ("a/__pycache__/x.pyc", ["**/__pycache__"], True),
+        ("__pycache__", ["**/__pycache__"], True),
+        ("src/app.py", ["**/*.pyc"], False),
+        ("logs/x", ["logs"], True),
+        ("app/logs/x", ["logs"], False),
+        ("keep.txt", ["*.txt", "!keep.txt"], False),
+        ("vcc-totem/requirements.txt", [".env*", ".git"], False),
+    ],
+)
+def test_dockerignore_matching_follows_docker(
+    path: str, patterns: list[str], expected: bool
+) -> None:
+    assert dockerfile.excluded(path, patterns) is expected

@@ -1,0 +1,307 @@
+"""``wheeldock init``: plan, apply, idempotence, dry run, revert, and bad input changing nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest_init import StackCopy
+
+from wheeldock import cli, init, project
+from wheeldock.project import Service
+
+MakeStack = Callable[[str], StackCopy]
+
+
+def _scanner(root: Path, service: Service, files: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
+    """Stands in for the ELF scan (which needs the network) in the tests that are not about it."""
+    return ("libffi8",) if "cffi" in service.no_binary else (), "table"
+
+
+@pytest.fixture(autouse=True)
+def _no_host_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(init, "runtime_packages", _scanner)
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_init_writes_dockerfiles_dockerignore_config_and_patches_compose(
+    stack_copy: MakeStack,
+) -> None:
+    stack = stack_copy("cb-totem")
+    assert stack.run("init") == 0
+    root = stack.root
+    assert (root / "Dockerfile.calidda-api").is_file() and (root / "Dockerfile.srv-img").is_file()
+    assert "**/__pycache__" in (root / ".dockerignore").read_text()
+    patched = (root / "docker-compose.yaml").read_text()
+    assert "dockerfile: Dockerfile.calidda-api" in patched
+    assert f"image: {root.name}-calidda-api:wheeldock" in patched
+    assert "pip install" not in patched and "./vcc-totem:/src" not in patched
+    assert "network: host" in patched
+    proj = project.load(root)
+    assert [s.name for s in proj.services] == ["calidda-api", "srv-img"]
+    backup = root / init.BACKUP_DIR / "files" / "docker-compose.yaml"
+    assert backup.read_bytes() == stack.original_compose["docker-compose.yaml"]
+    manifest = json.loads((root / init.MANIFEST).read_text())["files"]
+    assert set(manifest) == {
+        "Dockerfile.calidda-api",
+        "Dockerfile.srv-img",
+        ".dockerignore",
+        "docker-compose.yaml",
+        "wheeldock.toml",
+    }
+    assert manifest["docker-compose.yaml"]["written_sha256"] == init.sha256(patched.encode())
+
+
+def test_ca_secret_is_wired_into_compose_when_the_host_has_one(
+    stack_copy: MakeStack, tmp_path: Path
+) -> None:
+    stack = stack_copy("flask")
+    ca = tmp_path / "proxy-ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert stack.run("init", "--ca-cert", str(ca)) == 0
+    patched = (stack.root / "compose.yaml").read_text()
+    assert "      secrets:\n        - ca\n" in patched
+    assert patched.endswith(f"secrets:\n  ca:\n    file: {ca}\n")
+
+
+def test_second_init_changes_nothing_and_says_so(
+    stack_copy: MakeStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = stack_copy("cb-totem")
+    assert stack.run("init") == 0
+    before = snapshot(stack.root)
+    capsys.readouterr()
+    assert stack.run("init") == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert snapshot(stack.root) == before
+
+
+def test_revert_restores_compose_byte_for_byte_and_removes_generated_files(
+    stack_copy: MakeStack,
+) -> None:
+    stack = stack_copy("worker")
+    before = snapshot(stack.root)
+    assert stack.run("init") == 0
+    assert snapshot(stack.root) != before
+    assert stack.run("init", "--revert") == 0
+    assert snapshot(stack.root) == before
+
+
+def test_revert_with_nothing_to_revert_is_a_clear_error(
+    stack_copy: MakeStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = stack_copy("flask")
+    assert stack.run("init", "--revert") != 0
+    assert "nothing to revert" in capsys.readouterr().err
+
+
+def test_revert_refuses_a_file_edited_since_init_unless_forced(
+    stack_copy: MakeStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = stack_copy("nested")
+    before = snapshot(stack.root)
+    assert stack.run("init") == 0
+    dockerfile = stack.root / "Dockerfile.api"
+    dockerfile.write_text(dockerfile.read_text() + "LABEL mine=yes\n")
+    edited = snapshot(stack.root)
+    capsys.readouterr()
+    assert stack.run("init", "--revert") != 0
+    assert "Dockerfile.api" in capsys.readouterr().err
+    assert snapshot(stack.root) == edited  # refused: nothing changed
+    assert stack.run("init", "--revert", "--force") == 0
+    assert snapshot(stack.root) == before
+
+
+def test_dry_run_prints_a_unified_diff_and_writes_nothing(
+    stack_copy: MakeStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = stack_copy("flask")
+    before = snapshot(stack.root)
+    assert stack.run("init", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "--- a/compose.yaml" in out and "+++ b/compose.yaml" in out
+    assert "-    command: >-" in out
+    assert "+++ b/Dockerfile.web" in out
+    assert snapshot(stack.root) == before
+
+
+def test_user_edits_to_wheeldock_toml_win_on_the_next_init(stack_copy: MakeStack) -> None:
+    stack = stack_copy("flask")
+    assert stack.run("init") == 0
+    config = stack.root / "wheeldock.toml"
+    config.write_text(config.read_text().replace('health = "/healthz"', 'health = "tcp"'))
+    assert stack.run("init") == 0
+    assert "socket.create_connection" in (stack.root / "Dockerfile.web").read_text()
+    assert 'health = "tcp"' in config.read_text()
+    assert stack.run("init", "--revert") == 0  # the toml edit was taken in: no refusal
+
+
+def test_an_edited_dockerfile_is_kept_when_init_runs_again(stack_copy: MakeStack) -> None:
+    stack = stack_copy("flask")
+    assert stack.run("init") == 0
+    config = stack.root / "wheeldock.toml"
+    config.write_text(config.read_text().replace("port = 5000", "port = 5001"))
+    dockerfile = stack.root / "Dockerfile.web"
+    mine = dockerfile.read_text() + "LABEL mine=yes\n"
+    dockerfile.write_text(mine)
+    p = init.plan(stack.root)
+    change = next(c for c in p.changes if c.path == "Dockerfile.web")
+    assert not change.changed and "edited" in change.note
+    assert any("Dockerfile.web" in w for w in p.warnings)
+
+
+def test_existing_dockerignore_is_merged_and_restored_on_revert(stack_copy: MakeStack) -> None:
+    stack = stack_copy("cb-totem")
+    (stack.root / ".dockerignore").write_text("secrets/\n")
+    before = snapshot(stack.root)
+    assert stack.run("init") == 0
+    merged = (stack.root / ".dockerignore").read_text()
+    assert merged.startswith("secrets/\n") and "**/.venv" in merged
+    assert stack.run("init", "--revert") == 0
+    assert snapshot(stack.root) == before
+
+
+def test_no_binary_flag_reaches_config_dockerfile_and_runtime_packages(
+    stack_copy: MakeStack,
+) -> None:
+    stack = stack_copy("worker")
+    assert stack.run("init", "--no-binary", "cffi,pyyaml") == 0
+    svc = project.load(stack.root).service("worker")
+    assert svc.no_binary == ("cffi", "pyyaml")
+    text = (stack.root / "Dockerfile.worker").read_text()
+    assert "--no-binary cffi,pyyaml" in text and "libffi8" in text
+
+
+def test_json_output_lists_services_and_file_actions(
+    stack_copy: MakeStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = stack_copy("nested")
+    assert stack.run("init", "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["services"][0]["name"] == "api"
+    assert data["services"][0]["health"] == "tcp"
+    assert {f["path"]: f["action"] for f in data["files"]}["compose.yaml"] == "update"
+
+
+@pytest.mark.parametrize(
+    ("breakage", "expected"),
+    [
+        (
+            lambda root: (root / "compose.yaml").write_text("services:\n  web:\n  image: [x\n"),
+            "line 4, column 1",
+        ),
+        (lambda root: (root / "web" / "requirements.txt").unlink(), "requirements.txt"),
+        (
+            lambda root: (root / "compose.yaml").write_text("services:\n  db:\n    image: redis\n"),
+            "no Python service",
+        ),
+    ],
+    ids=["invalid-yaml", "missing-requirements", "no-python-service"],
+)
+def test_bad_input_fails_with_a_clear_error_and_changes_nothing(
+    stack_copy: MakeStack,
+    capsys: pytest.CaptureFixture[str],
+    breakage: Callable[[Path], object],
+    expected: str,
+) -> None:
+    stack = stack_copy("flask")
+    breakage(stack.root)
+    before = snapshot(stack.root)
+    assert stack.run("init") != 0
+    err = capsys.readouterr().err
+    assert expected in err and "fix:" in err
+    assert snapshot(stack.root) == before
+
+
+def test_read_only_folder_fails_and_changes_nothing(stack_copy: MakeStack) -> None:
+    stack = stack_copy("flask")
+    before = snapshot(stack.root)
+    env = {**os.environ, "PYTHONPATH": str(Path(init.__file__).parent.parent)}
+    argv = [
+        sys.executable,
+        "-c",
+        "import sys; from wheeldock import init; "
+        "from wheeldock.errors import WheeldockError\n"
+        "init.runtime_packages = lambda root, svc, files: ((), 'table')\n"
+        "try:\n"
+        "    init.apply(init.plan(__import__('pathlib').Path(sys.argv[1])))\n"
+        "except WheeldockError as exc:\n"
+        "    print(exc.message, file=sys.stderr); sys.exit(3)\n",
+        str(stack.root),
+    ]
+    if os.geteuid() == 0:
+        # root writes anywhere; without the capabilities that let it, a 0555 folder is read-only.
+        argv = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner", *argv]
+    stack.root.chmod(0o555)
+    result = subprocess.run(argv, env=env, capture_output=True, check=False)
+    try:
+        assert result.returncode == 3, result.stderr.decode()
+        assert "cannot write in the project folder" in result.stderr.decode()
+        assert snapshot(stack.root) == before
+    finally:
+        stack.root.chmod(0o755)
+
+
+def test_revert_after_a_generated_file_was_deleted_still_restores(stack_copy: MakeStack) -> None:
+    stack = stack_copy("cb-totem")
+    before = snapshot(stack.root)
+    assert stack.run("init") == 0
+    (stack.root / "Dockerfile.srv-img").unlink()
+    assert stack.run("init", "--revert") == 0
+    assert snapshot(stack.root) == before
+
+
+def test_plan_reads_the_backup_so_a_patched_compose_is_still_understood(
+    stack_copy: MakeStack,
+) -> None:
+    stack = stack_copy("cb-totem")
+    assert stack.run("init") == 0
+    shutil.copy(stack.root / "wheeldock.toml", stack.root / "kept.toml")
+    (stack.root / "wheeldock.toml").unlink()  # forces discovery again, from the backup
+    p = init.plan(stack.root)
+    assert [f.service.name for f in p.findings] == ["calidda-api", "srv-img"]
+    assert {c.path: c.action for c in p.changes}["docker-compose.yaml"] == "unchanged"
+
+
+def test_runtime_packages_fall_back_to_the_table_without_the_libs_module(
+    monkeypatch: pytest.MonkeyPatch, stack_copy: MakeStack
+) -> None:
+    monkeypatch.undo()  # the real runtime_packages
+    real_import = init.importlib.import_module
+
+    def no_libs(name: str) -> object:
+        if name == "wheeldock.libs":
+            raise ImportError(name)
+        return real_import(name)
+
+    monkeypatch.setattr(init.importlib, "import_module", no_libs)
+    stack = stack_copy("worker")
+    svc = Service(
+        name="worker",
+        source="worker",
+        requirements=("worker/requirements.txt",),
+        command=("python", "-m", "jobs"),
+        no_binary=("cffi",),
+    )
+    assert init.runtime_packages(stack.root, svc, ("worker/requirements.txt",)) == (
+        ("libffi8",),
+        "table",
+    )
+
+
+def test_cli_refuses_force_without_revert(stack_copy: MakeStack) -> None:
+    stack = stack_copy("flask")
+    assert cli.main(["-C", str(stack.root), "init", "--force"]) == 2

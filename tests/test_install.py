@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest_build import make_wheel
+
+from wheeldock import install
+from wheeldock.errors import InvalidConfig
+
+SITE = "usr/local/lib/python3.11/dist-packages"
+
+
+def _tree_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            full = Path(dirpath) / name
+            h.update(str(full.relative_to(root)).encode() + b"\0" + full.read_bytes())
+            h.update(oct(full.stat().st_mode & 0o111).encode())
+    return h.hexdigest()
+
+
+@pytest.fixture
+def wheel(tmp_path: Path) -> Path:
+    return make_wheel(
+        tmp_path / "dist",
+        "hello-tool",
+        "1.0",
+        {"hello_tool/__init__.py": "def main():\n    print('hello from the tool')\n"},
+        console_scripts={"hello-tool": "hello_tool:main"},
+    )
+
+
+def test_wheel_lands_in_debian_dist_packages_with_a_console_script(
+    tmp_path: Path, wheel: Path
+) -> None:
+    (tree,) = install.InstalledTrees(tmp_path / "trees").ensure(
+        [("a" * 64, wheel)], install.debian_scheme()
+    )
+    assert (tree / SITE / "hello_tool" / "__init__.py").is_file()
+    script = tree / "usr/local/bin/hello-tool"
+    assert script.read_text().startswith("#!/usr/bin/python3.11\n")
+    assert script.stat().st_mode & 0o111
+    dist_info = tree / SITE / "hello_tool-1.0.dist-info"
+    assert (dist_info / "INSTALLER").read_text() == "wheeldock\n"
+    assert "hello_tool/__init__.py" in (dist_info / "RECORD").read_text()
+
+
+def test_console_script_runs_with_the_installed_package(tmp_path: Path, wheel: Path) -> None:
+    (tree,) = install.InstalledTrees(tmp_path / "trees").ensure(
+        [("a" * 64, wheel)], install.debian_scheme()
+    )
+    script = (tree / "usr/local/bin/hello-tool").read_text().split("\n", 1)[1]
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(tree / SITE)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout == "hello from the tool\n"
+
+
+def test_bytecode_is_unchecked_hash_and_records_the_image_path(tmp_path: Path, wheel: Path) -> None:
+    (tree,) = install.InstalledTrees(tmp_path / "trees").ensure(
+        [("a" * 64, wheel)], install.debian_scheme()
+    )
+    (pyc,) = (tree / SITE / "hello_tool" / "__pycache__").glob("__init__.cpython-311*.pyc")
+    data = pyc.read_bytes()
+    flags = int.from_bytes(data[4:8], "little")
+    assert flags == 0b01  # hash-based, source not checked: no mtime inside
+    code = marshal.loads(data[16:])
+    assert code.co_filename == f"/{SITE}/hello_tool/__init__.py"
+
+
+def test_trees_are_byte_identical_in_any_cache_folder(tmp_path: Path, wheel: Path) -> None:
+    scheme = install.debian_scheme()
+    (one,) = install.InstalledTrees(tmp_path / "a").ensure([("a" * 64, wheel)], scheme)
+    (two,) = install.InstalledTrees(tmp_path / "b" / "deeper").ensure([("a" * 64, wheel)], scheme)
+    assert _tree_digest(one) == _tree_digest(two)
+
+
+def test_a_cached_tree_is_not_installed_again(tmp_path: Path, wheel: Path) -> None:
+    trees = install.InstalledTrees(tmp_path / "trees")
+    (first,) = trees.ensure([("a" * 64, wheel)], install.debian_scheme())
+    wheel.unlink()  # a reinstall would fail now
+    assert trees.ensure([("a" * 64, wheel)], install.debian_scheme()) == [first]
+    assert not [p for p in first.parent.iterdir() if p.name.startswith(".install.")]
+
+
+def test_malformed_wheel_is_reported_with_its_name(tmp_path: Path) -> None:
+    bad = tmp_path / "broken-1.0-py3-none-any.whl"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(InvalidConfig, match=r"cannot install the wheel broken-1\.0-py3-none-any\.whl"):
+        install.InstalledTrees(tmp_path / "trees").ensure(
+            [("b" * 64, bad)], install.debian_scheme()
+        )
+    assert not list((tmp_path / "trees").glob("*/*"))
+
+
+@pytest.mark.parametrize(
+    ("env", "site", "interpreter"),
+    [
+        ((), "/usr/local/lib/python3.11/dist-packages", "/usr/bin/python3.11"),
+        (
+            ("PYTHON_VERSION=3.11.9",),
+            "/usr/local/lib/python3.11/site-packages",
+            "/usr/local/bin/python3.11",
+        ),
+    ],
+)
+def test_scheme_follows_the_base_image(env: tuple[str, ...], site: str, interpreter: str) -> None:
+    scheme = install.scheme_for(env, "3.11")
+    assert (scheme.purelib, scheme.interpreter) == (site, interpreter)

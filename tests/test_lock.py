@@ -1,0 +1,216 @@
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from wheeldock import lock
+from wheeldock.errors import InvalidConfig, NotFound, UsageError
+from wheeldock.project import Project, Service
+
+HASH = "a" * 64
+
+
+def _service(name: str = "api", reqs: tuple[str, ...] = ("svc/requirements.txt",)) -> Service:
+    return Service(name, "svc", reqs, ("python3", "app.py"))
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+
+# -- inputs -------------------------------------------------------------------------------------
+
+
+def test_inputs_follow_requirement_and_constraint_includes(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "svc/requirements.txt": "fastapi\n-r base.txt\n--constraint=pins/c.txt\n",
+            "svc/base.txt": "pyyaml\n",
+            "svc/pins/c.txt": "idna<4\n",
+        },
+    )
+    inputs = lock.collect_inputs(
+        tmp_path, ["svc/requirements.txt"], platform="linux/amd64", python="3.11"
+    )
+    assert [name for name, _ in inputs.files] == [
+        "svc/requirements.txt",
+        "svc/base.txt",
+        "svc/pins/c.txt",
+    ]
+
+
+def test_missing_include_names_the_including_file_and_line(tmp_path: Path) -> None:
+    _write(tmp_path, {"svc/requirements.txt": "fastapi\n\n-r gone.txt\n"})
+    with pytest.raises(InvalidConfig, match=r"line 3: includes svc/gone\.txt") as err:
+        lock.collect_inputs(
+            tmp_path, ["svc/requirements.txt"], platform="linux/amd64", python="3.11"
+        )
+    assert err.value.path == tmp_path / "svc/requirements.txt"
+
+
+def test_missing_requirement_file_points_at_wheeldock_toml(tmp_path: Path) -> None:
+    with pytest.raises(NotFound, match=r"requirement file svc/requirements\.txt does not exist"):
+        lock.collect_inputs(
+            tmp_path, ["svc/requirements.txt"], platform="linux/amd64", python="3.11"
+        )
+
+
+def test_no_requirement_files_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(InvalidConfig, match="lists no requirement files"):
+        lock.collect_inputs(tmp_path, [], platform="linux/amd64", python="3.11")
+
+
+def test_input_digest_is_the_same_in_any_folder(tmp_path: Path) -> None:
+    digests = []
+    for folder in ("one", "two/deeper"):
+        _write(tmp_path / folder, {"svc/requirements.txt": "fastapi==1\n"})
+        digests.append(
+            lock.collect_inputs(
+                tmp_path / folder, ["svc/requirements.txt"], platform="linux/amd64", python="3.11"
+            ).digest
+        )
+    assert digests[0] == digests[1]
+
+
+@pytest.mark.parametrize(
+    ("change", "kwargs"),
+    [
+        ("content", {}),
+        ("platform", {"platform": "linux/arm64"}),
+        ("python", {"python": "3.12"}),
+        ("no_binary", {"no_binary": ["pyyaml"]}),
+    ],
+)
+def test_input_digest_changes_with_each_input(
+    tmp_path: Path, change: str, kwargs: dict[str, object]
+) -> None:
+    _write(tmp_path, {"svc/requirements.txt": "fastapi==1\n"})
+    args: dict[str, object] = {"platform": "linux/amd64", "python": "3.11"}
+    before = lock.collect_inputs(tmp_path, ["svc/requirements.txt"], **args).digest  # type: ignore[arg-type]
+    if change == "content":
+        _write(tmp_path, {"svc/requirements.txt": "fastapi==2\n"})
+    after = lock.collect_inputs(tmp_path, ["svc/requirements.txt"], **{**args, **kwargs}).digest  # type: ignore[arg-type]
+    assert before != after
+
+
+@pytest.mark.parametrize(
+    ("platform", "expected"),
+    [("linux/amd64", "x86_64-manylinux_2_36"), ("linux/arm64", "aarch64-manylinux_2_36")],
+)
+def test_platforms_map_to_uv_targets(platform: str, expected: str) -> None:
+    assert lock.uv_platform(platform) == expected
+
+
+def test_platform_uv_cannot_resolve_for_is_refused() -> None:
+    with pytest.raises(UsageError, match="linux/arm/v7"):
+        lock.uv_platform("linux/arm/v7")
+
+
+def test_lock_paths_are_pep751_names(tmp_path: Path) -> None:
+    assert lock.lock_path(tmp_path, "srv.img").name == "pylock.srv-img.toml"
+    assert lock.lock_path(tmp_path, "api", "linux/arm64").name == "pylock.api-aarch64.toml"
+
+
+# -- parsing ------------------------------------------------------------------------------------
+
+PYLOCK = f"""lock-version = "1.0"
+created-by = "uv"
+
+[[packages]]
+name = "fastapi"
+version = "1.0"
+sdist = {{ url = "https://example.invalid/fastapi-1.0.tar.gz", size = 10, hashes = {{ sha256 = "{"b" * 64}" }} }}
+wheels = [{{ url = "https://example.invalid/fastapi-1.0-py3-none-any.whl", size = 20, hashes = {{ sha256 = "{HASH}" }} }}]
+
+[[packages]]
+name = "localpkg"
+version = "0.1"
+archive = {{ path = "../dist/localpkg-0.1.tar.gz", hashes = {{ sha256 = "{"c" * 64}" }} }}
+
+[tool.wheeldock]
+input-hash = "sha256:{"d" * 64}"
+platform = "linux/amd64"
+python = "3.11"
+"""
+
+
+def test_parse_reads_wheels_sdists_and_local_archives(tmp_path: Path) -> None:
+    path = tmp_path / "wheeldock.lock" / "pylock.api.toml"
+    parsed = lock.parse(PYLOCK, path)
+    fastapi, local = parsed.packages
+    assert fastapi.wheels[0].filename == "fastapi-1.0-py3-none-any.whl"
+    assert fastapi.wheels[0].size == 20 and fastapi.sdist is not None
+    assert local.wheels == () and local.sdist is not None
+    assert local.sdist.path == (tmp_path / "dist" / "localpkg-0.1.tar.gz").resolve()
+    assert parsed.input_hash == f"sha256:{'d' * 64}"
+
+
+def test_directory_requirements_cannot_be_hash_locked(tmp_path: Path) -> None:
+    text = '[[packages]]\nname = "mine"\nversion = "1"\ndirectory = { path = "../mine" }\n'
+    with pytest.raises(InvalidConfig, match="package mine is locked as directory"):
+        lock.parse(text, tmp_path / "pylock.x.toml")
+
+
+def test_lock_digest_ignores_the_drift_table(tmp_path: Path) -> None:
+    one = lock.parse(PYLOCK, tmp_path / "pylock.a.toml")
+    other = lock.parse(PYLOCK.replace("d" * 64, "e" * 64), tmp_path / "pylock.a.toml")
+    assert one.digest == other.digest
+
+
+def test_status_tells_fresh_stale_and_missing(tmp_path: Path) -> None:
+    _write(tmp_path, {"svc/requirements.txt": "fastapi\n"})
+    inputs = lock.collect_inputs(
+        tmp_path, ["svc/requirements.txt"], platform="linux/amd64", python="3.11"
+    )
+    path = lock.lock_path(tmp_path, "api")
+    assert lock.status(path, inputs) == "missing"
+    _write(
+        tmp_path,
+        {"wheeldock.lock/pylock.api.toml": PYLOCK.replace(f"sha256:{'d' * 64}", inputs.digest)},
+    )
+    assert lock.status(path, inputs) == "fresh"
+    _write(tmp_path, {"svc/requirements.txt": "fastapi\nidna\n"})
+    changed = lock.collect_inputs(
+        tmp_path, ["svc/requirements.txt"], platform="linux/amd64", python="3.11"
+    )
+    assert lock.status(path, changed) == "stale"
+
+
+# -- with uv (network: PyPI) ----------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_lock_pins_hashes_shares_identical_inputs_and_refuses_drift(tmp_path: Path) -> None:
+    _write(tmp_path, {"svc/requirements.txt": "idna==3.10\n"})
+    proj = Project(tmp_path, None, (_service("api"), _service("img")))
+    results = lock.lock_services(proj, proj.services)
+    assert [(r.action, r.packages) for r in results] == [("written", 1), ("shared", 1)]
+    api, img = (lock.lock_path(tmp_path, n) for n in ("api", "img"))
+    assert api.read_bytes() == img.read_bytes()
+    doc = tomllib.loads(api.read_text())
+    (pkg,) = doc["packages"]
+    assert (pkg["name"], pkg["version"]) == ("idna", "3.10")
+    assert all(len(w["hashes"]["sha256"]) == 64 for w in pkg["wheels"])
+    assert doc["tool"]["wheeldock"]["platform"] == "linux/amd64"
+
+    assert {r.status for r in lock.lock_services(proj, proj.services, check=True)} == {"fresh"}
+    _write(tmp_path, {"svc/requirements.txt": "idna==3.9\n"})
+    assert {r.status for r in lock.lock_services(proj, proj.services, check=True)} == {"stale"}
+    with pytest.raises(InvalidConfig, match=r"the lock is stale: svc/requirements.txt") as err:
+        lock.ensure(proj, proj.services[0])
+    assert err.value.path == api and err.value.fix is not None and "wheeldock lock" in err.value.fix
+    relocked = lock.ensure(proj, proj.services[0], relock=True)
+    assert [(p.name, p.version) for p in relocked.packages] == [("idna", "3.9")]
+
+
+@pytest.mark.integration
+def test_missing_lock_is_created_by_ensure(tmp_path: Path) -> None:
+    _write(tmp_path, {"svc/requirements.txt": "idna==3.10\n"})
+    proj = Project(tmp_path, None, (_service("api"),))
+    made = lock.ensure(proj, proj.services[0])
+    assert made.path.is_file() and made.input_hash is not None

@@ -1,0 +1,254 @@
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest_oci import EPOCH, tool
+from conftest_registry import Registry
+
+from wheeldock import image, mutate, remote
+from wheeldock.blobs import BlobStore
+from wheeldock.digest import Digest
+from wheeldock.errors import WheeldockError
+from wheeldock.image import Image, Index, Platform
+from wheeldock.layer import Layer, TarEntry, build_layer
+from wheeldock.remote import Credentials, RegistryError, credentials_for
+
+# -- unit: a fake registry behind httpx.MockTransport --------------------------------------------
+
+#: nothing here may touch the real cache (remote.read and publish default to it)
+pytestmark = pytest.mark.usefixtures("cache_in_tmp")
+
+
+def lazy_image(store: BlobStore) -> tuple[Image, list[str]]:
+    """An image whose layer records every time its bytes are asked for."""
+    real = build_layer([TarEntry.file("app/x", b"x")], store=store, mtime=EPOCH)
+    reads: list[str] = []
+
+    def locate() -> Path:
+        reads.append("read")
+        return real.blob_path()
+
+    lazy = Layer(real.digest, real.diff_id, real.size, real.media_type, locate=locate)
+    return mutate.append_layers(image.empty(), [lazy]), reads
+
+
+def test_bearer_challenge_gets_a_token_and_existing_blobs_are_not_read(store: BlobStore) -> None:
+    img, reads = lazy_image(store)
+    seen: list[tuple[str, str, str | None]] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append((req.method, str(req.url), req.headers.get("authorization")))
+        if req.url.host == "auth.example":
+            assert req.url.params["scope"] == "repository:team/app:pull,push"
+            assert req.url.params["service"] == "reg.example"
+            assert req.headers["authorization"] == "Basic " + base64.b64encode(b"u:p").decode()
+            return httpx.Response(200, json={"token": "T0K"})
+        if req.headers.get("authorization") != "Bearer T0K":
+            return httpx.Response(
+                401,
+                headers={
+                    "WWW-Authenticate": 'Bearer realm="https://auth.example/token",'
+                    'service="reg.example",scope="repository:team/app:pull"'
+                },
+            )
+        if req.method == "HEAD":
+            return httpx.Response(200)
+        if req.method == "PUT" and "/manifests/" in req.url.path:
+            assert req.headers["content-type"] == img.media_type
+            return httpx.Response(201, headers={"Docker-Content-Digest": str(img.digest)})
+        return httpx.Response(500)
+
+    result = remote.push(
+        img, "docker://reg.example/team/app:1", auth=("u", "p"),
+        transport=httpx.MockTransport(handler),
+    )  # fmt: skip
+    assert reads == []  # the registry had the layer: its bytes were never touched
+    assert (result.blobs_written, result.blobs_skipped) == (0, 2)
+    assert result.digest == img.digest
+    assert seen[0][0] == "GET" and seen[0][1] == "https://reg.example/v2/"
+    assert any(url.startswith("https://auth.example/token") for _, url, _ in seen)
+
+
+def test_plain_http_is_refused_for_a_remote_host(store: BlobStore) -> None:
+    img, _ = lazy_image(store)
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("TLS handshake failed", request=req)
+
+    with pytest.raises(WheeldockError) as info:
+        remote.push(img, "docker://reg.example/app:1", transport=httpx.MockTransport(handler))
+    assert "--insecure" in (info.value.fix or "") and "ca-file" in (info.value.fix or "")
+
+
+def test_basic_challenge_without_credentials_says_to_log_in(
+    store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    img, _ = lazy_image(store)
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="r"'})
+
+    with pytest.raises(RegistryError) as info:
+        remote.push(img, "docker://reg.example/app:1", transport=httpx.MockTransport(handler))
+    assert "docker login reg.example" in (info.value.fix or "")
+
+
+def test_credentials_come_from_docker_config(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "auths": {
+                    "https://index.docker.io/v1/": {"auth": base64.b64encode(b"hub:pw").decode()},
+                    "127.0.0.1:5000": {"auth": base64.b64encode(b"me:x:y").decode()},
+                }
+            }
+        )
+    )
+    assert credentials_for("docker.io", config) == Credentials("hub", "pw")
+    assert credentials_for("127.0.0.1:5000", config) == Credentials("me", "x:y")
+    assert credentials_for("other.io", config) is None
+    assert credentials_for("other.io", tmp_path / "absent.json") is None
+
+
+# -- integration: the real registries --------------------------------------------------------------
+
+
+def skopeo_inspect(reg: Registry, ref: str, *, raw: bool = False) -> dict[str, object]:
+    argv = [tool("skopeo"), "inspect", *reg.skopeo_args()]
+    if raw:
+        argv.append("--raw")
+    proc = subprocess.run([*argv, ref], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    data: dict[str, object] = json.loads(proc.stdout)
+    return data
+
+
+def uploads(reg: Registry, repo: str, since: int) -> list[str]:
+    return [
+        f"{r.method} {r.path}"
+        for r in reg.requests()[since:]
+        if f"/v2/{repo}/blobs/uploads" in r.path and r.method in ("POST", "PUT", "PATCH")
+    ]
+
+
+@pytest.mark.integration
+def test_push_then_push_again_uploads_nothing(registry: Registry, runnable_image: Image) -> None:
+    ref = registry.ref("wheeldock-test/push", "v1")
+    first = remote.push(runnable_image, ref)
+    assert (first.blobs_written, first.blobs_skipped) == (3, 0)
+    assert first.digest == runnable_image.digest
+    assert first.bytes_written == runnable_image.size
+    info = skopeo_inspect(registry, ref)
+    assert info["Digest"] == str(runnable_image.digest)
+    assert info["Layers"] == [str(x.digest) for x in runnable_image.layers]
+
+    mark = len(registry.requests())
+    second = remote.push(runnable_image, ref)
+    assert (second.blobs_written, second.blobs_skipped) == (0, 3)
+    assert uploads(registry, "wheeldock-test/push", mark) == []
+    heads = [r for r in registry.requests()[mark:] if r.method == "HEAD"]
+    assert len(heads) == 3 and all(r.status == 200 for r in heads)
+
+
+@pytest.mark.integration
+def test_chunked_upload_uses_patch(registry: Registry, runnable_image: Image) -> None:
+    ref = registry.ref("wheeldock-test/chunked", "v1")
+    mark = len(registry.requests())
+    result = remote.push(runnable_image, ref, chunk_size=256 * 1024)
+    assert result.blobs_written == 3
+    patches = [
+        u for u in uploads(registry, "wheeldock-test/chunked", mark) if u.startswith("PATCH")
+    ]
+    biggest = max(x.size for x in runnable_image.layers)
+    assert len(patches) >= biggest // (256 * 1024)
+    assert skopeo_inspect(registry, ref)["Digest"] == str(runnable_image.digest)
+
+
+@pytest.mark.integration
+def test_cross_repository_mount_skips_the_upload(registry: Registry, store: BlobStore) -> None:
+    lay = build_layer([TarEntry.file("m/x", b"mount me" * 1000)], store=store, mtime=EPOCH)
+    img = mutate.append_layers(image.empty(), [lay])
+    remote.push(img, registry.ref("wheeldock-test/mount-src"))
+    mark = len(registry.requests())
+    result = remote.push(
+        img, registry.ref("wheeldock-test/mount-dst"), mount_from="wheeldock-test/mount-src"
+    )
+    assert result.blobs_written == 0 and result.blobs_skipped == 2
+    posts = uploads(registry, "wheeldock-test/mount-dst", mark)
+    assert posts and all("mount=" in p for p in posts)
+
+
+@pytest.mark.integration
+def test_read_back_is_lazy_and_matches(
+    registry: Registry, runnable_image: Image, tmp_path: Path
+) -> None:
+    ref = registry.ref("wheeldock-test/read", "v1")
+    remote.push(runnable_image, ref)
+    store = BlobStore(tmp_path / "pulled")
+    read = remote.read(ref, store)
+    assert isinstance(read, Image) and read.digest == runnable_image.digest
+    assert list((store.root / "sha256").iterdir()) == []  # nothing downloaded yet
+    top = read.layers[-1]
+    assert Digest.of_bytes(top.compressed().read()) == runnable_image.layers[-1].digest
+    assert store.has(top.digest)
+    # a pulled base pushed to the same registry needs no download at all
+    again = remote.push(
+        mutate.with_config(read, user="0"), registry.ref("wheeldock-test/read", "v2")
+    )
+    assert again.blobs_written == 1  # only the new config
+    assert not store.has(read.layers[0].digest)
+
+
+@pytest.mark.integration
+def test_index_push_and_read(registry: Registry, runnable_image: Image) -> None:
+    arm = mutate.with_platform(runnable_image, Platform("linux", "arm64"))
+    idx = image.index_of(runnable_image, arm)
+    ref = registry.ref("wheeldock-test/multi", "v1")
+    result = remote.push(idx, ref)
+    assert result.digest == idx.digest
+    raw = skopeo_inspect(registry, ref, raw=True)
+    assert raw["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    read = remote.read(ref)
+    assert isinstance(read, Index) and read.digest == idx.digest
+    one = remote.read(ref, platform=Platform("linux", "arm64"))
+    assert isinstance(one, Image) and one.digest == arm.digest
+
+
+@pytest.mark.integration
+def test_auth_registry_with_tls_and_htpasswd(
+    registry_auth: Registry, runnable_image: Image, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))  # no stray credentials
+    ref = registry_auth.ref("wheeldock-test/auth", "v1")
+    with pytest.raises(RegistryError, match="refused the credentials"):
+        remote.push(runnable_image, ref, ca_file=registry_auth.ca_file)
+    assert registry_auth.username and registry_auth.password
+    result = remote.push(
+        runnable_image, ref, auth=(registry_auth.username, registry_auth.password),
+        ca_file=registry_auth.ca_file,
+    )  # fmt: skip
+    assert result.blobs_written == 3
+    assert skopeo_inspect(registry_auth, ref)["Digest"] == str(runnable_image.digest)
+    # the same credentials from Docker's config.json
+    token = base64.b64encode(f"{registry_auth.username}:{registry_auth.password}".encode()).decode()
+    (tmp_path / "config.json").write_text(
+        json.dumps({"auths": {registry_auth.host: {"auth": token}}})
+    )
+    again = remote.push(runnable_image, ref, ca_file=registry_auth.ca_file)
+    assert again.blobs_skipped == 3
+
+
+@pytest.mark.integration
+def test_tls_registry_without_its_ca_is_refused_with_the_fix(
+    registry_auth: Registry, runnable_image: Image
+) -> None:
+    with pytest.raises(WheeldockError) as info:
+        remote.push(runnable_image, registry_auth.ref("wheeldock-test/noca"), auth=("a", "b"))
+    assert "CA file" in (info.value.fix or "")

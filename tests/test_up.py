@@ -1,0 +1,175 @@
+"""``wheeldock up`` / ``status`` / ``logs`` / ``down`` on the real engine, after ``init``.
+
+Each stack is copied to a uniquely named folder with free ports and its own container names;
+BuildKit's cache (pip downloads, built wheels) is shared between the stacks and the runs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest_init import StackCopy, copy_stack, environ, remove_stack
+
+from wheeldock import engine, health, project, up
+from wheeldock.project import Service
+
+
+@pytest.fixture
+def stacks(base_images: object, init_cache: Path, tmp_path: Path) -> Iterator[list[StackCopy]]:
+    """Stacks a test makes with ``stacks.append(copy_stack(...))``, taken down afterwards."""
+    made: list[StackCopy] = []
+    yield made
+    for stack in made:
+        remove_stack(stack)
+
+
+def _new(stacks: list[StackCopy], name: str, tmp_path: Path) -> StackCopy:
+    stack = copy_stack(name, tmp_path)
+    stacks.append(stack)
+    return stack
+
+
+def _up(stack: StackCopy, *names: str) -> up.UpReport:
+    with environ(stack.env):
+        return up.up(stack.root, names, timeouts=up.Timeouts(health=120))
+
+
+def _assert_reverts(stack: StackCopy) -> None:
+    generated = [p.name for p in stack.root.glob("Dockerfile.*")]
+    assert generated
+    assert stack.run("init", "--revert") == 0
+    for name, data in stack.original_compose.items():
+        assert (stack.root / name).read_bytes() == data
+    assert not list(stack.root.glob("Dockerfile.*"))
+    assert not (stack.root / "wheeldock.toml").exists()
+    assert not (stack.root / ".wheeldock").exists()
+
+
+@pytest.mark.integration
+def test_cb_totem_answers_200_is_docker_healthy_and_reverts(
+    stacks: list[StackCopy], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = _new(stacks, "cb-totem", tmp_path)
+    assert stack.run("init") == 0
+    report = _up(stack)
+    by_name = {s.name: s for s in report.services}
+    assert set(by_name) == {"calidda-api", "srv-img"}
+    for name, var in (("calidda-api", "CALIDDA_API_PORT"), ("srv-img", "SRV_IMG_PORT")):
+        svc = by_name[name]
+        assert svc.port == stack.port(var)
+        assert svc.docker_health == "healthy"
+        assert svc.answer_s is not None and svc.healthy_s is not None
+        assert svc.build_s is not None
+        assert health.probe(health.Probe("http", svc.port, "/health")).ok
+    image = engine.image_inspect(by_name["calidda-api"].image or "")
+    assert image["Config"]["User"] == "10001:10001"
+    assert image["Config"]["Healthcheck"]["StartInterval"] == 1_000_000_000
+
+    capsys.readouterr()
+    assert stack.run("status", "--json") == 0
+    states = {s["name"]: s for s in json.loads(capsys.readouterr().out)["services"]}
+    assert states["srv-img"]["state"] == "running" and states["srv-img"]["probe_ok"]
+    assert stack.run("logs", "--tail", "5", "calidda-api") == 0
+
+    assert stack.run("down") == 0
+    assert stack.run("status") != 0  # nothing runs any more
+    _assert_reverts(stack)
+
+
+@pytest.mark.integration
+def test_flask_under_gunicorn_answers_on_its_health_route(
+    stacks: list[StackCopy], tmp_path: Path
+) -> None:
+    stack = _new(stacks, "flask", tmp_path)
+    assert stack.run("init") == 0
+    (web,) = _up(stack, "web").services  # only the Python service: the db is never started
+    assert web.port == stack.port("WEB_PORT")
+    assert web.probe.endswith("/healthz") and web.docker_health == "healthy"
+    assert stack.run("down") == 0
+    _assert_reverts(stack)
+
+
+def _layer_blobs(image: str) -> Iterator[tuple[str, bytes]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / "image.tar"
+        engine.docker("save", "--output", str(archive), image)
+        with tarfile.open(archive) as outer:
+            manifest = json.load(outer.extractfile("manifest.json"))  # type: ignore[arg-type]
+            for layer in manifest[0]["Layers"]:
+                data = outer.extractfile(layer).read()  # type: ignore[union-attr]
+                with tarfile.open(fileobj=io.BytesIO(data)) as inner:
+                    for member in inner.getmembers():
+                        if member.isfile():
+                            yield layer, inner.extractfile(member).read()  # type: ignore[union-attr]
+
+
+@pytest.mark.integration
+def test_ca_bundle_never_lands_in_a_layer_and_a_tcp_service_starts(
+    stacks: list[StackCopy], tmp_path: Path
+) -> None:
+    stack = _new(stacks, "nested", tmp_path)
+    host_ca = Path("/etc/ssl/certs/ca-certificates.crt")
+    marker = f"# wheeldock-test-marker {stack.root.name}\n".encode()
+    ca = tmp_path / "marked-ca.pem"  # the host's bundle (so builds still reach PyPI) + a marker
+    ca.write_bytes((host_ca.read_bytes() if host_ca.is_file() else b"") + marker)
+    assert stack.run("init", "--ca-cert", str(ca)) == 0
+    assert str(ca) in (stack.root / "compose.yaml").read_text()
+    (api,) = _up(stack).services
+    assert api.probe.startswith("TCP") and api.docker_health == "healthy"
+    assert api.image is not None
+    layers = 0
+    for layer, content in _layer_blobs(api.image):
+        layers += 1
+        assert marker not in content, f"the CA file is in layer {layer}"
+    assert layers > 3
+
+
+@pytest.mark.integration
+def test_worker_built_from_source_needs_libffi8_and_runs(
+    stacks: list[StackCopy], tmp_path: Path
+) -> None:
+    stack = _new(stacks, "worker", tmp_path)
+    assert stack.run("init", "--no-binary", "cffi,pyyaml") == 0
+    svc = project.load(stack.root).service("worker")
+    assert "libffi8" in svc.runtime_packages
+    runtime_stage = (stack.root / "Dockerfile.worker").read_text().split("AS builder")[1]
+    assert "libffi8" in runtime_stage.split("FROM ")[1]
+    (worker,) = _up(stack).services
+    assert worker.port is None and worker.probe == "process alive"
+    assert worker.docker_health == "healthy"
+    with environ(stack.env):
+        logs = up.Stack.load(stack.root).logs("worker")
+    assert "worker ready: abs(-7) = 7 yaml=CLoader" in logs
+    listing = engine.docker(
+        "run", "--rm", "--network", "host", "--entrypoint", "ls", worker.image or "",
+        "/opt/venv/lib/python3.11/site-packages",
+    ).stdout.split()  # fmt: skip
+    assert "cffi" in listing and "cffi.libs" not in listing  # no vendored libffi: built here
+
+
+@pytest.mark.integration
+def test_a_crashing_app_fails_at_the_start_step_with_its_logs(
+    stacks: list[StackCopy], tmp_path: Path
+) -> None:
+    stack = _new(stacks, "nested", tmp_path)
+    main = stack.root / "svc" / "app" / "main.py"
+    main.write_text('raise RuntimeError("boom at import")\n')
+    assert stack.run("init") == 0
+    with pytest.raises(up.UpFailed) as info:
+        _up(stack)
+    assert info.value.step == "start"
+    assert info.value.service == "api"
+    assert "boom at import" in info.value.logs
+
+
+def test_port_is_resolved_from_the_running_configuration() -> None:
+    svc = Service("a", "a", (), ("python", "a.py"), port=8000, health="/health")
+    config = {"services": {"a": {"environment": {"PORT": "18999"}}}}
+    assert up.resolve_port(svc, config) == 18999
+    assert up.resolve_port(svc, {"services": {}}) == 8000

@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from conftest_build import make_sdist, make_wheel
+
+from wheeldock import lock
+from wheeldock.errors import DigestMismatch, InvalidConfig, NotFound, WheeldockError
+from wheeldock.lock import Lock, LockedFile, LockedPackage
+from wheeldock.wheelhouse import Artifact, Wheelhouse, select
+
+
+def _file(name: str, *, data: bytes = b"", path: Path | None = None) -> LockedFile:
+    sha = hashlib.sha256(path.read_bytes() if path else data).hexdigest()
+    return LockedFile(name, sha, url=None if path else f"https://example.invalid/{name}", path=path)
+
+
+def _lock(*packages: LockedPackage, no_binary: tuple[str, ...] = ()) -> Lock:
+    return Lock(Path("pylock.x.toml"), packages, None, "linux/amd64", "3.11", "", no_binary)
+
+
+@pytest.mark.parametrize(
+    ("wheels", "chosen"),
+    [
+        (
+            ["x-1-cp311-cp311-musllinux_1_2_x86_64.whl", "x-1-py3-none-any.whl"],
+            "x-1-py3-none-any.whl",
+        ),
+        (
+            [
+                "x-1-py3-none-any.whl",
+                "x-1-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+            ],
+            "x-1-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        ),
+        (["x-1-cp310-abi3-manylinux_2_28_x86_64.whl"], "x-1-cp310-abi3-manylinux_2_28_x86_64.whl"),
+        (
+            ["x-1-cp311-cp311-manylinux_2_38_x86_64.whl", "x-1-cp311-cp311-macosx_11_0_arm64.whl"],
+            None,
+        ),
+        (["x-1-cp311-cp311-manylinux_2_17_aarch64.whl"], None),
+    ],
+)
+def test_select_picks_the_best_wheel_bookworm_runs(wheels: list[str], chosen: str | None) -> None:
+    sdist = _file("x-1.tar.gz")
+    pkg = LockedPackage("x", "1", tuple(_file(w) for w in wheels), sdist)
+    (art,) = select(_lock(pkg))
+    assert (art.file.filename if art.kind == "wheel" else None) == chosen
+    if chosen is None:
+        assert art.kind == "sdist" and art.file == sdist
+
+
+def test_select_builds_no_binary_packages_from_source() -> None:
+    pkg = LockedPackage(
+        "PyYAML", "6", (_file("pyyaml-6-py3-none-any.whl"),), _file("pyyaml-6.tar.gz")
+    )
+    (art,) = select(_lock(pkg, no_binary=("pyyaml",)))
+    assert art.kind == "sdist"
+
+
+def test_select_refuses_a_package_with_no_usable_file() -> None:
+    pkg = LockedPackage("x", "1", (_file("x-1-cp311-cp311-win_amd64.whl"),), None)
+    with pytest.raises(InvalidConfig, match="x 1 has no wheel for linux/amd64"):
+        select(_lock(pkg))
+
+
+def test_local_wheel_is_cached_once_and_verified(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path / "dist", "tiny", "1.0", {"tiny.py": "X = 1\n"})
+    art = Artifact("tiny", "1.0", _file(wheel.name, path=wheel), "wheel")
+    house = Wheelhouse(tmp_path / "cache")
+    (got,) = house.fetch([art], platform="linux/amd64", python="3.11")
+    assert got == house.path(art.file) and got.read_bytes() == wheel.read_bytes()
+    wheel.unlink()  # the cache is enough from now on
+    assert house.fetch([art], platform="linux/amd64", python="3.11") == [got]
+
+
+def test_tampered_wheel_in_the_cache_is_refused_naming_both_hashes(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path / "dist", "tiny", "1.0", {"tiny.py": "X = 1\n"})
+    art = Artifact("tiny", "1.0", _file(wheel.name, path=wheel), "wheel")
+    house = Wheelhouse(tmp_path / "cache")
+    (cached,) = house.fetch([art], platform="linux/amd64", python="3.11")
+    data = bytearray(cached.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    cached.chmod(0o644)
+    cached.write_bytes(bytes(data))
+    with pytest.raises(DigestMismatch) as err:
+        house.fetch([art], platform="linux/amd64", python="3.11")
+    message = str(err.value)
+    assert "tiny 1.0" in message and f"sha256:{art.sha256}" in message
+    assert f"sha256:{hashlib.sha256(bytes(data)).hexdigest()}" in message
+
+
+def test_local_file_that_does_not_match_the_lock_is_not_cached(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path / "dist", "tiny", "1.0", {"tiny.py": "X = 1\n"})
+    art = Artifact("tiny", "1.0", LockedFile(wheel.name, "0" * 64, path=wheel), "wheel")
+    house = Wheelhouse(tmp_path / "cache")
+    with pytest.raises(DigestMismatch, match=r"tiny 1\.0"):
+        house.fetch([art], platform="linux/amd64", python="3.11")
+    assert not house.path(art.file).exists()
+
+
+def test_vanished_local_file_says_how_to_fix(tmp_path: Path) -> None:
+    art = Artifact(
+        "gone", "1", LockedFile("gone-1.tar.gz", "0" * 64, path=tmp_path / "gone-1.tar.gz"), "sdist"
+    )
+    with pytest.raises(NotFound, match="gone 1 is locked from a local file that is gone"):
+        Wheelhouse(tmp_path / "cache").fetch([art], platform="linux/amd64", python="3.11")
+
+
+# -- network: PyPI and uv build -------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_wheels_download_in_parallel_and_are_hash_checked(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text("idna==3.10\nsix==1.16.0\n")
+    inputs = lock.collect_inputs(
+        tmp_path, ["requirements.txt"], platform="linux/amd64", python="3.11"
+    )
+    locked = lock.compile_lock(tmp_path, inputs, lock.lock_path(tmp_path, "x"))
+    house = Wheelhouse(tmp_path / "cache")
+    paths = house.fetch(select(locked), platform="linux/amd64", python="3.11")
+    assert [p.name for p in paths] == [
+        "idna-3.10-py3-none-any.whl",
+        "six-1.16.0-py2.py3-none-any.whl",
+    ]
+    assert all(hashlib.sha256(p.read_bytes()).hexdigest() == p.parent.name for p in paths)
+
+
+@pytest.mark.integration
+def test_sdist_is_built_once_per_platform_and_cached(tmp_path: Path) -> None:
+    sdist = make_sdist(
+        tmp_path / "dist",
+        "okpkg",
+        "0.1",
+        "from setuptools import setup\nsetup(name='okpkg', version='0.1', py_modules=['okpkg'])\n",
+    )
+    art = Artifact("okpkg", "0.1", _file(sdist.name, path=sdist), "sdist")
+    house = Wheelhouse(tmp_path / "cache")
+    (wheel,) = house.fetch([art], platform="linux/amd64", python="3.11")
+    assert wheel.name.startswith("okpkg-0.1-") and wheel.suffix == ".whl"
+    before = wheel.stat().st_mtime_ns
+    assert house.fetch([art], platform="linux/amd64", python="3.11") == [wheel]
+    assert wheel.stat().st_mtime_ns == before
+
+
+@pytest.mark.integration
+def test_failing_sdist_build_reports_the_build_output(tmp_path: Path) -> None:
+    setup_py = (
+        "import sys\nfrom setuptools import setup\n"
+        "if 'bdist_wheel' in sys.argv:\n"
+        "    raise SystemExit('failpkg: cannot compile the frobnicator (libfrob.h missing)')\n"
+        "setup(name='failpkg', version='0.1', py_modules=['failpkg'])\n"
+    )
+    sdist = make_sdist(tmp_path / "dist", "failpkg", "0.1", setup_py)
+    art = Artifact("failpkg", "0.1", _file(sdist.name, path=sdist), "sdist")
+    with pytest.raises(WheeldockError) as err:
+        Wheelhouse(tmp_path / "cache").fetch([art], platform="linux/amd64", python="3.11")
+    message = str(err.value)
+    assert "building failpkg 0.1 from its sdist (failpkg-0.1.tar.gz) failed" in message
+    assert "libfrob.h missing" in message
+    assert not list((tmp_path / "cache" / "built").glob("*/*.whl"))
