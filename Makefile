@@ -35,6 +35,7 @@ bench: dev
 
 bench-suite: dev
 	$(BIN)/pytest benchmarks --benchmark-enable --benchmark-only --benchmark-json docs/bench/hot-paths.json
+	$(BIN)/python benchmarks/report.py docs/bench/hot-paths.json docs/bench/hot-paths.md
 
 clean:
 	rm -rf .wheeldock build dist src/*.egg-info

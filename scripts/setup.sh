@@ -30,7 +30,8 @@ PIN
 fi
 
 BOOKWORM_PKGS=(mmdebstrap umoci runc crun docker-registry apache2-utils qemu-user-static binfmt-support
-  arch-test python3-venv curl ca-certificates zstd dpkg-dev oci-image-tool busybox-static)
+  arch-test python3-venv curl ca-certificates zstd dpkg-dev oci-image-tool busybox-static
+  gcc python3-dev libffi-dev libpq-dev libyaml-dev)
 TRIXIE_PKGS=(docker.io docker-buildx docker-compose skopeo)
 missing=()
 for p in "${BOOKWORM_PKGS[@]}" "${TRIXIE_PKGS[@]}"; do

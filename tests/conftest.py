@@ -8,6 +8,7 @@ pytest_plugins: list[str] = [
     "conftest_base",
     "conftest_init",
     "conftest_build",
+    "conftest_libs",
 ]
 
 

@@ -759,7 +759,11 @@ def test_slim_stands_in_for_python_slim_where_it_cannot_be_pulled(
 
 @pytest.mark.integration
 def test_builder_compiles_against_python_and_libffi(base_images: dict[str, base.BaseImage]) -> None:
-    source = "#include <Python.h>\n#include <ffi.h>\nint main(void){return Py_IsInitialized();}\n"
+    # PyObject needs Python.h; ffi_type_sint is a libffi symbol, so linking needs libffi.
+    source = (
+        "#include <Python.h>\n#include <ffi.h>\n"
+        "int main(void){return sizeof(PyObject) > 0 && ffi_type_sint.size == 4 ? 0 : 1;}\n"
+    )
     script = (
         f"set -e; printf '{source}' > /tmp/t.c; "
         "gcc /tmp/t.c $(python3-config --includes) -lffi -o /tmp/t; /tmp/t; echo compiled"

@@ -269,7 +269,8 @@ def test_one_pin_bump_rebuilds_one_dependency_layer(
     changed = sorted(k for k in after if before.get(k) != after[k])
     assert len([k for k in changed if k.startswith("deps:")]) == 1, changed
     assert [k for k in changed if not k.startswith(("deps:", "app:"))] == []
-    assert [r.kind for r in result.layers if not r.cached] == ["deps"]
+    # requirements.txt lives in the service's source folder, so the app layer changes too
+    assert [r.kind for r in result.layers if not r.cached] == ["deps", "app"]
 
 
 @pytest.mark.integration
@@ -392,3 +393,30 @@ def test_images_loaded_into_docker_answer_health_checks(
             engine.docker("rm", "-f", name, check=False)
         for service in ports:
             engine.docker("rmi", f"wheeldock-e2-{service}:test", check=False)
+
+
+def test_git_labels_name_the_revision_and_drop_credentials_from_the_source(tmp_path: Path) -> None:
+    assert builder.git_labels(tmp_path) == {}
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-C", str(tmp_path)]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    subprocess.run(
+        [*git, "remote", "add", "origin", "https://user:s3cret@git.example.invalid/o/r.git"],
+        check=True,
+    )
+    labels = builder.git_labels(tmp_path)
+    assert labels["org.opencontainers.image.source"] == "https://git.example.invalid/o/r.git"
+    assert len(labels["org.opencontainers.image.revision"]) == 40
+
+
+@pytest.mark.parametrize(
+    ("filename", "pure"),
+    [
+        ("idna-3.10-py3-none-any.whl", True),
+        ("six-1.16.0-py2.py3-none-any.whl", True),
+        ("pyyaml-6.0-cp311-cp311-manylinux_2_17_x86_64.whl", False),
+        ("watchfiles-1.0-cp310-abi3-manylinux_2_17_x86_64.whl", False),
+    ],
+)
+def test_only_binary_wheels_are_scanned_for_libraries(filename: str, pure: bool) -> None:
+    assert builder._is_pure(filename) is pure

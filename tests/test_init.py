@@ -305,3 +305,22 @@ def test_runtime_packages_fall_back_to_the_table_without_the_libs_module(
 def test_cli_refuses_force_without_revert(stack_copy: MakeStack) -> None:
     stack = stack_copy("flask")
     assert cli.main(["-C", str(stack.root), "init", "--force"]) == 2
+
+
+def test_a_curl_healthcheck_is_replaced_by_the_python_check(stack_copy: MakeStack) -> None:
+    stack = stack_copy("flask")
+    compose_file = stack.root / "compose.yaml"
+    compose_file.write_text(
+        compose_file.read_text().replace(
+            "    restart: unless-stopped\n",
+            "    restart: unless-stopped\n"
+            "    healthcheck:\n"
+            '      test: ["CMD", "curl", "-f", "http://localhost:5000/healthz"]\n'
+            "      interval: 10s\n",
+        )
+    )
+    assert stack.run("init") == 0
+    text = compose_file.read_text()
+    assert "curl" not in text
+    assert '      test: [CMD, python3, -c, "import os, urllib.request as u;' in text
+    assert "      interval: 10s\n" in text  # the user's settings stay

@@ -98,7 +98,9 @@ def test_a_cached_tree_is_not_installed_again(tmp_path: Path, wheel: Path) -> No
 def test_malformed_wheel_is_reported_with_its_name(tmp_path: Path) -> None:
     bad = tmp_path / "broken-1.0-py3-none-any.whl"
     bad.write_bytes(b"not a zip")
-    with pytest.raises(InvalidConfig, match=r"cannot install the wheel broken-1\.0-py3-none-any\.whl"):
+    with pytest.raises(
+        InvalidConfig, match=r"cannot install the wheel broken-1\.0-py3-none-any\.whl"
+    ):
         install.InstalledTrees(tmp_path / "trees").ensure(
             [("b" * 64, bad)], install.debian_scheme()
         )

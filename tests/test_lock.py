@@ -214,3 +214,24 @@ def test_missing_lock_is_created_by_ensure(tmp_path: Path) -> None:
     proj = Project(tmp_path, None, (_service("api"),))
     made = lock.ensure(proj, proj.services[0])
     assert made.path.is_file() and made.input_hash is not None
+
+
+def test_lock_check_exits_non_zero_on_drift(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wheeldock import cli, project
+
+    _write(tmp_path, {"svc/requirements.txt": "fastapi\n"})
+    project.save(Project(tmp_path, None, (_service("api"),)))
+    inputs = lock.collect_inputs(
+        tmp_path, ["svc/requirements.txt"], platform="linux/amd64", python="3.11"
+    )
+    _write(
+        tmp_path,
+        {"wheeldock.lock/pylock.api.toml": PYLOCK.replace(f"sha256:{'d' * 64}", inputs.digest)},
+    )
+    assert cli.main(["-C", str(tmp_path), "lock", "--check", "--json"]) == 0
+    _write(tmp_path, {"svc/requirements.txt": "fastapi\nidna\n"})
+    capsys.readouterr()
+    assert cli.main(["-C", str(tmp_path), "lock", "--check", "--json"]) == 1
+    assert '"status": "stale"' in capsys.readouterr().out

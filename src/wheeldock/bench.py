@@ -961,7 +961,9 @@ def _seconds(stat: Stat | None) -> str:
 
 
 def _mb(n: int | None) -> str:
-    return "–" if n is None else f"{n / 1e6:.1f} MB"
+    if n is None:
+        return "–"
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
 
 
 def _ratio(base: Stat | None, ours: Stat | None) -> str:

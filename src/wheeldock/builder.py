@@ -24,15 +24,12 @@ Python build (the .pyc bytes come from the host's interpreter of the image's ver
 from __future__ import annotations
 
 import hashlib
-import importlib
-import importlib.util
 import json
 import logging
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -42,8 +39,10 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from packaging.utils import parse_wheel_filename
+
 from wheeldock import base as bases
-from wheeldock import debian, engine, process
+from wheeldock import debian, engine, libs, process
 from wheeldock import lock as locks
 from wheeldock.blobs import BlobStore
 from wheeldock.digest import Digest
@@ -51,7 +50,7 @@ from wheeldock.dockerfile import APP_UID, exec_form, health_command
 from wheeldock.dockerfile import excluded as dockerignore_excluded
 from wheeldock.errors import InvalidConfig, UsageError, WheeldockError
 from wheeldock.image import Healthcheck, History, Image, ImageConfig, Platform, rfc3339
-from wheeldock.install import InstalledTrees, Scheme, compiler, debian_scheme, scheme_for
+from wheeldock.install import InstalledTrees, Scheme, compiler_id, debian_scheme, scheme_for
 from wheeldock.layer import (
     Compression,
     Layer,
@@ -71,7 +70,7 @@ log = logging.getLogger(__name__)
 #: Bumped when what a cache key stands for changes, so old entries are not reused.
 _KEY_VERSION = "wheeldock-build-1"
 #: A wheel this large (bytes, as the lock records) gets a dependency layer of its own.
-BIG_WHEEL = 1 << 20
+BIG_WHEEL = 256 << 10
 MAX_DEP_LAYERS = 8
 #: The mtime of base-derived, library and dependency layer entries: fixed, so those layers do
 #: not change with each commit (bookworm's release, the bases' SOURCE_DATE_EPOCH too).
@@ -304,11 +303,9 @@ def source_date_epoch(root: Path) -> int:
     return int(found) if found and found.isdigit() else FALLBACK_EPOCH
 
 
-def oci_labels(root: Path, svc: Service, epoch: int) -> dict[str, str]:
-    labels = {
-        "org.opencontainers.image.title": svc.name,
-        "org.opencontainers.image.created": rfc3339(epoch),
-    }
+def git_labels(root: Path) -> dict[str, str]:
+    """``org.opencontainers.image.revision``/``source`` from git, when the project is in git."""
+    labels: dict[str, str] = {}
     revision = _git(root, "rev-parse", "HEAD")
     if revision:
         labels["org.opencontainers.image.revision"] = revision
@@ -327,6 +324,7 @@ def oci_labels(root: Path, svc: Service, epoch: int) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class _Base:
+    name: str  # slim, minimal, or the image reference
     image: Image
     scheme: Scheme
     key: str
@@ -359,6 +357,7 @@ class Builder:
             if self.options.source_date_epoch is not None
             else source_date_epoch(project.root)
         )
+        self._git_labels = git_labels(project.root)
 
     @property
     def epoch(self) -> int:
@@ -398,18 +397,16 @@ class Builder:
         platform = Platform.parse(self.options.platform)
         python = svc.python
         if spec in bases.VARIANTS:
-            started = time.monotonic()
             rootfs = bases.ensure_rootfs(spec, arch=platform.architecture)
             st = rootfs.tar_path.stat()
             key = _digest("base", rootfs.key, st.st_size, st.st_mtime_ns, self.options.compression)
-            built = False
-
-            def make() -> Layer:
-                nonlocal built
-                built = True
-                return Layer.from_tar_file(rootfs.tar_path, self.store, self.options.compression)
-
-            layer = cached_layer(self.store, key, make)
+            layer, report = self._layer(
+                svc,
+                "base",
+                f"{spec} ({rootfs.suite}, Python {rootfs.python_version})",
+                key,
+                lambda: Layer.from_tar_file(rootfs.tar_path, self.store, self.options.compression),
+            )
             image = Image(
                 layers=(layer,),
                 config=ImageConfig(
@@ -420,14 +417,7 @@ class Builder:
                     History(created_by=f"wheeldock base {spec}", created=rfc3339(FIXED_MTIME)),
                 ),
             )
-            report = self._report(
-                svc,
-                LayerReport(
-                    "base", f"{spec} ({rootfs.suite}, Python {rootfs.python_version})",
-                    str(layer.digest), layer.size, not built, time.monotonic() - started,
-                ),
-            )  # fmt: skip
-            return _Base(image, debian_scheme(python), key, rootfs.arch, rootfs, (report,))
+            return _Base(spec, image, debian_scheme(python), key, rootfs.arch, rootfs, (report,))
         return self._base_image(svc, spec, platform)
 
     def _base_image(self, svc: Service, spec: str, platform: Platform) -> _Base:
@@ -463,7 +453,7 @@ class Builder:
         )
         scheme = scheme_for(source.config.env, svc.python)
         arch = source.platform.architecture
-        return _Base(source, scheme, str(source.digest), arch, None, reports)
+        return _Base(spec, source, scheme, str(source.digest), arch, None, reports)
 
     # -- dependencies ------------------------------------------------------------------------
 
@@ -483,7 +473,7 @@ class Builder:
             artifacts,
             scheme=base.scheme,
             compression=self.options.compression,
-            compiler=_compiler_id(compiler(svc.python)),
+            compiler=compiler_id(svc.python),
             max_layers=self.options.max_dep_layers,
         )
         missing = [p for p in plans if not _cached(self.store, p.key)]
@@ -527,18 +517,13 @@ class Builder:
         # Recorded per wheel set × base × declared packages: a rebuild reads neither the wheels
         # nor the base's package list.
         needed_key = _digest(
-            "libs-needed",
-            sorted(a.sha256 for a in artifacts),
-            base.key,
-            svc.runtime_packages,
-            importlib.util.find_spec("wheeldock.libs") is not None,  # scanned or declared only
+            "libs-needed", sorted(a.sha256 for a in artifacts), base.key, svc.runtime_packages
         )
         recorded = self.store.get_cached(needed_key)
         if recorded is not None:
             packages = tuple(str(p) for p in recorded.get("packages", []))
         else:
-            wheels = self.wheelhouse.fetch(artifacts, platform=lock.platform, python=lock.python)
-            scanned = _scan_packages(wheels, base)
+            scanned = self._scan(artifacts, lock, base)
             packages = tuple(sorted({*scanned, *svc.runtime_packages} - set(_installed(base))))
             self.store.set_cached(needed_key, {"packages": list(packages)})
         if not packages:
@@ -557,6 +542,31 @@ class Builder:
             )
 
         return self._layer(svc, "libs", ", ".join(packages), key, make)
+
+    def _scan(self, artifacts: Sequence[Artifact], lock: locks.Lock, base: _Base) -> set[str]:
+        """Union of each wheel's ELF scan (``wheeldock.libs``), recorded per wheel × base, so a
+        bump scans (and fetches) only the new wheel. The scan judges each wheel on its own
+        (what a wheel vendors counts for that wheel only), so the union is the set's answer."""
+        found: set[str] = set()
+        todo: list[tuple[Artifact, str]] = []
+        for art in artifacts:
+            if art.kind == "wheel" and _is_pure(art.file.filename):
+                continue  # a py3-none-any wheel holds no ELF files: nothing to scan
+            key = _digest("libs-wheel", art.sha256, base.key)
+            recorded = self.store.get_cached(key)
+            if recorded is None:
+                todo.append((art, key))
+            else:
+                found.update(str(p) for p in recorded.get("packages", []))
+        if todo:
+            wheels = self.wheelhouse.fetch(
+                [a for a, _ in todo], platform=lock.platform, python=lock.python
+            )
+            for (_, key), wheel in zip(todo, wheels, strict=True):
+                packages = libs.runtime_packages(wheel, base=base.name, arch=base.arch)
+                self.store.set_cached(key, {"packages": sorted(packages)})
+                found.update(packages)
+        return found
 
     # -- app ---------------------------------------------------------------------------------
 
@@ -596,9 +606,9 @@ class Builder:
         history: list[History] = []
         created = rfc3339(self.epoch)
         parts: list[tuple[Layer, LayerReport]] = []
-        libs = self._libs(svc, lock, base)
-        if libs is not None:
-            parts.append(libs)
+        runtime_libs = self._libs(svc, lock, base)
+        if runtime_libs is not None:
+            parts.append(runtime_libs)
         parts += self._deps(svc, lock, base)
         parts.append(self._app(svc))
         for layer, report in parts:
@@ -612,7 +622,11 @@ class Builder:
         image = append_layers(base.image, layers, history=history)
         image = with_config(
             image,
-            labels=oci_labels(self.project.root, svc, self.epoch),
+            labels={
+                "org.opencontainers.image.title": svc.name,
+                "org.opencontainers.image.created": created,
+                **self._git_labels,
+            },
             **image_config(svc, base.image.config.env),
         )
         image = with_created(image, self.epoch)
@@ -653,6 +667,11 @@ def _installed(base: _Base) -> dict[str, str]:
     return {}
 
 
+def _is_pure(filename: str) -> bool:
+    _, _, _, wheel_tags = parse_wheel_filename(filename)
+    return all(t.abi == "none" and t.platform == "any" for t in wheel_tags)
+
+
 def _cached(store: BlobStore, key: str) -> bool:
     value = store.get_cached(key)
     if value is None:
@@ -661,31 +680,6 @@ def _cached(store: BlobStore, key: str) -> bool:
         return store.has(Digest.parse(str(value["digest"])))
     except (KeyError, WheeldockError):
         return False
-
-
-def _scan_packages(wheels: Sequence[Path], base: _Base) -> tuple[str, ...]:
-    """Debian packages the wheels' ELF files need (``wheeldock.libs``'s scan).
-
-    Without that module (it ships separately) nothing is scanned and the service's declared
-    ``runtime_packages`` (which ``init`` fills from its table) are all there is, as in ``init``.
-    """
-    try:
-        libs: Any = importlib.import_module("wheeldock.libs")
-    except ImportError:
-        log.info("no ELF scan (wheeldock.libs is absent): using the declared runtime packages")
-        return ()
-    # The scan reads a folder of wheels; ours live one per cache folder, so link them together.
-    folder = Path(tempfile.mkdtemp(prefix="wheeldock-scan-"))
-    try:
-        for wheel in wheels:
-            try:
-                os.link(wheel, folder / wheel.name)
-            except OSError:
-                shutil.copyfile(wheel, folder / wheel.name)
-        variant = base.rootfs.variant if base.rootfs is not None else "slim"
-        return tuple(sorted(str(p) for p in libs.runtime_packages(folder, base=variant)))
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 #: Top-level folders that are symlinks into /usr on merged-/usr bases (bookworm): a .deb's
@@ -734,10 +728,6 @@ def _deb_entries(
         return entries
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _compiler_id(path: str) -> str:
-    return sys.version if path == sys.executable else path
 
 
 def app_entries(source: Path, target: str) -> list[TarEntry]:

@@ -300,8 +300,12 @@ def patch(compose: ComposeFile, change: Patch, *, primary: bool) -> str:
             for i in reversed(drop if len(drop) < len(vols) else []):
                 _delete_item(vols, i)
             touched = touched or bool(drop)
-        if sp.healthcheck is not None and "healthcheck" not in svc:
-            svc["healthcheck"] = CommentedMap(sp.healthcheck)
+        if sp.healthcheck is not None:
+            if isinstance(svc.get("healthcheck"), dict):
+                for key, value in sp.healthcheck.items():  # keeps the user's interval & co.
+                    svc["healthcheck"][key] = _node(value)
+            else:
+                svc["healthcheck"] = CommentedMap((k, _node(v)) for k, v in sp.healthcheck.items())
             touched = True
     if primary and change.secrets:
         secrets = doc.data.get("secrets")
@@ -315,6 +319,15 @@ def patch(compose: ComposeFile, change: Patch, *, primary: bool) -> str:
     if not touched:
         return compose.text
     return dump(doc)
+
+
+def _node(value: Any) -> Any:
+    """A new value as a round-trip node; lists in flow style (``[CMD, …]``) like compose docs."""
+    if isinstance(value, list | tuple):
+        seq = CommentedSeq(value)
+        seq.fa.set_flow_style()
+        return seq
+    return value
 
 
 def _set_build_and_image(svc: CommentedMap, sp: ServicePatch) -> None:

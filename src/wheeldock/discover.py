@@ -70,6 +70,7 @@ class Finding:
     requirement_files: tuple[str, ...]  # every file the requirements read, includes too
     constraints: tuple[str, ...]  # ``-c`` files given on the pip command line
     notes: tuple[str, ...]
+    replace_healthcheck: bool = False  # the compose healthcheck needs curl/wget: replace its test
 
 
 @dataclass(frozen=True)
@@ -668,6 +669,12 @@ def _finding(
         no_binary=start.no_binary,
     )
     drop = tuple(k for k in ("command", "working_dir", "entrypoint") if k in svc)
+    replace_check = _healthcheck_needs_a_tool(svc.get("healthcheck"))
+    if replace_check:
+        notes.append(
+            f"healthcheck: its test runs {replace_check}, which the slim image lacks; "
+            "replaced by the image's Python check"
+        )
     return Finding(
         service=service,
         compose_file=defining.path,
@@ -676,7 +683,20 @@ def _finding(
         requirement_files=closure,
         constraints=tuple(constraints),
         notes=tuple(notes),
+        replace_healthcheck=bool(replace_check),
     )
+
+
+def _healthcheck_needs_a_tool(check: Any) -> str | None:
+    """``curl``/``wget`` when a compose healthcheck's test calls one (slim images have neither)."""
+    if not isinstance(check, Mapping) or check.get("disable"):
+        return None
+    test = check.get("test")
+    words = shlex.split(test) if isinstance(test, str) else [str(w) for w in test or []]
+    for word in " ".join(words).split():
+        if PurePosixPath(word).name in ("curl", "wget"):
+            return PurePosixPath(word).name
+    return None
 
 
 def with_runtime_packages(finding: Finding, packages: tuple[str, ...], source: str) -> Finding:

@@ -454,6 +454,11 @@ def _compose_patch(
                 image=_image_name(project_name, svc.name),
                 drop_keys=f.drop_keys,
                 drop_volumes=(f.source_volume,),
+                healthcheck=(
+                    {"test": ["CMD", *dockerfile.health_command(svc)]}
+                    if f.replace_healthcheck
+                    else None
+                ),
             )
         )
     secrets = {ca_mod.SECRET_ID: str(ca)} if ca is not None else {}

@@ -118,6 +118,12 @@ def compiler(python: str) -> str:
         ) from exc
 
 
+def compiler_id(python: str) -> str:
+    """What identifies the bytecode :func:`compiler` makes: its build, else its path."""
+    path = compiler(python)
+    return sys.version if path == sys.executable else path
+
+
 def _rel(path: str) -> str:
     return path.lstrip("/")
 
@@ -180,9 +186,10 @@ class InstalledTrees:
 
     def key(self, wheel_sha256: str, scheme: Scheme) -> str:
         # The .pyc bytes depend on the compiling interpreter's build, so it is part of the key.
-        python = compiler(scheme.python_version)
-        build = sys.version if python == sys.executable else python
-        ident = json.dumps([_TREE_FORMAT, wheel_sha256, asdict(scheme), build], sort_keys=True)
+        ident = json.dumps(
+            [_TREE_FORMAT, wheel_sha256, asdict(scheme), compiler_id(scheme.python_version)],
+            sort_keys=True,
+        )
         return hashlib.sha256(ident.encode()).hexdigest()
 
     def path(self, wheel_sha256: str, scheme: Scheme) -> Path:

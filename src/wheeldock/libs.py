@@ -532,21 +532,15 @@ def profile_from_tree(tree: FileTree, *, name: str, arch: str | None) -> BasePro
 
 def _variant_profile(variant: str, arch: str) -> BaseProfile:
     """A ``wheeldock base`` variant's profile, from its rootfs tar (built on first use) and
-    cached next to the scan cache keyed by the tar's size and mtime.
+    cached under ``cache_dir("libs", "bases")`` keyed by the tar's path, size and mtime.
 
-    A foreign architecture's rootfs needs emulation to build; a suite has the same packages
-    and library names on every architecture, so the native rootfs answers instead.
+    The native architecture's rootfs answers for every architecture: a suite has the same
+    packages and library file names on each, and a foreign rootfs would need minutes of
+    emulation to build.
     """
     from wheeldock import base as bases
 
-    try:
-        rootfs = bases.ensure_rootfs(variant, arch=arch)
-    except WheeldockError as exc:
-        if arch == native_arch():
-            raise
-        log.info("no %s rootfs for %s (%s); using %s's package set", variant, arch, exc.what,
-                 native_arch())  # fmt: skip
-        rootfs = bases.ensure_rootfs(variant, arch=native_arch())
+    rootfs = bases.ensure_rootfs(variant, arch=native_arch())
     st = rootfs.tar_path.stat()
     key = hashlib.sha256(f"{rootfs.tar_path}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()
     cached = cache_dir("libs", "bases") / f"{variant}-{key[:24]}.json"

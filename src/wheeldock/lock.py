@@ -20,6 +20,7 @@ import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -200,8 +201,11 @@ class Lock:
         return "sha256:" + hashlib.sha256(_packages_part(self.text).encode()).hexdigest()
 
 
+_TOOL_MARKER = "\n[tool.wheeldock]"
+
+
 def _packages_part(text: str) -> str:
-    return text.split("\n[tool.wheeldock]", 1)[0]
+    return text.split(_TOOL_MARKER, 1)[0]
 
 
 def lock_path(root: Path, service: str, platform: str = DEFAULT_PLATFORM) -> Path:
@@ -232,8 +236,11 @@ def _file(entry: dict[str, Any], lock_dir: Path, lock: Path, package: str) -> Lo
     )
 
 
+@lru_cache(maxsize=32)
 def parse(text: str, path: Path) -> Lock:
-    """Parse a pylock.toml; :class:`InvalidConfig` naming the file when it cannot be used."""
+    """Parse a pylock.toml; :class:`InvalidConfig` naming the file when it cannot be used.
+
+    Memoised: services sharing a lock parse it once per process."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -279,10 +286,14 @@ def read(path: Path) -> Lock:
 
 
 def status(path: Path, inputs: LockInputs) -> Status:
-    if not path.is_file():
-        return "missing"
     try:
-        recorded = tomllib.loads(path.read_text()).get("tool", {}).get("wheeldock", {})
+        text = path.read_text()
+    except FileNotFoundError:
+        return "missing"
+    # Only the drift table is parsed: it is last, and the package list can be long.
+    _, marker, tail = text.partition(_TOOL_MARKER)
+    try:
+        recorded = tomllib.loads(marker.lstrip("\n") + tail).get("tool", {}).get("wheeldock", {})
     except tomllib.TOMLDecodeError:
         return "stale"
     return "fresh" if recorded.get("input-hash") == inputs.digest else "stale"

@@ -16,6 +16,8 @@ MODULES: list[str] = [
     "init",
     "lock",
     "build",
+    "libs",
+    "check",
     "up",
     "bench",
 ]

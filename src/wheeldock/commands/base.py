@@ -81,21 +81,15 @@ def _build(args: argparse.Namespace) -> int:
         print_json(rows)
         return 0
     table = Table(title="wheeldock base images")
-    for column in (
-        "variant",
-        "tags / output",
-        "size (MB)",
-        "rootfs tar (MB)",
-        "time (s)",
-        "cached",
-    ):
-        table.add_column(column, justify="right" if "(" in column else "left", overflow="fold")
+    table.add_column("variant")
+    table.add_column("tags / output", overflow="fold")
+    for column in ("size MB", "time s", "cached"):
+        table.add_column(column, justify="right")
     for row in rows:
         table.add_row(
             row["variant"],
             "\n".join(row["tags"]) or row["output"],
             f"{row['size_bytes'] / 1e6:.1f}",
-            f"{row['rootfs_bytes'] / 1e6:.1f}",
             f"{row['seconds']:.1f}",
             "yes" if row["cached"] else "no",
         )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from wheeldock import bench, ca
 from wheeldock.errors import UsageError
 from wheeldock.fsutil import atomic_write_text
-from wheeldock.output import console, err_console, print_json, to_json
+from wheeldock.output import err_console, print_json, to_json
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -71,5 +72,5 @@ def _run(args: argparse.Namespace) -> int:
     else:
         if args.json:
             atomic_write_text(Path(args.json), to_json(report.to_dict()) + "\n")
-        console.print(markdown)
+        sys.stdout.write(markdown)
     return 1 if report.failures else 0

@@ -1,0 +1,44 @@
+"""The ELF scan of cb-totem's wheelhouse: which Debian packages its wheels need at run time.
+
+The Debian index and the ``slim`` base's profile are made on the first call (a download and
+an mmdebstrap run, once per benchmark cache); the benchmarks time the cached calls, which is
+what every ``build`` after a lock change pays.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wheeldock import libs
+
+Benchmark = Any
+
+
+@pytest.fixture(scope="session")
+def warm_scan(cbt_wheelhouse: Path) -> libs.LibsReport:
+    """One untimed scan: downloads the Debian index and profiles the base if they are missing."""
+    return libs.scan(cbt_wheelhouse, base="slim")
+
+
+@pytest.mark.benchmark(group="libs: ELF scan")
+@pytest.mark.parametrize("base", ["slim", "none"])
+def test_scan_cbt_wheelhouse(
+    benchmark: Benchmark, cbt_wheelhouse: Path, warm_scan: libs.LibsReport, base: str
+) -> None:
+    """``slim``: what the builder asks; ``none``: the same without the base's profile."""
+    report = benchmark(libs.scan, cbt_wheelhouse, base=base)
+    benchmark.extra_info.update(
+        {
+            "wheels": report.wheels,
+            "elf_files": len(report.elfs),
+            "packages": list(report.runtime_packages),
+        }
+    )
+    assert report.wheels == len(list(cbt_wheelhouse.glob("*.whl")))
+    assert report.ok, report.unresolved
+    assert report.elfs  # pillow, cffi, pydantic-core, uvloop, … ship extension modules
+    if base == "slim":
+        assert report.runtime_packages == warm_scan.runtime_packages

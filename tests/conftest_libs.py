@@ -1,0 +1,317 @@
+"""Fixtures for the ELF scan and the image check (``wheeldock libs`` / ``check``).
+
+* :func:`make_elf` writes small, valid ELF shared objects (any machine, any DT_NEEDED,
+  SONAME, RPATH, RUNPATH) so unit tests need no compiler; :func:`make_wheel` zips files into a
+  wheel; :func:`fake_index` builds a tiny Debian index from hand-written Contents/Packages text.
+* Session fixtures build real wheels once: cffi, pyyaml and psycopg2 from source (in parallel,
+  about a minute), manylinux wheels that vendor their libraries, and aarch64 wheels fetched
+  with ``uv`` for a foreign-architecture scan.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from wheeldock import debian
+
+_MACHINES = {"x86_64": 62, "aarch64": 183, "arm": 40, "i386": 3}
+_DT = {"NULL": 0, "NEEDED": 1, "STRTAB": 5, "STRSZ": 10, "SONAME": 14, "RPATH": 15, "RUNPATH": 29}
+
+
+def make_elf(
+    *,
+    needed: Iterable[str] = (),
+    soname: str | None = None,
+    rpath: str | None = None,
+    runpath: str | None = None,
+    machine: str = "x86_64",
+) -> bytes:
+    """A minimal ELF shared object: one PT_LOAD over the whole file and a PT_DYNAMIC whose
+    DT_STRTAB points into it; no section headers (as ``ld.so`` needs none)."""
+    elf32 = machine in ("arm", "i386")
+    strings = b"\0"
+    offsets: dict[str, int] = {}
+    names = [*needed, *(n for n in (soname, rpath, runpath) if n is not None)]
+    for name in names:
+        if name not in offsets:
+            offsets[name] = len(strings)
+            strings += name.encode() + b"\0"
+    dyn: list[tuple[int, int]] = [(_DT["NEEDED"], offsets[n]) for n in needed]
+    for tag, value in (("SONAME", soname), ("RPATH", rpath), ("RUNPATH", runpath)):
+        if value is not None:
+            dyn.append((_DT[tag], offsets[value]))
+    ehsize, phentsize = (52, 32) if elf32 else (64, 56)
+    phoff = ehsize
+    str_off = phoff + 2 * phentsize
+    dyn_off = (str_off + len(strings) + 7) & ~7
+    dyn.append((_DT["STRTAB"], str_off))
+    dyn.append((_DT["STRSZ"], len(strings)))
+    dyn.append((_DT["NULL"], 0))
+    dyn_fmt = "<ii" if elf32 else "<qQ"
+    dyn_bytes = b"".join(struct.pack(dyn_fmt, t, v) for t, v in dyn)
+    total = dyn_off + len(dyn_bytes)
+    ident = b"\x7fELF" + bytes([1 if elf32 else 2, 1, 1, 0]) + bytes(8)
+    if elf32:
+        header = ident + struct.pack(
+            "<HHIIIIIHHHHHH", 3, _MACHINES[machine], 1, 0, phoff, 0, 0, ehsize, phentsize, 2,
+            40, 0, 0,
+        )  # fmt: skip
+        load = struct.pack("<IIIIIIII", 1, 0, 0, 0, total, total, 6, 0x1000)
+        dynamic = struct.pack(
+            "<IIIIIIII", 2, dyn_off, dyn_off, dyn_off, len(dyn_bytes), len(dyn_bytes), 6, 4
+        )
+    else:
+        header = ident + struct.pack(
+            "<HHIQQQIHHHHHH", 3, _MACHINES[machine], 1, 0, phoff, 0, 0, ehsize, phentsize, 2,
+            64, 0, 0,
+        )  # fmt: skip
+        load = struct.pack("<IIQQQQQQ", 1, 6, 0, 0, 0, total, total, 0x1000)
+        dynamic = struct.pack(
+            "<IIQQQQQQ", 2, 6, dyn_off, dyn_off, dyn_off, len(dyn_bytes), len(dyn_bytes), 8
+        )
+    body = header + load + dynamic + strings
+    return body + bytes(dyn_off - len(body)) + dyn_bytes
+
+
+def make_wheel(path: Path, files: Mapping[str, bytes]) -> Path:
+    """A wheel (a zip) holding ``files`` plus a minimal dist-info."""
+    name, version = path.name.split("-")[:2]
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, data in files.items():
+            archive.writestr(member, data)
+        archive.writestr(f"{name}-{version}.dist-info/METADATA", f"Name: {name}\n")
+    return path
+
+
+def write_tree(root: Path, files: Mapping[str, bytes | str]) -> Path:
+    """Files under ``root``; a ``str`` value makes a symlink with that target."""
+    for rel, content in files.items():
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            target.symlink_to(content)
+        else:
+            target.write_bytes(content)
+    return root
+
+
+#: Hand-written archive data: enough to exercise preferences, -dev lookup and closures.
+FAKE_CONTENTS = b"""\
+usr/lib/x86_64-linux-gnu/libyaml-0.so.2                     libs/libyaml-0-2
+usr/lib/x86_64-linux-gnu/libyaml.so                         libdevel/libyaml-dev
+usr/lib/x86_64-linux-gnu/libpq.so.5                         libs/libpq5
+usr/lib/x86_64-linux-gnu/libpq.so                           libdevel/libpq-dev
+usr/lib/x86_64-linux-gnu/libecpg.so                         libdevel/libecpg-dev
+usr/lib/x86_64-linux-gnu/libgomp.so.1                       libs/libgomp1
+usr/lib32/libgomp.so.1                                      libs/lib32gomp1
+usr/lib/debug/usr/lib/x86_64-linux-gnu/libgomp.so.1         debug/libgomp1-dbg
+usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0  libs/libopenblas0-pthread
+usr/lib/python3/dist-packages/_cffi_backend.so              python/python3-cffi-backend
+usr/share/doc/libfoo/libfoo.so.1                            doc/libfoo-doc
+usr/lib/x86_64-linux-gnu/libshared.so.1                     libs/liba1,libs/libb1
+usr/lib/x86_64-linux-gnu/libssl.so.3                        libs/libssl3
+"""
+FAKE_PACKAGES = """\
+Package: libyaml-0-2
+Source: libyaml
+Version: 0.2.5-1
+Architecture: amd64
+Depends: libc6 (>= 2.14)
+Filename: pool/main/liby/libyaml/libyaml-0-2_0.2.5-1_amd64.deb
+Size: 5
+SHA256: {yaml_sha}
+
+Package: libyaml-dev
+Source: libyaml
+Version: 0.2.5-1
+Architecture: amd64
+Depends: libyaml-0-2 (= 0.2.5-1)
+
+Package: libpq5
+Source: postgresql-15
+Version: 15.5-0+deb12u1
+Architecture: amd64
+Depends: libc6 (>= 2.33), libssl3 (>= 3.0.0), libgssapi-krb5-2 | heimdal-gssapi
+Filename: pool/main/p/postgresql-15/libpq5_15.5-0+deb12u1_amd64.deb
+Size: 5
+SHA256: {pq_sha}
+
+Package: libpq-dev
+Source: postgresql-15
+Version: 15.5-0+deb12u1
+Architecture: amd64
+
+Package: libecpg-dev
+Source: postgresql-15
+Version: 15.5-0+deb12u1
+Architecture: amd64
+
+Package: libssl3
+Source: openssl
+Version: 3.0.11-1
+Architecture: amd64
+Depends: libc6 (>= 2.34)
+Filename: pool/main/o/openssl/libssl3_3.0.11-1_amd64.deb
+Size: 5
+SHA256: {ssl_sha}
+
+Package: libkrb5-gssapi
+Version: 1.0
+Architecture: amd64
+Provides: libgssapi-krb5-2
+
+Package: libc6
+Source: glibc
+Version: 2.36-9
+Architecture: amd64
+Priority: required
+
+Package: libgomp1
+Source: gcc-12 (12.2.0-14)
+Version: 12.2.0-14
+Architecture: amd64
+
+Package: libgcc-12-dev
+Source: gcc-12 (12.2.0-14)
+Version: 12.2.0-14
+Architecture: amd64
+
+Package: dpkg
+Version: 1.21
+Architecture: amd64
+Essential: yes
+"""
+FAKE_DEBS = {"yaml_sha": b"yaml!", "pq_sha": b"pq!!!", "ssl_sha": b"ssl!!"}
+
+
+def fake_packages_text() -> str:
+    import hashlib
+
+    return FAKE_PACKAGES.format(**{k: hashlib.sha256(v).hexdigest() for k, v in FAKE_DEBS.items()})
+
+
+@pytest.fixture
+def libs_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, empty WHEELDOCK_CACHE for one test."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(folder))
+    return folder
+
+
+@pytest.fixture
+def fake_index(libs_cache: Path) -> Path:
+    """The hand-written index, in place for (bookworm, amd64) in the test's cache."""
+    path = debian.index_path("bookworm", "amd64")
+    debian.build_index(
+        path,
+        contents=io.BytesIO(FAKE_CONTENTS),
+        packages_text=fake_packages_text(),
+        suite="bookworm",
+        arch="amd64",
+    )
+    return path
+
+
+# --------------------------------------------------------------------------- real wheels
+
+
+@contextmanager
+def _cache_at(folder: Path) -> Iterator[None]:
+    previous = os.environ.get("WHEELDOCK_CACHE")
+    os.environ["WHEELDOCK_CACHE"] = str(folder)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("WHEELDOCK_CACHE", None)
+        else:
+            os.environ["WHEELDOCK_CACHE"] = previous
+
+
+@pytest.fixture(scope="session")
+def libs_shared_cache(base_cache: Path) -> Path:
+    """The session's cache shared with the base fixtures (so the slim rootfs is built once)
+    and holding the real Debian indexes (downloaded once per session)."""
+    return base_cache
+
+
+@pytest.fixture
+def shared_cache(libs_shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(libs_shared_cache))
+    return libs_shared_cache
+
+
+def _pip(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _wait(procs: Iterable[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        out, _ = proc.communicate(timeout=900)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{proc.args} failed:\n{out.decode(errors='replace')[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def source_wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """cffi, pyyaml and psycopg2 built from source on this host (they link the system's
+    libffi, libyaml and libpq: libffi-dev, libyaml-dev, libpq-dev). One pip per project, in
+    parallel; build dependencies come as wheels, only the three compile."""
+    folder = tmp_path_factory.mktemp("source-wheels")
+    names = ("cffi", "pyyaml", "psycopg2")
+    _wait(
+        [
+            _pip("wheel", "--quiet", "--no-deps", "--no-cache-dir", "--no-binary", name,
+                 "--wheel-dir", str(folder / name), name)
+            for name in names
+        ]
+    )  # fmt: skip
+    return {name: next((folder / name).glob("*.whl")) for name in names}
+
+
+@pytest.fixture(scope="session")
+def manylinux_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wheelhouse of manylinux x86_64 wheels that vendor their libraries."""
+    folder = tmp_path_factory.mktemp("manylinux-wheels")
+    _wait(
+        [
+            _pip("download", "--quiet", "--no-deps", "--only-binary", ":all:",
+                 # pip takes platform tags literally: list the manylinux levels a glibc 2.36
+                 # base accepts that wheels are published for
+                 *(f"--platform=manylinux_{v}_x86_64" for v in ("2_17", "2_28", "2_34", "2_36")),
+                 "--platform=manylinux2014_x86_64", "--implementation", "cp",
+                 "--python-version", "3.11", "--dest", str(folder),
+                 "pillow", "cffi", "psycopg2-binary")
+        ]
+    )  # fmt: skip
+    return folder
+
+
+@pytest.fixture(scope="session")
+def arm64_site_packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """cffi and pyyaml for aarch64, installed with uv into a folder (no emulation)."""
+    folder = tmp_path_factory.mktemp("arm64-site-packages")
+    uv = Path(sys.executable).with_name("uv")
+    subprocess.run(
+        [str(uv), "pip", "install", "--quiet", "--target", str(folder),
+         "--python-platform", "aarch64-manylinux_2_36", "--python-version", "3.11",
+         "--only-binary", ":all:", "--no-deps", "cffi", "pyyaml"],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )  # fmt: skip
+    return folder

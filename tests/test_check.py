@@ -1,0 +1,383 @@
+"""``wheeldock check``: images and rootfs folders resolved as ld.so would, without running."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import subprocess
+import tarfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from conftest_libs import make_elf, write_tree
+
+from wheeldock import base, cli, debian, libs
+from wheeldock.errors import InvalidReference, NotFound
+
+SITE = "usr/local/lib/python3.11/site-packages"
+MULTIARCH = "usr/lib/x86_64-linux-gnu"
+
+# (path, content): bytes = a file, ("sym", target), ("hard", target), None = a folder
+Entry = tuple[str, "bytes | tuple[str, str] | None"]
+
+
+def layer_tar(entries: Sequence[Entry]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, content in entries:
+            info = tarfile.TarInfo(name)
+            if content is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            elif isinstance(content, tuple):
+                info.type = tarfile.SYMTYPE if content[0] == "sym" else tarfile.LNKTYPE
+                info.linkname = content[1]
+                tar.addfile(info)
+            else:
+                info.size, info.mode = len(content), 0o755
+                tar.addfile(info, io.BytesIO(content))
+    return buf.getvalue()
+
+
+def docker_archive(
+    path: Path, layers: Sequence[Sequence[Entry]], *, env: Sequence[str] = (), gzipped: int = -1
+) -> Path:
+    """A ``docker save``-style tar; layer number ``gzipped`` is stored gzip-compressed."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Env": list(env)}})
+    with tarfile.open(path, "w") as out:
+
+        def add(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            out.addfile(info, io.BytesIO(data))
+
+        names = []
+        for number, entries in enumerate(layers):
+            data = layer_tar(entries)
+            if number == gzipped:
+                data = gzip.compress(data)
+            name = f"{hashlib.sha256(data).hexdigest()}/layer.tar"
+            add(name, data)
+            names.append(name)
+        add("config.json", config.encode())
+        manifest = [{"Config": "config.json", "RepoTags": ["t/x:1"], "Layers": names}]
+        add("manifest.json", json.dumps(manifest).encode())
+    return path
+
+
+def oci_layout(root: Path, layers: Sequence[Sequence[Entry]], *, tag: str) -> Path:
+    blobs = root / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def put(data: bytes) -> dict[str, object]:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return {"digest": f"sha256:{digest}", "size": len(data)}
+
+    layer_descs = [
+        {
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            **put(gzip.compress(layer_tar(e))),
+        }
+        for e in layers
+    ]
+    config = put(json.dumps({"architecture": "amd64", "os": "linux", "config": {}}).encode())
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+        "layers": layer_descs,
+    }
+    desc = put(json.dumps(manifest).encode())
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", **desc,
+             "annotations": {"org.opencontainers.image.ref.name": tag}}
+        ],
+    }  # fmt: skip
+    (root / "index.json").write_text(json.dumps(index))
+    (root / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    return root
+
+
+def rootfs_entries(*, with_bar: bool) -> list[Entry]:
+    """A Debian-like rootfs: an extension needs libfoo, which needs libbar (maybe absent)."""
+    entries: list[Entry] = [
+        ("etc/ld.so.conf", b"include /etc/ld.so.conf.d/*.conf\n"),
+        ("etc/ld.so.conf.d/x86_64-linux-gnu.conf", b"# multiarch\n/usr/local/lib/x86_64-linux-gnu\n"
+         b"/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n"),
+        ("lib", ("sym", "usr/lib")),
+        (f"{MULTIARCH}/libc.so.6", make_elf(soname="libc.so.6")),
+        (f"{MULTIARCH}/libfoo.so.1.2", make_elf(soname="libfoo.so.1", needed=["libbar.so.2", "libc.so.6"])),
+        (f"{MULTIARCH}/libfoo.so.1", ("sym", "libfoo.so.1.2")),
+        (f"{SITE}/pkg/_ext.cpython-311-x86_64-linux-gnu.so", make_elf(needed=["libfoo.so.1", "libc.so.6"])),
+        ("usr/bin/not-python-path.so", make_elf(needed=["libabsent.so.1"])),
+    ]  # fmt: skip
+    if with_bar:
+        entries.append((f"{MULTIARCH}/libbar.so.2", make_elf(soname="libbar.so.2")))
+    return entries
+
+
+def folder_of(root: Path, entries: Sequence[Entry]) -> Path:
+    files: dict[str, bytes | str] = {}
+    for name, content in entries:
+        if isinstance(content, bytes):
+            files[name] = content
+        elif isinstance(content, tuple):
+            files[name] = content[1]
+    return write_tree(root, files)
+
+
+EXT = f"/{SITE}/pkg/_ext.cpython-311-x86_64-linux-gnu.so"
+
+
+def test_a_rootfs_folder_with_every_library_passes(tmp_path: Path) -> None:
+    report = libs.check(str(folder_of(tmp_path / "fs", rootfs_entries(with_bar=True))))
+    assert report.ok
+    assert report.checked == (EXT,)  # usr/bin is not a Python path
+    assert report.arch == "amd64"
+    assert report.libraries == 3
+
+
+def test_a_missing_library_of_a_library_is_found_transitively(
+    tmp_path: Path, libs_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHEELDOCK_DEBIAN_MIRROR", "http://127.0.0.1:9/debian")
+    report = libs.check(str(folder_of(tmp_path / "fs", rootfs_entries(with_bar=False))))
+    assert not report.ok
+    assert report.missing == (
+        libs.MissingLibrary(EXT, "libbar.so.2", f"/{MULTIARCH}/libfoo.so.1.2", None),
+    )
+
+
+def test_runpath_origin_finds_a_vendored_library(tmp_path: Path) -> None:
+    root = folder_of(
+        tmp_path / "fs",
+        [
+            ("opt/venv/lib/python3.11/site-packages/p/x.so",
+             make_elf(needed=["libv-1234.so.3"], runpath="$ORIGIN/../p.libs")),
+            ("opt/venv/lib/python3.11/site-packages/p.libs/libv-1234.so.3", make_elf()),
+        ],
+    )  # fmt: skip
+    assert libs.check(str(root)).ok
+
+
+def test_a_library_of_another_architecture_is_skipped_as_ld_so_does(tmp_path: Path) -> None:
+    entries = rootfs_entries(with_bar=True)
+    arm_first = [("usr/local/lib/x86_64-linux-gnu/libbar.so.2", make_elf(machine="aarch64"))]
+    assert libs.check(str(folder_of(tmp_path / "a", entries + arm_first))).ok
+    only_arm = [e for e in entries if not e[0].endswith("libbar.so.2")] + arm_first
+    missing = libs.check(str(folder_of(tmp_path / "b", only_arm)), suggest=False).missing
+    assert [m.soname for m in missing] == ["libbar.so.2"]
+
+
+def test_an_absolute_symlink_never_leaves_the_tree(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "fs", {"x": "/etc/passwd", "loop": "loop2", "loop2": "loop"})
+    tree = libs.DirTree(root)
+    assert libs.resolve(tree, "x") is None  # this host's /etc/passwd does not count
+    assert libs.resolve(tree, "loop") is None
+
+
+def test_ld_so_conf_includes_are_followed(tmp_path: Path) -> None:
+    root = folder_of(tmp_path / "fs", rootfs_entries(with_bar=True))
+    (root / "etc/ld.so.conf.d/zz-local.conf").write_text("/opt/lib # comment\n")
+    tree = libs.DirTree(root)
+    assert libs.ld_so_conf_dirs(tree) == (
+        "usr/local/lib/x86_64-linux-gnu",
+        "lib/x86_64-linux-gnu",
+        "usr/lib/x86_64-linux-gnu",
+        "opt/lib",
+    )
+
+
+def test_layers_apply_whiteouts_and_opaque_folders(tmp_path: Path) -> None:
+    archive = docker_archive(
+        tmp_path / "img.tar",
+        [
+            [*rootfs_entries(with_bar=True), ("opt/d/old", b"1"), ("opt/keep", b"k")],
+            [
+                (f"{MULTIARCH}/.wh.libbar.so.2", b""),
+                ("opt/d", None),
+                ("opt/d/.wh..wh..opq", b""),
+                ("opt/d/new", b"2"),
+                ("opt/hard", ("hard", "opt/keep")),
+            ],
+        ],
+        gzipped=1,
+    )
+    with libs.open_image(f"docker-archive:{archive}") as image:
+        tree = image.tree
+        assert tree.node(f"{MULTIARCH}/libbar.so.2") is None
+        assert tree.node("opt/d/old") is None
+        assert tree.node("opt/d/new") is not None
+        with tree.open("opt/hard") as fh:
+            assert fh.read() == b"k"
+    report = libs.check(f"docker-archive:{archive}", suggest=False)
+    assert [m.soname for m in report.missing] == ["libbar.so.2"]
+
+
+def test_ld_library_path_from_the_image_config_is_searched(tmp_path: Path) -> None:
+    entries = [e for e in rootfs_entries(with_bar=True) if not e[0].endswith("libbar.so.2")]
+    entries.append(("opt/lib/libbar.so.2", make_elf()))
+    without = docker_archive(tmp_path / "a.tar", [entries])
+    assert not libs.check(f"docker-archive:{without}", suggest=False).ok
+    with_env = docker_archive(tmp_path / "b.tar", [entries], env=["LD_LIBRARY_PATH=/opt/lib"])
+    assert libs.check(f"docker-archive:{with_env}").ok
+
+
+def test_an_oci_layout_is_read_by_tag(tmp_path: Path) -> None:
+    layout = oci_layout(tmp_path / "oci", [rootfs_entries(with_bar=True)], tag="v1")
+    assert libs.check(f"oci:{layout}:v1").ok
+    assert libs.check(str(layout)).ok  # a layout folder given as a plain path
+    with pytest.raises(NotFound, match="no image tagged 'v2'"):
+        libs.check(f"oci:{layout}:v2")
+
+
+def test_cli_names_file_soname_and_package_and_exits_1(
+    tmp_path: Path, fake_index: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = folder_of(
+        tmp_path / "fs",
+        [*rootfs_entries(with_bar=True),
+         (f"{SITE}/yaml/_yaml.so", make_elf(needed=["libyaml-0.so.2"]))],
+    )  # fmt: skip
+    assert cli.main(["check", str(root)]) == 1
+    captured = capsys.readouterr()
+    assert "libyaml-0.so.2" in captured.out and "libyaml-0-2" in captured.out
+    assert "install libyaml-0-2" in captured.err
+    assert cli.main(["check", str(root), "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] is False
+    assert data["missing"] == [
+        {"file": f"/{SITE}/yaml/_yaml.so", "soname": "libyaml-0.so.2",
+         "needed_by": f"/{SITE}/yaml/_yaml.so", "package": "libyaml-0-2"}
+    ]  # fmt: skip
+
+
+def test_a_corrupt_extension_module_fails_the_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = folder_of(
+        tmp_path / "fs",
+        [*rootfs_entries(with_bar=True), (f"{SITE}/bad/_x.so", b"\x7fELF\x02\x01garbage")],
+    )
+    report = libs.check(str(root))
+    assert [f for f, _ in report.invalid] == [f"/{SITE}/bad/_x.so"]
+    assert cli.main(["check", str(root)]) == 1
+    assert "_x.so" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("ref", "error"),
+    [("/no/such/folder", NotFound), ("floppy:/dev/fd0", InvalidReference)],
+)
+def test_bad_references_are_explained(ref: str, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        libs.check(ref)
+
+
+def test_a_missing_daemon_image_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["check", "docker-daemon:libsc-never-built:nope"]) != 0
+    err = capsys.readouterr().err
+    assert "libsc-never-built" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- real images
+
+GOOD, BAD = "libsc-check-good:test", "libsc-check-bad:test"
+
+
+@pytest.fixture(scope="session")
+def check_images(
+    base_images: dict[str, base.BaseImage],
+    source_wheels: dict[str, Path],
+    libs_shared_cache: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, str]]:
+    """Two images on the slim base with source-built pyyaml, psycopg2 and cffi: BAD without
+    their libraries, GOOD with the .debs the scan names (fetched with debian.download_debs)."""
+    import os
+
+    slim = base_images["slim"].tags[0]
+    context = tmp_path_factory.mktemp("check-images")
+    for wheel in source_wheels.values():
+        (context / wheel.name).write_bytes(wheel.read_bytes())
+    previous = os.environ.get("WHEELDOCK_CACHE")
+    os.environ["WHEELDOCK_CACHE"] = str(libs_shared_cache)
+    try:
+        profile = libs.base_profile("slim", arch="amd64")
+        packages = libs.runtime_packages(context, base="slim")
+        debian.download_debs(packages, dest=context / "debs", installed=profile.packages)
+    finally:
+        if previous is None:
+            os.environ.pop("WHEELDOCK_CACHE", None)
+        else:
+            os.environ["WHEELDOCK_CACHE"] = previous
+    (context / "Dockerfile.bad").write_text(
+        f"FROM {slim}\nCOPY *.whl /w/\n"
+        "RUN python3 -m pip install --no-index --no-deps --no-compile /w/*.whl && rm -r /w\n"
+    )
+    (context / "Dockerfile.good").write_text(
+        f"FROM {BAD}\nCOPY debs/ /d/\nRUN dpkg -i /d/*.deb && rm -r /d\n"
+    )
+    try:
+        for name, file in ((BAD, "Dockerfile.bad"), (GOOD, "Dockerfile.good")):
+            subprocess.run(
+                ["docker", "build", "--network", "host", "-q", "-t", name, "-f",
+                 str(context / file), str(context)],
+                check=True, capture_output=True, timeout=600,
+            )  # fmt: skip
+        yield GOOD, BAD
+    finally:
+        subprocess.run(["docker", "rmi", "-f", GOOD, BAD], capture_output=True, check=False)
+
+
+def _imports(image: str) -> subprocess.CompletedProcess[bytes]:
+    code = "import psycopg2, yaml, _cffi_backend; assert yaml.__with_libyaml__"
+    return subprocess.run(
+        ["docker", "run", "--rm", "--network", "host", image, "python3", "-c", code],
+        capture_output=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.integration
+def test_check_finds_what_a_multistage_build_forgot(
+    check_images: tuple[str, str], shared_cache: Path
+) -> None:
+    _, bad = check_images
+    report = libs.check(f"docker-daemon:{bad}")
+    assert not report.ok
+    assert {(m.soname, m.package) for m in report.missing} == {
+        ("libpq.so.5", "libpq5"),
+        ("libyaml-0.so.2", "libyaml-0-2"),
+    }
+    # and the container really cannot import them: the check was right
+    run = _imports(bad)
+    assert run.returncode != 0 and b"libpq.so.5" in run.stderr
+
+
+@pytest.mark.integration
+def test_check_passes_once_the_scanned_packages_are_installed(
+    check_images: tuple[str, str], shared_cache: Path, tmp_path: Path
+) -> None:
+    good, _ = check_images
+    report = libs.check(f"docker-daemon:{good}")
+    assert report.ok, report.missing
+    assert any("psycopg2" in f for f in report.checked)
+    assert _imports(good).returncode == 0
+    archive = tmp_path / "good.tar"
+    subprocess.run(["docker", "save", "-o", str(archive), good], check=True, timeout=300)
+    assert libs.check(f"docker-archive:{archive}").ok
+
+
+@pytest.mark.integration
+def test_the_slim_base_itself_passes(
+    base_images: dict[str, base.BaseImage], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["check", f"docker-daemon:{base_images['slim'].tags[0]}"]) == 0
+    assert "every library resolves" in capsys.readouterr().out

@@ -1,0 +1,334 @@
+"""The ELF scan: wheels → the Debian packages their native code needs on a base."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from conftest_libs import make_elf, make_wheel, write_tree
+
+from wheeldock import cli, debian, libs
+from wheeldock.errors import InvalidArchive, InvalidConfig, InvalidElf, NotFound
+
+EXT = "pkg/_ext.cpython-311-x86_64-linux-gnu.so"
+WHEEL = "pkg-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any download would fail: proves a scan needed none."""
+    monkeypatch.setenv("WHEELDOCK_DEBIAN_MIRROR", "http://127.0.0.1:9/debian")
+
+
+@pytest.fixture
+def base_folder(tmp_path: Path) -> Path:
+    """A tiny Debian-like rootfs: libssl3 installed, merged /usr, multiarch ld.so.conf."""
+    return write_tree(
+        tmp_path / "base",
+        {
+            "usr/lib/x86_64-linux-gnu/libssl.so.3": make_elf(soname="libssl.so.3"),
+            "var/lib/dpkg/status": b"Package: libssl3\nStatus: install ok installed\n\n"
+            b"Package: gone\nStatus: deinstall ok config-files\n",
+            "etc/ld.so.conf": b"include /etc/ld.so.conf.d/*.conf\n",
+            "etc/ld.so.conf.d/x86_64-linux-gnu.conf": b"/usr/lib/x86_64-linux-gnu\n",
+            "etc/os-release": b"VERSION_CODENAME=bookworm\n",
+            "lib": "usr/lib",
+        },
+    )
+
+
+def test_libraries_an_auditwheel_wheel_vendors_need_no_package(
+    tmp_path: Path, libs_cache: Path, offline: None
+) -> None:
+    wheel = make_wheel(
+        tmp_path / WHEEL,
+        {
+            EXT: make_elf(
+                needed=["libfoo-ab12cd34.so.1", "libc.so.6"], runpath="$ORIGIN/../pkg.libs"
+            ),
+            "pkg.libs/libfoo-ab12cd34.so.1": make_elf(
+                soname="libfoo-ab12cd34.so.1", needed=["libm.so.6", "libpthread.so.0"]
+            ),
+        },
+    )
+    report = libs.scan(wheel, base="none")
+    assert report.runtime_packages == ()
+    assert report.build_packages == ()
+    assert report.ok
+    ext = next(e for e in report.elfs if e.file == EXT)
+    assert ext.vendored == ("libfoo-ab12cd34.so.1",)
+    assert ext.provided_by_base == ("libc.so.6",)
+    assert (report.kind, report.arch, report.wheels) == ("wheel", "amd64", 1)
+
+
+def test_an_elf_of_the_same_wheel_counts_by_soname(
+    tmp_path: Path, libs_cache: Path, offline: None
+) -> None:
+    wheel = make_wheel(
+        tmp_path / WHEEL,
+        {
+            EXT: make_elf(needed=["libbar.so.2"]),
+            "pkg/lib/libbar.so.2.0.1": make_elf(soname="libbar.so.2"),
+        },
+    )
+    assert libs.scan(wheel, base="none").elfs[0].vendored == ("libbar.so.2",)
+
+
+def test_an_origin_rpath_into_another_wheel_counts_as_vendored(
+    tmp_path: Path, libs_cache: Path, offline: None
+) -> None:
+    house = tmp_path / "house"
+    house.mkdir()
+    make_wheel(
+        house / "torchish-1.0-cp311-cp311-manylinux_2_17_x86_64.whl",
+        {"torchish/lib/libtorch.so": make_elf(
+            needed=["libcublas.so.12"], rpath="$ORIGIN/../../nvidia/cublas/lib")},
+    )  # fmt: skip
+    make_wheel(
+        house / "nvidia_cublas-12.0-py3-none-manylinux_2_17_x86_64.whl",
+        {"nvidia/cublas/lib/libcublas.so.12": make_elf(soname="libcublas.so.12")},
+    )
+    report = libs.scan(house, base="none")
+    assert report.kind == "wheelhouse" and report.wheels == 2
+    assert report.runtime_packages == ()
+    assert next(e for e in report.elfs if e.file.endswith("libtorch.so")).vendored == (
+        "libcublas.so.12",
+    )
+
+
+def test_a_library_in_another_wheel_without_rpath_is_not_vendored(
+    tmp_path: Path, fake_index: Path, offline: None
+) -> None:
+    house = tmp_path / "house"
+    house.mkdir()
+    make_wheel(house / WHEEL, {EXT: make_elf(needed=["libyaml-0.so.2"])})
+    make_wheel(
+        house / "other-1.0-py3-none-any.whl",
+        {"other/libyaml-0.so.2": make_elf(soname="libyaml-0.so.2")},
+    )
+    report = libs.scan(house, base="none")
+    assert report.runtime_packages == ("libyaml-0-2",)
+    assert report.build_packages == ("libyaml-dev",)
+    ext = next(e for e in report.elfs if e.file == EXT)
+    assert ext.resolved == (("libyaml-0.so.2", "libyaml-0-2"),)
+
+
+def test_what_the_base_provides_is_left_out(
+    tmp_path: Path, fake_index: Path, base_folder: Path, offline: None
+) -> None:
+    wheel = make_wheel(
+        tmp_path / WHEEL, {EXT: make_elf(needed=["libssl.so.3", "libpq.so.5", "libc.so.6"])}
+    )
+    report = libs.scan(wheel, base=str(base_folder))
+    assert report.runtime_packages == ("libpq5",)
+    # the builder stage still needs the headers of what the base provides at run time
+    assert report.build_packages == ("libpq-dev",)
+    assert report.elfs[0].provided_by_base == ("libc.so.6", "libssl.so.3")
+    assert report.suite == "bookworm"
+    without_base = libs.scan(wheel, base="none")
+    assert without_base.runtime_packages == ("libpq5", "libssl3")
+
+
+def test_a_base_profile_reads_libraries_packages_and_suite(base_folder: Path) -> None:
+    profile = libs.base_profile(str(base_folder), arch="amd64")
+    assert "libssl.so.3" in profile.sonames
+    assert profile.packages == frozenset({"libssl3"})  # "gone" is not installed
+    assert profile.suite == "bookworm"
+
+
+def test_a_soname_no_package_ships_is_reported_with_its_file(
+    tmp_path: Path, fake_index: Path, offline: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wheel = make_wheel(tmp_path / WHEEL, {EXT: make_elf(needed=["libnothing.so.9"])})
+    report = libs.scan(wheel, base="none")
+    assert not report.ok
+    assert report.unresolved == (libs.Unresolved("libnothing.so.9", EXT, WHEEL),)
+    assert report.elfs[0].unresolved == ("libnothing.so.9",)
+
+    assert cli.main(["libs", str(wheel), "--base", "none"]) == 1
+    err = capsys.readouterr().err
+    assert "libnothing.so.9" in err and EXT in err and "Traceback" not in err
+
+
+def test_a_corrupt_so_in_a_wheel_is_named(
+    tmp_path: Path, libs_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wheel = make_wheel(tmp_path / WHEEL, {EXT: make_elf()[:70]})
+    with pytest.raises(InvalidElf) as caught:
+        libs.scan(wheel, base="none")
+    assert f"{WHEEL}!/{EXT}" in caught.value.message
+    assert cli.main(["libs", str(wheel), "--base", "none"]) == 1
+    err = capsys.readouterr().err
+    assert EXT in err and "corrupt or truncated" in err and "Traceback" not in err
+
+
+def test_a_non_elf_so_in_a_wheel_is_named(tmp_path: Path, libs_cache: Path) -> None:
+    wheel = make_wheel(tmp_path / WHEEL, {EXT: b"#!/bin/sh\necho not a library\n"})
+    with pytest.raises(InvalidElf, match="not an ELF file"):
+        libs.scan(wheel, base="none")
+
+
+def test_a_wheel_that_is_not_a_zip_is_refused(
+    tmp_path: Path, libs_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wheel = tmp_path / WHEEL
+    wheel.write_bytes(b"<html>proxy error</html>")
+    with pytest.raises(InvalidArchive, match="is not a wheel"):
+        libs.scan(wheel, base="none")
+    assert cli.main(["libs", str(wheel), "--base", "none", "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["kind"] == "InvalidArchive" and WHEEL in out["path"]
+
+
+def test_scripts_and_data_that_are_not_elf_are_skipped(
+    tmp_path: Path, libs_cache: Path, offline: None
+) -> None:
+    wheel = make_wheel(
+        tmp_path / WHEEL,
+        {"pkg-1.0.data/scripts/tool": b"#!python\n", "pkg.libs/README": b"text"},
+    )
+    assert libs.scan(wheel, base="none").elfs == ()
+
+
+def test_a_project_without_a_wheelhouse_is_explained(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text("cffi\n")
+    with pytest.raises(NotFound) as caught:
+        libs.scan(tmp_path, base="none")
+    assert "project folder without a wheelhouse" in caught.value.what
+    assert caught.value.fix and "pip wheel" in caught.value.fix
+
+
+def test_a_project_with_a_wheelhouse_scans_it(
+    tmp_path: Path, libs_cache: Path, offline: None
+) -> None:
+    (tmp_path / "wheeldock.toml").write_text("")
+    (tmp_path / "wheelhouse").mkdir()
+    make_wheel(tmp_path / "wheelhouse" / WHEEL, {EXT: make_elf(needed=["libc.so.6"])})
+    report = libs.scan(tmp_path, base="none")
+    assert (report.kind, report.wheels, len(report.elfs)) == ("wheelhouse", 1, 1)
+
+
+def test_an_installed_site_packages_folder_is_scanned(
+    tmp_path: Path, fake_index: Path, offline: None
+) -> None:
+    site = write_tree(
+        tmp_path / "venv/lib/python3.11/site-packages",
+        {
+            EXT: make_elf(
+                needed=["libvendored.so.1", "libgomp.so.1"], runpath="$ORIGIN/../pkg.libs"
+            ),
+            "pkg.libs/libvendored.so.1": make_elf(soname="libvendored.so.1"),
+            "pkg-1.0.dist-info/METADATA": b"Name: pkg\n",
+        },
+    )
+    for path in (site, tmp_path / "venv"):
+        report = libs.scan(path, base="none")
+        assert report.kind == "site-packages"
+        assert report.runtime_packages == ("libgomp1",)
+        assert report.build_packages == ("libgcc-12-dev",)
+
+
+def test_wheels_for_two_architectures_are_refused(tmp_path: Path) -> None:
+    house = tmp_path / "house"
+    house.mkdir()
+    make_wheel(house / WHEEL, {EXT: make_elf()})
+    make_wheel(house / "arm-1.0-cp311-cp311-manylinux_2_17_aarch64.whl",
+               {"arm/x.so": make_elf(machine="aarch64")})  # fmt: skip
+    with pytest.raises(InvalidConfig, match="several architectures"):
+        libs.scan(house, base="none")
+    with pytest.raises(InvalidConfig, match="not arm64"):
+        libs.scan(house / WHEEL, base="none", arch="arm64")
+
+
+def test_cli_prints_packages_and_json(
+    tmp_path: Path, fake_index: Path, offline: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wheel = make_wheel(tmp_path / WHEEL, {EXT: make_elf(needed=["libyaml-0.so.2"])})
+    assert cli.main(["libs", str(wheel), "--base", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "libyaml-0-2" in out and "libyaml-dev" in out
+    assert cli.main(["-C", str(tmp_path), "libs", WHEEL, "--base", "none", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["runtime_packages"] == ["libyaml-0-2"]
+    assert data["elfs"][0]["resolved"] == {"libyaml-0.so.2": "libyaml-0-2"}
+
+
+# --------------------------------------------------------------------------- real wheels
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("name", "base", "runtime", "build"),
+    [
+        ("cffi", "slim", (), ("libffi-dev",)),  # Debian's python3 already needs libffi8
+        ("cffi", "none", ("libffi8",), ("libffi-dev",)),
+        ("psycopg2", "slim", ("libpq5",), ("libpq-dev",)),
+        ("pyyaml", "slim", ("libyaml-0-2",), ("libyaml-dev",)),
+        ("pyyaml", "minimal", ("libyaml-0-2",), ("libyaml-dev",)),
+    ],
+)
+def test_source_built_wheels_need_exactly_their_library(
+    source_wheels: dict[str, Path],
+    shared_cache: Path,
+    name: str,
+    base: str,
+    runtime: tuple[str, ...],
+    build: tuple[str, ...],
+) -> None:
+    report = libs.scan(source_wheels[name], base=base)
+    assert report.runtime_packages == runtime
+    assert report.build_packages == build
+    assert report.ok
+
+
+@pytest.mark.integration
+def test_manylinux_wheels_vendor_everything(manylinux_wheels: Path, shared_cache: Path) -> None:
+    report = libs.scan(manylinux_wheels, base="slim")
+    assert report.wheels == 3
+    assert report.runtime_packages == ()
+    assert report.ok
+    pillow = [e for e in report.elfs if e.file.startswith("PIL/")]
+    assert pillow and any(e.vendored for e in pillow)
+    assert all(not e.resolved for e in report.elfs)
+    assert libs.runtime_packages(manylinux_wheels, base="slim") == ()
+
+
+@pytest.mark.integration
+def test_aarch64_wheels_are_scanned_without_emulation(
+    arm64_site_packages: Path, shared_cache: Path, tmp_path: Path
+) -> None:
+    report = libs.scan(arm64_site_packages, base="slim")
+    assert report.arch == "arm64"
+    assert report.elfs and all(e.arch == "arm64" for e in report.elfs)
+    assert report.runtime_packages == () and report.ok
+    # a library only Debian ships is looked up in bookworm's arm64 Contents index
+    wheel = make_wheel(
+        tmp_path / "y-1.0-cp311-cp311-linux_aarch64.whl",
+        {"y/_y.so": make_elf(needed=["libyaml-0.so.2", "libc.so.6"], machine="aarch64")},
+    )
+    foreign = libs.scan(wheel, base="slim")
+    assert (foreign.arch, foreign.runtime_packages) == ("arm64", ("libyaml-0-2",))
+    with debian.open_index("bookworm", "arm64") as index:
+        assert any("aarch64-linux-gnu" in c.path for c in index.candidates("libyaml-0.so.2"))
+
+
+@pytest.mark.integration
+def test_a_scan_with_the_index_cached_is_fast_and_offline(
+    source_wheels: dict[str, Path],
+    shared_cache: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    house = tmp_path / "house"
+    house.mkdir()
+    for wheel in source_wheels.values():
+        (house / wheel.name).symlink_to(wheel)
+    libs.scan(house, base="slim")  # warms the index and the base profile
+    monkeypatch.setenv("WHEELDOCK_DEBIAN_MIRROR", "http://127.0.0.1:9/debian")
+    started = time.monotonic()
+    report = libs.scan(house, base="slim")
+    elapsed = time.monotonic() - started
+    assert report.runtime_packages == ("libpq5", "libyaml-0-2")
+    assert elapsed < 3.0, f"a cached scan took {elapsed:.2f} s"
