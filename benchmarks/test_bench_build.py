@@ -33,7 +33,7 @@ from wheeldock.blobs import BlobStore
 from wheeldock.builder import BuildOptions, ServiceBuild
 
 Benchmark = Any
-ROUNDS = 5
+ROUNDS = 7
 
 
 class _IndexView(BlobStore):

@@ -34,7 +34,7 @@ from wheeldock.layer import (
 
 CB_TOTEM = Path(__file__).resolve().parent.parent / "examples" / "cb-totem"
 MTIME = 1686355200
-ROUNDS = 5
+ROUNDS = 7
 #: The app layer: cb-totem's five top-level files (its image assets left out).
 APP_FILES = ("api_wrapper.py", "main.py", "config.yaml", "requirements.in", "requirements.txt")
 

@@ -99,11 +99,11 @@ def stack_copy(tmp_path: Path) -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def init_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A session-wide WHEELDOCK_CACHE, so init's host wheelhouses are built once per run."""
-    path = tmp_path_factory.mktemp("wheeldock-cache")
-    with environ({"WHEELDOCK_CACHE": str(path)}):
-        yield path
+def init_cache(base_cache: Path) -> Iterator[Path]:
+    """WHEELDOCK_CACHE for init/up tests: the base images' session cache, so init's ELF scan
+    finds the base rootfs already built and its host wheelhouses are made once per run."""
+    with environ({"WHEELDOCK_CACHE": str(base_cache)}):
+        yield base_cache
 
 
 def remove_stack(stack: StackCopy) -> None:

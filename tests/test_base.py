@@ -586,6 +586,29 @@ def test_missing_mmdebstrap_says_how_to_install_it(
     assert err.value.fix is not None and "apt-get install mmdebstrap" in err.value.fix
 
 
+def test_a_new_build_removes_older_recipes_tars_for_the_same_variant(tmp_path: Path) -> None:
+    for name in (
+        "slim-bookworm-amd64-old.tar",
+        "slim-bookworm-amd64-old.json",
+        "slim-bookworm-amd64-new.tar",
+        "slim-bookworm-amd64-new.json",
+        "slim-bookworm-amd64-other.partial.tar",
+        "slim-bookworm-amd64-old.tar.lock",
+        "slim-bookworm-arm64-old.tar",
+        "builder-bookworm-amd64-old.tar",
+    ):
+        (tmp_path / name).write_text("")
+    base._remove_stale(tmp_path, "slim-bookworm-amd64-", keep="slim-bookworm-amd64-new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "builder-bookworm-amd64-old.tar",
+        "slim-bookworm-amd64-new.json",
+        "slim-bookworm-amd64-new.tar",
+        "slim-bookworm-amd64-old.tar.lock",
+        "slim-bookworm-amd64-other.partial.tar",
+        "slim-bookworm-arm64-old.tar",
+    ]
+
+
 def test_unwritable_cache_is_reported_with_the_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -303,6 +303,8 @@ def real_index(libs_shared_cache: Path) -> Path:
         ("libgomp.so.1", "libgomp1", "libgcc-12-dev"),
         ("libgeos_c.so.1", "libgeos-c1v5", "libgeos-dev"),
         ("libxslt.so.1", "libxslt1.1", "libxslt1-dev"),
+        ("libz.so.1", "zlib1g", "zlib1g-dev"),  # not lib32z1-dev, whose libz.so is in lib32
+        ("libstdc++.so.6", "libstdc++6", "libstdc++-12-dev"),  # the link is in gcc's folder
     ],
 )
 def test_real_bookworm_index_maps_sonames_to_packages(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -190,6 +191,24 @@ def test_scripts_and_data_that_are_not_elf_are_skipped(
         {"pkg-1.0.data/scripts/tool": b"#!python\n", "pkg.libs/README": b"text"},
     )
     assert libs.scan(wheel, base="none").elfs == ()
+
+
+def test_a_wheel_scanned_before_is_not_decompressed_again(
+    tmp_path: Path, libs_cache: Path, offline: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wheel = make_wheel(tmp_path / WHEEL, {EXT: make_elf(needed=["libc.so.6"], soname="x.so")})
+    first = libs.scan(wheel, base="none")
+
+    def no_reading(*args: object, **kwargs: object) -> bytes:
+        raise AssertionError("a cached wheel was decompressed")
+
+    monkeypatch.setattr(zipfile.ZipFile, "read", no_reading)
+    assert libs.scan(wheel, base="none").elfs == first.elfs
+    # a changed member changes its CRC-32 in the central directory: read again
+    (tmp_path / "b").mkdir()
+    changed = make_wheel(tmp_path / "b" / WHEEL, {EXT: make_elf(needed=["libm.so.6"])})
+    with pytest.raises(AssertionError, match="decompressed"):
+        libs.scan(changed, base="none")
 
 
 def test_a_project_without_a_wheelhouse_is_explained(tmp_path: Path) -> None:

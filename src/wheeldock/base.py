@@ -888,6 +888,7 @@ def ensure_rootfs(
                 "build_seconds": round(time.monotonic() - started, 2),
             }
             meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+            _remove_stale(folder, f"{variant}-{suite}-{arch}-", keep=tar_path.stem)
     return BaseRootfs(
         variant=variant,
         arch=arch,
@@ -900,6 +901,16 @@ def ensure_rootfs(
         python_version=python_version,
         key=key,
     )
+
+
+def _remove_stale(folder: Path, prefix: str, *, keep: str) -> None:
+    """Drop the tars of older recipes for the same variant, suite and arch (they would only
+    ever be used again by an older wheeldock)."""
+    for path in folder.glob(prefix + "*"):
+        finished = path.name.endswith((".tar", ".json")) and not path.name.endswith(".partial.tar")
+        if finished and path.stem != keep:
+            log.info("removing stale base rootfs %s", path)
+            path.unlink(missing_ok=True)
 
 
 @functools.lru_cache(maxsize=16)

@@ -401,10 +401,25 @@ class Index:
         devs = [b for b in self.binaries_of_source(info.source) if b.endswith("-dev")]
         if len(devs) <= 1:
             return devs[0] if devs else None
-        links = {re.sub(r"\.so\..*$", ".so", posixpath.basename(p)) for p in self.files_of(runtime)}
-        shipping = [d for d in devs if links & {posixpath.basename(p) for p in self.files_of(d)}]
-        pool = shipping or devs
-        return sorted(pool, key=lambda d: (not d.startswith("lib"), len(d), d))[0]
+
+        # Rank by the unversioned link: next to the runtime library (zlib1g's lib/…/libz.so.1
+        # and zlib1g-dev's usr/lib/…/libz.so: merged /usr makes them one folder), else of
+        # the same name anywhere (gcc's private folders); multilib variants (lib32…) last.
+        def merged(path: str) -> str:
+            return path if path.startswith("usr/") else "usr/" + path
+
+        links = {re.sub(r"\.so\.[^/]*$", ".so", merged(p)) for p in self.files_of(runtime)}
+        names = {posixpath.basename(p) for p in links}
+
+        def rank(dev: str) -> tuple[int, bool, bool, int, str]:
+            files = {merged(p) for p in self.files_of(dev)}
+            place = (
+                0 if links & files else 1 if names & {posixpath.basename(f) for f in files} else 2
+            )
+            multilib = re.match(r"lib(?:32|64|x32|n32)", dev) is not None
+            return (place, multilib, not dev.startswith("lib"), len(dev), dev)
+
+        return min(devs, key=rank)
 
     def closure(
         self, packages: Iterable[str], *, installed: Collection[str] = ()

@@ -13,6 +13,7 @@ transitively, and names every library that would be missing at ``import`` time.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fnmatch
 import hashlib
 import io
@@ -789,7 +790,33 @@ def _is_candidate(path: str) -> bool:
     return elf.looks_like_shared_library(path) or ".libs/" in path or ".data/scripts/" in path
 
 
+#: Bumped when what a cached wheel entry holds changes.
+_WHEEL_CACHE_VERSION = 1
+
+
+def _wheel_cache_key(members: Sequence[zipfile.ZipInfo]) -> str:
+    """A wheel's ELF candidates as its central directory describes them (names, CRC-32s and
+    sizes): reading the directory costs nothing, and changed content changes a CRC."""
+    hasher = hashlib.sha256(f"v{_WHEEL_CACHE_VERSION}\n".encode())
+    for member in members:
+        hasher.update(f"{member.filename}\0{member.CRC}\0{member.file_size}\n".encode())
+    return hasher.hexdigest()
+
+
+def _info_from_json(data: Mapping[str, Any]) -> elf.ElfInfo:
+    fields = dict(data)
+    for key in ("needed", "rpath", "runpath"):
+        fields[key] = tuple(fields[key])
+    return elf.ElfInfo(**fields)
+
+
 def _read_wheel(wheel: Path) -> tuple[list[_Elf], set[str]]:
+    """The ELF files of ``wheel`` and the site-packages paths of all its files.
+
+    The ELF headers read are cached under ``cache_dir("libs", "wheels")``, keyed by the
+    candidates' CRC-32s from the zip's central directory: a wheel scanned before is not
+    decompressed again.
+    """
     try:
         archive = zipfile.ZipFile(wheel)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -798,16 +825,21 @@ def _read_wheel(wheel: Path) -> tuple[list[_Elf], set[str]]:
             path=wheel,
             fix="download or build it again (`pip wheel`/`pip download`), or remove it",
         ) from exc
-    found: list[_Elf] = []
-    paths: set[str] = set()
     with archive:
-        for member in archive.infolist():
-            if member.is_dir():
-                continue
-            site = _site_path(member.filename)
-            paths.add(site)
-            if not _is_candidate(member.filename):
-                continue
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        paths = {_site_path(m.filename) for m in members}
+        candidates = [m for m in members if _is_candidate(m.filename)]
+        if not candidates:
+            return [], paths
+        cached = cache_dir("libs", "wheels") / f"{_wheel_cache_key(candidates)}.json"
+        if cached.is_file():
+            entries = json.loads(cached.read_text())
+            found = [
+                _Elf(wheel.name, wheel.name, e["path"], _info_from_json(e["info"])) for e in entries
+            ]
+            return found, paths
+        found = []
+        for member in candidates:
             name = f"{wheel}!/{member.filename}"
             try:
                 data = archive.read(member)
@@ -817,7 +849,10 @@ def _read_wheel(wheel: Path) -> tuple[list[_Elf], set[str]]:
                 ) from exc
             if not elf.is_elf(data) and not elf.looks_like_shared_library(member.filename):
                 continue  # a script or data file that is not a program
-            found.append(_Elf(wheel.name, wheel.name, site, elf.read_elf(data, name=name)))
+            info = elf.read_elf(data, name=name)
+            found.append(_Elf(wheel.name, wheel.name, _site_path(member.filename), info))
+    entries_out = [{"path": item.path, "info": dataclasses.asdict(item.info)} for item in found]
+    atomic_write_text(cached, json.dumps(entries_out))
     return found, paths
 
 

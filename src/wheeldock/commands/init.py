@@ -10,7 +10,7 @@ from rich.text import Text
 
 from wheeldock import init
 from wheeldock.errors import UsageError
-from wheeldock.output import console, err_console, print_json
+from wheeldock.output import console, err_console, print_json, status
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -67,7 +67,8 @@ def handle(args: argparse.Namespace) -> int:
         return 0
 
     no_binary = tuple(n.strip() for n in args.no_binary.split(",") if n.strip())
-    p = init.plan(root, ca_cert=args.ca_cert, no_binary=no_binary)
+    with status("finding the Python services and the libraries their wheels need", quiet=args.json):
+        p = init.plan(root, ca_cert=args.ca_cert, no_binary=no_binary)
     written: tuple[str, ...] = ()
     if not args.dry_run and not p.nothing_to_do:
         written = init.apply(p).written
