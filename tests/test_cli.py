@@ -41,9 +41,30 @@ def test_missing_project_folder_is_a_usage_error(
     probe.set_defaults(func=lambda args: 0)
     args = ["-C", str(tmp_path / "nope"), "probe"]
     original = cli.build_parser
-    cli.build_parser = lambda: parser  # type: ignore[assignment]
+    cli.build_parser = lambda argv=None: parser  # type: ignore[assignment]
     try:
         assert cli.main(args) == 2
     finally:
         cli.build_parser = original  # type: ignore[assignment]
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_only_the_chosen_commands_module_is_imported() -> None:
+    code = (
+        "import sys; from wheeldock import cli; cli.build_parser(['lock', '--help']);"
+        "print('wheeldock.commands.lock' in sys.modules, 'wheeldock.commands.bench' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]
+
+
+def test_help_lists_every_command_without_importing_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from wheeldock.commands import COMMANDS
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for name in COMMANDS:
+        assert name in out
