@@ -148,10 +148,17 @@ def cbt_inputs(root: Path = CB_TOTEM) -> lock.LockInputs:
 
 
 def ensure_lock(root: Path, dest: Path) -> lock.Lock:
-    """``dest`` as a fresh lock of ``root``'s cb-totem requirements (re-made with uv if stale)."""
+    """``dest`` as a fresh lock of ``root``'s cb-totem requirements (re-made with uv if stale).
+
+    uv resolves into a scratch folder under the benchmark data (``compile_lock`` leaves a file
+    lock beside its output), and only the lock file is copied to ``dest``.
+    """
     inputs = cbt_inputs(root)
     if lock.status(dest, inputs) != "fresh":
-        lock.compile_lock(root, inputs, dest)
+        scratch = data_dir() / "locks" / dest.name
+        made = lock.compile_lock(root, inputs, scratch)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(made.text)
     return lock.read(dest)
 
 

@@ -20,6 +20,7 @@ from elftools.common.exceptions import ELFError
 from elftools.construct import ConstructError
 from elftools.elf.dynamic import DynamicSegment
 from elftools.elf.elffile import ELFFile
+from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
 from elftools.elf.segments import InterpSegment
 
 from wheeldock.errors import InvalidElf
@@ -54,6 +55,8 @@ TRIPLETS: dict[str, str] = {
 #: What pyelftools raises on truncated or corrupt input (bugs such as AttributeError stay bugs).
 _PARSE_ERRORS = (ELFError, ConstructError, struct.error, ValueError, LookupError, EOFError)
 
+_VER_FLG_BASE = 0x1
+
 _SHARED_NAME = re.compile(r"\.so(\.[0-9][0-9A-Za-z.]*)?$")
 
 
@@ -75,6 +78,10 @@ class ElfInfo:
     rpath: tuple[str, ...] = ()
     runpath: tuple[str, ...] = ()
     interpreter: str | None = None
+    #: Symbol versions this file needs, per library (DT_VERNEED: ``libc.so.6`` → GLIBC_2.34…).
+    version_needs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: Symbol versions this file defines (DT_VERDEF: libc.so.6 defines GLIBC_2.2.5…GLIBC_2.36).
+    version_defs: tuple[str, ...] = ()
 
     @property
     def arch(self) -> str | None:
@@ -155,6 +162,18 @@ def _parse(stream: IO[bytes], name: str) -> ElfInfo:
                     rpath.extend(tag.rpath.split(":"))
                 elif entry == "DT_RUNPATH":
                     runpath.extend(tag.runpath.split(":"))
+    needs: list[tuple[str, tuple[str, ...]]] = []
+    defs: list[str] = []
+    # Version sections are allocated, so even stripped libraries keep them.
+    for section in elf.iter_sections():
+        if isinstance(section, GNUVerNeedSection):
+            for verneed, auxiliaries in section.iter_versions():
+                needs.append((str(verneed.name), tuple(str(a.name) for a in auxiliaries)))
+        elif isinstance(section, GNUVerDefSection):
+            for verdef, auxiliaries in section.iter_versions():
+                names = [str(a.name) for a in auxiliaries]
+                if names and not verdef["vd_flags"] & _VER_FLG_BASE:  # BASE names the file
+                    defs.append(names[0])
     return ElfInfo(
         name=name,
         machine=str(header.e_machine),
@@ -166,4 +185,6 @@ def _parse(stream: IO[bytes], name: str) -> ElfInfo:
         rpath=tuple(rpath),
         runpath=tuple(runpath),
         interpreter=interpreter,
+        version_needs=tuple(needs),
+        version_defs=tuple(defs),
     )
