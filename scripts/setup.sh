@@ -89,9 +89,12 @@ fi
 if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
   $SUDO mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
 fi
-if [ -e /proc/sys/fs/binfmt_misc/register ] && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
-  $SUDO update-binfmts --enable qemu-aarch64 2>/dev/null || log "could not enable qemu-aarch64 binfmt"
-fi
+# qemu-arm too: armhf (linux/arm/v7) bases and images.
+for handler in qemu-aarch64 qemu-arm; do
+  if [ -e /proc/sys/fs/binfmt_misc/register ] && [ ! -e "/proc/sys/fs/binfmt_misc/$handler" ]; then
+    $SUDO update-binfmts --enable "$handler" 2>/dev/null || log "could not enable $handler binfmt"
+  fi
+done
 
 # The engine: started here when it is not running (no systemd on these machines).
 scripts/dockerd.sh start

@@ -19,6 +19,7 @@ import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -266,21 +267,43 @@ def _wait(procs: Iterable[subprocess.Popen[bytes]]) -> None:
             raise RuntimeError(f"{proc.args} failed:\n{out.decode(errors='replace')[-3000:]}")
 
 
+#: Builds the three from source in the builder base, in parallel; build dependencies come
+#: as wheels, only the three compile. The dev packages come from Debian's archive.
+_BUILD_SCRIPT = """
+set -e
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
+    libpq-dev libyaml-dev >/dev/null
+pids=""
+for name in cffi pyyaml psycopg2; do
+    python3 -m pip wheel --quiet --no-deps --no-cache-dir --no-binary "$name" \\
+        --wheel-dir "/out/$name" "$name" &
+    pids="$pids $!"
+done
+for pid in $pids; do wait "$pid"; done
+chmod -R a+rwX /out
+"""
+
+
 @pytest.fixture(scope="session")
-def source_wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """cffi, pyyaml and psycopg2 built from source on this host (they link the system's
-    libffi, libyaml and libpq: libffi-dev, libyaml-dev, libpq-dev). One pip per project, in
-    parallel; build dependencies come as wheels, only the three compile."""
+def source_wheels(
+    base_images: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """cffi, pyyaml and psycopg2 built from source in ``wheeldock/python:3.11-builder``
+    (Debian bookworm), as a multi-stage build's builder stage does: they link bookworm's
+    libffi, libyaml and libpq. (Built on this host instead, they could need a newer glibc
+    than the bases have, which ``wheeldock check`` reports.) The proxy CA is mounted for
+    pip, never copied into an image."""
     folder = tmp_path_factory.mktemp("source-wheels")
-    names = ("cffi", "pyyaml", "psycopg2")
-    _wait(
-        [
-            _pip("wheel", "--quiet", "--no-deps", "--no-cache-dir", "--no-binary", name,
-                 "--wheel-dir", str(folder / name), name)
-            for name in names
-        ]
+    ca = os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
+    inside = "/etc/ssl/certs/wheeldock-ca.pem"
+    subprocess.run(
+        ["docker", "run", "--rm", "--network", "host",
+         "-v", f"{ca}:{inside}:ro", "-e", f"PIP_CERT={inside}", "-e", f"SSL_CERT_FILE={inside}",
+         "-v", f"{folder}:/out", base_images["builder"].tags[0], "sh", "-c", _BUILD_SCRIPT],
+        check=True, capture_output=True, timeout=1200,
     )  # fmt: skip
-    return {name: next((folder / name).glob("*.whl")) for name in names}
+    return {name: next((folder / name).glob("*.whl")) for name in ("cffi", "pyyaml", "psycopg2")}
 
 
 @pytest.fixture(scope="session")

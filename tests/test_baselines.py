@@ -61,7 +61,7 @@ def test_forced_source_builds_are_passed_to_pip_and_uv() -> None:
     forced = DockerfileInputs(**{**INPUTS.__dict__, "no_binary": ("cffi", "pyyaml")})
     assert "--no-binary cffi,pyyaml" in seed_dockerfile(forced)
     uv_text = uvguide_dockerfile(forced)
-    assert "--no-binary-package cffi --no-binary-package pyyaml" in uv_text
+    assert "--no-binary cffi --no-binary pyyaml" in uv_text
     assert "build-essential" in uv_text
 
 

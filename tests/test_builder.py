@@ -274,12 +274,13 @@ def test_one_pin_bump_rebuilds_one_dependency_layer(
 
 
 @pytest.mark.integration
-def test_stale_lock_is_refused_without_relock(
+def test_stale_unpinned_lock_is_refused_without_relock(
     cbt_built: CbtBuild, build_env: Path, tmp_path: Path
 ) -> None:
     proj = make_cbt_project(tmp_path / "p", lock_from=cbt_built.root)
     reqs = proj.root / "vcc-totem" / "requirements.txt"
-    reqs.write_text(reqs.read_text().replace("idna==3.20", "idna==3.10"))
+    # a range, not a pin: the lock cannot be updated without uv (a pin bump would be)
+    reqs.write_text(reqs.read_text().replace("idna==3.20", "idna>=3.10"))
     with pytest.raises(InvalidConfig, match="the lock is stale") as err:
         builder.build(proj, [proj.service("srv-img")], [f"oci:{tmp_path / 'oci'}"])
     assert "wheeldock lock" in str(err.value)
@@ -379,7 +380,13 @@ def test_images_loaded_into_docker_answer_health_checks(
     names = [f"wheeldock-e2-test-{r.service}" for r in results]
     try:
         for result, name in zip(results, names, strict=True):
-            assert result.digest == cbt_built.results[result.service].digest
+            # plain layers for the engine, gzip in the layout: the same config, so the same ID
+            assert (
+                result.image.config_digest == cbt_built.results[result.service].image.config_digest
+            )
+            assert engine.image_inspect(f"wheeldock-e2-{result.service}:test")["Id"] == str(
+                result.image.config_digest
+            )
             engine.docker("run", "--rm", "-d", "--name", name, "--network", "host",
                           "-e", f"PORT={ports[result.service]}", f"wheeldock-e2-{result.service}:test")  # fmt: skip
         for service, port in ports.items():
@@ -388,11 +395,52 @@ def test_images_loaded_into_docker_answer_health_checks(
         assert user == "10001"
         version = engine.docker("exec", names[0], "uvicorn", "--version").stdout
         assert version.startswith("Running uvicorn")
+        # a code change sends the engine only the app layer (it has every other one)
+        app = proj.root / "vcc-totem" / "main.py"
+        app.write_text(app.read_text() + "\n# sent alone\n")
+        again = builder.build(proj, proj.services, ["docker-daemon:wheeldock-e2-{service}:test"])
+        for result in again:
+            (sent,) = result.outputs
+            assert sent.bytes_written < 1 << 20, sent
+            layers = engine.image_inspect(f"wheeldock-e2-{result.service}:test")["RootFS"]["Layers"]
+            assert layers == [str(lay.diff_id) for lay in result.image.layers]
     finally:
         for name in names:
             engine.docker("rm", "-f", name, check=False)
         for service in ports:
             engine.docker("rmi", f"wheeldock-e2-{service}:test", check=False)
+
+
+def test_chain_ids_follow_the_image_spec() -> None:
+    import hashlib
+
+    from wheeldock.daemon import chain_ids
+
+    a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    expected = "sha256:" + hashlib.sha256(f"{a} {b}".encode()).hexdigest()
+    assert chain_ids([a, b]) == [a, expected]
+
+
+@pytest.mark.integration
+def test_base_layer_is_read_in_place_and_its_facts_kept_beside_the_tar(
+    cbt_built: CbtBuild, build_env: Path
+) -> None:
+    from wheeldock import base as bases
+
+    rootfs = bases.ensure_rootfs("slim")
+    facts = builder.base_facts(rootfs)
+    recorded = json.loads(
+        rootfs.tar_path.with_name(rootfs.tar_path.stem + ".facts.json").read_text()
+    )
+    assert recorded["sha256"] == facts.sha256 and "python3" in facts.installed
+    plain = builder.base_layer(rootfs, facts, "none")
+    assert plain.blob_path() == rootfs.tar_path and plain.digest == plain.diff_id
+    # the layout build of the session compressed it once, beside the tar
+    assert facts.gzip is not None
+    gz = builder.base_layer(rootfs, facts, "gzip")
+    assert gz.blob_path().parent == rootfs.tar_path.parent
+    assert str(gz.digest) == cbt_built.results["srv-img"].layers[0].digest
+    assert gz.diff_id == plain.diff_id
 
 
 def test_git_labels_name_the_revision_and_drop_credentials_from_the_source(tmp_path: Path) -> None:

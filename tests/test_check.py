@@ -254,8 +254,30 @@ def test_cli_names_file_soname_and_package_and_exits_1(
     assert data["ok"] is False
     assert data["missing"] == [
         {"file": f"/{SITE}/yaml/_yaml.so", "soname": "libyaml-0.so.2",
-         "needed_by": f"/{SITE}/yaml/_yaml.so", "package": "libyaml-0-2"}
+         "needed_by": f"/{SITE}/yaml/_yaml.so", "package": "libyaml-0-2", "version": None}
     ]  # fmt: skip
+
+
+def test_a_library_lacking_a_needed_symbol_version_fails_the_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = Path(__file__).parent / "data" / "elf"
+    user = (f"{SITE}/new/_built_on_a_newer_host.so", (data / "needs-ver2.so").read_bytes())
+    old = folder_of(
+        tmp_path / "old",
+        [*rootfs_entries(with_bar=True), user,
+         (f"{MULTIARCH}/libver.so.1", (data / "libver-old.so.1").read_bytes())],
+    )  # fmt: skip
+    report = libs.check(str(old), suggest=False)
+    assert [(m.soname, m.version) for m in report.missing] == [("libver.so.1", "VER_2")]
+    assert cli.main(["check", str(old)]) == 1
+    assert "older than the wheels need: libver.so.1 VER_2" in capsys.readouterr().err
+    new = folder_of(
+        tmp_path / "new",
+        [*rootfs_entries(with_bar=True), user,
+         (f"{MULTIARCH}/libver.so.1", (data / "libver-new.so.1").read_bytes())],
+    )  # fmt: skip
+    assert libs.check(str(new)).ok
 
 
 def test_a_corrupt_extension_module_fails_the_check(

@@ -31,6 +31,14 @@ def test_reads_soname_of_a_gcc_built_library() -> None:
     assert info.needed == ()
 
 
+def test_symbol_versions_needed_and_defined_are_read() -> None:
+    user = elf.read_elf((DATA / "needs-ver2.so").read_bytes(), name="needs-ver2.so")
+    assert user.version_needs == (("libver.so.1", ("VER_2",)),)
+    new = elf.read_elf((DATA / "libver-new.so.1").read_bytes(), name="new")
+    old = elf.read_elf((DATA / "libver-old.so.1").read_bytes(), name="old")
+    assert (new.version_defs, old.version_defs) == (("VER_1", "VER_2"), ("VER_1",))
+
+
 def test_file_object_and_bytes_give_the_same_answer() -> None:
     data = make_elf(needed=["libz.so.1"], soname="libq.so.3", rpath="/opt/q/lib")
     assert elf.read_elf(data, name="x") == elf.read_elf(io.BytesIO(data), name="x")
@@ -89,3 +97,55 @@ def test_the_truncated_golden_file_is_refused() -> None:
 )
 def test_shared_library_names_are_recognised(name: str, shared: bool) -> None:
     assert elf.looks_like_shared_library(name) is shared
+
+
+def _pyelftools_view(path: Path) -> tuple[object, ...]:
+    """The same facts read by pyelftools through the section headers (a second opinion)."""
+    from elftools.elf.dynamic import DynamicSection
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
+
+    needed: list[str] = []
+    soname = None
+    runpath: list[str] = []
+    needs: list[tuple[str, tuple[str, ...]]] = []
+    defs: list[str] = []
+    with path.open("rb") as fh:
+        for section in ELFFile(fh).iter_sections():
+            if isinstance(section, DynamicSection):
+                for tag in section.iter_tags():
+                    kind = tag.entry.d_tag
+                    if kind == "DT_NEEDED":
+                        needed.append(tag.needed)
+                    elif kind == "DT_SONAME":
+                        soname = tag.soname
+                    elif kind == "DT_RUNPATH":
+                        runpath += tag.runpath.split(":")
+            elif isinstance(section, GNUVerNeedSection):
+                for verneed, aux in section.iter_versions():
+                    needs.append((verneed.name, tuple(a.name for a in aux)))
+            elif isinstance(section, GNUVerDefSection):
+                for verdef, aux in section.iter_versions():
+                    names = [a.name for a in aux]
+                    if names and not verdef["vd_flags"] & 1:
+                        defs.append(names[0])
+    return (tuple(needed), soname, tuple(runpath), tuple(needs), tuple(defs))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        DATA / "ext.so",
+        DATA / "libver-new.so.1",
+        DATA / "needs-ver2.so",
+        Path("/lib/x86_64-linux-gnu/libc.so.6"),
+        Path("/usr/lib/x86_64-linux-gnu/libz.so.1"),
+    ],
+    ids=lambda p: p.name,
+)
+def test_the_reader_agrees_with_pyelftools(path: Path) -> None:
+    if not path.exists():
+        pytest.skip(f"{path} is not on this machine")
+    info = elf.read_elf(path.read_bytes(), name=str(path))
+    mine = (info.needed, info.soname, info.runpath, info.version_needs, info.version_defs)
+    assert mine == _pyelftools_view(path)

@@ -182,7 +182,7 @@ def test_no_binary_flag_reaches_config_dockerfile_and_runtime_packages(
     svc = project.load(stack.root).service("worker")
     assert svc.no_binary == ("cffi", "pyyaml")
     text = (stack.root / "Dockerfile.worker").read_text()
-    assert "--no-binary cffi,pyyaml" in text and "libffi8" in text
+    assert "--no-binary cffi --no-binary pyyaml" in text and "libffi8" in text
 
 
 def test_json_output_lists_services_and_file_actions(

@@ -188,7 +188,7 @@ def test_status_tells_fresh_stale_and_missing(tmp_path: Path) -> None:
 def test_lock_pins_hashes_shares_identical_inputs_and_refuses_drift(tmp_path: Path) -> None:
     _write(tmp_path, {"svc/requirements.txt": "idna==3.10\n"})
     proj = Project(tmp_path, None, (_service("api"), _service("img")))
-    results = lock.lock_services(proj, proj.services)
+    results = lock.lock_services(proj, proj.services, fast=False)
     assert [(r.action, r.packages) for r in results] == [("written", 1), ("shared", 1)]
     api, img = (lock.lock_path(tmp_path, n) for n in ("api", "img"))
     assert api.read_bytes() == img.read_bytes()
@@ -199,13 +199,184 @@ def test_lock_pins_hashes_shares_identical_inputs_and_refuses_drift(tmp_path: Pa
     assert doc["tool"]["wheeldock"]["platform"] == "linux/amd64"
 
     assert {r.status for r in lock.lock_services(proj, proj.services, check=True)} == {"fresh"}
-    _write(tmp_path, {"svc/requirements.txt": "idna==3.9\n"})
+    # a range is not a pin: only uv can re-resolve it, so build refuses the stale lock
+    _write(tmp_path, {"svc/requirements.txt": "idna>=3.9,<3.10\n"})
     assert {r.status for r in lock.lock_services(proj, proj.services, check=True)} == {"stale"}
     with pytest.raises(InvalidConfig, match=r"the lock is stale: svc/requirements.txt") as err:
         lock.ensure(proj, proj.services[0])
     assert err.value.path == api and err.value.fix is not None and "wheeldock lock" in err.value.fix
     relocked = lock.ensure(proj, proj.services[0], relock=True)
     assert [(p.name, p.version) for p in relocked.packages] == [("idna", "3.9")]
+
+
+# -- the fast path --------------------------------------------------------------------------------
+
+
+def _inputs(root: Path, text: str) -> lock.LockInputs:
+    _write(root, {"svc/requirements.txt": text})
+    return lock.collect_inputs(
+        root, ["svc/requirements.txt"], platform="linux/amd64", python="3.11"
+    )
+
+
+def test_pins_are_read_with_markers_for_the_target(tmp_path: Path) -> None:
+    inputs = _inputs(
+        tmp_path,
+        "# comment\nIDNA==3.10  # via x\nuvicorn[standard]==0.30.0\n"
+        "colorama==0.4.6 ; sys_platform == 'win32'\nuvloop==0.21.0 ; sys_platform == 'linux'\n",
+    )
+    pins = lock.pinned_requirements(tmp_path, inputs)
+    assert {n: (p.version, sorted(p.extras)) for n, p in pins.items()} == {
+        "idna": ("3.10", []),
+        "uvicorn": ("0.30.0", ["standard"]),
+        "uvloop": ("0.21.0", []),
+    }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "idna>=3.9\n",
+        "idna==3.*\n",
+        "idna\n",
+        "--index-url https://example.org/simple\nidna==3.10\n",
+        "idna==3.10 --hash=sha256:" + "a" * 64 + "\n",
+        "idna @ https://example.org/idna-3.10-py3-none-any.whl\n",
+    ],
+    ids=["range", "wildcard", "bare", "option", "hashes", "url"],
+)
+def test_anything_but_plain_pins_goes_to_the_resolver(tmp_path: Path, text: str) -> None:
+    with pytest.raises(lock.NotFastLockable):
+        lock.pinned_requirements(tmp_path, _inputs(tmp_path, text))
+
+
+def _pins(**versions: str) -> dict[str, lock._Pin]:
+    return {n: lock._Pin(n, v, frozenset()) for n, v in versions.items()}
+
+
+ENV = lock.target_environment("linux/amd64", "3.11")
+
+
+def test_a_closed_pin_set_is_accepted_with_markers_and_extras() -> None:
+    pins = _pins(a="1.0", b="2.0", c="1.5")
+    pins["a"] = lock._Pin("a", "1.0", frozenset({"fast"}))
+    requires = {
+        "a": (
+            "b>=2",
+            "win ; sys_platform == 'win32'",
+            "c[x] ; extra == 'fast'",
+            "d ; extra == 'slow'",
+        ),
+        "b": (),
+        "c": ("b<3 ; extra == 'x'",),
+    }
+    lock._check_closed(pins, requires, ENV)
+
+
+@pytest.mark.parametrize(
+    ("requires", "why"),
+    [
+        ({"a": ("b>=3",)}, "but b==2.0 is pinned"),
+        ({"a": ("missing>=1",)}, "which is not pinned"),
+        ({"a": ("c[x]",), "c": ("missing ; extra == 'x'",)}, "which is not pinned"),
+    ],
+    ids=["version", "absent", "extra-brings-absent"],
+)
+def test_a_violated_or_open_dependency_is_not_fast_lockable(
+    requires: dict[str, tuple[str, ...]], why: str
+) -> None:
+    pins = _pins(a="1.0", b="2.0", c="1.0")
+    with pytest.raises(lock.NotFastLockable, match=why):
+        lock._check_closed(pins, {"b": (), "c": (), **requires}, ENV)
+
+
+def _packages(path: Path) -> list[dict[str, object]]:
+    packages: list[dict[str, object]] = tomllib.loads(path.read_text())["packages"]
+    return packages
+
+
+@pytest.mark.integration
+def test_fully_pinned_inputs_lock_without_uv_exactly_as_uv_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
+    proj = Project(tmp_path, None, (_service("api"),))
+    _write(tmp_path, {"svc/requirements.txt": "httpx[http2]==0.28.1\n"})
+    (by_uv,) = lock.lock_services(proj, proj.services, fast=False)
+    pins = "".join(f"{p['name']}=={p['version']}\n" for p in _packages(by_uv.path))
+    pins = pins.replace("httpx==", "httpx[http2]==")
+    _write(tmp_path, {"svc/requirements.txt": pins})
+    uv_text = lock.compile_lock(
+        tmp_path, lock.inputs_for(tmp_path, proj.services[0], "linux/amd64"), by_uv.path
+    ).text
+    by_uv.path.unlink()
+
+    def no_uv(*args: object, **kwargs: object) -> None:
+        raise AssertionError("uv was run")
+
+    monkeypatch.setattr(lock, "compile_lock", no_uv)
+    (fast,) = lock.lock_services(proj, proj.services)
+    assert fast.action == "pinned"
+    assert _packages(fast.path) == tomllib.loads(uv_text)["packages"]
+    assert (
+        lock.status(fast.path, lock.inputs_for(tmp_path, proj.services[0], "linux/amd64"))
+        == "fresh"
+    )
+
+
+@pytest.mark.integration
+def test_a_bumped_pin_asks_the_index_only_for_that_package_and_build_relocks_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wheeldock.wheelhouse import Wheelhouse, select
+
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
+    proj = Project(tmp_path, None, (_service("api"),))
+    _write(tmp_path, {"svc/requirements.txt": "anyio==4.6.0\nidna==3.10\nsniffio==1.3.1\n"})
+    first = lock.ensure(proj, proj.services[0])
+    Wheelhouse().fetch(select(first), platform="linux/amd64", python="3.11")
+    asked: list[str] = []
+    real = lock._fetch_releases
+
+    def spy(pins: list[lock._Pin], inputs: lock.LockInputs) -> list[lock._Release]:
+        asked.extend(f"{p.name}=={p.version}" for p in pins)
+        return real(pins, inputs)
+
+    monkeypatch.setattr(lock, "_fetch_releases", spy)
+    _write(tmp_path, {"svc/requirements.txt": "anyio==4.6.0\nidna==3.9\nsniffio==1.3.1\n"})
+    bumped = lock.ensure(proj, proj.services[0])  # no --relock needed: the pins decide
+    assert asked == ["idna==3.9"]
+    assert {p.name: p.version for p in bumped.packages} == {
+        "anyio": "4.6.0", "idna": "3.9", "sniffio": "1.3.1"
+    }  # fmt: skip
+    assert [p for p in bumped.packages if p.name != "idna"] == [
+        p for p in first.packages if p.name != "idna"
+    ]
+
+
+@pytest.mark.integration
+def test_a_bump_that_breaks_a_dependency_falls_back_to_uv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
+    proj = Project(tmp_path, None, (_service("api"),))
+    _write(tmp_path, {"svc/requirements.txt": "anyio==4.6.0\nidna==3.10\nsniffio==1.3.1\n"})
+    lock.ensure(proj, proj.services[0])
+    resolved: list[Path] = []
+    real = lock.compile_lock
+
+    def spy(root: Path, inputs: lock.LockInputs, dest: Path, **kw: bool) -> lock.Lock:
+        resolved.append(dest)
+        return real(root, inputs, dest, **kw)
+
+    monkeypatch.setattr(lock, "compile_lock", spy)
+    # anyio 4.6 needs idna>=2.8: idna 2.5 violates it, so uv must decide (and refuses)
+    _write(tmp_path, {"svc/requirements.txt": "anyio==4.6.0\nidna==2.5\nsniffio==1.3.1\n"})
+    from wheeldock.errors import CommandFailed
+
+    with pytest.raises(CommandFailed, match="idna"):
+        lock.lock_services(proj, proj.services)
+    assert resolved == [lock.lock_path(tmp_path, "api")]
 
 
 @pytest.mark.integration

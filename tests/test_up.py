@@ -138,7 +138,7 @@ def test_worker_built_from_source_needs_libffi8_and_runs(
     assert stack.run("init", "--no-binary", "cffi,pyyaml") == 0
     svc = project.load(stack.root).service("worker")
     dockerfile = (stack.root / "Dockerfile.worker").read_text()
-    assert "--no-binary cffi,pyyaml" in dockerfile
+    assert "--no-binary cffi --no-binary pyyaml" in dockerfile
     if svc.runtime_packages_source == "elf-scan":
         # pyyaml built against libyaml needs libyaml-0-2, which slim lacks; libffi8, which the
         # source-built cffi needs, is one the slim base already has, so it is not reinstalled.

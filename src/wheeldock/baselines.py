@@ -95,7 +95,7 @@ def uvguide_dockerfile(inputs: DockerfileInputs) -> str:
     """A Dockerfile written the way uv's Docker guide teaches, for this service."""
     req = inputs.requirements
     no_binary = (
-        " " + " ".join(f"--no-binary-package {shlex.quote(p)}" for p in inputs.no_binary)
+        " " + " ".join(f"--no-binary {shlex.quote(p)}" for p in inputs.no_binary)
         if inputs.no_binary
         else ""
     )

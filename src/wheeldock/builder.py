@@ -23,6 +23,7 @@ Python build (the .pyc bytes come from the host's interpreter of the image's ver
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -33,28 +34,32 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from packaging.utils import parse_wheel_filename
 
 from wheeldock import base as bases
-from wheeldock import debian, engine, libs, process
+from wheeldock import engine, process
 from wheeldock import lock as locks
-from wheeldock.blobs import BlobStore
+from wheeldock.blobs import CHUNK, BlobStore, BlobWriter, hash_file
 from wheeldock.digest import Digest
 from wheeldock.dockerfile import APP_UID, exec_form, health_command
 from wheeldock.dockerfile import excluded as dockerignore_excluded
-from wheeldock.errors import InvalidConfig, UsageError, WheeldockError
+from wheeldock.errors import DigestMismatch, InvalidConfig, UsageError, WheeldockError
+from wheeldock.fsutil import atomic_write_text
 from wheeldock.image import Healthcheck, History, Image, ImageConfig, Platform, rfc3339
 from wheeldock.install import InstalledTrees, Scheme, compiler_id, debian_scheme, scheme_for
 from wheeldock.layer import (
+    MEDIA_TYPE_TAR,
+    MEDIA_TYPES,
     Compression,
     Layer,
     TarEntry,
+    _LayerSink,
     build_layer,
     cached_layer,
     entries_from_dir,
@@ -64,6 +69,9 @@ from wheeldock.project import Project, Service
 from wheeldock.publish import PublishResult, publish
 from wheeldock.reference import ArchiveRef, DaemonRef, OciRef, RegistryRef, coerce
 from wheeldock.wheelhouse import Artifact, Wheelhouse, select
+
+if TYPE_CHECKING:
+    from wheeldock.debian import DebMember
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +97,8 @@ class BuildOptions:
     """How to build. ``base`` None means each service's own (``slim`` unless it says)."""
 
     base: str | None = None
-    compression: Compression = "gzip"
+    #: None: none when every output is the Docker engine (it unpacks layers anyway), else gzip.
+    compression: Compression | None = None
     platform: str = locks.DEFAULT_PLATFORM
     relock: bool = False
     max_dep_layers: int = MAX_DEP_LAYERS
@@ -331,6 +340,7 @@ class _Base:
     arch: str
     rootfs: bases.BaseRootfs | None
     reports: tuple[LayerReport, ...]
+    installed: Mapping[str, str] | None = None  # the rootfs's dpkg status, when known
 
 
 class Builder:
@@ -362,6 +372,10 @@ class Builder:
     @property
     def epoch(self) -> int:
         return self._epoch
+
+    @property
+    def compression(self) -> Compression:
+        return self.options.compression or "gzip"
 
     def _report(self, svc: Service, report: LayerReport) -> LayerReport:
         log.info(
@@ -397,16 +411,24 @@ class Builder:
         platform = Platform.parse(self.options.platform)
         python = svc.python
         if spec in bases.VARIANTS:
+            started = time.monotonic()
             rootfs = bases.ensure_rootfs(spec, arch=platform.architecture)
-            st = rootfs.tar_path.stat()
-            key = _digest("base", rootfs.key, st.st_size, st.st_mtime_ns, self.options.compression)
-            layer, report = self._layer(
-                svc,
-                "base",
-                f"{spec} ({rootfs.suite}, Python {rootfs.python_version})",
-                key,
-                lambda: Layer.from_tar_file(rootfs.tar_path, self.store, self.options.compression),
-            )
+            facts = base_facts(rootfs)
+            key = _digest("base", rootfs.key, facts.sha256)
+            title = f"{spec} ({rootfs.suite}, Python {rootfs.python_version})"
+            compression = self.compression
+            if compression == "zstd":
+                layer, report = self._layer(
+                    svc, "base", title, _digest(key, compression),
+                    lambda: Layer.from_tar_file(rootfs.tar_path, self.store, compression),
+                )  # fmt: skip
+            else:
+                layer = base_layer(rootfs, facts, compression)
+                report = self._report(
+                    svc,
+                    LayerReport("base", title, str(layer.digest), layer.size, True,
+                                time.monotonic() - started),
+                )  # fmt: skip
             image = Image(
                 layers=(layer,),
                 config=ImageConfig(
@@ -417,7 +439,10 @@ class Builder:
                     History(created_by=f"wheeldock base {spec}", created=rfc3339(FIXED_MTIME)),
                 ),
             )
-            return _Base(spec, image, debian_scheme(python), key, rootfs.arch, rootfs, (report,))
+            return _Base(
+                spec, image, debian_scheme(python), key, rootfs.arch, rootfs, (report,),
+                installed=facts.installed,
+            )  # fmt: skip
         return self._base_image(svc, spec, platform)
 
     def _base_image(self, svc: Service, spec: str, platform: Platform) -> _Base:
@@ -472,7 +497,7 @@ class Builder:
         plans = plan_dependencies(
             artifacts,
             scheme=base.scheme,
-            compression=self.options.compression,
+            compression=self.compression,
             compiler=compiler_id(svc.python),
             max_layers=self.options.max_dep_layers,
         )
@@ -499,7 +524,7 @@ class Builder:
                 return build_layer(
                     entries,
                     store=self.store,
-                    compression=self.options.compression,
+                    compression=self.compression,
                     mtime=FIXED_MTIME,
                     annotations={"org.opencontainers.image.title": f"deps: {plan.title}"},
                 )
@@ -529,14 +554,14 @@ class Builder:
         if not packages:
             return None
         suite = base.rootfs.suite if base.rootfs is not None else bases.DEFAULT_SUITE
-        key = _digest("libs", packages, suite, base.arch, self.options.compression, FIXED_MTIME)
+        key = _digest("libs", packages, suite, base.arch, self.compression, FIXED_MTIME)
 
         def make() -> Layer:
             have = sorted(_installed(base))
             return build_layer(
                 _deb_entries(packages, suite=suite, arch=base.arch, installed=have),
                 store=self.store,
-                compression=self.options.compression,
+                compression=self.compression,
                 mtime=FIXED_MTIME,
                 annotations={"org.opencontainers.image.title": "runtime libraries"},
             )
@@ -562,6 +587,8 @@ class Builder:
             wheels = self.wheelhouse.fetch(
                 [a for a, _ in todo], platform=lock.platform, python=lock.python
             )
+            from wheeldock import libs  # the ELF scan's imports are needed only here
+
             for (_, key), wheel in zip(todo, wheels, strict=True):
                 packages = libs.runtime_packages(wheel, base=base.name, arch=base.arch)
                 self.store.set_cached(key, {"packages": sorted(packages)})
@@ -580,13 +607,13 @@ class Builder:
             )
         target = svc.source_target or svc.workdir
         entries = app_entries(source, target)
-        key = app_key(entries, self.options.compression, self.epoch)
+        key = app_key(entries, self.compression, self.epoch)
 
         def make() -> Layer:
             return build_layer(
                 entries,
                 store=self.store,
-                compression=self.options.compression,
+                compression=self.compression,
                 mtime=self.epoch,
                 annotations={"org.opencontainers.image.title": f"app: {svc.source}"},
             )
@@ -633,10 +660,25 @@ class Builder:
         image = with_annotations(image, {"org.opencontainers.image.created": created})
         return image, reports, lock
 
+    def _publish(self, image: Image, ref: str, svc: Service) -> PublishResult:
+        """:func:`publish`, but the engine is told where the base's layer may already be (the
+        ``wheeldock base`` image), so ``docker load`` is not sent what it has."""
+        parsed = coerce(ref)
+        spec = self.options.base or svc.base
+        if not isinstance(parsed, DaemonRef) or spec not in bases.VARIANTS:
+            return publish(image, ref, self.store)
+        from wheeldock import daemon
+
+        started = time.monotonic()
+        arch = Platform.parse(self.options.platform).architecture
+        hints = bases.image_tags(bases.recipe(spec), python_version=svc.python, arch=arch)
+        result = daemon.load(image, parsed.name, self.store, hints=hints)
+        return dataclasses.replace(result, seconds=time.monotonic() - started)
+
     def build(self, svc: Service, outputs: Sequence[str]) -> ServiceBuild:
         started = time.monotonic()
         image, reports, lock = self.image(svc)
-        published = tuple(publish(image, ref, self.store) for ref in outputs)
+        published = tuple(self._publish(image, ref, svc) for ref in outputs)
         return ServiceBuild(
             service=svc.name,
             image=image,
@@ -648,9 +690,152 @@ class Builder:
         )
 
 
+# -- base facts -----------------------------------------------------------------------------------
+
+#: Bumped when what a base's facts file holds changes.
+_FACTS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BaseFacts:
+    """What a base rootfs tar is, kept beside it (``<tar stem>.facts.json``) and keyed by the
+    tar's size, mtime and inode: its sha256 (the base layer's diff_id), dpkg's installed
+    packages, and its gzip blob's digest and size (the blob itself is ``<tar stem>.tar.gz``).
+    An emptied layer cache therefore neither re-hashes, re-reads nor recompresses the base."""
+
+    path: Path
+    sha256: str
+    size: int
+    installed: Mapping[str, str]
+    gzip: Mapping[str, Any] | None
+
+
+def _identity(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _facts_path(tar: Path) -> Path:
+    return tar.with_name(tar.stem + ".facts.json")
+
+
+def _gzip_path(tar: Path) -> Path:
+    return tar.with_name(tar.stem + ".tar.gz")
+
+
+def _gzip_id() -> dict[str, Any]:
+    from isal import __version__ as isal_version
+
+    from wheeldock.layer import DEFAULT_GZIP_LEVEL
+
+    return {"isal": isal_version, "level": DEFAULT_GZIP_LEVEL}
+
+
+def base_facts(rootfs: bases.BaseRootfs) -> BaseFacts:
+    """The facts of ``rootfs``'s tar, computed (one read of the tar) when not recorded."""
+    tar = rootfs.tar_path
+    path = _facts_path(tar)
+    identity = _identity(tar)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        data = None
+    if (
+        not isinstance(data, dict)
+        or data.get("version") != _FACTS_VERSION
+        or data.get("identity") != identity
+    ):
+        digest = hash_file(tar).digest
+        data = {
+            "version": _FACTS_VERSION,
+            "identity": identity,
+            "sha256": digest.hex,
+            "installed": bases.installed_packages(rootfs),
+        }
+        _write_facts(path, data)
+    gzip = data.get("gzip")
+    return BaseFacts(
+        path=tar,
+        sha256=str(data["sha256"]),
+        size=identity[0],
+        installed=dict(data["installed"]),
+        gzip=gzip if isinstance(gzip, dict) and gzip.get("id") == _gzip_id() else None,
+    )
+
+
+def _write_facts(path: Path, data: Mapping[str, Any]) -> None:
+    try:
+        atomic_write_text(path, json.dumps(data, sort_keys=True))
+    except WheeldockError as exc:  # a read-only bases folder: facts are recomputed next time
+        log.warning("cannot record the base's facts: %s", exc.message)
+
+
+def _gzip_base(facts: BaseFacts) -> dict[str, Any]:
+    """Compress the base tar to ``<tar stem>.tar.gz`` (atomically); its digest and size."""
+    dest = _gzip_path(facts.path)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            writer = BlobWriter(fh)
+            sink = _LayerSink(writer, "gzip", None)
+            with facts.path.open("rb") as src:
+                while chunk := src.read(CHUNK):
+                    sink.write(chunk)
+            diff_id = sink.close()
+        if diff_id.hex != facts.sha256:
+            raise DigestMismatch(
+                "changed while it was being compressed",
+                expected=f"sha256:{facts.sha256}", actual=str(diff_id), path=facts.path,
+                fix="retry when nothing writes to it (or rebuild it: wheeldock base --rebuild)",
+            )  # fmt: skip
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, dest)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return {"id": _gzip_id(), "digest": str(writer.digest), "size": writer.size}
+
+
+def base_layer(rootfs: bases.BaseRootfs, facts: BaseFacts, compression: Compression) -> Layer:
+    """The base rootfs as a layer, its bytes read in place (nothing copied into the blob store).
+
+    ``none``: the tar itself. ``gzip``: ``<tar stem>.tar.gz``, made once; the descriptor is
+    taken from the facts file and the blob is remade lazily if it was deleted.
+    """
+    tar = facts.path
+    diff_id = Digest.parse(f"sha256:{facts.sha256}")
+    annotations = {"org.opencontainers.image.title": f"base: {rootfs.variant}"}
+    if compression == "none":
+        return Layer(diff_id, diff_id, facts.size, MEDIA_TYPE_TAR, lambda: tar,
+                     annotations, uncompressed_size=facts.size)  # fmt: skip
+    gz = dict(facts.gzip) if facts.gzip is not None else None
+    if gz is None:
+        gz = _gzip_base(facts)
+        data = json.loads(_facts_path(tar).read_text())
+        data["gzip"] = gz
+        _write_facts(_facts_path(tar), data)
+    digest = Digest.parse(str(gz["digest"]))
+    blob = _gzip_path(tar)
+
+    def locate() -> Path:
+        if not blob.is_file():
+            again = _gzip_base(facts)
+            if again["digest"] != str(digest):
+                raise DigestMismatch(
+                    "recompressing the base gave different bytes",
+                    expected=str(digest), actual=str(again["digest"]), path=blob,
+                    fix=f"delete {_facts_path(tar)} and build again",
+                )  # fmt: skip
+        return blob
+
+    return Layer(digest, diff_id, int(gz["size"]), MEDIA_TYPES["gzip"], locate, annotations,
+                 uncompressed_size=facts.size)  # fmt: skip
+
+
 def _installed(base: _Base) -> dict[str, str]:
     """Debian packages the base has: its rootfs's dpkg status, or the topmost
     ``var/lib/dpkg/status`` in an image's layers (none: a base without dpkg)."""
+    if base.installed is not None:
+        return dict(base.installed)
     if base.rootfs is not None:
         return bases.installed_packages(base.rootfs)
     for layer in reversed(base.image.layers):
@@ -690,7 +875,7 @@ _DEB_SKIP = ("usr/share/doc/", "usr/share/man/", "usr/share/info/", "usr/share/l
              "usr/share/lintian/")  # fmt: skip
 
 
-def deb_member_entry(member: debian.DebMember) -> TarEntry | None:
+def deb_member_entry(member: DebMember) -> TarEntry | None:
     """A .deb data member as a layer entry on a merged-/usr base; None for what is skipped."""
     path = member.path.rstrip("/")
     if path.split("/", 1)[0] in _MERGED_USR:
@@ -714,6 +899,8 @@ def _deb_entries(
 ) -> list[TarEntry]:
     """The data members of the packages' .debs (and of their dependencies the base lacks) as
     layer entries: no container, no dpkg."""
+    from wheeldock import debian
+
     folder = Path(tempfile.mkdtemp(prefix="wheeldock-debs-"))
     try:
         debs = debian.download_debs(
@@ -774,8 +961,16 @@ def build(
 ) -> list[ServiceBuild]:
     """Build and publish each service. Empty ``outputs``: the engine when one answers, else an
     OCI layout in ``<project>/.wheeldock/oci`` (tagged with the service's name)."""
-    builder = Builder(project, options, store=store, progress=progress)
+    options = options or BuildOptions()
     engine_up = engine.available() if not outputs else False
+    if options.compression is None:
+        daemon_only = (
+            all(isinstance(coerce(r.replace("{service}", "s")), DaemonRef) for r in outputs)
+            if outputs
+            else engine_up
+        )
+        options = dataclasses.replace(options, compression="none" if daemon_only else "gzip")
+    builder = Builder(project, options, store=store, progress=progress)
     results = []
     for svc in services:
         refs = (

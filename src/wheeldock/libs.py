@@ -170,13 +170,15 @@ class LibsReport:
 @dataclass(frozen=True)
 class MissingLibrary:
     """``file`` (an ELF under a Python path) cannot be loaded: ``needed_by`` (``file`` itself
-    or a library it loads) needs ``soname`` and no searched folder has it. ``package`` is the
-    Debian package that ships it, when known."""
+    or a library it loads) needs ``soname`` and no searched folder has it, or, with
+    ``version``, the one found lacks that symbol version (a wheel built against a newer
+    glibc). ``package`` is the Debian package that ships a missing library, when known."""
 
     file: str
     soname: str
     needed_by: str
     package: str | None = None
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -533,7 +535,7 @@ def profile_from_tree(tree: FileTree, *, name: str, arch: str | None) -> BasePro
 
 def _variant_profile(variant: str, arch: str) -> BaseProfile:
     """A ``wheeldock base`` variant's profile, from its rootfs tar (built on first use) and
-    cached under ``cache_dir("libs", "bases")`` keyed by the tar's path, size and mtime.
+    cached under ``cache_dir("bases", "profiles")`` keyed by the tar's path, size and mtime.
 
     The native architecture's rootfs answers for every architecture: a suite has the same
     packages and library file names on each, and a foreign rootfs would need minutes of
@@ -544,7 +546,9 @@ def _variant_profile(variant: str, arch: str) -> BaseProfile:
     rootfs = bases.ensure_rootfs(variant, arch=native_arch())
     st = rootfs.tar_path.stat()
     key = hashlib.sha256(f"{rootfs.tar_path}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()
-    cached = cache_dir("libs", "bases") / f"{variant}-{key[:24]}.json"
+    # Kept with the base tars (not with the per-wheel scans), so an emptied build cache that
+    # still has its bases does not read the 150 MB tar again.
+    cached = cache_dir("bases", "profiles") / f"{variant}-{key[:24]}.json"
     if cached.is_file():
         data = json.loads(cached.read_text())
     else:
@@ -791,7 +795,7 @@ def _is_candidate(path: str) -> bool:
 
 
 #: Bumped when what a cached wheel entry holds changes.
-_WHEEL_CACHE_VERSION = 1
+_WHEEL_CACHE_VERSION = 2
 
 
 def _wheel_cache_key(members: Sequence[zipfile.ZipInfo]) -> str:
@@ -805,8 +809,9 @@ def _wheel_cache_key(members: Sequence[zipfile.ZipInfo]) -> str:
 
 def _info_from_json(data: Mapping[str, Any]) -> elf.ElfInfo:
     fields = dict(data)
-    for key in ("needed", "rpath", "runpath"):
+    for key in ("needed", "rpath", "runpath", "version_defs"):
         fields[key] = tuple(fields[key])
+    fields["version_needs"] = tuple((f, tuple(v)) for f, v in fields["version_needs"])
     return elf.ElfInfo(**fields)
 
 
@@ -1109,13 +1114,16 @@ class _Loader:
         self.ld_library_path = tuple(
             _norm(p) for p in env.get("LD_LIBRARY_PATH", "").split(":") if p.startswith("/")
         )
-        self._infos: dict[str, elf.ElfInfo | None] = {}
-        self._missing: dict[tuple[str, tuple[str, ...]], list[tuple[str, str]]] = {}
+        self._infos: dict[str, elf.ElfInfo] = {}
+        self._missing: dict[tuple[str, tuple[str, ...]], list[tuple[str, str, str | None]]] = {}
         self.libraries: set[str] = set()
 
     def info(self, path: str) -> elf.ElfInfo:
-        with self.tree.open(path) as fh:
-            return elf.read_elf(fh, name="/" + path)
+        known = self._infos.get(path)
+        if known is None:
+            with self.tree.open(path) as fh:
+                known = self._infos[path] = elf.read_elf(fh, name="/" + path)
+        return known
 
     def _find(self, soname: str, dirs: Iterable[str], want: tuple[str, int, bool]) -> str | None:
         for folder in dirs:
@@ -1132,8 +1140,10 @@ class _Loader:
 
     def missing(
         self, path: str, info: elf.ElfInfo, inherited: tuple[str, ...] = (), depth: int = 0
-    ) -> list[tuple[str, str]]:
-        """(soname, needed_by) pairs that do not resolve, for ``path`` and what it loads."""
+    ) -> list[tuple[str, str, str | None]]:
+        """(soname, needed_by, version) for what does not resolve, for ``path`` and what it
+        loads; ``version`` names a symbol version the library found lacks (GLIBC_2.38 of a
+        wheel built on a newer system), None when the library itself is missing."""
         key = (path, inherited)
         if key in self._missing:
             return self._missing[key]
@@ -1147,14 +1157,15 @@ class _Loader:
         runpath = tuple(_norm(elf.expand_origin(e, origin)) for e in info.runpath if e)
         rpath_chain = () if info.runpath else own_rpath + inherited
         order = (*rpath_chain, *self.ld_library_path, *runpath, *self.system)
-        result: list[tuple[str, str]] = []
+        result: list[tuple[str, str, str | None]] = []
+        versions = dict(info.version_needs)
         for soname in info.needed:
             if "/" in soname:
                 found = resolve(self.tree, soname)
             else:
                 found = self._find(soname, order, info.compat_key)
             if found is None:
-                result.append((soname, "/" + path))
+                result.append((soname, "/" + path, None))
                 continue
             self.libraries.add(found)
             if depth > 32:
@@ -1162,8 +1173,16 @@ class _Loader:
             try:
                 child = self.info(found)
             except InvalidElf:
-                result.append((soname, "/" + path))
+                result.append((soname, "/" + path, None))
                 continue
+            # ld.so refuses a library that lacks a needed symbol version; one without any
+            # version definitions only earns a warning.
+            if child.version_defs:
+                result += [
+                    (soname, "/" + path, v)
+                    for v in versions.get(soname, ())
+                    if v not in child.version_defs
+                ]
             result += self.missing(found, child, own_rpath + inherited, depth + 1)
         self._missing[key] = result
         return result
@@ -1204,11 +1223,11 @@ def check(
             arch = arch or info.arch
             infos.append((path, info))
         loader = _Loader(tree, arch, image.env)
-        pairs: list[tuple[str, str, str]] = []
+        pairs: list[tuple[str, str, str, str | None]] = []
         for path, info in infos:
             checked.append("/" + path)
-            for soname, needed_by in dict.fromkeys(loader.missing(path, info)):
-                pairs.append(("/" + path, soname, needed_by))
+            for soname, needed_by, version in dict.fromkeys(loader.missing(path, info)):
+                pairs.append(("/" + path, soname, needed_by, version))
         suite = debian.DEFAULT_SUITE
         os_release = resolve(tree, "etc/os-release")
         if os_release is not None:
@@ -1222,12 +1241,12 @@ def check(
     if pairs and suggest and arch in elf.TRIPLETS:
         try:
             with debian.open_index(suite, arch) as index:
-                packages = {s: index.package_for(s) for _, s, _ in pairs}
+                packages = {s: index.package_for(s) for _, s, _, v in pairs if v is None}
         except WheeldockError as exc:
             log.warning("cannot suggest packages (%s)", exc.what)
     missing = tuple(
-        MissingLibrary(file, soname, needed_by, packages.get(soname))
-        for file, soname, needed_by in pairs
+        MissingLibrary(file, soname, needed_by, packages.get(soname), version)
+        for file, soname, needed_by, version in pairs
     )
     return CheckReport(
         ref=ref,

@@ -8,12 +8,24 @@ once and get byte-identical locks, so they share their wheels and dependency lay
 
 Drift: the lock's ``[tool.wheeldock]`` table records ``input-hash``, the sha256 of the
 requirement files' contents (following ``-r``/``-c`` includes), the target platform and the
-Python version. :func:`status` recomputes it; ``build`` refuses a stale lock and ``lock --check``
-exits non-zero on one.
+Python version. :func:`status` recomputes it; ``lock --check`` exits non-zero on a stale lock.
+
+The fast path (:func:`fast_lock`): when every requirement is pinned with ``==`` (as uv-compiled
+requirements.txt files are), the resolution is forced, so no resolver is needed. Pins the old
+lock has are kept as they are; the others' files and sha256s come from PyPI's JSON API
+(``/pypi/NAME/VERSION/json``, one request each, in parallel), with the wheels the target can
+run chosen by the wheelhouse's tag logic, as uv lists them. The result is written only if it is
+exactly uv's answer: every dependency of every package (``Requires-Dist`` from the cached
+wheel or from PyPI, markers evaluated for the target, extras followed) must be pinned and
+satisfied by its pin; else :class:`NotFastLockable` and uv resolves. It is the default for
+``wheeldock lock`` (``--full`` forces uv) and for ``build``, which updates a stale fully pinned
+lock by itself (a one-pin bump needs no separate ``lock``) and still refuses a stale lock of
+unpinned inputs unless ``--relock``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
@@ -371,7 +383,7 @@ class LockResult:
     service: str
     path: Path
     status: Status  # before this run
-    action: Literal["kept", "written", "shared", "checked"]
+    action: Literal["kept", "written", "pinned", "shared", "checked"]
     packages: int | None = None
 
 
@@ -383,8 +395,12 @@ def lock_services(
     check: bool = False,
     force: bool = False,
     upgrade: bool = False,
+    fast: bool = True,
 ) -> list[LockResult]:
-    """Lock each service (resolving identical inputs once). With ``check`` only report status."""
+    """Lock each service (resolving identical inputs once). With ``check`` only report status.
+
+    With ``fast`` (not with ``force``/``upgrade``), fully pinned inputs are locked without uv
+    (:func:`fast_lock`, action ``pinned``); anything else is resolved by uv."""
     results: list[LockResult] = []
     made: dict[str, Lock] = {}
     for svc in services:
@@ -403,30 +419,27 @@ def lock_services(
             results.append(LockResult(svc.name, path, before, "shared", len(twin.packages)))
             continue
         log.info("locking %s → %s", svc.name, path)
-        lock = compile_lock(project.root, inputs, path, upgrade=upgrade)
+        quick = None
+        if fast and not (force or upgrade):
+            quick = try_fast_lock(project.root, inputs, path)
+        lock = quick or compile_lock(project.root, inputs, path, upgrade=upgrade)
         made[inputs.digest] = lock
-        results.append(LockResult(svc.name, path, before, "written", len(lock.packages)))
+        action: Literal["pinned", "written"] = "pinned" if quick else "written"
+        results.append(LockResult(svc.name, path, before, action, len(lock.packages)))
     return results
 
 
 def ensure(
     project: Project, svc: Service, *, platform: str = DEFAULT_PLATFORM, relock: bool = False
 ) -> Lock:
-    """The service's lock for ``build``: created when missing, refused when stale (its inputs
-    changed since it was written) unless ``relock``, which re-resolves a stale one."""
+    """The service's lock for ``build``: created when missing; when stale (its inputs changed
+    since it was written), updated if the inputs are fully pinned (:func:`fast_lock`: exact,
+    no resolver), else refused unless ``relock``, which re-resolves it with uv."""
     inputs = inputs_for(project.root, svc, platform)
     path = lock_path(project.root, svc.name, platform)
     state = status(path, inputs)
     if state == "fresh":
         return read(path)
-    if state == "stale" and not relock:
-        raise InvalidConfig(
-            "the lock is stale: "
-            + ", ".join(name for name, _ in inputs.files)
-            + " (or the platform or Python version) changed since it was written",
-            path=path,
-            fix="run `wheeldock lock` (or build with --relock)",
-        )
     # A twin service may have just written identical inputs' lock: reuse it rather than re-resolve.
     for other in project.services:
         other_path = lock_path(project.root, other.name, platform)
@@ -435,4 +448,388 @@ def ensure(
             text = other_path.read_text()
             atomic_write_text(path, text)
             return parse(text, path)
+    quick = try_fast_lock(project.root, inputs, path)
+    if quick is not None:
+        return quick
+    if state == "stale" and not relock:
+        raise InvalidConfig(
+            "the lock is stale: "
+            + ", ".join(name for name, _ in inputs.files)
+            + " (or the platform or Python version) changed since it was written, and they are"
+            " not all pinned with == (see the log for why), so only uv can re-resolve them",
+            path=path,
+            fix="run `wheeldock lock` (or build with --relock)",
+        )
     return compile_lock(project.root, inputs, path)
+
+
+# -- the fast path: fully pinned inputs -----------------------------------------------------------
+
+#: The index the fast path asks, as uv does: PEP 691 JSON, PEP 658 metadata files (behind a
+#: proxy: SSL_CERT_FILE's CA).
+PYPI_SIMPLE = "https://pypi.org/simple/{name}/"
+_SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+_PYPI_FILES = "https://files.pythonhosted.org/"
+
+
+class NotFastLockable(Exception):
+    """The inputs are outside what the fast path resolves exactly; ``str()`` says why."""
+
+
+@dataclass(frozen=True)
+class _Pin:
+    name: str  # canonical
+    version: str
+    extras: frozenset[str]
+
+
+def pinned_requirements(root: Path, inputs: LockInputs) -> dict[str, _Pin]:
+    """Every requirement of ``inputs`` as ``name==version`` (markers false for the target
+    dropped); :class:`NotFastLockable` for anything else (ranges, URLs, hashes, options,
+    constraints, ``--no-binary``)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    if inputs.constraints or inputs.no_binary:
+        raise NotFastLockable("constraints or no_binary are set")
+    env = target_environment(inputs.platform, inputs.python)
+    pins: dict[str, _Pin] = {}
+    for rel, _ in inputs.files:
+        path = root / rel
+        if path.suffix == ".toml":
+            raise NotFastLockable(f"{rel} is a pyproject.toml")
+        text = path.read_text().replace("\\\n", " ")
+        for number, raw in enumerate(text.splitlines(), 1):
+            line = raw.split(" #", 1)[0].strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith(("-r ", "--requirement")):
+                continue  # the included file is one of inputs.files
+            if line.startswith("-") or "--hash" in line:
+                raise NotFastLockable(f"{rel}:{number}: an option ({line.split()[0]})")
+            try:
+                req = Requirement(line)
+            except InvalidRequirement as exc:
+                raise NotFastLockable(f"{rel}:{number}: {exc}") from None
+            if req.marker is not None and not req.marker.evaluate(env):
+                continue
+            specs = list(req.specifier)
+            if req.url or len(specs) != 1 or specs[0].operator != "==" or "*" in specs[0].version:
+                raise NotFastLockable(f"{rel}:{number}: {req.name} is not pinned with ==")
+            name = canonicalize_name(req.name)
+            old = pins.get(name)
+            if old is not None and old.version != specs[0].version:
+                raise NotFastLockable(f"{name} is pinned twice")
+            extras = frozenset(req.extras) | (old.extras if old else frozenset())
+            pins[name] = _Pin(name, specs[0].version, extras)
+    if not pins:
+        raise NotFastLockable("no requirements")
+    return pins
+
+
+def target_environment(platform: str, python: str) -> dict[str, str]:
+    """PEP 508 marker values of a Debian image for ``platform`` running CPython ``python``."""
+    return {
+        "python_version": python,
+        "python_full_version": f"{python}.0",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "os_name": "posix",
+        "platform_machine": wheel_arch(platform),
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "implementation_version": f"{python}.0",
+        "platform_release": "",
+        "platform_version": "",
+        "extra": "",
+    }
+
+
+@dataclass(frozen=True)
+class _Release:
+    """A pinned release's files (as lock text) and its dependencies."""
+
+    pin: _Pin
+    block: str  # the [[packages]] entry
+    requires_dist: tuple[str, ...]
+    metadata_url: str = ""
+    best: LockedFile | None = None  # the wheel the target installs
+
+
+def _toml_str(text: str) -> str:
+    return tomli_w.dumps({"x": text}).split(" = ", 1)[1].strip()
+
+
+def _file_entry(f: dict[str, Any]) -> str:
+    uploaded = str(f.get("upload-time") or "")
+    uploaded = re.sub(r"\.\d+", "", uploaded).replace("+00:00", "Z")
+    if uploaded and not uploaded.endswith("Z"):
+        uploaded += "Z"
+    sha = str(f["hashes"]["sha256"])
+    parts = [f"url = {_toml_str(str(f['url']))}"]
+    if uploaded:
+        parts.append(f"upload-time = {uploaded}")
+    parts += [f"size = {int(f['size'])}", f'hashes = {{ sha256 = "{sha}" }}']
+    return "{ " + ", ".join(parts) + " }"
+
+
+def _release_files(pin: _Pin, index: dict[str, Any], inputs: LockInputs) -> _Release:
+    """The lock entry uv writes for ``pin`` (its sdist and the wheels the target can use) from
+    the project's PEP 691 page; ``requires_dist`` is filled in by the caller."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.utils import parse_sdist_filename, parse_wheel_filename
+    from packaging.version import InvalidVersion, Version
+
+    from wheeldock.wheelhouse import _wheel_rank, supported_tags
+
+    ranks = supported_tags(inputs.platform, inputs.python)
+    try:
+        wanted = Version(pin.version)
+    except InvalidVersion:
+        raise NotFastLockable(f"{pin.name}: {pin.version!r} is not a version") from None
+    sdists, wheels = [], []
+    for f in index.get("files") or []:
+        filename = str(f.get("filename", ""))
+        if f.get("yanked") or not str(f.get("url", "")).startswith(_PYPI_FILES):
+            continue
+        try:
+            if filename.endswith(".whl"):
+                version = parse_wheel_filename(filename)[1]
+            else:
+                version = parse_sdist_filename(filename)[1]
+        except ValueError:
+            continue
+        if version != wanted:
+            continue
+        requires_python = f.get("requires-python")
+        if requires_python:
+            try:
+                ok = SpecifierSet(requires_python).contains(f"{inputs.python}.0", prereleases=True)
+            except InvalidSpecifier:
+                ok = False
+            if not ok:
+                raise NotFastLockable(f"{pin.name} {pin.version} requires Python {requires_python}")
+        if filename.endswith(".whl"):
+            if _wheel_rank(filename, ranks) is not None:
+                wheels.append(f)
+        else:
+            sdists.append(f)
+    if not wheels:
+        # an sdist-only pin's dependencies are known only by building it: uv's job
+        raise NotFastLockable(f"{pin.name} {pin.version} has no wheel for {inputs.platform}")
+    lines = ["[[packages]]", f'name = "{pin.name}"', f"version = {_toml_str(pin.version)}"]
+    if sdists:
+        lines.append(f"sdist = {_file_entry(sdists[0])}")
+    wheels.sort(key=lambda f: str(f["filename"]))
+    if len(wheels) == 1:
+        lines.append(f"wheels = [{_file_entry(wheels[0])}]")
+    else:
+        lines.append("wheels = [")
+        lines += [f"    {_file_entry(w)}," for w in wheels]
+        lines.append("]")
+    best = min(wheels, key=lambda f: _wheel_rank(str(f["filename"]), ranks) or 0)
+    chosen = LockedFile(
+        filename=str(best["filename"]),
+        sha256=str(best["hashes"]["sha256"]),
+        url=str(best["url"]),
+        size=int(best["size"]),
+    )
+    return _Release(pin, "\n".join(lines), (), str(best["url"]) + ".metadata", chosen)
+
+
+def _fetch_releases(pins: Sequence[_Pin], inputs: LockInputs) -> list[_Release]:
+    """The releases of ``pins`` from the index (two requests each, all in parallel)."""
+    import ssl
+    from concurrent.futures import ThreadPoolExecutor
+    from email.parser import HeaderParser
+
+    import httpx
+
+    if not pins:
+        return []
+
+    def get(client: httpx.Client, url: str, accept: str) -> httpx.Response:
+        try:
+            response = client.get(url, headers={"Accept": accept})
+        except httpx.HTTPError as exc:
+            raise NotFastLockable(f"{url}: {exc}") from None
+        if response.status_code != 200:
+            raise NotFastLockable(f"{url}: HTTP {response.status_code}")
+        return response
+
+    def one(client: httpx.Client, pin: _Pin) -> _Release:
+        index = get(client, PYPI_SIMPLE.format(name=pin.name), _SIMPLE_JSON).json()
+        release = _release_files(pin, index, inputs)
+        response = client.get(release.metadata_url)
+        # no PEP 658 file: fetch the wheel itself into the wheelhouse (the build needs it
+        # anyway) and read its METADATA
+        ok = response.status_code == 200
+        metadata = response.text if ok else _wheel_metadata(release.best)
+        requires = HeaderParser().parsestr(metadata).get_all("Requires-Dist") or ()
+        return dataclasses.replace(release, requires_dist=tuple(str(r) for r in requires))
+
+    context = ssl.create_default_context()  # honours SSL_CERT_FILE (a proxy's CA)
+    with (
+        httpx.Client(verify=context, timeout=30, follow_redirects=True) as client,
+        ThreadPoolExecutor(max_workers=min(8, len(pins))) as pool,
+    ):
+        return list(pool.map(lambda p: one(client, p), pins))
+
+
+def _wheel_metadata(wheel: LockedFile | None) -> str:
+    """The METADATA of ``wheel``, fetched (hash-checked) into the wheelhouse if not there."""
+    import zipfile
+
+    from wheeldock.errors import WheeldockError
+    from wheeldock.wheelhouse import Artifact, Wheelhouse
+
+    if wheel is None:
+        raise NotFastLockable("no wheel to read the metadata of")
+    try:
+        house = Wheelhouse()
+        path = house.fetch(
+            [Artifact("?", "?", wheel, "wheel")], platform=DEFAULT_PLATFORM, python="3.11"
+        )[0]
+        with zipfile.ZipFile(path) as zf:
+            name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+            return zf.read(name).decode(errors="replace")
+    except (WheeldockError, OSError, zipfile.BadZipFile, StopIteration) as exc:
+        raise NotFastLockable(f"{wheel.filename}: cannot read its metadata ({exc})") from None
+
+
+def _local_requires(pkg: LockedPackage) -> tuple[str, ...] | None:
+    """Requires-Dist of a locked package from its wheel in the wheelhouse cache, if there."""
+    import zipfile
+    from email.parser import HeaderParser
+
+    from wheeldock.paths import cache_root
+
+    for wheel in pkg.wheels:
+        path = cache_root() / "wheels" / "sha256" / wheel.sha256[:2] / wheel.sha256 / wheel.filename
+        if not path.is_file():
+            continue
+        try:
+            with zipfile.ZipFile(path) as zf:
+                name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+                text = zf.read(name).decode(errors="replace")
+        except (OSError, zipfile.BadZipFile, StopIteration):
+            continue
+        return tuple(HeaderParser().parsestr(text).get_all("Requires-Dist") or ())
+    return None
+
+
+def _check_closed(
+    pins: dict[str, _Pin], requires: dict[str, tuple[str, ...]], env: dict[str, str]
+) -> None:
+    """Every dependency (markers evaluated for the target, with each extra asked of a package)
+    is a pinned package whose pin satisfies it; else :class:`NotFastLockable`."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    extras = {name: set(pin.extras) for name, pin in pins.items()}
+    changed = True
+    while changed:  # extras asked by dependencies can ask for more extras
+        changed = False
+        for name, lines in requires.items():
+            for line in lines:
+                req = Requirement(line)
+                wanted = ["", *sorted(extras[name])]
+                if req.marker is not None and not any(
+                    req.marker.evaluate({**env, "extra": e}) for e in wanted
+                ):
+                    continue
+                dep = canonicalize_name(req.name)
+                pin = pins.get(dep)
+                if pin is None:
+                    raise NotFastLockable(f"{name} needs {req}, which is not pinned")
+                if not req.specifier.contains(pin.version, prereleases=True):
+                    raise NotFastLockable(f"{name} needs {req}, but {dep}=={pin.version} is pinned")
+                if not set(req.extras) <= extras[dep]:
+                    extras[dep] |= set(req.extras)
+                    changed = True
+
+
+def fast_lock(root: Path, inputs: LockInputs, dest: Path, old: Lock | None) -> Lock:
+    """Lock fully pinned ``inputs`` without a resolver; :class:`NotFastLockable` when it cannot
+    be exact. Only pins not in ``old`` (same platform and Python) are asked of PyPI."""
+    pins = pinned_requirements(root, inputs)
+    env = target_environment(inputs.platform, inputs.python)
+    reuse: dict[str, LockedPackage] = {}
+    blocks: dict[str, str] = {}
+    if old is not None and (old.platform, old.python) == (inputs.platform, inputs.python):
+        from packaging.utils import canonicalize_name
+
+        old_blocks: dict[str, str] = {}
+        for block in _packages_part(old.text).split("[[packages]]\n")[1:]:
+            match = re.match(r'name = "([^"]+)"', block)
+            if match:
+                old_blocks[canonicalize_name(match.group(1))] = block
+        for pkg in old.packages:
+            name: str = canonicalize_name(pkg.name)
+            pin = pins.get(name)
+            urls = [f.url or "" for f in (*pkg.wheels, *([pkg.sdist] if pkg.sdist else []))]
+            if (
+                pin is not None
+                and pin.version == pkg.version
+                and name in old_blocks
+                and all(u.startswith(_PYPI_FILES) for u in urls)
+            ):
+                reuse[name] = pkg
+                blocks[name] = "[[packages]]\n" + old_blocks[name].rstrip("\n")
+    requires: dict[str, tuple[str, ...]] = {}
+    ask = [p for n, p in sorted(pins.items()) if n not in reuse]
+    for name, pkg in reuse.items():
+        local = _local_requires(pkg)
+        if local is None:
+            ask.append(pins[name])  # no wheel in the cache: its metadata comes from PyPI
+        else:
+            requires[name] = local
+    for release in _fetch_releases(ask, inputs):
+        requires[release.pin.name] = release.requires_dist
+        if release.pin.name not in reuse:
+            blocks[release.pin.name] = release.block
+    _check_closed(pins, requires, env)
+    header = (
+        "# This file was autogenerated by wheeldock (pinned inputs, no resolver needed):\n"
+        "#    wheeldock lock\n"
+        'lock-version = "1.0"\n'
+        'created-by = "wheeldock"\n'
+        f'requires-python = ">={inputs.python}"\n'
+    )
+    body = header + "".join("\n" + blocks[n] + "\n" for n in sorted(blocks))
+    return _write_lock(dest, body, inputs)
+
+
+def _write_lock(dest: Path, body: str, inputs: LockInputs) -> Lock:
+    tool = {
+        "tool": {
+            "wheeldock": {
+                "input-hash": inputs.digest,
+                "platform": inputs.platform,
+                "python": inputs.python,
+                "inputs": [name for name, _ in inputs.files],
+                "no-binary": list(inputs.no_binary),
+            }
+        }
+    }
+    text = body.rstrip("\n") + "\n\n" + tomli_w.dumps(tool)
+    atomic_write_text(dest, text)
+    return parse(text, dest)
+
+
+def try_fast_lock(root: Path, inputs: LockInputs, dest: Path) -> Lock | None:
+    """:func:`fast_lock` with the lock at ``dest`` (if readable) as the old one; None (logged)
+    when the inputs need the resolver."""
+    old: Lock | None
+    try:
+        old = read(dest)
+    except (NotFound, InvalidConfig):
+        old = None
+    try:
+        with FileLock(str(dest.parent / ".lock")):
+            lock = fast_lock(root, inputs, dest, old)
+    except NotFastLockable as exc:
+        log.info("%s: resolving with uv (%s)", dest.name, exc)
+        return None
+    log.info("%s: locked from the pins (no resolver)", dest.name)
+    return lock

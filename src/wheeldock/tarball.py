@@ -17,7 +17,7 @@ import logging
 import os
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
@@ -78,13 +78,23 @@ def _full_name(name: str) -> str:
 
 
 def plan(
-    image: Image, name: str | None, *, compressed: bool = True, store: BlobStore | None = None
+    image: Image,
+    name: str | None,
+    *,
+    compressed: bool = True,
+    store: BlobStore | None = None,
+    omit: Collection[Digest] = (),
 ) -> tuple[list[Member], Image]:
-    """The archive's members in order, and the image as the archive's OCI manifest names it."""
+    """The archive's members in order, and the image as the archive's OCI manifest names it.
+
+    Layers whose diff_id is in ``omit`` are named in ``manifest.json`` but their files are left
+    out (for ``docker load`` into an engine that has them: it looks a layer up by chain ID
+    before it opens the file). Such an archive is only for that; OCI tools cannot read it.
+    """
     if not compressed:
         views = []
         for lay in image.layers:
-            size = uncompressed_size(lay, store)
+            size = 0 if lay.diff_id in omit else uncompressed_size(lay, store)
             views.append(Member(f"blobs/sha256/{lay.diff_id.hex}", size, opener=lay.uncompressed))
         plain = tuple(
             Layer(
@@ -127,6 +137,9 @@ def plan(
         }
     ]
     seen: set[str] = set()
+    if omit:
+        seen.update(m.name for m, lay in zip(layer_members, image.layers, strict=True)
+                    if lay.diff_id in omit)  # fmt: skip
     blobs: list[Member] = []
     for member in [
         Member(config_name, len(config), data=config),
@@ -230,10 +243,13 @@ def stream(
     store: BlobStore | None = None,
     *,
     compressed: bool = True,
+    omit: Collection[Digest] = (),
 ) -> PublishResult:
-    """Write the archive to an open stream (a pipe into ``docker load``), not a file."""
+    """Write the archive to an open stream (a pipe into ``docker load``), not a file.
+
+    ``omit``: diff_ids of layers to leave out (see :func:`plan`)."""
     image = _image_only(target)
-    members, written = plan(image, name, compressed=compressed, store=store)
+    members, written = plan(image, name, compressed=compressed, store=store, omit=omit)
     total = write_members(members, out)
     blobs = sum(1 for m in members if m.name.startswith("blobs/"))
     return PublishResult(f"stream:{name or ''}", written.digest, total, blobs, 0)

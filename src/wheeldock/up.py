@@ -153,10 +153,15 @@ def up(
     build: bool = True,
     timeouts: Timeouts = Timeouts(),
     progress: Callable[[str], None] = lambda message: None,
+    extra_files: Sequence[Path] = (),
 ) -> UpReport:
-    """Build (unless ``build`` is false), start and wait for ``names`` (default: all services)."""
+    """Build (unless ``build`` is false), start and wait for ``names`` (default: all services).
+
+    ``extra_files`` are compose files layered over the stack's (e.g. a platform override)."""
     engine.require()
     stack = Stack.load(root)
+    if extra_files:
+        stack = Stack(stack.root, (*stack.files, *extra_files), stack.project)
     services = stack.project.select(tuple(names))
     t0 = time.monotonic()
     build_times: dict[str, float] = {}
@@ -165,7 +170,8 @@ def up(
             progress(f"building {svc.name}")
             start = time.monotonic()
             try:
-                stack.compose("build", svc.name, timeout=timeouts.build)
+                # Plain progress: the failing step's own output reaches stderr, hence the tail.
+                stack.compose("--progress", "plain", "build", svc.name, timeout=timeouts.build)
             except CommandFailed as exc:
                 raise UpFailed(
                     "build",

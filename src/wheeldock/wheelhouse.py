@@ -28,9 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import httpx
 from filelock import FileLock
 from packaging import tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
@@ -40,6 +39,9 @@ from wheeldock.blobs import CHUNK, hash_file
 from wheeldock.errors import CommandFailed, DigestMismatch, InvalidConfig, NotFound, WheeldockError
 from wheeldock.lock import Lock, LockedFile, uv_bin, wheel_arch
 from wheeldock.paths import cache_dir
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +196,8 @@ class Wheelhouse:
             self._copy_local(artifact)
         if not remote:
             return
+        import httpx  # only when something is downloaded: it is slow to import
+
         log.info("downloading %d file(s)", len(remote))
         with (
             httpx.Client(verify=_ssl_context(), follow_redirects=True, timeout=60) as client,
@@ -228,6 +232,8 @@ class Wheelhouse:
             Path(tmp).unlink(missing_ok=True)
 
     def _download(self, client: httpx.Client, artifact: Artifact) -> None:
+        import httpx
+
         url = artifact.file.url
         assert url is not None
         for attempt in (1, 2):

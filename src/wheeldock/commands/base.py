@@ -33,6 +33,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=f"which bases ({', '.join(base.VARIANTS)}; default: slim)",
     )
     build.add_argument("--arch", default=base.DEFAULT_ARCH, help="Debian architecture (amd64)")
+    build.add_argument(
+        "--platform",
+        action="append",
+        default=[],
+        metavar="PLATFORMS",
+        help="instead of --arch: OCI platform(s), comma-separated or repeated (linux/amd64, "
+        "linux/arm64, linux/arm/v7)",
+    )
     build.add_argument("--suite", default=base.DEFAULT_SUITE, help="Debian suite (bookworm)")
     build.add_argument("--rebuild", action="store_true", help="build again, ignoring the cache")
     build.add_argument(
@@ -63,20 +71,31 @@ def _build(args: argparse.Namespace) -> int:
             f"--output {args.output} can take one base, not {len(recipes)}",
             fix="run `wheeldock base build VARIANT --output …` once per base",
         )
+    arches = [args.arch]
+    if args.platform:
+        from wheeldock import platforms
+
+        arches = [t.debian_arch for t in platforms.parse_list(args.platform)]
+    if output is not None and len(arches) > 1:
+        raise UsageError(
+            f"--output {args.output} can take one base, not {len(arches)} platforms",
+            fix="run `wheeldock base build VARIANT --platform P --output …` once per platform",
+        )
     base.require_engine_or_output(args.output)
     rows: list[dict[str, Any]] = []
     for spec in recipes:
-        with status(f"base {spec.name}: building or reusing ({args.suite}, {args.arch})"):
-            if output is None:
-                image = base.ensure_image(
-                    spec.name, arch=args.arch, suite=args.suite, rebuild=args.rebuild
-                )
-                rows.append(_image_row(image))
-            else:
-                rootfs = base.ensure_rootfs(
-                    spec.name, arch=args.arch, suite=args.suite, rebuild=args.rebuild
-                )
-                rows.append(_write(rootfs, output))
+        for arch in arches:
+            with status(f"base {spec.name}: building or reusing ({args.suite}, {arch})"):
+                if output is None:
+                    image = base.ensure_image(
+                        spec.name, arch=arch, suite=args.suite, rebuild=args.rebuild
+                    )
+                    rows.append(_image_row(image))
+                else:
+                    rootfs = base.ensure_rootfs(
+                        spec.name, arch=arch, suite=args.suite, rebuild=args.rebuild
+                    )
+                    rows.append(_write(rootfs, output))
     if args.json:
         print_json(rows)
         return 0

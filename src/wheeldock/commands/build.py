@@ -11,15 +11,17 @@ with several services put ``{service}`` in it. Default: the Docker engine when o
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from wheeldock import lock, project
+from wheeldock import lock, platforms, project
 from wheeldock.output import console, err_console, print_json
 
 if TYPE_CHECKING:
-    from wheeldock.builder import LayerReport, Progress
+    from wheeldock.builder import BuildOptions, LayerReport, Progress
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,8 +46,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--compression", choices=("gzip", "zstd", "none"), default="gzip", help="layer compression"
     )
     parser.add_argument(
-        "--platform", default=lock.DEFAULT_PLATFORM, help="target platform (%(default)s)"
+        "--platform",
+        action="append",
+        default=[],
+        metavar="PLATFORMS",
+        help="target platform(s), comma-separated or repeated (linux/amd64, linux/arm64); "
+        f"several make an OCI index (default: {lock.DEFAULT_PLATFORM})",
     )
+    parser.add_argument(
+        "--emulate-sdists",
+        action="store_true",
+        help="build sdists that have no wheel for a foreign platform under qemu (slow, cached)",
+    )
+    parser.add_argument(
+        "--load-platform",
+        default=None,
+        metavar="PLATFORM",
+        help="which platform's image a docker-daemon:/docker-archive: output gets (the host's)",
+    )
+    parser.add_argument(
+        "--sbom", type=Path, default=None, metavar="DIR",
+        help="write each image's CycloneDX SBOM here (default: beside an oci: output)",
+    )  # fmt: skip
     parser.add_argument(
         "--relock", action="store_true", help="re-lock a stale lock instead of refusing it"
     )
@@ -72,14 +94,17 @@ def run(args: argparse.Namespace) -> int:
     from wheeldock import builder
     from wheeldock.builder import BuildOptions
 
+    targets = platforms.parse_list(args.platform, default=lock.DEFAULT_PLATFORM)
     proj = project.load(args.project)
     services = proj.select(args.services)
     options = BuildOptions(
         base=args.base,
         compression=args.compression,
-        platform=args.platform,
+        platform=targets[0].name,
         relock=args.relock,
     )
+    if len(targets) > 1 or targets[0] != platforms.host() or args.sbom or args.emulate_sdists:
+        return _run_multi(args, proj, services, targets, options)
     results = builder.build(
         proj, services, args.output, options, progress=_progress(quiet=args.json)
     )
@@ -100,4 +125,50 @@ def run(args: argparse.Namespace) -> int:
             "\n".join(o.ref for o in r.outputs),
         )
     console.print(table)
+    return 0
+
+
+def _run_multi(
+    args: argparse.Namespace,
+    proj: project.Project,
+    services: Sequence[project.Service],
+    targets: Sequence[platforms.Target],
+    options: BuildOptions,
+) -> int:
+    """Several platforms (or a foreign one): per-platform images, an index, SBOMs."""
+    from wheeldock import multiarch
+
+    results = multiarch.build(
+        proj,
+        services,
+        targets,
+        args.output,
+        options,
+        progress=_progress(quiet=args.json),
+        emulate_sdists=args.emulate_sdists,
+        sbom_dir=args.sbom,
+        load_platform=platforms.parse(args.load_platform) if args.load_platform else None,
+    )
+    if args.json:
+        print_json({"services": [r.to_json() for r in results]})
+        return 0
+    table = Table(box=None, pad_edge=False)
+    for col in ("service", "platform", "digest", "layers (built/all)", "size", "time"):
+        table.add_column(col)
+    for r in results:
+        for p in r.images:
+            built = sum(not lay.cached for lay in p.layers)
+            table.add_row(
+                r.service, p.target.name, str(p.image.digest)[:19], f"{built}/{len(p.layers)}",
+                f"{p.image.size / 1e6:.1f} MB", f"{p.seconds:.2f} s",
+            )  # fmt: skip
+    console.print(table)
+    for r in results:
+        console.print(f"{r.service}: index {r.digest[:19]}")
+        for o in r.outputs:
+            console.print(f"  → {o.ref}")
+        for f in r.sbom_files:
+            console.print(f"  sbom {f}")
+        for note in r.notes:
+            err_console.print(f"[yellow]note:[/] {note}")
     return 0

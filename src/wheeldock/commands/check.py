@@ -24,13 +24,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=__doc__,
     )
     parser.add_argument("ref", metavar="REF", help="an image reference or a rootfs folder")
+    parser.add_argument(
+        "--platform",
+        default=None,
+        metavar="PLATFORM",
+        help="which image of a multi-platform index to check (default: the host's)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     with status(f"checking {args.ref}", quiet=args.json):
-        report = libs.check(args.ref)
+        if args.platform:
+            from wheeldock import multiarch, platforms
+
+            with multiarch.platform_image(args.ref, platforms.parse(args.platform)) as ref:
+                report = libs.check(ref)
+        else:
+            report = libs.check(args.ref)
     if args.json:
         print_json(report.to_json())
         return 0 if report.ok else 1
@@ -41,9 +53,10 @@ def _run(args: argparse.Namespace) -> int:
         table.add_column("needed by", overflow="fold")
         table.add_column("Debian package", no_wrap=True)
         for gap in report.missing:
+            needs = f"{gap.soname} {gap.version}" if gap.version else gap.soname
             table.add_row(
                 gap.file,
-                f"[bold red]{gap.soname}[/]",
+                f"[bold red]{needs}[/]",
                 "" if gap.needed_by == gap.file else gap.needed_by,
                 gap.package or "[dim]none ships it[/]",
             )
@@ -57,6 +70,14 @@ def _run(args: argparse.Namespace) -> int:
     if report.ok:
         console.print("[green]ok:[/] every library resolves")
         return 0
+    too_new = sorted({f"{m.soname} {m.version}" for m in report.missing if m.version})
+    if too_new:
+        err_console.print(
+            f"[bold red]error:[/] the image's libraries are older than the wheels need: "
+            f"{', '.join(too_new)}\n"
+            "  fix: build the wheels on the image's own distribution (a builder stage FROM the "
+            "same base), not on a newer host"
+        )
     if report.packages:
         err_console.print(
             f"[bold red]error:[/] {len(report.missing)} missing "

@@ -3,6 +3,11 @@
 Writes ``wheeldock.lock/pylock.<service>.toml``; a lock whose inputs (requirement files,
 platform, Python) have not changed is kept. ``--check`` only reports, and exits 1 when a lock is
 missing or stale (for CI).
+
+Fully pinned inputs (every requirement ``name==version``, as ``uv pip compile`` or ``pip-compile``
+write them) are locked without a resolver: only the pins the old lock lacks are asked of PyPI's
+JSON API, and the lock is written only if every dependency is pinned and satisfied, so the
+result is the one uv would give. ``--full`` always resolves with uv.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import argparse
 
 from rich.table import Table
 
-from wheeldock import lock, project
+from wheeldock import lock, platforms, project
 from wheeldock.output import console, print_json, status
 
 
@@ -24,8 +29,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("services", nargs="*", metavar="SERVICE", help="default: all services")
     parser.add_argument(
         "--platform",
-        default=lock.DEFAULT_PLATFORM,
-        help=f"target platform ({', '.join(sorted(lock.UV_PLATFORMS))}; default: %(default)s)",
+        action="append",
+        default=[],
+        metavar="PLATFORMS",
+        help="target platform(s), comma-separated or repeated "
+        f"({', '.join(sorted(lock.UV_PLATFORMS))}; default: {lock.DEFAULT_PLATFORM})",
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
@@ -33,22 +41,32 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     mode.add_argument("--upgrade", action="store_true", help="re-resolve to the newest versions")
     mode.add_argument("--force", action="store_true", help="re-resolve even fresh locks")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="resolve with uv even when every requirement is pinned with ==",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    targets = platforms.parse_list(args.platform, default=lock.DEFAULT_PLATFORM)
     proj = project.load(args.project)
     services = proj.select(args.services)
-    with status("checking locks" if args.check else "locking requirements (uv)"):
-        results = lock.lock_services(
-            proj,
-            services,
-            platform=args.platform,
-            check=args.check,
-            force=args.force,
-            upgrade=args.upgrade,
-        )
+    for target in targets:
+        lock.uv_platform(target.name)  # refuse a platform uv cannot lock before locking any
+    results = []
+    with status("checking locks" if args.check else "locking requirements"):
+        for target in targets:
+            results += lock.lock_services(
+                proj,
+                services,
+                platform=target.name,
+                check=args.check,
+                force=args.force,
+                upgrade=args.upgrade,
+            )
     failed = args.check and any(r.status != "fresh" for r in results)
     if args.json:
         print_json({"ok": not failed, "locks": results})

@@ -27,6 +27,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--build-timeout", type=float, default=up.Timeouts.build, metavar="S",
         help=f"seconds one service's build may take (default {up.Timeouts.build:.0f})",
     )  # fmt: skip
+    p.add_argument(
+        "--platform", default=None, metavar="PLATFORM",
+        help="run another platform's images (e.g. linux/arm64) under qemu: built natively by "
+        "wheeldock, loaded, started through a compose override with `platform:`",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the timings as JSON")
     p.set_defaults(func=handle_up)
 
@@ -53,13 +58,24 @@ def _seconds(value: float | None) -> str:
 
 def handle_up(args: argparse.Namespace) -> int:
     timeouts = up.Timeouts(build=args.build_timeout, health=args.timeout)
+    extra = []
+    if args.platform:
+        from wheeldock import multiarch, platforms
+
+        with status(f"building {args.platform} images natively", quiet=args.json):
+            extra.append(
+                multiarch.foreign_override(
+                    args.project, platforms.parse(args.platform), args.services
+                )
+            )
     try:
         with status("wheeldock up", quiet=args.json):
             report = up.up(
                 args.project,
                 args.services,
-                build=not args.no_build,
+                build=not args.no_build and not extra,
                 timeouts=timeouts,
+                extra_files=extra,
                 progress=lambda message: (
                     err_console.print(f"[dim]… {message}[/]") if not args.json else None
                 ),
