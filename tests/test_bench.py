@@ -201,3 +201,17 @@ def test_report_json_has_a_summary_per_scenario_and_event() -> None:
 def test_chart_is_a_png(tmp_path: Path) -> None:
     path = bench.render_chart(_report(), tmp_path / "chart.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_port_in_use_sees_a_listening_server(health_server: tuple[int, type[_Health]]) -> None:
+    port, _ = health_server
+    assert bench.port_in_use(port)
+
+
+def test_port_in_use_is_false_for_a_closed_port() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    assert not bench.port_in_use(port)

@@ -195,6 +195,15 @@ def copy_stack(source: Path, dest: Path) -> Path:
     return dest
 
 
+def port_in_use(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port``."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def health_url(service: Service) -> str | None:
     if service.port is None or not service.health.startswith("/"):
         return None
@@ -801,6 +810,14 @@ def run_bench(
     engine.require()
     events = EVENTS + (SOURCE_EVENTS if options.source_builds else ())
     probe = Stack.load(root)
+    busy = [s for s in probe.services if s.port is not None and port_in_use(s.port)]
+    if busy:
+        raise UsageError(
+            "port(s) "
+            + ", ".join(f"{s.port} ({s.name})" for s in busy)
+            + " already answer on 127.0.0.1: the bench would time someone else's server",
+            fix="stop what listens there first (e.g. `wheeldock -C DIR down` for a running stack)",
+        )
     report = BenchReport(
         stack=root.name,
         runs=options.runs,
@@ -812,33 +829,60 @@ def run_bench(
         bump = _choose_bump(probe, options.bump)
         report.bumped = f"{bump[0]} {bump[1]} -> {bump[2]}"
         for scenario_name in options.scenarios:
-            for run in range(options.runs):
-                work = copy_stack(root, tmp / f"{scenario_name}-{run}")
-                stack = replace(
-                    probe,
-                    root=work,
-                    compose_files=tuple(work / p.relative_to(root) for p in probe.compose_files),
-                )
-                scenario = SCENARIO_TYPES[scenario_name](
-                    stack, work, ca_file=options.ca_file, wheeldock=options.wheeldock
-                )
-                try:
-                    _run_events(
-                        scenario, stack, run, events, options, client, report, progress, bump=bump
+            try:
+                for run in range(options.runs):
+                    _run_scenario(
+                        root,
+                        probe,
+                        tmp,
+                        scenario_name,
+                        run,
+                        events,
+                        options,
+                        client,
+                        report,
+                        progress,
+                        bump,
                     )
-                except WheeldockError as exc:
-                    report.failures.append(f"{scenario_name} run {run + 1}: {exc.message}")
-                    progress(
-                        f"[red]{scenario_name} run {run + 1} failed[/]: {exc.what.splitlines()[0]}"
-                    )
-                finally:
-                    scenario.stop()
-                if scenario.peak_rss:
-                    report.build_peak_rss[scenario_name] = max(
-                        report.build_peak_rss.get(scenario_name, 0), scenario.peak_rss
-                    )
-            _cleanup_images(scenario_name, probe)
+            finally:
+                # also after Ctrl-C or a failure: no container or image of ours is left behind
+                _cleanup_images(scenario_name, probe)
     return report
+
+
+def _run_scenario(
+    root: Path,
+    probe: Stack,
+    tmp: Path,
+    scenario_name: str,
+    run: int,
+    events: Sequence[str],
+    options: BenchOptions,
+    client: httpx.Client,
+    report: BenchReport,
+    progress: Callable[[str], None],
+    bump: tuple[str, str, str],
+) -> None:
+    work = copy_stack(root, tmp / f"{scenario_name}-{run}")
+    stack = replace(
+        probe,
+        root=work,
+        compose_files=tuple(work / p.relative_to(root) for p in probe.compose_files),
+    )
+    scenario = SCENARIO_TYPES[scenario_name](
+        stack, work, ca_file=options.ca_file, wheeldock=options.wheeldock
+    )
+    try:
+        _run_events(scenario, stack, run, events, options, client, report, progress, bump=bump)
+    except WheeldockError as exc:
+        report.failures.append(f"{scenario_name} run {run + 1}: {exc.message}")
+        progress(f"[red]{scenario_name} run {run + 1} failed[/]: {exc.what.splitlines()[0]}")
+    finally:
+        scenario.stop()
+    if scenario.peak_rss:
+        report.build_peak_rss[scenario_name] = max(
+            report.build_peak_rss.get(scenario_name, 0), scenario.peak_rss
+        )
 
 
 def _cleanup_images(scenario_name: str, stack: Stack) -> None:

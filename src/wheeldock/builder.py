@@ -45,7 +45,7 @@ from packaging.utils import parse_wheel_filename
 from wheeldock import base as bases
 from wheeldock import engine, process
 from wheeldock import lock as locks
-from wheeldock.blobs import CHUNK, BlobStore, BlobWriter, hash_file
+from wheeldock.blobs import BlobStore, BlobWriter, hash_file
 from wheeldock.digest import Digest
 from wheeldock.dockerfile import APP_UID, exec_form, health_command
 from wheeldock.dockerfile import excluded as dockerignore_excluded
@@ -59,9 +59,9 @@ from wheeldock.layer import (
     Compression,
     Layer,
     TarEntry,
-    _LayerSink,
     build_layer,
     cached_layer,
+    compress_file,
     entries_from_dir,
 )
 from wheeldock.mutate import append_layers, with_annotations, with_config, with_created
@@ -777,11 +777,7 @@ def _gzip_base(facts: BaseFacts) -> dict[str, Any]:
     try:
         with os.fdopen(fd, "wb") as fh:
             writer = BlobWriter(fh)
-            sink = _LayerSink(writer, "gzip", None)
-            with facts.path.open("rb") as src:
-                while chunk := src.read(CHUNK):
-                    sink.write(chunk)
-            diff_id = sink.close()
+            diff_id = compress_file(facts.path, writer, "gzip")
         if diff_id.hex != facts.sha256:
             raise DigestMismatch(
                 "changed while it was being compressed",

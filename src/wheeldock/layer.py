@@ -320,6 +320,18 @@ class _LayerSink:
         return Digest.from_hasher(self._hasher)
 
 
+def compress_file(
+    src: Path, out: BlobWriter, compression: Compression, *, level: int | None = None
+) -> Digest:
+    """Stream the uncompressed tar ``src`` through the layer compressor into ``out``; returns
+    its diff_id (the sha256 of ``src``'s bytes as read)."""
+    sink = _LayerSink(out, compression, level)
+    with Path(src).open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            sink.write(chunk)
+    return sink.close()
+
+
 def _header(entry: TarEntry, mtime: int) -> bytes:
     info = tarfile.TarInfo(entry.path)
     info.type = _KINDS[entry.kind]

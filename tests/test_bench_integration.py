@@ -1,0 +1,187 @@
+"""bench on a real engine: it measures every event and leaves the user's stack as it found it,
+also when interrupted with Ctrl-C."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from wheeldock import engine
+
+pytestmark = pytest.mark.integration
+
+APP = '''\
+"""A tiny service: a stdlib HTTP server with a FastAPI-style route table."""
+import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import six  # the one requirement, installed at start
+
+
+class App:
+    def __init__(self):
+        self.routes = {}
+
+    def get(self, path):
+        def register(func):
+            self.routes[path] = func
+            return func
+        return register
+
+
+app = App()
+
+
+@app.get("/health")
+def health():
+    return b"ok " + six.__version__.encode()
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        route = app.routes.get(self.path)
+        self.send_response(200 if route else 404)
+        self.end_headers()
+        self.wfile.write(route() if route else b"")
+
+
+if __name__ == "__main__":
+    ThreadingHTTPServer(("0.0.0.0", int(os.environ["PORT"])), Handler).serve_forever()
+'''
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _tree_digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def tiny_stack(tmp_path: Path, base_images: object) -> Path:
+    root = tmp_path / "tiny"
+    (root / "app").mkdir(parents=True)
+    (root / "app" / "app.py").write_text(APP)
+    (root / "app" / "requirements.txt").write_text("six==1.17.0\n")
+    port = _free_port()
+    (root / "compose.yaml").write_text(
+        "# a stack that installs at start\n"
+        "services:\n"
+        "  tiny:\n"
+        "    image: python:3.11-slim\n"
+        "    working_dir: /src\n"
+        '    command: sh -c "pip install -q -r requirements.txt && python3 app.py"\n'
+        "    volumes:\n"
+        "      - ./app:/src\n"
+        "    network_mode: host\n"
+        "    environment:\n"
+        f"      PORT: {port}\n"
+    )
+    return root
+
+
+def _leftovers(scenario: str) -> list[str]:
+    out = engine.docker(
+        "ps",
+        "--all",
+        "--filter",
+        f"label=com.docker.compose.project=wdbench-{scenario}",
+        "--format",
+        "{{.Names}}",
+    ).stdout.split()
+    images = engine.docker("images", "--format", "{{.Repository}}").stdout.split()
+    return out + [i for i in images if i.startswith(f"wdbench-{scenario}-")]
+
+
+def test_bench_times_every_event_and_leaves_the_stack_untouched(
+    tiny_stack: Path, tmp_path: Path
+) -> None:
+    before = _tree_digest(tiny_stack)
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wheeldock.cli",
+            "-C",
+            str(tiny_stack),
+            "bench",
+            "--runs",
+            "1",
+            "--scenarios",
+            "before,uvguide",
+            "--json",
+            str(out),
+            "--markdown",
+            str(tmp_path / "b.md"),
+            "--timeout",
+            "300",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(out.read_text())
+    events = {(m["scenario"], m["event"]) for m in data["measurements"]}
+    assert events == {
+        (s, e) for s in ("before", "uvguide") for e in ("cold", "restart", "code", "bump")
+    }
+    assert data["bumped"].startswith("six 1.17.0 -> ")
+    uv_cold = next(
+        m for m in data["measurements"] if m["scenario"] == "uvguide" and m["event"] == "cold"
+    )
+    assert uv_cold["build_s"] > 0 and uv_cold["healthy_s"] >= uv_cold["build_s"]
+    assert data["summary"]["uvguide"]["code"]["new_layer_bytes"] > 0
+    assert "| First build + start |" in (tmp_path / "b.md").read_text()
+    assert _tree_digest(tiny_stack) == before
+    assert _leftovers("uvguide") == [] and _leftovers("before") == []
+
+
+def test_bench_interrupted_with_ctrl_c_cleans_up_and_leaves_the_stack_untouched(
+    tiny_stack: Path,
+) -> None:
+    before = _tree_digest(tiny_stack)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "wheeldock.cli",
+            "-C",
+            str(tiny_stack),
+            "bench",
+            "--runs",
+            "1",
+            "--scenarios",
+            "before",
+            "--timeout",
+            "300",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 240
+    while not _leftovers("before") and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    assert _leftovers("before"), "the bench never started a container"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert _tree_digest(tiny_stack) == before
+    assert _leftovers("before") == []
