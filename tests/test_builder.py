@@ -468,3 +468,15 @@ def test_git_labels_name_the_revision_and_drop_credentials_from_the_source(tmp_p
 )
 def test_only_binary_wheels_are_scanned_for_libraries(filename: str, pure: bool) -> None:
     assert builder._is_pure(filename) is pure
+
+
+def test_several_fixed_outputs_go_to_the_service_each_names(tmp_path: Path) -> None:
+    api = Service("api", "app", ("requirements.txt",), ("python3", "a.py"))
+    admin = Service("api-admin", "app", ("requirements.txt",), ("python3", "b.py"))
+    both = [api, admin]
+    refs = ["docker-daemon:stack-api:1", "docker-daemon:stack-api-admin:1", f"oci:{tmp_path}"]
+    assert [r for r in refs if builder._meant_for(r, api, both)] == [refs[0], refs[2]]
+    assert [r for r in refs if builder._meant_for(r, admin, both)] == [refs[1], refs[2]]
+    assert builder._meant_for("docker-daemon:other:1", api, both)  # refused by output_for
+    with pytest.raises(UsageError, match="names one image"):
+        builder.output_for("docker-daemon:other:1", api, 2)

@@ -946,6 +946,26 @@ def app_entries(source: Path, target: str) -> list[TarEntry]:
 # -- several services ---------------------------------------------------------------------------
 
 
+def _names_a_service(ref: str, services: Sequence[Service]) -> bool:
+    return "{service}" not in ref and any(s.name in ref for s in services)
+
+
+def _meant_for(ref: str, svc: Service, services: Sequence[Service]) -> bool:
+    """Whether ``ref`` is an output of ``svc``: a template or OCI folder is everyone's; with
+    several services, a fixed name that contains exactly one service's name is that service's
+    (``--output docker-daemon:stack-api:1 --output docker-daemon:stack-worker:1``)."""
+    if len(services) < 2 or "{service}" in ref:
+        return True
+    parsed = coerce(ref)
+    if isinstance(parsed, OciRef) and parsed.tag is None:
+        return True
+    # the longest name wins, so "api" does not claim "stack-api-admin:1" from "api-admin"
+    named = sorted((s.name for s in services if s.name in ref), key=len, reverse=True)
+    if not named:
+        return True  # output_for refuses it, saying how to write it
+    return named[0] == svc.name
+
+
 def build(
     project: Project,
     services: Sequence[Service],
@@ -970,7 +990,12 @@ def build(
     results = []
     for svc in services:
         refs = (
-            tuple(output_for(ref, svc, len(services)) for ref in outputs)
+            tuple(
+                # a fixed name claimed by one service is that service's alone
+                output_for(ref, svc, 1 if _names_a_service(ref, services) else len(services))
+                for ref in outputs
+                if _meant_for(ref, svc, services)
+            )
             if outputs
             else default_outputs(project, svc, engine_up=engine_up)
         )
