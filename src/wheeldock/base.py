@@ -355,10 +355,36 @@ def mmdebstrap_argv(recipe: Recipe, *, suite: str, arch: str, output: Path) -> l
     argv += [f"--dpkgopt=path-exclude={pattern}" for pattern in recipe.excludes]
     argv += [f"--dpkgopt=path-include={pattern}" for pattern in recipe.includes]
     argv.append(f"--hook-dir={MERGED_USR_HOOKS}")
+    if needs_emulation(arch):
+        argv += foreign_bytecode_hooks()
     # mmdebstrap copies the host's; the engine bind-mounts its own in every container.
     argv.append('--customize-hook=rm -f "$1/etc/resolv.conf" "$1/etc/hostname"')
     argv += [suite, str(output), *sources(suite)]
     return argv
+
+
+#: Where Debian's python3 keeps the bytecode py3compile makes at install time.
+_PY_DIRS = ("usr/lib/python3.11", "usr/lib/python3/dist-packages")
+
+
+def foreign_bytecode_hooks(python: str = "python3.11") -> list[str]:
+    """mmdebstrap hooks that keep byte-compiling out of the emulator.
+
+    Under qemu-user, Debian's ``py3compile`` (run by every Python package's postinst) byte-compiles
+    the standard library emulated, which is most of a foreign base's 8-10 minute build. Bytecode
+    does not depend on the CPU, so ``py3compile`` is diverted to ``true`` while packages install,
+    and the host's CPython of the same minor version (the same magic number) compiles the same
+    trees afterwards. The result is the bytecode the emulated run would have written.
+    """
+    host = shutil.which(python) or python
+    compile_dirs = " ".join(f'"$1/{d}"' for d in _PY_DIRS)
+    return [
+        '--essential-hook=chroot "$1" dpkg-divert --quiet --local --rename '
+        '--add /usr/bin/py3compile && ln -sf /bin/true "$1/usr/bin/py3compile"',
+        '--customize-hook=rm -f "$1/usr/bin/py3compile" && chroot "$1" dpkg-divert --quiet '
+        "--local --rename --remove /usr/bin/py3compile",
+        f'--customize-hook={host} -m compileall -q -j 0 -s "$1" -p / {compile_dirs} >/dev/null || true',
+    ]
 
 
 def cache_key(recipe: Recipe, *, suite: str, arch: str) -> str:
@@ -381,6 +407,8 @@ def cache_key(recipe: Recipe, *, suite: str, arch: str) -> str:
         "prune": asdict(recipe.prune) if recipe.prune else None,
         "parent": parent,
     }
+    if needs_emulation(arch):
+        material["foreign_bytecode"] = 1  # see foreign_bytecode_hooks
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 

@@ -43,7 +43,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--base", default=None, help="slim, minimal or an image REF (default: each service's)"
     )
     parser.add_argument(
-        "--compression", choices=("gzip", "zstd", "none"), default="gzip", help="layer compression"
+        "--compression",
+        choices=("gzip", "zstd", "none"),
+        default=None,
+        help="layer compression (default: none when every output is the Docker engine, which "
+        "unpacks layers anyway; else gzip)",
     )
     parser.add_argument(
         "--platform",
