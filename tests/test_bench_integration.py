@@ -150,7 +150,7 @@ def test_bench_times_every_event_and_leaves_the_stack_untouched(
     assert data["summary"]["uvguide"]["code"]["new_layer_bytes"] > 0
     assert "| First build + start |" in (tmp_path / "b.md").read_text()
     assert _tree_digest(tiny_stack) == before
-    assert _leftovers("uvguide") == [] and _leftovers("before") == []
+    assert _leftovers("uvguide", proc.pid) == [] and _leftovers("before", proc.pid) == []
 
 
 def test_bench_interrupted_with_ctrl_c_cleans_up_and_leaves_the_stack_untouched(
@@ -177,11 +177,13 @@ def test_bench_interrupted_with_ctrl_c_cleans_up_and_leaves_the_stack_untouched(
         text=True,
     )
     deadline = time.monotonic() + 240
-    while not _leftovers("before") and time.monotonic() < deadline and proc.poll() is None:
+    while (
+        not _leftovers("before", proc.pid) and time.monotonic() < deadline and proc.poll() is None
+    ):
         time.sleep(0.5)
-    assert _leftovers("before"), "the bench never started a container"
+    assert _leftovers("before", proc.pid), "the bench never started a container"
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr[-2000:]
     assert _tree_digest(tiny_stack) == before
-    assert _leftovers("before") == []
+    assert _leftovers("before", proc.pid) == []

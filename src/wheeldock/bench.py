@@ -195,6 +195,11 @@ def copy_stack(source: Path, dest: Path) -> Path:
     return dest
 
 
+def project_prefix() -> str:
+    """The compose project (and image name) prefix of this bench process."""
+    return f"wdbench{os.getpid()}-"
+
+
 def port_in_use(port: int) -> bool:
     """Whether something accepts connections on 127.0.0.1:``port``."""
     import socket
@@ -346,7 +351,8 @@ class Scenario:
         self.work = work
         self.ca_file = ca_file
         self.wheeldock = list(wheeldock)
-        self.project = f"wdbench-{self.name}"
+        # unique per bench process: two benches on one engine never stop each other's stacks
+        self.project = f"{project_prefix()}{self.name}"
         self.no_binary: tuple[str, ...] = ()
         self.peak_rss = 0
 
@@ -886,7 +892,7 @@ def _run_scenario(
 
 
 def _cleanup_images(scenario_name: str, stack: Stack) -> None:
-    prefix = f"wdbench-{scenario_name}-"
+    prefix = f"{project_prefix()}{scenario_name}-"
     out = engine.docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout
     for ref in out.splitlines():
         if ref.startswith(prefix):
