@@ -250,8 +250,32 @@ class History:
 # -- image --------------------------------------------------------------------------------------
 
 
+class _Manifest:
+    """What an image manifest and an index share: bytes (raw when read, canonical JSON when
+    built), media type and digest."""
+
+    raw_manifest: bytes | None
+    default_media_type: str
+
+    def manifest_json(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def manifest_bytes(self) -> bytes:
+        if self.raw_manifest is not None:
+            return self.raw_manifest
+        return canonical_json(self.manifest_json())
+
+    @property
+    def media_type(self) -> str:
+        return str(self.manifest_json().get("mediaType", self.default_media_type))
+
+    @property
+    def digest(self) -> Digest:
+        return Digest.of_bytes(self.manifest_bytes())
+
+
 @dataclass(frozen=True)
-class Image:
+class Image(_Manifest):
     """An OCI image: layers base-first, config, platform; raw bytes kept when read from a source.
 
     ``annotations`` go on the manifest. ``config_extra`` keeps top-level config keys this class
@@ -314,18 +338,7 @@ class Image:
             data["annotations"] = dict(self.annotations)
         return data
 
-    def manifest_bytes(self) -> bytes:
-        if self.raw_manifest is not None:
-            return self.raw_manifest
-        return canonical_json(self.manifest_json())
-
-    @property
-    def media_type(self) -> str:
-        return str(self.manifest_json().get("mediaType", MEDIA_TYPE_MANIFEST))
-
-    @property
-    def digest(self) -> Digest:
-        return Digest.of_bytes(self.manifest_bytes())
+    default_media_type = MEDIA_TYPE_MANIFEST
 
     @property
     def size(self) -> int:
@@ -383,7 +396,7 @@ def empty(platform: Platform | None = None) -> Image:
 
 
 @dataclass(frozen=True)
-class Index:
+class Index(_Manifest):
     """An OCI image index: one image per platform (the multi-platform form of a tag)."""
 
     manifests: tuple[Image, ...]
@@ -403,18 +416,7 @@ class Index:
             data["annotations"] = dict(self.annotations)
         return data
 
-    def manifest_bytes(self) -> bytes:
-        if self.raw_manifest is not None:
-            return self.raw_manifest
-        return canonical_json(self.manifest_json())
-
-    @property
-    def media_type(self) -> str:
-        return str(self.manifest_json().get("mediaType", MEDIA_TYPE_INDEX))
-
-    @property
-    def digest(self) -> Digest:
-        return Digest.of_bytes(self.manifest_bytes())
+    default_media_type = MEDIA_TYPE_INDEX
 
     def descriptor(self, *, annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
         data = self.manifest_bytes()

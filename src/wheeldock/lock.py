@@ -361,21 +361,7 @@ def compile_lock(root: Path, inputs: LockInputs, dest: Path, *, upgrade: bool = 
             cwd=root,
             fix="correct the requirement named in the lines above, then `wheeldock lock` again",
         )
-        body = _packages_part(dest.read_text())
-        tool = {
-            "tool": {
-                "wheeldock": {
-                    "input-hash": inputs.digest,
-                    "platform": inputs.platform,
-                    "python": inputs.python,
-                    "inputs": [name for name, _ in inputs.files],
-                    "no-binary": list(inputs.no_binary),
-                }
-            }
-        }
-        text = body.rstrip("\n") + "\n\n" + tomli_w.dumps(tool)
-        atomic_write_text(dest, text)
-    return parse(text, dest)
+        return _write_lock(dest, _packages_part(dest.read_text()), inputs)
 
 
 @dataclass(frozen=True)
