@@ -30,5 +30,7 @@ def pytest_sessionfinish(session: object, exitstatus: int) -> None:
     ]
     if skipped:
         names = ", ".join(rep.nodeid for rep in skipped[:10])
-        reporter.write_line(f"CI: {len(skipped)} integration test(s) were skipped: {names}", red=True)
+        reporter.write_line(
+            f"CI: {len(skipped)} integration test(s) were skipped: {names}", red=True
+        )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # type: ignore[attr-defined]
