@@ -95,17 +95,19 @@ def tiny_stack(tmp_path: Path, base_images: object) -> Path:
     return root
 
 
-def _leftovers(scenario: str) -> list[str]:
+def _leftovers(scenario: str, pid: int) -> list[str]:
+    """Containers and images of one bench process's scenario (projects are per process)."""
+    project = f"wdbench{pid}-{scenario}"
     out = engine.docker(
         "ps",
         "--all",
         "--filter",
-        f"label=com.docker.compose.project=wdbench-{scenario}",
+        f"label=com.docker.compose.project={project}",
         "--format",
         "{{.Names}}",
     ).stdout.split()
     images = engine.docker("images", "--format", "{{.Repository}}").stdout.split()
-    return out + [i for i in images if i.startswith(f"wdbench-{scenario}-")]
+    return out + [i for i in images if i.startswith(f"{project}-")]
 
 
 def test_bench_times_every_event_and_leaves_the_stack_untouched(
