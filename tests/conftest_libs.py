@@ -16,8 +16,7 @@ import struct
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -224,19 +223,6 @@ def fake_index(libs_cache: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- real wheels
-
-
-@contextmanager
-def _cache_at(folder: Path) -> Iterator[None]:
-    previous = os.environ.get("WHEELDOCK_CACHE")
-    os.environ["WHEELDOCK_CACHE"] = str(folder)
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("WHEELDOCK_CACHE", None)
-        else:
-            os.environ["WHEELDOCK_CACHE"] = previous
 
 
 @pytest.fixture(scope="session")
