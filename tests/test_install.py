@@ -121,3 +121,42 @@ def test_malformed_wheel_is_reported_with_its_name(tmp_path: Path) -> None:
 def test_scheme_follows_the_base_image(env: tuple[str, ...], site: str, interpreter: str) -> None:
     scheme = install.scheme_for(env, "3.11")
     assert (scheme.purelib, scheme.interpreter) == (site, interpreter)
+
+
+def _wheels(tmp_path: Path, n: int) -> list[tuple[str, Path]]:
+    return [
+        (
+            f"{i:064x}",
+            make_wheel(
+                tmp_path / "dist", f"pkg{i}", "1.0", {f"pkg{i}/__init__.py": f"N = {i}\n" * 50}
+            ),
+        )
+        for i in range(n)
+    ]
+
+
+def test_trees_install_from_wheels_arriving_in_any_order(tmp_path: Path) -> None:
+    wheels = _wheels(tmp_path, 3)
+    scheme = install.debian_scheme()
+    trees = install.InstalledTrees(tmp_path / "trees")
+    got = trees.ensure_each([sha for sha, _ in wheels], reversed(wheels), scheme)
+    assert got == [trees.path(sha, scheme) for sha, _ in wheels]
+    for i, tree in enumerate(got):
+        assert (tree / SITE / f"pkg{i}/__pycache__/__init__.cpython-311.pyc").is_file()
+
+
+def test_streamed_and_one_by_one_installs_give_identical_trees(tmp_path: Path) -> None:
+    wheels = _wheels(tmp_path, 3)
+    scheme = install.debian_scheme()
+    together = install.InstalledTrees(tmp_path / "a").ensure(wheels, scheme)
+    alone = [install.InstalledTrees(tmp_path / "b").ensure([w], scheme)[0] for w in wheels]
+    assert [_tree_digest(t) for t in together] == [_tree_digest(t) for t in alone]
+
+
+def test_a_tree_whose_wheel_never_arrives_is_an_error_and_nothing_is_kept(tmp_path: Path) -> None:
+    wheels = _wheels(tmp_path, 2)
+    scheme = install.debian_scheme()
+    trees = install.InstalledTrees(tmp_path / "trees")
+    with pytest.raises(InvalidConfig, match="no wheel was given"):
+        trees.ensure_each([sha for sha, _ in wheels], wheels[:1], scheme)
+    assert not any(trees.has(sha, scheme) for sha, _ in wheels)

@@ -11,7 +11,7 @@ import pytest
 from conftest_libs import make_elf, make_wheel, write_tree
 
 from wheeldock import cli, debian, libs
-from wheeldock.errors import InvalidArchive, InvalidConfig, InvalidElf, NotFound
+from wheeldock.errors import InvalidArchive, InvalidConfig, InvalidElf, NotFound, WheeldockError
 
 EXT = "pkg/_ext.cpython-311-x86_64-linux-gnu.so"
 WHEEL = "pkg-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"
@@ -130,6 +130,16 @@ def test_what_the_base_provides_is_left_out(
     assert report.suite == "bookworm"
     without_base = libs.scan(wheel, base="none")
     assert without_base.runtime_packages == ("libpq5", "libssl3")
+
+
+def test_runtime_packages_skip_the_index_when_the_base_has_every_library(
+    tmp_path: Path, libs_cache: Path, base_folder: Path, offline: None
+) -> None:
+    # no fake index and no network: opening Debian's index would fail the scan
+    wheel = make_wheel(tmp_path / WHEEL, {EXT: make_elf(needed=["libssl.so.3", "libc.so.6"])})
+    assert libs.runtime_packages(wheel, base=str(base_folder)) == ()
+    with pytest.raises(WheeldockError):
+        libs.scan(wheel, base=str(base_folder))  # -dev packages wanted: the index is needed
 
 
 def test_a_base_profile_reads_libraries_packages_and_suite(base_folder: Path) -> None:

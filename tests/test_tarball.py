@@ -163,3 +163,21 @@ def test_gnu_tar_reads_the_archive_streamed_through_a_pipe(store: BlobStore) -> 
     assert names[:2] == ["blobs/", "blobs/sha256/"]
     assert names[-3:] == ["index.json", "manifest.json", "oci-layout"]
     assert all(" 0/0 " in line for line in result.stdout.splitlines())
+
+
+def test_several_images_share_one_archive_and_their_common_blobs(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    api = two_layer_image(store)
+    other = build_layer([TarEntry.file("app/img.py", b"print(2)\n")], store=store, mtime=EPOCH)
+    img = mutate.with_created(mutate.append_layers(image.empty(), [api.layers[0], other]), EPOCH)
+    out = io.BytesIO()
+    results = tarball.stream_many([(api, "cb/api:1"), (img, "cb/img:1")], out, store)
+    assert [str(r.digest) for r in results] == [str(api.digest), str(img.digest)]
+    with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as tar:
+        names = tar.getnames()
+        entries = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+    assert [e["RepoTags"] for e in entries] == [["cb/api:1"], ["cb/img:1"]]
+    shared = f"blobs/sha256/{api.layers[0].digest.hex}"
+    assert names.count(shared) == 1  # the common base layer travels once
+    assert entries[0]["Layers"][0] == entries[1]["Layers"][0] == shared

@@ -161,3 +161,16 @@ def test_failing_sdist_build_reports_the_build_output(tmp_path: Path) -> None:
     assert "building failpkg 0.1 from its sdist (failpkg-0.1.tar.gz) failed" in message
     assert "libfrob.h missing" in message
     assert not list((tmp_path / "cache" / "built").glob("*/*.whl"))
+
+
+def test_fetch_each_yields_cached_wheels_first_and_every_one_once(tmp_path: Path) -> None:
+    arts = []
+    for name in ("one", "two", "three"):
+        wheel = make_wheel(tmp_path / "dist", name, "1.0", {f"{name}.py": "X = 1\n"})
+        arts.append(Artifact(name, "1.0", _file(wheel.name, path=wheel), "wheel"))
+    house = Wheelhouse(tmp_path / "cache")
+    house.fetch([arts[1]], platform="linux/amd64", python="3.11")
+    got = list(house.fetch_each(arts, platform="linux/amd64", python="3.11"))
+    assert got[0] == (arts[1], house.path(arts[1].file))
+    assert sorted(a.name for a, _ in got) == ["one", "three", "two"]
+    assert all(path.is_file() for _, path in got)

@@ -3,17 +3,22 @@
 It runs in its own ``python -I`` process on purpose: marshal marks an object for back-reference
 when its reference count is above one, so the same source can marshal differently in a process
 that has imported more modules. A fresh interpreter that imports only this file gives the same
-bytes on every run.
+bytes on every run (and so do the pool's workers, forked from it).
 
-stdin: a JSON list of ``[source path, path recorded in the .pyc]``; stdout: a JSON list of the
-sources that did not compile (skipped, as pip does: e.g. Python 2 templates in a package).
+argv[1]: how many worker processes to compile with (1: in this process). stdin: JSON lines, each
+a list of ``[source path, path recorded in the .pyc]``; compiling starts with the first line, so
+the caller can install the next wheel while the previous one compiles. stdout: a JSON list of
+the sources that did not compile (skipped, as pip does: e.g. Python 2 templates in a package).
 """
 
 import json
-import os
 import py_compile
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+
+#: Files per task sent to a worker: large enough to amortise the pickling, small enough to
+#: balance two workers on one big package.
+_CHUNK = 24
 
 
 def _one(pair: list[str]) -> str | None:
@@ -30,14 +35,25 @@ def _one(pair: list[str]) -> str | None:
     return None
 
 
+def _many(pairs: list[list[str]]) -> list[str]:
+    return [f for f in map(_one, pairs) if f]
+
+
 def main() -> None:
-    pairs = json.load(sys.stdin)
-    workers = min(len(pairs) // 64 + 1, os.cpu_count() or 1)
+    workers = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+    failed: list[str] = []
     if workers <= 1:
-        failed = [f for f in map(_one, pairs) if f]
+        for line in sys.stdin:
+            failed += _many(json.loads(line))
     else:
         with ProcessPoolExecutor(workers) as pool:
-            failed = [f for f in pool.map(_one, pairs, chunksize=32) if f]
+            futures: list[Future[list[str]]] = []
+            for line in sys.stdin:
+                pairs = json.loads(line)
+                for i in range(0, len(pairs), _CHUNK):
+                    futures.append(pool.submit(_many, pairs[i : i + _CHUNK]))
+            for future in futures:
+                failed += future.result()
     json.dump(failed, sys.stdout)
 
 

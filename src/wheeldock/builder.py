@@ -6,9 +6,9 @@ An image is ``base`` + ``runtime libraries`` + ``dependencies`` (several layers)
    ``docker-archive:…``, ``docker://…``);
 2. runtime libraries — the Debian packages the wheels' ELF files need and the base lacks,
    unpacked from their .debs (no layer when there are none);
-3. dependencies — the locked wheels installed (:mod:`wheeldock.install`), split so that a
-   one-pin bump touches one small layer: each wheel of at least :data:`BIG_WHEEL` bytes gets a
-   layer of its own (the largest, up to ``max_dep_layers - 1``), the rest share one;
+3. dependencies — the locked wheels installed (:mod:`wheeldock.install`), a layer per
+   distribution (up to :data:`MAX_DEP_LAYERS`; past it the smallest share one), so a one-pin
+   bump re-tars and ships only that distribution;
 4. app — the service's source folder, filtered by its ``.dockerignore``, at its workdir.
 
 Every layer is cached in the blob store's index under a key hashing all of its inputs, so a
@@ -77,9 +77,9 @@ log = logging.getLogger(__name__)
 
 #: Bumped when what a cache key stands for changes, so old entries are not reused.
 _KEY_VERSION = "wheeldock-build-1"
-#: A wheel this large (bytes, as the lock records) gets a dependency layer of its own.
-BIG_WHEEL = 256 << 10
-MAX_DEP_LAYERS = 8
+#: Dependency layers at most: one per distribution up to this many. Docker's overlay2 stacks at
+#: most 127 layers per image; this leaves room for a multi-layer base image.
+MAX_DEP_LAYERS = 48
 #: The mtime of base-derived, library and dependency layer entries: fixed, so those layers do
 #: not change with each commit (bookworm's release, the bases' SOURCE_DATE_EPOCH too).
 FIXED_MTIME = bases.SOURCE_DATE_EPOCH
@@ -180,20 +180,19 @@ def plan_dependencies(
     compression: Compression,
     compiler: str,
     max_layers: int = MAX_DEP_LAYERS,
-    big: int = BIG_WHEEL,
 ) -> tuple[DepLayerPlan, ...]:
     """Split ``artifacts`` into at most ``max_layers`` layers (pure).
 
-    The lock's file sizes stand in for installed sizes (known before anything is fetched). Big
-    wheels come first, by name; the shared layer last. A layer's key is its wheels' sha256s,
-    the install scheme, the compiling interpreter and the compression.
+    Each distribution gets a layer of its own, so a one-pin bump re-tars, loads and pulls only
+    that distribution's files. Past ``max_layers``, the largest ``max_layers - 1`` (by the
+    lock's file sizes, known before anything is fetched) keep their own and the smallest share
+    the last one. Own layers come first, by name. A layer's key is its wheels' sha256s, the
+    install scheme, the compiling interpreter and the compression.
     """
     if max_layers < 1:
         raise UsageError("max_dep_layers must be at least 1")
     ranked = sorted(artifacts, key=lambda a: (-(a.file.size or 0), a.name))
-    big_ones = [a for a in ranked if (a.file.size or 0) >= big][: max_layers - 1]
-    if len(big_ones) == len(artifacts) and len(big_ones) == max_layers:
-        big_ones = big_ones[:-1]  # keep room: the last one joins the shared layer
+    big_ones = ranked if len(ranked) <= max_layers else ranked[: max_layers - 1]
     rest = tuple(sorted((a for a in artifacts if a not in big_ones), key=lambda a: a.name))
     groups: list[tuple[str, tuple[Artifact, ...]]] = [
         (f"{a.name} {a.version}", (a,)) for a in sorted(big_ones, key=lambda a: a.name)
@@ -485,10 +484,19 @@ class Builder:
     def _fetch_trees(
         self, artifacts: Sequence[Artifact], lock: locks.Lock, scheme: Scheme
     ) -> list[Path]:
-        wheels = self.wheelhouse.fetch(artifacts, platform=lock.platform, python=lock.python)
-        return self.trees.ensure(
-            [(a.sha256, w) for a, w in zip(artifacts, wheels, strict=True)], scheme
+        """The installed tree of each artifact. Only wheels whose tree is missing are fetched,
+        and each is installed as its download lands (the others still downloading)."""
+        shas = [a.sha256 for a in artifacts]
+        need = [a for a in artifacts if not self.trees.has(a.sha256, scheme)]
+        if not need:
+            return self.trees.ensure_each(shas, (), scheme)
+        arriving = (
+            (art.sha256, wheel)
+            for art, wheel in self.wheelhouse.fetch_each(
+                need, platform=lock.platform, python=lock.python
+            )
         )
+        return self.trees.ensure_each(shas, arriving, scheme)
 
     def _deps(self, svc: Service, lock: locks.Lock, base: _Base) -> list[tuple[Layer, LayerReport]]:
         """The dependency layers. The wheels of every layer not in the cache are fetched and
@@ -633,10 +641,13 @@ class Builder:
         history: list[History] = []
         created = rfc3339(self.epoch)
         parts: list[tuple[Layer, LayerReport]] = []
+        # deps before libs: the wheels download while they install, and the ELF scan then
+        # finds them in the cache (the image's order is still libs, deps, app)
+        deps = self._deps(svc, lock, base)
         runtime_libs = self._libs(svc, lock, base)
         if runtime_libs is not None:
             parts.append(runtime_libs)
-        parts += self._deps(svc, lock, base)
+        parts += deps
         parts.append(self._app(svc))
         for layer, report in parts:
             layers.append(layer)
@@ -660,20 +671,54 @@ class Builder:
         image = with_annotations(image, {"org.opencontainers.image.created": created})
         return image, reports, lock
 
+    def _engine_hints(self, svc: Service) -> tuple[str, ...] | None:
+        """The ``wheeldock base`` image tags the engine may have ``svc``'s base layer under, or
+        None when the base is not a ``wheeldock base`` variant."""
+        spec = self.options.base or svc.base
+        if spec not in bases.VARIANTS:
+            return None
+        arch = Platform.parse(self.options.platform).architecture
+        return tuple(bases.image_tags(bases.recipe(spec), python_version=svc.python, arch=arch))
+
     def _publish(self, image: Image, ref: str, svc: Service) -> PublishResult:
         """:func:`publish`, but the engine is told where the base's layer may already be (the
         ``wheeldock base`` image), so ``docker load`` is not sent what it has."""
         parsed = coerce(ref)
-        spec = self.options.base or svc.base
-        if not isinstance(parsed, DaemonRef) or spec not in bases.VARIANTS:
+        hints = self._engine_hints(svc)
+        if not isinstance(parsed, DaemonRef) or hints is None:
             return publish(image, ref, self.store)
         from wheeldock import daemon
 
         started = time.monotonic()
-        arch = Platform.parse(self.options.platform).architecture
-        hints = bases.image_tags(bases.recipe(spec), python_version=svc.python, arch=arch)
         result = daemon.load(image, parsed.name, self.store, hints=hints)
         return dataclasses.replace(result, seconds=time.monotonic() - started)
+
+    def load_together(
+        self, items: Sequence[tuple[Service, Image, str]]
+    ) -> dict[tuple[str, str], PublishResult]:
+        """One ``docker load`` for every (service, image, ``docker-daemon:`` ref) whose base is
+        a ``wheeldock base`` variant: the stack's shared layers travel once. Keyed by
+        (service name, ref); refs of other kinds are left to :meth:`_publish`."""
+        chosen: list[tuple[Service, Image, str, str]] = []
+        hints: list[str] = []
+        for svc, image, ref in items:
+            parsed = coerce(ref)
+            found = self._engine_hints(svc)
+            if isinstance(parsed, DaemonRef) and found is not None:
+                chosen.append((svc, image, ref, parsed.name))
+                hints += [h for h in found if h not in hints]
+        if len(chosen) < 2:
+            return {}
+        from wheeldock import daemon
+
+        started = time.monotonic()
+        loaded = daemon.load_many([(image, name) for _, image, _, name in chosen], self.store,
+                                  hints=hints)  # fmt: skip
+        seconds = time.monotonic() - started
+        return {
+            (svc.name, ref): dataclasses.replace(result, seconds=seconds)
+            for (svc, _, ref, _), result in zip(chosen, loaded, strict=True)
+        }
 
     def build(self, svc: Service, outputs: Sequence[str]) -> ServiceBuild:
         started = time.monotonic()
@@ -987,7 +1032,7 @@ def build(
         )
         options = dataclasses.replace(options, compression="none" if daemon_only else "gzip")
     builder = Builder(project, options, store=store, progress=progress)
-    results = []
+    made: list[tuple[Service, tuple[str, ...], Image, list[LayerReport], locks.Lock, float]] = []
     for svc in services:
         refs = (
             tuple(
@@ -999,5 +1044,26 @@ def build(
             if outputs
             else default_outputs(project, svc, engine_up=engine_up)
         )
-        results.append(builder.build(svc, refs))
+        started = time.monotonic()
+        image, reports, lock = builder.image(svc)
+        made.append((svc, refs, image, reports, lock, time.monotonic() - started))
+    together = builder.load_together(
+        [(svc, image, ref) for svc, refs, image, *_ in made for ref in refs]
+    )
+    results = []
+    for svc, refs, image, reports, lock, seconds in made:
+        published = tuple(
+            together.get((svc.name, ref)) or builder._publish(image, ref, svc) for ref in refs
+        )
+        results.append(
+            ServiceBuild(
+                service=svc.name,
+                image=image,
+                digest=str(image.digest),
+                layers=tuple(reports),
+                outputs=published,
+                lock=lock.path,
+                seconds=seconds + sum(o.seconds for o in published),
+            )
+        )
     return results

@@ -28,7 +28,7 @@ from wheeldock.errors import CommandFailed, WheeldockError
 from wheeldock.image import Image, Index
 from wheeldock.publish import PublishResult
 from wheeldock.reference import parse_name
-from wheeldock.tarball import stream
+from wheeldock.tarball import stream, stream_many
 
 log = logging.getLogger(__name__)
 
@@ -141,3 +141,56 @@ def load(
     return PublishResult(
         f"docker-daemon:{short}", sent.digest, sent.bytes_written, sent.blobs_written, 0
     )
+
+
+def load_many(
+    images: Sequence[tuple[Image, str]],
+    store: BlobStore | None = None,
+    *,
+    timeout: float | None = 900,
+    hints: Sequence[str] = (),
+) -> list[PublishResult]:
+    """Load several images (``(image, name:tag)``) with one ``docker load``: a stack's
+    services share their base and dependency layers, which go in the archive once, and the
+    engine is asked once. Layers the engine has are left out as in :func:`load` (a layer only
+    when every image holding it has its whole chain below it in the engine)."""
+    engine.require()
+    named = [(image, _short(name)) for image, name in images]
+    present: dict[Digest, bool] = {}
+    for image, short in named:
+        have = present_layers(image, short, hints)
+        for lay in image.layers:
+            present[lay.diff_id] = present.get(lay.diff_id, True) and lay.diff_id in have
+    omit = frozenset(d for d, ok in present.items() if ok)
+    results: list[PublishResult] = []
+
+    def feed(pipe: IO[bytes]) -> None:
+        results.extend(stream_many(named, pipe, store, compressed=False, omit=omit))
+
+    try:
+        loaded = engine.load_stream(feed, timeout=timeout)
+    except CommandFailed as exc:
+        if not omit:
+            raise
+        log.warning("docker load without the layers it has failed (%s); sending them all",
+                    exc.stderr.strip()[-300:])  # fmt: skip
+        _engine_chains.clear()
+        omit = frozenset()
+        results.clear()
+        loaded = engine.load_stream(feed, timeout=timeout)
+    missing = [s for _, s in named if s not in loaded and f"docker.io/library/{s}" not in loaded]
+    if missing:
+        raise WheeldockError(
+            f"docker load did not report loading {', '.join(missing)} "
+            f"(it said: {', '.join(loaded) or 'nothing'})",
+            fix="check `docker images`; the engine may be too old for OCI archives (need >= 25)",
+        )
+    for image, _ in named:
+        _engine_chains.update(chain_ids([lay.diff_id for lay in image.layers]))
+    if results:
+        log.info("loaded %s into the engine (%d bytes sent)",
+                 ", ".join(s for _, s in named), results[0].bytes_written)  # fmt: skip
+    return [
+        PublishResult(f"docker-daemon:{short}", r.digest, r.bytes_written, r.blobs_written, 0)
+        for (_, short), r in zip(named, results, strict=True)
+    ]

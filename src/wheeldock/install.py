@@ -24,10 +24,11 @@ import shutil
 import sys
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
+from typing import IO
 
 from installer import install
 from installer.destinations import SchemeDictionaryDestination
@@ -148,22 +149,36 @@ def install_wheel(wheel: Path, root: Path, scheme: Scheme) -> None:
         ) from exc
 
 
-def compile_bytecode(trees: Sequence[Path], scheme: Scheme) -> None:
-    """Compile every .py in the trees' site-packages, recording in-image paths; one process."""
+def _sources(root: Path, scheme: Scheme) -> list[list[str]]:
+    """[file, in-image path] of every .py under ``root``'s site-packages, in a stable order."""
     pairs: list[list[str]] = []
-    site = _rel(scheme.purelib)
-    for root in trees:
-        for dirpath, dirnames, filenames in os.walk(root / site):
-            dirnames.sort()
-            for name in sorted(filenames):
-                if name.endswith(".py"):
-                    full = Path(dirpath) / name
-                    pairs.append([str(full), "/" + full.relative_to(root).as_posix()])
-    if not pairs:
-        return
+    for dirpath, dirnames, filenames in os.walk(root / _rel(scheme.purelib)):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                full = Path(dirpath) / name
+                pairs.append([str(full), "/" + full.relative_to(root).as_posix()])
+    return pairs
+
+
+def _compile_while(
+    scheme: Scheme, workers: int, produce: Callable[[Callable[[Path], None]], None]
+) -> None:
+    """Run ``produce``, which calls its argument with each tree as soon as the tree is installed,
+    while a compiler process (``workers`` processes) compiles the trees already handed over."""
+
+    def feed(pipe: IO[bytes]) -> None:
+        def compile_tree(root: Path) -> None:
+            pairs = _sources(root, scheme)
+            if pairs:
+                pipe.write(json.dumps(pairs).encode() + b"\n")
+                pipe.flush()
+
+        produce(compile_tree)
+
     result = process.run(
-        [compiler(scheme.python_version), "-I", _COMPILER],
-        input=json.dumps(pairs).encode(),
+        [compiler(scheme.python_version), "-I", _COMPILER, str(workers)],
+        feed=feed,
         fix="report this: compiling bytecode should not fail as a whole",
     )
     skipped = json.loads(result.stdout or "[]")
@@ -171,6 +186,16 @@ def compile_bytecode(trees: Sequence[Path], scheme: Scheme) -> None:
         log.debug(
             "left %d file(s) without bytecode (syntax not Python 3): %s", len(skipped), skipped
         )
+
+
+def compile_bytecode(trees: Sequence[Path], scheme: Scheme) -> None:
+    """Compile every .py in the trees' site-packages, recording in-image paths."""
+
+    def produce(compile_tree: Callable[[Path], None]) -> None:
+        for root in trees:
+            compile_tree(root)
+
+    _compile_while(scheme, os.cpu_count() or 1, produce)
 
 
 class InstalledTrees:
@@ -201,26 +226,55 @@ class InstalledTrees:
 
     def ensure(self, wheels: Sequence[tuple[str, Path]], scheme: Scheme) -> list[Path]:
         """The tree of each (sha256, wheel file), installing and compiling the missing ones."""
-        missing = [(sha, w) for sha, w in wheels if not self.has(sha, scheme)]
-        staged: list[tuple[Path, Path]] = []
-        try:
-            for sha, wheel in missing:
+        return self.ensure_each([sha for sha, _ in wheels], wheels, scheme)
+
+    def ensure_each(
+        self, shas: Sequence[str], arriving: Iterable[tuple[str, Path]], scheme: Scheme
+    ) -> list[Path]:
+        """The tree of each sha256 in ``shas``. The missing ones are installed from the wheels
+        ``arriving`` yields (in any order, e.g. as downloads finish; others are skipped), each
+        tree's bytecode compiling in other processes while the next wheel installs.
+        """
+        missing = {sha for sha in shas if not self.has(sha, scheme)}
+        if missing:
+            self._install(missing, arriving, scheme)
+        return [self.path(sha, scheme) for sha in shas]
+
+    def _install(
+        self, missing: set[str], arriving: Iterable[tuple[str, Path]], scheme: Scheme
+    ) -> None:
+        staged: dict[str, tuple[Path, Path]] = {}
+        # one wheel (a bump) compiles faster in one process than a pool starts
+        workers = 1 if len(missing) == 1 else os.cpu_count() or 1
+
+        def produce(compile_tree: Callable[[Path], None]) -> None:
+            for sha, wheel in arriving:
+                if sha not in missing or sha in staged:
+                    continue
                 final = self.path(sha, scheme)
                 final.parent.mkdir(parents=True, exist_ok=True)
                 tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".install."))
-                staged.append((tmp, final))
+                staged[sha] = (tmp, final)
                 install_wheel(wheel, tmp, scheme)
-            compile_bytecode([tmp for tmp, _ in staged], scheme)
-            for tmp, final in staged:
+                compile_tree(tmp)
+            absent = missing - set(staged)
+            if absent:
+                raise InvalidConfig(
+                    f"no wheel was given for {len(absent)} tree(s) to install",
+                    fix="report this: the wheels fetched do not match the lock",
+                )
+
+        try:
+            _compile_while(scheme, workers, produce)
+            for tmp, final in staged.values():
                 try:
                     os.rename(tmp, final)
                 except OSError:
                     if not final.is_dir():
                         raise
         finally:
-            for tmp, _ in staged:
+            for tmp, _ in staged.values():
                 shutil.rmtree(tmp, ignore_errors=True)
-        return [self.path(sha, scheme) for sha, _ in wheels]
 
 
 def installed_size(tree: Path) -> int:

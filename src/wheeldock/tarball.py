@@ -17,7 +17,7 @@ import logging
 import os
 import tarfile
 import tempfile
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
@@ -91,64 +91,83 @@ def plan(
     out (for ``docker load`` into an engine that has them: it looks a layer up by chain ID
     before it opens the file). Such an archive is only for that; OCI tools cannot read it.
     """
-    if not compressed:
-        views = []
-        for lay in image.layers:
-            size = 0 if lay.diff_id in omit else uncompressed_size(lay, store)
-            views.append(Member(f"blobs/sha256/{lay.diff_id.hex}", size, opener=lay.uncompressed))
-        plain = tuple(
-            Layer(
-                digest=lay.diff_id,
-                diff_id=lay.diff_id,
-                size=m.size,
-                media_type=MEDIA_TYPE_TAR,
-                locate=lay.locate,
-                annotations=lay.annotations,
-                uncompressed_size=m.size,
-            )
-            for lay, m in zip(image.layers, views, strict=True)
-        )
-        image = replace(image, layers=plain, raw_manifest=None)
-        layer_members = views
-    else:
-        layer_members = [
+    members, (written,) = plan_many([(image, name)], compressed=compressed, store=store, omit=omit)
+    return members, written
+
+
+def _layer_members(
+    image: Image, compressed: bool, store: BlobStore | None, omit: Collection[Digest]
+) -> tuple[list[Member], Image]:
+    if compressed:
+        return [
             Member(f"blobs/sha256/{lay.digest.hex}", lay.size, opener=lay.compressed)
             for lay in image.layers
-        ]
-    config = image.config_bytes()
-    manifest = image.manifest_bytes()
-    config_name = f"blobs/sha256/{Digest.of_bytes(config).hex}"
-    annotations: dict[str, str] = {}
-    if name:
-        annotations = {
-            "io.containerd.image.name": _full_name(name),
-            ANNOTATION_REF_NAME: name.rpartition(":")[2],
-        }
-    index = {
-        "schemaVersion": 2,
-        "mediaType": MEDIA_TYPE_INDEX,
-        "manifests": [image.descriptor(annotations=annotations or None)],
-    }
-    docker_manifest = [
-        {
-            "Config": config_name,
-            "RepoTags": [name] if name else [],
-            "Layers": [m.name for m in layer_members],
-        }
-    ]
-    seen: set[str] = set()
-    if omit:
-        seen.update(m.name for m, lay in zip(layer_members, image.layers, strict=True)
-                    if lay.diff_id in omit)  # fmt: skip
+        ], image
+    views = []
+    for lay in image.layers:
+        size = 0 if lay.diff_id in omit else uncompressed_size(lay, store)
+        views.append(Member(f"blobs/sha256/{lay.diff_id.hex}", size, opener=lay.uncompressed))
+    plain = tuple(
+        Layer(
+            digest=lay.diff_id,
+            diff_id=lay.diff_id,
+            size=m.size,
+            media_type=MEDIA_TYPE_TAR,
+            locate=lay.locate,
+            annotations=lay.annotations,
+            uncompressed_size=m.size,
+        )
+        for lay, m in zip(image.layers, views, strict=True)
+    )
+    return views, replace(image, layers=plain, raw_manifest=None)
+
+
+def plan_many(
+    images: Sequence[tuple[Image, str | None]],
+    *,
+    compressed: bool = True,
+    store: BlobStore | None = None,
+    omit: Collection[Digest] = (),
+) -> tuple[list[Member], list[Image]]:
+    """As :func:`plan`, for several images in one archive: a blob they share (a dependency
+    layer, the base) is one file, so one ``docker load`` takes a whole stack."""
     blobs: list[Member] = []
-    for member in [
-        Member(config_name, len(config), data=config),
-        *layer_members,
-        Member(f"blobs/sha256/{image.digest.hex}", len(manifest), data=manifest),
-    ]:
-        if member.name not in seen:  # two identical layers are one blob
-            seen.add(member.name)
-            blobs.append(member)
+    seen: set[str] = set()
+    manifests: list[dict[str, object]] = []
+    docker_manifest: list[dict[str, object]] = []
+    written: list[Image] = []
+    for source, name in images:
+        layer_members, image = _layer_members(source, compressed, store, omit)
+        written.append(image)
+        config = image.config_bytes()
+        manifest = image.manifest_bytes()
+        config_name = f"blobs/sha256/{Digest.of_bytes(config).hex}"
+        annotations: dict[str, str] = {}
+        if name:
+            annotations = {
+                "io.containerd.image.name": _full_name(name),
+                ANNOTATION_REF_NAME: name.rpartition(":")[2],
+            }
+        manifests.append(image.descriptor(annotations=annotations or None))
+        docker_manifest.append(
+            {
+                "Config": config_name,
+                "RepoTags": [name] if name else [],
+                "Layers": [m.name for m in layer_members],
+            }
+        )
+        if omit:
+            seen.update(m.name for m, lay in zip(layer_members, source.layers, strict=True)
+                        if lay.diff_id in omit)  # fmt: skip
+        for member in [
+            Member(config_name, len(config), data=config),
+            *layer_members,
+            Member(f"blobs/sha256/{image.digest.hex}", len(manifest), data=manifest),
+        ]:
+            if member.name not in seen:  # a blob two layers or images share is written once
+                seen.add(member.name)
+                blobs.append(member)
+    index = {"schemaVersion": 2, "mediaType": MEDIA_TYPE_INDEX, "manifests": manifests}
     members = [
         *blobs,
         Member("index.json", 0, data=canonical_json(index)),
@@ -157,7 +176,7 @@ def plan(
         ),
         Member("oci-layout", 0, data=canonical_json({"imageLayoutVersion": "1.0.0"})),
     ]
-    return members, image
+    return members, written
 
 
 def write_members(members: list[Member], out: IO[bytes]) -> int:
@@ -253,6 +272,25 @@ def stream(
     total = write_members(members, out)
     blobs = sum(1 for m in members if m.name.startswith("blobs/"))
     return PublishResult(f"stream:{name or ''}", written.digest, total, blobs, 0)
+
+
+def stream_many(
+    images: Sequence[tuple[Image, str]],
+    out: IO[bytes],
+    store: BlobStore | None = None,
+    *,
+    compressed: bool = True,
+    omit: Collection[Digest] = (),
+) -> list[PublishResult]:
+    """:func:`stream` for several named images in one archive (shared blobs written once).
+    Each result carries its image's digest; the bytes and blobs count for the whole archive."""
+    members, written = plan_many(images, compressed=compressed, store=store, omit=omit)
+    total = write_members(members, out)
+    blobs = sum(1 for m in members if m.name.startswith("blobs/"))
+    return [
+        PublishResult(f"stream:{name}", image.digest, total, blobs, 0)
+        for (_, name), image in zip(images, written, strict=True)
+    ]
 
 
 # -- reading ------------------------------------------------------------------------------------

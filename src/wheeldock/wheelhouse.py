@@ -24,7 +24,7 @@ import ssl
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -161,16 +161,32 @@ class Wheelhouse:
         platform and Python version). Raises :class:`DigestMismatch` for a file whose bytes are
         not the lock's.
         """
-        missing = [a for a in artifacts if not self.path(a.file).is_file()]
-        if missing:
-            self._download_all(missing)
-        wheels: list[Path] = []
-        for artifact in artifacts:
-            local = self.verified(artifact)
+        got = dict(self.fetch_each(artifacts, platform=platform, python=python))
+        return [got[a] for a in artifacts]
+
+    def fetch_each(
+        self, artifacts: Sequence[Artifact], *, platform: str, python: str
+    ) -> Iterator[tuple[Artifact, Path]]:
+        """As :meth:`fetch`, but each (artifact, verified wheel) is yielded as soon as it is
+        ready: cached ones first, then downloads as they finish, so the caller installs one
+        wheel while the others are still arriving. Sdists come last, built one at a time."""
+        cached = [a for a in artifacts if self.path(a.file).is_file()]
+        missing = [a for a in artifacts if a not in cached]
+        sdists: list[Artifact] = []
+
+        def ready(artifact: Artifact) -> Iterator[tuple[Artifact, Path]]:
             if artifact.kind == "sdist":
-                local = self.build_sdist(artifact, local, platform=platform, python=python)
-            wheels.append(local)
-        return wheels
+                sdists.append(artifact)
+            else:
+                yield artifact, self.verified(artifact)
+
+        for artifact in cached:
+            yield from ready(artifact)
+        for artifact in self._download_each(missing):
+            yield from ready(artifact)
+        for artifact in sdists:
+            local = self.verified(artifact)
+            yield artifact, self.build_sdist(artifact, local, platform=platform, python=python)
 
     def verified(self, artifact: Artifact) -> Path:
         """The cached file of ``artifact`` after checking its sha256 against the lock."""
@@ -190,10 +206,16 @@ class Wheelhouse:
     # -- downloading ---------------------------------------------------------------------------
 
     def _download_all(self, artifacts: Sequence[Artifact]) -> None:
+        for _ in self._download_each(artifacts):
+            pass
+
+    def _download_each(self, artifacts: Sequence[Artifact]) -> Iterator[Artifact]:
+        """Download ``artifacts`` in parallel into the cache, yielding each as it lands."""
         local = [a for a in artifacts if a.file.url is None]
         remote = [a for a in artifacts if a.file.url is not None]
         for artifact in local:
             self._copy_local(artifact)
+            yield artifact
         if not remote:
             return
         import httpx  # only when something is downloaded: it is slow to import
@@ -203,8 +225,14 @@ class Wheelhouse:
             httpx.Client(verify=_ssl_context(), follow_redirects=True, timeout=60) as client,
             ThreadPoolExecutor(max_workers=self.workers) as pool,
         ):
-            for future in [pool.submit(self._download, client, a) for a in remote]:
-                future.result()  # re-raises the first failure
+            futures = {pool.submit(self._download, client, a): a for a in remote}
+            try:
+                for future in as_completed(futures):
+                    future.result()  # re-raises the first failure
+                    yield futures[future]
+            finally:
+                for future in futures:  # on a failure, start no more downloads
+                    future.cancel()
 
     def _store(self, artifact: Artifact, chunks: Iterable[bytes], source: str) -> None:
         """Write ``chunks`` to the cache atomically if they hash to the lock's sha256."""
