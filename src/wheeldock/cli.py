@@ -13,10 +13,22 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from wheeldock import __version__
 from wheeldock.commands import register_all
 from wheeldock.errors import UsageError, WheeldockError
 from wheeldock.output import err_console, print_json
+
+
+class _Version(argparse.Action):
+    """``--version``, reading the installed version only when asked (it costs start-up time)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help=str(kwargs.get("help", "")))
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        import wheeldock
+
+        sys.stdout.write(f"wheeldock {wheeldock.__version__}\n")
+        parser.exit()
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -24,7 +36,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         prog="wheeldock",
         description="Make Python services start fast in containers.",
     )
-    parser.add_argument("--version", action="version", version=f"wheeldock {__version__}")
+    parser.add_argument("--version", action=_Version, help="show the version and exit")
     parser.add_argument(
         "-C",
         dest="directory",

@@ -19,12 +19,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from wheeldock.compose import ComposeFile, environment, interpolate, merged_services
 from wheeldock.errors import InvalidConfig, NotFound
 from wheeldock.project import Service
+from wheeldock.requirements import option_values as _option_values
+from wheeldock.requirements import relative as _rel
+from wheeldock.requirements import requirement_closure as requirement_closure
 
 log = logging.getLogger(__name__)
 
@@ -143,21 +146,6 @@ def _pip_args(argv: list[str]) -> list[str] | None:
     return rest[1:]
 
 
-def _option_values(args: list[str], short: str, long: str) -> list[str]:
-    values: list[str] = []
-    it = iter(range(len(args)))
-    for i in it:
-        arg = args[i]
-        if arg in (short, long) and i + 1 < len(args):
-            values.append(args[i + 1])
-            next(it, None)
-        elif arg.startswith(long + "="):
-            values.append(arg[len(long) + 1 :])
-        elif arg.startswith(short) and len(arg) > len(short) and not arg.startswith("--"):
-            values.append(arg[len(short) :])
-    return values
-
-
 def _interpolate_command(command: Any, env: Mapping[str, str]) -> Any:
     """Compose resolves ``${VAR}`` in a command before the shell sees it (``$$`` is a literal
     ``$``); the image's command is fixed at init time the same way."""
@@ -227,69 +215,7 @@ def _to_host(container_path: str, mounts: Sequence[_Mount]) -> tuple[_Mount, Pat
     return None
 
 
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError as exc:
-        raise InvalidConfig(
-            f"{path} is outside the project folder {root}",
-            path=path,
-            fix="keep the code and requirement files inside the folder with the compose file "
-            "(it is the build context)",
-        ) from exc
-
-
 # --- requirement files -------------------------------------------------------------------------
-
-
-def requirement_closure(
-    root: Path, files: Iterable[str]
-) -> tuple[tuple[str, ...], tuple[Requirement, ...]]:
-    """Every file the requirement ``files`` read (``-r``/``-c`` followed, relative to the file
-    that names them) and every requirement in them. Paths relative to ``root``, in reading order.
-
-    A missing file raises :class:`InvalidConfig` naming the file and line that refers to it.
-    """
-    seen: list[str] = []
-    reqs: list[Requirement] = []
-
-    def visit(rel: str, referrer: tuple[Path, int] | None) -> None:
-        if rel in seen:
-            return
-        path = root / rel
-        if not path.is_file():
-            if referrer is None:
-                raise InvalidConfig(
-                    f"the requirements file {rel} does not exist",
-                    path=path,
-                    fix="check the `pip install -r` path in the compose command (it is relative to "
-                    "the service's working_dir inside its code mount)",
-                )
-            raise InvalidConfig(
-                f"line {referrer[1]}: includes {rel}, which does not exist",
-                path=referrer[0],
-                fix="fix the include path (it is relative to the including file)",
-            )
-        seen.append(rel)
-        for number, raw in enumerate(path.read_text().splitlines(), 1):
-            line = raw.split(" #", 1)[0].strip()
-            if not line or line.startswith("#"):
-                continue
-            words = line.split()
-            for short, long in (("-r", "--requirement"), ("-c", "--constraint")):
-                included = _option_values(words, short, long)
-                for inc in included:
-                    visit(_rel(path.parent / inc, root), (path, number))
-            if line.startswith("-"):
-                continue
-            try:
-                reqs.append(Requirement(line.split(";")[0].strip() if "@" not in line else line))
-            except InvalidRequirement:
-                log.debug("%s:%d: not a requirement: %r", path, number, line)
-
-    for f in files:
-        visit(f, None)
-    return tuple(seen), tuple(reqs)
 
 
 # --- port and health ---------------------------------------------------------------------------

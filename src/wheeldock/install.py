@@ -30,11 +30,6 @@ from functools import cache
 from pathlib import Path
 from typing import IO
 
-from installer import install
-from installer.destinations import SchemeDictionaryDestination
-from installer.exceptions import InstallerError
-from installer.sources import WheelFile
-
 from wheeldock import process
 from wheeldock.errors import InvalidConfig, ToolNotFound
 from wheeldock.paths import cache_dir
@@ -132,6 +127,12 @@ def _rel(path: str) -> str:
 def install_wheel(wheel: Path, root: Path, scheme: Scheme) -> None:
     """Unpack ``wheel`` under ``root`` as though ``root`` were ``/``; no bytecode (see
     :func:`compile_bytecode`). ``root`` must not hold another copy of the distribution."""
+    # imported on first install: a build whose trees are all cached never needs it
+    from installer import install
+    from installer.destinations import SchemeDictionaryDestination
+    from installer.exceptions import InstallerError
+    from installer.sources import WheelFile
+
     try:
         with WheelFile.open(wheel) as source:
             destination = SchemeDictionaryDestination(

@@ -40,10 +40,10 @@ import tomli_w
 from filelock import FileLock
 
 from wheeldock import process
-from wheeldock.discover import requirement_closure
 from wheeldock.errors import InvalidConfig, NotFound, UsageError
 from wheeldock.fsutil import atomic_write_text
 from wheeldock.project import Project, Service
+from wheeldock.requirements import requirement_closure
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def collect_inputs(
             )
     # discover follows -r/-c includes (relative to the including file) and names a missing
     # include's file and line.
-    files, _ = requirement_closure(root, [*requirements, *constraints])
+    files, _ = requirement_closure(root, [*requirements, *constraints], parse=False)
     seen = {rel: hashlib.sha256((root / rel).read_bytes()).hexdigest() for rel in files}
     return LockInputs(
         top=tuple(_relative(root, root / r) for r in requirements),

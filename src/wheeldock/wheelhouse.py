@@ -20,7 +20,6 @@ import logging
 import os
 import platform as host_platform
 import shutil
-import ssl
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -41,6 +40,8 @@ from wheeldock.lock import Lock, LockedFile, uv_bin, wheel_arch
 from wheeldock.paths import cache_dir
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,8 @@ def select(lock: Lock) -> tuple[Artifact, ...]:
 
 
 def _ssl_context() -> ssl.SSLContext:
+    import ssl  # only for downloads
+
     # The system store (and SSL_CERT_FILE, which OpenSSL honours) holds a proxy's CA; certifi
     # would not.
     return ssl.create_default_context()
