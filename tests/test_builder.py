@@ -37,21 +37,23 @@ def _plan(arts: list[Artifact], max_layers: int = 8) -> dict[str, str]:
 # -- dependency layers (pure) -------------------------------------------------------------------
 
 
-def test_each_distribution_gets_a_layer_of_its_own() -> None:
+def test_each_distribution_gets_a_layer_of_its_own_largest_lowest() -> None:
     arts = [
-        _art("pillow", 8 << 20),
-        _art("uvloop", 4 << 20),
-        _art("idna", 70_000),
         _art("h11", 37_000),
+        _art("idna", 70_000),
+        _art("uvloop", 4 << 20),
+        _art("pillow", 8 << 20),
+        _art("anyio", 70_000),
     ]
-    assert list(_plan(arts)) == ["h11 1", "idna 1", "pillow 1", "uvloop 1"]
+    # a changed layer makes the engine take every layer above it again: big ones go below
+    assert list(_plan(arts)) == ["pillow 1", "uvloop 1", "anyio 1", "idna 1", "h11 1"]
 
 
 def test_past_the_limit_the_smallest_share_the_last_layer() -> None:
     arts = [_art(f"big{i}", (10 + i) << 20) for i in range(12)] + [_art("small", 10)]
     plans = _plan(arts, max_layers=4)
-    # the three largest alone (by name), the 9 smaller big ones and the small one together
-    assert list(plans) == ["big10 1", "big11 1", "big9 1", "10 packages"]
+    # the three largest alone, the 9 smaller big ones and the small one together
+    assert list(plans) == ["big11 1", "big10 1", "big9 1", "10 packages"]
 
 
 def test_a_pin_bump_changes_only_its_own_layer_key() -> None:
