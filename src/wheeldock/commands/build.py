@@ -11,6 +11,7 @@ with several services put ``{service}`` in it. Default: the Docker engine when o
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,10 +19,11 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 
 from wheeldock import lock, platforms, project
+from wheeldock.errors import UsageError
 from wheeldock.output import console, err_console, print_json
 
 if TYPE_CHECKING:
-    from wheeldock.builder import BuildOptions, LayerReport, Progress
+    from wheeldock.builder import BuildOptions, LayerReport, Progress, ServiceBuild
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -75,6 +77,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--relock", action="store_true", help="re-lock a stale lock instead of refusing it"
     )
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="after building, keep rebuilding each service as its code or requirements change "
+        "(a warm process: a code change costs only the rebuild); Ctrl-C stops",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.set_defaults(func=run)
 
@@ -107,14 +115,61 @@ def run(args: argparse.Namespace) -> int:
         platform=targets[0].name,
         relock=args.relock,
     )
-    if len(targets) > 1 or targets[0] != platforms.host() or args.sbom or args.emulate_sdists:
+    multi = len(targets) > 1 or targets[0] != platforms.host() or args.sbom or args.emulate_sdists
+    if multi and args.watch:
+        raise UsageError(
+            "--watch rebuilds images for this machine's platform only",
+            fix="drop --watch, or drop --platform/--sbom/--emulate-sdists",
+        )
+    if multi:
         return _run_multi(args, proj, services, targets, options)
     results = builder.build(
         proj, services, args.output, options, progress=_progress(quiet=args.json)
     )
-    if args.json:
+    _render(results, as_json=args.json)
+    return _watch(args, proj, services, options) if args.watch else 0
+
+
+def _watch(
+    args: argparse.Namespace,
+    proj: project.Project,
+    services: Sequence[project.Service],
+    options: BuildOptions,
+) -> int:
+    from wheeldock.watch import Rebuild, watch
+
+    def report(done: Rebuild) -> None:
+        if args.json:
+            print_json(
+                {
+                    "rebuilt": list(done.services),
+                    "seconds": round(done.seconds, 3),
+                    "error": done.error.message if done.error else None,
+                    "services": [r.to_json() for r in done.results],
+                }
+            )
+            return
+        names = ", ".join(done.services)
+        if done.error is not None:
+            err_console.print(f"[bold red]{names}: rebuild failed:[/] {done.error}")
+            return
+        layers = sorted({lay.kind for r in done.results for lay in r.layers if not lay.cached})
+        outputs = ", ".join(o.ref for r in done.results for o in r.outputs)
+        err_console.print(
+            f"[green]{names}[/] rebuilt in {done.seconds:.2f} s "
+            f"({', '.join(layers) or 'nothing new'}) → {outputs}"
+        )
+
+    err_console.print("[dim]watching for changes (Ctrl-C stops)…[/]")
+    with contextlib.suppress(KeyboardInterrupt):
+        watch(proj, services, args.output, options, on_rebuild=report)
+    return 0
+
+
+def _render(results: Sequence[ServiceBuild], *, as_json: bool) -> None:
+    if as_json:
         print_json({"services": [r.to_json() for r in results]})
-        return 0
+        return
     table = Table(box=None, pad_edge=False)
     for col in ("service", "digest", "layers (built/all)", "size", "time", "output"):
         table.add_column(col)
@@ -129,7 +184,6 @@ def run(args: argparse.Namespace) -> int:
             "\n".join(o.ref for o in r.outputs),
         )
     console.print(table)
-    return 0
 
 
 def _run_multi(
