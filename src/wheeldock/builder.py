@@ -597,16 +597,30 @@ class Builder:
             else:
                 found.update(str(p) for p in recorded.get("packages", []))
         if todo:
-            wheels = self.wheelhouse.fetch(
-                [a for a, _ in todo], platform=lock.platform, python=lock.python
-            )
             from wheeldock import libs  # the ELF scan's imports are needed only here
 
-            for (_, key), wheel in zip(todo, wheels, strict=True):
-                packages = libs.runtime_packages(wheel, base=base.name, arch=base.arch)
+            for (_, key), where in zip(todo, self._scan_sources(todo, lock, base), strict=True):
+                packages = libs.runtime_packages(where, base=base.name, arch=base.arch)
                 self.store.set_cached(key, {"packages": sorted(packages)})
                 found.update(packages)
         return found
+
+    def _scan_sources(
+        self, todo: Sequence[tuple[Artifact, str]], lock: locks.Lock, base: _Base
+    ) -> list[Path]:
+        """What to scan for each wheel: its installed tree when the dependency step left one
+        (files on disk: only the ELF headers are read), else the wheel (fetched if need be)."""
+        sources: dict[str, Path] = {}
+        fetch = []
+        for art, _ in todo:
+            if self.trees.has(art.sha256, base.scheme):
+                sources[art.sha256] = self.trees.path(art.sha256, base.scheme)
+            else:
+                fetch.append(art)
+        if fetch:
+            wheels = self.wheelhouse.fetch(fetch, platform=lock.platform, python=lock.python)
+            sources.update((a.sha256, w) for a, w in zip(fetch, wheels, strict=True))
+        return [sources[art.sha256] for art, _ in todo]
 
     # -- app ---------------------------------------------------------------------------------
 

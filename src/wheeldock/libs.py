@@ -902,6 +902,10 @@ def locate(path: Path) -> tuple[str, list[Path]]:
     venv = sorted(path.glob("lib/python3*/site-packages"))
     if venv:
         return "site-packages", [venv[0]]
+    if any(path.glob("usr/local/lib/python3*/*-packages")):
+        # an installed tree laid out as the image's root (wheeldock's per-wheel trees): scanned
+        # whole, so libraries a wheel puts outside site-packages (its .data) count too
+        return "site-packages", [path]
     for sub in ("wheelhouse", "wheels", ".wheeldock/wheelhouse", "dist"):
         if sorted((path / sub).glob("*.whl")):
             return "wheelhouse", sorted((path / sub).glob("*.whl"))
