@@ -127,14 +127,16 @@ def make_wheel(
     folder: Path,
     name: str,
     version: str,
-    files: dict[str, str],
+    files: dict[str, str] | dict[str, str | bytes],
     *,
     console_scripts: dict[str, str] | None = None,
     tag: str = "py3-none-any",
 ) -> Path:
-    """Write a valid wheel with ``files`` (path → text) and optional console scripts."""
+    """Write a valid wheel with ``files`` (path → text or bytes) and optional console scripts."""
     dist = f"{name.replace('-', '_')}-{version}"
-    members: dict[str, bytes] = {path: text.encode() for path, text in files.items()}
+    members: dict[str, bytes] = {
+        path: data if isinstance(data, bytes) else data.encode() for path, data in files.items()
+    }
     members[f"{dist}.dist-info/METADATA"] = (
         f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
     ).encode()

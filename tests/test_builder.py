@@ -5,12 +5,13 @@ import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest_build import CbtBuild, cache_at, make_cbt_project, new_cache
+from conftest_build import CbtBuild, cache_at, make_cbt_project, make_wheel, new_cache
 
 from wheeldock import builder, debian, engine, install, lock, project
 from wheeldock.builder import BuildOptions, app_entries, app_key, plan_dependencies
@@ -487,3 +488,33 @@ def test_several_fixed_outputs_go_to_the_service_each_names(tmp_path: Path) -> N
     assert builder._meant_for("docker-daemon:other:1", api, both)  # refused by output_for
     with pytest.raises(UsageError, match="names one image"):
         builder.output_for("docker-daemon:other:1", api, 2)
+
+
+@pytest.mark.integration
+def test_a_library_the_wheels_need_and_the_base_lacks_comes_from_its_deb(
+    build_env: Path, tmp_path: Path
+) -> None:
+    from conftest_libs import make_elf
+
+    ext = make_elf(needed=["libpq.so.5", "libc.so.6"])
+    wheel = make_wheel(
+        tmp_path / "wheels", "pqlink", "1.0",
+        {"pqlink/__init__.py": "X = 1\n", "pqlink/_ext.cpython-311-x86_64-linux-gnu.so": ext},
+        tag="cp311-cp311-manylinux_2_17_x86_64",
+    )  # fmt: skip
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "main.py").write_text("print('hi')\n")
+    (tmp_path / "app" / "requirements.txt").write_text(f"pqlink @ file://{wheel}\n")
+    svc = project.Service("pq", "app", ("app/requirements.txt",), ("python3", "main.py"))
+    proj = project.Project(tmp_path, None, (svc,))
+    project.save(proj)
+    (result,) = builder.build(proj, proj.services, [f"oci:{tmp_path / 'oci'}"])
+    kinds = [r.kind for r in result.layers]
+    assert kinds == ["base", "libs", "deps", "app"]
+    libs_layer = result.image.layers[1]
+    with libs_layer.uncompressed() as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
+        names = [m.name for m in tar]
+    # the .deb's files land under /usr (merged /usr), not in a /lib that would hide the symlink
+    assert any(n.startswith("usr/lib/x86_64-linux-gnu/libpq.so.5") for n in names)
+    assert not any(n.split("/", 1)[0] in ("lib", "bin") for n in names)
+    assert result.layers[1].title == "libpq5"

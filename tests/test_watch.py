@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -55,7 +56,7 @@ def test_an_edit_a_new_file_or_a_removal_changes_the_fingerprint(tmp_path: Path)
     prints.append(watch.fingerprint(tmp_path, api))
     _touch(tmp_path / "api" / "requirements.txt", "idna==3.9\n")
     prints.append(watch.fingerprint(tmp_path, api))
-    assert all(a != b for a, b in zip(prints, prints[1:]))
+    assert all(a != b for a, b in itertools.pairwise(prints))
     assert prints[3] == prints[1]  # removing the new file is back to how it was
 
 
