@@ -625,7 +625,6 @@ def _release_files(pin: _Pin, index: dict[str, Any], inputs: LockInputs) -> _Rel
 
 def _fetch_releases(pins: Sequence[_Pin], inputs: LockInputs) -> list[_Release]:
     """The releases of ``pins`` from the index (two requests each, all in parallel)."""
-    import ssl
     from concurrent.futures import ThreadPoolExecutor
     from email.parser import HeaderParser
 
@@ -654,11 +653,10 @@ def _fetch_releases(pins: Sequence[_Pin], inputs: LockInputs) -> list[_Release]:
         requires = HeaderParser().parsestr(metadata).get_all("Requires-Dist") or ()
         return dataclasses.replace(release, requires_dist=tuple(str(r) for r in requires))
 
-    context = ssl.create_default_context()  # honours SSL_CERT_FILE (a proxy's CA)
-    with (
-        httpx.Client(verify=context, timeout=30, follow_redirects=True) as client,
-        ThreadPoolExecutor(max_workers=min(8, len(pins))) as pool,
-    ):
+    from wheeldock import net
+
+    client = net.client()
+    with ThreadPoolExecutor(max_workers=min(8, len(pins))) as pool:
         return list(pool.map(lambda p: one(client, p), pins))
 
 

@@ -40,8 +40,6 @@ from wheeldock.lock import Lock, LockedFile, uv_bin, wheel_arch
 from wheeldock.paths import cache_dir
 
 if TYPE_CHECKING:
-    import ssl
-
     import httpx
 
 log = logging.getLogger(__name__)
@@ -135,14 +133,6 @@ def select(lock: Lock) -> tuple[Artifact, ...]:
 # -- the cache ----------------------------------------------------------------------------------
 
 
-def _ssl_context() -> ssl.SSLContext:
-    import ssl  # only for downloads
-
-    # The system store (and SSL_CERT_FILE, which OpenSSL honours) holds a proxy's CA; certifi
-    # would not.
-    return ssl.create_default_context()
-
-
 class Wheelhouse:
     """Downloads, verifies and builds the files of a lock. Safe to share between processes."""
 
@@ -221,13 +211,11 @@ class Wheelhouse:
             yield artifact
         if not remote:
             return
-        import httpx  # only when something is downloaded: it is slow to import
+        from wheeldock import net  # httpx is imported only when something is downloaded
 
         log.info("downloading %d file(s)", len(remote))
-        with (
-            httpx.Client(verify=_ssl_context(), follow_redirects=True, timeout=60) as client,
-            ThreadPoolExecutor(max_workers=self.workers) as pool,
-        ):
+        client = net.client()
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
             futures = {pool.submit(self._download, client, a): a for a in remote}
             try:
                 for future in as_completed(futures):
