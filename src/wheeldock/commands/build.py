@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -139,15 +141,15 @@ def _watch(
     from wheeldock.watch import Rebuild, watch
 
     def report(done: Rebuild) -> None:
-        if args.json:
-            print_json(
-                {
-                    "rebuilt": list(done.services),
-                    "seconds": round(done.seconds, 3),
-                    "error": done.error.message if done.error else None,
-                    "services": [r.to_json() for r in done.results],
-                }
-            )
+        if args.json:  # one line per rebuild (JSON Lines), so a reader can follow the stream
+            event = {
+                "rebuilt": list(done.services),
+                "seconds": round(done.seconds, 3),
+                "error": done.error.message if done.error else None,
+                "services": [r.to_json() for r in done.results],
+            }
+            sys.stdout.write(json.dumps(event, separators=(",", ":")) + "\n")
+            sys.stdout.flush()
             return
         names = ", ".join(done.services)
         if done.error is not None:
