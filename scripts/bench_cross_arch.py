@@ -1,152 +1,120 @@
 #!/usr/bin/env python3
-"""Cross-architecture build times for cb-totem, measured in one session on this x86 machine.
+"""Cross-architecture figures for a stack (cb-totem by default), in one session on this machine.
 
-1. wheeldock native, linux/amd64 — cold (fresh wheel/blob cache; the Debian bases are cached);
-2. wheeldock native, linux/arm64 — cold, the same way (no emulation: aarch64 wheels unpacked,
-   bytecode compiled by the host interpreter);
-3. the seed's multi-stage Dockerfile for linux/arm64 with ``docker buildx build --platform
-   linux/arm64`` (every RUN under qemu), with the compiled packages forced to build from source
-   (``--no-binary cffi,pyyaml``, the totem's real case), FROM wheeldock's arm64 slim base;
-4. the same Dockerfile for linux/amd64 (native), for the emulation's own cost.
+Two ``wheeldock bench`` runs (:func:`wheeldock.bench.run_bench`), scenarios ``seed`` and
+``native``, with the compiled packages also forced to build from source (``--source-builds``,
+the kiosk's real case: its 7-minute compiles):
 
-Usage: .venv/bin/python scripts/bench_cross_arch.py [--json OUT] [--skip-seed]
-Prints a markdown table; the figures in docs/bench/cross-arch.md come from it.
+1. for this machine's platform (linux/amd64 here): every step native;
+2. for linux/arm64: the seed's Dockerfile through ``buildx --platform linux/arm64`` (every RUN
+   step under qemu), the native builder with ``wheeldock build --platform linux/arm64`` (aarch64
+   wheels unpacked on the host; only the forced source builds run under qemu), and every
+   container run under qemu.
+
+Prints, and writes with ``--markdown``, both bench tables and a summary: the native builder's
+cold build for arm64 against the same build for the host (the issue's target: at most 1.5x) and
+the seed's arm64 build under qemu next to it. Run it under the bench lock (cb-totem's ports):
+
+    flock /tmp/wheeldock-bench.lock .venv/bin/python scripts/bench_cross_arch.py \\
+        --markdown docs/bench/cross-arch.md --json docs/bench/cross-arch.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-from wheeldock import base, engine, multiarch, platforms, project
-from wheeldock.baselines import DockerfileInputs, seed_dockerfile
-from wheeldock.builder import BuildOptions
-from wheeldock.paths import cache_root
+from wheeldock import bench, ca, platforms
+from wheeldock.output import err_console
 
 REPO = Path(__file__).resolve().parent.parent
-CB_TOTEM = REPO / "examples" / "cb-totem"
-SERVICES = (
-    project.Service(
-        "calidda-api", "vcc-totem", ("vcc-totem/requirements.txt",),
-        ("python3", "api_wrapper.py"), port=8000, health="/health",
-    ),
-    project.Service(
-        "srv-img", "vcc-totem", ("vcc-totem/requirements.txt",), ("python3", "main.py"),
-        port=8001, health="/health",
-    ),
-)  # fmt: skip
-NO_BINARY = ("cffi", "pyyaml")
+TARGET_RATIO = 1.5
 
 
-def _project(dest: Path) -> project.Project:
-    shutil.copytree(
-        CB_TOTEM / "vcc-totem", dest / "vcc-totem",
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-    )  # fmt: skip
-    proj = project.Project(dest, None, SERVICES)
-    project.save(proj)
-    return proj
+def _median(report: bench.BenchReport, scenario: str, event: str, metric: str) -> float | None:
+    stat = report.stat(scenario, event, metric)
+    return stat.median if stat is not None else None
 
 
-def _fresh_cache(shared: Path, folder: Path) -> Path:
-    """A new cache sharing only the Debian bases and index (what `wheeldock base` made once)."""
-    folder.mkdir(parents=True)
-    for name in ("bases", "debian"):
-        (shared / name).mkdir(parents=True, exist_ok=True)
-        (folder / name).symlink_to(shared / name)
-    return folder
+def _cell(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f} s"
 
 
-def native(target: platforms.Target, work: Path, shared: Path) -> dict[str, float]:
-    """A cold wheeldock build of srv-img for ``target`` (lock + fetch + layers)."""
-    os.environ["WHEELDOCK_CACHE"] = str(_fresh_cache(shared, work / f"cache-{target.suffix}"))
-    proj = _project(work / f"p-{target.suffix}")
-    services = proj.select(["srv-img"])  # one image, as the seed's one Dockerfile
-    started = time.monotonic()
-    results = multiarch.build(
-        proj, services, [target], [f"oci:{work / ('oci-' + target.suffix)}"], BuildOptions()
-    )
-    cold = time.monotonic() - started
-    (proj.root / "vcc-totem" / "main.py").write_text(
-        (proj.root / "vcc-totem" / "main.py").read_text() + "\n# change\n"
-    )
-    started = time.monotonic()
-    multiarch.build(
-        proj, services, [target], [f"oci:{work / ('oci-' + target.suffix)}"], BuildOptions()
-    )
-    warm = time.monotonic() - started
-    size = sum(p.image.size for r in results for p in r.images)
-    return {"cold_s": round(cold, 1), "code_change_s": round(warm, 1), "bytes": size}
-
-
-def seed(target: platforms.Target, work: Path, base_image: str) -> dict[str, float]:
-    """The seed's Dockerfile (srv-img) built with buildx for ``target``, no cache."""
-    ctx = work / f"seed-{target.suffix}"
-    _project(ctx)
-    ca = os.environ.get("SSL_CERT_FILE")
-    inputs = DockerfileInputs(
-        source="vcc-totem", requirements="vcc-totem/requirements.txt",
-        command=("python3", "main.py"), port=8001, health_path="/health",
-        base_image=base_image, with_ca=bool(ca), no_binary=NO_BINARY,
-    )  # fmt: skip
-    (ctx / "Dockerfile").write_text(seed_dockerfile(inputs))
-    tag = f"wheeldock-h-bench-seed:{target.suffix}"
-    argv = ["buildx", "build", "--platform", target.name, "--network", "host", "--no-cache"]
-    if ca:
-        argv += ["--secret", f"id=ca,src={ca}"]
-    argv += ["--load", "-t", tag, "-f", str(ctx / "Dockerfile"), str(ctx)]
-    started = time.monotonic()
-    engine.docker(*argv, timeout=7200, env={"DOCKER_BUILDKIT": "1"})
-    seconds = time.monotonic() - started
-    size = engine.image_size(tag)
-    engine.docker("image", "rm", tag, check=False)
-    return {"cold_s": round(seconds, 1), "bytes": size}
+def summary(host: bench.BenchReport, foreign: bench.BenchReport) -> str:
+    """The cross-platform rows: each scenario's build times for both platforms, and the ratio
+    of the native builder's foreign cold build to its host one."""
+    lines = [
+        f"| build time (cold, {host.stack}) | {host.platform} | {foreign.platform} | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    events = [e for e in ("cold", "cold-src") if e in host.events]
+    for scenario in ("native", "seed"):
+        for event in events:
+            here = _median(host, scenario, event, "build_s")
+            there = _median(foreign, scenario, event, "build_s")
+            ratio = f"{there / here:.2f}x" if here and there else "–"
+            label = {"native": "wheeldock native builder", "seed": "seed's Dockerfile"}[scenario]
+            label += ", source builds forced" if event == "cold-src" else ""
+            lines.append(f"| {label} | {_cell(here)} | {_cell(there)} | {ratio} |")
+    here = _median(host, "native", "cold", "build_s")
+    there = _median(foreign, "native", "cold", "build_s")
+    if here and there:
+        verdict = "met" if there / here <= TARGET_RATIO else "NOT met"
+        lines += [
+            "",
+            f"Native builder, {foreign.platform} / {host.platform} cold build: "
+            f"**{there / here:.2f}x** (target ≤ {TARGET_RATIO}x: {verdict}).",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--stack", type=Path, default=REPO / "examples" / "cb-totem")
+    parser.add_argument("--platform", default="linux/arm64", help="the foreign platform")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--source-builds", default="cffi,pyyaml", metavar="PKG,…")
+    parser.add_argument("--markdown", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--skip-seed", action="store_true")
     args = parser.parse_args(argv)
-    shared = cache_root()
-    amd64, arm64 = platforms.parse("linux/amd64"), platforms.parse("linux/arm64")
-    # The bases first, outside the timings (both approaches start from a cached base).
-    base.ensure_rootfs("slim", arch="amd64")
-    base.ensure_rootfs("slim", arch="arm64")
-    rows: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="wheeldock-bench-xarch-") as tmp:
-        work = Path(tmp)
-        rows["wheeldock amd64 (native)"] = native(amd64, work, shared)
-        rows["wheeldock arm64 (no emulation)"] = native(arm64, work, shared)
-        os.environ["WHEELDOCK_CACHE"] = str(shared)
-        if not args.skip_seed:
-            arm_base = base.ensure_image("slim", arch="arm64").tags[0]
-            amd_base = base.ensure_image("slim", arch="amd64").tags[0]
-            rows["seed Dockerfile arm64 (buildx + qemu, --no-binary cffi,pyyaml)"] = seed(
-                arm64, work, arm_base
+    reports: list[bench.BenchReport] = []
+    for target in (platforms.host(), platforms.parse(args.platform)):
+        options = bench.BenchOptions(
+            runs=args.runs,
+            scenarios=("seed", "native"),
+            source_builds=tuple(p for p in args.source_builds.split(",") if p),
+            ca_file=ca.find(None),
+            platform=target,
+        )
+        reports.append(
+            bench.run_bench(
+                args.stack.resolve(), options, lambda msg: err_console.print(msg, highlight=False)
             )
-            rows["seed Dockerfile amd64 (native, --no-binary cffi,pyyaml)"] = seed(
-                amd64, work, amd_base
-            )
-    print("| build (cb-totem) | cold s | code change s | size MB |")
-    print("|---|---:|---:|---:|")
-    for name, row in rows.items():
-        change = f"{row['code_change_s']:.1f}" if "code_change_s" in row else "–"
-        print(f"| {name} | {row['cold_s']:.1f} | {change} | {row['bytes'] / 1e6:.0f} |")
-    ratio = (
-        rows["wheeldock arm64 (no emulation)"]["cold_s"]
-        / rows["wheeldock amd64 (native)"]["cold_s"]
+        )
+    host, foreign = reports
+    text = "\n".join(
+        [
+            f"# Cross-architecture builds: {host.stack} for {foreign.platform} on this "
+            f"{host.platform} machine",
+            "",
+            "Made by `scripts/bench_cross_arch.py`: two `wheeldock bench` runs in one session, "
+            "scenarios seed and native"
+            + (f", source builds forced for {args.source_builds}." if args.source_builds else "."),
+            "",
+            summary(host, foreign),
+            bench.render_markdown(host).replace("# wheeldock bench", "## wheeldock bench", 1),
+            bench.render_markdown(foreign).replace("# wheeldock bench", "## wheeldock bench", 1),
+        ]
     )
-    print(f"\narm64 / amd64 (wheeldock, cold): {ratio:.2f}x")
+    sys.stdout.write(text)
+    if args.markdown:
+        args.markdown.write_text(text)
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
-    return 0
+        data = {r.platform: r.to_dict() for r in reports}
+        args.json.write_text(json.dumps(data, indent=2) + "\n")
+    return 1 if any(r.failures for r in reports) else 0
 
 
 if __name__ == "__main__":

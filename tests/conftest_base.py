@@ -54,3 +54,11 @@ def base_minimal(base_cache: Path, base_images: dict[str, base.BaseImage]) -> ba
     """The minimal base in the engine (pruned from slim's cached rootfs, so built after it)."""
     with _cache_at(base_cache):
         return base.ensure_image("minimal")
+
+
+@pytest.fixture(scope="session")
+def base_slim_arm64(base_cache: Path, base_images: dict[str, base.BaseImage]) -> base.BaseImage:
+    """The arm64 slim base in the engine (``wheeldock/python:3.11-slim-arm64``), for stacks run
+    under qemu; mmdebstrap runs Debian's maintainer scripts emulated (~5 min, once per cache)."""
+    with _cache_at(base_cache):
+        return base.ensure_image("slim", arch="arm64")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import shutil
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -11,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from wheeldock import bench
-from wheeldock.errors import UsageError
+from wheeldock import bench, cli, platforms
+from wheeldock.errors import ToolNotFound, UsageError
 from wheeldock.project import Service
 
 REQS = """\
@@ -215,3 +219,101 @@ def test_port_in_use_is_false_for_a_closed_port() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     assert not bench.port_in_use(port)
+
+
+# -- --platform ---------------------------------------------------------------------------------
+
+ARM64 = platforms.parse("linux/arm64")
+ARMV7 = platforms.parse("linux/arm/v7")
+
+
+def _foreign() -> platforms.Target:
+    """A platform this machine runs only through qemu."""
+    return ARM64 if platforms.host() != ARM64 else platforms.parse("linux/amd64")
+
+
+def test_report_names_the_platform_in_its_json_and_says_it_ran_emulated() -> None:
+    report = dataclasses.replace(_report(), platform="linux/arm64", emulated=True)
+    data = report.to_dict()
+    assert (data["platform"], data["emulated"]) == ("linux/arm64", True)
+    text = bench.render_markdown(report)
+    assert text.splitlines()[0] == "# wheeldock bench: cb-totem (linux/arm64)"
+    assert "Platform: linux/arm64, emulated: every container" in text
+
+
+def test_report_on_the_engines_own_platform_says_so() -> None:
+    report = dataclasses.replace(_report(), platform="linux/amd64")
+    text = bench.render_markdown(report)
+    assert text.splitlines()[0] == "# wheeldock bench: cb-totem"
+    assert "Platform: linux/amd64 (this machine's own)." in text
+
+
+def test_bench_refuses_a_platform_without_a_binfmt_handler_before_any_work(
+    tmp_path: Path,
+) -> None:
+    target = _foreign()
+    options = bench.BenchOptions(platform=target, binfmt_dir=tmp_path / "binfmt_misc")
+    with pytest.raises(ToolNotFound) as info:
+        bench.run_bench(tmp_path, options)  # no compose file, no engine: refused before
+    assert f"cannot run {target} images" in info.value.what
+    assert info.value.fix is not None and "qemu-user-static binfmt-support" in info.value.fix
+
+
+def test_bench_refuses_a_platform_the_native_builder_cannot_lock_for(tmp_path: Path) -> None:
+    binfmt = tmp_path / "binfmt_misc"
+    binfmt.mkdir()
+    (binfmt / "qemu-arm").write_text(
+        "enabled\ninterpreter /usr/libexec/qemu-binfmt/arm\nflags: PF\n"
+    )
+    options = bench.BenchOptions(scenarios=("seed", "native"), platform=ARMV7, binfmt_dir=binfmt)
+    with pytest.raises(UsageError, match="cannot lock for platform 'linux/arm/v7'"):
+        bench.run_bench(tmp_path, options)
+
+
+#: A stand-in for the wheeldock CLI: appends its arguments, as JSON, to the file named first.
+RECORDER = "import json, sys; open(sys.argv[1], 'a').write(json.dumps(sys.argv[2:]) + chr(10))"
+
+
+@pytest.mark.parametrize(
+    ("platform", "no_binary", "expected"),
+    [
+        (None, (), []),
+        (ARM64, (), ["--platform", "linux/arm64"]),
+        (ARM64, ("cffi",), ["--platform", "linux/arm64", "--emulate-sdists"]),
+        (platforms.host(), ("cffi",), ["--platform", platforms.host().name]),
+    ],
+)
+def test_native_scenario_builds_for_the_platform_emulating_only_forced_source_builds(
+    tmp_path: Path,
+    platform: platforms.Target | None,
+    no_binary: tuple[str, ...],
+    expected: list[str],
+) -> None:
+    calls = tmp_path / "calls.jsonl"
+    svc = Service("api", "api", ("api/requirements.txt",), ("python3", "main.py"), port=8000)
+    stack = bench.Stack(tmp_path, (svc,), (tmp_path / "compose.yaml",))
+    native = bench.Native(
+        stack, tmp_path, ca_file=None, wheeldock=[sys.executable, "-c", RECORDER, str(calls)],
+        platform=platform,
+    )  # fmt: skip
+    try:
+        native.no_binary = no_binary
+        native.build()
+    finally:
+        shutil.rmtree(native.cache, ignore_errors=True)
+    (argv,) = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert argv[:3] == ["-C", str(tmp_path), "build"]
+    platform_args = []
+    for i, arg in enumerate(argv):
+        if arg == "--platform":
+            platform_args += argv[i : i + 2]
+        elif arg == "--emulate-sdists":
+            platform_args.append(arg)
+    assert platform_args == expected
+
+
+def test_bench_cli_refuses_an_unknown_platform(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["-C", str(tmp_path), "bench", "--platform", "linux/sparc"]) == 2
+    assert "unknown platform 'linux/sparc'" in capsys.readouterr().err

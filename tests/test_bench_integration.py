@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -72,13 +73,10 @@ def _tree_digest(root: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def tiny_stack(tmp_path: Path, base_images: object) -> Path:
-    root = tmp_path / "tiny"
+def _write_tiny(root: Path, app: str, environment: dict[str, str]) -> Path:
     (root / "app").mkdir(parents=True)
-    (root / "app" / "app.py").write_text(APP)
+    (root / "app" / "app.py").write_text(app)
     (root / "app" / "requirements.txt").write_text("six==1.17.0\n")
-    port = _free_port()
     (root / "compose.yaml").write_text(
         "# a stack that installs at start\n"
         "services:\n"
@@ -89,10 +87,57 @@ def tiny_stack(tmp_path: Path, base_images: object) -> Path:
         "    volumes:\n"
         "      - ./app:/src\n"
         "    network_mode: host\n"
-        "    environment:\n"
-        f"      PORT: {port}\n"
+        "    environment:\n" + "".join(f"      {k}: {v}\n" for k, v in environment.items())
     )
     return root
+
+
+@pytest.fixture
+def tiny_stack(tmp_path: Path, base_images: object) -> Path:
+    return _write_tiny(tmp_path / "tiny", APP, {"PORT": str(_free_port())})
+
+
+ARCH_APP = '''\
+"""The tiny service, healthy only on the machine it is told to expect: a scenario whose image or
+container is not really that platform's never answers 200, and the bench fails."""
+import os
+import platform
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import six  # the one requirement
+
+ROUTES = {}
+
+
+def get(path):  # declared the FastAPI way, so wheeldock finds the health route
+    def register(func):
+        ROUTES[path] = func
+        return func
+    return register
+
+
+@get("/health")
+def health():
+    return platform.machine() == os.environ["EXPECT_MACHINE"]
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        route = ROUTES.get(self.path)
+        self.send_response(200 if route and route() else 503)
+        self.end_headers()
+        self.wfile.write(f"{platform.machine()} six {six.__version__}".encode())
+
+
+if __name__ == "__main__":
+    ThreadingHTTPServer(("0.0.0.0", int(os.environ["PORT"])), Handler).serve_forever()
+'''
+
+
+@pytest.fixture
+def tiny_arm64_stack(tmp_path: Path, base_images: object, base_slim_arm64: object) -> Path:
+    env = {"PORT": str(_free_port()), "EXPECT_MACHINE": "aarch64"}
+    return _write_tiny(tmp_path / "tiny-arm64", ARCH_APP, env)
 
 
 def _leftovers(scenario: str, pid: int) -> list[str]:
@@ -190,3 +235,35 @@ def test_bench_interrupted_with_ctrl_c_cleans_up_and_leaves_the_stack_untouched(
     assert proc.returncode == 130, stderr[-2000:]
     assert _tree_digest(tiny_stack) == before
     assert _leftovers("before", proc.pid) == []
+
+
+def test_bench_for_arm64_builds_and_runs_every_scenario_under_qemu(
+    tiny_arm64_stack: Path, base_cache: Path, tmp_path: Path
+) -> None:
+    from wheeldock import bench
+
+    # every scenario waits for 200 from /health (not merely a running container)
+    assert [s.health for s in bench.Stack.load(tiny_arm64_stack).services] == ["/health"]
+    out = tmp_path / "bench.json"
+    markdown = tmp_path / "b.md"
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "wheeldock.cli", "-C", str(tiny_arm64_stack), "bench",
+            "--platform", "linux/arm64", "--runs", "1", "--scenarios", "uvguide,native",
+            "--json", str(out), "--markdown", str(markdown), "--timeout", "300",
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "WHEELDOCK_CACHE": str(base_cache)},  # where the arm64 base is
+    )  # fmt: skip
+    _, stderr = proc.communicate(timeout=1800)
+    assert proc.returncode == 0, stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert (data["platform"], data["emulated"]) == ("linux/arm64", True)
+    assert data["failures"] == []
+    # every event answered 200, which the app does only on an aarch64 machine
+    events = {(m["scenario"], m["event"]) for m in data["measurements"]}
+    assert events == {
+        (s, e) for s in ("uvguide", "native") for e in ("cold", "restart", "code", "bump")
+    }
+    assert markdown.read_text().startswith("# wheeldock bench: tiny-arm64 (linux/arm64)")
+    assert _leftovers("uvguide", proc.pid) == [] and _leftovers("native", proc.pid) == []

@@ -10,13 +10,16 @@ import io
 import json
 import tarfile
 import tempfile
+import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest_init import StackCopy, copy_stack, environ, remove_stack
+from conftest_init import StackCopy, copy_stack, environ, free_port, remove_stack
 
-from wheeldock import engine, health, project, up
+from wheeldock import cli, engine, health, platforms, project, up
+from wheeldock.errors import ToolNotFound
 from wheeldock.project import Service
 
 
@@ -189,3 +192,115 @@ def test_port_is_resolved_from_the_running_configuration() -> None:
     config = {"services": {"a": {"environment": {"PORT": "18999"}}}}
     assert up.resolve_port(svc, config) == 18999
     assert up.resolve_port(svc, {"services": {}}) == 8000
+
+
+# -- --platform ---------------------------------------------------------------------------------
+
+
+def _foreign() -> platforms.Target:
+    """A platform this machine runs only through qemu."""
+    arm64 = platforms.parse("linux/arm64")
+    return arm64 if platforms.host() != arm64 else platforms.parse("linux/amd64")
+
+
+def test_up_refuses_a_platform_without_a_binfmt_handler_before_anything_else(
+    tmp_path: Path,
+) -> None:
+    target = _foreign()
+    with pytest.raises(ToolNotFound) as info:
+        # no wheeldock.toml and no engine needed: the check comes first
+        up.up(tmp_path, platform=target, binfmt_dir=tmp_path / "binfmt_misc")
+    assert f"cannot run {target} images" in info.value.what
+    assert info.value.fix is not None
+    assert "apt-get install qemu-user-static binfmt-support" in info.value.fix
+
+
+def test_up_refuses_an_unknown_platform_with_the_accepted_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["-C", str(tmp_path), "up", "--platform", "linux/sparc"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown platform 'linux/sparc'" in err
+    assert "linux/amd64, linux/arm64, linux/arm/v7" in err
+
+
+ARCH_APP = """\
+import os, platform
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+BUILT_ON = open("/built-on").read().strip()  # what `uname -m` said in the image's RUN step
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = f"{platform.machine()} built-on={BUILT_ON}".encode()
+        self.send_response(200 if self.path == "/health" else 404)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+ThreadingHTTPServer(("0.0.0.0", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+ARCH_DOCKERFILE = """\
+FROM wheeldock/python:3.11-slim
+RUN uname -m > /built-on
+COPY app.py /app/app.py
+HEALTHCHECK --interval=30s --timeout=10s --start-period=120s --start-interval=1s \\
+    CMD ["python3", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/health' % os.environ['PORT'], timeout=5)"]
+CMD ["python3", "/app/app.py"]
+"""
+
+
+@pytest.fixture
+def arch_stack(tmp_path: Path, base_images: object, base_slim_arm64: object) -> Iterator[Path]:
+    """A one-service stack FROM wheeldock's slim base that reports the machine it runs on (and
+    the one its RUN step ran on); taken down and its images removed afterwards."""
+    root = tmp_path / f"wdarch-{uuid.uuid4().hex[:8]}"
+    root.mkdir()
+    (root / "app.py").write_text(ARCH_APP)
+    (root / "Dockerfile").write_text(ARCH_DOCKERFILE)
+    port = free_port()
+    (root / "compose.yaml").write_text(
+        "services:\n"
+        "  arch:\n"
+        "    build: {context: ., dockerfile: Dockerfile, network: host}\n"
+        f"    image: {root.name}-arch:wheeldock\n"
+        "    network_mode: host\n"
+        f"    environment: {{PORT: '{port}'}}\n"
+    )
+    svc = Service("arch", ".", (), ("python3", "/app/app.py"), port=port, health="/health")
+    project.save(project.Project(root, None, (svc,)))
+    yield root
+    up.down(root)
+    images = engine.docker(
+        "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"reference={root.name}-*"
+    ).stdout.split()
+    for ref in images:
+        engine.docker("rmi", "--force", ref, check=False)
+
+
+@pytest.mark.integration
+def test_up_platform_arm64_builds_and_runs_under_qemu_and_answers_health(
+    arch_stack: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    compose_before = (arch_stack / "compose.yaml").read_bytes()
+    capsys.readouterr()
+    assert cli.main(["-C", str(arch_stack), "up", "--platform", "linux/arm64", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["platform"] == "linux/arm64" and report["emulated"]
+    (svc,) = report["services"]
+    # its own tag: the host's image under the compose file's tag is not overwritten
+    assert svc["image"] == f"{arch_stack.name}-arch:wheeldock-arm64"
+    assert not engine.image_exists(f"{arch_stack.name}-arch:wheeldock")
+    assert engine.image_inspect(svc["image"])["Architecture"] == "arm64"
+    assert svc["docker_health"] == "healthy" and svc["answer_s"] is not None
+    with urllib.request.urlopen(f"http://127.0.0.1:{svc['port']}/health", timeout=10) as resp:
+        assert resp.status == 200
+        assert resp.read().decode() == "aarch64 built-on=aarch64"
+    assert (arch_stack / "compose.yaml").read_bytes() == compose_before
+    override = json.loads((arch_stack / ".wheeldock" / "compose.arm64.yaml").read_text())
+    contexts = override["services"]["arch"]["build"]["additional_contexts"]
+    assert contexts == {
+        "wheeldock/python:3.11-slim": "docker-image://wheeldock/python:3.11-slim-arm64"
+    }

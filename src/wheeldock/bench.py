@@ -14,6 +14,13 @@ cache, empty wheel/blob caches), ``restart`` (down, then up with no change), ``c
 file edited), ``bump`` (one requirement pin changed). With ``source_builds`` the ``cold`` and
 ``bump`` events are repeated with those packages forced to build from source.
 
+With a ``platform`` (``--platform linux/arm64``) every scenario builds and runs for it: the
+compose-built ones through a compose override (:mod:`wheeldock.foreign`: ``platform:``, and
+wheeldock's bases swapped for that platform's), so BuildKit runs their ``RUN`` steps under
+qemu-user; the native builder with ``wheeldock build --platform`` (nothing emulated; sdists
+forced by ``source_builds`` are built under qemu with ``--emulate-sdists``). The containers of
+every scenario run under qemu, so the table compares the approaches on the foreign platform.
+
 Honesty rules: every timer starts before the command and stops at the observed event; cold runs
 start from ``docker builder prune --all`` (BuildKit's layer and cache-mount storage) and, for the
 native builder, from an empty ``WHEELDOCK_CACHE`` and ``UV_CACHE_DIR``; the base images (made
@@ -39,7 +46,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -47,6 +54,9 @@ from wheeldock import baselines, ca, compose, discover, engine
 from wheeldock.errors import UsageError, WheeldockError
 from wheeldock.fsutil import atomic_write_text
 from wheeldock.project import Service
+
+if TYPE_CHECKING:
+    from wheeldock.platforms import Target
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +127,8 @@ class BenchReport:
     build_peak_rss: dict[str, int] = field(default_factory=dict)  # scenario -> bytes
     failures: list[str] = field(default_factory=list)
     bumped: str = ""
+    platform: str = ""  # what the images were built for and run as (e.g. linux/arm64)
+    emulated: bool = False  # the containers (and the Dockerfiles' RUN steps) ran under qemu
 
     def stat(self, scenario: str, event: str, metric: str) -> Stat | None:
         values = [
@@ -154,6 +166,8 @@ class BenchReport:
             "stack": self.stack,
             "runs": self.runs,
             "bumped": self.bumped,
+            "platform": self.platform,
+            "emulated": self.emulated,
             "machine": self.machine,
             "scenarios": list(self.scenarios),
             "events": list(self.events),
@@ -345,8 +359,17 @@ class Scenario:
 
     name = ""
     docker_health = True  # the images carry a HEALTHCHECK
+    compose_builds = True  # compose builds the images (false: they come from elsewhere)
 
-    def __init__(self, stack: Stack, work: Path, *, ca_file: Path | None, wheeldock: Sequence[str]):
+    def __init__(
+        self,
+        stack: Stack,
+        work: Path,
+        *,
+        ca_file: Path | None,
+        wheeldock: Sequence[str],
+        platform: Target | None = None,
+    ):
         self.stack = stack
         self.work = work
         self.ca_file = ca_file
@@ -355,6 +378,40 @@ class Scenario:
         self.project = f"{project_prefix()}{self.name}"
         self.no_binary: tuple[str, ...] = ()
         self.peak_rss = 0
+        self.platform = platform
+        self.platform_override: Path | None = None
+
+    def setup(self) -> None:
+        """:meth:`prepare`, then, with a platform, the compose override for it (untimed)."""
+        self.prepare()
+        if self.platform is None:
+            return
+        from wheeldock import foreign
+
+        own_files = compose.find_files(self.work)  # the override is computed without itself
+        config = json.loads(
+            engine.compose(
+                self.work, "config", "--format", "json", files=own_files, project_name=self.project
+            ).stdout
+        )
+        data = foreign.override(
+            config,
+            [s.name for s in self.stack.services],
+            self.platform,
+            bases_for=foreign.engine_bases(),
+            retag=False,  # the tags are this bench process's own already
+            builds=self.compose_builds,
+        )
+        self.platform_override = foreign.write_override(
+            self.work / ".wheeldock", data, self.platform
+        )
+
+    def compose_files(self) -> tuple[Path, ...]:
+        """The ``-f`` files of every compose call: none (compose's own choice) without a
+        platform; with one, the working copy's compose files and the platform's override."""
+        if self.platform_override is None:
+            return ()
+        return (*compose.find_files(self.work), self.platform_override)
 
     # hooks
     def prepare(self) -> None:
@@ -367,15 +424,21 @@ class Scenario:
             engine.docker("image", "rm", "--force", ref, check=False)
 
     def build(self) -> None:
-        engine.compose(self.work, "build", project_name=self.project, timeout=3600)
+        engine.compose(
+            self.work, "build", files=self.compose_files(), project_name=self.project, timeout=3600
+        )
 
     def start(self) -> None:
         engine.compose(
-            self.work, "up", "-d", "--no-build", "--force-recreate", project_name=self.project
-        )
+            self.work, "up", "-d", "--no-build", "--force-recreate",
+            files=self.compose_files(), project_name=self.project,
+        )  # fmt: skip
 
     def stop(self) -> None:
-        engine.compose(self.work, "down", "--timeout", "3", project_name=self.project, check=False)
+        engine.compose(
+            self.work, "down", "--timeout", "3",
+            files=self.compose_files(), project_name=self.project, check=False,
+        )  # fmt: skip
 
     def image_refs(self) -> list[str]:
         return [f"{self.project}-{s.name}:latest" for s in self.stack.services]
@@ -386,7 +449,7 @@ class Scenario:
     def set_source_builds(self, packages: tuple[str, ...]) -> None:
         """Force ``packages`` to build from source from now on (for the ``*-src`` events)."""
         self.no_binary = packages
-        self.prepare()
+        self.setup()
 
     # shared helpers
     def containers(self) -> dict[str, str]:
@@ -424,6 +487,7 @@ class Scenario:
             "--tail",
             "30",
             service,
+            files=self.compose_files(),
             project_name=self.project,
             check=False,
         )
@@ -565,7 +629,9 @@ class Init(Scenario):
         return refs
 
     def build(self) -> None:
-        engine.compose(self.work, "build", project_name=self.project, timeout=3600)
+        engine.compose(
+            self.work, "build", files=self.compose_files(), project_name=self.project, timeout=3600
+        )
 
     def _wheeldock(self, *args: str, env: dict[str, str] | None = None) -> None:
         cmd = [*self.wheeldock, "-C", str(self.work), *args]
@@ -578,6 +644,7 @@ class Init(Scenario):
 
 class Native(Init):
     name = "native"
+    compose_builds = False  # `wheeldock build` loads the images; compose only runs them
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -604,7 +671,11 @@ class Native(Init):
     def build(self) -> None:
         outputs = [f"--output=docker-daemon:{ref}" for ref in self.image_refs()]
         names = [s.name for s in self.stack.services]
-        cmd = [*self.wheeldock, "-C", str(self.work), "build", *names, *outputs, "--json"]
+        # --relock: a bumped pin is re-locked inside the build, as a user would run it (one
+        # command, one process start); a fresh lock is kept as is.
+        cmd = [*self.wheeldock, "-C", str(self.work), "build", *names, *outputs, "--relock",
+               "--json"]  # fmt: skip
+        cmd += self._platform_args()
         # one build per service pair: the shared deps blobs are reused across the two
         proc = subprocess.Popen(
             cmd,
@@ -624,7 +695,19 @@ class Native(Init):
         return [f"{self.project}-{s.name}:wheeldock" for s in self.stack.services]
 
     def relock(self) -> None:
-        self._wheeldock("lock", env=self._env())
+        """Nothing here: ``build --relock`` updates a stale lock itself (timed with the build)."""
+
+    def _platform_args(self) -> list[str]:
+        """``--platform`` for ``wheeldock build``; for a foreign one, packages forced to build
+        from source are built under qemu (``--emulate-sdists``): no wheel of theirs can be used."""
+        if self.platform is None:
+            return []
+        from wheeldock import platforms
+
+        args = ["--platform", self.platform.name]
+        if self.no_binary and platforms.needs_emulation(self.platform):
+            args.append("--emulate-sdists")
+        return args
 
     def prepare(self) -> None:
         super().prepare()
@@ -746,6 +829,8 @@ class BenchOptions:
     timeout: float = 900.0
     ca_file: Path | None = None
     wheeldock: tuple[str, ...] = (sys.executable, "-m", "wheeldock.cli")
+    platform: Target | None = None  # None: the engine's own
+    binfmt_dir: Path | None = None  # where qemu-user's handlers are registered (None: /proc's)
 
 
 def machine_details() -> dict[str, str]:
@@ -802,6 +887,22 @@ def _working_copy(source: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _check_platform(options: BenchOptions) -> tuple[str, bool]:
+    """The platform the bench measures and whether it runs emulated; a platform this machine
+    cannot run, or the native builder cannot lock for, is refused before any work."""
+    from wheeldock import base, foreign, platforms
+
+    if options.platform is None:
+        return platforms.host().name, False
+    target = options.platform
+    foreign.require_runnable(target, binfmt_dir=options.binfmt_dir or base.BINFMT_DIR)
+    if "native" in options.scenarios:
+        from wheeldock import lock
+
+        lock.uv_platform(target.name)
+    return target.name, platforms.needs_emulation(target)
+
+
 def run_bench(
     root: Path,
     options: BenchOptions,
@@ -813,6 +914,7 @@ def run_bench(
             raise UsageError(
                 f"unknown scenario {name!r}", fix=f"use some of: {', '.join(SCENARIOS)}"
             )
+    platform_name, emulated = _check_platform(options)
     engine.require()
     events = EVENTS + (SOURCE_EVENTS if options.source_builds else ())
     probe = Stack.load(root)
@@ -830,6 +932,8 @@ def run_bench(
         scenarios=options.scenarios,
         events=events,
         machine=machine_details(),
+        platform=platform_name,
+        emulated=emulated,
     )
     with _working_copy(root) as tmp, httpx.Client() as client:
         bump = _choose_bump(probe, options.bump)
@@ -876,7 +980,7 @@ def _run_scenario(
         compose_files=tuple(work / p.relative_to(root) for p in probe.compose_files),
     )
     scenario = SCENARIO_TYPES[scenario_name](
-        stack, work, ca_file=options.ca_file, wheeldock=options.wheeldock
+        stack, work, ca_file=options.ca_file, wheeldock=options.wheeldock, platform=options.platform
     )
     try:
         _run_events(scenario, stack, run, events, options, client, report, progress, bump=bump)
@@ -911,7 +1015,7 @@ def _run_events(
     *,
     bump: tuple[str, str, str],
 ) -> None:
-    scenario.prepare()
+    scenario.setup()
     previous: dict[str, list[str]] = {}
     for event in events:
         progress(f"{scenario.name} · run {run + 1}/{options.runs} · {EVENT_TITLES[event]}")
@@ -1035,13 +1139,28 @@ def render_markdown(report: BenchReport) -> str:
     """The seed's comparison table, measured: medians of ``report.runs`` runs, with ratios."""
     scen = list(report.scenarios)
     lines = [
-        f"# wheeldock bench: {report.stack}",
+        f"# wheeldock bench: {report.stack}" + (f" ({report.platform})" if report.emulated else ""),
         "",
         f"Medians of {report.runs} runs per cell (min–max in the JSON). Measured "
         f"{report.machine.get('date', '')} on {report.machine.get('cpu', '?')}, "
         f"{report.machine.get('cores', '?')} cores, {report.machine.get('memory', '?')}, "
         f"Docker {report.machine.get('docker', '?')}. One pin bumped: {report.bumped}.",
         "",
+    ]
+    if report.platform:
+        lines += [
+            f"Platform: {report.platform}"
+            + (
+                ", emulated: every container, and every Dockerfile's RUN step, ran under "
+                "qemu-user on this machine; the native builder did not (it unpacks the "
+                "platform's wheels on the host; only sdists forced by --source-builds are built "
+                "under qemu)."
+                if report.emulated
+                else " (this machine's own)."
+            ),
+            "",
+        ]
+    lines += [
         "## Time until every service answers its health endpoint with 200 (Docker healthy)",
         "",
         "| Event | " + " | ".join(scen) + " | wheeldock vs seed | wheeldock vs uvguide |",

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -611,48 +610,3 @@ def platform_image(ref: str, target: Target, store: BlobStore | None = None) -> 
     with tempfile.TemporaryDirectory(prefix="wheeldock-platform-") as tmp:
         layout.write(image, Path(tmp) / "oci", "image")
         yield f"oci:{Path(tmp) / 'oci'}:image"
-
-
-# -- `up --platform`: the stack's services as foreign images, run under qemu --------------------
-
-
-def foreign_override(
-    root: Path,
-    target: Target,
-    names: Sequence[str] = (),
-    *,
-    binfmt_dir: Path = bases.BINFMT_DIR,
-    emulate_sdists: bool = False,
-) -> Path:
-    """Build the services natively for ``target``, load them into the engine and write a compose
-    override giving each service that image and ``platform:``; returns the override's path.
-
-    ``docker compose up --no-build`` with it runs the images through qemu-user (slow to start,
-    but the image is the one the board would run)."""
-    from wheeldock import project as projects
-    from wheeldock.builder import repository_name
-
-    platforms.require_emulation(target, binfmt_dir=binfmt_dir)
-    engine.require()
-    proj = projects.load(root)
-    services = proj.select(tuple(names))
-    tag = f"{repository_name(proj.root.name)}-{{service}}:wheeldock-{target.suffix}"
-    build(
-        proj, services, [target], [f"docker-daemon:{tag}"], load_platform=target,
-        emulate_sdists=emulate_sdists, make_sbom=False, binfmt_dir=binfmt_dir,
-    )  # fmt: skip
-    override = {
-        "services": {
-            svc.name: {
-                "image": tag.replace("{service}", svc.name),
-                "platform": target.name,
-                "pull_policy": "never",
-            }
-            for svc in services
-        }
-    }
-    dest = proj.root / ".wheeldock" / f"compose.{target.suffix}.yaml"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    # JSON is YAML: compose reads it as is.
-    dest.write_text(json.dumps(override, indent=2) + "\n")
-    return dest

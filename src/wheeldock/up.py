@@ -4,6 +4,11 @@ Steps, each timed: *build* (``docker compose build``, one service after the othe
 its own time; BuildKit shares the common stages), *start* (``docker compose up -d``), *health*
 (until our own probe of 127.0.0.1:<port> passes **and** Docker reports the container healthy).
 A failure raises :class:`UpFailed` naming the step and carrying the service's last log lines.
+
+With a ``platform`` (``--platform linux/arm64``) the same steps build and run the services for
+that platform, through a compose override (:mod:`wheeldock.foreign`): BuildKit runs the build's
+``RUN`` steps and the engine the containers under qemu-user, so a foreign image is seen
+answering here before it goes to the board.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wheeldock import compose as compose_mod
 from wheeldock import discover, engine, health, process, project
 from wheeldock.errors import CommandFailed, NotFound, WheeldockError
 from wheeldock.project import Project, Service
+
+if TYPE_CHECKING:
+    from wheeldock.platforms import Target
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +53,11 @@ class Timeouts:
     health: float = 120.0
 
 
+#: Seconds to wait for health when the services run under qemu (the interpreter alone starts
+#: several times slower there).
+EMULATED_HEALTH_TIMEOUT = 300.0
+
+
 @dataclass(frozen=True)
 class ServiceReport:
     name: str
@@ -64,6 +77,8 @@ class UpReport:
     start_s: float
     total_s: float
     notes: tuple[str, ...] = field(default_factory=tuple)
+    platform: str | None = None  # None: the engine's own platform
+    emulated: bool = False  # the containers ran under qemu-user
 
 
 @dataclass(frozen=True)
@@ -105,6 +120,25 @@ class Stack:
             timeout=timeout,
             env=BUILD_ENV,
         )
+
+    def for_platform(
+        self,
+        target: Target,
+        names: Sequence[str],
+        *,
+        builds: bool = True,
+        progress: Callable[[str], None] = lambda message: None,
+    ) -> Stack:
+        """This stack with an override building and running ``names`` for ``target`` (written to
+        ``.wheeldock/compose.<arch>.yaml``); the compose files themselves are not touched.
+        ``builds`` false: only run (the build sections, and the bases they need, are left out)."""
+        from wheeldock import foreign  # the bases' module: only --platform needs it
+
+        data = foreign.override(
+            self.config(), names, target, bases_for=foreign.engine_bases(progress), builds=builds
+        )
+        path = foreign.write_override(self.root / ".wheeldock", data, target)
+        return Stack(self.root, (*self.files, path), self.project)
 
     def config(self) -> dict[str, Any]:
         """``docker compose config`` as JSON: variables resolved with the current environment."""
@@ -153,16 +187,27 @@ def up(
     build: bool = True,
     timeouts: Timeouts = Timeouts(),
     progress: Callable[[str], None] = lambda message: None,
-    extra_files: Sequence[Path] = (),
+    platform: Target | None = None,
+    binfmt_dir: Path | None = None,
 ) -> UpReport:
     """Build (unless ``build`` is false), start and wait for ``names`` (default: all services).
 
-    ``extra_files`` are compose files layered over the stack's (e.g. a platform override)."""
+    ``platform``: build and run for that platform; one this machine cannot run (no qemu-user
+    binfmt handler for it) is refused before anything else happens (``binfmt_dir``: where the
+    handlers are registered, /proc/sys/fs/binfmt_misc)."""
+    emulated = False
+    if platform is not None:
+        from wheeldock import base, foreign, platforms  # the bases' module: only when asked
+
+        foreign.require_runnable(platform, binfmt_dir=binfmt_dir or base.BINFMT_DIR)
+        emulated = platforms.needs_emulation(platform)
     engine.require()
     stack = Stack.load(root)
-    if extra_files:
-        stack = Stack(stack.root, (*stack.files, *extra_files), stack.project)
     services = stack.project.select(tuple(names))
+    if platform is not None:
+        stack = stack.for_platform(
+            platform, [s.name for s in services], builds=build, progress=progress
+        )
     t0 = time.monotonic()
     build_times: dict[str, float] = {}
     if build:
@@ -222,7 +267,14 @@ def up(
         )
         for svc in services
     )
-    return UpReport(services=reports, build_s=build_s, start_s=start_s, total_s=total)
+    return UpReport(
+        services=reports,
+        build_s=build_s,
+        start_s=start_s,
+        total_s=total,
+        platform=platform.name if platform is not None else None,
+        emulated=emulated,
+    )
 
 
 def _wait_healthy(

@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wheeldock import bench, ca
 from wheeldock.errors import UsageError
 from wheeldock.fsutil import atomic_write_text
 from wheeldock.output import err_console, print_json, to_json
+
+if TYPE_CHECKING:
+    from wheeldock.platforms import Target
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -40,12 +44,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--bump", metavar="NAME==VERSION", help="the pin the bump event sets")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for healthy")
     parser.add_argument(
+        "--platform",
+        default=None,
+        metavar="PLATFORM",
+        help="build and run every scenario for this platform (e.g. linux/arm64); a foreign one "
+        "runs under qemu-user (binfmt): the Dockerfiles through "
+        "buildx --platform, the native builder with `wheeldock build --platform`",
+    )
+    parser.add_argument(
         "--ca-cert", type=Path, help="the proxy CA for builds (default: SSL_CERT_FILE)"
     )
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON (- for stdout)")
     parser.add_argument("--markdown", metavar="FILE", help="write the Markdown table to FILE")
     parser.add_argument("--chart", metavar="FILE", type=Path, help="write a PNG chart (matplotlib)")
     parser.set_defaults(func=_run)
+
+
+def _platform(text: str | None) -> Target | None:
+    if not text:
+        return None
+    from wheeldock import platforms  # the bases' module: only when asked
+
+    return platforms.parse(text)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -58,6 +78,7 @@ def _run(args: argparse.Namespace) -> int:
         bump=args.bump,
         timeout=args.timeout,
         ca_file=ca.find(args.ca_cert),
+        platform=_platform(args.platform),
     )
     report = bench.run_bench(
         args.project, options, progress=lambda msg: err_console.print(msg, highlight=False)

@@ -20,8 +20,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("services", nargs="*", metavar="SERVICE", help="default: every service")
     p.add_argument("--no-build", action="store_true", help="start the images as they are")
     p.add_argument(
-        "--timeout", type=float, default=up.Timeouts.health, metavar="S",
-        help=f"seconds to wait for health (default {up.Timeouts.health:.0f})",
+        "--timeout", type=float, default=None, metavar="S",
+        help=f"seconds to wait for health (default {up.Timeouts.health:.0f}; "
+        f"{up.EMULATED_HEALTH_TIMEOUT:.0f} under emulation)",
     )  # fmt: skip
     p.add_argument(
         "--build-timeout", type=float, default=up.Timeouts.build, metavar="S",
@@ -29,8 +30,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )  # fmt: skip
     p.add_argument(
         "--platform", default=None, metavar="PLATFORM",
-        help="run another platform's images (e.g. linux/arm64) under qemu: built natively by "
-        "wheeldock, loaded, started through a compose override with `platform:`",
+        help="build and run the services for this platform (e.g. linux/arm64); a foreign one "
+        "runs under qemu-user (binfmt). The compose files are not "
+        "edited: an override in .wheeldock/ sets `platform:`, a per-platform image tag and "
+        "wheeldock's bases for that platform",
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the timings as JSON")
     p.set_defaults(func=handle_up)
@@ -57,25 +60,26 @@ def _seconds(value: float | None) -> str:
 
 
 def handle_up(args: argparse.Namespace) -> int:
-    timeouts = up.Timeouts(build=args.build_timeout, health=args.timeout)
-    extra = []
+    target = None
+    emulated = False
     if args.platform:
-        from wheeldock import multiarch, platforms
+        from wheeldock import platforms  # loads the bases' module: only when asked
 
-        with status(f"building {args.platform} images natively", quiet=args.json):
-            extra.append(
-                multiarch.foreign_override(
-                    args.project, platforms.parse(args.platform), args.services
-                )
-            )
+        target = platforms.parse(args.platform)
+        emulated = platforms.needs_emulation(target)
+    health = args.timeout
+    if health is None:
+        health = up.EMULATED_HEALTH_TIMEOUT if emulated else up.Timeouts.health
+    timeouts = up.Timeouts(build=args.build_timeout, health=health)
+    title = "wheeldock up" + (f" ({target}{', under qemu' if emulated else ''})" if target else "")
     try:
-        with status("wheeldock up", quiet=args.json):
+        with status(title, quiet=args.json):
             report = up.up(
                 args.project,
                 args.services,
-                build=not args.no_build and not extra,
+                build=not args.no_build,
                 timeouts=timeouts,
-                extra_files=extra,
+                platform=target,
                 progress=lambda message: (
                     err_console.print(f"[dim]… {message}[/]") if not args.json else None
                 ),
@@ -102,7 +106,7 @@ def handle_up(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"ok": True, **report.__dict__})
         return 0
-    table = Table(title="wheeldock up", title_justify="left")
+    table = Table(title=title, title_justify="left")
     for column in ("service", "build", "answers (200)", "Docker healthy", "probe", "image"):
         table.add_column(column)
     for svc in report.services:
