@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import tarfile
 import zipfile
 from collections.abc import Iterator
@@ -67,6 +68,137 @@ def test_mmdebstrap_argv_names_packages_filters_suite_output_and_sources(tmp_pat
     position = argv.index("bookworm")
     assert argv[position + 1] == str(out)
     assert argv[position + 2 :] == list(base.sources("bookworm"))
+
+
+def test_slim_and_minimal_have_the_app_account_and_builder_does_not_need_it() -> None:
+    assert base.users(base.VARIANTS["slim"]) == (base.APP_USER,)
+    assert base.users(base.VARIANTS["minimal"]) == (base.APP_USER,)  # from slim, its parent
+    assert base.users(base.VARIANTS["builder"]) == ()
+    assert (base.APP_USER.uid, base.APP_USER.gid) == (10001, 10001)
+
+
+def test_account_lines_are_what_useradd_system_writes_dated_by_source_date_epoch() -> None:
+    assert base.APP_USER.entries() == {
+        "etc/passwd": "app:x:10001:10001::/nonexistent:/usr/sbin/nologin",
+        "etc/group": "app:x:10001:",
+        "etc/shadow": "app:!:19518::::::",  # 2023-06-10 is day 19518 of the epoch
+        "etc/gshadow": "app:!::",
+    }
+
+
+def test_user_hook_appends_the_account_lines_to_the_rootfs_files(tmp_path: Path) -> None:
+    root = tmp_path / "rootfs"
+    (root / "etc").mkdir(parents=True)
+    before = {
+        "passwd": "root:x:0:0:root:/root:/bin/bash\n",
+        "group": "root:x:0:\n",
+        "shadow": "root:*:19518:0:99999:7:::\n",
+        "gshadow": "root:*::\n",
+    }
+    for name, text in before.items():
+        (root / "etc" / name).write_text(text)
+    hook = base.user_hook([base.APP_USER])
+    assert hook.startswith("--customize-hook=")
+    # mmdebstrap runs a hook with shell metacharacters under sh, the rootfs as $1
+    subprocess.run(["sh", "-c", hook.split("=", 1)[1], "sh", str(root)], check=True)
+    for path, line in base.APP_USER.entries().items():
+        name = path.removeprefix("etc/")
+        assert (root / path).read_text() == before[name] + line + "\n"
+
+
+def test_slim_argv_writes_the_account_and_only_builder_argv_uploads_uv(tmp_path: Path) -> None:
+    out = tmp_path / "x.tar"
+    slim = base.mmdebstrap_argv(base.VARIANTS["slim"], suite="bookworm", arch="amd64", output=out)
+    assert base.user_hook([base.APP_USER]) in slim
+    assert not any(base.UV_PATH in a for a in slim)
+    uv = tmp_path / "bin" / "uv"
+    builder = base.mmdebstrap_argv(
+        base.VARIANTS["builder"], suite="bookworm", arch="amd64", output=out, uv_binary=uv
+    )
+    assert f"--customize-hook=upload {uv} {base.UV_PATH}" in builder
+    assert f'--customize-hook=chmod 0755 "$1{base.UV_PATH}"' in builder
+    assert not any("etc/passwd" in a for a in builder)
+    # the hooks run before the positional suite/output/sources
+    assert builder.index(f"--customize-hook=upload {uv} {base.UV_PATH}") < builder.index("bookworm")
+    with pytest.raises(ValueError, match="uv_binary"):
+        base.mmdebstrap_argv(base.VARIANTS["builder"], suite="bookworm", arch="amd64", output=out)
+
+
+def test_builder_key_follows_the_uv_version_and_slim_key_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slim, builder = base.VARIANTS["slim"], base.VARIANTS["builder"]
+    monkeypatch.setattr(base, "uv_version", lambda: "0.13.9")
+    keys = (
+        base.cache_key(slim, suite="bookworm", arch="amd64"),
+        base.cache_key(builder, suite="bookworm", arch="amd64"),
+    )
+    monkeypatch.setattr(base, "uv_version", lambda: "0.14.0")
+    assert base.cache_key(slim, suite="bookworm", arch="amd64") == keys[0]
+    assert base.cache_key(builder, suite="bookworm", arch="amd64") != keys[1]
+
+
+def test_uv_version_is_the_installed_uv_package() -> None:
+    from importlib.metadata import version
+
+    assert base.uv_version() == version("uv")
+
+
+def test_native_uv_binary_is_the_installed_packages_own(tmp_path: Path) -> None:
+    from uv import find_uv_bin
+
+    binary = base.uv_binary(base.uv_version(), base.native_arch())
+    assert binary == Path(find_uv_bin())
+    out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[:2] == ["uv", base.uv_version()]
+
+
+def _fake_pip_download(calls: list[list[str]], version: str) -> object:
+    """A ``process.run`` that writes a uv wheel with a stand-in binary where pip would."""
+
+    def run(argv: list[str], **_: object) -> None:
+        calls.append([str(a) for a in argv])
+        dest = Path(argv[argv.index("--dest") + 1])
+        wheel = dest / f"uv-{version}-py3-none-manylinux_2_17_aarch64.whl"
+        with zipfile.ZipFile(wheel, "w") as zf:
+            zf.writestr(f"uv-{version}.data/scripts/uv", b"\x7fELF aarch64 uv")
+            zf.writestr(f"uv-{version}.dist-info/METADATA", "Name: uv\n")
+
+    return run
+
+
+def test_foreign_uv_binary_comes_from_that_arch_wheel_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
+    calls: list[list[str]] = []
+    monkeypatch.setattr(base.process, "run", _fake_pip_download(calls, "0.13.9"))
+    monkeypatch.setattr(base, "native_arch", lambda machine=None: "amd64")
+    binary = base.uv_binary("0.13.9", "arm64")
+    assert binary.read_bytes() == b"\x7fELF aarch64 uv"
+    assert binary.stat().st_mode & 0o777 == 0o755
+    (argv,) = calls
+    platforms = [argv[i + 1] for i, a in enumerate(argv) if a == "--platform"]
+    # bookworm's glibc down to manylinux2014's: pip does not widen a tag by itself
+    assert platforms[0] == "manylinux_2_36_aarch64" and platforms[-1] == "manylinux_2_17_aarch64"
+    assert len(platforms) == 20
+    assert "uv==0.13.9" in argv and "--no-deps" in argv and "--only-binary=:all:" in argv
+    again = base.uv_binary("0.13.9", "arm64")
+    assert again == binary and len(calls) == 1  # cached: pip is not asked again
+    assert not list(binary.parent.glob("*.partial")) and not list(binary.parent.glob("tmp*"))
+
+
+def test_foreign_uv_wheel_without_the_binary_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
+    calls: list[list[str]] = []
+    monkeypatch.setattr(base.process, "run", _fake_pip_download(calls, "0.13.9"))
+    monkeypatch.setattr(base, "native_arch", lambda machine=None: "amd64")
+    with pytest.raises(NotFound) as err:
+        base.uv_binary("0.14.0", "riscv64")  # the fake wheel holds 0.13.9's path
+    assert "uv-0.14.0.data/scripts/uv" in err.value.what
+    assert not (tmp_path / "cache" / "uv" / "0.14.0-riscv64" / "uv").exists()
 
 
 @pytest.mark.parametrize(
@@ -825,6 +957,51 @@ def test_minimal_has_no_package_tools_but_keeps_dpkg_status(base_minimal: base.B
     names = _names(base_minimal.rootfs.tar_path)
     assert base.STATUS_PATH in names
     assert not {"usr/bin/apt", "usr/bin/dpkg", "usr/bin/perl", "usr/bin/pip"} & names
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("variant", ["slim", "minimal"])
+def test_slim_and_minimal_run_as_the_app_account_by_name(
+    base_images: dict[str, base.BaseImage], base_minimal: base.BaseImage, variant: str
+) -> None:
+    image = {**base_images, "minimal": base_minimal}[variant]
+    script = "import os, pwd, grp; u = pwd.getpwuid(os.getuid()); print(os.getuid(), os.getgid(), u.pw_name, grp.getgrgid(os.getgid()).gr_name, u.pw_dir, u.pw_shell)"
+    out = engine.docker("run", "--rm", "--user", "app", image.tags[0], "python3", "-c", script)
+    assert out.stdout.split() == [
+        "10001",
+        "10001",
+        "app",
+        "app",
+        "/nonexistent",
+        "/usr/sbin/nologin",
+    ]
+
+
+@pytest.mark.integration
+def test_slim_account_files_hold_the_fixed_lines(base_images: dict[str, base.BaseImage]) -> None:
+    # fixed lines, dated by SOURCE_DATE_EPOCH: the same rootfs bytes on every build
+    with tarfile.open(base_images["slim"].rootfs.tar_path) as tar:
+        for path, line in base.APP_USER.entries().items():
+            member = next(m for m in tar.getmembers() if base._norm(m.name) == path)
+            fh = tar.extractfile(member)
+            assert fh is not None
+            assert fh.read().decode().splitlines()[-1] == line
+            assert member.mtime <= base.SOURCE_DATE_EPOCH
+
+
+@pytest.mark.integration
+def test_builder_has_the_uv_wheeldock_runs_on_path(base_images: dict[str, base.BaseImage]) -> None:
+    builder = base_images["builder"]
+    assert _run(builder.tags[0], "uv", "--version").split()[:2] == ["uv", base.uv_version()]
+    labels = engine.image_inspect(builder.tags[0])["Config"]["Labels"]
+    assert labels[base.LABEL_UV] == base.uv_version()
+    with tarfile.open(builder.rootfs.tar_path) as tar:
+        member = next(m for m in tar.getmembers() if base._norm(m.name) == base.UV_PATH[1:])
+    assert member.mode & 0o777 == 0o755 and (member.uid, member.gid) == (0, 0)
+    assert member.mtime <= base.SOURCE_DATE_EPOCH
+    assert (
+        base.LABEL_UV not in (engine.image_inspect(base_images["slim"].tags[0])["Config"]["Labels"])
+    )
 
 
 @pytest.mark.integration

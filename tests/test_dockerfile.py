@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest_init import DATA, EXAMPLE
 
-from wheeldock import compose, discover, dockerfile
+from wheeldock import base, compose, discover, dockerfile
 from wheeldock.project import Service
 
 HADOLINT = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "hadolint"
@@ -58,6 +58,24 @@ def _hadolint(text: str) -> list[dict[str, object]]:
 def test_hadolint_finds_no_errors(finding: discover.Finding, changes: dict[str, object]) -> None:
     text = dockerfile.render(_spec(finding, **changes))
     errors = [f for f in _hadolint(text) if f["level"] == "error"]
+    assert errors == []
+
+
+@pytest.mark.parametrize(
+    "images",
+    [
+        {"builder_image": "python:3.11", "runtime_image": "python:3.11-slim"},
+        {"builder_image": "python:3.11"},
+        {"runtime_image": "python:3.11-slim"},
+    ],
+    ids=["other-builder-and-runtime", "other-builder", "other-runtime"],
+)
+def test_hadolint_finds_no_errors_with_images_that_are_not_wheeldock_bases(
+    images: dict[str, str],
+) -> None:
+    finding = ALL[0][1]
+    spec = dockerfile.DockerfileSpec(finding.service, finding.requirement_files, "0.13.9", **images)
+    errors = [f for f in _hadolint(dockerfile.render(spec)) if f["level"] == "error"]
     assert errors == []
 
 
@@ -202,3 +220,80 @@ def test_dockerignore_matching_follows_docker(
     path: str, patterns: list[str], expected: bool
 ) -> None:
     assert dockerfile.excluded(path, patterns) is expected
+
+
+def _stages(text: str) -> tuple[str, str]:
+    builder, _, runtime = text.partition("\n# ---- runtime")
+    return builder, runtime
+
+
+def _run_steps(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("RUN ")]
+
+
+def test_wheeldock_builder_base_has_uv_so_the_builder_stage_downloads_only_wheels() -> None:
+    builder, _ = _stages(dockerfile.render(_spec(ALL[0][1])))
+    assert "FROM wheeldock/python:3.11-builder AS builder" in builder
+    assert "python3 -m pip" not in builder and dockerfile.PIP_UV not in builder
+    (step,) = _run_steps(builder)  # the venv install is the only step
+    assert step.startswith("RUN --mount=type=cache,target=/root/.cache/uv")
+    assert f"{base.UV_PATH} venv --python /usr/bin/python3 /opt/venv" in builder
+    assert f"{base.UV_PATH} pip install --python /opt/venv/bin/python -r /build/" in builder
+    # an older builder base without uv fails with the fix, not with "not found"
+    assert f"[ -x {base.UV_PATH} ] ||" in builder
+    assert "wheeldock base build builder" in builder
+
+
+@pytest.mark.parametrize("image", ["python:3.11", "ghcr.io/acme/builder:1"])
+def test_another_builder_image_gets_the_pinned_uv_from_pypi_first(image: str) -> None:
+    finding = ALL[0][1]
+    spec = dockerfile.DockerfileSpec(
+        finding.service, finding.requirement_files, "0.13.9", builder_image=image
+    )
+    builder, _ = _stages(dockerfile.render(spec))
+    assert f"FROM {image} AS builder" in builder
+    pip_step, install_step = _run_steps(builder)
+    assert pip_step.startswith("RUN --mount=type=cache,target=/root/.cache/pip")
+    assert "python3 -m pip install --target /opt/uv uv==0.13.9" in builder
+    assert f"{dockerfile.PIP_UV} pip install --python /opt/venv/bin/python" in builder
+    assert base.UV_PATH not in builder
+    assert install_step.startswith("RUN --mount=type=cache,target=/root/.cache/uv")
+
+
+def test_naming_the_wheeldock_builder_explicitly_is_the_same_as_the_default() -> None:
+    finding = ALL[0][1]
+    explicit = dockerfile.DockerfileSpec(
+        finding.service,
+        finding.requirement_files,
+        "0.13.9",
+        builder_image="wheeldock/python:3.11-builder",
+        runtime_image="wheeldock/python:3.11-slim",
+    )
+    assert dockerfile.render(explicit) == dockerfile.render(_spec(finding))
+
+
+@pytest.mark.parametrize("variant", ["slim", "minimal"])
+def test_wheeldock_runtime_bases_have_the_app_account_so_no_step_adds_it(variant: str) -> None:
+    _, runtime = _stages(dockerfile.render(_spec(ALL[0][1], base=variant)))
+    assert f"FROM wheeldock/python:3.11-{variant}" in runtime
+    assert _run_steps(runtime) == []
+    assert "useradd" not in runtime and "groupadd" not in runtime
+    assert f"USER {base.APP_USER.uid}:{base.APP_USER.gid}" in runtime
+
+
+def test_another_runtime_image_gets_the_same_app_account_added() -> None:
+    finding = ALL[0][1]
+    spec = dockerfile.DockerfileSpec(
+        finding.service, finding.requirement_files, "0.13.9", runtime_image="python:3.11-slim"
+    )
+    _, runtime = _stages(dockerfile.render(spec))
+    (step,) = _run_steps(runtime)
+    assert step == "RUN groupadd --system --gid 10001 app \\"
+    assert (
+        "useradd --system --no-log-init --uid 10001 --gid app --no-create-home "
+        "--home-dir /nonexistent --shell /usr/sbin/nologin app"
+    ) in runtime
+    # the account a base writes has the same fields
+    assert (
+        base.APP_USER.entries()["etc/passwd"] == "app:x:10001:10001::/nonexistent:/usr/sbin/nologin"
+    )

@@ -7,10 +7,17 @@ Three recipes (:data:`VARIANTS`):
   kept out with dpkg ``path-exclude`` (as Debian's own docker images do; the rule stays in the
   image, so later ``apt-get install`` honours it too), and so is the PEP 668
   ``EXTERNALLY-MANAGED`` marker, so ``pip install -r`` works as in the official image.
-* ``builder``: slim + build-essential, python3-dev, libffi-dev (gcc to compile wheels).
+* ``builder``: slim + build-essential, python3-dev, libffi-dev (gcc to compile wheels), and
+  the uv binary of the version wheeldock runs at :data:`UV_PATH` (from the host's ``uv`` wheel;
+  another architecture's wheel is fetched with pip), so a Dockerfile's builder stage needs no
+  step that downloads uv.
 * ``minimal``: slim's rootfs pruned to the dependency closure of python3 and ca-certificates:
   no apt, no dpkg, no perl, no pip, no gconv modules. ``var/lib/dpkg/status`` is kept, rewritten
   to list only the packages whose files remain, so other tools can read what the base provides.
+
+``slim`` (and so ``minimal``) has the system account ``app`` (:data:`APP_USER`, uid and gid
+10001, no home, no login shell) written into ``/etc/passwd``, ``/etc/group`` and the shadow
+files, so an image can run as it without a ``useradd`` step of its own.
 
 The rootfs tars are cached under ``cache_dir("bases")`` keyed by suite, arch, recipe and
 :data:`RECIPE_VERSION`; ``SOURCE_DATE_EPOCH`` is fixed so mmdebstrap clamps timestamps and the
@@ -24,15 +31,20 @@ import contextlib
 import fnmatch
 import functools
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
 import platform
 import posixpath
 import re
+import shlex
 import shutil
+import sys
 import tarfile
+import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,7 +70,7 @@ from wheeldock.paths import cache_dir
 log = logging.getLogger(__name__)
 
 #: Bump when a recipe's meaning changes, so cached rootfs tars are rebuilt.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 #: Fixed, so mmdebstrap's output is reproducible given the same archive content
 #: (2023-06-10, the day bookworm was released).
 SOURCE_DATE_EPOCH = 1686355200
@@ -77,6 +89,9 @@ IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 LABEL_BASE = "wheeldock.base"
 LABEL_KEY = "wheeldock.base.key"
 LABEL_PACKAGES = "wheeldock.base.packages"
+LABEL_UV = "wheeldock.base.uv"
+#: Where the builder base keeps uv (on PATH; pip's ``--target`` installs elsewhere).
+UV_PATH = "/usr/local/bin/uv"
 VENDOR = "wheeldock"
 
 #: dpkg path filters, as in Debian's docker images (debuerreotype's slimification), plus the
@@ -141,11 +156,40 @@ class Prune:
 
 
 @dataclass(frozen=True)
+class SystemUser:
+    """A system account written into a rootfs at build time (no ``useradd``: see
+    :func:`user_hook`). ``home`` need not exist; Debian's convention for "no home" is the
+    default."""
+
+    name: str
+    uid: int
+    gid: int
+    home: str = "/nonexistent"
+    shell: str = "/usr/sbin/nologin"
+
+    def entries(self, *, epoch: int = SOURCE_DATE_EPOCH) -> dict[str, str]:
+        """``etc/<file>`` -> the line this account adds there, as ``useradd --system`` writes
+        it; the shadow files' "last changed" day is ``epoch``'s, not today's."""
+        return {
+            "etc/passwd": f"{self.name}:x:{self.uid}:{self.gid}::{self.home}:{self.shell}",
+            "etc/group": f"{self.name}:x:{self.gid}:",
+            "etc/shadow": f"{self.name}:!:{epoch // 86400}::::::",
+            "etc/gshadow": f"{self.name}:!::",
+        }
+
+
+#: The non-root account services run as (the Dockerfiles' ``USER``, the native builder's user).
+APP_USER = SystemUser("app", 10001, 10001)
+
+
+@dataclass(frozen=True)
 class Recipe:
     """One base image: what goes in and what it is called.
 
     ``tag`` and ``alias`` are templates with ``{python}`` (e.g. ``3.11``). The alias (the
     official image's name) is only applied where that image cannot be had otherwise.
+    ``users`` are written into the rootfs (a derived recipe has its parent's: :func:`users`);
+    ``uv`` puts the uv binary of :func:`uv_version` at :data:`UV_PATH`.
     """
 
     name: str
@@ -157,6 +201,8 @@ class Recipe:
     includes: tuple[str, ...] = DPKG_INCLUDES
     derive_from: str | None = None
     prune: Prune | None = None
+    users: tuple[SystemUser, ...] = ()
+    uv: bool = False
 
 
 _SLIM_PACKAGES = (
@@ -177,12 +223,14 @@ VARIANTS: Mapping[str, Recipe] = MappingProxyType(
             packages=_SLIM_PACKAGES,
             tag="wheeldock/python:{python}-slim",
             alias="python:{python}-slim",
+            users=(APP_USER,),
         ),
         "builder": Recipe(
             name="builder",
-            summary="slim + build-essential, python3-dev, libffi-dev: compiles wheels",
+            summary="slim + build-essential, python3-dev, libffi-dev, uv: compiles wheels",
             packages=(*_SLIM_PACKAGES, "build-essential", "python3-dev", "libffi-dev"),
             tag="wheeldock/python:{python}-builder",
+            uv=True,
         ),
         "minimal": Recipe(
             name="minimal",
@@ -253,6 +301,7 @@ class BaseRootfs:
     python_version: str
     key: str
     status_path: str = STATUS_PATH
+    uv_version: str | None = None  # the uv at UV_PATH, for a recipe with uv
 
 
 @dataclass(frozen=True)
@@ -341,8 +390,15 @@ def sources(suite: str) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def mmdebstrap_argv(recipe: Recipe, *, suite: str, arch: str, output: Path) -> list[str]:
-    """The mmdebstrap command that writes ``recipe``'s rootfs as an uncompressed tar."""
+def mmdebstrap_argv(
+    recipe: Recipe, *, suite: str, arch: str, output: Path, uv_binary: Path | None = None
+) -> list[str]:
+    """The mmdebstrap command that writes ``recipe``'s rootfs as an uncompressed tar.
+
+    ``uv_binary`` (a uv for ``arch``, see :func:`uv_binary`) is required when ``recipe.uv``.
+    """
+    if recipe.uv and uv_binary is None:
+        raise ValueError(f"the {recipe.name} recipe includes uv: pass uv_binary")
     argv = [
         "mmdebstrap",
         "--variant=minbase",
@@ -357,10 +413,127 @@ def mmdebstrap_argv(recipe: Recipe, *, suite: str, arch: str, output: Path) -> l
     argv.append(f"--hook-dir={MERGED_USR_HOOKS}")
     if needs_emulation(arch):
         argv += foreign_bytecode_hooks()
+    if recipe.users:
+        argv.append(user_hook(recipe.users))
+    if recipe.uv and uv_binary is not None:
+        # `upload` names the file inside freely but does not keep the mode
+        argv += [
+            f"--customize-hook=upload {uv_binary} {UV_PATH}",
+            f'--customize-hook=chmod 0755 "$1{UV_PATH}"',
+        ]
     # mmdebstrap copies the host's; the engine bind-mounts its own in every container.
     argv.append('--customize-hook=rm -f "$1/etc/resolv.conf" "$1/etc/hostname"')
     argv += [suite, str(output), *sources(suite)]
     return argv
+
+
+def users(recipe: Recipe) -> tuple[SystemUser, ...]:
+    """The accounts a base has beyond Debian's: its own and, when derived, its parent's."""
+    inherited = users(VARIANTS[recipe.derive_from]) if recipe.derive_from else ()
+    return (*inherited, *recipe.users)
+
+
+def user_hook(accounts: Sequence[SystemUser]) -> str:
+    """An mmdebstrap ``--customize-hook`` appending ``accounts`` to the account files.
+
+    Lines rather than ``useradd``: nothing runs in the chroot (so nothing under emulation for a
+    foreign architecture), no lastlog/faillog record is written, and the bytes are the same
+    every build (the shadow files' "last changed" day is :data:`SOURCE_DATE_EPOCH`'s).
+    """
+    commands = [
+        f'printf "%s\\n" {shlex.quote(line)} >> "$1/{path}"'
+        for account in accounts
+        for path, line in account.entries().items()
+    ]
+    return "--customize-hook=" + " && ".join(commands)
+
+
+def uv_version() -> str:
+    """The version of the ``uv`` package wheeldock runs: the one the builder base gets."""
+    try:
+        return importlib.metadata.version("uv")
+    except importlib.metadata.PackageNotFoundError:
+        raise ToolNotFound(
+            "the `uv` Python package is not installed next to wheeldock (the builder base "
+            "copies its binary)",
+            fix=f"{sys.executable} -m pip install uv",
+        ) from None
+
+
+#: Debian architecture -> the machine name in its manylinux wheel tags.
+_WHEEL_MACHINES: Mapping[str, str] = MappingProxyType(
+    {
+        "amd64": "x86_64",
+        "arm64": "aarch64",
+        "armhf": "armv7l",
+        "armel": "armv5tel",
+        "i386": "i686",
+        "ppc64el": "ppc64le",
+        "s390x": "s390x",
+        "riscv64": "riscv64",
+    }
+)
+
+
+def uv_binary(version: str, arch: str) -> Path:
+    """A uv binary of ``version`` that runs on ``arch``.
+
+    This host's architecture: the binary of the installed ``uv`` package (which is
+    :func:`uv_version`). Another one: the binary in uv's manylinux wheel for it, downloaded with
+    pip once and cached under ``cache_dir("uv")``.
+    """
+    if arch == native_arch():
+        try:
+            from uv import find_uv_bin
+        except ImportError:
+            raise ToolNotFound(
+                "the `uv` Python package is not installed next to wheeldock",
+                fix=f"{sys.executable} -m pip install uv=={version}",
+            ) from None
+        return Path(find_uv_bin())
+    folder = cache_dir("uv", f"{version}-{arch}")
+    binary = folder / "uv"
+    with FileLock(str(folder) + ".lock"):
+        if binary.is_file():
+            return binary
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            # pip takes each --platform literally (manylinux_2_36 does not admit 2_17 wheels):
+            # name every glibc from bookworm's 2.36 down to manylinux2014's 2.17
+            machine = _WHEEL_MACHINES.get(arch, arch)
+            download = [
+                sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                "--only-binary=:all:", "--dest", tmp, f"uv=={version}",
+            ]  # fmt: skip
+            for minor in range(36, 16, -1):
+                download += ["--platform", f"manylinux_2_{minor}_{machine}"]
+            process.run(
+                download,
+                timeout=600,
+                fix=f"check that the package index has a uv {version} wheel for {arch}",
+            )
+            wheels = sorted(Path(tmp).glob("uv-*.whl"))
+            if not wheels:
+                raise NotFound(
+                    f"pip downloaded no uv {version} wheel for {arch}",
+                    fix="check the package index settings (pip config list)",
+                )
+            wheel = wheels[0]
+            member = f"uv-{version}.data/scripts/uv"
+            partial = folder / "uv.partial"
+            try:
+                with (
+                    zipfile.ZipFile(wheel) as zf,
+                    zf.open(member) as src,
+                    partial.open("wb") as dst,
+                ):
+                    shutil.copyfileobj(src, dst)
+            except KeyError:
+                raise NotFound(
+                    f"uv's wheel has no {member}", path=wheel, fix="report this to wheeldock"
+                ) from None
+            partial.chmod(0o755)
+            os.replace(partial, binary)
+    return binary
 
 
 #: Where Debian's python3 keeps the bytecode py3compile makes at install time.
@@ -406,6 +579,8 @@ def cache_key(recipe: Recipe, *, suite: str, arch: str) -> str:
         "source_date_epoch": SOURCE_DATE_EPOCH,
         "prune": asdict(recipe.prune) if recipe.prune else None,
         "parent": parent,
+        "users": [asdict(u) for u in recipe.users],
+        "uv": uv_version() if recipe.uv else None,
     }
     if needs_emulation(arch):
         material["foreign_bytecode"] = 1  # see foreign_bytecode_hooks
@@ -456,6 +631,7 @@ def image_labels(recipe: Recipe, rootfs: BaseRootfs, *, title: str) -> dict[str,
         LABEL_PACKAGES: packages_digest(recipe.packages),
         "wheeldock.base.suite": rootfs.suite,
         "wheeldock.base.arch": rootfs.arch,
+        **({LABEL_UV: rootfs.uv_version} if rootfs.uv_version else {}),
     }
 
 
@@ -892,7 +1068,10 @@ def ensure_rootfs(
                     )
                 else:
                     process.which("mmdebstrap")
-                    argv = mmdebstrap_argv(spec, suite=suite, arch=arch, output=partial)
+                    uv = uv_binary(uv_version(), arch) if spec.uv else None
+                    argv = mmdebstrap_argv(
+                        spec, suite=suite, arch=arch, output=partial, uv_binary=uv
+                    )
                     process.run(
                         argv,
                         env={"SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH)},
@@ -913,6 +1092,7 @@ def ensure_rootfs(
                 "key": key,
                 "packages": list(spec.packages),
                 "python_version": python_version,
+                "uv_version": uv_version() if spec.uv else None,
                 "build_seconds": round(time.monotonic() - started, 2),
             }
             meta_path.write_text(json.dumps(meta, indent=2) + "\n")
@@ -928,6 +1108,7 @@ def ensure_rootfs(
         cached=cached,
         python_version=python_version,
         key=key,
+        uv_version=uv_version() if spec.uv else None,
     )
 
 
