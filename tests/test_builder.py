@@ -518,3 +518,10 @@ def test_a_library_the_wheels_need_and_the_base_lacks_comes_from_its_deb(
     assert any(n.startswith("usr/lib/x86_64-linux-gnu/libpq.so.5") for n in names)
     assert not any(n.split("/", 1)[0] in ("lib", "bin") for n in names)
     assert result.layers[1].title == "libpq5"
+
+
+def test_dependency_layers_leave_out_the_scheme_folders_every_base_has() -> None:
+    assert builder.scheme_folders(SCHEME) == {
+        "usr", "usr/local", "usr/local/bin", "usr/local/lib", "usr/local/lib/python3.11",
+        "usr/local/lib/python3.11/dist-packages",
+    }  # fmt: skip

@@ -23,6 +23,7 @@ from wheeldock.layer import (
     build_layer,
     cached_layer,
     entries_from_dir,
+    plan_entries,
 )
 
 EPOCH = 1_700_000_000
@@ -270,3 +271,16 @@ def test_lazy_layer_that_rebuilds_differently_is_a_mismatch(store: BlobStore) ->
     )
     with pytest.raises(DigestMismatch):
         lazy.blob_path()
+
+
+def test_folders_the_layers_below_provide_are_left_out() -> None:
+    site = "usr/local/lib/python3.11/dist-packages"
+    entries = [
+        TarEntry.directory(site),
+        TarEntry.file(f"{site}/pkg/__init__.py", b"X = 1\n"),
+    ]
+    provided = {"usr", "usr/local", "usr/local/lib", "usr/local/lib/python3.11", site}
+    planned = plan_entries(entries, provided=provided)
+    assert [e.path for e in planned] == [f"{site}/pkg", f"{site}/pkg/__init__.py"]
+    # without it, every parent is written (a layer must be extractable on its own)
+    assert len(plan_entries(entries)) == 7

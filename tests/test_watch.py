@@ -99,10 +99,16 @@ def _run_watch(
     monkeypatch.setattr(watch, "build", fake)
     reports: list[watch.Rebuild] = []
     deadline = time.monotonic() + 20
+    watching = threading.Event()  # set once the baseline fingerprints are taken
+
+    def stop() -> bool:
+        watching.set()
+        return len(reports) >= fake.rounds_wanted or time.monotonic() > deadline
 
     def edit() -> None:
+        watching.wait(20)
         for path in edits:
-            time.sleep(0.15)
+            time.sleep(0.05)
             _touch(path, path.read_text() + "# edited\n")
             while len(reports) < edits.index(path) + 1 and time.monotonic() < deadline:
                 time.sleep(0.02)
@@ -111,8 +117,7 @@ def _run_watch(
     editor.start()
     watch.watch(
         proj, proj.services, ["oci:/nowhere"], BuildOptions(),
-        on_rebuild=reports.append, interval=0.02,
-        should_stop=lambda: len(reports) >= fake.rounds_wanted or time.monotonic() > deadline,
+        on_rebuild=reports.append, interval=0.02, should_stop=stop,
     )  # fmt: skip
     editor.join()
     return reports
@@ -160,17 +165,23 @@ def test_a_code_change_rebuilds_only_the_app_layer_in_the_warm_process(
     first = builder.build(proj, proj.services, [f"oci:{layout}"])
     reports: list[watch.Rebuild] = []
     main = proj.root / "vcc-totem" / "main.py"
+    watching = threading.Event()  # set once the baseline fingerprints are taken
 
     def edit() -> None:
-        time.sleep(0.3)
+        watching.wait(60)
+        time.sleep(0.1)
         _touch(main, main.read_text() + "\n# watched\n")
+
+    def stop() -> bool:
+        watching.set()
+        return bool(reports) or time.monotonic() > deadline
 
     editor = threading.Thread(target=edit)
     editor.start()
     deadline = time.monotonic() + 120
     watch.watch(
         proj, proj.services, [f"oci:{layout}"], BuildOptions(), on_rebuild=reports.append,
-        interval=0.05, should_stop=lambda: bool(reports) or time.monotonic() > deadline,
+        interval=0.05, should_stop=stop,
     )  # fmt: skip
     editor.join()
     (done,) = reports

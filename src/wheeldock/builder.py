@@ -36,7 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -76,7 +76,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Bumped when what a cache key stands for changes, so old entries are not reused.
-_KEY_VERSION = "wheeldock-build-1"
+_KEY_VERSION = "wheeldock-build-2"
 #: Dependency layers at most: one per distribution up to this many. Docker's overlay2 stacks at
 #: most 127 layers per image; this leaves room for a multi-layer base image.
 MAX_DEP_LAYERS = 48
@@ -219,6 +219,17 @@ def plan_dependencies(
         )
         for title, group in groups
     )
+
+
+def scheme_folders(scheme: Scheme) -> frozenset[str]:
+    """The install scheme's folders and their parents (``usr``, ``usr/local``, …,
+    ``…/dist-packages``, ``usr/local/bin``): every Python base has them, so the dependency
+    layers leave them out rather than repeat them once per distribution (pure)."""
+    found: set[str] = set()
+    for folder in (scheme.purelib, scheme.platlib, scheme.scripts):
+        path = PurePosixPath(folder.strip("/"))
+        found.update(str(p) for p in (path, *path.parents) if str(p) != ".")
+    return frozenset(found)
 
 
 def app_key(entries: Sequence[TarEntry], compression: Compression, mtime: int) -> str:
@@ -540,6 +551,7 @@ class Builder:
                     compression=self.compression,
                     mtime=FIXED_MTIME,
                     annotations={"org.opencontainers.image.title": f"deps: {plan.title}"},
+                    provided=scheme_folders(base.scheme),
                 )
 
             out.append(self._layer(svc, "deps", plan.title, plan.key, make))

@@ -18,7 +18,7 @@ import logging
 import os
 import stat
 import tarfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Literal, Protocol
@@ -141,14 +141,18 @@ class TarEntry:
         return cls(path, "hardlink", mode, 0, 0, 0, target)
 
 
-def plan_entries(entries: Iterable[TarEntry]) -> list[TarEntry]:
+def plan_entries(entries: Iterable[TarEntry], *, provided: Collection[str] = ()) -> list[TarEntry]:
     """Entries in the order a layer holds them: sorted by path, missing parents added (0755).
 
     The same set of entries in any order gives the same list. Two entries for one path are an
-    error unless both are identical folders.
+    error unless both are identical folders. ``provided``: folders the layers below already
+    have (``usr/local/lib/python3.11/dist-packages``): neither written nor added as parents, so
+    a stack of small layers does not repeat them (and cannot change their mode or owner).
     """
     by_path: dict[str, TarEntry] = {}
     for entry in entries:
+        if entry.path in provided and entry.kind == "dir":
+            continue
         old = by_path.get(entry.path)
         if old is not None and old != entry:
             if old.kind == entry.kind == "dir":
@@ -165,7 +169,9 @@ def plan_entries(entries: Iterable[TarEntry]) -> list[TarEntry]:
         while str(parent) != ".":
             key = str(parent)
             existing = by_path.get(key)
-            if existing is None:
+            if existing is None and key in provided:
+                pass
+            elif existing is None:
                 by_path[key] = TarEntry(key, "dir", 0o755)
             elif existing.kind != "dir":
                 raise InvalidConfig(
@@ -607,14 +613,15 @@ def build_layer(
     mtime: int,
     level: int | None = None,
     annotations: Mapping[str, str] | None = None,
+    provided: Collection[str] = (),
 ) -> Layer:
     """Write ``entries`` as a deterministic layer straight into ``store``.
 
     One streaming pass: tar → sha256 (diff_id) → compressor → sha256 (digest) → store; memory
     stays at a few MiB whatever the layer's size. ``mtime`` (SOURCE_DATE_EPOCH) is every
-    entry's modification time.
+    entry's modification time. ``provided``: see :func:`plan_entries`.
     """
-    planned = plan_entries(entries)
+    planned = plan_entries(entries, provided=provided)
     with store.writer() as w:
         sink = _LayerSink(w, compression, level)
         write_tar(planned, sink, mtime=int(mtime))
