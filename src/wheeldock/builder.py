@@ -751,20 +751,6 @@ class Builder:
             for (svc, _, ref, _), result in zip(chosen, loaded, strict=True)
         }
 
-    def build(self, svc: Service, outputs: Sequence[str]) -> ServiceBuild:
-        started = time.monotonic()
-        image, reports, lock = self.image(svc)
-        published = tuple(self._publish(image, ref, svc) for ref in outputs)
-        return ServiceBuild(
-            service=svc.name,
-            image=image,
-            digest=str(image.digest),
-            layers=tuple(reports),
-            outputs=published,
-            lock=lock.path,
-            seconds=time.monotonic() - started,
-        )
-
 
 # -- base facts -----------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO
 
 from wheeldock import engine
@@ -89,6 +89,25 @@ def present_layers(image: Image, name: str, hints: Sequence[str] = ()) -> frozen
     return frozenset(present)
 
 
+def _load_stream(
+    send: Callable[[IO[bytes], frozenset[Digest]], None],
+    omit: frozenset[Digest],
+    timeout: float | None,
+) -> list[str]:
+    """``docker load`` of the archive ``send`` writes, leaving out the layers in ``omit``; if
+    the engine refuses such an archive (a loader that reads every file, e.g. the containerd
+    image store), the whole archive is sent again. Returns the names loaded."""
+    try:
+        return engine.load_stream(lambda pipe: send(pipe, omit), timeout=timeout)
+    except CommandFailed as exc:
+        if not omit:
+            raise
+        log.warning("docker load without the layers it has failed (%s); sending them all",
+                    exc.stderr.strip()[-300:])  # fmt: skip
+        _engine_chains.clear()
+        return engine.load_stream(lambda pipe: send(pipe, frozenset()), timeout=timeout)
+
+
 def load(
     target: Image | Index,
     name: str,
@@ -113,21 +132,11 @@ def load(
     if skip_present and isinstance(target, Image):
         omit = present_layers(target, short, hints)
 
-    def feed(pipe: IO[bytes]) -> None:
-        results.append(stream(target, pipe, short, store, compressed=compressed, omit=omit))
+    def send(pipe: IO[bytes], omit: frozenset[Digest]) -> None:
+        results[:] = [stream(target, pipe, short, store, compressed=compressed, omit=omit)]
 
-    try:
-        loaded = engine.load_stream(feed, timeout=timeout)
-    except CommandFailed as exc:
-        if not omit:
-            raise
-        log.warning("docker load without the layers it has failed (%s); sending them all",
-                    exc.stderr.strip()[-300:])  # fmt: skip
-        _engine_chains.clear()
-        omit = frozenset()
-        results.clear()
-        loaded = engine.load_stream(feed, timeout=timeout)
-    if not results:  # pragma: no cover - feed raised, and run() re-raised it
+    loaded = _load_stream(send, omit, timeout)
+    if not results:  # pragma: no cover - send raised, and run() re-raised it
         raise WheeldockError("docker load received nothing")
     if short not in loaded and f"docker.io/library/{short}" not in loaded:
         raise WheeldockError(
@@ -164,20 +173,10 @@ def load_many(
     omit = frozenset(d for d, ok in present.items() if ok)
     results: list[PublishResult] = []
 
-    def feed(pipe: IO[bytes]) -> None:
-        results.extend(stream_many(named, pipe, store, compressed=False, omit=omit))
+    def send(pipe: IO[bytes], omit: frozenset[Digest]) -> None:
+        results[:] = stream_many(named, pipe, store, compressed=False, omit=omit)
 
-    try:
-        loaded = engine.load_stream(feed, timeout=timeout)
-    except CommandFailed as exc:
-        if not omit:
-            raise
-        log.warning("docker load without the layers it has failed (%s); sending them all",
-                    exc.stderr.strip()[-300:])  # fmt: skip
-        _engine_chains.clear()
-        omit = frozenset()
-        results.clear()
-        loaded = engine.load_stream(feed, timeout=timeout)
+    loaded = _load_stream(send, omit, timeout)
     missing = [s for _, s in named if s not in loaded and f"docker.io/library/{s}" not in loaded]
     if missing:
         raise WheeldockError(
