@@ -88,12 +88,17 @@ def watch(
     requirements file, a pin that does not exist) is reported and watching goes on. Returns
     the number of rounds when ``should_stop`` says so."""
     names = [s.name for s in services]
-    prints = {s.name: fingerprint(project.root, s) for s in services}
+    prints = _fingerprints(project, names)
     rounds = 0
+    current = project
     while not should_stop():
         time.sleep(interval)
-        current = _reload(project, names)
-        now = {s.name: fingerprint(current.root, s) for s in current.services if s.name in names}
+        if not changed(prints, _fingerprints(current, names)):
+            continue
+        # something moved (wheeldock.toml is an input too): read the configuration again only
+        # now, not on every poll, and fingerprint by it
+        current = _reload(current, names)
+        now = _fingerprints(current, names)
         todo = changed(prints, now)
         if not todo:
             continue
@@ -108,6 +113,10 @@ def watch(
             continue
         on_rebuild(Rebuild(tuple(todo), tuple(results), time.monotonic() - started))
     return rounds
+
+
+def _fingerprints(project: Project, names: Sequence[str]) -> dict[str, str]:
+    return {s.name: fingerprint(project.root, s) for s in project.services if s.name in names}
 
 
 def _reload(project: Project, names: Sequence[str]) -> Project:
