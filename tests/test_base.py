@@ -167,13 +167,18 @@ def _fake_pip_download(calls: list[list[str]], version: str) -> object:
     return run
 
 
-def test_foreign_uv_binary_comes_from_that_arch_wheel_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def pip_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """On an amd64 host, with pip faked to download uv 0.13.9's aarch64 wheel: its argv."""
     monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
     calls: list[list[str]] = []
     monkeypatch.setattr(base.process, "run", _fake_pip_download(calls, "0.13.9"))
     monkeypatch.setattr(base, "native_arch", lambda machine=None: "amd64")
+    return calls
+
+
+def test_foreign_uv_binary_comes_from_that_arch_wheel_once(pip_calls: list[list[str]]) -> None:
+    calls = pip_calls
     binary = base.uv_binary("0.13.9", "arm64")
     assert binary.read_bytes() == b"\x7fELF aarch64 uv"
     assert binary.stat().st_mode & 0o777 == 0o755
@@ -189,12 +194,8 @@ def test_foreign_uv_binary_comes_from_that_arch_wheel_once(
 
 
 def test_foreign_uv_wheel_without_the_binary_is_reported(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pip_calls: list[list[str]], tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
-    calls: list[list[str]] = []
-    monkeypatch.setattr(base.process, "run", _fake_pip_download(calls, "0.13.9"))
-    monkeypatch.setattr(base, "native_arch", lambda machine=None: "amd64")
     with pytest.raises(NotFound) as err:
         base.uv_binary("0.14.0", "riscv64")  # the fake wheel holds 0.13.9's path
     assert "uv-0.14.0.data/scripts/uv" in err.value.what
