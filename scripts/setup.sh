@@ -83,6 +83,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
 else
   log ".venv up to date"
 fi
+# An editable install leaves wheeldock's own modules uncompiled (a wheel install compiles them),
+# and with PYTHONDONTWRITEBYTECODE set every start would compile them again: ~0.1 s per command.
+.venv/bin/python -m compileall -q src/wheeldock >/dev/null
 
 # Foreign-architecture bases (`wheeldock base build --arch arm64`) run maintainer scripts under
 # qemu-user: the kernel's binfmt_misc must be mounted and the handler enabled.

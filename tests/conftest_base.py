@@ -2,9 +2,10 @@
 
 ``base_images`` makes sure ``wheeldock/python:3.11-slim`` (also ``python:3.11-slim`` where that
 cannot be pulled) and ``wheeldock/python:3.11-builder`` are in the engine, built once per
-session; ``base_minimal`` does the same for the minimal base. The rootfs tars are cached in a
-session folder, or in ``$WHEELDOCK_TEST_BASE_CACHE`` when set (to reuse them across runs on a
-developer's machine; CI leaves it unset and builds for real).
+session; ``base_minimal`` does the same for the minimal base, ``base_slim_arm64`` and
+``base_slim_armhf`` for the foreign slim bases (mmdebstrap under qemu). The rootfs tars are
+cached in a session folder, or in ``$WHEELDOCK_TEST_BASE_CACHE`` when set (to reuse them across
+runs on a developer's machine; CI leaves it unset and builds for real).
 """
 
 from __future__ import annotations
@@ -62,3 +63,31 @@ def base_slim_arm64(base_cache: Path, base_images: dict[str, base.BaseImage]) ->
     under qemu; mmdebstrap runs Debian's maintainer scripts emulated (~5 min, once per cache)."""
     with _cache_at(base_cache):
         return base.ensure_image("slim", arch="arm64")
+
+
+@contextmanager
+def armhf_sources() -> Iterator[None]:
+    """The APT sources the armhf test base is made from, for the duration: Debian's, without the
+    security archive. The mirror this workplace reaches serves a stale armhf security index
+    (Packages.xz 334,084 bytes where its Release file says 354,092), so apt refuses it and no
+    armhf base with security fixes can be built here; the arm/v7 tests exercise the builder,
+    not Debian's security feed. The base's cache key records the difference."""
+    previous = os.environ.get("WHEELDOCK_DEBIAN_SECURITY_MIRROR")
+    os.environ["WHEELDOCK_DEBIAN_SECURITY_MIRROR"] = "none"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("WHEELDOCK_DEBIAN_SECURITY_MIRROR", None)
+        else:
+            os.environ["WHEELDOCK_DEBIAN_SECURITY_MIRROR"] = previous
+
+
+@pytest.fixture(scope="session")
+def base_slim_armhf(base_cache: Path, base_images: dict[str, base.BaseImage]) -> base.BaseImage:
+    """The armhf slim base in the engine (``wheeldock/python:3.11-slim-armhf``), for linux/arm/v7
+    images; built like the arm64 one, Debian's maintainer scripts under qemu-arm (~4 min, once
+    per cache), from :func:`armhf_sources`. The native builder finds its rootfs in the same
+    cache (``build_cache``), under the same sources."""
+    with _cache_at(base_cache), armhf_sources():
+        return base.ensure_image("slim", arch="armhf")

@@ -210,10 +210,40 @@ def test_foreign_uv_wheel_without_the_binary_is_reported(
         ("sid", 1),
     ],
 )
-def test_sources_add_updates_and_security_except_for_unstable(suite: str, lines: int) -> None:
+def test_sources_add_updates_and_security_except_for_unstable(
+    suite: str, lines: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WHEELDOCK_DEBIAN_MIRROR", raising=False)
+    monkeypatch.delenv("WHEELDOCK_DEBIAN_SECURITY_MIRROR", raising=False)
     found = base.sources(suite)
     assert len(found) == lines
     assert found[0] == f"deb http://deb.debian.org/debian {suite} main"
+
+
+def test_mirrors_come_from_the_environment_and_security_can_be_left_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slim = base.VARIANTS["slim"]
+    full = base.cache_key(slim, suite="bookworm", arch="armhf")
+    monkeypatch.setenv("WHEELDOCK_DEBIAN_MIRROR", "http://mirror.example/debian/")
+    monkeypatch.setenv("WHEELDOCK_DEBIAN_SECURITY_MIRROR", "none")
+    assert base.sources("bookworm") == (
+        "deb http://mirror.example/debian bookworm main",
+        "deb http://mirror.example/debian bookworm-updates main",
+    )
+    # a base without security fixes is never taken for a full one
+    assert base.cache_key(slim, suite="bookworm", arch="armhf") != full
+
+
+def test_a_mirror_index_out_of_sync_gets_its_own_fix() -> None:
+    apt = (
+        "E: Failed to fetch http://deb.debian.org/debian-security/dists/bookworm-security/main/"
+        "binary-armhf/Packages.xz  File has unexpected size (334084 != 354092)."
+    )
+    fix = base.mmdebstrap_fix(apt, suite="bookworm", arch="armhf")
+    assert "does not match its Release" in fix and "WHEELDOCK_DEBIAN_SECURITY_MIRROR=none" in fix
+    other = base.mmdebstrap_fix("E: Unable to locate package nope", suite="bookworm", arch="amd64")
+    assert "package names exist in bookworm" in other
 
 
 def test_cache_key_depends_on_suite_arch_and_variant() -> None:

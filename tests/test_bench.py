@@ -259,15 +259,16 @@ def test_bench_refuses_a_platform_without_a_binfmt_handler_before_any_work(
     assert info.value.fix is not None and "qemu-user-static binfmt-support" in info.value.fix
 
 
-def test_bench_refuses_a_platform_the_native_builder_cannot_lock_for(tmp_path: Path) -> None:
+def test_bench_takes_arm_v7_for_the_native_builder_too_given_a_qemu_arm_handler(
+    tmp_path: Path,
+) -> None:
     binfmt = tmp_path / "binfmt_misc"
     binfmt.mkdir()
     (binfmt / "qemu-arm").write_text(
         "enabled\ninterpreter /usr/libexec/qemu-binfmt/arm\nflags: PF\n"
     )
     options = bench.BenchOptions(scenarios=("seed", "native"), platform=ARMV7, binfmt_dir=binfmt)
-    with pytest.raises(UsageError, match="cannot lock for platform 'linux/arm/v7'"):
-        bench.run_bench(tmp_path, options)
+    assert bench._check_platform(options) == ("linux/arm/v7", platforms.needs_emulation(ARMV7))
 
 
 #: A stand-in for the wheeldock CLI: appends its arguments, as JSON, to the file named first.

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from wheeldock import dockerfile, foreign, platforms
+from wheeldock import base as bases
+from wheeldock import dockerfile, engine, foreign, platforms
 from wheeldock.errors import ToolNotFound
 from wheeldock.platforms import Target
 from wheeldock.project import Service
@@ -229,3 +231,37 @@ def test_override_file_is_named_after_the_platform_and_is_yaml_compose_reads(
     path = foreign.write_override(tmp_path / ".wheeldock", data, ARMV7)
     assert path == tmp_path / ".wheeldock" / "compose.armv7.yaml"
     assert json.loads(path.read_text()) == data
+
+
+def test_engine_bases_make_the_armhf_base_for_arm_v7_and_the_override_asks_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    labels = {"wheeldock.base": "slim", "wheeldock.base.arch": "amd64"}
+    inspected: list[str] = []
+
+    def docker(*args: str, check: bool = True) -> SimpleNamespace:
+        inspected.append(args[-1])
+        known = args[-1].startswith("wheeldock/")
+        return SimpleNamespace(returncode=0 if known else 1, stdout=json.dumps(labels))
+
+    made: list[tuple[str, str, str]] = []
+
+    def ensure_image(variant: str, *, arch: str, suite: str) -> SimpleNamespace:
+        made.append((variant, arch, suite))
+        return SimpleNamespace(tags=(f"wheeldock/python:3.11-{variant}-{arch}",))
+
+    monkeypatch.setattr(engine, "docker", docker)
+    monkeypatch.setattr(bases, "ensure_image", ensure_image)
+    resolve = foreign.engine_bases()
+    assert resolve("wheeldock/python:3.11-slim", ARMV7) == "wheeldock/python:3.11-slim-armhf"
+    assert made == [("slim", "armhf", "bookworm")]
+    assert resolve("postgres:16", ARMV7) is None  # not in the engine: BuildKit pulls arm/v7
+
+    config = _config(tmp_path)
+    config["services"]["legacy"]["image"] = "wheeldock/python:3.11-slim"  # type: ignore[index]
+    data = foreign.override(config, ["legacy", "db"], ARMV7, bases_for=resolve)
+    assert data["services"] == {
+        "legacy": {"platform": "linux/arm/v7", "image": "wheeldock/python:3.11-slim-armhf"},
+        "db": {"platform": "linux/arm/v7"},
+    }
+    assert made == [("slim", "armhf", "bookworm")]  # remembered, not made twice

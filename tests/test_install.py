@@ -160,3 +160,43 @@ def test_a_tree_whose_wheel_never_arrives_is_an_error_and_nothing_is_kept(tmp_pa
     with pytest.raises(InvalidConfig, match="no wheel was given"):
         trees.ensure_each([sha for sha, _ in wheels], wheels[:1], scheme)
     assert not any(trees.has(sha, scheme) for sha, _ in wheels)
+
+
+def test_preinstaller_installs_what_it_is_handed_from_several_threads(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    wheels = _wheels(tmp_path, 4)
+    scheme = install.debian_scheme()
+    trees = install.InstalledTrees(tmp_path / "trees")
+    with install.Preinstaller(trees, scheme) as early, ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda w: early.submit(*w), wheels))
+    # the same trees as the build's own install step makes, and nothing left for it to do
+    assert all(trees.has(sha, scheme) for sha, _ in wheels)
+    again = install.InstalledTrees(tmp_path / "again").ensure(wheels, scheme)
+    assert [_tree_digest(trees.path(sha, scheme)) for sha, _ in wheels] == [
+        _tree_digest(t) for t in again
+    ]
+
+
+def test_preinstaller_failure_is_left_to_the_build_step(tmp_path: Path) -> None:
+    broken = tmp_path / "broken-1.0-py3-none-any.whl"
+    broken.write_bytes(b"not a zip")
+    ((sha, good),) = _wheels(tmp_path, 1)
+    scheme = install.debian_scheme()
+    trees = install.InstalledTrees(tmp_path / "trees")
+    with install.Preinstaller(trees, scheme) as early:
+        early.submit("b" * 64, broken)
+        early.submit(sha, good)
+    # no exception escapes; the build's own step installs (and reports) what is missing
+    assert not trees.has("b" * 64, scheme)
+    with pytest.raises(InvalidConfig, match=r"broken-1\.0"):
+        trees.ensure([("b" * 64, broken)], scheme)
+
+
+def test_preinstaller_given_nothing_starts_nothing(tmp_path: Path) -> None:
+    import threading
+
+    before = threading.active_count()
+    with install.Preinstaller(install.InstalledTrees(tmp_path / "t"), install.debian_scheme()):
+        assert threading.active_count() == before
+    assert not (tmp_path / "t").exists()

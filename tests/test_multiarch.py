@@ -3,6 +3,8 @@
 The integration tests build cb-totem for linux/amd64 and linux/arm64 on this x86 machine (the
 arm64 base comes from mmdebstrap under qemu; nothing of the image is compiled or run emulated),
 push the index to a local registry, and then run the arm64 image under qemu to see it answer.
+For linux/arm/v7, cb-totem is refused (five of its packages have no armv7l wheel), so a tiny
+FastAPI service is built for arm/v7 instead, pushed, and its image run under qemu-arm.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest_base import armhf_sources
 from conftest_build import cache_at, make_cbt_project
 from conftest_oci import tool
 from conftest_registry import Registry
@@ -29,9 +32,11 @@ from wheeldock.builder import BuildOptions
 from wheeldock.errors import ToolNotFound, UsageError
 from wheeldock.image import Platform
 from wheeldock.lock import Lock, LockedFile, LockedPackage
+from wheeldock.project import Project
 
 AMD64 = platforms.parse("linux/amd64")
 ARM64 = platforms.parse("linux/arm64")
+ARMV7 = platforms.parse("linux/arm/v7")
 
 
 def _lock(platform: str, *packages: LockedPackage) -> Lock:
@@ -43,7 +48,7 @@ def _sdist_only(name: str, version: str) -> LockedPackage:
 
 
 def _with_wheel(name: str, version: str, tag: str) -> LockedPackage:
-    wheel = LockedFile(f"{name}-{version}-{tag}.whl", "bb" * 32)
+    wheel = LockedFile(f"{name.replace('-', '_')}-{version}-{tag}.whl", "bb" * 32)
     return LockedPackage(name, version, (wheel,), LockedFile(f"{name}-{version}.tar.gz", "cc" * 32))
 
 
@@ -64,6 +69,19 @@ def test_sdist_only_package_needs_emulation_on_a_foreign_platform_only() -> None
 def test_a_wheel_for_another_arch_does_not_count() -> None:
     lock = _lock("linux/arm64", _with_wheel("pyyaml", "6.0.4", "cp311-cp311-manylinux_2_17_x86_64"))
     assert [a.name for a in multiarch.emulation_needed(lock, ARM64, host=AMD64)] == ["pyyaml"]
+
+
+def test_on_arm_v7_only_armv7l_wheels_count() -> None:
+    lock = _lock(
+        "linux/arm/v7",
+        _with_wheel("pydantic-core", "2.27.2", "cp311-cp311-manylinux_2_17_armv7l"),
+        _with_wheel("pyyaml", "6.0.4", "cp311-cp311-manylinux_2_17_aarch64"),
+        _with_wheel("uvloop", "0.21.0", "cp311-cp311-musllinux_1_1_armv7l"),  # musl, not glibc
+        _with_wheel("idna", "3.20", "py3-none-any"),
+    )
+    needed = multiarch.emulation_needed(lock, ARMV7, host=AMD64)
+    assert [a.name for a in needed] == ["pyyaml", "uvloop"]
+    assert multiarch.emulation_needed(lock, ARMV7, host=ARM64) == []  # arm64 runs armhf itself
 
 
 def _files(*names: str, yanked: bool = False) -> list[dict[str, Any]]:
@@ -89,6 +107,17 @@ def test_nearest_versions_with_wheels_are_newer_then_older_closest_first() -> No
         RELEASES, "1.0", platform="linux/arm64", python="3.11", limit=2
     )
     assert got == ["1.1", "1.3", "0.9", "0.7"]
+
+
+def test_nearest_versions_for_arm_v7_are_those_with_a_glibc_armv7l_wheel() -> None:
+    releases = {
+        "6.0.1": _files("pyyaml-6.0.1-cp311-cp311-manylinux_2_17_armv7l.whl"),
+        "6.0.2": _files("pyyaml-6.0.2-cp311-cp311-musllinux_1_1_armv7l.whl"),
+        "6.0.3": _files("pyyaml-6.0.3-cp311-cp311-linux_armv7l.whl"),  # as piwheels names them
+        "6.0.5": _files("pyyaml-6.0.5-cp311-cp311-manylinux_2_17_aarch64.whl"),
+    }
+    got = multiarch.nearest_with_wheels(releases, "6.0.4", platform="linux/arm/v7", python="3.11")
+    assert got == ["6.0.3", "6.0.1"]
 
 
 def test_nearest_versions_are_empty_when_no_release_has_a_wheel() -> None:
@@ -140,14 +169,35 @@ def test_emulated_sdist_build_without_binfmt_handler_says_how_to_get_one(tmp_pat
     assert exc.value.fix is not None and "qemu-user-static" in exc.value.fix
 
 
-def test_build_refuses_a_platform_uv_cannot_lock(tmp_path: Path) -> None:
+def test_build_takes_arm_v7_and_names_its_packages_without_an_armv7l_wheel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(multiarch, "pypi_releases", lambda name, **_: {})
+    monkeypatch.setattr(platforms, "host", lambda: AMD64)
+    lock = _lock(
+        "linux/arm/v7",
+        _with_wheel("pydantic-core", "2.27.2", "cp311-cp311-manylinux_2_17_armv7l"),
+        _sdist_only("pyyaml", "6.0.4"),
+    )
+    platforms_locked: list[str] = []
+
+    def ensure(project: object, svc: object, *, platform: str, relock: bool) -> Lock:
+        platforms_locked.append(platform)
+        return lock
+
+    monkeypatch.setattr(locks, "ensure", ensure)
+    built: list[object] = []
+    monkeypatch.setattr(multiarch.Builder, "image", lambda self, svc: built.append(svc))
     from wheeldock import project
 
     svc = project.Service("api", ".", ("requirements.txt",), ("python3", "app.py"))
-    with pytest.raises(UsageError, match="linux/arm/v7"):
-        multiarch.build(
-            project.Project(tmp_path, None, (svc,)), [svc], [platforms.parse("armv7")], []
-        )
+    proj = project.Project(tmp_path, None, (svc,))
+    with pytest.raises(multiarch.NoWheel) as err:
+        multiarch.build(proj, [svc], [platforms.parse("armv7")], [f"oci:{tmp_path / 'oci'}"])
+    assert platforms_locked == ["linux/arm/v7"] and built == []
+    assert err.value.what.startswith("pyyaml 6.0.4 has no wheel for linux/arm/v7 (only an sdist)")
+    assert "pydantic-core" not in err.value.what
+    assert err.value.fix is not None and "--emulate-sdists" in err.value.fix
 
 
 # -- publishing choices -------------------------------------------------------------------------
@@ -327,6 +377,178 @@ def test_arm64_image_runs_under_qemu_and_answers_health(
         engine.docker("image", "rm", tag, check=False)
 
 
+# -- integration: linux/arm/v7 ------------------------------------------------------------------
+
+#: cb-totem's packages that publish no armv7l wheel (only an sdist): an armv7 board compiles them.
+CBT_ARMV7_SDISTS = ["cffi", "httptools", "pillow", "pyyaml", "uvloop"]
+
+
+@pytest.mark.integration
+def test_cbt_for_arm_v7_is_locked_universally_and_refused_naming_its_five_sdists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
+    built: list[object] = []
+    monkeypatch.setattr(multiarch.Builder, "image", lambda self, svc: built.append(svc))
+    proj = make_cbt_project(tmp_path / "p")
+    with pytest.raises(multiarch.NoWheel) as err:
+        multiarch.build(proj, proj.services, [ARMV7], [f"oci:{tmp_path / 'oci'}"])
+    assert built == []
+    assert [a.name for a in err.value.artifacts] == CBT_ARMV7_SDISTS
+    for artifact in err.value.artifacts:
+        assert f"{artifact.name} {artifact.version} has no wheel for linux/arm/v7" in err.value.what
+    assert err.value.fix is not None and "--emulate-sdists" in err.value.fix
+    lock = locks.read(proj.root / "wheeldock.lock" / "pylock.srv-img-armv7l.toml")
+    (core,) = [p for p in lock.packages if p.name == "pydantic-core"]
+    assert core.wheels and all(w.filename.endswith("armv7l.whl") for w in core.wheels)
+
+
+TINY_APP = """\
+import os
+import platform
+
+import uvicorn
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/health")
+def health() -> dict[str, str]:
+    return {"status": "ok", "machine": platform.machine()}
+
+
+if __name__ == "__main__":
+    uvicorn.run(app, host="127.0.0.1", port=int(os.environ.get("PORT", "8000")))
+"""
+#: pydantic-core publishes manylinux armv7l wheels; uvicorn without [standard] needs no
+#: compiled package, so the whole service installs from wheels on every platform.
+TINY_REQUIREMENTS = "fastapi==0.115.6\nuvicorn==0.34.0\npydantic==2.10.4\n"
+
+
+def make_tiny_project(dest: Path) -> Project:
+    """A one-file FastAPI service answering ``/health`` on ``$PORT``."""
+    from wheeldock import project
+
+    (dest / "app").mkdir(parents=True)
+    (dest / "app" / "app.py").write_text(TINY_APP)
+    (dest / "app" / "requirements.txt").write_text(TINY_REQUIREMENTS)
+    svc = project.Service(
+        "tiny", "app", ("app/requirements.txt",), ("python3", "app.py"), port=8000,
+        health="/health",
+    )  # fmt: skip
+    proj = project.Project(dest, None, (svc,))
+    project.save(proj)
+    return proj
+
+
+@dataclass(frozen=True)
+class TinyMulti:
+    layout: Path
+    build: multiarch.MultiBuild
+    ref: str  # docker://…/tiny:multi
+
+
+@pytest.fixture(scope="module")
+def tiny_multi(
+    build_cache: Path,
+    base_slim_armhf: Any,
+    registry: Registry,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> TinyMulti:
+    """The tiny service built for linux/arm/v7, to an OCI layout and the registry (the armhf base
+    from ``base_slim_armhf``'s cache, under the same APT sources). cb-totem's amd64 + arm64
+    build above covers an index of several platforms; this one is arm/v7's own."""
+    work = tmp_path_factory.mktemp("tiny-multi")
+    ref = f"docker://{registry.host}/tiny-multi/tiny:multi"
+    with cache_at(build_cache), armhf_sources():
+        proj = make_tiny_project(work / "p")
+        layout = work / "oci"
+        (result,) = multiarch.build(
+            proj, proj.services, [ARMV7], [f"oci:{layout}", ref], BuildOptions()
+        )
+    return TinyMulti(layout, result, ref)
+
+
+@pytest.mark.integration
+def test_arm_v7_image_is_in_the_registry_index_as_arm_variant_v7(
+    tiny_multi: TinyMulti, registry: Registry
+) -> None:
+    raw = _skopeo_raw(registry, tiny_multi.ref)
+    assert raw["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    got = {
+        (m["platform"]["architecture"], m["platform"].get("variant")): m["digest"]
+        for m in raw["manifests"]
+    }
+    assert set(got) == {("arm", "v7")}
+    (armv7,) = tiny_multi.build.images
+    assert armv7.target == ARMV7 and got[("arm", "v7")] == str(armv7.image.digest)
+    repo = tiny_multi.ref.rsplit(":", 1)[0]
+    config = json.loads(
+        subprocess.run(
+            [tool("skopeo"), "inspect", "--config", "--raw", *registry.skopeo_args(),
+             f"{repo}@{got[('arm', 'v7')]}"],
+            check=True, capture_output=True, text=True, timeout=120,
+        ).stdout
+    )  # fmt: skip
+    assert (config["architecture"], config.get("variant")) == ("arm", "v7")
+
+
+@pytest.mark.integration
+def test_arm_v7_lock_pins_armv7l_wheels_and_its_files_are_32_bit_arm(
+    tiny_multi: TinyMulti,
+) -> None:
+    (armv7,) = tiny_multi.build.images
+    assert armv7.lock.name == "pylock.tiny-armv7l.toml"
+    lock = locks.read(armv7.lock)
+    (core,) = [p for p in lock.packages if p.name == "pydantic-core"]
+    assert [w.filename for w in core.wheels] == [
+        "pydantic_core-2.27.2-cp311-cp311-manylinux_2_17_armv7l.manylinux2014_armv7l.whl"
+    ]
+    with multiarch.platform_image(f"oci:{tiny_multi.layout}:tiny", ARMV7) as ref:
+        report = libs.check(ref)
+    assert report.arch == "armhf"
+    assert report.ok, report.missing
+    assert len(report.checked) > 5
+    doc = json.loads(armv7.sbom or b"{}")
+    purls = {c["purl"] for c in doc["components"]}
+    assert "pkg:pypi/pydantic-core@2.27.2" in purls
+    assert any(u.startswith("pkg:deb/debian/libc6@") and "arch=armhf" in u for u in purls)
+
+
+@pytest.mark.integration
+def test_arm_v7_image_runs_under_qemu_and_answers_health(
+    tiny_multi: TinyMulti, container_name: str
+) -> None:
+    from wheeldock.publish import publish
+
+    (armv7,) = tiny_multi.build.images
+    tag = f"wheeldock-h-tiny:{container_name}"
+    publish(armv7.image, f"docker-daemon:{tag}")
+    try:
+        inspected = engine.image_inspect(tag)
+        assert (inspected["Architecture"], inspected.get("Variant")) == ("arm", "v7")
+        port = _free_port()
+        argv = multiarch.run_argv(tag, ARMV7, name=container_name, env={"PORT": str(port)})
+        engine.docker(*argv)
+        deadline = time.monotonic() + 150
+        body = None
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
+                    body = (r.status, json.loads(r.read()))
+                    break
+            except OSError:
+                time.sleep(1)
+        logs = engine.docker("logs", container_name, check=False)
+        assert body == (200, {"status": "ok", "machine": "armv7l"}), (
+            logs.stdout[-2000:] + logs.stderr[-2000:]
+        )
+    finally:
+        engine.docker("rm", "-f", container_name, check=False)
+        engine.docker("image", "rm", tag, check=False)
+
+
 @pytest.mark.parametrize("command", ["build", "lock", "check"])
 def test_cli_refuses_an_unknown_platform_with_the_accepted_list(
     command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -340,3 +562,18 @@ def test_cli_refuses_an_unknown_platform_with_the_accepted_list(
     err = capsys.readouterr().err
     assert "unknown platform 'linux/sparc'" in err
     assert "linux/amd64, linux/arm64, linux/arm/v7" in err
+
+
+def test_cli_lock_takes_arm_v7_and_names_its_armv7l_lock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wheeldock import cli, project
+
+    (tmp_path / "requirements.txt").write_text("idna==3.10\n")
+    svc = project.Service("api", ".", ("requirements.txt",), ("python3", "app.py"))
+    project.save(project.Project(tmp_path, None, (svc,)))
+    argv = ["-C", str(tmp_path), "lock", "--check", "--json", "--platform", "linux/arm/v7"]
+    assert cli.main(argv) == 1  # checked (and missing), not refused as a usage error (2)
+    (result,) = json.loads(capsys.readouterr().out)["locks"]
+    assert Path(result["path"]).name == "pylock.api-armv7l.toml"
+    assert result["status"] == "missing"

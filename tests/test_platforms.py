@@ -34,6 +34,50 @@ def test_parse_maps_each_spelling_to_every_tools_name(
     assert target.platform == Platform.parse(name)
 
 
+@pytest.mark.parametrize("name", list(platforms.TARGETS))
+def test_each_target_reads_back_from_its_oci_platform_and_locks_for_its_wheel_arch(
+    name: str,
+) -> None:
+    from wheeldock import base, lock
+
+    target = platforms.TARGETS[name]
+    # the builder picks the base's Debian architecture from an image's OCI platform
+    assert base.debian_arch(target.platform) == target.debian_arch
+    assert lock.wheel_arch(name) == target.wheel_arch
+    assert lock.lock_path(Path("/p"), "api", name).name.endswith(
+        ".toml" if name == lock.DEFAULT_PLATFORM else f"-{target.wheel_arch}.toml"
+    )
+
+
+@pytest.mark.parametrize(
+    ("oci", "debian"),
+    [("linux/arm", "armhf"), ("linux/arm64/v8", "arm64"), ("linux/arm/v5", "armel")],
+)
+def test_an_oci_platform_without_its_variant_or_with_another_names_its_debian_arch(
+    oci: str, debian: str
+) -> None:
+    from wheeldock import base
+
+    assert base.debian_arch(Platform.parse(oci)) == debian
+
+
+def test_arm_v7_installs_glibc_armv7l_wheels_only() -> None:
+    from packaging.tags import Tag
+
+    from wheeldock.wheelhouse import supported_tags
+
+    ranks = supported_tags("linux/arm/v7", "3.11")
+    best = ranks[Tag("cp311", "cp311", "manylinux_2_36_armv7l")]
+    assert best < ranks[Tag("cp311", "cp311", "manylinux2014_armv7l")]
+    assert (
+        ranks[Tag("cp311", "cp311", "manylinux2014_armv7l")]
+        < ranks[Tag("cp311", "cp311", "linux_armv7l")]
+    )
+    assert ranks[Tag("py3", "none", "any")] > best
+    for foreign in ("musllinux_1_1_armv7l", "manylinux_2_39_armv7l", "manylinux2014_aarch64"):
+        assert Tag("cp311", "cp311", foreign) not in ranks
+
+
 @pytest.mark.parametrize("text", ["linux/riscv64", "windows/amd64", "arm64v8", "", "linux//"])
 def test_unknown_platform_is_refused_listing_the_accepted_ones(text: str) -> None:
     with pytest.raises(UsageError) as exc:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import sys
+import time
+from typing import IO
 
 import pytest
 
@@ -41,3 +43,27 @@ def test_missing_tool_says_how_to_install_it() -> None:
     with pytest.raises(ToolNotFound) as err:
         process.which("mmdebstrap-does-not-exist")
     assert "install" in (err.value.fix or "")
+
+
+def test_input_is_handed_to_the_command() -> None:
+    result = process.run(
+        [sys.executable, "-c", "import sys; print(sys.stdin.read()[::-1])"], input=b"abc"
+    )
+    assert result.stdout == "cba\n"
+
+
+def test_a_command_past_its_timeout_is_killed_and_reported() -> None:
+    started = time.monotonic()
+    with pytest.raises(CommandFailed) as err:
+        process.run([sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.5)
+    assert "timed out after 0.5 s" in err.value.message
+    assert time.monotonic() - started < 10
+
+
+def test_a_fed_command_past_its_timeout_is_killed_and_reported() -> None:
+    def feed(pipe: IO[bytes]) -> None:
+        pipe.write(b"x")
+
+    with pytest.raises(CommandFailed) as err:
+        process.run([sys.executable, "-c", "import time; time.sleep(30)"], feed=feed, timeout=0.5)
+    assert "timed out" in err.value.message

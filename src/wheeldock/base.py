@@ -56,6 +56,7 @@ from filelock import FileLock
 from wheeldock import engine, layout, process
 from wheeldock.blobs import BlobStore, default_store
 from wheeldock.errors import (
+    CommandFailed,
     EngineUnavailable,
     InvalidReference,
     NotFound,
@@ -338,6 +339,19 @@ def native_arch(machine: str | None = None) -> str:
     return _MACHINE_TO_ARCH.get(machine.lower(), machine.lower())
 
 
+def debian_arch(platform: Platform) -> str:
+    """The Debian architecture of an OCI platform: ``linux/arm/v7`` is ``armhf`` (``arm`` with no
+    variant too, as Docker means v7 by it), ``linux/arm64`` is ``arm64``. An architecture not in
+    :data:`ARCHES` is given back as it is, for :func:`check_arch` to refuse."""
+    variant = {"arm": platform.variant or "v7", "arm64": None}.get(
+        platform.architecture, platform.variant
+    )  # arm64's one variant is v8, which ARCHES leaves out
+    wanted = str(Platform(platform.os, platform.architecture, variant))
+    return next(
+        (arch for arch, (_, name) in ARCHES.items() if name == wanted), platform.architecture
+    )
+
+
 def needs_emulation(arch: str, host: str | None = None) -> bool:
     host = host or native_arch()
     return arch not in _RUNS_NATIVELY.get(host, {host})
@@ -381,13 +395,50 @@ def check_arch(arch: str, *, binfmt_dir: Path = BINFMT_DIR, host: str | None = N
         )
 
 
+def mirror() -> str:
+    """The Debian mirror bases are made from: ``WHEELDOCK_DEBIAN_MIRROR`` (as for the package
+    index the ELF scan reads) or deb.debian.org."""
+    return os.environ.get("WHEELDOCK_DEBIAN_MIRROR", MIRROR).rstrip("/")
+
+
+def security_mirror() -> str | None:
+    """The security archive: ``WHEELDOCK_DEBIAN_SECURITY_MIRROR`` or deb.debian.org's; ``none``
+    leaves it out (only for a mirror whose security index is broken: such a base lacks the
+    security fixes, and its cache key says so, so it is never mistaken for a full one)."""
+    value = os.environ.get("WHEELDOCK_DEBIAN_SECURITY_MIRROR", SECURITY_MIRROR).strip()
+    return None if value.lower() in ("", "none") else value.rstrip("/")
+
+
 def sources(suite: str) -> tuple[str, ...]:
-    """APT source lines for ``suite``: the release, its updates and its security fixes."""
-    lines = [f"deb {MIRROR} {suite} main"]
+    """APT source lines for ``suite``: the release, its updates and its security fixes. They are
+    part of a base's cache key."""
+    lines = [f"deb {mirror()} {suite} main"]
     if suite not in ("sid", "unstable", "experimental"):
-        lines.append(f"deb {MIRROR} {suite}-updates main")
-        lines.append(f"deb {SECURITY_MIRROR} {suite}-security main")
+        lines.append(f"deb {mirror()} {suite}-updates main")
+        security = security_mirror()
+        if security is not None:
+            lines.append(f"deb {security} {suite}-security main")
     return tuple(lines)
+
+
+#: apt's words for an index that does not match its Release file (a mirror mid-sync or stale).
+_INDEX_MISMATCH = ("Hash Sum mismatch", "File has unexpected size", "Mirror sync in progress")
+
+
+def mmdebstrap_fix(output: str, *, suite: str, arch: str) -> str:
+    """The fix to print when mmdebstrap failed with ``output`` (pure)."""
+    if any(words in output for words in _INDEX_MISMATCH):
+        return (
+            f"the Debian mirror serves a {arch} package index that does not match its Release "
+            "file (it is mid-sync or stale); retry later, or point WHEELDOCK_DEBIAN_MIRROR / "
+            "WHEELDOCK_DEBIAN_SECURITY_MIRROR at a consistent mirror (if only the security "
+            "index is broken, WHEELDOCK_DEBIAN_SECURITY_MIRROR=none builds without security "
+            "fixes)"
+        )
+    return (
+        f"check that {mirror()} answers over http and the package names exist in {suite}; "
+        "mmdebstrap's output above says which step failed"
+    )
 
 
 def mmdebstrap_argv(
@@ -1072,15 +1123,15 @@ def ensure_rootfs(
                     argv = mmdebstrap_argv(
                         spec, suite=suite, arch=arch, output=partial, uv_binary=uv
                     )
-                    process.run(
-                        argv,
-                        env={"SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH)},
-                        timeout=3600,
-                        fix=(
-                            "check that deb.debian.org answers over http and the package names "
-                            f"exist in {suite}; mmdebstrap's output above says which step failed"
-                        ),
-                    )
+                    try:
+                        process.run(
+                            argv, env={"SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH)}, timeout=3600
+                        )
+                    except CommandFailed as exc:
+                        fix = mmdebstrap_fix(exc.stderr + exc.stdout, suite=suite, arch=arch)
+                        raise CommandFailed(
+                            exc.argv, exc.returncode, exc.stdout, exc.stderr, fix=fix
+                        ) from None
                 python_version = _python_version(_tar_read(partial, STATUS_PATH).decode())
                 os.replace(partial, tar_path)
             finally:

@@ -52,7 +52,14 @@ from wheeldock.dockerfile import excluded as dockerignore_excluded
 from wheeldock.errors import DigestMismatch, InvalidConfig, UsageError, WheeldockError
 from wheeldock.fsutil import atomic_write_text
 from wheeldock.image import Healthcheck, History, Image, ImageConfig, Platform, rfc3339
-from wheeldock.install import InstalledTrees, Scheme, compiler_id, debian_scheme, scheme_for
+from wheeldock.install import (
+    InstalledTrees,
+    Preinstaller,
+    Scheme,
+    compiler_id,
+    debian_scheme,
+    scheme_for,
+)
 from wheeldock.layer import (
     MEDIA_TYPE_TAR,
     MEDIA_TYPES,
@@ -427,7 +434,7 @@ class Builder:
         python = svc.python
         if spec in bases.VARIANTS:
             started = time.monotonic()
-            rootfs = bases.ensure_rootfs(spec, arch=platform.architecture)
+            rootfs = bases.ensure_rootfs(spec, arch=bases.debian_arch(platform))
             facts = base_facts(rootfs)
             key = _digest("base", rootfs.key, facts.sha256)
             title = f"{spec} ({rootfs.suite}, Python {rootfs.python_version})"
@@ -492,7 +499,7 @@ class Builder:
             for lay in source.layers
         )
         scheme = scheme_for(source.config.env, svc.python)
-        arch = source.platform.architecture
+        arch = bases.debian_arch(source.platform)  # linux/arm/v7 is Debian's armhf
         return _Base(spec, source, scheme, str(source.digest), arch, None, reports)
 
     # -- dependencies ------------------------------------------------------------------------
@@ -663,10 +670,16 @@ class Builder:
 
     def image(self, svc: Service) -> tuple[Image, list[LayerReport], locks.Lock]:
         """Build (or reuse) every layer of ``svc``'s image and assemble it; publishes nothing."""
-        lock = locks.ensure(
-            self.project, svc, platform=self.options.platform, relock=self.options.relock
-        )
         base = self._base(svc)
+        # wheels the lock fetches are installed as they land, while it waits on the index
+        with Preinstaller(self.trees, base.scheme) as early:
+            lock = locks.ensure(
+                self.project,
+                svc,
+                platform=self.options.platform,
+                relock=self.options.relock,
+                landed=early.submit,
+            )
         reports: list[LayerReport] = list(base.reports)
         layers: list[Layer] = []
         history: list[History] = []
@@ -708,7 +721,7 @@ class Builder:
         spec = self.options.base or svc.base
         if spec not in bases.VARIANTS:
             return None
-        arch = Platform.parse(self.options.platform).architecture
+        arch = bases.debian_arch(Platform.parse(self.options.platform))
         return tuple(bases.image_tags(bases.recipe(spec), python_version=svc.python, arch=arch))
 
     def _publish(self, image: Image, ref: str, svc: Service) -> PublishResult:

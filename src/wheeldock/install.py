@@ -20,11 +20,13 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import shutil
 import sys
 import tempfile
+import threading
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -241,16 +243,22 @@ class InstalledTrees:
             self._install(missing, arriving, scheme)
         return [self.path(sha, scheme) for sha in shas]
 
+    def install_arriving(self, arriving: Iterable[tuple[str, Path]], scheme: Scheme) -> None:
+        """Install each (sha256, wheel) ``arriving`` yields whose tree is missing, as it comes."""
+        self._install(None, arriving, scheme)
+
     def _install(
-        self, missing: set[str], arriving: Iterable[tuple[str, Path]], scheme: Scheme
+        self, missing: set[str] | None, arriving: Iterable[tuple[str, Path]], scheme: Scheme
     ) -> None:
+        """Install the ``missing`` trees (None: any tree not there yet) from ``arriving``."""
         staged: dict[str, tuple[Path, Path]] = {}
         # one wheel (a bump) compiles faster in one process than a pool starts
-        workers = 1 if len(missing) == 1 else os.cpu_count() or 1
+        workers = 1 if missing is not None and len(missing) == 1 else os.cpu_count() or 1
 
         def produce(compile_tree: Callable[[Path], None]) -> None:
             for sha, wheel in arriving:
-                if sha not in missing or sha in staged:
+                wanted = sha in missing if missing is not None else not self.has(sha, scheme)
+                if not wanted or sha in staged:
                     continue
                 final = self.path(sha, scheme)
                 final.parent.mkdir(parents=True, exist_ok=True)
@@ -258,7 +266,7 @@ class InstalledTrees:
                 staged[sha] = (tmp, final)
                 install_wheel(wheel, tmp, scheme)
                 compile_tree(tmp)
-            absent = missing - set(staged)
+            absent = missing - set(staged) if missing is not None else None
             if absent:
                 raise InvalidConfig(
                     f"no wheel was given for {len(absent)} tree(s) to install",
@@ -276,6 +284,52 @@ class InstalledTrees:
         finally:
             for tmp, _ in staged.values():
                 shutil.rmtree(tmp, ignore_errors=True)
+
+
+class Preinstaller:
+    """Installs wheels on a thread as they are handed over, into an :class:`InstalledTrees`.
+
+    A cold build's lock downloads the wheels one by one while it waits on the index for the
+    others; handing each over as it lands lets the installs (and their bytecode compiling)
+    overlap that network time instead of following it. Best effort: a failure is logged and
+    left to the build's own install step, which installs whatever is still missing and reports
+    errors properly. Use as a context manager; leaving it waits for the installs to finish.
+    """
+
+    def __init__(self, trees: InstalledTrees, scheme: Scheme) -> None:
+        self._trees = trees
+        self._scheme = scheme
+        self._queue: queue.SimpleQueue[tuple[str, Path] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    def submit(self, sha256: str, wheel: Path) -> None:
+        """Hand over one verified wheel (thread-safe: downloads land on several threads)."""
+        with self._start:  # the thread (and its compiler process) only once there is work
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="preinstall", daemon=True)
+                self._thread.start()
+        self._queue.put((sha256, wheel))
+
+    def _arriving(self) -> Iterator[tuple[str, Path]]:
+        while (item := self._queue.get()) is not None:
+            yield item
+
+    def _run(self) -> None:
+        try:
+            self._trees.install_arriving(self._arriving(), self._scheme)
+        except Exception as exc:  # the build's install step retries and reports
+            log.debug("early install stopped (%s); the build installs what is missing", exc)
+
+    def __enter__(self) -> Preinstaller:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._start:
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(None)
+            thread.join()
 
 
 def installed_size(tree: Path) -> int:
@@ -296,6 +350,7 @@ def console_scripts(tree: Path, scheme: Scheme) -> list[str]:
 
 __all__ = [
     "InstalledTrees",
+    "Preinstaller",
     "Scheme",
     "compile_bytecode",
     "console_scripts",

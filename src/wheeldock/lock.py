@@ -1,10 +1,20 @@
 """Hash-locked requirements: one PEP 751 ``pylock.toml`` per service, made by ``uv pip compile``.
 
 Where: ``<project>/wheeldock.lock/pylock.<service>.toml`` (``pylock.<service>-<arch>.toml`` for
-platforms other than linux/amd64). The format is PEP 751's, so the lock carries each file's URL
-(or path, relative to the lock's folder), size and sha256 — everything the wheelhouse needs to
-fetch and verify without asking an index again. Services whose inputs are identical are resolved
-once and get byte-identical locks, so they share their wheels and dependency layers.
+platforms other than linux/amd64, ``<arch>`` being the wheel tags' machine: ``aarch64``,
+``armv7l``). The format is PEP 751's, so the lock carries each file's URL (or path, relative to
+the lock's folder), size and sha256 — everything the wheelhouse needs to fetch and verify
+without asking an index again. Services whose inputs are identical are resolved once and get
+byte-identical locks, so they share their wheels and dependency layers.
+
+Platforms: uv resolves for linux/amd64 and linux/arm64 directly (``--python-platform``). It has
+no 32-bit ARM target, so linux/arm/v7 is resolved *universally* (one resolution valid on every
+platform, each package carrying the PEP 508 marker under which it is needed) and that lock is
+projected onto armv7l by :func:`project_universal`: the packages whose marker holds there, each
+with the wheels armv7l installs and its sdist (a package with no armv7l wheel keeps only its
+sdist, and the build names it: :class:`wheeldock.multiarch.NoWheel`). A universal resolution
+holds on every platform at once, so where the platforms' needs conflict it may pick an older
+version than a resolution for armv7l alone would; uv forks it per marker where they differ.
 
 Drift: the lock's ``[tool.wheeldock]`` table records ``input-hash``, the sha256 of the
 requirement files' contents (following ``-r``/``-c`` includes), the target platform and the
@@ -26,11 +36,12 @@ unpinned inputs unless ``--relock``.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import logging
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -40,7 +51,7 @@ import tomli_w
 from filelock import FileLock
 
 from wheeldock import process
-from wheeldock.errors import InvalidConfig, NotFound, UsageError
+from wheeldock.errors import InvalidConfig, NotFound
 from wheeldock.fsutil import atomic_write_text
 from wheeldock.project import Project, Service
 from wheeldock.requirements import requirement_closure
@@ -52,35 +63,34 @@ DEFAULT_PLATFORM = "linux/amd64"
 #: Bumped when the meaning of the input hash changes, so old locks read as stale.
 _FORMAT = "wheeldock-lock-1"
 
-#: OCI platform → uv's ``--python-platform``. manylinux_2_36 is bookworm's glibc. uv has no
-#: 32-bit ARM target, so linux/arm/v7 cannot be locked (uv resolves only for these).
+#: Canonical OCI platform → uv's ``--python-platform``. manylinux_2_36 is bookworm's glibc.
+#: A platform missing here (linux/arm/v7: uv has no 32-bit ARM target) is resolved universally
+#: and projected onto the platform (:func:`project_universal`).
 UV_PLATFORMS: dict[str, str] = {
     "linux/amd64": "x86_64-manylinux_2_36",
     "linux/arm64": "aarch64-manylinux_2_36",
-    "linux/arm64/v8": "aarch64-manylinux_2_36",
 }
 
-#: OCI platform → the wheel platform tags it accepts, best first (for choosing among wheels).
-_ARCH = {"linux/amd64": "x86_64", "linux/arm64": "aarch64", "linux/arm64/v8": "aarch64"}
-
 Status = Literal["fresh", "stale", "missing"]
+#: Told of each wheel the lock fetched, once verified: (sha256, path in the wheelhouse).
+Landed = Callable[[str, Path], None]
 
 
-def uv_platform(platform: str) -> str:
-    """uv's ``--python-platform`` for an OCI platform; :class:`UsageError` if uv has none."""
-    try:
-        return UV_PLATFORMS[platform]
-    except KeyError:
-        raise UsageError(
-            f"cannot lock for platform {platform!r}: uv resolves only for "
-            + ", ".join(sorted(UV_PLATFORMS)),
-            fix="use --platform linux/amd64 or linux/arm64",
-        ) from None
+def uv_platform(platform: str) -> str | None:
+    """uv's ``--python-platform`` for an OCI platform, or None when uv has no target for it (its
+    lock is then resolved universally and projected). :class:`UsageError` (listing the accepted
+    ones) for a platform wheeldock does not build for."""
+    from wheeldock import platforms
+
+    return UV_PLATFORMS.get(platforms.parse(platform).name)
 
 
 def wheel_arch(platform: str) -> str:
-    uv_platform(platform)
-    return _ARCH[platform]
+    """The machine in the wheel tags an OCI platform installs (``armv7l`` for linux/arm/v7);
+    :class:`UsageError` for a platform wheeldock does not build for."""
+    from wheeldock import platforms
+
+    return platforms.parse(platform).wheel_arch
 
 
 # -- inputs -------------------------------------------------------------------------------------
@@ -141,7 +151,7 @@ def collect_inputs(
             path=root / "wheeldock.toml",
             fix='add `requirements = ["requirements.txt"]` to the service',
         )
-    uv_platform(platform)
+    wheel_arch(platform)  # a platform wheeldock does not build for is refused here
     for rel in (*requirements, *constraints):
         if not (root / rel).is_file():
             raise NotFound(
@@ -322,8 +332,122 @@ def uv_bin() -> str:
     return find_uv_bin()
 
 
+def project_universal(text: str, platform: str, python: str, *, path: Path | None = None) -> str:
+    """A universal lock's text (``uv pip compile --universal``) narrowed to ``platform`` running
+    CPython ``python`` (pure; ``path`` only names the lock in errors).
+
+    A package is kept when its PEP 508 ``marker`` holds in :func:`target_environment` (or it has
+    none), and is written without it. Its ``wheels`` are cut to those the platform installs
+    (:func:`wheeldock.wheelhouse.supported_tags`, in uv's order) and its ``sdist`` is kept, so a
+    package without a wheel for the platform keeps only its sdist. uv's header is kept, with a
+    line saying what was projected. :class:`NotFound` for a kept package with neither a wheel
+    for the platform nor an sdist; :class:`InvalidConfig` when two versions of one package are
+    both kept (their markers overlap on this platform).
+    """
+    from packaging.markers import InvalidMarker, Marker
+    from packaging.utils import canonicalize_name
+
+    from wheeldock.wheelhouse import _wheel_rank, supported_tags
+
+    where = path or Path("pylock.toml")
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidConfig(
+            f"uv's universal lock is not valid TOML ({exc})",
+            path=where,
+            fix="run `wheeldock lock --force` again",
+        ) from exc
+    env = target_environment(platform, python)
+    ranks = supported_tags(platform, python)
+    blocks: list[str] = []
+    kept: dict[str, str] = {}  # canonical name → version
+    for pkg in doc.get("packages", []):
+        name, version = str(pkg.get("name", "?")), str(pkg.get("version", ""))
+        marker = pkg.get("marker")
+        try:
+            if marker is not None and not Marker(str(marker)).evaluate(env):
+                continue
+        except InvalidMarker as exc:
+            raise InvalidConfig(
+                f"package {name} {version}: its marker {marker!r} cannot be read ({exc})",
+                path=where,
+                fix="run `wheeldock lock --force` again",
+            ) from exc
+        entry = {k: v for k, v in pkg.items() if k != "marker"}
+        if "wheels" in pkg:
+            wheels = [w for w in pkg["wheels"] if _wheel_rank(_entry_name(w), ranks) is not None]
+            entry.pop("wheels")
+            if wheels:
+                entry["wheels"] = wheels
+            elif "sdist" not in pkg:
+                raise NotFound(
+                    f"package {name} {version} has no wheel for {platform} and no sdist, so "
+                    "it cannot be installed there",
+                    path=where,
+                    fix=f"require a version of {name} that publishes a {platform} wheel or an "
+                    "sdist, or leave it out for this platform with a marker "
+                    f"(platform_machine != {env['platform_machine']!r})",
+                )
+        canonical: str = canonicalize_name(name)
+        if canonical in kept:
+            raise InvalidConfig(
+                f"package {name} is locked twice for {platform} ({kept[canonical]} and "
+                f"{version}): the markers of uv's universal resolution overlap there",
+                path=where,
+                fix=f"pin {name} to one version in the requirements, then `wheeldock lock`",
+            )
+        kept[canonical] = version
+        blocks.append(_package_block(entry))
+    head = re.split(r"^\[\[packages\]\]$", text, maxsplit=1, flags=re.M)[0].rstrip("\n")
+    lines = head.splitlines()
+    comments = next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))
+    lines.insert(
+        comments,
+        f"# then projected onto {platform} (platform_machine {env['platform_machine']!r}) by "
+        "wheeldock, as uv has no target for it",
+    )
+    return "\n".join(lines) + "\n" + "".join("\n" + block + "\n" for block in blocks)
+
+
+def _entry_name(entry: dict[str, Any]) -> str:
+    """A PEP 751 file entry's file name: ``name``, else the last part of its URL or path."""
+    return str(entry.get("name") or PurePosixPath(str(entry.get("url") or entry.get("path"))).name)
+
+
+def _package_block(pkg: dict[str, Any]) -> str:
+    """One ``[[packages]]`` entry as uv writes it: file entries inline, several on lines of
+    their own."""
+    lines = ["[[packages]]"]
+    for key, value in pkg.items():
+        if isinstance(value, list) and len(value) > 1:
+            lines += [f"{_toml_key(key)} = [", *(f"    {_toml_value(v)}," for v in value), "]"]
+        else:
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    return "\n".join(lines)
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_str(key)
+
+
+def _toml_value(value: Any) -> str:
+    """``value`` as an inline TOML value (tables inline; UTC times with ``Z``, as uv does)."""
+    if isinstance(value, dict):
+        pairs = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + pairs + " }" if pairs else "{}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, datetime.datetime) and value.utcoffset() == datetime.timedelta(0):
+        return value.replace(tzinfo=None).isoformat() + "Z"
+    return tomli_w.dumps({"x": value}).split(" = ", 1)[1].strip()
+
+
 def compile_lock(root: Path, inputs: LockInputs, dest: Path, *, upgrade: bool = False) -> Lock:
     """Resolve ``inputs`` with uv into ``dest``, then add the ``[tool.wheeldock]`` drift table.
+
+    A platform uv has no target for is resolved universally and projected onto the platform
+    (:func:`project_universal`) before the table is added.
 
     uv writes ``dest`` itself: it wants a ``pylock.*.toml`` name, makes local paths relative to
     the lock's folder, and keeps the pins of an existing lock unless ``upgrade``. Until the table
@@ -331,6 +455,9 @@ def compile_lock(root: Path, inputs: LockInputs, dest: Path, *, upgrade: bool = 
     A file lock keeps two wheeldock runs from resolving into the same file at once.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
+    target = uv_platform(inputs.platform)
+    # No uv target (linux/arm/v7): resolve for every platform, then keep the target's part.
+    where = ["--universal"] if target is None else ["--python-platform", target]
     argv: list[str] = [
         uv_bin(),
         "pip",
@@ -339,8 +466,7 @@ def compile_lock(root: Path, inputs: LockInputs, dest: Path, *, upgrade: bool = 
         "--generate-hashes",
         "--format",
         "pylock.toml",
-        "--python-platform",
-        uv_platform(inputs.platform),
+        *where,
         "--python-version",
         inputs.python,
         "--custom-compile-command",
@@ -361,7 +487,10 @@ def compile_lock(root: Path, inputs: LockInputs, dest: Path, *, upgrade: bool = 
             cwd=root,
             fix="correct the requirement named in the lines above, then `wheeldock lock` again",
         )
-        return _write_lock(dest, _packages_part(dest.read_text()), inputs)
+        body = _packages_part(dest.read_text())
+        if target is None:
+            body = project_universal(body, inputs.platform, inputs.python, path=dest)
+        return _write_lock(dest, body, inputs)
 
 
 @dataclass(frozen=True)
@@ -416,11 +545,17 @@ def lock_services(
 
 
 def ensure(
-    project: Project, svc: Service, *, platform: str = DEFAULT_PLATFORM, relock: bool = False
+    project: Project,
+    svc: Service,
+    *,
+    platform: str = DEFAULT_PLATFORM,
+    relock: bool = False,
+    landed: Landed | None = None,
 ) -> Lock:
     """The service's lock for ``build``: created when missing; when stale (its inputs changed
     since it was written), updated if the inputs are fully pinned (:func:`fast_lock`: exact,
-    no resolver), else refused unless ``relock``, which re-resolves it with uv."""
+    no resolver), else refused unless ``relock``, which re-resolves it with uv. ``landed``
+    hears of each wheel the fast path fetches (the build starts installing it at once)."""
     inputs = inputs_for(project.root, svc, platform)
     path = lock_path(project.root, svc.name, platform)
     state = status(path, inputs)
@@ -434,7 +569,8 @@ def ensure(
             text = other_path.read_text()
             atomic_write_text(path, text)
             return parse(text, path)
-    quick = try_fast_lock(project.root, inputs, path)
+    # a build installs the wheels next: fetch them now instead of their metadata files
+    quick = try_fast_lock(project.root, inputs, path, wheels=True, landed=landed)
     if quick is not None:
         return quick
     if state == "stale" and not relock:
@@ -538,7 +674,7 @@ class _Release:
     pin: _Pin
     block: str  # the [[packages]] entry
     requires_dist: tuple[str, ...]
-    metadata_url: str = ""
+    metadata_url: str = ""  # empty when the index serves no PEP 658 metadata for ``best``
     best: LockedFile | None = None  # the wheel the target installs
 
 
@@ -620,11 +756,22 @@ def _release_files(pin: _Pin, index: dict[str, Any], inputs: LockInputs) -> _Rel
         url=str(best["url"]),
         size=int(best["size"]),
     )
-    return _Release(pin, "\n".join(lines), (), str(best["url"]) + ".metadata", chosen)
+    # PEP 714 (``core-metadata``; the older ``data-dist-info-metadata``): without it the index
+    # has no .metadata file, and asking would cost a round trip for a 404
+    served = best.get("core-metadata") or best.get("data-dist-info-metadata")
+    metadata_url = str(best["url"]) + ".metadata" if served else ""
+    return _Release(pin, "\n".join(lines), (), metadata_url, chosen)
 
 
-def _fetch_releases(pins: Sequence[_Pin], inputs: LockInputs) -> list[_Release]:
-    """The releases of ``pins`` from the index (two requests each, all in parallel)."""
+def _fetch_releases(
+    pins: Sequence[_Pin], inputs: LockInputs, *, wheels: bool = False, landed: Landed | None = None
+) -> list[_Release]:
+    """The releases of ``pins`` from the index (two requests each, all in parallel).
+
+    The second request is the chosen wheel's PEP 658 metadata, or, with ``wheels`` (the caller
+    installs them next) or when the index has no metadata file, the wheel itself, fetched into
+    the wheelhouse: its METADATA is read from it and the build finds it there. ``landed`` is
+    called with each such wheel's sha256 and path as soon as it is verified."""
     from concurrent.futures import ThreadPoolExecutor
     from email.parser import HeaderParser
 
@@ -645,11 +792,12 @@ def _fetch_releases(pins: Sequence[_Pin], inputs: LockInputs) -> list[_Release]:
     def one(client: httpx.Client, pin: _Pin) -> _Release:
         index = get(client, PYPI_SIMPLE.format(name=pin.name), _SIMPLE_JSON).json()
         release = _release_files(pin, index, inputs)
-        response = client.get(release.metadata_url)
-        # no PEP 658 file: fetch the wheel itself into the wheelhouse (the build needs it
-        # anyway) and read its METADATA
-        ok = response.status_code == 200
-        metadata = response.text if ok else _wheel_metadata(release.best)
+        metadata = None
+        if release.metadata_url and not wheels:
+            response = client.get(release.metadata_url)
+            metadata = response.text if response.status_code == 200 else None
+        if metadata is None:
+            metadata = _wheel_metadata(release.best, landed)
         requires = HeaderParser().parsestr(metadata).get_all("Requires-Dist") or ()
         return dataclasses.replace(release, requires_dist=tuple(str(r) for r in requires))
 
@@ -660,8 +808,9 @@ def _fetch_releases(pins: Sequence[_Pin], inputs: LockInputs) -> list[_Release]:
         return list(pool.map(lambda p: one(client, p), pins))
 
 
-def _wheel_metadata(wheel: LockedFile | None) -> str:
-    """The METADATA of ``wheel``, fetched (hash-checked) into the wheelhouse if not there."""
+def _wheel_metadata(wheel: LockedFile | None, landed: Landed | None = None) -> str:
+    """The METADATA of ``wheel``, fetched (hash-checked) into the wheelhouse if not there;
+    ``landed(sha256, path)`` is told of the wheel once it is there."""
     import zipfile
 
     from wheeldock.errors import WheeldockError
@@ -674,6 +823,8 @@ def _wheel_metadata(wheel: LockedFile | None) -> str:
         path = house.fetch(
             [Artifact("?", "?", wheel, "wheel")], platform=DEFAULT_PLATFORM, python="3.11"
         )[0]
+        if landed is not None:
+            landed(wheel.sha256, path)
         with zipfile.ZipFile(path) as zf:
             name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
             return zf.read(name).decode(errors="replace")
@@ -733,9 +884,19 @@ def _check_closed(
                     changed = True
 
 
-def fast_lock(root: Path, inputs: LockInputs, dest: Path, old: Lock | None) -> Lock:
+def fast_lock(
+    root: Path,
+    inputs: LockInputs,
+    dest: Path,
+    old: Lock | None,
+    *,
+    wheels: bool = False,
+    landed: Landed | None = None,
+) -> Lock:
     """Lock fully pinned ``inputs`` without a resolver; :class:`NotFastLockable` when it cannot
-    be exact. Only pins not in ``old`` (same platform and Python) are asked of PyPI."""
+    be exact. Only pins not in ``old`` (same platform and Python) are asked of PyPI; with
+    ``wheels`` (a build, which installs them next) their wheels are fetched rather than their
+    metadata files, and ``landed`` hears of each (see :func:`_fetch_releases`)."""
     pins = pinned_requirements(root, inputs)
     env = target_environment(inputs.platform, inputs.python)
     reuse: dict[str, LockedPackage] = {}
@@ -768,7 +929,7 @@ def fast_lock(root: Path, inputs: LockInputs, dest: Path, old: Lock | None) -> L
             ask.append(pins[name])  # no wheel in the cache: its metadata comes from PyPI
         else:
             requires[name] = local
-    for release in _fetch_releases(ask, inputs):
+    for release in _fetch_releases(ask, inputs, wheels=wheels, landed=landed):
         requires[release.pin.name] = release.requires_dist
         if release.pin.name not in reuse:
             blocks[release.pin.name] = release.block
@@ -801,7 +962,14 @@ def _write_lock(dest: Path, body: str, inputs: LockInputs) -> Lock:
     return parse(text, dest)
 
 
-def try_fast_lock(root: Path, inputs: LockInputs, dest: Path) -> Lock | None:
+def try_fast_lock(
+    root: Path,
+    inputs: LockInputs,
+    dest: Path,
+    *,
+    wheels: bool = False,
+    landed: Landed | None = None,
+) -> Lock | None:
     """:func:`fast_lock` with the lock at ``dest`` (if readable) as the old one; None (logged)
     when the inputs need the resolver."""
     old: Lock | None
@@ -811,7 +979,7 @@ def try_fast_lock(root: Path, inputs: LockInputs, dest: Path) -> Lock | None:
         old = None
     try:
         with FileLock(str(dest.parent / ".lock")):
-            lock = fast_lock(root, inputs, dest, old)
+            lock = fast_lock(root, inputs, dest, old, wheels=wheels, landed=landed)
     except NotFastLockable as exc:
         log.info("%s: resolving with uv (%s)", dest.name, exc)
         return None

@@ -504,7 +504,6 @@ def build(
     trees = InstalledTrees()
     builders: dict[Target, Builder] = {}
     for target in targets:
-        locks.uv_platform(target.name)  # refuse a platform uv cannot lock before any work
 
         def tagged(service: str, report: LayerReport, suffix: str = target.suffix) -> None:
             if progress is not None:

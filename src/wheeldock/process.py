@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -85,23 +85,28 @@ def run(
     log.debug("run: %s", " ".join(args))
     if feed is not None:
         return _run_fed(args, feed, cwd, full_env, check, timeout, secrets, fix)
-    try:
-        proc = subprocess.run(
+    with (
+        subprocess.Popen(
             args,
             cwd=cwd,
             env=full_env,
-            input=input,
+            stdin=subprocess.PIPE if input is not None else None,
             stdout=subprocess.PIPE if capture else None,
             stderr=subprocess.PIPE if capture else None,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
+        ) as proc,
+        _deadline(proc, timeout) as expired,
+    ):
+        try:
+            out, err = proc.communicate(input)
+        except BaseException:  # Ctrl-C or the like: do not leave the command running
+            proc.kill()
+            raise
+    if expired.is_set():
         raise CommandFailed(
             [_mask(a, secrets) for a in args], -1, "", f"timed out after {timeout} s", fix=fix
-        ) from exc
-    stdout = (proc.stdout or b"").decode(errors="replace")
-    stderr = (proc.stderr or b"").decode(errors="replace")
+        )
+    stdout = (out or b"").decode(errors="replace")
+    stderr = (err or b"").decode(errors="replace")
     if check and proc.returncode != 0:
         raise CommandFailed(
             [_mask(a, secrets) for a in args],
@@ -111,6 +116,30 @@ def run(
             fix=fix,
         )
     return Result(args, proc.returncode, stdout, stderr)
+
+
+@contextlib.contextmanager
+def _deadline(proc: subprocess.Popen[bytes], timeout: float | None) -> Iterator[threading.Event]:
+    """Kill ``proc`` if it outlives ``timeout``; the event says whether that happened.
+
+    A timer, not ``wait(timeout=...)``: that polls with sleeps of up to 50 ms, which a build
+    that runs a few short commands (``docker load``, the compiler) paid on every one of them."""
+    expired = threading.Event()
+    if timeout is None:
+        yield expired
+        return
+
+    def kill() -> None:
+        expired.set()
+        proc.kill()
+
+    timer = threading.Timer(timeout, kill)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield expired
+    finally:
+        timer.cancel()
 
 
 def _run_fed(
@@ -154,13 +183,12 @@ def _run_fed(
     finally:
         with contextlib.suppress(BrokenPipeError):
             proc.stdin.close()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        proc.kill()
+    with _deadline(proc, timeout) as expired:
+        proc.wait()
+    if expired.is_set():
         raise CommandFailed(
             [_mask(a, secrets) for a in args], -1, "", f"timed out after {timeout} s", fix=fix
-        ) from exc
+        )
     for t in readers:
         t.join()
     stdout = captured.get("out", b"").decode(errors="replace")

@@ -23,7 +23,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -173,9 +173,11 @@ class Wheelhouse:
             else:
                 yield artifact, self.verified(artifact)
 
+        # the downloads start now, so they arrive while the cached wheels are being installed
+        arriving = self._download_each(missing)
         for artifact in cached:
             yield from ready(artifact)
-        for artifact in self._download_each(missing):
+        for artifact in arriving:
             yield from ready(artifact)
         for artifact in sdists:
             local = self.verified(artifact)
@@ -203,27 +205,37 @@ class Wheelhouse:
             pass
 
     def _download_each(self, artifacts: Sequence[Artifact]) -> Iterator[Artifact]:
-        """Download ``artifacts`` in parallel into the cache, yielding each as it lands."""
+        """Download ``artifacts`` in parallel into the cache, yielding each as it lands.
+
+        Not a generator itself: the downloads start when this is called, not when the first
+        result is asked for."""
         local = [a for a in artifacts if a.file.url is None]
         remote = [a for a in artifacts if a.file.url is not None]
-        for artifact in local:
-            self._copy_local(artifact)
-            yield artifact
-        if not remote:
-            return
-        from wheeldock import net  # httpx is imported only when something is downloaded
+        pool: ThreadPoolExecutor | None = None
+        futures: dict[Future[None], Artifact] = {}
+        if remote:
+            from wheeldock import net  # httpx is imported only when something is downloaded
 
-        log.info("downloading %d file(s)", len(remote))
-        client = net.client()
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            log.info("downloading %d file(s)", len(remote))
+            client = net.client()
+            pool = ThreadPoolExecutor(max_workers=self.workers)
             futures = {pool.submit(self._download, client, a): a for a in remote}
+
+        def landed() -> Iterator[Artifact]:
             try:
+                for artifact in local:
+                    self._copy_local(artifact)
+                    yield artifact
                 for future in as_completed(futures):
                     future.result()  # re-raises the first failure
                     yield futures[future]
             finally:
                 for future in futures:  # on a failure, start no more downloads
                     future.cancel()
+                if pool is not None:
+                    pool.shutdown(wait=True)
+
+        return landed()
 
     def _store(self, artifact: Artifact, chunks: Iterable[bytes], source: str) -> None:
         """Write ``chunks`` to the cache atomically if they hash to the lock's sha256."""

@@ -58,7 +58,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="append",
         default=[],
         metavar="PLATFORMS",
-        help="target platform(s), comma-separated or repeated (linux/amd64, linux/arm64); "
+        help=f"target platform(s), comma-separated or repeated ({platforms.accepted()}); "
         f"several make an OCI index (default: {lock.DEFAULT_PLATFORM})",
     )
     parser.add_argument(

@@ -1,8 +1,9 @@
 """``wheeldock lock``: hash-locked requirements per service (PEP 751 pylock.toml, via uv).
 
-Writes ``wheeldock.lock/pylock.<service>.toml``; a lock whose inputs (requirement files,
-platform, Python) have not changed is kept. ``--check`` only reports, and exits 1 when a lock is
-missing or stale (for CI).
+Writes ``wheeldock.lock/pylock.<service>.toml`` (``pylock.<service>-<arch>.toml`` for another
+``--platform``: ``aarch64``, ``armv7l``); a lock whose inputs (requirement files, platform,
+Python) have not changed is kept. ``--check`` only reports, and exits 1 when a lock is missing
+or stale (for CI).
 
 Fully pinned inputs (every requirement ``name==version``, as ``uv pip compile`` or ``pip-compile``
 write them) are locked without a resolver: only the pins the old lock lacks are asked of PyPI's
@@ -33,7 +34,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=[],
         metavar="PLATFORMS",
         help="target platform(s), comma-separated or repeated "
-        f"({', '.join(sorted(lock.UV_PLATFORMS))}; default: {lock.DEFAULT_PLATFORM})",
+        f"({platforms.accepted()}; default: {lock.DEFAULT_PLATFORM}); uv has no linux/arm/v7 "
+        "target, so that one is resolved universally and narrowed to armv7l",
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
@@ -54,8 +56,6 @@ def run(args: argparse.Namespace) -> int:
     targets = platforms.parse_list(args.platform, default=lock.DEFAULT_PLATFORM)
     proj = project.load(args.project)
     services = proj.select(args.services)
-    for target in targets:
-        lock.uv_platform(target.name)  # refuse a platform uv cannot lock before locking any
     results = []
     with status("checking locks" if args.check else "locking requirements"):
         for target in targets:
