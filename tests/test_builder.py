@@ -18,7 +18,7 @@ from wheeldock.builder import BuildOptions, app_entries, app_key, plan_dependenc
 from wheeldock.errors import InvalidConfig, UsageError
 from wheeldock.lock import LockedFile
 from wheeldock.project import Project, Service
-from wheeldock.wheelhouse import Artifact
+from wheeldock.wheelhouse import Artifact, select
 
 SCHEME = install.debian_scheme()
 
@@ -48,6 +48,26 @@ def test_each_distribution_gets_a_layer_of_its_own_largest_lowest() -> None:
     ]
     # a changed layer makes the engine take every layer above it again: big ones go below
     assert list(_plan(arts)) == ["pillow 1", "uvloop 1", "anyio 1", "idna 1", "h11 1"]
+
+
+def test_small_wheels_share_the_top_layer() -> None:
+    arts = [
+        _art("pillow", 8 << 20),
+        _art("h11", 37_000),
+        _art("annotated-doc", 5_000),
+        _art("idna", 70_000),
+        _art("typing-extensions", 44_000),
+    ]
+    # each layer costs a tar end marker, a manifest entry and an unpack step: not worth it
+    # below builder.SMALL_WHEEL, and the smallest sit on top, re-sent by any bump below them
+    assert list(_plan(arts)) == ["pillow 1", "idna 1", "3 packages"]
+
+
+def test_a_bump_of_a_small_wheel_changes_only_the_shared_layer_key() -> None:
+    arts = [_art("idna", 70_000), _art("h11", 37_000), _art("annotated-doc", 5_000)]
+    bumped = [arts[0], _art("h11", 38_000, sha="e" * 64), arts[2]]
+    before, after = _plan(arts), _plan(bumped)
+    assert [title for title in before if before[title] != after[title]] == ["2 packages"]
 
 
 def test_past_the_limit_the_smallest_share_the_last_layer() -> None:
@@ -230,9 +250,13 @@ def test_cb_totem_builds_to_an_oci_layout_skopeo_reads(cbt_built: CbtBuild) -> N
     assert [r.digest for r in api.layers] == info["Layers"]
     kinds = [r.kind for r in api.layers]
     assert kinds[0] == "base" and kinds[-1] == "app"
-    # a layer per locked distribution: a bump re-tars and ships only its own
-    locked = lock.read(api.lock).packages
-    assert kinds.count("deps") == len(locked) <= builder.MAX_DEP_LAYERS
+    # a layer per locked distribution, the small wheels' one shared: a bump re-tars and ships
+    # only its own
+    arts = select(lock.read(api.lock))
+    small = [a for a in arts if (a.file.size or 0) < builder.SMALL_WHEEL]
+    assert len(small) >= 2
+    assert kinds.count("deps") == len(arts) - len(small) + 1 <= builder.MAX_DEP_LAYERS
+    assert [r.title for r in api.layers if r.kind == "deps"][-1] == f"{len(small)} packages"
     # Same lock, same wheels: the two services share every layer but the app one.
     assert [r.digest for r in api.layers[:-1]] == [r.digest for r in img.layers[:-1]]
     assert all(r.cached for r in img.layers)  # srv-img's app layer is calidda-api's folder too

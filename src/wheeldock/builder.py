@@ -7,8 +7,8 @@ An image is ``base`` + ``runtime libraries`` + ``dependencies`` (several layers)
 2. runtime libraries — the Debian packages the wheels' ELF files need and the base lacks,
    unpacked from their .debs (no layer when there are none);
 3. dependencies — the locked wheels installed (:mod:`wheeldock.install`), a layer per
-   distribution (up to :data:`MAX_DEP_LAYERS`; past it the smallest share one), so a one-pin
-   bump re-tars and ships only that distribution;
+   distribution (wheels under :data:`SMALL_WHEEL` share one, and past :data:`MAX_DEP_LAYERS`
+   the smallest do), so a one-pin bump re-tars and ships only that distribution;
 4. app — the service's source folder, filtered by its ``.dockerignore``, at its workdir.
 
 Every layer is cached in the blob store's index under a key hashing all of its inputs, so a
@@ -87,6 +87,8 @@ _KEY_VERSION = "wheeldock-build-2"
 #: Dependency layers at most: one per distribution up to this many. Docker's overlay2 stacks at
 #: most 127 layers per image; this leaves room for a multi-layer base image.
 MAX_DEP_LAYERS = 48
+#: Wheels smaller than this (bytes, as the lock gives them) share one dependency layer.
+SMALL_WHEEL = 64 * 1024
 #: The mtime of base-derived, library and dependency layer entries: fixed, so those layers do
 #: not change with each commit (bookworm's release, the bases' SOURCE_DATE_EPOCH too).
 FIXED_MTIME = bases.SOURCE_DATE_EPOCH
@@ -191,9 +193,12 @@ def plan_dependencies(
     """Split ``artifacts`` into at most ``max_layers`` layers (pure).
 
     Each distribution gets a layer of its own, so a one-pin bump re-tars, loads and pulls only
-    that distribution's files. Past ``max_layers``, the largest ``max_layers - 1`` (by the
-    lock's file sizes, known before anything is fetched) keep their own and the smallest share
-    the last one. A layer's key is its wheels' sha256s, the install scheme, the compiling
+    that distribution's files, except the small ones: wheels under :data:`SMALL_WHEEL` share
+    the top layer. A layer has a fixed cost (its tar's end marker and headers, a descriptor in
+    the manifest, a history entry, a round trip when pushed or pulled, an unpack step in the
+    engine), and the smallest are on top anyway, so a bump of one re-sends the small ones
+    either way. Past ``max_layers``, the largest ``max_layers - 1`` (by the lock's file sizes,
+    known before anything is fetched) keep their own and the rest share the last one. A layer's key is its wheels' sha256s, the install scheme, the compiling
     interpreter and the compression.
 
     Order: largest first (lowest), then by name. An engine knows a layer by its chain (the
@@ -204,7 +209,12 @@ def plan_dependencies(
     if max_layers < 1:
         raise UsageError("max_dep_layers must be at least 1")
     ranked = sorted(artifacts, key=lambda a: (-(a.file.size or 0), a.name))
-    big_ones = ranked if len(ranked) <= max_layers else ranked[: max_layers - 1]
+    small = [a for a in ranked if a.file.size is not None and a.file.size < SMALL_WHEEL]
+    if len(small) < 2:
+        small = []  # one small wheel sharing a layer with nobody saves nothing
+    big_ones = [a for a in ranked if a not in small]
+    if len(big_ones) + (1 if small else 0) > max_layers:
+        big_ones = big_ones[: max_layers - 1]
     rest = tuple(sorted((a for a in artifacts if a not in big_ones), key=lambda a: a.name))
     groups: list[tuple[str, tuple[Artifact, ...]]] = [
         (f"{a.name} {a.version}", (a,)) for a in big_ones
