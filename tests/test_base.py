@@ -226,6 +226,8 @@ def test_mirrors_come_from_the_environment_and_security_can_be_left_out(
     slim = base.VARIANTS["slim"]
     full = base.cache_key(slim, suite="bookworm", arch="armhf")
     monkeypatch.setenv("WHEELDOCK_DEBIAN_MIRROR", "http://mirror.example/debian/")
+    # another mirror of the same archive: the same base
+    assert base.cache_key(slim, suite="bookworm", arch="armhf") == full
     monkeypatch.setenv("WHEELDOCK_DEBIAN_SECURITY_MIRROR", "none")
     assert base.sources("bookworm") == (
         "deb http://mirror.example/debian bookworm main",

@@ -409,13 +409,19 @@ def security_mirror() -> str | None:
     return None if value.lower() in ("", "none") else value.rstrip("/")
 
 
-def sources(suite: str) -> tuple[str, ...]:
-    """APT source lines for ``suite``: the release, its updates and its security fixes. They are
-    part of a base's cache key."""
-    lines = [f"deb {mirror()} {suite} main"]
+def sources(suite: str, *, canonical: bool = False) -> tuple[str, ...]:
+    """APT source lines for ``suite``: the release, its updates and its security fixes.
+
+    ``canonical`` names deb.debian.org whatever the mirror settings say, for the cache key: a
+    mirror is transport (the same archive's packages), but leaving the security archive out
+    changes what a base holds."""
+    main = MIRROR if canonical else mirror()
+    security = security_mirror()
+    if canonical and security is not None:
+        security = SECURITY_MIRROR
+    lines = [f"deb {main} {suite} main"]
     if suite not in ("sid", "unstable", "experimental"):
-        lines.append(f"deb {mirror()} {suite}-updates main")
-        security = security_mirror()
+        lines.append(f"deb {main} {suite}-updates main")
         if security is not None:
             lines.append(f"deb {security} {suite}-security main")
     return tuple(lines)
@@ -626,7 +632,7 @@ def cache_key(recipe: Recipe, *, suite: str, arch: str) -> str:
         "packages": sorted(recipe.packages),
         "excludes": list(recipe.excludes),
         "includes": list(recipe.includes),
-        "sources": list(sources(suite)),
+        "sources": list(sources(suite, canonical=True)),
         "source_date_epoch": SOURCE_DATE_EPOCH,
         "prune": asdict(recipe.prune) if recipe.prune else None,
         "parent": parent,
