@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,17 +27,22 @@ def base_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextmanager
-def _cache_at(folder: Path) -> Iterator[None]:
-    """WHEELDOCK_CACHE set for the duration (a session fixture cannot use monkeypatch)."""
-    previous = os.environ.get("WHEELDOCK_CACHE")
-    os.environ["WHEELDOCK_CACHE"] = str(folder)
+def _env(name: str, value: str) -> Iterator[None]:
+    """``name`` set to ``value`` for the duration (a session fixture cannot use monkeypatch)."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
     try:
         yield
     finally:
         if previous is None:
-            os.environ.pop("WHEELDOCK_CACHE", None)
+            os.environ.pop(name, None)
         else:
-            os.environ["WHEELDOCK_CACHE"] = previous
+            os.environ[name] = previous
+
+
+def _cache_at(folder: Path) -> AbstractContextManager[None]:
+    """WHEELDOCK_CACHE set for the duration."""
+    return _env("WHEELDOCK_CACHE", str(folder))
 
 
 @pytest.fixture(scope="session")
@@ -65,22 +70,13 @@ def base_slim_arm64(base_cache: Path, base_images: dict[str, base.BaseImage]) ->
         return base.ensure_image("slim", arch="arm64")
 
 
-@contextmanager
-def armhf_sources() -> Iterator[None]:
+def armhf_sources() -> AbstractContextManager[None]:
     """The APT sources the armhf test base is made from, for the duration: Debian's, without the
     security archive. The mirror this workplace reaches serves a stale armhf security index
     (Packages.xz 334,084 bytes where its Release file says 354,092), so apt refuses it and no
     armhf base with security fixes can be built here; the arm/v7 tests exercise the builder,
     not Debian's security feed. The base's cache key records the difference."""
-    previous = os.environ.get("WHEELDOCK_DEBIAN_SECURITY_MIRROR")
-    os.environ["WHEELDOCK_DEBIAN_SECURITY_MIRROR"] = "none"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("WHEELDOCK_DEBIAN_SECURITY_MIRROR", None)
-        else:
-            os.environ["WHEELDOCK_DEBIAN_SECURITY_MIRROR"] = previous
+    return _env("WHEELDOCK_DEBIAN_SECURITY_MIRROR", "none")
 
 
 @pytest.fixture(scope="session")

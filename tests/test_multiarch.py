@@ -359,17 +359,9 @@ def test_arm64_image_runs_under_qemu_and_answers_health(
         port = _free_port()
         argv = multiarch.run_argv(tag, ARM64, name=container_name, env={"PORT": str(port)})
         engine.docker(*argv)
-        deadline = time.monotonic() + 150
-        status = None
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
-                    status = r.status
-                    break
-            except OSError:
-                time.sleep(1)
+        answer = _health(port)
         logs = engine.docker("logs", container_name, check=False)
-        assert status == 200, logs.stdout[-2000:] + logs.stderr[-2000:]
+        assert answer is not None and answer[0] == 200, logs.stdout[-2000:] + logs.stderr[-2000:]
         machine = engine.docker("exec", container_name, "uname", "-m").stdout.strip()
         assert machine == "aarch64"
     finally:
@@ -531,15 +523,8 @@ def test_arm_v7_image_runs_under_qemu_and_answers_health(
         port = _free_port()
         argv = multiarch.run_argv(tag, ARMV7, name=container_name, env={"PORT": str(port)})
         engine.docker(*argv)
-        deadline = time.monotonic() + 150
-        body = None
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
-                    body = (r.status, json.loads(r.read()))
-                    break
-            except OSError:
-                time.sleep(1)
+        answer = _health(port)
+        body = (answer[0], json.loads(answer[1])) if answer is not None else None
         logs = engine.docker("logs", container_name, check=False)
         assert body == (200, {"status": "ok", "machine": "armv7l"}), (
             logs.stdout[-2000:] + logs.stderr[-2000:]
@@ -547,6 +532,19 @@ def test_arm_v7_image_runs_under_qemu_and_answers_health(
     finally:
         engine.docker("rm", "-f", container_name, check=False)
         engine.docker("image", "rm", tag, check=False)
+
+
+def _health(port: int, *, within: float = 150) -> tuple[int, bytes] | None:
+    """Status and body of ``/health`` on 127.0.0.1:``port``, asked until it answers (an
+    emulated interpreter starts slowly); None if it never does."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
+                return r.status, r.read()
+        except OSError:
+            time.sleep(1)
+    return None
 
 
 @pytest.mark.parametrize("command", ["build", "lock", "check"])
