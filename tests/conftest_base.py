@@ -11,6 +11,11 @@ runs on a developer's machine; CI leaves it unset and builds for real).
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -19,11 +24,73 @@ import pytest
 
 from wheeldock import base
 
+#: The foreign bases (fixture → Debian architecture, extra environment). mmdebstrap runs their
+#: maintainer scripts under qemu, minutes each, so they start building in the background as soon
+#: as the tests needing them are collected: the emulated work overlaps the rest of the suite
+#: instead of holding it up when the first such test runs.
+_FOREIGN: dict[str, tuple[str, dict[str, str]]] = {
+    "base_slim_arm64": ("arm64", {}),
+    "base_slim_armhf": ("armhf", {"WHEELDOCK_DEBIAN_SECURITY_MIRROR": "none"}),  # see armhf_sources
+}
+_CACHE = pytest.StashKey[Path]()
+_PREBUILDS = pytest.StashKey[dict[str, subprocess.Popen[bytes]]]()
+
+
+def _base_cache(config: pytest.Config) -> Path:
+    if _CACHE not in config.stash:
+        explicit = os.environ.get("WHEELDOCK_TEST_BASE_CACHE")
+        folder = Path(explicit) if explicit else Path(tempfile.mkdtemp(prefix="wheeldock-bases-"))
+        config.stash[_CACHE] = folder
+    return config.stash[_CACHE]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
+    needed = sorted(
+        {name for item in session.items for name in getattr(item, "fixturenames", ())}
+        & set(_FOREIGN)
+    )
+    cache = _base_cache(session.config) if needed else None
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    for name in needed:
+        assert cache is not None
+        arch, extra = _FOREIGN[name]
+        with (cache / f"prebuild-{arch}.log").open("wb") as log:
+            procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "wheeldock", "base", "build", "slim", "--arch", arch],
+                env={**os.environ, "WHEELDOCK_CACHE": str(cache), **extra},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+    session.config.stash[_PREBUILDS] = procs
+
+
+def _await_prebuild(config: pytest.Config, name: str) -> None:
+    """Wait for the background build of ``name``'s base; a failure is left to the fixture's own
+    ``ensure_image``, which builds what is missing and reports errors with their fix."""
+    proc = config.stash.get(_PREBUILDS, {}).get(name)
+    if proc is not None:
+        proc.wait()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for proc in config.stash.get(_PREBUILDS, {}).values():
+        if proc.poll() is None:  # the run stopped early: let wheeldock drop its partial tar
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    cache = config.stash.get(_CACHE, None)
+    if cache is not None and not os.environ.get("WHEELDOCK_TEST_BASE_CACHE"):
+        shutil.rmtree(cache, ignore_errors=True)
+
 
 @pytest.fixture(scope="session")
-def base_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    explicit = os.environ.get("WHEELDOCK_TEST_BASE_CACHE")
-    return Path(explicit) if explicit else tmp_path_factory.mktemp("wheeldock-bases")
+def base_cache(request: pytest.FixtureRequest) -> Path:
+    """Where the bases' rootfs tars are cached: a session folder, or $WHEELDOCK_TEST_BASE_CACHE."""
+    return _base_cache(request.config)
 
 
 @contextmanager
@@ -63,9 +130,12 @@ def base_minimal(base_cache: Path, base_images: dict[str, base.BaseImage]) -> ba
 
 
 @pytest.fixture(scope="session")
-def base_slim_arm64(base_cache: Path, base_images: dict[str, base.BaseImage]) -> base.BaseImage:
+def base_slim_arm64(
+    base_cache: Path, base_images: dict[str, base.BaseImage], request: pytest.FixtureRequest
+) -> base.BaseImage:
     """The arm64 slim base in the engine (``wheeldock/python:3.11-slim-arm64``), for stacks run
     under qemu; mmdebstrap runs Debian's maintainer scripts emulated (~5 min, once per cache)."""
+    _await_prebuild(request.config, "base_slim_arm64")
     with _cache_at(base_cache):
         return base.ensure_image("slim", arch="arm64")
 
@@ -80,10 +150,13 @@ def armhf_sources() -> AbstractContextManager[None]:
 
 
 @pytest.fixture(scope="session")
-def base_slim_armhf(base_cache: Path, base_images: dict[str, base.BaseImage]) -> base.BaseImage:
+def base_slim_armhf(
+    base_cache: Path, base_images: dict[str, base.BaseImage], request: pytest.FixtureRequest
+) -> base.BaseImage:
     """The armhf slim base in the engine (``wheeldock/python:3.11-slim-armhf``), for linux/arm/v7
     images; built like the arm64 one, Debian's maintainer scripts under qemu-arm (~4 min, once
     per cache), from :func:`armhf_sources`. The native builder finds its rootfs in the same
     cache (``build_cache``), under the same sources."""
+    _await_prebuild(request.config, "base_slim_armhf")
     with _cache_at(base_cache), armhf_sources():
         return base.ensure_image("slim", arch="armhf")

@@ -1046,14 +1046,13 @@ def test_slim_rootfs_reports_python_and_pip(base_images: dict[str, base.BaseImag
 
 
 @pytest.mark.integration
-def test_cached_rerun_is_instant(
+def test_a_cached_rerun_builds_nothing_and_gives_the_same_image(
     base_images: dict[str, base.BaseImage], base_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WHEELDOCK_CACHE", str(base_cache))
     again = base.ensure_image("slim")
     assert again.cached and again.rootfs.cached
     assert again.image_id == base_images["slim"].image_id
-    assert again.seconds < 5
 
 
 @pytest.mark.integration

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import zipfile
 from pathlib import Path
 
@@ -344,7 +343,7 @@ def test_aarch64_wheels_are_scanned_without_emulation(
 
 
 @pytest.mark.integration
-def test_a_scan_with_the_index_cached_is_fast_and_offline(
+def test_a_scan_with_the_index_cached_works_offline(
     source_wheels: dict[str, Path],
     shared_cache: Path,
     tmp_path: Path,
@@ -355,9 +354,8 @@ def test_a_scan_with_the_index_cached_is_fast_and_offline(
     for wheel in source_wheels.values():
         (house / wheel.name).symlink_to(wheel)
     libs.scan(house, base="slim")  # warms the index and the base profile
+    # nothing answers there: the scan must not need the mirror once its index is cached (how
+    # fast it then is belongs to the benchmarks, not here)
     monkeypatch.setenv("WHEELDOCK_DEBIAN_MIRROR", "http://127.0.0.1:9/debian")
-    started = time.monotonic()
     report = libs.scan(house, base="slim")
-    elapsed = time.monotonic() - started
     assert report.runtime_packages == ("libpq5", "libyaml-0-2")
-    assert elapsed < 3.0, f"a cached scan took {elapsed:.2f} s"

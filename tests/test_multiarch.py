@@ -249,7 +249,10 @@ class MultiCbt:
 
 @pytest.fixture(scope="module")
 def cbt_multi(
-    build_cache: Path, registry: Registry, tmp_path_factory: pytest.TempPathFactory
+    build_cache: Path,
+    base_slim_arm64: Any,
+    registry: Registry,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> MultiCbt:
     """cb-totem built for linux/amd64 and linux/arm64, to an OCI layout and the registry."""
     work = tmp_path_factory.mktemp("cbt-multi")
