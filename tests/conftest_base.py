@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
@@ -24,13 +24,15 @@ import pytest
 
 from wheeldock import base
 
+#: The environment the armhf base is made and used under (see :func:`armhf_sources`).
+_ARMHF_SOURCES = {"WHEELDOCK_DEBIAN_SECURITY_MIRROR": "none"}
 #: The foreign bases (fixture → Debian architecture, extra environment). mmdebstrap runs their
 #: maintainer scripts under qemu, minutes each, so they start building in the background as soon
 #: as the tests needing them are collected: the emulated work overlaps the rest of the suite
 #: instead of holding it up when the first such test runs.
 _FOREIGN: dict[str, tuple[str, dict[str, str]]] = {
     "base_slim_arm64": ("arm64", {}),
-    "base_slim_armhf": ("armhf", {"WHEELDOCK_DEBIAN_SECURITY_MIRROR": "none"}),  # see armhf_sources
+    "base_slim_armhf": ("armhf", _ARMHF_SOURCES),
 }
 _CACHE = pytest.StashKey[Path]()
 _PREBUILDS = pytest.StashKey[dict[str, subprocess.Popen[bytes]]]()
@@ -51,10 +53,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         {name for item in session.items for name in getattr(item, "fixturenames", ())}
         & set(_FOREIGN)
     )
-    cache = _base_cache(session.config) if needed else None
+    if not needed:
+        return
+    cache = _base_cache(session.config)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     for name in needed:
-        assert cache is not None
         arch, extra = _FOREIGN[name]
         with (cache / f"prebuild-{arch}.log").open("wb") as log:
             procs[name] = subprocess.Popen(
@@ -94,22 +97,24 @@ def base_cache(request: pytest.FixtureRequest) -> Path:
 
 
 @contextmanager
-def _env(name: str, value: str) -> Iterator[None]:
-    """``name`` set to ``value`` for the duration (a session fixture cannot use monkeypatch)."""
-    previous = os.environ.get(name)
-    os.environ[name] = value
+def _env(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` set in the environment for the duration (a session fixture cannot use
+    monkeypatch)."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        if previous is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _cache_at(folder: Path) -> AbstractContextManager[None]:
     """WHEELDOCK_CACHE set for the duration."""
-    return _env("WHEELDOCK_CACHE", str(folder))
+    return _env({"WHEELDOCK_CACHE": str(folder)})
 
 
 @pytest.fixture(scope="session")
@@ -146,7 +151,7 @@ def armhf_sources() -> AbstractContextManager[None]:
     (Packages.xz 334,084 bytes where its Release file says 354,092), so apt refuses it and no
     armhf base with security fixes can be built here; the arm/v7 tests exercise the builder,
     not Debian's security feed. The base's cache key records the difference."""
-    return _env("WHEELDOCK_DEBIAN_SECURITY_MIRROR", "none")
+    return _env(_ARMHF_SOURCES)
 
 
 @pytest.fixture(scope="session")

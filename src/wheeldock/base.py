@@ -395,12 +395,6 @@ def check_arch(arch: str, *, binfmt_dir: Path = BINFMT_DIR, host: str | None = N
         )
 
 
-def mirror() -> str:
-    """The Debian mirror bases are made from: ``WHEELDOCK_DEBIAN_MIRROR`` (as for the package
-    index the ELF scan reads) or deb.debian.org."""
-    return os.environ.get("WHEELDOCK_DEBIAN_MIRROR", MIRROR).rstrip("/")
-
-
 def security_mirror() -> str | None:
     """The security archive: ``WHEELDOCK_DEBIAN_SECURITY_MIRROR`` or deb.debian.org's; ``none``
     leaves it out (only for a mirror whose security index is broken: such a base lacks the
@@ -415,7 +409,10 @@ def sources(suite: str, *, canonical: bool = False) -> tuple[str, ...]:
     ``canonical`` names deb.debian.org whatever the mirror settings say, for the cache key: a
     mirror is transport (the same archive's packages), but leaving the security archive out
     changes what a base holds."""
-    main = MIRROR if canonical else mirror()
+    # the mirror setting is the package index's (the ELF scan reads it from the same mirror)
+    from wheeldock import debian  # not at import: it brings in pyelftools
+
+    main = MIRROR if canonical else debian.mirror()
     security = security_mirror()
     if canonical and security is not None:
         security = SECURITY_MIRROR
@@ -441,9 +438,11 @@ def mmdebstrap_fix(output: str, *, suite: str, arch: str) -> str:
             "index is broken, WHEELDOCK_DEBIAN_SECURITY_MIRROR=none builds without security "
             "fixes)"
         )
+    from wheeldock import debian
+
     return (
-        f"check that {mirror()} answers over http and the package names exist in {suite}; "
-        "mmdebstrap's output above says which step failed"
+        f"check that {debian.mirror()} answers over http and the package names exist in "
+        f"{suite}; mmdebstrap's output above says which step failed"
     )
 
 

@@ -198,8 +198,9 @@ def plan_dependencies(
     the manifest, a history entry, a round trip when pushed or pulled, an unpack step in the
     engine), and the smallest are on top anyway, so a bump of one re-sends the small ones
     either way. Past ``max_layers``, the largest ``max_layers - 1`` (by the lock's file sizes,
-    known before anything is fetched) keep their own and the rest share the last one. A layer's key is its wheels' sha256s, the install scheme, the compiling
-    interpreter and the compression.
+    known before anything is fetched) keep their own and the rest share the last one. A layer's
+    key is its wheels' sha256s, the install scheme, the compiling interpreter and the
+    compression.
 
     Order: largest first (lowest), then by name. An engine knows a layer by its chain (the
     layers below it too), so a changed layer makes every layer above it new to the engine: it

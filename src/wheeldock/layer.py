@@ -169,10 +169,9 @@ def plan_entries(entries: Iterable[TarEntry], *, provided: Collection[str] = ())
         while str(parent) != ".":
             key = str(parent)
             existing = by_path.get(key)
-            if existing is None and key in provided:
-                pass
-            elif existing is None:
-                by_path[key] = TarEntry(key, "dir", 0o755)
+            if existing is None:
+                if key not in provided:
+                    by_path[key] = TarEntry(key, "dir", 0o755)
             elif existing.kind != "dir":
                 raise InvalidConfig(
                     f"{key!r} is a {existing.kind} in the layer, but {path!r} is inside it",
