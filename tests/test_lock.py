@@ -680,3 +680,45 @@ def test_lock_check_exits_non_zero_on_drift(
     capsys.readouterr()
     assert cli.main(["-C", str(tmp_path), "lock", "--check", "--json"]) == 1
     assert '"status": "stale"' in capsys.readouterr().out
+
+
+def _cached_wheel(cache: Path, metadata: str) -> lock.LockedPackage:
+    """A wheel in the wheelhouse cache's content-addressed place, holding ``metadata``."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("demo-1.0.dist-info/METADATA", metadata)
+    data = buffer.getvalue()
+    sha = hashlib.sha256(data).hexdigest()
+    name = "demo-1.0-py3-none-any.whl"
+    folder = cache / "wheels" / "sha256" / sha[:2] / sha
+    folder.mkdir(parents=True)
+    (folder / name).write_bytes(data)
+    return lock.LockedPackage("demo", "1.0", (lock.LockedFile(name, sha),), None)
+
+
+def test_a_cached_wheels_requirements_are_read_once_and_kept_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path))
+    pkg = _cached_wheel(
+        tmp_path, "Metadata-Version: 2.1\nName: demo\nRequires-Dist: idna>=3\nRequires-Dist: b\n"
+    )
+    assert lock._local_requires(pkg) == ("idna>=3", "b")
+    wheel = next((tmp_path / "wheels").rglob("*.whl"))
+    sidecar = wheel.with_name("requires-dist.json")
+    assert sidecar.read_text() == '["idna>=3", "b"]'
+    # the next read comes from the sidecar, not from the zip
+    sidecar.write_text('["kept"]')
+    assert lock._local_requires(pkg) == ("kept",)
+    # a sidecar without its wheel is not trusted: the wheel is what the build installs
+    wheel.unlink()
+    assert lock._local_requires(pkg) is None
+    # an unreadable sidecar is rewritten from the wheel
+    pkg = _cached_wheel(tmp_path, "Metadata-Version: 2.1\nName: demo\nRequires-Dist: c\n")
+    next(p for p in (tmp_path / "wheels").rglob("*.whl")).with_name(
+        "requires-dist.json"
+    ).write_text("{not json")
+    assert lock._local_requires(pkg) == ("c",)

@@ -31,7 +31,6 @@ import contextlib
 import fnmatch
 import functools
 import hashlib
-import importlib.metadata
 import json
 import logging
 import os
@@ -409,10 +408,14 @@ def sources(suite: str, *, canonical: bool = False) -> tuple[str, ...]:
     ``canonical`` names deb.debian.org whatever the mirror settings say, for the cache key: a
     mirror is transport (the same archive's packages), but leaving the security archive out
     changes what a base holds."""
-    # the mirror setting is the package index's (the ELF scan reads it from the same mirror)
-    from wheeldock import debian  # not at import: it brings in pyelftools
+    if canonical:
+        main = MIRROR
+    else:
+        # the mirror setting is the package index's (the ELF scan reads it from the same
+        # mirror); imported here, not at the top: it brings in httpx and pyelftools
+        from wheeldock import debian
 
-    main = MIRROR if canonical else debian.mirror()
+        main = debian.mirror()
     security = security_mirror()
     if canonical and security is not None:
         security = SECURITY_MIRROR
@@ -506,6 +509,8 @@ def user_hook(accounts: Sequence[SystemUser]) -> str:
 
 def uv_version() -> str:
     """The version of the ``uv`` package wheeldock runs: the one the builder base gets."""
+    import importlib.metadata  # here: it costs every build's start-up ~20 ms
+
     try:
         return importlib.metadata.version("uv")
     except importlib.metadata.PackageNotFoundError:

@@ -748,6 +748,21 @@ class Builder:
         result = daemon.load(image, parsed.name, self.store, hints=hints)
         return dataclasses.replace(result, seconds=time.monotonic() - started)
 
+    def prefetch_engine(self, planned: Sequence[tuple[Service, Sequence[str]]]) -> None:
+        """Start asking the engine what the ``docker-daemon:`` outputs' loads will need (see
+        :func:`wheeldock.daemon.prefetch`) while the images are built."""
+        names: list[str] = []
+        for svc, refs in planned:
+            hints = self._engine_hints(svc)
+            for ref in refs:
+                parsed = coerce(ref)
+                if isinstance(parsed, DaemonRef) and hints is not None:
+                    names += [parsed.name, *hints]
+        if names:
+            from wheeldock import daemon
+
+            daemon.prefetch(names)
+
     def load_together(
         self, items: Sequence[tuple[Service, Image, str]]
     ) -> dict[tuple[str, str], PublishResult]:
@@ -1073,9 +1088,9 @@ def build(
         )
         options = dataclasses.replace(options, compression="none" if daemon_only else "gzip")
     builder = Builder(project, options, store=store, progress=progress)
-    made: list[tuple[Service, tuple[str, ...], Image, list[LayerReport], locks.Lock, float]] = []
-    for svc in services:
-        refs = (
+    planned = [
+        (
+            svc,
             tuple(
                 # a fixed name claimed by one service is that service's alone
                 output_for(ref, svc, 1 if _names_a_service(ref, services) else len(services))
@@ -1083,8 +1098,13 @@ def build(
                 if _meant_for(ref, svc, services)
             )
             if outputs
-            else default_outputs(project, svc, engine_up=engine_up)
+            else default_outputs(project, svc, engine_up=engine_up),
         )
+        for svc in services
+    ]
+    builder.prefetch_engine(planned)
+    made: list[tuple[Service, tuple[str, ...], Image, list[LayerReport], locks.Lock, float]] = []
+    for svc, refs in planned:
         started = time.monotonic()
         image, reports, lock = builder.image(svc)
         made.append((svc, refs, image, reports, lock, time.monotonic() - started))

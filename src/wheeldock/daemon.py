@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO
 
 from wheeldock import engine
@@ -57,6 +58,44 @@ def chain_ids(diff_ids: Sequence[Digest | str]) -> list[str]:
 
 #: Chain IDs this process saw the engine have (from inspects and its own loads).
 _engine_chains: set[str] = set()
+#: The image names already inspected (their chains are in ``_engine_chains``): after that the
+#: process's own loads keep the set current, and a layer the engine lost since makes ``docker
+#: load`` fail, which :func:`_load_stream` answers by sending every layer.
+_inspected: set[str] = set()
+#: The engine check and inspect a build started early (:func:`prefetch`), not yet waited for.
+_prefetched: Future[None] | None = None
+
+
+def prefetch(names: Sequence[str]) -> None:
+    """Ask the engine, on a thread, what a coming load needs to know: that it answers, and
+    which layers the images ``names`` have. The build goes on meanwhile; the load waits for
+    the answers (two ``docker`` runs, ~70 ms, otherwise on the critical path)."""
+    global _prefetched
+
+    def ask() -> None:
+        engine.require()
+        _inspect(names)
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
+    _prefetched = pool.submit(ask)
+    pool.shutdown(wait=False)
+
+
+def _ready() -> None:
+    """:func:`engine.require`, or the answer of the :func:`prefetch` in flight."""
+    global _prefetched
+    pending, _prefetched = _prefetched, None
+    if pending is None:
+        engine.require()
+    else:
+        pending.result()  # re-raises EngineUnavailable
+
+
+def _inspect(names: Sequence[str]) -> None:
+    fresh = [n for n in dict.fromkeys(_short(n) for n in names) if n not in _inspected]
+    if fresh:
+        _engine_chains.update(engine_chains(fresh))
+        _inspected.update(fresh)
 
 
 def engine_chains(refs: Sequence[str]) -> set[str]:
@@ -80,7 +119,7 @@ def present_layers(image: Image, name: str, hints: Sequence[str] = ()) -> frozen
     """diff_ids of the longest prefix of ``image``'s layers whose chains the engine has."""
     chains = chain_ids([lay.diff_id for lay in image.layers])
     if not all(c in _engine_chains for c in chains):
-        _engine_chains.update(engine_chains([name, *hints]))
+        _inspect([name, *hints])
     present: set[Digest] = set()
     for lay, chain in zip(image.layers, chains, strict=True):
         if chain not in _engine_chains:
@@ -105,6 +144,7 @@ def _load_stream(
         log.warning("docker load without the layers it has failed (%s); sending them all",
                     exc.stderr.strip()[-300:])  # fmt: skip
         _engine_chains.clear()
+        _inspected.clear()
         return engine.load_stream(lambda pipe: send(pipe, frozenset()), timeout=timeout)
 
 
@@ -125,7 +165,7 @@ def load(
     to look in) are not sent. The result's digest is the manifest digest of the archive that was
     sent; ``docker images`` shows the config digest as the image ID.
     """
-    engine.require()
+    _ready()
     short = _short(name)
     results: list[PublishResult] = []
     omit: frozenset[Digest] = frozenset()
@@ -163,7 +203,7 @@ def load_many(
     services share their base and dependency layers, which go in the archive once, and the
     engine is asked once. Layers the engine has are left out as in :func:`load` (a layer only
     when every image holding it has its whole chain below it in the engine)."""
-    engine.require()
+    _ready()
     named = [(image, _short(name)) for image, name in images]
     present: dict[Digest, bool] = {}
     for image, short in named:

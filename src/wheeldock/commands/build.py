@@ -89,11 +89,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(func=run)
 
 
-def _progress(quiet: bool) -> Progress | None:
+def _progress(quiet: bool, verbose: bool = False) -> Progress | None:
+    """A line per layer built; cached layers too with ``-v`` (the final table counts them: on
+    a code change, 40-odd lines of "cached" would hide the one that matters)."""
     if quiet:
         return None
 
     def show(service: str, r: LayerReport) -> None:
+        if r.cached and not verbose:
+            return
         state = "[dim]cached[/]" if r.cached else "[green]built[/] "
         err_console.print(
             f"  {service}  {r.kind:<5} {state} {r.size / 1e6:8.2f} MB {r.seconds:6.2f} s  "
@@ -126,7 +130,11 @@ def run(args: argparse.Namespace) -> int:
     if multi:
         return _run_multi(args, proj, services, targets, options)
     results = builder.build(
-        proj, services, args.output, options, progress=_progress(quiet=args.json)
+        proj,
+        services,
+        args.output,
+        options,
+        progress=_progress(quiet=args.json, verbose=args.verbose > 0),
     )
     _render(results, as_json=args.json)
     return _watch(args, proj, services, options) if args.watch else 0
@@ -204,7 +212,7 @@ def _run_multi(
         targets,
         args.output,
         options,
-        progress=_progress(quiet=args.json),
+        progress=_progress(quiet=args.json, verbose=args.verbose > 0),
         emulate_sdists=args.emulate_sdists,
         sbom_dir=args.sbom,
         load_platform=platforms.parse(args.load_platform) if args.load_platform else None,
