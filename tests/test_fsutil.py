@@ -29,3 +29,46 @@ def test_unwritable_destination_gives_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(WheeldockError) as err:
         atomic_write_text(blocker / "sub" / "f.txt", "x")
     assert "writable" in (err.value.fix or "")
+
+
+def _can_lock(path: Path) -> bool:
+    """Whether an exclusive flock on ``path`` is free right now (asked without waiting)."""
+    import fcntl
+    import os
+
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def test_a_file_lock_excludes_others_until_its_block_ends(tmp_path: Path) -> None:
+    from wheeldock.fsutil import file_lock
+
+    path = tmp_path / "deep" / "cache.lock"
+    with file_lock(path):
+        assert not _can_lock(path)
+    assert _can_lock(path)
+
+
+def test_a_file_lock_dies_with_a_killed_holder(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "cache.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\nfrom wheeldock.fsutil import file_lock\n"
+         f"with file_lock({str(path)!r}):\n    print('held', flush=True)\n    time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    assert not _can_lock(path)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert _can_lock(path)

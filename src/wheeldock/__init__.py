@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
+# httpx's package imports its command-line tool whenever click, pygments and rich are installed
+# (they are, here): ~30 ms of every command's start-up for a tool wheeldock never runs. With this
+# entry the import fails quietly, as httpx expects when they are absent.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
 
 def __getattr__(name: str) -> str:
     # Looked up on first use: importlib.metadata costs every command's start-up ~50 ms.

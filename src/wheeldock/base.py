@@ -50,8 +50,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import IO
 
-from filelock import FileLock
-
 from wheeldock import engine, layout, process
 from wheeldock.blobs import BlobStore, default_store
 from wheeldock.errors import (
@@ -63,6 +61,7 @@ from wheeldock.errors import (
     UsageError,
     WheeldockError,
 )
+from wheeldock.fsutil import file_lock
 from wheeldock.image import History, Image, ImageConfig, Platform, rfc3339
 from wheeldock.layer import Layer
 from wheeldock.paths import cache_dir
@@ -554,7 +553,7 @@ def uv_binary(version: str, arch: str) -> Path:
         return Path(find_uv_bin())
     folder = cache_dir("uv", f"{version}-{arch}")
     binary = folder / "uv"
-    with FileLock(str(folder) + ".lock"):
+    with file_lock(str(folder) + ".lock"):
         if binary.is_file():
             return binary
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
@@ -1106,7 +1105,7 @@ def ensure_rootfs(
     folder = _writable_cache()
     tar_path = folder / f"{variant}-{suite}-{arch}-{key[:16]}.tar"
     meta_path = _meta_path(tar_path)
-    with FileLock(str(tar_path) + ".lock"):
+    with file_lock(str(tar_path) + ".lock"):
         cached = not rebuild and tar_path.is_file() and meta_path.is_file()
         if cached:
             meta = json.loads(meta_path.read_text())

@@ -9,7 +9,7 @@ Layout under ``root`` (default ``cache_dir("blobs")``)::
 Writes go to a temp file in ``tmp/`` and are renamed into place, so a blob under its final name
 is always complete — after ``kill -9`` too — and two processes writing the same blob at once
 both succeed (the second rename replaces identical bytes). Index entries are written the same
-way, under a :mod:`filelock` so concurrent ``set_cached`` calls do not interleave.
+way, under a file lock (:func:`wheeldock.fsutil.file_lock`) so concurrent ``set_cached`` calls do not interleave.
 """
 
 from __future__ import annotations
@@ -26,11 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from filelock import FileLock
-
 from wheeldock.digest import Digest
 from wheeldock.errors import DigestMismatch, NotFound, WheeldockError
-from wheeldock.fsutil import atomic_write_bytes
+from wheeldock.fsutil import atomic_write_bytes, file_lock
 from wheeldock.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -202,7 +200,7 @@ class BlobStore:
         path = self._index_path(key)
         data = json.dumps({"key": key, "value": value}, sort_keys=True).encode()
         path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.root / "index" / ".lock")):
+        with file_lock(str(self.root / "index" / ".lock")):
             atomic_write_bytes(path, data)
 
 

@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import IO
 
 import httpx
-from filelock import FileLock
 from isal import igzip
 
 from wheeldock.elf import TRIPLETS
 from wheeldock.errors import DigestMismatch, InvalidArchive, NotFound, WheeldockError
+from wheeldock.fsutil import file_lock
 from wheeldock.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -479,7 +479,7 @@ def open_index(
     """The (suite, arch) index: from the cache, else downloaded and built (about 20 MB from
     the mirror, once). ``refresh`` downloads again. Safe with several processes at once."""
     db_path = index_path(suite, arch)
-    with FileLock(str(db_path) + ".lock"):
+    with file_lock(str(db_path) + ".lock"):
         if refresh or not db_path.is_file():
             started = time.monotonic()
             _download_and_build(db_path, suite=suite, arch=arch, client=client)

@@ -19,12 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from wheeldock.blobs import BlobStore
 from wheeldock.digest import Digest
 from wheeldock.errors import DigestMismatch, InvalidReference, NotFound, WheeldockError
-from wheeldock.fsutil import atomic_write_bytes
+from wheeldock.fsutil import atomic_write_bytes, file_lock
 from wheeldock.image import (
     ANNOTATION_REF_NAME,
     INDEX_MEDIA_TYPES,
@@ -129,7 +127,7 @@ def write(
     annotations = {ANNOTATION_REF_NAME: tag} if tag else None
     descriptor = target.descriptor(annotations=annotations)
     # The lock lives inside the layout: tools ignore files the spec does not name.
-    with FileLock(str(root / ".wheeldock.lock")):
+    with file_lock(str(root / ".wheeldock.lock")):
         index = _read_index(root) if (root / "index.json").exists() else _empty_index()
         kept = [d for d in index.get("manifests", []) if not _same_slot(d, descriptor, tag)]
         index["manifests"] = [*kept, descriptor]

@@ -50,11 +50,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import tomli_w
-from filelock import FileLock
 
 from wheeldock import process
 from wheeldock.errors import InvalidConfig, NotFound
-from wheeldock.fsutil import atomic_write_text
+from wheeldock.fsutil import atomic_write_text, file_lock
 from wheeldock.project import Project, Service
 from wheeldock.requirements import requirement_closure
 
@@ -483,7 +482,7 @@ def compile_lock(root: Path, inputs: LockInputs, dest: Path, *, upgrade: bool = 
     for constraint in inputs.constraints:
         argv += ["--constraint", constraint]
     argv += list(inputs.top)
-    with FileLock(str(dest.parent / ".lock")):
+    with file_lock(str(dest.parent / ".lock")):
         process.run(
             argv,
             cwd=root,
@@ -1002,7 +1001,7 @@ def try_fast_lock(
     except (NotFound, InvalidConfig):
         old = None
     try:
-        with FileLock(str(dest.parent / ".lock")):
+        with file_lock(str(dest.parent / ".lock")):
             lock = fast_lock(root, inputs, dest, old, wheels=wheels, landed=landed)
     except NotFastLockable as exc:
         log.info("%s: resolving with uv (%s)", dest.name, exc)

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from filelock import FileLock
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
@@ -45,6 +44,7 @@ from wheeldock import lock as locks
 from wheeldock.blobs import BlobStore
 from wheeldock.builder import Builder, BuildOptions, LayerReport, Progress, output_for
 from wheeldock.errors import CommandFailed, UsageError, WheeldockError
+from wheeldock.fsutil import file_lock
 from wheeldock.image import Image, Index, index_of, rfc3339
 from wheeldock.install import InstalledTrees
 from wheeldock.platforms import Target
@@ -208,7 +208,7 @@ class EmulatingWheelhouse(Wheelhouse):
             return found[0]
         platforms.require_emulation(target, binfmt_dir=self.binfmt_dir, host_target=self.host)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(folder) + ".lock"):
+        with file_lock(str(folder) + ".lock"):
             found = sorted(folder.glob("*.whl")) if folder.is_dir() else []
             if found:
                 return found[0]

@@ -29,13 +29,13 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from filelock import FileLock
 from packaging import tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from wheeldock import process
 from wheeldock.blobs import CHUNK, hash_file
 from wheeldock.errors import CommandFailed, DigestMismatch, InvalidConfig, NotFound, WheeldockError
+from wheeldock.fsutil import file_lock
 from wheeldock.lock import Lock, LockedFile, uv_bin, wheel_arch
 from wheeldock.paths import cache_dir
 
@@ -320,7 +320,7 @@ class Wheelhouse:
                 fix=f"pin a version of {artifact.name} with a {arch} wheel, or build on {arch}",
             )
         folder.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(folder) + ".lock"):
+        with file_lock(str(folder) + ".lock"):
             found = sorted(folder.glob("*.whl")) if folder.is_dir() else []
             if found:
                 return found[0]

@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.table import Table
-
 from wheeldock import lock, platforms, project
 from wheeldock.errors import UsageError
 from wheeldock.output import console, err_console, print_json
@@ -180,6 +178,8 @@ def _render(results: Sequence[ServiceBuild], *, as_json: bool) -> None:
     if as_json:
         print_json({"services": [r.to_json() for r in results]})
         return
+    from rich.table import Table
+
     table = Table(box=None, pad_edge=False)
     for col in ("service", "digest", "layers (built/all)", "size", "time", "output"):
         table.add_column(col)
@@ -220,6 +220,8 @@ def _run_multi(
     if args.json:
         print_json({"services": [r.to_json() for r in results]})
         return 0
+    from rich.table import Table
+
     table = Table(box=None, pad_edge=False)
     for col in ("service", "platform", "digest", "layers (built/all)", "size", "time"):
         table.add_column(col)
