@@ -200,3 +200,9 @@ def test_preinstaller_given_nothing_starts_nothing(tmp_path: Path) -> None:
     with install.Preinstaller(install.InstalledTrees(tmp_path / "t"), install.debian_scheme()):
         assert threading.active_count() == before
     assert not (tmp_path / "t").exists()
+
+
+def test_a_preinstaller_started_early_but_handed_nothing_ends_cleanly(tmp_path: Path) -> None:
+    with install.Preinstaller(install.InstalledTrees(tmp_path / "t"), install.debian_scheme()) as e:
+        e.start()  # a stale lock that then needed no new wheel (a twin had it)
+    assert not any((tmp_path / "t").rglob("*.pyc"))

@@ -11,9 +11,14 @@ the caller can install the next wheel while the previous one compiles. stdout: a
 the sources that did not compile (skipped, as pip does: e.g. Python 2 templates in a package).
 """
 
+from __future__ import annotations
+
 import json
 import py_compile
 import sys
+
+# Imported here even when no pool is made: the modules loaded change which objects marshal
+# shares, so inline and pooled compiles must start from the same set to write the same bytes.
 from concurrent.futures import Future, ProcessPoolExecutor
 
 #: Files per task sent to a worker: large enough to amortise the pickling, small enough to
@@ -42,18 +47,23 @@ def _many(pairs: list[list[str]]) -> list[str]:
 def main() -> None:
     workers = int(sys.argv[1]) if len(sys.argv) > 1 else 1
     failed: list[str] = []
-    if workers <= 1:
-        for line in sys.stdin:
-            failed += _many(json.loads(line))
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            futures: list[Future[list[str]]] = []
-            for line in sys.stdin:
-                pairs = json.loads(line)
-                for i in range(0, len(pairs), _CHUNK):
-                    futures.append(pool.submit(_many, pairs[i : i + _CHUNK]))
-            for future in futures:
-                failed += future.result()
+    pool: ProcessPoolExecutor | None = None
+    futures: list[Future[list[str]]] = []
+    for trees, line in enumerate(sys.stdin, start=1):
+        pairs = json.loads(line)
+        # A pool pays off from the second tree, or for a big first one; a single small tree
+        # (a one-pin bump's) is compiled here before a pool would have started.
+        if pool is None and workers > 1 and (trees > 1 or len(pairs) > _CHUNK):
+            pool = ProcessPoolExecutor(workers)
+        if pool is None:
+            failed += _many(pairs)
+            continue
+        for i in range(0, len(pairs), _CHUNK):
+            futures.append(pool.submit(_many, pairs[i : i + _CHUNK]))
+    for future in futures:
+        failed += future.result()
+    if pool is not None:
+        pool.shutdown()
     json.dump(failed, sys.stdout)
 
 

@@ -43,7 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 from packaging.utils import parse_wheel_filename
 
 from wheeldock import base as bases
-from wheeldock import engine, process
+from wheeldock import engine, net, process
 from wheeldock import lock as locks
 from wheeldock.blobs import BlobStore, BlobWriter, hash_file
 from wheeldock.digest import Digest
@@ -684,6 +684,11 @@ class Builder:
         base = self._base(svc)
         # wheels the lock fetches are installed as they land, while it waits on the index
         with Preinstaller(self.trees, base.scheme) as early:
+            if not locks.is_fresh(self.project, svc, platform=self.options.platform):
+                # wheels will come: the HTTPS client, the installer thread and its compiler
+                # start now, while the lock reads its inputs
+                net.warm()
+                early.start()
             lock = locks.ensure(
                 self.project,
                 svc,

@@ -303,12 +303,17 @@ class Preinstaller:
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
 
-    def submit(self, sha256: str, wheel: Path) -> None:
-        """Hand over one verified wheel (thread-safe: downloads land on several threads)."""
-        with self._start:  # the thread (and its compiler process) only once there is work
+    def start(self) -> None:
+        """Start the thread and its compiler process now, before the first wheel: when wheels
+        are sure to come (a stale lock), their start-up then overlaps the index requests."""
+        with self._start:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="preinstall", daemon=True)
                 self._thread.start()
+
+    def submit(self, sha256: str, wheel: Path) -> None:
+        """Hand over one verified wheel (thread-safe: downloads land on several threads)."""
+        self.start()  # if not started: the thread (and its compiler) only once there is work
         self._queue.put((sha256, wheel))
 
     def _arriving(self) -> Iterator[tuple[str, Path]]:
@@ -317,6 +322,8 @@ class Preinstaller:
 
     def _run(self) -> None:
         try:
+            import installer.sources  # noqa: F401  (what install_wheel needs, loaded while we wait)
+
             self._trees.install_arriving(self._arriving(), self._scheme)
         except Exception as exc:  # the build's install step retries and reports
             log.debug("early install stopped (%s); the build installs what is missing", exc)

@@ -9,32 +9,70 @@ connections warm between rebuilds. httpx's client is safe to use from several th
 from __future__ import annotations
 
 import atexit
-from functools import cache
+import os
+import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 #: Idle connections are kept this long (httpx's default, 5 s, would drop them between edits).
 KEEPALIVE_SECONDS = 120.0
 
 
-@cache
+_made: httpx.Client | None = None
+_making = threading.Lock()
+
+
 def client() -> httpx.Client:
     """The process's client: the system CA store (which honours ``SSL_CERT_FILE``, so a proxy's
     CA is trusted; certifi's bundle would not have it), redirects followed, bounded timeouts."""
+    global _made
+    with _making:  # one client, also when a warm-up thread is making it
+        if _made is None:
+            import httpx  # imported on first use: it is slow to import, and most commands never need it
+
+            _made = httpx.Client(
+                verify=tls_context(),
+                follow_redirects=True,
+                timeout=httpx.Timeout(60.0, connect=15.0),
+                limits=httpx.Limits(max_connections=16, keepalive_expiry=KEEPALIVE_SECONDS),
+            )
+            atexit.register(_made.close)
+        return _made
+
+
+#: Debian's CA bundle; update-ca-certificates writes it and the hashed folder beside it together.
+_DEBIAN_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def tls_context() -> ssl.SSLContext:
+    """The system's trust, as ``ssl.create_default_context()`` gives it (``SSL_CERT_FILE``
+    included, so a proxy's CA is trusted). When that file is Debian's bundle, the CAs are
+    looked up in its hashed folder instead, which reads only the one a server's chain needs:
+    ~1 ms instead of parsing ~150 certificates (~45 ms of every build that asks an index)."""
     import ssl
 
-    import httpx  # imported on first use: it is slow to import, and most commands never need it
+    defaults = ssl.get_default_verify_paths()
+    cafile = os.environ.get("SSL_CERT_FILE") or defaults.cafile
+    folder = _DEBIAN_BUNDLE.parent
+    try:
+        same = cafile is not None and Path(cafile).resolve() == _DEBIAN_BUNDLE.resolve()
+    except OSError:
+        same = False
+    if same and any(folder.glob("*.0")):
+        return ssl.create_default_context(capath=str(folder))
+    return ssl.create_default_context()
 
-    made = httpx.Client(
-        verify=ssl.create_default_context(),
-        follow_redirects=True,
-        timeout=httpx.Timeout(60.0, connect=15.0),
-        limits=httpx.Limits(max_connections=16, keepalive_expiry=KEEPALIVE_SECONDS),
-    )
-    atexit.register(made.close)
-    return made
+
+def warm() -> None:
+    """Make the client on a thread, now: a build that will ask the index (a stale lock) calls
+    this first, so importing httpx and loading the CA store (~0.1 s; the latter without the
+    GIL) overlap the lock's reading of its inputs instead of preceding its first request."""
+    threading.Thread(target=client, name="net-warm", daemon=True).start()
 
 
-__all__ = ["client"]
+__all__ = ["client", "tls_context", "warm"]
