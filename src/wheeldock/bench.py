@@ -658,6 +658,11 @@ class Native(Init):
 
     def clear_caches(self) -> None:
         super().clear_caches()
+        # The images an earlier code change or bump left untagged hold the same layers, which
+        # `docker load` would then not send: a cold build starts without them.
+        for svc in self.stack.services:
+            engine.docker("image", "prune", "--force", "--filter",
+                          f"label=org.opencontainers.image.title={svc.name}", check=False)  # fmt: skip
         # an empty wheel/blob/layer cache; the base rootfs (made once per machine by
         # `wheeldock base`, like the engine's base images) is shared with the other scenarios.
         shutil.rmtree(self.cache, ignore_errors=True)

@@ -167,18 +167,18 @@ class Wheelhouse:
         missing = [a for a in artifacts if a not in cached]
         sdists: list[Artifact] = []
 
-        def ready(artifact: Artifact) -> Iterator[tuple[Artifact, Path]]:
+        def ready(artifact: Artifact, *, checked: bool) -> Iterator[tuple[Artifact, Path]]:
             if artifact.kind == "sdist":
                 sdists.append(artifact)
             else:
-                yield artifact, self.verified(artifact)
+                yield artifact, self.path(artifact.file) if checked else self.verified(artifact)
 
         # the downloads start now, so they arrive while the cached wheels are being installed
         arriving = self._download_each(missing)
         for artifact in cached:
-            yield from ready(artifact)
-        for artifact in arriving:
-            yield from ready(artifact)
+            yield from ready(artifact, checked=False)
+        for artifact in arriving:  # hashed while downloading: no second read
+            yield from ready(artifact, checked=True)
         for artifact in sdists:
             local = self.verified(artifact)
             yield artifact, self.build_sdist(artifact, local, platform=platform, python=python)
