@@ -722,3 +722,40 @@ def test_a_cached_wheels_requirements_are_read_once_and_kept_beside_it(
         "requires-dist.json"
     ).write_text("{not json")
     assert lock._local_requires(pkg) == ("c",)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "idna==3.10",
+        "Pillow==13.0.0",
+        "uvicorn[standard]==0.54.0",
+        "uvicorn[standard, http2]==0.54.0",
+        "zope.interface==7.2",
+        "pkg_name == 1.0.post1",
+        "torch==2.5.1+cpu",
+        "a==1.0rc1",
+    ],
+)
+def test_a_plain_pin_is_read_as_packaging_reads_it(line: str) -> None:
+    from packaging.requirements import Requirement
+
+    req = Requirement(line)
+    (spec,) = req.specifier
+    assert lock._plain_pin(line) == (req.name, frozenset(req.extras), spec.version)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "idna==3.*",
+        "idna>=3.10",
+        "idna==3.10; python_version < '3.8'",
+        "idna==3.10,!=3.11",
+        "idna @ https://example.org/idna.whl",
+        "idna==not-a-version",
+        "idna===3.10",
+    ],
+)
+def test_anything_else_is_left_to_packagings_parser(line: str) -> None:
+    assert lock._plain_pin(line) is None

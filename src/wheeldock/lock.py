@@ -47,7 +47,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import tomli_w
 
@@ -56,6 +56,9 @@ from wheeldock.errors import InvalidConfig, NotFound
 from wheeldock.fsutil import atomic_write_text, file_lock
 from wheeldock.project import Project, Service
 from wheeldock.requirements import requirement_closure
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
 
 log = logging.getLogger(__name__)
 
@@ -624,11 +627,43 @@ class _Pin:
     extras: frozenset[str]
 
 
+#: ``name==version`` or ``name[extras]==version`` and nothing else: most pinned lines, read
+#: without packaging's requirement parser (importing it costs a bump ~25 ms before its first
+#: index request; the parser still reads every other line).
+_PLAIN_PIN = re.compile(
+    r"(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*"
+    r"(?:\[(?P<extras>[A-Za-z0-9._,\s-]*)\])?\s*==\s*(?P<version>[^\s;,*@]+)"
+)
+
+
+@lru_cache(maxsize=1)
+def _version_re() -> re.Pattern[str]:
+    from packaging.version import VERSION_PATTERN
+
+    return re.compile(VERSION_PATTERN, re.VERBOSE | re.IGNORECASE)
+
+
+def _plain_pin(line: str) -> tuple[str, frozenset[str], str] | None:
+    """(name, extras, version) of a plain pin line, else None (for the full parser)."""
+    match = _PLAIN_PIN.fullmatch(line)
+    if match is None or _version_re().fullmatch(match["version"]) is None:
+        return None
+    extras = frozenset(e.strip() for e in (match["extras"] or "").split(",") if e.strip())
+    return match["name"], extras, match["version"]
+
+
+@lru_cache(maxsize=4096)
+def _requirement(line: str) -> Requirement:
+    """A parsed requirement line (the same lines recur across services and rebuilds)."""
+    from packaging.requirements import Requirement
+
+    return Requirement(line)
+
+
 def pinned_requirements(root: Path, inputs: LockInputs) -> dict[str, _Pin]:
     """Every requirement of ``inputs`` as ``name==version`` (markers false for the target
     dropped); :class:`NotFastLockable` for anything else (ranges, URLs, hashes, options,
     constraints, ``--no-binary``)."""
-    from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
 
     if inputs.constraints or inputs.no_binary:
@@ -648,21 +683,33 @@ def pinned_requirements(root: Path, inputs: LockInputs) -> dict[str, _Pin]:
                 continue  # the included file is one of inputs.files
             if line.startswith("-") or "--hash" in line:
                 raise NotFastLockable(f"{rel}:{number}: an option ({line.split()[0]})")
-            try:
-                req = Requirement(line)
-            except InvalidRequirement as exc:
-                raise NotFastLockable(f"{rel}:{number}: {exc}") from None
-            if req.marker is not None and not req.marker.evaluate(env):
-                continue
-            specs = list(req.specifier)
-            if req.url or len(specs) != 1 or specs[0].operator != "==" or "*" in specs[0].version:
-                raise NotFastLockable(f"{rel}:{number}: {req.name} is not pinned with ==")
-            name = canonicalize_name(req.name)
+            plain = _plain_pin(line)
+            if plain is not None:
+                raw_name, raw_extras, version = plain
+            else:
+                from packaging.requirements import InvalidRequirement
+
+                try:
+                    req = _requirement(line)
+                except InvalidRequirement as exc:
+                    raise NotFastLockable(f"{rel}:{number}: {exc}") from None
+                if req.marker is not None and not req.marker.evaluate(env):
+                    continue
+                specs = list(req.specifier)
+                if (
+                    req.url
+                    or len(specs) != 1
+                    or specs[0].operator != "=="
+                    or "*" in specs[0].version
+                ):
+                    raise NotFastLockable(f"{rel}:{number}: {req.name} is not pinned with ==")
+                raw_name, raw_extras, version = req.name, frozenset(req.extras), specs[0].version
+            name = canonicalize_name(raw_name)
             old = pins.get(name)
-            if old is not None and old.version != specs[0].version:
+            if old is not None and old.version != version:
                 raise NotFastLockable(f"{name} is pinned twice")
-            extras = frozenset(req.extras) | (old.extras if old else frozenset())
-            pins[name] = _Pin(name, specs[0].version, extras)
+            extras = raw_extras | (old.extras if old else frozenset())
+            pins[name] = _Pin(name, version, extras)
     if not pins:
         raise NotFastLockable("no requirements")
     return pins
@@ -892,7 +939,6 @@ def _check_closed(
 ) -> None:
     """Every dependency (markers evaluated for the target, with each extra asked of a package)
     is a pinned package whose pin satisfies it; else :class:`NotFastLockable`."""
-    from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
     extras = {name: set(pin.extras) for name, pin in pins.items()}
@@ -901,7 +947,7 @@ def _check_closed(
         changed = False
         for name, lines in requires.items():
             for line in lines:
-                req = Requirement(line)
+                req = _requirement(line)
                 wanted = ["", *sorted(extras[name])]
                 if req.marker is not None and not any(
                     req.marker.evaluate({**env, "extra": e}) for e in wanted
@@ -968,6 +1014,9 @@ def fast_lock(
                 unknown.append(pins[name])  # no wheel in the cache: its metadata comes from PyPI
             else:
                 requires[name] = local
+                for line in local:  # parsed now, for the closure check, while the index answers
+                    with contextlib.suppress(ValueError):  # the check reports bad lines
+                        _requirement(line)
         releases = fetching.result()
     releases += _fetch_releases(unknown, inputs, wheels=wheels, landed=landed)
     for release in releases:
