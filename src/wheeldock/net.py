@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,22 +50,29 @@ def client() -> httpx.Client:
 _DEBIAN_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
+#: The names c_rehash (and update-ca-certificates) give the CAs in a hashed folder.
+_HASHED = re.compile(r"[0-9a-f]{8}\.[0-9]+")
+
+
 def tls_context() -> ssl.SSLContext:
     """The system's trust, as ``ssl.create_default_context()`` gives it (``SSL_CERT_FILE``
-    included, so a proxy's CA is trusted). When that file is Debian's bundle, the CAs are
-    looked up in its hashed folder instead, which reads only the one a server's chain needs:
-    ~1 ms instead of parsing ~150 certificates (~45 ms of every build that asks an index)."""
+    included, so a proxy's CA is trusted). When that file is Debian's bundle and its hashed
+    folder holds as many CAs, they are looked up in the folder instead, which reads only the
+    one a server's chain needs: ~1 ms instead of parsing ~150 certificates (~45 ms of every
+    build that asks an index). A CA appended to the bundle by hand makes the counts differ,
+    and the bundle is read whole, as before."""
     import ssl
 
-    defaults = ssl.get_default_verify_paths()
-    cafile = os.environ.get("SSL_CERT_FILE") or defaults.cafile
+    cafile = os.environ.get("SSL_CERT_FILE") or ssl.get_default_verify_paths().cafile
     folder = _DEBIAN_BUNDLE.parent
     try:
-        same = cafile is not None and Path(cafile).resolve() == _DEBIAN_BUNDLE.resolve()
+        if cafile is not None and Path(cafile).resolve() == _DEBIAN_BUNDLE.resolve():
+            bundled = _DEBIAN_BUNDLE.read_bytes().count(b"-----BEGIN CERTIFICATE-----")
+            hashed = sum(1 for name in os.listdir(folder) if _HASHED.fullmatch(name))
+            if bundled and bundled == hashed:
+                return ssl.create_default_context(capath=str(folder))
     except OSError:
-        same = False
-    if same and any(folder.glob("*.0")):
-        return ssl.create_default_context(capath=str(folder))
+        pass
     return ssl.create_default_context()
 
 
