@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from wheeldock import bench, cli, platforms
-from wheeldock.errors import ToolNotFound, UsageError
+from wheeldock.errors import CommandFailed, ToolNotFound, UsageError
 from wheeldock.project import Service
 
 REQS = """\
@@ -318,3 +318,32 @@ def test_bench_cli_refuses_an_unknown_platform(
 ) -> None:
     assert cli.main(["-C", str(tmp_path), "bench", "--platform", "linux/sparc"]) == 2
     assert "unknown platform 'linux/sparc'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("stderr", "raised"),
+    [("", bench.BuildSessionLost), ("#5 ERROR: process did not complete\n", CommandFailed)],
+    ids=["silent", "a-step-failed"],
+)
+def test_a_compose_build_that_printed_nothing_is_a_lost_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stderr: str, raised: type[Exception]
+) -> None:
+    def compose(*args: object, **kwargs: object) -> None:
+        raise CommandFailed(["docker", "compose", "build"], 17, "", stderr)
+
+    monkeypatch.setattr(bench.engine, "compose", compose)
+    svc = Service("api", "api", ("api/requirements.txt",), ("python3", "main.py"), port=8000)
+    stack = bench.Stack(tmp_path, (svc,), (tmp_path / "compose.yaml",))
+    scenario = bench.UvGuide(stack, tmp_path, ca_file=None, wheeldock=["wheeldock"])
+    with pytest.raises(raised) as info:
+        scenario.build()
+    assert type(info.value) is raised
+
+
+def test_a_build_timed_again_is_listed_in_the_report() -> None:
+    report = _report()
+    report.retried.append("uvguide run 2 code: `docker compose build` exited with 17")
+    text = bench.render_markdown(report)
+    assert "## Builds timed again (nothing had been built)" in text
+    assert "- uvguide run 2 code:" in text
+    assert report.to_dict()["retried"] == report.retried

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from wheeldock import baselines, ca, compose, discover, engine
-from wheeldock.errors import UsageError, WheeldockError
+from wheeldock.errors import CommandFailed, UsageError, WheeldockError
 from wheeldock.fsutil import atomic_write_text
 from wheeldock.project import Service
 
@@ -76,6 +76,12 @@ _COPY_IGNORE = shutil.ignore_patterns(".git", ".wheeldock", "__pycache__", "*.py
 
 class BenchFailed(WheeldockError):
     """A scenario did not reach healthy; carries the scenario, event and the last log lines."""
+
+
+class BuildSessionLost(BenchFailed):
+    """``docker compose build`` ended without printing a single line: BuildKit's session never
+    started (seen here once in a bench run: the engine reset the socket), so no build step ran
+    and the event can be timed again from the start."""
 
 
 # --- plain data ---------------------------------------------------------------------------------
@@ -126,6 +132,7 @@ class BenchReport:
     idle_rss: dict[str, dict[str, int]] = field(default_factory=dict)  # scenario -> svc -> bytes
     build_peak_rss: dict[str, int] = field(default_factory=dict)  # scenario -> bytes
     failures: list[str] = field(default_factory=list)
+    retried: list[str] = field(default_factory=list)  # builds timed again after a lost session
     bumped: str = ""
     platform: str = ""  # what the images were built for and run as (e.g. linux/arm64)
     emulated: bool = False  # the containers (and the Dockerfiles' RUN steps) ran under qemu
@@ -177,6 +184,7 @@ class BenchReport:
             "build_peak_rss": self.build_peak_rss,
             "measurements": [m.__dict__ for m in self.measurements],
             "failures": self.failures,
+            "retried": self.retried,
         }
 
 
@@ -424,9 +432,21 @@ class Scenario:
             engine.docker("image", "rm", "--force", ref, check=False)
 
     def build(self) -> None:
-        engine.compose(
-            self.work, "build", files=self.compose_files(), project_name=self.project, timeout=3600
-        )
+        self._compose_build()
+
+    def _compose_build(self) -> None:
+        try:
+            engine.compose(
+                self.work, "build", files=self.compose_files(), project_name=self.project,
+                timeout=3600,
+            )  # fmt: skip
+        except CommandFailed as exc:
+            if exc.stdout.strip() or exc.stderr.strip():
+                raise
+            raise BuildSessionLost(
+                f"{exc.what} before BuildKit reported any step",
+                fix="check the engine's log; the bench times such a build again once",
+            ) from exc
 
     def start(self) -> None:
         engine.compose(
@@ -629,9 +649,7 @@ class Init(Scenario):
         return refs
 
     def build(self) -> None:
-        engine.compose(
-            self.work, "build", files=self.compose_files(), project_name=self.project, timeout=3600
-        )
+        self._compose_build()
 
     def _wheeldock(self, *args: str, env: dict[str, str] | None = None) -> None:
         cmd = [*self.wheeldock, "-C", str(self.work), *args]
@@ -1053,7 +1071,15 @@ def _run_events(
         if event in ("cold", "cold-src", "bump", "bump-src"):
             scenario.relock()
         if event != "restart" or scenario.name == "before":
-            scenario.build()
+            started = time.perf_counter()
+            try:
+                scenario.build()
+            except BuildSessionLost as exc:
+                # nothing was built: time the build again, from now (the relock stays counted)
+                progress(f"[yellow]{scenario.name}: {exc.what}; building again[/]")
+                report.retried.append(f"{scenario.name} run {run + 1} {event}: {exc.what}")
+                t0 += time.perf_counter() - started
+                scenario.build()
         build_s = time.perf_counter() - t0
         scenario.start()
         answer_s, healthy_s = wait_healthy(
@@ -1256,6 +1282,9 @@ def render_markdown(report: BenchReport) -> str:
     )
     if report.failures:
         lines += ["", "## Failures", ""] + [f"- {f.splitlines()[0]}" for f in report.failures]
+    if report.retried:
+        lines += ["", "## Builds timed again (nothing had been built)", ""]
+        lines += [f"- {r.splitlines()[0]}" for r in report.retried]
     lines += [
         "",
         "How it was measured: each timer starts just before the first command of the event and "
