@@ -614,9 +614,14 @@ def test_a_bumped_pin_asks_the_index_only_for_that_package_and_build_relocks_it(
         return real(pins, inputs, **kw)
 
     monkeypatch.setattr(lock, "_fetch_releases", spy)
+    told: list[str] = []
+    fresh = lock.ensure(proj, proj.services[0], fetching=lambda: told.append("fresh"))
+    assert fresh.text == first.text and told == []  # a fresh lock asks nothing
     _write(tmp_path, {"svc/requirements.txt": "anyio==4.6.0\nidna==3.9\nsniffio==1.3.1\n"})
-    bumped = lock.ensure(proj, proj.services[0])  # no --relock needed: the pins decide
+    # no --relock needed: the pins decide
+    bumped = lock.ensure(proj, proj.services[0], fetching=lambda: told.append("bumped"))
     assert asked == ["idna==3.9"]
+    assert told == ["bumped"]  # the build is told before the index is asked
     assert {p.name: p.version for p in bumped.packages} == {
         "anyio": "4.6.0", "idna": "3.9", "sniffio": "1.3.1"
     }  # fmt: skip

@@ -432,9 +432,6 @@ class Scenario:
             engine.docker("image", "rm", "--force", ref, check=False)
 
     def build(self) -> None:
-        self._compose_build()
-
-    def _compose_build(self) -> None:
         try:
             engine.compose(
                 self.work, "build", files=self.compose_files(), project_name=self.project,
@@ -647,9 +644,6 @@ class Init(Scenario):
             if s.name in data
         ]
         return refs
-
-    def build(self) -> None:
-        self._compose_build()
 
     def _wheeldock(self, *args: str, env: dict[str, str] | None = None) -> None:
         cmd = [*self.wheeldock, "-C", str(self.work), *args]

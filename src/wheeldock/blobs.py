@@ -9,7 +9,8 @@ Layout under ``root`` (default ``cache_dir("blobs")``)::
 Writes go to a temp file in ``tmp/`` and are renamed into place, so a blob under its final name
 is always complete — after ``kill -9`` too — and two processes writing the same blob at once
 both succeed (the second rename replaces identical bytes). Index entries are written the same
-way, under a file lock (:func:`wheeldock.fsutil.file_lock`) so concurrent ``set_cached`` calls do not interleave.
+way, under a file lock (:func:`wheeldock.fsutil.file_lock`) so concurrent ``set_cached`` calls
+do not interleave.
 """
 
 from __future__ import annotations

@@ -684,17 +684,20 @@ class Builder:
         base = self._base(svc)
         # wheels the lock fetches are installed as they land, while it waits on the index
         with Preinstaller(self.trees, base.scheme) as early:
-            if not locks.is_fresh(self.project, svc, platform=self.options.platform):
+
+            def fetching() -> None:
                 # wheels will come: the HTTPS client, the installer thread and its compiler
                 # start now, while the lock reads its inputs
                 net.warm()
                 early.start()
+
             lock = locks.ensure(
                 self.project,
                 svc,
                 platform=self.options.platform,
                 relock=self.options.relock,
                 landed=early.submit,
+                fetching=fetching,
             )
         reports: list[LayerReport] = list(base.reports)
         layers: list[Layer] = []

@@ -548,26 +548,6 @@ def lock_services(
     return results
 
 
-def _fresh_twin(project: Project, path: Path, inputs: LockInputs, platform: str) -> Path | None:
-    """Another service's lock that is fresh for the same inputs (the same input hash means the
-    same files, platform and Python: the resolution is the same)."""
-    for other in project.services:
-        other_path = lock_path(project.root, other.name, platform)
-        if other_path != path and status(other_path, inputs) == "fresh":
-            return other_path
-    return None
-
-
-def is_fresh(project: Project, svc: Service, *, platform: str = DEFAULT_PLATFORM) -> bool:
-    """Whether :func:`ensure` will find ``svc``'s lock, or a twin's, current: then a build
-    asks no index."""
-    path = lock_path(project.root, svc.name, platform)
-    inputs = inputs_for(project.root, svc, platform)
-    return (
-        status(path, inputs) == "fresh" or _fresh_twin(project, path, inputs, platform) is not None
-    )
-
-
 def ensure(
     project: Project,
     svc: Service,
@@ -575,22 +555,28 @@ def ensure(
     platform: str = DEFAULT_PLATFORM,
     relock: bool = False,
     landed: Landed | None = None,
+    fetching: Callable[[], None] | None = None,
 ) -> Lock:
     """The service's lock for ``build``: created when missing; when stale (its inputs changed
     since it was written), updated if the inputs are fully pinned (:func:`fast_lock`: exact,
     no resolver), else refused unless ``relock``, which re-resolves it with uv. ``landed``
-    hears of each wheel the fast path fetches (the build starts installing it at once)."""
+    hears of each wheel the fast path fetches (the build starts installing it at once);
+    ``fetching`` is called first, once it is known that the index will be asked."""
     inputs = inputs_for(project.root, svc, platform)
     path = lock_path(project.root, svc.name, platform)
     state = status(path, inputs)
     if state == "fresh":
         return read(path)
     # A twin service may have just written identical inputs' lock: reuse it rather than re-resolve.
-    twin = _fresh_twin(project, path, inputs, platform)
-    if twin is not None:
-        text = twin.read_text()
-        atomic_write_text(path, text)
-        return parse(text, path)
+    for other in project.services:
+        other_path = lock_path(project.root, other.name, platform)
+        # Same input hash means same files, platform and Python: the resolution is the same.
+        if other_path != path and status(other_path, inputs) == "fresh":
+            text = other_path.read_text()
+            atomic_write_text(path, text)
+            return parse(text, path)
+    if fetching is not None:
+        fetching()
     # a build installs the wheels next: fetch them now instead of their metadata files
     quick = try_fast_lock(project.root, inputs, path, wheels=True, landed=landed)
     if quick is not None:

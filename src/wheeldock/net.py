@@ -78,8 +78,8 @@ def tls_context() -> ssl.SSLContext:
 
 def warm() -> None:
     """Make the client on a thread, now: a build that will ask the index (a stale lock) calls
-    this first, so importing httpx and loading the CA store (~0.1 s; the latter without the
-    GIL) overlap the lock's reading of its inputs instead of preceding its first request."""
+    this first, so importing httpx and making the client (~0.1 s) overlap the lock's reading
+    of its inputs instead of preceding its first request."""
     threading.Thread(target=client, name="net-warm", daemon=True).start()
 
 

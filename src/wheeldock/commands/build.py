@@ -106,17 +106,13 @@ def _progress(quiet: bool, verbose: bool = False) -> Progress | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    targets = platforms.parse_list(args.platform, default=lock.DEFAULT_PLATFORM)
-    proj = project.load(args.project)
-    services = proj.select(args.services)
-    if any(not lock.is_fresh(proj, s, platform=t.name) for s in services for t in targets):
-        from wheeldock import net
-
-        net.warm()  # the index will be asked: the client gets ready while the builder loads
     # Imported here: the builder pulls in the whole OCI stack, which other commands do not need.
     from wheeldock import builder
     from wheeldock.builder import BuildOptions
 
+    targets = platforms.parse_list(args.platform, default=lock.DEFAULT_PLATFORM)
+    proj = project.load(args.project)
+    services = proj.select(args.services)
     options = BuildOptions(
         base=args.base,
         compression=args.compression,
