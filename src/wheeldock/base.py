@@ -34,7 +34,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import posixpath
 import re
 import shlex
@@ -332,8 +331,9 @@ def recipe(name: str) -> Recipe:
 
 
 def native_arch(machine: str | None = None) -> str:
-    """The Debian architecture of this host (``platform.machine()`` mapped)."""
-    machine = machine or platform.machine()
+    """The Debian architecture of this host (its machine name, as ``uname -m`` prints it, mapped;
+    read with ``os.uname``: the ``platform`` module costs ~3 ms to import)."""
+    machine = machine or os.uname().machine
     return _MACHINE_TO_ARCH.get(machine.lower(), machine.lower())
 
 

@@ -35,6 +35,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
@@ -361,6 +362,11 @@ def git_labels(root: Path) -> dict[str, str]:
     return labels
 
 
+def _git_facts(root: Path, epoch: int | None) -> tuple[int, dict[str, str]]:
+    """The build's epoch (``epoch``, else :func:`source_date_epoch`) and :func:`git_labels`."""
+    return (epoch if epoch is not None else source_date_epoch(root)), git_labels(root)
+
+
 # -- the builder --------------------------------------------------------------------------------
 
 
@@ -395,16 +401,21 @@ class Builder:
         self.wheelhouse = wheelhouse or Wheelhouse()
         self.trees = trees or InstalledTrees()
         self.progress = progress
-        self._epoch = (
-            self.options.source_date_epoch
-            if self.options.source_date_epoch is not None
-            else source_date_epoch(project.root)
-        )
-        self._git_labels = git_labels(project.root)
+        explicit = self.options.source_date_epoch
+        if explicit is None and os.environ.get("SOURCE_DATE_EPOCH"):
+            explicit = source_date_epoch(project.root)  # a bad value fails the build at once
+        # git answers (~3 ms a call) on a thread, while the lock and the base are read
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="git")
+        self._facts = pool.submit(_git_facts, project.root, explicit)
+        pool.shutdown(wait=False)
 
     @property
     def epoch(self) -> int:
-        return self._epoch
+        return self._facts.result()[0]
+
+    @property
+    def _git_labels(self) -> dict[str, str]:
+        return self._facts.result()[1]
 
     @property
     def compression(self) -> Compression:

@@ -20,7 +20,6 @@ import io
 import json
 import logging
 import os
-import platform
 import posixpath
 import re
 import shutil
@@ -78,7 +77,7 @@ _STATUS = "var/lib/dpkg/status"
 
 
 def native_arch() -> str:
-    machine = platform.machine().lower()
+    machine = os.uname().machine.lower()
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "armhf", "i686": "i386"}.get(
         machine, machine
     )

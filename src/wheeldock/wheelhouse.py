@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import platform as host_platform
 import shutil
 import sys
 import tempfile
@@ -313,10 +312,10 @@ class Wheelhouse:
         if found:
             return found[0]
         arch = wheel_arch(platform)
-        if host_platform.machine() != arch:
+        if os.uname().machine != arch:
             raise WheeldockError(
                 f"{artifact} has no wheel for {platform}, and its sdist cannot be built here "
-                f"(this machine is {host_platform.machine()}, not {arch})",
+                f"(this machine is {os.uname().machine}, not {arch})",
                 fix=f"pin a version of {artifact.name} with a {arch} wheel, or build on {arch}",
             )
         folder.parent.mkdir(parents=True, exist_ok=True)
