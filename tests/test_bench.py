@@ -202,6 +202,32 @@ def test_report_json_has_a_summary_per_scenario_and_event() -> None:
     assert len(data["measurements"]) == 18
 
 
+BASE = ("sha256:base",)
+
+
+def test_a_cold_build_sharing_only_its_base_with_the_engine_is_cold() -> None:
+    built = [*BASE, "sha256:deps", "sha256:app"]
+    before = {"wheeldock/python:3.11-slim": BASE, "python:3.11-slim": ("sha256:other",)}
+    assert bench.already_held(built, before) == (0, [])
+
+
+def test_layers_past_the_base_already_in_the_engine_make_a_cold_build_warm() -> None:
+    built = [*BASE, "sha256:pillow", "sha256:idna", "sha256:app"]
+    before = {
+        "wheeldock/python:3.11-slim": BASE,
+        "cb-totem-srv-img:wheeldock": (*BASE, "sha256:pillow", "sha256:idna", "sha256:old-app"),
+        "unrelated:1": ("sha256:x",),
+    }
+    assert bench.already_held(built, before) == (2, ["cb-totem-srv-img:wheeldock"])
+
+
+def test_the_report_lists_cold_builds_that_were_warm_in_the_engine() -> None:
+    report = _report()
+    report.warm_engine.append("native run 1 cold: the engine already held 19 of x's 21 layers")
+    assert "## Cold builds that were not cold in the engine" in bench.render_markdown(report)
+    assert report.to_dict()["warm_engine"] == report.warm_engine
+
+
 def test_chart_is_a_png(tmp_path: Path) -> None:
     path = bench.render_chart(_report(), tmp_path / "chart.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -97,6 +98,18 @@ def test_layer_keys_depend_on_compression_and_compiler() -> None:
     base = plan_dependencies(arts, scheme=SCHEME, compression="gzip", compiler="a")[0].key
     assert plan_dependencies(arts, scheme=SCHEME, compression="zstd", compiler="a")[0].key != base
     assert plan_dependencies(arts, scheme=SCHEME, compression="gzip", compiler="b")[0].key != base
+
+
+def test_layer_keys_depend_on_the_bytecode_mode() -> None:
+    arts = [_art("idna", 70_000)]
+    keys = {
+        plan_dependencies(
+            arts, scheme=dataclasses.replace(SCHEME, bytecode=mode), compression="gzip",
+            compiler="a",
+        )[0].key
+        for mode in ("full", "none")
+    }  # fmt: skip
+    assert len(keys) == 2
 
 
 # -- the app layer ------------------------------------------------------------------------------
@@ -300,6 +313,24 @@ def test_one_pin_bump_rebuilds_one_dependency_layer(
     assert [k for k in changed if not k.startswith(("deps:", "app:"))] == []
     # requirements.txt lives in the service's source folder, so the app layer changes too
     assert [r.kind for r in result.layers if not r.cached] == ["deps", "app"]
+
+
+@pytest.mark.integration
+def test_no_bytecode_changes_the_dependency_layers_only(
+    cbt_built: CbtBuild, build_env: Path, tmp_path: Path
+) -> None:
+    proj = make_cbt_project(tmp_path / "p", lock_from=cbt_built.root)
+    (result,) = builder.build(
+        proj, [proj.service("srv-img")], [f"oci:{tmp_path / 'oci'}"], BuildOptions(bytecode="none")
+    )
+    before = cbt_built.results["srv-img"]
+    changed = {
+        r.kind
+        for r, old in zip(result.layers, before.layers, strict=True)
+        if r.digest != old.digest
+    }
+    assert changed == {"deps"}
+    assert all(not r.cached for r in result.layers if r.kind == "deps")
 
 
 @pytest.mark.integration

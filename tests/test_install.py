@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import marshal
 import os
@@ -78,6 +79,19 @@ def test_bytecode_is_unchecked_hash_and_records_the_image_path(tmp_path: Path, w
     assert flags == 0b01  # hash-based, source not checked: no mtime inside
     code = marshal.loads(data[16:])
     assert code.co_filename == f"/{SITE}/hello_tool/__init__.py"
+
+
+def test_no_bytecode_installs_the_sources_alone_in_a_tree_of_its_own(
+    tmp_path: Path, wheel: Path
+) -> None:
+    trees = install.InstalledTrees(tmp_path / "trees")
+    full = install.debian_scheme()
+    (compiled,) = trees.ensure([("a" * 64, wheel)], full)
+    (bare,) = trees.ensure([("a" * 64, wheel)], dataclasses.replace(full, bytecode="none"))
+    assert bare != compiled  # the mode is part of the tree's cache key
+    assert (bare / SITE / "hello_tool" / "__init__.py").is_file()
+    assert not list(bare.rglob("*.pyc"))
+    assert list(compiled.rglob("*.pyc"))
 
 
 def test_trees_are_byte_identical_in_any_cache_folder(tmp_path: Path, wheel: Path) -> None:

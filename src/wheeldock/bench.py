@@ -43,7 +43,7 @@ import tarfile
 import tempfile
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,6 +133,8 @@ class BenchReport:
     build_peak_rss: dict[str, int] = field(default_factory=dict)  # scenario -> bytes
     failures: list[str] = field(default_factory=list)
     retried: list[str] = field(default_factory=list)  # builds timed again after a lost session
+    #: cold builds whose image layers the engine already held (so its unpacking was skipped)
+    warm_engine: list[str] = field(default_factory=list)
     bumped: str = ""
     platform: str = ""  # what the images were built for and run as (e.g. linux/arm64)
     emulated: bool = False  # the containers (and the Dockerfiles' RUN steps) ran under qemu
@@ -185,6 +187,7 @@ class BenchReport:
             "measurements": [m.__dict__ for m in self.measurements],
             "failures": self.failures,
             "retried": self.retried,
+            "warm_engine": self.warm_engine,
         }
 
 
@@ -796,6 +799,38 @@ def diff_ids(ref: str) -> list[str]:
     return list(engine.image_inspect(ref)["RootFS"]["Layers"])
 
 
+def engine_layers() -> dict[str, tuple[str, ...]]:
+    """Every image in the engine: its first name (else its ID) and its layers' diff_ids."""
+    ids = engine.docker("images", "--quiet", "--no-trunc", check=False).stdout.split()
+    if not ids:
+        return {}
+    found: list[dict[str, Any]] = json.loads(
+        engine.docker("image", "inspect", *sorted(set(ids)), check=False).stdout or "[]"
+    )
+    return {
+        (img.get("RepoTags") or [img["Id"]])[0]: tuple(img["RootFS"].get("Layers", ()))
+        for img in found
+    }
+
+
+def already_held(
+    built: Sequence[str], before: Mapping[str, Sequence[str]]
+) -> tuple[int, list[str]]:
+    """How many of ``built``'s layers (past its base) images the engine held ``before`` had,
+    and which images (pure). The base is the longest prefix of ``built`` that is some earlier
+    image's whole layer list (``python:3.11-slim``, ``wheeldock/python:3.11-slim``): every
+    scenario starts from its base in the engine. A shared layer past it is one the engine
+    does not unpack again, so the build was not cold."""
+    base = 0
+    for layers in before.values():
+        if layers and tuple(built[: len(layers)]) == tuple(layers):
+            base = max(base, len(layers))
+    rest = set(built[base:])
+    holders = sorted(name for name, layers in before.items() if rest & set(layers))
+    shared = {d for layers in before.values() for d in layers} & rest
+    return len(shared), holders
+
+
 def idle_rss(project: str) -> dict[str, int]:
     out = engine.docker(
         "stats", "--no-stream", "--format", "{{.Name}}\t{{.MemUsage}}", check=False
@@ -1028,6 +1063,29 @@ def _cleanup_images(scenario_name: str, stack: Stack) -> None:
             engine.docker("image", "rm", "--force", ref, check=False)
 
 
+def _check_cold(
+    scenario: Scenario,
+    run: int,
+    event: str,
+    held: Mapping[str, Sequence[str]],
+    report: BenchReport,
+    progress: Callable[[str], None],
+) -> None:
+    """Note a cold build whose layers the engine already had from other images: reproducible
+    layers (the native builder's) are then not unpacked again, and the figure is too low."""
+    for ref in scenario.image_refs():
+        built = diff_ids(ref)
+        count, holders = already_held(built, {k: v for k, v in held.items() if k != ref})
+        if count:
+            note = (
+                f"{scenario.name} run {run + 1} {event}: the engine already held {count} of "
+                f"{ref}'s {len(built)} layers (from {', '.join(holders[:4])}"
+                f"{', …' if len(holders) > 4 else ''}); remove those images for a cold figure"
+            )
+            report.warm_engine.append(note)
+            progress(f"[yellow]{note}[/]")
+
+
 def _run_events(
     scenario: Scenario,
     stack: Stack,
@@ -1047,10 +1105,12 @@ def _run_events(
         if scenario.name == "before" and event.endswith("-src"):
             continue
         scenario.stop()
+        held: dict[str, tuple[str, ...]] | None = None
         if event in ("cold", "cold-src"):
             if event == "cold-src":
                 scenario.set_source_builds(options.source_builds)
             scenario.clear_caches()
+            held = engine_layers()
         elif event == "code":
             code_change(stack, run)
         elif event in ("bump", "bump-src"):
@@ -1075,6 +1135,8 @@ def _run_events(
                 t0 += time.perf_counter() - started
                 scenario.build()
         build_s = time.perf_counter() - t0
+        if held is not None:
+            _check_cold(scenario, run, event, held, report, progress)
         scenario.start()
         answer_s, healthy_s = wait_healthy(
             stack.services,
@@ -1279,6 +1341,9 @@ def render_markdown(report: BenchReport) -> str:
     if report.retried:
         lines += ["", "## Builds timed again (nothing had been built)", ""]
         lines += [f"- {r.splitlines()[0]}" for r in report.retried]
+    if report.warm_engine:
+        lines += ["", "## Cold builds that were not cold in the engine", ""]
+        lines += [f"- {w}" for w in report.warm_engine]
     lines += [
         "",
         "How it was measured: each timer starts just before the first command of the event and "

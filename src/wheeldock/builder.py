@@ -54,6 +54,7 @@ from wheeldock.errors import DigestMismatch, InvalidConfig, UsageError, Wheeldoc
 from wheeldock.fsutil import atomic_write_text
 from wheeldock.image import Healthcheck, History, Image, ImageConfig, Platform, rfc3339
 from wheeldock.install import (
+    Bytecode,
     InstalledTrees,
     Preinstaller,
     Scheme,
@@ -113,6 +114,8 @@ class BuildOptions:
     relock: bool = False
     max_dep_layers: int = MAX_DEP_LAYERS
     source_date_epoch: int | None = None
+    #: the dependencies' bytecode (see :data:`wheeldock.install.Bytecode`)
+    bytecode: Bytecode = "full"
 
 
 @dataclass(frozen=True)
@@ -693,6 +696,9 @@ class Builder:
     def image(self, svc: Service) -> tuple[Image, list[LayerReport], locks.Lock]:
         """Build (or reuse) every layer of ``svc``'s image and assemble it; publishes nothing."""
         base = self._base(svc)
+        if base.scheme.bytecode != self.options.bytecode:
+            scheme = dataclasses.replace(base.scheme, bytecode=self.options.bytecode)
+            base = dataclasses.replace(base, scheme=scheme)
         # wheels the lock fetches are installed as they land, while it waits on the index
         with Preinstaller(self.trees, base.scheme) as early:
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 from wheeldock import process
 from wheeldock.errors import InvalidConfig, ToolNotFound
@@ -43,9 +43,19 @@ _TREE_FORMAT = "wheeldock-installed-1"
 _COMPILER = Path(__file__).with_name("_compile_bytecode.py")
 
 
+#: Whether the installed .py files get bytecode. ``full``: a .pyc for every file, as pip writes
+#: them (and uv with ``--compile-bytecode``). ``none``: no .pyc, uv's default: a cold build skips
+#: compiling (~2 s of CPU for cb-totem), but every container start then compiles what it imports,
+#: in memory (site-packages belongs to root and the app runs as another user), each time.
+#: (``-X no_debug_ranges`` was tried as a middle way: smaller .pyc files, but no faster to make.)
+Bytecode = Literal["full", "none"]
+BYTECODE_MODES: tuple[Bytecode, ...] = ("full", "none")
+
+
 @dataclass(frozen=True)
 class Scheme:
-    """Absolute in-image folders for each wheel scheme, and the scripts' interpreter."""
+    """Absolute in-image folders for each wheel scheme, the scripts' interpreter, and how the
+    files get bytecode (part of every installed tree's and dependency layer's cache key)."""
 
     purelib: str
     platlib: str
@@ -53,6 +63,7 @@ class Scheme:
     data: str
     headers: str  # the distribution's name is appended
     interpreter: str
+    bytecode: Bytecode = "full"
 
     @property
     def python_version(self) -> str:
@@ -169,6 +180,10 @@ def _compile_while(
 ) -> None:
     """Run ``produce``, which calls its argument with each tree as soon as the tree is installed,
     while a compiler process (``workers`` processes) compiles the trees already handed over."""
+
+    if scheme.bytecode == "none":
+        produce(lambda root: None)
+        return
 
     def feed(pipe: IO[bytes]) -> None:
         def compile_tree(root: Path) -> None:
@@ -356,6 +371,8 @@ def console_scripts(tree: Path, scheme: Scheme) -> list[str]:
 
 
 __all__ = [
+    "BYTECODE_MODES",
+    "Bytecode",
     "InstalledTrees",
     "Preinstaller",
     "Scheme",
