@@ -370,6 +370,10 @@ class Scenario:
 
     name = ""
     docker_health = True  # the images carry a HEALTHCHECK
+    #: Same inputs give the same layers, so another image in the engine can already hold them
+    #: (a Dockerfile build's RUN layers are new each time; only a few bytes, such as WORKDIR's
+    #: folder or a copied requirements file, come out the same).
+    reproducible_layers = False
     compose_builds = True  # compose builds the images (false: they come from elsewhere)
 
     def __init__(
@@ -660,6 +664,7 @@ class Init(Scenario):
 class Native(Init):
     name = "native"
     compose_builds = False  # `wheeldock build` loads the images; compose only runs them
+    reproducible_layers = True
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -1110,7 +1115,8 @@ def _run_events(
             if event == "cold-src":
                 scenario.set_source_builds(options.source_builds)
             scenario.clear_caches()
-            held = engine_layers()
+            if scenario.reproducible_layers:
+                held = engine_layers()
         elif event == "code":
             code_change(stack, run)
         elif event in ("bump", "bump-src"):
