@@ -77,10 +77,12 @@ _STATUS = "var/lib/dpkg/status"
 
 
 def native_arch() -> str:
-    machine = os.uname().machine.lower()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "armhf", "i686": "i386"}.get(
-        machine, machine
-    )
+    """This host's Debian architecture: :func:`wheeldock.base.native_arch`, whose machine map
+    (ppc64le, s390x, riscv64 too) this module had a shorter copy of. Imported on use: the base
+    module brings in the OCI stack, which `wheeldock libs` alone never needs."""
+    from wheeldock import base
+
+    return base.native_arch()
 
 
 # =========================================================================== result types
