@@ -249,6 +249,23 @@ def _layers(result: builder.ServiceBuild) -> dict[str, str]:
     return {f"{r.kind}:{r.title}": r.digest for r in result.layers}
 
 
+def _build_srv_img(
+    proj: project.Project, tmp_path: Path, options: BuildOptions | None = None
+) -> builder.ServiceBuild:
+    """srv-img built again, to an OCI layout under ``tmp_path``."""
+    (result,) = builder.build(proj, [proj.service("srv-img")], [f"oci:{tmp_path / 'oci'}"], options)
+    return result
+
+
+def _changed_kinds(result: builder.ServiceBuild, before: builder.ServiceBuild) -> list[str]:
+    """The kind of each layer whose digest differs from the same layer of ``before``."""
+    return [
+        r.kind
+        for r, old in zip(result.layers, before.layers, strict=True)
+        if r.digest != old.digest
+    ]
+
+
 def _skopeo_inspect(ref: str) -> dict[str, object]:
     out = subprocess.run(["skopeo", "inspect", ref], check=True, capture_output=True, text=True)
     data: dict[str, object] = json.loads(out.stdout)
@@ -283,14 +300,9 @@ def test_code_change_rebuilds_only_the_app_layer(
     (proj.root / "vcc-totem" / "main.py").write_text(
         (proj.root / "vcc-totem" / "main.py").read_text() + "\n# v2\n"
     )
-    (result,) = builder.build(proj, [proj.service("srv-img")], [f"oci:{tmp_path / 'oci'}"])
+    result = _build_srv_img(proj, tmp_path)
     before = cbt_built.results["srv-img"]
-    changed = [
-        r.kind
-        for r, old in zip(result.layers, before.layers, strict=True)
-        if r.digest != old.digest
-    ]
-    assert changed == ["app"]
+    assert _changed_kinds(result, before) == ["app"]
     assert [r.kind for r in result.layers if not r.cached] == ["app"]
     assert result.digest != before.digest
 
@@ -304,9 +316,7 @@ def test_one_pin_bump_rebuilds_one_dependency_layer(
     text = reqs.read_text()
     assert "idna==3.20" in text
     reqs.write_text(text.replace("idna==3.20", "idna==3.10"))
-    (result,) = builder.build(
-        proj, [proj.service("srv-img")], [f"oci:{tmp_path / 'oci'}"], BuildOptions(relock=True)
-    )
+    result = _build_srv_img(proj, tmp_path, BuildOptions(relock=True))
     before, after = _layers(cbt_built.results["srv-img"]), _layers(result)
     changed = sorted(k for k in after if before.get(k) != after[k])
     assert len([k for k in changed if k.startswith("deps:")]) == 1, changed
@@ -320,16 +330,8 @@ def test_no_bytecode_changes_the_dependency_layers_only(
     cbt_built: CbtBuild, build_env: Path, tmp_path: Path
 ) -> None:
     proj = make_cbt_project(tmp_path / "p", lock_from=cbt_built.root)
-    (result,) = builder.build(
-        proj, [proj.service("srv-img")], [f"oci:{tmp_path / 'oci'}"], BuildOptions(bytecode="none")
-    )
-    before = cbt_built.results["srv-img"]
-    changed = {
-        r.kind
-        for r, old in zip(result.layers, before.layers, strict=True)
-        if r.digest != old.digest
-    }
-    assert changed == {"deps"}
+    result = _build_srv_img(proj, tmp_path, BuildOptions(bytecode="none"))
+    assert set(_changed_kinds(result, cbt_built.results["srv-img"])) == {"deps"}
     assert all(not r.cached for r in result.layers if r.kind == "deps")
 
 
@@ -407,9 +409,7 @@ def test_minimal_base_image_is_smaller(
     cbt_built: CbtBuild, build_env: Path, tmp_path: Path
 ) -> None:
     proj = make_cbt_project(tmp_path / "p", lock_from=cbt_built.root)
-    (result,) = builder.build(
-        proj, [proj.service("srv-img")], [f"oci:{tmp_path / 'oci'}"], BuildOptions(base="minimal")
-    )
+    result = _build_srv_img(proj, tmp_path, BuildOptions(base="minimal"))
     slim = cbt_built.results["srv-img"]
     assert result.layers[0].digest != slim.layers[0].digest
     assert result.image.size < slim.image.size
