@@ -51,7 +51,16 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+#: httpx's package ``__init__`` imports its own command-line client (``httpx._main``) whenever
+#: click, pygments and rich are installed (uvicorn brings click; we use rich), which took 50-80 ms
+#: of every command that asks an index, on a one-pin bump's critical path. The wheeldock command
+#: never runs that client: marking the module absent makes httpx fall back to its stub ``main``.
+_UNUSED_MODULES = ("httpx._main",)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    for name in _UNUSED_MODULES:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
     argv = list(argv) if argv is not None else sys.argv[1:]
     parser = build_parser(argv)
     args = parser.parse_args(argv)
