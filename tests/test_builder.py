@@ -430,6 +430,30 @@ def _wait_healthy(port: int, timeout: float = 60) -> int:
 
 
 @pytest.mark.integration
+def test_a_cold_build_loads_its_big_layers_early_and_leaves_no_untagged_image(
+    cbt_built: CbtBuild, base_cache: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine.require()
+    name = f"wheeldock-early-{os.getpid()}"
+    dangling = set(
+        engine.docker("images", "-q", "--no-trunc", "-f", "dangling=true").stdout.split()
+    )
+    caplog.set_level("INFO", logger="wheeldock.daemon")
+    try:
+        with cache_at(new_cache(base_cache, tmp_path / "cache")):
+            proj = make_cbt_project(tmp_path / "p", lock_from=cbt_built.root)
+            (result,) = builder.build(proj, [proj.service("srv-img")], [f"docker-daemon:{name}:1"])
+        assert "into the engine early" in caplog.text
+        inspected = engine.image_inspect(f"{name}:1")
+        assert inspected["Id"] == str(cbt_built.results["srv-img"].image.config_digest)
+        assert inspected["RootFS"]["Layers"] == [str(lay.diff_id) for lay in result.image.layers]
+        after = engine.docker("images", "-q", "--no-trunc", "-f", "dangling=true").stdout.split()
+        assert set(after) <= dangling
+    finally:
+        engine.docker("rmi", f"{name}:1", check=False)
+
+
+@pytest.mark.integration
 def test_images_loaded_into_docker_answer_health_checks(
     cbt_built: CbtBuild, build_env: Path
 ) -> None:
@@ -472,6 +496,8 @@ def test_images_loaded_into_docker_answer_health_checks(
             engine.docker("rm", "-f", name, check=False)
         for service in ports:
             engine.docker("rmi", f"wheeldock-e2-{service}:test", check=False)
+        # the first build's images, untagged by the second
+        engine.docker("rmi", *(str(r.image.config_digest) for r in results), check=False)
 
 
 def test_chain_ids_follow_the_image_spec() -> None:
@@ -573,6 +599,61 @@ def test_a_library_the_wheels_need_and_the_base_lacks_comes_from_its_deb(
     assert any(n.startswith("usr/lib/x86_64-linux-gnu/libpq.so.5") for n in names)
     assert not any(n.split("/", 1)[0] in ("lib", "bin") for n in names)
     assert result.layers[1].title == "libpq5"
+
+
+def _pipeline_run(
+    ready_order: list[str], *, cached: tuple[str, ...] = (), libs: str | None = "libs"
+) -> tuple[list[list[str]], list[str], str | None]:
+    """Drive a layer pipeline over plans A (a compiled-extension wheel), B and C (pure), with
+    trees ready in ``ready_order``: (every hand-on of the run so far, the deps, the libs)."""
+    from typing import Any, cast
+
+    arts = {
+        "A": Artifact(
+            "a", "1", LockedFile("a-1-cp311-cp311-manylinux_2_17_x86_64.whl", "a" * 64), "wheel"
+        ),
+        "B": _art("b", 10, "b" * 64),
+        "C": _art("c", 10, "c" * 64),
+    }
+    plans = [builder.DepLayerPlan(n, (a,), n) for n, a in arts.items()]
+    handed: list[list[str]] = []
+    with builder._LayerPipeline(
+        plans,
+        [p for p in plans if p.key not in cached],
+        dep=lambda plan: cast(Any, (plan.title, None)),
+        libs=lambda: cast(Any, (libs, None) if libs else None),
+        ready_prefix=lambda layers: handed.append([cast(str, x) for x in layers]),
+    ) as pipeline:
+        for name in ready_order:
+            pipeline.tree_unpacked(arts[name].sha256)
+            pipeline.tree_ready(arts[name].sha256)
+            time.sleep(0.05)  # let the layers thread catch up, so each step hands on alone
+        deps, made_libs = pipeline.results()
+    return handed, [d[0] for d in deps], made_libs[0] if made_libs else None
+
+
+def test_layers_are_handed_on_from_the_bottom_up_with_the_libraries_first() -> None:
+    handed, deps, libs = _pipeline_run(["A", "B", "C"])
+    assert handed == [["libs", "A"], ["libs", "A", "B"], ["libs", "A", "B", "C"]]
+    assert (deps, libs) == (["A", "B", "C"], "libs")
+
+
+def test_a_layer_ready_early_waits_for_the_ones_below_it() -> None:
+    handed, deps, _ = _pipeline_run(["C", "B", "A"])
+    assert handed == [["libs", "A", "B", "C"]]
+    assert deps == ["A", "B", "C"]
+
+
+def test_without_runtime_libraries_the_run_is_the_dependency_layers_alone() -> None:
+    handed, _, libs = _pipeline_run(["A", "B", "C"], libs=None)
+    assert handed == [["A"], ["A", "B"], ["A", "B", "C"]]
+    assert libs is None
+
+
+def test_cached_layers_count_as_ready() -> None:
+    handed, deps, _ = _pipeline_run(["B", "C"], cached=("A",))
+    assert handed[0][:2] == ["libs", "A"] and handed[-1] == ["libs", "A", "B", "C"]
+    assert deps == ["A", "B", "C"]
 
 
 def test_dependency_layers_leave_out_the_scheme_folders_every_base_has() -> None:

@@ -114,3 +114,99 @@ def test_healthcheck_and_workdir_reach_the_engine(runnable_image: Image, image_n
     }
     assert config["WorkingDir"] == "/app" and "8000/tcp" in config["ExposedPorts"]
     assert json.dumps(config["Env"]).count("GREETING=hi") == 1
+
+
+def _until(done: Any, timeout: float = 5) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def _prefix(name: str, *diff_ids: str, size: int = 10) -> Any:
+    return SimpleNamespace(
+        layers=[SimpleNamespace(diff_id=d, size=size) for d in diff_ids], config_digest=name
+    )
+
+
+def test_offers_made_while_a_load_runs_are_merged_into_the_latest(
+    inventory: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    sent: list[tuple[str, frozenset[str]]] = []
+    first_started, release = threading.Event(), threading.Event()
+
+    def load_stream(send: Any, omit: frozenset[str], timeout: float | None) -> list[str]:
+        sent.append((current[0], omit))
+        first_started.set()
+        release.wait(5)
+        return []
+
+    current = [""]
+    monkeypatch.setattr(daemon, "_load_stream", load_stream)
+    monkeypatch.setattr(daemon, "stream", lambda *a, **k: None)
+    preloader = daemon.Preloader(None, "app:1", min_bytes=1)
+
+    def offer(image: Any) -> None:
+        current[0] = image.config_digest
+        preloader.offer(image)
+
+    offer(_prefix("p1", A, B, C))
+    assert first_started.wait(5)
+    current[0] = "p1"
+    D = "sha256:" + "d" * 64
+    for name, layers in (("p2", (A, B, C, D)), ("p3", (A, B, C, D, D))):
+        preloader.offer(_prefix(name, *layers))
+    release.set()
+    _until(lambda: len(preloader.loaded) == 2)
+    preloader.finish()
+    # p1 without the engine's A and B; then only the latest offer, without p1's C either
+    assert [s[1] for s in sent] == [frozenset({A, B}), frozenset({A, B, C})]
+    assert preloader.loaded == ["p1", "p3"]
+
+
+def test_a_prefix_that_brings_too_few_new_bytes_is_not_loaded(
+    inventory: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(daemon, "_load_stream", lambda *a: pytest.fail("loaded"))
+    preloader = daemon.Preloader(None, "app:1", min_bytes=100)
+    preloader.offer(_prefix("p1", A, B, C, size=99))  # A and B are in the engine: 99 new bytes
+    preloader.finish()
+    assert preloader.loaded == []
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("cache_in_tmp")
+def test_an_early_loaded_prefix_is_not_sent_again_and_leaves_no_image_behind(
+    runnable_image: Image, image_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    engine.require()
+    monkeypatch.setattr(daemon, "_engine_chains", set())  # earlier tests' images are gone
+    monkeypatch.setattr(daemon, "_inspected", set())
+    prefix = dataclasses.replace(runnable_image, layers=runnable_image.layers[:-1], history=())
+    prefix_id = str(prefix.config_digest)
+    preloader = daemon.Preloader(None, image_name, min_bytes=0)
+    try:
+        preloader.offer(prefix)
+        _until(lambda: bool(preloader.loaded), timeout=120)
+        preloader.finish()
+        assert preloader.loaded == [prefix_id]
+        assert engine.image_inspect(prefix_id)["RepoTags"] == []
+        result = daemon.load(runnable_image, image_name)
+        assert len(runnable_image.layers) >= 2
+        assert result.blobs_written == 2 + 1  # config, manifest and the top layer only
+    finally:
+        preloader.close()
+    gone = subprocess.run(["docker", "image", "inspect", prefix_id], capture_output=True)
+    assert gone.returncode != 0
+    out = subprocess.run(
+        ["docker", "run", "--rm", "--network", "host", image_name],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "hello from wheeldock\ngreeting=hi\n"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import marshal
 import os
 import subprocess
@@ -167,13 +168,78 @@ def test_streamed_and_one_by_one_installs_give_identical_trees(tmp_path: Path) -
     assert [_tree_digest(t) for t in together] == [_tree_digest(t) for t in alone]
 
 
-def test_a_tree_whose_wheel_never_arrives_is_an_error_and_nothing_is_kept(tmp_path: Path) -> None:
+def test_a_tree_whose_wheel_never_arrives_is_an_error_and_no_half_tree_is_kept(
+    tmp_path: Path,
+) -> None:
     wheels = _wheels(tmp_path, 2)
     scheme = install.debian_scheme()
     trees = install.InstalledTrees(tmp_path / "trees")
     with pytest.raises(InvalidConfig, match="no wheel was given"):
         trees.ensure_each([sha for sha, _ in wheels], wheels[:1], scheme)
-    assert not any(trees.has(sha, scheme) for sha, _ in wheels)
+    assert not trees.has(wheels[1][0], scheme)
+    assert not list((tmp_path / "trees").glob("*/.install.*"))  # no temporary folder left
+    if trees.has(wheels[0][0], scheme):  # the tree that did arrive may be kept, whole
+        tree = trees.path(wheels[0][0], scheme)
+        assert (tree / SITE / "pkg0/__pycache__/__init__.cpython-311.pyc").is_file()
+
+
+def test_each_tree_is_handed_over_complete_while_the_others_may_still_compile(
+    tmp_path: Path,
+) -> None:
+    wheels = _wheels(tmp_path, 4)
+    scheme = install.debian_scheme()
+    trees = install.InstalledTrees(tmp_path / "trees")
+    heard: dict[str, bool] = {}
+
+    def ready(sha: str, tree: Path) -> None:
+        assert tree == trees.path(sha, scheme)  # already in its final place
+        i = int(sha, 16)
+        heard[sha] = (tree / SITE / f"pkg{i}/__pycache__/__init__.cpython-311.pyc").is_file()
+
+    trees.ensure_each([sha for sha, _ in wheels], wheels, scheme, ready=ready)
+    assert heard == {sha: True for sha, _ in wheels}
+
+
+def test_trees_already_installed_are_not_handed_over_again(tmp_path: Path) -> None:
+    wheels = _wheels(tmp_path, 2)
+    scheme = install.debian_scheme()
+    trees = install.InstalledTrees(tmp_path / "trees")
+    trees.ensure(wheels[:1], scheme)
+    heard: list[str] = []
+    trees.ensure_each(
+        [sha for sha, _ in wheels], wheels, scheme, ready=lambda s, _: heard.append(s)
+    )
+    assert heard == [wheels[1][0]]
+
+
+def test_without_bytecode_a_tree_is_handed_over_once_installed(tmp_path: Path) -> None:
+    wheels = _wheels(tmp_path, 2)
+    scheme = dataclasses.replace(install.debian_scheme(), bytecode="none")
+    trees = install.InstalledTrees(tmp_path / "trees")
+    heard: list[str] = []
+    trees.ensure_each(
+        [sha for sha, _ in wheels], wheels, scheme, ready=lambda s, _: heard.append(s)
+    )
+    assert sorted(heard) == sorted(sha for sha, _ in wheels)
+
+
+def test_the_compiler_reports_each_tree_with_the_files_it_skipped(tmp_path: Path) -> None:
+    good, old = tmp_path / "good.py", tmp_path / "old.py"
+    good.write_text("X = 1\n")
+    old.write_text("print 'python 2'\n")
+    many = [tmp_path / f"m{i}.py" for i in range(60)]  # more than a worker's chunk
+    for m in many:
+        m.write_text("Y = 2\n")
+    trees = [[[str(good), "/good.py"], [str(old), "/old.py"]], [[str(m), "/m.py"] for m in many]]
+    stdin = "".join(json.dumps(t) + "\n" for t in trees)
+    out = subprocess.run(
+        [sys.executable, "-I", str(install._COMPILER), "2"],
+        input=stdin, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    reports = sorted((json.loads(line) for line in out.stdout.splitlines()),
+                     key=lambda r: r["tree"])  # fmt: skip
+    assert reports == [{"tree": 0, "failed": [str(old)]}, {"tree": 1, "failed": []}]
+    assert all(m.with_name("__pycache__").is_dir() for m in many[:1])
 
 
 def test_preinstaller_installs_what_it_is_handed_from_several_threads(tmp_path: Path) -> None:
@@ -220,3 +286,20 @@ def test_a_preinstaller_started_early_but_handed_nothing_ends_cleanly(tmp_path: 
     with install.Preinstaller(install.InstalledTrees(tmp_path / "t"), install.debian_scheme()) as e:
         e.start()  # a stale lock that then needed no new wheel (a twin had it)
     assert not any((tmp_path / "t").rglob("*.pyc"))
+
+
+def test_bytecode_does_not_depend_on_which_tree_the_compiler_got_first(tmp_path: Path) -> None:
+    # A first tree of a few files is compiled in the compiler's own process, a big one in its
+    # pool; string constants the compiler's process also holds (json's C encoder interns "{",
+    # "[", "[]", ... on first use) marshal differently unless both start from the same state.
+    source = "\n".join(
+        f"def f{i}(x):\n    return ['{{', '}}', '[', ']', '{{}}', '[]', 'null', 'true', x]"
+        for i in range(5)
+    )
+    small = ("a" * 64, make_wheel(tmp_path / "d", "small", "1.0", {"small/__init__.py": source}))
+    files = {f"big/m{i}.py": source for i in range(60)}  # more than one chunk: the pool at once
+    big = ("b" * 64, make_wheel(tmp_path / "d", "big", "1.0", files))
+    scheme = install.debian_scheme()
+    first_small = install.InstalledTrees(tmp_path / "one").ensure([small, big], scheme)
+    first_big = install.InstalledTrees(tmp_path / "two").ensure([big, small], scheme)
+    assert [_tree_digest(t) for t in first_small] == [_tree_digest(t) for t in first_big[::-1]]

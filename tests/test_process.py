@@ -67,3 +67,28 @@ def test_a_fed_command_past_its_timeout_is_killed_and_reported() -> None:
     with pytest.raises(CommandFailed) as err:
         process.run([sys.executable, "-c", "import time; time.sleep(30)"], feed=feed, timeout=0.5)
     assert "timed out" in err.value.message
+
+
+def test_a_fed_command_output_is_heard_line_by_line_while_it_runs() -> None:
+    # the command echoes each line it is fed; the feeder waits to hear it before the next
+    import queue
+
+    heard: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+
+    def feed(pipe: IO[bytes]) -> None:
+        for word in (b"one", b"two"):
+            pipe.write(word + b"\n")
+            pipe.flush()
+            assert heard.get(timeout=10) == word + b"\n"
+
+    echo = "import sys\nfor line in sys.stdin:\n    print(line, end='', flush=True)"
+    result = process.run([sys.executable, "-c", echo], feed=feed, on_line=heard.put)
+    assert result.stdout == "one\ntwo\n"
+
+
+def test_what_the_line_listener_raises_is_raised_once_the_command_ends() -> None:
+    def listen(line: bytes) -> None:
+        raise ValueError(f"bad line {line!r}")
+
+    with pytest.raises(ValueError, match="bad line"):
+        process.run([sys.executable, "-c", "print('x')"], feed=lambda pipe: None, on_line=listen)

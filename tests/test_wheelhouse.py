@@ -174,3 +174,38 @@ def test_fetch_each_yields_cached_wheels_first_and_every_one_once(tmp_path: Path
     assert got[0] == (arts[1], house.path(arts[1].file))
     assert sorted(a.name for a, _ in got) == ["one", "three", "two"]
     assert all(path.is_file() for _, path in got)
+
+
+def test_of_the_downloads_landed_the_first_listed_is_handed_over_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A build lists wheels largest first (its layers' order); the small ones land first, but
+    # whenever several are waiting, the installer gets the first listed of them.
+    import threading
+    import time
+
+    data = {n: n.encode() * 100 for n in ("big", "mid", "small")}
+    arts = [Artifact(n, "1", _file(f"{n}-1-py3-none-any.whl", data=data[n]), "wheel") for n in data]
+    release = {n: threading.Event() for n in data}
+
+    def download(self: Wheelhouse, client: object, artifact: Artifact) -> None:
+        release[artifact.name].wait(5)
+        self._store(artifact, [data[artifact.name]], "test")
+
+    monkeypatch.setattr(Wheelhouse, "_download", download)
+    monkeypatch.setattr("wheeldock.net.client", lambda: None)
+    house = Wheelhouse(tmp_path / "wheels", workers=3)
+    by_name = {a.name: a for a in arts}
+    landed = house._download_each(arts)
+
+    def land(name: str) -> None:
+        release[name].set()
+        while not house.path(by_name[name].file).is_file():
+            time.sleep(0.01)
+        time.sleep(0.2)  # and the download thread reports it
+
+    land("small")
+    land("mid")
+    first = next(landed)  # both waiting: the one listed first
+    land("big")
+    assert [first.name, *(a.name for a in landed)] == ["mid", "big", "small"]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -33,9 +34,10 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
@@ -80,6 +82,7 @@ from wheeldock.reference import ArchiveRef, DaemonRef, OciRef, RegistryRef, coer
 from wheeldock.wheelhouse import Artifact, Wheelhouse, select
 
 if TYPE_CHECKING:
+    from wheeldock import daemon
     from wheeldock.debian import DebMember
 
 log = logging.getLogger(__name__)
@@ -385,6 +388,120 @@ class _Base:
     installed: Mapping[str, str] | None = None  # the rootfs's dpkg status, when known
 
 
+class _LayerPipeline:
+    """Tars each dependency layer on one thread as soon as its installed trees are ready.
+
+    A cold build's compiler keeps both cores busy for ~1.3 s; the layers whose trees are done
+    (the big compiled-extension wheels come first) are tarred meanwhile instead of after. The
+    runtime-libraries layer is made once every wheel with ELF files is installed (it scans
+    them). ``ready_prefix`` hears the image's new layers so far (libraries, then the dependency
+    layers in the image's order) each time that run grows: the engine can load them while the
+    rest is built. Trees are reported from the compiler's reader thread (:meth:`tree_ready`).
+    """
+
+    def __init__(
+        self,
+        plans: Sequence[DepLayerPlan],
+        missing: Sequence[DepLayerPlan],
+        *,
+        dep: Callable[[DepLayerPlan], tuple[Layer, LayerReport]],
+        libs: Callable[[], tuple[Layer, LayerReport] | None],
+        ready_prefix: Callable[[list[Layer]], None] | None,
+    ) -> None:
+        self._plans = plans
+        self._dep = dep
+        self._libs = libs
+        self._ready_prefix = ready_prefix
+        self._guard = threading.Lock()
+        self._waiting = {p.key: {a.sha256 for a in p.artifacts} for p in missing}
+        self._unscanned = {
+            a.sha256
+            for p in missing
+            for a in p.artifacts
+            if not (a.kind == "wheel" and _is_pure(a.file.filename))
+        }
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="layers")
+        self._jobs: dict[str, Future[tuple[Layer, LayerReport]]] = {}
+        self._libs_job: Future[tuple[Layer, LayerReport] | None] | None = None
+        # written and read on the layers thread only
+        self._done: dict[str, Layer] = {}
+        self._libs_layers: list[Layer] | None = None
+        self._offered = 0
+        for plan in plans:
+            if plan.key not in self._waiting:  # cached: taken from the cache in turn
+                self._submit(plan)
+        self._libs_if_scannable()
+
+    def __enter__(self) -> _LayerPipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True)
+
+    def tree_unpacked(self, sha256: str) -> None:
+        """A tree's files are in place and scanned: the libraries layer may be made."""
+        with self._guard:
+            self._unscanned.discard(sha256)
+        self._libs_if_scannable()
+
+    def tree_ready(self, sha256: str) -> None:
+        """A tree is installed and compiled: start the layers it completes."""
+        with self._guard:
+            complete = []
+            for key, left in self._waiting.items():
+                if sha256 in left:
+                    left.discard(sha256)
+                    if not left:
+                        complete.append(key)
+        self._libs_if_scannable()
+        for plan in self._plans:
+            if plan.key in complete:
+                self._submit(plan)
+
+    def results(
+        self,
+    ) -> tuple[list[tuple[Layer, LayerReport]], tuple[Layer, LayerReport] | None]:
+        """Every layer, once all trees are in (layers the callbacks did not start start now)."""
+        with self._guard:
+            self._unscanned.clear()
+        self._libs_if_scannable()
+        for plan in self._plans:
+            self._submit(plan)
+        libs = self._libs_job
+        assert libs is not None
+        return [self._jobs[p.key].result() for p in self._plans], libs.result()
+
+    def _submit(self, plan: DepLayerPlan) -> None:
+        with self._guard:
+            if plan.key not in self._jobs:
+                self._jobs[plan.key] = self._pool.submit(self._dep_step, plan)
+
+    def _libs_if_scannable(self) -> None:
+        with self._guard:
+            if self._libs_job is None and not self._unscanned:
+                self._libs_job = self._pool.submit(self._libs_step)
+
+    def _libs_step(self) -> tuple[Layer, LayerReport] | None:
+        made = self._libs()
+        self._libs_layers = [made[0]] if made is not None else []
+        self._offer()
+        return made
+
+    def _dep_step(self, plan: DepLayerPlan) -> tuple[Layer, LayerReport]:
+        made = self._dep(plan)
+        self._done[plan.key] = made[0]
+        self._offer()
+        return made
+
+    def _offer(self) -> None:
+        if self._ready_prefix is None or self._libs_layers is None:
+            return
+        run = list(itertools.takewhile(lambda k: k in self._done, (p.key for p in self._plans)))
+        if len(run) > self._offered:
+            self._offered = len(run)
+            self._ready_prefix([*self._libs_layers, *(self._done[k] for k in run)])
+
+
 class Builder:
     """Builds services' images; holds the caches (blob store, wheelhouse, installed trees)."""
 
@@ -404,6 +521,7 @@ class Builder:
         self.wheelhouse = wheelhouse or Wheelhouse()
         self.trees = trees or InstalledTrees()
         self.progress = progress
+        self._preloaders: dict[str, daemon.Preloader] = {}
         explicit = self.options.source_date_epoch
         if explicit is None and os.environ.get("SOURCE_DATE_EPOCH"):
             explicit = source_date_epoch(project.root)  # a bad value fails the build at once
@@ -530,12 +648,25 @@ class Builder:
     # -- dependencies ------------------------------------------------------------------------
 
     def _fetch_trees(
-        self, artifacts: Sequence[Artifact], lock: locks.Lock, scheme: Scheme
+        self,
+        artifacts: Sequence[Artifact],
+        lock: locks.Lock,
+        scheme: Scheme,
+        installed: Callable[[str, Path], None] | None = None,
+        ready: Callable[[str, Path], None] | None = None,
     ) -> list[Path]:
         """The installed tree of each artifact. Only wheels whose tree is missing are fetched,
-        and each is installed as its download lands (the others still downloading)."""
+        and each is installed as its download lands (the others still downloading).
+        ``installed`` and ``ready`` are :meth:`InstalledTrees.ensure_each`'s; the trees already
+        cached are reported to both first."""
         shas = [a.sha256 for a in artifacts]
         need = [a for a in artifacts if not self.trees.has(a.sha256, scheme)]
+        wanted = {a.sha256 for a in need}
+        for sha in shas:
+            if sha not in wanted:
+                for hook in (installed, ready):
+                    if hook is not None:
+                        hook(sha, self.trees.path(sha, scheme))
         if not need:
             return self.trees.ensure_each(shas, (), scheme)
         arriving = (
@@ -544,11 +675,53 @@ class Builder:
                 need, platform=lock.platform, python=lock.python
             )
         )
-        return self.trees.ensure_each(shas, arriving, scheme)
+        return self.trees.ensure_each(shas, arriving, scheme, installed=installed, ready=ready)
 
-    def _deps(self, svc: Service, lock: locks.Lock, base: _Base) -> list[tuple[Layer, LayerReport]]:
-        """The dependency layers. The wheels of every layer not in the cache are fetched and
-        installed in one go (parallel downloads, one bytecode compiler process)."""
+    def _dep_layer(
+        self,
+        svc: Service,
+        plan: DepLayerPlan,
+        trees: dict[str, Path],
+        lock: locks.Lock,
+        base: _Base,
+    ) -> tuple[Layer, LayerReport]:
+        """One dependency layer, from the cache or tarred from its installed trees."""
+
+        def make() -> Layer:
+            if any(a.sha256 not in trees for a in plan.artifacts):
+                for art, tree in zip(
+                    plan.artifacts,
+                    self._fetch_trees(plan.artifacts, lock, base.scheme),
+                    strict=True,
+                ):
+                    trees[art.sha256] = tree
+            entries: list[TarEntry] = []
+            for art in plan.artifacts:
+                entries += entries_from_dir(trees[art.sha256], prefix="")
+            return build_layer(
+                entries,
+                store=self.store,
+                compression=self.compression,
+                mtime=FIXED_MTIME,
+                annotations={"org.opencontainers.image.title": f"deps: {plan.title}"},
+                provided=scheme_folders(base.scheme),
+            )
+
+        return self._layer(svc, "deps", plan.title, plan.key, make)
+
+    def _deps_and_libs(
+        self,
+        svc: Service,
+        lock: locks.Lock,
+        base: _Base,
+        ready_prefix: Callable[[list[Layer]], None] | None = None,
+    ) -> tuple[list[tuple[Layer, LayerReport]], tuple[Layer, LayerReport] | None]:
+        """The dependency layers and the runtime-libraries layer (None: none needed).
+
+        The wheels of every layer not in the cache are fetched and installed in one go (parallel
+        downloads, one bytecode compiler process); each layer is tarred as soon as its trees are
+        compiled, while the others still compile (see :class:`_LayerPipeline`, which also calls
+        ``ready_prefix``)."""
         artifacts = select(lock)
         plans = plan_dependencies(
             artifacts,
@@ -557,37 +730,36 @@ class Builder:
             compiler=compiler_id(svc.python),
             max_layers=self.options.max_dep_layers,
         )
-        missing = [p for p in plans if not _cached(self.store, p.key)]
         trees: dict[str, Path] = {}
-        if missing:
+        missing = [p for p in plans if not _cached(self.store, p.key)]
+        if not missing:
+            deps = [self._dep_layer(svc, p, trees, lock, base) for p in plans]
+            return deps, self._libs(svc, lock, base)
+
+        by_sha = {a.sha256: a for p in missing for a in p.artifacts}
+
+        def unpacked(sha: str, path: Path) -> None:
+            # scanned now, before it compiles: the libraries layer (below the dependencies)
+            # can then be made before the last tree is compiled
+            art = by_sha[sha]
+            if not (art.kind == "wheel" and _is_pure(art.file.filename)):
+                self._scan_recorded(art, path, base)
+            pipeline.tree_unpacked(sha)
+
+        def tree(sha: str, path: Path) -> None:
+            trees[sha] = path
+            pipeline.tree_ready(sha)
+
+        with _LayerPipeline(
+            plans,
+            missing,
+            dep=lambda plan: self._dep_layer(svc, plan, trees, lock, base),
+            libs=lambda: self._libs(svc, lock, base),
+            ready_prefix=ready_prefix,
+        ) as pipeline:
             todo = [a for p in missing for a in p.artifacts]
-            for art, tree in zip(todo, self._fetch_trees(todo, lock, base.scheme), strict=True):
-                trees[art.sha256] = tree
-        out = []
-        for plan in plans:
-
-            def make(plan: DepLayerPlan = plan) -> Layer:
-                if any(a.sha256 not in trees for a in plan.artifacts):
-                    for art, tree in zip(
-                        plan.artifacts,
-                        self._fetch_trees(plan.artifacts, lock, base.scheme),
-                        strict=True,
-                    ):
-                        trees[art.sha256] = tree
-                entries: list[TarEntry] = []
-                for art in plan.artifacts:
-                    entries += entries_from_dir(trees[art.sha256], prefix="")
-                return build_layer(
-                    entries,
-                    store=self.store,
-                    compression=self.compression,
-                    mtime=FIXED_MTIME,
-                    annotations={"org.opencontainers.image.title": f"deps: {plan.title}"},
-                    provided=scheme_folders(base.scheme),
-                )
-
-            out.append(self._layer(svc, "deps", plan.title, plan.key, make))
-        return out
+            self._fetch_trees(todo, lock, base.scheme, installed=unpacked, ready=tree)
+            return pipeline.results()
 
     # -- runtime libraries -------------------------------------------------------------------
 
@@ -648,6 +820,15 @@ class Builder:
                 self.store.set_cached(key, {"packages": sorted(packages)})
                 found.update(packages)
         return found
+
+    def _scan_recorded(self, art: Artifact, where: Path, base: _Base) -> None:
+        """Scan one wheel's files at ``where`` and record the answer for :meth:`_scan`."""
+        from wheeldock import libs
+
+        key = _digest("libs-wheel", art.sha256, base.key)
+        if self.store.get_cached(key) is None:
+            packages = libs.runtime_packages(where, base=base.name, arch=base.arch)
+            self.store.set_cached(key, {"packages": sorted(packages)})
 
     def _scan_sources(
         self, todo: Sequence[tuple[Artifact, str]], lock: locks.Lock, base: _Base
@@ -723,8 +904,7 @@ class Builder:
         parts: list[tuple[Layer, LayerReport]] = []
         # deps before libs: the wheels download while they install, and the ELF scan then
         # finds them in the cache (the image's order is still libs, deps, app)
-        deps = self._deps(svc, lock, base)
-        runtime_libs = self._libs(svc, lock, base)
+        deps, runtime_libs = self._deps_and_libs(svc, lock, base, self._early_load(svc, base))
         if runtime_libs is not None:
             parts.append(runtime_libs)
         parts += deps
@@ -787,6 +967,29 @@ class Builder:
             from wheeldock import daemon
 
             daemon.prefetch(names)
+            for svc, refs in planned:
+                hints = self._engine_hints(svc)
+                loaded = [r for r in map(coerce, refs) if isinstance(r, DaemonRef)]
+                if loaded and hints is not None:
+                    self._preloaders[svc.name] = daemon.Preloader(self.store, loaded[0].name, hints)
+
+    def _early_load(self, svc: Service, base: _Base) -> Callable[[list[Layer]], None] | None:
+        """Where :class:`_LayerPipeline` hands the new layers finished so far, when ``svc`` is
+        loaded into the engine: an image of the base and those layers, loaded on a thread."""
+        preloader = self._preloaders.get(svc.name)
+        if preloader is None:
+            return None
+        return lambda layers: preloader.offer(append_layers(base.image, layers))
+
+    def finish_early_loads(self) -> None:
+        """Wait for the early loads in flight (before the images' own loads)."""
+        for preloader in self._preloaders.values():
+            preloader.finish()
+
+    def close_early_loads(self) -> None:
+        """Remove the early loads' untagged images (after the images' own loads)."""
+        for preloader in self._preloaders.values():
+            preloader.close()
 
     def load_together(
         self, items: Sequence[tuple[Service, Image, str]]
@@ -1128,28 +1331,33 @@ def build(
         for svc in services
     ]
     builder.prefetch_engine(planned)
-    made: list[tuple[Service, tuple[str, ...], Image, list[LayerReport], locks.Lock, float]] = []
-    for svc, refs in planned:
-        started = time.monotonic()
-        image, reports, lock = builder.image(svc)
-        made.append((svc, refs, image, reports, lock, time.monotonic() - started))
-    together = builder.load_together(
-        [(svc, image, ref) for svc, refs, image, *_ in made for ref in refs]
-    )
-    results = []
-    for svc, refs, image, reports, lock, seconds in made:
-        published = tuple(
-            together.get((svc.name, ref)) or builder._publish(image, ref, svc) for ref in refs
+    try:
+        made: list[tuple[Service, tuple[str, ...], Image, list[LayerReport], locks.Lock, float]]
+        made = []
+        for svc, refs in planned:
+            started = time.monotonic()
+            image, reports, lock = builder.image(svc)
+            made.append((svc, refs, image, reports, lock, time.monotonic() - started))
+        builder.finish_early_loads()
+        together = builder.load_together(
+            [(svc, image, ref) for svc, refs, image, *_ in made for ref in refs]
         )
-        results.append(
-            ServiceBuild(
-                service=svc.name,
-                image=image,
-                digest=str(image.digest),
-                layers=tuple(reports),
-                outputs=published,
-                lock=lock.path,
-                seconds=seconds + sum(o.seconds for o in published),
+        results = []
+        for svc, refs, image, reports, lock, seconds in made:
+            published = tuple(
+                together.get((svc.name, ref)) or builder._publish(image, ref, svc) for ref in refs
             )
-        )
+            results.append(
+                ServiceBuild(
+                    service=svc.name,
+                    image=image,
+                    digest=str(image.digest),
+                    layers=tuple(reports),
+                    outputs=published,
+                    lock=lock.path,
+                    seconds=seconds + sum(o.seconds for o in published),
+                )
+            )
+    finally:
+        builder.close_early_loads()
     return results

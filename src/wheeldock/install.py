@@ -176,30 +176,45 @@ def _sources(root: Path, scheme: Scheme) -> list[list[str]]:
 
 
 def _compile_while(
-    scheme: Scheme, workers: int, produce: Callable[[Callable[[Path], None]], None]
+    scheme: Scheme,
+    workers: int,
+    produce: Callable[[Callable[[Path], None]], None],
+    compiled: Callable[[Path], None] | None = None,
 ) -> None:
     """Run ``produce``, which calls its argument with each tree as soon as the tree is installed,
-    while a compiler process (``workers`` processes) compiles the trees already handed over."""
-
+    while a compiler process (``workers`` processes) compiles the trees already handed over.
+    ``compiled`` is called with each tree once its bytecode is written (from another thread, in
+    the order trees finish), so a caller can use it while the others compile."""
+    done = compiled or (lambda root: None)
     if scheme.bytecode == "none":
-        produce(lambda root: None)
+        produce(done)
         return
+    sent: list[Path] = []
+    skipped: list[str] = []
 
     def feed(pipe: IO[bytes]) -> None:
         def compile_tree(root: Path) -> None:
             pairs = _sources(root, scheme)
-            if pairs:
-                pipe.write(json.dumps(pairs).encode() + b"\n")
-                pipe.flush()
+            if not pairs:
+                done(root)  # nothing to compile (e.g. a wheel of data files only)
+                return
+            sent.append(root)  # before the line: its report may come back at once
+            pipe.write(json.dumps(pairs).encode() + b"\n")
+            pipe.flush()
 
         produce(compile_tree)
 
-    result = process.run(
+    def report(line: bytes) -> None:
+        message = json.loads(line)
+        skipped.extend(message["failed"])
+        done(sent[message["tree"]])
+
+    process.run(
         [compiler(scheme.python_version), "-I", _COMPILER, str(workers)],
         feed=feed,
+        on_line=report,
         fix="report this: compiling bytecode should not fail as a whole",
     )
-    skipped = json.loads(result.stdout or "[]")
     if skipped:
         log.debug(
             "left %d file(s) without bytecode (syntax not Python 3): %s", len(skipped), skipped
@@ -247,15 +262,26 @@ class InstalledTrees:
         return self.ensure_each([sha for sha, _ in wheels], wheels, scheme)
 
     def ensure_each(
-        self, shas: Sequence[str], arriving: Iterable[tuple[str, Path]], scheme: Scheme
+        self,
+        shas: Sequence[str],
+        arriving: Iterable[tuple[str, Path]],
+        scheme: Scheme,
+        *,
+        installed: Callable[[str, Path], None] | None = None,
+        ready: Callable[[str, Path], None] | None = None,
     ) -> list[Path]:
         """The tree of each sha256 in ``shas``. The missing ones are installed from the wheels
         ``arriving`` yields (in any order, e.g. as downloads finish; others are skipped), each
         tree's bytecode compiling in other processes while the next wheel installs.
+
+        For each tree installed here, ``installed`` hears (sha256, temporary folder) once its
+        files are unpacked, before it compiles (the folder is renamed afterwards: read it
+        there and then), and ``ready`` hears (sha256, tree) as soon as it is complete, from
+        another thread, while the others may still be compiling.
         """
         missing = {sha for sha in shas if not self.has(sha, scheme)}
         if missing:
-            self._install(missing, arriving, scheme)
+            self._install(missing, arriving, scheme, installed, ready)
         return [self.path(sha, scheme) for sha in shas]
 
     def install_arriving(self, arriving: Iterable[tuple[str, Path]], scheme: Scheme) -> None:
@@ -263,41 +289,56 @@ class InstalledTrees:
         self._install(None, arriving, scheme)
 
     def _install(
-        self, missing: set[str] | None, arriving: Iterable[tuple[str, Path]], scheme: Scheme
+        self,
+        missing: set[str] | None,
+        arriving: Iterable[tuple[str, Path]],
+        scheme: Scheme,
+        installed: Callable[[str, Path], None] | None = None,
+        ready: Callable[[str, Path], None] | None = None,
     ) -> None:
-        """Install the ``missing`` trees (None: any tree not there yet) from ``arriving``."""
-        staged: dict[str, tuple[Path, Path]] = {}
+        """Install the ``missing`` trees (None: any tree not there yet) from ``arriving``. Each
+        tree is built in a temporary folder and renamed into place once compiled, so the cache
+        never holds half a tree (a killed build leaves only temporary folders)."""
+        staged: dict[Path, tuple[str, Path]] = {}  # temporary folder -> (sha256, final place)
         # one wheel (a bump) compiles faster in one process than a pool starts
         workers = 1 if missing is not None and len(missing) == 1 else os.cpu_count() or 1
 
         def produce(compile_tree: Callable[[Path], None]) -> None:
+            taken: set[str] = set()
             for sha, wheel in arriving:
                 wanted = sha in missing if missing is not None else not self.has(sha, scheme)
-                if not wanted or sha in staged:
+                if not wanted or sha in taken:
                     continue
+                taken.add(sha)
                 final = self.path(sha, scheme)
                 final.parent.mkdir(parents=True, exist_ok=True)
                 tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".install."))
-                staged[sha] = (tmp, final)
+                staged[tmp] = (sha, final)
                 install_wheel(wheel, tmp, scheme)
+                if installed is not None:
+                    installed(sha, tmp)
                 compile_tree(tmp)
-            absent = missing - set(staged) if missing is not None else None
+            absent = missing - taken if missing is not None else None
             if absent:
                 raise InvalidConfig(
                     f"no wheel was given for {len(absent)} tree(s) to install",
                     fix="report this: the wheels fetched do not match the lock",
                 )
 
+        def finish(tmp: Path) -> None:
+            sha, final = staged[tmp]
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if not final.is_dir():  # else another build put the same tree there first
+                    raise
+            if ready is not None:
+                ready(sha, final)
+
         try:
-            _compile_while(scheme, workers, produce)
-            for tmp, final in staged.values():
-                try:
-                    os.rename(tmp, final)
-                except OSError:
-                    if not final.is_dir():
-                        raise
+            _compile_while(scheme, workers, produce, finish)
         finally:
-            for tmp, _ in staged.values():
+            for tmp in staged:
                 shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -71,20 +71,25 @@ def run(
     secrets: Sequence[str] = (),
     fix: str | None = None,
     feed: Callable[[IO[bytes]], None] | None = None,
+    on_line: Callable[[bytes], None] | None = None,
 ) -> Result:
     """Run a command to completion.
 
     ``env`` is added to the current environment. With ``check`` a non-zero exit raises
     :class:`CommandFailed` carrying argv, exit code and output (secrets masked). ``feed``
     streams the command's stdin: it is called with the pipe and writes to it (instead of
-    ``input``), so large inputs need not be held in memory; output is captured meanwhile.
+    ``input``), so large inputs need not be held in memory; output is captured meanwhile, and
+    ``on_line`` (fed commands only) hears each line of stdout as it comes (on a reader thread;
+    what it raises is raised here once the command has ended).
     """
     args = [os.fspath(a) for a in argv]
     which(args[0]) if os.sep not in args[0] else None
     full_env = {**os.environ, **env} if env else None
     log.debug("run: %s", " ".join(args))
     if feed is not None:
-        return _run_fed(args, feed, cwd, full_env, check, timeout, secrets, fix)
+        return _run_fed(args, feed, cwd, full_env, check, timeout, secrets, fix, on_line)
+    if on_line is not None:
+        raise ValueError("on_line needs feed")
     with (
         subprocess.Popen(
             args,
@@ -151,6 +156,7 @@ def _run_fed(
     timeout: float | None,
     secrets: Sequence[str],
     fix: str | None,
+    on_line: Callable[[bytes], None] | None = None,
 ) -> Result:
     proc = subprocess.Popen(
         args,
@@ -162,9 +168,21 @@ def _run_fed(
     )
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     captured: dict[str, bytes] = {}
+    raised: list[BaseException] = []
 
     def drain(name: str, stream: IO[bytes]) -> None:
-        captured[name] = stream.read()
+        if on_line is None or name == "err":
+            captured[name] = stream.read()
+            return
+        lines = []
+        for line in stream:
+            lines.append(line)
+            if not raised:
+                try:
+                    on_line(line)
+                except BaseException as exc:  # re-raised by the caller's thread, below
+                    raised.append(exc)
+        captured[name] = b"".join(lines)
 
     # Reading both pipes on threads keeps the child from blocking on a full pipe while we feed.
     readers = [
@@ -191,6 +209,8 @@ def _run_fed(
         )
     for t in readers:
         t.join()
+    if raised:
+        raise raised[0]
     stdout = captured.get("out", b"").decode(errors="replace")
     stderr = captured.get("err", b"").decode(errors="replace")
     if check and proc.returncode != 0:

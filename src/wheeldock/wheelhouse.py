@@ -16,13 +16,15 @@ rather than installed.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import logging
 import os
+import queue
 import shutil
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -206,28 +208,43 @@ class Wheelhouse:
     def _download_each(self, artifacts: Sequence[Artifact]) -> Iterator[Artifact]:
         """Download ``artifacts`` in parallel into the cache, yielding each as it lands.
 
-        Not a generator itself: the downloads start when this is called, not when the first
-        result is asked for."""
+        Of the files landed by the time the next is asked for, the one first in ``artifacts``
+        comes first: the caller installs one wheel at a time, and a build lists them in its
+        layers' order (largest first), so the big layers are made first and the engine can
+        start loading them while the rest is built. Not a generator itself: the downloads
+        start when this is called, not when the first result is asked for."""
         local = [a for a in artifacts if a.file.url is None]
         remote = [a for a in artifacts if a.file.url is not None]
         pool: ThreadPoolExecutor | None = None
-        futures: dict[Future[None], Artifact] = {}
+        futures: dict[Future[None], int] = {}
+        finished: queue.SimpleQueue[Future[None]] = queue.SimpleQueue()
         if remote:
             from wheeldock import net  # httpx is imported only when something is downloaded
 
             log.info("downloading %d file(s)", len(remote))
             client = net.client()
             pool = ThreadPoolExecutor(max_workers=self.workers)
-            futures = {pool.submit(self._download, client, a): a for a in remote}
+            for rank, artifact in enumerate(remote):
+                future = pool.submit(self._download, client, artifact)
+                futures[future] = rank
+                future.add_done_callback(finished.put)
 
         def landed() -> Iterator[Artifact]:
             try:
                 for artifact in local:
                     self._copy_local(artifact)
                     yield artifact
-                for future in as_completed(futures):
-                    future.result()  # re-raises the first failure
-                    yield futures[future]
+                waiting: list[int] = []  # ranks of the landed downloads not yet handed on
+                landed_by_rank: dict[int, Future[None]] = {}
+                for _ in futures:
+                    # wait for one if none is waiting, then take in all that landed meanwhile
+                    while not waiting or not finished.empty():
+                        future = finished.get()
+                        heapq.heappush(waiting, futures[future])
+                        landed_by_rank[futures[future]] = future
+                    rank = heapq.heappop(waiting)
+                    landed_by_rank.pop(rank).result()  # re-raises that download's failure
+                    yield remote[rank]
             finally:
                 for future in futures:  # on a failure, start no more downloads
                     future.cancel()
