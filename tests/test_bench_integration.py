@@ -159,6 +159,7 @@ def test_bench_times_every_event_and_leaves_the_stack_untouched(
     tiny_stack: Path, tmp_path: Path
 ) -> None:
     before = _tree_digest(tiny_stack)
+    dangling = set(engine.docker("images", "-q", "-f", "dangling=true").stdout.split())
     out = tmp_path / "bench.json"
     proc = subprocess.Popen(
         [
@@ -199,6 +200,8 @@ def test_bench_times_every_event_and_leaves_the_stack_untouched(
     assert "| First build + start |" in (tmp_path / "b.md").read_text()
     assert _tree_digest(tiny_stack) == before
     assert _leftovers("uvguide", proc.pid) == [] and _leftovers("before", proc.pid) == []
+    # nor the images the code change and the bump left untagged
+    assert set(engine.docker("images", "-q", "-f", "dangling=true").stdout.split()) <= dangling
 
 
 def test_bench_interrupted_with_ctrl_c_cleans_up_and_leaves_the_stack_untouched(

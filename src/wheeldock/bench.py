@@ -395,6 +395,8 @@ class Scenario:
         self.peak_rss = 0
         self.platform = platform
         self.platform_override: Path | None = None
+        #: IDs of every image this scenario's builds made (a rebuild leaves the last untagged)
+        self.made: set[str] = set()
 
     def setup(self) -> None:
         """:meth:`prepare`, then, with a platform, the compose override for it (untimed)."""
@@ -427,6 +429,24 @@ class Scenario:
         if self.platform_override is None:
             return ()
         return (*compose.find_files(self.work), self.platform_override)
+
+    def note_images(self) -> None:
+        """Remember the images the last build made, for :meth:`remove_images` (untimed)."""
+        refs = self.image_refs()
+        if refs:
+            out = engine.docker("image", "inspect", "--format", "{{.Id}}", *refs, check=False)
+            self.made.update(out.stdout.split())
+
+    def remove_images(self) -> None:
+        """Remove every image this scenario made: its tags, and the images a code change or
+        a bump left untagged, which would otherwise pile up over the runs."""
+        try:
+            refs = self.image_refs()
+        except WheeldockError:  # a working copy its set-up did not finish: the IDs are known
+            refs = []
+        if refs or self.made:
+            engine.docker("image", "rm", "--force", *refs, *sorted(self.made), check=False)
+        self.made.clear()
 
     # hooks
     def prepare(self) -> None:
@@ -1054,6 +1074,7 @@ def _run_scenario(
         progress(f"[red]{scenario_name} run {run + 1} failed[/]: {exc.what.splitlines()[0]}")
     finally:
         scenario.stop()
+        scenario.remove_images()
     if scenario.peak_rss:
         report.build_peak_rss[scenario_name] = max(
             report.build_peak_rss.get(scenario_name, 0), scenario.peak_rss
@@ -1141,6 +1162,7 @@ def _run_events(
                 t0 += time.perf_counter() - started
                 scenario.build()
         build_s = time.perf_counter() - t0
+        scenario.note_images()
         if held is not None:
             _check_cold(scenario, run, event, held, report, progress)
         scenario.start()
