@@ -73,6 +73,16 @@ def image_name() -> Iterator[str]:
     subprocess.run(["docker", "rmi", "--force", name], capture_output=True, check=False)
 
 
+def _assert_runs(image_name: str) -> None:
+    """The runnable image, loaded as ``image_name``, runs and prints its greeting."""
+    out = subprocess.run(
+        ["docker", "run", "--rm", "--network", "host", image_name],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "hello from wheeldock\ngreeting=hi\n"
+
+
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain-layers", "gzip-layers"])
 @pytest.mark.integration
 @pytest.mark.usefixtures("cache_in_tmp")
@@ -86,12 +96,7 @@ def test_loaded_image_runs_in_the_engine(
     # Docker's image ID is the config digest, whatever the layers' compression
     assert inspected["Id"] == str(runnable_image.config_digest)
     assert inspected["RootFS"]["Layers"] == [str(x.diff_id) for x in runnable_image.layers]
-    out = subprocess.run(
-        ["docker", "run", "--rm", "--network", "host", image_name],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    assert out.stdout == "hello from wheeldock\ngreeting=hi\n"
+    _assert_runs(image_name)
 
 
 @pytest.mark.integration
@@ -204,9 +209,4 @@ def test_an_early_loaded_prefix_is_not_sent_again_and_leaves_no_image_behind(
         preloader.close()
     gone = subprocess.run(["docker", "image", "inspect", prefix_id], capture_output=True)
     assert gone.returncode != 0
-    out = subprocess.run(
-        ["docker", "run", "--rm", "--network", "host", image_name],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    assert out.stdout == "hello from wheeldock\ngreeting=hi\n"
+    _assert_runs(image_name)
