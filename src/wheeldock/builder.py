@@ -18,7 +18,11 @@ project folder): the other layers use a fixed mtime, so a new commit does not in
 The same inputs give the same image digest in any folder and on any machine with the same
 Python build (the .pyc bytes come from the host's interpreter of the image's version).
 
-:func:`plan_dependencies` and :func:`app_key` are pure; :func:`build_service` does the I/O.
+A cold build overlaps its steps (:class:`_LayerPipeline`): each dependency layer is tarred as
+soon as its trees are compiled, and for an engine output the finished layers are loaded early
+(:class:`wheeldock.daemon.Preloader`) while the rest is built.
+
+:func:`plan_dependencies` and :func:`app_key` are pure; :func:`build` does the I/O.
 """
 
 from __future__ import annotations
@@ -133,7 +137,7 @@ class LayerReport:
 
 @dataclass(frozen=True)
 class ServiceBuild:
-    """What :func:`build_service` made: the image, each layer's report and the publishes."""
+    """What :func:`build` made for one service: the image, each layer's report and the publishes."""
 
     service: str
     image: Image = field(repr=False)

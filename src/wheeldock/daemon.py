@@ -11,6 +11,9 @@ the archive names them in ``manifest.json`` and leaves the files out. What the e
 read from ``docker image inspect`` of the target name and of ``hints`` (e.g. the base's tag),
 plus the chains this process loaded. If such a load fails (an engine whose loader reads every
 file, e.g. the containerd image store), the whole archive is sent again.
+
+A cold build also loads the bottom of an image before the top is built (:class:`Preloader`):
+untagged images of the layers finished so far, removed once the image itself is loaded.
 """
 
 from __future__ import annotations
