@@ -418,12 +418,7 @@ class _LayerPipeline:
         self._ready_prefix = ready_prefix
         self._guard = threading.Lock()
         self._waiting = {p.key: {a.sha256 for a in p.artifacts} for p in missing}
-        self._unscanned = {
-            a.sha256
-            for p in missing
-            for a in p.artifacts
-            if not (a.kind == "wheel" and _is_pure(a.file.filename))
-        }
+        self._unscanned = {a.sha256 for p in missing for a in p.artifacts if _scanned(a)}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="layers")
         self._jobs: dict[str, Future[tuple[Layer, LayerReport]]] = {}
         self._libs_job: Future[tuple[Layer, LayerReport] | None] | None = None
@@ -746,8 +741,8 @@ class Builder:
             # scanned now, before it compiles: the libraries layer (below the dependencies)
             # can then be made before the last tree is compiled
             art = by_sha[sha]
-            if not (art.kind == "wheel" and _is_pure(art.file.filename)):
-                self._scan_recorded(art, path, base)
+            if _scanned(art) and self.store.get_cached(_scan_key(art, base)) is None:
+                self._scan_one(art, path, base)
             pipeline.tree_unpacked(sha)
 
         def tree(sha: str, path: Path) -> None:
@@ -807,32 +802,25 @@ class Builder:
         (what a wheel vendors counts for that wheel only), so the union is the set's answer."""
         found: set[str] = set()
         todo: list[tuple[Artifact, str]] = []
-        for art in artifacts:
-            if art.kind == "wheel" and _is_pure(art.file.filename):
-                continue  # a py3-none-any wheel holds no ELF files: nothing to scan
-            key = _digest("libs-wheel", art.sha256, base.key)
+        for art in filter(_scanned, artifacts):
+            key = _scan_key(art, base)
             recorded = self.store.get_cached(key)
             if recorded is None:
                 todo.append((art, key))
             else:
                 found.update(str(p) for p in recorded.get("packages", []))
-        if todo:
-            from wheeldock import libs  # the ELF scan's imports are needed only here
-
-            for (_, key), where in zip(todo, self._scan_sources(todo, lock, base), strict=True):
-                packages = libs.runtime_packages(where, base=base.name, arch=base.arch)
-                self.store.set_cached(key, {"packages": sorted(packages)})
-                found.update(packages)
+        for (art, _), where in zip(todo, self._scan_sources(todo, lock, base), strict=True):
+            found.update(self._scan_one(art, where, base))
         return found
 
-    def _scan_recorded(self, art: Artifact, where: Path, base: _Base) -> None:
-        """Scan one wheel's files at ``where`` and record the answer for :meth:`_scan`."""
-        from wheeldock import libs
+    def _scan_one(self, art: Artifact, where: Path, base: _Base) -> tuple[str, ...]:
+        """The ELF scan of one wheel's files at ``where`` (a tree or the wheel), recorded for
+        :meth:`_scan`."""
+        from wheeldock import libs  # the ELF scan's imports are needed only here
 
-        key = _digest("libs-wheel", art.sha256, base.key)
-        if self.store.get_cached(key) is None:
-            packages = libs.runtime_packages(where, base=base.name, arch=base.arch)
-            self.store.set_cached(key, {"packages": sorted(packages)})
+        packages = libs.runtime_packages(where, base=base.name, arch=base.arch)
+        self.store.set_cached(_scan_key(art, base), {"packages": sorted(packages)})
+        return packages
 
     def _scan_sources(
         self, todo: Sequence[tuple[Artifact, str]], lock: locks.Lock, base: _Base
@@ -961,21 +949,21 @@ class Builder:
         """Start asking the engine what the ``docker-daemon:`` outputs' loads will need (see
         :func:`wheeldock.daemon.prefetch`) while the images are built."""
         names: list[str] = []
+        first: dict[str, tuple[str, tuple[str, ...]]] = {}  # service -> (its first name, hints)
         for svc, refs in planned:
             hints = self._engine_hints(svc)
-            for ref in refs:
-                parsed = coerce(ref)
-                if isinstance(parsed, DaemonRef) and hints is not None:
+            if hints is None:
+                continue
+            for parsed in map(coerce, refs):
+                if isinstance(parsed, DaemonRef):
                     names += [parsed.name, *hints]
+                    first.setdefault(svc.name, (parsed.name, hints))
         if names:
             from wheeldock import daemon
 
             daemon.prefetch(names)
-            for svc, refs in planned:
-                hints = self._engine_hints(svc)
-                loaded = [r for r in map(coerce, refs) if isinstance(r, DaemonRef)]
-                if loaded and hints is not None:
-                    self._preloaders[svc.name] = daemon.Preloader(self.store, loaded[0].name, hints)
+            for service, (name, hints) in first.items():
+                self._preloaders[service] = daemon.Preloader(self.store, name, hints)
 
     def _early_load(self, svc: Service, base: _Base) -> Callable[[list[Layer]], None] | None:
         """Where :class:`_LayerPipeline` hands the new layers finished so far, when ``svc`` is
@@ -1184,6 +1172,17 @@ def _installed(base: _Base) -> dict[str, str]:
 def _is_pure(filename: str) -> bool:
     _, _, _, wheel_tags = parse_wheel_filename(filename)
     return all(t.abi == "none" and t.platform == "any" for t in wheel_tags)
+
+
+def _scanned(art: Artifact) -> bool:
+    """Whether the ELF scan reads ``art``: a py3-none-any wheel holds no ELF files (an sdist
+    may build into anything)."""
+    return not (art.kind == "wheel" and _is_pure(art.file.filename))
+
+
+def _scan_key(art: Artifact, base: _Base) -> str:
+    """Where one wheel's ELF scan on a base is recorded."""
+    return _digest("libs-wheel", art.sha256, base.key)
 
 
 def _cached(store: BlobStore, key: str) -> bool:
