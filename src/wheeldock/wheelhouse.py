@@ -23,7 +23,7 @@ import queue
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -216,34 +216,35 @@ class Wheelhouse:
         local = [a for a in artifacts if a.file.url is None]
         remote = [a for a in artifacts if a.file.url is not None]
         pool: ThreadPoolExecutor | None = None
-        futures: dict[Future[None], int] = {}
-        finished: queue.SimpleQueue[Future[None]] = queue.SimpleQueue()
+        futures: list[Future[None]] = []  # in the order of ``remote``
+        finished: queue.SimpleQueue[int] = queue.SimpleQueue()  # their places, as they land
         if remote:
             from wheeldock import net  # httpx is imported only when something is downloaded
 
             log.info("downloading %d file(s)", len(remote))
             client = net.client()
             pool = ThreadPoolExecutor(max_workers=self.workers)
+
+            def landed_as(rank: int) -> Callable[[Future[None]], None]:
+                return lambda _: finished.put(rank)
+
             for rank, artifact in enumerate(remote):
                 future = pool.submit(self._download, client, artifact)
-                futures[future] = rank
-                future.add_done_callback(finished.put)
+                future.add_done_callback(landed_as(rank))
+                futures.append(future)
 
         def landed() -> Iterator[Artifact]:
             try:
                 for artifact in local:
                     self._copy_local(artifact)
                     yield artifact
-                waiting: list[int] = []  # ranks of the landed downloads not yet handed on
-                landed_by_rank: dict[int, Future[None]] = {}
+                waiting: list[int] = []  # places of the landed downloads not yet handed on
                 for _ in futures:
                     # wait for one if none is waiting, then take in all that landed meanwhile
                     while not waiting or not finished.empty():
-                        future = finished.get()
-                        heapq.heappush(waiting, futures[future])
-                        landed_by_rank[futures[future]] = future
+                        heapq.heappush(waiting, finished.get())
                     rank = heapq.heappop(waiting)
-                    landed_by_rank.pop(rank).result()  # re-raises that download's failure
+                    futures[rank].result()  # re-raises that download's failure
                     yield remote[rank]
             finally:
                 for future in futures:  # on a failure, start no more downloads
