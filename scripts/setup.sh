@@ -64,8 +64,16 @@ for plugin in docker-buildx docker-compose; do
   fi
 done
 
-# The project's venv, with wheeldock installed editable.
-PY=${PYTHON:-python3}
+# The project's venv, with wheeldock installed editable. Debian's own python3 by default (a
+# pyenv or other python3 earlier on PATH is passed over): it is the images' interpreter, and its
+# optimised (PGO/LTO) build compiles the images' bytecode ~20% faster than an unoptimised one
+# such as pyenv's default build. PYTHON=... picks another.
+if [ -z "${PYTHON:-}" ] && [ -x /usr/bin/python3 ] \
+   && /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  PY=/usr/bin/python3
+else
+  PY=${PYTHON:-python3}
+fi
 if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
   "$PY" -m venv .venv

@@ -202,6 +202,75 @@ def test_report_json_has_a_summary_per_scenario_and_event() -> None:
     assert len(data["measurements"]) == 18
 
 
+def _report_with_daemonless() -> bench.BenchReport:
+    report = _report()
+    report.scenarios = ("seed", "uvguide", "native", "native-oci")
+    for run, value in enumerate([0.5, 0.6, 0.4]):
+        report.measurements.append(bench.Measurement("native-oci", "cold", run, value, None, None))
+        report.measurements.append(
+            bench.Measurement("native-oci", "bump", run, value / 4, None, None)
+        )
+    return report
+
+
+def test_the_daemonless_build_has_build_times_and_no_start_figures() -> None:
+    report = _report_with_daemonless()
+    assert report.stat("native-oci", "cold", "build_s") == bench.Stat(0.5, 0.4, 0.6, 3)
+    assert report.stat("native-oci", "cold", "answer_s") is None
+    assert "answer_s" not in report.to_dict()["summary"]["native-oci"]["cold"]
+
+
+def test_the_daemonless_build_is_a_build_column_with_its_own_ratios_not_a_start_column() -> None:
+    lines = bench.render_markdown(_report_with_daemonless()).splitlines()
+    health_header, build_header = (line for line in lines if line.startswith("| Event |"))
+    assert "native-oci" not in health_header
+    assert build_header.endswith("| native-oci vs seed | native-oci vs uvguide |")
+    cold_build = [line for line in lines if line.startswith("| First build + start")][1]
+    # seed's build 39 s, uvguide's 19 s; native's 1.0 s into the engine, native-oci's 0.5 s
+    assert cold_build.endswith("| 39.0× (native) | 19.0× (native) | 78.0× | 38.0× |")
+
+
+def test_the_daemonless_scenario_writes_a_layout_per_service_and_nothing_to_the_engine(
+    tmp_path: Path,
+) -> None:
+    calls = tmp_path / "calls.jsonl"
+    services = tuple(
+        Service(n, n, (f"{n}/requirements.txt",), ("python3", "main.py"), port=8000 + i)
+        for i, n in enumerate(("api", "img"))
+    )
+    stack = bench.Stack(tmp_path, services, (tmp_path / "compose.yaml",))
+    oci = bench.NativeOci(
+        stack, tmp_path, ca_file=None, wheeldock=[sys.executable, "-c", RECORDER, str(calls)]
+    )
+    try:
+        oci.build()
+    finally:
+        shutil.rmtree(oci.cache, ignore_errors=True)
+    (argv,) = [json.loads(line) for line in calls.read_text().splitlines()]
+    outputs = [a.removeprefix("--output=") for a in argv if a.startswith("--output=")]
+    assert outputs == [f"oci:{oci.layout('api')}", f"oci:{oci.layout('img')}"]
+    assert oci.image_refs() == [] and not oci.starts
+
+
+def test_a_cold_daemonless_build_starts_without_the_layouts_of_earlier_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench.engine, "docker", lambda *args, **kwargs: None)  # no engine here
+    svc = Service("api", "api", ("api/requirements.txt",), ("python3", "main.py"), port=8000)
+    oci = bench.NativeOci(
+        bench.Stack(tmp_path, (svc,), (tmp_path / "compose.yaml",)),
+        tmp_path,
+        ca_file=None,
+        wheeldock=[sys.executable],
+    )
+    try:
+        (oci.layout("api") / "blobs").mkdir(parents=True)
+        oci.clear_caches()
+        assert not oci.layout("api").exists()
+    finally:
+        shutil.rmtree(oci.cache, ignore_errors=True)
+
+
 BASE = ("sha256:base",)
 
 

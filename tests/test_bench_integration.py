@@ -172,7 +172,7 @@ def test_bench_times_every_event_and_leaves_the_stack_untouched(
             "--runs",
             "1",
             "--scenarios",
-            "before,uvguide",
+            "before,uvguide,native-oci",
             "--json",
             str(out),
             "--markdown",
@@ -190,7 +190,10 @@ def test_bench_times_every_event_and_leaves_the_stack_untouched(
     events = {(m["scenario"], m["event"]) for m in data["measurements"]}
     assert events == {
         (s, e) for s in ("before", "uvguide") for e in ("cold", "restart", "code", "bump")
-    }
+    } | {("native-oci", e) for e in ("cold", "code", "bump")}  # nothing to time on a restart
+    for m in data["measurements"]:
+        if m["scenario"] == "native-oci":  # a layout is built, and nothing is started from it
+            assert m["build_s"] > 0 and m["answer_s"] is None and m["healthy_s"] is None
     assert data["bumped"].startswith("six 1.17.0 -> ")
     uv_cold = next(
         m for m in data["measurements"] if m["scenario"] == "uvguide" and m["event"] == "cold"
@@ -198,6 +201,7 @@ def test_bench_times_every_event_and_leaves_the_stack_untouched(
     assert uv_cold["build_s"] > 0 and uv_cold["healthy_s"] >= uv_cold["build_s"]
     assert data["summary"]["uvguide"]["code"]["new_layer_bytes"] > 0
     assert "| First build + start |" in (tmp_path / "b.md").read_text()
+    assert "native-oci vs uvguide" in (tmp_path / "b.md").read_text()
     assert _tree_digest(tiny_stack) == before
     assert _leftovers("uvguide", proc.pid) == [] and _leftovers("before", proc.pid) == []
     # nor the images the code change and the bump left untagged

@@ -6,7 +6,10 @@ Scenarios (each on its own working copy of the stack, so the user's folder is ne
 * ``seed``    - the seed's hand-made multi-stage Dockerfiles (:mod:`wheeldock.baselines`);
 * ``uvguide`` - a Dockerfile written the way uv's Docker guide teaches;
 * ``init``    - wheeldock's generated Dockerfiles (``wheeldock init``), built by compose/BuildKit;
-* ``native``  - wheeldock's native builder (``wheeldock build``) loaded into the engine.
+* ``native``  - wheeldock's native builder (``wheeldock build``) loaded into the engine;
+* ``native-oci`` - the same build writing an OCI image layout per service (the daemonless
+  output, what a registry push or ``skopeo copy`` starts from): build times only, nothing is
+  started from it.
 
 Events, each timed from just before the first command to (a) every service answering its health
 endpoint with 200 and (b) Docker reporting every container healthy: ``cold`` (empty BuildKit
@@ -60,7 +63,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCENARIOS = ("before", "seed", "uvguide", "init", "native")
+SCENARIOS = ("before", "seed", "uvguide", "init", "native", "native-oci")
 EVENTS = ("cold", "restart", "code", "bump")
 SOURCE_EVENTS = ("cold-src", "bump-src")
 EVENT_TITLES = {
@@ -93,7 +96,7 @@ class Measurement:
     event: str
     run: int
     build_s: float  # the build command alone (0 where there is none)
-    answer_s: float  # start of the event -> every service answers 200
+    answer_s: float | None  # start of the event -> every service answers 200 (None: not started)
     healthy_s: float | None  # start of the event -> Docker reports every container healthy
     new_layer_bytes: int | None = None  # compressed bytes of layers this event added
     new_layer_bytes_raw: int | None = None  # the same, uncompressed
@@ -375,6 +378,7 @@ class Scenario:
     #: folder or a copied requirements file, come out the same).
     reproducible_layers = False
     compose_builds = True  # compose builds the images (false: they come from elsewhere)
+    starts = True  # the stack is started from the images (false: build times only)
 
     def __init__(
         self,
@@ -713,8 +717,11 @@ class Native(Init):
         if bases.is_dir():
             (self.cache / "wheeldock" / "bases").symlink_to(bases)
 
+    def outputs(self) -> list[str]:
+        return [f"--output=docker-daemon:{ref}" for ref in self.image_refs()]
+
     def build(self) -> None:
-        outputs = [f"--output=docker-daemon:{ref}" for ref in self.image_refs()]
+        outputs = self.outputs()
         names = [s.name for s in self.stack.services]
         # --relock: a bumped pin is re-locked inside the build, as a user would run it (one
         # command, one process start); a fresh lock is kept as is.
@@ -766,6 +773,38 @@ class Native(Init):
             atomic_write_text(path, compose.dump(cf))
 
 
+class NativeOci(Native):
+    """``wheeldock build --output oci:DIR``: the native builder without an engine at the end.
+    Only build times are taken (``restart`` has nothing to time): the images land in OCI image
+    layouts, which a registry push or ``skopeo copy`` reads, not in the engine."""
+
+    name = "native-oci"
+    starts = False
+
+    def layout(self, service: str) -> Path:
+        return self.work / ".wheeldock" / "bench-oci" / service
+
+    def outputs(self) -> list[str]:
+        return [f"--output=oci:{self.layout(s.name)}" for s in self.stack.services]
+
+    def image_refs(self) -> list[str]:
+        return []  # nothing goes into the engine
+
+    def clear_caches(self) -> None:
+        super().clear_caches()
+        # a layout that already holds the blobs would be written faster than a cold one
+        shutil.rmtree(self.work / ".wheeldock" / "bench-oci", ignore_errors=True)
+
+    def prepare(self) -> None:
+        Init.prepare(self)  # wheeldock.toml; there is no compose run to point at the images
+
+    def start(self) -> None:
+        """Nothing is started from a layout."""
+
+    def stop(self) -> None:
+        """Nothing was started."""
+
+
 def _set_no_binary(config: Path, packages: tuple[str, ...]) -> None:
     import tomllib
 
@@ -783,6 +822,7 @@ SCENARIO_TYPES: dict[str, type[Scenario]] = {
     "uvguide": UvGuide,
     "init": Init,
     "native": Native,
+    "native-oci": NativeOci,
 }
 
 
@@ -1127,9 +1167,11 @@ def _run_events(
     scenario.setup()
     previous: dict[str, list[str]] = {}
     for event in events:
-        progress(f"{scenario.name} · run {run + 1}/{options.runs} · {EVENT_TITLES[event]}")
         if scenario.name == "before" and event.endswith("-src"):
             continue
+        if not scenario.starts and event == "restart":
+            continue  # nothing to build, nothing to start
+        progress(f"{scenario.name} · run {run + 1}/{options.runs} · {EVENT_TITLES[event]}")
         scenario.stop()
         held: dict[str, tuple[str, ...]] | None = None
         if event in ("cold", "cold-src"):
@@ -1165,16 +1207,19 @@ def _run_events(
         scenario.note_images()
         if held is not None:
             _check_cold(scenario, run, event, held, report, progress)
-        scenario.start()
-        answer_s, healthy_s = wait_healthy(
-            stack.services,
-            scenario.containers,
-            t0,
-            timeout=options.timeout,
-            docker_health=scenario.docker_health,
-            client=client,
-            on_fail=scenario.logs,
-        )
+        answer_s: float | None = None
+        healthy_s: float | None = None
+        if scenario.starts:
+            scenario.start()
+            answer_s, healthy_s = wait_healthy(
+                stack.services,
+                scenario.containers,
+                t0,
+                timeout=options.timeout,
+                docker_health=scenario.docker_health,
+                client=client,
+                on_fail=scenario.logs,
+            )
         if scenario.name == "before":
             build_s = 0.0
         new_raw = new_packed = None
@@ -1200,7 +1245,7 @@ def _run_events(
                             ]
                         )
                 previous[ref] = ids
-        if run == 0 and event == "cold":
+        if run == 0 and event == "cold" and scenario.starts:
             time.sleep(2)  # let the services settle before reading their idle memory
             report.idle_rss[scenario.name] = idle_rss(scenario.project)
         report.measurements.append(
@@ -1209,14 +1254,15 @@ def _run_events(
                 event,
                 run,
                 round(build_s, 3),
-                round(answer_s, 3),
+                round(answer_s, 3) if answer_s is not None else None,
                 round(healthy_s, 3) if healthy_s is not None else None,
                 new_packed,
                 new_raw,
             )
         )
         progress(
-            f"  {scenario.name} {event}: build {build_s:.2f} s, answers {answer_s:.2f} s"
+            f"  {scenario.name} {event}: build {build_s:.2f} s"
+            + (f", answers {answer_s:.2f} s" if answer_s is not None else "")
             + (f", healthy {healthy_s:.2f} s" if healthy_s is not None else "")
         )
 
@@ -1258,9 +1304,15 @@ def _best_ours(report: BenchReport, event: str, metric: str) -> tuple[str, Stat 
     return best
 
 
+def _started(report: BenchReport) -> list[str]:
+    """The scenarios whose stacks were started (the others have build times only)."""
+    return [n for n in report.scenarios if SCENARIO_TYPES[n].starts]
+
+
 def render_markdown(report: BenchReport) -> str:
     """The seed's comparison table, measured: medians of ``report.runs`` runs, with ratios."""
-    scen = list(report.scenarios)
+    scen = _started(report)
+    daemonless = "native-oci" in report.scenarios
     lines = [
         f"# wheeldock bench: {report.stack}" + (f" ({report.platform})" if report.emulated else ""),
         "",
@@ -1307,27 +1359,36 @@ def render_markdown(report: BenchReport) -> str:
             + " | ".join(cells)
             + f" | {vs_seed}{tag} | {vs_uv}{tag} |"
         )
+    builders = [n for n in report.scenarios if n != "before"]
+    extra = " native-oci vs seed | native-oci vs uvguide |" if daemonless else ""
     lines += [
         "",
         "## Build time alone (the image is ready; start not included)",
         "",
+        "Into the engine for every column but `native-oci`, which writes OCI image layouts.",
+        "",
         "| Event | "
-        + " | ".join(n for n in scen if n != "before")
-        + " | wheeldock vs seed | wheeldock vs uvguide |",
-        "|---|" + "---:|" * (len([n for n in scen if n != "before"]) + 2),
+        + " | ".join(builders)
+        + " | wheeldock vs seed | wheeldock vs uvguide |"
+        + extra,
+        "|---|" + "---:|" * (len(builders) + 2 + (2 if daemonless else 0)),
     ]
     for event in report.events:
         if event == "restart":
             continue
-        cells = [_seconds(report.stat(n, event, "build_s")) for n in scen if n != "before"]
+        cells = [_seconds(report.stat(n, event, "build_s")) for n in builders]
         who, ours = _best_ours(report, event, "build_s")
         tag = f" ({who})" if who else ""
-        lines.append(
+        seed, uv = report.stat("seed", event, "build_s"), report.stat("uvguide", event, "build_s")
+        row = (
             f"| {EVENT_TITLES[event]} | "
             + " | ".join(cells)
-            + f" | {_ratio(report.stat('seed', event, 'build_s'), ours)}{tag}"
-            + f" | {_ratio(report.stat('uvguide', event, 'build_s'), ours)}{tag} |"
+            + f" | {_ratio(seed, ours)}{tag} | {_ratio(uv, ours)}{tag} |"
         )
+        if daemonless:
+            oci = report.stat("native-oci", event, "build_s")
+            row += f" {_ratio(seed, oci)} | {_ratio(uv, oci)} |"
+        lines.append(row)
     built = [n for n in scen if n != "before"]
     lines += [
         "",
@@ -1378,7 +1439,14 @@ def render_markdown(report: BenchReport) -> str:
         "stops when the last service answers (or Docker reports it healthy). Cold events start "
         "from `docker builder prune --all` and, for the native builder, an empty wheeldock and uv "
         "cache; base images are built once beforehand by `wheeldock base` and shared by every "
-        "scenario. `before` installs at every start, so its build column is empty.",
+        "scenario. `before` installs at every start, so its build column is empty."
+        + (
+            " `native-oci` is the same `wheeldock build` writing an OCI image layout per service "
+            "(the daemonless output) instead of loading the engine; nothing is started from it, "
+            "so it has build times only."
+            if daemonless
+            else ""
+        ),
         "",
     ]
     return "\n".join(lines)
@@ -1396,7 +1464,7 @@ def render_chart(report: BenchReport, path: Path) -> Path:
             "--chart needs matplotlib", fix="pip install 'wheeldock[bench]' (or matplotlib)"
         ) from exc
     events = list(report.events)
-    scen = list(report.scenarios)
+    scen = _started(report)
     width = 0.8 / max(len(scen), 1)
     fig, ax = plt.subplots(figsize=(10, 5))
     for i, name in enumerate(scen):
