@@ -24,6 +24,32 @@ def _write(root: Path, files: dict[str, str]) -> None:
         (root / rel).write_text(text)
 
 
+def test_inputs_the_fast_path_cannot_lock_are_not_asked_early(tmp_path: Path) -> None:
+    proj = Project(tmp_path, None, (_service("api"),))
+    _write(tmp_path, {"svc/requirements.txt": "idna>=3\n"})  # a range: only uv can lock it
+    lock.ask_early(proj, proj.services, platform="linux/amd64")
+    assert lock._asked_early == {}
+
+
+def test_a_service_with_missing_requirements_is_left_to_the_lock_to_report(tmp_path: Path) -> None:
+    proj = Project(tmp_path, None, (_service("api"),))  # svc/requirements.txt does not exist
+    lock.ask_early(proj, proj.services, platform="linux/amd64")
+    assert lock._asked_early == {}
+    with pytest.raises(NotFound):
+        lock.ensure(proj, proj.services[0])
+
+
+def test_wheels_landing_before_the_build_takes_them_are_held_then_handed_over_in_order() -> None:
+    relay = lock._Relay()
+    relay("a" * 64, Path("first.whl"))
+    relay("b" * 64, Path("second.whl"))
+    got: list[str] = []
+    relay.forward(lambda sha, path: got.append(path.name))
+    assert got == ["first.whl", "second.whl"]
+    relay("c" * 64, Path("third.whl"))  # once forwarded, a landing is passed on at once
+    assert got == ["first.whl", "second.whl", "third.whl"]
+
+
 # -- inputs -------------------------------------------------------------------------------------
 
 
@@ -631,6 +657,43 @@ def test_a_bumped_pin_asks_the_index_only_for_that_package_and_build_relocks_it(
     # the build installs it next, so the lock fetched the wheel itself, not its metadata file
     (idna,) = [a for a in select(bumped) if a.name == "idna"]
     assert Wheelhouse().path(idna.file).is_file()
+
+
+@pytest.mark.integration
+def test_a_bump_asked_early_is_locked_from_the_early_answers_and_its_wheel_handed_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
+    pinned = "anyio==4.6.0\nidna=={}\nsniffio==1.3.1\n"
+    projects = []
+    for name in ("early", "asked-late"):
+        proj = Project(tmp_path / name, None, (_service("api"),))
+        _write(proj.root, {"svc/requirements.txt": pinned.format("3.10")})
+        lock.ensure(proj, proj.services[0])
+        _write(proj.root, {"svc/requirements.txt": pinned.format("3.9")})
+        projects.append(proj)
+    early, late = projects
+
+    lock.ask_early(early, early.services, platform="linux/amd64")
+    (question,) = lock._asked_early
+    assert [p.name + "==" + p.version for p in question[1]] == ["idna==3.9"]
+    asked: list[str] = []
+    real = lock._fetch_releases
+
+    def spy(pins: list[lock._Pin], inputs: lock.LockInputs, **kw: Any) -> list[lock._Release]:
+        asked.extend(f"{p.name}=={p.version}" for p in pins)
+        return real(pins, inputs, **kw)
+
+    monkeypatch.setattr(lock, "_fetch_releases", spy)
+    landed: list[str] = []
+    bumped = lock.ensure(
+        early, early.services[0], landed=lambda sha, path: landed.append(path.name)
+    )
+    assert asked == [] and lock._asked_early == {}  # the lock took the early answer
+    assert landed == ["idna-3.9-py3-none-any.whl"]  # and the build still hears of the wheel
+    # the same lock as one whose index requests were made by the lock itself
+    assert _packages(bumped.path) == _packages(lock.ensure(late, late.services[0]).path)
+    assert asked == ["idna==3.9"]
 
 
 @pytest.mark.integration

@@ -114,13 +114,16 @@ def _progress(quiet: bool, verbose: bool = False) -> Progress | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    targets = platforms.parse_list(args.platform, default=lock.DEFAULT_PLATFORM)
+    proj = project.load(args.project)
+    services = proj.select(args.services)
+    if len(targets) == 1:
+        # a bumped pin's index requests go out before the builder's modules import
+        lock.ask_early(proj, services, platform=targets[0].name)
     # Imported here: the builder pulls in the whole OCI stack, which other commands do not need.
     from wheeldock import builder
     from wheeldock.builder import BuildOptions
 
-    targets = platforms.parse_list(args.platform, default=lock.DEFAULT_PLATFORM)
-    proj = project.load(args.project)
-    services = proj.select(args.services)
     options = BuildOptions(
         base=args.base,
         compression=args.compression,
