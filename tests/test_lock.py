@@ -621,6 +621,19 @@ def test_armv7_is_locked_universally_by_uv_and_pinned_inputs_lock_the_same_witho
     assert _packages(fast.path) == tomllib.loads(uv_text)["packages"]
 
 
+def _spy_on_the_index(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The pins the lock asks the index for from now on, as ``name==version``, in order."""
+    asked: list[str] = []
+    real = lock._fetch_releases
+
+    def spy(pins: list[lock._Pin], inputs: lock.LockInputs, **kw: Any) -> list[lock._Release]:
+        asked.extend(f"{p.name}=={p.version}" for p in pins)
+        return real(pins, inputs, **kw)
+
+    monkeypatch.setattr(lock, "_fetch_releases", spy)
+    return asked
+
+
 @pytest.mark.integration
 def test_a_bumped_pin_asks_the_index_only_for_that_package_and_build_relocks_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -632,14 +645,7 @@ def test_a_bumped_pin_asks_the_index_only_for_that_package_and_build_relocks_it(
     _write(tmp_path, {"svc/requirements.txt": "anyio==4.6.0\nidna==3.10\nsniffio==1.3.1\n"})
     first = lock.ensure(proj, proj.services[0])
     Wheelhouse().fetch(select(first), platform="linux/amd64", python="3.11")
-    asked: list[str] = []
-    real = lock._fetch_releases
-
-    def spy(pins: list[lock._Pin], inputs: lock.LockInputs, **kw: bool) -> list[lock._Release]:
-        asked.extend(f"{p.name}=={p.version}" for p in pins)
-        return real(pins, inputs, **kw)
-
-    monkeypatch.setattr(lock, "_fetch_releases", spy)
+    asked = _spy_on_the_index(monkeypatch)
     told: list[str] = []
     fresh = lock.ensure(proj, proj.services[0], fetching=lambda: told.append("fresh"))
     assert fresh.text == first.text and told == []  # a fresh lock asks nothing
@@ -677,14 +683,7 @@ def test_a_bump_asked_early_is_locked_from_the_early_answers_and_its_wheel_hande
     lock.ask_early(early, early.services, platform="linux/amd64")
     (question,) = lock._asked_early
     assert [p.name + "==" + p.version for p in question[1]] == ["idna==3.9"]
-    asked: list[str] = []
-    real = lock._fetch_releases
-
-    def spy(pins: list[lock._Pin], inputs: lock.LockInputs, **kw: Any) -> list[lock._Release]:
-        asked.extend(f"{p.name}=={p.version}" for p in pins)
-        return real(pins, inputs, **kw)
-
-    monkeypatch.setattr(lock, "_fetch_releases", spy)
+    asked = _spy_on_the_index(monkeypatch)
     landed: list[str] = []
     bumped = lock.ensure(
         early, early.services[0], landed=lambda sha, path: landed.append(path.name)
