@@ -781,8 +781,12 @@ class NativeOci(Native):
     name = "native-oci"
     starts = False
 
+    @property
+    def layouts(self) -> Path:
+        return self.work / ".wheeldock" / "bench-oci"
+
     def layout(self, service: str) -> Path:
-        return self.work / ".wheeldock" / "bench-oci" / service
+        return self.layouts / service
 
     def outputs(self) -> list[str]:
         return [f"--output=oci:{self.layout(s.name)}" for s in self.stack.services]
@@ -793,7 +797,7 @@ class NativeOci(Native):
     def clear_caches(self) -> None:
         super().clear_caches()
         # a layout that already holds the blobs would be written faster than a cold one
-        shutil.rmtree(self.work / ".wheeldock" / "bench-oci", ignore_errors=True)
+        shutil.rmtree(self.layouts, ignore_errors=True)
 
     def prepare(self) -> None:
         Init.prepare(self)  # wheeldock.toml; there is no compose run to point at the images

@@ -973,13 +973,12 @@ def fast_lock(
     metadata files, and ``landed`` hears of each (see :func:`_fetch_releases`)."""
     pins = pinned_requirements(root, inputs)
     env = target_environment(inputs.platform, inputs.python)
-    reuse, blocks = _reusable(pins, inputs, old)
+    reuse, blocks, ask = _reuse_or_ask(pins, inputs, old)
     requires: dict[str, tuple[str, ...]] = {}
-    ask = [p for n, p in sorted(pins.items()) if n not in reuse]
     # The index requests go first, on their own thread: the cached packages' requirements are
     # read while the new pins' answers are on the way.
     with ThreadPoolExecutor(max_workers=1) as background:
-        early = _asked_early.pop((inputs.digest, tuple(ask)), None) if wheels else None
+        early = _asked_early.pop((inputs.digest, ask), None) if wheels else None
         if early is not None:
             fetching = background.submit(_take_early, early, ask, inputs, landed)
         else:
@@ -1012,35 +1011,35 @@ def fast_lock(
     return _write_lock(dest, body, inputs)
 
 
-def _reusable(
+def _reuse_or_ask(
     pins: dict[str, _Pin], inputs: LockInputs, old: Lock | None
-) -> tuple[dict[str, LockedPackage], dict[str, str]]:
+) -> tuple[dict[str, LockedPackage], dict[str, str], tuple[_Pin, ...]]:
     """The packages of ``old`` still pinned at the same version (same platform and Python,
-    files on PyPI), and their lock blocks: a fast lock asks the index only for the others."""
+    files on PyPI) with their lock blocks, and the other pins, in name order: the ones a fast
+    lock asks the index for (:func:`ask_early` asks the same question)."""
     reuse: dict[str, LockedPackage] = {}
     blocks: dict[str, str] = {}
-    if old is None or (old.platform, old.python) != (inputs.platform, inputs.python):
-        return reuse, blocks
-    from packaging.utils import canonicalize_name
+    if old is not None and (old.platform, old.python) == (inputs.platform, inputs.python):
+        from packaging.utils import canonicalize_name
 
-    old_blocks: dict[str, str] = {}
-    for block in _packages_part(old.text).split("[[packages]]\n")[1:]:
-        match = re.match(r'name = "([^"]+)"', block)
-        if match:
-            old_blocks[canonicalize_name(match.group(1))] = block
-    for pkg in old.packages:
-        name: str = canonicalize_name(pkg.name)
-        pin = pins.get(name)
-        urls = [f.url or "" for f in (*pkg.wheels, *([pkg.sdist] if pkg.sdist else []))]
-        if (
-            pin is not None
-            and pin.version == pkg.version
-            and name in old_blocks
-            and all(u.startswith(_PYPI_FILES) for u in urls)
-        ):
-            reuse[name] = pkg
-            blocks[name] = "[[packages]]\n" + old_blocks[name].rstrip("\n")
-    return reuse, blocks
+        old_blocks: dict[str, str] = {}
+        for block in _packages_part(old.text).split("[[packages]]\n")[1:]:
+            match = re.match(r'name = "([^"]+)"', block)
+            if match:
+                old_blocks[canonicalize_name(match.group(1))] = block
+        for pkg in old.packages:
+            name: str = canonicalize_name(pkg.name)
+            pin = pins.get(name)
+            urls = [f.url or "" for f in (*pkg.wheels, *([pkg.sdist] if pkg.sdist else []))]
+            if (
+                pin is not None
+                and pin.version == pkg.version
+                and name in old_blocks
+                and all(u.startswith(_PYPI_FILES) for u in urls)
+            ):
+                reuse[name] = pkg
+                blocks[name] = "[[packages]]\n" + old_blocks[name].rstrip("\n")
+    return reuse, blocks, tuple(p for n, p in sorted(pins.items()) if n not in reuse)
 
 
 class _Relay:
@@ -1092,8 +1091,7 @@ def ask_early(project: Project, services: Sequence[Service], *, platform: str) -
             old = read(path) if path.is_file() else None
         except (NotFastLockable, WheeldockError):
             continue  # the lock says why, at its turn
-        reuse, _ = _reusable(pins, inputs, old)
-        ask = tuple(p for n, p in sorted(pins.items()) if n not in reuse)
+        _, _, ask = _reuse_or_ask(pins, inputs, old)
         if ask and (inputs.digest, ask) not in _asked_early:
             questions[(inputs.digest, ask)] = inputs
     if not questions:
@@ -1104,14 +1102,14 @@ def ask_early(project: Project, services: Sequence[Service], *, platform: str) -
     pool = ThreadPoolExecutor(max_workers=len(questions), thread_name_prefix="ask-early")
     for (digest, ask), inputs in questions.items():
         relay = _Relay()
-        future = pool.submit(_fetch_releases, list(ask), inputs, wheels=True, landed=relay)
+        future = pool.submit(_fetch_releases, ask, inputs, wheels=True, landed=relay)
         _asked_early[(digest, ask)] = (future, relay)
     pool.shutdown(wait=False)
 
 
 def _take_early(
     early: tuple[Future[list[_Release]], _Relay],
-    ask: list[_Pin],
+    ask: Sequence[_Pin],
     inputs: LockInputs,
     landed: Landed | None,
 ) -> list[_Release]:
