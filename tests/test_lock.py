@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,141 @@ def test_wheels_landing_before_the_build_takes_them_are_held_then_handed_over_in
     assert got == ["first.whl", "second.whl"]
     relay("c" * 64, Path("third.whl"))  # once forwarded, a landing is passed on at once
     assert got == ["first.whl", "second.whl", "third.whl"]
+
+
+# -- a kept index page: the wheel asked for beside the index ----------------------------------
+
+
+def _demo_wheel(version: str, tag: str = "py3-none-any") -> tuple[str, bytes]:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr(f"demo-{version}.dist-info/METADATA", f"Name: demo\nVersion: {version}\n")
+    return f"demo-{version}-{tag}.whl", buffer.getvalue()
+
+
+class _FakeIndex:
+    """pypi.org's PEP 691 page for ``demo`` and files.pythonhosted.org's copies of its wheels,
+    behind an httpx MockTransport. ``requests`` are the paths asked, in order. With ``hold``,
+    the page is answered only once a wheel was asked for (or after 5 s): a build that asks for
+    the wheel only after reading the page then waits out the 5 s."""
+
+    def __init__(self, wheels: list[tuple[str, bytes]], *, hold: bool = False) -> None:
+        import threading
+
+        self.files = {name: data for name, data in wheels}
+        self.requests: list[str] = []
+        self.hold = hold
+        self.wheel_asked = threading.Event()
+        self.waited_out = False  # the held page was answered after 5 s, with no wheel asked
+
+    def page(self) -> dict[str, Any]:
+        return {
+            "files": [
+                {
+                    "filename": name,
+                    "url": f"https://files.pythonhosted.org/packages/{name}",
+                    "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
+                    "size": len(data),
+                }
+                for name, data in self.files.items()
+            ]
+        }
+
+    def client(self) -> Any:
+        import httpx
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            self.requests.append(request.url.path)
+            if request.url.host == "pypi.org":
+                if self.hold:
+                    self.waited_out = not self.wheel_asked.wait(5)
+                return httpx.Response(200, json=self.page())
+            self.wheel_asked.set()
+            return httpx.Response(200, content=self.files[request.url.path.rsplit("/", 1)[1]])
+
+        return httpx.Client(transport=httpx.MockTransport(handler))
+
+
+_DEMO_INPUTS = lock.LockInputs(("r.txt",), (("r.txt", "0" * 64),), "linux/amd64", "3.11")
+
+
+def _fetch_demo(
+    index: _FakeIndex, version: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[lock._Release, list[str]]:
+    """The release of demo==version from ``index``, and the wheels ``landed`` was told of."""
+    from wheeldock import net
+
+    monkeypatch.setattr(net, "_made", index.client())
+    told: list[str] = []
+    (release,) = lock._fetch_releases(
+        [lock._Pin("demo", version, frozenset())],
+        _DEMO_INPUTS,
+        wheels=True,
+        landed=lambda sha, path: told.append(path.name),
+    )
+    return release, told
+
+
+def test_with_the_page_kept_from_an_earlier_lock_the_wheel_is_asked_for_beside_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path))
+    wheels = [_demo_wheel("1.0"), _demo_wheel("1.1")]
+    first = _FakeIndex(wheels)
+    _fetch_demo(first, "1.0", monkeypatch)
+    # nothing kept yet: the page, then the wheel it names
+    assert first.requests == ["/simple/demo/", "/packages/demo-1.0-py3-none-any.whl"]
+
+    bump = _FakeIndex(wheels, hold=True)  # the page is answered only once the wheel is asked
+    release, told = _fetch_demo(bump, "1.1", monkeypatch)
+    assert not bump.waited_out  # the wheel was asked for while the page was still awaited
+    assert sorted(bump.requests) == ["/packages/demo-1.1-py3-none-any.whl", "/simple/demo/"]
+    assert release.best is not None and release.best.filename == "demo-1.1-py3-none-any.whl"
+    assert release.best.sha256 == hashlib.sha256(wheels[1][1]).hexdigest()
+    assert told == ["demo-1.1-py3-none-any.whl"]
+
+
+def test_a_guess_the_fresh_page_disagrees_with_is_dropped_and_the_fresh_pages_file_fetched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path))
+    _fetch_demo(_FakeIndex([_demo_wheel("1.0"), _demo_wheel("1.1")]), "1.0", monkeypatch)
+    # since the page was kept, 1.1's wheel was replaced by a build with a better tag
+    better = _demo_wheel("1.1", "py311-none-any")
+    now = _FakeIndex([_demo_wheel("1.0"), better])
+    release, told = _fetch_demo(now, "1.1", monkeypatch)
+    assert release.best is not None and release.best.filename == better[0]
+    assert release.best.sha256 == hashlib.sha256(better[1]).hexdigest()
+    assert better[0] in release.block and "py3-none-any" not in release.block
+    assert told == [better[0]]  # the kept page's guess is never handed to the build
+    assert f"/packages/{better[0]}" in now.requests
+
+
+def test_a_torn_kept_page_is_no_guess_and_the_lock_is_made_as_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path))
+    wheels = [_demo_wheel("1.0"), _demo_wheel("1.1")]
+    _fetch_demo(_FakeIndex(wheels), "1.0", monkeypatch)
+    lock._page_path("demo").write_bytes(b'{"files": [{"filena')  # cut short by a crash
+    index = _FakeIndex(wheels)
+    _, told = _fetch_demo(index, "1.1", monkeypatch)
+    assert index.requests == ["/simple/demo/", "/packages/demo-1.1-py3-none-any.whl"]
+    assert told == ["demo-1.1-py3-none-any.whl"]
+    assert json.loads(lock._page_path("demo").read_bytes()) == index.page()  # kept anew
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Django", "zope.interface", "ruamel.yaml", "typing_extensions", "A__b--c..D", "pydantic-core"],
+)
+def test_names_are_normalised_as_packaging_normalises_them(name: str) -> None:
+    from packaging.utils import canonicalize_name
+
+    assert lock._canonical_name(name) == canonicalize_name(name)
 
 
 # -- inputs -------------------------------------------------------------------------------------

@@ -64,6 +64,8 @@ from wheeldock.fsutil import file_lock
 from wheeldock.image import History, Image, ImageConfig, Platform, rfc3339
 from wheeldock.layer import Layer
 from wheeldock.paths import cache_dir
+from wheeldock.platforms import ARCHES as ARCHES  # where it was first defined
+from wheeldock.platforms import BINFMT_DIR as BINFMT_DIR
 
 log = logging.getLogger(__name__)
 
@@ -107,19 +109,6 @@ DPKG_EXCLUDES: tuple[str, ...] = (
 #: Licences stay: they are small and their presence is a condition of redistribution.
 DPKG_INCLUDES: tuple[str, ...] = ("/usr/share/doc/*/copyright",)
 
-#: Debian architecture -> (qemu binfmt name, docker platform).
-ARCHES: Mapping[str, tuple[str, str]] = MappingProxyType(
-    {
-        "amd64": ("x86_64", "linux/amd64"),
-        "arm64": ("aarch64", "linux/arm64"),
-        "armhf": ("arm", "linux/arm/v7"),
-        "armel": ("arm", "linux/arm/v5"),
-        "i386": ("i386", "linux/386"),
-        "ppc64el": ("ppc64le", "linux/ppc64le"),
-        "s390x": ("s390x", "linux/s390x"),
-        "riscv64": ("riscv64", "linux/riscv64"),
-    }
-)
 _MACHINE_TO_ARCH = {
     "x86_64": "amd64",
     "amd64": "amd64",
@@ -133,7 +122,6 @@ _MACHINE_TO_ARCH = {
 }
 #: Architectures a host runs without emulation.
 _RUNS_NATIVELY = {"amd64": {"amd64", "i386"}, "arm64": {"arm64", "armhf", "armel"}}
-BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 
 
 @dataclass(frozen=True)

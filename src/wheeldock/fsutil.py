@@ -12,10 +12,14 @@ from pathlib import Path
 from wheeldock.errors import WheeldockError
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:
+def atomic_write_bytes(
+    path: Path, data: bytes, *, mode: int | None = None, durable: bool = True
+) -> None:
     """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``.
 
     Readers see the old file or the new one, never a partial one. The old file's mode is kept.
+    ``durable=False`` skips the fsync, for a cache whose reader can tell a torn file and ignore
+    it: after a power cut the file may then be empty, but never half-old, half-new.
     """
     path = Path(path)
     try:
@@ -30,8 +34,9 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
         elif path.exists():

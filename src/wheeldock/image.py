@@ -11,15 +11,15 @@ when it makes a new image. Images are never edited in place.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from wheeldock.digest import Digest
-from wheeldock.errors import InvalidConfig, NotFound
+from wheeldock.errors import NotFound
 from wheeldock.layer import Layer
+from wheeldock.platforms import Platform as Platform  # where it was first defined
 
 MEDIA_TYPE_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_TYPE_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -43,55 +43,6 @@ def canonical_json(obj: Any) -> bytes:
 def rfc3339(epoch: int) -> str:
     """``SOURCE_DATE_EPOCH`` as the config's ``created`` (UTC, seconds, ``Z``)."""
     return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# -- platform -----------------------------------------------------------------------------------
-
-_ARCH_ALIASES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
-
-
-@dataclass(frozen=True, order=True)
-class Platform:
-    """An OCI platform (``os``/``architecture``/``variant``), as in an index's descriptors."""
-
-    os: str = "linux"
-    architecture: str = "amd64"
-    variant: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> Platform:
-        """``linux/arm64``, ``linux/arm/v7`` or just ``arm64`` (os linux)."""
-        parts = text.strip().split("/")
-        if len(parts) == 1 and parts[0]:
-            return cls("linux", parts[0])
-        if 2 <= len(parts) <= 3 and all(parts):
-            return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
-        raise InvalidConfig(
-            f"not a platform: {text!r}",
-            fix="write it as os/architecture[/variant], e.g. linux/arm64",
-        )
-
-    @classmethod
-    def host(cls) -> Platform:
-        machine = os.uname().machine.lower()  # not platform.machine(): a 3 ms import
-        return cls("linux", _ARCH_ALIASES.get(machine, machine))
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Platform:
-        return cls(
-            str(data.get("os", "linux")),
-            str(data.get("architecture", "amd64")),
-            data.get("variant"),
-        )
-
-    def to_json(self) -> dict[str, str]:
-        data = {"architecture": self.architecture, "os": self.os}
-        if self.variant:
-            data["variant"] = self.variant
-        return data
-
-    def __str__(self) -> str:
-        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
 
 
 # -- config -------------------------------------------------------------------------------------

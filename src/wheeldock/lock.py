@@ -646,6 +646,15 @@ def _plain_pin(line: str) -> tuple[str, frozenset[str], str] | None:
     return match["name"], extras, match["version"]
 
 
+def _canonical_name(name: str) -> str:
+    """PEP 503's normalised name, as ``packaging.utils.canonicalize_name`` gives it; that module
+    imports packaging's tag machinery (~8 ms before a bump's first index request)."""
+    return _SEPARATORS.sub("-", name).lower()
+
+
+_SEPARATORS = re.compile(r"[-_.]+")
+
+
 @lru_cache(maxsize=4096)
 def _requirement(line: str) -> Requirement:
     """A parsed requirement line (the same lines recur across services and rebuilds)."""
@@ -658,8 +667,6 @@ def pinned_requirements(root: Path, inputs: LockInputs) -> dict[str, _Pin]:
     """Every requirement of ``inputs`` as ``name==version`` (markers false for the target
     dropped); :class:`NotFastLockable` for anything else (ranges, URLs, hashes, options,
     constraints, ``--no-binary``)."""
-    from packaging.utils import canonicalize_name
-
     if inputs.constraints or inputs.no_binary:
         raise NotFastLockable("constraints or no_binary are set")
     env = target_environment(inputs.platform, inputs.python)
@@ -698,7 +705,7 @@ def pinned_requirements(root: Path, inputs: LockInputs) -> dict[str, _Pin]:
                 ):
                     raise NotFastLockable(f"{rel}:{number}: {req.name} is not pinned with ==")
                 raw_name, raw_extras, version = req.name, frozenset(req.extras), specs[0].version
-            name = canonicalize_name(raw_name)
+            name = _canonical_name(raw_name)
             old = pins.get(name)
             if old is not None and old.version != version:
                 raise NotFastLockable(f"{name} is pinned twice")
@@ -831,9 +838,14 @@ def _fetch_releases(
     The second request is the chosen wheel's PEP 658 metadata, or, with ``wheels`` (the caller
     installs them next) or when the index has no metadata file, the wheel itself, fetched into
     the wheelhouse: its METADATA is read from it and the build finds it there. ``landed`` is
-    called with each such wheel's sha256 and path as soon as it is verified."""
+    called with each such wheel's sha256 and path as soon as it is verified.
+
+    The second request waits on the first only for what the index says now. When the project's
+    page from an earlier lock already lists the pinned version, the second request is made
+    from it at once, beside the first, and kept only if the fresh page picks the very same
+    file (name, URL, size and sha256): the lock is the fresh page's either way, and a guess the
+    fresh page disagrees with is dropped unseen by ``landed``."""
     from concurrent.futures import ThreadPoolExecutor
-    from email.parser import HeaderParser
 
     import httpx
 
@@ -849,28 +861,88 @@ def _fetch_releases(
             raise NotFastLockable(f"{url}: HTTP {response.status_code}")
         return response
 
-    def one(client: httpx.Client, pin: _Pin) -> _Release:
-        index = get(client, PYPI_SIMPLE.format(name=pin.name), _SIMPLE_JSON).json()
-        release = _release_files(pin, index, inputs)
-        metadata = None
+    def second(client: httpx.Client, release: _Release) -> tuple[str, Path | None]:
+        """The release's METADATA, and the wheel's path when the wheel was fetched for it."""
         if release.metadata_url and not wheels:
             response = client.get(release.metadata_url)
-            metadata = response.text if response.status_code == 200 else None
-        if metadata is None:
-            metadata = _wheel_metadata(release.best, landed)
+            if response.status_code == 200:
+                return response.text, None
+        return _wheel_and_metadata(release.best)
+
+    def one(client: httpx.Client, pin: _Pin) -> _Release:
+        from email.parser import HeaderParser
+
+        known: Future[_Release | None] = Future()
+
+        def guess() -> tuple[str, Path | None] | None:
+            kept = None
+            try:
+                kept = _known_release(pin, inputs)
+            finally:  # also on an unexpected error, so that nobody waits forever
+                known.set_result(kept)
+            return None if kept is None else second(client, kept)
+
+        # the kept page is read on another thread, so the index request goes out first
+        early = guesses.submit(guess)
+        response = get(client, PYPI_SIMPLE.format(name=pin.name), _SIMPLE_JSON)
+        release = _release_files(pin, response.json(), inputs)
+        _keep_page(pin.name, response.content)
+        answer = None
+        if known.result() == release:
+            try:
+                answer = early.result()
+                assert answer is not None  # a guess was made: it matched
+            except Exception as exc:  # asked again just below, where errors are reported
+                log.debug("%s: the request made from the kept page failed (%s)", pin.name, exc)
+        if answer is None:
+            answer = second(client, release)
+        metadata, wheel = answer
+        if wheel is not None and landed is not None and release.best is not None:
+            landed(release.best.sha256, wheel)
         requires = HeaderParser().parsestr(metadata).get_all("Requires-Dist") or ()
         return dataclasses.replace(release, requires_dist=tuple(str(r) for r in requires))
 
     from wheeldock import net
 
     client = net.client()
-    with ThreadPoolExecutor(max_workers=min(8, len(pins))) as pool:
-        return list(pool.map(lambda p: one(client, p), pins))
+    guesses = ThreadPoolExecutor(max_workers=min(8, len(pins)), thread_name_prefix="guess")
+    try:
+        with ThreadPoolExecutor(max_workers=min(8, len(pins))) as pool:
+            return list(pool.map(lambda p: one(client, p), pins))
+    finally:
+        guesses.shutdown(wait=False, cancel_futures=True)  # a dropped guess is not waited for
 
 
-def _wheel_metadata(wheel: LockedFile | None, landed: Landed | None = None) -> str:
-    """The METADATA of ``wheel``, fetched (hash-checked) into the wheelhouse if not there;
-    ``landed(sha256, path)`` is told of the wheel once it is there."""
+def _page_path(name: str) -> Path:
+    from wheeldock.paths import cache_root
+
+    return cache_root() / "index" / "pypi.org" / f"{name}.json"
+
+
+def _keep_page(name: str, content: bytes) -> None:
+    """Keep a project's index page for :func:`_known_release`. Best effort and not fsynced: a
+    page lost or torn is only a guess not made."""
+    from wheeldock.fsutil import atomic_write_bytes
+
+    with contextlib.suppress(OSError, WheeldockError):
+        atomic_write_bytes(_page_path(name), content, durable=False)
+
+
+def _known_release(pin: _Pin, inputs: LockInputs) -> _Release | None:
+    """The release ``pin`` had on its project's kept page (None without a page, or when the
+    page does not list that version for the target). Only a guess at what the index says now."""
+    import json
+
+    try:
+        page = json.loads(_page_path(pin.name).read_bytes())
+        return _release_files(pin, page, inputs) if isinstance(page, dict) else None
+    except (OSError, ValueError, NotFastLockable, KeyError, TypeError):
+        return None
+
+
+def _wheel_and_metadata(wheel: LockedFile | None) -> tuple[str, Path]:
+    """The METADATA of ``wheel`` and its path in the wheelhouse, fetched (hash-checked) there
+    if missing."""
     import zipfile
 
     from wheeldock.errors import WheeldockError
@@ -883,11 +955,9 @@ def _wheel_metadata(wheel: LockedFile | None, landed: Landed | None = None) -> s
         path = house.fetch(
             [Artifact("?", "?", wheel, "wheel")], platform=DEFAULT_PLATFORM, python="3.11"
         )[0]
-        if landed is not None:
-            landed(wheel.sha256, path)
         with zipfile.ZipFile(path) as zf:
             name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
-            return zf.read(name).decode(errors="replace")
+            return zf.read(name).decode(errors="replace"), path
     except (WheeldockError, OSError, zipfile.BadZipFile, StopIteration) as exc:
         raise NotFastLockable(f"{wheel.filename}: cannot read its metadata ({exc})") from None
 

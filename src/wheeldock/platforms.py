@@ -3,7 +3,7 @@
 One table maps an OCI platform (``linux/arm64``) to the names the other tools use for it: the
 Debian architecture (mmdebstrap, the archive's Contents files), the wheel tag's machine
 (``aarch64``) and the qemu-user binfmt handler that runs its programs on another host. The
-parsed form is :class:`image.Platform`, so an index's descriptors and the builder agree.
+parsed form is :class:`Platform`, so an index's descriptors and the builder agree.
 
 ``--platform`` may be repeated and may hold several comma-separated platforms; the order given
 is kept (the first is the one a single-platform destination gets) and duplicates are dropped.
@@ -11,14 +11,79 @@ is kept (the first is the one a single-platform destination gets) and duplicates
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
-from wheeldock import base as bases
-from wheeldock.errors import ToolNotFound, UsageError
-from wheeldock.image import Platform
+from wheeldock.errors import InvalidConfig, ToolNotFound, UsageError
+
+# Light on purpose (base and the OCI modules are imported where needed): ``build`` reads this
+# table before its first index request, which waits on every module imported before it.
+
+_ARCH_ALIASES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
+
+
+@dataclass(frozen=True, order=True)
+class Platform:
+    """An OCI platform (``os``/``architecture``/``variant``), as in an index's descriptors."""
+
+    os: str = "linux"
+    architecture: str = "amd64"
+    variant: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        """``linux/arm64``, ``linux/arm/v7`` or just ``arm64`` (os linux)."""
+        parts = text.strip().split("/")
+        if len(parts) == 1 and parts[0]:
+            return cls("linux", parts[0])
+        if 2 <= len(parts) <= 3 and all(parts):
+            return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+        raise InvalidConfig(
+            f"not a platform: {text!r}",
+            fix="write it as os/architecture[/variant], e.g. linux/arm64",
+        )
+
+    @classmethod
+    def host(cls) -> Platform:
+        machine = os.uname().machine.lower()  # not platform.machine(): a 3 ms import
+        return cls("linux", _ARCH_ALIASES.get(machine, machine))
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Platform:
+        return cls(
+            str(data.get("os", "linux")),
+            str(data.get("architecture", "amd64")),
+            data.get("variant"),
+        )
+
+    def to_json(self) -> dict[str, str]:
+        data = {"architecture": self.architecture, "os": self.os}
+        if self.variant:
+            data["variant"] = self.variant
+        return data
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+
+#: Debian architecture -> (qemu binfmt name, docker platform).
+ARCHES: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        "amd64": ("x86_64", "linux/amd64"),
+        "arm64": ("aarch64", "linux/arm64"),
+        "armhf": ("arm", "linux/arm/v7"),
+        "armel": ("arm", "linux/arm/v5"),
+        "i386": ("i386", "linux/386"),
+        "ppc64el": ("ppc64le", "linux/ppc64le"),
+        "s390x": ("s390x", "linux/s390x"),
+        "riscv64": ("riscv64", "linux/riscv64"),
+    }
+)
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 
 
 @dataclass(frozen=True)
@@ -45,7 +110,7 @@ class Target:
 
 
 def _target(text: str, debian_arch: str, wheel_arch: str) -> Target:
-    return Target(Platform.parse(text), debian_arch, wheel_arch, bases.ARCHES[debian_arch][0])
+    return Target(Platform.parse(text), debian_arch, wheel_arch, ARCHES[debian_arch][0])
 
 
 #: The platforms wheeldock builds for, by canonical name.
@@ -135,15 +200,19 @@ def of_platform(platform: Platform | str) -> Target:
 
 def needs_emulation(target: Target, *, host_target: Target | None = None) -> bool:
     """Whether programs built for ``target`` need qemu-user on this host."""
+    from wheeldock import base as bases
+
     here = host_target or host()
     return bases.needs_emulation(target.debian_arch, here.debian_arch)
 
 
 def require_emulation(
-    target: Target, *, binfmt_dir: Path = bases.BINFMT_DIR, host_target: Target | None = None
+    target: Target, *, binfmt_dir: Path = BINFMT_DIR, host_target: Target | None = None
 ) -> None:
     """Raise (naming the handler and how to enable it) unless ``target``'s programs can run here:
     natively, or through a registered and enabled qemu-user binfmt handler."""
+    from wheeldock import base as bases
+
     here = host_target or host()
     try:
         bases.check_arch(target.debian_arch, binfmt_dir=binfmt_dir, host=here.debian_arch)
