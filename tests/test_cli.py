@@ -28,6 +28,19 @@ def test_console_script_is_installed() -> None:
     assert "-C DIR" in out
 
 
+@pytest.mark.parametrize(
+    ("argv", "code"), [(["--help"], 0), ([], 2), (["-C", "/nonexistent", "lock"], 2)]
+)
+def test_the_process_exits_with_the_commands_code_and_its_output_flushed(
+    argv: list[str], code: int
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "wheeldock", *argv], capture_output=True, text=True
+    )
+    assert done.returncode == code
+    assert "usage: wheeldock" in done.stdout or "no such folder" in done.stderr
+
+
 def test_missing_project_folder_is_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
