@@ -54,13 +54,16 @@ def test_wheels_landing_before_the_build_takes_them_are_held_then_handed_over_in
 # -- a kept index page: the wheel asked for beside the index ----------------------------------
 
 
-def _demo_wheel(version: str, tag: str = "py3-none-any") -> tuple[str, bytes]:
+def _demo_wheel(version: str, tag: str = "py3-none-any", requires: str = "") -> tuple[str, bytes]:
     import io
     import zipfile
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
-        zf.writestr(f"demo-{version}.dist-info/METADATA", f"Name: demo\nVersion: {version}\n")
+        metadata = f"Name: demo\nVersion: {version}\n" + "".join(
+            f"Requires-Dist: {r}\n" for r in requires.split(",") if r
+        )
+        zf.writestr(f"demo-{version}.dist-info/METADATA", metadata)
     return f"demo-{version}-{tag}.whl", buffer.getvalue()
 
 
@@ -160,6 +163,21 @@ def test_a_guess_the_fresh_page_disagrees_with_is_dropped_and_the_fresh_pages_fi
     assert better[0] in release.block and "py3-none-any" not in release.block
     assert told == [better[0]]  # the kept page's guess is never handed to the build
     assert f"/packages/{better[0]}" in now.requests
+
+
+def test_a_wheel_the_lock_fetched_has_its_requirements_kept_beside_it_for_the_next_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path))
+    name, data = _demo_wheel("1.0", requires="idna>=3,sniffio")
+    release, _ = _fetch_demo(_FakeIndex([(name, data)]), "1.0", monkeypatch)
+    assert release.requires_dist == ("idna>=3", "sniffio")
+    (wheel,) = (tmp_path / "wheels").rglob(name)
+    assert json.loads(wheel.with_name("requires-dist.json").read_text()) == ["idna>=3", "sniffio"]
+    locked = lock.LockedPackage(
+        "demo", "1.0", (lock.LockedFile(name, hashlib.sha256(data).hexdigest()),), None
+    )
+    assert lock._local_requires(locked) == ("idna>=3", "sniffio")
 
 
 def test_a_torn_kept_page_is_no_guess_and_the_lock_is_made_as_without_it(

@@ -49,8 +49,10 @@ def atomic_write_bytes(
         raise
 
 
-def atomic_write_text(path: Path, text: str, *, mode: int | None = None) -> None:
-    atomic_write_bytes(path, text.encode(), mode=mode)
+def atomic_write_text(
+    path: Path, text: str, *, mode: int | None = None, durable: bool = True
+) -> None:
+    atomic_write_bytes(path, text.encode(), mode=mode, durable=durable)
 
 
 @contextmanager

@@ -899,7 +899,10 @@ def _fetch_releases(
         metadata, wheel = answer
         if wheel is not None and landed is not None and release.best is not None:
             landed(release.best.sha256, wheel)
-        requires = HeaderParser().parsestr(metadata).get_all("Requires-Dist") or ()
+        if wheel is not None:  # kept beside it, so the next lock need not open the zip
+            requires = _keep_requires(wheel, metadata)
+        else:
+            requires = tuple(HeaderParser().parsestr(metadata).get_all("Requires-Dist") or ())
         return dataclasses.replace(release, requires_dist=tuple(str(r) for r in requires))
 
     from wheeldock import net
@@ -969,14 +972,12 @@ def _local_requires(pkg: LockedPackage) -> tuple[str, ...] | None:
     and opening two dozen zips and parsing their headers cost a one-pin bump ~50 ms."""
     import json
     import zipfile
-    from email.parser import HeaderParser
 
-    from wheeldock.fsutil import atomic_write_text
     from wheeldock.paths import cache_root
 
     for wheel in pkg.wheels:
         path = cache_root() / "wheels" / "sha256" / wheel.sha256[:2] / wheel.sha256 / wheel.filename
-        sidecar = path.with_name("requires-dist.json")
+        sidecar = path.with_name(_REQUIRES_SIDECAR)
         try:
             cached = json.loads(sidecar.read_text())
             if isinstance(cached, list) and path.is_file():
@@ -991,11 +992,28 @@ def _local_requires(pkg: LockedPackage) -> tuple[str, ...] | None:
                 text = zf.read(name).decode(errors="replace")
         except (OSError, zipfile.BadZipFile, StopIteration):
             continue
-        requires = tuple(HeaderParser().parsestr(text).get_all("Requires-Dist") or ())
-        with contextlib.suppress(OSError):  # a read-only cache still works, only slower
-            atomic_write_text(sidecar, json.dumps(list(requires)))
-        return requires
+        return _keep_requires(path, text)
     return None
+
+
+#: Beside a wheel in the wheelhouse: its METADATA's Requires-Dist, as a JSON list.
+_REQUIRES_SIDECAR = "requires-dist.json"
+
+
+def _keep_requires(wheel: Path, metadata: str) -> tuple[str, ...]:
+    """The Requires-Dist of ``metadata`` (``wheel``'s), also kept beside the wheel for
+    :func:`_local_requires`. Not fsynced: a sidecar lost or torn is read from the wheel again."""
+    import json
+    from email.parser import HeaderParser
+
+    from wheeldock.fsutil import atomic_write_text
+
+    requires = tuple(HeaderParser().parsestr(metadata).get_all("Requires-Dist") or ())
+    with contextlib.suppress(OSError, WheeldockError):  # a read-only cache still works, slower
+        atomic_write_text(
+            wheel.with_name(_REQUIRES_SIDECAR), json.dumps(list(requires)), durable=False
+        )
+    return requires
 
 
 def _check_closed(
