@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest_build import make_wheel
@@ -286,6 +287,64 @@ def test_a_preinstaller_started_early_but_handed_nothing_ends_cleanly(tmp_path: 
     with install.Preinstaller(install.InstalledTrees(tmp_path / "t"), install.debian_scheme()) as e:
         e.start()  # a stale lock that then needed no new wheel (a twin had it)
     assert not any((tmp_path / "t").rglob("*.pyc"))
+
+
+def test_a_compiler_started_ahead_is_the_one_the_next_install_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wheeldock import process
+
+    spawned: list[list[str]] = []
+    real_spawn = process.spawn
+
+    def spy(argv: Any, **kw: Any) -> Any:
+        spawned.append([str(a) for a in argv])
+        return real_spawn(argv, **kw)
+
+    monkeypatch.setattr(process, "spawn", spy)
+    install.start_compiler("3.11")
+    install.start_compiler("3.11")  # once per interpreter and worker count
+    assert len(spawned) == 1
+    wheels = _wheels(tmp_path, 2)
+    scheme = install.debian_scheme()
+    trees = install.InstalledTrees(tmp_path / "trees")
+    with install.Preinstaller(trees, scheme) as early:
+        for wheel in wheels:
+            early.submit(*wheel)
+    assert len(spawned) == 1  # the install fed the compiler started ahead; none other started
+    assert all(trees.has(sha, scheme) for sha, _ in wheels)
+    assert install._spares == {}
+
+
+def test_leaving_the_preinstaller_waits_for_the_trees_not_for_the_compiler_to_exit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exited = tmp_path / "exited"
+    slow = tmp_path / "slow_exit.py"  # the real compiler, then a slow interpreter shutdown
+    slow.write_text(
+        "import runpy, sys, time\n"
+        f"sys.argv[0] = {str(install._COMPILER)!r}\n"
+        f"runpy.run_path({str(install._COMPILER)!r}, run_name='__main__')\n"
+        f"time.sleep(3)\nopen({str(exited)!r}, 'w').close()\n"
+    )
+    monkeypatch.setattr(install, "_COMPILER", slow)
+    wheels = _wheels(tmp_path, 2)
+    scheme = install.debian_scheme()
+    trees = install.InstalledTrees(tmp_path / "trees")
+    with install.Preinstaller(trees, scheme) as early:
+        for wheel in wheels:
+            early.submit(*wheel)
+    assert all(trees.has(sha, scheme) for sha, _ in wheels)
+    tree = trees.path(wheels[0][0], scheme)
+    assert (tree / SITE / "pkg0/__pycache__/__init__.cpython-311.pyc").is_file()
+    assert not exited.exists()  # the compiler was still on its way out
+
+
+def test_a_compiler_started_ahead_and_never_used_ends_with_its_stdin() -> None:
+    install.start_compiler("3.11")
+    (proc,) = install._spares.values()
+    install._stop_spares()
+    assert proc.returncode == 0 and install._spares == {}
 
 
 def test_bytecode_does_not_depend_on_which_tree_the_compiler_got_first(tmp_path: Path) -> None:

@@ -92,3 +92,22 @@ def test_what_the_line_listener_raises_is_raised_once_the_command_ends() -> None
 
     with pytest.raises(ValueError, match="bad line"):
         process.run([sys.executable, "-c", "print('x')"], feed=lambda pipe: None, on_line=listen)
+
+
+def test_a_command_spawned_ahead_is_fed_and_waited_for_by_run_not_started_again() -> None:
+    echo = "import sys\nfor line in sys.stdin:\n    print(line.upper(), end='', flush=True)"
+    started = process.spawn([sys.executable, "-c", echo])
+    result = process.run(
+        [sys.executable, "-c", echo], feed=lambda pipe: pipe.write(b"ahead\n"), started=started
+    )
+    assert result.stdout == "AHEAD\n"
+    assert started.returncode == 0  # the very process spawned: run waited for it
+
+
+def test_a_spawned_command_is_only_for_a_fed_run() -> None:
+    started = process.spawn([sys.executable, "-c", "pass"])
+    try:
+        with pytest.raises(ValueError, match="need feed"):
+            process.run([sys.executable, "-c", "pass"], started=started)
+    finally:
+        started.communicate()

@@ -16,12 +16,14 @@ The compiling interpreter must be the image's minor version (same magic number).
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
 import os
 import queue
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -209,16 +211,54 @@ def _compile_while(
         skipped.extend(message["failed"])
         done(sent[message["tree"]])
 
+    argv = _compiler_argv(scheme.python_version, workers)
     process.run(
-        [compiler(scheme.python_version), "-I", _COMPILER, str(workers)],
+        argv,
         feed=feed,
         on_line=report,
         fix="report this: compiling bytecode should not fail as a whole",
+        started=_take_spare(argv),
     )
     if skipped:
         log.debug(
             "left %d file(s) without bytecode (syntax not Python 3): %s", len(skipped), skipped
         )
+
+
+def _compiler_argv(python: str, workers: int) -> tuple[str, ...]:
+    return (compiler(python), "-I", str(_COMPILER), str(workers))
+
+
+#: Compiler processes started ahead of need (:func:`start_compiler`), by their argv.
+_spares: dict[tuple[str, ...], subprocess.Popen[bytes]] = {}
+_spares_lock = threading.Lock()
+
+
+def start_compiler(python: str) -> None:
+    """Start, now, the compiler process the next install of wheels will use (one worker per
+    core, as :class:`Preinstaller` runs it). A build calls this as soon as it knows wheels are
+    coming (a stale lock): the interpreter's start-up and imports (~40 ms) then overlap the
+    index requests instead of following the first wheel. Unused, it exits with this process."""
+    argv = _compiler_argv(python, os.cpu_count() or 1)
+    with _spares_lock:
+        if argv not in _spares:
+            if not _spares:
+                atexit.register(_stop_spares)
+            _spares[argv] = process.spawn(argv)
+
+
+def _stop_spares() -> None:
+    """Close the stdin of the compilers nobody used (they then exit, having compiled nothing)."""
+    with _spares_lock:
+        spares = list(_spares.values())
+        _spares.clear()
+    for proc in spares:
+        proc.communicate()
+
+
+def _take_spare(argv: tuple[str, ...]) -> subprocess.Popen[bytes] | None:
+    with _spares_lock:
+        return _spares.pop(argv, None)
 
 
 def compile_bytecode(trees: Sequence[Path], scheme: Scheme) -> None:
@@ -284,9 +324,15 @@ class InstalledTrees:
             self._install(missing, arriving, scheme, installed, ready)
         return [self.path(sha, scheme) for sha in shas]
 
-    def install_arriving(self, arriving: Iterable[tuple[str, Path]], scheme: Scheme) -> None:
-        """Install each (sha256, wheel) ``arriving`` yields whose tree is missing, as it comes."""
-        self._install(None, arriving, scheme)
+    def install_arriving(
+        self,
+        arriving: Iterable[tuple[str, Path]],
+        scheme: Scheme,
+        ready: Callable[[str, Path], None] | None = None,
+    ) -> None:
+        """Install each (sha256, wheel) ``arriving`` yields whose tree is missing, as it comes;
+        ``ready`` as in :meth:`ensure_each`."""
+        self._install(None, arriving, scheme, ready=ready)
 
     def _install(
         self,
@@ -358,6 +404,9 @@ class Preinstaller:
         self._queue: queue.SimpleQueue[tuple[str, Path] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
+        self._changed = threading.Condition()
+        self._handed: set[str] = set()  # sha256s submitted whose trees are not known ready
+        self._ended = False
 
     def start(self) -> None:
         """Start the thread and its compiler process now, before the first wheel: when wheels
@@ -370,29 +419,50 @@ class Preinstaller:
     def submit(self, sha256: str, wheel: Path) -> None:
         """Hand over one verified wheel (thread-safe: downloads land on several threads)."""
         self.start()  # if not started: the thread (and its compiler) only once there is work
+        with self._changed:
+            if not self._trees.has(sha256, self._scheme):
+                self._handed.add(sha256)
         self._queue.put((sha256, wheel))
 
     def _arriving(self) -> Iterator[tuple[str, Path]]:
         while (item := self._queue.get()) is not None:
             yield item
 
+    def _ready(self, sha256: str, tree: Path) -> None:
+        with self._changed:
+            self._handed.discard(sha256)
+            self._changed.notify_all()
+
     def _run(self) -> None:
         try:
             import installer.sources  # noqa: F401  (what install_wheel needs, loaded while we wait)
 
-            self._trees.install_arriving(self._arriving(), self._scheme)
+            self._trees.install_arriving(self._arriving(), self._scheme, ready=self._ready)
         except Exception as exc:  # the build's install step retries and reports
             log.debug("early install stopped (%s); the build installs what is missing", exc)
+        finally:
+            with self._changed:
+                self._ended = True
+                self._changed.notify_all()
 
     def __enter__(self) -> Preinstaller:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Wait until every tree handed over is in place (or the thread gave up), not for the
+        compiler process to exit: its interpreter's shutdown (~10-20 ms) then overlaps the
+        build's next steps. A tree another build put in place meanwhile counts as ready."""
         with self._start:
             thread = self._thread
-        if thread is not None:
-            self._queue.put(None)
-            thread.join()
+        if thread is None:
+            return
+        self._queue.put(None)
+        with self._changed:
+            self._changed.wait_for(
+                lambda: (
+                    self._ended or all(self._trees.has(sha, self._scheme) for sha in self._handed)
+                )
+            )
 
 
 def installed_size(tree: Path) -> int:

@@ -1159,7 +1159,7 @@ class _Relay:
 _asked_early: dict[tuple[str, tuple[_Pin, ...]], tuple[Future[list[_Release]], _Relay]] = {}
 
 
-def ask_early(project: Project, services: Sequence[Service], *, platform: str) -> None:
+def ask_early(project: Project, services: Sequence[Service], *, platform: str) -> frozenset[str]:
     """Start the index requests a build's fast lock will make, now.
 
     A bumped pin's build waits on two requests in a row (the index page, then the wheel).
@@ -1167,7 +1167,10 @@ def ask_early(project: Project, services: Sequence[Service], *, platform: str) -
     (~70 ms of CPU that would otherwise come first). Only the HTTPS client is made on this
     thread (the requests need it, and the lock would make it anyway); the requests run on
     another. Best effort: a service whose lock is fresh, or whose inputs the fast path cannot
-    lock, is skipped, and a failed request is made again by the lock, which reports it."""
+    lock, is skipped, and a failed request is made again by the lock, which reports it.
+
+    Returns the Python versions (of the locks' inputs) whose wheels were asked for: the build
+    will install them, so it can start what that needs."""
     questions: dict[tuple[str, tuple[_Pin, ...]], LockInputs] = {}
     for svc in services:
         try:
@@ -1183,7 +1186,7 @@ def ask_early(project: Project, services: Sequence[Service], *, platform: str) -
         if ask and (inputs.digest, ask) not in _asked_early:
             questions[(inputs.digest, ask)] = inputs
     if not questions:
-        return
+        return frozenset()
     from wheeldock import net
 
     net.client()
@@ -1193,6 +1196,7 @@ def ask_early(project: Project, services: Sequence[Service], *, platform: str) -
         future = pool.submit(_fetch_releases, ask, inputs, wheels=True, landed=relay)
         _asked_early[(digest, ask)] = (future, relay)
     pool.shutdown(wait=False)
+    return frozenset(inputs.python for inputs in questions.values())
 
 
 def _take_early(

@@ -72,6 +72,7 @@ def run(
     fix: str | None = None,
     feed: Callable[[IO[bytes]], None] | None = None,
     on_line: Callable[[bytes], None] | None = None,
+    started: subprocess.Popen[bytes] | None = None,
 ) -> Result:
     """Run a command to completion.
 
@@ -80,16 +81,18 @@ def run(
     streams the command's stdin: it is called with the pipe and writes to it (instead of
     ``input``), so large inputs need not be held in memory; output is captured meanwhile, and
     ``on_line`` (fed commands only) hears each line of stdout as it comes (on a reader thread;
-    what it raises is raised here once the command has ended).
+    what it raises is raised here once the command has ended). ``started`` (fed commands only)
+    is the command already running, from :func:`spawn`: it is fed and waited for, not started.
     """
     args = [os.fspath(a) for a in argv]
     which(args[0]) if os.sep not in args[0] else None
     full_env = {**os.environ, **env} if env else None
     log.debug("run: %s", " ".join(args))
     if feed is not None:
-        return _run_fed(args, feed, cwd, full_env, check, timeout, secrets, fix, on_line)
-    if on_line is not None:
-        raise ValueError("on_line needs feed")
+        proc = started or spawn(args, cwd=cwd, env=env)
+        return _run_fed(proc, args, feed, check, timeout, secrets, fix, on_line)
+    if on_line is not None or started is not None:
+        raise ValueError("on_line and started need feed")
     with (
         subprocess.Popen(
             args,
@@ -147,25 +150,37 @@ def _deadline(proc: subprocess.Popen[bytes], timeout: float | None) -> Iterator[
         timer.cancel()
 
 
+def spawn(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start a command whose stdin :func:`run` will feed later (``started=``): its start-up then
+    overlaps other work. Left unfed, it sees its stdin close when this process exits."""
+    args = [os.fspath(a) for a in argv]
+    which(args[0]) if os.sep not in args[0] else None
+    log.debug("spawn: %s", " ".join(args))
+    return subprocess.Popen(
+        args,
+        cwd=cwd,
+        env={**os.environ, **env} if env else None,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
 def _run_fed(
+    proc: subprocess.Popen[bytes],
     args: list[str],
     feed: Callable[[IO[bytes]], None],
-    cwd: Path | None,
-    env: Mapping[str, str] | None,
     check: bool,
     timeout: float | None,
     secrets: Sequence[str],
     fix: str | None,
     on_line: Callable[[bytes], None] | None = None,
 ) -> Result:
-    proc = subprocess.Popen(
-        args,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     captured: dict[str, bytes] = {}
     raised: list[BaseException] = []

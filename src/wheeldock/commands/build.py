@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wheeldock import lock, platforms, project
+from wheeldock import install, lock, platforms, project
 from wheeldock.errors import UsageError
 from wheeldock.install import BYTECODE_MODES
 from wheeldock.output import console, err_console, print_json
@@ -118,8 +118,12 @@ def run(args: argparse.Namespace) -> int:
     proj = project.load(args.project)
     services = proj.select(args.services)
     if len(targets) == 1:
-        # a bumped pin's index requests go out before the builder's modules import
-        lock.ask_early(proj, services, platform=targets[0].name)
+        # a bumped pin's index requests go out before the builder's modules import, and the
+        # compiler for its wheel starts meanwhile
+        coming = lock.ask_early(proj, services, platform=targets[0].name)
+        if args.bytecode != "none":
+            for python in sorted(coming):
+                install.start_compiler(python)
     # Imported here: the builder pulls in the whole OCI stack, which other commands do not need.
     from wheeldock import builder
     from wheeldock.builder import BuildOptions
