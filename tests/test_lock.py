@@ -708,6 +708,26 @@ def test_the_metadata_file_is_asked_for_only_when_the_index_serves_it(
     assert release.metadata_url == (expected if asks_metadata else "")
 
 
+def test_a_releases_files_are_those_whose_names_spell_its_version_in_any_form() -> None:
+    names = [
+        "demo-1.0-py3-none-any.whl",
+        "demo-1.0.0-py2.py3-none-any.whl",  # the same version, spelt longer
+        "demo-1.0-1-py3-none-manylinux_2_17_x86_64.whl",  # with a build tag
+        "demo-1.0.tar.gz",
+        "demo-1.01-py3-none-any.whl",  # 1.1
+        "demo-10-py3-none-any.whl",
+        "demo-2.0-py3-none-any.whl",
+        "demo-2.0.tar.gz",
+        "demo.whl",  # not a wheel's name
+        "demo-1.0-py3-none-any-extra-parts.whl",
+    ]
+    index = {"files": [_index_file(n) for n in names]}
+    inputs = lock.LockInputs(("r.txt",), (), "linux/amd64", "3.11")
+    release = lock._release_files(lock._Pin("demo", "1.0", frozenset()), index, inputs)
+    listed = {n for n in names if f'/{n}"' in release.block}
+    assert listed == set(names[:4])
+
+
 def _packages(path: Path) -> list[dict[str, object]]:
     packages: list[dict[str, object]] = tomllib.loads(path.read_text())["packages"]
     return packages
