@@ -289,6 +289,19 @@ def test_a_preinstaller_started_early_but_handed_nothing_ends_cleanly(tmp_path: 
     assert not any((tmp_path / "t").rglob("*.pyc"))
 
 
+def _preinstalled(
+    tmp_path: Path, count: int = 2
+) -> tuple[list[tuple[str, Path]], install.Scheme, install.InstalledTrees]:
+    """``count`` wheels handed one by one to a preinstaller, which has then been left."""
+    wheels = _wheels(tmp_path, count)
+    scheme = install.debian_scheme()
+    trees = install.InstalledTrees(tmp_path / "trees")
+    with install.Preinstaller(trees, scheme) as early:
+        for wheel in wheels:
+            early.submit(*wheel)
+    return wheels, scheme, trees
+
+
 def test_a_compiler_started_ahead_is_the_one_the_next_install_uses(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -305,12 +318,7 @@ def test_a_compiler_started_ahead_is_the_one_the_next_install_uses(
     install.start_compiler("3.11")
     install.start_compiler("3.11")  # once per interpreter and worker count
     assert len(spawned) == 1
-    wheels = _wheels(tmp_path, 2)
-    scheme = install.debian_scheme()
-    trees = install.InstalledTrees(tmp_path / "trees")
-    with install.Preinstaller(trees, scheme) as early:
-        for wheel in wheels:
-            early.submit(*wheel)
+    wheels, scheme, trees = _preinstalled(tmp_path)
     assert len(spawned) == 1  # the install fed the compiler started ahead; none other started
     assert all(trees.has(sha, scheme) for sha, _ in wheels)
     assert install._spares == {}
@@ -328,12 +336,7 @@ def test_leaving_the_preinstaller_waits_for_the_trees_not_for_the_compiler_to_ex
         f"time.sleep(3)\nopen({str(exited)!r}, 'w').close()\n"
     )
     monkeypatch.setattr(install, "_COMPILER", slow)
-    wheels = _wheels(tmp_path, 2)
-    scheme = install.debian_scheme()
-    trees = install.InstalledTrees(tmp_path / "trees")
-    with install.Preinstaller(trees, scheme) as early:
-        for wheel in wheels:
-            early.submit(*wheel)
+    wheels, scheme, trees = _preinstalled(tmp_path)
     assert all(trees.has(sha, scheme) for sha, _ in wheels)
     tree = trees.path(wheels[0][0], scheme)
     assert (tree / SITE / "pkg0/__pycache__/__init__.cpython-311.pyc").is_file()
