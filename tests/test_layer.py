@@ -284,3 +284,27 @@ def test_folders_the_layers_below_provide_are_left_out() -> None:
     assert [e.path for e in planned] == [f"{site}/pkg", f"{site}/pkg/__init__.py"]
     # without it, every parent is written (a layer must be extractable on its own)
     assert len(plan_entries(entries)) == 7
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd", "none"])
+def test_a_layers_compressed_bytes_depend_on_the_tar_bytes_alone_not_on_how_they_were_written(
+    compression: str,
+) -> None:
+    class Collect:
+        def __init__(self) -> None:
+            self.data = bytearray()
+
+        def write(self, data: bytes) -> int:
+            self.data += data
+            return len(data)
+
+    tar = os.urandom(3 << 20) + b"x" * (5 << 20) + os.urandom(12345)
+    outputs = set()
+    for step in (511, 7777, 1 << 20, 3 << 20, len(tar)):  # a file from disk in pieces, or whole
+        out = Collect()
+        sink = layer_mod._LayerSink(out, compression, None)  # type: ignore[arg-type]
+        for i in range(0, len(tar), step):
+            sink.write(tar[i : i + step])
+        sink.close()
+        outputs.add(bytes(out.data))
+    assert len(outputs) == 1

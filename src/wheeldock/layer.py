@@ -250,12 +250,12 @@ def entries_from_dir(
 
 
 class _Compressor(Protocol):
-    def compress(self, data: bytes, /) -> bytes: ...
+    def compress(self, data: bytes | memoryview, /) -> bytes | memoryview: ...
     def flush(self) -> bytes: ...
 
 
 class _Identity:
-    def compress(self, data: bytes, /) -> bytes:
+    def compress(self, data: bytes | memoryview, /) -> bytes | memoryview:
         return data
 
     def flush(self) -> bytes:
@@ -285,7 +285,10 @@ def _compressor(compression: Compression, level: int | None) -> _Compressor:
 class _LayerSink:
     """Takes tar bytes; hashes them (diff_id), compresses, and feeds a :class:`BlobWriter`.
 
-    Small writes are batched so the compressor sees ~1 MiB at a time.
+    The compressor is fed in blocks of exactly ``CHUNK`` bytes (the last one shorter), however
+    the writes come: ISA-L's deflate output depends on where its input is cut, so the
+    compressed bytes, and the layer's digest, are a function of the tar's bytes alone (not of
+    whether a file came from disk in pieces or from memory whole).
     """
 
     def __init__(self, out: BlobWriter, compression: Compression, level: int | None) -> None:
@@ -296,21 +299,23 @@ class _LayerSink:
         self.uncompressed_size = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        if len(data) >= CHUNK:
-            self._drain()
-            self._feed(bytes(data))
-        else:
-            self._buf += data
-            if len(self._buf) >= CHUNK:
-                self._drain()
-        return len(data)
-
-    def _drain(self) -> None:
+        view = memoryview(data).cast("B")
+        size = len(view)
         if self._buf:
+            take = CHUNK - len(self._buf)
+            self._buf += view[:take]
+            view = view[take:]
+            if len(self._buf) < CHUNK:
+                return size
             self._feed(bytes(self._buf))
             self._buf.clear()
+        while len(view) >= CHUNK:
+            self._feed(view[:CHUNK])
+            view = view[CHUNK:]
+        self._buf += view
+        return size
 
-    def _feed(self, data: bytes) -> None:
+    def _feed(self, data: bytes | memoryview) -> None:
         self._hasher.update(data)
         self.uncompressed_size += len(data)
         out = self._compressor.compress(data)
@@ -318,7 +323,9 @@ class _LayerSink:
             self._out.write(out)
 
     def close(self) -> Digest:
-        self._drain()
+        if self._buf:
+            self._feed(bytes(self._buf))
+            self._buf.clear()
         tail = self._compressor.flush()
         if tail:
             self._out.write(tail)
