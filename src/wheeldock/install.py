@@ -229,6 +229,9 @@ def _compiler_argv(python: str, workers: int) -> tuple[str, ...]:
     return (compiler(python), "-I", str(_COMPILER), str(workers))
 
 
+#: Compiler workers for more than one wheel (the argv a spare compiler must match, too).
+_ALL_CORES = os.cpu_count() or 1
+
 #: Compiler processes started ahead of need (:func:`start_compiler`), by their argv.
 _spares: dict[tuple[str, ...], subprocess.Popen[bytes]] = {}
 _spares_lock = threading.Lock()
@@ -239,14 +242,13 @@ def start_compiler(python: str) -> None:
     core, as :class:`Preinstaller` runs it). A build calls this as soon as it knows wheels are
     coming (a stale lock): the interpreter's start-up and imports (~40 ms) then overlap the
     index requests instead of following the first wheel. Unused, it exits with this process."""
-    argv = _compiler_argv(python, os.cpu_count() or 1)
+    argv = _compiler_argv(python, _ALL_CORES)
     with _spares_lock:
         if argv not in _spares:
-            if not _spares:
-                atexit.register(_stop_spares)
             _spares[argv] = process.spawn(argv)
 
 
+@atexit.register
 def _stop_spares() -> None:
     """Close the stdin of the compilers nobody used (they then exit, having compiled nothing)."""
     with _spares_lock:
@@ -268,7 +270,7 @@ def compile_bytecode(trees: Sequence[Path], scheme: Scheme) -> None:
         for root in trees:
             compile_tree(root)
 
-    _compile_while(scheme, os.cpu_count() or 1, produce)
+    _compile_while(scheme, _ALL_CORES, produce)
 
 
 class InstalledTrees:
@@ -347,7 +349,7 @@ class InstalledTrees:
         never holds half a tree (a killed build leaves only temporary folders)."""
         staged: dict[Path, tuple[str, Path]] = {}  # temporary folder -> (sha256, final place)
         # one wheel (a bump) compiles faster in one process than a pool starts
-        workers = 1 if missing is not None and len(missing) == 1 else os.cpu_count() or 1
+        workers = 1 if missing is not None and len(missing) == 1 else _ALL_CORES
 
         def produce(compile_tree: Callable[[Path], None]) -> None:
             taken: set[str] = set()

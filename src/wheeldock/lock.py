@@ -891,8 +891,6 @@ def _fetch_releases(
         return _wheel_and_metadata(release.best)
 
     def one(client: httpx.Client, pin: _Pin) -> _Release:
-        from email.parser import HeaderParser
-
         known: Future[_Release | None] = Future()
 
         def guess() -> tuple[str, Path | None] | None:
@@ -920,11 +918,9 @@ def _fetch_releases(
         metadata, wheel = answer
         if wheel is not None and landed is not None and release.best is not None:
             landed(release.best.sha256, wheel)
-        if wheel is not None:  # kept beside it, so the next lock need not open the zip
-            requires = _keep_requires(wheel, metadata)
-        else:
-            requires = tuple(HeaderParser().parsestr(metadata).get_all("Requires-Dist") or ())
-        return dataclasses.replace(release, requires_dist=tuple(str(r) for r in requires))
+        # beside a fetched wheel they are kept, so the next lock need not open the zip
+        requires = _keep_requires(wheel, metadata) if wheel is not None else _requires(metadata)
+        return dataclasses.replace(release, requires_dist=requires)
 
     from wheeldock import net
 
@@ -1021,15 +1017,21 @@ def _local_requires(pkg: LockedPackage) -> tuple[str, ...] | None:
 _REQUIRES_SIDECAR = "requires-dist.json"
 
 
+def _requires(metadata: str) -> tuple[str, ...]:
+    """The Requires-Dist lines of a METADATA file."""
+    from email.parser import HeaderParser
+
+    return tuple(str(r) for r in HeaderParser().parsestr(metadata).get_all("Requires-Dist") or ())
+
+
 def _keep_requires(wheel: Path, metadata: str) -> tuple[str, ...]:
     """The Requires-Dist of ``metadata`` (``wheel``'s), also kept beside the wheel for
     :func:`_local_requires`. Not fsynced: a sidecar lost or torn is read from the wheel again."""
     import json
-    from email.parser import HeaderParser
 
     from wheeldock.fsutil import atomic_write_text
 
-    requires = tuple(HeaderParser().parsestr(metadata).get_all("Requires-Dist") or ())
+    requires = _requires(metadata)
     with contextlib.suppress(OSError, WheeldockError):  # a read-only cache still works, slower
         atomic_write_text(
             wheel.with_name(_REQUIRES_SIDECAR), json.dumps(list(requires)), durable=False

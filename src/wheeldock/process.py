@@ -89,7 +89,7 @@ def run(
     full_env = {**os.environ, **env} if env else None
     log.debug("run: %s", " ".join(args))
     if feed is not None:
-        proc = started or spawn(args, cwd=cwd, env=env)
+        proc = started or _popen_piped(args, cwd, full_env)
         return _run_fed(proc, args, feed, check, timeout, secrets, fix, on_line)
     if on_line is not None or started is not None:
         raise ValueError("on_line and started need feed")
@@ -161,10 +161,17 @@ def spawn(
     args = [os.fspath(a) for a in argv]
     which(args[0]) if os.sep not in args[0] else None
     log.debug("spawn: %s", " ".join(args))
+    return _popen_piped(args, cwd, {**os.environ, **env} if env else None)
+
+
+def _popen_piped(
+    args: list[str], cwd: Path | None, env: Mapping[str, str] | None
+) -> subprocess.Popen[bytes]:
+    """``args`` started with all three streams piped (``env``: the whole environment)."""
     return subprocess.Popen(
         args,
         cwd=cwd,
-        env={**os.environ, **env} if env else None,
+        env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
