@@ -990,10 +990,11 @@ def _local_requires(pkg: LockedPackage) -> tuple[str, ...] | None:
     import json
     import zipfile
 
-    from wheeldock.paths import cache_root
+    from wheeldock.wheelhouse import Wheelhouse
 
+    house = Wheelhouse()
     for wheel in pkg.wheels:
-        path = cache_root() / "wheels" / "sha256" / wheel.sha256[:2] / wheel.sha256 / wheel.filename
+        path = house.path(wheel)
         sidecar = path.with_name(_REQUIRES_SIDECAR)
         try:
             cached = json.loads(sidecar.read_text())
