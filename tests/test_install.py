@@ -111,6 +111,55 @@ def test_a_cached_tree_is_not_installed_again(tmp_path: Path, wheel: Path) -> No
     assert not [p for p in first.parent.iterdir() if p.name.startswith(".install.")]
 
 
+def test_the_cache_keeps_one_archive_per_wheel_and_a_new_process_unpacks_the_same_tree(
+    tmp_path: Path, wheel: Path
+) -> None:
+    scheme = install.debian_scheme()
+    fresh = install.InstalledTrees(tmp_path / "trees", staging=tmp_path / "ram")
+    (installed,) = fresh.ensure([("a" * 64, wheel)], scheme)
+    kept = sorted(p.relative_to(tmp_path / "trees") for p in (tmp_path / "trees").rglob("*"))
+    archive = fresh.archive("a" * 64, scheme)
+    assert [p for p in kept if p.suffix] == [archive.relative_to(tmp_path / "trees")]
+    assert installed.is_relative_to(tmp_path / "ram")  # the tree itself is staged, not cached
+
+    later = install.InstalledTrees(tmp_path / "trees", staging=tmp_path / "ram")
+    wheel.unlink()  # a reinstall would fail now
+    (unpacked,) = later.ensure([("a" * 64, wheel)], scheme)
+    assert unpacked != installed
+    assert _tree_digest(unpacked) == _tree_digest(installed)
+
+
+def test_released_trees_are_removed_and_unpacked_again_when_asked_for(
+    tmp_path: Path, wheel: Path
+) -> None:
+    scheme = install.debian_scheme()
+    trees = install.InstalledTrees(tmp_path / "trees", staging=tmp_path / "ram")
+    (tree,) = trees.ensure([("a" * 64, wheel)], scheme)
+    digest = _tree_digest(tree)
+    trees.close()
+    assert not tree.exists()
+    assert list((tmp_path / "ram").iterdir()) == []
+    assert _tree_digest(trees.path("a" * 64, scheme)) == digest
+
+
+def test_a_damaged_archive_is_removed_with_an_error_that_says_to_build_again(
+    tmp_path: Path, wheel: Path
+) -> None:
+    scheme = install.debian_scheme()
+    install.InstalledTrees(tmp_path / "trees", staging=tmp_path / "ram").ensure(
+        [("a" * 64, wheel)], scheme
+    )
+    trees = install.InstalledTrees(tmp_path / "trees", staging=tmp_path / "ram")
+    archive = trees.archive("a" * 64, scheme)
+    archive.write_bytes(archive.read_bytes()[:1536])  # cut short, as by a crash
+    with pytest.raises(InvalidConfig, match="damaged") as caught:
+        trees.path("a" * 64, scheme)
+    assert caught.value.path == archive
+    assert "build again" in (caught.value.fix or "")
+    assert not archive.exists()
+    assert not trees.has("a" * 64, scheme)
+
+
 def test_malformed_wheel_is_reported_with_its_name(tmp_path: Path) -> None:
     bad = tmp_path / "broken-1.0-py3-none-any.whl"
     bad.write_bytes(b"not a zip")

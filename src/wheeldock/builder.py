@@ -896,7 +896,10 @@ class Builder:
         parts: list[tuple[Layer, LayerReport]] = []
         # deps before libs: the wheels download while they install, and the ELF scan then
         # finds them in the cache (the image's order is still libs, deps, app)
-        deps, runtime_libs = self._deps_and_libs(svc, lock, base, self._early_load(svc, base))
+        try:
+            deps, runtime_libs = self._deps_and_libs(svc, lock, base, self._early_load(svc, base))
+        finally:
+            self.trees.release()  # the layers are made: the staged trees go, on a thread
         if runtime_libs is not None:
             parts.append(runtime_libs)
         parts += deps
@@ -1363,4 +1366,5 @@ def build(
             )
     finally:
         builder.close_early_loads()
+        builder.trees.close()
     return results

@@ -36,12 +36,12 @@ from typing import IO, Literal
 
 from wheeldock import process
 from wheeldock.errors import InvalidConfig, ToolNotFound
-from wheeldock.paths import cache_dir
+from wheeldock.paths import cache_dir, staging_dir
 
 log = logging.getLogger(__name__)
 
 #: Bumped when the tree layout or compilation changes, so old cached trees are not reused.
-_TREE_FORMAT = "wheeldock-installed-1"
+_TREE_FORMAT = "wheeldock-installed-2"
 _COMPILER = Path(__file__).with_name("_compile_bytecode.py")
 
 
@@ -274,15 +274,24 @@ def compile_bytecode(trees: Sequence[Path], scheme: Scheme) -> None:
 
 
 class InstalledTrees:
-    """Per-wheel installed trees, cached by wheel sha256 × scheme × compiler.
+    """Per-wheel installed trees: one archive per wheel in the cache, by wheel sha256 × scheme ×
+    compiler, unpacked for use into a staging folder (:func:`wheeldock.paths.staging_dir`, in
+    RAM when it can be).
 
-    A tree under its final name is complete: it is built in a temp folder beside it and renamed
-    into place, so ``kill -9`` leaves at most an unused temp folder, and two processes installing
-    the same wheel both succeed (the second rename loses and its copy is dropped).
+    The cache holds one file per wheel, not the ~80 files of its tree: making files is what a
+    cold build spends most kernel time on, on a disk. A new tree is installed and compiled in the
+    staging folder, archived (a temp file renamed into place, so ``kill -9`` leaves at most a
+    temp file and two processes installing the same wheel both succeed), and used from there;
+    a cached one is unpacked there when first asked for (a bump's layer needs the trees of the
+    wheels beside the new one). :meth:`release` removes the staged trees.
     """
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, *, staging: Path | None = None) -> None:
         self.root = Path(root) if root is not None else cache_dir("installed")
+        self._staging_parent = staging
+        self._staging: Path | None = None
+        self._lock = threading.RLock()
+        self._cleanups: list[threading.Thread] = []
 
     def key(self, wheel_sha256: str, scheme: Scheme) -> str:
         # The .pyc bytes depend on the compiling interpreter's build, so it is part of the key.
@@ -292,12 +301,84 @@ class InstalledTrees:
         )
         return hashlib.sha256(ident.encode()).hexdigest()
 
-    def path(self, wheel_sha256: str, scheme: Scheme) -> Path:
+    def archive(self, wheel_sha256: str, scheme: Scheme) -> Path:
+        """Where the tree's archive is kept in the cache."""
         key = self.key(wheel_sha256, scheme)
-        return self.root / key[:2] / key
+        return self.root / key[:2] / f"{key}.tar"
 
     def has(self, wheel_sha256: str, scheme: Scheme) -> bool:
-        return self.path(wheel_sha256, scheme).is_dir()
+        return self.archive(wheel_sha256, scheme).is_file()
+
+    def path(self, wheel_sha256: str, scheme: Scheme) -> Path:
+        """The tree, as a folder laid out as the image's root; unpacked from the cache if it is
+        not staged yet (it must be in the cache: see :meth:`has`)."""
+        with self._lock:
+            tree = self._stage() / self.key(wheel_sha256, scheme)
+            if not tree.is_dir():
+                self._unpack(self.archive(wheel_sha256, scheme), tree)
+            return tree
+
+    def release(self) -> None:
+        """Remove the staged trees (on a thread: :meth:`close` waits for it). Trees asked for
+        later are unpacked again."""
+        with self._lock:
+            staging, self._staging = self._staging, None
+        if staging is not None:
+            _unreleased.discard(staging)
+            cleanup = threading.Thread(
+                target=shutil.rmtree, args=(staging, True), name="release-trees", daemon=True
+            )
+            cleanup.start()
+            self._cleanups.append(cleanup)
+
+    def close(self) -> None:
+        """Release the staged trees and wait until they are gone."""
+        self.release()
+        while self._cleanups:
+            self._cleanups.pop().join()
+
+    def _stage(self) -> Path:
+        if self._staging is None:
+            self._staging = staging_dir(self._staging_parent)
+            _unreleased.add(self._staging)
+        return self._staging
+
+    def _unpack(self, archive: Path, tree: Path) -> None:
+        import tarfile
+
+        tmp = Path(tempfile.mkdtemp(dir=tree.parent, prefix=".unpack."))
+        try:
+            if not _ends_whole(archive):
+                raise tarfile.ReadError("the archive is cut short")
+            with tarfile.open(archive) as tf:
+                # our own archive; the filter (where this Python has it) guards the folder anyway
+                if hasattr(tarfile, "tar_filter"):
+                    tf.extractall(tmp, filter="tar")
+                else:  # pragma: no cover - Python 3.11 before 3.11.4
+                    tf.extractall(tmp)
+            os.rename(tmp, tree)
+        except (OSError, tarfile.TarError) as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            archive.unlink(missing_ok=True)
+            raise InvalidConfig(
+                f"an installed tree in the cache is damaged ({exc}); it was removed",
+                path=archive,
+                fix="run the build again: the wheel is installed anew",
+            ) from exc
+
+    def _archive(self, tree: Path, archive: Path) -> None:
+        """Write ``tree`` as ``archive``: sorted members, fixed owners and times, as a layer."""
+        from wheeldock.layer import entries_from_dir, write_tar
+
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=archive.parent, prefix=".archive.")
+        try:
+            with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+                write_tar(entries_from_dir(tree, prefix=""), out, mtime=0)
+            os.rename(tmp, archive)  # a concurrent build's identical archive may be replaced
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def ensure(self, wheels: Sequence[tuple[str, Path]], scheme: Scheme) -> list[Path]:
         """The tree of each (sha256, wheel file), installing and compiling the missing ones."""
@@ -345,9 +426,9 @@ class InstalledTrees:
         ready: Callable[[str, Path], None] | None = None,
     ) -> None:
         """Install the ``missing`` trees (None: any tree not there yet) from ``arriving``. Each
-        tree is built in a temporary folder and renamed into place once compiled, so the cache
-        never holds half a tree (a killed build leaves only temporary folders)."""
-        staged: dict[Path, tuple[str, Path]] = {}  # temporary folder -> (sha256, final place)
+        tree is built in a temporary folder, and archived into the cache once compiled, so the
+        cache never holds half a tree (a killed build leaves only temporary files)."""
+        staged: dict[Path, tuple[str, Path]] = {}  # temporary folder -> (sha256, staged tree)
         # one wheel (a bump) compiles faster in one process than a pool starts
         workers = 1 if missing is not None and len(missing) == 1 else _ALL_CORES
 
@@ -358,10 +439,10 @@ class InstalledTrees:
                 if not wanted or sha in taken:
                     continue
                 taken.add(sha)
-                final = self.path(sha, scheme)
-                final.parent.mkdir(parents=True, exist_ok=True)
-                tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".install."))
-                staged[tmp] = (sha, final)
+                with self._lock:
+                    staging = self._stage()
+                tmp = Path(tempfile.mkdtemp(dir=staging, prefix=".install."))
+                staged[tmp] = (sha, staging / self.key(sha, scheme))
                 install_wheel(wheel, tmp, scheme)
                 if installed is not None:
                     installed(sha, tmp)
@@ -374,20 +455,45 @@ class InstalledTrees:
                 )
 
         def finish(tmp: Path) -> None:
-            sha, final = staged[tmp]
-            try:
-                os.rename(tmp, final)
-            except OSError:
-                if not final.is_dir():  # else another build put the same tree there first
-                    raise
+            sha, tree = staged[tmp]
+            self._archive(tmp, self.archive(sha, scheme))
+            with self._lock:
+                try:
+                    os.rename(tmp, tree)
+                except OSError:
+                    if not tree.is_dir():  # else the same tree was unpacked here meanwhile
+                        raise
             if ready is not None:
-                ready(sha, final)
+                ready(sha, tree)
 
         try:
             _compile_while(scheme, workers, produce, finish)
         finally:
             for tmp in staged:
                 shutil.rmtree(tmp, ignore_errors=True)
+
+
+#: Staging folders not released yet: removed when the process exits (the trees a caller was
+#: given stay usable until then, even when it dropped the :class:`InstalledTrees`).
+_unreleased: set[Path] = set()
+
+
+@atexit.register
+def _remove_unreleased() -> None:
+    for staging in list(_unreleased):
+        shutil.rmtree(staging, ignore_errors=True)
+    _unreleased.clear()
+
+
+def _ends_whole(archive: Path) -> bool:
+    """Whether a tar ends with its two zero blocks: a file cut short (a crash before the page
+    cache reached the disk) usually does not, even where it is cut between members."""
+    with archive.open("rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        if fh.tell() < 1024:
+            return False
+        fh.seek(-1024, os.SEEK_END)
+        return fh.read() == bytes(1024)
 
 
 class Preinstaller:

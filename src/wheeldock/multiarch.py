@@ -564,6 +564,7 @@ def build(
                 time.monotonic() - started,
             )
         )  # fmt: skip
+    trees.close()
     return results
 
 
