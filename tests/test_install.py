@@ -142,6 +142,21 @@ def test_released_trees_are_removed_and_unpacked_again_when_asked_for(
     assert _tree_digest(trees.path("a" * 64, scheme)) == digest
 
 
+def test_a_tree_that_ram_has_no_room_for_is_staged_in_the_cache_instead(
+    tmp_path: Path, wheel: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("WHEELDOCK_STAGING", str(tmp_path / "ram"))
+    monkeypatch.setattr(install, "_room", lambda folder: 1 << 20)  # 1 MiB left
+    scheme = install.debian_scheme()
+    trees = install.InstalledTrees(tmp_path / "trees")
+    (tree,) = trees.ensure([("a" * 64, wheel)], scheme)
+    assert tree.is_relative_to(tmp_path / "cache" / "staging")
+    assert (tree / SITE / "hello_tool" / "__init__.py").is_file()
+    trees.close()
+    assert list((tmp_path / "cache" / "staging").iterdir()) == []
+
+
 def test_a_damaged_archive_is_removed_with_an_error_that_says_to_build_again(
     tmp_path: Path, wheel: Path
 ) -> None:

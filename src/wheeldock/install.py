@@ -284,12 +284,17 @@ class InstalledTrees:
     temp file and two processes installing the same wheel both succeed), and used from there;
     a cached one is unpacked there when first asked for (a bump's layer needs the trees of the
     wheels beside the new one). :meth:`release` removes the staged trees.
+
+    A tree goes to the cache's own staging folder instead when RAM has too little room left for
+    it (a stack of several GB, a small machine): the build is slower then, not broken.
     """
 
     def __init__(self, root: Path | None = None, *, staging: Path | None = None) -> None:
         self.root = Path(root) if root is not None else cache_dir("installed")
         self._staging_parent = staging
-        self._staging: Path | None = None
+        self._staging: Path | None = None  # RAM, or wherever staging_dir chose
+        self._spill: Path | None = None  # the cache's, for trees RAM has no room for
+        self._where: dict[str, Path] = {}  # key -> staged tree
         self._lock = threading.RLock()
         self._cleanups: list[threading.Thread] = []
 
@@ -313,17 +318,24 @@ class InstalledTrees:
         """The tree, as a folder laid out as the image's root; unpacked from the cache if it is
         not staged yet (it must be in the cache: see :meth:`has`)."""
         with self._lock:
-            tree = self._stage() / self.key(wheel_sha256, scheme)
-            if not tree.is_dir():
-                self._unpack(self.archive(wheel_sha256, scheme), tree)
+            key = self.key(wheel_sha256, scheme)
+            tree = self._where.get(key)
+            if tree is None or not tree.is_dir():
+                archive = self.archive(wheel_sha256, scheme)
+                size = archive.stat().st_size if archive.is_file() else 0
+                tree = self._stage(size) / key
+                self._unpack(archive, tree)
+                self._where[key] = tree
             return tree
 
     def release(self) -> None:
         """Remove the staged trees (on a thread: :meth:`close` waits for it). Trees asked for
         later are unpacked again."""
         with self._lock:
-            staging, self._staging = self._staging, None
-        if staging is not None:
+            stagings = [d for d in (self._staging, self._spill) if d is not None]
+            self._staging = self._spill = None
+            self._where.clear()
+        for staging in stagings:
             _unreleased.discard(staging)
             cleanup = threading.Thread(
                 target=shutil.rmtree, args=(staging, True), name="release-trees", daemon=True
@@ -337,11 +349,21 @@ class InstalledTrees:
         while self._cleanups:
             self._cleanups.pop().join()
 
-    def _stage(self) -> Path:
+    def _stage(self, need: int) -> Path:
+        """The staging folder for a tree of about ``need`` bytes (call with the lock held)."""
         if self._staging is None:
             self._staging = staging_dir(self._staging_parent)
             _unreleased.add(self._staging)
-        return self._staging
+        if self._staging_parent is not None or _room(self._staging) >= need + _HEADROOM:
+            return self._staging
+        spill_parent = cache_dir("staging")
+        if self._staging.parent == spill_parent:
+            return self._staging
+        if self._spill is None:
+            log.debug("staging trees in %s: RAM is short of room", spill_parent)
+            self._spill = staging_dir(spill_parent)
+            _unreleased.add(self._spill)
+        return self._spill
 
     def _unpack(self, archive: Path, tree: Path) -> None:
         import tarfile
@@ -440,7 +462,7 @@ class InstalledTrees:
                     continue
                 taken.add(sha)
                 with self._lock:
-                    staging = self._stage()
+                    staging = self._stage(_GROWTH * wheel.stat().st_size)
                 tmp = Path(tempfile.mkdtemp(dir=staging, prefix=".install."))
                 staged[tmp] = (sha, staging / self.key(sha, scheme))
                 install_wheel(wheel, tmp, scheme)
@@ -463,6 +485,7 @@ class InstalledTrees:
                 except OSError:
                     if not tree.is_dir():  # else the same tree was unpacked here meanwhile
                         raise
+                self._where[tree.name] = tree
             if ready is not None:
                 ready(sha, tree)
 
@@ -471,6 +494,21 @@ class InstalledTrees:
         finally:
             for tmp in staged:
                 shutil.rmtree(tmp, ignore_errors=True)
+
+
+#: A wheel's installed tree with its bytecode, as a multiple of the wheel's size (zip-deflated
+#: sources, plus .pyc files): what staging a tree may take. Generous: most are 2-3x.
+_GROWTH = 5
+#: Room left in RAM after a tree is staged there, for everything else the machine runs.
+_HEADROOM = 256 << 20
+
+
+def _room(folder: Path) -> int:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
 
 
 #: Staging folders not released yet: removed when the process exits (the trees a caller was
