@@ -147,7 +147,7 @@ def test_a_tree_that_ram_has_no_room_for_is_staged_in_the_cache_instead(
 ) -> None:
     monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("WHEELDOCK_STAGING", str(tmp_path / "ram"))
-    monkeypatch.setattr(install, "_room", lambda folder: 1 << 20)  # 1 MiB left
+    monkeypatch.setattr(install, "free_bytes", lambda folder: 1 << 20)  # 1 MiB left
     scheme = install.debian_scheme()
     trees = install.InstalledTrees(tmp_path / "trees")
     (tree,) = trees.ensure([("a" * 64, wheel)], scheme)

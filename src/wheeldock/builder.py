@@ -57,7 +57,7 @@ from wheeldock.digest import Digest
 from wheeldock.dockerfile import APP_UID, exec_form, health_command
 from wheeldock.dockerfile import excluded as dockerignore_excluded
 from wheeldock.errors import DigestMismatch, InvalidConfig, UsageError, WheeldockError
-from wheeldock.fsutil import atomic_write_text
+from wheeldock.fsutil import atomic_write_text, atomic_writer
 from wheeldock.image import Healthcheck, History, Image, ImageConfig, Platform, rfc3339
 from wheeldock.install import (
     Bytecode,
@@ -1097,21 +1097,15 @@ def _write_facts(path: Path, data: Mapping[str, Any]) -> None:
 def _gzip_base(facts: BaseFacts) -> dict[str, Any]:
     """Compress the base tar to ``<tar stem>.tar.gz`` (atomically); its digest and size."""
     dest = _gzip_path(facts.path)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            writer = BlobWriter(fh)
-            diff_id = compress_file(facts.path, writer, "gzip")
+    with atomic_writer(dest, mode=0o444) as fh:
+        writer = BlobWriter(fh)
+        diff_id = compress_file(facts.path, writer, "gzip")
         if diff_id.hex != facts.sha256:
             raise DigestMismatch(
                 "changed while it was being compressed",
                 expected=f"sha256:{facts.sha256}", actual=str(diff_id), path=facts.path,
                 fix="retry when nothing writes to it (or rebuild it: wheeldock base --rebuild)",
             )  # fmt: skip
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, dest)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return {"id": _gzip_id(), "digest": str(writer.digest), "size": writer.size}
 
 

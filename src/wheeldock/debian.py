@@ -36,7 +36,7 @@ from isal import igzip
 
 from wheeldock.elf import TRIPLETS
 from wheeldock.errors import DigestMismatch, InvalidArchive, NotFound, WheeldockError
-from wheeldock.fsutil import file_lock
+from wheeldock.fsutil import atomic_writer, file_lock
 from wheeldock.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -616,10 +616,8 @@ def download_debs(
 
 def _download_deb(http: httpx.Client, info: PackageInfo, cached: Path) -> None:
     url = f"{mirror()}/{info.filename}"
-    fd, tmp = tempfile.mkstemp(prefix=f".{cached.name}.", dir=cached.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            actual = _fetch_to(http, url, fh)
+    with atomic_writer(cached) as fh:
+        actual = _fetch_to(http, url, fh)
         if actual != info.sha256:
             raise DigestMismatch(
                 f"{url} does not match the Packages index",
@@ -627,9 +625,6 @@ def _download_deb(http: httpx.Client, info: PackageInfo, cached: Path) -> None:
                 actual=actual,
                 fix="download again (a proxy or mirror may be serving a stale copy)",
             )
-        os.replace(tmp, cached)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _sha256_file(path: Path) -> str:

@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from wheeldock.errors import WheeldockError
 
@@ -53,6 +54,26 @@ def atomic_write_text(
     path: Path, text: str, *, mode: int | None = None, durable: bool = True
 ) -> None:
     atomic_write_bytes(path, text.encode(), mode=mode, durable=durable)
+
+
+@contextmanager
+def atomic_writer(path: Path, *, mode: int | None = None) -> Iterator[BinaryIO]:
+    """A binary file to stream ``path``'s bytes into: a temp file beside it, put in place with
+    ``os.replace`` when the block ends without an error and removed when it raises (a check
+    inside the block that raises keeps ``path`` as it was). Not fsynced: for files whose readers
+    verify them (digests, archive trailers). ``mode``: the file's mode (None: the temp file's
+    0600). For bytes already in memory, :func:`atomic_write_bytes`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 @contextmanager

@@ -36,7 +36,7 @@ from typing import IO, Literal
 
 from wheeldock import process
 from wheeldock.errors import InvalidConfig, ToolNotFound
-from wheeldock.paths import cache_dir, staging_dir
+from wheeldock.paths import cache_dir, free_bytes, staging_dir
 
 log = logging.getLogger(__name__)
 
@@ -354,7 +354,7 @@ class InstalledTrees:
         if self._staging is None:
             self._staging = staging_dir(self._staging_parent)
             _unreleased.add(self._staging)
-        if self._staging_parent is not None or _room(self._staging) >= need + _HEADROOM:
+        if self._staging_parent is not None or free_bytes(self._staging) >= need + _HEADROOM:
             return self._staging
         spill_parent = cache_dir("staging")
         if self._staging.parent == spill_parent:
@@ -390,17 +390,12 @@ class InstalledTrees:
 
     def _archive(self, tree: Path, archive: Path) -> None:
         """Write ``tree`` as ``archive``: sorted members, fixed owners and times, as a layer."""
+        from wheeldock.fsutil import atomic_writer
         from wheeldock.layer import entries_from_dir, write_tar
 
-        archive.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=archive.parent, prefix=".archive.")
-        try:
-            with os.fdopen(fd, "wb", buffering=1 << 20) as out:
-                write_tar(entries_from_dir(tree, prefix=""), out, mtime=0)
-            os.rename(tmp, archive)  # a concurrent build's identical archive may be replaced
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # a concurrent build's identical archive may be replaced
+        with atomic_writer(archive) as out:
+            write_tar(entries_from_dir(tree, prefix=""), out, mtime=0)
 
     def ensure(self, wheels: Sequence[tuple[str, Path]], scheme: Scheme) -> list[Path]:
         """The tree of each (sha256, wheel file), installing and compiling the missing ones."""
@@ -501,14 +496,6 @@ class InstalledTrees:
 _GROWTH = 5
 #: Room left in RAM after a tree is staged there, for everything else the machine runs.
 _HEADROOM = 256 << 20
-
-
-def _room(folder: Path) -> int:
-    try:
-        st = os.statvfs(folder)
-    except OSError:
-        return 0
-    return st.f_bavail * st.f_frsize
 
 
 #: Staging folders not released yet: removed when the process exits (the trees a caller was

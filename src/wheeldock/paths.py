@@ -27,8 +27,8 @@ _STAGING_PREFIX = "wheeldock-staging-"
 
 
 def staging_dir(parent: Path | None = None) -> Path:
-    """A new private folder (in ``parent`` if given) for a build's short-lived files (installed trees before they are
-    archived), removed by the caller.
+    """A new private folder (in ``parent`` if given) for a build's short-lived files (installed
+    trees before they are archived), removed by the caller.
 
     In RAM (``/dev/shm``) when it is a writable tmpfs with a GiB free, else in the cache. Why:
     an install makes ~80 files per wheel, and making files is the costliest part of a cold build
@@ -47,13 +47,19 @@ def staging_dir(parent: Path | None = None) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{os.getpid()}-", dir=parent))
 
 
+def free_bytes(folder: Path) -> int:
+    """Bytes an unprivileged process can still write in ``folder``'s file system (0 when it
+    cannot be told)."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
+
+
 def _tmpfs() -> Path | None:
     shm = Path("/dev/shm")
-    try:
-        st = os.statvfs(shm)
-    except OSError:
-        return None
-    if st.f_bavail * st.f_frsize < _STAGING_MIN_FREE or not os.access(shm, os.W_OK):
+    if free_bytes(shm) < _STAGING_MIN_FREE or not os.access(shm, os.W_OK):
         return None
     return shm
 

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tarfile
-import tempfile
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import IO
 from wheeldock.blobs import CHUNK, BlobStore, default_store
 from wheeldock.digest import Digest
 from wheeldock.errors import InvalidConfig, InvalidReference, NotFound, WheeldockError
+from wheeldock.fsutil import atomic_writer
 from wheeldock.image import ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX, Image, Index, canonical_json
 from wheeldock.layer import _GZIP_MAGIC, _ZSTD_MAGIC, MEDIA_TYPE_TAR, MEDIA_TYPES, Layer
 from wheeldock.publish import PublishResult
@@ -239,16 +238,8 @@ def write(
     image = _image_only(target)
     members, written = plan(image, name, compressed=compressed, store=store)
     file = Path(file)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            total = write_members(members, fh)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(file, mode=0o644) as fh:
+        total = write_members(members, fh)
     blobs = sum(1 for m in members if m.name.startswith("blobs/"))
     return PublishResult(
         f"docker-archive:{file}" + (f":{name}" if name else ""), written.digest, total, blobs, 0
