@@ -323,6 +323,48 @@ def test_preinstaller_installs_what_it_is_handed_from_several_threads(tmp_path: 
     ]
 
 
+def test_a_follower_hears_of_each_tree_still_being_made_as_it_is_ready(tmp_path: Path) -> None:
+    import threading
+
+    wheels = _wheels(tmp_path, 3)
+    scheme = install.debian_scheme()
+    trees = install.InstalledTrees(tmp_path / "trees")
+    heard: list[tuple[str, bool]] = []
+    gate = threading.Event()
+    early = install.Preinstaller(trees, scheme)
+    real_install = install.install_wheel
+
+    def slow_install(wheel: Path, root: Path, sch: install.Scheme) -> None:
+        gate.wait(10)  # held until the follower is in place
+        real_install(wheel, root, sch)
+
+    with pytest.MonkeyPatch.context() as mp, early:
+        mp.setattr(install, "install_wheel", slow_install)
+        for wheel in wheels[:2]:
+            early.submit(*wheel)
+        shas = [sha for sha, _ in wheels]
+        coming = early.follow(shas, lambda sha, tree: heard.append((sha, tree.is_dir())))
+        # the third was never handed over: the caller installs it itself
+        assert coming == set(shas[:2])
+        gate.set()
+        early.wait(coming)
+        assert sorted(heard) == sorted((sha, True) for sha in shas[:2])
+        assert all(trees.has(sha, scheme) for sha in shas[:2])
+    assert not trees.has(shas[2], scheme)
+
+
+def test_waiting_on_a_preinstaller_that_gave_up_returns(tmp_path: Path) -> None:
+    broken = tmp_path / "broken-1.0-py3-none-any.whl"
+    broken.write_bytes(b"not a zip")
+    scheme = install.debian_scheme()
+    trees = install.InstalledTrees(tmp_path / "trees")
+    with install.Preinstaller(trees, scheme) as early:
+        early.submit("b" * 64, broken)
+        coming = early.follow(["b" * 64], lambda sha, tree: None)
+        early.wait(coming)  # the failure is only logged: the build's own step reports it
+    assert not trees.has("b" * 64, scheme)
+
+
 def test_preinstaller_failure_is_left_to_the_build_step(tmp_path: Path) -> None:
     broken = tmp_path / "broken-1.0-py3-none-any.whl"
     broken.write_bytes(b"not a zip")

@@ -653,28 +653,61 @@ class Builder:
         scheme: Scheme,
         installed: Callable[[str, Path], None] | None = None,
         ready: Callable[[str, Path], None] | None = None,
+        early: Preinstaller | None = None,
     ) -> list[Path]:
         """The installed tree of each artifact. Only wheels whose tree is missing are fetched,
         and each is installed as its download lands (the others still downloading).
         ``installed`` and ``ready`` are :meth:`InstalledTrees.ensure_each`'s; the trees already
-        cached are reported to both first."""
+        cached are reported to both first. Trees ``early`` is still making (the lock handed it
+        their wheels) are not installed again: both hooks hear of each as it is compiled, so
+        its layer is made while the others compile, not after the last one."""
+
+        def report(sha: str, tree: Path) -> None:
+            for hook in (installed, ready):
+                if hook is not None:
+                    hook(sha, tree)
+
         shas = [a.sha256 for a in artifacts]
-        need = [a for a in artifacts if not self.trees.has(a.sha256, scheme)]
-        wanted = {a.sha256 for a in need}
+        coming = early.follow(shas, report) if early is not None else set()
+        need = [
+            a for a in artifacts if a.sha256 not in coming and not self.trees.has(a.sha256, scheme)
+        ]
+        wanted = {a.sha256 for a in need} | coming
         for sha in shas:
             if sha not in wanted:
-                for hook in (installed, ready):
-                    if hook is not None:
-                        hook(sha, self.trees.path(sha, scheme))
-        if not need:
-            return self.trees.ensure_each(shas, (), scheme)
+                report(sha, self.trees.path(sha, scheme))
+        if need:
+            self._install_trees(need, lock, scheme, installed, ready)
+        if coming:
+            assert early is not None
+            early.wait(coming)
+            # what the early installs gave up on (a failure there is only logged): here it is
+            # installed again, and its error, if any, is reported
+            left = [
+                a for a in artifacts if a.sha256 in coming and not self.trees.has(a.sha256, scheme)
+            ]
+            if left:
+                self._install_trees(left, lock, scheme, installed, ready)
+        return self.trees.ensure_each(shas, (), scheme)
+
+    def _install_trees(
+        self,
+        need: Sequence[Artifact],
+        lock: locks.Lock,
+        scheme: Scheme,
+        installed: Callable[[str, Path], None] | None,
+        ready: Callable[[str, Path], None] | None,
+    ) -> None:
+        """Fetch ``need``'s wheels and install each as its download lands."""
         arriving = (
             (art.sha256, wheel)
             for art, wheel in self.wheelhouse.fetch_each(
                 need, platform=lock.platform, python=lock.python
             )
         )
-        return self.trees.ensure_each(shas, arriving, scheme, installed=installed, ready=ready)
+        self.trees.ensure_each(
+            [a.sha256 for a in need], arriving, scheme, installed=installed, ready=ready
+        )
 
     def _dep_layer(
         self,
@@ -714,6 +747,7 @@ class Builder:
         lock: locks.Lock,
         base: _Base,
         ready_prefix: Callable[[list[Layer]], None] | None = None,
+        early: Preinstaller | None = None,
     ) -> tuple[list[tuple[Layer, LayerReport]], tuple[Layer, LayerReport] | None]:
         """The dependency layers and the runtime-libraries layer (None: none needed).
 
@@ -757,7 +791,7 @@ class Builder:
             ready_prefix=ready_prefix,
         ) as pipeline:
             todo = [a for p in missing for a in p.artifacts]
-            self._fetch_trees(todo, lock, base.scheme, installed=unpacked, ready=tree)
+            self._fetch_trees(todo, lock, base.scheme, installed=unpacked, ready=tree, early=early)
             return pipeline.results()
 
     # -- runtime libraries -------------------------------------------------------------------
@@ -872,34 +906,38 @@ class Builder:
         if base.scheme.bytecode != self.options.bytecode:
             scheme = dataclasses.replace(base.scheme, bytecode=self.options.bytecode)
             base = dataclasses.replace(base, scheme=scheme)
-        # wheels the lock fetches are installed as they land, while it waits on the index
-        with Preinstaller(self.trees, base.scheme) as early:
+        try:
+            # wheels the lock fetches are installed as they land, while it waits on the index;
+            # each tree's layer is made as soon as it is compiled (the lock is known by then)
+            with Preinstaller(self.trees, base.scheme) as early:
 
-            def fetching() -> None:
-                # wheels will come: the HTTPS client, the installer thread and its compiler
-                # start now, while the lock reads its inputs
-                net.warm()
-                early.start()
+                def fetching() -> None:
+                    # wheels will come: the HTTPS client, the installer thread and its compiler
+                    # start now, while the lock reads its inputs
+                    net.warm()
+                    early.start()
 
-            lock = locks.ensure(
-                self.project,
-                svc,
-                platform=self.options.platform,
-                relock=self.options.relock,
-                landed=early.submit,
-                fetching=fetching,
-            )
+                lock = locks.ensure(
+                    self.project,
+                    svc,
+                    platform=self.options.platform,
+                    relock=self.options.relock,
+                    landed=early.submit,
+                    fetching=fetching,
+                )
+                # deps before libs: the wheels download while they install, and the ELF scan
+                # then finds them in the cache (the image's order is still libs, deps, app)
+                deps, runtime_libs = self._deps_and_libs(
+                    svc, lock, base, self._early_load(svc, base), early=early
+                )
+        finally:
+            # the layers are made (and every early install is over): the staged trees go
+            self.trees.release()
         reports: list[LayerReport] = list(base.reports)
         layers: list[Layer] = []
         history: list[History] = []
         created = rfc3339(self.epoch)
         parts: list[tuple[Layer, LayerReport]] = []
-        # deps before libs: the wheels download while they install, and the ELF scan then
-        # finds them in the cache (the image's order is still libs, deps, app)
-        try:
-            deps, runtime_libs = self._deps_and_libs(svc, lock, base, self._early_load(svc, base))
-        finally:
-            self.trees.release()  # the layers are made: the staged trees go, on a thread
         if runtime_libs is not None:
             parts.append(runtime_libs)
         parts += deps

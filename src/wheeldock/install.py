@@ -540,6 +540,8 @@ class Preinstaller:
         self._changed = threading.Condition()
         self._handed: set[str] = set()  # sha256s submitted whose trees are not known ready
         self._ended = False
+        #: (sha256s still awaited, hook) of each :meth:`follow`
+        self._followers: list[tuple[set[str], Callable[[str, Path], None]]] = []
 
     def start(self) -> None:
         """Start the thread and its compiler process now, before the first wheel: when wheels
@@ -561,10 +563,39 @@ class Preinstaller:
         while (item := self._queue.get()) is not None:
             yield item
 
+    def follow(self, shas: Iterable[str], hook: Callable[[str, Path], None]) -> set[str]:
+        """The sha256s of ``shas`` handed over whose trees are still being made; ``hook`` hears
+        (sha256, tree) for each of them once it is ready (from the compiler's reader thread),
+        so a caller can use each tree while the others compile. The rest are either in the
+        trees already or were never handed over."""
+        with self._changed:
+            coming = {sha for sha in shas if sha in self._handed}
+            if coming:
+                self._followers.append((coming, hook))
+            return coming
+
+    def wait(self, shas: Iterable[str]) -> None:
+        """Until each of ``shas`` is ready or the thread gave up (its trees are then missing:
+        the caller installs them)."""
+        wanted = set(shas)
+        with self._changed:
+            while not self._ended and wanted & self._handed:
+                if not self._changed.wait(0.1):
+                    # the thread skips, unannounced, a wheel whose tree another build made
+                    wanted = {sha for sha in wanted if not self._trees.has(sha, self._scheme)}
+
     def _ready(self, sha256: str, tree: Path) -> None:
         with self._changed:
             self._handed.discard(sha256)
+            hooks = [hook for left, hook in self._followers if sha256 in left]
+            for left, _ in self._followers:
+                left.discard(sha256)
             self._changed.notify_all()
+        for hook in hooks:
+            try:
+                hook(sha256, tree)
+            except Exception as exc:  # the build's own steps redo the work and report it
+                log.debug("a follower of %s failed (%s); the build's step retries", sha256, exc)
 
     def _run(self) -> None:
         try:
