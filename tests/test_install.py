@@ -353,6 +353,37 @@ def test_a_follower_hears_of_each_tree_still_being_made_as_it_is_ready(tmp_path:
     assert not trees.has(shas[2], scheme)
 
 
+def test_the_preinstaller_installs_the_largest_waiting_wheel_first(tmp_path: Path) -> None:
+    import threading
+
+    first, small = _wheels(tmp_path, 2)
+    body = "".join(f"V{i} = {i * 7919}\n" for i in range(3000))  # a wheel many times larger
+    big = ("b" * 64, make_wheel(tmp_path / "dist", "big", "1.0", {"big/__init__.py": body}))
+    assert big[1].stat().st_size > 4 * small[1].stat().st_size
+    scheme = install.debian_scheme()
+    trees = install.InstalledTrees(tmp_path / "trees")
+    order: list[str] = []
+    busy, gate = threading.Event(), threading.Event()
+    real_install = install.install_wheel
+
+    def held_install(wheel: Path, root: Path, sch: install.Scheme) -> None:
+        order.append(wheel.name.split("-")[0])
+        busy.set()
+        gate.wait(10)  # the first install is held while the others are handed over
+        real_install(wheel, root, sch)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(install, "install_wheel", held_install)
+        with install.Preinstaller(trees, scheme) as early:
+            early.submit(*first)
+            assert busy.wait(10)
+            early.submit(*small)  # handed over before the big one, installed after it
+            early.submit(*big)
+            gate.set()
+    assert order == ["pkg0", "big", "pkg1"]
+    assert all(trees.has(sha, scheme) for sha, _ in (first, small, big))
+
+
 def test_waiting_on_a_preinstaller_that_gave_up_returns(tmp_path: Path) -> None:
     broken = tmp_path / "broken-1.0-py3-none-any.whl"
     broken.write_bytes(b"not a zip")

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import heapq
+import itertools
 import json
 import logging
 import os
-import queue
 import shutil
 import subprocess
 import sys
@@ -526,7 +527,10 @@ class Preinstaller:
 
     A cold build's lock downloads the wheels one by one while it waits on the index for the
     others; handing each over as it lands lets the installs (and their bytecode compiling)
-    overlap that network time instead of following it. Best effort: a failure is logged and
+    overlap that network time instead of following it. Of the wheels waiting, the largest is
+    installed first: installs run one at a time, and a big wheel that landed behind a dozen
+    small ones (cb-totem's pillow) would otherwise be installed last, its layer then made
+    after everything else. Best effort: a failure is logged and
     left to the build's own install step, which installs whatever is still missing and reports
     errors properly. Use as a context manager; leaving it waits for the installs to finish.
     """
@@ -534,11 +538,16 @@ class Preinstaller:
     def __init__(self, trees: InstalledTrees, scheme: Scheme) -> None:
         self._trees = trees
         self._scheme = scheme
-        self._queue: queue.SimpleQueue[tuple[str, Path] | None] = queue.SimpleQueue()
+        #: the wheels handed over and not taken yet: (-size, order, sha256, wheel), a heap
+        self._waiting: list[tuple[int, int, str, Path]] = []
+        self._arrived = threading.Condition()
+        self._closed = False  # no more wheels will come
+        self._order = itertools.count()  # ties in size: first handed, first installed
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
         self._changed = threading.Condition()
         self._handed: set[str] = set()  # sha256s submitted whose trees are not known ready
+        self._announcing: set[str] = set()  # of those, the trees whose followers are being told
         self._ended = False
         #: (sha256s still awaited, hook) of each :meth:`follow`
         self._followers: list[tuple[set[str], Callable[[str, Path], None]]] = []
@@ -557,11 +566,23 @@ class Preinstaller:
         with self._changed:
             if not self._trees.has(sha256, self._scheme):
                 self._handed.add(sha256)
-        self._queue.put((sha256, wheel))
+        try:
+            size = wheel.stat().st_size
+        except OSError:
+            size = 0  # the install reports it
+        with self._arrived:
+            heapq.heappush(self._waiting, (-size, next(self._order), sha256, wheel))
+            self._arrived.notify()
 
     def _arriving(self) -> Iterator[tuple[str, Path]]:
-        while (item := self._queue.get()) is not None:
-            yield item
+        """The wheels handed over, largest waiting first, until :meth:`__exit__`."""
+        while True:
+            with self._arrived:
+                self._arrived.wait_for(lambda: bool(self._waiting) or self._closed)
+                if not self._waiting:
+                    return
+                _, _, sha256, wheel = heapq.heappop(self._waiting)
+            yield sha256, wheel
 
     def follow(self, shas: Iterable[str], hook: Callable[[str, Path], None]) -> set[str]:
         """The sha256s of ``shas`` handed over whose trees are still being made; ``hook`` hears
@@ -569,33 +590,45 @@ class Preinstaller:
         so a caller can use each tree while the others compile. The rest are either in the
         trees already or were never handed over."""
         with self._changed:
-            coming = {sha for sha in shas if sha in self._handed}
+            # a tree being announced has its hooks taken already: the caller finds it in place
+            coming = {sha for sha in shas if sha in self._handed - self._announcing}
             if coming:
                 self._followers.append((coming, hook))
             return coming
 
     def wait(self, shas: Iterable[str]) -> None:
-        """Until each of ``shas`` is ready or the thread gave up (its trees are then missing:
-        the caller installs them)."""
+        """Until each of ``shas`` is ready, its followers told, or the thread gave up (its trees
+        are then missing: the caller installs them)."""
         wanted = set(shas)
         with self._changed:
             while not self._ended and wanted & self._handed:
                 if not self._changed.wait(0.1):
                     # the thread skips, unannounced, a wheel whose tree another build made
-                    wanted = {sha for sha in wanted if not self._trees.has(sha, self._scheme)}
+                    wanted = {
+                        sha
+                        for sha in wanted
+                        if sha in self._announcing or not self._trees.has(sha, self._scheme)
+                    }
 
     def _ready(self, sha256: str, tree: Path) -> None:
+        # The tree counts as ready (for wait) only once its followers have heard of it: a
+        # caller that waits and then finishes its own work must not miss a late hook.
         with self._changed:
-            self._handed.discard(sha256)
+            self._announcing.add(sha256)
             hooks = [hook for left, hook in self._followers if sha256 in left]
             for left, _ in self._followers:
                 left.discard(sha256)
-            self._changed.notify_all()
-        for hook in hooks:
-            try:
-                hook(sha256, tree)
-            except Exception as exc:  # the build's own steps redo the work and report it
-                log.debug("a follower of %s failed (%s); the build's step retries", sha256, exc)
+        try:
+            for hook in hooks:
+                try:
+                    hook(sha256, tree)
+                except Exception as exc:  # the build's own steps redo the work and report it
+                    log.debug("a follower of %s failed (%s); the build's step retries", sha256, exc)
+        finally:
+            with self._changed:
+                self._handed.discard(sha256)
+                self._announcing.discard(sha256)
+                self._changed.notify_all()
 
     def _run(self) -> None:
         try:
@@ -620,11 +653,17 @@ class Preinstaller:
             thread = self._thread
         if thread is None:
             return
-        self._queue.put(None)
+        with self._arrived:
+            self._closed = True
+            self._arrived.notify()
         with self._changed:
             self._changed.wait_for(
                 lambda: (
-                    self._ended or all(self._trees.has(sha, self._scheme) for sha in self._handed)
+                    self._ended
+                    or (
+                        not self._announcing
+                        and all(self._trees.has(sha, self._scheme) for sha in self._handed)
+                    )
                 )
             )
 
