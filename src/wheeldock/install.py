@@ -530,9 +530,9 @@ class Preinstaller:
     overlap that network time instead of following it. Of the wheels waiting, the largest is
     installed first: installs run one at a time, and a big wheel that landed behind a dozen
     small ones (cb-totem's pillow) would otherwise be installed last, its layer then made
-    after everything else. Best effort: a failure is logged and
-    left to the build's own install step, which installs whatever is still missing and reports
-    errors properly. Use as a context manager; leaving it waits for the installs to finish.
+    after everything else. Best effort: a failure is logged and left to the build's own install
+    step, which installs whatever is still missing and reports errors properly. Use as a
+    context manager; leaving it waits for the installs to finish.
     """
 
     def __init__(self, trees: InstalledTrees, scheme: Scheme) -> None:
@@ -540,7 +540,6 @@ class Preinstaller:
         self._scheme = scheme
         #: the wheels handed over and not taken yet: (-size, order, sha256, wheel), a heap
         self._waiting: list[tuple[int, int, str, Path]] = []
-        self._arrived = threading.Condition()
         self._closed = False  # no more wheels will come
         self._order = itertools.count()  # ties in size: first handed, first installed
         self._thread: threading.Thread | None = None
@@ -563,22 +562,21 @@ class Preinstaller:
     def submit(self, sha256: str, wheel: Path) -> None:
         """Hand over one verified wheel (thread-safe: downloads land on several threads)."""
         self.start()  # if not started: the thread (and its compiler) only once there is work
-        with self._changed:
-            if not self._trees.has(sha256, self._scheme):
-                self._handed.add(sha256)
         try:
             size = wheel.stat().st_size
         except OSError:
             size = 0  # the install reports it
-        with self._arrived:
+        with self._changed:
+            if not self._trees.has(sha256, self._scheme):
+                self._handed.add(sha256)
             heapq.heappush(self._waiting, (-size, next(self._order), sha256, wheel))
-            self._arrived.notify()
+            self._changed.notify_all()
 
     def _arriving(self) -> Iterator[tuple[str, Path]]:
         """The wheels handed over, largest waiting first, until :meth:`__exit__`."""
         while True:
-            with self._arrived:
-                self._arrived.wait_for(lambda: bool(self._waiting) or self._closed)
+            with self._changed:
+                self._changed.wait_for(lambda: bool(self._waiting) or self._closed)
                 if not self._waiting:
                     return
                 _, _, sha256, wheel = heapq.heappop(self._waiting)
@@ -591,7 +589,7 @@ class Preinstaller:
         trees already or were never handed over."""
         with self._changed:
             # a tree being announced has its hooks taken already: the caller finds it in place
-            coming = {sha for sha in shas if sha in self._handed - self._announcing}
+            coming = {sha for sha in shas if sha in self._handed and sha not in self._announcing}
             if coming:
                 self._followers.append((coming, hook))
             return coming
@@ -653,10 +651,9 @@ class Preinstaller:
             thread = self._thread
         if thread is None:
             return
-        with self._arrived:
-            self._closed = True
-            self._arrived.notify()
         with self._changed:
+            self._closed = True
+            self._changed.notify_all()
             self._changed.wait_for(
                 lambda: (
                     self._ended
