@@ -79,6 +79,133 @@ def test_nested_requirements_follow_includes_and_constraints() -> None:
 
 
 @pytest.mark.parametrize(
+    ("command", "requirements", "packages", "projects"),
+    [
+        (
+            "sh -c 'pip install flask \"gunicorn==23.0.0\" && gunicorn app:app'",
+            (),
+            ("flask", "gunicorn==23.0.0"),
+            (),
+        ),
+        (
+            "sh -c 'pip install -U pip && pip install --no-cache-dir -r req.txt && python a.py'",
+            ("req.txt",),
+            (),
+            (),
+        ),
+        (
+            "sh -c 'pip install uv && uv pip install --system -r req.txt && uvicorn main:app'",
+            ("req.txt",),
+            (),
+            (),
+        ),
+        ("sh -c 'pip install -e . && python -m worker'", (), (), (".",)),
+        ("sh -c 'python -m pip install /code && python -m worker'", (), (), ("/code",)),
+        (
+            "sh -c 'pip install -i https://example.org/simple -r r.txt requests && python a.py'",
+            ("r.txt",),
+            ("requests",),
+            (),
+        ),
+    ],
+)
+def test_pip_installs_of_inline_packages_and_local_projects_are_read(
+    command: str,
+    requirements: tuple[str, ...],
+    packages: tuple[str, ...],
+    projects: tuple[str, ...],
+) -> None:
+    start = discover._parse_start(command)
+    assert start is not None
+    assert (start.requirements, start.packages, start.projects) == (
+        requirements,
+        packages,
+        projects,
+    )
+
+
+def _stack(command: str, files: dict[str, str], root: Path) -> Path:
+    return _write(
+        root,
+        {
+            "compose.yaml": "services:\n  web:\n    image: python:3.11-slim\n"
+            f"    working_dir: /app\n    command: {command}\n"
+            "    volumes: [./app:/app]\n    network_mode: host\n",
+            **files,
+        },
+    )
+
+
+def test_packages_named_on_the_command_line_go_to_a_requirements_file_init_writes(
+    tmp_path: Path,
+) -> None:
+    _stack(
+        "sh -c 'pip install -r requirements.txt \"flask>=3\" cffi && python app.py'",
+        {"app/requirements.txt": "six\n", "app/app.py": ""},
+        tmp_path,
+    )
+    (found,) = _discover(tmp_path)
+    assert found.service.requirements == ("app/requirements.txt", "requirements-web.txt")
+    ((rel, text),) = found.generated
+    assert rel == "requirements-web.txt"
+    assert [line for line in text.splitlines() if not line.startswith("#")] == ["flask>=3", "cffi"]
+    assert found.requirement_files == ("app/requirements.txt", "requirements-web.txt")
+    assert not (tmp_path / rel).exists()  # discovering writes nothing
+
+
+def test_a_local_project_contributes_its_pyproject_dependencies(tmp_path: Path) -> None:
+    _stack(
+        "sh -c 'pip install . && python -m worker'",
+        {
+            "app/pyproject.toml": '[project]\nname = "worker"\nversion = "1"\n'
+            'dependencies = ["psycopg2>=2.9", "six"]\n',
+            "app/worker/__main__.py": "",
+        },
+        tmp_path,
+    )
+    (found,) = _discover(tmp_path)
+    assert found.service.requirements == ("app/pyproject.toml",)
+    assert found.service.command == ("python", "-m", "worker")
+    assert found.service.runtime_packages == ("libpq5",)  # read from [project].dependencies
+    assert any("it is not installed" in note for note in found.notes)
+
+
+@pytest.mark.parametrize(
+    ("project_files", "reason"),
+    [
+        ({"app/setup.py": "from setuptools import setup; setup()"}, "has no pyproject.toml"),
+        (
+            {
+                "app/pyproject.toml": '[project]\nname = "w"\nversion = "1"\ndynamic = ["dependencies"]\n'
+            },
+            "not declared in its [project] table",
+        ),
+    ],
+)
+def test_a_project_whose_dependencies_need_a_build_is_passed_over_with_the_reason(
+    tmp_path: Path, project_files: dict[str, str], reason: str
+) -> None:
+    _write(
+        tmp_path,
+        {
+            "compose.yaml": "services:\n"
+            "  api:\n    image: python:3.11\n    working_dir: /srv\n"
+            "    command: sh -c 'pip install -r r.txt && python a.py'\n    volumes: [./srv:/srv]\n"
+            "  worker:\n    image: python:3.11\n    working_dir: /app\n"
+            "    command: sh -c 'pip install . && python -m w'\n    volumes: [./app:/app]\n",
+            "srv/r.txt": "six\n",
+            "srv/a.py": "",
+            **project_files,
+        },
+    )
+    files = [compose.load(p) for p in compose.find_files(tmp_path)]
+    found = discover.survey(tmp_path, files, {})
+    assert [f.service.name for f in found.findings] == ["api"]
+    (passed,) = found.passed_over
+    assert passed.startswith("worker (") and reason in passed
+
+
+@pytest.mark.parametrize(
     ("command", "requirements", "constraints", "no_binary", "argv"),
     [
         (
@@ -134,7 +261,13 @@ def test_start_command_parsing(
 
 @pytest.mark.parametrize(
     "command",
-    ["python app.py", "sh -c 'pip install flask && python app.py'", None, "pip install -r r.txt"],
+    [
+        "python app.py",
+        "sh -c 'pip install --upgrade pip setuptools && python app.py'",
+        None,
+        "pip install -r r.txt",
+        "sh -c 'pip install flask'",
+    ],
 )
 def test_commands_that_do_not_install_requirements_then_run_python_are_not_candidates(
     command: Any,

@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,9 @@ from wheeldock.project import Service
 MakeStack = Callable[[str], StackCopy]
 
 
-def _scanner(root: Path, service: Service, files: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
+def _scanner(
+    root: Path, service: Service, files: tuple[str, ...], planned: Mapping[str, str]
+) -> tuple[tuple[str, ...], str]:
     """Stands in for the ELF scan (which needs the network) in the tests that are not about it."""
     return ("libffi8",) if "cffi" in service.no_binary else (), "table"
 
@@ -97,6 +99,43 @@ def test_revert_restores_compose_byte_for_byte_and_removes_generated_files(
     assert stack.run("init") == 0
     assert snapshot(stack.root) != before
     assert stack.run("init", "--revert") == 0
+    assert snapshot(stack.root) == before
+
+
+def test_packages_on_the_command_line_become_a_requirements_file_that_revert_removes(
+    stack_copy: MakeStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = stack_copy("adhoc")
+    before = snapshot(stack.root)
+    assert stack.run("init", "--json") == 0
+    summary = json.loads(capsys.readouterr().out)
+    files = {f["path"]: (f["kind"], f["action"]) for f in summary["files"]}
+    assert files["requirements-api.txt"] == ("requirements", "create")
+    written = (stack.root / "requirements-api.txt").read_text().splitlines()
+    assert [line for line in written if not line.startswith("#")] == ["fastapi", "uvicorn>=0.30"]
+    services = {s["name"]: s for s in summary["services"]}
+    assert services["api"]["requirements"] == ["requirements-api.txt"]
+    assert services["api"]["port"] == stack.port("API_PORT")  # `--port $${API_PORT}`
+    assert services["jobs"]["requirements"] == ["jobs/pyproject.toml"]
+    assert "legacy" not in services
+    (legacy,) = [w for w in summary["warnings"] if "legacy" in w]
+    assert "no pyproject.toml" in legacy
+    assert "requirements-api.txt" in (stack.root / "Dockerfile.api").read_text()
+
+    assert stack.run("init", "--revert") == 0
+    assert snapshot(stack.root) == before
+
+
+def test_init_will_not_overwrite_a_requirements_file_of_the_same_name_it_did_not_write(
+    stack_copy: MakeStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = stack_copy("adhoc")
+    (stack.root / "requirements-api.txt").write_text("django\n")
+    before = snapshot(stack.root)
+    assert stack.run("init") != 0
+    err = capsys.readouterr().err
+    assert "requirements-api.txt exists and is not the one init would write" in err
+    assert "rename or delete" in err
     assert snapshot(stack.root) == before
 
 
@@ -235,7 +274,7 @@ def test_read_only_folder_fails_and_changes_nothing(stack_copy: MakeStack) -> No
         "-c",
         "import sys; from wheeldock import init; "
         "from wheeldock.errors import WheeldockError\n"
-        "init.runtime_packages = lambda root, svc, files: ((), 'table')\n"
+        "init.runtime_packages = lambda root, svc, files, planned: ((), 'table')\n"
         "try:\n"
         "    init.apply(init.plan(__import__('pathlib').Path(sys.argv[1])))\n"
         "except WheeldockError as exc:\n"

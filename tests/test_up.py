@@ -98,6 +98,37 @@ def test_flask_under_gunicorn_answers_on_its_health_route(
     _assert_reverts(stack)
 
 
+@pytest.mark.integration
+def test_inline_packages_and_a_pyproject_project_run_built_both_ways(
+    stacks: list[StackCopy], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """`pip install fastapi 'uvicorn>=0.30'` and `pip install -e .` (a pyproject.toml project):
+    init makes images of both, through BuildKit and through the native builder."""
+    stack = _new(stacks, "adhoc", tmp_path)
+    before = {p: p.read_bytes() for p in stack.root.rglob("*") if p.is_file()}
+    assert stack.run("init") == 0
+    for how in ("buildkit", "native"):
+        if how == "native":
+            assert stack.run("down") == 0
+            with environ(stack.env):
+                assert cli.main(["-C", str(stack.root), "build", "--relock"]) == 0
+                report = up.up(stack.root, (), build=False, timeouts=up.Timeouts(health=120))
+        else:
+            report = _up(stack)
+        by_name = {s.name: s for s in report.services}
+        assert set(by_name) == {"api", "jobs"}, how  # legacy (setup.py only) was passed over
+        api, jobs = by_name["api"], by_name["jobs"]
+        assert api.port == stack.port("API_PORT") and api.docker_health == "healthy", how
+        assert jobs.docker_health == "healthy", how
+        capfd.readouterr()
+        assert stack.run("logs", "jobs") == 0
+        assert "jobs ready {'cffi':" in capfd.readouterr().out, how
+    assert stack.run("down") == 0
+    assert stack.run("init", "--revert") == 0
+    after = {p: p.read_bytes() for p in stack.root.rglob("*") if p.is_file()}
+    assert {p: d for p, d in after.items() if "wheeldock.lock" not in p.parts} == before
+
+
 def _layer_blobs(image: str) -> Iterator[tuple[str, bytes]]:
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "image.tar"

@@ -19,13 +19,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from packaging.requirements import Requirement
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from wheeldock.compose import ComposeFile, environment, interpolate, merged_services
 from wheeldock.errors import InvalidConfig, NotFound
 from wheeldock.project import Service
 from wheeldock.requirements import option_values as _option_values
+from wheeldock.requirements import project_dependencies as _project_dependencies
 from wheeldock.requirements import relative as _rel
 from wheeldock.requirements import requirement_closure as requirement_closure
 
@@ -74,6 +75,20 @@ class Finding:
     constraints: tuple[str, ...]  # ``-c`` files given on the pip command line
     notes: tuple[str, ...]
     replace_healthcheck: bool = False  # the compose healthcheck needs curl/wget: replace its test
+    #: requirement files init writes (path, text): the packages the command named inline
+    generated: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What :func:`survey` found: the candidates, and each other service with why it is not."""
+
+    findings: tuple[Finding, ...]
+    passed_over: tuple[str, ...]  # "name (why)"
+
+
+class _PassOver(Exception):
+    """A service that starts like a candidate but cannot be turned into an image as written."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +106,8 @@ class _Start:
     constraints: tuple[str, ...]
     no_binary: tuple[str, ...]
     argv: tuple[str, ...]
+    packages: tuple[str, ...] = ()  # requirement specifiers on pip's command line
+    projects: tuple[str, ...] = ()  # local project folders it installs (``pip install .``)
 
 
 # --- the start command -------------------------------------------------------------------------
@@ -130,12 +147,17 @@ def _segments(script: str) -> list[list[str]]:
 
 
 def _pip_args(argv: list[str]) -> list[str] | None:
-    """The arguments after ``install`` when ``argv`` is a pip install, else ``None``."""
+    """The arguments after ``install`` when ``argv`` is a pip (or ``uv pip``) install, else
+    ``None``."""
     i = 0
     if _PYTHON.match(argv[0]) and argv[1:3] == ["-m", "pip"]:
         i = 3
+    elif _PYTHON.match(argv[0]) and argv[1:4] == ["-m", "uv", "pip"]:
+        i = 4
     elif _PIP.match(argv[0]):
         i = 1
+    elif PurePosixPath(argv[0]).name == "uv" and argv[1:2] == ["pip"]:
+        i = 2
     else:
         return None
     rest = argv[i:]
@@ -144,6 +166,53 @@ def _pip_args(argv: list[str]) -> list[str] | None:
     if not rest or rest[0] != "install":
         return None
     return rest[1:]
+
+
+#: pip/uv install options that take a value (as the next word when not given with ``=``).
+_PIP_VALUE_OPTIONS = frozenset(
+    {
+        "-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-i", "--index-url",
+        "--extra-index-url", "-f", "--find-links", "-t", "--target", "--prefix", "--root",
+        "--no-binary", "--only-binary", "--platform", "--python-version", "--implementation",
+        "--abi", "--upgrade-strategy", "--progress-bar", "--src", "--trusted-host", "--cache-dir",
+        "--log", "--proxy", "--retries", "--timeout", "--exists-action", "--cert",
+        "--client-cert", "--global-option", "--config-settings", "-C", "--report",
+        "--root-user-action", "--python", "-p", "--index-strategy", "--resolution",
+        "--prerelease", "--keyring-provider", "--link-mode", "--override", "--index",
+        "--default-index", "--extra", "--group",
+    }
+)  # fmt: skip
+#: What a pip step installs to install things, not to run the service (``pip install -U pip``).
+_INSTALL_TOOLS = frozenset({"pip", "uv", "setuptools", "wheel"})
+
+
+def _pip_targets(args: list[str]) -> tuple[list[str], list[str]]:
+    """The positional arguments of a pip install (requirement specifiers, paths, URLs) and the
+    values of ``-e``/``--editable``."""
+    targets: list[str] = []
+    editables: list[str] = []
+    it = iter(args)
+    for arg in it:
+        if arg.startswith("--") and "=" in arg:
+            if arg.split("=", 1)[0] == "--editable":
+                editables.append(arg.split("=", 1)[1])
+            continue
+        if arg in _PIP_VALUE_OPTIONS:
+            value = next(it, None)
+            if arg in ("-e", "--editable") and value is not None:
+                editables.append(value)
+            continue
+        if arg.startswith("-e") and not arg.startswith("--") and len(arg) > 2:
+            editables.append(arg[2:])
+            continue
+        if arg.startswith("-"):
+            continue  # a flag (``-U``, ``--no-cache-dir``) or an attached value (``-rreqs.txt``)
+        targets.append(arg)
+    return targets, editables
+
+
+def _is_local_path(target: str) -> bool:
+    return target.startswith((".", "/", "~")) or target.endswith((".whl", ".tar.gz", ".zip"))
 
 
 def _interpolate_command(command: Any, env: Mapping[str, str]) -> Any:
@@ -163,6 +232,8 @@ def _parse_start(command: Any) -> _Start | None:
     requirements: list[str] = []
     constraints: list[str] = []
     no_binary: list[str] = []
+    packages: list[str] = []
+    projects: list[str] = []
     run: list[str] | None = None
     for seg in _segments(script):
         while seg and (seg[0] in ("exec", "env") or ("=" in seg[0] and not seg[0].startswith("-"))):
@@ -171,17 +242,45 @@ def _parse_start(command: Any) -> _Start | None:
             continue
         pip = _pip_args(seg)
         if pip is not None:
+            targets, editables = _pip_targets(pip)
+            if (
+                targets
+                and all(
+                    not _is_local_path(t) and _requirement_name(t) in _INSTALL_TOOLS
+                    for t in targets
+                )
+                and not editables
+            ):
+                continue  # ``pip install --upgrade pip``: tooling, not the service's dependencies
             requirements += _option_values(pip, "-r", "--requirement")
             constraints += _option_values(pip, "-c", "--constraint")
             for value in _option_values(pip, "--no-binary", "--no-binary"):
                 no_binary += [v for v in value.split(",") if v and v != ":none:"]
+            for target in [*targets, *editables]:
+                if _is_local_path(target) or target in editables:
+                    projects.append(target)
+                else:
+                    packages.append(target)
             continue
         name = PurePosixPath(seg[0]).name
         if _PYTHON.match(seg[0]) or name in RUNNERS:
             run = seg
-    if not requirements or run is None:
+    if not (requirements or packages or projects) or run is None:
         return None
-    return _Start(tuple(requirements), tuple(constraints), tuple(no_binary), tuple(run))
+    return _Start(
+        tuple(requirements),
+        tuple(constraints),
+        tuple(no_binary),
+        tuple(run),
+        tuple(packages),
+        tuple(projects),
+    )
+
+
+def _requirement_name(spec: str) -> str:
+    """The distribution a specifier names (``flask[async]>=3`` → ``flask``), canonicalized."""
+    match = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec)
+    return canonicalize_name(match.group(1)) if match else spec
 
 
 # --- mounts and paths --------------------------------------------------------------------------
@@ -254,6 +353,12 @@ def infer_port(
     port = _port_from(interpolate(flag, env) if flag else None)
     if port:
         return port, "command-line flag"
+    # ``--port $${API_PORT}``: the shell expands it from the container's environment
+    variable = re.search(r"\$\{?([A-Za-z_]\w*)\}?$", flag or "")
+    if variable and service_env.get(variable.group(1)) is not None:
+        port = _port_from(interpolate(str(service_env[variable.group(1)]), env))
+        if port:
+            return port, f"command-line flag (${variable.group(1)} from environment)"
     for entry in svc.get("ports") or []:
         if isinstance(entry, Mapping):
             port = _port_from(str(entry.get("target", "")))
@@ -466,18 +571,14 @@ def _image_argv(run: Sequence[str]) -> tuple[str, ...]:
     return tuple(argv)
 
 
-def discover(
+def survey(
     root: Path,
     files: Sequence[ComposeFile],
     env: Mapping[str, str],
-    *,
-    project_name: str | None = None,
-) -> list[Finding]:
-    """The Python services in ``files`` that install their requirements at start.
-
-    ``env`` resolves ``${VAR}`` in the compose values. Raises :class:`NotFound` when no service
-    qualifies, naming the services that were looked at and why each was passed over.
-    """
+) -> Survey:
+    """Every service of ``files``: the Python services that install their requirements at start
+    (as :class:`Finding`) and, for each other one, why it was passed over. ``env`` resolves
+    ``${VAR}`` in the compose values."""
     services = merged_services(files)
     findings: list[Finding] = []
     passed_over: list[str] = []
@@ -493,22 +594,98 @@ def discover(
         start = _parse_start(_interpolate_command(raw, env))
         if start is None:
             passed_over.append(
-                f"{name} (its command does not `pip install -r …` then start Python)"
+                f"{name} (its command does not `pip install` its requirements then start Python)"
             )
             continue
-        findings.append(_finding(root, files, name, svc, start, env, str(image)))
-    if not findings:
+        try:
+            findings.append(_finding(root, files, name, svc, start, env, str(image)))
+        except _PassOver as exc:
+            passed_over.append(f"{name} ({exc})")
+    return Survey(tuple(findings), tuple(passed_over))
+
+
+def discover(
+    root: Path,
+    files: Sequence[ComposeFile],
+    env: Mapping[str, str],
+    *,
+    project_name: str | None = None,
+) -> list[Finding]:
+    """The Python services in ``files`` that install their requirements at start.
+
+    ``env`` resolves ``${VAR}`` in the compose values. Raises :class:`NotFound` when no service
+    qualifies, naming the services that were looked at and why each was passed over.
+    """
+    found = survey(root, files, env)
+    if not found.findings:
         where = ", ".join(str(f.path.name) for f in files)
-        looked = "; ".join(passed_over) or "no services at all"
+        looked = "; ".join(found.passed_over) or "no services at all"
         raise NotFound(
             f"no Python service that installs its requirements at start was found in {where} "
             f"(looked at: {looked})",
             path=files[0].path if files else root,
             fix="wheeldock init handles services running a python:* image with a command like "
-            '`sh -c "pip install -r requirements.txt && python app.py"` and the code mounted as a '
+            '`sh -c "pip install -r requirements.txt && python app.py"` (or `pip install PKG …`, '
+            "or `pip install .` of a project with a pyproject.toml) and the code mounted as a "
             "volume; write wheeldock.toml by hand for others",
         )
-    return findings
+    return list(found.findings)
+
+
+def generated_requirements_name(service: str) -> str:
+    """The requirements file init writes for packages a service's command names inline."""
+    return f"requirements-{service}.txt"
+
+
+def _generated_requirements(service: str, packages: Sequence[str]) -> str:
+    lines = [
+        f"# Written by `wheeldock init`: the packages the compose service {service} installed at",
+        "# every start (`pip install " + " ".join(packages) + "`).",
+        "# Its requirements from now on, as the image no longer installs anything at start:",
+        "# edit them here. `wheeldock init --revert` deletes this file.",
+        *packages,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _project_requirements(
+    target: str, workdir: str, mounts: Sequence[_Mount], root: Path
+) -> tuple[str, str]:
+    """The ``pyproject.toml`` (project-relative) whose dependencies ``pip install TARGET``
+    installs for a local project, and a note; :class:`_PassOver` when that cannot be read."""
+    folder, extras = target, ""
+    if "[" in target and target.endswith("]"):
+        folder, extras = target[: target.index("[")], target[target.index("[") :]
+    if folder.endswith((".whl", ".tar.gz", ".zip")):
+        raise _PassOver(
+            f"it installs the file {target}: put it on an index, or name it in a requirements "
+            "file, and install that with `pip install -r`"
+        )
+    if extras:
+        raise _PassOver(
+            f"it installs the local project {target} with extras: list the dependencies in a "
+            "requirements file and install that with `pip install -r`"
+        )
+    container = PurePosixPath(workdir) / folder.removeprefix("file://")
+    located = _to_host(str(container), mounts)
+    if located is None:
+        raise _PassOver(f"the project it installs ({target}) is not in a bind-mounted folder")
+    host = located[1]
+    pyproject = host / "pyproject.toml"
+    if not pyproject.is_file():
+        raise _PassOver(
+            f"the project it installs ({target}) has no pyproject.toml: its dependencies are "
+            "known only by running setup.py"
+        )
+    try:
+        _project_dependencies(pyproject)
+    except InvalidConfig as exc:
+        raise _PassOver(f"{_rel(pyproject, root)}: {exc.what}") from exc
+    rel = _rel(pyproject, root)
+    return rel, (
+        f"requirements: the dependencies of {rel} ([project].dependencies); the project runs "
+        "from its source, it is not installed (its own console scripts are not made)"
+    )
 
 
 def _finding(
@@ -558,8 +735,28 @@ def _finding(
                 fix="keep requirement files in the mounted code folder",
             )
         requirements.append(_rel(host[1], root))
+    for target in start.projects:
+        rel, note = _project_requirements(target, workdir, mounts, root)
+        if rel not in requirements:
+            requirements.append(rel)
+        notes.append(note)
+    generated: tuple[tuple[str, str], ...] = ()
+    if start.packages:
+        rel = generated_requirements_name(name)
+        for spec in start.packages:
+            try:
+                Requirement(spec)
+            except InvalidRequirement as exc:
+                raise _PassOver(
+                    f"its pip command names {spec!r}, not a requirement: {exc}"
+                ) from exc
+        generated = ((rel, _generated_requirements(name, start.packages)),)
+        requirements.append(rel)
+        notes.append(f"requirements: {' '.join(start.packages)} from the command, into {rel}")
     constraints = [_rel(workdir_host / c, root) for c in start.constraints]
-    closure, reqs = requirement_closure(root, [*requirements, *constraints])
+    closure, reqs = requirement_closure(
+        root, [*requirements, *constraints], overlay=dict(generated)
+    )
     argv = _image_argv(start.argv)
     port, port_source = infer_port(svc, start.argv, env)
     notes.append(f"port {port} from {port_source}" if port else "no port: a worker")
@@ -610,6 +807,7 @@ def _finding(
         constraints=tuple(constraints),
         notes=tuple(notes),
         replace_healthcheck=bool(replace_check),
+        generated=generated,
     )
 
 

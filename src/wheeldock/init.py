@@ -33,6 +33,7 @@ from wheeldock import compose, discover, dockerfile, project
 from wheeldock.errors import InvalidConfig, NotFound, WheeldockError
 from wheeldock.fsutil import atomic_write_bytes, atomic_write_text
 from wheeldock.project import Project, Service
+from wheeldock.requirements import project_dependencies
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,10 @@ DOCKERIGNORE = ".dockerignore"
 
 #: Computes (runtime Debian packages, where they came from) for a service; see
 #: :func:`runtime_packages`. Tests and callers may pass their own.
-RuntimeScanner = Callable[[Path, Service, tuple[str, ...]], tuple[tuple[str, ...], str]]
+#: Its last argument holds requirement files init has planned but not written yet (path → text).
+RuntimeScanner = Callable[
+    [Path, Service, tuple[str, ...], Mapping[str, str]], tuple[tuple[str, ...], str]
+]
 
 
 def sha256(data: bytes) -> str:
@@ -55,7 +59,7 @@ class FileChange:
     """One file init manages: its bytes now and the bytes it should have (``None``: absent)."""
 
     path: str  # relative to the project folder
-    kind: str  # "compose" | "dockerfile" | "dockerignore" | "config"
+    kind: str  # "compose" | "dockerfile" | "dockerignore" | "config" | "requirements"
     current: bytes | None
     desired: bytes | None
     note: str = ""
@@ -196,15 +200,19 @@ def _uv_version() -> str:
 
 
 def runtime_packages(
-    root: Path, service: Service, requirement_files: tuple[str, ...]
+    root: Path,
+    service: Service,
+    requirement_files: tuple[str, ...],
+    planned: Mapping[str, str] | None = None,
 ) -> tuple[tuple[str, ...], str]:
     """The Debian packages the service's wheels need at run time, and where that came from.
 
     With ``wheeldock.libs`` present: the ELF files of a wheelhouse built on this host for the
     service (:func:`host_wheelhouse`) are scanned (``"elf-scan"``). Without it, or when that
-    fails, :data:`discover.RUNTIME_TABLE` answers (``"table"``).
+    fails, :data:`discover.RUNTIME_TABLE` answers (``"table"``). ``planned`` holds the
+    requirement files init will write (path → text).
     """
-    _, reqs = discover.requirement_closure(root, requirement_files)
+    _, reqs = discover.requirement_closure(root, requirement_files, overlay=planned)
     table = discover.table_runtime_packages(reqs, service.no_binary)
     try:
         libs: Any = importlib.import_module("wheeldock.libs")
@@ -213,7 +221,7 @@ def runtime_packages(
     if not hasattr(libs, "runtime_packages"):
         return table, "table"
     try:
-        wheelhouse = host_wheelhouse(root, service)
+        wheelhouse = host_wheelhouse(root, service, planned)
         packages = tuple(str(p) for p in libs.runtime_packages(wheelhouse, base=service.base))
     except WheeldockError as exc:
         log.warning(
@@ -227,14 +235,15 @@ def runtime_packages(
 TARGET_PLATFORM = "manylinux_2_36_x86_64"
 
 
-def host_wheelhouse(root: Path, service: Service) -> Path:
+def host_wheelhouse(root: Path, service: Service, planned: Mapping[str, str] | None = None) -> Path:
     """A folder of the wheels the service's image will hold, built or fetched on this host.
 
     Without ``no_binary``: ``pip download`` of binary wheels for the target platform and Python.
     With it (or when a distribution has no wheel): ``pip wheel`` on this host, which builds from
     source like the builder stage does; that needs this host's Python to be the service's.
     Cached under ``cache_dir("init-wheelhouse")``, keyed by the requirement files' bytes,
-    ``no_binary`` and the Python version.
+    ``no_binary`` and the Python version. ``planned`` holds requirement files not written yet
+    (path → text); a ``pyproject.toml`` gives pip its ``[project].dependencies``.
     """
     import platform
     import sys
@@ -242,17 +251,31 @@ def host_wheelhouse(root: Path, service: Service) -> Path:
     from wheeldock import process
     from wheeldock.paths import cache_dir
 
-    files, _ = discover.requirement_closure(root, (*service.requirements, *service.constraints))
+    pending = dict(planned or {})
+    files, _ = discover.requirement_closure(
+        root, (*service.requirements, *service.constraints), parse=False, overlay=pending
+    )
+
+    def data(rel: str) -> bytes:
+        return pending[rel].encode() if rel in pending else (root / rel).read_bytes()
+
     key = hashlib.sha256()
     for rel in files:
-        key.update(rel.encode() + b"\0" + (root / rel).read_bytes() + b"\0")
+        key.update(rel.encode() + b"\0" + data(rel) + b"\0")
     key.update(repr((service.no_binary, service.python, TARGET_PLATFORM)).encode())
     target = cache_dir("init-wheelhouse") / key.hexdigest()[:32]
     if (target / ".complete").is_file():
         return target
     reqs: list[str] = []
     for req in service.requirements:
-        reqs += ["-r", str(root / req)]
+        if req.endswith(".toml"):  # pip reads no pyproject.toml with -r; uv does
+            reqs += project_dependencies(root / req, pending.get(req))
+        elif req in pending:  # a planned file holds requirement lines only, no includes
+            reqs += [
+                line for line in pending[req].splitlines() if line and not line.startswith("#")
+            ]
+        else:
+            reqs += ["-r", str(root / req)]
     for con in service.constraints:
         reqs += ["-c", str(root / con)]
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
@@ -333,7 +356,10 @@ def plan(
             raise NotFound(f"{rel} disappeared while reading it", path=path)
         originals[rel] = data
         files.append(compose.parse(data.decode(), path))
-    findings = discover.discover(root, files, compose.interpolation_env(root, env))
+    interpolation = compose.interpolation_env(root, env)
+    found = discover.survey(root, files, interpolation)
+    if not found.findings:
+        discover.discover(root, files, interpolation)  # raises, naming what was passed over
     ca = ca_mod.find(ca_cert, env)
 
     existing = _existing_config(root)
@@ -341,22 +367,28 @@ def plan(
     services: list[Service] = []
     final_findings: list[discover.Finding] = []
     notes: list[str] = []
-    for finding in findings:
+    generated: dict[str, str] = {}  # requirement files written from inline packages
+    for finding in found.findings:
         svc = finding.service
+        planned = dict(finding.generated)
         if existing is not None and svc.name in {s.name for s in existing.services}:
             svc = existing.service(svc.name)
             notes.append(f"{svc.name}: settings from {project.CONFIG_NAME} (your edits win)")
         else:
             if no_binary:
                 svc = replace(svc, no_binary=tuple(dict.fromkeys((*svc.no_binary, *no_binary))))
-            packages, source = scan(root, svc, finding.requirement_files)
+            packages, source = scan(root, svc, finding.requirement_files, planned)
             svc = replace(svc, runtime_packages=packages, runtime_packages_source=source)
-        closure, _ = discover.requirement_closure(root, (*svc.requirements, *svc.constraints))
+        planned = {rel: text for rel, text in planned.items() if rel in svc.requirements}
+        generated.update(planned)
+        closure, _ = discover.requirement_closure(
+            root, (*svc.requirements, *svc.constraints), overlay=planned
+        )
         final_findings.append(replace(finding, service=svc, requirement_files=closure))
         services.append(svc)
     if existing is not None:  # services the user added by hand stay
-        found = {s.name for s in services}
-        services += [s for s in existing.services if s.name not in found]
+        known = {s.name for s in services}
+        services += [s for s in existing.services if s.name not in known]
 
     main_rel = compose_paths[0].relative_to(root).as_posix()
     proj = Project(root=root, compose_file=main_rel, services=tuple(services))
@@ -371,7 +403,18 @@ def plan(
         desired[f"Dockerfile.{svc.name}"] = ("dockerfile", dockerfile.render(spec).encode())
         needed += [*finding.requirement_files, svc.source]
 
-    warnings: list[str] = []
+    warnings: list[str] = [f"passed over: {why}" for why in found.passed_over]
+    for rel, text in generated.items():
+        current = _read(root / rel)
+        ours = manifest is not None and rel in manifest.written
+        if current is not None and not ours and current != text.encode():
+            raise InvalidConfig(
+                f"{rel} exists and is not the one init would write: the packages the compose "
+                "command installs inline go there",
+                path=root / rel,
+                fix=f"rename or delete {rel}, or make the command install it with `pip install -r`",
+            )
+        desired[rel] = ("requirements", text.encode())
     ignore_original = _original(root, DOCKERIGNORE, manifest)
     ignore_text, ignore_warnings = dockerfile.dockerignore(
         ignore_original.decode() if ignore_original is not None else None, needed

@@ -8,7 +8,7 @@ parse, packaging's requirement parser.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,24 +49,68 @@ def relative(path: Path, root: Path) -> str:
         ) from exc
 
 
+def project_dependencies(path: Path, text: str | None = None) -> list[str]:
+    """``[project].dependencies`` of a ``pyproject.toml`` (PEP 621), as uv reads them for
+    ``-r pyproject.toml``. Refused, naming the fix, when they are not declared there statically
+    (``dynamic``, or no ``[project]`` table: setup.py decides them)."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text() if text is None else text)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidConfig(f"not valid TOML ({exc})", path=path, fix="fix its syntax") from exc
+    project = data.get("project")
+    if not isinstance(project, dict) or "dependencies" in (project.get("dynamic") or []):
+        raise InvalidConfig(
+            "the project's dependencies are not declared in its [project] table (setup.py or a "
+            "build backend decides them), so they cannot be read without building it",
+            path=path,
+            fix="declare them as `dependencies = [...]` under [project], or list them in a "
+            "requirements file and install that with `pip install -r`",
+        )
+    deps = project.get("dependencies", [])
+    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+        raise InvalidConfig(
+            "[project].dependencies is not a list of strings",
+            path=path,
+            fix='write it as `dependencies = ["package>=1.0", ...]`',
+        )
+    return list(deps)
+
+
 def requirement_closure(
-    root: Path, files: Iterable[str], *, parse: bool = True
+    root: Path,
+    files: Iterable[str],
+    *,
+    parse: bool = True,
+    overlay: Mapping[str, str] | None = None,
 ) -> tuple[tuple[str, ...], tuple[Requirement, ...]]:
     """Every file the requirement ``files`` read (``-r``/``-c`` followed, relative to the file
     that names them) and every requirement in them. Paths relative to ``root``, in reading order.
+    A ``pyproject.toml`` gives its ``[project].dependencies`` and includes nothing.
 
     A missing file raises :class:`InvalidConfig` naming the file and line that refers to it.
     ``parse=False`` collects only the files (no requirement is parsed, and packaging's parser,
     slow to import, is not loaded: a build checking its lock's freshness needs only the files).
+    ``overlay`` holds the text of files not written yet (``init`` plans before it writes).
     """
     seen: list[str] = []
     reqs: list[Requirement] = []
+    pending = overlay or {}
+
+    def add(line: str, path: Path, number: int) -> None:
+        from packaging.requirements import InvalidRequirement, Requirement
+
+        try:
+            reqs.append(Requirement(line.split(";")[0].strip() if "@" not in line else line))
+        except InvalidRequirement:
+            log.debug("%s:%d: not a requirement: %r", path, number, line)
 
     def visit(rel: str, referrer: tuple[Path, int] | None) -> None:
         if rel in seen:
             return
         path = root / rel
-        if not path.is_file():
+        if rel not in pending and not path.is_file():
             if referrer is None:
                 raise InvalidConfig(
                     f"the requirements file {rel} does not exist",
@@ -80,7 +124,13 @@ def requirement_closure(
                 fix="fix the include path (it is relative to the including file)",
             )
         seen.append(rel)
-        for number, raw in enumerate(path.read_text().splitlines(), 1):
+        text = pending.get(rel)
+        if path.suffix == ".toml":
+            if parse:
+                for dep in project_dependencies(path, text):
+                    add(dep, path, 0)
+            return
+        for number, raw in enumerate((text or path.read_text()).splitlines(), 1):
             line = raw.split(" #", 1)[0].strip()
             if not line or line.startswith("#"):
                 continue
@@ -91,12 +141,7 @@ def requirement_closure(
                     visit(relative(path.parent / inc, root), (path, number))
             if line.startswith("-") or not parse:
                 continue
-            from packaging.requirements import InvalidRequirement, Requirement
-
-            try:
-                reqs.append(Requirement(line.split(";")[0].strip() if "@" not in line else line))
-            except InvalidRequirement:
-                log.debug("%s:%d: not a requirement: %r", path, number, line)
+            add(line, path, number)
 
     for f in files:
         visit(f, None)

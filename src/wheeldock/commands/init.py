@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -80,9 +81,9 @@ def handle(args: argparse.Namespace) -> int:
         _render_diff(p.diff())
     _render_files(p, dry_run=args.dry_run)
     for note in p.notes:
-        console.print(f"[dim]{note}[/]")
+        console.print(f"[dim]{escape(note)}[/]")
     for warning in p.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}")
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}")
     if p.nothing_to_do:
         console.print("[green]nothing to do:[/] every file is already as init would write it")
     elif args.dry_run:
@@ -111,9 +112,9 @@ def _render_services(p: init.InitPlan) -> None:
         svc = f.service
         table.add_row(
             svc.name,
-            f"{svc.source} → {svc.source_target or svc.workdir}",
-            "\n".join((*svc.requirements, *(f"-c {c}" for c in svc.constraints))),
-            " ".join(svc.command),
+            escape(f"{svc.source} → {svc.source_target or svc.workdir}"),
+            escape("\n".join((*svc.requirements, *(f"-c {c}" for c in svc.constraints)))),
+            escape(" ".join(svc.command)),
             str(svc.port) if svc.port else "-",
             svc.health,
             (", ".join(svc.runtime_packages) or "none") + f" ({svc.runtime_packages_source})",
@@ -121,7 +122,7 @@ def _render_services(p: init.InitPlan) -> None:
     console.print(table)
     for f in p.findings:
         for note in f.notes:
-            console.print(f"[dim]{f.service.name}: {note}[/]")
+            console.print(f"[dim]{escape(f'{f.service.name}: {note}')}[/]")
 
 
 def _render_files(p: init.InitPlan, *, dry_run: bool) -> None:
@@ -131,7 +132,7 @@ def _render_files(p: init.InitPlan, *, dry_run: bool) -> None:
     table.add_column("note")
     colors = {"create": "green", "update": "yellow", "delete": "red", "unchanged": "dim"}
     for c in p.changes:
-        table.add_row(c.path, f"[{colors[c.action]}]{c.action}[/]", c.note)
+        table.add_row(escape(c.path), f"[{colors[c.action]}]{c.action}[/]", escape(c.note))
     console.print(table)
 
 
