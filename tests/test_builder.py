@@ -349,6 +349,20 @@ def test_stale_unpinned_lock_is_refused_without_relock(
 
 
 @pytest.mark.integration
+def test_a_service_on_another_python_than_its_base_is_refused_before_anything_is_built(
+    cbt_built: CbtBuild, build_env: Path, tmp_path: Path
+) -> None:
+    proj = make_cbt_project(tmp_path / "p", lock_from=cbt_built.root)
+    svc = dataclasses.replace(proj.service("srv-img"), python="3.12")
+    with pytest.raises(InvalidConfig) as err:
+        builder.build(proj, [svc], [f"oci:{tmp_path / 'oci'}"])
+    assert 'python = "3.12", but its base slim has Python 3.11' in err.value.what
+    assert err.value.path == proj.root / "wheeldock.toml"
+    assert 'set python = "3.11"' in (err.value.fix or "")
+    assert not (tmp_path / "oci").exists()
+
+
+@pytest.mark.integration
 def test_same_inputs_in_another_folder_give_the_same_digest(
     cbt_built: CbtBuild, base_cache: Path, tmp_path: Path
 ) -> None:

@@ -139,6 +139,23 @@ def test_init_will_not_overwrite_a_requirements_file_of_the_same_name_it_did_not
     assert snapshot(stack.root) == before
 
 
+def test_a_python_the_bases_do_not_carry_becomes_theirs_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "r.txt").write_text("six\n")
+    (tmp_path / "app" / "a.py").write_text("")
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  a:\n    image: python:3.12-slim\n    working_dir: /app\n"
+        "    command: sh -c 'pip install -r r.txt && python a.py'\n    volumes: [./app:/app]\n"
+    )
+    assert cli.main(["-C", str(tmp_path), "init"]) == 0
+    assert project.load(tmp_path).service("a").python == "3.11"
+    err = capsys.readouterr().err
+    assert "a: its image runs Python 3.12, but wheeldock's bases carry Debian bookworm's" in err
+    assert "FROM wheeldock/python:3.11-slim" in (tmp_path / "Dockerfile.a").read_text()
+
+
 def test_revert_with_nothing_to_revert_is_a_clear_error(
     stack_copy: MakeStack, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -75,6 +75,8 @@ RECIPE_VERSION = 3
 #: (2023-06-10, the day bookworm was released).
 SOURCE_DATE_EPOCH = 1686355200
 DEFAULT_SUITE = "bookworm"
+#: The python3 each Debian suite ships: the only Python wheeldock's bases can carry.
+SUITE_PYTHON = {"bookworm": "3.11"}
 DEFAULT_ARCH = "amd64"
 #: Where dpkg's database of installed packages sits inside every rootfs tar.
 STATUS_PATH = "var/lib/dpkg/status"

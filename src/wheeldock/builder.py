@@ -80,7 +80,7 @@ from wheeldock.layer import (
     entries_from_dir,
 )
 from wheeldock.mutate import append_layers, with_annotations, with_config, with_created
-from wheeldock.project import Project, Service
+from wheeldock.project import CONFIG_NAME, Project, Service
 from wheeldock.publish import PublishResult, publish
 from wheeldock.reference import ArchiveRef, DaemonRef, OciRef, RegistryRef, coerce
 from wheeldock.wheelhouse import Artifact, Wheelhouse, select
@@ -248,6 +248,19 @@ def plan_dependencies(
         )
         for title, group in groups
     )
+
+
+def _check_python(svc: Service, base: str, carried: str, config: Path) -> None:
+    """Refuse a service whose Python is not its base's: its wheels (locked for ``svc.python``)
+    would be installed where the base's interpreter never looks."""
+    if svc.python != carried:
+        raise InvalidConfig(
+            f'service {svc.name}: python = "{svc.python}", but its base {base} has Python '
+            f"{carried}",
+            path=config,
+            fix=f'set python = "{carried}" for it (the lock follows), or a base with Python '
+            f'{svc.python} (base = "oci:DIR" or "docker-archive:FILE" of such an image)',
+        )
 
 
 def scheme_folders(scheme: Scheme) -> frozenset[str]:
@@ -577,6 +590,7 @@ class Builder:
         if spec in bases.VARIANTS:
             started = time.monotonic()
             rootfs = bases.ensure_rootfs(spec, arch=bases.debian_arch(platform))
+            _check_python(svc, spec, rootfs.python_version, self.project.root / CONFIG_NAME)
             facts = base_facts(rootfs)
             key = _digest("base", rootfs.key, facts.sha256)
             title = f"{spec} ({rootfs.suite}, Python {rootfs.python_version})"
@@ -640,6 +654,12 @@ class Builder:
             )
             for lay in source.layers
         )
+        version = next(
+            (e.split("=", 1)[1] for e in source.config.env if e.startswith("PYTHON_VERSION=")), None
+        )
+        if version is not None:  # python.org images say which; others are taken on trust
+            config = self.project.root / CONFIG_NAME
+            _check_python(svc, spec, ".".join(version.split(".")[:2]), config)
         scheme = scheme_for(source.config.env, svc.python)
         arch = bases.debian_arch(source.platform)  # linux/arm/v7 is Debian's armhf
         return _Base(spec, source, scheme, str(source.digest), arch, None, reports)

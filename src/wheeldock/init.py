@@ -368,6 +368,7 @@ def plan(
     final_findings: list[discover.Finding] = []
     notes: list[str] = []
     generated: dict[str, str] = {}  # requirement files written from inline packages
+    adapted: list[str] = []  # services moved to the Python their base carries
     for finding in found.findings:
         svc = finding.service
         planned = dict(finding.generated)
@@ -377,6 +378,8 @@ def plan(
         else:
             if no_binary:
                 svc = replace(svc, no_binary=tuple(dict.fromkeys((*svc.no_binary, *no_binary))))
+            svc, warning = _python_of_the_base(svc)
+            adapted += [warning] if warning else []
             packages, source = scan(root, svc, finding.requirement_files, planned)
             svc = replace(svc, runtime_packages=packages, runtime_packages_source=source)
         planned = {rel: text for rel, text in planned.items() if rel in svc.requirements}
@@ -403,7 +406,7 @@ def plan(
         desired[f"Dockerfile.{svc.name}"] = ("dockerfile", dockerfile.render(spec).encode())
         needed += [*finding.requirement_files, svc.source]
 
-    warnings: list[str] = [f"passed over: {why}" for why in found.passed_over]
+    warnings: list[str] = [f"passed over: {why}" for why in found.passed_over] + adapted
     for rel, text in generated.items():
         current = _read(root / rel)
         ours = manifest is not None and rel in manifest.written
@@ -471,6 +474,23 @@ def plan(
         ca=ca,
         notes=tuple(notes),
         warnings=tuple(warnings),
+    )
+
+
+def _python_of_the_base(svc: Service) -> tuple[Service, str | None]:
+    """``svc`` on the Python its wheeldock base carries (Debian's python3), and a warning when
+    that is not the one its compose image named: a Dockerfile or lock for a Python the base
+    does not have could not run."""
+    from wheeldock.base import DEFAULT_SUITE, SUITE_PYTHON, VARIANTS
+
+    carried = SUITE_PYTHON[DEFAULT_SUITE]
+    if svc.base not in VARIANTS or svc.python == carried:
+        return svc, None
+    return replace(svc, python=carried), (
+        f"{svc.name}: its image runs Python {svc.python}, but wheeldock's bases carry Debian "
+        f"{DEFAULT_SUITE}'s Python {carried}: it is locked and built for {carried}. Check that "
+        f"the code runs on {carried}, or set base (an image with Python {svc.python}) and python "
+        f'= "{svc.python}" for it in {project.CONFIG_NAME}'
     )
 
 
