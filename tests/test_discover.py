@@ -124,6 +124,51 @@ def test_pip_installs_of_inline_packages_and_local_projects_are_read(
     )
 
 
+@pytest.mark.parametrize(
+    ("command", "script", "system", "requirements"),
+    [
+        # the program alone (exec or not): the image runs it directly, no shell
+        ("sh -c 'pip install -r r.txt && exec python app.py'", "", (), ("r.txt",)),
+        (
+            "sh -c 'pip install -r r.txt && python manage.py migrate && gunicorn a.wsgi "
+            "-b 0.0.0.0:$PORT'",
+            "python manage.py migrate && exec gunicorn a.wsgi -b 0.0.0.0:$PORT",
+            (),
+            ("r.txt",),
+        ),
+        (
+            "sh -c 'apt-get update && apt-get install -y --no-install-recommends ffmpeg "
+            "libpq5 && pip install -r r.txt && DEBUG=1 python app.py'",
+            "exec env DEBUG=1 python app.py",
+            ("ffmpeg", "libpq5"),
+            ("r.txt",),
+        ),
+        (
+            "sh -c 'cd src && pip install -r ../req/base.txt && python main.py'",
+            "cd src && exec python main.py",
+            (),
+            ("req/base.txt",),
+        ),
+        (
+            "sh -c 'pip install -r r.txt\necho \"starting $NAME\"\nexec uvicorn m:app'",
+            'echo "starting $NAME"; exec uvicorn m:app',
+            (),
+            ("r.txt",),
+        ),
+    ],
+)
+def test_the_steps_around_the_program_are_kept_and_apt_get_moves_to_the_image(
+    command: str, script: str, system: tuple[str, ...], requirements: tuple[str, ...]
+) -> None:
+    start = discover._parse_start(command)
+    assert start is not None
+    assert (start.script, start.system_packages, start.requirements) == (
+        script,
+        system,
+        requirements,
+    )
+
+
 def _stack(command: str, files: dict[str, str], root: Path) -> Path:
     return _write(
         root,

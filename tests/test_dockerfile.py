@@ -33,6 +33,7 @@ ALL = [
         ("flask", DATA / "flask"),
         ("worker", DATA / "worker"),
         ("nested", DATA / "nested"),
+        ("adhoc", DATA / "adhoc"),
     )
     for f in _findings(root)
 ]

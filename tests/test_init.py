@@ -117,6 +117,14 @@ def test_packages_on_the_command_line_become_a_requirements_file_that_revert_rem
     assert services["api"]["requirements"] == ["requirements-api.txt"]
     assert services["api"]["port"] == stack.port("API_PORT")  # `--port $${API_PORT}`
     assert services["jobs"]["requirements"] == ["jobs/pyproject.toml"]
+    script = "python prepare.py && exec uvicorn main:app --host 127.0.0.1 --port ${API_PORT}"
+    assert services["api"]["command"] == ["/bin/sh", "-c", script]
+    assert (
+        f"CMD {json.dumps(['/bin/sh', '-c', script])}"
+        in (stack.root / "Dockerfile.api").read_text()
+    )
+    assert "libyaml-0-2" in services["jobs"]["runtime_packages"]  # its command's apt-get install
+    assert services["jobs"]["command"] == ["python", "-m", "jobs"]
     assert "legacy" not in services
     (legacy,) = [w for w in summary["warnings"] if "legacy" in w]
     assert "no pyproject.toml" in legacy

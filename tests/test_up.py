@@ -102,8 +102,9 @@ def test_flask_under_gunicorn_answers_on_its_health_route(
 def test_inline_packages_and_a_pyproject_project_run_built_both_ways(
     stacks: list[StackCopy], tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """`pip install fastapi 'uvicorn>=0.30'` and `pip install -e .` (a pyproject.toml project):
-    init makes images of both, through BuildKit and through the native builder."""
+    """`pip install fastapi 'uvicorn>=0.30'` then a preparing step, and `apt-get install` then
+    `pip install -e .` (a pyproject.toml project): init makes images of both that keep the
+    steps and the system library, through BuildKit and through the native builder."""
     stack = _new(stacks, "adhoc", tmp_path)
     before = {p: p.read_bytes() for p in stack.root.rglob("*") if p.is_file()}
     assert stack.run("init") == 0
@@ -120,9 +121,11 @@ def test_inline_packages_and_a_pyproject_project_run_built_both_ways(
         api, jobs = by_name["api"], by_name["jobs"]
         assert api.port == stack.port("API_PORT") and api.docker_health == "healthy", how
         assert jobs.docker_health == "healthy", how
+        with urllib.request.urlopen(f"http://127.0.0.1:{api.port}/health", timeout=5) as resp:
+            assert json.load(resp) == {"status": "ok", "prepared": "yes"}, how  # its step ran
         capfd.readouterr()
         assert stack.run("logs", "jobs") == 0
-        assert "jobs ready {'cffi':" in capfd.readouterr().out, how
+        assert "jobs ready {'cffi':" in capfd.readouterr().out, how  # libyaml loaded before it
     assert stack.run("down") == 0
     assert stack.run("init", "--revert") == 0
     after = {p: p.read_bytes() for p in stack.root.rglob("*") if p.is_file()}

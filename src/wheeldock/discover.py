@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import logging
+import posixpath
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
@@ -77,6 +78,7 @@ class Finding:
     replace_healthcheck: bool = False  # the compose healthcheck needs curl/wget: replace its test
     #: requirement files init writes (path, text): the packages the command named inline
     generated: tuple[tuple[str, str], ...] = ()
+    system_packages: tuple[str, ...] = ()  # Debian packages the command apt-get installed
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,10 @@ class _Start:
     argv: tuple[str, ...]
     packages: tuple[str, ...] = ()  # requirement specifiers on pip's command line
     projects: tuple[str, ...] = ()  # local project folders it installs (``pip install .``)
+    system_packages: tuple[str, ...] = ()  # what ``apt-get install`` added at every start
+    #: the rest of the script (migrations, ``cd``, variables) when more than the program runs,
+    #: for ``sh -c``; empty when the program alone is the command
+    script: str = ""
 
 
 # --- the start command -------------------------------------------------------------------------
@@ -127,9 +133,10 @@ def _script_of(command: Any) -> str | None:
     return shlex.join(argv)
 
 
-def _segments(script: str) -> list[list[str]]:
-    """Split a shell script into simple commands (on ``&&``, ``||``, ``;`` and newlines)."""
-    segments: list[list[str]] = [[]]
+def _segments(script: str) -> list[tuple[list[str], str]]:
+    """Split a shell script into simple commands (on ``&&``, ``||``, ``;``, ``|``, ``&`` and
+    newlines), each with the separator that follows it (``;`` for a newline, ``""`` last)."""
+    segments: list[tuple[list[str], str]] = [([], "")]
     for line in script.replace("\\\n", " ").splitlines():
         lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
         lexer.whitespace_split = True
@@ -137,13 +144,25 @@ def _segments(script: str) -> list[list[str]]:
         try:
             for token in lexer:
                 if token in ("&&", "||", ";", "&", "|", ";;"):
-                    segments.append([])
+                    segments[-1] = (segments[-1][0], token)
+                    segments.append(([], ""))
                 else:
-                    segments[-1].append(token)
+                    segments[-1][0].append(token)
         except ValueError:
             return []
-        segments.append([])
-    return [seg for seg in segments if seg]
+        segments[-1] = (segments[-1][0], ";")
+        segments.append(([], ""))
+    kept = [(seg, sep) for seg, sep in segments if seg]
+    if kept:
+        kept[-1] = (kept[-1][0], "")
+    return kept
+
+
+def _shell_word(token: str) -> str:
+    """``token`` quoted for ``sh``, ``$VAR`` still expanded (double quotes where it has one)."""
+    if "$" in token and not re.fullmatch(r"[\w$@%+=:,./{}-]+", token):
+        return '"' + re.sub(r'(["\\`])', r"\\\1", token) + '"'
+    return token if re.fullmatch(r"[\w$@%+=:,./{}-]+", token) else shlex.quote(token)
 
 
 def _pip_args(argv: list[str]) -> list[str] | None:
@@ -234,39 +253,64 @@ def _parse_start(command: Any) -> _Start | None:
     no_binary: list[str] = []
     packages: list[str] = []
     projects: list[str] = []
+    system: list[str] = []
+    kept: list[tuple[list[str], str]] = []  # the steps the image still runs at start
+    here = ""  # where a ``cd`` moved the script, relative to the working dir (or absolute)
     run: list[str] | None = None
-    for seg in _segments(script):
+    for original, separator in _segments(script):
+        seg = original
         while seg and (seg[0] in ("exec", "env") or ("=" in seg[0] and not seg[0].startswith("-"))):
             seg = seg[1:]
         if not seg:
+            continue
+        name = PurePosixPath(seg[0]).name
+        if name in ("apt-get", "apt"):
+            # system packages at start: the image gets them at build time instead
+            if seg[1:2] == ["install"]:
+                system += [a for a in seg[2:] if not a.startswith("-") and "=" not in a]
             continue
         pip = _pip_args(seg)
         if pip is not None:
             targets, editables = _pip_targets(pip)
             if (
                 targets
+                and not editables
                 and all(
                     not _is_local_path(t) and _requirement_name(t) in _INSTALL_TOOLS
                     for t in targets
                 )
-                and not editables
             ):
                 continue  # ``pip install --upgrade pip``: tooling, not the service's dependencies
-            requirements += _option_values(pip, "-r", "--requirement")
-            constraints += _option_values(pip, "-c", "--constraint")
+            requirements += [_under(here, r) for r in _option_values(pip, "-r", "--requirement")]
+            constraints += [_under(here, c) for c in _option_values(pip, "-c", "--constraint")]
             for value in _option_values(pip, "--no-binary", "--no-binary"):
                 no_binary += [v for v in value.split(",") if v and v != ":none:"]
             for target in [*targets, *editables]:
                 if _is_local_path(target) or target in editables:
-                    projects.append(target)
+                    projects.append(_under(here, target))
                 else:
                     packages.append(target)
             continue
-        name = PurePosixPath(seg[0]).name
+        if name == "cd" and len(seg) == 2:
+            here = _under(here, seg[1])
+        kept.append((original, separator))
         if _PYTHON.match(seg[0]) or name in RUNNERS:
             run = seg
     if not (requirements or packages or projects) or run is None:
         return None
+    shell = ""
+    if len(kept) > 1 or any(t != "exec" for t in kept[0][0][: len(kept[0][0]) - len(run)]):
+        words = [" ".join(_shell_word(t) for t in seg) for seg, _ in kept]
+        last = kept[-1][0]
+        if last[-len(run) :] == run:  # the service, not the shell, gets the signals
+            prefix = [t for t in last[: len(last) - len(run)] if t != "exec"]
+            if prefix and prefix[0] != "env":
+                prefix = ["env", *prefix]  # ``FOO=1 python app.py``: exec takes no assignments
+            words[-1] = "exec " + " ".join(_shell_word(t) for t in [*prefix, *run])
+        shell = "".join(
+            word + (f" {sep} " if sep not in ("", ";") else "; " if sep else "")
+            for word, (_, sep) in zip(words, kept, strict=True)
+        )
     return _Start(
         tuple(requirements),
         tuple(constraints),
@@ -274,7 +318,16 @@ def _parse_start(command: Any) -> _Start | None:
         tuple(run),
         tuple(packages),
         tuple(projects),
+        tuple(dict.fromkeys(system)),
+        shell,
     )
+
+
+def _under(here: str, path: str) -> str:
+    """``path`` as seen from the working dir, given a script that ``cd``-ed to ``here``."""
+    if not here or path.startswith("/"):
+        return path
+    return posixpath.normpath(posixpath.join(here, path))
 
 
 def _requirement_name(spec: str) -> str:
@@ -758,6 +811,9 @@ def _finding(
         root, [*requirements, *constraints], overlay=dict(generated)
     )
     argv = _image_argv(start.argv)
+    if start.script:
+        argv = ("/bin/sh", "-c", start.script)
+        notes.append(f"command: the script's other steps kept, run by sh: {start.script}")
     port, port_source = infer_port(svc, start.argv, env)
     notes.append(f"port {port} from {port_source}" if port else "no port: a worker")
     entries = _entry_files(start.argv, workdir_host)
@@ -773,7 +829,14 @@ def _finding(
         notes.append(
             "health: TCP connect (no /health-like route found in the entry module and its imports)"
         )
-    runtime = table_runtime_packages(reqs, start.no_binary)
+    runtime = tuple(
+        dict.fromkeys((*table_runtime_packages(reqs, start.no_binary), *start.system_packages))
+    )
+    if start.system_packages:
+        notes.append(
+            "runtime packages: " + ", ".join(start.system_packages) + " (the command's "
+            "apt-get install, now done when the image is built)"
+        )
     network_mode = svc.get("network_mode")
     service = Service(
         name=name,
@@ -808,6 +871,7 @@ def _finding(
         notes=tuple(notes),
         replace_healthcheck=bool(replace_check),
         generated=generated,
+        system_packages=start.system_packages,
     )
 
 

@@ -138,8 +138,11 @@ def health_command(service: Service) -> list[str]:
 
 
 def exec_form(argv: Sequence[str]) -> list[str]:
-    """``CMD``'s exec form; a command that uses ``$VAR`` runs through ``sh -c "exec …"``."""
-    if not any("$" in arg for arg in argv):
+    """``CMD``'s exec form; a command that uses ``$VAR`` runs through ``sh -c "exec …"``
+    (one that is a shell script already is kept as it is)."""
+    if not any("$" in arg for arg in argv) or (
+        len(argv) == 3 and argv[0] in ("sh", "/bin/sh") and argv[1] == "-c"
+    ):
         return list(argv)
     words = [f'"{a}"' if "$" in a and '"' not in a else shlex.quote(a) for a in argv]
     return ["/bin/sh", "-c", "exec " + " ".join(words)]

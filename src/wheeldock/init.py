@@ -381,6 +381,7 @@ def plan(
             svc, warning = _python_of_the_base(svc)
             adapted += [warning] if warning else []
             packages, source = scan(root, svc, finding.requirement_files, planned)
+            packages = tuple(dict.fromkeys((*packages, *finding.system_packages)))
             svc = replace(svc, runtime_packages=packages, runtime_packages_source=source)
         planned = {rel: text for rel, text in planned.items() if rel in svc.requirements}
         generated.update(planned)

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from fastapi import FastAPI
 
 app = FastAPI()
@@ -5,4 +7,5 @@ app = FastAPI()
 
 @app.get("/health")
 def health() -> dict[str, str]:
-    return {"status": "ok"}
+    prepared = Path("/tmp/prepared")
+    return {"status": "ok", "prepared": prepared.read_text() if prepared.exists() else "no"}
