@@ -125,6 +125,20 @@ def test_pip_installs_of_inline_packages_and_local_projects_are_read(
 
 
 @pytest.mark.parametrize(
+    "command",
+    [
+        ["bash", "-lc", "pip install -r r.txt && python a.py"],
+        ["/bin/sh", "-e", "-c", "pip install -r r.txt && python a.py"],
+        ["bash", "-o", "pipefail", "-c", "pip install -r r.txt && python a.py"],
+        "sh -euxc 'pip install -r r.txt && python a.py'",
+    ],
+)
+def test_the_script_is_found_whatever_options_the_shell_is_given(command: Any) -> None:
+    start = discover._parse_start(command)
+    assert start is not None and start.argv == ("python", "a.py")
+
+
+@pytest.mark.parametrize(
     ("command", "script", "system", "requirements"),
     [
         # the program alone (exec or not): the image runs it directly, no shell
@@ -403,6 +417,28 @@ def test_no_python_service_lists_what_was_looked_at(tmp_path: Path) -> None:
         _discover(tmp_path)
     assert "db (image 'postgres:16' is not python:*)" in info.value.what
     assert "app (its command does not" in info.value.what
+
+
+def test_the_port_can_come_from_an_env_file_and_environment_wins_over_it(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "compose.yaml": "services:\n  a:\n    image: python:3.11\n    working_dir: /app\n"
+            "    command: sh -c 'pip install -r r.txt && python a.py'\n"
+            "    volumes: [./app:/app]\n"
+            "    env_file: [web.env, {path: missing.env, required: false}]\n",
+            "web.env": "# the web service\nexport PORT='8123'\nDEBUG=1  # on\n",
+            "app/r.txt": "six\n",
+            "app/a.py": "",
+        },
+    )
+    (found,) = _discover(tmp_path)
+    assert found.service.port == 8123
+    assert "port 8123 from env_file PORT" in found.notes
+    compose_file = tmp_path / "compose.yaml"
+    compose_file.write_text(compose_file.read_text() + "    environment: {PORT: '9000'}\n")
+    (found,) = _discover(tmp_path)
+    assert found.service.port == 9000
 
 
 def test_python_version_comes_from_the_image_tag(tmp_path: Path) -> None:

@@ -164,6 +164,33 @@ def environment(service: Mapping[str, Any]) -> dict[str, str | None]:
     return result
 
 
+def env_files(service: Mapping[str, Any], root: Path) -> dict[str, str]:
+    """The variables of a service's ``env_file:`` (a path, or a list of paths or of
+    ``{path, required}``), later files winning, as compose reads them: ``KEY=VALUE`` lines,
+    ``#`` comments, optional ``export`` and quotes. A missing optional file is skipped."""
+    entries = service.get("env_file") or []
+    if isinstance(entries, (str, Mapping)):
+        entries = [entries]
+    result: dict[str, str] = {}
+    for entry in entries:
+        rel = str(entry.get("path", "")) if isinstance(entry, Mapping) else str(entry)
+        path = root / rel
+        if not rel or not path.is_file():
+            continue  # compose itself reports a required one that is missing
+        for raw in path.read_text(errors="replace").splitlines():
+            line = raw.strip().removeprefix("export ").strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            key, _, value = line.partition("=")
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            else:
+                value = value.split(" #", 1)[0].strip()
+            result[key.strip()] = value
+    return result
+
+
 def merged_services(files: Sequence[ComposeFile]) -> dict[str, dict[str, Any]]:
     """Services of the main file with the override files merged in, as compose merges them.
 

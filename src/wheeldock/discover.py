@@ -23,7 +23,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from wheeldock.compose import ComposeFile, environment, interpolate, merged_services
+from wheeldock.compose import ComposeFile, env_files, environment, interpolate, merged_services
 from wheeldock.errors import InvalidConfig, NotFound
 from wheeldock.project import Service
 from wheeldock.requirements import option_values as _option_values
@@ -124,12 +124,17 @@ def _script_of(command: Any) -> str | None:
     if command is None:
         return None
     argv = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
-    if (
-        len(argv) >= 3
-        and PurePosixPath(argv[0]).name in ("sh", "bash", "ash", "dash")
-        and argv[1] in ("-c", "-ec", "-ce", "-xc", "-exc")
-    ):
-        return argv[2]
+    if argv and PurePosixPath(argv[0]).name in ("sh", "bash", "ash", "dash", "zsh"):
+        # the shell's own options first (``-c``, ``-ec``, ``-lc``, ``-e -c``, ``-o pipefail``)
+        i, script_flag = 1, False
+        while i < len(argv) and argv[i].startswith("-") and not argv[i].startswith("--"):
+            if argv[i] in ("-o", "+o"):
+                i += 1  # its option name
+            elif "c" in argv[i][1:]:
+                script_flag = True
+            i += 1
+        if script_flag and i < len(argv):
+            return argv[i]
     return shlex.join(argv)
 
 
@@ -393,15 +398,20 @@ def _port_from(value: str | None) -> int | None:
 
 
 def infer_port(
-    svc: Mapping[str, Any], argv: Sequence[str], env: Mapping[str, str]
+    svc: Mapping[str, Any], argv: Sequence[str], env: Mapping[str, str], root: Path | None = None
 ) -> tuple[int | None, str]:
-    """The port the service listens on, and where that was read (for the notes)."""
-    service_env = environment(svc)
+    """The port the service listens on, and where that was read (for the notes). ``root``:
+    the folder ``env_file:`` paths are relative to."""
+    from_files = env_files(svc, root) if root is not None else {}
+    service_env: dict[str, str | None] = {**from_files, **environment(svc)}
     for key in _PORT_ENV:
         raw = service_env.get(key)
         port = _port_from(interpolate(raw, env)) if raw is not None else None
         if port:
-            return port, f"environment {key}"
+            where = (
+                "env_file" if key in from_files and key not in environment(svc) else "environment"
+            )
+            return port, f"{where} {key}"
     flag = _flag_value(argv, "--port", "-p", "--bind", "-b")
     port = _port_from(interpolate(flag, env) if flag else None)
     if port:
@@ -814,7 +824,7 @@ def _finding(
     if start.script:
         argv = ("/bin/sh", "-c", start.script)
         notes.append(f"command: the script's other steps kept, run by sh: {start.script}")
-    port, port_source = infer_port(svc, start.argv, env)
+    port, port_source = infer_port(svc, start.argv, env, defining.path.parent)
     notes.append(f"port {port} from {port_source}" if port else "no port: a worker")
     entries = _entry_files(start.argv, workdir_host)
     route, route_file = find_health_route(entries, mount.host)
