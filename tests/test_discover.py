@@ -169,6 +169,18 @@ def test_the_script_is_found_whatever_options_the_shell_is_given(command: Any) -
             (),
             ("r.txt",),
         ),
+        (
+            "sh -c 'pip install -r r.txt && ./wait-for-it.sh db:5432 -- python app.py'",
+            "exec ./wait-for-it.sh db:5432 -- python app.py",
+            (),
+            ("r.txt",),
+        ),
+        (
+            "sh -c 'pip install -r r.txt && ddtrace-run gunicorn -b :8000 app:app'",
+            "exec ddtrace-run gunicorn -b :8000 app:app",
+            (),
+            ("r.txt",),
+        ),
     ],
 )
 def test_the_steps_around_the_program_are_kept_and_apt_get_moves_to_the_image(
@@ -181,6 +193,15 @@ def test_the_steps_around_the_program_are_kept_and_apt_get_moves_to_the_image(
         system,
         requirements,
     )
+
+
+def test_alpine_package_steps_are_left_out_of_a_debian_image() -> None:
+    start = discover._parse_start(
+        "sh -c 'apk add --no-cache libffi && pip install -r r.txt && python app.py'"
+    )
+    assert start is not None
+    assert start.dropped == ("apk add --no-cache libffi",)
+    assert start.script == "" and start.argv == ("python", "app.py")
 
 
 def _stack(command: str, files: dict[str, str], root: Path) -> Path:

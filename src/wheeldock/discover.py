@@ -46,6 +46,23 @@ RUNNERS = (
     "dramatiq",
     "waitress-serve",
 )
+#: Programs that start another one given after their own arguments (``wait-for-it.sh … --
+#: python app.py``): the service is the Python program inside.
+WRAPPERS = (
+    "dockerize",
+    "wait-for",
+    "wait-for-it",
+    "tini",
+    "dumb-init",
+    "gosu",
+    "su-exec",
+    "ddtrace-run",
+    "newrelic-admin",
+    "opentelemetry-instrument",
+    "watchmedo",
+    "nice",
+    "timeout",
+)
 #: Health routes in order of preference.
 HEALTH_ROUTES = (
     "/health",
@@ -114,6 +131,7 @@ class _Start:
     #: the rest of the script (migrations, ``cd``, variables) when more than the program runs,
     #: for ``sh -c``; empty when the program alone is the command
     script: str = ""
+    dropped: tuple[str, ...] = ()  # steps left out of the image's command (``apk add …``)
 
 
 # --- the start command -------------------------------------------------------------------------
@@ -259,6 +277,7 @@ def _parse_start(command: Any) -> _Start | None:
     packages: list[str] = []
     projects: list[str] = []
     system: list[str] = []
+    dropped: list[str] = []  # steps the image has no use for (another distribution's packages)
     kept: list[tuple[list[str], str]] = []  # the steps the image still runs at start
     here = ""  # where a ``cd`` moved the script, relative to the working dir (or absolute)
     run: list[str] | None = None
@@ -273,6 +292,9 @@ def _parse_start(command: Any) -> _Start | None:
             # system packages at start: the image gets them at build time instead
             if seg[1:2] == ["install"]:
                 system += [a for a in seg[2:] if not a.startswith("-") and "=" not in a]
+            continue
+        if name == "apk":  # an Alpine image's packages: the Debian image has its own (ELF scan)
+            dropped.append(shlex.join(seg))
             continue
         pip = _pip_args(seg)
         if pip is not None:
@@ -301,6 +323,18 @@ def _parse_start(command: Any) -> _Start | None:
         kept.append((original, separator))
         if _PYTHON.match(seg[0]) or name in RUNNERS:
             run = seg
+        elif name in WRAPPERS or name.endswith(".sh"):
+            # ``wait-for-it.sh db:5432 -- python app.py``, ``ddtrace-run gunicorn …``
+            at = next(
+                (
+                    i
+                    for i, t in enumerate(seg[1:], 1)
+                    if _PYTHON.match(t) or PurePosixPath(t).name in RUNNERS
+                ),
+                None,
+            )
+            if at is not None:
+                run = seg[at:]
     if not (requirements or packages or projects) or run is None:
         return None
     shell = ""
@@ -309,7 +343,7 @@ def _parse_start(command: Any) -> _Start | None:
         last = kept[-1][0]
         if last[-len(run) :] == run:  # the service, not the shell, gets the signals
             prefix = [t for t in last[: len(last) - len(run)] if t != "exec"]
-            if prefix and prefix[0] != "env":
+            if prefix and "=" in prefix[0]:
                 prefix = ["env", *prefix]  # ``FOO=1 python app.py``: exec takes no assignments
             words[-1] = "exec " + " ".join(_shell_word(t) for t in [*prefix, *run])
         shell = "".join(
@@ -325,6 +359,7 @@ def _parse_start(command: Any) -> _Start | None:
         tuple(projects),
         tuple(dict.fromkeys(system)),
         shell,
+        tuple(dropped),
     )
 
 
@@ -824,6 +859,11 @@ def _finding(
     if start.script:
         argv = ("/bin/sh", "-c", start.script)
         notes.append(f"command: the script's other steps kept, run by sh: {start.script}")
+    for step in start.dropped:
+        notes.append(
+            f"command: `{step}` left out (Alpine packages: the image is Debian's; the libraries "
+            "the wheels need are found by the ELF scan)"
+        )
     port, port_source = infer_port(svc, start.argv, env, defining.path.parent)
     notes.append(f"port {port} from {port_source}" if port else "no port: a worker")
     entries = _entry_files(start.argv, workdir_host)
