@@ -371,7 +371,8 @@ def plan(
     adapted: list[str] = []  # services moved to the Python their base carries
     for finding in found.findings:
         svc = finding.service
-        planned = dict(finding.generated)
+        # a generated file already there (init wrote it; perhaps edited since) is read as it is
+        planned = {rel: text for rel, text in finding.generated if not (root / rel).is_file()}
         if existing is not None and svc.name in {s.name for s in existing.services}:
             svc = existing.service(svc.name)
             notes.append(f"{svc.name}: settings from {project.CONFIG_NAME} (your edits win)")
@@ -383,8 +384,8 @@ def plan(
             packages, source = scan(root, svc, finding.requirement_files, planned)
             packages = tuple(dict.fromkeys((*packages, *finding.system_packages)))
             svc = replace(svc, runtime_packages=packages, runtime_packages_source=source)
+        generated.update((rel, text) for rel, text in finding.generated if rel in svc.requirements)
         planned = {rel: text for rel, text in planned.items() if rel in svc.requirements}
-        generated.update(planned)
         closure, _ = discover.requirement_closure(
             root, (*svc.requirements, *svc.constraints), overlay=planned
         )
