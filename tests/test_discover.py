@@ -204,6 +204,33 @@ def test_alpine_package_steps_are_left_out_of_a_debian_image() -> None:
     assert start.script == "" and start.argv == ("python", "app.py")
 
 
+@pytest.mark.parametrize(
+    "command", ["./entrypoint.sh", "sh entrypoint.sh", "[bash, entrypoint.sh]"]
+)
+def test_a_start_script_in_the_code_is_read_and_run_without_its_installs(
+    tmp_path: Path, command: str
+) -> None:
+    _stack(
+        command,
+        {
+            "app/entrypoint.sh": "#!/bin/sh\nset -e\npip install -r requirements.txt\n"
+            "python manage.py migrate\nexec gunicorn -b 0.0.0.0:8000 site.wsgi\n",
+            "app/requirements.txt": "django\ngunicorn\n",
+            "app/manage.py": "",
+        },
+        tmp_path,
+    )
+    (found,) = _discover(tmp_path)
+    assert found.service.requirements == ("app/requirements.txt",)
+    assert found.service.command == (
+        "/bin/sh",
+        "-c",
+        "set -e; python manage.py migrate; exec gunicorn -b 0.0.0.0:8000 site.wsgi",
+    )
+    assert found.service.port == 8000
+    assert any("read from entrypoint.sh" in note for note in found.notes)
+
+
 def _stack(command: str, files: dict[str, str], root: Path) -> Path:
     return _write(
         root,

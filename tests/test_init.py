@@ -124,7 +124,7 @@ def test_packages_on_the_command_line_become_a_requirements_file_that_revert_rem
         in (stack.root / "Dockerfile.api").read_text()
     )
     assert "libyaml-0-2" in services["jobs"]["runtime_packages"]  # its command's apt-get install
-    assert services["jobs"]["command"] == ["python", "-m", "jobs"]
+    assert services["jobs"]["command"] == ["/bin/sh", "-c", "set -e; exec python -m jobs"]
     assert "legacy" not in services
     (legacy,) = [w for w in summary["warnings"] if "legacy" in w]
     assert "no pyproject.toml" in legacy

@@ -25,7 +25,7 @@ from packaging.utils import canonicalize_name
 
 from wheeldock.compose import ComposeFile, env_files, environment, interpolate, merged_services
 from wheeldock.errors import InvalidConfig, NotFound
-from wheeldock.project import Service
+from wheeldock.project import CONFIG_NAME, Service
 from wheeldock.requirements import option_values as _option_values
 from wheeldock.requirements import project_dependencies as _project_dependencies
 from wheeldock.requirements import relative as _rel
@@ -132,6 +132,7 @@ class _Start:
     #: for ``sh -c``; empty when the program alone is the command
     script: str = ""
     dropped: tuple[str, ...] = ()  # steps left out of the image's command (``apk add …``)
+    from_file: str | None = None  # the script file the steps were read from (``entrypoint.sh``)
 
 
 # --- the start command -------------------------------------------------------------------------
@@ -361,6 +362,30 @@ def _parse_start(command: Any) -> _Start | None:
         shell,
         tuple(dropped),
     )
+
+
+def _start_from_script_file(command: Any, svc: Mapping[str, Any], root: Path) -> _Start | None:
+    """The start of a command that runs a shell script from the code (``./entrypoint.sh``,
+    ``sh start.sh``): the script's own steps, read from the mounted file. The image runs them
+    without the pip steps (the script itself would install again at every start)."""
+    script = _script_of(command)
+    segments = _segments(script) if script else []
+    if len(segments) != 1:
+        return None
+    words = segments[0][0]
+    if PurePosixPath(words[0]).name in ("sh", "bash", "dash", "ash") and len(words) > 1:
+        words = words[1:]
+    if len(words) != 1 or not words[0].endswith(".sh"):
+        return None
+    workdir = str(svc.get("working_dir") or "/")
+    located = _to_host(str(PurePosixPath(workdir) / words[0]), _mounts(svc, root))
+    if located is None or not located[1].is_file():
+        return None
+    text = located[1].read_text(errors="replace")
+    start = _parse_start(["sh", "-c", text])
+    if start is None:
+        return None
+    return replace(start, from_file=posixpath.normpath(words[0]))
 
 
 def _under(here: str, path: str) -> str:
@@ -689,7 +714,8 @@ def survey(
             passed_over.append(f"{name} (image {image!r} is not python:*)")
             continue
         raw = svc.get("command") if svc.get("command") is not None else svc.get("entrypoint")
-        start = _parse_start(_interpolate_command(raw, env))
+        command = _interpolate_command(raw, env)
+        start = _parse_start(command) or _start_from_script_file(command, svc, root)
         if start is None:
             passed_over.append(
                 f"{name} (its command does not `pip install` its requirements then start Python)"
@@ -856,6 +882,11 @@ def _finding(
         root, [*requirements, *constraints], overlay=dict(generated)
     )
     argv = _image_argv(start.argv)
+    if start.from_file:
+        notes.append(
+            f"command: read from {start.from_file}; the image runs its steps but the installs "
+            f"(edit the command in {CONFIG_NAME} if {start.from_file} changes)"
+        )
     if start.script:
         argv = ("/bin/sh", "-c", start.script)
         notes.append(f"command: the script's other steps kept, run by sh: {start.script}")
