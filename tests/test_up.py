@@ -237,6 +237,16 @@ def _foreign() -> platforms.Target:
     return arm64 if platforms.host() != arm64 else platforms.parse("linux/amd64")
 
 
+def test_the_port_of_a_command_run_by_sh_is_read_from_its_last_step() -> None:
+    svc = Service(
+        "api", "api", ("r.txt",),
+        ("/bin/sh", "-c", "python prepare.py && exec uvicorn main:app --port ${API_PORT}"),
+        port=8200,
+    )  # fmt: skip
+    config = {"services": {"api": {"environment": {"API_PORT": "8311"}}}}
+    assert up.resolve_port(svc, config) == 8311
+
+
 def test_up_refuses_a_platform_without_a_binfmt_handler_before_anything_else(
     tmp_path: Path,
 ) -> None:

@@ -462,6 +462,10 @@ def infer_port(
 ) -> tuple[int | None, str]:
     """The port the service listens on, and where that was read (for the notes). ``root``:
     the folder ``env_file:`` paths are relative to."""
+    if len(argv) == 3 and argv[0] in ("sh", "/bin/sh") and argv[1] == "-c":
+        # a kept script (``migrate && exec gunicorn -b …``): the program is its last step
+        steps = _segments(argv[2])
+        argv = [t for t in steps[-1][0] if t not in ("exec", "env")] if steps else []
     from_files = env_files(svc, root) if root is not None else {}
     service_env: dict[str, str | None] = {**from_files, **environment(svc)}
     for key in _PORT_ENV:
