@@ -278,19 +278,26 @@ def test_a_local_project_contributes_its_pyproject_dependencies(tmp_path: Path) 
 
 
 @pytest.mark.parametrize(
-    ("project_files", "reason"),
+    ("target", "project_files", "reason"),
     [
-        ({"app/setup.py": "from setuptools import setup; setup()"}, "has no pyproject.toml"),
+        (".", {"app/setup.py": "from setuptools import setup; setup()"}, "has no pyproject.toml"),
         (
+            ".",
             {
                 "app/pyproject.toml": '[project]\nname = "w"\nversion = "1"\ndynamic = ["dependencies"]\n'
             },
             "not declared in its [project] table",
         ),
+        (
+            "-e git+https://example.org/w.git#egg=w",
+            {"app/w/__main__.py": ""},
+            "from a URL: name it in a requirements file",
+        ),
+        (".[dev]", {"app/pyproject.toml": '[project]\nname = "w"\nversion = "1"\n'}, "with extras"),
     ],
 )
 def test_a_project_whose_dependencies_need_a_build_is_passed_over_with_the_reason(
-    tmp_path: Path, project_files: dict[str, str], reason: str
+    tmp_path: Path, target: str, project_files: dict[str, str], reason: str
 ) -> None:
     _write(
         tmp_path,
@@ -299,7 +306,7 @@ def test_a_project_whose_dependencies_need_a_build_is_passed_over_with_the_reaso
             "  api:\n    image: python:3.11\n    working_dir: /srv\n"
             "    command: sh -c 'pip install -r r.txt && python a.py'\n    volumes: [./srv:/srv]\n"
             "  worker:\n    image: python:3.11\n    working_dir: /app\n"
-            "    command: sh -c 'pip install . && python -m w'\n    volumes: [./app:/app]\n",
+            f"    command: sh -c 'pip install {target} && python -m w'\n    volumes: [./app:/app]\n",
             "srv/r.txt": "six\n",
             "srv/a.py": "",
             **project_files,

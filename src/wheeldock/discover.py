@@ -164,9 +164,11 @@ def _segments(script: str) -> list[tuple[list[str], str]]:
     for line in script.replace("\\\n", " ").splitlines():
         lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
         lexer.whitespace_split = True
-        lexer.commenters = "#"
+        lexer.commenters = ""  # sh starts a comment only at a word's start, not in ``…#egg=x``
         try:
             for token in lexer:
+                if token.startswith("#"):
+                    break
                 if token in ("&&", "||", ";", "&", "|", ";;"):
                     segments[-1] = (segments[-1][0], token)
                     segments.append(([], ""))
@@ -314,7 +316,9 @@ def _parse_start(command: Any) -> _Start | None:
             for value in _option_values(pip, "--no-binary", "--no-binary"):
                 no_binary += [v for v in value.split(",") if v and v != ":none:"]
             for target in [*targets, *editables]:
-                if _is_local_path(target) or target in editables:
+                if "://" in target:
+                    projects.append(target)  # a URL: passed over, with the reason
+                elif _is_local_path(target) or target in editables:
                     projects.append(_under(here, target))
                 else:
                     packages.append(target)
@@ -781,6 +785,11 @@ def _project_requirements(
 ) -> tuple[str, str]:
     """The ``pyproject.toml`` (project-relative) whose dependencies ``pip install TARGET``
     installs for a local project, and a note; :class:`_PassOver` when that cannot be read."""
+    if "://" in target:
+        raise _PassOver(
+            f"it installs {target} from a URL: name it in a requirements file (`name @ URL`) "
+            "and install that with `pip install -r`"
+        )
     folder, extras = target, ""
     if "[" in target and target.endswith("]"):
         folder, extras = target[: target.index("[")], target[target.index("[") :]
