@@ -176,6 +176,12 @@ def test_the_script_is_found_whatever_options_the_shell_is_given(command: Any) -
             ("r.txt",),
         ),
         (
+            "sh -c 'echo start && python app.py && pip install -r r.txt'",
+            "echo start && exec python app.py",
+            (),
+            ("r.txt",),
+        ),
+        (
             "sh -c 'pip install -r r.txt && ddtrace-run gunicorn -b :8000 app:app'",
             "exec ddtrace-run gunicorn -b :8000 app:app",
             (),

@@ -351,9 +351,10 @@ def _parse_start(command: Any) -> _Start | None:
             if prefix and "=" in prefix[0]:
                 prefix = ["env", *prefix]  # ``FOO=1 python app.py``: exec takes no assignments
             words[-1] = "exec " + " ".join(_shell_word(t) for t in [*prefix, *run])
+        seps = [sep for _, sep in kept[:-1]] + [""]  # none after the last kept step
         shell = "".join(
             word + (f" {sep} " if sep not in ("", ";") else "; " if sep else "")
-            for word, (_, sep) in zip(words, kept, strict=True)
+            for word, sep in zip(words, seps, strict=True)
         )
     return _Start(
         tuple(requirements),
