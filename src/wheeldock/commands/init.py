@@ -18,9 +18,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "init",
         help="turn a compose stack that pip-installs at start into prebuilt-wheel images",
-        description="Find the Python services that `pip install -r` at every start, write a "
-        "multi-stage Dockerfile.<service> for each, merge a .dockerignore, patch the compose file "
-        "(originals kept in .wheeldock/backup) and record the decisions in wheeldock.toml.",
+        description="Find the Python services that pip-install their dependencies at every start "
+        "(`pip install -r requirements.txt`, packages named inline, `pip install .` of a "
+        "pyproject.toml project, `uv pip install`, in the command or a start script it runs), "
+        "write a multi-stage Dockerfile.<service> for each, merge a .dockerignore, patch the "
+        "compose file (originals kept in .wheeldock/backup) and record the decisions in "
+        "wheeldock.toml. Services passed over are listed with the reason.",
     )
     parser.add_argument("--dry-run", action="store_true", help="show the diff; write nothing")
     parser.add_argument("--revert", action="store_true", help="undo init byte for byte")
