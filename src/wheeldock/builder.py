@@ -66,6 +66,7 @@ from wheeldock.install import (
     Scheme,
     compiler_id,
     debian_scheme,
+    python_org_version,
     scheme_for,
 )
 from wheeldock.layer import (
@@ -654,12 +655,9 @@ class Builder:
             )
             for lay in source.layers
         )
-        version = next(
-            (e.split("=", 1)[1] for e in source.config.env if e.startswith("PYTHON_VERSION=")), None
-        )
+        version = python_org_version(source.config.env)
         if version is not None:  # python.org images say which; others are taken on trust
-            config = self.project.root / CONFIG_NAME
-            _check_python(svc, spec, ".".join(version.split(".")[:2]), config)
+            _check_python(svc, spec, version, self.project.root / CONFIG_NAME)
         scheme = scheme_for(source.config.env, svc.python)
         arch = bases.debian_arch(source.platform)  # linux/arm/v7 is Debian's armhf
         return _Base(spec, source, scheme, str(source.digest), arch, None, reports)

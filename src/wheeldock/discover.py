@@ -471,16 +471,16 @@ def infer_port(
         # a kept script (``migrate && exec gunicorn -b …``): the program is its last step
         steps = _segments(argv[2])
         argv = [t for t in steps[-1][0] if t not in ("exec", "env")] if steps else []
-    from_files = env_files(svc, root) if root is not None else {}
-    service_env: dict[str, str | None] = {**from_files, **environment(svc)}
+    declared = environment(svc)
+    service_env: dict[str, str | None] = {
+        **(env_files(svc, root) if root is not None else {}),
+        **declared,
+    }
     for key in _PORT_ENV:
         raw = service_env.get(key)
         port = _port_from(interpolate(raw, env)) if raw is not None else None
         if port:
-            where = (
-                "env_file" if key in from_files and key not in environment(svc) else "environment"
-            )
-            return port, f"{where} {key}"
+            return port, f"{'environment' if key in declared else 'env_file'} {key}"
     flag = _flag_value(argv, "--port", "-p", "--bind", "-b")
     port = _port_from(interpolate(flag, env) if flag else None)
     if port:
@@ -749,7 +749,13 @@ def discover(
     ``env`` resolves ``${VAR}`` in the compose values. Raises :class:`NotFound` when no service
     qualifies, naming the services that were looked at and why each was passed over.
     """
-    found = survey(root, files, env)
+    return list(require_findings(survey(root, files, env), files, root))
+
+
+def require_findings(
+    found: Survey, files: Sequence[ComposeFile], root: Path
+) -> tuple[Finding, ...]:
+    """``found``'s findings; :class:`NotFound` naming what was passed over when there are none."""
     if not found.findings:
         where = ", ".join(str(f.path.name) for f in files)
         looked = "; ".join(found.passed_over) or "no services at all"
@@ -762,7 +768,7 @@ def discover(
             "or `pip install .` of a project with a pyproject.toml) and the code mounted as a "
             "volume; write wheeldock.toml by hand for others",
         )
-    return list(found.findings)
+    return found.findings
 
 
 def generated_requirements_name(service: str) -> str:

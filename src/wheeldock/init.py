@@ -358,8 +358,7 @@ def plan(
         files.append(compose.parse(data.decode(), path))
     interpolation = compose.interpolation_env(root, env)
     found = discover.survey(root, files, interpolation)
-    if not found.findings:
-        discover.discover(root, files, interpolation)  # raises, naming what was passed over
+    findings = discover.require_findings(found, files, root)
     ca = ca_mod.find(ca_cert, env)
 
     existing = _existing_config(root)
@@ -369,7 +368,7 @@ def plan(
     notes: list[str] = []
     generated: dict[str, str] = {}  # requirement files written from inline packages
     adapted: list[str] = []  # services moved to the Python their base carries
-    for finding in found.findings:
+    for finding in findings:
         svc = finding.service
         # a generated file already there (init wrote it; perhaps edited since) is read as it is
         planned = {rel: text for rel, text in finding.generated if not (root / rel).is_file()}

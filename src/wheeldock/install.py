@@ -108,10 +108,19 @@ def python_org_scheme(python: str = "3.11") -> Scheme:
     )
 
 
+def python_org_version(env: Sequence[str]) -> str | None:
+    """``X.Y`` of a python.org image, from the ``PYTHON_VERSION`` its config ``Env`` sets;
+    None for any other image."""
+    for entry in env:
+        if entry.startswith("PYTHON_VERSION="):
+            return ".".join(entry.split("=", 1)[1].split(".")[:2])
+    return None
+
+
 def scheme_for(env: Sequence[str], python: str = "3.11") -> Scheme:
     """The scheme for a base image from its config ``Env``: python.org images set
     ``PYTHON_VERSION``; anything else is taken to be Debian's python3."""
-    if any(e.startswith("PYTHON_VERSION=") for e in env):
+    if python_org_version(env) is not None:
         return python_org_scheme(python)
     return debian_scheme(python)
 

@@ -130,7 +130,7 @@ def requirement_closure(
                 for dep in project_dependencies(path, text):
                     add(dep, path, 0)
             return
-        for number, raw in enumerate((text or path.read_text()).splitlines(), 1):
+        for number, raw in enumerate((path.read_text() if text is None else text).splitlines(), 1):
             line = raw.split(" #", 1)[0].strip()
             if not line or line.startswith("#"):
                 continue
