@@ -533,3 +533,97 @@ def test_runtime_table_counts_vendored_libraries_only_for_source_builds(
 ) -> None:
     reqs = [Requirement(r) for r in requirements]
     assert discover.table_runtime_packages(reqs, no_binary) == expected
+
+
+# -- uv projects: `uv sync`, `uv run` ------------------------------------------------------------
+
+SHOP = DATA / "adhoc" / "shop"  # a uv project with a uv.lock and a dev group
+
+
+@pytest.mark.parametrize(
+    ("command", "projects", "argv", "dev"),
+    [
+        (
+            "sh -c 'uv sync --frozen --no-dev && uv run uvicorn shop:app --port 8000'",
+            (".",),
+            ("uvicorn", "shop:app", "--port", "8000"),
+            False,
+        ),
+        # `uv run` syncs the project on its own first
+        ("uv run --frozen python -m shop", (".",), ("python", "-m", "shop"), False),
+        ("sh -c 'uv run -m shop'", (".",), ("python", "-m", "shop"), False),
+        (
+            "sh -c 'cd svc && uv sync --locked && exec uv run -- gunicorn app:app'",
+            ("svc",),
+            ("gunicorn", "app:app"),
+            True,
+        ),
+        ("uv run --project /srv/shop python a.py", ("/srv/shop",), ("python", "a.py"), False),
+    ],
+)
+def test_uv_sync_and_uv_run_read_as_installing_the_project_then_running_its_command(
+    command: str, projects: tuple[str, ...], argv: tuple[str, ...], dev: bool
+) -> None:
+    start = discover._parse_start(command)
+    assert start is not None
+    assert (start.uv_projects, start.argv, start.uv_dev) == (projects, argv, dev)
+    assert start.requirements == start.packages == start.projects == ()
+
+
+@pytest.mark.parametrize(
+    "command", ["uv run --no-project python a.py", "uv run --no-sync python a.py", "uv sync"]
+)
+def test_uv_that_installs_nothing_or_runs_nothing_is_not_a_candidate(command: str) -> None:
+    assert discover._parse_start(command) is None
+
+
+def test_a_uv_project_becomes_its_locked_packages_and_runs_without_uv(tmp_path: Path) -> None:
+    _stack(
+        'sh -c "uv sync --frozen && uv run uvicorn shop:app --port $${PORT}"',
+        {f"app/{name}": (SHOP / name).read_text() for name in ("pyproject.toml", "uv.lock")},
+        tmp_path,
+    )
+    (found,) = _discover(tmp_path, {"PORT": "8123"})
+    assert found.service.requirements == ("app/uv.lock",)
+    assert found.requirement_files == ("app/uv.lock", "app/pyproject.toml")
+    assert found.service.command == ("uvicorn", "shop:app", "--port", "${PORT}")
+    notes = " ".join(found.notes)
+    assert "the packages locked in app/uv.lock" in notes
+    assert "the dev group is left out" in notes  # its `uv sync` had no --no-dev
+
+
+@pytest.mark.parametrize(
+    ("command", "files", "reason"),
+    [
+        ("sh -c 'uv sync && uv run python a.py'", {"app/pyproject.toml": ""}, "has no uv.lock"),
+        (
+            "sh -c 'uv sync --extra web && uv run python a.py'",
+            {"app/uv.lock": ""},
+            "installs more than the project's dependencies (--extra)",
+        ),
+        (
+            "sh -c 'uv run --with rich python a.py'",
+            {"app/uv.lock": ""},
+            "(--with)",
+        ),
+        (
+            "sh -c 'pip install -r r.txt && uv sync && uv run python a.py'",
+            {"app/uv.lock": "", "app/r.txt": "six\n"},
+            "a uv.lock is a service's whole requirements",
+        ),
+        (
+            "sh -c 'uv sync && uv run python a.py'",
+            {"app/uv.lock": "not a lock", "app/pyproject.toml": "[project]\nname = 'a'\n"},
+            "uv could not read the lock",
+        ),
+    ],
+)
+def test_a_uv_project_wheeldock_cannot_install_as_uv_would_is_passed_over_with_the_reason(
+    tmp_path: Path, command: str, files: dict[str, str], reason: str
+) -> None:
+    _stack(command, {"app/a.py": "", **files}, tmp_path)
+    files_ = [compose.load(p) for p in compose.find_files(tmp_path)]
+    survey = discover.survey(tmp_path, files_, {})
+    assert survey.findings == ()
+    (passed,) = survey.passed_over
+    assert passed.startswith("web (") and reason in passed, passed

@@ -165,6 +165,21 @@ def _svc(**kw: object) -> Service:
             _svc(port=9000, health="/h", command=("uvicorn", "m:app", "--port", "9000")),
             "'http://127.0.0.1:%d/h' % 9000",
         ),
+        # the port the command takes from a variable is the one the check reads
+        (
+            _svc(
+                port=8200, health="/health", command=("uvicorn", "m:app", "--port", "${API_PORT}")
+            ),
+            "int(os.environ.get('API_PORT', '8200'))",
+        ),
+        (
+            _svc(
+                port=8000,
+                health="tcp",
+                command=("/bin/sh", "-c", "migrate && exec gunicorn -b 0.0.0.0:$PORT_WEB w:app"),
+            ),
+            "int(os.environ.get('PORT_WEB', '8000'))",
+        ),
     ],
 )
 def test_health_command_by_kind(service: Service, must_contain: str) -> None:

@@ -125,6 +125,13 @@ def test_packages_on_the_command_line_become_a_requirements_file_that_revert_rem
     )
     assert "libyaml-0-2" in services["jobs"]["runtime_packages"]  # its command's apt-get install
     assert services["jobs"]["command"] == ["/bin/sh", "-c", "set -e; exec python -m jobs"]
+    assert services["shop"]["requirements"] == ["shop/uv.lock"]  # `uv sync`: its locked packages
+    assert services["shop"]["command"][:2] == ["uvicorn", "shop:app"]  # `uv run` is not needed
+    assert services["shop"]["port"] == stack.port("SHOP_PORT")
+    shop = (stack.root / "Dockerfile.shop").read_text()
+    assert "uv sync --frozen --no-dev --no-install-project --project /build/shop" in shop
+    assert "source=shop/pyproject.toml,target=/build/shop/pyproject.toml" in shop
+    assert "os.environ.get('SHOP_PORT'" in shop  # the health check follows the port variable
     assert "legacy" not in services
     (legacy,) = [w for w in summary["warnings"] if "legacy" in w]
     assert "no pyproject.toml" in legacy

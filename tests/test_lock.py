@@ -1000,3 +1000,67 @@ def test_a_plain_pin_is_read_as_packaging_reads_it(line: str) -> None:
 )
 def test_anything_else_is_left_to_packagings_parser(line: str) -> None:
     assert lock._plain_pin(line) is None
+
+
+# -- a uv project's uv.lock ----------------------------------------------------------------------
+
+SHOP = Path(__file__).parent / "data" / "init" / "adhoc" / "shop"
+
+
+def _uv_project(root: Path) -> lock.LockInputs:
+    _write(root, {f"svc/{n}": (SHOP / n).read_text() for n in ("pyproject.toml", "uv.lock")})
+    return lock.collect_inputs(root, ["svc/uv.lock"], platform="linux/amd64", python="3.11")
+
+
+def test_a_uv_lock_gives_the_pins_uv_sync_no_dev_installs(tmp_path: Path) -> None:
+    inputs = _uv_project(tmp_path)
+    # uv reads the pyproject.toml with the lock: a change to either makes the lock stale
+    assert [name for name, _ in inputs.files] == ["svc/uv.lock", "svc/pyproject.toml"]
+    pins = lock.pinned_requirements(tmp_path, inputs)
+    locked = tomllib.loads((SHOP / "uv.lock").read_text())["package"]
+    runtime = {"anyio", "click", "h11", "idna", "starlette", "typing-extensions", "uvicorn"}
+    assert {n: p.version for n, p in pins.items()} == {
+        p["name"]: p["version"] for p in locked if p["name"] in runtime
+    }
+    assert "pytest" in {p["name"] for p in locked}  # in the lock, in the dev group only
+
+
+def test_a_uv_lock_beside_other_requirement_files_is_refused_naming_the_fix(
+    tmp_path: Path,
+) -> None:
+    _uv_project(tmp_path)
+    _write(tmp_path, {"svc/requirements.txt": "six\n"})
+    with pytest.raises(InvalidConfig, match="listed with other requirement") as err:
+        lock.collect_inputs(
+            tmp_path,
+            ["svc/uv.lock", "svc/requirements.txt"],
+            platform="linux/amd64",
+            python="3.11",
+        )
+    assert err.value.fix is not None and "uv add" in err.value.fix
+
+
+def test_a_uv_lock_without_its_pyproject_is_refused(tmp_path: Path) -> None:
+    inputs = _uv_project(tmp_path)
+    (tmp_path / "svc" / "pyproject.toml").unlink()
+    with pytest.raises(InvalidConfig, match=r"no pyproject\.toml beside it") as err:
+        lock.pinned_requirements(tmp_path, inputs)
+    assert err.value.path == tmp_path / "svc" / "uv.lock"
+
+
+def test_a_uv_lock_that_installs_a_local_package_is_refused(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "svc/pyproject.toml": '[project]\nname = "svc"\nversion = "1"\n'
+            'requires-python = ">=3.11"\ndependencies = ["helper"]\n'
+            '[tool.uv.sources]\nhelper = { path = "helper" }\n',
+            "svc/helper/pyproject.toml": '[project]\nname = "helper"\nversion = "1"\n'
+            '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n',
+        },
+    )
+    process.run([lock.uv_bin(), "lock", "--offline", "--quiet"], cwd=tmp_path / "svc")
+    inputs = lock.collect_inputs(tmp_path, ["svc/uv.lock"], platform="linux/amd64", python="3.11")
+    with pytest.raises(InvalidConfig, match=r"installs local packages \(\./helper\)") as err:
+        lock.pinned_requirements(tmp_path, inputs)
+    assert err.value.fix is not None and "publish the package" in err.value.fix

@@ -26,6 +26,7 @@ from packaging.utils import canonicalize_name
 from wheeldock.compose import ComposeFile, env_files, environment, interpolate, merged_services
 from wheeldock.errors import InvalidConfig, NotFound
 from wheeldock.project import CONFIG_NAME, Service
+from wheeldock.requirements import UV_LOCK, uv_lock_requirements
 from wheeldock.requirements import option_values as _option_values
 from wheeldock.requirements import project_dependencies as _project_dependencies
 from wheeldock.requirements import relative as _rel
@@ -133,9 +134,53 @@ class _Start:
     script: str = ""
     dropped: tuple[str, ...] = ()  # steps left out of the image's command (``apk add …``)
     from_file: str | None = None  # the script file the steps were read from (``entrypoint.sh``)
+    #: uv projects it syncs (``uv sync``, or ``uv run`` syncing on its own), folders as written
+    uv_projects: tuple[str, ...] = ()
+    #: what the sync selects beyond the project's dependencies (``--extra web``): passed over
+    uv_selects: tuple[str, ...] = ()
+    uv_dev: bool = False  # a ``uv sync`` without ``--no-dev`` (its dev group is left out)
 
 
 # --- the start command -------------------------------------------------------------------------
+
+#: ``uv sync`` / ``uv run`` options that take a value (as the next word when not given with ``=``)
+_UV_VALUE_OPTIONS = frozenset(
+    {
+        "--project", "--directory", "--extra", "--group", "--only-group", "--package",
+        "--python", "-p", "--with", "--with-editable", "--with-requirements", "--env-file",
+        "--index", "--default-index", "--index-url", "--extra-index-url", "--find-links", "-f",
+        "--no-binary-package", "--no-build-package", "--cache-dir", "--config-file",
+        "--no-group", "--link-mode", "--resolution", "--prerelease", "--python-platform",
+    }
+)  # fmt: skip
+#: Options that make ``uv sync`` install more than the project's dependencies.
+_UV_SELECTS = frozenset(
+    {
+        "--extra", "--all-extras", "--group", "--only-group", "--all-groups", "--only-dev",
+        "--no-default-groups", "--package", "--all-packages", "--with", "--with-editable",
+        "--with-requirements",
+    }
+)  # fmt: skip
+
+
+def _uv_options(args: Sequence[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """``uv sync``/``uv run`` options (name → values; flags get an empty value) and what follows
+    them (``uv run``'s command)."""
+    options: dict[str, list[str]] = {}
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "--":
+        name, eq, value = args[i].partition("=")
+        if not eq and name in _UV_VALUE_OPTIONS and i + 1 < len(args):
+            value = args[i + 1]
+            i += 1
+        options.setdefault(name, []).append(value)
+        i += 1
+    rest = list(args[i:])
+    return options, rest[1:] if rest[:1] == ["--"] else rest
+
+
+def _uv_project(options: Mapping[str, list[str]]) -> str:
+    return (options.get("--project") or options.get("--directory") or ["."])[-1]
 
 
 def _script_of(command: Any) -> str | None:
@@ -282,6 +327,10 @@ def _parse_start(command: Any) -> _Start | None:
     system: list[str] = []
     dropped: list[str] = []  # steps the image has no use for (another distribution's packages)
     kept: list[tuple[list[str], str]] = []  # the steps the image still runs at start
+    uv_projects: list[str] = []
+    uv_selects: list[str] = []
+    uv_dev = False
+    implicit: str | None = None  # the project a `uv run` syncs on its own
     here = ""  # where a ``cd`` moved the script, relative to the working dir (or absolute)
     run: list[str] | None = None
     for original, separator in _segments(script):
@@ -291,6 +340,25 @@ def _parse_start(command: Any) -> _Start | None:
         if not seg:
             continue
         name = PurePosixPath(seg[0]).name
+        if name == "uv" and seg[1:2] == ["sync"]:
+            options, _ = _uv_options(seg[2:])
+            uv_projects.append(_under(here, _uv_project(options)))
+            uv_selects += [o for o in options if o in _UV_SELECTS]
+            uv_dev = uv_dev or "--no-dev" not in options
+            continue
+        if name == "uv" and seg[1:2] == ["run"]:
+            # `uv run CMD`: CMD runs in the project's environment, synced first unless told not
+            options, rest = _uv_options(seg[2:])
+            if not rest:
+                continue
+            if "--no-project" not in options and "--no-sync" not in options:
+                implicit = _under(here, _uv_project(options))
+                uv_selects += [o for o in options if o in _UV_SELECTS]
+            if "-m" in options or "--module" in options:
+                rest = ["python", "-m", *rest]
+            original = original[: len(original) - len(seg)] + rest
+            seg = rest
+            name = PurePosixPath(seg[0]).name
         if name in ("apt-get", "apt"):
             # system packages at start: the image gets them at build time instead
             if seg[1:2] == ["install"]:
@@ -340,7 +408,9 @@ def _parse_start(command: Any) -> _Start | None:
             )
             if at is not None:
                 run = seg[at:]
-    if not (requirements or packages or projects) or run is None:
+    if implicit is not None and not (requirements or packages or projects or uv_projects):
+        uv_projects.append(implicit)
+    if not (requirements or packages or projects or uv_projects) or run is None:
         return None
     shell = ""
     if len(kept) > 1 or any(t != "exec" for t in kept[0][0][: len(kept[0][0]) - len(run)]):
@@ -366,6 +436,9 @@ def _parse_start(command: Any) -> _Start | None:
         tuple(dict.fromkeys(system)),
         shell,
         tuple(dropped),
+        uv_projects=tuple(dict.fromkeys(uv_projects)),
+        uv_selects=tuple(dict.fromkeys(uv_selects)),
+        uv_dev=uv_dev,
     )
 
 
@@ -832,6 +905,31 @@ def _project_requirements(
     )
 
 
+def _uv_lock_requirements(
+    folder: str, workdir: str, mounts: Sequence[_Mount], root: Path
+) -> tuple[str, str]:
+    """The ``uv.lock`` (project-relative) of the uv project a service syncs, and a note;
+    :class:`_PassOver` when there is none, or uv cannot read it."""
+    located = _to_host(str(PurePosixPath(workdir) / folder), mounts)
+    if located is None:
+        raise _PassOver(f"the uv project it syncs ({folder}) is not in a bind-mounted folder")
+    lock = located[1] / UV_LOCK
+    if not lock.is_file():
+        raise _PassOver(
+            f"the uv project it syncs ({_rel(located[1], root)}) has no uv.lock: run `uv lock` "
+            "there and keep the file with the code"
+        )
+    try:
+        uv_lock_requirements(lock)
+    except InvalidConfig as exc:
+        raise _PassOver(f"{_rel(lock, root)}: {exc.what}") from exc
+    rel = _rel(lock, root)
+    return rel, (
+        f"requirements: the packages locked in {rel} (what `uv sync --frozen --no-dev` installs); "
+        "the project runs from its source, it is not installed"
+    )
+
+
 def _finding(
     root: Path,
     files: Sequence[ComposeFile],
@@ -897,6 +995,26 @@ def _finding(
         generated = ((rel, _generated_requirements(name, start.packages)),)
         requirements.append(rel)
         notes.append(f"requirements: {' '.join(start.packages)} from the command, into {rel}")
+    if start.uv_projects:
+        if start.uv_selects:
+            raise _PassOver(
+                f"its uv sync installs more than the project's dependencies "
+                f"({', '.join(start.uv_selects)}): wheeldock installs what `uv sync --no-dev` "
+                "does; move those packages into [project].dependencies"
+            )
+        if requirements or len(start.uv_projects) > 1:
+            raise _PassOver(
+                "it installs with uv sync and also with pip (or syncs two projects): a uv.lock "
+                "is a service's whole requirements; add the other packages with `uv add`"
+            )
+        rel, note = _uv_lock_requirements(start.uv_projects[0], workdir, mounts, root)
+        requirements.append(rel)
+        notes.append(note)
+        if start.uv_dev:
+            notes.append(
+                "requirements: the dev group is left out of the image (its uv sync had no "
+                "--no-dev); list what the service needs at run time in [project].dependencies"
+            )
     constraints = [_rel(workdir_host / c, root) for c in start.constraints]
     closure, reqs = requirement_closure(
         root, [*requirements, *constraints], overlay=dict(generated)

@@ -30,6 +30,7 @@ from packaging.utils import canonicalize_name
 from wheeldock import base
 from wheeldock.ca import SECRET_ID
 from wheeldock.project import Service
+from wheeldock.requirements import is_uv_lock
 
 #: Where a RUN step sees the CA secret.
 CA_TARGET = "/run/secrets/wheeldock-ca.pem"
@@ -117,7 +118,13 @@ def _port_expr(service: Service) -> str:
     # A port fixed on the command line stays fixed; otherwise the app reads $PORT like compose sets.
     if any(arg == literal or arg.endswith(":" + literal) for arg in service.command):
         return literal
-    return f"int(os.environ.get('PORT', '{literal}'))"
+    # `--port ${API_PORT}`: the check follows the variable the command listens on
+    named = _PORT_VARIABLE.search(" ".join(service.command))
+    return f"int(os.environ.get('{named[1] if named else 'PORT'}', '{literal}'))"
+
+
+#: A port the command takes from a variable: ``--port $API_PORT``, ``--bind 0.0.0.0:${PORT}``.
+_PORT_VARIABLE = re.compile(r"(?:--port[= ]|-p |:)[\"']?\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def health_command(service: Service) -> list[str]:
@@ -196,6 +203,16 @@ def render(spec: DockerfileSpec) -> str:
         f"{uv} venv --python /usr/bin/python3 {VENV} \\\n"
         f"    && {uv} pip install --python {VENV}/bin/python{no_binary} {req_args}"
     )
+    uv_lock = next((r for r in svc.requirements if is_uv_lock(r)), None)
+    if uv_lock is not None:
+        # a uv project: what its `uv sync` installed, from the lock (the project itself runs
+        # from its source, as `uv sync --no-install-project` leaves it)
+        project_dir = str(PurePosixPath("/build", uv_lock).parent)
+        install = (
+            f"{uv} venv --python /usr/bin/python3 {VENV} \\\n"
+            f"    && UV_PROJECT_ENVIRONMENT={VENV} {uv} sync --frozen --no-dev --no-install-project"
+            f"{_sync_no_binary(svc.no_binary)} --project {project_dir}"
+        )
     if own_builder:
         # A builder base made by an older wheeldock has no uv: say so instead of "not found".
         install = (
@@ -252,6 +269,12 @@ def _uv_no_binary(no_binary: Sequence[str]) -> str:
     if ":all:" in no_binary:
         return " --no-binary :all:"
     return "".join(f" --no-binary {name}" for name in no_binary)
+
+
+def _sync_no_binary(no_binary: Sequence[str]) -> str:
+    if ":all:" in no_binary:
+        return " --no-binary"
+    return "".join(f" --no-binary-package {name}" for name in no_binary)
 
 
 def _build_packages(no_binary: Iterable[str]) -> tuple[str, ...]:

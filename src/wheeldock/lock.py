@@ -56,7 +56,7 @@ from wheeldock import process
 from wheeldock.errors import InvalidConfig, NotFound, WheeldockError
 from wheeldock.fsutil import atomic_write_text, file_lock
 from wheeldock.project import Project, Service
-from wheeldock.requirements import requirement_closure
+from wheeldock.requirements import is_uv_lock, requirement_closure, uv_bin, uv_lock_requirements
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
@@ -157,6 +157,14 @@ def collect_inputs(
             fix='add `requirements = ["requirements.txt"]` to the service',
         )
     wheel_arch(platform)  # a platform wheeldock does not build for is refused here
+    locks = [r for r in requirements if is_uv_lock(r)]
+    if locks and (len(requirements) > 1 or constraints):
+        raise InvalidConfig(
+            f"{locks[0]} is listed with other requirement or constraint files",
+            path=root / "wheeldock.toml",
+            fix="a uv project's uv.lock is the service's whole requirements: list it alone "
+            "(add the other packages to the project with `uv add`)",
+        )
     for rel in (*requirements, *constraints):
         if not (root / rel).is_file():
             raise NotFound(
@@ -336,14 +344,6 @@ def status(path: Path, inputs: LockInputs) -> Status:
 # -- making locks -------------------------------------------------------------------------------
 
 
-def uv_bin() -> str:
-    try:
-        from uv import find_uv_bin
-    except ImportError:
-        return process.which("uv")
-    return find_uv_bin()
-
-
 def project_universal(text: str, platform: str, python: str, *, path: Path | None = None) -> str:
     """A universal lock's text (``uv pip compile --universal``) narrowed to ``platform`` running
     CPython ``python`` (pure; ``path`` only names the lock in errors).
@@ -492,13 +492,25 @@ def compile_lock(root: Path, inputs: LockInputs, dest: Path, *, upgrade: bool = 
         argv += ["--no-binary", name]
     for constraint in inputs.constraints:
         argv += ["--constraint", constraint]
-    argv += list(inputs.top)
     with file_lock(str(dest.parent / ".lock")):
-        process.run(
-            argv,
-            cwd=root,
-            fix="correct the requirement named in the lines above, then `wheeldock lock` again",
-        )
+        exported: Path | None = None
+        for rel in inputs.top:
+            if is_uv_lock(rel):
+                # uv pip reads no uv.lock: it is given the lock's pins, which resolve to themselves
+                exported = dest.with_name(f".{dest.name}.uv-export.txt")
+                atomic_write_text(exported, "\n".join(uv_lock_requirements(root / rel)) + "\n")
+                argv.append(_relative(root, exported))
+            else:
+                argv.append(rel)
+        try:
+            process.run(
+                argv,
+                cwd=root,
+                fix="correct the requirement named in the lines above, then `wheeldock lock` again",
+            )
+        finally:
+            if exported is not None:
+                exported.unlink(missing_ok=True)
         body = _packages_part(dest.read_text())
         if target is None:
             body = project_universal(body, inputs.platform, inputs.python, path=dest)
@@ -671,11 +683,19 @@ def pinned_requirements(root: Path, inputs: LockInputs) -> dict[str, _Pin]:
         raise NotFastLockable("constraints or no_binary are set")
     env = target_environment(inputs.platform, inputs.python)
     pins: dict[str, _Pin] = {}
+    projects = {
+        str(PurePosixPath(r).parent / "pyproject.toml") for r, _ in inputs.files if is_uv_lock(r)
+    }
     for rel, _ in inputs.files:
         path = root / rel
-        if path.suffix == ".toml":
+        if rel in projects:
+            continue  # read by uv with its uv.lock: the lock holds the pins
+        if is_uv_lock(rel):
+            text = "\n".join(uv_lock_requirements(path))  # pinned lines, markers and all
+        elif path.suffix == ".toml":
             raise NotFastLockable(f"{rel} is a pyproject.toml")
-        text = path.read_text().replace("\\\n", " ")
+        else:
+            text = path.read_text().replace("\\\n", " ")
         for number, raw in enumerate(text.splitlines(), 1):
             line = raw.split(" #", 1)[0].strip()
             if not line or line.startswith("#"):

@@ -78,6 +78,85 @@ def project_dependencies(path: Path, text: str | None = None) -> list[str]:
     return list(deps)
 
 
+#: The lock file of a uv project (``uv sync``): a service's whole requirements when it is one.
+UV_LOCK = "uv.lock"
+
+
+def is_uv_lock(rel: str) -> bool:
+    return rel == UV_LOCK or rel.endswith("/" + UV_LOCK)
+
+
+_exported: dict[tuple[str, bytes], tuple[str, ...]] = {}
+
+
+def uv_lock_requirements(path: Path) -> tuple[str, ...]:
+    """The packages a uv project's ``uv.lock`` installs with ``uv sync --frozen --no-dev``, as
+    pinned requirement lines (``name==version`` with their markers; the project itself left
+    out: it runs from its source). ``uv export`` reads the lock, so its rules (markers, groups,
+    extras) are uv's own; it needs the ``pyproject.toml`` beside the lock, and no network."""
+    from wheeldock import process
+    from wheeldock.errors import CommandFailed
+
+    pyproject = path.parent / "pyproject.toml"
+    if not pyproject.is_file():
+        raise InvalidConfig(
+            "a uv.lock with no pyproject.toml beside it",
+            path=path,
+            fix="keep the project's pyproject.toml next to its uv.lock (uv needs both)",
+        )
+    key = (str(path.resolve()), path.read_bytes() + b"\0" + pyproject.read_bytes())
+    if key in _exported:
+        return _exported[key]
+    argv = [
+        uv_bin(), "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes",
+        "--no-header", "--no-annotate", "--format", "requirements-txt",
+    ]  # fmt: skip
+    try:
+        out = process.run(argv, cwd=path.parent).stdout
+    except CommandFailed as exc:
+        raise InvalidConfig(
+            "uv could not read the lock: "
+            + ((exc.stderr or exc.stdout).strip().splitlines() or ["no output"])[-1],
+            path=path,
+            fix="run `uv lock` in the project's folder, and keep uv.lock with its pyproject.toml",
+        ) from exc
+    lines = tuple(line.strip() for line in out.splitlines() if line.strip())
+    local = [line for line in lines if line.startswith(("-e ", ".", "/")) or " @ file:" in line]
+    if local:
+        raise InvalidConfig(
+            f"the lock installs local packages ({', '.join(local)}): a workspace member or a "
+            "path dependency, which wheeldock cannot build into the dependency layers",
+            path=path,
+            fix="publish the package to an index, or depend on it by version",
+        )
+    _exported[key] = lines
+    return lines
+
+
+def uv_bin() -> str:
+    try:
+        from uv import find_uv_bin
+    except ImportError:
+        from wheeldock import process
+
+        return process.which("uv")
+    return find_uv_bin()
+
+
+def requirement_lines(root: Path, rel: str, text: str | None = None) -> list[str]:
+    """The requirement lines a file holds as pip (or uv) reads it, for a tool given one list:
+    a ``pyproject.toml``'s ``[project].dependencies``, a ``uv.lock``'s pinned packages, or the
+    file's own lines (comments dropped; options and includes kept)."""
+    path = root / rel
+    if is_uv_lock(rel):
+        return list(uv_lock_requirements(path))
+    if path.suffix == ".toml":
+        return project_dependencies(path, text)
+    raw = path.read_text() if text is None else text
+    lines = (line.split(" #", 1)[0].strip() for line in raw.replace("\\\n", " ").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
 def requirement_closure(
     root: Path,
     files: Iterable[str],
@@ -125,6 +204,15 @@ def requirement_closure(
             )
         seen.append(rel)
         text = pending.get(rel)
+        if is_uv_lock(rel):
+            # uv reads the project's pyproject.toml with the lock (groups, the project's name)
+            beside = relative(path.parent / "pyproject.toml", root)
+            if beside not in seen:
+                seen.append(beside)
+            if parse:
+                for line in uv_lock_requirements(path):
+                    add(line, path, 0)
+            return
         if path.suffix == ".toml":
             if parse:
                 for dep in project_dependencies(path, text):

@@ -37,8 +37,9 @@ from wheeldock import process
 from wheeldock.blobs import CHUNK, hash_file
 from wheeldock.errors import CommandFailed, DigestMismatch, InvalidConfig, NotFound, WheeldockError
 from wheeldock.fsutil import file_lock
-from wheeldock.lock import Lock, LockedFile, uv_bin, wheel_arch
+from wheeldock.lock import Lock, LockedFile, wheel_arch
 from wheeldock.paths import cache_dir
+from wheeldock.requirements import uv_bin
 
 if TYPE_CHECKING:
     import httpx
