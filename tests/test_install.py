@@ -117,16 +117,53 @@ def test_the_cache_keeps_one_archive_per_wheel_and_a_new_process_unpacks_the_sam
     scheme = install.debian_scheme()
     fresh = install.InstalledTrees(tmp_path / "trees", staging=tmp_path / "ram")
     (installed,) = fresh.ensure([("a" * 64, wheel)], scheme)
+    assert installed.is_relative_to(tmp_path / "ram")  # the tree itself is staged, not cached
+    assert fresh.has("a" * 64, scheme)  # installed here: not installed again
+    digest = _tree_digest(installed)
+    fresh.close()  # no layer archived it: it is archived as the staged trees go
     kept = sorted(p.relative_to(tmp_path / "trees") for p in (tmp_path / "trees").rglob("*"))
     archive = fresh.archive("a" * 64, scheme)
     assert [p for p in kept if p.suffix] == [archive.relative_to(tmp_path / "trees")]
-    assert installed.is_relative_to(tmp_path / "ram")  # the tree itself is staged, not cached
 
     later = install.InstalledTrees(tmp_path / "trees", staging=tmp_path / "ram")
     wheel.unlink()  # a reinstall would fail now
     (unpacked,) = later.ensure([("a" * 64, wheel)], scheme)
     assert unpacked != installed
-    assert _tree_digest(unpacked) == _tree_digest(installed)
+    assert _tree_digest(unpacked) == digest
+
+
+def test_a_tree_alone_in_its_layer_is_archived_from_the_layers_own_tar(
+    tmp_path: Path, wheel: Path
+) -> None:
+    from wheeldock.blobs import BlobStore
+    from wheeldock.layer import build_layer, entries_from_dir
+
+    scheme = install.debian_scheme()
+    fresh = install.InstalledTrees(tmp_path / "trees", staging=tmp_path / "ram")
+    (installed,) = fresh.ensure([("a" * 64, wheel)], scheme)
+    digest = _tree_digest(installed)
+    store = BlobStore(tmp_path / "blobs")
+    with fresh.archive_writer("a" * 64, scheme) as tee:
+        assert tee is not None
+        with fresh.archive_writer("a" * 64, scheme) as second:
+            assert second is None  # one writer per tree
+        layer = build_layer(
+            entries_from_dir(installed, prefix=""),
+            store=store,
+            compression="gzip",
+            mtime=1700000000,
+            provided=("usr", "usr/lib"),
+            tee=tee,
+        )
+    archive = fresh.archive("a" * 64, scheme).read_bytes()
+    assert layer.diff_id.hex == hashlib.sha256(archive).hexdigest()  # the layer's tar itself
+    fresh.close()
+    assert fresh.archive("a" * 64, scheme).read_bytes() == archive  # not written again
+
+    later = install.InstalledTrees(tmp_path / "trees", staging=tmp_path / "ram")
+    wheel.unlink()
+    (unpacked,) = later.ensure([("a" * 64, wheel)], scheme)
+    assert _tree_digest(unpacked) == digest  # the folders the layer left out are made again
 
 
 def test_released_trees_are_removed_and_unpacked_again_when_asked_for(
@@ -140,6 +177,24 @@ def test_released_trees_are_removed_and_unpacked_again_when_asked_for(
     assert not tree.exists()
     assert list((tmp_path / "ram").iterdir()) == []
     assert _tree_digest(trees.path("a" * 64, scheme)) == digest
+
+
+def test_a_process_that_never_releases_its_trees_still_leaves_their_archives(
+    tmp_path: Path, wheel: Path
+) -> None:
+    script = (
+        "import sys; from pathlib import Path; from wheeldock import install\n"
+        "trees = install.InstalledTrees(Path(sys.argv[1]), staging=Path(sys.argv[2]))\n"
+        "trees.ensure([('a' * 64, Path(sys.argv[3]))], install.debian_scheme())\n"
+    )
+    ram = tmp_path / "ram"
+    argv = [sys.executable, "-c", script, str(tmp_path / "trees"), str(ram), str(wheel)]
+    subprocess.run(argv, check=True)
+    assert list(ram.iterdir()) == []  # the staged tree went at exit ...
+    later = install.InstalledTrees(tmp_path / "trees", staging=ram)
+    assert later.has("a" * 64, install.debian_scheme())  # ... archived first
+    tree = later.path("a" * 64, install.debian_scheme())
+    assert (tree / SITE / "hello_tool" / "__init__.py").is_file()
 
 
 def test_a_tree_that_ram_has_no_room_for_is_staged_in_the_cache_instead(
@@ -161,9 +216,9 @@ def test_a_damaged_archive_is_removed_with_an_error_that_says_to_build_again(
     tmp_path: Path, wheel: Path
 ) -> None:
     scheme = install.debian_scheme()
-    install.InstalledTrees(tmp_path / "trees", staging=tmp_path / "ram").ensure(
-        [("a" * 64, wheel)], scheme
-    )
+    first = install.InstalledTrees(tmp_path / "trees", staging=tmp_path / "ram")
+    first.ensure([("a" * 64, wheel)], scheme)
+    first.close()
     trees = install.InstalledTrees(tmp_path / "trees", staging=tmp_path / "ram")
     archive = trees.archive("a" * 64, scheme)
     archive.write_bytes(archive.read_bytes()[:1536])  # cut short, as by a crash

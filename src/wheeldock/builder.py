@@ -42,6 +42,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
@@ -748,14 +749,24 @@ class Builder:
             entries: list[TarEntry] = []
             for art in plan.artifacts:
                 entries += entries_from_dir(trees[art.sha256], prefix="")
-            return build_layer(
-                entries,
-                store=self.store,
-                compression=self.compression,
-                mtime=FIXED_MTIME,
-                annotations={"org.opencontainers.image.title": f"deps: {plan.title}"},
-                provided=scheme_folders(base.scheme),
-            )
+            shas = [a.sha256 for a in plan.artifacts]
+            alone = len(shas) == 1
+            # a tree installed now is archived from its layer's own tar when it is alone in it
+            writer = self.trees.archive_writer(shas[0], base.scheme) if alone else nullcontext()
+            with writer as tee:
+                layer = build_layer(
+                    entries,
+                    store=self.store,
+                    compression=self.compression,
+                    mtime=FIXED_MTIME,
+                    annotations={"org.opencontainers.image.title": f"deps: {plan.title}"},
+                    provided=scheme_folders(base.scheme),
+                    tee=tee,
+                )
+            if not alone:
+                for sha in shas:
+                    self.trees.write_archive(sha, base.scheme)
+            return layer
 
         return self._layer(svc, "deps", plan.title, plan.key, make)
 

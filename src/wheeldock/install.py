@@ -17,6 +17,7 @@ The compiling interpreter must be the image's minor version (same magic number).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import heapq
 import itertools
@@ -28,15 +29,17 @@ import subprocess
 import sys
 import tempfile
 import threading
+import weakref
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 from typing import IO, Literal
 
 from wheeldock import process
-from wheeldock.errors import InvalidConfig, ToolNotFound
+from wheeldock.errors import InvalidConfig, ToolNotFound, WheeldockError
 from wheeldock.paths import cache_dir, free_bytes, staging_dir
 
 log = logging.getLogger(__name__)
@@ -305,6 +308,9 @@ class InstalledTrees:
         self._staging: Path | None = None  # RAM, or wherever staging_dir chose
         self._spill: Path | None = None  # the cache's, for trees RAM has no room for
         self._where: dict[str, Path] = {}  # key -> staged tree
+        #: keys of trees installed here whose archive is not written yet: the layer that holds
+        #: the tree writes it (:meth:`archive_writer`), so the tree is not tarred twice
+        self._unarchived: set[str] = set()
         self._lock = threading.RLock()
         self._cleanups: list[threading.Thread] = []
 
@@ -322,7 +328,42 @@ class InstalledTrees:
         return self.root / key[:2] / f"{key}.tar"
 
     def has(self, wheel_sha256: str, scheme: Scheme) -> bool:
-        return self.archive(wheel_sha256, scheme).is_file()
+        """Whether the tree is staged here (its archive may still be being written) or in the
+        cache."""
+        key = self.key(wheel_sha256, scheme)
+        return key in self._where or self.archive(wheel_sha256, scheme).is_file()
+
+    @contextmanager
+    def archive_writer(self, wheel_sha256: str, scheme: Scheme) -> Iterator[IO[bytes] | None]:
+        """A file for the tree's archive when it still needs one (else None): the caller
+        writes the tree's entries as a tar (a layer of this tree alone: its bytes), and the
+        archive is put in place when the block ends without an error."""
+        from wheeldock.fsutil import atomic_writer
+
+        key = self.key(wheel_sha256, scheme)
+        with self._lock:
+            if key not in self._unarchived:
+                claimed = False
+            else:
+                self._unarchived.discard(key)  # one writer; another thread gets None
+                claimed = True
+        if not claimed:
+            yield None
+            return
+        try:
+            # a concurrent build's identical archive may be replaced
+            with atomic_writer(self.archive(wheel_sha256, scheme)) as out:
+                yield out
+        except BaseException:
+            with self._lock:
+                self._unarchived.add(key)  # written by someone else, or at release
+            raise
+
+    def write_archive(self, wheel_sha256: str, scheme: Scheme) -> None:
+        """Archive the staged tree if it still needs it (a layer holding several trees)."""
+        with self.archive_writer(wheel_sha256, scheme) as out:
+            if out is not None:
+                self._write_tree(self._where[self.key(wheel_sha256, scheme)], out)
 
     def path(self, wheel_sha256: str, scheme: Scheme) -> Path:
         """The tree, as a folder laid out as the image's root; unpacked from the cache if it is
@@ -342,6 +383,7 @@ class InstalledTrees:
         """Remove the staged trees (on a thread: :meth:`close` waits for it). Trees asked for
         later are unpacked again."""
         with self._lock:
+            self._archive_the_rest()
             stagings = [d for d in (self._staging, self._spill) if d is not None]
             self._staging = self._spill = None
             self._where.clear()
@@ -352,6 +394,15 @@ class InstalledTrees:
             )
             cleanup.start()
             self._cleanups.append(cleanup)
+
+    def _archive_the_rest(self) -> None:
+        """Archive the trees installed here that no layer archived (call with the lock held)."""
+        from wheeldock.fsutil import atomic_writer
+
+        for key in sorted(self._unarchived):
+            with atomic_writer(self.root / key[:2] / f"{key}.tar") as out:
+                self._write_tree(self._where[key], out)
+        self._unarchived.clear()
 
     def close(self) -> None:
         """Release the staged trees and wait until they are gone."""
@@ -364,6 +415,7 @@ class InstalledTrees:
         if self._staging is None:
             self._staging = staging_dir(self._staging_parent)
             _unreleased.add(self._staging)
+            _staging_trees.add(self)
         if self._staging_parent is not None or free_bytes(self._staging) >= need + _HEADROOM:
             return self._staging
         spill_parent = cache_dir("staging")
@@ -398,14 +450,12 @@ class InstalledTrees:
                 fix="run the build again: the wheel is installed anew",
             ) from exc
 
-    def _archive(self, tree: Path, archive: Path) -> None:
-        """Write ``tree`` as ``archive``: sorted members, fixed owners and times, as a layer."""
-        from wheeldock.fsutil import atomic_writer
+    @staticmethod
+    def _write_tree(tree: Path, out: IO[bytes]) -> None:
+        """``tree`` as a tar: sorted members, fixed owners and times, as a layer."""
         from wheeldock.layer import entries_from_dir, write_tar
 
-        # a concurrent build's identical archive may be replaced
-        with atomic_writer(archive) as out:
-            write_tar(entries_from_dir(tree, prefix=""), out, mtime=0)
+        write_tar(entries_from_dir(tree, prefix=""), out, mtime=0)
 
     def ensure(self, wheels: Sequence[tuple[str, Path]], scheme: Scheme) -> list[Path]:
         """The tree of each (sha256, wheel file), installing and compiling the missing ones."""
@@ -483,13 +533,14 @@ class InstalledTrees:
 
         def finish(tmp: Path) -> None:
             sha, tree = staged[tmp]
-            self._archive(tmp, self.archive(sha, scheme))
             with self._lock:
                 try:
                     os.rename(tmp, tree)
                 except OSError:
                     if not tree.is_dir():  # else the same tree was unpacked here meanwhile
                         raise
+                else:
+                    self._unarchived.add(tree.name)  # archived by its layer, or at release
                 self._where[tree.name] = tree
             if ready is not None:
                 ready(sha, tree)
@@ -513,8 +564,16 @@ _HEADROOM = 256 << 20
 _unreleased: set[Path] = set()
 
 
+#: Every :class:`InstalledTrees` that staged a tree: at exit, what they installed and did not
+#: archive yet is archived before the staging folders go (a caller that never released them).
+_staging_trees: weakref.WeakSet[InstalledTrees] = weakref.WeakSet()
+
+
 @atexit.register
 def _remove_unreleased() -> None:
+    for trees in list(_staging_trees):
+        with trees._lock, contextlib.suppress(OSError, WheeldockError):
+            trees._archive_the_rest()
     for staging in list(_unreleased):
         shutil.rmtree(staging, ignore_errors=True)
     _unreleased.clear()

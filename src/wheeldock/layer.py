@@ -291,8 +291,15 @@ class _LayerSink:
     whether a file came from disk in pieces or from memory whole).
     """
 
-    def __init__(self, out: BlobWriter, compression: Compression, level: int | None) -> None:
+    def __init__(
+        self,
+        out: BlobWriter,
+        compression: Compression,
+        level: int | None,
+        tee: IO[bytes] | None = None,
+    ) -> None:
         self._out = out
+        self._tee = tee
         self._compressor = _compressor(compression, level)
         self._hasher = hashlib.sha256()
         self._buf = bytearray()
@@ -316,6 +323,8 @@ class _LayerSink:
         return size
 
     def _feed(self, data: bytes | memoryview) -> None:
+        if self._tee is not None:
+            self._tee.write(data)
         self._hasher.update(data)
         self.uncompressed_size += len(data)
         out = self._compressor.compress(data)
@@ -620,16 +629,18 @@ def build_layer(
     level: int | None = None,
     annotations: Mapping[str, str] | None = None,
     provided: Collection[str] = (),
+    tee: IO[bytes] | None = None,
 ) -> Layer:
     """Write ``entries`` as a deterministic layer straight into ``store``.
 
     One streaming pass: tar → sha256 (diff_id) → compressor → sha256 (digest) → store; memory
     stays at a few MiB whatever the layer's size. ``mtime`` (SOURCE_DATE_EPOCH) is every
-    entry's modification time. ``provided``: see :func:`plan_entries`.
+    entry's modification time. ``provided``: see :func:`plan_entries`. ``tee`` gets a copy of
+    the uncompressed tar (an installed wheel's archive is its own layer's tar).
     """
     planned = plan_entries(entries, provided=provided)
     with store.writer() as w:
-        sink = _LayerSink(w, compression, level)
+        sink = _LayerSink(w, compression, level, tee)
         write_tar(planned, sink, mtime=int(mtime))
         diff_id = sink.close()
     return _finish(w.blob, diff_id, compression, store, sink.uncompressed_size, annotations)
