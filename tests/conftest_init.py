@@ -30,7 +30,7 @@ STACKS: dict[str, tuple[Path, tuple[str, ...]]] = {
     "flask": (DATA / "flask", ("WEB_PORT",)),
     "worker": (DATA / "worker", ()),
     "nested": (DATA / "nested", ("NESTED_PORT",)),
-    "adhoc": (DATA / "adhoc", ("API_PORT", "SHOP_PORT")),
+    "adhoc": (DATA / "adhoc", ("API_PORT", "SHOP_PORT", "CART_PORT", "DESK_PORT")),
 }
 
 

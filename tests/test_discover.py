@@ -541,39 +541,81 @@ SHOP = DATA / "adhoc" / "shop"  # a uv project with a uv.lock and a dev group
 
 
 @pytest.mark.parametrize(
-    ("command", "projects", "argv", "dev"),
+    ("command", "locked", "argv", "dev"),
     [
         (
             "sh -c 'uv sync --frozen --no-dev && uv run uvicorn shop:app --port 8000'",
-            (".",),
+            (("uv", "."),),
             ("uvicorn", "shop:app", "--port", "8000"),
             False,
         ),
         # `uv run` syncs the project on its own first
-        ("uv run --frozen python -m shop", (".",), ("python", "-m", "shop"), False),
-        ("sh -c 'uv run -m shop'", (".",), ("python", "-m", "shop"), False),
+        ("uv run --frozen python -m shop", (("uv", "."),), ("python", "-m", "shop"), False),
+        ("sh -c 'uv run -m shop'", (("uv", "."),), ("python", "-m", "shop"), False),
         (
             "sh -c 'cd svc && uv sync --locked && exec uv run -- gunicorn app:app'",
-            ("svc",),
+            (("uv", "svc"),),
             ("gunicorn", "app:app"),
             True,
         ),
-        ("uv run --project /srv/shop python a.py", ("/srv/shop",), ("python", "a.py"), False),
+        (
+            "uv run --project /srv/shop python a.py",
+            (("uv", "/srv/shop"),),
+            ("python", "a.py"),
+            False,
+        ),
+        (
+            "sh -c 'pip install poetry && poetry install --no-root && poetry run python -m app'",
+            (("poetry", "."),),
+            ("python", "-m", "app"),
+            True,
+        ),
+        (
+            "sh -c 'poetry install -C api --only main && cd api && poetry run uvicorn a:app'",
+            (("poetry", "api"),),
+            ("uvicorn", "a:app"),
+            False,
+        ),
+        (
+            "sh -c 'poetry install --without dev,test && python app.py'",
+            (("poetry", "."),),
+            ("python", "app.py"),
+            False,
+        ),
+        (
+            "sh -c 'pip install pipenv && pipenv install --system --deploy && python app.py'",
+            (("pipenv", "."),),
+            ("python", "app.py"),
+            False,
+        ),
+        (
+            "sh -c 'pipenv sync && pipenv run gunicorn app:app'",
+            (("pipenv", "."),),
+            ("gunicorn", "app:app"),
+            False,
+        ),
     ],
 )
-def test_uv_sync_and_uv_run_read_as_installing_the_project_then_running_its_command(
-    command: str, projects: tuple[str, ...], argv: tuple[str, ...], dev: bool
+def test_project_tools_read_as_installing_the_project_lock_then_running_its_command(
+    command: str, locked: tuple[tuple[str, str], ...], argv: tuple[str, ...], dev: bool
 ) -> None:
     start = discover._parse_start(command)
     assert start is not None
-    assert (start.uv_projects, start.argv, start.uv_dev) == (projects, argv, dev)
+    assert (start.locked, start.argv, start.dev_left_out) == (locked, argv, dev)
     assert start.requirements == start.packages == start.projects == ()
 
 
 @pytest.mark.parametrize(
-    "command", ["uv run --no-project python a.py", "uv run --no-sync python a.py", "uv sync"]
+    "command",
+    [
+        "uv run --no-project python a.py",
+        "uv run --no-sync python a.py",
+        "uv sync",
+        "poetry run python a.py",  # poetry and pipenv install nothing when they run
+        "pipenv run python a.py",
+    ],
 )
-def test_uv_that_installs_nothing_or_runs_nothing_is_not_a_candidate(command: str) -> None:
+def test_a_tool_that_installs_nothing_or_runs_nothing_is_not_a_candidate(command: str) -> None:
     assert discover._parse_start(command) is None
 
 
@@ -589,7 +631,7 @@ def test_a_uv_project_becomes_its_locked_packages_and_runs_without_uv(tmp_path: 
     assert found.service.command == ("uvicorn", "shop:app", "--port", "${PORT}")
     notes = " ".join(found.notes)
     assert "the packages locked in app/uv.lock" in notes
-    assert "the dev group is left out" in notes  # its `uv sync` had no --no-dev
+    assert "the development packages are left out" in notes  # its `uv sync` had no --no-dev
 
 
 @pytest.mark.parametrize(
@@ -599,7 +641,7 @@ def test_a_uv_project_becomes_its_locked_packages_and_runs_without_uv(tmp_path: 
         (
             "sh -c 'uv sync --extra web && uv run python a.py'",
             {"app/uv.lock": ""},
-            "installs more than the project's dependencies (--extra)",
+            "takes more than the project's runtime packages (--extra)",
         ),
         (
             "sh -c 'uv run --with rich python a.py'",
@@ -609,7 +651,7 @@ def test_a_uv_project_becomes_its_locked_packages_and_runs_without_uv(tmp_path: 
         (
             "sh -c 'pip install -r r.txt && uv sync && uv run python a.py'",
             {"app/uv.lock": "", "app/r.txt": "six\n"},
-            "a uv.lock is a service's whole requirements",
+            "a lock file is a service's whole requirements",
         ),
         (
             "sh -c 'uv sync && uv run python a.py'",

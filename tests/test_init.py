@@ -132,6 +132,15 @@ def test_packages_on_the_command_line_become_a_requirements_file_that_revert_rem
     assert "uv sync --frozen --no-dev --no-install-project --project /build/shop" in shop
     assert "source=shop/pyproject.toml,target=/build/shop/pyproject.toml" in shop
     assert "os.environ.get('SHOP_PORT'" in shop  # the health check follows the port variable
+    assert services["cart"]["requirements"] == ["cart/poetry.lock"]  # `poetry install`
+    assert services["cart"]["command"][:2] == ["uvicorn", "cart:app"]  # `poetry run` is not needed
+    cart = (stack.root / "Dockerfile.cart").read_text()
+    assert "poetry export --only main --without-hashes" in cart  # read by Poetry itself
+    assert services["desk"]["requirements"] == ["desk/Pipfile.lock"]  # `pipenv install --deploy`
+    assert (
+        "pipenv requirements > /tmp/requirements.txt"
+        in (stack.root / "Dockerfile.desk").read_text()
+    )
     assert "legacy" not in services
     (legacy,) = [w for w in summary["warnings"] if "legacy" in w]
     assert "no pyproject.toml" in legacy

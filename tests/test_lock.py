@@ -1061,6 +1061,71 @@ def test_a_uv_lock_that_installs_a_local_package_is_refused(tmp_path: Path) -> N
     )
     process.run([lock.uv_bin(), "lock", "--offline", "--quiet"], cwd=tmp_path / "svc")
     inputs = lock.collect_inputs(tmp_path, ["svc/uv.lock"], platform="linux/amd64", python="3.11")
-    with pytest.raises(InvalidConfig, match=r"installs local packages \(\./helper\)") as err:
+    with pytest.raises(
+        InvalidConfig, match=r"installs packages from a path or URL \(\./helper\)"
+    ) as err:
         lock.pinned_requirements(tmp_path, inputs)
     assert err.value.fix is not None and "publish the package" in err.value.fix
+
+
+ADHOC = Path(__file__).parent / "data" / "init" / "adhoc"
+
+
+def _project(root: Path, folder: str, names: tuple[str, ...], lock_name: str) -> lock.LockInputs:
+    _write(root, {f"svc/{n}": (ADHOC / folder / n).read_text() for n in names})
+    return lock.collect_inputs(root, [f"svc/{lock_name}"], platform="linux/amd64", python="3.11")
+
+
+@pytest.mark.parametrize(
+    ("folder", "names", "lock_name"),
+    [
+        ("cart", ("pyproject.toml", "poetry.lock"), "poetry.lock"),
+        ("desk", ("Pipfile", "Pipfile.lock"), "Pipfile.lock"),
+    ],
+)
+def test_poetry_and_pipenv_locks_give_their_runtime_packages_pinned(
+    tmp_path: Path, folder: str, names: tuple[str, ...], lock_name: str
+) -> None:
+    inputs = _project(tmp_path, folder, names, lock_name)
+    assert sorted(name for name, _ in inputs.files) == sorted(f"svc/{n}" for n in names)
+    pins = lock.pinned_requirements(tmp_path, inputs)
+    # the same packages uv's lock of the same dependencies gives, none of the dev ones
+    by_uv = lock.pinned_requirements(tmp_path / "uv", _uv_project(tmp_path / "uv"))
+    assert set(pins) == set(by_uv) and "pytest" not in pins
+
+
+def test_a_lock_poetry_1_wrote_is_refused_naming_poetry_2(tmp_path: Path) -> None:
+    text = (ADHOC / "cart" / "poetry.lock").read_text().replace('groups = ["main"]\n', "")
+    _write(tmp_path, {"svc/pyproject.toml": "[tool.poetry]\n", "svc/poetry.lock": text})
+    inputs = lock.collect_inputs(
+        tmp_path, ["svc/poetry.lock"], platform="linux/amd64", python="3.11"
+    )
+    with pytest.raises(InvalidConfig, match="written by Poetry 1") as err:
+        lock.pinned_requirements(tmp_path, inputs)
+    assert err.value.fix is not None and "`poetry lock`" in err.value.fix
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("folder", "tool"),
+    [
+        (
+            "cart",
+            ("--from", "poetry", "--with", "poetry-plugin-export", "poetry", "export",
+             "--only", "main", "--without-hashes", "--format", "requirements.txt"),
+        ),
+        ("desk", ("--from", "pipenv", "pipenv", "requirements")),
+    ],
+)  # fmt: skip
+def test_the_pins_read_from_a_lock_are_the_ones_its_own_tool_exports(
+    folder: str, tool: tuple[str, ...]
+) -> None:
+    out = process.run([lock.uv_bin(), "tool", "run", *tool], cwd=ADHOC / folder).stdout
+    exported = {line.split(";")[0].strip().lower() for line in out.splitlines() if "==" in line}
+    ours = {
+        line.split(";")[0].strip().lower()
+        for line in lock.locked_requirements(
+            ADHOC / folder / ("poetry.lock" if folder == "cart" else "Pipfile.lock")
+        )
+    }
+    assert ours == exported

@@ -99,13 +99,13 @@ def test_flask_under_gunicorn_answers_on_its_health_route(
 
 
 @pytest.mark.integration
-def test_inline_packages_a_pyproject_project_and_a_uv_project_run_built_both_ways(
+def test_inline_packages_local_projects_and_project_locks_run_built_both_ways(
     stacks: list[StackCopy], tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """`pip install fastapi 'uvicorn>=0.30'` then a preparing step; `apt-get install` then
-    `pip install -e .` (a pyproject.toml project); `uv sync` then `uv run` (a uv project): init
-    makes images of all three that keep the steps, the system library and the lock's pins,
-    through BuildKit and through the native builder."""
+    `pip install -e .` (a pyproject.toml project); uv, Poetry and Pipenv projects installed
+    from their locks: init makes images of each that keep the steps, the system library and
+    the lock's pins (no development packages), through BuildKit and the native builder."""
     stack = _new(stacks, "adhoc", tmp_path)
     before = {p: p.read_bytes() for p in stack.root.rglob("*") if p.is_file()}
     assert stack.run("init") == 0
@@ -118,15 +118,20 @@ def test_inline_packages_a_pyproject_project_and_a_uv_project_run_built_both_way
         else:
             report = _up(stack)
         by_name = {s.name: s for s in report.services}
-        assert set(by_name) == {"api", "jobs", "shop"}, how  # legacy (setup.py only) passed over
-        api, jobs, shop = by_name["api"], by_name["jobs"], by_name["shop"]
+        # legacy (setup.py only) was passed over
+        assert set(by_name) == {"api", "jobs", "shop", "cart", "desk"}, how
+        api, jobs = by_name["api"], by_name["jobs"]
         assert api.port == stack.port("API_PORT") and api.docker_health == "healthy", how
         assert jobs.docker_health == "healthy", how
         with urllib.request.urlopen(f"http://127.0.0.1:{api.port}/health", timeout=5) as resp:
             assert json.load(resp) == {"status": "ok", "prepared": "yes"}, how  # its step ran
-        assert shop.port == stack.port("SHOP_PORT") and shop.docker_health == "healthy", how
-        with urllib.request.urlopen(f"http://127.0.0.1:{shop.port}/health", timeout=5) as resp:
-            assert json.load(resp) == {"status": "ok", "pytest": False}, how  # no dev group
+        for name in ("shop", "cart", "desk"):  # uv, Poetry and Pipenv projects, from their locks
+            project = by_name[name]
+            assert project.port == stack.port(f"{name.upper()}_PORT"), (how, name)
+            assert project.docker_health == "healthy", (how, name)
+            url = f"http://127.0.0.1:{project.port}/health"
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                assert json.load(resp) == {"status": "ok", "pytest": False}, (how, name)  # no dev
         capfd.readouterr()
         assert stack.run("logs", "jobs") == 0
         assert "jobs ready {'cffi':" in capfd.readouterr().out, how  # libyaml loaded before it

@@ -26,7 +26,7 @@ from packaging.utils import canonicalize_name
 from wheeldock.compose import ComposeFile, env_files, environment, interpolate, merged_services
 from wheeldock.errors import InvalidConfig, NotFound
 from wheeldock.project import CONFIG_NAME, Service
-from wheeldock.requirements import UV_LOCK, uv_lock_requirements
+from wheeldock.requirements import LOCK_FILES, locked_requirements
 from wheeldock.requirements import option_values as _option_values
 from wheeldock.requirements import project_dependencies as _project_dependencies
 from wheeldock.requirements import relative as _rel
@@ -134,43 +134,61 @@ class _Start:
     script: str = ""
     dropped: tuple[str, ...] = ()  # steps left out of the image's command (``apk add …``)
     from_file: str | None = None  # the script file the steps were read from (``entrypoint.sh``)
-    #: uv projects it syncs (``uv sync``, or ``uv run`` syncing on its own), folders as written
-    uv_projects: tuple[str, ...] = ()
-    #: what the sync selects beyond the project's dependencies (``--extra web``): passed over
-    uv_selects: tuple[str, ...] = ()
-    uv_dev: bool = False  # a ``uv sync`` without ``--no-dev`` (its dev group is left out)
+    #: projects installed from their lock file, (tool, folder as written): ``uv sync`` (or a
+    #: ``uv run`` syncing on its own), ``poetry install``, ``pipenv sync``/``install``
+    locked: tuple[tuple[str, str], ...] = ()
+    #: what such an install selects beyond the project's packages (``--extra web``): passed over
+    selects: tuple[str, ...] = ()
+    dev_left_out: bool = False  # the install also installed the development packages
 
 
 # --- the start command -------------------------------------------------------------------------
 
-#: ``uv sync`` / ``uv run`` options that take a value (as the next word when not given with ``=``)
-_UV_VALUE_OPTIONS = frozenset(
-    {
-        "--project", "--directory", "--extra", "--group", "--only-group", "--package",
-        "--python", "-p", "--with", "--with-editable", "--with-requirements", "--env-file",
-        "--index", "--default-index", "--index-url", "--extra-index-url", "--find-links", "-f",
-        "--no-binary-package", "--no-build-package", "--cache-dir", "--config-file",
-        "--no-group", "--link-mode", "--resolution", "--prerelease", "--python-platform",
-    }
-)  # fmt: skip
-#: Options that make ``uv sync`` install more than the project's dependencies.
-_UV_SELECTS = frozenset(
-    {
-        "--extra", "--all-extras", "--group", "--only-group", "--all-groups", "--only-dev",
-        "--no-default-groups", "--package", "--all-packages", "--with", "--with-editable",
-        "--with-requirements",
-    }
-)  # fmt: skip
+#: Options of ``uv``, ``poetry`` and ``pipenv`` commands that take a value (as the next word
+#: when not given with ``=``), by tool.
+_TOOL_VALUE_OPTIONS = {
+    "uv": frozenset(
+        {
+            "--project", "--directory", "--extra", "--group", "--only-group", "--package",
+            "--python", "-p", "--with", "--with-editable", "--with-requirements", "--env-file",
+            "--index", "--default-index", "--index-url", "--extra-index-url", "--find-links",
+            "-f", "--no-binary-package", "--no-build-package", "--cache-dir", "--config-file",
+            "--no-group", "--link-mode", "--resolution", "--prerelease", "--python-platform",
+        }
+    ),
+    "poetry": frozenset(
+        {"-C", "--directory", "-P", "--project", "--with", "--without", "--only", "-E", "--extras"}
+    ),
+    "pipenv": frozenset({"--python", "--categories", "--pypi-mirror", "--extra-pip-args"}),
+}  # fmt: skip
+#: Options that make the install take more than the project's runtime packages.
+_TOOL_SELECTS = {
+    "uv": frozenset(
+        {
+            "--extra", "--all-extras", "--group", "--only-group", "--all-groups", "--only-dev",
+            "--no-default-groups", "--package", "--all-packages", "--with", "--with-editable",
+            "--with-requirements",
+        }
+    ),
+    "poetry": frozenset({"--with", "-E", "--extras", "--all-extras", "--all-groups"}),
+    "pipenv": frozenset({"--dev", "-d", "--categories"}),
+}  # fmt: skip
+#: The options naming a tool's project folder (the working dir without them).
+_TOOL_FOLDER = {
+    "uv": ("--project", "--directory"),
+    "poetry": ("-C", "--directory", "-P", "--project"),
+    "pipenv": (),
+}
 
 
-def _uv_options(args: Sequence[str]) -> tuple[dict[str, list[str]], list[str]]:
-    """``uv sync``/``uv run`` options (name → values; flags get an empty value) and what follows
-    them (``uv run``'s command)."""
+def _tool_options(tool: str, args: Sequence[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """A tool's options (name → values; flags get an empty value) and what follows them (the
+    command of ``uv run``, ``poetry run``, ``pipenv run``; the packages of ``pipenv install``)."""
     options: dict[str, list[str]] = {}
     i = 0
     while i < len(args) and args[i].startswith("-") and args[i] != "--":
         name, eq, value = args[i].partition("=")
-        if not eq and name in _UV_VALUE_OPTIONS and i + 1 < len(args):
+        if not eq and name in _TOOL_VALUE_OPTIONS[tool] and i + 1 < len(args):
             value = args[i + 1]
             i += 1
         options.setdefault(name, []).append(value)
@@ -179,8 +197,52 @@ def _uv_options(args: Sequence[str]) -> tuple[dict[str, list[str]], list[str]]:
     return options, rest[1:] if rest[:1] == ["--"] else rest
 
 
-def _uv_project(options: Mapping[str, list[str]]) -> str:
-    return (options.get("--project") or options.get("--directory") or ["."])[-1]
+def _tool_folder(tool: str, options: Mapping[str, list[str]]) -> str:
+    named = [v for o in _TOOL_FOLDER[tool] for v in options.get(o, [])]
+    return named[-1] if named else "."
+
+
+@dataclass(frozen=True)
+class _ToolStep:
+    """A step of a project tool: an install from the project's lock, or a ``run`` of a command."""
+
+    tool: str
+    folder: str | None  # the project it installs (None: ``run`` without a sync)
+    selects: tuple[str, ...] = ()
+    dev: bool = False  # it installs the development packages too
+    run: tuple[str, ...] = ()  # the command ``run`` runs
+
+
+def _tool_step(seg: Sequence[str]) -> _ToolStep | None:
+    """``uv sync``, ``poetry install``, ``pipenv sync``/``install`` and their ``run``s."""
+    tool, sub = PurePosixPath(seg[0]).name, seg[1] if len(seg) > 1 else ""
+    if tool not in _TOOL_VALUE_OPTIONS:
+        return None
+    options, rest = _tool_options(tool, seg[2:])
+    folder = _tool_folder(tool, options)
+    selects = tuple(o for o in options if o in _TOOL_SELECTS[tool])
+    if sub == "run":
+        if not rest:
+            return None
+        if tool == "uv" and ("-m" in options or "--module" in options):
+            rest = ["python", "-m", *rest]
+        # `uv run` syncs the project first, unless told not to; the others only run
+        syncs = tool == "uv" and "--no-project" not in options and "--no-sync" not in options
+        return _ToolStep(tool, folder if syncs else None, selects if syncs else (), run=tuple(rest))
+    if (tool, sub) == ("uv", "sync"):
+        return _ToolStep(tool, folder, selects, dev="--no-dev" not in options)
+    if (tool, sub) == ("poetry", "install"):
+        only = [g for v in options.get("--only", []) for g in v.split(",")]
+        without = [g for v in options.get("--without", []) for g in v.split(",")]
+        if any(g != "main" for g in only):
+            selects += ("--only",)
+        dev = not only and "dev" not in without and "--no-dev" not in options
+        return _ToolStep(tool, folder, selects, dev=dev)
+    if tool == "pipenv" and (sub == "sync" or (sub == "install" and not rest)):
+        return _ToolStep(tool, folder, selects)
+    if tool == "pipenv" and sub == "install":
+        return _ToolStep(tool, folder, (*selects, "packages named: " + " ".join(rest)))
+    return None
 
 
 def _script_of(command: Any) -> str | None:
@@ -273,7 +335,9 @@ _PIP_VALUE_OPTIONS = frozenset(
     }
 )  # fmt: skip
 #: What a pip step installs to install things, not to run the service (``pip install -U pip``).
-_INSTALL_TOOLS = frozenset({"pip", "uv", "setuptools", "wheel"})
+_INSTALL_TOOLS = frozenset(
+    {"pip", "uv", "setuptools", "wheel", "poetry", "pipenv", "poetry-plugin-export"}
+)
 
 
 def _pip_targets(args: list[str]) -> tuple[list[str], list[str]]:
@@ -327,10 +391,10 @@ def _parse_start(command: Any) -> _Start | None:
     system: list[str] = []
     dropped: list[str] = []  # steps the image has no use for (another distribution's packages)
     kept: list[tuple[list[str], str]] = []  # the steps the image still runs at start
-    uv_projects: list[str] = []
-    uv_selects: list[str] = []
-    uv_dev = False
-    implicit: str | None = None  # the project a `uv run` syncs on its own
+    locked: list[tuple[str, str]] = []
+    selects: list[str] = []
+    dev_left_out = False
+    implicit: tuple[str, str] | None = None  # the project a `uv run` syncs on its own
     here = ""  # where a ``cd`` moved the script, relative to the working dir (or absolute)
     run: list[str] | None = None
     for original, separator in _segments(script):
@@ -340,24 +404,18 @@ def _parse_start(command: Any) -> _Start | None:
         if not seg:
             continue
         name = PurePosixPath(seg[0]).name
-        if name == "uv" and seg[1:2] == ["sync"]:
-            options, _ = _uv_options(seg[2:])
-            uv_projects.append(_under(here, _uv_project(options)))
-            uv_selects += [o for o in options if o in _UV_SELECTS]
-            uv_dev = uv_dev or "--no-dev" not in options
+        step = _tool_step(seg)
+        if step is not None and step.folder is not None and not step.run:
+            locked.append((step.tool, _under(here, step.folder)))
+            selects += step.selects
+            dev_left_out = dev_left_out or step.dev
             continue
-        if name == "uv" and seg[1:2] == ["run"]:
-            # `uv run CMD`: CMD runs in the project's environment, synced first unless told not
-            options, rest = _uv_options(seg[2:])
-            if not rest:
-                continue
-            if "--no-project" not in options and "--no-sync" not in options:
-                implicit = _under(here, _uv_project(options))
-                uv_selects += [o for o in options if o in _UV_SELECTS]
-            if "-m" in options or "--module" in options:
-                rest = ["python", "-m", *rest]
-            original = original[: len(original) - len(seg)] + rest
-            seg = rest
+        if step is not None and step.run:
+            if step.folder is not None:
+                implicit = (step.tool, _under(here, step.folder))
+                selects += step.selects
+            original = original[: len(original) - len(seg)] + list(step.run)
+            seg = list(step.run)
             name = PurePosixPath(seg[0]).name
         if name in ("apt-get", "apt"):
             # system packages at start: the image gets them at build time instead
@@ -408,9 +466,9 @@ def _parse_start(command: Any) -> _Start | None:
             )
             if at is not None:
                 run = seg[at:]
-    if implicit is not None and not (requirements or packages or projects or uv_projects):
-        uv_projects.append(implicit)
-    if not (requirements or packages or projects or uv_projects) or run is None:
+    if implicit is not None and not (requirements or packages or projects or locked):
+        locked.append(implicit)
+    if not (requirements or packages or projects or locked) or run is None:
         return None
     shell = ""
     if len(kept) > 1 or any(t != "exec" for t in kept[0][0][: len(kept[0][0]) - len(run)]):
@@ -436,9 +494,9 @@ def _parse_start(command: Any) -> _Start | None:
         tuple(dict.fromkeys(system)),
         shell,
         tuple(dropped),
-        uv_projects=tuple(dict.fromkeys(uv_projects)),
-        uv_selects=tuple(dict.fromkeys(uv_selects)),
-        uv_dev=uv_dev,
+        locked=tuple(dict.fromkeys(locked)),
+        selects=tuple(dict.fromkeys(selects)),
+        dev_left_out=dev_left_out,
     )
 
 
@@ -905,27 +963,30 @@ def _project_requirements(
     )
 
 
-def _uv_lock_requirements(
-    folder: str, workdir: str, mounts: Sequence[_Mount], root: Path
+def _locked_requirements(
+    tool: str, folder: str, workdir: str, mounts: Sequence[_Mount], root: Path
 ) -> tuple[str, str]:
-    """The ``uv.lock`` (project-relative) of the uv project a service syncs, and a note;
-    :class:`_PassOver` when there is none, or uv cannot read it."""
+    """The lock file (project-relative) of the project a service installs with ``tool``, and a
+    note; :class:`_PassOver` when there is none, or it cannot be read."""
+    kind = next(k for k in LOCK_FILES if k.tool == tool)
     located = _to_host(str(PurePosixPath(workdir) / folder), mounts)
     if located is None:
-        raise _PassOver(f"the uv project it syncs ({folder}) is not in a bind-mounted folder")
-    lock = located[1] / UV_LOCK
+        raise _PassOver(
+            f"the {tool} project it installs ({folder}) is not in a bind-mounted folder"
+        )
+    lock = located[1] / kind.filename
     if not lock.is_file():
         raise _PassOver(
-            f"the uv project it syncs ({_rel(located[1], root)}) has no uv.lock: run `uv lock` "
-            "there and keep the file with the code"
+            f"the {tool} project it installs ({_rel(located[1], root)}) has no {kind.filename}: "
+            f"run `{kind.relock}` there and keep the file with the code"
         )
     try:
-        uv_lock_requirements(lock)
+        locked_requirements(lock)
     except InvalidConfig as exc:
         raise _PassOver(f"{_rel(lock, root)}: {exc.what}") from exc
     rel = _rel(lock, root)
     return rel, (
-        f"requirements: the packages locked in {rel} (what `uv sync --frozen --no-dev` installs); "
+        f"requirements: the packages locked in {rel} (what `{kind.installs}` installs); "
         "the project runs from its source, it is not installed"
     )
 
@@ -995,25 +1056,28 @@ def _finding(
         generated = ((rel, _generated_requirements(name, start.packages)),)
         requirements.append(rel)
         notes.append(f"requirements: {' '.join(start.packages)} from the command, into {rel}")
-    if start.uv_projects:
-        if start.uv_selects:
+    if start.locked:
+        (tool, folder), *more = start.locked
+        if start.selects:
             raise _PassOver(
-                f"its uv sync installs more than the project's dependencies "
-                f"({', '.join(start.uv_selects)}): wheeldock installs what `uv sync --no-dev` "
-                "does; move those packages into [project].dependencies"
+                f"its {tool} install takes more than the project's runtime packages "
+                f"({', '.join(start.selects)}): wheeldock installs what "
+                f"`{next(k for k in LOCK_FILES if k.tool == tool).installs}` does; make those "
+                "packages the project's own"
             )
-        if requirements or len(start.uv_projects) > 1:
+        if requirements or more:
             raise _PassOver(
-                "it installs with uv sync and also with pip (or syncs two projects): a uv.lock "
-                "is a service's whole requirements; add the other packages with `uv add`"
+                f"it installs with {tool} and also with pip (or installs two projects): a lock "
+                f"file is a service's whole requirements; add the other packages with {tool}"
             )
-        rel, note = _uv_lock_requirements(start.uv_projects[0], workdir, mounts, root)
+        rel, note = _locked_requirements(tool, folder, workdir, mounts, root)
         requirements.append(rel)
         notes.append(note)
-        if start.uv_dev:
+        if start.dev_left_out:
             notes.append(
-                "requirements: the dev group is left out of the image (its uv sync had no "
-                "--no-dev); list what the service needs at run time in [project].dependencies"
+                f"requirements: the development packages are left out of the image (its {tool} "
+                "install took them too); make what the service needs at run time the project's "
+                "own packages"
             )
     constraints = [_rel(workdir_host / c, root) for c in start.constraints]
     closure, reqs = requirement_closure(

@@ -30,7 +30,7 @@ from packaging.utils import canonicalize_name
 from wheeldock import base
 from wheeldock.ca import SECRET_ID
 from wheeldock.project import Service
-from wheeldock.requirements import is_uv_lock
+from wheeldock.requirements import project_lock
 
 #: Where a RUN step sees the CA secret.
 CA_TARGET = "/run/secrets/wheeldock-ca.pem"
@@ -203,16 +203,31 @@ def render(spec: DockerfileSpec) -> str:
         f"{uv} venv --python /usr/bin/python3 {VENV} \\\n"
         f"    && {uv} pip install --python {VENV}/bin/python{no_binary} {req_args}"
     )
-    uv_lock = next((r for r in svc.requirements if is_uv_lock(r)), None)
-    if uv_lock is not None:
-        # a uv project: what its `uv sync` installed, from the lock (the project itself runs
-        # from its source, as `uv sync --no-install-project` leaves it)
-        project_dir = str(PurePosixPath("/build", uv_lock).parent)
-        install = (
-            f"{uv} venv --python /usr/bin/python3 {VENV} \\\n"
-            f"    && UV_PROJECT_ENVIRONMENT={VENV} {uv} sync --frozen --no-dev --no-install-project"
-            f"{_sync_no_binary(svc.no_binary)} --project {project_dir}"
-        )
+    locked = next((r for r in svc.requirements if project_lock(r) is not None), None)
+    if locked is not None:
+        # a project's lock: what its tool installs, without the development packages (the
+        # project itself runs from its source); read by the tool itself
+        kind = project_lock(locked)
+        assert kind is not None
+        folder = str(PurePosixPath("/build", locked).parent)
+        venv = f"{uv} venv --python /usr/bin/python3 {VENV} \\\n    && "
+        pip = f"{uv} pip install --python {VENV}/bin/python{no_binary} -r /tmp/requirements.txt"
+        if kind.tool == "uv":
+            install = venv + (
+                f"UV_PROJECT_ENVIRONMENT={VENV} {uv} sync --frozen --no-dev --no-install-project"
+                f"{_sync_no_binary(svc.no_binary)} --project {folder}"
+            )
+        elif kind.tool == "poetry":
+            install = venv + (
+                f"cd {folder} && {uv} tool run --from poetry --with poetry-plugin-export poetry "
+                "export --only main --without-hashes --format requirements.txt "
+                f"--output /tmp/requirements.txt \\\n    && {pip}"
+            )
+        else:
+            install = venv + (
+                f"cd {folder} && PIPENV_VERBOSITY=-1 {uv} tool run --from pipenv pipenv "
+                f"requirements > /tmp/requirements.txt \\\n    && {pip}"
+            )
     if own_builder:
         # A builder base made by an older wheeldock has no uv: say so instead of "not found".
         install = (

@@ -33,7 +33,7 @@ from wheeldock import compose, discover, dockerfile, project
 from wheeldock.errors import InvalidConfig, NotFound, WheeldockError
 from wheeldock.fsutil import atomic_write_bytes, atomic_write_text
 from wheeldock.project import Project, Service
-from wheeldock.requirements import UV_LOCK, requirement_lines
+from wheeldock.requirements import project_lock, requirement_lines
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ def host_wheelhouse(root: Path, service: Service, planned: Mapping[str, str] | N
         return target
     reqs: list[str] = []
     for req in service.requirements:
-        if req.endswith((".toml", UV_LOCK)):  # pip reads neither with -r
+        if req.endswith(".toml") or project_lock(req):  # pip reads neither with -r
             reqs += requirement_lines(root, req, pending.get(req))
         elif req in pending:  # a planned file holds requirement lines only, no includes
             reqs += [

@@ -56,7 +56,7 @@ from wheeldock import process
 from wheeldock.errors import InvalidConfig, NotFound, WheeldockError
 from wheeldock.fsutil import atomic_write_text, file_lock
 from wheeldock.project import Project, Service
-from wheeldock.requirements import is_uv_lock, requirement_closure, uv_bin, uv_lock_requirements
+from wheeldock.requirements import locked_requirements, project_lock, requirement_closure, uv_bin
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
@@ -157,13 +157,13 @@ def collect_inputs(
             fix='add `requirements = ["requirements.txt"]` to the service',
         )
     wheel_arch(platform)  # a platform wheeldock does not build for is refused here
-    locks = [r for r in requirements if is_uv_lock(r)]
+    locks = [r for r in requirements if project_lock(r) is not None]
     if locks and (len(requirements) > 1 or constraints):
         raise InvalidConfig(
             f"{locks[0]} is listed with other requirement or constraint files",
             path=root / "wheeldock.toml",
-            fix="a uv project's uv.lock is the service's whole requirements: list it alone "
-            "(add the other packages to the project with `uv add`)",
+            fix="a project's lock file is the service's whole requirements: list it alone "
+            "(add the other packages to the project, e.g. `uv add`, `poetry add`)",
         )
     for rel in (*requirements, *constraints):
         if not (root / rel).is_file():
@@ -495,10 +495,10 @@ def compile_lock(root: Path, inputs: LockInputs, dest: Path, *, upgrade: bool = 
     with file_lock(str(dest.parent / ".lock")):
         exported: Path | None = None
         for rel in inputs.top:
-            if is_uv_lock(rel):
-                # uv pip reads no uv.lock: it is given the lock's pins, which resolve to themselves
-                exported = dest.with_name(f".{dest.name}.uv-export.txt")
-                atomic_write_text(exported, "\n".join(uv_lock_requirements(root / rel)) + "\n")
+            if project_lock(rel) is not None:
+                # uv pip reads no project lock: it gets the lock's pins, which resolve to themselves
+                exported = dest.with_name(f".{dest.name}.export.txt")
+                atomic_write_text(exported, "\n".join(locked_requirements(root / rel)) + "\n")
                 argv.append(_relative(root, exported))
             else:
                 argv.append(rel)
@@ -683,15 +683,17 @@ def pinned_requirements(root: Path, inputs: LockInputs) -> dict[str, _Pin]:
         raise NotFastLockable("constraints or no_binary are set")
     env = target_environment(inputs.platform, inputs.python)
     pins: dict[str, _Pin] = {}
-    projects = {
-        str(PurePosixPath(r).parent / "pyproject.toml") for r, _ in inputs.files if is_uv_lock(r)
+    projects = {  # the manifests read with a lock file
+        str(PurePosixPath(r).parent / kind.manifest)
+        for r, _ in inputs.files
+        if (kind := project_lock(r)) is not None
     }
     for rel, _ in inputs.files:
         path = root / rel
         if rel in projects:
-            continue  # read by uv with its uv.lock: the lock holds the pins
-        if is_uv_lock(rel):
-            text = "\n".join(uv_lock_requirements(path))  # pinned lines, markers and all
+            continue  # read with its lock file: the lock holds the pins
+        if project_lock(rel) is not None:
+            text = "\n".join(locked_requirements(path))  # pinned lines, markers and all
         elif path.suffix == ".toml":
             raise NotFastLockable(f"{rel} is a pyproject.toml")
         else:

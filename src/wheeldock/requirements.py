@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -78,35 +79,80 @@ def project_dependencies(path: Path, text: str | None = None) -> list[str]:
     return list(deps)
 
 
-#: The lock file of a uv project (``uv sync``): a service's whole requirements when it is one.
-UV_LOCK = "uv.lock"
+@dataclass(frozen=True)
+class ProjectLock:
+    """A package manager's lock file, which is a service's whole requirements when it installs
+    from one (``uv sync``, ``poetry install``, ``pipenv sync``): its runtime packages, pinned."""
+
+    filename: str  # ``uv.lock``
+    manifest: str  # the file the tool reads with it (``pyproject.toml``, ``Pipfile``)
+    tool: str
+    installs: str  # the install wheeldock stands in for
+    relock: str  # how its user makes the lock again
 
 
-def is_uv_lock(rel: str) -> bool:
-    return rel == UV_LOCK or rel.endswith("/" + UV_LOCK)
+LOCK_FILES = (
+    ProjectLock("uv.lock", "pyproject.toml", "uv", "uv sync --frozen --no-dev", "uv lock"),
+    ProjectLock(
+        "poetry.lock", "pyproject.toml", "poetry", "poetry install --only main", "poetry lock"
+    ),
+    ProjectLock("Pipfile.lock", "Pipfile", "pipenv", "pipenv sync", "pipenv lock"),
+)
+
+
+def project_lock(rel: str) -> ProjectLock | None:
+    """The kind of lock file ``rel`` is (by its name), or None for a requirements file."""
+    name = rel.rpartition("/")[2]
+    return next((kind for kind in LOCK_FILES if kind.filename == name), None)
 
 
 _exported: dict[tuple[str, bytes], tuple[str, ...]] = {}
 
 
-def uv_lock_requirements(path: Path) -> tuple[str, ...]:
-    """The packages a uv project's ``uv.lock`` installs with ``uv sync --frozen --no-dev``, as
-    pinned requirement lines (``name==version`` with their markers; the project itself left
-    out: it runs from its source). ``uv export`` reads the lock, so its rules (markers, groups,
-    extras) are uv's own; it needs the ``pyproject.toml`` beside the lock, and no network."""
+def locked_requirements(path: Path) -> tuple[str, ...]:
+    """The packages a project's lock file installs, as pinned requirement lines
+    (``name==version`` and the marker the lock gives it), the project itself left out (it runs
+    from its source). What each tool installs without its development packages:
+
+    - ``uv.lock``: ``uv export`` (uv's own reading, no network) of ``uv sync --no-dev``;
+    - ``poetry.lock`` (Poetry 2): the packages of the ``main`` group;
+    - ``Pipfile.lock``: its ``default`` packages.
+    """
+    kind = project_lock(path.name)
+    assert kind is not None, path
+    manifest = path.parent / kind.manifest
+    if not manifest.is_file():
+        raise InvalidConfig(
+            f"a {kind.filename} with no {kind.manifest} beside it",
+            path=path,
+            fix=f"keep the project's {kind.manifest} next to its {kind.filename} "
+            f"({kind.tool} needs both)",
+        )
+    key = (str(path.resolve()), path.read_bytes() + b"\0" + manifest.read_bytes())
+    if key not in _exported:
+        reader = {"uv": _uv_export, "poetry": _poetry_main, "pipenv": _pipfile_default}
+        lines = reader[kind.tool](path)
+        local = [
+            line
+            for line in lines
+            if line.startswith(("-e ", ".", "/")) or " @ " in line.split(";")[0]
+        ]
+        if local:
+            raise InvalidConfig(
+                f"the lock installs packages from a path or URL ({', '.join(local)}): a "
+                "workspace member, a path or a VCS dependency, which wheeldock cannot build "
+                "into the dependency layers",
+                path=path,
+                fix="publish the package to an index, and depend on it by version",
+            )
+        _exported[key] = lines
+    return _exported[key]
+
+
+def _uv_export(path: Path) -> tuple[str, ...]:
     from wheeldock import process
     from wheeldock.errors import CommandFailed
 
-    pyproject = path.parent / "pyproject.toml"
-    if not pyproject.is_file():
-        raise InvalidConfig(
-            "a uv.lock with no pyproject.toml beside it",
-            path=path,
-            fix="keep the project's pyproject.toml next to its uv.lock (uv needs both)",
-        )
-    key = (str(path.resolve()), path.read_bytes() + b"\0" + pyproject.read_bytes())
-    if key in _exported:
-        return _exported[key]
     argv = [
         uv_bin(), "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes",
         "--no-header", "--no-annotate", "--format", "requirements-txt",
@@ -120,20 +166,70 @@ def uv_lock_requirements(path: Path) -> tuple[str, ...]:
             path=path,
             fix="run `uv lock` in the project's folder, and keep uv.lock with its pyproject.toml",
         ) from exc
-    lines = tuple(line.strip() for line in out.splitlines() if line.strip())
-    local = [line for line in lines if line.startswith(("-e ", ".", "/")) or " @ file:" in line]
-    if local:
+    return tuple(line.strip() for line in out.splitlines() if line.strip())
+
+
+def _poetry_main(path: Path) -> tuple[str, ...]:
+    """Poetry 2 writes each package's groups and the marker it is installed under into the
+    lock, so its main group is read without Poetry (which takes seconds to start)."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidConfig(f"not valid TOML ({exc})", path=path, fix="run `poetry lock`") from exc
+    packages = data.get("package")
+    if not isinstance(packages, list) or not all(
+        isinstance(p, dict) and "groups" in p for p in packages
+    ):
+        version = (data.get("metadata") or {}).get("lock-version", "?")
         raise InvalidConfig(
-            f"the lock installs local packages ({', '.join(local)}): a workspace member or a "
-            "path dependency, which wheeldock cannot build into the dependency layers",
+            f"a Poetry lock without the groups of its packages (lock-version {version}, "
+            "written by Poetry 1)",
             path=path,
-            fix="publish the package to an index, or depend on it by version",
+            fix="lock it again with Poetry 2 (`poetry lock`): its locks say which group each "
+            "package belongs to",
         )
-    _exported[key] = lines
-    return lines
+    lines = []
+    for pkg in packages:
+        if "main" not in pkg["groups"]:
+            continue
+        source = pkg.get("source") or {}
+        if source.get("type") in ("directory", "file", "git", "url"):
+            lines.append(f"{pkg['name']} @ {source.get('url', '?')}")
+            continue
+        marker = pkg.get("markers")
+        if isinstance(marker, dict):
+            marker = marker.get("main")
+        line = f"{pkg['name']}=={pkg['version']}"
+        lines.append(f"{line} ; {marker}" if marker else line)
+    return tuple(lines)
+
+
+def _pipfile_default(path: Path) -> tuple[str, ...]:
+    import json
+
+    try:
+        default = json.loads(path.read_text())["default"]
+        assert isinstance(default, dict)
+    except (ValueError, KeyError, TypeError, AssertionError, UnicodeDecodeError) as exc:
+        raise InvalidConfig(
+            f"not a Pipfile.lock ({exc!r})", path=path, fix="run `pipenv lock`"
+        ) from exc
+    lines = []
+    for name, spec in sorted(default.items()):
+        if not isinstance(spec, dict) or "version" not in spec:
+            where = spec.get("path") or spec.get("git") or spec.get("file") or "?"
+            lines.append(f"{name} @ {where}" if isinstance(spec, dict) else f"{name} @ ?")
+            continue
+        extras = spec.get("extras") or []
+        line = f"{name}{'[' + ','.join(extras) + ']' if extras else ''}{spec['version']}"
+        lines.append(f"{line} ; {spec['markers']}" if spec.get("markers") else line)
+    return tuple(lines)
 
 
 def uv_bin() -> str:
+    """The uv wheeldock runs: its ``uv`` dependency's binary, else uv on PATH."""
     try:
         from uv import find_uv_bin
     except ImportError:
@@ -145,11 +241,11 @@ def uv_bin() -> str:
 
 def requirement_lines(root: Path, rel: str, text: str | None = None) -> list[str]:
     """The requirement lines a file holds as pip (or uv) reads it, for a tool given one list:
-    a ``pyproject.toml``'s ``[project].dependencies``, a ``uv.lock``'s pinned packages, or the
-    file's own lines (comments dropped; options and includes kept)."""
+    a ``pyproject.toml``'s ``[project].dependencies``, a project lock's pinned packages, or
+    the file's own lines (comments dropped; options and includes kept)."""
     path = root / rel
-    if is_uv_lock(rel):
-        return list(uv_lock_requirements(path))
+    if project_lock(rel) is not None:
+        return list(locked_requirements(path))
     if path.suffix == ".toml":
         return project_dependencies(path, text)
     raw = path.read_text() if text is None else text
@@ -204,13 +300,14 @@ def requirement_closure(
             )
         seen.append(rel)
         text = pending.get(rel)
-        if is_uv_lock(rel):
-            # uv reads the project's pyproject.toml with the lock (groups, the project's name)
-            beside = relative(path.parent / "pyproject.toml", root)
+        kind = project_lock(rel)
+        if kind is not None:
+            # the tool reads its manifest with the lock (groups, the project's name)
+            beside = relative(path.parent / kind.manifest, root)
             if beside not in seen:
                 seen.append(beside)
             if parse:
-                for line in uv_lock_requirements(path):
+                for line in locked_requirements(path):
                     add(line, path, 0)
             return
         if path.suffix == ".toml":

@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="turn a compose stack that pip-installs at start into prebuilt-wheel images",
         description="Find the Python services that pip-install their dependencies at every start "
         "(`pip install -r requirements.txt`, packages named inline, `pip install .` of a "
-        "pyproject.toml project, `uv pip install`, in the command or a start script it runs), "
+        "pyproject.toml project, `uv pip install`, a project installed from its lock by "
+        "`uv sync`/`uv run`, `poetry install` or `pipenv install`/`sync`, in the command or a "
+        "start script it runs), "
         "write a multi-stage Dockerfile.<service> for each, merge a .dockerignore, patch the "
         "compose file (originals kept in .wheeldock/backup) and record the decisions in "
         "wheeldock.toml. Services passed over are listed with the reason.",
