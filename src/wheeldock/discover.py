@@ -26,7 +26,7 @@ from packaging.utils import canonicalize_name
 from wheeldock.compose import ComposeFile, env_files, environment, interpolate, merged_services
 from wheeldock.errors import InvalidConfig, NotFound
 from wheeldock.project import CONFIG_NAME, Service
-from wheeldock.requirements import LOCK_FILES, locked_requirements
+from wheeldock.requirements import lock_of_tool, locked_requirements
 from wheeldock.requirements import option_values as _option_values
 from wheeldock.requirements import project_dependencies as _project_dependencies
 from wheeldock.requirements import relative as _rel
@@ -968,7 +968,7 @@ def _locked_requirements(
 ) -> tuple[str, str]:
     """The lock file (project-relative) of the project a service installs with ``tool``, and a
     note; :class:`_PassOver` when there is none, or it cannot be read."""
-    kind = next(k for k in LOCK_FILES if k.tool == tool)
+    kind = lock_of_tool(tool)
     located = _to_host(str(PurePosixPath(workdir) / folder), mounts)
     if located is None:
         raise _PassOver(
@@ -1062,7 +1062,7 @@ def _finding(
             raise _PassOver(
                 f"its {tool} install takes more than the project's runtime packages "
                 f"({', '.join(start.selects)}): wheeldock installs what "
-                f"`{next(k for k in LOCK_FILES if k.tool == tool).installs}` does; make those "
+                f"`{lock_of_tool(tool).installs}` does; make those "
                 "packages the project's own"
             )
         if requirements or more:

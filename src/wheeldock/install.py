@@ -324,7 +324,9 @@ class InstalledTrees:
 
     def archive(self, wheel_sha256: str, scheme: Scheme) -> Path:
         """Where the tree's archive is kept in the cache."""
-        key = self.key(wheel_sha256, scheme)
+        return self._archive_path(self.key(wheel_sha256, scheme))
+
+    def _archive_path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.tar"
 
     def has(self, wheel_sha256: str, scheme: Scheme) -> bool:
@@ -400,7 +402,7 @@ class InstalledTrees:
         from wheeldock.fsutil import atomic_writer
 
         for key in sorted(self._unarchived):
-            with atomic_writer(self.root / key[:2] / f"{key}.tar") as out:
+            with atomic_writer(self._archive_path(key)) as out:
                 self._write_tree(self._where[key], out)
         self._unarchived.clear()
 

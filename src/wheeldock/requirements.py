@@ -100,6 +100,10 @@ LOCK_FILES = (
 )
 
 
+def lock_of_tool(tool: str) -> ProjectLock:
+    return next(kind for kind in LOCK_FILES if kind.tool == tool)
+
+
 def project_lock(rel: str) -> ProjectLock | None:
     """The kind of lock file ``rel`` is (by its name), or None for a requirements file."""
     name = rel.rpartition("/")[2]
