@@ -15,7 +15,7 @@ import logging
 import posixpath
 import re
 import shlex
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -952,15 +952,20 @@ def _project_requirements(
             f"the project it installs ({target}) has no pyproject.toml: its dependencies are "
             "known only by running setup.py"
         )
-    try:
-        _project_dependencies(pyproject)
-    except InvalidConfig as exc:
-        raise _PassOver(f"{_rel(pyproject, root)}: {exc.what}") from exc
-    rel = _rel(pyproject, root)
+    rel = _readable(pyproject, _project_dependencies, root)
     return rel, (
         f"requirements: the dependencies of {rel} ([project].dependencies); the project runs "
         "from its source, it is not installed (its own console scripts are not made)"
     )
+
+
+def _readable(path: Path, read: Callable[[Path], object], root: Path) -> str:
+    """``path`` project-relative once ``read`` takes it; :class:`_PassOver` with its error."""
+    try:
+        read(path)
+    except InvalidConfig as exc:
+        raise _PassOver(f"{_rel(path, root)}: {exc.what}") from exc
+    return _rel(path, root)
 
 
 def _locked_requirements(
@@ -980,11 +985,7 @@ def _locked_requirements(
             f"the {tool} project it installs ({_rel(located[1], root)}) has no {kind.filename}: "
             f"run `{kind.relock}` there and keep the file with the code"
         )
-    try:
-        locked_requirements(lock)
-    except InvalidConfig as exc:
-        raise _PassOver(f"{_rel(lock, root)}: {exc.what}") from exc
-    rel = _rel(lock, root)
+    rel = _readable(lock, locked_requirements, root)
     return rel, (
         f"requirements: the packages locked in {rel} (what `{kind.installs}` installs); "
         "the project runs from its source, it is not installed"
