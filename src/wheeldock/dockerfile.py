@@ -199,35 +199,9 @@ def render(spec: DockerfileSpec) -> str:
                 _with_ca(f"python3 -m pip install --target /opt/uv uv=={spec.uv_version}"),
             ),
         ]
-    install = (
-        f"{uv} venv --python /usr/bin/python3 {VENV} \\\n"
-        f"    && {uv} pip install --python {VENV}/bin/python{no_binary} {req_args}"
+    install = f"{uv} venv --python /usr/bin/python3 {VENV} \\\n    && " + _install_step(
+        svc, uv, no_binary, req_args
     )
-    locked = next((r for r in svc.requirements if project_lock(r) is not None), None)
-    if locked is not None:
-        # a project's lock: what its tool installs, without the development packages (the
-        # project itself runs from its source); read by the tool itself
-        kind = project_lock(locked)
-        assert kind is not None
-        folder = str(PurePosixPath("/build", locked).parent)
-        venv = f"{uv} venv --python /usr/bin/python3 {VENV} \\\n    && "
-        pip = f"{uv} pip install --python {VENV}/bin/python{no_binary} -r /tmp/requirements.txt"
-        if kind.tool == "uv":
-            install = venv + (
-                f"UV_PROJECT_ENVIRONMENT={VENV} {uv} sync --frozen --no-dev --no-install-project"
-                f"{_sync_no_binary(svc.no_binary)} --project {folder}"
-            )
-        elif kind.tool == "poetry":
-            install = venv + (
-                f"cd {folder} && {uv} tool run --from poetry --with poetry-plugin-export poetry "
-                "export --only main --without-hashes --format requirements.txt "
-                f"--output /tmp/requirements.txt \\\n    && {pip}"
-            )
-        else:
-            install = venv + (
-                f"cd {folder} && PIPENV_VERBOSITY=-1 {uv} tool run --from pipenv pipenv "
-                f"requirements > /tmp/requirements.txt \\\n    && {pip}"
-            )
     if own_builder:
         # A builder base made by an older wheeldock has no uv: say so instead of "not found".
         install = (
@@ -284,6 +258,34 @@ def _uv_no_binary(no_binary: Sequence[str]) -> str:
     if ":all:" in no_binary:
         return " --no-binary :all:"
     return "".join(f" --no-binary {name}" for name in no_binary)
+
+
+def _install_step(svc: Service, uv: str, no_binary: str, req_args: str) -> str:
+    """The builder's step that installs the service's requirements into the venv."""
+    pip = f"{uv} pip install --python {VENV}/bin/python{no_binary}"
+    found = next(((r, k) for r in svc.requirements if (k := project_lock(r)) is not None), None)
+    if found is None:
+        return f"{pip} {req_args}"
+    # a project's lock: what its tool installs, without the development packages (the project
+    # itself runs from its source); read by the tool itself
+    locked, kind = found
+    folder = str(PurePosixPath("/build", locked).parent)
+    exported = f"{pip} -r /tmp/requirements.txt"
+    if kind.tool == "uv":
+        return (
+            f"UV_PROJECT_ENVIRONMENT={VENV} {uv} sync --frozen --no-dev --no-install-project"
+            f"{_sync_no_binary(svc.no_binary)} --project {folder}"
+        )
+    if kind.tool == "poetry":
+        return (
+            f"cd {folder} && {uv} tool run --from poetry --with poetry-plugin-export poetry "
+            "export --only main --without-hashes --format requirements.txt "
+            f"--output /tmp/requirements.txt \\\n    && {exported}"
+        )
+    return (
+        f"cd {folder} && PIPENV_VERBOSITY=-1 {uv} tool run --from pipenv pipenv "
+        f"requirements > /tmp/requirements.txt \\\n    && {exported}"
+    )
 
 
 def _sync_no_binary(no_binary: Sequence[str]) -> str:

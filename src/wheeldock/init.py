@@ -268,12 +268,10 @@ def host_wheelhouse(root: Path, service: Service, planned: Mapping[str, str] | N
         return target
     reqs: list[str] = []
     for req in service.requirements:
-        if req.endswith(".toml") or project_lock(req):  # pip reads neither with -r
+        # pip reads no pyproject.toml or lock file with -r, and a planned file is not written
+        # yet (it holds requirement lines only, no includes)
+        if req.endswith(".toml") or project_lock(req) or req in pending:
             reqs += requirement_lines(root, req, pending.get(req))
-        elif req in pending:  # a planned file holds requirement lines only, no includes
-            reqs += [
-                line for line in pending[req].splitlines() if line and not line.startswith("#")
-            ]
         else:
             reqs += ["-r", str(root / req)]
     for con in service.constraints:
