@@ -19,6 +19,7 @@ test: dev lint
 	$(BIN)/pytest -p no:cacheprovider
 
 lint:
+	$(BIN)/lint-imports
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -28,9 +28,10 @@ from typing import Any
 
 import pytest
 
-from wheeldock import lock, process
+from wheeldock.deps import lock, pylock
+from wheeldock.deps.wheelhouse import Wheelhouse, select
+from wheeldock.edges import process
 from wheeldock.project import Project, Service
-from wheeldock.wheelhouse import Wheelhouse, select
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -143,11 +144,11 @@ def site_packages() -> Path:
 
 def cbt_inputs(root: Path = CB_TOTEM) -> lock.LockInputs:
     return lock.collect_inputs(
-        root, [CBT_REQUIREMENTS], platform=lock.DEFAULT_PLATFORM, python=PYTHON
+        root, [CBT_REQUIREMENTS], platform=pylock.DEFAULT_PLATFORM, python=PYTHON
     )
 
 
-def ensure_lock(root: Path, dest: Path) -> lock.Lock:
+def ensure_lock(root: Path, dest: Path) -> pylock.Lock:
     """``dest`` as a fresh lock of ``root``'s cb-totem requirements (re-made with uv if stale).
 
     uv resolves into a scratch folder under the benchmark data (``compile_lock`` leaves a file
@@ -159,7 +160,7 @@ def ensure_lock(root: Path, dest: Path) -> lock.Lock:
         made = lock.compile_lock(root, inputs, scratch)
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(made.text)
-    return lock.read(dest)
+    return pylock.read(dest)
 
 
 @pytest.fixture(scope="session")
@@ -171,7 +172,7 @@ def cbt_lock_path() -> Path:
 @pytest.fixture(scope="session")
 def cbt_wheelhouse(cbt_lock_path: Path, bench_cache: Path) -> Path:
     """The lock's wheels (linux x86_64, cp311) side by side in one folder, as ``libs`` scans."""
-    locked = lock.read(cbt_lock_path)
+    locked = pylock.read(cbt_lock_path)
     dest = data_dir() / "cbt-wheelhouse"
     stamp = locked.digest
     if _made_once(dest, stamp):
@@ -213,7 +214,7 @@ class CbtStates:
         root = self.project.root
         (root / CBT_REQUIREMENTS).write_text(self.requirements[state])
         for svc in self.project.services:
-            path = lock.lock_path(root, svc.name)
+            path = pylock.lock_path(root, svc.name)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(self.locks[state])
 

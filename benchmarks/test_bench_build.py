@@ -28,9 +28,10 @@ from typing import Any
 import pytest
 from conftest import CbtStates
 
-from wheeldock import builder, process
-from wheeldock.blobs import BlobStore
-from wheeldock.builder import BuildOptions, ServiceBuild
+from wheeldock.build import builder
+from wheeldock.build.builder import BuildOptions, ServiceBuild
+from wheeldock.edges import process
+from wheeldock.oci.blobs import BlobStore
 
 Benchmark = Any
 ROUNDS = 7
@@ -203,7 +204,7 @@ def test_cli_build_after_code_change(benchmark: Benchmark, warm: Warm) -> None:
 def test_cli_process_start_and_imports(benchmark: Benchmark) -> None:
     """The fixed part of the CLI's figure: a new interpreter importing the CLI and the builder
     (with the OCI stack it pulls in)."""
-    argv = [sys.executable, "-c", "import wheeldock.cli, wheeldock.builder"]
+    argv = [sys.executable, "-c", "import wheeldock.cli, wheeldock.build.builder"]
     result = benchmark.pedantic(
         lambda: process.run(argv, timeout=120), rounds=ROUNDS, warmup_rounds=1
     )

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from wheeldock.blobs import BlobStore
-from wheeldock.digest import Digest
-from wheeldock.image import Healthcheck, History, Image, ImageConfig, Platform, rfc3339
-from wheeldock.layer import MEDIA_TYPE_GZIP, Layer
+from wheeldock.oci.blobs import BlobStore
+from wheeldock.oci.digest import Digest
+from wheeldock.oci.image import Healthcheck, History, Image, ImageConfig, Platform, rfc3339
+from wheeldock.oci.layer import MEDIA_TYPE_GZIP, Layer
 
 Benchmark = Any
 EPOCH = 1686355200

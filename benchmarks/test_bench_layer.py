@@ -21,9 +21,9 @@ import pytest
 import zstandard
 from isal import isal_zlib
 
-from wheeldock.blobs import BlobStore
-from wheeldock.builder import app_key
-from wheeldock.layer import (
+from wheeldock.build.builder import app_key
+from wheeldock.oci.blobs import BlobStore
+from wheeldock.oci.layer import (
     DEFAULT_GZIP_LEVEL,
     DEFAULT_ZSTD_LEVEL,
     Compression,

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from wheeldock import libs
-from wheeldock.paths import cache_dir
+from wheeldock.debian import libs
+from wheeldock.edges.paths import cache_dir
 
 Benchmark = Any
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from wheeldock import lock
-from wheeldock.wheelhouse import select
+from wheeldock.deps import lock, pylock
+from wheeldock.deps.wheelhouse import select
 
 Benchmark = Any
 
@@ -19,9 +19,9 @@ REQUIREMENTS = (
 CBT_PACKAGES = sum("==" in line for line in REQUIREMENTS.read_text().splitlines())
 
 
-#: ``lock.parse`` may be memoised (services sharing a lock parse it once per process); the
+#: ``pylock.parse`` may be memoised (services sharing a lock parse it once per process); the
 #: function underneath is what a first read costs.
-_parse_uncached = getattr(lock.parse, "__wrapped__", lock.parse)
+_parse_uncached = getattr(pylock.parse, "__wrapped__", pylock.parse)
 
 
 @pytest.mark.benchmark(group="lock")
@@ -35,15 +35,15 @@ def test_parse_cbt_lock(benchmark: Benchmark, cbt_lock_path: Path) -> None:
 
 @pytest.mark.benchmark(group="lock")
 def test_parse_cbt_lock_again(benchmark: Benchmark, cbt_lock_path: Path) -> None:
-    """``lock.parse`` as callers see it, on the same text again (memoised when it is)."""
+    """``pylock.parse`` as callers see it, on the same text again (memoised when it is)."""
     text = cbt_lock_path.read_text()
-    parsed = benchmark(lock.parse, text, cbt_lock_path)
+    parsed = benchmark(pylock.parse, text, cbt_lock_path)
     assert len(parsed.packages) == CBT_PACKAGES
 
 
 @pytest.mark.benchmark(group="lock")
 def test_read_cbt_lock(benchmark: Benchmark, cbt_lock_path: Path) -> None:
-    parsed = benchmark(lock.read, cbt_lock_path)
+    parsed = benchmark(pylock.read, cbt_lock_path)
     assert len(parsed.packages) == CBT_PACKAGES
 
 
@@ -61,7 +61,7 @@ def test_cbt_lock_status(benchmark: Benchmark, cbt_lock_path: Path) -> None:
 @pytest.mark.benchmark(group="lock")
 def test_select_cbt_wheels(benchmark: Benchmark, cbt_lock_path: Path) -> None:
     """Choosing each package's best wheel for linux/amd64 cp311 among the locked files."""
-    parsed = lock.read(cbt_lock_path)
+    parsed = pylock.read(cbt_lock_path)
     artifacts = benchmark(select, parsed)
     assert len(artifacts) == CBT_PACKAGES
     assert all(a.kind == "wheel" for a in artifacts)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cross-architecture figures for a stack (cb-totem by default), in one session on this machine.
 
-Two ``wheeldock bench`` runs (:func:`wheeldock.bench.run_bench`), scenarios ``seed`` and
+Two ``wheeldock bench`` runs (:func:`wheeldock.bench.lifecycle.run_bench`), scenarios ``seed`` and
 ``native``, with the compiled packages also forced to build from source (``--source-builds``,
 the kiosk's real case: its 7-minute compiles):
 
@@ -26,8 +26,10 @@ import json
 import sys
 from pathlib import Path
 
-from wheeldock import bench, ca, platforms
-from wheeldock.output import err_console
+from wheeldock import platforms
+from wheeldock.bench import lifecycle as bench
+from wheeldock.cli.output import err_console
+from wheeldock.edges import ca
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 1.5

@@ -180,7 +180,8 @@ def main() -> int:
 
 
 def _compose_images() -> list[str]:
-    from wheeldock import compose, project
+    from wheeldock import project
+    from wheeldock.compose import files as compose
 
     data = compose.load(compose.find_files(DEMO)[0]).services
     return [str(data[s.name]["image"]) for s in project.load(DEMO).services]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from wheeldock import base
+from wheeldock.debian import bases as base
 
 #: The environment the armhf base is made and used under (see :func:`armhf_sources`).
 _ARMHF_SOURCES = {"WHEELDOCK_DEBIAN_SECURITY_MIRROR": "none"}

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from wheeldock import builder, project
-from wheeldock.builder import BuildOptions, ServiceBuild
+from wheeldock import project
+from wheeldock.build import builder
+from wheeldock.build.builder import BuildOptions, ServiceBuild
 
 REPO = Path(__file__).resolve().parent.parent
 CB_TOTEM = REPO / "examples" / "cb-totem"

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from wheeldock import cli, engine
+from wheeldock import cli
+from wheeldock.edges import engine
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data" / "init"

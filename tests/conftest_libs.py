@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from wheeldock import debian
+from wheeldock.debian import archive as debian
 
 _MACHINES = {"x86_64": 62, "aarch64": 183, "arm": 40, "i386": 3}
 _DT = {"NULL": 0, "NEEDED": 1, "STRTAB": 5, "STRSZ": 10, "SONAME": 14, "RPATH": 15, "RUNPATH": 29}

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from wheeldock import image, mutate
-from wheeldock.blobs import BlobStore
-from wheeldock.layer import Layer, TarEntry, build_layer
+from wheeldock.oci import image, mutate
+from wheeldock.oci.blobs import BlobStore
+from wheeldock.oci.layer import Layer, TarEntry, build_layer
 
 EPOCH = 1_700_000_000
 BUSYBOX = Path("/bin/busybox")

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from wheeldock import base, engine
-from wheeldock.cli import main
+from wheeldock import platforms
+from wheeldock.cli.app import main
+from wheeldock.debian import bases as base
+from wheeldock.edges import engine
 from wheeldock.errors import (
     CommandFailed,
     EngineUnavailable,
@@ -147,7 +149,7 @@ def test_uv_version_is_the_installed_uv_package() -> None:
 def test_native_uv_binary_is_the_installed_packages_own(tmp_path: Path) -> None:
     from uv import find_uv_bin
 
-    binary = base.uv_binary(base.uv_version(), base.native_arch())
+    binary = base.uv_binary(base.uv_version(), platforms.native_arch())
     assert binary == Path(find_uv_bin())
     out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.split()[:2] == ["uv", base.uv_version()]
@@ -320,18 +322,18 @@ def test_import_changes_set_the_official_config_and_wheeldock_labels(tmp_path: P
 
 def test_unknown_arch_is_a_usage_error() -> None:
     with pytest.raises(UsageError) as err:
-        base.check_arch("vax")
+        platforms.check_arch("vax")
     assert err.value.fix is not None and "arm64" in err.value.fix
 
 
 def test_native_and_compatible_arches_need_no_binfmt(tmp_path: Path) -> None:
-    base.check_arch("amd64", binfmt_dir=tmp_path, host="amd64")
-    base.check_arch("i386", binfmt_dir=tmp_path, host="amd64")
+    platforms.check_arch("amd64", binfmt_dir=tmp_path, host="amd64")
+    platforms.check_arch("i386", binfmt_dir=tmp_path, host="amd64")
 
 
 def test_foreign_arch_without_binfmt_says_how_to_register_it(tmp_path: Path) -> None:
     with pytest.raises(ToolNotFound) as err:
-        base.check_arch("arm64", binfmt_dir=tmp_path, host="amd64")
+        platforms.check_arch("arm64", binfmt_dir=tmp_path, host="amd64")
     assert "qemu-aarch64" in err.value.what
     assert err.value.fix is not None
     assert "qemu-user-static" in err.value.fix and "update-binfmts --enable" in err.value.fix
@@ -340,14 +342,14 @@ def test_foreign_arch_without_binfmt_says_how_to_register_it(tmp_path: Path) -> 
 def test_foreign_arch_with_a_disabled_handler_is_refused(tmp_path: Path) -> None:
     (tmp_path / "qemu-aarch64").write_text("disabled\ninterpreter /usr/bin/qemu-aarch64\n")
     with pytest.raises(ToolNotFound):
-        base.check_arch("arm64", binfmt_dir=tmp_path, host="amd64")
+        platforms.check_arch("arm64", binfmt_dir=tmp_path, host="amd64")
 
 
 def test_foreign_arch_with_an_enabled_handler_passes(tmp_path: Path) -> None:
     if base.shutil.which("arch-test") is None:
         pytest.fail("arch-test is not installed: run scripts/setup.sh")
     (tmp_path / "qemu-aarch64").write_text("enabled\ninterpreter /usr/bin/qemu-aarch64\n")
-    base.check_arch("arm64", binfmt_dir=tmp_path, host="amd64")
+    platforms.check_arch("arm64", binfmt_dir=tmp_path, host="amd64")
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wheeldock.baselines import DockerfileInputs, seed_dockerfile, uvguide_dockerfile
+from wheeldock.bench.baselines import DockerfileInputs, seed_dockerfile, uvguide_dockerfile
 
 INPUTS = DockerfileInputs(
     source="vcc-totem",

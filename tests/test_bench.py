@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from wheeldock import bench, cli, platforms
+from wheeldock import cli, platforms
+from wheeldock.bench import lifecycle as bench
 from wheeldock.errors import CommandFailed, ToolNotFound, UsageError
 from wheeldock.project import Service
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from wheeldock import engine
+from wheeldock.edges import engine
 
 pytestmark = pytest.mark.integration
 
@@ -247,7 +247,7 @@ def test_bench_interrupted_with_ctrl_c_cleans_up_and_leaves_the_stack_untouched(
 def test_bench_for_arm64_builds_and_runs_every_scenario_under_qemu(
     tiny_arm64_stack: Path, base_cache: Path, tmp_path: Path
 ) -> None:
-    from wheeldock import bench
+    from wheeldock.bench import lifecycle as bench
 
     # every scenario waits for 200 from /health (not merely a running container)
     assert [s.health for s in bench.Stack.load(tiny_arm64_stack).services] == ["/health"]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from wheeldock.blobs import BlobStore, hash_file
-from wheeldock.digest import Digest
 from wheeldock.errors import DigestMismatch, NotFound
+from wheeldock.oci.blobs import BlobStore, hash_file
+from wheeldock.oci.digest import Digest
 
 
 def test_put_bytes_stores_under_sha256_read_only(store: BlobStore) -> None:
@@ -109,7 +109,7 @@ def test_kill_9_while_writing_leaves_no_partial_blob(tmp_path: Path) -> None:
     code = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from wheeldock.blobs import BlobStore\n"
+        "from wheeldock.oci.blobs import BlobStore\n"
         "s = BlobStore(Path(sys.argv[1]))\n"
         "with s.writer() as w:\n"
         "    w.write(b'a' * 100000)\n"

@@ -14,12 +14,16 @@ from pathlib import Path
 import pytest
 from conftest_build import CbtBuild, cache_at, make_cbt_project, make_wheel, new_cache
 
-from wheeldock import builder, debian, engine, install, lock, project
-from wheeldock.builder import BuildOptions, app_entries, app_key, plan_dependencies
+from wheeldock import project
+from wheeldock.build import builder, install
+from wheeldock.build.builder import BuildOptions, app_entries, app_key, plan_dependencies
+from wheeldock.debian import archive as debian
+from wheeldock.deps import pylock
+from wheeldock.deps.pylock import LockedFile
+from wheeldock.deps.wheelhouse import Artifact, select
+from wheeldock.edges import engine
 from wheeldock.errors import InvalidConfig, UsageError
-from wheeldock.lock import LockedFile
 from wheeldock.project import Project, Service
-from wheeldock.wheelhouse import Artifact, select
 
 SCHEME = install.debian_scheme()
 
@@ -282,7 +286,7 @@ def test_cb_totem_builds_to_an_oci_layout_skopeo_reads(cbt_built: CbtBuild) -> N
     assert kinds[0] == "base" and kinds[-1] == "app"
     # a layer per locked distribution, the small wheels' one shared: a bump re-tars and ships
     # only its own
-    arts = select(lock.read(api.lock))
+    arts = select(pylock.read(api.lock))
     small = [a for a in arts if (a.file.size or 0) < builder.SMALL_WHEEL]
     assert len(small) >= 2
     assert kinds.count("deps") == len(arts) - len(small) + 1 <= builder.MAX_DEP_LAYERS
@@ -452,7 +456,7 @@ def test_a_cold_build_loads_its_big_layers_early_and_leaves_no_untagged_image(
     dangling = set(
         engine.docker("images", "-q", "--no-trunc", "-f", "dangling=true").stdout.split()
     )
-    caplog.set_level("INFO", logger="wheeldock.daemon")
+    caplog.set_level("INFO", logger="wheeldock.oci.daemon")
     try:
         with cache_at(new_cache(base_cache, tmp_path / "cache")):
             proj = make_cbt_project(tmp_path / "p", lock_from=cbt_built.root)
@@ -517,7 +521,7 @@ def test_images_loaded_into_docker_answer_health_checks(
 def test_chain_ids_follow_the_image_spec() -> None:
     import hashlib
 
-    from wheeldock.daemon import chain_ids
+    from wheeldock.oci.daemon import chain_ids
 
     a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
     expected = "sha256:" + hashlib.sha256(f"{a} {b}".encode()).hexdigest()
@@ -528,7 +532,7 @@ def test_chain_ids_follow_the_image_spec() -> None:
 def test_base_layer_is_read_in_place_and_its_facts_kept_beside_the_tar(
     cbt_built: CbtBuild, build_env: Path
 ) -> None:
-    from wheeldock import base as bases
+    from wheeldock.debian import bases
 
     rootfs = bases.ensure_rootfs("slim")
     facts = builder.base_facts(rootfs)

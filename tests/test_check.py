@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 from conftest_libs import make_elf, write_tree
 
-from wheeldock import base, cli, debian, libs
+from wheeldock import cli
+from wheeldock.debian import archive as debian
+from wheeldock.debian import bases as base
+from wheeldock.debian import libs
 from wheeldock.errors import InvalidReference, NotFound
 
 SITE = "usr/local/lib/python3.11/site-packages"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from wheeldock import __version__
-from wheeldock.cli import main
+from wheeldock.cli.app import main
 
 
 def test_version_flag_prints_the_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -46,7 +46,7 @@ def test_missing_project_folder_is_a_usage_error(
 ) -> None:
     import argparse
 
-    from wheeldock import cli
+    from wheeldock.cli import app as cli
 
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
@@ -65,7 +65,7 @@ def test_missing_project_folder_is_a_usage_error(
 def test_only_the_chosen_commands_module_is_imported() -> None:
     code = (
         "import sys; from wheeldock import cli; cli.build_parser(['lock', '--help']);"
-        "print('wheeldock.commands.lock' in sys.modules, 'wheeldock.commands.bench' in sys.modules)"
+        "print('wheeldock.cli.commands.lock' in sys.modules, 'wheeldock.cli.commands.bench' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False"]
@@ -74,7 +74,7 @@ def test_only_the_chosen_commands_module_is_imported() -> None:
 def test_help_lists_every_command_without_importing_them(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from wheeldock.commands import COMMANDS
+    from wheeldock.cli.commands import COMMANDS
 
     with pytest.raises(SystemExit):
         main(["--help"])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest_init import DATA, EXAMPLE
 
-from wheeldock import compose
+from wheeldock.compose import files as compose
 from wheeldock.errors import InvalidConfig, NotFound
 
 GOLDEN = DATA / "golden"

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from wheeldock import daemon, engine
+from wheeldock.edges import engine
 from wheeldock.errors import EngineUnavailable
-from wheeldock.image import Image
+from wheeldock.oci import daemon
+from wheeldock.oci.image import Image
 
 A, B, C = ("sha256:" + x * 64 for x in "abc")
 
@@ -102,8 +103,8 @@ def test_loaded_image_runs_in_the_engine(
 @pytest.mark.integration
 @pytest.mark.usefixtures("cache_in_tmp")
 def test_healthcheck_and_workdir_reach_the_engine(runnable_image: Image, image_name: str) -> None:
-    from wheeldock import mutate
-    from wheeldock.image import Healthcheck
+    from wheeldock.oci import mutate
+    from wheeldock.oci.image import Healthcheck
 
     img = mutate.with_config(
         runnable_image,

@@ -14,7 +14,7 @@ import pytest
 import zstandard
 from conftest_libs import FAKE_CONTENTS, FAKE_DEBS, fake_packages_text
 
-from wheeldock import debian
+from wheeldock.debian import archive as debian
 from wheeldock.errors import DigestMismatch, InvalidArchive, NotFound, WheeldockError
 
 

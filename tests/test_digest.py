@@ -4,8 +4,8 @@ import hashlib
 
 import pytest
 
-from wheeldock.digest import Digest
 from wheeldock.errors import InvalidDigest
+from wheeldock.oci.digest import Digest
 
 HEX = hashlib.sha256(b"wheeldock").hexdigest()
 

@@ -10,7 +10,8 @@ import pytest
 from conftest_init import DATA, EXAMPLE
 from packaging.requirements import Requirement
 
-from wheeldock import compose, discover
+from wheeldock.compose import files as compose
+from wheeldock.compose import survey as discover
 from wheeldock.errors import InvalidConfig, NotFound
 
 

@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 from conftest_init import DATA, EXAMPLE
 
-from wheeldock import base, compose, discover, dockerfile
+from wheeldock.compose import dockerfile
+from wheeldock.compose import files as compose
+from wheeldock.compose import survey as discover
+from wheeldock.debian import bases as base
 from wheeldock.project import Service
 
 HADOLINT = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "hadolint"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest_libs import make_elf
 
-from wheeldock import elf
+from wheeldock.debian import elf
 from wheeldock.errors import InvalidElf
 
 DATA = Path(__file__).parent / "data" / "elf"

@@ -9,8 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from wheeldock import base as bases
-from wheeldock import dockerfile, engine, foreign, platforms
+from wheeldock import platforms
+from wheeldock.compose import dockerfile, foreign
+from wheeldock.debian import bases
+from wheeldock.edges import engine
 from wheeldock.errors import ToolNotFound
 from wheeldock.platforms import Target
 from wheeldock.project import Service

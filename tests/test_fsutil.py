@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from wheeldock.edges.fsutil import atomic_write_text
 from wheeldock.errors import WheeldockError
-from wheeldock.fsutil import atomic_write_text
 
 
 def test_atomic_write_replaces_content_and_keeps_mode(tmp_path: Path) -> None:
@@ -47,7 +47,7 @@ def _can_lock(path: Path) -> bool:
 
 
 def test_a_file_lock_excludes_others_until_its_block_ends(tmp_path: Path) -> None:
-    from wheeldock.fsutil import file_lock
+    from wheeldock.edges.fsutil import file_lock
 
     path = tmp_path / "deep" / "cache.lock"
     with file_lock(path):
@@ -63,7 +63,7 @@ def test_a_file_lock_dies_with_a_killed_holder(tmp_path: Path) -> None:
     path = tmp_path / "cache.lock"
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time\nfrom wheeldock.fsutil import file_lock\n"
+         "import sys, time\nfrom wheeldock.edges.fsutil import file_lock\n"
          f"with file_lock({str(path)!r}):\n    print('held', flush=True)\n    time.sleep(60)"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip

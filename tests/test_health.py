@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from conftest_init import free_port
 
-from wheeldock import health
+from wheeldock.compose import health
 from wheeldock.project import Service
 
 

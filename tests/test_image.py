@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from wheeldock import image, mutate
-from wheeldock.blobs import BlobStore
-from wheeldock.digest import Digest
 from wheeldock.errors import InvalidConfig, NotFound
-from wheeldock.image import (
+from wheeldock.oci import image, mutate
+from wheeldock.oci.blobs import BlobStore
+from wheeldock.oci.digest import Digest
+from wheeldock.oci.image import (
     MEDIA_TYPE_CONFIG,
     MEDIA_TYPE_INDEX,
     MEDIA_TYPE_MANIFEST,
@@ -19,7 +19,7 @@ from wheeldock.image import (
     Platform,
     canonical_json,
 )
-from wheeldock.layer import Layer, TarEntry, build_layer
+from wheeldock.oci.layer import Layer, TarEntry, build_layer
 
 EPOCH = 1_700_000_000
 

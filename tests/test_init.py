@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from conftest_init import StackCopy
 
-from wheeldock import cli, init, project
+from wheeldock import cli, project
+from wheeldock.compose import plan as init
 from wheeldock.project import Service
 
 MakeStack = Callable[[str], StackCopy]
@@ -313,7 +314,7 @@ def test_read_only_folder_fails_and_changes_nothing(stack_copy: MakeStack) -> No
     argv = [
         sys.executable,
         "-c",
-        "import sys; from wheeldock import init; "
+        "import sys; from wheeldock.compose import plan as init; "
         "from wheeldock.errors import WheeldockError\n"
         "init.runtime_packages = lambda root, svc, files, planned: ((), 'table')\n"
         "try:\n"
@@ -363,7 +364,7 @@ def test_runtime_packages_fall_back_to_the_table_without_the_libs_module(
     real_import = init.importlib.import_module
 
     def no_libs(name: str) -> object:
-        if name == "wheeldock.libs":
+        if name == "wheeldock.debian.libs":
             raise ImportError(name)
         return real_import(name)
 

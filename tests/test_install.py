@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from conftest_build import make_wheel
 
-from wheeldock import install
+from wheeldock.build import install
 from wheeldock.errors import InvalidConfig
 
 SITE = "usr/local/lib/python3.11/dist-packages"
@@ -135,8 +135,8 @@ def test_the_cache_keeps_one_archive_per_wheel_and_a_new_process_unpacks_the_sam
 def test_a_tree_alone_in_its_layer_is_archived_from_the_layers_own_tar(
     tmp_path: Path, wheel: Path
 ) -> None:
-    from wheeldock.blobs import BlobStore
-    from wheeldock.layer import build_layer, entries_from_dir
+    from wheeldock.oci.blobs import BlobStore
+    from wheeldock.oci.layer import build_layer, entries_from_dir
 
     scheme = install.debian_scheme()
     fresh = install.InstalledTrees(tmp_path / "trees", staging=tmp_path / "ram")
@@ -183,7 +183,7 @@ def test_a_process_that_never_releases_its_trees_still_leaves_their_archives(
     tmp_path: Path, wheel: Path
 ) -> None:
     script = (
-        "import sys; from pathlib import Path; from wheeldock import install\n"
+        "import sys; from pathlib import Path; from wheeldock.build import install\n"
         "trees = install.InstalledTrees(Path(sys.argv[1]), staging=Path(sys.argv[2]))\n"
         "trees.ensure([('a' * 64, Path(sys.argv[3]))], install.debian_scheme())\n"
     )
@@ -497,7 +497,7 @@ def _preinstalled(
 def test_a_compiler_started_ahead_is_the_one_the_next_install_uses(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from wheeldock import process
+    from wheeldock.edges import process
 
     spawned: list[list[str]] = []
     real_spawn = process.spawn

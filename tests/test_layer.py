@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from wheeldock import layer as layer_mod
-from wheeldock.blobs import BlobStore
-from wheeldock.digest import Digest
 from wheeldock.errors import DigestMismatch, InvalidConfig, WheeldockError
-from wheeldock.layer import (
+from wheeldock.oci import layer as layer_mod
+from wheeldock.oci.blobs import BlobStore
+from wheeldock.oci.digest import Digest
+from wheeldock.oci.layer import (
     MEDIA_TYPE_GZIP,
     MEDIA_TYPE_TAR,
     MEDIA_TYPE_ZSTD,

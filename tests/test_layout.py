@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from conftest_oci import EPOCH, tool
 
-from wheeldock import image, layout, mutate
-from wheeldock.blobs import BlobStore
-from wheeldock.digest import Digest
 from wheeldock.errors import InvalidReference, WheeldockError
-from wheeldock.image import ANNOTATION_REF_NAME, Image, Index, Platform
-from wheeldock.layer import Layer, TarEntry, build_layer
+from wheeldock.oci import image, layout, mutate
+from wheeldock.oci.blobs import BlobStore
+from wheeldock.oci.digest import Digest
+from wheeldock.oci.image import ANNOTATION_REF_NAME, Image, Index, Platform
+from wheeldock.oci.layer import Layer, TarEntry, build_layer
 
 
 def small_image(store: BlobStore, text: bytes = b"v1") -> Image:

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from conftest_libs import make_elf, make_wheel, write_tree
 
-from wheeldock import cli, debian, libs
+from wheeldock import cli
+from wheeldock.debian import archive as debian
+from wheeldock.debian import libs
 from wheeldock.errors import InvalidArchive, InvalidConfig, InvalidElf, NotFound, WheeldockError
 
 EXT = "pkg/_ext.cpython-311-x86_64-linux-gnu.so"

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from wheeldock import lock, process
+from wheeldock.deps import lock, pylock
+from wheeldock.edges import process
 from wheeldock.errors import InvalidConfig, NotFound, UsageError
 from wheeldock.project import Project, Service
 
@@ -117,7 +118,7 @@ def _fetch_demo(
     index: _FakeIndex, version: str, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[lock._Release, list[str]]:
     """The release of demo==version from ``index``, and the wheels ``landed`` was told of."""
-    from wheeldock import net
+    from wheeldock.deps import index as net
 
     monkeypatch.setattr(net, "_made", index.client())
     told: list[str] = []
@@ -174,8 +175,8 @@ def test_a_wheel_the_lock_fetched_has_its_requirements_kept_beside_it_for_the_ne
     assert release.requires_dist == ("idna>=3", "sniffio")
     (wheel,) = (tmp_path / "wheels").rglob(name)
     assert json.loads(wheel.with_name("requires-dist.json").read_text()) == ["idna>=3", "sniffio"]
-    locked = lock.LockedPackage(
-        "demo", "1.0", (lock.LockedFile(name, hashlib.sha256(data).hexdigest()),), None
+    locked = pylock.LockedPackage(
+        "demo", "1.0", (pylock.LockedFile(name, hashlib.sha256(data).hexdigest()),), None
     )
     assert lock._local_requires(locked) == ("idna>=3", "sniffio")
 
@@ -316,9 +317,9 @@ def test_armv7_inputs_are_accepted(tmp_path: Path) -> None:
 
 
 def test_lock_paths_are_pep751_names(tmp_path: Path) -> None:
-    assert lock.lock_path(tmp_path, "srv.img").name == "pylock.srv-img.toml"
-    assert lock.lock_path(tmp_path, "api", "linux/arm64").name == "pylock.api-aarch64.toml"
-    assert lock.lock_path(tmp_path, "api", "linux/arm/v7").name == "pylock.api-armv7l.toml"
+    assert pylock.lock_path(tmp_path, "srv.img").name == "pylock.srv-img.toml"
+    assert pylock.lock_path(tmp_path, "api", "linux/arm64").name == "pylock.api-aarch64.toml"
+    assert pylock.lock_path(tmp_path, "api", "linux/arm/v7").name == "pylock.api-armv7l.toml"
 
 
 # -- parsing ------------------------------------------------------------------------------------
@@ -346,7 +347,7 @@ python = "3.11"
 
 def test_parse_reads_wheels_sdists_and_local_archives(tmp_path: Path) -> None:
     path = tmp_path / "wheeldock.lock" / "pylock.api.toml"
-    parsed = lock.parse(PYLOCK, path)
+    parsed = pylock.parse(PYLOCK, path)
     fastapi, local = parsed.packages
     assert fastapi.wheels[0].filename == "fastapi-1.0-py3-none-any.whl"
     assert fastapi.wheels[0].size == 20 and fastapi.sdist is not None
@@ -358,12 +359,12 @@ def test_parse_reads_wheels_sdists_and_local_archives(tmp_path: Path) -> None:
 def test_directory_requirements_cannot_be_hash_locked(tmp_path: Path) -> None:
     text = '[[packages]]\nname = "mine"\nversion = "1"\ndirectory = { path = "../mine" }\n'
     with pytest.raises(InvalidConfig, match="package mine is locked as directory"):
-        lock.parse(text, tmp_path / "pylock.x.toml")
+        pylock.parse(text, tmp_path / "pylock.x.toml")
 
 
 def test_lock_digest_ignores_the_drift_table(tmp_path: Path) -> None:
-    one = lock.parse(PYLOCK, tmp_path / "pylock.a.toml")
-    other = lock.parse(PYLOCK.replace("d" * 64, "e" * 64), tmp_path / "pylock.a.toml")
+    one = pylock.parse(PYLOCK, tmp_path / "pylock.a.toml")
+    other = pylock.parse(PYLOCK.replace("d" * 64, "e" * 64), tmp_path / "pylock.a.toml")
     assert one.digest == other.digest
 
 
@@ -372,7 +373,7 @@ def test_status_tells_fresh_stale_and_missing(tmp_path: Path) -> None:
     inputs = lock.collect_inputs(
         tmp_path, ["svc/requirements.txt"], platform="linux/amd64", python="3.11"
     )
-    path = lock.lock_path(tmp_path, "api")
+    path = pylock.lock_path(tmp_path, "api")
     assert lock.status(path, inputs) == "missing"
     _write(
         tmp_path,
@@ -492,7 +493,7 @@ def test_a_package_without_a_wheel_for_the_platform_keeps_only_its_sdist() -> No
     pyyaml = _projected()[1]
     assert "wheels" not in pyyaml
     assert _names([pyyaml["sdist"]]) == ["pyyaml-6.0.2.tar.gz"]
-    parsed = lock.parse(lock.project_universal(UNIVERSAL, "linux/arm/v7", "3.11"), Path("l"))
+    parsed = pylock.parse(lock.project_universal(UNIVERSAL, "linux/arm/v7", "3.11"), Path("l"))
     assert [(p.name, p.wheels, p.sdist is not None) for p in parsed.packages][1] == (
         "pyyaml",
         (),
@@ -550,7 +551,7 @@ def test_a_platform_uv_has_no_target_for_is_resolved_universally_and_projected(
     inputs = lock.collect_inputs(
         tmp_path, ["svc/requirements.txt"], platform="linux/arm/v7", python="3.11"
     )
-    dest = lock.lock_path(tmp_path, "api", "linux/arm/v7")
+    dest = pylock.lock_path(tmp_path, "api", "linux/arm/v7")
     ran: list[list[str]] = []
 
     def fake_uv(argv: list[str], **kwargs: object) -> None:
@@ -576,7 +577,7 @@ def test_lock_pins_hashes_shares_identical_inputs_and_refuses_drift(tmp_path: Pa
     proj = Project(tmp_path, None, (_service("api"), _service("img")))
     results = lock.lock_services(proj, proj.services, fast=False)
     assert [(r.action, r.packages) for r in results] == [("written", 1), ("shared", 1)]
-    api, img = (lock.lock_path(tmp_path, n) for n in ("api", "img"))
+    api, img = (pylock.lock_path(tmp_path, n) for n in ("api", "img"))
     assert api.read_bytes() == img.read_bytes()
     doc = tomllib.loads(api.read_text())
     (pkg,) = doc["packages"]
@@ -812,7 +813,7 @@ def _spy_on_the_index(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_a_bumped_pin_asks_the_index_only_for_that_package_and_build_relocks_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from wheeldock.wheelhouse import Wheelhouse, select
+    from wheeldock.deps.wheelhouse import Wheelhouse, select
 
     monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
     proj = Project(tmp_path, None, (_service("api"),))
@@ -880,7 +881,7 @@ def test_a_bump_that_breaks_a_dependency_falls_back_to_uv(
     resolved: list[Path] = []
     real = lock.compile_lock
 
-    def spy(root: Path, inputs: lock.LockInputs, dest: Path, **kw: bool) -> lock.Lock:
+    def spy(root: Path, inputs: lock.LockInputs, dest: Path, **kw: bool) -> pylock.Lock:
         resolved.append(dest)
         return real(root, inputs, dest, **kw)
 
@@ -891,7 +892,7 @@ def test_a_bump_that_breaks_a_dependency_falls_back_to_uv(
 
     with pytest.raises(CommandFailed, match="idna"):
         lock.lock_services(proj, proj.services)
-    assert resolved == [lock.lock_path(tmp_path, "api")]
+    assert resolved == [pylock.lock_path(tmp_path, "api")]
 
 
 @pytest.mark.integration
@@ -923,7 +924,7 @@ def test_lock_check_exits_non_zero_on_drift(
     assert '"status": "stale"' in capsys.readouterr().out
 
 
-def _cached_wheel(cache: Path, metadata: str) -> lock.LockedPackage:
+def _cached_wheel(cache: Path, metadata: str) -> pylock.LockedPackage:
     """A wheel in the wheelhouse cache's content-addressed place, holding ``metadata``."""
     import io
     import zipfile
@@ -937,7 +938,7 @@ def _cached_wheel(cache: Path, metadata: str) -> lock.LockedPackage:
     folder = cache / "wheels" / "sha256" / sha[:2] / sha
     folder.mkdir(parents=True)
     (folder / name).write_bytes(data)
-    return lock.LockedPackage("demo", "1.0", (lock.LockedFile(name, sha),), None)
+    return pylock.LockedPackage("demo", "1.0", (pylock.LockedFile(name, sha),), None)
 
 
 def test_a_cached_wheels_requirements_are_read_once_and_kept_beside_it(

@@ -26,12 +26,16 @@ from conftest_build import cache_at, make_cbt_project
 from conftest_oci import tool
 from conftest_registry import Registry
 
-from wheeldock import engine, libs, multiarch, platforms, sbom
-from wheeldock import lock as locks
-from wheeldock.builder import BuildOptions
+from wheeldock import platforms
+from wheeldock.build import multiarch, sbom
+from wheeldock.build.builder import BuildOptions
+from wheeldock.debian import libs
+from wheeldock.deps import lock as locks
+from wheeldock.deps import pylock
+from wheeldock.deps.pylock import Lock, LockedFile, LockedPackage
+from wheeldock.edges import engine
 from wheeldock.errors import ToolNotFound, UsageError
-from wheeldock.image import Platform
-from wheeldock.lock import Lock, LockedFile, LockedPackage
+from wheeldock.oci.image import Platform
 from wheeldock.project import Project
 
 AMD64 = platforms.parse("linux/amd64")
@@ -204,7 +208,7 @@ def test_build_takes_arm_v7_and_names_its_packages_without_an_armv7l_wheel(
 
 
 def _pb(target: platforms.Target) -> multiarch.PlatformBuild:
-    from wheeldock.image import Image
+    from wheeldock.oci.image import Image
 
     return multiarch.PlatformBuild(target, Image(platform=target.platform), (), Path("l"))
 
@@ -293,7 +297,7 @@ def test_cbt_index_in_the_registry_has_amd64_and_arm64(
 def test_arm64_lock_pins_aarch64_wheels_and_the_image_is_arm64(cbt_multi: MultiCbt) -> None:
     arm = cbt_multi.results["srv-img"].images[1]
     assert arm.target == ARM64 and arm.image.platform == Platform("linux", "arm64")
-    lock = locks.read(arm.lock)
+    lock = pylock.read(arm.lock)
     assert arm.lock.name.endswith("-aarch64.toml")
     compiled = [p for p in lock.packages if p.name in ("pyyaml", "cffi", "pydantic-core")]
     assert compiled and all("aarch64" in w.filename for p in compiled for w in p.wheels)
@@ -352,7 +356,7 @@ def container_name() -> Iterator[str]:
 def test_arm64_image_runs_under_qemu_and_answers_health(
     cbt_multi: MultiCbt, container_name: str
 ) -> None:
-    from wheeldock.publish import publish
+    from wheeldock.oci.publish import publish
 
     arm = cbt_multi.results["srv-img"].images[1]
     tag = f"wheeldock-h-cbt-srv-img:{container_name}"
@@ -393,7 +397,7 @@ def test_cbt_for_arm_v7_is_locked_universally_and_refused_naming_its_five_sdists
     for artifact in err.value.artifacts:
         assert f"{artifact.name} {artifact.version} has no wheel for linux/arm/v7" in err.value.what
     assert err.value.fix is not None and "--emulate-sdists" in err.value.fix
-    lock = locks.read(proj.root / "wheeldock.lock" / "pylock.srv-img-armv7l.toml")
+    lock = pylock.read(proj.root / "wheeldock.lock" / "pylock.srv-img-armv7l.toml")
     (core,) = [p for p in lock.packages if p.name == "pydantic-core"]
     assert core.wheels and all(w.filename.endswith("armv7l.whl") for w in core.wheels)
 
@@ -495,7 +499,7 @@ def test_arm_v7_lock_pins_armv7l_wheels_and_its_files_are_32_bit_arm(
 ) -> None:
     (armv7,) = tiny_multi.build.images
     assert armv7.lock.name == "pylock.tiny-armv7l.toml"
-    lock = locks.read(armv7.lock)
+    lock = pylock.read(armv7.lock)
     (core,) = [p for p in lock.packages if p.name == "pydantic-core"]
     assert [w.filename for w in core.wheels] == [
         "pydantic_core-2.27.2-cp311-cp311-manylinux_2_17_armv7l.manylinux2014_armv7l.whl"
@@ -515,7 +519,7 @@ def test_arm_v7_lock_pins_armv7l_wheels_and_its_files_are_32_bit_arm(
 def test_arm_v7_image_runs_under_qemu_and_answers_health(
     tiny_multi: TinyMulti, container_name: str
 ) -> None:
-    from wheeldock.publish import publish
+    from wheeldock.oci.publish import publish
 
     (armv7,) = tiny_multi.build.images
     tag = f"wheeldock-h-tiny:{container_name}"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wheeldock import net
+from wheeldock.deps import index as net
 
 SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 

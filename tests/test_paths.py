@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from wheeldock import paths
+from wheeldock.edges import paths
 
 
 def test_the_cache_is_wheeldock_cache_when_set(

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from wheeldock import platforms
+from wheeldock.deps import pylock
 from wheeldock.errors import ToolNotFound, UsageError
-from wheeldock.image import Platform
+from wheeldock.oci.image import Platform
 
 
 @pytest.mark.parametrize(
@@ -38,14 +39,14 @@ def test_parse_maps_each_spelling_to_every_tools_name(
 def test_each_target_reads_back_from_its_oci_platform_and_locks_for_its_wheel_arch(
     name: str,
 ) -> None:
-    from wheeldock import base, lock
+    from wheeldock.deps import lock
 
     target = platforms.TARGETS[name]
     # the builder picks the base's Debian architecture from an image's OCI platform
-    assert base.debian_arch(target.platform) == target.debian_arch
+    assert platforms.debian_arch(target.platform) == target.debian_arch
     assert lock.wheel_arch(name) == target.wheel_arch
-    assert lock.lock_path(Path("/p"), "api", name).name.endswith(
-        ".toml" if name == lock.DEFAULT_PLATFORM else f"-{target.wheel_arch}.toml"
+    assert pylock.lock_path(Path("/p"), "api", name).name.endswith(
+        ".toml" if name == pylock.DEFAULT_PLATFORM else f"-{target.wheel_arch}.toml"
     )
 
 
@@ -56,15 +57,14 @@ def test_each_target_reads_back_from_its_oci_platform_and_locks_for_its_wheel_ar
 def test_an_oci_platform_without_its_variant_or_with_another_names_its_debian_arch(
     oci: str, debian: str
 ) -> None:
-    from wheeldock import base
 
-    assert base.debian_arch(Platform.parse(oci)) == debian
+    assert platforms.debian_arch(Platform.parse(oci)) == debian
 
 
 def test_arm_v7_installs_glibc_armv7l_wheels_only() -> None:
     from packaging.tags import Tag
 
-    from wheeldock.wheelhouse import supported_tags
+    from wheeldock.deps.wheelhouse import supported_tags
 
     ranks = supported_tags("linux/arm/v7", "3.11")
     best = ranks[Tag("cp311", "cp311", "manylinux_2_36_armv7l")]

@@ -6,7 +6,7 @@ from typing import IO
 
 import pytest
 
-from wheeldock import process
+from wheeldock.edges import process
 from wheeldock.errors import CommandFailed, ToolNotFound
 
 

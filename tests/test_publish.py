@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 from conftest_registry import Registry
 
-from wheeldock import layout, remote, tarball
 from wheeldock.errors import InvalidReference
-from wheeldock.image import Image
-from wheeldock.publish import publish, publish_all
+from wheeldock.oci import layout, remote, tarball
+from wheeldock.oci.image import Image
+from wheeldock.oci.publish import publish, publish_all
 
 #: nothing here may touch the real cache (remote.read and publish default to it)
 pytestmark = pytest.mark.usefixtures("cache_in_tmp")

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from wheeldock.digest import Digest
 from wheeldock.errors import InvalidReference
-from wheeldock.reference import (
+from wheeldock.oci.digest import Digest
+from wheeldock.oci.reference import (
     ArchiveRef,
     DaemonRef,
     Name,

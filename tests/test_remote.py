@@ -10,13 +10,13 @@ import pytest
 from conftest_oci import EPOCH, tool
 from conftest_registry import Registry
 
-from wheeldock import image, mutate, remote
-from wheeldock.blobs import BlobStore
-from wheeldock.digest import Digest
 from wheeldock.errors import WheeldockError
-from wheeldock.image import Image, Index, Platform
-from wheeldock.layer import Layer, TarEntry, build_layer
-from wheeldock.remote import Credentials, RegistryError, credentials_for
+from wheeldock.oci import image, mutate, remote
+from wheeldock.oci.blobs import BlobStore
+from wheeldock.oci.digest import Digest
+from wheeldock.oci.image import Image, Index, Platform
+from wheeldock.oci.layer import Layer, TarEntry, build_layer
+from wheeldock.oci.remote import Credentials, RegistryError, credentials_for
 
 # -- unit: a fake registry behind httpx.MockTransport --------------------------------------------
 

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from wheeldock import layout, sbom
-from wheeldock.blobs import BlobStore
-from wheeldock.digest import Digest
-from wheeldock.image import Image, ImageConfig, Platform
-from wheeldock.layer import TarEntry, build_layer
-from wheeldock.lock import LockedFile
-from wheeldock.wheelhouse import Artifact
+from wheeldock.build import sbom
+from wheeldock.deps.pylock import LockedFile
+from wheeldock.deps.wheelhouse import Artifact
+from wheeldock.oci import layout
+from wheeldock.oci.blobs import BlobStore
+from wheeldock.oci.digest import Digest
+from wheeldock.oci.image import Image, ImageConfig, Platform
+from wheeldock.oci.layer import TarEntry, build_layer
 
 STATUS = """\
 Package: libc6

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from conftest_oci import EPOCH, tool
 
-from wheeldock import image, layout, mutate, tarball
-from wheeldock.blobs import BlobStore
-from wheeldock.digest import Digest
 from wheeldock.errors import InvalidConfig, InvalidReference
-from wheeldock.image import Image, Platform
-from wheeldock.layer import MEDIA_TYPE_TAR, TarEntry, build_layer
+from wheeldock.oci import image, layout, mutate, tarball
+from wheeldock.oci.blobs import BlobStore
+from wheeldock.oci.digest import Digest
+from wheeldock.oci.image import Image, Platform
+from wheeldock.oci.layer import MEDIA_TYPE_TAR, TarEntry, build_layer
 
 
 def two_layer_image(store: BlobStore) -> Image:
@@ -153,7 +153,7 @@ def test_skopeo_reads_and_copies_the_archive(runnable_image: Image, tmp_path: Pa
 
 
 def test_gnu_tar_reads_the_archive_streamed_through_a_pipe(store: BlobStore) -> None:
-    from wheeldock import process
+    from wheeldock.edges import process
 
     img = two_layer_image(store)
     result = process.run(

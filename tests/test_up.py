@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 from conftest_init import StackCopy, copy_stack, environ, free_port, remove_stack
 
-from wheeldock import cli, engine, health, platforms, project, up
+from wheeldock import cli, platforms, project
+from wheeldock.compose import health, up
+from wheeldock.edges import engine
 from wheeldock.errors import ToolNotFound
 from wheeldock.project import Service
 

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from conftest_build import CbtBuild, make_cbt_project
 
-from wheeldock import builder, project, watch
-from wheeldock.builder import BuildOptions, ServiceBuild
+from wheeldock import project
+from wheeldock.build import builder, watch
+from wheeldock.build.builder import BuildOptions, ServiceBuild
 from wheeldock.errors import InvalidConfig
 from wheeldock.project import Project, Service
 

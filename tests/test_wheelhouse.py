@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from conftest_build import make_sdist, make_wheel
 
-from wheeldock import lock
+from wheeldock.deps import lock, pylock
+from wheeldock.deps.pylock import Lock, LockedFile, LockedPackage
+from wheeldock.deps.wheelhouse import Artifact, Wheelhouse, select
 from wheeldock.errors import DigestMismatch, InvalidConfig, NotFound, WheeldockError
-from wheeldock.lock import Lock, LockedFile, LockedPackage
-from wheeldock.wheelhouse import Artifact, Wheelhouse, select
 
 
 def _file(name: str, *, data: bytes = b"", path: Path | None = None) -> LockedFile:
@@ -118,7 +118,7 @@ def test_wheels_download_in_parallel_and_are_hash_checked(tmp_path: Path) -> Non
     inputs = lock.collect_inputs(
         tmp_path, ["requirements.txt"], platform="linux/amd64", python="3.11"
     )
-    locked = lock.compile_lock(tmp_path, inputs, lock.lock_path(tmp_path, "x"))
+    locked = lock.compile_lock(tmp_path, inputs, pylock.lock_path(tmp_path, "x"))
     house = Wheelhouse(tmp_path / "cache")
     paths = house.fetch(select(locked), platform="linux/amd64", python="3.11")
     assert [p.name for p in paths] == [
@@ -193,7 +193,7 @@ def test_of_the_downloads_landed_the_first_listed_is_handed_over_first(
         self._store(artifact, [data[artifact.name]], "test")
 
     monkeypatch.setattr(Wheelhouse, "_download", download)
-    monkeypatch.setattr("wheeldock.net.client", lambda: None)
+    monkeypatch.setattr("wheeldock.deps.index.client", lambda: None)
     house = Wheelhouse(tmp_path / "wheels", workers=3)
     by_name = {a.name: a for a in arts}
     landed = house._download_each(arts)

@@ -1,5 +1,5 @@
 """``python -m wheeldock``: the same CLI as the ``wheeldock`` console script."""
 
-from wheeldock.cli import leave, main
+from wheeldock.cli.app import leave, main
 
 leave(main())

@@ -12,6 +12,7 @@ is kept (the first is the one a single-platform destination gets) and duplicates
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,8 @@ from typing import Any
 
 from wheeldock.errors import InvalidConfig, ToolNotFound, UsageError
 
-# Light on purpose (base and the OCI modules are imported where needed): ``build`` reads this
-# table before its first index request, which waits on every module imported before it.
+# Light on purpose (it imports no other wheeldock module but errors): ``build`` reads this table
+# before its first index request, which waits on every module imported before it.
 
 _ARCH_ALIASES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
 
@@ -84,6 +85,85 @@ ARCHES: Mapping[str, tuple[str, str]] = MappingProxyType(
     }
 )
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+
+
+_MACHINE_TO_ARCH = {
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "armv7l": "armhf",
+    "i686": "i386",
+    "ppc64le": "ppc64el",
+    "s390x": "s390x",
+    "riscv64": "riscv64",
+}
+#: Architectures a host runs without emulation.
+_RUNS_NATIVELY = {"amd64": {"amd64", "i386"}, "arm64": {"arm64", "armhf", "armel"}}
+
+
+def native_arch(machine: str | None = None) -> str:
+    """The Debian architecture of this host (its machine name, as ``uname -m`` prints it, mapped;
+    read with ``os.uname``: the ``platform`` module costs ~3 ms to import)."""
+    machine = machine or os.uname().machine
+    return _MACHINE_TO_ARCH.get(machine.lower(), machine.lower())
+
+
+def debian_arch(platform: Platform) -> str:
+    """The Debian architecture of an OCI platform: ``linux/arm/v7`` is ``armhf`` (``arm`` with no
+    variant too, as Docker means v7 by it), ``linux/arm64`` is ``arm64``. An architecture not in
+    :data:`ARCHES` is given back as it is, for :func:`check_arch` to refuse."""
+    variant = {"arm": platform.variant or "v7", "arm64": None}.get(
+        platform.architecture, platform.variant
+    )  # arm64's one variant is v8, which ARCHES leaves out
+    wanted = str(Platform(platform.os, platform.architecture, variant))
+    return next(
+        (arch for arch, (_, name) in ARCHES.items() if name == wanted), platform.architecture
+    )
+
+
+def arch_needs_emulation(arch: str, host: str | None = None) -> bool:
+    """Whether programs of Debian architecture ``arch`` need qemu-user on ``host`` (default: here)."""
+    host = host or native_arch()
+    return arch not in _RUNS_NATIVELY.get(host, {host})
+
+
+def check_arch(arch: str, *, binfmt_dir: Path = BINFMT_DIR, host: str | None = None) -> None:
+    """Raise unless mmdebstrap can build for ``arch`` here.
+
+    A foreign architecture runs its maintainer scripts under qemu-user, which needs a binfmt
+    handler registered in the kernel.
+    """
+    if arch not in ARCHES:
+        raise UsageError(
+            f"unknown architecture {arch!r}",
+            fix=f"use a Debian architecture name: {', '.join(ARCHES)}",
+        )
+    if not arch_needs_emulation(arch, host):
+        return
+    # mmdebstrap asks arch-test whether the foreign architecture can run here.
+    if shutil.which("arch-test") is None:
+        raise ToolNotFound(
+            f"cannot build for {arch}: `arch-test` is not installed (mmdebstrap needs it for "
+            "foreign architectures)",
+            fix="apt-get install arch-test qemu-user-static binfmt-support  (or scripts/setup.sh)",
+        )
+    qemu = ARCHES[arch][0]
+    entry = binfmt_dir / f"qemu-{qemu}"
+    try:
+        enabled = entry.read_text().splitlines()[:1] == ["enabled"]
+    except OSError:
+        enabled = False
+    if not enabled:
+        raise ToolNotFound(
+            f"cannot build for {arch} on this {native_arch()} host: no qemu binfmt handler "
+            f"for {qemu} is registered ({entry} is missing or disabled)",
+            fix=(
+                "apt-get install qemu-user-static binfmt-support && "
+                f"update-binfmts --enable qemu-{qemu}  (in a container: the host must have "
+                f"binfmt_misc mounted, `mount -t binfmt_misc binfmt_misc {binfmt_dir}`)"
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -200,10 +280,8 @@ def of_platform(platform: Platform | str) -> Target:
 
 def needs_emulation(target: Target, *, host_target: Target | None = None) -> bool:
     """Whether programs built for ``target`` need qemu-user on this host."""
-    from wheeldock import base as bases
-
     here = host_target or host()
-    return bases.needs_emulation(target.debian_arch, here.debian_arch)
+    return arch_needs_emulation(target.debian_arch, here.debian_arch)
 
 
 def require_emulation(
@@ -211,11 +289,9 @@ def require_emulation(
 ) -> None:
     """Raise (naming the handler and how to enable it) unless ``target``'s programs can run here:
     natively, or through a registered and enabled qemu-user binfmt handler."""
-    from wheeldock import base as bases
-
     here = host_target or host()
     try:
-        bases.check_arch(target.debian_arch, binfmt_dir=binfmt_dir, host=here.debian_arch)
+        check_arch(target.debian_arch, binfmt_dir=binfmt_dir, host=here.debian_arch)
     except ToolNotFound as exc:
         raise ToolNotFound(
             f"cannot run {target} programs on this {here} host: {exc.what}", fix=exc.fix

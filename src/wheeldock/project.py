@@ -13,8 +13,8 @@ from typing import Any
 
 import tomli_w
 
+from wheeldock.edges.fsutil import atomic_write_text
 from wheeldock.errors import InvalidConfig, NotFound
-from wheeldock.fsutil import atomic_write_text
 
 CONFIG_NAME = "wheeldock.toml"
 

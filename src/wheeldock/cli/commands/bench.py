@@ -1,0 +1,98 @@
+"""``wheeldock bench``: measure the stack's lifecycle, scenario against scenario, in one run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from wheeldock.bench import lifecycle as bench
+from wheeldock.cli.output import err_console, print_json, to_json
+from wheeldock.edges import ca
+from wheeldock.edges.fsutil import atomic_write_text
+from wheeldock.errors import UsageError
+
+if TYPE_CHECKING:
+    from wheeldock.platforms import Target
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "bench",
+        help="measure build/start/code-change/bump times against the hand-made Dockerfiles",
+        description=bench.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--runs", type=int, default=3, help="runs per scenario (default 3)")
+    parser.add_argument(
+        "--scenarios",
+        type=_csv,
+        default=bench.SCENARIOS,
+        help=f"comma-separated, from {','.join(bench.SCENARIOS)} (default: all)",
+    )
+    parser.add_argument(
+        "--source-builds",
+        type=_csv,
+        default=(),
+        metavar="PKG,…",
+        help="also time a cold build and a bump with these packages built from source",
+    )
+    parser.add_argument("--bump", metavar="NAME==VERSION", help="the pin the bump event sets")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for healthy")
+    parser.add_argument(
+        "--platform",
+        default=None,
+        metavar="PLATFORM",
+        help="build and run every scenario for this platform (e.g. linux/arm64); a foreign one "
+        "runs under qemu-user (binfmt): the Dockerfiles through "
+        "buildx --platform, the native builder with `wheeldock build --platform`",
+    )
+    parser.add_argument(
+        "--ca-cert", type=Path, help="the proxy CA for builds (default: SSL_CERT_FILE)"
+    )
+    parser.add_argument("--json", metavar="FILE", help="write the results as JSON (- for stdout)")
+    parser.add_argument("--markdown", metavar="FILE", help="write the Markdown table to FILE")
+    parser.add_argument("--chart", metavar="FILE", type=Path, help="write a PNG chart (matplotlib)")
+    parser.set_defaults(func=_run)
+
+
+def _platform(text: str | None) -> Target | None:
+    if not text:
+        return None
+    from wheeldock import platforms  # the bases' module: only when asked
+
+    return platforms.parse(text)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.runs < 1:
+        raise UsageError("--runs must be at least 1", fix="e.g. --runs 3")
+    options = bench.BenchOptions(
+        runs=args.runs,
+        scenarios=tuple(args.scenarios),
+        source_builds=tuple(args.source_builds),
+        bump=args.bump,
+        timeout=args.timeout,
+        ca_file=ca.find(args.ca_cert),
+        platform=_platform(args.platform),
+    )
+    report = bench.run_bench(
+        args.project, options, progress=lambda msg: err_console.print(msg, highlight=False)
+    )
+    markdown = bench.render_markdown(report)
+    if args.markdown:
+        atomic_write_text(Path(args.markdown), markdown)
+    if args.chart:
+        bench.render_chart(report, args.chart)
+    if args.json == "-":
+        print_json(report.to_dict())
+    else:
+        if args.json:
+            atomic_write_text(Path(args.json), to_json(report.to_dict()) + "\n")
+        sys.stdout.write(markdown)
+    return 1 if report.failures else 0

@@ -1,0 +1,262 @@
+"""``wheeldock build``: build services' images natively (no Docker daemon needed).
+
+Layers: the base (``wheeldock base``'s rootfs, or an image), runtime libraries, the locked
+dependencies (split so a bump touches one layer) and the app; each is cached, so a code change
+rebuilds only the app layer. ``--output`` takes skopeo's transport names (``oci:DIR[:TAG]``,
+``docker-archive:FILE``, ``docker-daemon:NAME:TAG``, ``docker://HOST/REPO:TAG``) and may repeat;
+with several services put ``{service}`` in it. Default: the Docker engine when one answers
+(``<project>-<service>:wheeldock``), else an OCI layout in ``.wheeldock/oci``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from wheeldock import platforms, project
+from wheeldock.build import install
+from wheeldock.build.install import BYTECODE_MODES
+from wheeldock.cli.output import console, err_console, print_json
+from wheeldock.deps import lock, pylock
+from wheeldock.errors import UsageError
+
+if TYPE_CHECKING:
+    from wheeldock.build.builder import BuildOptions, LayerReport, Progress, ServiceBuild
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "build",
+        help="build images natively: locked wheels + code as cached OCI layers",
+        description=__doc__,
+    )
+    parser.add_argument("services", nargs="*", metavar="SERVICE", help="default: all services")
+    parser.add_argument(
+        "--output",
+        "-o",
+        action="append",
+        default=[],
+        metavar="REF",
+        help="where the image goes (repeatable); {service} is replaced by the service's name",
+    )
+    parser.add_argument(
+        "--base", default=None, help="slim, minimal or an image REF (default: each service's)"
+    )
+    parser.add_argument(
+        "--compression",
+        choices=("gzip", "zstd", "none"),
+        default=None,
+        help="layer compression (default: none when every output is the Docker engine, which "
+        "unpacks layers anyway; else gzip)",
+    )
+    parser.add_argument(
+        "--bytecode",
+        choices=BYTECODE_MODES,
+        default="full",
+        help="full: a .pyc for every dependency file, as pip installs them; none: no .pyc (a "
+        "faster cold build, but every container start compiles what it imports)",
+    )
+    parser.add_argument(
+        "--platform",
+        action="append",
+        default=[],
+        metavar="PLATFORMS",
+        help=f"target platform(s), comma-separated or repeated ({platforms.accepted()}); "
+        f"several make an OCI index (default: {pylock.DEFAULT_PLATFORM})",
+    )
+    parser.add_argument(
+        "--emulate-sdists",
+        action="store_true",
+        help="build sdists that have no wheel for a foreign platform under qemu (slow, cached)",
+    )
+    parser.add_argument(
+        "--load-platform",
+        default=None,
+        metavar="PLATFORM",
+        help="which platform's image a docker-daemon:/docker-archive: output gets (the host's)",
+    )
+    parser.add_argument(
+        "--sbom", type=Path, default=None, metavar="DIR",
+        help="write each image's CycloneDX SBOM here (default: beside an oci: output)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--relock", action="store_true", help="re-lock a stale lock instead of refusing it"
+    )
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="after building, keep rebuilding each service as its code or requirements change "
+        "(a warm process: a code change costs only the rebuild); Ctrl-C stops",
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.set_defaults(func=run)
+
+
+def _progress(quiet: bool, verbose: bool = False) -> Progress | None:
+    """A line per layer built; cached layers too with ``-v`` (the final table counts them: on
+    a code change, 40-odd lines of "cached" would hide the one that matters)."""
+    if quiet:
+        return None
+
+    def show(service: str, r: LayerReport) -> None:
+        if r.cached and not verbose:
+            return
+        state = "[dim]cached[/]" if r.cached else "[green]built[/] "
+        err_console.print(
+            f"  {service}  {r.kind:<5} {state} {r.size / 1e6:8.2f} MB {r.seconds:6.2f} s  "
+            f"{r.title}  [dim]{r.digest[7:19]}[/]"
+        )
+
+    return show
+
+
+def run(args: argparse.Namespace) -> int:
+    targets = platforms.parse_list(args.platform, default=pylock.DEFAULT_PLATFORM)
+    proj = project.load(args.project)
+    services = proj.select(args.services)
+    if len(targets) == 1:
+        # a bumped pin's index requests go out before the builder's modules import, and the
+        # compiler for its wheel starts meanwhile
+        coming = lock.ask_early(proj, services, platform=targets[0].name)
+        if args.bytecode != "none":
+            for python in sorted(coming):
+                install.start_compiler(python)
+    # Imported here: the builder pulls in the whole OCI stack, which other commands do not need.
+    from wheeldock.build import builder
+    from wheeldock.build.builder import BuildOptions
+
+    options = BuildOptions(
+        base=args.base,
+        compression=args.compression,
+        platform=targets[0].name,
+        relock=args.relock,
+        bytecode=args.bytecode,
+    )
+    multi = len(targets) > 1 or targets[0] != platforms.host() or args.sbom or args.emulate_sdists
+    if multi and args.watch:
+        raise UsageError(
+            "--watch rebuilds images for this machine's platform only",
+            fix="drop --watch, or drop --platform/--sbom/--emulate-sdists",
+        )
+    if multi:
+        return _run_multi(args, proj, services, targets, options)
+    results = builder.build(
+        proj,
+        services,
+        args.output,
+        options,
+        progress=_progress(quiet=args.json, verbose=args.verbose > 0),
+    )
+    _render(results, as_json=args.json)
+    return _watch(args, proj, services, options) if args.watch else 0
+
+
+def _watch(
+    args: argparse.Namespace,
+    proj: project.Project,
+    services: Sequence[project.Service],
+    options: BuildOptions,
+) -> int:
+    from wheeldock.build.watch import Rebuild, watch
+
+    def report(done: Rebuild) -> None:
+        if args.json:  # one line per rebuild (JSON Lines), so a reader can follow the stream
+            event = {
+                "rebuilt": list(done.services),
+                "seconds": round(done.seconds, 3),
+                "error": done.error.message if done.error else None,
+                "services": [r.to_json() for r in done.results],
+            }
+            sys.stdout.write(json.dumps(event, separators=(",", ":")) + "\n")
+            sys.stdout.flush()
+            return
+        names = ", ".join(done.services)
+        if done.error is not None:
+            err_console.print(f"[bold red]{names}: rebuild failed:[/] {done.error}")
+            return
+        layers = sorted({lay.kind for r in done.results for lay in r.layers if not lay.cached})
+        outputs = ", ".join(o.ref for r in done.results for o in r.outputs)
+        err_console.print(
+            f"[green]{names}[/] rebuilt in {done.seconds:.2f} s "
+            f"({', '.join(layers) or 'nothing new'}) → {outputs}"
+        )
+
+    err_console.print("[dim]watching for changes (Ctrl-C stops)…[/]")
+    with contextlib.suppress(KeyboardInterrupt):
+        watch(proj, services, args.output, options, on_rebuild=report)
+    return 0
+
+
+def _render(results: Sequence[ServiceBuild], *, as_json: bool) -> None:
+    if as_json:
+        print_json({"services": [r.to_json() for r in results]})
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("service", "digest", "layers (built/all)", "size", "time", "output"):
+        table.add_column(col)
+    for r in results:
+        built = sum(not lay.cached for lay in r.layers)
+        table.add_row(
+            r.service,
+            r.digest[:19],
+            f"{built}/{len(r.layers)}",
+            f"{r.image.size / 1e6:.1f} MB",
+            f"{r.seconds:.2f} s",
+            "\n".join(o.ref for o in r.outputs),
+        )
+    console.print(table)
+
+
+def _run_multi(
+    args: argparse.Namespace,
+    proj: project.Project,
+    services: Sequence[project.Service],
+    targets: Sequence[platforms.Target],
+    options: BuildOptions,
+) -> int:
+    """Several platforms (or a foreign one): per-platform images, an index, SBOMs."""
+    from wheeldock.build import multiarch
+
+    results = multiarch.build(
+        proj,
+        services,
+        targets,
+        args.output,
+        options,
+        progress=_progress(quiet=args.json, verbose=args.verbose > 0),
+        emulate_sdists=args.emulate_sdists,
+        sbom_dir=args.sbom,
+        load_platform=platforms.parse(args.load_platform) if args.load_platform else None,
+    )
+    if args.json:
+        print_json({"services": [r.to_json() for r in results]})
+        return 0
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("service", "platform", "digest", "layers (built/all)", "size", "time"):
+        table.add_column(col)
+    for r in results:
+        for p in r.images:
+            built = sum(not lay.cached for lay in p.layers)
+            table.add_row(
+                r.service, p.target.name, str(p.image.digest)[:19], f"{built}/{len(p.layers)}",
+                f"{p.image.size / 1e6:.1f} MB", f"{p.seconds:.2f} s",
+            )  # fmt: skip
+    console.print(table)
+    for r in results:
+        console.print(f"{r.service}: index {r.digest[:19]}")
+        for o in r.outputs:
+            console.print(f"  → {o.ref}")
+        for f in r.sbom_files:
+            console.print(f"  sbom {f}")
+        for note in r.notes:
+            err_console.print(f"[yellow]note:[/] {note}")
+    return 0

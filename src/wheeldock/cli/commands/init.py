@@ -1,0 +1,157 @@
+"""``wheeldock init``: find the Python services, write Dockerfiles and patch the compose file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from wheeldock.cli.output import console, err_console, print_json, status
+from wheeldock.compose import plan as init
+from wheeldock.errors import UsageError
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "init",
+        help="turn a compose stack that pip-installs at start into prebuilt-wheel images",
+        description="Find the Python services that pip-install their dependencies at every start "
+        "(`pip install -r requirements.txt`, packages named inline, `pip install .` of a "
+        "pyproject.toml project, `uv pip install`, a project installed from its lock by "
+        "`uv sync`/`uv run`, `poetry install` or `pipenv install`/`sync`, in the command or a "
+        "start script it runs), "
+        "write a multi-stage Dockerfile.<service> for each, merge a .dockerignore, patch the "
+        "compose file (originals kept in .wheeldock/backup) and record the decisions in "
+        "wheeldock.toml. Services passed over are listed with the reason.",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="show the diff; write nothing")
+    parser.add_argument("--revert", action="store_true", help="undo init byte for byte")
+    parser.add_argument(
+        "--force", action="store_true", help="with --revert: revert files edited since init too"
+    )
+    parser.add_argument(
+        "--ca-cert",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the proxy CA bundle handed to builds as a secret "
+        "(default: $SSL_CERT_FILE, $PIP_CERT or $REQUESTS_CA_BUNDLE when the file exists)",
+    )
+    parser.add_argument(
+        "--no-binary",
+        default="",
+        metavar="PKG,…",
+        help="build these distributions from source (pip's --no-binary) in new services",
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    root: Path = args.project
+    if args.force and not args.revert:
+        raise UsageError("--force only applies to --revert", fix="add --revert, or drop --force")
+    if args.revert:
+        if args.dry_run:
+            raise UsageError("--revert cannot be combined with --dry-run")
+        result = init.revert(root, force=args.force)
+        if args.json:
+            print_json({"reverted": True, **result.__dict__})
+            return 0
+        for rel in result.restored:
+            console.print(f"[green]restored[/] {rel}")
+        for rel in result.removed:
+            console.print(f"[yellow]removed[/]  {rel}")
+        for rel in result.forced:
+            err_console.print(
+                f"[yellow]warning:[/] {rel} had been edited; reverted anyway (--force)"
+            )
+        console.print("init reverted: the compose file is as it was before init")
+        return 0
+
+    no_binary = tuple(n.strip() for n in args.no_binary.split(",") if n.strip())
+    with status("finding the Python services and the libraries their wheels need", quiet=args.json):
+        p = init.plan(root, ca_cert=args.ca_cert, no_binary=no_binary)
+    written: tuple[str, ...] = ()
+    if not args.dry_run and not p.nothing_to_do:
+        written = init.apply(p).written
+    if args.json:
+        print_json({**p.summary(), "dry_run": args.dry_run, "written": list(written)})
+        return 0
+    _render_services(p)
+    if args.dry_run:
+        _render_diff(p.diff())
+    _render_files(p, dry_run=args.dry_run)
+    for note in p.notes:
+        console.print(f"[dim]{escape(note)}[/]")
+    for warning in p.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}")
+    if p.nothing_to_do:
+        console.print("[green]nothing to do:[/] every file is already as init would write it")
+    elif args.dry_run:
+        console.print("dry run: nothing was written (run without --dry-run to apply)")
+    else:
+        console.print(
+            f"[green]done:[/] wrote {len(written)} file(s); originals kept in {init.BACKUP_DIR} "
+            "(`wheeldock init --revert` restores them). Next: `wheeldock up`"
+        )
+    return 0
+
+
+def _render_services(p: init.InitPlan) -> None:
+    table = Table(title="Python services", title_justify="left")
+    for column in (
+        "service",
+        "code",
+        "requirements",
+        "command",
+        "port",
+        "health",
+        "runtime packages",
+    ):
+        table.add_column(column)
+    for f in p.findings:
+        svc = f.service
+        table.add_row(
+            svc.name,
+            escape(f"{svc.source} → {svc.source_target or svc.workdir}"),
+            escape("\n".join((*svc.requirements, *(f"-c {c}" for c in svc.constraints)))),
+            escape(" ".join(svc.command)),
+            str(svc.port) if svc.port else "-",
+            svc.health,
+            (", ".join(svc.runtime_packages) or "none") + f" ({svc.runtime_packages_source})",
+        )
+    console.print(table)
+    for f in p.findings:
+        for note in f.notes:
+            console.print(f"[dim]{escape(f'{f.service.name}: {note}')}[/]")
+
+
+def _render_files(p: init.InitPlan, *, dry_run: bool) -> None:
+    table = Table(title="files (would change)" if dry_run else "files", title_justify="left")
+    table.add_column("file")
+    table.add_column("action")
+    table.add_column("note")
+    colors = {"create": "green", "update": "yellow", "delete": "red", "unchanged": "dim"}
+    for c in p.changes:
+        table.add_row(escape(c.path), f"[{colors[c.action]}]{c.action}[/]", escape(c.note))
+    console.print(table)
+
+
+def _render_diff(diff: str) -> None:
+    for line in diff.splitlines():
+        style = (
+            "bold"
+            if line.startswith(("+++", "---"))
+            else "green"
+            if line.startswith("+")
+            else "red"
+            if line.startswith("-")
+            else "cyan"
+            if line.startswith("@@")
+            else ""
+        )
+        console.print(Text(line, style=style), soft_wrap=True)

@@ -1,0 +1,90 @@
+"""``wheeldock lock``: hash-locked requirements per service (PEP 751 pylock.toml, via uv).
+
+Writes ``wheeldock.lock/pylock.<service>.toml`` (``pylock.<service>-<arch>.toml`` for another
+``--platform``: ``aarch64``, ``armv7l``); a lock whose inputs (requirement files, platform,
+Python) have not changed is kept. ``--check`` only reports, and exits 1 when a lock is missing
+or stale (for CI).
+
+Fully pinned inputs (every requirement ``name==version``, as ``uv pip compile`` or ``pip-compile``
+write them) are locked without a resolver: only the pins the old lock lacks are asked of PyPI's
+JSON API, and the lock is written only if every dependency is pinned and satisfied, so the
+result is the one uv would give. ``--full`` always resolves with uv.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.table import Table
+
+from wheeldock import platforms, project
+from wheeldock.cli.output import console, print_json, status
+from wheeldock.deps import lock, pylock
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "lock",
+        help="lock each service's requirements with exact versions and sha256 hashes",
+        description=__doc__,
+    )
+    parser.add_argument("services", nargs="*", metavar="SERVICE", help="default: all services")
+    parser.add_argument(
+        "--platform",
+        action="append",
+        default=[],
+        metavar="PLATFORMS",
+        help="target platform(s), comma-separated or repeated "
+        f"({platforms.accepted()}; default: {pylock.DEFAULT_PLATFORM}); uv has no linux/arm/v7 "
+        "target, so that one is resolved universally and narrowed to armv7l",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--check", action="store_true", help="exit 1 if a lock is missing or stale; write nothing"
+    )
+    mode.add_argument("--upgrade", action="store_true", help="re-resolve to the newest versions")
+    mode.add_argument("--force", action="store_true", help="re-resolve even fresh locks")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="resolve with uv even when every requirement is pinned with ==",
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    targets = platforms.parse_list(args.platform, default=pylock.DEFAULT_PLATFORM)
+    proj = project.load(args.project)
+    services = proj.select(args.services)
+    results = []
+    with status("checking locks" if args.check else "locking requirements"):
+        for target in targets:
+            results += lock.lock_services(
+                proj,
+                services,
+                platform=target.name,
+                check=args.check,
+                force=args.force,
+                upgrade=args.upgrade,
+            )
+    failed = args.check and any(r.status != "fresh" for r in results)
+    if args.json:
+        print_json({"ok": not failed, "locks": results})
+        return 1 if failed else 0
+    table = Table(box=None, pad_edge=False)
+    for col in ("service", "lock", "was", "now", "packages"):
+        table.add_column(col)
+    for r in results:
+        state = {"fresh": "[green]fresh[/]", "stale": "[red]stale[/]", "missing": "[red]missing[/]"}
+        table.add_row(
+            r.service,
+            str(r.path.relative_to(proj.root)),
+            state[r.status],
+            r.action,
+            "" if r.packages is None else str(r.packages),
+        )
+    console.print(table)
+    if failed:
+        console.print("[red]locks are out of date[/]: run `wheeldock lock`")
+    return 1 if failed else 0

@@ -1,0 +1,696 @@
+"""``wheeldock init``: plan, apply and revert the move to prebuilt-wheel images.
+
+:func:`plan` reads the project (compose files, ``wheeldock.toml``, an earlier init's backup) and
+computes every file's desired bytes without writing anything. :func:`apply` writes them: the
+originals first into ``.wheeldock/backup/`` with a manifest holding the sha256 of every file it
+wrote, then each file atomically, restoring the ones already written if a later one fails.
+:func:`revert` puts the originals back byte for byte and deletes what init created, refusing
+where a file was edited since init wrote it (unless forced).
+
+Planning always starts from the *original* compose files (the backup once there is one), so
+running ``init`` again computes the same bytes and changes nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as dist_version
+from pathlib import Path
+from typing import Any
+
+from wheeldock import project
+from wheeldock.build import runtime
+from wheeldock.compose import dockerfile
+from wheeldock.compose import files as compose
+from wheeldock.compose import survey as discover
+from wheeldock.deps.requirements import project_lock, requirement_lines
+from wheeldock.edges import ca as ca_mod
+from wheeldock.edges.fsutil import atomic_write_bytes, atomic_write_text
+from wheeldock.errors import InvalidConfig, NotFound, WheeldockError
+from wheeldock.project import Project, Service
+
+log = logging.getLogger(__name__)
+
+STATE_DIR = ".wheeldock"
+BACKUP_DIR = f"{STATE_DIR}/backup"
+MANIFEST = f"{BACKUP_DIR}/manifest.json"
+DOCKERIGNORE = ".dockerignore"
+
+#: Computes (runtime Debian packages, where they came from) for a service; see
+#: :func:`runtime_packages`. Tests and callers may pass their own.
+#: Its last argument holds requirement files init has planned but not written yet (path → text).
+RuntimeScanner = Callable[
+    [Path, Service, tuple[str, ...], Mapping[str, str]], tuple[tuple[str, ...], str]
+]
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One file init manages: its bytes now and the bytes it should have (``None``: absent)."""
+
+    path: str  # relative to the project folder
+    kind: str  # "compose" | "dockerfile" | "dockerignore" | "config" | "requirements"
+    current: bytes | None
+    desired: bytes | None
+    note: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return self.current != self.desired
+
+    @property
+    def action(self) -> str:
+        if not self.changed:
+            return "unchanged"
+        if self.current is None:
+            return "create"
+        return "delete" if self.desired is None else "update"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What ``.wheeldock/backup/manifest.json`` records for each file init manages."""
+
+    originals: Mapping[str, str | None]  # path -> sha256 of the original (None: did not exist)
+    written: Mapping[str, str]  # path -> sha256 of the bytes init wrote
+
+    def dumps(self) -> str:
+        files = {
+            path: {
+                "original_sha256": self.originals.get(path),
+                "written_sha256": self.written[path],
+            }
+            for path in sorted(self.written)
+        }
+        return json.dumps({"version": 1, "files": files}, indent=2) + "\n"
+
+    @classmethod
+    def read(cls, root: Path) -> Manifest | None:
+        path = root / MANIFEST
+        if not path.is_file():
+            return None
+        try:
+            files = json.loads(path.read_text())["files"]
+            return cls(
+                originals={p: f["original_sha256"] for p, f in files.items()},
+                written={p: f["written_sha256"] for p, f in files.items()},
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidConfig(
+                f"the backup manifest is damaged ({exc})",
+                path=path,
+                fix=f"restore the compose file from version control and delete {BACKUP_DIR}",
+            ) from exc
+
+
+def _backup_path(root: Path, rel: str) -> Path:
+    return root / BACKUP_DIR / "files" / rel
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _original(root: Path, rel: str, manifest: Manifest | None) -> bytes | None:
+    """A file's bytes before init first touched it (from the backup), else as they are now."""
+    if manifest is not None and rel in manifest.originals:
+        if manifest.originals[rel] is None:
+            return None
+        data = _read(_backup_path(root, rel))
+        if data is None:
+            raise NotFound(
+                f"the backup of {rel} is missing",
+                path=_backup_path(root, rel),
+                fix=f"restore {rel} from version control and delete {BACKUP_DIR}",
+            )
+        return data
+    return _read(root / rel)
+
+
+@dataclass(frozen=True)
+class InitPlan:
+    root: Path
+    findings: tuple[discover.Finding, ...]
+    project: Project
+    changes: tuple[FileChange, ...]
+    originals: Mapping[str, bytes | None]  # what the backup must hold for each managed file
+    ca: Path | None
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not any(c.changed for c in self.changes)
+
+    def diff(self) -> str:
+        """A unified diff of every change, as ``git diff`` would show it."""
+        out: list[str] = []
+        for change in self.changes:
+            if not change.changed:
+                continue
+            before = (change.current or b"").decode(errors="replace").splitlines(keepends=True)
+            after = (change.desired or b"").decode(errors="replace").splitlines(keepends=True)
+            out += difflib.unified_diff(
+                before,
+                after,
+                fromfile="/dev/null" if change.current is None else f"a/{change.path}",
+                tofile="/dev/null" if change.desired is None else f"b/{change.path}",
+            )
+        return "".join(line if line.endswith("\n") else line + "\n" for line in out)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "root": str(self.root),
+            "services": [
+                {**f.service.to_toml(), "name": f.service.name, "notes": list(f.notes)}
+                for f in self.findings
+            ],
+            "files": [
+                {"path": c.path, "kind": c.kind, "action": c.action, "note": c.note}
+                for c in self.changes
+            ],
+            "ca": str(self.ca) if self.ca else None,
+            "nothing_to_do": self.nothing_to_do,
+            "notes": list(self.notes),
+            "warnings": list(self.warnings),
+        }
+
+
+# --- runtime packages --------------------------------------------------------------------------
+
+
+def _uv_version() -> str:
+    try:
+        return dist_version("uv")
+    except PackageNotFoundError:
+        return "0.5.31"
+
+
+def runtime_packages(
+    root: Path,
+    service: Service,
+    requirement_files: tuple[str, ...],
+    planned: Mapping[str, str] | None = None,
+) -> tuple[tuple[str, ...], str]:
+    """The Debian packages the service's wheels need at run time, and where that came from.
+
+    With ``wheeldock.libs`` present: the ELF files of a wheelhouse built on this host for the
+    service (:func:`host_wheelhouse`) are scanned (``"elf-scan"``). Without it, or when that
+    fails, :data:`discover.RUNTIME_TABLE` answers (``"table"``). ``planned`` holds the
+    requirement files init will write (path → text).
+    """
+    _, reqs = discover.requirement_closure(root, requirement_files, overlay=planned)
+    table = discover.table_runtime_packages(reqs, service.no_binary)
+    try:
+        libs: Any = importlib.import_module("wheeldock.debian.libs")
+    except ImportError:
+        return table, "table"
+    if not hasattr(libs, "runtime_packages"):
+        return table, "table"
+    try:
+        wheelhouse = host_wheelhouse(root, service, planned)
+        packages = tuple(str(p) for p in libs.runtime_packages(wheelhouse, base=service.base))
+    except WheeldockError as exc:
+        log.warning(
+            "ELF scan of %s's wheels failed, using the table instead: %s", service.name, exc.what
+        )
+        return table, "table"
+    return packages, "elf-scan"
+
+
+#: The target platform's wheel tag (the base images are Debian bookworm, glibc 2.36, amd64).
+TARGET_PLATFORM = "manylinux_2_36_x86_64"
+
+
+def host_wheelhouse(root: Path, service: Service, planned: Mapping[str, str] | None = None) -> Path:
+    """A folder of the wheels the service's image will hold, built or fetched on this host.
+
+    Without ``no_binary``: ``pip download`` of binary wheels for the target platform and Python.
+    With it (or when a distribution has no wheel): ``pip wheel`` on this host, which builds from
+    source like the builder stage does; that needs this host's Python to be the service's.
+    Cached under ``cache_dir("init-wheelhouse")``, keyed by the requirement files' bytes,
+    ``no_binary`` and the Python version. ``planned`` holds requirement files not written yet
+    (path → text); a ``pyproject.toml`` gives pip its ``[project].dependencies``.
+    """
+    import platform
+    import sys
+
+    from wheeldock.edges import process
+    from wheeldock.edges.paths import cache_dir
+
+    pending = dict(planned or {})
+    files, _ = discover.requirement_closure(
+        root, (*service.requirements, *service.constraints), parse=False, overlay=pending
+    )
+
+    def data(rel: str) -> bytes:
+        return pending[rel].encode() if rel in pending else (root / rel).read_bytes()
+
+    key = hashlib.sha256()
+    for rel in files:
+        key.update(rel.encode() + b"\0" + data(rel) + b"\0")
+    key.update(repr((service.no_binary, service.python, TARGET_PLATFORM)).encode())
+    target = cache_dir("init-wheelhouse") / key.hexdigest()[:32]
+    if (target / ".complete").is_file():
+        return target
+    reqs: list[str] = []
+    for req in service.requirements:
+        # pip reads no pyproject.toml or lock file with -r, and a planned file is not written
+        # yet (it holds requirement lines only, no includes)
+        if req.endswith(".toml") or project_lock(req) or req in pending:
+            reqs += requirement_lines(root, req, pending.get(req))
+        else:
+            reqs += ["-r", str(root / req)]
+    for con in service.constraints:
+        reqs += ["-c", str(root / con)]
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    host_matches = (
+        f"{sys.version_info.major}.{sys.version_info.minor}" == service.python
+        and sys.platform == "linux"
+        and platform.machine() == "x86_64"
+    )
+    download = [
+        *pip, "download", "--quiet", "--only-binary=:all:", "--platform", TARGET_PLATFORM,
+        "--implementation", "cp", "--python-version", service.python, "--dest", str(target), *reqs,
+    ]  # fmt: skip
+    build = [*pip, "wheel", "--quiet", "--wheel-dir", str(target), *reqs]
+    if service.no_binary:
+        build += ["--no-binary", ",".join(service.no_binary)]
+    if service.no_binary and not host_matches:
+        raise WheeldockError(
+            f"cannot build {', '.join(service.no_binary)} from source for Python {service.python} "
+            "on this host",
+        )
+    if service.no_binary:
+        process.run(build, timeout=1800, fix="check the requirement files and the network")
+    else:
+        result = process.run(download, timeout=1800, check=False)
+        if result.returncode != 0:
+            if not host_matches:
+                raise WheeldockError(f"pip download failed: {result.stderr.strip()[-300:]}")
+            process.run(build, timeout=1800, fix="check the requirement files and the network")
+    (target / ".complete").write_text("")
+    return target
+
+
+# --- planning ----------------------------------------------------------------------------------
+
+
+def _image_name(project_name: str, service: str) -> str:
+    name = re.sub(r"[^a-z0-9_.-]+", "-", project_name.lower()).strip("-.") or "app"
+    return f"{name}-{service}:wheeldock"
+
+
+def compose_project_name(
+    root: Path, files: Sequence[compose.ComposeFile], environ: Mapping[str, str]
+) -> str:
+    """The compose project name: ``COMPOSE_PROJECT_NAME``, the top-level ``name:``, the folder."""
+    explicit = environ.get("COMPOSE_PROJECT_NAME")
+    if explicit:
+        return explicit
+    for f in files:
+        name = f.data.get("name")
+        if isinstance(name, str) and name:
+            return name
+    return root.name
+
+
+def plan(
+    root: Path,
+    *,
+    ca_cert: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    no_binary: Sequence[str] = (),
+    scanner: RuntimeScanner | None = None,
+) -> InitPlan:
+    """Everything init would write in ``root``, computed without writing.
+
+    ``no_binary`` adds distributions to build from source for every newly found service (user
+    edits in ``wheeldock.toml`` still win). ``scanner`` overrides :func:`runtime_packages`.
+    """
+    root = root.resolve()
+    env = dict(os.environ if environ is None else environ)
+    manifest = Manifest.read(root)
+    compose_paths = compose.find_files(root)
+    originals: dict[str, bytes | None] = {}
+    files: list[compose.ComposeFile] = []
+    for path in compose_paths:
+        rel = path.relative_to(root).as_posix()
+        data = _original(root, rel, manifest)
+        if data is None:
+            raise NotFound(f"{rel} disappeared while reading it", path=path)
+        originals[rel] = data
+        files.append(compose.parse(data.decode(), path))
+    interpolation = compose.interpolation_env(root, env)
+    found = discover.survey(root, files, interpolation)
+    findings = discover.require_findings(found, files, root)
+    ca = ca_mod.find(ca_cert, env)
+
+    existing = _existing_config(root)
+    scan = scanner or runtime_packages
+    services: list[Service] = []
+    final_findings: list[discover.Finding] = []
+    notes: list[str] = []
+    generated: dict[str, str] = {}  # requirement files written from inline packages
+    adapted: list[str] = []  # services moved to the Python their base carries
+    for finding in findings:
+        svc = finding.service
+        # a generated file already there (init wrote it; perhaps edited since) is read as it is
+        planned = {rel: text for rel, text in finding.generated if not (root / rel).is_file()}
+        if existing is not None and svc.name in {s.name for s in existing.services}:
+            svc = existing.service(svc.name)
+            notes.append(f"{svc.name}: settings from {project.CONFIG_NAME} (your edits win)")
+        else:
+            if no_binary:
+                svc = replace(svc, no_binary=tuple(dict.fromkeys((*svc.no_binary, *no_binary))))
+            svc, warning = _python_of_the_base(svc)
+            adapted += [warning] if warning else []
+            packages, source = scan(root, svc, finding.requirement_files, planned)
+            packages = tuple(dict.fromkeys((*packages, *finding.system_packages)))
+            svc = replace(svc, runtime_packages=packages, runtime_packages_source=source)
+        generated.update((rel, text) for rel, text in finding.generated if rel in svc.requirements)
+        planned = {rel: text for rel, text in planned.items() if rel in svc.requirements}
+        closure, _ = discover.requirement_closure(
+            root, (*svc.requirements, *svc.constraints), overlay=planned
+        )
+        final_findings.append(replace(finding, service=svc, requirement_files=closure))
+        services.append(svc)
+    if existing is not None:  # services the user added by hand stay
+        known = {s.name for s in services}
+        services += [s for s in existing.services if s.name not in known]
+
+    main_rel = compose_paths[0].relative_to(root).as_posix()
+    proj = Project(root=root, compose_file=main_rel, services=tuple(services))
+    name = compose_project_name(root, files, env)
+
+    desired: dict[str, tuple[str, bytes]] = {}
+    uv = _uv_version()
+    needed: list[str] = []
+    for finding in final_findings:
+        svc = finding.service
+        spec = dockerfile.DockerfileSpec(svc, finding.requirement_files, uv)
+        desired[f"Dockerfile.{svc.name}"] = ("dockerfile", dockerfile.render(spec).encode())
+        needed += [*finding.requirement_files, svc.source]
+
+    warnings: list[str] = [f"passed over: {why}" for why in found.passed_over] + adapted
+    for rel, text in generated.items():
+        current = _read(root / rel)
+        ours = manifest is not None and rel in manifest.written
+        if current is not None and not ours and current != text.encode():
+            raise InvalidConfig(
+                f"{rel} exists and is not the one init would write: the packages the compose "
+                "command installs inline go there",
+                path=root / rel,
+                fix=f"rename or delete {rel}, or make the command install it with `pip install -r`",
+            )
+        desired[rel] = ("requirements", text.encode())
+    ignore_original = _original(root, DOCKERIGNORE, manifest)
+    ignore_text, ignore_warnings = dockerfile.dockerignore(
+        ignore_original.decode() if ignore_original is not None else None, needed
+    )
+    warnings += ignore_warnings
+    desired[DOCKERIGNORE] = ("dockerignore", ignore_text.encode())
+    if ignore_original is not None:
+        originals[DOCKERIGNORE] = ignore_original
+
+    change = _compose_patch(final_findings, name, ca)
+    for i, f in enumerate(files):
+        rel = compose_paths[i].relative_to(root).as_posix()
+        text = compose.patch(f, change, primary=i == 0)
+        desired[rel] = ("compose", text.encode())
+
+    config_rel = project.CONFIG_NAME
+    config_bytes = project.dumps(proj).encode()
+    if (
+        existing is not None
+        and existing.services == proj.services
+        and existing.compose_file == proj.compose_file
+    ):
+        config_bytes = (root / config_rel).read_bytes()  # same settings: keep the user's formatting
+    desired[config_rel] = ("config", config_bytes)
+
+    for rel in desired:
+        if rel not in originals:
+            originals[rel] = _original(root, rel, manifest)
+
+    changes: list[FileChange] = []
+    for rel, (kind, data) in desired.items():
+        current = _read(root / rel)
+        note = ""
+        edited = (
+            manifest is not None
+            and rel in manifest.written
+            and current is not None
+            and sha256(current) != manifest.written[rel]
+            and kind != "config"
+        )
+        if edited and current != data:
+            note = "edited since init wrote it: kept (delete it and re-run init to regenerate)"
+            warnings.append(f"{rel} was edited since init wrote it; kept as it is")
+            data = current
+        elif current is None and manifest is not None and rel in manifest.written:
+            note = "recreated (it had been deleted)"
+        changes.append(FileChange(rel, kind, current, data, note))
+    return InitPlan(
+        root=root,
+        findings=tuple(final_findings),
+        project=proj,
+        changes=tuple(changes),
+        originals=originals,
+        ca=ca,
+        notes=tuple(notes),
+        warnings=tuple(warnings),
+    )
+
+
+def _python_of_the_base(svc: Service) -> tuple[Service, str | None]:
+    """``svc`` on the Python its wheeldock base carries (Debian's python3), and a warning when
+    that is not the one its compose image named: a Dockerfile or lock for a Python the base
+    does not have could not run."""
+    from wheeldock.debian.bases import DEFAULT_SUITE, SUITE_PYTHON, VARIANTS
+
+    carried = SUITE_PYTHON[DEFAULT_SUITE]
+    if svc.base not in VARIANTS or svc.python == carried:
+        return svc, None
+    return replace(svc, python=carried), (
+        f"{svc.name}: its image runs Python {svc.python}, but wheeldock's bases carry Debian "
+        f"{DEFAULT_SUITE}'s Python {carried}: it is locked and built for {carried}. Check that "
+        f"the code runs on {carried}, or set base (an image with Python {svc.python}) and python "
+        f'= "{svc.python}" for it in {project.CONFIG_NAME}'
+    )
+
+
+def _existing_config(root: Path) -> Project | None:
+    path = project.config_path(root)
+    return project.load(root) if path.is_file() else None
+
+
+def _compose_patch(
+    findings: Sequence[discover.Finding], project_name: str, ca: Path | None
+) -> compose.Patch:
+    patches: list[compose.ServicePatch] = []
+    for f in findings:
+        svc = f.service
+        build: dict[str, Any] = {"context": ".", "dockerfile": f"Dockerfile.{svc.name}"}
+        if svc.network_mode == "host":
+            build["network"] = "host"  # the build reaches PyPI the way the service reaches anything
+        if ca is not None:
+            build["secrets"] = [ca_mod.SECRET_ID]
+        patches.append(
+            compose.ServicePatch(
+                name=svc.name,
+                build=build,
+                image=_image_name(project_name, svc.name),
+                drop_keys=f.drop_keys,
+                drop_volumes=(f.source_volume,),
+                healthcheck=(
+                    {"test": ["CMD", *runtime.health_command(svc)]}
+                    if f.replace_healthcheck
+                    else None
+                ),
+            )
+        )
+    secrets = {ca_mod.SECRET_ID: str(ca)} if ca is not None else {}
+    return compose.Patch(services=tuple(patches), secrets=secrets)
+
+
+# --- applying ----------------------------------------------------------------------------------
+
+
+def _check_writable(root: Path) -> None:
+    """Fail before anything is written when the folder takes no new files."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".wheeldock-probe-", dir=root)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise WheeldockError(
+            f"cannot write in the project folder ({exc.strerror}); nothing was changed",
+            path=root,
+            fix="make the folder writable (init writes Dockerfiles, .dockerignore, wheeldock.toml "
+            "and patches the compose file there)",
+        ) from exc
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    written: tuple[str, ...]
+    backup: str
+    unchanged: tuple[str, ...] = field(default_factory=tuple)
+
+
+def apply(p: InitPlan) -> ApplyResult:
+    """Write the plan: backups and manifest first, then each changed file atomically.
+
+    If a write fails, files already written are put back as they were and the error is raised:
+    no user file is left half-changed.
+    """
+    root = p.root
+    _check_writable(root)
+    manifest = Manifest.read(root)
+    originals: dict[str, str | None] = dict(manifest.originals) if manifest else {}
+    new_backups: list[Path] = []
+    try:
+        for rel, data in p.originals.items():
+            if rel in originals:
+                continue
+            if data is not None:
+                backup = _backup_path(root, rel)
+                atomic_write_bytes(backup, data)
+                new_backups.append(backup)
+            originals[rel] = sha256(data) if data is not None else None
+    except BaseException:
+        for path in new_backups:
+            path.unlink(missing_ok=True)
+        raise
+    written: list[str] = []
+    done: list[FileChange] = []
+    try:
+        for change in p.changes:
+            if not change.changed:
+                continue
+            target = root / change.path
+            if change.desired is None:
+                target.unlink(missing_ok=True)
+            else:
+                atomic_write_bytes(target, change.desired)
+            done.append(change)
+            written.append(change.path)
+        hashes = {c.path: sha256(c.desired) for c in p.changes if c.desired is not None}
+        if manifest is not None:  # files written by an earlier init and not planned now
+            hashes = {**{k: v for k, v in manifest.written.items() if k not in hashes}, **hashes}
+        atomic_write_text(root / MANIFEST, Manifest(originals, hashes).dumps())
+    except BaseException:
+        for change in reversed(done):
+            target = root / change.path
+            try:
+                if change.current is None:
+                    target.unlink(missing_ok=True)
+                else:
+                    atomic_write_bytes(target, change.current)
+            except OSError:
+                log.error("could not restore %s after a failed init", target)
+        if manifest is None:
+            for path in new_backups:
+                path.unlink(missing_ok=True)
+        raise
+    return ApplyResult(
+        written=tuple(written),
+        backup=BACKUP_DIR,
+        unchanged=tuple(c.path for c in p.changes if not c.changed),
+    )
+
+
+# --- reverting ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RevertResult:
+    restored: tuple[str, ...]
+    removed: tuple[str, ...]
+    forced: tuple[str, ...]  # edited files reverted anyway
+
+
+def revert(root: Path, *, force: bool = False) -> RevertResult:
+    """Restore the originals byte for byte and delete the files init created.
+
+    Refuses (naming every such file) when one was edited since init wrote it, unless ``force``.
+    """
+    root = root.resolve()
+    manifest = Manifest.read(root)
+    if manifest is None:
+        raise NotFound(
+            f"nothing to revert: {MANIFEST} does not exist (init has not run here, or was reverted)",
+            path=root,
+            fix="run `wheeldock init` first; `--revert` undoes it",
+        )
+    edited: list[str] = []
+    for rel, digest in manifest.written.items():
+        current = _read(root / rel)
+        if current is not None and sha256(current) != digest:
+            edited.append(rel)
+    if edited and not force:
+        raise InvalidConfig(
+            f"edited since init wrote them: {', '.join(sorted(edited))}; reverting would lose "
+            "those edits, so nothing was changed",
+            path=root / sorted(edited)[0],
+            fix="keep a copy of your edits and run `wheeldock init --revert --force`",
+        )
+    _check_writable(root)
+    # Every backup must be readable before anything is restored.
+    restore: dict[str, bytes] = {}
+    for rel, original in manifest.originals.items():
+        if original is None:
+            continue
+        data = _read(_backup_path(root, rel))
+        if data is None or sha256(data) != original:
+            raise InvalidConfig(
+                f"the backup of {rel} is missing or damaged; nothing was changed",
+                path=_backup_path(root, rel),
+                fix=f"restore {rel} from version control, then delete {BACKUP_DIR}",
+            )
+        restore[rel] = data
+    restored: list[str] = []
+    removed: list[str] = []
+    for rel in sorted(set(manifest.written) | set(manifest.originals)):
+        target = root / rel
+        if rel in restore:
+            if _read(target) != restore[rel]:
+                atomic_write_bytes(target, restore[rel])
+                restored.append(rel)
+        elif target.exists():
+            target.unlink()
+            removed.append(rel)
+    _remove_tree(root / BACKUP_DIR)
+    state = root / STATE_DIR
+    if state.is_dir() and not any(state.iterdir()):
+        state.rmdir()
+    return RevertResult(tuple(restored), tuple(removed), tuple(sorted(edited)))
+
+
+def _remove_tree(path: Path) -> None:
+    if not path.exists():
+        return
+    for child in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if child.is_dir() and not child.is_symlink():
+            child.rmdir()
+        else:
+            child.unlink()
+    path.rmdir()

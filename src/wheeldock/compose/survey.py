@@ -1,0 +1,1184 @@
+"""Finding the Python services in a compose project that install their dependencies at start.
+
+A candidate is a service that runs a ``python:*`` image with a command like
+``sh -c "pip install -r requirements.txt && python3 app.py"`` and its code bind-mounted.
+For each, :func:`discover` infers a :class:`wheeldock.project.Service`: requirement files
+(following ``-r``/``-c`` includes), the command to run in the image, working folder, source
+folder, port, health check and the Debian packages the wheels need at run time. Every inference
+is recorded in :attr:`Finding.notes` so ``init`` can say how it decided.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import posixpath
+import re
+import shlex
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from wheeldock.compose.files import (
+    ComposeFile,
+    env_files,
+    environment,
+    interpolate,
+    merged_services,
+)
+from wheeldock.deps.requirements import lock_of_tool, locked_requirements
+from wheeldock.deps.requirements import option_values as _option_values
+from wheeldock.deps.requirements import project_dependencies as _project_dependencies
+from wheeldock.deps.requirements import relative as _rel
+from wheeldock.deps.requirements import requirement_closure as requirement_closure
+from wheeldock.errors import InvalidConfig, NotFound
+from wheeldock.project import CONFIG_NAME, Service
+
+log = logging.getLogger(__name__)
+
+#: Runner programs that start a Python service once its dependencies are installed.
+RUNNERS = (
+    "uvicorn",
+    "gunicorn",
+    "hypercorn",
+    "daphne",
+    "celery",
+    "flask",
+    "fastapi",
+    "rq",
+    "dramatiq",
+    "waitress-serve",
+)
+#: Programs that start another one given after their own arguments (``wait-for-it.sh … --
+#: python app.py``): the service is the Python program inside.
+WRAPPERS = (
+    "dockerize",
+    "wait-for",
+    "wait-for-it",
+    "tini",
+    "dumb-init",
+    "gosu",
+    "su-exec",
+    "ddtrace-run",
+    "newrelic-admin",
+    "opentelemetry-instrument",
+    "watchmedo",
+    "nice",
+    "timeout",
+)
+#: Health routes in order of preference.
+HEALTH_ROUTES = (
+    "/health",
+    "/healthz",
+    "/healthcheck",
+    "/health-check",
+    "/_health",
+    "/livez",
+    "/readyz",
+    "/ready",
+    "/ping",
+    "/status",
+)
+_PYTHON = re.compile(r"^(?:/usr/(?:local/)?bin/)?python(?:3(?:\.\d+)?)?$")
+_PIP = re.compile(r"^(?:/usr/(?:local/)?bin/)?pip(?:3(?:\.\d+)?)?$")
+_PORT_ENV = ("PORT", "APP_PORT", "HTTP_PORT", "SERVER_PORT", "LISTEN_PORT")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One Python service found in the compose files, and what ``init`` will change about it."""
+
+    service: Service
+    compose_file: Path  # the file that defines the service's image
+    source_volume: str  # the bind mount's source as written (``./app``), dropped by the patch
+    drop_keys: tuple[str, ...]  # compose keys the image makes unneeded (command, working_dir)
+    requirement_files: tuple[str, ...]  # every file the requirements read, includes too
+    constraints: tuple[str, ...]  # ``-c`` files given on the pip command line
+    notes: tuple[str, ...]
+    replace_healthcheck: bool = False  # the compose healthcheck needs curl/wget: replace its test
+    #: requirement files init writes (path, text): the packages the command named inline
+    generated: tuple[tuple[str, str], ...] = ()
+    system_packages: tuple[str, ...] = ()  # Debian packages the command apt-get installed
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What :func:`survey` found: the candidates, and each other service with why it is not."""
+
+    findings: tuple[Finding, ...]
+    passed_over: tuple[str, ...]  # "name (why)"
+
+
+class _PassOver(Exception):
+    """A service that starts like a candidate but cannot be turned into an image as written."""
+
+
+@dataclass(frozen=True)
+class _Mount:
+    source: str  # as written
+    host: Path  # resolved on the host
+    target: str
+
+
+@dataclass(frozen=True)
+class _Start:
+    """What the start command does: the pip step and the program it then runs."""
+
+    requirements: tuple[str, ...]
+    constraints: tuple[str, ...]
+    no_binary: tuple[str, ...]
+    argv: tuple[str, ...]
+    packages: tuple[str, ...] = ()  # requirement specifiers on pip's command line
+    projects: tuple[str, ...] = ()  # local project folders it installs (``pip install .``)
+    system_packages: tuple[str, ...] = ()  # what ``apt-get install`` added at every start
+    #: the rest of the script (migrations, ``cd``, variables) when more than the program runs,
+    #: for ``sh -c``; empty when the program alone is the command
+    script: str = ""
+    dropped: tuple[str, ...] = ()  # steps left out of the image's command (``apk add …``)
+    from_file: str | None = None  # the script file the steps were read from (``entrypoint.sh``)
+    #: projects installed from their lock file, (tool, folder as written): ``uv sync`` (or a
+    #: ``uv run`` syncing on its own), ``poetry install``, ``pipenv sync``/``install``
+    locked: tuple[tuple[str, str], ...] = ()
+    #: what such an install selects beyond the project's packages (``--extra web``): passed over
+    selects: tuple[str, ...] = ()
+    dev_left_out: bool = False  # the install also installed the development packages
+
+
+# --- the start command -------------------------------------------------------------------------
+
+#: Options of ``uv``, ``poetry`` and ``pipenv`` commands that take a value (as the next word
+#: when not given with ``=``), by tool.
+_TOOL_VALUE_OPTIONS = {
+    "uv": frozenset(
+        {
+            "--project", "--directory", "--extra", "--group", "--only-group", "--package",
+            "--python", "-p", "--with", "--with-editable", "--with-requirements", "--env-file",
+            "--index", "--default-index", "--index-url", "--extra-index-url", "--find-links",
+            "-f", "--no-binary-package", "--no-build-package", "--cache-dir", "--config-file",
+            "--no-group", "--link-mode", "--resolution", "--prerelease", "--python-platform",
+        }
+    ),
+    "poetry": frozenset(
+        {"-C", "--directory", "-P", "--project", "--with", "--without", "--only", "-E", "--extras"}
+    ),
+    "pipenv": frozenset({"--python", "--categories", "--pypi-mirror", "--extra-pip-args"}),
+}  # fmt: skip
+#: Options that make the install take more than the project's runtime packages.
+_TOOL_SELECTS = {
+    "uv": frozenset(
+        {
+            "--extra", "--all-extras", "--group", "--only-group", "--all-groups", "--only-dev",
+            "--no-default-groups", "--package", "--all-packages", "--with", "--with-editable",
+            "--with-requirements",
+        }
+    ),
+    "poetry": frozenset({"--with", "-E", "--extras", "--all-extras", "--all-groups"}),
+    "pipenv": frozenset({"--dev", "-d", "--categories"}),
+}  # fmt: skip
+#: The options naming a tool's project folder (the working dir without them).
+_TOOL_FOLDER = {
+    "uv": ("--project", "--directory"),
+    "poetry": ("-C", "--directory", "-P", "--project"),
+    "pipenv": (),
+}
+
+
+def _tool_options(tool: str, args: Sequence[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """A tool's options (name → values; flags get an empty value) and what follows them (the
+    command of ``uv run``, ``poetry run``, ``pipenv run``; the packages of ``pipenv install``)."""
+    options: dict[str, list[str]] = {}
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "--":
+        name, eq, value = args[i].partition("=")
+        if not eq and name in _TOOL_VALUE_OPTIONS[tool] and i + 1 < len(args):
+            value = args[i + 1]
+            i += 1
+        options.setdefault(name, []).append(value)
+        i += 1
+    rest = list(args[i:])
+    return options, rest[1:] if rest[:1] == ["--"] else rest
+
+
+def _tool_folder(tool: str, options: Mapping[str, list[str]]) -> str:
+    named = [v for o in _TOOL_FOLDER[tool] for v in options.get(o, [])]
+    return named[-1] if named else "."
+
+
+@dataclass(frozen=True)
+class _ToolStep:
+    """A step of a project tool: an install from the project's lock, or a ``run`` of a command."""
+
+    tool: str
+    folder: str | None  # the project it installs (None: ``run`` without a sync)
+    selects: tuple[str, ...] = ()
+    dev: bool = False  # it installs the development packages too
+    run: tuple[str, ...] = ()  # the command ``run`` runs
+
+
+def _tool_step(seg: Sequence[str]) -> _ToolStep | None:
+    """``uv sync``, ``poetry install``, ``pipenv sync``/``install`` and their ``run``s."""
+    tool, sub = PurePosixPath(seg[0]).name, seg[1] if len(seg) > 1 else ""
+    if tool not in _TOOL_VALUE_OPTIONS:
+        return None
+    options, rest = _tool_options(tool, seg[2:])
+    folder = _tool_folder(tool, options)
+    selects = tuple(o for o in options if o in _TOOL_SELECTS[tool])
+    if sub == "run":
+        if not rest:
+            return None
+        if tool == "uv" and ("-m" in options or "--module" in options):
+            rest = ["python", "-m", *rest]
+        # `uv run` syncs the project first, unless told not to; the others only run
+        syncs = tool == "uv" and "--no-project" not in options and "--no-sync" not in options
+        return _ToolStep(tool, folder if syncs else None, selects if syncs else (), run=tuple(rest))
+    if (tool, sub) == ("uv", "sync"):
+        return _ToolStep(tool, folder, selects, dev="--no-dev" not in options)
+    if (tool, sub) == ("poetry", "install"):
+        only = [g for v in options.get("--only", []) for g in v.split(",")]
+        without = [g for v in options.get("--without", []) for g in v.split(",")]
+        if any(g != "main" for g in only):
+            selects += ("--only",)
+        dev = not only and "dev" not in without and "--no-dev" not in options
+        return _ToolStep(tool, folder, selects, dev=dev)
+    if tool == "pipenv" and (sub == "sync" or (sub == "install" and not rest)):
+        return _ToolStep(tool, folder, selects)
+    if tool == "pipenv" and sub == "install":
+        return _ToolStep(tool, folder, (*selects, "packages named: " + " ".join(rest)))
+    return None
+
+
+def _script_of(command: Any) -> str | None:
+    """The shell script a compose ``command`` runs (``sh -c "…"`` unwrapped), or ``None``."""
+    if command is None:
+        return None
+    argv = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
+    if argv and PurePosixPath(argv[0]).name in ("sh", "bash", "ash", "dash", "zsh"):
+        # the shell's own options first (``-c``, ``-ec``, ``-lc``, ``-e -c``, ``-o pipefail``)
+        i, script_flag = 1, False
+        while i < len(argv) and argv[i].startswith("-") and not argv[i].startswith("--"):
+            if argv[i] in ("-o", "+o"):
+                i += 1  # its option name
+            elif "c" in argv[i][1:]:
+                script_flag = True
+            i += 1
+        if script_flag and i < len(argv):
+            return argv[i]
+    return shlex.join(argv)
+
+
+def _segments(script: str) -> list[tuple[list[str], str]]:
+    """Split a shell script into simple commands (on ``&&``, ``||``, ``;``, ``|``, ``&`` and
+    newlines), each with the separator that follows it (``;`` for a newline, ``""`` last)."""
+    segments: list[tuple[list[str], str]] = [([], "")]
+    for line in script.replace("\\\n", " ").splitlines():
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
+        lexer.whitespace_split = True
+        lexer.commenters = ""  # sh starts a comment only at a word's start, not in ``…#egg=x``
+        try:
+            for token in lexer:
+                if token.startswith("#"):
+                    break
+                if token in ("&&", "||", ";", "&", "|", ";;"):
+                    segments[-1] = (segments[-1][0], token)
+                    segments.append(([], ""))
+                else:
+                    segments[-1][0].append(token)
+        except ValueError:
+            return []
+        segments[-1] = (segments[-1][0], ";")
+        segments.append(([], ""))
+    kept = [(seg, sep) for seg, sep in segments if seg]
+    if kept:
+        kept[-1] = (kept[-1][0], "")
+    return kept
+
+
+def _shell_word(token: str) -> str:
+    """``token`` quoted for ``sh``, ``$VAR`` still expanded (double quotes where it has one)."""
+    if "$" in token and not re.fullmatch(r"[\w$@%+=:,./{}-]+", token):
+        return '"' + re.sub(r'(["\\`])', r"\\\1", token) + '"'
+    return token if re.fullmatch(r"[\w$@%+=:,./{}-]+", token) else shlex.quote(token)
+
+
+def _pip_args(argv: list[str]) -> list[str] | None:
+    """The arguments after ``install`` when ``argv`` is a pip (or ``uv pip``) install, else
+    ``None``."""
+    i = 0
+    if _PYTHON.match(argv[0]) and argv[1:3] == ["-m", "pip"]:
+        i = 3
+    elif _PYTHON.match(argv[0]) and argv[1:4] == ["-m", "uv", "pip"]:
+        i = 4
+    elif _PIP.match(argv[0]):
+        i = 1
+    elif PurePosixPath(argv[0]).name == "uv" and argv[1:2] == ["pip"]:
+        i = 2
+    else:
+        return None
+    rest = argv[i:]
+    while rest and rest[0].startswith("-"):  # pip's global options before the subcommand
+        rest = rest[1:]
+    if not rest or rest[0] != "install":
+        return None
+    return rest[1:]
+
+
+#: pip/uv install options that take a value (as the next word when not given with ``=``).
+_PIP_VALUE_OPTIONS = frozenset(
+    {
+        "-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-i", "--index-url",
+        "--extra-index-url", "-f", "--find-links", "-t", "--target", "--prefix", "--root",
+        "--no-binary", "--only-binary", "--platform", "--python-version", "--implementation",
+        "--abi", "--upgrade-strategy", "--progress-bar", "--src", "--trusted-host", "--cache-dir",
+        "--log", "--proxy", "--retries", "--timeout", "--exists-action", "--cert",
+        "--client-cert", "--global-option", "--config-settings", "-C", "--report",
+        "--root-user-action", "--python", "-p", "--index-strategy", "--resolution",
+        "--prerelease", "--keyring-provider", "--link-mode", "--override", "--index",
+        "--default-index", "--extra", "--group",
+    }
+)  # fmt: skip
+#: What a pip step installs to install things, not to run the service (``pip install -U pip``).
+_INSTALL_TOOLS = frozenset(
+    {"pip", "uv", "setuptools", "wheel", "poetry", "pipenv", "poetry-plugin-export"}
+)
+
+
+def _pip_targets(args: list[str]) -> tuple[list[str], list[str]]:
+    """The positional arguments of a pip install (requirement specifiers, paths, URLs) and the
+    values of ``-e``/``--editable``."""
+    targets: list[str] = []
+    editables: list[str] = []
+    it = iter(args)
+    for arg in it:
+        if arg.startswith("--") and "=" in arg:
+            if arg.split("=", 1)[0] == "--editable":
+                editables.append(arg.split("=", 1)[1])
+            continue
+        if arg in _PIP_VALUE_OPTIONS:
+            value = next(it, None)
+            if arg in ("-e", "--editable") and value is not None:
+                editables.append(value)
+            continue
+        if arg.startswith("-e") and not arg.startswith("--") and len(arg) > 2:
+            editables.append(arg[2:])
+            continue
+        if arg.startswith("-"):
+            continue  # a flag (``-U``, ``--no-cache-dir``) or an attached value (``-rreqs.txt``)
+        targets.append(arg)
+    return targets, editables
+
+
+def _is_local_path(target: str) -> bool:
+    return target.startswith((".", "/", "~")) or target.endswith((".whl", ".tar.gz", ".zip"))
+
+
+def _interpolate_command(command: Any, env: Mapping[str, str]) -> Any:
+    """Compose resolves ``${VAR}`` in a command before the shell sees it (``$$`` is a literal
+    ``$``); the image's command is fixed at init time the same way."""
+    if isinstance(command, str):
+        return interpolate(command, env)
+    if isinstance(command, list):
+        return [interpolate(str(a), env) for a in command]
+    return command
+
+
+def _parse_start(command: Any) -> _Start | None:
+    script = _script_of(command)
+    if script is None:
+        return None
+    requirements: list[str] = []
+    constraints: list[str] = []
+    no_binary: list[str] = []
+    packages: list[str] = []
+    projects: list[str] = []
+    system: list[str] = []
+    dropped: list[str] = []  # steps the image has no use for (another distribution's packages)
+    kept: list[tuple[list[str], str]] = []  # the steps the image still runs at start
+    locked: list[tuple[str, str]] = []
+    selects: list[str] = []
+    dev_left_out = False
+    implicit: tuple[str, str] | None = None  # the project a `uv run` syncs on its own
+    here = ""  # where a ``cd`` moved the script, relative to the working dir (or absolute)
+    run: list[str] | None = None
+    for original, separator in _segments(script):
+        seg = original
+        while seg and (seg[0] in ("exec", "env") or ("=" in seg[0] and not seg[0].startswith("-"))):
+            seg = seg[1:]
+        if not seg:
+            continue
+        name = PurePosixPath(seg[0]).name
+        step = _tool_step(seg)
+        if step is not None and step.folder is not None and not step.run:
+            locked.append((step.tool, _under(here, step.folder)))
+            selects += step.selects
+            dev_left_out = dev_left_out or step.dev
+            continue
+        if step is not None and step.run:
+            if step.folder is not None:
+                implicit = (step.tool, _under(here, step.folder))
+                selects += step.selects
+            original = original[: len(original) - len(seg)] + list(step.run)
+            seg = list(step.run)
+            name = PurePosixPath(seg[0]).name
+        if name in ("apt-get", "apt"):
+            # system packages at start: the image gets them at build time instead
+            if seg[1:2] == ["install"]:
+                system += [a for a in seg[2:] if not a.startswith("-") and "=" not in a]
+            continue
+        if name == "apk":  # an Alpine image's packages: the Debian image has its own (ELF scan)
+            dropped.append(shlex.join(seg))
+            continue
+        pip = _pip_args(seg)
+        if pip is not None:
+            targets, editables = _pip_targets(pip)
+            if (
+                targets
+                and not editables
+                and all(
+                    not _is_local_path(t) and _requirement_name(t) in _INSTALL_TOOLS
+                    for t in targets
+                )
+            ):
+                continue  # ``pip install --upgrade pip``: tooling, not the service's dependencies
+            requirements += [_under(here, r) for r in _option_values(pip, "-r", "--requirement")]
+            constraints += [_under(here, c) for c in _option_values(pip, "-c", "--constraint")]
+            for value in _option_values(pip, "--no-binary", "--no-binary"):
+                no_binary += [v for v in value.split(",") if v and v != ":none:"]
+            for target in [*targets, *editables]:
+                if "://" in target:
+                    projects.append(target)  # a URL: passed over, with the reason
+                elif _is_local_path(target) or target in editables:
+                    projects.append(_under(here, target))
+                else:
+                    packages.append(target)
+            continue
+        if name == "cd" and len(seg) == 2:
+            here = _under(here, seg[1])
+        kept.append((original, separator))
+        if _PYTHON.match(seg[0]) or name in RUNNERS:
+            run = seg
+        elif name in WRAPPERS or name.endswith(".sh"):
+            # ``wait-for-it.sh db:5432 -- python app.py``, ``ddtrace-run gunicorn …``
+            at = next(
+                (
+                    i
+                    for i, t in enumerate(seg[1:], 1)
+                    if _PYTHON.match(t) or PurePosixPath(t).name in RUNNERS
+                ),
+                None,
+            )
+            if at is not None:
+                run = seg[at:]
+    if implicit is not None and not (requirements or packages or projects or locked):
+        locked.append(implicit)
+    if not (requirements or packages or projects or locked) or run is None:
+        return None
+    shell = ""
+    if len(kept) > 1 or any(t != "exec" for t in kept[0][0][: len(kept[0][0]) - len(run)]):
+        words = [" ".join(_shell_word(t) for t in seg) for seg, _ in kept]
+        last = kept[-1][0]
+        if last[-len(run) :] == run:  # the service, not the shell, gets the signals
+            prefix = [t for t in last[: len(last) - len(run)] if t != "exec"]
+            if prefix and "=" in prefix[0]:
+                prefix = ["env", *prefix]  # ``FOO=1 python app.py``: exec takes no assignments
+            words[-1] = "exec " + " ".join(_shell_word(t) for t in [*prefix, *run])
+        seps = [sep for _, sep in kept[:-1]] + [""]  # none after the last kept step
+        shell = "".join(
+            word + (f" {sep} " if sep not in ("", ";") else "; " if sep else "")
+            for word, sep in zip(words, seps, strict=True)
+        )
+    return _Start(
+        tuple(requirements),
+        tuple(constraints),
+        tuple(no_binary),
+        tuple(run),
+        tuple(packages),
+        tuple(projects),
+        tuple(dict.fromkeys(system)),
+        shell,
+        tuple(dropped),
+        locked=tuple(dict.fromkeys(locked)),
+        selects=tuple(dict.fromkeys(selects)),
+        dev_left_out=dev_left_out,
+    )
+
+
+def _start_from_script_file(command: Any, svc: Mapping[str, Any], root: Path) -> _Start | None:
+    """The start of a command that runs a shell script from the code (``./entrypoint.sh``,
+    ``sh start.sh``): the script's own steps, read from the mounted file. The image runs them
+    without the pip steps (the script itself would install again at every start)."""
+    script = _script_of(command)
+    segments = _segments(script) if script else []
+    if len(segments) != 1:
+        return None
+    words = segments[0][0]
+    if PurePosixPath(words[0]).name in ("sh", "bash", "dash", "ash") and len(words) > 1:
+        words = words[1:]
+    if len(words) != 1 or not words[0].endswith(".sh"):
+        return None
+    workdir = str(svc.get("working_dir") or "/")
+    located = _to_host(str(PurePosixPath(workdir) / words[0]), _mounts(svc, root))
+    if located is None or not located[1].is_file():
+        return None
+    text = located[1].read_text(errors="replace")
+    start = _parse_start(["sh", "-c", text])
+    if start is None:
+        return None
+    return replace(start, from_file=posixpath.normpath(words[0]))
+
+
+def _under(here: str, path: str) -> str:
+    """``path`` as seen from the working dir, given a script that ``cd``-ed to ``here``."""
+    if not here or path.startswith("/"):
+        return path
+    return posixpath.normpath(posixpath.join(here, path))
+
+
+def _requirement_name(spec: str) -> str:
+    """The distribution a specifier names (``flask[async]>=3`` → ``flask``), canonicalized."""
+    match = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec)
+    return canonicalize_name(match.group(1)) if match else spec
+
+
+# --- mounts and paths --------------------------------------------------------------------------
+
+
+def _mounts(svc: Mapping[str, Any], root: Path) -> list[_Mount]:
+    mounts: list[_Mount] = []
+    for vol in svc.get("volumes") or []:
+        if isinstance(vol, str):
+            parts = vol.split(":")
+            if len(parts) < 2 or not parts[0].startswith((".", "/", "~")):
+                continue  # a named volume, not the code
+            source, target = parts[0], parts[1]
+        elif isinstance(vol, Mapping) and vol.get("type", "bind") == "bind" and vol.get("source"):
+            source, target = str(vol["source"]), str(vol.get("target", ""))
+        else:
+            continue
+        host = (root / Path(source).expanduser()).resolve()
+        if host.is_dir():
+            mounts.append(_Mount(source, host, target.rstrip("/") or "/"))
+    return mounts
+
+
+def _to_host(container_path: str, mounts: Sequence[_Mount]) -> tuple[_Mount, Path] | None:
+    """Map an absolute container path to the host through the bind mounts (deepest first)."""
+    path = PurePosixPath(container_path)
+    for mount in sorted(mounts, key=lambda m: len(m.target), reverse=True):
+        target = PurePosixPath(mount.target)
+        if path == target or target in path.parents:
+            return mount, mount.host / path.relative_to(target)
+    return None
+
+
+# --- requirement files -------------------------------------------------------------------------
+
+
+# --- port and health ---------------------------------------------------------------------------
+
+
+def _flag_value(argv: Sequence[str], *flags: str) -> str | None:
+    for i, arg in enumerate(argv):
+        for flag in flags:
+            if arg == flag and i + 1 < len(argv):
+                return argv[i + 1]
+            if flag.startswith("--") and arg.startswith(flag + "="):
+                return arg[len(flag) + 1 :]
+    return None
+
+
+def _port_from(value: str | None) -> int | None:
+    if not value:
+        return None
+    match = re.search(r"(\d{2,5})$", value.strip())
+    if match and 0 < int(match.group(1)) < 65536:
+        return int(match.group(1))
+    return None
+
+
+def infer_port(
+    svc: Mapping[str, Any], argv: Sequence[str], env: Mapping[str, str], root: Path | None = None
+) -> tuple[int | None, str]:
+    """The port the service listens on, and where that was read (for the notes). ``root``:
+    the folder ``env_file:`` paths are relative to."""
+    if len(argv) == 3 and argv[0] in ("sh", "/bin/sh") and argv[1] == "-c":
+        # a kept script (``migrate && exec gunicorn -b …``): the program is its last step
+        steps = _segments(argv[2])
+        argv = [t for t in steps[-1][0] if t not in ("exec", "env")] if steps else []
+    declared = environment(svc)
+    service_env: dict[str, str | None] = {
+        **(env_files(svc, root) if root is not None else {}),
+        **declared,
+    }
+    for key in _PORT_ENV:
+        raw = service_env.get(key)
+        port = _port_from(interpolate(raw, env)) if raw is not None else None
+        if port:
+            return port, f"{'environment' if key in declared else 'env_file'} {key}"
+    flag = _flag_value(argv, "--port", "-p", "--bind", "-b")
+    port = _port_from(interpolate(flag, env) if flag else None)
+    if port:
+        return port, "command-line flag"
+    # ``--port $${API_PORT}``: the shell expands it from the container's environment
+    variable = re.search(r"\$\{?([A-Za-z_]\w*)\}?$", flag or "")
+    if variable and service_env.get(variable.group(1)) is not None:
+        port = _port_from(interpolate(str(service_env[variable.group(1)]), env))
+        if port:
+            return port, f"command-line flag (${variable.group(1)} from environment)"
+    for entry in svc.get("ports") or []:
+        if isinstance(entry, Mapping):
+            port = _port_from(str(entry.get("target", "")))
+        else:
+            port = _port_from(interpolate(str(entry), env).split("/")[0])
+        if port:
+            return port, "ports:"
+    for entry in svc.get("expose") or []:
+        port = _port_from(str(entry))
+        if port:
+            return port, "expose:"
+    return None, "none (no PORT, port flag or ports:)"
+
+
+def _entry_files(argv: Sequence[str], workdir_host: Path) -> list[Path]:
+    """The Python files the command starts from (a script, ``-m module`` or ``module:app``)."""
+    candidates: list[str] = []
+    args = list(argv[1:])
+    if _PYTHON.match(argv[0]):
+        if args[:1] == ["-m"] and len(args) > 1:
+            candidates.append(args[1].replace(".", "/"))
+        elif args:
+            candidates.append(args[0])
+    else:
+        candidates += [
+            a.split(":")[0].replace(".", "/") for a in args if re.match(r"^[\w.]+:[\w.()]+$", a)
+        ]
+        app = _flag_value(argv, "--app", "-A")
+        if app:
+            candidates.append(app.split(":")[0].replace(".", "/"))
+    files: list[Path] = []
+    for cand in candidates:
+        for path in (
+            workdir_host / cand,
+            workdir_host / f"{cand}.py",
+            workdir_host / cand / "__init__.py",
+            workdir_host / cand / "__main__.py",
+        ):
+            if path.is_file() and path.suffix == ".py":
+                files.append(path)
+    return files
+
+
+def _local_imports(tree: ast.AST, here: Path, top: Path) -> list[Path]:
+    found: list[Path] = []
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = here if node.level else top
+            for _ in range(max(node.level - 1, 0)):
+                base = base.parent
+            mod = (node.module or "").replace(".", "/")
+            for alias in node.names:
+                for cand in (base / mod / alias.name, base / mod):
+                    for path in (cand.with_suffix(".py"), cand / "__init__.py"):
+                        if path.is_file():
+                            found.append(path)
+            continue
+        for name in names:
+            cand = top / name.replace(".", "/")
+            for path in (cand.with_suffix(".py"), cand / "__init__.py"):
+                if path.is_file():
+                    found.append(path)
+    return found
+
+
+def _routes(tree: ast.AST) -> list[str]:
+    """GET routes declared in a module: ``@app.get("/x")``, ``@app.route("/x")``,
+    ``app.add_api_route("/x", …)``, ``add_url_rule("/x", …)`` and ``Route("/x", …)``."""
+    routes: list[str] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        first = node.args[0]
+        if not (
+            isinstance(first, ast.Constant)
+            and isinstance(first.value, str)
+            and first.value.startswith("/")
+        ):
+            continue
+        func = node.func
+        name = (
+            func.attr
+            if isinstance(func, ast.Attribute)
+            else func.id
+            if isinstance(func, ast.Name)
+            else ""
+        )
+        if name in ("get", "route", "api_route", "add_api_route", "add_url_rule", "Route", "head"):
+            methods = next((kw.value for kw in node.keywords if kw.arg == "methods"), None)
+            if isinstance(methods, ast.List | ast.Tuple | ast.Set):
+                verbs = {
+                    e.value.upper()
+                    for e in methods.elts
+                    if isinstance(e, ast.Constant) and isinstance(e.value, str)
+                }
+                if verbs and "GET" not in verbs:
+                    continue
+            routes.append(first.value)
+    return routes
+
+
+def find_health_route(
+    entry_files: Sequence[Path], top: Path, *, limit: int = 300
+) -> tuple[str | None, Path | None]:
+    """The preferred health route declared in the entry files or the local modules they import
+    (followed within ``top``, at most ``limit`` files), and the file that declares it."""
+    queue = list(entry_files)
+    seen: set[Path] = set()
+    found: dict[str, Path] = {}
+    while queue and len(seen) < limit:
+        path = queue.pop(0).resolve()
+        if path in seen:
+            continue
+        seen.add(path)
+        try:
+            tree = ast.parse(path.read_bytes(), filename=str(path))
+        except (SyntaxError, ValueError, OSError):
+            continue
+        for route in _routes(tree):
+            found.setdefault(route.rstrip("/") or "/", path)
+        queue += _local_imports(tree, path.parent, top)
+    for route in HEALTH_ROUTES:
+        if route in found:
+            return route, found[route]
+    return None, None
+
+
+# --- runtime libraries -------------------------------------------------------------------------
+
+#: Debian (bookworm) runtime packages for distributions whose compiled parts link system
+#: libraries. ``from_source_only``: the manylinux wheel vendors the library, so it is needed only
+#: when the package is built from source (``no_binary``).
+RUNTIME_TABLE: dict[str, tuple[tuple[str, ...], bool]] = {
+    "cffi": (("libffi8",), True),
+    "pyyaml": (("libyaml-0-2",), True),
+    "lxml": (("libxml2", "libxslt1.1"), True),
+    "pillow": (
+        (
+            "libjpeg62-turbo",
+            "zlib1g",
+            "libtiff6",
+            "libwebp7",
+            "libfreetype6",
+            "liblcms2-2",
+            "libopenjp2-7",
+        ),
+        True,
+    ),
+    "psycopg2": (("libpq5",), False),
+    "psycopg": (("libpq5",), False),
+    "mysqlclient": (("libmariadb3",), False),
+    "python-ldap": (("libldap-2.5-0", "libsasl2-2"), False),
+    "pycurl": (("libcurl4",), False),
+    "pyodbc": (("unixodbc",), True),
+    "gssapi": (("libgssapi-krb5-2",), True),
+    "cairocffi": (("libcairo2",), False),
+    "weasyprint": (("libpango-1.0-0", "libpangoft2-1.0-0"), False),
+    "python-magic": (("libmagic1",), False),
+}
+
+
+def table_runtime_packages(
+    requirements: Iterable[Requirement], no_binary: Iterable[str]
+) -> tuple[str, ...]:
+    """Runtime Debian packages from :data:`RUNTIME_TABLE` (the fallback to an ELF scan)."""
+    forced = {canonicalize_name(n) for n in no_binary}
+    all_source = ":all:" in no_binary
+    packages: list[str] = []
+    for req in requirements:
+        name = canonicalize_name(req.name)
+        entry = RUNTIME_TABLE.get(name)
+        if entry is None:
+            continue
+        libs, from_source_only = entry
+        if from_source_only and name not in forced and not all_source:
+            continue
+        packages += [p for p in libs if p not in packages]
+    return tuple(packages)
+
+
+# --- the whole service -------------------------------------------------------------------------
+
+
+def _is_python_image(image: Any) -> bool:
+    if not isinstance(image, str):
+        return False
+    name = image.split("@")[0].rsplit(":", 1)[0] if ":" in image.split("/")[-1] else image
+    return name.split("/")[-1] == "python" and name in (
+        "python",
+        "library/python",
+        "docker.io/library/python",
+        "docker.io/python",
+    )
+
+
+def _python_version(image: str) -> str:
+    tag = image.split("@")[0].rsplit(":", 1)[1] if ":" in image.split("/")[-1] else ""
+    match = re.match(r"^(3\.\d+)", tag)
+    return match.group(1) if match else "3.11"
+
+
+def _image_argv(run: Sequence[str]) -> tuple[str, ...]:
+    """The command as it runs in the image: ``python3.11`` becomes ``python`` (the venv's)."""
+    argv = list(run)
+    if _PYTHON.match(argv[0]):
+        argv[0] = "python"
+    return tuple(argv)
+
+
+def survey(
+    root: Path,
+    files: Sequence[ComposeFile],
+    env: Mapping[str, str],
+) -> Survey:
+    """Every service of ``files``: the Python services that install their requirements at start
+    (as :class:`Finding`) and, for each other one, why it was passed over. ``env`` resolves
+    ``${VAR}`` in the compose values."""
+    services = merged_services(files)
+    findings: list[Finding] = []
+    passed_over: list[str] = []
+    for name, svc in services.items():
+        image = svc.get("image")
+        if "build" in svc and not _is_python_image(image):
+            passed_over.append(f"{name} (has a build: section)")
+            continue
+        if not _is_python_image(image):
+            passed_over.append(f"{name} (image {image!r} is not python:*)")
+            continue
+        raw = svc.get("command") if svc.get("command") is not None else svc.get("entrypoint")
+        command = _interpolate_command(raw, env)
+        start = _parse_start(command) or _start_from_script_file(command, svc, root)
+        if start is None:
+            passed_over.append(
+                f"{name} (its command does not `pip install` its requirements then start Python)"
+            )
+            continue
+        try:
+            findings.append(_finding(root, files, name, svc, start, env, str(image)))
+        except _PassOver as exc:
+            passed_over.append(f"{name} ({exc})")
+    return Survey(tuple(findings), tuple(passed_over))
+
+
+def discover(
+    root: Path,
+    files: Sequence[ComposeFile],
+    env: Mapping[str, str],
+    *,
+    project_name: str | None = None,
+) -> list[Finding]:
+    """The Python services in ``files`` that install their requirements at start.
+
+    ``env`` resolves ``${VAR}`` in the compose values. Raises :class:`NotFound` when no service
+    qualifies, naming the services that were looked at and why each was passed over.
+    """
+    return list(require_findings(survey(root, files, env), files, root))
+
+
+def require_findings(
+    found: Survey, files: Sequence[ComposeFile], root: Path
+) -> tuple[Finding, ...]:
+    """``found``'s findings; :class:`NotFound` naming what was passed over when there are none."""
+    if not found.findings:
+        where = ", ".join(str(f.path.name) for f in files)
+        looked = "; ".join(found.passed_over) or "no services at all"
+        raise NotFound(
+            f"no Python service that installs its requirements at start was found in {where} "
+            f"(looked at: {looked})",
+            path=files[0].path if files else root,
+            fix="wheeldock init handles services running a python:* image with a command like "
+            '`sh -c "pip install -r requirements.txt && python app.py"` (or `pip install PKG …`, '
+            "or `pip install .` of a project with a pyproject.toml) and the code mounted as a "
+            "volume; write wheeldock.toml by hand for others",
+        )
+    return found.findings
+
+
+def generated_requirements_name(service: str) -> str:
+    """The requirements file init writes for packages a service's command names inline."""
+    return f"requirements-{service}.txt"
+
+
+def _generated_requirements(service: str, packages: Sequence[str]) -> str:
+    lines = [
+        f"# Written by `wheeldock init`: the packages the compose service {service} installed at",
+        "# every start (`pip install " + " ".join(packages) + "`).",
+        "# Its requirements from now on, as the image no longer installs anything at start:",
+        "# edit them here. `wheeldock init --revert` deletes this file.",
+        *packages,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _project_requirements(
+    target: str, workdir: str, mounts: Sequence[_Mount], root: Path
+) -> tuple[str, str]:
+    """The ``pyproject.toml`` (project-relative) whose dependencies ``pip install TARGET``
+    installs for a local project, and a note; :class:`_PassOver` when that cannot be read."""
+    if "://" in target:
+        raise _PassOver(
+            f"it installs {target} from a URL: name it in a requirements file (`name @ URL`) "
+            "and install that with `pip install -r`"
+        )
+    folder, extras = target, ""
+    if "[" in target and target.endswith("]"):
+        folder, extras = target[: target.index("[")], target[target.index("[") :]
+    if folder.endswith((".whl", ".tar.gz", ".zip")):
+        raise _PassOver(
+            f"it installs the file {target}: put it on an index, or name it in a requirements "
+            "file, and install that with `pip install -r`"
+        )
+    if extras:
+        raise _PassOver(
+            f"it installs the local project {target} with extras: list the dependencies in a "
+            "requirements file and install that with `pip install -r`"
+        )
+    container = PurePosixPath(workdir) / folder.removeprefix("file://")
+    located = _to_host(str(container), mounts)
+    if located is None:
+        raise _PassOver(f"the project it installs ({target}) is not in a bind-mounted folder")
+    host = located[1]
+    pyproject = host / "pyproject.toml"
+    if not pyproject.is_file():
+        raise _PassOver(
+            f"the project it installs ({target}) has no pyproject.toml: its dependencies are "
+            "known only by running setup.py"
+        )
+    rel = _readable(pyproject, _project_dependencies, root)
+    return rel, (
+        f"requirements: the dependencies of {rel} ([project].dependencies); the project runs "
+        "from its source, it is not installed (its own console scripts are not made)"
+    )
+
+
+def _readable(path: Path, read: Callable[[Path], object], root: Path) -> str:
+    """``path`` project-relative once ``read`` takes it; :class:`_PassOver` with its error."""
+    try:
+        read(path)
+    except InvalidConfig as exc:
+        raise _PassOver(f"{_rel(path, root)}: {exc.what}") from exc
+    return _rel(path, root)
+
+
+def _locked_requirements(
+    tool: str, folder: str, workdir: str, mounts: Sequence[_Mount], root: Path
+) -> tuple[str, str]:
+    """The lock file (project-relative) of the project a service installs with ``tool``, and a
+    note; :class:`_PassOver` when there is none, or it cannot be read."""
+    kind = lock_of_tool(tool)
+    located = _to_host(str(PurePosixPath(workdir) / folder), mounts)
+    if located is None:
+        raise _PassOver(
+            f"the {tool} project it installs ({folder}) is not in a bind-mounted folder"
+        )
+    lock = located[1] / kind.filename
+    if not lock.is_file():
+        raise _PassOver(
+            f"the {tool} project it installs ({_rel(located[1], root)}) has no {kind.filename}: "
+            f"run `{kind.relock}` there and keep the file with the code"
+        )
+    rel = _readable(lock, locked_requirements, root)
+    return rel, (
+        f"requirements: the packages locked in {rel} (what `{kind.installs}` installs); "
+        "the project runs from its source, it is not installed"
+    )
+
+
+def _finding(
+    root: Path,
+    files: Sequence[ComposeFile],
+    name: str,
+    svc: Mapping[str, Any],
+    start: _Start,
+    env: Mapping[str, str],
+    image: str,
+) -> Finding:
+    defining = next(
+        (f for f in files if name in f.services and "image" in f.services[name]), files[0]
+    )
+    notes: list[str] = []
+    raw = svc.get("command") if svc.get("command") is not None else svc.get("entrypoint")
+    raw_text = (raw if isinstance(raw, str) else " ".join(map(str, raw or []))).replace("$$", "")
+    baked = sorted(set(re.findall(r"\$\{?([A-Za-z_]\w*)", raw_text)))
+    if baked:
+        notes.append(
+            f"command: compose variables {', '.join(baked)} resolved now (re-run init after "
+            "changing them, or edit the command in wheeldock.toml)"
+        )
+    mounts = _mounts(svc, root)
+    workdir = str(svc.get("working_dir") or "")
+    if not workdir:
+        # No working_dir: the python image's is "/"; the mount holding the script is the code.
+        workdir = mounts[0].target if len(mounts) == 1 else "/"
+        notes.append(f"working dir {workdir} (no working_dir: taken from the code mount)")
+    located = _to_host(workdir, mounts)
+    if located is None:
+        raise InvalidConfig(
+            f"service {name!r}: its working_dir {workdir} is not inside a bind-mounted folder of "
+            "the project, so its code cannot be found",
+            path=defining.path,
+            fix=f"mount the code (e.g. `volumes: [./app:{workdir}]`) or write wheeldock.toml by hand",
+        )
+    mount, workdir_host = located
+    source = _rel(mount.host, root)
+    requirements: list[str] = []
+    for req in start.requirements:
+        host = _to_host(str(PurePosixPath(workdir) / req), mounts)
+        if host is None:
+            raise InvalidConfig(
+                f"service {name!r}: the requirements file {req} is not inside the code mount",
+                path=defining.path,
+                fix="keep requirement files in the mounted code folder",
+            )
+        requirements.append(_rel(host[1], root))
+    for target in start.projects:
+        rel, note = _project_requirements(target, workdir, mounts, root)
+        if rel not in requirements:
+            requirements.append(rel)
+        notes.append(note)
+    generated: tuple[tuple[str, str], ...] = ()
+    if start.packages:
+        rel = generated_requirements_name(name)
+        for spec in start.packages:
+            try:
+                Requirement(spec)
+            except InvalidRequirement as exc:
+                raise _PassOver(
+                    f"its pip command names {spec!r}, not a requirement: {exc}"
+                ) from exc
+        generated = ((rel, _generated_requirements(name, start.packages)),)
+        requirements.append(rel)
+        notes.append(f"requirements: {' '.join(start.packages)} from the command, into {rel}")
+    if start.locked:
+        (tool, folder), *more = start.locked
+        if start.selects:
+            raise _PassOver(
+                f"its {tool} install takes more than the project's runtime packages "
+                f"({', '.join(start.selects)}): wheeldock installs what "
+                f"`{lock_of_tool(tool).installs}` does; make those "
+                "packages the project's own"
+            )
+        if requirements or more:
+            raise _PassOver(
+                f"it installs with {tool} and also with pip (or installs two projects): a lock "
+                f"file is a service's whole requirements; add the other packages with {tool}"
+            )
+        rel, note = _locked_requirements(tool, folder, workdir, mounts, root)
+        requirements.append(rel)
+        notes.append(note)
+        if start.dev_left_out:
+            notes.append(
+                f"requirements: the development packages are left out of the image (its {tool} "
+                "install took them too); make what the service needs at run time the project's "
+                "own packages"
+            )
+    constraints = [_rel(workdir_host / c, root) for c in start.constraints]
+    closure, reqs = requirement_closure(
+        root, [*requirements, *constraints], overlay=dict(generated)
+    )
+    argv = _image_argv(start.argv)
+    if start.from_file:
+        notes.append(
+            f"command: read from {start.from_file}; the image runs its steps but the installs "
+            f"(edit the command in {CONFIG_NAME} if {start.from_file} changes)"
+        )
+    if start.script:
+        argv = ("/bin/sh", "-c", start.script)
+        notes.append(f"command: the script's other steps kept, run by sh: {start.script}")
+    for step in start.dropped:
+        notes.append(
+            f"command: `{step}` left out (Alpine packages: the image is Debian's; the libraries "
+            "the wheels need are found by the ELF scan)"
+        )
+    port, port_source = infer_port(svc, start.argv, env, defining.path.parent)
+    notes.append(f"port {port} from {port_source}" if port else "no port: a worker")
+    entries = _entry_files(start.argv, workdir_host)
+    route, route_file = find_health_route(entries, mount.host)
+    if port is None:
+        health = "process"
+        notes.append("health: process check (no port)")
+    elif route is not None and route_file is not None:
+        health = route
+        notes.append(f"health: GET {route} (declared in {_rel(route_file, root)})")
+    else:
+        health = "tcp"
+        notes.append(
+            "health: TCP connect (no /health-like route found in the entry module and its imports)"
+        )
+    runtime = tuple(
+        dict.fromkeys((*table_runtime_packages(reqs, start.no_binary), *start.system_packages))
+    )
+    if start.system_packages:
+        notes.append(
+            "runtime packages: " + ", ".join(start.system_packages) + " (the command's "
+            "apt-get install, now done when the image is built)"
+        )
+    network_mode = svc.get("network_mode")
+    service = Service(
+        name=name,
+        source=source,
+        requirements=tuple(requirements),
+        command=argv,
+        workdir=workdir,
+        port=port,
+        health=health,
+        runtime_packages=runtime,
+        runtime_packages_source="table",
+        python=_python_version(image),
+        network_mode=str(network_mode) if network_mode else None,
+        source_target=mount.target,
+        constraints=tuple(constraints),
+        no_binary=start.no_binary,
+    )
+    drop = tuple(k for k in ("command", "working_dir", "entrypoint") if k in svc)
+    replace_check = _healthcheck_needs_a_tool(svc.get("healthcheck"))
+    if replace_check:
+        notes.append(
+            f"healthcheck: its test runs {replace_check}, which the slim image lacks; "
+            "replaced by the image's Python check"
+        )
+    return Finding(
+        service=service,
+        compose_file=defining.path,
+        source_volume=mount.source,
+        drop_keys=drop,
+        requirement_files=closure,
+        constraints=tuple(constraints),
+        notes=tuple(notes),
+        replace_healthcheck=bool(replace_check),
+        generated=generated,
+        system_packages=start.system_packages,
+    )
+
+
+def _healthcheck_needs_a_tool(check: Any) -> str | None:
+    """``curl``/``wget`` when a compose healthcheck's test calls one (slim images have neither)."""
+    if not isinstance(check, Mapping) or check.get("disable"):
+        return None
+    test = check.get("test")
+    words = shlex.split(test) if isinstance(test, str) else [str(w) for w in test or []]
+    for word in " ".join(words).split():
+        if PurePosixPath(word).name in ("curl", "wget"):
+            return PurePosixPath(word).name
+    return None
+
+
+def with_runtime_packages(finding: Finding, packages: tuple[str, ...], source: str) -> Finding:
+    return replace(
+        finding,
+        service=replace(finding.service, runtime_packages=packages, runtime_packages_source=source),
+    )

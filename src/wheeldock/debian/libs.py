@@ -1,0 +1,1271 @@
+"""Native runtime libraries: which Debian packages a set of wheels needs (:func:`scan`), and
+whether an image has every library its Python extension modules load (:func:`check`).
+
+The scan reads the ELF files inside the wheels (no extraction, no container) and removes from
+their DT_NEEDED what the wheels vendor themselves (auditwheel's ``<pkg>.libs/`` folders,
+``$ORIGIN``-relative RPATH/RUNPATH, other ELF files of the same wheel by soname), what glibc and
+the interpreter provide, and what the base image already has; what is left is mapped to the
+Debian packages that ship it (:mod:`wheeldock.debian.archive`). The check walks an image's file system
+as ``ld.so`` would (RPATH, LD_LIBRARY_PATH, RUNPATH, ``/etc/ld.so.conf``, default folders),
+transitively, and names every library that would be missing at ``import`` time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fnmatch
+import hashlib
+import io
+import json
+import logging
+import os
+import posixpath
+import re
+import shutil
+import stat
+import tarfile
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from elftools.elf.enums import ENUM_E_MACHINE
+
+from wheeldock import platforms
+from wheeldock.debian import archive as debian
+from wheeldock.debian import elf
+from wheeldock.edges import engine, process
+from wheeldock.edges.fsutil import atomic_write_text
+from wheeldock.edges.paths import cache_dir
+from wheeldock.errors import (
+    InvalidArchive,
+    InvalidConfig,
+    InvalidElf,
+    InvalidReference,
+    NotFound,
+    WheeldockError,
+)
+
+log = logging.getLogger(__name__)
+
+#: What every glibc base has (package libc6) and what the interpreter brings: never packages
+#: to install. libpython is listed because extension modules built against a shared libpython
+#: get it from the interpreter that imports them.
+_ALWAYS_PROVIDED = re.compile(
+    r"^(?:ld-linux[-\w.]*\.so\.\d+|ld64\.so\.\d+|ld\.so\.\d+"
+    r"|lib(?:c|m|dl|rt|pthread|util|resolv|anl|mvec|nsl|BrokenLocale|thread_db|c_malloc_debug)"
+    r"\.so\.\d+|libnss_\w+\.so\.\d+|libpython3\.\d+m?\.so(?:\.[\d.]+)?)$"
+)
+#: Runtime packages that never need a ``-dev`` package in a builder stage (glibc's is part of
+#: build-essential).
+_NO_DEV = frozenset({"libc6", "libgcc-s1"})
+
+#: Where ``check`` looks for the ELF files Python loads (regexes on paths without leading "/").
+PYTHON_PATHS: tuple[str, ...] = (
+    r"(?:^|/)(?:site|dist)-packages/",
+    r"(?:^|/)lib-dynload/",
+    r"^usr/(?:local/)?lib/python[0-9.]+/",
+    r"^opt/",
+    r"^app/",
+    r"^srv/",
+    r"^home/",
+)
+
+_BASE_VARIANTS = ("slim", "minimal", "builder")
+_STATUS = "var/lib/dpkg/status"
+
+
+def native_arch() -> str:
+    """This host's Debian architecture: :func:`wheeldock.platforms.native_arch`, whose machine map
+    (ppc64le, s390x, riscv64 too) this module had a shorter copy of. Imported on use: the base
+    module brings in the OCI stack, which `wheeldock libs` alone never needs."""
+
+    return platforms.native_arch()
+
+
+# =========================================================================== result types
+
+
+@dataclass(frozen=True)
+class ElfReport:
+    """One ELF file of the scanned wheels and where each of its DT_NEEDED comes from.
+
+    ``file`` is its path in the wheel (or the site-packages folder); ``resolved`` pairs a
+    soname with the Debian package the base lacks and that must be installed.
+    """
+
+    file: str
+    wheel: str | None
+    arch: str | None
+    needed: tuple[str, ...]
+    vendored: tuple[str, ...] = ()
+    provided_by_base: tuple[str, ...] = ()
+    resolved: tuple[tuple[str, str], ...] = ()
+    unresolved: tuple[str, ...] = ()
+
+    @property
+    def resolved_packages(self) -> tuple[str, ...]:
+        return tuple(sorted({package for _, package in self.resolved}))
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """A soname no Debian package ships (in the base's suite and arch), and who needs it."""
+
+    soname: str
+    file: str
+    wheel: str | None
+
+
+@dataclass(frozen=True)
+class LibsReport:
+    """What :func:`scan` found. Packages are sorted; ``elfs`` follow the wheels' order."""
+
+    path: Path
+    kind: str  # "wheel" | "wheelhouse" | "site-packages"
+    base: str
+    arch: str
+    suite: str
+    runtime_packages: tuple[str, ...]
+    build_packages: tuple[str, ...]
+    elfs: tuple[ElfReport, ...]
+    unresolved: tuple[Unresolved, ...]
+    wheels: int
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.unresolved
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "kind": self.kind,
+            "base": self.base,
+            "arch": self.arch,
+            "suite": self.suite,
+            "ok": self.ok,
+            "runtime_packages": list(self.runtime_packages),
+            "build_packages": list(self.build_packages),
+            "unresolved": [vars(u) for u in self.unresolved],
+            "wheels": self.wheels,
+            "seconds": round(self.seconds, 3),
+            "elfs": [
+                {
+                    "file": e.file,
+                    "wheel": e.wheel,
+                    "arch": e.arch,
+                    "needed": list(e.needed),
+                    "vendored": list(e.vendored),
+                    "provided_by_base": list(e.provided_by_base),
+                    "resolved": dict(e.resolved),
+                    "unresolved": list(e.unresolved),
+                }
+                for e in self.elfs
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class MissingLibrary:
+    """``file`` (an ELF under a Python path) cannot be loaded: ``needed_by`` (``file`` itself
+    or a library it loads) needs ``soname`` and no searched folder has it, or, with
+    ``version``, the one found lacks that symbol version (a wheel built against a newer
+    glibc). ``package`` is the Debian package that ships a missing library, when known."""
+
+    file: str
+    soname: str
+    needed_by: str
+    package: str | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What :func:`check` found in an image: ``checked`` are the ELF files examined."""
+
+    ref: str
+    arch: str | None
+    checked: tuple[str, ...]
+    libraries: int
+    missing: tuple[MissingLibrary, ...]
+    invalid: tuple[tuple[str, str], ...]  # (file, why)
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.invalid
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        return tuple(sorted({m.package for m in self.missing if m.package}))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "arch": self.arch,
+            "ok": self.ok,
+            "checked": len(self.checked),
+            "libraries": self.libraries,
+            "missing": [vars(m) for m in self.missing],
+            "invalid": [{"file": f, "why": w} for f, w in self.invalid],
+            "packages": list(self.packages),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+# =========================================================================== file trees
+
+
+@dataclass(frozen=True)
+class Node:
+    """One entry of a file tree: ``kind`` is file, dir, symlink or other; ``linkname`` a
+    symlink's target."""
+
+    kind: str
+    linkname: str = ""
+    size: int = 0
+
+
+class FileTree(Protocol):
+    """A read-only file system (a folder, or an image's layers merged). Paths are relative,
+    without a leading ``/``; :meth:`node` does not follow symlinks (see :func:`resolve`)."""
+
+    def node(self, path: str) -> Node | None: ...
+
+    def paths(self) -> Iterable[str]: ...
+
+    def open(self, path: str) -> IO[bytes]: ...
+
+
+def _norm(name: str) -> str:
+    path = posixpath.normpath("/" + name).lstrip("/")
+    return "" if path == "." else path
+
+
+class DirTree:
+    """A folder on this host as a :class:`FileTree` (an unpacked rootfs, a site-packages)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def node(self, path: str) -> Node | None:
+        # Callers resolve symlinks component by component (resolve()), so parents here are
+        # real folders inside root: lstat never follows a link out of the tree.
+        try:
+            st = os.lstat(self.root / path) if path else os.stat(self.root)
+        except OSError:
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            return Node("symlink", os.readlink(self.root / path))
+        if stat.S_ISDIR(st.st_mode):
+            return Node("dir")
+        if stat.S_ISREG(st.st_mode):
+            return Node("file", size=st.st_size)
+        return Node("other")
+
+    def paths(self) -> Iterator[str]:
+        for folder, dirs, files in os.walk(self.root):
+            rel = os.path.relpath(folder, self.root)
+            for name in (*dirs, *files):
+                yield name if rel == "." else f"{rel}/{name}"
+
+    def open(self, path: str) -> IO[bytes]:
+        return (self.root / path).open("rb")
+
+
+class _Window(io.RawIOBase):
+    """A read-only, seekable view of ``size`` bytes at ``start`` of an open file (``pread``:
+    several views share one descriptor)."""
+
+    def __init__(self, fd: int, start: int, size: int) -> None:
+        self._fd, self._start, self._size, self._pos = fd, start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        want = min(len(buffer), self._size - self._pos)
+        if want <= 0:
+            return 0
+        data = os.pread(self._fd, want, self._start + self._pos)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+def _open_window(fd: int, start: int, size: int) -> IO[bytes]:
+    return io.BufferedReader(_Window(fd, start, size))
+
+
+class LayeredTree:
+    """Image layers (uncompressed tars, base first) merged as the engine would: later layers
+    win, ``.wh.NAME`` deletes NAME, ``.wh..wh..opq`` empties a folder of lower layers.
+
+    ``layers`` are (file descriptor, offset, size) of each tar inside an open file; the
+    descriptors must stay open while the tree is used.
+    """
+
+    def __init__(self, layers: Sequence[tuple[int, int, int]]) -> None:
+        self._layers = list(layers)
+        self._entries: dict[str, tuple[int, tarfile.TarInfo]] = {}
+        self._dirs: set[str] = set()
+        for index, (fd, start, size) in enumerate(self._layers):
+            try:
+                with tarfile.open(fileobj=_open_window(fd, start, size), mode="r:") as tar:
+                    for info in tar:
+                        self._add(index, info)
+            except tarfile.TarError as exc:
+                raise InvalidArchive(
+                    f"layer {index + 1} of {len(self._layers)} is not a readable tar ({exc})",
+                    fix="export the image again",
+                ) from exc
+        # Folders that exist only implicitly (a member "a/b" without an entry for "a").
+        for key in self._entries:
+            parent = posixpath.dirname(key)
+            while parent and parent not in self._dirs:
+                self._dirs.add(parent)
+                parent = posixpath.dirname(parent)
+
+    def _drop(self, prefix: str, below: int) -> None:
+        doomed = [
+            k for k, (i, _) in self._entries.items() if i < below and k.startswith(prefix + "/")
+        ]
+        for key in doomed:
+            del self._entries[key]
+
+    def _add(self, index: int, info: tarfile.TarInfo) -> None:
+        name = _norm(info.name)
+        if not name:
+            return
+        folder, base = posixpath.split(name)
+        if base == ".wh..wh..opq":
+            self._drop(folder, index)
+            return
+        if base.startswith(".wh."):
+            target = posixpath.join(folder, base[4:])
+            self._entries.pop(target, None)
+            self._drop(target, index + 1)
+            return
+        old = self._entries.get(name)
+        if old is not None and old[1].isdir() and not info.isdir():
+            self._drop(name, index)
+        self._entries[name] = (index, info)
+
+    def node(self, path: str) -> Node | None:
+        entry = self._entries.get(path)
+        if entry is None:
+            return Node("dir") if not path or path in self._dirs else None
+        info = entry[1]
+        if info.issym():
+            return Node("symlink", info.linkname)
+        if info.isdir():
+            return Node("dir")
+        if info.isreg() or info.islnk():
+            return Node("file", size=info.size)
+        return Node("other")
+
+    def paths(self) -> Iterator[str]:
+        return iter(list(self._entries))
+
+    def open(self, path: str) -> IO[bytes]:
+        for _ in range(10):
+            entry = self._entries.get(path)
+            if entry is None:
+                raise NotFound(f"no file {path!r} in the image")
+            index, info = entry
+            if info.islnk():
+                path = _norm(info.linkname)
+                continue
+            fd, start, _ = self._layers[index]
+            return _open_window(fd, start + info.offset_data, info.size)
+        raise NotFound(f"hard links around {path!r} do not end in a file")
+
+
+def resolve(tree: FileTree, path: str, *, limit: int = 40) -> str | None:
+    """``path`` with every symlink in it followed inside ``tree`` (absolute targets start at
+    the tree's root, never at this host's); None when it does not exist or links loop."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    done: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        here = "/".join((*done, part))
+        node = tree.node(here)
+        if node is None:
+            return None
+        if node.kind == "symlink":
+            hops += 1
+            if hops > limit:
+                return None
+            if node.linkname.startswith("/"):
+                done = []
+            parts = [p for p in node.linkname.split("/") if p and p != "."] + parts
+            continue
+        if parts and node.kind != "dir":
+            return None
+        done.append(part)
+    return "/".join(done)
+
+
+def ld_so_conf_dirs(tree: FileTree) -> tuple[str, ...]:
+    """The folders ``/etc/ld.so.conf`` names, following ``include`` globs (as ldconfig)."""
+    all_paths: list[str] | None = None
+    found: list[str] = []
+    seen: set[str] = set()
+
+    def read(conf: str, depth: int) -> None:
+        nonlocal all_paths
+        real = resolve(tree, conf)
+        if real is None or depth > 8 or real in seen:
+            return
+        seen.add(real)
+        node = tree.node(real)
+        if node is None or node.kind != "file":
+            return
+        with tree.open(real) as fh:
+            text = fh.read(1 << 20).decode(errors="replace")
+        for raw in text.splitlines():
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            if line.startswith("include"):
+                pattern = _norm(line.split(None, 1)[1]) if " " in line or "\t" in line else ""
+                if all_paths is None:
+                    all_paths = sorted(tree.paths())
+                for match in fnmatch.filter(all_paths, pattern):
+                    read(match, depth + 1)
+            elif line.startswith("/"):
+                folder = _norm(line)
+                if folder not in found:
+                    found.append(folder)
+
+    read("etc/ld.so.conf", 0)
+    return tuple(found)
+
+
+def system_dirs(tree: FileTree, arch: str | None) -> tuple[str, ...]:
+    """Where the loader looks after RPATH/RUNPATH: ld.so.conf's folders, then glibc's
+    defaults (the multiarch folders on Debian, then /lib and /usr/lib)."""
+    dirs = list(ld_so_conf_dirs(tree))
+    triplet = elf.TRIPLETS.get(arch or "")
+    defaults = [f"lib/{triplet}", f"usr/lib/{triplet}"] if triplet else []
+    defaults += ["lib", "usr/lib", "lib64", "usr/lib64"]
+    for folder in defaults:
+        if folder not in dirs:
+            dirs.append(folder)
+    return tuple(dirs)
+
+
+# =========================================================================== base profiles
+
+
+@dataclass(frozen=True)
+class BaseProfile:
+    """What a base image provides: the library file names in its loader's folders and the
+    Debian packages dpkg lists as installed."""
+
+    name: str
+    suite: str
+    arch: str
+    sonames: frozenset[str] = frozenset()
+    packages: frozenset[str] = frozenset()
+
+
+def installed_from_status(text: str) -> frozenset[str]:
+    return frozenset(
+        f["Package"]
+        for f in debian.parse_stanzas(text)
+        if "Package" in f and f.get("Status", "").endswith(" installed")
+    )
+
+
+def profile_from_tree(tree: FileTree, *, name: str, arch: str | None) -> BaseProfile:
+    """Read a base's libraries and installed packages from its file system."""
+    real_dirs = {resolve(tree, d) for d in system_dirs(tree, arch)}
+    sonames = frozenset(
+        posixpath.basename(p)
+        for p in tree.paths()
+        if posixpath.dirname(p) in real_dirs and ".so" in posixpath.basename(p)
+    )
+    packages: set[str] = set()
+    status = resolve(tree, _STATUS)
+    if status is not None:
+        with tree.open(status) as fh:
+            packages |= installed_from_status(fh.read().decode(errors="replace"))
+    # distroless images keep one stanza file per package here, without a Status field
+    for path in tree.paths():
+        node = tree.node(path)
+        if path.startswith("var/lib/dpkg/status.d/") and node is not None and node.kind == "file":
+            with tree.open(path) as fh:
+                text = fh.read().decode(errors="replace")
+            packages |= {f["Package"] for f in debian.parse_stanzas(text) if "Package" in f}
+    suite = debian.DEFAULT_SUITE
+    os_release = resolve(tree, "etc/os-release")
+    if os_release is not None:
+        with tree.open(os_release) as fh:
+            text = fh.read(1 << 16).decode(errors="replace")
+        match = re.search(r"^VERSION_CODENAME=\"?([a-z]+)", text, re.M)
+        if match:
+            suite = match.group(1)
+    return BaseProfile(
+        name=name,
+        suite=suite,
+        arch=arch or native_arch(),
+        sonames=sonames,
+        packages=frozenset(packages),
+    )
+
+
+def _variant_profile(variant: str, arch: str) -> BaseProfile:
+    """A ``wheeldock base`` variant's profile, from its rootfs tar (built on first use) and
+    cached under ``cache_dir("bases", "profiles")`` keyed by the tar's path, size and mtime.
+
+    The native architecture's rootfs answers for every architecture: a suite has the same
+    packages and library file names on each, and a foreign rootfs would need minutes of
+    emulation to build.
+    """
+    from wheeldock.debian import bases
+
+    rootfs = bases.ensure_rootfs(variant, arch=native_arch())
+    st = rootfs.tar_path.stat()
+    key = hashlib.sha256(f"{rootfs.tar_path}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()
+    # Kept with the base tars (not with the per-wheel scans), so an emptied build cache that
+    # still has its bases does not read the 150 MB tar again.
+    cached = cache_dir("bases", "profiles") / f"{variant}-{key[:24]}.json"
+    if cached.is_file():
+        data = json.loads(cached.read_text())
+    else:
+        data = {
+            "suite": rootfs.suite,
+            "sonames": sorted(bases.library_sonames(rootfs)),
+            "packages": sorted(bases.installed_packages(rootfs)),
+        }
+        atomic_write_text(cached, json.dumps(data))
+    return BaseProfile(
+        name=variant,
+        suite=str(data["suite"]),
+        arch=arch,
+        sonames=frozenset(data["sonames"]),
+        packages=frozenset(data["packages"]),
+    )
+
+
+def base_profile(base: str, *, arch: str) -> BaseProfile:
+    """``slim``/``minimal``/``builder`` (a ``wheeldock base`` rootfs), ``none`` (only glibc
+    and the interpreter count as present), or an image reference / rootfs folder."""
+    if base == "none":
+        return BaseProfile(name="none", suite=debian.DEFAULT_SUITE, arch=arch)
+    if base in _BASE_VARIANTS:
+        return _variant_profile(base, arch)
+    with open_image(base) as image:
+        return profile_from_tree(image.tree, name=base, arch=image.arch or arch)
+
+
+# =========================================================================== images
+
+
+@dataclass
+class OpenImage:
+    """An image's merged file system, plus what its config says (env, architecture)."""
+
+    ref: str
+    tree: FileTree
+    arch: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+_GZIP = b"\x1f\x8b"
+_ZSTD = b"\x28\xb5\x2f\xfd"
+
+
+def _layer_source(
+    fh: IO[bytes], start: int, size: int, stack: contextlib.ExitStack, tmp: Path
+) -> tuple[int, int, int]:
+    """A layer blob at ``start`` of the open file ``fh``: used in place when it is an
+    uncompressed tar, else decompressed into a temp file first."""
+    fd = fh.fileno()
+    head = os.pread(fd, 4, start)
+    if not (head.startswith(_GZIP) or head == _ZSTD):
+        return (fd, start, size)
+    out_path = tmp / f"layer-{len(list(tmp.iterdir()))}.tar"
+    window = _open_window(fd, start, size)
+    with out_path.open("wb") as out:
+        if head.startswith(_GZIP):
+            from isal import igzip
+
+            with igzip.GzipFile(fileobj=window) as src:  # type: ignore[no-untyped-call]
+                shutil.copyfileobj(src, out, 1 << 20)
+        else:
+            import zstandard
+
+            zstandard.ZstdDecompressor().copy_stream(window, out)
+    out_fh = stack.enter_context(out_path.open("rb"))
+    return (out_fh.fileno(), 0, out_path.stat().st_size)
+
+
+def _config_info(config: Mapping[str, Any]) -> tuple[str | None, dict[str, str]]:
+    arch = config.get("architecture")
+    env: dict[str, str] = {}
+    for item in (config.get("config") or {}).get("Env") or []:
+        key, _, value = str(item).partition("=")
+        env[key] = value
+    debian_arch = {"arm": "armhf", "386": "i386", "ppc64le": "ppc64el"}.get(str(arch), arch)
+    return (str(debian_arch) if debian_arch else None), env
+
+
+def _open_docker_archive(
+    path: Path, name: str | None, stack: contextlib.ExitStack, tmp: Path
+) -> OpenImage:
+    fh = stack.enter_context(path.open("rb"))
+    try:
+        outer = stack.enter_context(tarfile.open(fileobj=fh, mode="r:"))  # noqa: SIM115
+        members = {_norm(m.name): m for m in outer.getmembers()}
+    except tarfile.TarError as exc:
+        raise InvalidArchive(f"is not a tar file ({exc})", path=path) from exc
+
+    def member_bytes(member_name: str) -> bytes:
+        info = members.get(_norm(member_name))
+        data = outer.extractfile(info) if info is not None else None
+        if data is None:
+            raise InvalidArchive(f"lacks {member_name}", path=path, fix="export the image again")
+        return data.read()
+
+    if "manifest.json" not in members:
+        # Not an image archive: a plain rootfs tar (e.g. a `wheeldock base` rootfs).
+        return OpenImage(str(path), LayeredTree([(fh.fileno(), 0, path.stat().st_size)]))
+    manifests = json.loads(member_bytes("manifest.json"))
+    chosen = manifests[0] if manifests else None
+    if name is not None:
+        chosen = next((m for m in manifests if name in (m.get("RepoTags") or [])), None)
+    if chosen is None:
+        raise NotFound(
+            f"the archive has no image named {name!r}",
+            path=path,
+            fix="use one of: " + ", ".join(t for m in manifests for t in m.get("RepoTags") or []),
+        )
+    config = json.loads(member_bytes(chosen["Config"]))
+    layers = []
+    for layer_name in chosen["Layers"]:
+        info = members.get(_norm(layer_name))
+        if info is None:
+            raise InvalidArchive(f"lacks the layer {layer_name}", path=path)
+        layers.append(_layer_source(fh, info.offset_data, info.size, stack, tmp))
+    arch, env = _config_info(config)
+    return OpenImage(f"docker-archive:{path}", LayeredTree(layers), arch, env)
+
+
+def _open_oci(path: Path, tag: str | None, stack: contextlib.ExitStack, tmp: Path) -> OpenImage:
+    def blob(digest: str) -> Path:
+        algorithm, _, hexpart = digest.partition(":")
+        return path / "blobs" / algorithm / hexpart
+
+    try:
+        index = json.loads((path / "index.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise NotFound(
+            f"is not an OCI image layout (no readable index.json: {exc})",
+            path=path,
+            fix="give the folder `skopeo copy … oci:DIR` or `wheeldock build` wrote",
+        ) from exc
+    manifests = index.get("manifests") or []
+    if tag is not None:
+        manifests = [
+            m
+            for m in manifests
+            if (m.get("annotations") or {}).get("org.opencontainers.image.ref.name") == tag
+        ]
+    if not manifests:
+        raise NotFound(f"the layout has no image tagged {tag!r}", path=path)
+    descriptor = manifests[0]
+    manifest = json.loads(blob(descriptor["digest"]).read_text())
+    if "manifests" in manifest:  # an image index: take this host's platform, else the first
+        entries = manifest["manifests"]
+        native = native_arch()
+        descriptor = next(
+            (m for m in entries if (m.get("platform") or {}).get("architecture") == native),
+            entries[0],
+        )
+        manifest = json.loads(blob(descriptor["digest"]).read_text())
+    config = json.loads(blob(manifest["config"]["digest"]).read_text())
+    layers = []
+    for layer in manifest["layers"]:
+        file = blob(layer["digest"])
+        fh = stack.enter_context(file.open("rb"))
+        layers.append(_layer_source(fh, 0, file.stat().st_size, stack, tmp))
+    arch, env = _config_info(config)
+    return OpenImage(f"oci:{path}" + (f":{tag}" if tag else ""), LayeredTree(layers), arch, env)
+
+
+@contextlib.contextmanager
+def open_image(ref: str) -> Iterator[OpenImage]:
+    """Open ``ref`` read-only: ``oci:DIR[:TAG]``, ``docker-archive:FILE[:NAME:TAG]``,
+    ``docker-daemon:NAME:TAG`` (via ``docker save``), ``docker://…`` (via ``skopeo copy``),
+    a rootfs folder, or a rootfs tar. Temp files go when the context ends."""
+    from wheeldock.oci import reference
+
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wheeldock-check-")))
+        as_path = Path(ref)
+        if ":" not in ref or as_path.exists():
+            if as_path.is_dir():
+                if (as_path / "oci-layout").is_file():
+                    yield _open_oci(as_path, None, stack, tmp)
+                    return
+                yield OpenImage(str(as_path), DirTree(as_path))
+                return
+            if as_path.is_file():
+                yield _open_docker_archive(as_path, None, stack, tmp)
+                return
+            raise NotFound(
+                f"no such image, folder or file: {ref!r}",
+                fix="give oci:DIR[:TAG], docker-archive:FILE, docker-daemon:NAME:TAG, or a "
+                "rootfs folder",
+            )
+        parsed = reference.parse(ref)
+        if isinstance(parsed, reference.OciRef):
+            yield _open_oci(parsed.path, parsed.tag, stack, tmp)
+        elif isinstance(parsed, reference.ArchiveRef):
+            if not parsed.path.is_file():
+                raise NotFound(f"no such file: {parsed.path}", fix="check the path")
+            yield _open_docker_archive(parsed.path, parsed.name, stack, tmp)
+        elif isinstance(parsed, reference.DaemonRef):
+            engine.require()
+            archive = tmp / "image.tar"
+            result = engine.docker("save", "-o", str(archive), parsed.name, check=False)
+            if result.returncode != 0:
+                raise NotFound(
+                    f"the Docker engine has no image {parsed.name!r} "
+                    f"({(result.stderr.strip().splitlines() or ['docker save failed'])[-1]})",
+                    fix="build or load it first; `docker images` lists what there is",
+                )
+            image = _open_docker_archive(archive, None, stack, tmp)
+            image.ref = ref
+            yield image
+        elif isinstance(parsed, reference.RegistryRef):
+            layout_dir = tmp / "oci"
+            host = parsed.name.registry.split(":")[0]
+            argv = ["skopeo", "copy", "--quiet"]
+            if host in ("127.0.0.1", "localhost"):
+                argv.append("--src-tls-verify=false")
+            process.run([*argv, ref, f"oci:{layout_dir}:image"], timeout=1800)
+            image = _open_oci(layout_dir, "image", stack, tmp)
+            image.ref = ref
+            yield image
+        else:  # pragma: no cover - reference.parse returns only the forms above
+            raise InvalidReference(f"cannot open {ref!r}")
+
+
+# =========================================================================== wheels
+
+
+@dataclass(frozen=True)
+class _Elf:
+    unit: str  # the wheel (file name) or the scanned folder it came from
+    wheel: str | None
+    path: str  # relative to the site-packages root
+    info: elf.ElfInfo
+
+
+def _site_path(member: str) -> str:
+    """A wheel member's path once installed, relative to site-packages (``.data/purelib`` and
+    ``.data/platlib`` land there too)."""
+    match = re.match(r"^[^/]+\.data/(purelib|platlib)/(.*)$", member)
+    return match.group(2) if match else member
+
+
+def _is_candidate(path: str) -> bool:
+    return elf.looks_like_shared_library(path) or ".libs/" in path or ".data/scripts/" in path
+
+
+#: Bumped when what a cached wheel entry holds changes.
+_WHEEL_CACHE_VERSION = 2
+
+
+def _wheel_cache_key(members: Sequence[zipfile.ZipInfo]) -> str:
+    """A wheel's ELF candidates as its central directory describes them (names, CRC-32s and
+    sizes): reading the directory costs nothing, and changed content changes a CRC."""
+    hasher = hashlib.sha256(f"v{_WHEEL_CACHE_VERSION}\n".encode())
+    for member in members:
+        hasher.update(f"{member.filename}\0{member.CRC}\0{member.file_size}\n".encode())
+    return hasher.hexdigest()
+
+
+def _info_from_json(data: Mapping[str, Any]) -> elf.ElfInfo:
+    fields = dict(data)
+    for key in ("needed", "rpath", "runpath", "version_defs"):
+        fields[key] = tuple(fields[key])
+    fields["version_needs"] = tuple((f, tuple(v)) for f, v in fields["version_needs"])
+    return elf.ElfInfo(**fields)
+
+
+def _read_wheel(wheel: Path) -> tuple[list[_Elf], set[str]]:
+    """The ELF files of ``wheel`` and the site-packages paths of all its files.
+
+    The ELF headers read are cached under ``cache_dir("libs", "wheels")``, keyed by the
+    candidates' CRC-32s from the zip's central directory: a wheel scanned before is not
+    decompressed again.
+    """
+    try:
+        archive = zipfile.ZipFile(wheel)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InvalidArchive(
+            f"is not a wheel: {exc} (a wheel is a zip file)",
+            path=wheel,
+            fix="download or build it again (`pip wheel`/`pip download`), or remove it",
+        ) from exc
+    with archive:
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        paths = {_site_path(m.filename) for m in members}
+        candidates = [m for m in members if _is_candidate(m.filename)]
+        if not candidates:
+            return [], paths
+        cached = cache_dir("libs", "wheels") / f"{_wheel_cache_key(candidates)}.json"
+        if cached.is_file():
+            entries = json.loads(cached.read_text())
+            found = [
+                _Elf(wheel.name, wheel.name, e["path"], _info_from_json(e["info"])) for e in entries
+            ]
+            return found, paths
+        found = []
+        for member in candidates:
+            name = f"{wheel}!/{member.filename}"
+            try:
+                data = archive.read(member)
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                raise InvalidArchive(
+                    f"cannot read {member.filename} ({exc})", path=wheel, fix="download it again"
+                ) from exc
+            if not elf.is_elf(data) and not elf.looks_like_shared_library(member.filename):
+                continue  # a script or data file that is not a program
+            info = elf.read_elf(data, name=name)
+            found.append(_Elf(wheel.name, wheel.name, _site_path(member.filename), info))
+    entries_out = [{"path": item.path, "info": dataclasses.asdict(item.info)} for item in found]
+    atomic_write_text(cached, json.dumps(entries_out))
+    return found, paths
+
+
+def _read_folder(root: Path) -> tuple[list[_Elf], set[str]]:
+    found: list[_Elf] = []
+    paths: set[str] = set()
+    tree = DirTree(root)
+    for rel in tree.paths():
+        node = tree.node(rel)
+        if node is None or node.kind != "file":
+            continue
+        paths.add(rel)
+        if not _is_candidate(rel):
+            continue
+        with tree.open(rel) as fh:
+            head = fh.read(4)
+            fh.seek(0)
+            if not elf.is_elf(head) and not elf.looks_like_shared_library(rel):
+                continue
+            found.append(_Elf(root.name, None, rel, elf.read_elf(fh, name=str(root / rel))))
+    return found, paths
+
+
+def locate(path: Path) -> tuple[str, list[Path]]:
+    """What ``path`` is: ("wheel", [it]), ("wheelhouse", [wheels]) or ("site-packages",
+    [folder]); a project folder leads to its wheelhouse. :class:`NotFound` explains the rest."""
+    if path.is_file():
+        if path.suffix != ".whl":
+            raise InvalidConfig(
+                "is not a wheel (a .whl file), a folder of wheels, or a site-packages folder",
+                path=path,
+                fix="give a .whl, a wheelhouse folder, or an installed site-packages folder",
+            )
+        return "wheel", [path]
+    if not path.is_dir():
+        raise NotFound(f"no such file or folder: {path}", fix="check the path")
+    wheels = sorted(path.glob("*.whl"))
+    if wheels:
+        return "wheelhouse", wheels
+    if path.name in ("site-packages", "dist-packages") or any(path.glob("*.dist-info")):
+        return "site-packages", [path]
+    venv = sorted(path.glob("lib/python3*/site-packages"))
+    if venv:
+        return "site-packages", [venv[0]]
+    if any(path.glob("usr/local/lib/python3*/*-packages")):
+        # an installed tree laid out as the image's root (wheeldock's per-wheel trees): scanned
+        # whole, so libraries a wheel puts outside site-packages (its .data) count too
+        return "site-packages", [path]
+    for sub in ("wheelhouse", "wheels", ".wheeldock/wheelhouse", "dist"):
+        if sorted((path / sub).glob("*.whl")):
+            return "wheelhouse", sorted((path / sub).glob("*.whl"))
+    project_like = any(
+        (path / n).exists()
+        for n in ("wheeldock.toml", "compose.yaml", "docker-compose.yml", "requirements.txt")
+    )
+    what = "a project folder without a wheelhouse" if project_like else "an empty folder"
+    raise NotFound(
+        f"{path} is {what}: no .whl files, no site-packages, no wheelhouse/ or wheels/ folder",
+        fix="build the wheels first, e.g. `pip wheel -r requirements.txt -w wheelhouse` (or "
+        "`pip download --only-binary :all: --platform manylinux_2_36_x86_64 -r requirements.txt "
+        "-d wheelhouse`), then run `wheeldock libs wheelhouse`",
+    )
+
+
+# =========================================================================== scan
+
+
+def _vendored_by(item: _Elf, soname: str, tree_paths: set[str], unit_sonames: set[str]) -> bool:
+    origin = "/@/" + posixpath.dirname(item.path)
+    for entry in item.info.runpath or item.info.rpath:
+        if "$ORIGIN" not in entry and "${ORIGIN}" not in entry:
+            continue  # absolute entries name the build host's folders, not the image's
+        folder = elf.expand_origin(entry, origin)
+        if folder.startswith("/@/") and f"{folder[3:]}/{soname}".lstrip("/") in tree_paths:
+            return True
+        if folder == "/@" and soname in tree_paths:
+            return True
+    return soname in unit_sonames
+
+
+def scan(
+    path: Path,
+    *,
+    base: str = "slim",
+    arch: str | None = None,
+    suite: str | None = None,
+    build_packages: bool = True,
+) -> LibsReport:
+    """The Debian packages the ELF files under ``path`` need at run time on ``base``.
+
+    ``path``: a wheel, a folder of wheels, an installed site-packages (or venv) folder, or a
+    project folder with a ``wheelhouse/``. ``base``: ``slim``, ``minimal``, ``builder``,
+    ``none``, an image reference or a rootfs folder. ``arch`` defaults to the ELF files'
+    (a wheelhouse for another architecture needs no emulation). The Debian index is
+    downloaded only when some library is neither vendored nor glibc's; with
+    ``build_packages=False`` (no ``-dev`` packages wanted) only when some library is not in
+    the base either, which spares a build the index's download and parse (seconds) when the
+    base has every library, as for most manylinux wheels on the slim base.
+    """
+    started = time.monotonic()
+    path = Path(path)
+    kind, sources = locate(path)
+    items: list[_Elf] = []
+    tree_paths: set[str] = set()
+    for source in sources:
+        found, paths = _read_wheel(source) if kind != "site-packages" else _read_folder(source)
+        items += found
+        tree_paths |= paths
+    arches = {i.info.arch or i.info.machine for i in items}
+    if len(arches) > 1:
+        detail = ", ".join(
+            sorted({f"{i.info.arch or i.info.machine} ({i.wheel or i.path})" for i in items})
+        )
+        raise InvalidConfig(
+            f"holds ELF files for several architectures: {detail}",
+            path=path,
+            fix="scan one architecture's wheels at a time",
+        )
+    elf_arch = next(iter(arches)) if arches else None
+    if arch is not None and elf_arch is not None and arch != elf_arch:
+        raise InvalidConfig(
+            f"its ELF files are for {elf_arch}, not {arch}",
+            path=path,
+            fix=f"drop --arch, or scan {arch} wheels",
+        )
+    arch = arch or elf_arch or native_arch()
+    if arch not in elf.TRIPLETS:
+        raise InvalidConfig(
+            f"its ELF files are for {arch}, which Debian does not build for", path=path
+        )
+
+    unit_sonames: dict[str, set[str]] = {}
+    for item in items:
+        names = unit_sonames.setdefault(item.unit, set())
+        if item.info.soname:
+            names.add(item.info.soname)
+        if ".libs/" in item.path:
+            names.add(posixpath.basename(item.path))
+
+    pending: dict[int, list[str]] = {}
+    partial: list[ElfReport] = []
+    for number, item in enumerate(items):
+        vendored, system, rest = [], [], []
+        for soname in item.info.needed:
+            if _vendored_by(item, soname, tree_paths, unit_sonames[item.unit]):
+                vendored.append(soname)
+            elif _ALWAYS_PROVIDED.match(soname):
+                system.append(soname)
+            else:
+                rest.append(soname)
+        pending[number] = rest
+        partial.append(
+            ElfReport(
+                file=item.path,
+                wheel=item.wheel,
+                arch=item.info.arch,
+                needed=item.info.needed,
+                vendored=tuple(vendored),
+                provided_by_base=tuple(system),
+            )
+        )
+
+    wanted = sorted({s for rest in pending.values() for s in rest})
+    profile = base_profile(base, arch=arch) if wanted else BaseProfile(base, "", arch)
+    suite = suite or profile.suite or debian.DEFAULT_SUITE
+    package_of: dict[str, str | None] = {}
+    dev_of: dict[str, str | None] = {}
+    lookup = wanted if build_packages else [s for s in wanted if s not in profile.sonames]
+    if lookup:
+        with debian.open_index(suite, arch) as index:
+            for soname in lookup:
+                package_of[soname] = index.package_for(soname)
+            for name in sorted({p for p in package_of.values() if p}):
+                dev_of[name] = None if name in _NO_DEV else index.dev_package(name)
+
+    runtime: set[str] = set()
+    build: set[str] = set()
+    unresolved: list[Unresolved] = []
+    reports = []
+    for number, report in enumerate(partial):
+        provided = list(report.provided_by_base)
+        resolved: list[tuple[str, str]] = []
+        missing: list[str] = []
+        for soname in pending[number]:
+            package = package_of.get(soname)
+            if package is not None and dev_of.get(package):
+                build.add(str(dev_of[package]))
+            if soname in profile.sonames or (package is not None and package in profile.packages):
+                provided.append(soname)
+            elif package is not None:
+                resolved.append((soname, package))
+                runtime.add(package)
+            else:
+                missing.append(soname)
+                unresolved.append(Unresolved(soname, report.file, report.wheel))
+        reports.append(
+            ElfReport(
+                file=report.file,
+                wheel=report.wheel,
+                arch=report.arch,
+                needed=report.needed,
+                vendored=report.vendored,
+                provided_by_base=tuple(provided),
+                resolved=tuple(resolved),
+                unresolved=tuple(missing),
+            )
+        )
+    for gap in unresolved:
+        log.warning(
+            "%s needs %s, which no Debian %s/%s package ships",
+            f"{gap.wheel}: {gap.file}" if gap.wheel else gap.file,
+            gap.soname,
+            suite,
+            arch,
+        )
+    return LibsReport(
+        path=path,
+        kind=kind,
+        base=base,
+        arch=arch,
+        suite=suite,
+        runtime_packages=tuple(sorted(runtime)),
+        build_packages=tuple(sorted(build)),
+        elfs=tuple(reports),
+        unresolved=tuple(unresolved),
+        wheels=len(sources) if kind != "site-packages" else 0,
+        seconds=time.monotonic() - started,
+    )
+
+
+def runtime_packages(path: Path, *, base: str = "slim", arch: str | None = None) -> tuple[str, ...]:
+    """The Debian packages to install on ``base`` so the ELF files under ``path`` load (see
+    :func:`scan`). Sonames no package ships are logged as warnings, not raised: some come
+    from the host at run time (``libcuda.so.1``)."""
+    return scan(path, base=base, arch=arch, build_packages=False).runtime_packages
+
+
+# =========================================================================== check
+
+
+_MACHINE_NAMES = {v: k for k, v in ENUM_E_MACHINE.items() if isinstance(v, int)}
+
+
+def _header_key(head: bytes) -> tuple[str, int, bool] | None:
+    """(machine, class, little endian) from an ELF header's first 20 bytes."""
+    if len(head) < 20 or not elf.is_elf(head):
+        return None
+    little = head[5] == 1
+    machine = int.from_bytes(head[18:20], "little" if little else "big")
+    return (str(_MACHINE_NAMES.get(machine, machine)), 64 if head[4] == 2 else 32, little)
+
+
+def _is_python_path(path: str, patterns: Sequence[re.Pattern[str]]) -> bool:
+    return any(p.search(path) for p in patterns)
+
+
+class _Loader:
+    """``ld.so``'s search, over a file tree; memoises what it has resolved."""
+
+    def __init__(self, tree: FileTree, arch: str | None, env: Mapping[str, str]) -> None:
+        self.tree = tree
+        self.system = system_dirs(tree, arch)
+        self.ld_library_path = tuple(
+            _norm(p) for p in env.get("LD_LIBRARY_PATH", "").split(":") if p.startswith("/")
+        )
+        self._infos: dict[str, elf.ElfInfo] = {}
+        self._missing: dict[tuple[str, tuple[str, ...]], list[tuple[str, str, str | None]]] = {}
+        self.libraries: set[str] = set()
+
+    def info(self, path: str) -> elf.ElfInfo:
+        known = self._infos.get(path)
+        if known is None:
+            with self.tree.open(path) as fh:
+                known = self._infos[path] = elf.read_elf(fh, name="/" + path)
+        return known
+
+    def _find(self, soname: str, dirs: Iterable[str], want: tuple[str, int, bool]) -> str | None:
+        for folder in dirs:
+            real = resolve(self.tree, f"{folder}/{soname}")
+            if real is None:
+                continue
+            node = self.tree.node(real)
+            if node is None or node.kind != "file":
+                continue
+            with self.tree.open(real) as fh:
+                if _header_key(fh.read(20)) == want:
+                    return real
+        return None
+
+    def missing(
+        self, path: str, info: elf.ElfInfo, inherited: tuple[str, ...] = (), depth: int = 0
+    ) -> list[tuple[str, str, str | None]]:
+        """(soname, needed_by, version) for what does not resolve, for ``path`` and what it
+        loads; ``version`` names a symbol version the library found lacks (GLIBC_2.38 of a
+        wheel built on a newer system), None when the library itself is missing."""
+        key = (path, inherited)
+        if key in self._missing:
+            return self._missing[key]
+        self._missing[key] = []  # a cycle (libA ↔ libB) ends here
+        origin = "/" + posixpath.dirname(path)
+        own_rpath = (
+            ()
+            if info.runpath
+            else tuple(_norm(elf.expand_origin(e, origin)) for e in info.rpath if e)
+        )
+        runpath = tuple(_norm(elf.expand_origin(e, origin)) for e in info.runpath if e)
+        rpath_chain = () if info.runpath else own_rpath + inherited
+        order = (*rpath_chain, *self.ld_library_path, *runpath, *self.system)
+        result: list[tuple[str, str, str | None]] = []
+        versions = dict(info.version_needs)
+        for soname in info.needed:
+            if "/" in soname:
+                found = resolve(self.tree, soname)
+            else:
+                found = self._find(soname, order, info.compat_key)
+            if found is None:
+                result.append((soname, "/" + path, None))
+                continue
+            self.libraries.add(found)
+            if depth > 32:
+                continue
+            try:
+                child = self.info(found)
+            except InvalidElf:
+                result.append((soname, "/" + path, None))
+                continue
+            # ld.so refuses a library that lacks a needed symbol version; one without any
+            # version definitions only earns a warning.
+            if child.version_defs:
+                result += [
+                    (soname, "/" + path, v)
+                    for v in versions.get(soname, ())
+                    if v not in child.version_defs
+                ]
+            result += self.missing(found, child, own_rpath + inherited, depth + 1)
+        self._missing[key] = result
+        return result
+
+
+def check(
+    ref: str,
+    *,
+    python_paths: Sequence[str] = PYTHON_PATHS,
+    suggest: bool = True,
+) -> CheckReport:
+    """Open image ``ref`` (see :func:`open_image`) and report every ELF file under the Python
+    paths whose libraries (transitively) do not resolve inside the image. With ``suggest``,
+    each missing soname is mapped to the Debian package that ships it (index permitting)."""
+    started = time.monotonic()
+    patterns = [re.compile(p) for p in python_paths]
+    with open_image(ref) as image:
+        tree = image.tree
+        candidates = sorted(
+            p
+            for p in tree.paths()
+            if elf.looks_like_shared_library(p)
+            and _is_python_path(p, patterns)
+            and (n := tree.node(p)) is not None
+            and n.kind == "file"
+        )
+        arch = image.arch
+        checked: list[str] = []
+        invalid: list[tuple[str, str]] = []
+        infos: list[tuple[str, elf.ElfInfo]] = []
+        for path in candidates:
+            try:
+                with tree.open(path) as fh:
+                    info = elf.read_elf(fh, name="/" + path)
+            except InvalidElf as exc:
+                invalid.append(("/" + path, exc.what))
+                continue
+            arch = arch or info.arch
+            infos.append((path, info))
+        loader = _Loader(tree, arch, image.env)
+        pairs: list[tuple[str, str, str, str | None]] = []
+        for path, info in infos:
+            checked.append("/" + path)
+            for soname, needed_by, version in dict.fromkeys(loader.missing(path, info)):
+                pairs.append(("/" + path, soname, needed_by, version))
+        suite = debian.DEFAULT_SUITE
+        os_release = resolve(tree, "etc/os-release")
+        if os_release is not None:
+            with tree.open(os_release) as fh:
+                match = re.search(
+                    r"^VERSION_CODENAME=\"?([a-z]+)", fh.read().decode(errors="replace"), re.M
+                )
+            suite = match.group(1) if match else suite
+        libraries = len(loader.libraries)
+    packages: dict[str, str | None] = {}
+    if pairs and suggest and arch in elf.TRIPLETS:
+        try:
+            with debian.open_index(suite, arch) as index:
+                packages = {s: index.package_for(s) for _, s, _, v in pairs if v is None}
+        except WheeldockError as exc:
+            log.warning("cannot suggest packages (%s)", exc.what)
+    missing = tuple(
+        MissingLibrary(file, soname, needed_by, packages.get(soname), version)
+        for file, soname, needed_by, version in pairs
+    )
+    return CheckReport(
+        ref=ref,
+        arch=arch,
+        checked=tuple(checked),
+        libraries=libraries,
+        missing=missing,
+        invalid=tuple(invalid),
+        seconds=time.monotonic() - started,
+    )

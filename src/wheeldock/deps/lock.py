@@ -1,0 +1,1160 @@
+"""Hash-locked requirements: one PEP 751 ``pylock.toml`` per service, made by ``uv pip compile``.
+
+Where: ``<project>/wheeldock.lock/pylock.<service>.toml`` (``pylock.<service>-<arch>.toml`` for
+platforms other than linux/amd64, ``<arch>`` being the wheel tags' machine: ``aarch64``,
+``armv7l``). The format is PEP 751's, so the lock carries each file's URL (or path, relative to
+the lock's folder), size and sha256 — everything the wheelhouse needs to fetch and verify
+without asking an index again. Services whose inputs are identical are resolved once and get
+byte-identical locks, so they share their wheels and dependency layers.
+
+Platforms: uv resolves for linux/amd64 and linux/arm64 directly (``--python-platform``). It has
+no 32-bit ARM target, so linux/arm/v7 is resolved *universally* (one resolution valid on every
+platform, each package carrying the PEP 508 marker under which it is needed) and that lock is
+projected onto armv7l by :func:`project_universal`: the packages whose marker holds there, each
+with the wheels armv7l installs and its sdist (a package with no armv7l wheel keeps only its
+sdist, and the build names it: :class:`wheeldock.build.multiarch.NoWheel`). A universal resolution
+holds on every platform at once, so where the platforms' needs conflict it may pick an older
+version than a resolution for armv7l alone would; uv forks it per marker where they differ.
+
+Drift: the lock's ``[tool.wheeldock]`` table records ``input-hash``, the sha256 of the
+requirement files' contents (following ``-r``/``-c`` includes), the target platform and the
+Python version. :func:`status` recomputes it; ``lock --check`` exits non-zero on a stale lock.
+
+The fast path (:func:`fast_lock`): when every requirement is pinned with ``==`` (as uv-compiled
+requirements.txt files are), the resolution is forced, so no resolver is needed. Pins the old
+lock has are kept as they are; the others' files and sha256s come from PyPI's JSON API
+(``/pypi/NAME/VERSION/json``, one request each, in parallel), with the wheels the target can
+run chosen by the wheelhouse's tag logic, as uv lists them. The result is written only if it is
+exactly uv's answer: every dependency of every package (``Requires-Dist`` from the cached
+wheel or from PyPI, markers evaluated for the target, extras followed) must be pinned and
+satisfied by its pin; else :class:`NotFastLockable` and uv resolves. It is the default for
+``wheeldock lock`` (``--full`` forces uv) and for ``build``, which updates a stale fully pinned
+lock by itself (a one-pin bump needs no separate ``lock``) and still refuses a stale lock of
+unpinned inputs unless ``--relock``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import hashlib
+import logging
+import re
+import threading
+import tomllib
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, Literal
+
+import tomli_w
+
+from wheeldock.deps.pylock import (
+    DEFAULT_PLATFORM,
+    TOOL_MARKER,
+    Lock,
+    LockedFile,
+    LockedPackage,
+    lock_path,
+    packages_part,
+    parse,
+    read,
+)
+from wheeldock.deps.requirements import (
+    locked_requirements,
+    project_lock,
+    requirement_closure,
+    uv_bin,
+)
+from wheeldock.deps.wheeltags import supported_tags, uv_platform, wheel_arch, wheel_rank
+from wheeldock.edges import process
+from wheeldock.edges.fsutil import atomic_write_text, file_lock
+from wheeldock.errors import InvalidConfig, NotFound, WheeldockError
+from wheeldock.project import Project, Service
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
+
+log = logging.getLogger(__name__)
+
+#: Bumped when the meaning of the input hash changes, so old locks read as stale.
+_FORMAT = "wheeldock-lock-1"
+
+
+Status = Literal["fresh", "stale", "missing"]
+#: Told of each wheel the lock fetched, once verified: (sha256, path in the wheelhouse).
+Landed = Callable[[str, Path], None]
+
+
+# -- inputs -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LockInputs:
+    """What a lock is computed from. ``files`` are (project-relative path, sha256 of content),
+    top-level files first, then includes in the order met; ``top`` are the files given to uv."""
+
+    top: tuple[str, ...]
+    files: tuple[tuple[str, str], ...]
+    platform: str
+    python: str
+    constraints: tuple[str, ...] = ()
+    no_binary: tuple[str, ...] = ()
+
+    @property
+    def digest(self) -> str:
+        h = hashlib.sha256(_FORMAT.encode())
+        parts = (self.platform, self.python, *self.top, "-c", *self.constraints, "--no-binary")
+        for part in (*parts, *self.no_binary):
+            h.update(b"\0" + part.encode())
+        for name, sha in self.files:
+            h.update(f"\0{name}\0{sha}".encode())
+        return f"sha256:{h.hexdigest()}"
+
+
+def inputs_for(root: Path, svc: Service, platform: str) -> LockInputs:
+    """The lock inputs of a service: its requirement and constraint files, and build options."""
+    return collect_inputs(
+        root,
+        svc.requirements,
+        platform=platform,
+        python=svc.python,
+        constraints=svc.constraints,
+        no_binary=svc.no_binary,
+    )
+
+
+def collect_inputs(
+    root: Path,
+    requirements: Sequence[str],
+    *,
+    platform: str,
+    python: str,
+    constraints: Sequence[str] = (),
+    no_binary: Sequence[str] = (),
+) -> LockInputs:
+    """Read the requirement files (and what they include) under ``root``; pure but for reads.
+
+    ``requirements`` and ``constraints`` are project-relative (``requirements*.txt`` or
+    ``pyproject.toml``); ``no_binary`` names distributions to build from source.
+    """
+    if not requirements:
+        raise InvalidConfig(
+            "the service lists no requirement files",
+            path=root / "wheeldock.toml",
+            fix='add `requirements = ["requirements.txt"]` to the service',
+        )
+    wheel_arch(platform)  # a platform wheeldock does not build for is refused here
+    locks = [r for r in requirements if project_lock(r) is not None]
+    if locks and (len(requirements) > 1 or constraints):
+        raise InvalidConfig(
+            f"{locks[0]} is listed with other requirement or constraint files",
+            path=root / "wheeldock.toml",
+            fix="a project's lock file is the service's whole requirements: list it alone "
+            "(add the other packages to the project, e.g. `uv add`, `poetry add`)",
+        )
+    for rel in (*requirements, *constraints):
+        if not (root / rel).is_file():
+            raise NotFound(
+                f"requirement file {rel} does not exist",
+                path=root / rel,
+                fix="create it, or correct `requirements` / `constraints` in wheeldock.toml",
+            )
+    # discover follows -r/-c includes (relative to the including file) and names a missing
+    # include's file and line.
+    files, _ = requirement_closure(root, [*requirements, *constraints], parse=False)
+    seen = {rel: hashlib.sha256((root / rel).read_bytes()).hexdigest() for rel in files}
+    return LockInputs(
+        top=tuple(_relative(root, root / r) for r in requirements),
+        files=tuple(seen.items()),
+        platform=platform,
+        python=python,
+        constraints=tuple(_relative(root, root / c) for c in constraints),
+        no_binary=tuple(sorted(no_binary)),
+    )
+
+
+def _relative(root: Path, path: Path) -> str:
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return resolved.as_posix()  # outside the project: still hashed by content
+
+
+def status(path: Path, inputs: LockInputs) -> Status:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return "missing"
+    # Only the drift table is parsed: it is last, and the package list can be long.
+    _, marker, tail = text.partition(TOOL_MARKER)
+    try:
+        recorded = tomllib.loads(marker.lstrip("\n") + tail).get("tool", {}).get("wheeldock", {})
+    except tomllib.TOMLDecodeError:
+        return "stale"
+    return "fresh" if recorded.get("input-hash") == inputs.digest else "stale"
+
+
+# -- making locks -------------------------------------------------------------------------------
+
+
+def project_universal(text: str, platform: str, python: str, *, path: Path | None = None) -> str:
+    """A universal lock's text (``uv pip compile --universal``) narrowed to ``platform`` running
+    CPython ``python`` (pure; ``path`` only names the lock in errors).
+
+    A package is kept when its PEP 508 ``marker`` holds in :func:`target_environment` (or it has
+    none), and is written without it. Its ``wheels`` are cut to those the platform installs
+    (:func:`wheeldock.deps.wheeltags.supported_tags`, in uv's order) and its ``sdist`` is kept, so a
+    package without a wheel for the platform keeps only its sdist. uv's header is kept, with a
+    line saying what was projected. :class:`NotFound` for a kept package with neither a wheel
+    for the platform nor an sdist; :class:`InvalidConfig` when two versions of one package are
+    both kept (their markers overlap on this platform).
+    """
+    from packaging.markers import InvalidMarker, Marker
+    from packaging.utils import canonicalize_name
+
+    where = path or Path("pylock.toml")
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidConfig(
+            f"uv's universal lock is not valid TOML ({exc})",
+            path=where,
+            fix="run `wheeldock lock --force` again",
+        ) from exc
+    env = target_environment(platform, python)
+    ranks = supported_tags(platform, python)
+    blocks: list[str] = []
+    kept: dict[str, str] = {}  # canonical name → version
+    for pkg in doc.get("packages", []):
+        name, version = str(pkg.get("name", "?")), str(pkg.get("version", ""))
+        marker = pkg.get("marker")
+        try:
+            if marker is not None and not Marker(str(marker)).evaluate(env):
+                continue
+        except InvalidMarker as exc:
+            raise InvalidConfig(
+                f"package {name} {version}: its marker {marker!r} cannot be read ({exc})",
+                path=where,
+                fix="run `wheeldock lock --force` again",
+            ) from exc
+        entry = {k: v for k, v in pkg.items() if k != "marker"}
+        if "wheels" in pkg:
+            wheels = [w for w in pkg["wheels"] if wheel_rank(_entry_name(w), ranks) is not None]
+            entry.pop("wheels")
+            if wheels:
+                entry["wheels"] = wheels
+            elif "sdist" not in pkg:
+                raise NotFound(
+                    f"package {name} {version} has no wheel for {platform} and no sdist, so "
+                    "it cannot be installed there",
+                    path=where,
+                    fix=f"require a version of {name} that publishes a {platform} wheel or an "
+                    "sdist, or leave it out for this platform with a marker "
+                    f"(platform_machine != {env['platform_machine']!r})",
+                )
+        canonical: str = canonicalize_name(name)
+        if canonical in kept:
+            raise InvalidConfig(
+                f"package {name} is locked twice for {platform} ({kept[canonical]} and "
+                f"{version}): the markers of uv's universal resolution overlap there",
+                path=where,
+                fix=f"pin {name} to one version in the requirements, then `wheeldock lock`",
+            )
+        kept[canonical] = version
+        blocks.append(_package_block(entry))
+    head = re.split(r"^\[\[packages\]\]$", text, maxsplit=1, flags=re.M)[0].rstrip("\n")
+    lines = head.splitlines()
+    comments = next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))
+    lines.insert(
+        comments,
+        f"# then projected onto {platform} (platform_machine {env['platform_machine']!r}) by "
+        "wheeldock, as uv has no target for it",
+    )
+    return "\n".join(lines) + "\n" + "".join("\n" + block + "\n" for block in blocks)
+
+
+def _entry_name(entry: dict[str, Any]) -> str:
+    """A PEP 751 file entry's file name: ``name``, else the last part of its URL or path."""
+    return str(entry.get("name") or PurePosixPath(str(entry.get("url") or entry.get("path"))).name)
+
+
+def _package_block(pkg: dict[str, Any]) -> str:
+    """One ``[[packages]]`` entry as uv writes it: file entries inline, several on lines of
+    their own."""
+    lines = ["[[packages]]"]
+    for key, value in pkg.items():
+        if isinstance(value, list) and len(value) > 1:
+            lines += [f"{_toml_key(key)} = [", *(f"    {_toml_value(v)}," for v in value), "]"]
+        else:
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    return "\n".join(lines)
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_str(key)
+
+
+def _toml_value(value: Any) -> str:
+    """``value`` as an inline TOML value (tables inline; UTC times with ``Z``, as uv does)."""
+    if isinstance(value, dict):
+        pairs = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + pairs + " }" if pairs else "{}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, datetime.datetime) and value.utcoffset() == datetime.timedelta(0):
+        return value.replace(tzinfo=None).isoformat() + "Z"
+    return tomli_w.dumps({"x": value}).split(" = ", 1)[1].strip()
+
+
+def compile_lock(root: Path, inputs: LockInputs, dest: Path, *, upgrade: bool = False) -> Lock:
+    """Resolve ``inputs`` with uv into ``dest``, then add the ``[tool.wheeldock]`` drift table.
+
+    A platform uv has no target for is resolved universally and projected onto the platform
+    (:func:`project_universal`) before the table is added.
+
+    uv writes ``dest`` itself: it wants a ``pylock.*.toml`` name, makes local paths relative to
+    the lock's folder, and keeps the pins of an existing lock unless ``upgrade``. Until the table
+    is added the file reads as stale, so an interrupted run is never mistaken for a fresh lock.
+    A file lock keeps two wheeldock runs from resolving into the same file at once.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    target = uv_platform(inputs.platform)
+    # No uv target (linux/arm/v7): resolve for every platform, then keep the target's part.
+    where = ["--universal"] if target is None else ["--python-platform", target]
+    argv: list[str] = [
+        uv_bin(),
+        "pip",
+        "compile",
+        "--quiet",
+        "--generate-hashes",
+        "--format",
+        "pylock.toml",
+        *where,
+        "--python-version",
+        inputs.python,
+        "--custom-compile-command",
+        "wheeldock lock",
+        "--output-file",
+        _relative(root, dest),
+    ]
+    if upgrade:
+        argv.append("--upgrade")
+    for name in inputs.no_binary:
+        argv += ["--no-binary", name]
+    for constraint in inputs.constraints:
+        argv += ["--constraint", constraint]
+    with file_lock(str(dest.parent / ".lock")):
+        exported: Path | None = None
+        for rel in inputs.top:
+            if project_lock(rel) is not None:
+                # uv pip reads no project lock: it gets the lock's pins, which resolve to themselves
+                exported = dest.with_name(f".{dest.name}.export.txt")
+                atomic_write_text(exported, "\n".join(locked_requirements(root / rel)) + "\n")
+                argv.append(_relative(root, exported))
+            else:
+                argv.append(rel)
+        try:
+            process.run(
+                argv,
+                cwd=root,
+                fix="correct the requirement named in the lines above, then `wheeldock lock` again",
+            )
+        finally:
+            if exported is not None:
+                exported.unlink(missing_ok=True)
+        body = packages_part(dest.read_text())
+        if target is None:
+            body = project_universal(body, inputs.platform, inputs.python, path=dest)
+        return _write_lock(dest, body, inputs)
+
+
+@dataclass(frozen=True)
+class LockResult:
+    service: str
+    path: Path
+    status: Status  # before this run
+    action: Literal["kept", "written", "pinned", "shared", "checked"]
+    packages: int | None = None
+
+
+def lock_services(
+    project: Project,
+    services: Sequence[Service],
+    *,
+    platform: str = DEFAULT_PLATFORM,
+    check: bool = False,
+    force: bool = False,
+    upgrade: bool = False,
+    fast: bool = True,
+) -> list[LockResult]:
+    """Lock each service (resolving identical inputs once). With ``check`` only report status.
+
+    With ``fast`` (not with ``force``/``upgrade``), fully pinned inputs are locked without uv
+    (:func:`fast_lock`, action ``pinned``); anything else is resolved by uv."""
+    results: list[LockResult] = []
+    made: dict[str, Lock] = {}
+    for svc in services:
+        inputs = inputs_for(project.root, svc, platform)
+        path = lock_path(project.root, svc.name, platform)
+        before = status(path, inputs)
+        if check:
+            results.append(LockResult(svc.name, path, before, "checked"))
+            continue
+        if before == "fresh" and not (force or upgrade):
+            results.append(LockResult(svc.name, path, before, "kept", len(read(path).packages)))
+            continue
+        twin = made.get(inputs.digest)
+        if twin is not None:
+            atomic_write_text(path, twin.text)
+            results.append(LockResult(svc.name, path, before, "shared", len(twin.packages)))
+            continue
+        log.info("locking %s → %s", svc.name, path)
+        quick = None
+        if fast and not (force or upgrade):
+            quick = try_fast_lock(project.root, inputs, path)
+        lock = quick or compile_lock(project.root, inputs, path, upgrade=upgrade)
+        made[inputs.digest] = lock
+        action: Literal["pinned", "written"] = "pinned" if quick else "written"
+        results.append(LockResult(svc.name, path, before, action, len(lock.packages)))
+    return results
+
+
+def ensure(
+    project: Project,
+    svc: Service,
+    *,
+    platform: str = DEFAULT_PLATFORM,
+    relock: bool = False,
+    landed: Landed | None = None,
+    fetching: Callable[[], None] | None = None,
+) -> Lock:
+    """The service's lock for ``build``: created when missing; when stale (its inputs changed
+    since it was written), updated if the inputs are fully pinned (:func:`fast_lock`: exact,
+    no resolver), else refused unless ``relock``, which re-resolves it with uv. ``landed``
+    hears of each wheel the fast path fetches (the build starts installing it at once);
+    ``fetching`` is called first, once it is known that the index will be asked."""
+    inputs = inputs_for(project.root, svc, platform)
+    path = lock_path(project.root, svc.name, platform)
+    state = status(path, inputs)
+    if state == "fresh":
+        return read(path)
+    # A twin service may have just written identical inputs' lock: reuse it rather than re-resolve.
+    for other in project.services:
+        other_path = lock_path(project.root, other.name, platform)
+        # Same input hash means same files, platform and Python: the resolution is the same.
+        if other_path != path and status(other_path, inputs) == "fresh":
+            text = other_path.read_text()
+            atomic_write_text(path, text)
+            return parse(text, path)
+    if fetching is not None:
+        fetching()
+    # a build installs the wheels next: fetch them now instead of their metadata files
+    quick = try_fast_lock(project.root, inputs, path, wheels=True, landed=landed)
+    if quick is not None:
+        return quick
+    if state == "stale" and not relock:
+        raise InvalidConfig(
+            "the lock is stale: "
+            + ", ".join(name for name, _ in inputs.files)
+            + " (or the platform or Python version) changed since it was written, and they are"
+            " not all pinned with == (see the log for why), so only uv can re-resolve them",
+            path=path,
+            fix="run `wheeldock lock` (or build with --relock)",
+        )
+    return compile_lock(project.root, inputs, path)
+
+
+# -- the fast path: fully pinned inputs -----------------------------------------------------------
+
+#: The index the fast path asks, as uv does: PEP 691 JSON, PEP 658 metadata files (behind a
+#: proxy: SSL_CERT_FILE's CA).
+PYPI_SIMPLE = "https://pypi.org/simple/{name}/"
+_SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+_PYPI_FILES = "https://files.pythonhosted.org/"
+
+
+class NotFastLockable(Exception):
+    """The inputs are outside what the fast path resolves exactly; ``str()`` says why."""
+
+
+@dataclass(frozen=True)
+class _Pin:
+    name: str  # canonical
+    version: str
+    extras: frozenset[str]
+
+
+#: ``name==version`` or ``name[extras]==version`` and nothing else: most pinned lines, read
+#: without packaging's requirement parser (importing it costs a bump ~25 ms before its first
+#: index request; the parser still reads every other line).
+_PLAIN_PIN = re.compile(
+    r"(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*"
+    r"(?:\[(?P<extras>[A-Za-z0-9._,\s-]*)\])?\s*==\s*(?P<version>[^\s;,*@]+)"
+)
+
+
+@lru_cache(maxsize=1)
+def _version_re() -> re.Pattern[str]:
+    from packaging.version import VERSION_PATTERN
+
+    return re.compile(VERSION_PATTERN, re.VERBOSE | re.IGNORECASE)
+
+
+def _plain_pin(line: str) -> tuple[str, frozenset[str], str] | None:
+    """(name, extras, version) of a plain pin line, else None (for the full parser)."""
+    match = _PLAIN_PIN.fullmatch(line)
+    if match is None or _version_re().fullmatch(match["version"]) is None:
+        return None
+    extras = frozenset(e.strip() for e in (match["extras"] or "").split(",") if e.strip())
+    return match["name"], extras, match["version"]
+
+
+def _canonical_name(name: str) -> str:
+    """PEP 503's normalised name, as ``packaging.utils.canonicalize_name`` gives it; that module
+    imports packaging's tag machinery (~8 ms before a bump's first index request)."""
+    return _SEPARATORS.sub("-", name).lower()
+
+
+_SEPARATORS = re.compile(r"[-_.]+")
+
+
+@lru_cache(maxsize=4096)
+def _requirement(line: str) -> Requirement:
+    """A parsed requirement line (the same lines recur across services and rebuilds)."""
+    from packaging.requirements import Requirement
+
+    return Requirement(line)
+
+
+def pinned_requirements(root: Path, inputs: LockInputs) -> dict[str, _Pin]:
+    """Every requirement of ``inputs`` as ``name==version`` (markers false for the target
+    dropped); :class:`NotFastLockable` for anything else (ranges, URLs, hashes, options,
+    constraints, ``--no-binary``)."""
+    if inputs.constraints or inputs.no_binary:
+        raise NotFastLockable("constraints or no_binary are set")
+    env = target_environment(inputs.platform, inputs.python)
+    pins: dict[str, _Pin] = {}
+    projects = {  # the manifests read with a lock file
+        str(PurePosixPath(r).parent / kind.manifest)
+        for r, _ in inputs.files
+        if (kind := project_lock(r)) is not None
+    }
+    for rel, _ in inputs.files:
+        path = root / rel
+        if rel in projects:
+            continue  # read with its lock file: the lock holds the pins
+        if project_lock(rel) is not None:
+            text = "\n".join(locked_requirements(path))  # pinned lines, markers and all
+        elif path.suffix == ".toml":
+            raise NotFastLockable(f"{rel} is a pyproject.toml")
+        else:
+            text = path.read_text().replace("\\\n", " ")
+        for number, raw in enumerate(text.splitlines(), 1):
+            line = raw.split(" #", 1)[0].strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith(("-r ", "--requirement")):
+                continue  # the included file is one of inputs.files
+            if line.startswith("-") or "--hash" in line:
+                raise NotFastLockable(f"{rel}:{number}: an option ({line.split()[0]})")
+            plain = _plain_pin(line)
+            if plain is not None:
+                raw_name, raw_extras, version = plain
+            else:
+                from packaging.requirements import InvalidRequirement
+
+                try:
+                    req = _requirement(line)
+                except InvalidRequirement as exc:
+                    raise NotFastLockable(f"{rel}:{number}: {exc}") from None
+                if req.marker is not None and not req.marker.evaluate(env):
+                    continue
+                specs = list(req.specifier)
+                if (
+                    req.url
+                    or len(specs) != 1
+                    or specs[0].operator != "=="
+                    or "*" in specs[0].version
+                ):
+                    raise NotFastLockable(f"{rel}:{number}: {req.name} is not pinned with ==")
+                raw_name, raw_extras, version = req.name, frozenset(req.extras), specs[0].version
+            name = _canonical_name(raw_name)
+            old = pins.get(name)
+            if old is not None and old.version != version:
+                raise NotFastLockable(f"{name} is pinned twice")
+            extras = raw_extras | (old.extras if old else frozenset())
+            pins[name] = _Pin(name, version, extras)
+    if not pins:
+        raise NotFastLockable("no requirements")
+    return pins
+
+
+def target_environment(platform: str, python: str) -> dict[str, str]:
+    """PEP 508 marker values of a Debian image for ``platform`` running CPython ``python``."""
+    return {
+        "python_version": python,
+        "python_full_version": f"{python}.0",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "os_name": "posix",
+        "platform_machine": wheel_arch(platform),
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "implementation_version": f"{python}.0",
+        "platform_release": "",
+        "platform_version": "",
+        "extra": "",
+    }
+
+
+@dataclass(frozen=True)
+class _Release:
+    """A pinned release's files (as lock text) and its dependencies."""
+
+    pin: _Pin
+    block: str  # the [[packages]] entry
+    requires_dist: tuple[str, ...]
+    metadata_url: str = ""  # empty when the index serves no PEP 658 metadata for ``best``
+    best: LockedFile | None = None  # the wheel the target installs
+
+
+def _toml_str(text: str) -> str:
+    return tomli_w.dumps({"x": text}).split(" = ", 1)[1].strip()
+
+
+def _file_entry(f: dict[str, Any]) -> str:
+    uploaded = str(f.get("upload-time") or "")
+    uploaded = re.sub(r"\.\d+", "", uploaded).replace("+00:00", "Z")
+    if uploaded and not uploaded.endswith("Z"):
+        uploaded += "Z"
+    sha = str(f["hashes"]["sha256"])
+    parts = [f"url = {_toml_str(str(f['url']))}"]
+    if uploaded:
+        parts.append(f"upload-time = {uploaded}")
+    parts += [f"size = {int(f['size'])}", f'hashes = {{ sha256 = "{sha}" }}']
+    return "{ " + ", ".join(parts) + " }"
+
+
+def _release_files(pin: _Pin, index: dict[str, Any], inputs: LockInputs) -> _Release:
+    """The lock entry uv writes for ``pin`` (its sdist and the wheels the target can use) from
+    the project's PEP 691 page; ``requires_dist`` is filled in by the caller."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.utils import parse_sdist_filename, parse_wheel_filename
+    from packaging.version import InvalidVersion, Version
+
+    ranks = supported_tags(inputs.platform, inputs.python)
+    try:
+        wanted = Version(pin.version)
+    except InvalidVersion:
+        raise NotFastLockable(f"{pin.name}: {pin.version!r} is not a version") from None
+    seen: dict[str, bool] = {}  # version text → is it ``wanted``? (a few hundred per page)
+
+    def wanted_text(text: str) -> bool:
+        if text not in seen:
+            try:
+                seen[text] = Version(text) == wanted
+            except InvalidVersion:
+                seen[text] = False
+        return seen[text]
+
+    sdists, wheels = [], []
+    for f in index.get("files") or []:
+        filename = str(f.get("filename", ""))
+        # The version's text, cut out as packaging's filename parsers cut it, is checked first:
+        # pydantic-core's page lists 15,000 files, and parsing every name took 150 ms.
+        if filename.endswith(".whl"):
+            if not 4 <= filename.count("-") <= 5:
+                continue  # not a wheel name: packaging would refuse it
+            start = filename.index("-") + 1
+            text = filename[start : filename.index("-", start)]
+        else:
+            text = filename.rpartition("-")[2].removesuffix(".zip").removesuffix(".tar.gz")
+        if not wanted_text(text):
+            continue
+        if f.get("yanked") or not str(f.get("url", "")).startswith(_PYPI_FILES):
+            continue
+        try:
+            if filename.endswith(".whl"):
+                version = parse_wheel_filename(filename)[1]
+            else:
+                version = parse_sdist_filename(filename)[1]
+        except ValueError:
+            continue
+        if version != wanted:
+            continue
+        requires_python = f.get("requires-python")
+        if requires_python:
+            try:
+                ok = SpecifierSet(requires_python).contains(f"{inputs.python}.0", prereleases=True)
+            except InvalidSpecifier:
+                ok = False
+            if not ok:
+                raise NotFastLockable(f"{pin.name} {pin.version} requires Python {requires_python}")
+        if filename.endswith(".whl"):
+            if wheel_rank(filename, ranks) is not None:
+                wheels.append(f)
+        else:
+            sdists.append(f)
+    if not wheels:
+        # an sdist-only pin's dependencies are known only by building it: uv's job
+        raise NotFastLockable(f"{pin.name} {pin.version} has no wheel for {inputs.platform}")
+    lines = ["[[packages]]", f'name = "{pin.name}"', f"version = {_toml_str(pin.version)}"]
+    if sdists:
+        lines.append(f"sdist = {_file_entry(sdists[0])}")
+    wheels.sort(key=lambda f: str(f["filename"]))
+    if len(wheels) == 1:
+        lines.append(f"wheels = [{_file_entry(wheels[0])}]")
+    else:
+        lines.append("wheels = [")
+        lines += [f"    {_file_entry(w)}," for w in wheels]
+        lines.append("]")
+    best = min(wheels, key=lambda f: wheel_rank(str(f["filename"]), ranks) or 0)
+    chosen = LockedFile(
+        filename=str(best["filename"]),
+        sha256=str(best["hashes"]["sha256"]),
+        url=str(best["url"]),
+        size=int(best["size"]),
+    )
+    # PEP 714 (``core-metadata``; the older ``data-dist-info-metadata``): without it the index
+    # has no .metadata file, and asking would cost a round trip for a 404
+    served = best.get("core-metadata") or best.get("data-dist-info-metadata")
+    metadata_url = str(best["url"]) + ".metadata" if served else ""
+    return _Release(pin, "\n".join(lines), (), metadata_url, chosen)
+
+
+def _fetch_releases(
+    pins: Sequence[_Pin], inputs: LockInputs, *, wheels: bool = False, landed: Landed | None = None
+) -> list[_Release]:
+    """The releases of ``pins`` from the index (two requests each, all in parallel).
+
+    The second request is the chosen wheel's PEP 658 metadata, or, with ``wheels`` (the caller
+    installs them next) or when the index has no metadata file, the wheel itself, fetched into
+    the wheelhouse: its METADATA is read from it and the build finds it there. ``landed`` is
+    called with each such wheel's sha256 and path as soon as it is verified.
+
+    The second request waits on the first only for what the index says now. When the project's
+    page from an earlier lock already lists the pinned version, the second request is made
+    from it at once, beside the first, and kept only if the fresh page picks the very same
+    file (name, URL, size and sha256): the lock is the fresh page's either way, and a guess the
+    fresh page disagrees with is dropped unseen by ``landed``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    if not pins:
+        return []
+
+    def get(client: httpx.Client, url: str, accept: str) -> httpx.Response:
+        try:
+            response = client.get(url, headers={"Accept": accept})
+        except httpx.HTTPError as exc:
+            raise NotFastLockable(f"{url}: {exc}") from None
+        if response.status_code != 200:
+            raise NotFastLockable(f"{url}: HTTP {response.status_code}")
+        return response
+
+    def second(client: httpx.Client, release: _Release) -> tuple[str, Path | None]:
+        """The release's METADATA, and the wheel's path when the wheel was fetched for it."""
+        if release.metadata_url and not wheels:
+            response = client.get(release.metadata_url)
+            if response.status_code == 200:
+                return response.text, None
+        return _wheel_and_metadata(release.best)
+
+    def one(client: httpx.Client, pin: _Pin) -> _Release:
+        known: Future[_Release | None] = Future()
+
+        def guess() -> tuple[str, Path | None] | None:
+            kept = None
+            try:
+                kept = _known_release(pin, inputs)
+            finally:  # also on an unexpected error, so that nobody waits forever
+                known.set_result(kept)
+            return None if kept is None else second(client, kept)
+
+        # the kept page is read on another thread, so the index request goes out first
+        early = guesses.submit(guess)
+        response = get(client, PYPI_SIMPLE.format(name=pin.name), _SIMPLE_JSON)
+        release = _release_files(pin, response.json(), inputs)
+        _keep_page(pin.name, response.content)
+        answer = None
+        if known.result() == release:
+            try:
+                answer = early.result()
+                assert answer is not None  # a guess was made: it matched
+            except Exception as exc:  # asked again just below, where errors are reported
+                log.debug("%s: the request made from the kept page failed (%s)", pin.name, exc)
+        if answer is None:
+            answer = second(client, release)
+        metadata, wheel = answer
+        if wheel is not None and landed is not None and release.best is not None:
+            landed(release.best.sha256, wheel)
+        # beside a fetched wheel they are kept, so the next lock need not open the zip
+        requires = _keep_requires(wheel, metadata) if wheel is not None else _requires(metadata)
+        return dataclasses.replace(release, requires_dist=requires)
+
+    from wheeldock.deps import index as net
+
+    client = net.client()
+    guesses = ThreadPoolExecutor(max_workers=min(8, len(pins)), thread_name_prefix="guess")
+    try:
+        with ThreadPoolExecutor(max_workers=min(8, len(pins))) as pool:
+            return list(pool.map(lambda p: one(client, p), pins))
+    finally:
+        guesses.shutdown(wait=False, cancel_futures=True)  # a dropped guess is not waited for
+
+
+def _page_path(name: str) -> Path:
+    from wheeldock.edges.paths import cache_root
+
+    return cache_root() / "index" / "pypi.org" / f"{name}.json"
+
+
+def _keep_page(name: str, content: bytes) -> None:
+    """Keep a project's index page for :func:`_known_release`. Best effort and not fsynced: a
+    page lost or torn is only a guess not made."""
+    from wheeldock.edges.fsutil import atomic_write_bytes
+
+    with contextlib.suppress(OSError, WheeldockError):
+        atomic_write_bytes(_page_path(name), content, durable=False)
+
+
+def _known_release(pin: _Pin, inputs: LockInputs) -> _Release | None:
+    """The release ``pin`` had on its project's kept page (None without a page, or when the
+    page does not list that version for the target). Only a guess at what the index says now."""
+    import json
+
+    try:
+        page = json.loads(_page_path(pin.name).read_bytes())
+        return _release_files(pin, page, inputs) if isinstance(page, dict) else None
+    except (OSError, ValueError, NotFastLockable, KeyError, TypeError):
+        return None
+
+
+def _wheel_and_metadata(wheel: LockedFile | None) -> tuple[str, Path]:
+    """The METADATA of ``wheel`` and its path in the wheelhouse, fetched (hash-checked) there
+    if missing."""
+    import zipfile
+
+    from wheeldock.deps.wheelhouse import Artifact, Wheelhouse
+    from wheeldock.errors import WheeldockError
+
+    if wheel is None:
+        raise NotFastLockable("no wheel to read the metadata of")
+    try:
+        house = Wheelhouse()
+        path = house.fetch(
+            [Artifact("?", "?", wheel, "wheel")], platform=DEFAULT_PLATFORM, python="3.11"
+        )[0]
+        with zipfile.ZipFile(path) as zf:
+            name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+            return zf.read(name).decode(errors="replace"), path
+    except (WheeldockError, OSError, zipfile.BadZipFile, StopIteration) as exc:
+        raise NotFastLockable(f"{wheel.filename}: cannot read its metadata ({exc})") from None
+
+
+def _local_requires(pkg: LockedPackage) -> tuple[str, ...] | None:
+    """Requires-Dist of a locked package from its wheel in the wheelhouse cache, if there.
+
+    Kept beside the wheel once read (``requires-dist.json``): a wheel's METADATA never changes,
+    and opening two dozen zips and parsing their headers cost a one-pin bump ~50 ms."""
+    import json
+    import zipfile
+
+    from wheeldock.deps.wheelhouse import Wheelhouse
+
+    house = Wheelhouse()
+    for wheel in pkg.wheels:
+        path = house.path(wheel)
+        sidecar = path.with_name(_REQUIRES_SIDECAR)
+        try:
+            cached = json.loads(sidecar.read_text())
+            if isinstance(cached, list) and path.is_file():
+                return tuple(str(line) for line in cached)
+        except (OSError, ValueError):
+            pass
+        if not path.is_file():
+            continue
+        try:
+            with zipfile.ZipFile(path) as zf:
+                name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+                text = zf.read(name).decode(errors="replace")
+        except (OSError, zipfile.BadZipFile, StopIteration):
+            continue
+        return _keep_requires(path, text)
+    return None
+
+
+#: Beside a wheel in the wheelhouse: its METADATA's Requires-Dist, as a JSON list.
+_REQUIRES_SIDECAR = "requires-dist.json"
+
+
+def _requires(metadata: str) -> tuple[str, ...]:
+    """The Requires-Dist lines of a METADATA file."""
+    from email.parser import HeaderParser
+
+    return tuple(str(r) for r in HeaderParser().parsestr(metadata).get_all("Requires-Dist") or ())
+
+
+def _keep_requires(wheel: Path, metadata: str) -> tuple[str, ...]:
+    """The Requires-Dist of ``metadata`` (``wheel``'s), also kept beside the wheel for
+    :func:`_local_requires`. Not fsynced: a sidecar lost or torn is read from the wheel again."""
+    import json
+
+    from wheeldock.edges.fsutil import atomic_write_text
+
+    requires = _requires(metadata)
+    with contextlib.suppress(OSError, WheeldockError):  # a read-only cache still works, slower
+        atomic_write_text(
+            wheel.with_name(_REQUIRES_SIDECAR), json.dumps(list(requires)), durable=False
+        )
+    return requires
+
+
+def _check_closed(
+    pins: dict[str, _Pin], requires: dict[str, tuple[str, ...]], env: dict[str, str]
+) -> None:
+    """Every dependency (markers evaluated for the target, with each extra asked of a package)
+    is a pinned package whose pin satisfies it; else :class:`NotFastLockable`."""
+    from packaging.utils import canonicalize_name
+
+    extras = {name: set(pin.extras) for name, pin in pins.items()}
+    changed = True
+    while changed:  # extras asked by dependencies can ask for more extras
+        changed = False
+        for name, lines in requires.items():
+            for line in lines:
+                req = _requirement(line)
+                wanted = ["", *sorted(extras[name])]
+                if req.marker is not None and not any(
+                    req.marker.evaluate({**env, "extra": e}) for e in wanted
+                ):
+                    continue
+                dep = canonicalize_name(req.name)
+                pin = pins.get(dep)
+                if pin is None:
+                    raise NotFastLockable(f"{name} needs {req}, which is not pinned")
+                if not req.specifier.contains(pin.version, prereleases=True):
+                    raise NotFastLockable(f"{name} needs {req}, but {dep}=={pin.version} is pinned")
+                if not set(req.extras) <= extras[dep]:
+                    extras[dep] |= set(req.extras)
+                    changed = True
+
+
+def fast_lock(
+    root: Path,
+    inputs: LockInputs,
+    dest: Path,
+    old: Lock | None,
+    *,
+    wheels: bool = False,
+    landed: Landed | None = None,
+) -> Lock:
+    """Lock fully pinned ``inputs`` without a resolver; :class:`NotFastLockable` when it cannot
+    be exact. Only pins not in ``old`` (same platform and Python) are asked of PyPI; with
+    ``wheels`` (a build, which installs them next) their wheels are fetched rather than their
+    metadata files, and ``landed`` hears of each (see :func:`_fetch_releases`)."""
+    pins = pinned_requirements(root, inputs)
+    env = target_environment(inputs.platform, inputs.python)
+    reuse, blocks, ask = _reuse_or_ask(pins, inputs, old)
+    requires: dict[str, tuple[str, ...]] = {}
+    # The index requests go first, on their own thread: the cached packages' requirements are
+    # read while the new pins' answers are on the way.
+    with ThreadPoolExecutor(max_workers=1) as background:
+        early = _asked_early.pop((inputs.digest, ask), None) if wheels else None
+        if early is not None:
+            fetching = background.submit(_take_early, early, ask, inputs, landed)
+        else:
+            fetching = background.submit(_fetch_releases, ask, inputs, wheels=wheels, landed=landed)
+        unknown: list[_Pin] = []
+        for name, pkg in reuse.items():
+            local = _local_requires(pkg)
+            if local is None:
+                unknown.append(pins[name])  # no wheel in the cache: its metadata comes from PyPI
+            else:
+                requires[name] = local
+                for line in local:  # parsed now, for the closure check, while the index answers
+                    with contextlib.suppress(ValueError):  # the check reports bad lines
+                        _requirement(line)
+        releases = fetching.result()
+    releases += _fetch_releases(unknown, inputs, wheels=wheels, landed=landed)
+    for release in releases:
+        requires[release.pin.name] = release.requires_dist
+        if release.pin.name not in reuse:
+            blocks[release.pin.name] = release.block
+    _check_closed(pins, requires, env)
+    header = (
+        "# This file was autogenerated by wheeldock (pinned inputs, no resolver needed):\n"
+        "#    wheeldock lock\n"
+        'lock-version = "1.0"\n'
+        'created-by = "wheeldock"\n'
+        f'requires-python = ">={inputs.python}"\n'
+    )
+    body = header + "".join("\n" + blocks[n] + "\n" for n in sorted(blocks))
+    return _write_lock(dest, body, inputs)
+
+
+def _reuse_or_ask(
+    pins: dict[str, _Pin], inputs: LockInputs, old: Lock | None
+) -> tuple[dict[str, LockedPackage], dict[str, str], tuple[_Pin, ...]]:
+    """The packages of ``old`` still pinned at the same version (same platform and Python,
+    files on PyPI) with their lock blocks, and the other pins, in name order: the ones a fast
+    lock asks the index for (:func:`ask_early` asks the same question)."""
+    reuse: dict[str, LockedPackage] = {}
+    blocks: dict[str, str] = {}
+    if old is not None and (old.platform, old.python) == (inputs.platform, inputs.python):
+        from packaging.utils import canonicalize_name
+
+        old_blocks: dict[str, str] = {}
+        for block in packages_part(old.text).split("[[packages]]\n")[1:]:
+            match = re.match(r'name = "([^"]+)"', block)
+            if match:
+                old_blocks[canonicalize_name(match.group(1))] = block
+        for pkg in old.packages:
+            name: str = canonicalize_name(pkg.name)
+            pin = pins.get(name)
+            urls = [f.url or "" for f in (*pkg.wheels, *([pkg.sdist] if pkg.sdist else []))]
+            if (
+                pin is not None
+                and pin.version == pkg.version
+                and name in old_blocks
+                and all(u.startswith(_PYPI_FILES) for u in urls)
+            ):
+                reuse[name] = pkg
+                blocks[name] = "[[packages]]\n" + old_blocks[name].rstrip("\n")
+    return reuse, blocks, tuple(p for n, p in sorted(pins.items()) if n not in reuse)
+
+
+class _Relay:
+    """Holds the wheels an early fetch lands until the build says where they go, then passes
+    them (and those landing later) on: a cold build installs each wheel as it lands."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: list[tuple[str, Path]] = []
+        self._to: Landed | None = None
+
+    def __call__(self, sha256: str, path: Path) -> None:
+        with self._lock:
+            to = self._to
+            if to is None:
+                self._held.append((sha256, path))
+                return
+        to(sha256, path)
+
+    def forward(self, to: Landed) -> None:
+        with self._lock:
+            held, self._held, self._to = self._held, [], to
+        for sha256, path in held:
+            to(sha256, path)
+
+
+#: Index answers a build asked for before importing its own machinery (:func:`ask_early`),
+#: by (inputs digest, pins asked); :func:`fast_lock` takes the one that matches its question.
+_asked_early: dict[tuple[str, tuple[_Pin, ...]], tuple[Future[list[_Release]], _Relay]] = {}
+
+
+def ask_early(project: Project, services: Sequence[Service], *, platform: str) -> frozenset[str]:
+    """Start the index requests a build's fast lock will make, now.
+
+    A bumped pin's build waits on two requests in a row (the index page, then the wheel).
+    Asked here, at the start of ``build``, they travel while the builder's modules import
+    (~70 ms of CPU that would otherwise come first). Only the HTTPS client is made on this
+    thread (the requests need it, and the lock would make it anyway); the requests run on
+    another. Best effort: a service whose lock is fresh, or whose inputs the fast path cannot
+    lock, is skipped, and a failed request is made again by the lock, which reports it.
+
+    Returns the Python versions (of the locks' inputs) whose wheels were asked for: the build
+    will install them, so it can start what that needs."""
+    questions: dict[tuple[str, tuple[_Pin, ...]], LockInputs] = {}
+    for svc in services:
+        try:
+            inputs = inputs_for(project.root, svc, platform)
+            path = lock_path(project.root, svc.name, platform)
+            if status(path, inputs) == "fresh":
+                continue
+            pins = pinned_requirements(project.root, inputs)
+            old = read(path) if path.is_file() else None
+        except (NotFastLockable, WheeldockError):
+            continue  # the lock says why, at its turn
+        _, _, ask = _reuse_or_ask(pins, inputs, old)
+        if ask and (inputs.digest, ask) not in _asked_early:
+            questions[(inputs.digest, ask)] = inputs
+    if not questions:
+        return frozenset()
+    from wheeldock.deps import index as net
+
+    net.client()
+    pool = ThreadPoolExecutor(max_workers=len(questions), thread_name_prefix="ask-early")
+    for (digest, ask), inputs in questions.items():
+        relay = _Relay()
+        future = pool.submit(_fetch_releases, ask, inputs, wheels=True, landed=relay)
+        _asked_early[(digest, ask)] = (future, relay)
+    pool.shutdown(wait=False)
+    return frozenset(inputs.python for inputs in questions.values())
+
+
+def _take_early(
+    early: tuple[Future[list[_Release]], _Relay],
+    ask: Sequence[_Pin],
+    inputs: LockInputs,
+    landed: Landed | None,
+) -> list[_Release]:
+    """The releases :func:`ask_early` is fetching; ``landed`` hears of their wheels, those
+    already there at once. If the early requests failed, they are made again (a wheel that
+    did land is then taken from the wheelhouse)."""
+    future, relay = early
+    if landed is not None:
+        relay.forward(landed)
+    try:
+        return future.result()
+    except Exception as exc:  # made again below, where errors are reported
+        log.debug("the early index requests failed (%s); asking again", exc)
+        return _fetch_releases(ask, inputs, wheels=True, landed=landed)
+
+
+def _write_lock(dest: Path, body: str, inputs: LockInputs) -> Lock:
+    tool = {
+        "tool": {
+            "wheeldock": {
+                "input-hash": inputs.digest,
+                "platform": inputs.platform,
+                "python": inputs.python,
+                "inputs": [name for name, _ in inputs.files],
+                "no-binary": list(inputs.no_binary),
+            }
+        }
+    }
+    text = body.rstrip("\n") + "\n\n" + tomli_w.dumps(tool)
+    atomic_write_text(dest, text)
+    return parse(text, dest)
+
+
+def try_fast_lock(
+    root: Path,
+    inputs: LockInputs,
+    dest: Path,
+    *,
+    wheels: bool = False,
+    landed: Landed | None = None,
+) -> Lock | None:
+    """:func:`fast_lock` with the lock at ``dest`` (if readable) as the old one; None (logged)
+    when the inputs need the resolver."""
+    old: Lock | None
+    try:
+        old = read(dest)
+    except (NotFound, InvalidConfig):
+        old = None
+    try:
+        with file_lock(str(dest.parent / ".lock")):
+            lock = fast_lock(root, inputs, dest, old, wheels=wheels, landed=landed)
+    except NotFastLockable as exc:
+        log.info("%s: resolving with uv (%s)", dest.name, exc)
+        return None
+    log.info("%s: locked from the pins (no resolver)", dest.name)
+    return lock

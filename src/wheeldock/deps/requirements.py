@@ -1,0 +1,337 @@
+"""Requirements files as pip reads them: ``-r``/``-c`` includes followed, requirements parsed.
+
+Kept apart from :mod:`wheeldock.compose.survey` (compose files, commands) because ``build`` and
+``lock`` need only this, on every run: it imports neither ruamel.yaml nor, unless asked to
+parse, packaging's requirement parser.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from wheeldock.errors import InvalidConfig
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
+
+log = logging.getLogger(__name__)
+
+
+def option_values(args: list[str], short: str, long: str) -> list[str]:
+    """The values of an option given as ``-r X``, ``-rX``, ``--requirement X`` or
+    ``--requirement=X``."""
+    values: list[str] = []
+    it = iter(range(len(args)))
+    for i in it:
+        arg = args[i]
+        if arg in (short, long) and i + 1 < len(args):
+            values.append(args[i + 1])
+            next(it, None)
+        elif arg.startswith(long + "="):
+            values.append(arg[len(long) + 1 :])
+        elif arg.startswith(short) and len(arg) > len(short) and not arg.startswith("--"):
+            values.append(arg[len(short) :])
+    return values
+
+
+def relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError as exc:
+        raise InvalidConfig(
+            f"{path} is outside the project folder {root}",
+            path=path,
+            fix="keep the code and requirement files inside the folder with the compose file "
+            "(it is the build context)",
+        ) from exc
+
+
+def project_dependencies(path: Path, text: str | None = None) -> list[str]:
+    """``[project].dependencies`` of a ``pyproject.toml`` (PEP 621), as uv reads them for
+    ``-r pyproject.toml``. Refused, naming the fix, when they are not declared there statically
+    (``dynamic``, or no ``[project]`` table: setup.py decides them)."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text() if text is None else text)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidConfig(f"not valid TOML ({exc})", path=path, fix="fix its syntax") from exc
+    project = data.get("project")
+    if not isinstance(project, dict) or "dependencies" in (project.get("dynamic") or []):
+        raise InvalidConfig(
+            "the project's dependencies are not declared in its [project] table (setup.py or a "
+            "build backend decides them), so they cannot be read without building it",
+            path=path,
+            fix="declare them as `dependencies = [...]` under [project], or list them in a "
+            "requirements file and install that with `pip install -r`",
+        )
+    deps = project.get("dependencies", [])
+    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+        raise InvalidConfig(
+            "[project].dependencies is not a list of strings",
+            path=path,
+            fix='write it as `dependencies = ["package>=1.0", ...]`',
+        )
+    return list(deps)
+
+
+@dataclass(frozen=True)
+class ProjectLock:
+    """A package manager's lock file, which is a service's whole requirements when it installs
+    from one (``uv sync``, ``poetry install``, ``pipenv sync``): its runtime packages, pinned."""
+
+    filename: str  # ``uv.lock``
+    manifest: str  # the file the tool reads with it (``pyproject.toml``, ``Pipfile``)
+    tool: str
+    installs: str  # the install wheeldock stands in for
+    relock: str  # how its user makes the lock again
+
+
+LOCK_FILES = (
+    ProjectLock("uv.lock", "pyproject.toml", "uv", "uv sync --frozen --no-dev", "uv lock"),
+    ProjectLock(
+        "poetry.lock", "pyproject.toml", "poetry", "poetry install --only main", "poetry lock"
+    ),
+    ProjectLock("Pipfile.lock", "Pipfile", "pipenv", "pipenv sync", "pipenv lock"),
+)
+
+
+def lock_of_tool(tool: str) -> ProjectLock:
+    return next(kind for kind in LOCK_FILES if kind.tool == tool)
+
+
+def project_lock(rel: str) -> ProjectLock | None:
+    """The kind of lock file ``rel`` is (by its name), or None for a requirements file."""
+    name = rel.rpartition("/")[2]
+    return next((kind for kind in LOCK_FILES if kind.filename == name), None)
+
+
+_exported: dict[tuple[str, bytes], tuple[str, ...]] = {}
+
+
+def locked_requirements(path: Path) -> tuple[str, ...]:
+    """The packages a project's lock file installs, as pinned requirement lines
+    (``name==version`` and the marker the lock gives it), the project itself left out (it runs
+    from its source). What each tool installs without its development packages:
+
+    - ``uv.lock``: ``uv export`` (uv's own reading, no network) of ``uv sync --no-dev``;
+    - ``poetry.lock`` (Poetry 2): the packages of the ``main`` group;
+    - ``Pipfile.lock``: its ``default`` packages.
+    """
+    kind = project_lock(path.name)
+    assert kind is not None, path
+    manifest = path.parent / kind.manifest
+    if not manifest.is_file():
+        raise InvalidConfig(
+            f"a {kind.filename} with no {kind.manifest} beside it",
+            path=path,
+            fix=f"keep the project's {kind.manifest} next to its {kind.filename} "
+            f"({kind.tool} needs both)",
+        )
+    key = (str(path.resolve()), path.read_bytes() + b"\0" + manifest.read_bytes())
+    if key not in _exported:
+        reader = {"uv": _uv_export, "poetry": _poetry_main, "pipenv": _pipfile_default}
+        lines = reader[kind.tool](path)
+        local = [
+            line
+            for line in lines
+            if line.startswith(("-e ", ".", "/")) or " @ " in line.split(";")[0]
+        ]
+        if local:
+            raise InvalidConfig(
+                f"the lock installs packages from a path or URL ({', '.join(local)}): a "
+                "workspace member, a path or a VCS dependency, which wheeldock cannot build "
+                "into the dependency layers",
+                path=path,
+                fix="publish the package to an index, and depend on it by version",
+            )
+        _exported[key] = lines
+    return _exported[key]
+
+
+def _uv_export(path: Path) -> tuple[str, ...]:
+    from wheeldock.edges import process
+    from wheeldock.errors import CommandFailed
+
+    argv = [
+        uv_bin(), "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes",
+        "--no-header", "--no-annotate", "--format", "requirements-txt",
+    ]  # fmt: skip
+    try:
+        out = process.run(argv, cwd=path.parent).stdout
+    except CommandFailed as exc:
+        raise InvalidConfig(
+            "uv could not read the lock: "
+            + ((exc.stderr or exc.stdout).strip().splitlines() or ["no output"])[-1],
+            path=path,
+            fix="run `uv lock` in the project's folder, and keep uv.lock with its pyproject.toml",
+        ) from exc
+    return tuple(line.strip() for line in out.splitlines() if line.strip())
+
+
+def _poetry_main(path: Path) -> tuple[str, ...]:
+    """Poetry 2 writes each package's groups and the marker it is installed under into the
+    lock, so its main group is read without Poetry (which takes seconds to start)."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidConfig(f"not valid TOML ({exc})", path=path, fix="run `poetry lock`") from exc
+    packages = data.get("package")
+    if not isinstance(packages, list) or not all(
+        isinstance(p, dict) and "groups" in p for p in packages
+    ):
+        version = (data.get("metadata") or {}).get("lock-version", "?")
+        raise InvalidConfig(
+            f"a Poetry lock without the groups of its packages (lock-version {version}, "
+            "written by Poetry 1)",
+            path=path,
+            fix="lock it again with Poetry 2 (`poetry lock`): its locks say which group each "
+            "package belongs to",
+        )
+    lines = []
+    for pkg in packages:
+        if "main" not in pkg["groups"]:
+            continue
+        source = pkg.get("source") or {}
+        if source.get("type") in ("directory", "file", "git", "url"):
+            lines.append(f"{pkg['name']} @ {source.get('url', '?')}")
+            continue
+        marker = pkg.get("markers")
+        if isinstance(marker, dict):
+            marker = marker.get("main")
+        line = f"{pkg['name']}=={pkg['version']}"
+        lines.append(f"{line} ; {marker}" if marker else line)
+    return tuple(lines)
+
+
+def _pipfile_default(path: Path) -> tuple[str, ...]:
+    import json
+
+    try:
+        default = json.loads(path.read_text())["default"]
+        assert isinstance(default, dict)
+    except (ValueError, KeyError, TypeError, AssertionError, UnicodeDecodeError) as exc:
+        raise InvalidConfig(
+            f"not a Pipfile.lock ({exc!r})", path=path, fix="run `pipenv lock`"
+        ) from exc
+    lines = []
+    for name, spec in sorted(default.items()):
+        if not isinstance(spec, dict) or "version" not in spec:
+            where = spec.get("path") or spec.get("git") or spec.get("file") or "?"
+            lines.append(f"{name} @ {where}" if isinstance(spec, dict) else f"{name} @ ?")
+            continue
+        extras = spec.get("extras") or []
+        line = f"{name}{'[' + ','.join(extras) + ']' if extras else ''}{spec['version']}"
+        lines.append(f"{line} ; {spec['markers']}" if spec.get("markers") else line)
+    return tuple(lines)
+
+
+def uv_bin() -> str:
+    """The uv wheeldock runs: its ``uv`` dependency's binary, else uv on PATH."""
+    try:
+        from uv import find_uv_bin
+    except ImportError:
+        from wheeldock.edges import process
+
+        return process.which("uv")
+    return find_uv_bin()
+
+
+def requirement_lines(root: Path, rel: str, text: str | None = None) -> list[str]:
+    """The requirement lines a file holds as pip (or uv) reads it, for a tool given one list:
+    a ``pyproject.toml``'s ``[project].dependencies``, a project lock's pinned packages, or
+    the file's own lines (comments dropped; options and includes kept)."""
+    path = root / rel
+    if project_lock(rel) is not None:
+        return list(locked_requirements(path))
+    if path.suffix == ".toml":
+        return project_dependencies(path, text)
+    raw = path.read_text() if text is None else text
+    lines = (line.split(" #", 1)[0].strip() for line in raw.replace("\\\n", " ").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def requirement_closure(
+    root: Path,
+    files: Iterable[str],
+    *,
+    parse: bool = True,
+    overlay: Mapping[str, str] | None = None,
+) -> tuple[tuple[str, ...], tuple[Requirement, ...]]:
+    """Every file the requirement ``files`` read (``-r``/``-c`` followed, relative to the file
+    that names them) and every requirement in them. Paths relative to ``root``, in reading order.
+    A ``pyproject.toml`` gives its ``[project].dependencies`` and includes nothing.
+
+    A missing file raises :class:`InvalidConfig` naming the file and line that refers to it.
+    ``parse=False`` collects only the files (no requirement is parsed, and packaging's parser,
+    slow to import, is not loaded: a build checking its lock's freshness needs only the files).
+    ``overlay`` holds the text of files not written yet (``init`` plans before it writes).
+    """
+    seen: list[str] = []
+    reqs: list[Requirement] = []
+    pending = overlay or {}
+
+    def add(line: str, path: Path, number: int) -> None:
+        from packaging.requirements import InvalidRequirement, Requirement
+
+        try:
+            reqs.append(Requirement(line.split(";")[0].strip() if "@" not in line else line))
+        except InvalidRequirement:
+            log.debug("%s:%d: not a requirement: %r", path, number, line)
+
+    def visit(rel: str, referrer: tuple[Path, int] | None) -> None:
+        if rel in seen:
+            return
+        path = root / rel
+        if rel not in pending and not path.is_file():
+            if referrer is None:
+                raise InvalidConfig(
+                    f"the requirements file {rel} does not exist",
+                    path=path,
+                    fix="check the `pip install -r` path in the compose command (it is relative to "
+                    "the service's working_dir inside its code mount)",
+                )
+            raise InvalidConfig(
+                f"line {referrer[1]}: includes {rel}, which does not exist",
+                path=referrer[0],
+                fix="fix the include path (it is relative to the including file)",
+            )
+        seen.append(rel)
+        text = pending.get(rel)
+        kind = project_lock(rel)
+        if kind is not None:
+            # the tool reads its manifest with the lock (groups, the project's name)
+            beside = relative(path.parent / kind.manifest, root)
+            if beside not in seen:
+                seen.append(beside)
+            if parse:
+                for line in locked_requirements(path):
+                    add(line, path, 0)
+            return
+        if path.suffix == ".toml":
+            if parse:
+                for dep in project_dependencies(path, text):
+                    add(dep, path, 0)
+            return
+        for number, raw in enumerate((path.read_text() if text is None else text).splitlines(), 1):
+            line = raw.split(" #", 1)[0].strip()
+            if not line or line.startswith("#"):
+                continue
+            words = line.split()
+            for short, long in (("-r", "--requirement"), ("-c", "--constraint")):
+                included = option_values(words, short, long)
+                for inc in included:
+                    visit(relative(path.parent / inc, root), (path, number))
+            if line.startswith("-") or not parse:
+                continue
+            add(line, path, number)
+
+    for f in files:
+        visit(f, None)
+    return tuple(seen), tuple(reqs)

@@ -1,0 +1,220 @@
+"""A content-addressed blob store, plus a small key → value index for incremental builds.
+
+Layout under ``root`` (default ``cache_dir("blobs")``)::
+
+    sha256/<hex>          one file per blob, named by the sha256 of its bytes, read-only
+    tmp/                  blobs being written (removed on failure; stale ones are harmless)
+    index/<kk>/<key-hash>.json   the index: "inputs hashing to K gave descriptor D"
+
+Writes go to a temp file in ``tmp/`` and are renamed into place, so a blob under its final name
+is always complete — after ``kill -9`` too — and two processes writing the same blob at once
+both succeed (the second rename replaces identical bytes). Index entries are written the same
+way, under a file lock (:func:`wheeldock.edges.fsutil.file_lock`) so concurrent ``set_cached`` calls
+do not interleave.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from wheeldock.edges.fsutil import atomic_write_bytes, file_lock
+from wheeldock.edges.paths import cache_dir
+from wheeldock.errors import DigestMismatch, NotFound, WheeldockError
+from wheeldock.oci.digest import Digest
+
+log = logging.getLogger(__name__)
+
+#: Read and write granularity for streaming copies.
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Blob:
+    """What the store knows of a blob: its digest and size in bytes."""
+
+    digest: Digest
+    size: int
+
+
+class BlobWriter:
+    """Streams bytes into the store, hashing while writing. Use via :meth:`BlobStore.writer`.
+
+    After the ``with`` block ends without an error, :attr:`blob` holds the digest and size.
+    """
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+        self._hasher = hashlib.sha256()
+        self.size = 0
+        self._blob: Blob | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._hasher.update(data)
+        self._fh.write(data)
+        self.size += len(data)
+        return len(data)
+
+    @property
+    def digest(self) -> Digest:
+        """The digest of the bytes written so far."""
+        return Digest.from_hasher(self._hasher)
+
+    @property
+    def blob(self) -> Blob:
+        if self._blob is None:
+            raise RuntimeError("the blob is committed only when the writer's `with` block ends")
+        return self._blob
+
+
+class BlobStore:
+    """Content-addressed blobs on disk. Safe to share between processes."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root) if root is not None else cache_dir("blobs")
+        for sub in ("sha256", "tmp", "index"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"BlobStore({str(self.root)!r})"
+
+    # -- blobs ---------------------------------------------------------------------------------
+
+    def path(self, digest: Digest) -> Path:
+        """Where the blob with ``digest`` lives (whether or not it is there yet)."""
+        return self.root / digest.algorithm / digest.hex
+
+    def has(self, digest: Digest) -> bool:
+        return self.path(digest).is_file()
+
+    def size(self, digest: Digest) -> int:
+        return self._existing(digest).stat().st_size
+
+    def open(self, digest: Digest) -> IO[bytes]:
+        """Open a stored blob for reading; :class:`NotFound` when it is not in the store."""
+        return self._existing(digest).open("rb")
+
+    def read_bytes(self, digest: Digest) -> bytes:
+        return self._existing(digest).read_bytes()
+
+    def _existing(self, digest: Digest) -> Path:
+        path = self.path(digest)
+        if not path.is_file():
+            raise NotFound(
+                f"blob {digest} is not in the blob store",
+                path=self.root,
+                fix="rebuild the image (the cache may have been cleaned while it was in use)",
+            )
+        return path
+
+    @contextmanager
+    def writer(self, *, expected: Digest | None = None) -> Iterator[BlobWriter]:
+        """Stream a blob in; it is committed atomically when the block ends without an error.
+
+        With ``expected``, bytes hashing to anything else raise :class:`DigestMismatch` and
+        nothing is stored.
+        """
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.root / "tmp", prefix="blob.")
+        except OSError as exc:
+            raise WheeldockError(
+                f"cannot write to the blob store ({exc.strerror})",
+                path=self.root,
+                fix="make it writable, or point WHEELDOCK_CACHE at a writable folder",
+            ) from exc
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                writer = BlobWriter(fh)
+                yield writer
+            digest = writer.digest
+            if expected is not None and digest != expected:
+                raise DigestMismatch(
+                    "downloaded or copied blob does not match its descriptor",
+                    expected=str(expected),
+                    actual=str(digest),
+                    fix="retry; if it persists the source is corrupt",
+                )
+            self._commit(Path(tmp), digest)
+            writer._blob = Blob(digest, writer.size)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def _commit(self, tmp: Path, digest: Digest) -> None:
+        final = self.path(digest)
+        if final.is_file():
+            return  # same digest, same bytes: keep the one already there (it may be hard-linked)
+        # No fsync: the rename makes the blob all-or-nothing against a killed process, which is
+        # what a cache needs; a power loss at worst costs a rebuild.
+        os.chmod(tmp, 0o444)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, final)
+
+    def put_bytes(self, data: bytes) -> Blob:
+        with self.writer() as w:
+            w.write(data)
+        return w.blob
+
+    def put_file(self, src: Path, *, expected: Digest | None = None) -> Blob:
+        """Copy a file into the store, hashing while copying."""
+        with Path(src).open("rb") as fh, self.writer(expected=expected) as w:
+            while chunk := fh.read(CHUNK):
+                w.write(chunk)
+        return w.blob
+
+    def put_stream(self, stream: IO[bytes], *, expected: Digest | None = None) -> Blob:
+        with self.writer(expected=expected) as w:
+            shutil.copyfileobj(stream, w, CHUNK)
+        return w.blob
+
+    # -- the index -----------------------------------------------------------------------------
+
+    def _index_path(self, key: str) -> Path:
+        h = hashlib.sha256(key.encode()).hexdigest()
+        return self.root / "index" / h[:2] / f"{h}.json"
+
+    def get_cached(self, key: str) -> dict[str, Any] | None:
+        """The value recorded for ``key``, or None. A corrupt entry reads as a miss."""
+        path = self._index_path(key)
+        try:
+            record = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            log.warning("ignoring unreadable cache index entry %s", path)
+            return None
+        if not isinstance(record, dict) or record.get("key") != key:
+            return None  # a hash collision on the file name, or a foreign file
+        value = record.get("value")
+        return value if isinstance(value, dict) else None
+
+    def set_cached(self, key: str, value: dict[str, Any]) -> None:
+        """Record ``value`` (JSON-serialisable) for ``key``; atomic, last writer wins."""
+        path = self._index_path(key)
+        data = json.dumps({"key": key, "value": value}, sort_keys=True).encode()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(str(self.root / "index" / ".lock")):
+            atomic_write_bytes(path, data)
+
+
+def default_store() -> BlobStore:
+    return BlobStore(cache_dir("blobs"))
+
+
+def hash_file(path: Path) -> Blob:
+    """sha256 and size of a file, streamed."""
+    hasher = hashlib.sha256()
+    size = 0
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            hasher.update(chunk)
+            size += len(chunk)
+    return Blob(Digest.from_hasher(hasher), size)

@@ -1,0 +1,80 @@
+"""Send an image (or index) to a destination named by a transport reference.
+
+The four destinations share one shape — ``write(target, ref, store, …) -> PublishResult`` — and
+this module picks one by the reference's transport, so ``--output`` may name any of them and
+may repeat.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from wheeldock.oci.blobs import BlobStore
+from wheeldock.oci.image import Image, Index
+from wheeldock.oci.reference import ArchiveRef, DaemonRef, OciRef, Reference, RegistryRef, coerce
+from wheeldock.oci.result import PublishResult
+
+log = logging.getLogger(__name__)
+
+
+def publish(
+    target: Image | Index,
+    ref: str | Reference,
+    store: BlobStore | None = None,
+    *,
+    auth: tuple[str, str] | None = None,
+    ca_file: Path | None = None,
+    insecure: bool = False,
+    compressed_daemon_layers: bool = False,
+) -> PublishResult:
+    """Write ``target`` to ``ref`` (``oci:…``, ``docker-archive:…``, ``docker-daemon:…`` or
+    ``docker://…``). ``auth``/``ca_file``/``insecure`` apply to registries only.
+
+    Layers carry their own bytes; ``store`` (default: the cache's) is where archive and daemon
+    writes remember the uncompressed size of layers that did not record one.
+    """
+    # Each destination is imported only when chosen: the registry client's imports alone are a
+    # large part of a code-change build's start-up.
+    parsed = coerce(ref)
+    started = time.monotonic()
+    result: PublishResult
+    if isinstance(parsed, OciRef):
+        from wheeldock.oci import layout
+
+        result = layout.write(target, parsed.path, parsed.tag)
+    elif isinstance(parsed, ArchiveRef):
+        from wheeldock.oci import tarball
+
+        result = tarball.write(target, parsed.path, parsed.name, store)
+    elif isinstance(parsed, DaemonRef):
+        from wheeldock.oci import daemon
+
+        result = daemon.load(target, parsed.name, store, compressed=compressed_daemon_layers)
+    elif isinstance(parsed, RegistryRef):
+        from wheeldock.oci import remote
+
+        result = remote.push(target, parsed, auth=auth, ca_file=ca_file, insecure=insecure)
+    else:  # pragma: no cover - Reference is a closed union
+        raise TypeError(parsed)
+    seconds = time.monotonic() - started
+    log.info("published %s to %s in %.2f s", result.digest, parsed, seconds)
+    return PublishResult(
+        str(parsed), result.digest, result.bytes_written, result.blobs_written,
+        result.blobs_skipped, seconds,
+    )  # fmt: skip
+
+
+def publish_all(
+    target: Image | Index,
+    refs: Sequence[str | Reference],
+    store: BlobStore | None = None,
+    **options: object,
+) -> list[PublishResult]:
+    """:func:`publish` to each of ``refs`` in turn (``--output`` repeated)."""
+    return [publish(target, ref, store, **options) for ref in refs]  # type: ignore[arg-type]
+
+
+__all__ = ["PublishResult", "publish", "publish_all"]

@@ -1,0 +1,620 @@
+"""The registry destination: the OCI distribution spec over httpx.
+
+Push (ko's model): for each blob a ``HEAD`` asks whether the registry has it; if so its bytes
+are never read (a lazy layer is not even built). Missing blobs go up in one streamed ``PUT``
+(or ``PATCH`` chunks when ``chunk_size`` is set), optionally mounted from another repository
+first; manifests go last, each with its own media type, an index after its images.
+
+Auth: explicit user/password, else ``~/.docker/config.json`` (``auths``, or a credential helper).
+A 401 answer's ``WWW-Authenticate`` challenge picks Basic or Bearer; for Bearer a token is
+fetched from the realm for ``repository:NAME:pull,push`` and reused. TLS is verified (``ca_file``
+adds a CA); plain HTTP is used only for localhost/127.0.0.1 or with ``insecure``.
+
+Why not oras-py: see ``docs/registry-client.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import re
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from wheeldock.edges import process
+from wheeldock.errors import (
+    CommandFailed,
+    DigestMismatch,
+    InvalidReference,
+    NotFound,
+    ToolNotFound,
+    WheeldockError,
+)
+from wheeldock.oci.blobs import CHUNK, BlobStore, default_store
+from wheeldock.oci.digest import Digest
+from wheeldock.oci.image import (
+    DOCKER_MEDIA_TYPE_LIST,
+    DOCKER_MEDIA_TYPE_MANIFEST,
+    INDEX_MEDIA_TYPES,
+    MEDIA_TYPE_INDEX,
+    MEDIA_TYPE_MANIFEST,
+    Image,
+    Index,
+    Platform,
+    iter_images,
+)
+from wheeldock.oci.layer import Layer
+from wheeldock.oci.reference import Name, RegistryRef, parse, parse_name
+from wheeldock.oci.result import PublishResult
+
+log = logging.getLogger(__name__)
+
+ACCEPT = ", ".join(
+    [MEDIA_TYPE_MANIFEST, MEDIA_TYPE_INDEX, DOCKER_MEDIA_TYPE_MANIFEST, DOCKER_MEDIA_TYPE_LIST]
+)
+DOCKER_HUB_API = "registry-1.docker.io"
+DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
+#: Blobs uploaded at once: enough to hide round trips, few enough for a small registry.
+PARALLEL_UPLOADS = 4
+
+
+class RegistryError(WheeldockError):
+    """The registry answered with an error (status, and the spec's error codes when given)."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+
+
+Body = Callable[[], Iterator[bytes]] | bytes | None
+
+# -- credentials --------------------------------------------------------------------------------
+
+
+def docker_config_path() -> Path:
+    return Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
+
+
+def credentials_for(registry: str, config: Path | None = None) -> Credentials | None:
+    """Credentials for ``registry`` from Docker's config: ``auths``, ``credHelpers``,
+    ``credsStore`` (a ``docker-credential-*`` helper, run through :mod:`wheeldock.edges.process`)."""
+    path = config or docker_config_path()
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise WheeldockError(
+            f"Docker's config is unreadable ({exc})", path=path,
+            fix="fix or remove it, or pass the user and password explicitly",
+        ) from exc  # fmt: skip
+    keys = [registry, f"https://{registry}", f"http://{registry}"]
+    if registry in ("docker.io", DOCKER_HUB_API, "index.docker.io"):
+        keys.insert(0, DOCKER_HUB_AUTH_KEY)
+    auths = data.get("auths") or {}
+    for key in keys:
+        entry = auths.get(key) or {}
+        if entry.get("auth"):
+            user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            return Credentials(user, password)
+        if entry.get("username"):
+            return Credentials(entry["username"], entry.get("password", ""))
+    helper = (data.get("credHelpers") or {}).get(registry) or data.get("credsStore")
+    if helper:
+        for key in keys:
+            try:
+                out = process.run([f"docker-credential-{helper}", "get"], input=key.encode()).stdout
+            except (CommandFailed, ToolNotFound):
+                continue
+            found = json.loads(out)
+            if found.get("Username"):
+                return Credentials(found["Username"], found.get("Secret", ""))
+    return None
+
+
+# -- the session --------------------------------------------------------------------------------
+
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+
+class _Session:
+    """One registry and repository: scheme chosen, auth negotiated once, reused by all calls."""
+
+    def __init__(
+        self,
+        name: Name,
+        *,
+        auth: Credentials | tuple[str, str] | None,
+        ca_file: Path | None,
+        insecure: bool,
+        actions: str,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 300.0,
+    ) -> None:
+        self.name = name
+        self.host = DOCKER_HUB_API if name.registry == "docker.io" else name.registry
+        if isinstance(auth, tuple):
+            auth = Credentials(*auth)
+        self.credentials = auth if auth is not None else credentials_for(name.registry)
+        self.actions = actions
+        self._auth_header: str | None = None
+        self._lock = threading.Lock()
+        verify: ssl.SSLContext | bool = True
+        if ca_file is not None:
+            verify = ssl.create_default_context()
+            verify.load_verify_locations(cafile=str(ca_file))
+        elif insecure:
+            verify = False
+        self.client = httpx.Client(
+            verify=verify,
+            transport=transport,
+            timeout=httpx.Timeout(timeout, connect=30.0),
+            trust_env=not name.is_local,  # no proxy for a registry on this machine
+            follow_redirects=False,
+        )
+        self.plain_http_ok = name.is_local or insecure
+        self.base = self._pick_scheme(ca_file is not None)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _pick_scheme(self, tls_required: bool) -> str:
+        https = f"https://{self.host}"
+        try:
+            self._ping(https)
+            return https
+        except httpx.TransportError as exc:
+            tls_error = exc
+            if tls_required or not self.plain_http_ok:
+                raise WheeldockError(
+                    f"cannot reach {https} over TLS ({exc})",
+                    fix="check the address; for a self-signed registry pass its CA file "
+                    "(ca_file / --ca-file), or --insecure to allow plain HTTP",
+                ) from exc
+        http = f"http://{self.host}"
+        try:
+            self._ping(http)
+        except (httpx.TransportError, RegistryError) as exc:
+            raise WheeldockError(
+                f"cannot reach the registry at {self.host} over TLS ({tls_error}) "
+                f"nor plain HTTP ({exc})",
+                fix="start it or check the host and port; for a registry with a self-signed "
+                "certificate pass its CA file (ca_file / --ca-file)",
+            ) from exc
+        return http
+
+    def _ping(self, base: str) -> None:
+        resp = self.client.get(f"{base}/v2/")
+        if resp.status_code == 401:
+            self._authenticate(resp)
+        elif resp.status_code != 200:
+            raise RegistryError(
+                f"{base}/v2/ answered {resp.status_code}: not the registry API",
+                fix="check the host and port in the reference",
+            )
+
+    def _authenticate(self, resp: httpx.Response) -> None:
+        challenge = resp.headers.get("www-authenticate", "")
+        scheme, _, rest = challenge.partition(" ")
+        params = dict(_CHALLENGE_PARAM.findall(rest))
+        with self._lock:
+            if scheme.lower() == "basic":
+                if self.credentials is None:
+                    raise self._needs_login()
+                token = f"{self.credentials.username}:{self.credentials.password}"
+                self._auth_header = "Basic " + base64.b64encode(token.encode()).decode()
+            elif scheme.lower() == "bearer":
+                self._auth_header = "Bearer " + self._token(params)
+            else:
+                raise RegistryError(
+                    f"{self.host} asks for an unsupported auth scheme: {challenge!r}",
+                    fix="use a registry with Basic or Bearer token auth",
+                )
+
+    def _token(self, params: dict[str, str]) -> str:
+        realm = params.get("realm")
+        if not realm:
+            raise RegistryError(f"{self.host}'s Bearer challenge names no realm")
+        query = {"scope": f"repository:{self.name.repository}:{self.actions}"}
+        if params.get("service"):
+            query["service"] = params["service"]
+        basic = None
+        if self.credentials is not None:
+            basic = (self.credentials.username, self.credentials.password)
+        resp = self.client.get(realm, params=query, auth=basic)
+        if resp.status_code in (401, 403):
+            raise self._needs_login()
+        if resp.status_code != 200:
+            raise RegistryError(f"the token endpoint {realm} answered {resp.status_code}")
+        data = resp.json()
+        token = data.get("token") or data.get("access_token")
+        if not token:
+            raise RegistryError(f"the token endpoint {realm} returned no token")
+        return str(token)
+
+    def _needs_login(self) -> WheeldockError:
+        return RegistryError(
+            f"{self.host} refused the credentials for {self.name.repository} "
+            f"({'none found' if self.credentials is None else 'user ' + self.credentials.username})",
+            fix=f"`docker login {self.name.registry}`, or pass the user and password explicitly",
+        )
+
+    def url(self, path: str) -> str:
+        return f"{self.base}/v2/{self.name.repository}/{path}"
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: Body = None,
+        headers: dict[str, str] | None = None,
+        follow_redirects: bool = False,
+        stream: bool = False,
+    ) -> httpx.Response:
+        """Send with the negotiated auth; on 401 re-negotiate from the new challenge, retry once."""
+        for attempt in (0, 1):
+            hdrs = dict(headers or {})
+            if self._auth_header:
+                hdrs["Authorization"] = self._auth_header
+            content = body() if callable(body) else body
+            req = self.client.build_request(method, url, content=content, headers=hdrs)
+            resp = self.client.send(req, stream=stream, follow_redirects=follow_redirects)
+            if resp.status_code != 401 or attempt == 1:
+                return resp
+            resp.close()
+            self._authenticate(resp)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _fail(resp: httpx.Response, what: str) -> RegistryError:
+    detail = ""
+    try:
+        errors = resp.json().get("errors") or []
+        detail = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
+    except (ValueError, AttributeError, json.JSONDecodeError):
+        detail = resp.text[:200] if not resp.is_stream_consumed or resp.is_closed else ""
+    fix = None
+    if resp.status_code in (401, 403):
+        fix = "check the credentials have push access to this repository (`docker login`)"
+    return RegistryError(
+        f"{what}: the registry answered {resp.status_code}" + (f" ({detail})" if detail else ""),
+        fix=fix,
+    )
+
+
+def _chunks(opener: Callable[[], IO[bytes]], size: int | None = None) -> Iterator[bytes]:
+    with opener() as fh:
+        while chunk := fh.read(CHUNK if size is None else min(CHUNK, size)):
+            yield chunk
+
+
+# -- push ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Counts:
+    written: int = 0
+    skipped: int = 0
+    bytes: int = 0
+
+
+class _Pusher:
+    def __init__(self, session: _Session, chunk_size: int | None, mount_from: str | None) -> None:
+        self.s = session
+        self.chunk_size = chunk_size
+        self.mount_from = mount_from
+        self.counts = _Counts()
+        self._lock = threading.Lock()
+        self._done: set[Digest] = set()
+
+    def _count(self, *, written: bool, size: int) -> None:
+        with self._lock:
+            if written:
+                self.counts.written += 1
+                self.counts.bytes += size
+            else:
+                self.counts.skipped += 1
+
+    def exists(self, digest: Digest) -> bool:
+        resp = self.s.request("HEAD", self.s.url(f"blobs/{digest}"))
+        if resp.status_code == 200:
+            return True
+        if resp.status_code == 404:
+            return False
+        raise _fail(resp, f"checking blob {digest.short}")
+
+    def blob(self, digest: Digest, size: int, opener: Callable[[], IO[bytes]]) -> None:
+        """Upload one blob unless the registry has it; ``opener`` is called only to upload."""
+        with self._lock:
+            if digest in self._done:
+                return
+            self._done.add(digest)
+        if self.exists(digest):
+            log.debug("blob %s already there", digest.short)
+            self._count(written=False, size=size)
+            return
+        start_url = self.s.url("blobs/uploads/")
+        if self.mount_from:
+            mount = httpx.URL(start_url).copy_merge_params(
+                {"mount": str(digest), "from": self.mount_from}
+            )
+            resp = self.s.request("POST", str(mount), body=b"")
+            if resp.status_code == 201:
+                self._count(written=False, size=size)
+                return
+        else:
+            resp = self.s.request("POST", start_url, body=b"")
+        if resp.status_code != 202:
+            raise _fail(resp, f"starting the upload of {digest.short}")
+        location = self._location(resp)
+        if self.chunk_size:
+            location = self._patch_chunks(location, opener, size)
+            body: Body = b""
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": "0"}
+        else:
+            body = lambda: _chunks(opener)  # noqa: E731 - re-openable on an auth retry
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        url = httpx.URL(location).copy_merge_params({"digest": str(digest)})
+        resp = self.s.request("PUT", str(url), body=body, headers=headers)
+        if resp.status_code != 201:
+            raise _fail(resp, f"uploading blob {digest.short} ({size} bytes)")
+        self._count(written=True, size=size)
+
+    def _location(self, resp: httpx.Response) -> str:
+        location = resp.headers.get("location")
+        if not location:
+            raise RegistryError("the registry started an upload but gave no Location")
+        return str(httpx.URL(self.s.base).join(location))
+
+    def _patch_chunks(self, location: str, opener: Callable[[], IO[bytes]], size: int) -> str:
+        assert self.chunk_size
+        offset = 0
+        with opener() as fh:
+            while chunk := fh.read(self.chunk_size):
+                end = offset + len(chunk) - 1
+                resp = self.s.request(
+                    "PATCH",
+                    location,
+                    body=chunk,
+                    headers={
+                        "Content-Type": "application/octet-stream",
+                        "Content-Range": f"{offset}-{end}",
+                        "Content-Length": str(len(chunk)),
+                    },
+                )
+                if resp.status_code != 202:
+                    raise _fail(resp, f"uploading bytes {offset}-{end} of {size}")
+                location = self._location(resp)
+                offset = end + 1
+        return location
+
+    def manifest(self, data: bytes, media_type: str, reference: str) -> Digest:
+        digest = Digest.of_bytes(data)
+        resp = self.s.request(
+            "PUT",
+            self.s.url(f"manifests/{reference}"),
+            body=data,
+            headers={"Content-Type": media_type},
+        )
+        if resp.status_code not in (200, 201):
+            raise _fail(resp, f"putting the manifest {reference}")
+        said = resp.headers.get("docker-content-digest")
+        if said and said != str(digest):
+            raise DigestMismatch(
+                "the registry stored the manifest under another digest",
+                expected=str(digest), actual=said,
+            )  # fmt: skip
+        with self._lock:
+            self.counts.bytes += len(data)
+        return digest
+
+    def image_blobs(self, image: Image, pool: ThreadPoolExecutor) -> None:
+        config = image.config_bytes()
+        jobs = [
+            pool.submit(self.blob, lay.digest, lay.size, lay.compressed) for lay in image.layers
+        ]
+        jobs.append(pool.submit(self.blob, image.config_digest, len(config), _bytes_opener(config)))
+        for job in jobs:
+            job.result()
+
+
+def _bytes_opener(data: bytes) -> Callable[[], IO[bytes]]:
+    import io
+
+    return lambda: io.BytesIO(data)
+
+
+def _name_of(ref: RegistryRef | Name | str) -> Name:
+    if isinstance(ref, Name):
+        return ref
+    if isinstance(ref, RegistryRef):
+        return ref.name
+    parsed = parse(ref) if ref.startswith("docker://") else RegistryRef(parse_name(ref))
+    if not isinstance(parsed, RegistryRef):
+        raise InvalidReference(
+            f"not a registry reference: {ref!r}", fix="use docker://HOST/REPO:TAG"
+        )
+    return parsed.name
+
+
+def push(
+    target: Image | Index,
+    ref: RegistryRef | Name | str,
+    store: BlobStore | None = None,
+    *,
+    auth: Credentials | tuple[str, str] | None = None,
+    ca_file: Path | None = None,
+    insecure: bool = False,
+    chunk_size: int | None = None,
+    mount_from: str | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> PublishResult:
+    """Push ``target`` to ``ref`` (``docker://HOST/REPO:TAG`` or its parsed form).
+
+    ``mount_from`` names a repository on the same registry to mount missing blobs from.
+    ``transport`` replaces httpx's (for tests). ``store`` is unused: layers carry their bytes.
+    """
+    name = _name_of(ref)
+    session = _Session(
+        name, auth=auth, ca_file=ca_file, insecure=insecure, actions="pull,push",
+        transport=transport,
+    )  # fmt: skip
+    pusher = _Pusher(session, chunk_size, mount_from)
+    try:
+        with ThreadPoolExecutor(PARALLEL_UPLOADS, thread_name_prefix="wheeldock-push") as pool:
+            for image in iter_images(target):
+                pusher.image_blobs(image, pool)
+        if isinstance(target, Index):
+            for image in target.manifests:
+                pusher.manifest(image.manifest_bytes(), image.media_type, str(image.digest))
+        digest = pusher.manifest(target.manifest_bytes(), target.media_type, name.reference)
+    except httpx.TransportError as exc:
+        raise WheeldockError(
+            f"lost the connection to {session.host} ({exc})", fix="check the registry is up; retry"
+        ) from exc
+    finally:
+        session.close()
+    c = pusher.counts
+    log.info("pushed %s: %d blobs uploaded, %d already there", name, c.written, c.skipped)
+    return PublishResult(f"docker://{name}", digest, c.bytes, c.written, c.skipped)
+
+
+# -- read ---------------------------------------------------------------------------------------
+
+
+def read(
+    ref: RegistryRef | Name | str,
+    store: BlobStore | None = None,
+    *,
+    platform: Platform | None = None,
+    auth: Credentials | tuple[str, str] | None = None,
+    ca_file: Path | None = None,
+    insecure: bool = False,
+    transport: httpx.BaseTransport | None = None,
+) -> Image | Index:
+    """Read an image (or, without ``platform``, a whole index) from a registry.
+
+    Manifests and configs are fetched now and checked against their digests; layers are lazy:
+    each is downloaded into ``store`` (checked against its digest) the first time its bytes
+    are needed, so pushing it back to the same registry never downloads it.
+    """
+    name = _name_of(ref)
+    store = store or default_store()
+    session = _Session(
+        name, auth=auth, ca_file=ca_file, insecure=insecure, actions="pull", transport=transport
+    )
+    try:
+        raw = _get_manifest(session, name.reference, name.digest)
+        media_type = json.loads(raw).get("mediaType")
+        if media_type in INDEX_MEDIA_TYPES:
+            children = json.loads(raw).get("manifests", [])
+            if platform is not None:
+                index = Index(tuple(_stub(c) for c in children))
+                chosen = index.image(platform)
+                return _read_image(session, store, chosen.annotations["digest"])
+            images = tuple(_read_image(session, store, c["digest"]) for c in children)
+            return Index(images, dict(json.loads(raw).get("annotations") or {}), raw_manifest=raw)
+        return _image_from(session, store, raw)
+    except httpx.TransportError as exc:
+        raise WheeldockError(
+            f"lost the connection to {session.host} ({exc})", fix="check the registry is up"
+        ) from exc
+
+
+def _stub(desc: dict[str, Any]) -> Image:
+    """A placeholder image carrying a child descriptor's platform, to choose among them."""
+    return Image(
+        platform=Platform.from_json(desc.get("platform") or {}),
+        annotations={"digest": desc["digest"]},
+    )
+
+
+def _get_manifest(session: _Session, reference: str, digest: Digest | None) -> bytes:
+    resp = session.request("GET", session.url(f"manifests/{reference}"), headers={"Accept": ACCEPT})
+    if resp.status_code == 404:
+        raise NotFound(
+            f"{session.name.registry}/{session.name.repository}:{reference} does not exist",
+            fix="check the name and tag (`skopeo list-tags docker://…`)",
+        )
+    if resp.status_code != 200:
+        raise _fail(resp, f"getting the manifest {reference}")
+    if digest is not None and Digest.of_bytes(resp.content) != digest:
+        raise DigestMismatch(
+            "the manifest does not match the digest asked for",
+            expected=str(digest), actual=str(Digest.of_bytes(resp.content)),
+        )  # fmt: skip
+    return resp.content
+
+
+def _read_image(session: _Session, store: BlobStore, digest_text: str) -> Image:
+    digest = Digest.parse(digest_text)
+    return _image_from(session, store, _get_manifest(session, str(digest), digest))
+
+
+def _get_blob(session: _Session, digest: Digest) -> bytes:
+    resp = session.request("GET", session.url(f"blobs/{digest}"), follow_redirects=True)
+    if resp.status_code != 200:
+        raise _fail(resp, f"getting blob {digest.short}")
+    if Digest.of_bytes(resp.content) != digest:
+        raise DigestMismatch(
+            "a blob does not match its digest", expected=str(digest),
+            actual=str(Digest.of_bytes(resp.content)),
+        )  # fmt: skip
+    return resp.content
+
+
+def _image_from(session: _Session, store: BlobStore, raw: bytes) -> Image:
+    manifest = json.loads(raw)
+    config_raw = _get_blob(session, Digest.parse(manifest["config"]["digest"]))
+    diff_ids = json.loads(config_raw).get("rootfs", {}).get("diff_ids", [])
+    layers = []
+    for ldesc, diff_id in zip(manifest.get("layers", []), diff_ids, strict=True):
+        digest = Digest.parse(ldesc["digest"])
+        layers.append(
+            Layer(
+                digest=digest,
+                diff_id=Digest.parse(diff_id),
+                size=int(ldesc["size"]),
+                media_type=ldesc["mediaType"],
+                locate=_download_locator(session, store, digest),
+                annotations=dict(ldesc.get("annotations") or {}),
+            )
+        )
+    return Image.from_raw(raw, config_raw, tuple(layers))
+
+
+def _download_locator(session: _Session, store: BlobStore, digest: Digest) -> Callable[[], Path]:
+    # The session outlives read(): a lazy layer may be fetched long after, so it keeps its own.
+    name, base, auth = session.name, session.base, session._auth_header
+    client_factory = session.client
+
+    def locate() -> Path:
+        if store.has(digest):
+            return store.path(digest)
+        hdrs = {"Authorization": auth} if auth else {}
+        url = f"{base}/v2/{name.repository}/blobs/{digest}"
+        with client_factory.stream("GET", url, headers=hdrs, follow_redirects=True) as resp:
+            if resp.status_code != 200:
+                resp.read()
+                raise _fail(resp, f"downloading layer {digest.short}")
+            with store.writer(expected=digest) as w:
+                for chunk in resp.iter_bytes(CHUNK):
+                    w.write(chunk)
+        return store.path(digest)
+
+    return locate
+
+
+__all__ = ["Credentials", "RegistryError", "credentials_for", "push", "read"]
