@@ -92,3 +92,22 @@ def test_the_command_does_not_load_httpx_own_command_line_client() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False", "True"]
+
+
+def _every_help_argv() -> list[list[str]]:
+    from wheeldock.cli.commands import COMMANDS
+
+    return [[], *([name] for name in COMMANDS), ["base", "build"], ["base", "list"]]
+
+
+@pytest.mark.parametrize("command", _every_help_argv(), ids=lambda argv: " ".join(argv) or "-")
+def test_help_is_plain_text_without_rest_markup(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: wheeldock" in out
+    assert "``" not in out
+    assert ":mod:`" not in out and ":func:`" not in out and ":class:`" not in out

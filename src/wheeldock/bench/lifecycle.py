@@ -1,33 +1,33 @@
-"""``wheeldock bench``: the seed's lifecycle table, measured for real, scenario against scenario.
+"""wheeldock bench: the seed's lifecycle table, measured for real, scenario against scenario.
 
 Scenarios (each on its own working copy of the stack, so the user's folder is never touched):
 
-* ``before``  - the compose file as it is: ``pip install`` at every container start;
-* ``seed``    - the seed's hand-made multi-stage Dockerfiles (:mod:`wheeldock.bench.baselines`);
-* ``uvguide`` - a Dockerfile written the way uv's Docker guide teaches;
-* ``init``    - wheeldock's generated Dockerfiles (``wheeldock init``), built by compose/BuildKit;
-* ``native``  - wheeldock's native builder (``wheeldock build``) loaded into the engine;
-* ``native-oci`` - the same build writing an OCI image layout per service (the daemonless
-  output, what a registry push or ``skopeo copy`` starts from): build times only, nothing is
+* before  - the compose file as it is: pip install at every container start;
+* seed    - the seed's hand-made multi-stage Dockerfiles (wheeldock.bench.baselines);
+* uvguide - a Dockerfile written the way uv's Docker guide teaches;
+* init    - wheeldock's generated Dockerfiles (wheeldock init), built by compose/BuildKit;
+* native  - wheeldock's native builder (wheeldock build) loaded into the engine;
+* native-oci - the same build writing an OCI image layout per service (the daemonless
+  output, what a registry push or skopeo copy starts from): build times only, nothing is
   started from it.
 
 Events, each timed from just before the first command to (a) every service answering its health
-endpoint with 200 and (b) Docker reporting every container healthy: ``cold`` (empty BuildKit
-cache, empty wheel/blob caches), ``restart`` (down, then up with no change), ``code`` (one source
-file edited), ``bump`` (one requirement pin changed). With ``source_builds`` the ``cold`` and
-``bump`` events are repeated with those packages forced to build from source.
+endpoint with 200 and (b) Docker reporting every container healthy: cold (empty BuildKit
+cache, empty wheel/blob caches), restart (down, then up with no change), code (one source
+file edited), bump (one requirement pin changed). With source_builds the cold and
+bump events are repeated with those packages forced to build from source.
 
-With a ``platform`` (``--platform linux/arm64``) every scenario builds and runs for it: the
-compose-built ones through a compose override (:mod:`wheeldock.compose.foreign`: ``platform:``, and
-wheeldock's bases swapped for that platform's), so BuildKit runs their ``RUN`` steps under
-qemu-user; the native builder with ``wheeldock build --platform`` (nothing emulated; sdists
-forced by ``source_builds`` are built under qemu with ``--emulate-sdists``). The containers of
+With a platform (--platform linux/arm64) every scenario builds and runs for it: the
+compose-built ones through a compose override (wheeldock.compose.foreign: a platform: key, and
+wheeldock's bases swapped for that platform's), so BuildKit runs their RUN steps under
+qemu-user; the native builder with wheeldock build --platform (nothing emulated; sdists
+forced by source_builds are built under qemu with --emulate-sdists). The containers of
 every scenario run under qemu, so the table compares the approaches on the foreign platform.
 
 Honesty rules: every timer starts before the command and stops at the observed event; cold runs
-start from ``docker builder prune --all`` (BuildKit's layer and cache-mount storage) and, for the
-native builder, from an empty ``WHEELDOCK_CACHE`` and ``UV_CACHE_DIR``; the base images (made
-once per machine by ``wheeldock base``) are shared by every scenario alike.
+start from docker builder prune --all (BuildKit's layer and cache-mount storage) and, for the
+native builder, from an empty WHEELDOCK_CACHE and UV_CACHE_DIR; the base images (made
+once per machine by wheeldock base) are shared by every scenario alike.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""``wheeldock base``: Python base images made from Debian packages (mmdebstrap).
+"""wheeldock base: Python base images made from Debian packages (mmdebstrap).
 
-``base build [slim|builder|minimal]…`` loads them into the Docker engine (the default) or writes
-them with ``--output tar:FILE`` / ``--output oci:DIR[:TAG]``; ``base list`` shows the recipes.
+base build [slim|builder|minimal]… loads them into the Docker engine (the default) or writes
+them with --output tar:FILE / --output oci:DIR[:TAG]; base list shows the recipes.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""``wheeldock build``: build services' images natively (no Docker daemon needed).
+"""wheeldock build: build services' images natively (no Docker daemon needed).
 
-Layers: the base (``wheeldock base``'s rootfs, or an image), runtime libraries, the locked
+Layers: the base (wheeldock base's rootfs, or an image), runtime libraries, the locked
 dependencies (split so a bump touches one layer) and the app; each is cached, so a code change
-rebuilds only the app layer. ``--output`` takes skopeo's transport names (``oci:DIR[:TAG]``,
-``docker-archive:FILE``, ``docker-daemon:NAME:TAG``, ``docker://HOST/REPO:TAG``) and may repeat;
-with several services put ``{service}`` in it. Default: the Docker engine when one answers
-(``<project>-<service>:wheeldock``), else an OCI layout in ``.wheeldock/oci``.
+rebuilds only the app layer. --output takes skopeo's transport names (oci:DIR[:TAG],
+docker-archive:FILE, docker-daemon:NAME:TAG, docker://HOST/REPO:TAG) and may repeat;
+with several services put {service} in it. Default: the Docker engine when one answers
+(<project>-<service>:wheeldock), else an OCI layout in .wheeldock/oci.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""``wheeldock check REF``: would every Python extension module in an image load?
+"""wheeldock check REF: would every Python extension module in an image load?
 
-REF is an image (``oci:DIR[:TAG]``, ``docker-archive:FILE``, ``docker-daemon:NAME:TAG``,
-``docker://HOST/REPO:TAG``) or a rootfs folder. Every ELF file under the Python paths
-(site-/dist-packages, lib-dynload, /usr/local/lib/python*, /opt, /app…) is resolved as ``ld.so``
+REF is an image (oci:DIR[:TAG], docker-archive:FILE, docker-daemon:NAME:TAG,
+docker://HOST/REPO:TAG) or a rootfs folder. Every ELF file under the Python paths
+(site-/dist-packages, lib-dynload, /usr/local/lib/python*, /opt, /app…) is resolved as ld.so
 would, transitively; a library that is not there is reported with the Debian package that ships
 it. Exits 1 when any is missing. Nothing is run: foreign-architecture images work too.
 """

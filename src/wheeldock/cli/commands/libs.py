@@ -1,4 +1,4 @@
-"""``wheeldock libs PATH``: the Debian packages a set of wheels needs at run time.
+"""wheeldock libs PATH: the Debian packages a set of wheels needs at run time.
 
 PATH is a wheel, a folder of wheels, an installed site-packages (or venv) folder, or a project
 folder with a wheelhouse. The ELF files in it are read without installing anything; what the

@@ -1,14 +1,14 @@
-"""``wheeldock lock``: hash-locked requirements per service (PEP 751 pylock.toml, via uv).
+"""wheeldock lock: hash-locked requirements per service (PEP 751 pylock.toml, via uv).
 
-Writes ``wheeldock.lock/pylock.<service>.toml`` (``pylock.<service>-<arch>.toml`` for another
-``--platform``: ``aarch64``, ``armv7l``); a lock whose inputs (requirement files, platform,
-Python) have not changed is kept. ``--check`` only reports, and exits 1 when a lock is missing
+Writes wheeldock.lock/pylock.<service>.toml (pylock.<service>-<arch>.toml for another
+--platform: aarch64, armv7l); a lock whose inputs (requirement files, platform,
+Python) have not changed is kept. --check only reports, and exits 1 when a lock is missing
 or stale (for CI).
 
-Fully pinned inputs (every requirement ``name==version``, as ``uv pip compile`` or ``pip-compile``
+Fully pinned inputs (every requirement name==version, as uv pip compile or pip-compile
 write them) are locked without a resolver: only the pins the old lock lacks are asked of PyPI's
 JSON API, and the lock is written only if every dependency is pinned and satisfied, so the
-result is the one uv would give. ``--full`` always resolves with uv.
+result is the one uv would give. --full always resolves with uv.
 """
 
 from __future__ import annotations
