@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import sys
 
-# httpx's package imports its command-line tool whenever click, pygments and rich are installed
-# (they are, here): ~30 ms of every command's start-up for a tool wheeldock never runs. With this
-# entry the import fails quietly, as httpx expects when they are absent.
+# httpx's package imports its command-line tool whenever click, pygments and rich are installed,
+# a start-up cost for a tool wheeldock never runs (docs/design/start-up.md). With this entry the
+# import fails quietly, as httpx expects when they are absent.
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
 def __getattr__(name: str) -> str:
-    # Looked up on first use: importlib.metadata costs every command's start-up ~50 ms.
+    # Looked up on first use: importing importlib.metadata would slow every command's start-up.
     if name == "__version__":
         from importlib.metadata import PackageNotFoundError, version
 

@@ -1084,7 +1084,7 @@ def run_bench(
 def _compile_wheeldock() -> None:
     """Write wheeldock's own bytecode, as installing its wheel does. An editable install has
     none, and under PYTHONDONTWRITEBYTECODE each timed ``wheeldock`` command would compile its
-    modules again: ~0.1 s that no installed copy pays."""
+    modules again, a cost no installed copy pays."""
     import compileall
 
     import wheeldock

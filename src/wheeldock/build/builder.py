@@ -413,7 +413,7 @@ class _Base:
 class _LayerPipeline:
     """Tars each dependency layer on one thread as soon as its installed trees are ready.
 
-    A cold build's compiler keeps both cores busy for ~1.3 s; the layers whose trees are done
+    A cold build's compiler keeps every core busy; the layers whose trees are done
     (the big compiled-extension wheels come first) are tarred meanwhile instead of after. The
     runtime-libraries layer is made once every wheel with ELF files is installed (it scans
     them). ``ready_prefix`` hears the image's new layers so far (libraries, then the dependency
@@ -542,7 +542,7 @@ class Builder:
         explicit = self.options.source_date_epoch
         if explicit is None and os.environ.get("SOURCE_DATE_EPOCH"):
             explicit = source_date_epoch(project.root)  # a bad value fails the build at once
-        # git answers (~3 ms a call) on a thread, while the lock and the base are read
+        # git answers on a thread, while the lock and the base are read
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="git")
         self._facts = pool.submit(_git_facts, project.root, explicit)
         pool.shutdown(wait=False)

@@ -51,9 +51,8 @@ _COMPILER = Path(__file__).with_name("_compile_bytecode.py")
 
 #: Whether the installed .py files get bytecode. ``full``: a .pyc for every file, as pip writes
 #: them (and uv with ``--compile-bytecode``). ``none``: no .pyc, uv's default: a cold build skips
-#: compiling (~2 s of CPU for cb-totem), but every container start then compiles what it imports,
-#: in memory (site-packages belongs to root and the app runs as another user), each time.
-#: (``-X no_debug_ranges`` was tried as a middle way: smaller .pyc files, but no faster to make.)
+#: compiling, but every container start then compiles what it imports, in memory (site-packages
+#: belongs to root and the app runs as another user), each time (docs/design/bytecode.md).
 Bytecode = Literal["full", "none"]
 BYTECODE_MODES: tuple[Bytecode, ...] = ("full", "none")
 
@@ -253,7 +252,7 @@ _spares_lock = threading.Lock()
 def start_compiler(python: str) -> None:
     """Start, now, the compiler process the next install of wheels will use (one worker per
     core, as :class:`Preinstaller` runs it). A build calls this as soon as it knows wheels are
-    coming (a stale lock): the interpreter's start-up and imports (~40 ms) then overlap the
+    coming (a stale lock): the interpreter's start-up and imports then overlap the
     index requests instead of following the first wheel. Unused, it exits with this process."""
     argv = _compiler_argv(python, _ALL_CORES)
     with _spares_lock:
@@ -715,7 +714,7 @@ class Preinstaller:
 
     def __exit__(self, *exc: object) -> None:
         """Wait until every tree handed over is in place (or the thread gave up), not for the
-        compiler process to exit: its interpreter's shutdown (~10-20 ms) then overlaps the
+        compiler process to exit: its interpreter's shutdown then overlaps the
         build's next steps. A tree another build put in place meanwhile counts as ready."""
         with self._start:
             thread = self._thread

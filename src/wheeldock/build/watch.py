@@ -1,9 +1,9 @@
 """``wheeldock build --watch``: rebuild a service's image as soon as its inputs change.
 
 A ``wheeldock build`` run for a code change spends most of its time starting Python and
-importing (about 0.4 s on this project's 2-core machine); the rebuild itself (hash the source,
-re-tar the app layer, write the manifest) takes about 0.14 s. Watching keeps the process and its
-imports warm, so the edit-to-image loop costs only the rebuild.
+importing, not in the rebuild itself (hash the source, re-tar the app layer, write the
+manifest). Watching keeps the process and its imports warm, so the edit-to-image loop costs
+only the rebuild (docs/design/watch.md).
 
 Inputs are polled (a ``stat`` of each file every ``interval`` seconds), not watched with
 inotify: a service's inputs are one source folder and a few requirement files (hundreds of

@@ -52,8 +52,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 #: httpx's package ``__init__`` imports its own command-line client (``httpx._main``) whenever
-#: click, pygments and rich are installed (uvicorn brings click; we use rich), which took 50-80 ms
-#: of every command that asks an index, on a one-pin bump's critical path. The wheeldock command
+#: click, pygments and rich are installed (uvicorn brings click; we use rich), a cost on every
+#: command that asks an index, a one-pin bump's critical path included. The wheeldock command
 #: never runs that client: marking the module absent makes httpx fall back to its stub ``main``.
 _UNUSED_MODULES = ("httpx._main",)
 
@@ -102,8 +102,8 @@ def run() -> None:  # pragma: no cover - console script entry
 
 def leave(code: int) -> NoReturn:
     """Exit the process with ``code``. What is still alive is frozen first, so the collections
-    the interpreter runs on its way out skip it: measured 10-20 ms of a 0.17 s code-change build,
-    where nothing is left to collect that the exit would not free anyway."""
+    the interpreter runs on its way out skip it: nothing is left to collect that the exit would
+    not free anyway (docs/design/start-up.md)."""
     import gc
 
     gc.freeze()

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 class _LazyConsole:
-    """A rich Console made on first use: rich costs ~45 ms to import, and a ``--json`` run
+    """A rich Console made on first use: rich is slow to import, and a ``--json`` run
     (what CI and ``wheeldock bench`` call) may print nothing for people at all."""
 
     def __init__(self, **options: Any) -> None:

@@ -4,9 +4,9 @@ The Dockerfile has two stages:
 
 * ``builder`` (``wheeldock/python:<py>-builder``, compilers, headers and uv): uv installs the
   requirements into a venv (bytecode compiled) with its cache in a BuildKit cache mount, so a
-  bumped requirement downloads or compiles only the wheels that changed. Measured here through
-  the proxy: ``pip wheel`` re-fetched every wheel and took 38 s for one bumped pin of cb-totem,
-  uv 1.2 s. Another builder image gets uv from PyPI in a step of its own first.
+  bumped requirement downloads or compiles only the wheels that changed (``pip wheel``
+  re-fetches every wheel: docs/design/dockerfile.md). Another builder image gets uv from PyPI
+  in a step of its own first.
 * ``runtime`` (``wheeldock/python:<py>-<base>``): only the Debian runtime packages the wheels
   need, the venv copied from the builder (no index, compiler or wheel file), the code last, run
   as the non-root ``app`` account (which wheeldock's bases have; another image gets a

@@ -425,7 +425,7 @@ def user_hook(accounts: Sequence[SystemUser]) -> str:
 
 def uv_version() -> str:
     """The version of the ``uv`` package wheeldock runs: the one the builder base gets."""
-    import importlib.metadata  # here: it costs every build's start-up ~20 ms
+    import importlib.metadata  # here, not at the top: it slows every build's start-up
 
     try:
         return importlib.metadata.version("uv")

@@ -80,9 +80,7 @@ _STATUS = "var/lib/dpkg/status"
 
 
 def native_arch() -> str:
-    """This host's Debian architecture: :func:`wheeldock.platforms.native_arch`, whose machine map
-    (ppc64le, s390x, riscv64 too) this module had a shorter copy of. Imported on use: the base
-    module brings in the OCI stack, which `wheeldock libs` alone never needs."""
+    """This host's Debian architecture, as :func:`wheeldock.platforms.native_arch` maps it."""
 
     return platforms.native_arch()
 

@@ -2,7 +2,7 @@
 
 Shared so its connections are reused: a one-pin bump asks pypi.org for the release list, then
 files.pythonhosted.org for the metadata and the wheel; with one client the second host's TLS
-handshake (through a proxy, ~0.1 s here) happens once, and ``build --watch`` keeps both
+handshake (slow through a proxy) happens once, and ``build --watch`` keeps both
 connections warm between rebuilds. httpx's client is safe to use from several threads.
 """
 
@@ -58,9 +58,9 @@ def tls_context() -> ssl.SSLContext:
     """The system's trust, as ``ssl.create_default_context()`` gives it (``SSL_CERT_FILE``
     included, so a proxy's CA is trusted). When that file is Debian's bundle and its hashed
     folder holds as many CAs, they are looked up in the folder instead, which reads only the
-    one a server's chain needs: ~1 ms instead of parsing ~150 certificates (~45 ms of every
-    build that asks an index). A CA appended to the bundle by hand makes the counts differ,
-    and the bundle is read whole, as before."""
+    one a server's chain needs instead of parsing ~150 certificates on every build that asks an
+    index (docs/design/start-up.md). A CA appended to the bundle by hand makes the counts differ,
+    and the bundle is read whole."""
     import ssl
 
     cafile = os.environ.get("SSL_CERT_FILE") or ssl.get_default_verify_paths().cafile
@@ -78,7 +78,7 @@ def tls_context() -> ssl.SSLContext:
 
 def warm() -> None:
     """Make the client on a thread, now: a build that will ask the index (a stale lock) calls
-    this first, so importing httpx and making the client (~0.1 s) overlap the lock's reading
+    this first, so importing httpx and making the client overlap the lock's reading
     of its inputs instead of preceding its first request."""
     threading.Thread(target=client, name="net-warm", daemon=True).start()
 

@@ -490,8 +490,8 @@ class _Pin:
 
 
 #: ``name==version`` or ``name[extras]==version`` and nothing else: most pinned lines, read
-#: without packaging's requirement parser (importing it costs a bump ~25 ms before its first
-#: index request; the parser still reads every other line).
+#: without packaging's requirement parser (importing it would delay a bump's first index
+#: request; the parser still reads every other line).
 _PLAIN_PIN = re.compile(
     r"(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*"
     r"(?:\[(?P<extras>[A-Za-z0-9._,\s-]*)\])?\s*==\s*(?P<version>[^\s;,*@]+)"
@@ -516,7 +516,7 @@ def _plain_pin(line: str) -> tuple[str, frozenset[str], str] | None:
 
 def _canonical_name(name: str) -> str:
     """PEP 503's normalised name, as ``packaging.utils.canonicalize_name`` gives it; that module
-    imports packaging's tag machinery (~8 ms before a bump's first index request)."""
+    imports packaging's tag machinery, before a bump's first index request."""
     return _SEPARATORS.sub("-", name).lower()
 
 
@@ -666,7 +666,7 @@ def _release_files(pin: _Pin, index: dict[str, Any], inputs: LockInputs) -> _Rel
     for f in index.get("files") or []:
         filename = str(f.get("filename", ""))
         # The version's text, cut out as packaging's filename parsers cut it, is checked first:
-        # pydantic-core's page lists 15,000 files, and parsing every name took 150 ms.
+        # a page may list thousands of files (pydantic-core's), each name a full parse.
         if filename.endswith(".whl"):
             if not 4 <= filename.count("-") <= 5:
                 continue  # not a wheel name: packaging would refuse it
@@ -862,7 +862,7 @@ def _local_requires(pkg: LockedPackage) -> tuple[str, ...] | None:
     """Requires-Dist of a locked package from its wheel in the wheelhouse cache, if there.
 
     Kept beside the wheel once read (``requires-dist.json``): a wheel's METADATA never changes,
-    and opening two dozen zips and parsing their headers cost a one-pin bump ~50 ms."""
+    and a one-pin bump need not open two dozen zips and parse their headers again."""
     import json
     import zipfile
 
@@ -1064,7 +1064,7 @@ def ask_early(project: Project, services: Sequence[Service], *, platform: str) -
 
     A bumped pin's build waits on two requests in a row (the index page, then the wheel).
     Asked here, at the start of ``build``, they travel while the builder's modules import
-    (~70 ms of CPU that would otherwise come first). Only the HTTPS client is made on this
+    (CPU work that would otherwise come first). Only the HTTPS client is made on this
     thread (the requests need it, and the lock would make it anyway); the requests run on
     another. Best effort: a service whose lock is fresh, or whose inputs the fast path cannot
     lock, is skipped, and a failed request is made again by the lock, which reports it.

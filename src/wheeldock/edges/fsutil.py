@@ -82,8 +82,8 @@ def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
 
     Shared by processes and by threads of one process (each call opens its own descriptor); the
     kernel drops it when its holder dies, so a ``kill -9`` never leaves the cache locked. Not
-    re-entrant: a block must not take the same lock again. (The ``filelock`` package does the
-    same on Linux with ``flock``; importing it cost every command's start-up ~25 ms.)"""
+    re-entrant: a block must not take the same lock again. (Not the ``filelock`` package: see
+    docs/design/start-up.md.)"""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

@@ -31,10 +31,8 @@ def staging_dir(parent: Path | None = None) -> Path:
     trees before they are archived), removed by the caller.
 
     In RAM (``/dev/shm``) when it is a writable tmpfs with a GiB free, else in the cache. Why:
-    an install makes ~80 files per wheel, and making files is the costliest part of a cold build
-    on a disk (ext4 without a journal is slow to reuse the inodes of files just deleted: making
-    cb-totem's 2,100 files took 1-2 s of kernel time there, against 0.3 s on tmpfs). Only one
-    archive per wheel goes to the disk. ``$WHEELDOCK_STAGING`` picks the parent folder instead.
+    an install makes ~80 files per wheel, and making files on a disk can be the costliest part
+    of a cold build (docs/design/staging.md). Only one archive per wheel goes to the disk. ``$WHEELDOCK_STAGING`` picks the parent folder instead.
     Folders that builds killed with ``kill -9`` left behind are removed here (their process is
     gone)."""
     import tempfile

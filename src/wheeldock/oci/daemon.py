@@ -2,8 +2,7 @@
 
 No temp file: the archive is written straight into the pipe (:func:`wheeldock.oci.tarball.stream`).
 By default layers go uncompressed: the engine unpacks them anyway, so gzip only adds a
-decompression on the same machine. Measured with an 88 MB site-packages layer (Docker 26,
-2 cores): 1.5 s plain (90 MB piped) against 2.2-2.4 s gzip (31 MB piped).
+compression and a decompression on the same machine (docs/design/engine-loads.md).
 
 Layers the engine already has are not sent: the loader (moby ``image/tarexport/load.go``,
 graphdriver store) looks each layer up by its chain ID before it opens the layer's file, so
@@ -73,7 +72,7 @@ _prefetched: Future[None] | None = None
 def prefetch(names: Sequence[str]) -> None:
     """Ask the engine, on a thread, what a coming load needs to know: that it answers, and
     which layers the images ``names`` have. The build goes on meanwhile; the load waits for
-    the answers (two ``docker`` runs, ~70 ms, otherwise on the critical path)."""
+    the answers (two ``docker`` runs, otherwise on the critical path)."""
     global _prefetched
 
     def ask() -> None:
@@ -240,16 +239,16 @@ def load_many(
 
 
 #: A prefix is loaded early only when it brings the engine at least this many new bytes: a
-#: ``docker load`` has a fixed cost (~50 ms: the CLI, the archive's unpacking, a new image
-#: record), which a one-pin bump's small layer does not repay.
+#: ``docker load`` has a fixed cost (the CLI, the archive's unpacking, a new image record),
+#: which a one-pin bump's small layer does not repay.
 PRELOAD_MIN_BYTES = 4 << 20
 
 
 class Preloader:
     """Loads growing prefixes of an image into the engine while the rest is still being built.
 
-    The engine's ``docker load`` works on one core for ~1.2 s per 85 MB of new layers, and only
-    once the whole image exists. A cold build's dependency layers are ready one by one while
+    The engine's ``docker load`` unpacks new layers on one core, and only once the whole image
+    exists. A cold build's dependency layers are ready one by one while
     the others still compile: each :meth:`offer` of a longer prefix (an image of the layers so
     far, untagged) is loaded on a thread, so the engine unpacks the big layers while the build
     goes on, and the final load (:func:`load`, :func:`load_many`) sends only what it has not

@@ -437,8 +437,6 @@ class Layer:
         """The blob as stored and pushed; each call opens a new reader."""
         return self.locate().open("rb")
 
-    open_compressed = compressed
-
     def uncompressed(self) -> IO[bytes]:
         """The layer tar; each call opens a new reader."""
         fh = self.compressed()

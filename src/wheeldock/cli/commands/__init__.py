@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
 }
 
-#: Kept for callers that list the modules.
+#: The command modules, each once, in ``COMMANDS`` order (all are registered without ``argv``).
 MODULES: list[str] = list(dict.fromkeys(module for module, _ in COMMANDS.values()))
 
 #: Global options that take a value (so their value is not taken for the command name).
