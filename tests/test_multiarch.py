@@ -273,8 +273,11 @@ def cbt_multi(
 def _skopeo_raw(registry: Registry, ref: str) -> dict[str, Any]:
     out = subprocess.run(
         [tool("skopeo"), "inspect", "--raw", *registry.skopeo_args(), ref],
-        check=True, capture_output=True, text=True, timeout=120,
-    ).stdout  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     data: dict[str, Any] = json.loads(out)
     return data
 
@@ -433,9 +436,13 @@ def make_tiny_project(dest: Path) -> Project:
     (dest / "app" / "app.py").write_text(TINY_APP)
     (dest / "app" / "requirements.txt").write_text(TINY_REQUIREMENTS)
     svc = project.Service(
-        "tiny", "app", ("app/requirements.txt",), ("python3", "app.py"), port=8000,
+        "tiny",
+        "app",
+        ("app/requirements.txt",),
+        ("python3", "app.py"),
+        port=8000,
         health="/health",
-    )  # fmt: skip
+    )
     proj = project.Project(dest, None, (svc,))
     project.save(proj)
     return proj
@@ -485,11 +492,20 @@ def test_arm_v7_image_is_in_the_registry_index_as_arm_variant_v7(
     repo = tiny_multi.ref.rsplit(":", 1)[0]
     config = json.loads(
         subprocess.run(
-            [tool("skopeo"), "inspect", "--config", "--raw", *registry.skopeo_args(),
-             f"{repo}@{got[('arm', 'v7')]}"],
-            check=True, capture_output=True, text=True, timeout=120,
+            [
+                tool("skopeo"),
+                "inspect",
+                "--config",
+                "--raw",
+                *registry.skopeo_args(),
+                f"{repo}@{got[('arm', 'v7')]}",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
         ).stdout
-    )  # fmt: skip
+    )
     assert (config["architecture"], config.get("variant")) == ("arm", "v7")
 
 

@@ -64,9 +64,11 @@ def test_bearer_challenge_gets_a_token_and_existing_blobs_are_not_read(store: Bl
         return httpx.Response(500)
 
     result = remote.push(
-        img, "docker://reg.example/team/app:1", auth=("u", "p"),
+        img,
+        "docker://reg.example/team/app:1",
+        auth=("u", "p"),
         transport=httpx.MockTransport(handler),
-    )  # fmt: skip
+    )
     assert reads == []  # the registry had the layer: its bytes were never touched
     assert (result.blobs_written, result.blobs_skipped) == (0, 2)
     assert result.digest == img.digest
@@ -231,9 +233,11 @@ def test_auth_registry_with_tls_and_htpasswd(
         remote.push(runnable_image, ref, ca_file=registry_auth.ca_file)
     assert registry_auth.username and registry_auth.password
     result = remote.push(
-        runnable_image, ref, auth=(registry_auth.username, registry_auth.password),
+        runnable_image,
+        ref,
+        auth=(registry_auth.username, registry_auth.password),
         ca_file=registry_auth.ca_file,
-    )  # fmt: skip
+    )
     assert result.blobs_written == 3
     assert skopeo_inspect(registry_auth, ref)["Digest"] == str(runnable_image.digest)
     # the same credentials from Docker's config.json

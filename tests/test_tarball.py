@@ -145,8 +145,9 @@ def test_skopeo_reads_and_copies_the_archive(runnable_image: Image, tmp_path: Pa
     assert info["Layers"] == [str(x.diff_id) for x in runnable_image.layers]
     proc = subprocess.run(
         [tool("skopeo"), "copy", f"docker-archive:{archive}", f"oci:{tmp_path / 'lay'}:v1"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     copied = layout.read(tmp_path / "lay", "v1")
     assert [x.diff_id for x in copied.layers] == [x.diff_id for x in runnable_image.layers]  # type: ignore[union-attr]

@@ -469,9 +469,12 @@ class Scenario:
     def build(self) -> None:
         try:
             engine.compose(
-                self.work, "build", files=self.compose_files(), project_name=self.project,
+                self.work,
+                "build",
+                files=self.compose_files(),
+                project_name=self.project,
                 timeout=3600,
-            )  # fmt: skip
+            )
         except CommandFailed as exc:
             if exc.stdout.strip() or exc.stderr.strip():
                 raise
@@ -482,15 +485,25 @@ class Scenario:
 
     def start(self) -> None:
         engine.compose(
-            self.work, "up", "-d", "--no-build", "--force-recreate",
-            files=self.compose_files(), project_name=self.project,
-        )  # fmt: skip
+            self.work,
+            "up",
+            "-d",
+            "--no-build",
+            "--force-recreate",
+            files=self.compose_files(),
+            project_name=self.project,
+        )
 
     def stop(self) -> None:
         engine.compose(
-            self.work, "down", "--timeout", "3",
-            files=self.compose_files(), project_name=self.project, check=False,
-        )  # fmt: skip
+            self.work,
+            "down",
+            "--timeout",
+            "3",
+            files=self.compose_files(),
+            project_name=self.project,
+            check=False,
+        )
 
     def image_refs(self) -> list[str]:
         return [f"{self.project}-{s.name}:latest" for s in self.stack.services]
@@ -709,8 +722,14 @@ class Native(Init):
         # The images an earlier code change or bump left untagged hold the same layers, which
         # `docker load` would then not send: a cold build starts without them.
         for svc in self.stack.services:
-            engine.docker("image", "prune", "--force", "--filter",
-                          f"label=org.opencontainers.image.title={svc.name}", check=False)  # fmt: skip
+            engine.docker(
+                "image",
+                "prune",
+                "--force",
+                "--filter",
+                f"label=org.opencontainers.image.title={svc.name}",
+                check=False,
+            )
         # an empty wheel/blob/layer cache; the base rootfs (made once per machine by
         # `wheeldock base`, like the engine's base images) is shared with the other scenarios.
         shutil.rmtree(self.cache, ignore_errors=True)
@@ -729,8 +748,16 @@ class Native(Init):
         names = [s.name for s in self.stack.services]
         # --relock: a bumped pin is re-locked inside the build, as a user would run it (one
         # command, one process start); a fresh lock is kept as is.
-        cmd = [*self.wheeldock, "-C", str(self.work), "build", *names, *outputs, "--relock",
-               "--json"]  # fmt: skip
+        cmd = [
+            *self.wheeldock,
+            "-C",
+            str(self.work),
+            "build",
+            *names,
+            *outputs,
+            "--relock",
+            "--json",
+        ]
         cmd += self._platform_args()
         # one build per service pair: the shared deps blobs are reused across the two
         proc = subprocess.Popen(

@@ -80,9 +80,11 @@ class NoWheel(WheeldockError):
         lines = []
         for a in artifacts:
             near = alternatives.get(a.name) or []
-            offer = f"versions with a {target} wheel: {', '.join(near)}" if near else (
-                f"no release of {a.name} publishes a {target} wheel for this Python"
-            )  # fmt: skip
+            offer = (
+                f"versions with a {target} wheel: {', '.join(near)}"
+                if near
+                else f"no release of {a.name} publishes a {target} wheel for this Python"
+            )
             lines.append(f"{a.name} {a.version} has no wheel for {target} (only an sdist); {offer}")
         pins = ", ".join(
             f"{a.name}=={alternatives[a.name][0]}" for a in artifacts if alternatives.get(a.name)
@@ -239,10 +241,19 @@ class EmulatingWheelhouse(Wheelhouse):
         self, artifact: Artifact, sdist: Path, out: Path, image: str, target: Target
     ) -> None:
         argv: list[str] = [
-            "run", "--rm", "--platform", target.name, "--network", "host",
-            "-v", f"{sdist.parent}:/in:ro", "-v", f"{out}:/out",
-            "-e", f"SOURCE_DATE_EPOCH={os.environ.get('SOURCE_DATE_EPOCH', '315532800')}",
-        ]  # fmt: skip
+            "run",
+            "--rm",
+            "--platform",
+            target.name,
+            "--network",
+            "host",
+            "-v",
+            f"{sdist.parent}:/in:ro",
+            "-v",
+            f"{out}:/out",
+            "-e",
+            f"SOURCE_DATE_EPOCH={os.environ.get('SOURCE_DATE_EPOCH', '315532800')}",
+        ]
         bundle = ca.find()
         if bundle is not None:
             mounted = "/etc/ssl/certs/wheeldock-ca.pem"
@@ -515,9 +526,13 @@ def build(
                 progress(f"{service} {suffix}", report)
 
         builders[target] = Builder(
-            project, replace(options, platform=target.name), store=store, wheelhouse=wheelhouse,
-            trees=trees, progress=tagged,
-        )  # fmt: skip
+            project,
+            replace(options, platform=target.name),
+            store=store,
+            wheelhouse=wheelhouse,
+            trees=trees,
+            progress=tagged,
+        )
     # Locks first, and every missing wheel of every platform reported together.
     for target in builders:
         missing: list[Artifact] = []
@@ -565,10 +580,15 @@ def build(
                     files.append(sbom.write_file(p.sbom, folder, f"{svc.name}-{p.target.suffix}"))
         results.append(
             MultiBuild(
-                svc.name, index, tuple(built), tuple(published), tuple(files), tuple(notes),
+                svc.name,
+                index,
+                tuple(built),
+                tuple(published),
+                tuple(files),
+                tuple(notes),
                 time.monotonic() - started,
             )
-        )  # fmt: skip
+        )
     trees.close()
     return results
 

@@ -287,9 +287,20 @@ def host_wheelhouse(root: Path, service: Service, planned: Mapping[str, str] | N
         and platform.machine() == "x86_64"
     )
     download = [
-        *pip, "download", "--quiet", "--only-binary=:all:", "--platform", TARGET_PLATFORM,
-        "--implementation", "cp", "--python-version", service.python, "--dest", str(target), *reqs,
-    ]  # fmt: skip
+        *pip,
+        "download",
+        "--quiet",
+        "--only-binary=:all:",
+        "--platform",
+        TARGET_PLATFORM,
+        "--implementation",
+        "cp",
+        "--python-version",
+        service.python,
+        "--dest",
+        str(target),
+        *reqs,
+    ]
     build = [*pip, "wheel", "--quiet", "--wheel-dir", str(target), *reqs]
     if service.no_binary:
         build += ["--no-binary", ",".join(service.no_binary)]

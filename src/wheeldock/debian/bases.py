@@ -478,9 +478,17 @@ def uv_binary(version: str, arch: str) -> Path:
             # name every glibc from bookworm's 2.36 down to manylinux2014's 2.17
             machine = _WHEEL_MACHINES.get(arch, arch)
             download = [
-                sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                "--only-binary=:all:", "--dest", tmp, f"uv=={version}",
-            ]  # fmt: skip
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--dest",
+                tmp,
+                f"uv=={version}",
+            ]
             for minor in range(36, 16, -1):
                 download += ["--platform", f"manylinux_2_{minor}_{machine}"]
             process.run(

@@ -158,9 +158,17 @@ def _uv_export(path: Path) -> tuple[str, ...]:
     from wheeldock.errors import CommandFailed
 
     argv = [
-        uv_bin(), "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes",
-        "--no-header", "--no-annotate", "--format", "requirements-txt",
-    ]  # fmt: skip
+        uv_bin(),
+        "export",
+        "--frozen",
+        "--no-dev",
+        "--no-emit-project",
+        "--no-hashes",
+        "--no-header",
+        "--no-annotate",
+        "--format",
+        "requirements-txt",
+    ]
     try:
         out = process.run(argv, cwd=path.parent).stdout
     except CommandFailed as exc:

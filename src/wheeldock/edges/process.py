@@ -237,7 +237,10 @@ def _run_fed(
     stderr = captured.get("err", b"").decode(errors="replace")
     if check and proc.returncode != 0:
         raise CommandFailed(
-            [_mask(a, secrets) for a in args], proc.returncode,
-            _mask(stdout, secrets), _mask(stderr, secrets), fix=fix,
-        )  # fmt: skip
+            [_mask(a, secrets) for a in args],
+            proc.returncode,
+            _mask(stdout, secrets),
+            _mask(stderr, secrets),
+            fix=fix,
+        )
     return Result(args, proc.returncode, stdout, stderr)

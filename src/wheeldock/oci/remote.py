@@ -96,9 +96,10 @@ def credentials_for(registry: str, config: Path | None = None) -> Credentials | 
         return None
     except (OSError, ValueError) as exc:
         raise WheeldockError(
-            f"Docker's config is unreadable ({exc})", path=path,
+            f"Docker's config is unreadable ({exc})",
+            path=path,
             fix="fix or remove it, or pass the user and password explicitly",
-        ) from exc  # fmt: skip
+        ) from exc
     keys = [registry, f"https://{registry}", f"http://{registry}"]
     if registry in ("docker.io", DOCKER_HUB_API, "index.docker.io"):
         keys.insert(0, DOCKER_HUB_AUTH_KEY)
@@ -414,8 +415,9 @@ class _Pusher:
         if said and said != str(digest):
             raise DigestMismatch(
                 "the registry stored the manifest under another digest",
-                expected=str(digest), actual=said,
-            )  # fmt: skip
+                expected=str(digest),
+                actual=said,
+            )
         with self._lock:
             self.counts.bytes += len(data)
         return digest
@@ -468,9 +470,13 @@ def push(
     """
     name = _name_of(ref)
     session = _Session(
-        name, auth=auth, ca_file=ca_file, insecure=insecure, actions="pull,push",
+        name,
+        auth=auth,
+        ca_file=ca_file,
+        insecure=insecure,
+        actions="pull,push",
         transport=transport,
-    )  # fmt: skip
+    )
     pusher = _Pusher(session, chunk_size, mount_from)
     try:
         with ThreadPoolExecutor(PARALLEL_UPLOADS, thread_name_prefix="wheeldock-push") as pool:
@@ -553,8 +559,9 @@ def _get_manifest(session: _Session, reference: str, digest: Digest | None) -> b
     if digest is not None and Digest.of_bytes(resp.content) != digest:
         raise DigestMismatch(
             "the manifest does not match the digest asked for",
-            expected=str(digest), actual=str(Digest.of_bytes(resp.content)),
-        )  # fmt: skip
+            expected=str(digest),
+            actual=str(Digest.of_bytes(resp.content)),
+        )
     return resp.content
 
 
@@ -569,9 +576,10 @@ def _get_blob(session: _Session, digest: Digest) -> bytes:
         raise _fail(resp, f"getting blob {digest.short}")
     if Digest.of_bytes(resp.content) != digest:
         raise DigestMismatch(
-            "a blob does not match its digest", expected=str(digest),
+            "a blob does not match its digest",
+            expected=str(digest),
             actual=str(Digest.of_bytes(resp.content)),
-        )  # fmt: skip
+        )
     return resp.content
 
 
