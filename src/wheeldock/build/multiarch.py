@@ -487,36 +487,49 @@ def default_outputs(project: Project, svc: Service) -> tuple[str, ...]:
     return (f"oci:{project.root / '.wheeldock' / 'oci'}:{svc.name}",)
 
 
+@dataclass(frozen=True)
+class MultiOptions:
+    """What a multi-platform build makes and where it goes."""
+
+    outputs: tuple[str, ...] = ()  # references to publish to (default: :func:`default_outputs`)
+    emulate_sdists: bool = False  # build a wheel from an sdist under qemu-user (else NoWheel)
+    sbom_dir: Path | None = None  # where SBOM files go (see :func:`sbom_folder`)
+    make_sbom: bool = True
+    load_platform: Target | None = None  # the image a one-image output gets (the host's)
+    binfmt_dir: Path = platforms.BINFMT_DIR  # where qemu-user's handlers are registered
+
+
 def build(
     project: Project,
     services: Sequence[Service],
     targets: Sequence[Target],
-    outputs: Sequence[str] = (),
+    multi: MultiOptions | None = None,
     options: BuildOptions | None = None,
     *,
     store: BlobStore | None = None,
     progress: Progress | None = None,
-    emulate_sdists: bool = False,
-    sbom_dir: Path | None = None,
-    make_sbom: bool = True,
-    load_platform: Target | None = None,
-    binfmt_dir: Path = platforms.BINFMT_DIR,
     wheelhouse: Wheelhouse | None = None,
 ) -> list[MultiBuild]:
     """Build each service for each of ``targets`` and publish the index (see the module doc).
 
     Before any layer is built, every platform's lock is checked for packages without a wheel:
-    :class:`NoWheel` lists all of them at once unless ``emulate_sdists``. Caches (blobs, wheels,
-    installed trees) are shared by the platforms; pure wheels' trees are the same for all.
+    :class:`NoWheel` lists all of them at once unless ``multi.emulate_sdists``. Caches (blobs,
+    wheels, installed trees) are shared by the platforms; pure wheels' trees are the same for
+    all.
     """
     if not targets:
         raise UsageError(
             "no platform given", fix=f"pass --platform (one of {platforms.accepted()})"
         )
+    multi = multi or MultiOptions()
     options = options or BuildOptions()
     store = store or BlobStore()
     if wheelhouse is None:
-        wheelhouse = EmulatingWheelhouse(binfmt_dir=binfmt_dir) if emulate_sdists else Wheelhouse()
+        wheelhouse = (
+            EmulatingWheelhouse(binfmt_dir=multi.binfmt_dir)
+            if multi.emulate_sdists
+            else Wheelhouse()
+        )
     trees = InstalledTrees()
     builders: dict[Target, Builder] = {}
     for target in targets:
@@ -541,9 +554,9 @@ def build(
             lock = locks.ensure(project, svc, platform=target.name, relock=options.relock)
             missing += [a for a in emulation_needed(lock, target) if a not in missing]
         if missing and lock is not None:
-            if not emulate_sdists:
+            if not multi.emulate_sdists:
                 raise no_wheel_error(lock, target, missing)
-            platforms.require_emulation(target, binfmt_dir=binfmt_dir)
+            platforms.require_emulation(target, binfmt_dir=multi.binfmt_dir)
     results = []
     for svc in services:
         started = time.monotonic()
@@ -553,7 +566,7 @@ def build(
             image, reports, lock = bld.image(svc)
             doc = (
                 image_sbom(svc, image, lock, reports, target, store, epoch=bld.epoch)
-                if make_sbom
+                if multi.make_sbom
                 else None
             )
             built.append(
@@ -564,16 +577,16 @@ def build(
             annotations={"org.opencontainers.image.title": svc.name},
         )
         refs = (
-            tuple(output_for(ref, svc, len(services)) for ref in outputs)
-            if outputs
+            tuple(output_for(ref, svc, len(services)) for ref in multi.outputs)
+            if multi.outputs
             else default_outputs(project, svc)
         )
         epoch = builders[targets[0]].epoch
         published, notes = publish_outputs(
-            svc, index, built, refs, store, load_platform=load_platform, epoch=epoch
+            svc, index, built, refs, store, load_platform=multi.load_platform, epoch=epoch
         )
         files: list[Path] = []
-        folder = sbom_folder(refs, sbom_dir)
+        folder = sbom_folder(refs, multi.sbom_dir)
         if folder is not None:
             for p in built:
                 if p.sbom is not None:

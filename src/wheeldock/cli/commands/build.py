@@ -231,12 +231,14 @@ def _run_multi(
         proj,
         services,
         targets,
-        args.output,
+        multiarch.MultiOptions(
+            outputs=tuple(args.output),
+            emulate_sdists=args.emulate_sdists,
+            sbom_dir=args.sbom,
+            load_platform=platforms.parse(args.load_platform) if args.load_platform else None,
+        ),
         options,
         progress=_progress(quiet=args.json, verbose=args.verbose > 0),
-        emulate_sdists=args.emulate_sdists,
-        sbom_dir=args.sbom,
-        load_platform=platforms.parse(args.load_platform) if args.load_platform else None,
     )
     if args.json:
         print_json({"services": [r.to_json() for r in results]})
