@@ -158,7 +158,8 @@ def test_gnu_tar_reads_the_archive_streamed_through_a_pipe(store: BlobStore) -> 
 
     img = two_layer_image(store)
     result = process.run(
-        [tool("tar"), "-tvf", "-"], feed=lambda pipe: tarball.stream(img, pipe, "a:b")
+        [tool("tar"), "-tvf", "-"],
+        streams=process.Streams(feed=lambda pipe: tarball.stream(img, pipe, "a:b")),
     )
     names = [line.split()[-1] for line in result.stdout.splitlines()]
     assert names[:2] == ["blobs/", "blobs/sha256/"]

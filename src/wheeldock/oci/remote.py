@@ -115,7 +115,10 @@ def credentials_for(registry: str, config: Path | None = None) -> Credentials | 
     if helper:
         for key in keys:
             try:
-                out = process.run([f"docker-credential-{helper}", "get"], input=key.encode()).stdout
+                out = process.run(
+                    [f"docker-credential-{helper}", "get"],
+                    streams=process.Streams(input=key.encode()),
+                ).stdout
             except (CommandFailed, ToolNotFound):
                 continue
             found = json.loads(out)
