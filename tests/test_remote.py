@@ -163,7 +163,7 @@ def test_push_then_push_again_uploads_nothing(registry: Registry, runnable_image
 def test_chunked_upload_uses_patch(registry: Registry, runnable_image: Image) -> None:
     ref = registry.ref("wheeldock-test/chunked", "v1")
     mark = len(registry.requests())
-    result = remote.push(runnable_image, ref, chunk_size=256 * 1024)
+    result = remote.push(runnable_image, ref, upload=remote.Upload(chunk_size=256 * 1024))
     assert result.blobs_written == 3
     patches = [
         u for u in uploads(registry, "wheeldock-test/chunked", mark) if u.startswith("PATCH")
@@ -180,7 +180,9 @@ def test_cross_repository_mount_skips_the_upload(registry: Registry, store: Blob
     remote.push(img, registry.ref("wheeldock-test/mount-src"))
     mark = len(registry.requests())
     result = remote.push(
-        img, registry.ref("wheeldock-test/mount-dst"), mount_from="wheeldock-test/mount-src"
+        img,
+        registry.ref("wheeldock-test/mount-dst"),
+        upload=remote.Upload(mount_from="wheeldock-test/mount-src"),
     )
     assert result.blobs_written == 0 and result.blobs_skipped == 2
     posts = uploads(registry, "wheeldock-test/mount-dst", mark)

@@ -454,6 +454,19 @@ def _name_of(ref: RegistryRef | Name | str) -> Name:
     return parsed.name
 
 
+@dataclass(frozen=True)
+class Upload:
+    """How :func:`push` sends the blobs the registry lacks: in one request, or in chunks of
+    ``chunk_size`` bytes; ``mount_from`` names a repository on the same registry to mount them
+    from instead (a blob it lacks is uploaded)."""
+
+    chunk_size: int | None = None
+    mount_from: str | None = None
+
+
+_MONOLITHIC = Upload()
+
+
 def push(
     target: Image | Index,
     ref: RegistryRef | Name | str,
@@ -462,14 +475,13 @@ def push(
     auth: Credentials | tuple[str, str] | None = None,
     ca_file: Path | None = None,
     insecure: bool = False,
-    chunk_size: int | None = None,
-    mount_from: str | None = None,
+    upload: Upload = _MONOLITHIC,
     transport: httpx.BaseTransport | None = None,
 ) -> PublishResult:
     """Push ``target`` to ``ref`` (``docker://HOST/REPO:TAG`` or its parsed form).
 
-    ``mount_from`` names a repository on the same registry to mount missing blobs from.
-    ``transport`` replaces httpx's (for tests). ``store`` is unused: layers carry their bytes.
+    ``upload`` says how missing blobs go up (see :class:`Upload`). ``transport`` replaces
+    httpx's (for tests). ``store`` is unused: layers carry their bytes.
     """
     name = _name_of(ref)
     session = _Session(
@@ -480,7 +492,7 @@ def push(
         actions="pull,push",
         transport=transport,
     )
-    pusher = _Pusher(session, chunk_size, mount_from)
+    pusher = _Pusher(session, upload.chunk_size, upload.mount_from)
     try:
         with ThreadPoolExecutor(PARALLEL_UPLOADS, thread_name_prefix="wheeldock-push") as pool:
             for image in iter_images(target):
