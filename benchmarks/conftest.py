@@ -128,12 +128,20 @@ def site_packages() -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     process.run(
         [
-            lock.uv_bin(), "pip", "install", "--quiet", "--compile-bytecode",
-            "--python", sys.executable, "--target", str(partial), *SITE_PACKAGES_SPEC,
+            lock.uv_bin(),
+            "pip",
+            "install",
+            "--quiet",
+            "--compile-bytecode",
+            "--python",
+            sys.executable,
+            "--target",
+            str(partial),
+            *SITE_PACKAGES_SPEC,
         ],
         timeout=600,
         fix="check that PyPI answers (uv reads SSL_CERT_FILE for the proxy's CA)",
-    )  # fmt: skip
+    )
     partial.rename(dest)
     _mark_made(dest, stamp)
     return dest
@@ -188,14 +196,23 @@ def cbt_wheelhouse(cbt_lock_path: Path, bench_cache: Path) -> Path:
 
 CBT_SERVICES = (
     Service(
-        "calidda-api", "vcc-totem", (CBT_REQUIREMENTS,), ("python3", "api_wrapper.py"),
-        port=8000, health="/health", env={"UPSTREAM_URL": "http://127.0.0.1:9000"},
+        "calidda-api",
+        "vcc-totem",
+        (CBT_REQUIREMENTS,),
+        ("python3", "api_wrapper.py"),
+        port=8000,
+        health="/health",
+        env={"UPSTREAM_URL": "http://127.0.0.1:9000"},
     ),
     Service(
-        "srv-img", "vcc-totem", (CBT_REQUIREMENTS,), ("python3", "main.py"),
-        port=8001, health="/health",
+        "srv-img",
+        "vcc-totem",
+        (CBT_REQUIREMENTS,),
+        ("python3", "main.py"),
+        port=8001,
+        health="/health",
     ),
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -237,9 +254,10 @@ def cbt_states(cbt_lock_path: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
     root = tmp_path_factory.mktemp("bench-cbt")
     shutil.copytree(
-        CB_TOTEM / "vcc-totem", root / "vcc-totem",
+        CB_TOTEM / "vcc-totem",
+        root / "vcc-totem",
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-    )  # fmt: skip
+    )
     proj = Project(root, None, CBT_SERVICES)
     project.save(proj)
     original = (root / CBT_REQUIREMENTS).read_text()

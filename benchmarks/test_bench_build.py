@@ -178,9 +178,16 @@ def test_cli_build_after_code_change(benchmark: Benchmark, warm: Warm) -> None:
     root = warm.states.project.root
     original = (root / "vcc-totem" / "main.py").read_text()
     argv = [
-        sys.executable, "-m", "wheeldock.cli", "-C", str(root),
-        "build", "--json", "-o", f"oci:{warm.layout}",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "wheeldock.cli",
+        "-C",
+        str(root),
+        "build",
+        "--json",
+        "-o",
+        f"oci:{warm.layout}",
+    ]
 
     def setup() -> None:
         _edit(root, original)

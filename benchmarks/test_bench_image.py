@@ -75,10 +75,19 @@ def cbt_image() -> Image:
             "org.opencontainers.image.revision": hashlib.sha1(b"head").hexdigest(),
         },
         healthcheck=Healthcheck(
-            test=("CMD", "python3", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/health')"),
-            interval=30, timeout=5, start_period=60, start_interval=1, retries=3,
+            test=(
+                "CMD",
+                "python3",
+                "-c",
+                "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/health')",
+            ),
+            interval=30,
+            timeout=5,
+            start_period=60,
+            start_interval=1,
+            retries=3,
         ),
-    )  # fmt: skip
+    )
     history = tuple(
         History(created_by=f"wheeldock build: {t}", created=rfc3339(EPOCH)) for t in LAYER_TITLES
     )

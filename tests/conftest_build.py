@@ -74,23 +74,32 @@ def build_env(build_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def cbt_services() -> tuple[project.Service, ...]:
     return (
         project.Service(
-            "calidda-api", "vcc-totem", ("vcc-totem/requirements.txt",),
-            ("python3", "api_wrapper.py"), port=8000, health="/health",
+            "calidda-api",
+            "vcc-totem",
+            ("vcc-totem/requirements.txt",),
+            ("python3", "api_wrapper.py"),
+            port=8000,
+            health="/health",
             env={"UPSTREAM_URL": "http://127.0.0.1:9000"},
         ),
         project.Service(
-            "srv-img", "vcc-totem", ("vcc-totem/requirements.txt",), ("python3", "main.py"),
-            port=8001, health="/health",
+            "srv-img",
+            "vcc-totem",
+            ("vcc-totem/requirements.txt",),
+            ("python3", "main.py"),
+            port=8001,
+            health="/health",
         ),
-    )  # fmt: skip
+    )
 
 
 def make_cbt_project(dest: Path, *, lock_from: Path | None = None) -> project.Project:
     """A copy of cb-totem's code with a wheeldock.toml (and the lock of ``lock_from``)."""
     shutil.copytree(
-        CB_TOTEM / "vcc-totem", dest / "vcc-totem",
+        CB_TOTEM / "vcc-totem",
+        dest / "vcc-totem",
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-    )  # fmt: skip
+    )
     proj = project.Project(dest, None, cbt_services())
     project.save(proj)
     if lock_from is not None:

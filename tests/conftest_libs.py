@@ -62,19 +62,15 @@ def make_elf(
     total = dyn_off + len(dyn_bytes)
     ident = b"\x7fELF" + bytes([1 if elf32 else 2, 1, 1, 0]) + bytes(8)
     if elf32:
-        header = ident + struct.pack(
-            "<HHIIIIIHHHHHH", 3, _MACHINES[machine], 1, 0, phoff, 0, 0, ehsize, phentsize, 2,
-            40, 0, 0,
-        )  # fmt: skip
+        fields = (3, _MACHINES[machine], 1, 0, phoff, 0, 0, ehsize, phentsize, 2, 40, 0, 0)
+        header = ident + struct.pack("<HHIIIIIHHHHHH", *fields)
         load = struct.pack("<IIIIIIII", 1, 0, 0, 0, total, total, 6, 0x1000)
         dynamic = struct.pack(
             "<IIIIIIII", 2, dyn_off, dyn_off, dyn_off, len(dyn_bytes), len(dyn_bytes), 6, 4
         )
     else:
-        header = ident + struct.pack(
-            "<HHIQQQIHHHHHH", 3, _MACHINES[machine], 1, 0, phoff, 0, 0, ehsize, phentsize, 2,
-            64, 0, 0,
-        )  # fmt: skip
+        fields = (3, _MACHINES[machine], 1, 0, phoff, 0, 0, ehsize, phentsize, 2, 64, 0, 0)
+        header = ident + struct.pack("<HHIQQQIHHHHHH", *fields)
         load = struct.pack("<IIQQQQQQ", 1, 6, 0, 0, 0, total, total, 0x1000)
         dynamic = struct.pack(
             "<IIQQQQQQ", 2, 6, dyn_off, dyn_off, dyn_off, len(dyn_bytes), len(dyn_bytes), 8
@@ -284,11 +280,29 @@ def source_wheels(
     ca = os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
     inside = "/etc/ssl/certs/wheeldock-ca.pem"
     subprocess.run(
-        ["docker", "run", "--rm", "--network", "host",
-         "-v", f"{ca}:{inside}:ro", "-e", f"PIP_CERT={inside}", "-e", f"SSL_CERT_FILE={inside}",
-         "-v", f"{folder}:/out", base_images["builder"].tags[0], "sh", "-c", _BUILD_SCRIPT],
-        check=True, capture_output=True, timeout=1200,
-    )  # fmt: skip
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "-v",
+            f"{ca}:{inside}:ro",
+            "-e",
+            f"PIP_CERT={inside}",
+            "-e",
+            f"SSL_CERT_FILE={inside}",
+            "-v",
+            f"{folder}:/out",
+            base_images["builder"].tags[0],
+            "sh",
+            "-c",
+            _BUILD_SCRIPT,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=1200,
+    )
     return {name: next((folder / name).glob("*.whl")) for name in ("cffi", "pyyaml", "psycopg2")}
 
 
@@ -298,15 +312,28 @@ def manylinux_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("manylinux-wheels")
     _wait(
         [
-            _pip("download", "--quiet", "--no-deps", "--only-binary", ":all:",
-                 # pip takes platform tags literally: list the manylinux levels a glibc 2.36
-                 # base accepts that wheels are published for
-                 *(f"--platform=manylinux_{v}_x86_64" for v in ("2_17", "2_28", "2_34", "2_36")),
-                 "--platform=manylinux2014_x86_64", "--implementation", "cp",
-                 "--python-version", "3.11", "--dest", str(folder),
-                 "pillow", "cffi", "psycopg2-binary")
+            _pip(
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary",
+                ":all:",
+                # pip takes platform tags literally: list the manylinux levels a glibc 2.36
+                # base accepts that wheels are published for
+                *(f"--platform=manylinux_{v}_x86_64" for v in ("2_17", "2_28", "2_34", "2_36")),
+                "--platform=manylinux2014_x86_64",
+                "--implementation",
+                "cp",
+                "--python-version",
+                "3.11",
+                "--dest",
+                str(folder),
+                "pillow",
+                "cffi",
+                "psycopg2-binary",
+            )
         ]
-    )  # fmt: skip
+    )
     return folder
 
 
@@ -316,11 +343,25 @@ def arm64_site_packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("arm64-site-packages")
     uv = Path(sys.executable).with_name("uv")
     subprocess.run(
-        [str(uv), "pip", "install", "--quiet", "--target", str(folder),
-         "--python-platform", "aarch64-manylinux_2_36", "--python-version", "3.11",
-         "--only-binary", ":all:", "--no-deps", "cffi", "pyyaml"],
+        [
+            str(uv),
+            "pip",
+            "install",
+            "--quiet",
+            "--target",
+            str(folder),
+            "--python-platform",
+            "aarch64-manylinux_2_36",
+            "--python-version",
+            "3.11",
+            "--only-binary",
+            ":all:",
+            "--no-deps",
+            "cffi",
+            "pyyaml",
+        ],
         check=True,
         capture_output=True,
         timeout=600,
-    )  # fmt: skip
+    )
     return folder

@@ -119,12 +119,26 @@ def _start(tmp: Path, *, auth: bool) -> Iterator[Registry]:
         certs.mkdir()
         subprocess.run(
             [
-                tool("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                "-keyout", str(tmp / "key.pem"), "-out", str(certs / "ca.crt"),
-                "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                tool("openssl"),
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-keyout",
+                str(tmp / "key.pem"),
+                "-out",
+                str(certs / "ca.crt"),
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
             ],
-            check=True, capture_output=True,
-        )  # fmt: skip
+            check=True,
+            capture_output=True,
+        )
         ca_file = certs / "ca.crt"
         config += [
             f"  tls: {{certificate: {ca_file}, key: {tmp / 'key.pem'}}}",

@@ -390,9 +390,12 @@ def test_native_scenario_builds_for_the_platform_emulating_only_forced_source_bu
     svc = Service("api", "api", ("api/requirements.txt",), ("python3", "main.py"), port=8000)
     stack = bench.Stack(tmp_path, (svc,), (tmp_path / "compose.yaml",))
     native = bench.Native(
-        stack, tmp_path, ca_file=None, wheeldock=[sys.executable, "-c", RECORDER, str(calls)],
+        stack,
+        tmp_path,
+        ca_file=None,
+        wheeldock=[sys.executable, "-c", RECORDER, str(calls)],
         platform=platform,
-    )  # fmt: skip
+    )
     try:
         native.no_binary = no_binary
         native.build()

@@ -255,13 +255,30 @@ def test_bench_for_arm64_builds_and_runs_every_scenario_under_qemu(
     markdown = tmp_path / "b.md"
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "wheeldock.cli", "-C", str(tiny_arm64_stack), "bench",
-            "--platform", "linux/arm64", "--runs", "1", "--scenarios", "uvguide,native",
-            "--json", str(out), "--markdown", str(markdown), "--timeout", "300",
+            sys.executable,
+            "-m",
+            "wheeldock.cli",
+            "-C",
+            str(tiny_arm64_stack),
+            "bench",
+            "--platform",
+            "linux/arm64",
+            "--runs",
+            "1",
+            "--scenarios",
+            "uvguide,native",
+            "--json",
+            str(out),
+            "--markdown",
+            str(markdown),
+            "--timeout",
+            "300",
         ],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "WHEELDOCK_CACHE": str(base_cache)},  # where the arm64 base is
-    )  # fmt: skip
+    )
     _, stderr = proc.communicate(timeout=1800)
     assert proc.returncode == 0, stderr[-3000:]
     data = json.loads(out.read_text())

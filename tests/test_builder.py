@@ -108,11 +108,13 @@ def test_layer_keys_depend_on_the_bytecode_mode() -> None:
     arts = [_art("idna", 70_000)]
     keys = {
         plan_dependencies(
-            arts, scheme=dataclasses.replace(SCHEME, bytecode=mode), compression="gzip",
+            arts,
+            scheme=dataclasses.replace(SCHEME, bytecode=mode),
+            compression="gzip",
             compiler="a",
         )[0].key
         for mode in ("full", "none")
-    }  # fmt: skip
+    }
     assert len(keys) == 2
 
 
@@ -385,8 +387,18 @@ def test_build_killed_midway_then_rebuilt_gives_the_same_digest(
     proj = make_cbt_project(tmp_path / "p", lock_from=cbt_built.root)
     env = {**os.environ, "WHEELDOCK_CACHE": str(cache)}
     env.pop("SOURCE_DATE_EPOCH", None)
-    argv = [sys.executable, "-m", "wheeldock.cli", "-C", str(proj.root), "build", "calidda-api",
-            "--json", "-o", f"oci:{tmp_path / 'oci'}"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "wheeldock.cli",
+        "-C",
+        str(proj.root),
+        "build",
+        "calidda-api",
+        "--json",
+        "-o",
+        f"oci:{tmp_path / 'oci'}",
+    ]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     # Kill once it is busy (wheels arriving) and well before it can finish.
     deadline = time.monotonic() + 60
@@ -411,8 +423,18 @@ def test_two_builds_at_once_share_the_cache_safely(
     procs = []
     for i in range(2):
         proj = make_cbt_project(tmp_path / f"p{i}", lock_from=cbt_built.root)
-        argv = [sys.executable, "-m", "wheeldock.cli", "-C", str(proj.root), "build", "srv-img",
-                "--json", "-o", f"oci:{tmp_path / f'oci{i}'}"]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "wheeldock.cli",
+            "-C",
+            str(proj.root),
+            "build",
+            "srv-img",
+            "--json",
+            "-o",
+            f"oci:{tmp_path / f'oci{i}'}",
+        ]
         procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True))
     digests = []
     for proc in procs:
@@ -492,8 +514,18 @@ def test_images_loaded_into_docker_answer_health_checks(
             assert engine.image_inspect(f"wheeldock-e2-{result.service}:test")["Id"] == str(
                 result.image.config_digest
             )
-            engine.docker("run", "--rm", "-d", "--name", name, "--network", "host",
-                          "-e", f"PORT={ports[result.service]}", f"wheeldock-e2-{result.service}:test")  # fmt: skip
+            engine.docker(
+                "run",
+                "--rm",
+                "-d",
+                "--name",
+                name,
+                "--network",
+                "host",
+                "-e",
+                f"PORT={ports[result.service]}",
+                f"wheeldock-e2-{result.service}:test",
+            )
         for service, port in ports.items():
             assert _wait_healthy(port) == 200, service
         user = engine.docker("exec", names[0], "id", "-u").stdout.strip()
@@ -597,10 +629,12 @@ def test_a_library_the_wheels_need_and_the_base_lacks_comes_from_its_deb(
 
     ext = make_elf(needed=["libpq.so.5", "libc.so.6"])
     wheel = make_wheel(
-        tmp_path / "wheels", "pqlink", "1.0",
+        tmp_path / "wheels",
+        "pqlink",
+        "1.0",
         {"pqlink/__init__.py": "X = 1\n", "pqlink/_ext.cpython-311-x86_64-linux-gnu.so": ext},
         tag="cp311-cp311-manylinux_2_17_x86_64",
-    )  # fmt: skip
+    )
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "main.py").write_text("print('hi')\n")
     (tmp_path / "app" / "requirements.txt").write_text(f"pqlink @ file://{wheel}\n")
@@ -676,6 +710,10 @@ def test_cached_layers_count_as_ready() -> None:
 
 def test_dependency_layers_leave_out_the_scheme_folders_every_base_has() -> None:
     assert builder.scheme_folders(SCHEME) == {
-        "usr", "usr/local", "usr/local/bin", "usr/local/lib", "usr/local/lib/python3.11",
+        "usr",
+        "usr/local",
+        "usr/local/bin",
+        "usr/local/lib",
+        "usr/local/lib/python3.11",
         "usr/local/lib/python3.11/dist-packages",
-    }  # fmt: skip
+    }

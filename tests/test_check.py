@@ -98,10 +98,13 @@ def oci_layout(root: Path, layers: Sequence[Sequence[Entry]], *, tag: str) -> Pa
     index = {
         "schemaVersion": 2,
         "manifests": [
-            {"mediaType": "application/vnd.oci.image.manifest.v1+json", **desc,
-             "annotations": {"org.opencontainers.image.ref.name": tag}}
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                **desc,
+                "annotations": {"org.opencontainers.image.ref.name": tag},
+            }
         ],
-    }  # fmt: skip
+    }
     (root / "index.json").write_text(json.dumps(index))
     (root / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     return root
@@ -111,15 +114,24 @@ def rootfs_entries(*, with_bar: bool) -> list[Entry]:
     """A Debian-like rootfs: an extension needs libfoo, which needs libbar (maybe absent)."""
     entries: list[Entry] = [
         ("etc/ld.so.conf", b"include /etc/ld.so.conf.d/*.conf\n"),
-        ("etc/ld.so.conf.d/x86_64-linux-gnu.conf", b"# multiarch\n/usr/local/lib/x86_64-linux-gnu\n"
-         b"/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n"),
+        (
+            "etc/ld.so.conf.d/x86_64-linux-gnu.conf",
+            b"# multiarch\n/usr/local/lib/x86_64-linux-gnu\n"
+            b"/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n",
+        ),
         ("lib", ("sym", "usr/lib")),
         (f"{MULTIARCH}/libc.so.6", make_elf(soname="libc.so.6")),
-        (f"{MULTIARCH}/libfoo.so.1.2", make_elf(soname="libfoo.so.1", needed=["libbar.so.2", "libc.so.6"])),
+        (
+            f"{MULTIARCH}/libfoo.so.1.2",
+            make_elf(soname="libfoo.so.1", needed=["libbar.so.2", "libc.so.6"]),
+        ),
         (f"{MULTIARCH}/libfoo.so.1", ("sym", "libfoo.so.1.2")),
-        (f"{SITE}/pkg/_ext.cpython-311-x86_64-linux-gnu.so", make_elf(needed=["libfoo.so.1", "libc.so.6"])),
+        (
+            f"{SITE}/pkg/_ext.cpython-311-x86_64-linux-gnu.so",
+            make_elf(needed=["libfoo.so.1", "libc.so.6"]),
+        ),
         ("usr/bin/not-python-path.so", make_elf(needed=["libabsent.so.1"])),
-    ]  # fmt: skip
+    ]
     if with_bar:
         entries.append((f"{MULTIARCH}/libbar.so.2", make_elf(soname="libbar.so.2")))
     return entries
@@ -161,11 +173,13 @@ def test_runpath_origin_finds_a_vendored_library(tmp_path: Path) -> None:
     root = folder_of(
         tmp_path / "fs",
         [
-            ("opt/venv/lib/python3.11/site-packages/p/x.so",
-             make_elf(needed=["libv-1234.so.3"], runpath="$ORIGIN/../p.libs")),
+            (
+                "opt/venv/lib/python3.11/site-packages/p/x.so",
+                make_elf(needed=["libv-1234.so.3"], runpath="$ORIGIN/../p.libs"),
+            ),
             ("opt/venv/lib/python3.11/site-packages/p.libs/libv-1234.so.3", make_elf()),
         ],
-    )  # fmt: skip
+    )
     assert libs.check(str(root)).ok
 
 
@@ -245,9 +259,11 @@ def test_cli_names_file_soname_and_package_and_exits_1(
 ) -> None:
     root = folder_of(
         tmp_path / "fs",
-        [*rootfs_entries(with_bar=True),
-         (f"{SITE}/yaml/_yaml.so", make_elf(needed=["libyaml-0.so.2"]))],
-    )  # fmt: skip
+        [
+            *rootfs_entries(with_bar=True),
+            (f"{SITE}/yaml/_yaml.so", make_elf(needed=["libyaml-0.so.2"])),
+        ],
+    )
     assert cli.main(["check", str(root)]) == 1
     captured = capsys.readouterr()
     assert "libyaml-0.so.2" in captured.out and "libyaml-0-2" in captured.out
@@ -256,9 +272,14 @@ def test_cli_names_file_soname_and_package_and_exits_1(
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is False
     assert data["missing"] == [
-        {"file": f"/{SITE}/yaml/_yaml.so", "soname": "libyaml-0.so.2",
-         "needed_by": f"/{SITE}/yaml/_yaml.so", "package": "libyaml-0-2", "version": None}
-    ]  # fmt: skip
+        {
+            "file": f"/{SITE}/yaml/_yaml.so",
+            "soname": "libyaml-0.so.2",
+            "needed_by": f"/{SITE}/yaml/_yaml.so",
+            "package": "libyaml-0-2",
+            "version": None,
+        }
+    ]
 
 
 def test_a_library_lacking_a_needed_symbol_version_fails_the_check(
@@ -268,18 +289,24 @@ def test_a_library_lacking_a_needed_symbol_version_fails_the_check(
     user = (f"{SITE}/new/_built_on_a_newer_host.so", (data / "needs-ver2.so").read_bytes())
     old = folder_of(
         tmp_path / "old",
-        [*rootfs_entries(with_bar=True), user,
-         (f"{MULTIARCH}/libver.so.1", (data / "libver-old.so.1").read_bytes())],
-    )  # fmt: skip
+        [
+            *rootfs_entries(with_bar=True),
+            user,
+            (f"{MULTIARCH}/libver.so.1", (data / "libver-old.so.1").read_bytes()),
+        ],
+    )
     report = libs.check(str(old), suggest=False)
     assert [(m.soname, m.version) for m in report.missing] == [("libver.so.1", "VER_2")]
     assert cli.main(["check", str(old)]) == 1
     assert "older than the wheels need: libver.so.1 VER_2" in capsys.readouterr().err
     new = folder_of(
         tmp_path / "new",
-        [*rootfs_entries(with_bar=True), user,
-         (f"{MULTIARCH}/libver.so.1", (data / "libver-new.so.1").read_bytes())],
-    )  # fmt: skip
+        [
+            *rootfs_entries(with_bar=True),
+            user,
+            (f"{MULTIARCH}/libver.so.1", (data / "libver-new.so.1").read_bytes()),
+        ],
+    )
     assert libs.check(str(new)).ok
 
 
@@ -352,10 +379,22 @@ def check_images(
     try:
         for name, file in ((BAD, "Dockerfile.bad"), (GOOD, "Dockerfile.good")):
             subprocess.run(
-                ["docker", "build", "--network", "host", "-q", "-t", name, "-f",
-                 str(context / file), str(context)],
-                check=True, capture_output=True, timeout=600,
-            )  # fmt: skip
+                [
+                    "docker",
+                    "build",
+                    "--network",
+                    "host",
+                    "-q",
+                    "-t",
+                    name,
+                    "-f",
+                    str(context / file),
+                    str(context),
+                ],
+                check=True,
+                capture_output=True,
+                timeout=600,
+            )
         yield GOOD, BAD
     finally:
         subprocess.run(["docker", "rmi", "-f", GOOD, BAD], capture_output=True, check=False)

@@ -78,8 +78,10 @@ def _assert_runs(image_name: str) -> None:
     """The runnable image, loaded as ``image_name``, runs and prints its greeting."""
     out = subprocess.run(
         ["docker", "run", "--rm", "--network", "host", image_name],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout == "hello from wheeldock\ngreeting=hi\n"
 

@@ -90,8 +90,10 @@ def test_closure_orders_dependencies_first_and_skips_what_the_base_has(fake_inde
         names = [p.name for p in index.closure(["libpq5"], installed=["libc6"])]
         # libgssapi-krb5-2 is virtual: its provider is taken; dpkg (Essential) never is.
         assert names == ["libssl3", "libkrb5-gssapi", "libpq5"]
-        assert [p.name for p in index.closure(["libpq5"], installed=["libc6", "libssl3",
-                "libkrb5-gssapi"])] == ["libpq5"]  # fmt: skip
+        assert [
+            p.name
+            for p in index.closure(["libpq5"], installed=["libc6", "libssl3", "libkrb5-gssapi"])
+        ] == ["libpq5"]
 
 
 def test_closure_names_a_missing_package_and_the_chain(fake_index: Path) -> None:
@@ -185,9 +187,11 @@ def test_download_debs_refuses_a_file_whose_sha256_differs(
 ) -> None:
     with _mirror(_archive_files(), []) as client, pytest.raises(DigestMismatch) as caught:
         debian.download_debs(
-            ["libpq5"], dest=tmp_path, installed=["libc6", "libssl3", "libkrb5-gssapi"],
+            ["libpq5"],
+            dest=tmp_path,
+            installed=["libc6", "libssl3", "libkrb5-gssapi"],
             client=client,
-        )  # fmt: skip
+        )
     assert "libpq5" in caught.value.what
 
 
@@ -237,9 +241,14 @@ def make_deb(path: Path, compression: str) -> Path:
     }[compression]
     control = lzma.compress(_tar([("./control", b"Package: libyaml-0-2\n", "")]))
     path.write_bytes(
-        _ar([("debian-binary", b"2.0\n"), ("control.tar.xz", control),
-             (f"data.tar.{compression}", packed)])
-    )  # fmt: skip
+        _ar(
+            [
+                ("debian-binary", b"2.0\n"),
+                ("control.tar.xz", control),
+                (f"data.tar.{compression}", packed),
+            ]
+        )
+    )
     return path
 
 
@@ -259,12 +268,16 @@ def test_deb_data_members_reads_each_compression(tmp_path: Path, compression: st
     ("content", "why"),
     [
         (b"PK\x03\x04 a zip, not a deb", "no ar archive header"),
-        (b"!<arch>\n" + b"debian-binary   0           0     0     100644  4         `\n2.0\n",
-         "no data.tar"),
-        (b"!<arch>\n" + b"data.tar.xz     0           0     0     100644  9999      `\nxx",
-         "truncated"),
+        (
+            b"!<arch>\n" + b"debian-binary   0           0     0     100644  4         `\n2.0\n",
+            "no data.tar",
+        ),
+        (
+            b"!<arch>\n" + b"data.tar.xz     0           0     0     100644  9999      `\nxx",
+            "truncated",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_broken_deb_is_refused_naming_it(tmp_path: Path, content: bytes, why: str) -> None:
     deb = tmp_path / "broken.deb"
     deb.write_bytes(content)

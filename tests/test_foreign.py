@@ -33,9 +33,13 @@ def _handler(folder: Path, name: str, *lines: str) -> Path:
 
 def test_an_enabled_static_handler_lets_the_platform_run(tmp_path: Path) -> None:
     binfmt = _handler(
-        tmp_path, "qemu-aarch64", "enabled", "interpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P",
-        "flags: PF", "offset 0",
-    )  # fmt: skip
+        tmp_path,
+        "qemu-aarch64",
+        "enabled",
+        "interpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P",
+        "flags: PF",
+        "offset 0",
+    )
     foreign.require_runnable(ARM64, binfmt_dir=binfmt, host=AMD64)
 
 
@@ -88,14 +92,16 @@ def test_a_handler_without_the_fix_binary_flag_is_refused(tmp_path: Path) -> Non
             ("wheeldock/python:3.11-builder", "wheeldock/python:3.11-slim"),
         ),
         ("from base AS Build\nFROM build\nFROM scratch\n", ("base",)),
-        ("ARG PY=3.12\nFROM python:${PY}-slim\nFROM python:$PY-alpine\n",
-         ("python:3.12-slim", "python:3.12-alpine")),
+        (
+            "ARG PY=3.12\nFROM python:${PY}-slim\nFROM python:$PY-alpine\n",
+            ("python:3.12-slim", "python:3.12-alpine"),
+        ),
         ("ARG BASE\nFROM $BASE\n", ()),
         ("# FROM commented:out\nFROM \\\n  a:1 \\\n  AS x\n", ("a:1",)),
         ("FROM --platform=$BUILDPLATFORM tools:1 AS t\nFROM tools:1\nFROM app:1\n", ("app:1",)),
         ("FROM a:1\nFROM a:1\n", ("a:1",)),
     ],
-)  # fmt: skip
+)
 def test_dockerfile_bases_are_the_images_stages_start_from(
     text: str, images: tuple[str, ...]
 ) -> None:

@@ -62,11 +62,15 @@ def test_a_file_lock_dies_with_a_killed_holder(tmp_path: Path) -> None:
 
     path = tmp_path / "cache.lock"
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time\nfrom wheeldock.edges.fsutil import file_lock\n"
-         f"with file_lock({str(path)!r}):\n    print('held', flush=True)\n    time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom wheeldock.edges.fsutil import file_lock\n"
+            f"with file_lock({str(path)!r}):\n    print('held', flush=True)\n    time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout is not None and holder.stdout.readline() == "held\n"
     assert not _can_lock(path)
     holder.send_signal(signal.SIGKILL)

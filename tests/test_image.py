@@ -42,10 +42,14 @@ def built(two_layers: tuple[Layer, Layer]) -> Image:
         labels={"org.opencontainers.image.title": "calidda-api"},
         healthcheck=Healthcheck(
             test=("CMD", "python3", "-c", "import urllib.request"),
-            interval=5, timeout=2.5, start_period=1, start_interval=0.5, retries=3,
+            interval=5,
+            timeout=2.5,
+            start_period=1,
+            start_interval=0.5,
+            retries=3,
         ),
         stop_signal="SIGTERM",
-    )  # fmt: skip
+    )
     return mutate.with_created(img, EPOCH)
 
 

@@ -354,10 +354,14 @@ def test_the_compiler_reports_each_tree_with_the_files_it_skipped(tmp_path: Path
     stdin = "".join(json.dumps(t) + "\n" for t in trees)
     out = subprocess.run(
         [sys.executable, "-I", str(install._COMPILER), "2"],
-        input=stdin, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    reports = sorted((json.loads(line) for line in out.stdout.splitlines()),
-                     key=lambda r: r["tree"])  # fmt: skip
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    reports = sorted(
+        (json.loads(line) for line in out.stdout.splitlines()), key=lambda r: r["tree"]
+    )
     assert reports == [{"tree": 0, "failed": [str(old)]}, {"tree": 1, "failed": []}]
     assert all(m.with_name("__pycache__").is_dir() for m in many[:1])
 

@@ -78,9 +78,15 @@ def test_tar_is_sorted_with_parents_fixed_times_and_owners(store: BlobStore) -> 
     infos = members(build_layer(entries, store=store, mtime=EPOCH))
     names = [m.name for m in infos]
     assert names == [
-        "etc", "etc/x.conf", "usr", "usr/lib", "usr/lib/python3", "usr/lib/python3/site",
-        "usr/lib/python3/site/a.py", "usr/lib/python3/site/z.py",
-    ]  # fmt: skip
+        "etc",
+        "etc/x.conf",
+        "usr",
+        "usr/lib",
+        "usr/lib/python3",
+        "usr/lib/python3/site",
+        "usr/lib/python3/site/a.py",
+        "usr/lib/python3/site/z.py",
+    ]
     for m in infos:
         assert m.mtime == EPOCH
         assert (m.uname, m.gname) == ("", "")

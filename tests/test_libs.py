@@ -85,9 +85,12 @@ def test_an_origin_rpath_into_another_wheel_counts_as_vendored(
     house.mkdir()
     make_wheel(
         house / "torchish-1.0-cp311-cp311-manylinux_2_17_x86_64.whl",
-        {"torchish/lib/libtorch.so": make_elf(
-            needed=["libcublas.so.12"], rpath="$ORIGIN/../../nvidia/cublas/lib")},
-    )  # fmt: skip
+        {
+            "torchish/lib/libtorch.so": make_elf(
+                needed=["libcublas.so.12"], rpath="$ORIGIN/../../nvidia/cublas/lib"
+            )
+        },
+    )
     make_wheel(
         house / "nvidia_cublas-12.0-py3-none-manylinux_2_17_x86_64.whl",
         {"nvidia/cublas/lib/libcublas.so.12": make_elf(soname="libcublas.so.12")},
@@ -264,8 +267,10 @@ def test_wheels_for_two_architectures_are_refused(tmp_path: Path) -> None:
     house = tmp_path / "house"
     house.mkdir()
     make_wheel(house / WHEEL, {EXT: make_elf()})
-    make_wheel(house / "arm-1.0-cp311-cp311-manylinux_2_17_aarch64.whl",
-               {"arm/x.so": make_elf(machine="aarch64")})  # fmt: skip
+    make_wheel(
+        house / "arm-1.0-cp311-cp311-manylinux_2_17_aarch64.whl",
+        {"arm/x.so": make_elf(machine="aarch64")},
+    )
     with pytest.raises(InvalidConfig, match="several architectures"):
         libs.scan(house, base="none")
     with pytest.raises(InvalidConfig, match="not arm64"):

@@ -830,8 +830,10 @@ def test_a_bumped_pin_asks_the_index_only_for_that_package_and_build_relocks_it(
     assert asked == ["idna==3.9"]
     assert told == ["bumped"]  # the build is told before the index is asked
     assert {p.name: p.version for p in bumped.packages} == {
-        "anyio": "4.6.0", "idna": "3.9", "sniffio": "1.3.1"
-    }  # fmt: skip
+        "anyio": "4.6.0",
+        "idna": "3.9",
+        "sniffio": "1.3.1",
+    }
     assert [p for p in bumped.packages if p.name != "idna"] == [
         p for p in first.packages if p.name != "idna"
     ]
@@ -1112,12 +1114,23 @@ def test_a_lock_poetry_1_wrote_is_refused_naming_poetry_2(tmp_path: Path) -> Non
     [
         (
             "cart",
-            ("--from", "poetry", "--with", "poetry-plugin-export", "poetry", "export",
-             "--only", "main", "--without-hashes", "--format", "requirements.txt"),
+            (
+                "--from",
+                "poetry",
+                "--with",
+                "poetry-plugin-export",
+                "poetry",
+                "export",
+                "--only",
+                "main",
+                "--without-hashes",
+                "--format",
+                "requirements.txt",
+            ),
         ),
         ("desk", ("--from", "pipenv", "pipenv", "requirements")),
     ],
-)  # fmt: skip
+)
 def test_the_pins_read_from_a_lock_are_the_ones_its_own_tool_exports(
     folder: str, tool: tuple[str, ...]
 ) -> None:

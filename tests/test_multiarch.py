@@ -159,7 +159,13 @@ def test_build_refuses_a_platform_without_wheels_before_building_anything(
     svc = project.Service("api", ".", ("requirements.txt",), ("python3", "app.py"))
     proj = project.Project(tmp_path, None, (svc,))
     with pytest.raises(multiarch.NoWheel, match=r"legacy 1\.0"):
-        multiarch.build(proj, [svc], [ARM64], [f"oci:{tmp_path / 'oci'}"], BuildOptions())
+        multiarch.build(
+            proj,
+            [svc],
+            [ARM64],
+            multiarch.MultiOptions(outputs=(f"oci:{tmp_path / 'oci'}",)),
+            BuildOptions(),
+        )
     assert built == []
 
 
@@ -197,7 +203,12 @@ def test_build_takes_arm_v7_and_names_its_packages_without_an_armv7l_wheel(
     svc = project.Service("api", ".", ("requirements.txt",), ("python3", "app.py"))
     proj = project.Project(tmp_path, None, (svc,))
     with pytest.raises(multiarch.NoWheel) as err:
-        multiarch.build(proj, [svc], [platforms.parse("armv7")], [f"oci:{tmp_path / 'oci'}"])
+        multiarch.build(
+            proj,
+            [svc],
+            [platforms.parse("armv7")],
+            multiarch.MultiOptions(outputs=(f"oci:{tmp_path / 'oci'}",)),
+        )
     assert platforms_locked == ["linux/arm/v7"] and built == []
     assert err.value.what.startswith("pyyaml 6.0.4 has no wheel for linux/arm/v7 (only an sdist)")
     assert "pydantic-core" not in err.value.what
@@ -265,7 +276,11 @@ def cbt_multi(
         proj = make_cbt_project(work / "p")
         layout = work / "oci"
         results = multiarch.build(
-            proj, proj.services, [AMD64, ARM64], [f"oci:{layout}", ref], BuildOptions()
+            proj,
+            proj.services,
+            [AMD64, ARM64],
+            multiarch.MultiOptions(outputs=(f"oci:{layout}", ref)),
+            BuildOptions(),
         )
     return MultiCbt(proj.root, layout, {r.service: r for r in results}, ref)
 
@@ -273,8 +288,11 @@ def cbt_multi(
 def _skopeo_raw(registry: Registry, ref: str) -> dict[str, Any]:
     out = subprocess.run(
         [tool("skopeo"), "inspect", "--raw", *registry.skopeo_args(), ref],
-        check=True, capture_output=True, text=True, timeout=120,
-    ).stdout  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     data: dict[str, Any] = json.loads(out)
     return data
 
@@ -391,7 +409,12 @@ def test_cbt_for_arm_v7_is_locked_universally_and_refused_naming_its_five_sdists
     monkeypatch.setattr(multiarch.Builder, "image", lambda self, svc: built.append(svc))
     proj = make_cbt_project(tmp_path / "p")
     with pytest.raises(multiarch.NoWheel) as err:
-        multiarch.build(proj, proj.services, [ARMV7], [f"oci:{tmp_path / 'oci'}"])
+        multiarch.build(
+            proj,
+            proj.services,
+            [ARMV7],
+            multiarch.MultiOptions(outputs=(f"oci:{tmp_path / 'oci'}",)),
+        )
     assert built == []
     assert [a.name for a in err.value.artifacts] == CBT_ARMV7_SDISTS
     for artifact in err.value.artifacts:
@@ -433,9 +456,13 @@ def make_tiny_project(dest: Path) -> Project:
     (dest / "app" / "app.py").write_text(TINY_APP)
     (dest / "app" / "requirements.txt").write_text(TINY_REQUIREMENTS)
     svc = project.Service(
-        "tiny", "app", ("app/requirements.txt",), ("python3", "app.py"), port=8000,
+        "tiny",
+        "app",
+        ("app/requirements.txt",),
+        ("python3", "app.py"),
+        port=8000,
         health="/health",
-    )  # fmt: skip
+    )
     proj = project.Project(dest, None, (svc,))
     project.save(proj)
     return proj
@@ -464,7 +491,11 @@ def tiny_multi(
         proj = make_tiny_project(work / "p")
         layout = work / "oci"
         (result,) = multiarch.build(
-            proj, proj.services, [ARMV7], [f"oci:{layout}", ref], BuildOptions()
+            proj,
+            proj.services,
+            [ARMV7],
+            multiarch.MultiOptions(outputs=(f"oci:{layout}", ref)),
+            BuildOptions(),
         )
     return TinyMulti(layout, result, ref)
 
@@ -485,11 +516,20 @@ def test_arm_v7_image_is_in_the_registry_index_as_arm_variant_v7(
     repo = tiny_multi.ref.rsplit(":", 1)[0]
     config = json.loads(
         subprocess.run(
-            [tool("skopeo"), "inspect", "--config", "--raw", *registry.skopeo_args(),
-             f"{repo}@{got[('arm', 'v7')]}"],
-            check=True, capture_output=True, text=True, timeout=120,
+            [
+                tool("skopeo"),
+                "inspect",
+                "--config",
+                "--raw",
+                *registry.skopeo_args(),
+                f"{repo}@{got[('arm', 'v7')]}",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
         ).stdout
-    )  # fmt: skip
+    )
     assert (config["architecture"], config.get("variant")) == ("arm", "v7")
 
 

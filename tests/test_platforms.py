@@ -30,8 +30,11 @@ def test_parse_maps_each_spelling_to_every_tools_name(
 ) -> None:
     target = platforms.parse(text)
     assert (target.name, target.debian_arch, target.wheel_arch, target.qemu) == (
-        name, debian, wheel, qemu,
-    )  # fmt: skip
+        name,
+        debian,
+        wheel,
+        qemu,
+    )
     assert target.platform == Platform.parse(name)
 
 

@@ -47,7 +47,8 @@ def test_missing_tool_says_how_to_install_it() -> None:
 
 def test_input_is_handed_to_the_command() -> None:
     result = process.run(
-        [sys.executable, "-c", "import sys; print(sys.stdin.read()[::-1])"], input=b"abc"
+        [sys.executable, "-c", "import sys; print(sys.stdin.read()[::-1])"],
+        streams=process.Streams(input=b"abc"),
     )
     assert result.stdout == "cba\n"
 
@@ -65,7 +66,11 @@ def test_a_fed_command_past_its_timeout_is_killed_and_reported() -> None:
         pipe.write(b"x")
 
     with pytest.raises(CommandFailed) as err:
-        process.run([sys.executable, "-c", "import time; time.sleep(30)"], feed=feed, timeout=0.5)
+        process.run(
+            [sys.executable, "-c", "import time; time.sleep(30)"],
+            timeout=0.5,
+            streams=process.Streams(feed=feed),
+        )
     assert "timed out" in err.value.message
 
 
@@ -82,7 +87,9 @@ def test_a_fed_command_output_is_heard_line_by_line_while_it_runs() -> None:
             assert heard.get(timeout=10) == word + b"\n"
 
     echo = "import sys\nfor line in sys.stdin:\n    print(line, end='', flush=True)"
-    result = process.run([sys.executable, "-c", echo], feed=feed, on_line=heard.put)
+    result = process.run(
+        [sys.executable, "-c", echo], streams=process.Streams(feed=feed, on_line=heard.put)
+    )
     assert result.stdout == "one\ntwo\n"
 
 
@@ -91,14 +98,18 @@ def test_what_the_line_listener_raises_is_raised_once_the_command_ends() -> None
         raise ValueError(f"bad line {line!r}")
 
     with pytest.raises(ValueError, match="bad line"):
-        process.run([sys.executable, "-c", "print('x')"], feed=lambda pipe: None, on_line=listen)
+        process.run(
+            [sys.executable, "-c", "print('x')"],
+            streams=process.Streams(feed=lambda pipe: None, on_line=listen),
+        )
 
 
 def test_a_command_spawned_ahead_is_fed_and_waited_for_by_run_not_started_again() -> None:
     echo = "import sys\nfor line in sys.stdin:\n    print(line.upper(), end='', flush=True)"
     started = process.spawn([sys.executable, "-c", echo])
     result = process.run(
-        [sys.executable, "-c", echo], feed=lambda pipe: pipe.write(b"ahead\n"), started=started
+        [sys.executable, "-c", echo],
+        streams=process.Streams(feed=lambda pipe: pipe.write(b"ahead\n"), started=started),
     )
     assert result.stdout == "AHEAD\n"
     assert started.returncode == 0  # the very process spawned: run waited for it
@@ -108,6 +119,6 @@ def test_a_spawned_command_is_only_for_a_fed_run() -> None:
     started = process.spawn([sys.executable, "-c", "pass"])
     try:
         with pytest.raises(ValueError, match="need feed"):
-            process.run([sys.executable, "-c", "pass"], started=started)
+            process.run([sys.executable, "-c", "pass"], streams=process.Streams(started=started))
     finally:
         started.communicate()

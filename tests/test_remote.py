@@ -64,9 +64,11 @@ def test_bearer_challenge_gets_a_token_and_existing_blobs_are_not_read(store: Bl
         return httpx.Response(500)
 
     result = remote.push(
-        img, "docker://reg.example/team/app:1", auth=("u", "p"),
+        img,
+        "docker://reg.example/team/app:1",
+        auth=("u", "p"),
         transport=httpx.MockTransport(handler),
-    )  # fmt: skip
+    )
     assert reads == []  # the registry had the layer: its bytes were never touched
     assert (result.blobs_written, result.blobs_skipped) == (0, 2)
     assert result.digest == img.digest
@@ -161,7 +163,7 @@ def test_push_then_push_again_uploads_nothing(registry: Registry, runnable_image
 def test_chunked_upload_uses_patch(registry: Registry, runnable_image: Image) -> None:
     ref = registry.ref("wheeldock-test/chunked", "v1")
     mark = len(registry.requests())
-    result = remote.push(runnable_image, ref, chunk_size=256 * 1024)
+    result = remote.push(runnable_image, ref, upload=remote.Upload(chunk_size=256 * 1024))
     assert result.blobs_written == 3
     patches = [
         u for u in uploads(registry, "wheeldock-test/chunked", mark) if u.startswith("PATCH")
@@ -178,7 +180,9 @@ def test_cross_repository_mount_skips_the_upload(registry: Registry, store: Blob
     remote.push(img, registry.ref("wheeldock-test/mount-src"))
     mark = len(registry.requests())
     result = remote.push(
-        img, registry.ref("wheeldock-test/mount-dst"), mount_from="wheeldock-test/mount-src"
+        img,
+        registry.ref("wheeldock-test/mount-dst"),
+        upload=remote.Upload(mount_from="wheeldock-test/mount-src"),
     )
     assert result.blobs_written == 0 and result.blobs_skipped == 2
     posts = uploads(registry, "wheeldock-test/mount-dst", mark)
@@ -231,9 +235,11 @@ def test_auth_registry_with_tls_and_htpasswd(
         remote.push(runnable_image, ref, ca_file=registry_auth.ca_file)
     assert registry_auth.username and registry_auth.password
     result = remote.push(
-        runnable_image, ref, auth=(registry_auth.username, registry_auth.password),
+        runnable_image,
+        ref,
+        auth=(registry_auth.username, registry_auth.password),
         ca_file=registry_auth.ca_file,
-    )  # fmt: skip
+    )
     assert result.blobs_written == 3
     assert skopeo_inspect(registry_auth, ref)["Digest"] == str(runnable_image.digest)
     # the same credentials from Docker's config.json

@@ -36,9 +36,11 @@ Version: 1.0-1
 
 def _image(store: BlobStore, files: dict[str, bytes], arch: str = "arm64") -> Image:
     layer = build_layer(
-        [TarEntry.file(path, data) for path, data in files.items()], store=store,
-        compression="gzip", mtime=0,
-    )  # fmt: skip
+        [TarEntry.file(path, data) for path, data in files.items()],
+        store=store,
+        compression="gzip",
+        mtime=0,
+    )
     return Image(
         layers=(layer,), config=ImageConfig(cmd=("python3",)), platform=Platform("linux", arch)
     )
@@ -93,9 +95,12 @@ def _doc(digest: Digest) -> dict[str, object]:
         ),
     ]
     return sbom.document(
-        name="srv-img", image_digest=digest, platform="linux/arm64", components=comps,
+        name="srv-img",
+        image_digest=digest,
+        platform="linux/arm64",
+        components=comps,
         epoch=1700000000,
-    )  # fmt: skip
+    )
 
 
 def test_document_is_cyclonedx_1_5_with_every_component_once() -> None:

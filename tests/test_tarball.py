@@ -145,8 +145,9 @@ def test_skopeo_reads_and_copies_the_archive(runnable_image: Image, tmp_path: Pa
     assert info["Layers"] == [str(x.diff_id) for x in runnable_image.layers]
     proc = subprocess.run(
         [tool("skopeo"), "copy", f"docker-archive:{archive}", f"oci:{tmp_path / 'lay'}:v1"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     copied = layout.read(tmp_path / "lay", "v1")
     assert [x.diff_id for x in copied.layers] == [x.diff_id for x in runnable_image.layers]  # type: ignore[union-attr]
@@ -157,7 +158,8 @@ def test_gnu_tar_reads_the_archive_streamed_through_a_pipe(store: BlobStore) -> 
 
     img = two_layer_image(store)
     result = process.run(
-        [tool("tar"), "-tvf", "-"], feed=lambda pipe: tarball.stream(img, pipe, "a:b")
+        [tool("tar"), "-tvf", "-"],
+        streams=process.Streams(feed=lambda pipe: tarball.stream(img, pipe, "a:b")),
     )
     names = [line.split()[-1] for line in result.stdout.splitlines()]
     assert names[:2] == ["blobs/", "blobs/sha256/"]

@@ -208,10 +208,17 @@ def test_worker_built_from_source_needs_libffi8_and_runs(
     names = listing.stdout.split()
     assert "cffi" in names and "cffi.libs" not in names  # built here: no vendored libffi
     linked = engine.docker(
-        "run", "--rm", "--network", "host", "--entrypoint", "sh", image, "-c",
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--entrypoint",
+        "sh",
+        image,
+        "-c",
         f"dpkg-query -W -f '${{Package}} ${{Status}}\\n' libffi8 libyaml-0-2; "
         f"ldd {site}/_cffi_backend*.so",
-    ).stdout  # fmt: skip
+    ).stdout
     assert "libffi8 install ok installed" in linked
     assert "libyaml-0-2 install ok installed" in linked
     assert "libffi.so.8 => /" in linked and "not found" not in linked
@@ -250,10 +257,12 @@ def _foreign() -> platforms.Target:
 
 def test_the_port_of_a_command_run_by_sh_is_read_from_its_last_step() -> None:
     svc = Service(
-        "api", "api", ("r.txt",),
+        "api",
+        "api",
+        ("r.txt",),
         ("/bin/sh", "-c", "python prepare.py && exec uvicorn main:app --port ${API_PORT}"),
         port=8200,
-    )  # fmt: skip
+    )
     config = {"services": {"api": {"environment": {"API_PORT": "8311"}}}}
     assert up.resolve_port(svc, config) == 8311
 

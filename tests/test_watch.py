@@ -117,9 +117,14 @@ def _run_watch(
     editor = threading.Thread(target=edit)
     editor.start()
     watch.watch(
-        proj, proj.services, ["oci:/nowhere"], BuildOptions(),
-        on_rebuild=reports.append, interval=0.02, should_stop=stop,
-    )  # fmt: skip
+        proj,
+        proj.services,
+        ["oci:/nowhere"],
+        BuildOptions(),
+        on_rebuild=reports.append,
+        interval=0.02,
+        should_stop=stop,
+    )
     editor.join()
     return reports
 
@@ -181,9 +186,14 @@ def test_a_code_change_rebuilds_only_the_app_layer_in_the_warm_process(
     editor.start()
     deadline = time.monotonic() + 120
     watch.watch(
-        proj, proj.services, [f"oci:{layout}"], BuildOptions(), on_rebuild=reports.append,
-        interval=0.05, should_stop=stop,
-    )  # fmt: skip
+        proj,
+        proj.services,
+        [f"oci:{layout}"],
+        BuildOptions(),
+        on_rebuild=reports.append,
+        interval=0.05,
+        should_stop=stop,
+    )
     editor.join()
     (done,) = reports
     assert done.error is None and set(done.services) == {"calidda-api", "srv-img"}

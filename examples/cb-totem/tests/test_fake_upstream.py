@@ -18,9 +18,15 @@ def test_normal_answers_are_deterministic(fake_upstream_module: ModuleType) -> N
 
 @pytest.mark.parametrize(
     ("account_id", "status"),
-    [("123456", 200), ("404404", 404), ("400400", 400), ("401401", 401), ("429429", 429),
-     ("500500", 500)],
-)  # fmt: skip
+    [
+        ("123456", 200),
+        ("404404", 404),
+        ("400400", 400),
+        ("401401", 401),
+        ("429429", 429),
+        ("500500", 500),
+    ],
+)
 def test_demo_accounts_answer_their_status(upstream: Any, account_id: str, status: int) -> None:
     response = httpx.get(f"{upstream.url}/v1/accounts/{account_id}", timeout=5)
     assert response.status_code == status

@@ -469,9 +469,12 @@ class Scenario:
     def build(self) -> None:
         try:
             engine.compose(
-                self.work, "build", files=self.compose_files(), project_name=self.project,
+                self.work,
+                "build",
+                files=self.compose_files(),
+                project_name=self.project,
                 timeout=3600,
-            )  # fmt: skip
+            )
         except CommandFailed as exc:
             if exc.stdout.strip() or exc.stderr.strip():
                 raise
@@ -482,15 +485,25 @@ class Scenario:
 
     def start(self) -> None:
         engine.compose(
-            self.work, "up", "-d", "--no-build", "--force-recreate",
-            files=self.compose_files(), project_name=self.project,
-        )  # fmt: skip
+            self.work,
+            "up",
+            "-d",
+            "--no-build",
+            "--force-recreate",
+            files=self.compose_files(),
+            project_name=self.project,
+        )
 
     def stop(self) -> None:
         engine.compose(
-            self.work, "down", "--timeout", "3",
-            files=self.compose_files(), project_name=self.project, check=False,
-        )  # fmt: skip
+            self.work,
+            "down",
+            "--timeout",
+            "3",
+            files=self.compose_files(),
+            project_name=self.project,
+            check=False,
+        )
 
     def image_refs(self) -> list[str]:
         return [f"{self.project}-{s.name}:latest" for s in self.stack.services]
@@ -709,8 +722,14 @@ class Native(Init):
         # The images an earlier code change or bump left untagged hold the same layers, which
         # `docker load` would then not send: a cold build starts without them.
         for svc in self.stack.services:
-            engine.docker("image", "prune", "--force", "--filter",
-                          f"label=org.opencontainers.image.title={svc.name}", check=False)  # fmt: skip
+            engine.docker(
+                "image",
+                "prune",
+                "--force",
+                "--filter",
+                f"label=org.opencontainers.image.title={svc.name}",
+                check=False,
+            )
         # an empty wheel/blob/layer cache; the base rootfs (made once per machine by
         # `wheeldock base`, like the engine's base images) is shared with the other scenarios.
         shutil.rmtree(self.cache, ignore_errors=True)
@@ -729,8 +748,16 @@ class Native(Init):
         names = [s.name for s in self.stack.services]
         # --relock: a bumped pin is re-locked inside the build, as a user would run it (one
         # command, one process start); a fresh lock is kept as is.
-        cmd = [*self.wheeldock, "-C", str(self.work), "build", *names, *outputs, "--relock",
-               "--json"]  # fmt: skip
+        cmd = [
+            *self.wheeldock,
+            "-C",
+            str(self.work),
+            "build",
+            *names,
+            *outputs,
+            "--relock",
+            "--json",
+        ]
         cmd += self._platform_args()
         # one build per service pair: the shared deps blobs are reused across the two
         proc = subprocess.Popen(
@@ -1059,22 +1086,11 @@ def run_bench(
     with _working_copy(root) as tmp, httpx.Client() as client:
         bump = _choose_bump(probe, options.bump)
         report.bumped = f"{bump[0]} {bump[1]} -> {bump[2]}"
+        bench = _BenchRun(root, probe, tmp, events, options, client, report, progress, bump)
         for scenario_name in options.scenarios:
             try:
                 for run in range(options.runs):
-                    _run_scenario(
-                        root,
-                        probe,
-                        tmp,
-                        scenario_name,
-                        run,
-                        events,
-                        options,
-                        client,
-                        report,
-                        progress,
-                        bump,
-                    )
+                    _run_scenario(bench, scenario_name, run)
             finally:
                 # also after Ctrl-C or a failure: no container or image of ours is left behind
                 _cleanup_images(scenario_name, probe)
@@ -1092,33 +1108,42 @@ def _compile_wheeldock() -> None:
     compileall.compile_dir(Path(wheeldock.__file__).parent, quiet=1)
 
 
-def _run_scenario(
-    root: Path,
-    probe: Stack,
-    tmp: Path,
-    scenario_name: str,
-    run: int,
-    events: Sequence[str],
-    options: BenchOptions,
-    client: httpx.Client,
-    report: BenchReport,
-    progress: Callable[[str], None],
-    bump: tuple[str, str, str],
-) -> None:
-    work = copy_stack(root, tmp / f"{scenario_name}-{run}")
+@dataclass(frozen=True)
+class _BenchRun:
+    """What every scenario run of one bench shares: the stack as found and the working copies'
+    folder, the events, the options, the HTTP client, the report it fills and where progress
+    goes."""
+
+    root: Path
+    probe: Stack
+    tmp: Path
+    events: tuple[str, ...]
+    options: BenchOptions
+    client: httpx.Client
+    report: BenchReport
+    progress: Callable[[str], None]
+    bump: tuple[str, str, str]
+
+
+def _run_scenario(bench: _BenchRun, scenario_name: str, run: int) -> None:
+    """One run of a scenario on a fresh copy of the stack; a failure is recorded in the report
+    and the scenario's containers and images are removed either way."""
+    work = copy_stack(bench.root, bench.tmp / f"{scenario_name}-{run}")
     stack = replace(
-        probe,
+        bench.probe,
         root=work,
-        compose_files=tuple(work / p.relative_to(root) for p in probe.compose_files),
+        compose_files=tuple(work / p.relative_to(bench.root) for p in bench.probe.compose_files),
     )
+    options = bench.options
     scenario = SCENARIO_TYPES[scenario_name](
         stack, work, ca_file=options.ca_file, wheeldock=options.wheeldock, platform=options.platform
     )
+    report = bench.report
     try:
-        _run_events(scenario, stack, run, events, options, client, report, progress, bump=bump)
+        _run_events(bench, scenario, run)
     except WheeldockError as exc:
         report.failures.append(f"{scenario_name} run {run + 1}: {exc.message}")
-        progress(f"[red]{scenario_name} run {run + 1} failed[/]: {exc.what.splitlines()[0]}")
+        bench.progress(f"[red]{scenario_name} run {run + 1} failed[/]: {exc.what.splitlines()[0]}")
     finally:
         scenario.stop()
         scenario.remove_images()
@@ -1137,12 +1162,11 @@ def _cleanup_images(scenario_name: str, stack: Stack) -> None:
 
 
 def _check_cold(
+    bench: _BenchRun,
     scenario: Scenario,
     run: int,
     event: str,
     held: Mapping[str, Sequence[str]],
-    report: BenchReport,
-    progress: Callable[[str], None],
 ) -> None:
     """Note a cold build whose layers the engine already had from other images: reproducible
     layers (the native builder's) are then not unpacked again, and the figure is too low."""
@@ -1155,107 +1179,136 @@ def _check_cold(
                 f"{ref}'s {len(built)} layers (from {', '.join(holders[:4])}"
                 f"{', …' if len(holders) > 4 else ''}); remove those images for a cold figure"
             )
-            report.warm_engine.append(note)
-            progress(f"[yellow]{note}[/]")
+            bench.report.warm_engine.append(note)
+            bench.progress(f"[yellow]{note}[/]")
 
 
-def _run_events(
-    scenario: Scenario,
-    stack: Stack,
-    run: int,
-    events: Sequence[str],
-    options: BenchOptions,
-    client: httpx.Client,
-    report: BenchReport,
-    progress: Callable[[str], None],
-    *,
-    bump: tuple[str, str, str],
-) -> None:
+def _skipped(scenario: Scenario, event: str) -> bool:
+    """Events a scenario has no use for: source builds of the seed's approach, and a restart
+    of one that builds without starting (nothing to build, nothing to start)."""
+    if scenario.name == "before" and event.endswith("-src"):
+        return True
+    return not scenario.starts and event == "restart"
+
+
+def _prepare_event(
+    bench: _BenchRun, scenario: Scenario, run: int, event: str
+) -> dict[str, tuple[str, ...]] | None:
+    """Stop the stack and make the event's change (empty caches, a code change, a bumped pin);
+    for a cold build of reproducible layers, the layers the engine holds beforehand."""
+    scenario.stop()
+    stack = scenario.stack
+    if event in ("cold", "cold-src"):
+        if event == "cold-src":
+            scenario.set_source_builds(bench.options.source_builds)
+        scenario.clear_caches()
+        return engine_layers() if scenario.reproducible_layers else None
+    if event == "code":
+        code_change(stack, run)
+    elif event in ("bump", "bump-src"):
+        name, old, new = bench.bump
+        # bump-src goes back to the original pin, so it too changes exactly one pin
+        bump_requirement(
+            stack.root / stack.services[0].requirements[0],
+            name,
+            new if event == "bump" else old,
+        )
+    return None
+
+
+def _timed_build(bench: _BenchRun, scenario: Scenario, run: int, event: str) -> float:
+    """Re-lock and build as the event needs; the time it started (a lost build session is
+    built again, timed from then on, the relock still counted)."""
+    t0 = time.perf_counter()
+    if event in ("cold", "cold-src", "bump", "bump-src"):
+        scenario.relock()
+    if event != "restart" or scenario.name == "before":
+        started = time.perf_counter()
+        try:
+            scenario.build()
+        except BuildSessionLost as exc:
+            # nothing was built: time the build again, from now (the relock stays counted)
+            bench.progress(f"[yellow]{scenario.name}: {exc.what}; building again[/]")
+            bench.report.retried.append(f"{scenario.name} run {run + 1} {event}: {exc.what}")
+            t0 += time.perf_counter() - started
+            scenario.build()
+    return t0
+
+
+def _new_layer_bytes(
+    bench: _BenchRun, scenario: Scenario, event: str, previous: dict[str, list[str]]
+) -> tuple[int, int]:
+    """The bytes (uncompressed, packed) of the layers the event added to the scenario's images
+    since ``previous`` (updated); a cold build also records each image's size."""
+    new_raw, new_packed = 0, 0
+    for ref in scenario.image_refs():
+        ids = diff_ids(ref)
+        fresh = [d for d in ids if d not in previous.get(ref, [])]
+        if fresh:
+            sizes = layer_sizes(ref)
+            new_raw += sum(sizes[d][0] for d in fresh)
+            new_packed += sum(sizes[d][1] for d in fresh)
+            if event == "cold":
+                bench.report.sizes.extend(
+                    [
+                        ImageSize(
+                            scenario.name,
+                            _service_of(ref, scenario.stack),
+                            ref,
+                            sum(v[0] for v in sizes.values()),
+                            sum(v[1] for v in sizes.values()),
+                        )
+                    ]
+                )
+        previous[ref] = ids
+    return new_raw, new_packed
+
+
+def _start_timed(
+    bench: _BenchRun, scenario: Scenario, t0: float
+) -> tuple[float | None, float | None]:
+    """Start the scenario's stack: seconds from ``t0`` until it answers and is healthy
+    (``None`` for a scenario that only builds)."""
+    if not scenario.starts:
+        return None, None
+    scenario.start()
+    return wait_healthy(
+        scenario.stack.services,
+        scenario.containers,
+        t0,
+        timeout=bench.options.timeout,
+        docker_health=scenario.docker_health,
+        client=bench.client,
+        on_fail=scenario.logs,
+    )
+
+
+def _run_events(bench: _BenchRun, scenario: Scenario, run: int) -> None:
+    """Every event of one run of ``scenario``, each measured into the report."""
     scenario.setup()
     previous: dict[str, list[str]] = {}
-    for event in events:
-        if scenario.name == "before" and event.endswith("-src"):
+    for event in bench.events:
+        if _skipped(scenario, event):
             continue
-        if not scenario.starts and event == "restart":
-            continue  # nothing to build, nothing to start
-        progress(f"{scenario.name} · run {run + 1}/{options.runs} · {EVENT_TITLES[event]}")
-        scenario.stop()
-        held: dict[str, tuple[str, ...]] | None = None
-        if event in ("cold", "cold-src"):
-            if event == "cold-src":
-                scenario.set_source_builds(options.source_builds)
-            scenario.clear_caches()
-            if scenario.reproducible_layers:
-                held = engine_layers()
-        elif event == "code":
-            code_change(stack, run)
-        elif event in ("bump", "bump-src"):
-            name, old, new = bump
-            # bump-src goes back to the original pin, so it too changes exactly one pin
-            bump_requirement(
-                stack.root / stack.services[0].requirements[0],
-                name,
-                new if event == "bump" else old,
-            )
-        t0 = time.perf_counter()
-        if event in ("cold", "cold-src", "bump", "bump-src"):
-            scenario.relock()
-        if event != "restart" or scenario.name == "before":
-            started = time.perf_counter()
-            try:
-                scenario.build()
-            except BuildSessionLost as exc:
-                # nothing was built: time the build again, from now (the relock stays counted)
-                progress(f"[yellow]{scenario.name}: {exc.what}; building again[/]")
-                report.retried.append(f"{scenario.name} run {run + 1} {event}: {exc.what}")
-                t0 += time.perf_counter() - started
-                scenario.build()
+        bench.progress(
+            f"{scenario.name} · run {run + 1}/{bench.options.runs} · {EVENT_TITLES[event]}"
+        )
+        held = _prepare_event(bench, scenario, run, event)
+        t0 = _timed_build(bench, scenario, run, event)
         build_s = time.perf_counter() - t0
         scenario.note_images()
         if held is not None:
-            _check_cold(scenario, run, event, held, report, progress)
-        answer_s: float | None = None
-        healthy_s: float | None = None
-        if scenario.starts:
-            scenario.start()
-            answer_s, healthy_s = wait_healthy(
-                stack.services,
-                scenario.containers,
-                t0,
-                timeout=options.timeout,
-                docker_health=scenario.docker_health,
-                client=client,
-                on_fail=scenario.logs,
-            )
+            _check_cold(bench, scenario, run, event, held)
+        answer_s, healthy_s = _start_timed(bench, scenario, t0)
         if scenario.name == "before":
             build_s = 0.0
         new_raw = new_packed = None
         if run == 0 and scenario.image_refs():
-            new_raw, new_packed = 0, 0
-            for ref in scenario.image_refs():
-                ids = diff_ids(ref)
-                fresh = [d for d in ids if d not in previous.get(ref, [])]
-                if fresh:
-                    sizes = layer_sizes(ref)
-                    new_raw += sum(sizes[d][0] for d in fresh)
-                    new_packed += sum(sizes[d][1] for d in fresh)
-                    if event == "cold":
-                        report.sizes.extend(
-                            [
-                                ImageSize(
-                                    scenario.name,
-                                    _service_of(ref, stack),
-                                    ref,
-                                    sum(v[0] for v in sizes.values()),
-                                    sum(v[1] for v in sizes.values()),
-                                )
-                            ]
-                        )
-                previous[ref] = ids
+            new_raw, new_packed = _new_layer_bytes(bench, scenario, event, previous)
         if run == 0 and event == "cold" and scenario.starts:
             time.sleep(2)  # let the services settle before reading their idle memory
-            report.idle_rss[scenario.name] = idle_rss(scenario.project)
-        report.measurements.append(
+            bench.report.idle_rss[scenario.name] = idle_rss(scenario.project)
+        bench.report.measurements.append(
             Measurement(
                 scenario.name,
                 event,
@@ -1267,11 +1320,15 @@ def _run_events(
                 new_raw,
             )
         )
-        progress(
-            f"  {scenario.name} {event}: build {build_s:.2f} s"
-            + (f", answers {answer_s:.2f} s" if answer_s is not None else "")
-            + (f", healthy {healthy_s:.2f} s" if healthy_s is not None else "")
-        )
+        bench.progress(f"  {scenario.name} {event}: " + _timings(build_s, answer_s, healthy_s))
+
+
+def _timings(build_s: float, answer_s: float | None, healthy_s: float | None) -> str:
+    return (
+        f"build {build_s:.2f} s"
+        + (f", answers {answer_s:.2f} s" if answer_s is not None else "")
+        + (f", healthy {healthy_s:.2f} s" if healthy_s is not None else "")
+    )
 
 
 def _service_of(ref: str, stack: Stack) -> str:

@@ -562,9 +562,13 @@ class Builder:
     def _report(self, svc: Service, report: LayerReport) -> LayerReport:
         log.info(
             "%s: %s layer %s %s (%d bytes, %.2f s)",
-            svc.name, report.kind, report.title, "cached" if report.cached else "built",
-            report.size, report.seconds,
-        )  # fmt: skip
+            svc.name,
+            report.kind,
+            report.title,
+            "cached" if report.cached else "built",
+            report.size,
+            report.seconds,
+        )
         if self.progress is not None:
             self.progress(svc.name, report)
         return report
@@ -602,16 +606,25 @@ class Builder:
             compression = self.compression
             if compression == "zstd":
                 layer, report = self._layer(
-                    svc, "base", title, _digest(key, compression),
+                    svc,
+                    "base",
+                    title,
+                    _digest(key, compression),
                     lambda: Layer.from_tar_file(rootfs.tar_path, self.store, compression),
-                )  # fmt: skip
+                )
             else:
                 layer = base_layer(rootfs, facts, compression)
                 report = self._report(
                     svc,
-                    LayerReport("base", title, str(layer.digest), layer.size, True,
-                                time.monotonic() - started),
-                )  # fmt: skip
+                    LayerReport(
+                        "base",
+                        title,
+                        str(layer.digest),
+                        layer.size,
+                        True,
+                        time.monotonic() - started,
+                    ),
+                )
             image = Image(
                 layers=(layer,),
                 config=ImageConfig(
@@ -623,9 +636,15 @@ class Builder:
                 ),
             )
             return _Base(
-                spec, image, debian_scheme(python), key, rootfs.arch, rootfs, (report,),
+                spec,
+                image,
+                debian_scheme(python),
+                key,
+                rootfs.arch,
+                rootfs,
+                (report,),
                 installed=facts.installed,
-            )  # fmt: skip
+            )
         return self._base_image(svc, spec, platform)
 
     def _base_image(self, svc: Service, spec: str, platform: Platform) -> _Base:
@@ -1075,8 +1094,9 @@ class Builder:
         from wheeldock.oci import daemon
 
         started = time.monotonic()
-        loaded = daemon.load_many([(image, name) for _, image, _, name in chosen], self.store,
-                                  hints=hints)  # fmt: skip
+        loaded = daemon.load_many(
+            [(image, name) for _, image, _, name in chosen], self.store, hints=hints
+        )
         seconds = time.monotonic() - started
         return {
             (svc.name, ref): dataclasses.replace(result, seconds=seconds)
@@ -1173,9 +1193,11 @@ def _gzip_base(facts: BaseFacts) -> dict[str, Any]:
         if diff_id.hex != facts.sha256:
             raise DigestMismatch(
                 "changed while it was being compressed",
-                expected=f"sha256:{facts.sha256}", actual=str(diff_id), path=facts.path,
+                expected=f"sha256:{facts.sha256}",
+                actual=str(diff_id),
+                path=facts.path,
                 fix="retry when nothing writes to it (or rebuild it: wheeldock base --rebuild)",
-            )  # fmt: skip
+            )
     return {"id": _gzip_id(), "digest": str(writer.digest), "size": writer.size}
 
 
@@ -1189,8 +1211,15 @@ def base_layer(rootfs: bases.BaseRootfs, facts: BaseFacts, compression: Compress
     diff_id = Digest.parse(f"sha256:{facts.sha256}")
     annotations = {"org.opencontainers.image.title": f"base: {rootfs.variant}"}
     if compression == "none":
-        return Layer(diff_id, diff_id, facts.size, MEDIA_TYPE_TAR, lambda: tar,
-                     annotations, uncompressed_size=facts.size)  # fmt: skip
+        return Layer(
+            diff_id,
+            diff_id,
+            facts.size,
+            MEDIA_TYPE_TAR,
+            lambda: tar,
+            annotations,
+            uncompressed_size=facts.size,
+        )
     gz = dict(facts.gzip) if facts.gzip is not None else None
     if gz is None:
         gz = _gzip_base(facts)
@@ -1206,13 +1235,22 @@ def base_layer(rootfs: bases.BaseRootfs, facts: BaseFacts, compression: Compress
             if again["digest"] != str(digest):
                 raise DigestMismatch(
                     "recompressing the base gave different bytes",
-                    expected=str(digest), actual=str(again["digest"]), path=blob,
+                    expected=str(digest),
+                    actual=str(again["digest"]),
+                    path=blob,
                     fix=f"delete {_facts_path(tar)} and build again",
-                )  # fmt: skip
+                )
         return blob
 
-    return Layer(digest, diff_id, int(gz["size"]), MEDIA_TYPES["gzip"], locate, annotations,
-                 uncompressed_size=facts.size)  # fmt: skip
+    return Layer(
+        digest,
+        diff_id,
+        int(gz["size"]),
+        MEDIA_TYPES["gzip"],
+        locate,
+        annotations,
+        uncompressed_size=facts.size,
+    )
 
 
 def _installed(base: _Base) -> dict[str, str]:
@@ -1266,8 +1304,13 @@ def _cached(store: BlobStore, key: str) -> bool:
 #: ``lib/…`` must land in ``usr/lib/…``, or the layer would replace the symlink with a folder.
 _MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 #: What the bases leave out (dpkg path-exclude), left out of the libraries layer too.
-_DEB_SKIP = ("usr/share/doc/", "usr/share/man/", "usr/share/info/", "usr/share/locale/",
-             "usr/share/lintian/")  # fmt: skip
+_DEB_SKIP = (
+    "usr/share/doc/",
+    "usr/share/man/",
+    "usr/share/info/",
+    "usr/share/locale/",
+    "usr/share/lintian/",
+)
 
 
 def deb_member_entry(member: DebMember) -> TarEntry | None:

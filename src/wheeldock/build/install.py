@@ -226,10 +226,8 @@ def _compile_while(
     argv = _compiler_argv(scheme.python_version, workers)
     process.run(
         argv,
-        feed=feed,
-        on_line=report,
         fix="report this: compiling bytecode should not fail as a whole",
-        started=_take_spare(argv),
+        streams=process.Streams(feed=feed, on_line=report, started=_take_spare(argv)),
     )
     if skipped:
         log.debug(

@@ -80,9 +80,11 @@ class NoWheel(WheeldockError):
         lines = []
         for a in artifacts:
             near = alternatives.get(a.name) or []
-            offer = f"versions with a {target} wheel: {', '.join(near)}" if near else (
-                f"no release of {a.name} publishes a {target} wheel for this Python"
-            )  # fmt: skip
+            offer = (
+                f"versions with a {target} wheel: {', '.join(near)}"
+                if near
+                else f"no release of {a.name} publishes a {target} wheel for this Python"
+            )
             lines.append(f"{a.name} {a.version} has no wheel for {target} (only an sdist); {offer}")
         pins = ", ".join(
             f"{a.name}=={alternatives[a.name][0]}" for a in artifacts if alternatives.get(a.name)
@@ -239,10 +241,19 @@ class EmulatingWheelhouse(Wheelhouse):
         self, artifact: Artifact, sdist: Path, out: Path, image: str, target: Target
     ) -> None:
         argv: list[str] = [
-            "run", "--rm", "--platform", target.name, "--network", "host",
-            "-v", f"{sdist.parent}:/in:ro", "-v", f"{out}:/out",
-            "-e", f"SOURCE_DATE_EPOCH={os.environ.get('SOURCE_DATE_EPOCH', '315532800')}",
-        ]  # fmt: skip
+            "run",
+            "--rm",
+            "--platform",
+            target.name,
+            "--network",
+            "host",
+            "-v",
+            f"{sdist.parent}:/in:ro",
+            "-v",
+            f"{out}:/out",
+            "-e",
+            f"SOURCE_DATE_EPOCH={os.environ.get('SOURCE_DATE_EPOCH', '315532800')}",
+        ]
         bundle = ca.find()
         if bundle is not None:
             mounted = "/etc/ssl/certs/wheeldock-ca.pem"
@@ -476,36 +487,49 @@ def default_outputs(project: Project, svc: Service) -> tuple[str, ...]:
     return (f"oci:{project.root / '.wheeldock' / 'oci'}:{svc.name}",)
 
 
+@dataclass(frozen=True)
+class MultiOptions:
+    """What a multi-platform build makes and where it goes."""
+
+    outputs: tuple[str, ...] = ()  # references to publish to (default: :func:`default_outputs`)
+    emulate_sdists: bool = False  # build a wheel from an sdist under qemu-user (else NoWheel)
+    sbom_dir: Path | None = None  # where SBOM files go (see :func:`sbom_folder`)
+    make_sbom: bool = True
+    load_platform: Target | None = None  # the image a one-image output gets (the host's)
+    binfmt_dir: Path = platforms.BINFMT_DIR  # where qemu-user's handlers are registered
+
+
 def build(
     project: Project,
     services: Sequence[Service],
     targets: Sequence[Target],
-    outputs: Sequence[str] = (),
+    multi: MultiOptions | None = None,
     options: BuildOptions | None = None,
     *,
     store: BlobStore | None = None,
     progress: Progress | None = None,
-    emulate_sdists: bool = False,
-    sbom_dir: Path | None = None,
-    make_sbom: bool = True,
-    load_platform: Target | None = None,
-    binfmt_dir: Path = platforms.BINFMT_DIR,
     wheelhouse: Wheelhouse | None = None,
 ) -> list[MultiBuild]:
     """Build each service for each of ``targets`` and publish the index (see the module doc).
 
     Before any layer is built, every platform's lock is checked for packages without a wheel:
-    :class:`NoWheel` lists all of them at once unless ``emulate_sdists``. Caches (blobs, wheels,
-    installed trees) are shared by the platforms; pure wheels' trees are the same for all.
+    :class:`NoWheel` lists all of them at once unless ``multi.emulate_sdists``. Caches (blobs,
+    wheels, installed trees) are shared by the platforms; pure wheels' trees are the same for
+    all.
     """
     if not targets:
         raise UsageError(
             "no platform given", fix=f"pass --platform (one of {platforms.accepted()})"
         )
+    multi = multi or MultiOptions()
     options = options or BuildOptions()
     store = store or BlobStore()
     if wheelhouse is None:
-        wheelhouse = EmulatingWheelhouse(binfmt_dir=binfmt_dir) if emulate_sdists else Wheelhouse()
+        wheelhouse = (
+            EmulatingWheelhouse(binfmt_dir=multi.binfmt_dir)
+            if multi.emulate_sdists
+            else Wheelhouse()
+        )
     trees = InstalledTrees()
     builders: dict[Target, Builder] = {}
     for target in targets:
@@ -515,9 +539,13 @@ def build(
                 progress(f"{service} {suffix}", report)
 
         builders[target] = Builder(
-            project, replace(options, platform=target.name), store=store, wheelhouse=wheelhouse,
-            trees=trees, progress=tagged,
-        )  # fmt: skip
+            project,
+            replace(options, platform=target.name),
+            store=store,
+            wheelhouse=wheelhouse,
+            trees=trees,
+            progress=tagged,
+        )
     # Locks first, and every missing wheel of every platform reported together.
     for target in builders:
         missing: list[Artifact] = []
@@ -526,9 +554,9 @@ def build(
             lock = locks.ensure(project, svc, platform=target.name, relock=options.relock)
             missing += [a for a in emulation_needed(lock, target) if a not in missing]
         if missing and lock is not None:
-            if not emulate_sdists:
+            if not multi.emulate_sdists:
                 raise no_wheel_error(lock, target, missing)
-            platforms.require_emulation(target, binfmt_dir=binfmt_dir)
+            platforms.require_emulation(target, binfmt_dir=multi.binfmt_dir)
     results = []
     for svc in services:
         started = time.monotonic()
@@ -538,7 +566,7 @@ def build(
             image, reports, lock = bld.image(svc)
             doc = (
                 image_sbom(svc, image, lock, reports, target, store, epoch=bld.epoch)
-                if make_sbom
+                if multi.make_sbom
                 else None
             )
             built.append(
@@ -549,26 +577,31 @@ def build(
             annotations={"org.opencontainers.image.title": svc.name},
         )
         refs = (
-            tuple(output_for(ref, svc, len(services)) for ref in outputs)
-            if outputs
+            tuple(output_for(ref, svc, len(services)) for ref in multi.outputs)
+            if multi.outputs
             else default_outputs(project, svc)
         )
         epoch = builders[targets[0]].epoch
         published, notes = publish_outputs(
-            svc, index, built, refs, store, load_platform=load_platform, epoch=epoch
+            svc, index, built, refs, store, load_platform=multi.load_platform, epoch=epoch
         )
         files: list[Path] = []
-        folder = sbom_folder(refs, sbom_dir)
+        folder = sbom_folder(refs, multi.sbom_dir)
         if folder is not None:
             for p in built:
                 if p.sbom is not None:
                     files.append(sbom.write_file(p.sbom, folder, f"{svc.name}-{p.target.suffix}"))
         results.append(
             MultiBuild(
-                svc.name, index, tuple(built), tuple(published), tuple(files), tuple(notes),
+                svc.name,
+                index,
+                tuple(built),
+                tuple(published),
+                tuple(files),
+                tuple(notes),
                 time.monotonic() - started,
             )
-        )  # fmt: skip
+        )
     trees.close()
     return results
 

@@ -129,23 +129,25 @@ def debian_components(
     packages: Iterable[DebPackage], origin: Origin, *, distro: str | None = None
 ) -> list[Component]:
     return [
-        Component(p.name, p.version, purl_deb(p.name, p.version, p.arch, distro=distro), origin,
-                  p.sha256)
+        Component(
+            p.name, p.version, purl_deb(p.name, p.version, p.arch, distro=distro), origin, p.sha256
+        )
         for p in packages
-    ]  # fmt: skip
+    ]
 
 
 def status_packages(text: str, *, default_arch: str) -> list[DebPackage]:
     """The installed packages in a dpkg status file (``Architecture: all`` kept as such)."""
     return sorted(
         (
-            DebPackage(p.package, p.fields.get("Version", ""),
-                       p.fields.get("Architecture") or default_arch)
+            DebPackage(
+                p.package, p.fields.get("Version", ""), p.fields.get("Architecture") or default_arch
+            )
             for p in bases.parse_status(text)
             if p.installed
         ),
         key=lambda d: d.name,
-    )  # fmt: skip
+    )
 
 
 def image_dpkg_status(image: Image) -> str | None:

@@ -310,42 +310,60 @@ def patch(compose: ComposeFile, change: Patch, *, primary: bool) -> str:
     touched = False
     for sp in change.services:
         svc = services.get(sp.name) if services is not None else None
-        if svc is None:
-            continue
-        if "image" in svc or (primary and "build" not in svc):
-            _set_build_and_image(svc, sp)
-            touched = True
-        for key in sp.drop_keys:
-            if key in svc:
-                _delete_key(svc, key)
-                touched = True
-        if sp.drop_volumes and "volumes" in svc:
-            vols = svc["volumes"]
-            drop = [i for i in range(len(vols)) if _volume_matches(vols[i], sp.drop_volumes)]
-            if drop and len(drop) == len(vols):
-                _delete_key(svc, "volumes")  # as a whole, so what follows it keeps its comments
-            for i in reversed(drop if len(drop) < len(vols) else []):
-                _delete_item(vols, i)
-            touched = touched or bool(drop)
-        if sp.healthcheck is not None:
-            if isinstance(svc.get("healthcheck"), dict):
-                for key, value in sp.healthcheck.items():  # keeps the user's interval & co.
-                    svc["healthcheck"][key] = _node(value)
-            else:
-                svc["healthcheck"] = CommentedMap((k, _node(v)) for k, v in sp.healthcheck.items())
-            touched = True
+        if svc is not None:
+            touched = _patch_service(svc, sp, primary=primary) or touched
     if primary and change.secrets:
-        secrets = doc.data.get("secrets")
-        if secrets is None:
-            secrets = CommentedMap()
-            _append_top_level(doc.data, "secrets", secrets)
-        for name, file in change.secrets.items():
-            if name not in secrets:
-                secrets[name] = CommentedMap([("file", file)])
-                touched = True
+        touched = _add_secrets(doc.data, change.secrets) or touched
     if not touched:
         return compose.text
     return dump(doc)
+
+
+def _patch_service(svc: CommentedMap, sp: ServicePatch, *, primary: bool) -> bool:
+    """Apply ``sp`` to the service's node in place; whether anything changed."""
+    touched = False
+    if "image" in svc or (primary and "build" not in svc):
+        _set_build_and_image(svc, sp)
+        touched = True
+    for key in sp.drop_keys:
+        if key in svc:
+            _delete_key(svc, key)
+            touched = True
+    if sp.drop_volumes and "volumes" in svc:
+        touched = _drop_volumes(svc, sp.drop_volumes) or touched
+    if sp.healthcheck is not None:
+        if isinstance(svc.get("healthcheck"), dict):
+            for key, value in sp.healthcheck.items():  # keeps the user's interval & co.
+                svc["healthcheck"][key] = _node(value)
+        else:
+            svc["healthcheck"] = CommentedMap((k, _node(v)) for k, v in sp.healthcheck.items())
+        touched = True
+    return touched
+
+
+def _drop_volumes(svc: CommentedMap, drop_volumes: tuple[str, ...]) -> bool:
+    """Remove the service's volumes matching ``drop_volumes`` in place; whether any did."""
+    vols = svc["volumes"]
+    drop = [i for i in range(len(vols)) if _volume_matches(vols[i], drop_volumes)]
+    if drop and len(drop) == len(vols):
+        _delete_key(svc, "volumes")  # as a whole, so what follows it keeps its comments
+    for i in reversed(drop if len(drop) < len(vols) else []):
+        _delete_item(vols, i)
+    return bool(drop)
+
+
+def _add_secrets(data: CommentedMap, wanted: Mapping[str, str]) -> bool:
+    """Add the top-level secrets (name -> file) the file lacks, in place; whether any was."""
+    secrets = data.get("secrets")
+    if secrets is None:
+        secrets = CommentedMap()
+        _append_top_level(data, "secrets", secrets)
+    touched = False
+    for name, file in wanted.items():
+        if name not in secrets:
+            secrets[name] = CommentedMap([("file", file)])
+            touched = True
+    return touched
 
 
 def _node(value: Any) -> Any:

@@ -287,9 +287,20 @@ def host_wheelhouse(root: Path, service: Service, planned: Mapping[str, str] | N
         and platform.machine() == "x86_64"
     )
     download = [
-        *pip, "download", "--quiet", "--only-binary=:all:", "--platform", TARGET_PLATFORM,
-        "--implementation", "cp", "--python-version", service.python, "--dest", str(target), *reqs,
-    ]  # fmt: skip
+        *pip,
+        "download",
+        "--quiet",
+        "--only-binary=:all:",
+        "--platform",
+        TARGET_PLATFORM,
+        "--implementation",
+        "cp",
+        "--python-version",
+        service.python,
+        "--dest",
+        str(target),
+        *reqs,
+    ]
     build = [*pip, "wheel", "--quiet", "--wheel-dir", str(target), *reqs]
     if service.no_binary:
         build += ["--no-binary", ",".join(service.no_binary)]
@@ -349,49 +360,17 @@ def plan(
     env = dict(os.environ if environ is None else environ)
     manifest = Manifest.read(root)
     compose_paths = compose.find_files(root)
-    originals: dict[str, bytes | None] = {}
-    files: list[compose.ComposeFile] = []
-    for path in compose_paths:
-        rel = path.relative_to(root).as_posix()
-        data = _original(root, rel, manifest)
-        if data is None:
-            raise NotFound(f"{rel} disappeared while reading it", path=path)
-        originals[rel] = data
-        files.append(compose.parse(data.decode(), path))
+    originals, files = _read_compose_files(root, compose_paths, manifest)
     interpolation = compose.interpolation_env(root, env)
     found = discover.survey(root, files, interpolation)
     findings = discover.require_findings(found, files, root)
     ca = ca_mod.find(ca_cert, env)
 
     existing = _existing_config(root)
-    scan = scanner or runtime_packages
-    services: list[Service] = []
-    final_findings: list[discover.Finding] = []
-    notes: list[str] = []
-    generated: dict[str, str] = {}  # requirement files written from inline packages
-    adapted: list[str] = []  # services moved to the Python their base carries
+    settled = _Settled()
     for finding in findings:
-        svc = finding.service
-        # a generated file already there (init wrote it; perhaps edited since) is read as it is
-        planned = {rel: text for rel, text in finding.generated if not (root / rel).is_file()}
-        if existing is not None and svc.name in {s.name for s in existing.services}:
-            svc = existing.service(svc.name)
-            notes.append(f"{svc.name}: settings from {project.CONFIG_NAME} (your edits win)")
-        else:
-            if no_binary:
-                svc = replace(svc, no_binary=tuple(dict.fromkeys((*svc.no_binary, *no_binary))))
-            svc, warning = _python_of_the_base(svc)
-            adapted += [warning] if warning else []
-            packages, source = scan(root, svc, finding.requirement_files, planned)
-            packages = tuple(dict.fromkeys((*packages, *finding.system_packages)))
-            svc = replace(svc, runtime_packages=packages, runtime_packages_source=source)
-        generated.update((rel, text) for rel, text in finding.generated if rel in svc.requirements)
-        planned = {rel: text for rel, text in planned.items() if rel in svc.requirements}
-        closure, _ = discover.requirement_closure(
-            root, (*svc.requirements, *svc.constraints), overlay=planned
-        )
-        final_findings.append(replace(finding, service=svc, requirement_files=closure))
-        services.append(svc)
+        _settle(settled, root, finding, existing, no_binary, scanner or runtime_packages)
+    services = list(settled.services)
     if existing is not None:  # services the user added by hand stay
         known = {s.name for s in services}
         services += [s for s in existing.services if s.name not in known]
@@ -403,23 +382,15 @@ def plan(
     desired: dict[str, tuple[str, bytes]] = {}
     uv = _uv_version()
     needed: list[str] = []
-    for finding in final_findings:
+    for finding in settled.findings:
         svc = finding.service
         spec = dockerfile.DockerfileSpec(svc, finding.requirement_files, uv)
         desired[f"Dockerfile.{svc.name}"] = ("dockerfile", dockerfile.render(spec).encode())
         needed += [*finding.requirement_files, svc.source]
 
-    warnings: list[str] = [f"passed over: {why}" for why in found.passed_over] + adapted
-    for rel, text in generated.items():
-        current = _read(root / rel)
-        ours = manifest is not None and rel in manifest.written
-        if current is not None and not ours and current != text.encode():
-            raise InvalidConfig(
-                f"{rel} exists and is not the one init would write: the packages the compose "
-                "command installs inline go there",
-                path=root / rel,
-                fix=f"rename or delete {rel}, or make the command install it with `pip install -r`",
-            )
+    warnings: list[str] = [f"passed over: {why}" for why in found.passed_over] + settled.adapted
+    for rel, text in settled.generated.items():
+        _check_generated(root, rel, text, manifest)
         desired[rel] = ("requirements", text.encode())
     ignore_original = _original(root, DOCKERIGNORE, manifest)
     ignore_text, ignore_warnings = dockerfile.dockerignore(
@@ -430,54 +401,153 @@ def plan(
     if ignore_original is not None:
         originals[DOCKERIGNORE] = ignore_original
 
-    change = _compose_patch(final_findings, name, ca)
+    change = _compose_patch(settled.findings, name, ca)
     for i, f in enumerate(files):
         rel = compose_paths[i].relative_to(root).as_posix()
         text = compose.patch(f, change, primary=i == 0)
         desired[rel] = ("compose", text.encode())
 
-    config_rel = project.CONFIG_NAME
-    config_bytes = project.dumps(proj).encode()
+    desired[project.CONFIG_NAME] = ("config", _config_bytes(root, proj, existing))
+
+    for rel in desired:
+        if rel not in originals:
+            originals[rel] = _original(root, rel, manifest)
+    changes = [
+        _file_change(root, rel, kind, data, manifest, warnings)
+        for rel, (kind, data) in desired.items()
+    ]
+    return InitPlan(
+        root=root,
+        findings=tuple(settled.findings),
+        project=proj,
+        changes=tuple(changes),
+        originals=originals,
+        ca=ca,
+        notes=tuple(settled.notes),
+        warnings=tuple(warnings),
+    )
+
+
+def _read_compose_files(
+    root: Path, paths: Sequence[Path], manifest: Manifest | None
+) -> tuple[dict[str, bytes | None], list[compose.ComposeFile]]:
+    """The compose files as they were before init (project-relative path -> bytes) and parsed;
+    :class:`NotFound` when one is gone meanwhile."""
+    originals: dict[str, bytes | None] = {}
+    files: list[compose.ComposeFile] = []
+    for path in paths:
+        rel = path.relative_to(root).as_posix()
+        data = _original(root, rel, manifest)
+        if data is None:
+            raise NotFound(f"{rel} disappeared while reading it", path=path)
+        originals[rel] = data
+        files.append(compose.parse(data.decode(), path))
+    return originals, files
+
+
+@dataclass
+class _Settled:
+    """The services found, settled one after another: their final settings and findings."""
+
+    services: list[Service] = field(default_factory=list)
+    findings: list[discover.Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    generated: dict[str, str] = field(
+        default_factory=dict
+    )  # requirement files from inline packages
+    adapted: list[str] = field(
+        default_factory=list
+    )  # services moved to the Python their base carries
+
+
+def _settle(
+    settled: _Settled,
+    root: Path,
+    finding: discover.Finding,
+    existing: Project | None,
+    no_binary: Sequence[str],
+    scan: RuntimeScanner,
+) -> None:
+    """A found service's final settings: the user's from ``wheeldock.toml`` when it has some,
+    else the finding's, on the base's Python, with its runtime packages scanned."""
+    svc = finding.service
+    # a generated file already there (init wrote it; perhaps edited since) is read as it is
+    planned = {rel: text for rel, text in finding.generated if not (root / rel).is_file()}
+    if existing is not None and svc.name in {s.name for s in existing.services}:
+        svc = existing.service(svc.name)
+        settled.notes.append(f"{svc.name}: settings from {project.CONFIG_NAME} (your edits win)")
+    else:
+        if no_binary:
+            svc = replace(svc, no_binary=tuple(dict.fromkeys((*svc.no_binary, *no_binary))))
+        svc, warning = _python_of_the_base(svc)
+        settled.adapted += [warning] if warning else []
+        packages, source = scan(root, svc, finding.requirement_files, planned)
+        packages = tuple(dict.fromkeys((*packages, *finding.system_packages)))
+        svc = replace(svc, runtime_packages=packages, runtime_packages_source=source)
+    settled.generated.update(
+        (rel, text) for rel, text in finding.generated if rel in svc.requirements
+    )
+    planned = {rel: text for rel, text in planned.items() if rel in svc.requirements}
+    closure, _ = discover.requirement_closure(
+        root, (*svc.requirements, *svc.constraints), overlay=planned
+    )
+    settled.findings.append(replace(finding, service=svc, requirement_files=closure))
+    settled.services.append(svc)
+
+
+def _check_generated(root: Path, rel: str, text: str, manifest: Manifest | None) -> None:
+    """:class:`InvalidConfig` when a requirements file init would write is there already and is
+    neither init's nor what it would write."""
+    current = _read(root / rel)
+    ours = manifest is not None and rel in manifest.written
+    if current is not None and not ours and current != text.encode():
+        raise InvalidConfig(
+            f"{rel} exists and is not the one init would write: the packages the compose "
+            "command installs inline go there",
+            path=root / rel,
+            fix=f"rename or delete {rel}, or make the command install it with `pip install -r`",
+        )
+
+
+def _config_bytes(root: Path, proj: Project, existing: Project | None) -> bytes:
+    """``wheeldock.toml`` for ``proj``; the user's file as it is when the settings are the same
+    (its formatting kept)."""
+    dumped = project.dumps(proj).encode()
     if (
         existing is not None
         and existing.services == proj.services
         and existing.compose_file == proj.compose_file
     ):
-        config_bytes = (root / config_rel).read_bytes()  # same settings: keep the user's formatting
-    desired[config_rel] = ("config", config_bytes)
+        return (root / project.CONFIG_NAME).read_bytes()
+    return dumped
 
-    for rel in desired:
-        if rel not in originals:
-            originals[rel] = _original(root, rel, manifest)
 
-    changes: list[FileChange] = []
-    for rel, (kind, data) in desired.items():
-        current = _read(root / rel)
-        note = ""
-        edited = (
-            manifest is not None
-            and rel in manifest.written
-            and current is not None
-            and sha256(current) != manifest.written[rel]
-            and kind != "config"
-        )
-        if edited and current != data:
-            note = "edited since init wrote it: kept (delete it and re-run init to regenerate)"
-            warnings.append(f"{rel} was edited since init wrote it; kept as it is")
-            data = current
-        elif current is None and manifest is not None and rel in manifest.written:
-            note = "recreated (it had been deleted)"
-        changes.append(FileChange(rel, kind, current, data, note))
-    return InitPlan(
-        root=root,
-        findings=tuple(final_findings),
-        project=proj,
-        changes=tuple(changes),
-        originals=originals,
-        ca=ca,
-        notes=tuple(notes),
-        warnings=tuple(warnings),
+def _file_change(
+    root: Path,
+    rel: str,
+    kind: str,
+    data: bytes,
+    manifest: Manifest | None,
+    warnings: list[str],
+) -> FileChange:
+    """The change to one file; a file edited since init wrote it is kept (with a warning)."""
+    current = _read(root / rel)
+    desired: bytes | None = data
+    note = ""
+    edited = (
+        manifest is not None
+        and rel in manifest.written
+        and current is not None
+        and sha256(current) != manifest.written[rel]
+        and kind != "config"
     )
+    if edited and current != data:
+        note = "edited since init wrote it: kept (delete it and re-run init to regenerate)"
+        warnings.append(f"{rel} was edited since init wrote it; kept as it is")
+        desired = current
+    elif current is None and manifest is not None and rel in manifest.written:
+        note = "recreated (it had been deleted)"
+    return FileChange(rel, kind, current, desired, note)
 
 
 def _python_of_the_base(svc: Service) -> tuple[Service, str | None]:
@@ -556,15 +626,12 @@ class ApplyResult:
     unchanged: tuple[str, ...] = field(default_factory=tuple)
 
 
-def apply(p: InitPlan) -> ApplyResult:
-    """Write the plan: backups and manifest first, then each changed file atomically.
-
-    If a write fails, files already written are put back as they were and the error is raised:
-    no user file is left half-changed.
-    """
+def _back_up_originals(
+    p: InitPlan, manifest: Manifest | None
+) -> tuple[dict[str, str | None], list[Path]]:
+    """Back up the originals not backed up by an earlier init; the digests of all originals
+    (``None``: the file did not exist) and the backups made now (removed again on failure)."""
     root = p.root
-    _check_writable(root)
-    manifest = Manifest.read(root)
     originals: dict[str, str | None] = dict(manifest.originals) if manifest else {}
     new_backups: list[Path] = []
     try:
@@ -580,17 +647,47 @@ def apply(p: InitPlan) -> ApplyResult:
         for path in new_backups:
             path.unlink(missing_ok=True)
         raise
+    return originals, new_backups
+
+
+def _write_change(root: Path, change: FileChange) -> None:
+    target = root / change.path
+    if change.desired is None:
+        target.unlink(missing_ok=True)
+    else:
+        atomic_write_bytes(target, change.desired)
+
+
+def _undo_changes(root: Path, done: Sequence[FileChange]) -> None:
+    """Put the files of ``done`` back as they were, last first (a failure is logged)."""
+    for change in reversed(done):
+        target = root / change.path
+        try:
+            if change.current is None:
+                target.unlink(missing_ok=True)
+            else:
+                atomic_write_bytes(target, change.current)
+        except OSError:
+            log.error("could not restore %s after a failed init", target)
+
+
+def apply(p: InitPlan) -> ApplyResult:
+    """Write the plan: backups and manifest first, then each changed file atomically.
+
+    If a write fails, files already written are put back as they were and the error is raised:
+    no user file is left half-changed.
+    """
+    root = p.root
+    _check_writable(root)
+    manifest = Manifest.read(root)
+    originals, new_backups = _back_up_originals(p, manifest)
     written: list[str] = []
     done: list[FileChange] = []
     try:
         for change in p.changes:
             if not change.changed:
                 continue
-            target = root / change.path
-            if change.desired is None:
-                target.unlink(missing_ok=True)
-            else:
-                atomic_write_bytes(target, change.desired)
+            _write_change(root, change)
             done.append(change)
             written.append(change.path)
         hashes = {c.path: sha256(c.desired) for c in p.changes if c.desired is not None}
@@ -598,15 +695,7 @@ def apply(p: InitPlan) -> ApplyResult:
             hashes = {**{k: v for k, v in manifest.written.items() if k not in hashes}, **hashes}
         atomic_write_text(root / MANIFEST, Manifest(originals, hashes).dumps())
     except BaseException:
-        for change in reversed(done):
-            target = root / change.path
-            try:
-                if change.current is None:
-                    target.unlink(missing_ok=True)
-                else:
-                    atomic_write_bytes(target, change.current)
-            except OSError:
-                log.error("could not restore %s after a failed init", target)
+        _undo_changes(root, done)
         if manifest is None:
             for path in new_backups:
                 path.unlink(missing_ok=True)

@@ -16,9 +16,9 @@ import posixpath
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -385,125 +385,239 @@ def _interpolate_command(command: Any, env: Mapping[str, str]) -> Any:
     return command
 
 
+class _Step(NamedTuple):
+    """One simple command of the start script: its words once ``exec``, ``env`` and variable
+    assignments are left off, the words as written, and the separator that follows it."""
+
+    words: list[str]
+    original: list[str]
+    separator: str
+
+
+@dataclass
+class _Reading:
+    """What the readers of a start script have found so far, step after step."""
+
+    requirements: list[str] = field(default_factory=list)
+    constraints: list[str] = field(default_factory=list)
+    no_binary: list[str] = field(default_factory=list)
+    packages: list[str] = field(default_factory=list)
+    projects: list[str] = field(default_factory=list)
+    system: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # steps the image has no use for
+    kept: list[tuple[list[str], str]] = field(default_factory=list)  # what it still runs at start
+    locked: list[tuple[str, str]] = field(default_factory=list)
+    selects: list[str] = field(default_factory=list)
+    dev_left_out: bool = False
+    implicit: tuple[str, str] | None = None  # the project a `uv run` syncs on its own
+    here: str = ""  # where a ``cd`` moved the script, relative to the working dir (or absolute)
+    run: list[str] | None = None
+
+    def installs(self) -> bool:
+        return bool(self.requirements or self.packages or self.projects or self.locked)
+
+    def start(self) -> _Start | None:
+        """The start command read; ``None`` unless it installs something, then runs Python."""
+        if self.implicit is not None and not self.installs():
+            self.locked.append(self.implicit)
+        if not self.installs() or self.run is None:
+            return None
+        return _Start(
+            tuple(self.requirements),
+            tuple(self.constraints),
+            tuple(self.no_binary),
+            tuple(self.run),
+            tuple(self.packages),
+            tuple(self.projects),
+            tuple(dict.fromkeys(self.system)),
+            _kept_script(self.kept, self.run),
+            tuple(self.dropped),
+            locked=tuple(dict.fromkeys(self.locked)),
+            selects=tuple(dict.fromkeys(self.selects)),
+            dev_left_out=self.dev_left_out,
+        )
+
+
+def _read_other(state: _Reading, step: _Step) -> None:
+    """A step the image keeps running at start (a migration, ``cd``, ``export``)."""
+    state.kept.append((step.original, step.separator))
+
+
+def _read_cd(state: _Reading, step: _Step) -> None:
+    if len(step.words) == 2:
+        state.here = _under(state.here, step.words[1])
+    _read_other(state, step)
+
+
+def _read_program(state: _Reading, step: _Step) -> None:
+    """The interpreter or a runner (``gunicorn``): the service itself."""
+    _read_other(state, step)
+    state.run = step.words
+
+
+def _read_wrapper(state: _Reading, step: _Step) -> None:
+    """``wait-for-it.sh db:5432 -- python app.py``, ``ddtrace-run gunicorn …``: the service is
+    the Python program inside (none: the step is kept, the service is not found in it)."""
+    _read_other(state, step)
+    words = step.words
+    at = next(
+        (
+            i
+            for i, t in enumerate(words[1:], 1)
+            if _PYTHON.match(t) or PurePosixPath(t).name in RUNNERS
+        ),
+        None,
+    )
+    if at is not None:
+        state.run = words[at:]
+
+
+def _read_apt(state: _Reading, step: _Step) -> None:
+    """System packages at start: the image gets them at build time instead."""
+    if step.words[1:2] == ["install"]:
+        state.system += [a for a in step.words[2:] if not a.startswith("-") and "=" not in a]
+
+
+def _read_apk(state: _Reading, step: _Step) -> None:
+    """An Alpine image's packages: the Debian image has its own (ELF scan)."""
+    state.dropped.append(shlex.join(step.words))
+
+
+def _installs_tooling(targets: Sequence[str], editables: Sequence[str]) -> bool:
+    """``pip install --upgrade pip``: tooling, not the service's dependencies."""
+    return (
+        bool(targets)
+        and not editables
+        and all(not _is_local_path(t) and _requirement_name(t) in _INSTALL_TOOLS for t in targets)
+    )
+
+
+def _read_pip(state: _Reading, step: _Step) -> None:
+    """A pip (or ``uv pip``) install: its requirement files, constraints, packages, projects."""
+    pip = _pip_args(step.words)
+    assert pip is not None  # looked up as "pip" only when it is a pip install
+    targets, editables = _pip_targets(pip)
+    if _installs_tooling(targets, editables):
+        return
+    here = state.here
+    state.requirements += [_under(here, r) for r in _option_values(pip, "-r", "--requirement")]
+    state.constraints += [_under(here, c) for c in _option_values(pip, "-c", "--constraint")]
+    for value in _option_values(pip, "--no-binary", "--no-binary"):
+        state.no_binary += [v for v in value.split(",") if v and v != ":none:"]
+    for target in [*targets, *editables]:
+        if "://" in target:
+            state.projects.append(target)  # a URL: passed over, with the reason
+        elif _is_local_path(target) or target in editables:
+            state.projects.append(_under(here, target))
+        else:
+            state.packages.append(target)
+
+
+def _read_tool(state: _Reading, step: _Step) -> None:
+    """``uv``, ``poetry``, ``pipenv``: an install from the project's lock, or a ``run`` whose
+    command is then read as a step of its own (a ``uv run`` syncing the project first)."""
+    tool_step = _tool_step(step.words)
+    if tool_step is None or (tool_step.folder is None and not tool_step.run):
+        _read_other(state, step)
+        return
+    if not tool_step.run:
+        assert tool_step.folder is not None
+        state.locked.append((tool_step.tool, _under(state.here, tool_step.folder)))
+        state.selects += tool_step.selects
+        state.dev_left_out = state.dev_left_out or tool_step.dev
+        return
+    if tool_step.folder is not None:
+        state.implicit = (tool_step.tool, _under(state.here, tool_step.folder))
+        state.selects += tool_step.selects
+    run = list(tool_step.run)
+    original = step.original[: len(step.original) - len(step.words)] + run
+    _read_step(state, _Step(run, original, step.separator), tools=False)
+
+
+_StepReader = Callable[[_Reading, _Step], None]
+#: The reader of each step, by its tool word (see :func:`_tool_word`); other steps are kept.
+_START_READERS: dict[str, _StepReader] = {
+    **{wrapper: _read_wrapper for wrapper in WRAPPERS},
+    ".sh": _read_wrapper,
+    **{runner: _read_program for runner in RUNNERS},
+    "python": _read_program,
+    "pip": _read_pip,
+    "uv": _read_tool,
+    "poetry": _read_tool,
+    "pipenv": _read_tool,
+    "apt-get": _read_apt,
+    "apt": _read_apt,
+    "apk": _read_apk,
+    "cd": _read_cd,
+}
+
+
+def _tool_word(words: list[str]) -> str:
+    """The word a step's reader is found by: ``pip`` for a pip install however spelled
+    (``python3 -m pip``, ``uv pip``, ``pip3.11``), ``python`` for the image's interpreter,
+    ``.sh`` for a script, else the program's name (``""`` for a ``pip`` or ``python`` at
+    another path, which the image does not have)."""
+    if _pip_args(words) is not None:
+        return "pip"
+    if _PYTHON.match(words[0]):
+        return "python"
+    name = PurePosixPath(words[0]).name
+    if name in ("pip", "python"):
+        return ""
+    if name not in _START_READERS and name.endswith(".sh"):
+        return ".sh"
+    return name
+
+
+def _read_step(state: _Reading, step: _Step, *, tools: bool = True) -> None:
+    """Read one step into ``state``; with ``tools=False`` (what a ``run`` runs) a tool's step
+    is a program like any other."""
+    reader = _START_READERS.get(_tool_word(step.words), _read_other)
+    if reader is _read_tool and not tools:
+        reader = _read_other
+    reader(state, step)
+
+
+def _program_words(words: list[str]) -> list[str]:
+    """``words`` without the leading ``exec``, ``env`` and variable assignments."""
+    while words and (
+        words[0] in ("exec", "env") or ("=" in words[0] and not words[0].startswith("-"))
+    ):
+        words = words[1:]
+    return words
+
+
+def _kept_script(kept: Sequence[tuple[list[str], str]], run: list[str]) -> str:
+    """The script the image runs when more than the program is left (``""`` when the program
+    alone is the command); the program gets ``exec`` so that it, not the shell, gets signals."""
+    if len(kept) == 1 and all(t == "exec" for t in kept[0][0][: len(kept[0][0]) - len(run)]):
+        return ""
+    words = [" ".join(_shell_word(t) for t in seg) for seg, _ in kept]
+    last = kept[-1][0]
+    if last[-len(run) :] == run:
+        prefix = [t for t in last[: len(last) - len(run)] if t != "exec"]
+        if prefix and "=" in prefix[0]:
+            prefix = ["env", *prefix]  # ``FOO=1 python app.py``: exec takes no assignments
+        words[-1] = "exec " + " ".join(_shell_word(t) for t in [*prefix, *run])
+    seps = [sep for _, sep in kept[:-1]] + [""]  # none after the last kept step
+    return "".join(
+        word + (f" {sep} " if sep not in ("", ";") else "; " if sep else "")
+        for word, sep in zip(words, seps, strict=True)
+    )
+
+
 def _parse_start(command: Any) -> _Start | None:
+    """What a compose command does at start, read step by step (one reader per tool); ``None``
+    unless it installs the service's requirements and then runs a Python program."""
     script = _script_of(command)
     if script is None:
         return None
-    requirements: list[str] = []
-    constraints: list[str] = []
-    no_binary: list[str] = []
-    packages: list[str] = []
-    projects: list[str] = []
-    system: list[str] = []
-    dropped: list[str] = []  # steps the image has no use for (another distribution's packages)
-    kept: list[tuple[list[str], str]] = []  # the steps the image still runs at start
-    locked: list[tuple[str, str]] = []
-    selects: list[str] = []
-    dev_left_out = False
-    implicit: tuple[str, str] | None = None  # the project a `uv run` syncs on its own
-    here = ""  # where a ``cd`` moved the script, relative to the working dir (or absolute)
-    run: list[str] | None = None
+    state = _Reading()
     for original, separator in _segments(script):
-        seg = original
-        while seg and (seg[0] in ("exec", "env") or ("=" in seg[0] and not seg[0].startswith("-"))):
-            seg = seg[1:]
-        if not seg:
-            continue
-        name = PurePosixPath(seg[0]).name
-        step = _tool_step(seg)
-        if step is not None and step.folder is not None and not step.run:
-            locked.append((step.tool, _under(here, step.folder)))
-            selects += step.selects
-            dev_left_out = dev_left_out or step.dev
-            continue
-        if step is not None and step.run:
-            if step.folder is not None:
-                implicit = (step.tool, _under(here, step.folder))
-                selects += step.selects
-            original = original[: len(original) - len(seg)] + list(step.run)
-            seg = list(step.run)
-            name = PurePosixPath(seg[0]).name
-        if name in ("apt-get", "apt"):
-            # system packages at start: the image gets them at build time instead
-            if seg[1:2] == ["install"]:
-                system += [a for a in seg[2:] if not a.startswith("-") and "=" not in a]
-            continue
-        if name == "apk":  # an Alpine image's packages: the Debian image has its own (ELF scan)
-            dropped.append(shlex.join(seg))
-            continue
-        pip = _pip_args(seg)
-        if pip is not None:
-            targets, editables = _pip_targets(pip)
-            if (
-                targets
-                and not editables
-                and all(
-                    not _is_local_path(t) and _requirement_name(t) in _INSTALL_TOOLS
-                    for t in targets
-                )
-            ):
-                continue  # ``pip install --upgrade pip``: tooling, not the service's dependencies
-            requirements += [_under(here, r) for r in _option_values(pip, "-r", "--requirement")]
-            constraints += [_under(here, c) for c in _option_values(pip, "-c", "--constraint")]
-            for value in _option_values(pip, "--no-binary", "--no-binary"):
-                no_binary += [v for v in value.split(",") if v and v != ":none:"]
-            for target in [*targets, *editables]:
-                if "://" in target:
-                    projects.append(target)  # a URL: passed over, with the reason
-                elif _is_local_path(target) or target in editables:
-                    projects.append(_under(here, target))
-                else:
-                    packages.append(target)
-            continue
-        if name == "cd" and len(seg) == 2:
-            here = _under(here, seg[1])
-        kept.append((original, separator))
-        if _PYTHON.match(seg[0]) or name in RUNNERS:
-            run = seg
-        elif name in WRAPPERS or name.endswith(".sh"):
-            # ``wait-for-it.sh db:5432 -- python app.py``, ``ddtrace-run gunicorn …``
-            at = next(
-                (
-                    i
-                    for i, t in enumerate(seg[1:], 1)
-                    if _PYTHON.match(t) or PurePosixPath(t).name in RUNNERS
-                ),
-                None,
-            )
-            if at is not None:
-                run = seg[at:]
-    if implicit is not None and not (requirements or packages or projects or locked):
-        locked.append(implicit)
-    if not (requirements or packages or projects or locked) or run is None:
-        return None
-    shell = ""
-    if len(kept) > 1 or any(t != "exec" for t in kept[0][0][: len(kept[0][0]) - len(run)]):
-        words = [" ".join(_shell_word(t) for t in seg) for seg, _ in kept]
-        last = kept[-1][0]
-        if last[-len(run) :] == run:  # the service, not the shell, gets the signals
-            prefix = [t for t in last[: len(last) - len(run)] if t != "exec"]
-            if prefix and "=" in prefix[0]:
-                prefix = ["env", *prefix]  # ``FOO=1 python app.py``: exec takes no assignments
-            words[-1] = "exec " + " ".join(_shell_word(t) for t in [*prefix, *run])
-        seps = [sep for _, sep in kept[:-1]] + [""]  # none after the last kept step
-        shell = "".join(
-            word + (f" {sep} " if sep not in ("", ";") else "; " if sep else "")
-            for word, sep in zip(words, seps, strict=True)
-        )
-    return _Start(
-        tuple(requirements),
-        tuple(constraints),
-        tuple(no_binary),
-        tuple(run),
-        tuple(packages),
-        tuple(projects),
-        tuple(dict.fromkeys(system)),
-        shell,
-        tuple(dropped),
-        locked=tuple(dict.fromkeys(locked)),
-        selects=tuple(dict.fromkeys(selects)),
-        dev_left_out=dev_left_out,
-    )
+        words = _program_words(original)
+        if words:
+            _read_step(state, _Step(words, original, separator))
+    return state.start()
 
 
 def _start_from_script_file(command: Any, svc: Mapping[str, Any], root: Path) -> _Start | None:
@@ -998,27 +1112,37 @@ def _locked_requirements(
     )
 
 
-def _finding(
-    root: Path,
-    files: Sequence[ComposeFile],
-    name: str,
-    svc: Mapping[str, Any],
-    start: _Start,
-    env: Mapping[str, str],
-    image: str,
-) -> Finding:
-    defining = next(
-        (f for f in files if name in f.services and "image" in f.services[name]), files[0]
-    )
-    notes: list[str] = []
+@dataclass(frozen=True)
+class _Code:
+    """Where a service's code is: the project, the bind mounts, the working dir in the
+    container and on the host, and the compose file that defines the service."""
+
+    root: Path
+    mounts: tuple[_Mount, ...]
+    workdir: str
+    mount: _Mount  # the mount holding the working dir
+    workdir_host: Path
+    compose_file: Path
+
+
+def _baked_variables_note(svc: Mapping[str, Any]) -> str | None:
+    """A note naming the compose variables the command had, now resolved into the image."""
     raw = svc.get("command") if svc.get("command") is not None else svc.get("entrypoint")
     raw_text = (raw if isinstance(raw, str) else " ".join(map(str, raw or []))).replace("$$", "")
     baked = sorted(set(re.findall(r"\$\{?([A-Za-z_]\w*)", raw_text)))
-    if baked:
-        notes.append(
-            f"command: compose variables {', '.join(baked)} resolved now (re-run init after "
-            "changing them, or edit the command in wheeldock.toml)"
-        )
+    if not baked:
+        return None
+    return (
+        f"command: compose variables {', '.join(baked)} resolved now (re-run init after "
+        "changing them, or edit the command in wheeldock.toml)"
+    )
+
+
+def _code_of(
+    name: str, svc: Mapping[str, Any], root: Path, compose_file: Path, notes: list[str]
+) -> _Code:
+    """Where the service's code is (appending a note when the working dir is inferred);
+    :class:`InvalidConfig` when its working dir is in no bind mount."""
     mounts = _mounts(svc, root)
     workdir = str(svc.get("working_dir") or "")
     if not workdir:
@@ -1030,66 +1154,92 @@ def _finding(
         raise InvalidConfig(
             f"service {name!r}: its working_dir {workdir} is not inside a bind-mounted folder of "
             "the project, so its code cannot be found",
-            path=defining.path,
+            path=compose_file,
             fix=f"mount the code (e.g. `volumes: [./app:{workdir}]`) or write wheeldock.toml by hand",
         )
     mount, workdir_host = located
-    source = _rel(mount.host, root)
+    return _Code(root, tuple(mounts), workdir, mount, workdir_host, compose_file)
+
+
+def _pip_requirements(name: str, start: _Start, code: _Code, notes: list[str]) -> list[str]:
+    """The project-relative requirement files of the pip steps (``-r`` files, then the local
+    projects' pyproject.toml), appending a note per project."""
     requirements: list[str] = []
     for req in start.requirements:
-        host = _to_host(str(PurePosixPath(workdir) / req), mounts)
+        host = _to_host(str(PurePosixPath(code.workdir) / req), code.mounts)
         if host is None:
             raise InvalidConfig(
                 f"service {name!r}: the requirements file {req} is not inside the code mount",
-                path=defining.path,
+                path=code.compose_file,
                 fix="keep requirement files in the mounted code folder",
             )
-        requirements.append(_rel(host[1], root))
+        requirements.append(_rel(host[1], code.root))
     for target in start.projects:
-        rel, note = _project_requirements(target, workdir, mounts, root)
+        rel, note = _project_requirements(target, code.workdir, code.mounts, code.root)
         if rel not in requirements:
             requirements.append(rel)
         notes.append(note)
+    return requirements
+
+
+def _inline_requirements(name: str, packages: Sequence[str]) -> tuple[str, str]:
+    """The requirements file (name, text) init writes for the packages the command named;
+    :class:`_PassOver` when one is not a requirement."""
+    for spec in packages:
+        try:
+            Requirement(spec)
+        except InvalidRequirement as exc:
+            raise _PassOver(f"its pip command names {spec!r}, not a requirement: {exc}") from exc
+    return generated_requirements_name(name), _generated_requirements(name, packages)
+
+
+def _lock_requirements(start: _Start, others: Sequence[str], code: _Code, notes: list[str]) -> str:
+    """The lock file of the one project the start installs from its lock, appending notes;
+    :class:`_PassOver` when the install selects more, or ``others`` are installed besides."""
+    (tool, folder), *more = start.locked
+    if start.selects:
+        raise _PassOver(
+            f"its {tool} install takes more than the project's runtime packages "
+            f"({', '.join(start.selects)}): wheeldock installs what "
+            f"`{lock_of_tool(tool).installs}` does; make those "
+            "packages the project's own"
+        )
+    if others or more:
+        raise _PassOver(
+            f"it installs with {tool} and also with pip (or installs two projects): a lock "
+            f"file is a service's whole requirements; add the other packages with {tool}"
+        )
+    rel, note = _locked_requirements(tool, folder, code.workdir, code.mounts, code.root)
+    notes.append(note)
+    if start.dev_left_out:
+        notes.append(
+            f"requirements: the development packages are left out of the image (its {tool} "
+            "install took them too); make what the service needs at run time the project's "
+            "own packages"
+        )
+    return rel
+
+
+def _requirements_of(
+    name: str, start: _Start, code: _Code, notes: list[str]
+) -> tuple[list[str], tuple[tuple[str, str], ...]]:
+    """The service's requirement files (project-relative) and the files init writes for them
+    (name, text), appending a note for each inference."""
+    requirements = _pip_requirements(name, start, code, notes)
     generated: tuple[tuple[str, str], ...] = ()
     if start.packages:
-        rel = generated_requirements_name(name)
-        for spec in start.packages:
-            try:
-                Requirement(spec)
-            except InvalidRequirement as exc:
-                raise _PassOver(
-                    f"its pip command names {spec!r}, not a requirement: {exc}"
-                ) from exc
-        generated = ((rel, _generated_requirements(name, start.packages)),)
+        rel, text = _inline_requirements(name, start.packages)
+        generated = ((rel, text),)
         requirements.append(rel)
         notes.append(f"requirements: {' '.join(start.packages)} from the command, into {rel}")
     if start.locked:
-        (tool, folder), *more = start.locked
-        if start.selects:
-            raise _PassOver(
-                f"its {tool} install takes more than the project's runtime packages "
-                f"({', '.join(start.selects)}): wheeldock installs what "
-                f"`{lock_of_tool(tool).installs}` does; make those "
-                "packages the project's own"
-            )
-        if requirements or more:
-            raise _PassOver(
-                f"it installs with {tool} and also with pip (or installs two projects): a lock "
-                f"file is a service's whole requirements; add the other packages with {tool}"
-            )
-        rel, note = _locked_requirements(tool, folder, workdir, mounts, root)
-        requirements.append(rel)
-        notes.append(note)
-        if start.dev_left_out:
-            notes.append(
-                f"requirements: the development packages are left out of the image (its {tool} "
-                "install took them too); make what the service needs at run time the project's "
-                "own packages"
-            )
-    constraints = [_rel(workdir_host / c, root) for c in start.constraints]
-    closure, reqs = requirement_closure(
-        root, [*requirements, *constraints], overlay=dict(generated)
-    )
+        requirements.append(_lock_requirements(start, requirements, code, notes))
+    return requirements, generated
+
+
+def _image_command(start: _Start, notes: list[str]) -> tuple[str, ...]:
+    """The image's command: the program, or ``sh -c`` with the script's other steps; appends
+    notes for a script read from a file and for the steps left out."""
     argv = _image_argv(start.argv)
     if start.from_file:
         notes.append(
@@ -1104,21 +1254,54 @@ def _finding(
             f"command: `{step}` left out (Alpine packages: the image is Debian's; the libraries "
             "the wheels need are found by the ELF scan)"
         )
+    return argv
+
+
+def _health_check(port: int | None, start: _Start, code: _Code, notes: list[str]) -> str:
+    """``process`` without a port, else a route the entry module declares, else ``tcp``."""
+    entries = _entry_files(start.argv, code.workdir_host)
+    route, route_file = find_health_route(entries, code.mount.host)
+    if port is None:
+        notes.append("health: process check (no port)")
+        return "process"
+    if route is not None and route_file is not None:
+        notes.append(f"health: GET {route} (declared in {_rel(route_file, code.root)})")
+        return route
+    notes.append(
+        "health: TCP connect (no /health-like route found in the entry module and its imports)"
+    )
+    return "tcp"
+
+
+def _finding(
+    root: Path,
+    files: Sequence[ComposeFile],
+    name: str,
+    svc: Mapping[str, Any],
+    start: _Start,
+    env: Mapping[str, str],
+    image: str,
+) -> Finding:
+    """What ``init`` makes of the service ``name`` that starts with ``start``; the notes say
+    how each inference was made. :class:`_PassOver` when it cannot be made an image as written,
+    :class:`InvalidConfig` when its code or requirement files are outside the code mount."""
+    defining = next(
+        (f for f in files if name in f.services and "image" in f.services[name]), files[0]
+    )
+    notes: list[str] = []
+    baked = _baked_variables_note(svc)
+    if baked:
+        notes.append(baked)
+    code = _code_of(name, svc, root, defining.path, notes)
+    requirements, generated = _requirements_of(name, start, code, notes)
+    constraints = [_rel(code.workdir_host / c, root) for c in start.constraints]
+    closure, reqs = requirement_closure(
+        root, [*requirements, *constraints], overlay=dict(generated)
+    )
+    argv = _image_command(start, notes)
     port, port_source = infer_port(svc, start.argv, env, defining.path.parent)
     notes.append(f"port {port} from {port_source}" if port else "no port: a worker")
-    entries = _entry_files(start.argv, workdir_host)
-    route, route_file = find_health_route(entries, mount.host)
-    if port is None:
-        health = "process"
-        notes.append("health: process check (no port)")
-    elif route is not None and route_file is not None:
-        health = route
-        notes.append(f"health: GET {route} (declared in {_rel(route_file, root)})")
-    else:
-        health = "tcp"
-        notes.append(
-            "health: TCP connect (no /health-like route found in the entry module and its imports)"
-        )
+    health = _health_check(port, start, code, notes)
     runtime = tuple(
         dict.fromkeys((*table_runtime_packages(reqs, start.no_binary), *start.system_packages))
     )
@@ -1130,17 +1313,17 @@ def _finding(
     network_mode = svc.get("network_mode")
     service = Service(
         name=name,
-        source=source,
+        source=_rel(code.mount.host, root),
         requirements=tuple(requirements),
         command=argv,
-        workdir=workdir,
+        workdir=code.workdir,
         port=port,
         health=health,
         runtime_packages=runtime,
         runtime_packages_source="table",
         python=_python_version(image),
         network_mode=str(network_mode) if network_mode else None,
-        source_target=mount.target,
+        source_target=code.mount.target,
         constraints=tuple(constraints),
         no_binary=start.no_binary,
     )
@@ -1154,7 +1337,7 @@ def _finding(
     return Finding(
         service=service,
         compose_file=defining.path,
-        source_volume=mount.source,
+        source_volume=code.mount.source,
         drop_keys=drop,
         requirement_files=closure,
         constraints=tuple(constraints),

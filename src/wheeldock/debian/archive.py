@@ -283,10 +283,21 @@ def build_index(
             provides: list[tuple[str, str]] = []
             for info in parse_packages(packages_text):
                 rows.append(
-                    (info.name, info.version, info.architecture, info.source, info.depends,
-                     info.pre_depends, info.provides, info.filename, info.sha256, info.size,
-                     int(info.essential), info.priority)
-                )  # fmt: skip
+                    (
+                        info.name,
+                        info.version,
+                        info.architecture,
+                        info.source,
+                        info.depends,
+                        info.pre_depends,
+                        info.provides,
+                        info.filename,
+                        info.sha256,
+                        info.size,
+                        int(info.essential),
+                        info.priority,
+                    )
+                )
                 for group in parse_relations(info.provides):
                     provides.extend((virtual, info.name) for virtual in group)
             conn.executemany(

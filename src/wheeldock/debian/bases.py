@@ -478,9 +478,17 @@ def uv_binary(version: str, arch: str) -> Path:
             # name every glibc from bookworm's 2.36 down to manylinux2014's 2.17
             machine = _WHEEL_MACHINES.get(arch, arch)
             download = [
-                sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                "--only-binary=:all:", "--dest", tmp, f"uv=={version}",
-            ]  # fmt: skip
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--dest",
+                tmp,
+                f"uv=={version}",
+            ]
             for minor in range(36, 16, -1):
                 download += ["--platform", f"manylinux_2_{minor}_{machine}"]
             process.run(
@@ -793,6 +801,58 @@ def _pyc_source(path: str) -> str | None:
     return posixpath.join(posixpath.dirname(head), tail.split(".", 1)[0] + ".py")
 
 
+def _glob_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
+    """Whether a path is, or is under, a path matching one of the ``fnmatch`` globs (matched
+    part by part: ``*`` stops at ``/``)."""
+    globs = [g.split("/") for g in patterns]
+
+    def matches(path: str) -> bool:
+        parts = path.split("/")
+        return any(len(parts) >= len(g) and all(map(fnmatch.fnmatchcase, parts, g)) for g in globs)
+
+    return matches
+
+
+def _kept_by_owner(
+    path: str, owners: Mapping[str, set[str]], keep_packages: frozenset[str]
+) -> bool:
+    """Whether the nearest owned path at or above ``path`` is a kept package's (an unowned
+    path under no owned folder is kept)."""
+
+    def owned_by_kept(path: str) -> bool | None:
+        pkgs = owners.get(path)
+        return None if pkgs is None else bool(pkgs & keep_packages)
+
+    verdict = owned_by_kept(path)
+    probe = path
+    while verdict is None and probe:
+        probe = posixpath.dirname(probe)
+        verdict = owned_by_kept(probe)
+    return verdict is None or verdict
+
+
+def _drop_dangling_links(kept: set[str], links: Mapping[str, str]) -> None:
+    """Drop the kept symlinks whose target went, until nothing changes (chains through
+    alternatives)."""
+    changed = True
+    while changed:
+        changed = False
+        kept_links = {k: v for k, v in links.items() if k in kept}
+        for path in list(kept_links):
+            target = resolve(path, kept_links)
+            if target is None or (target != "" and target not in kept):
+                kept.discard(path)
+                changed = True
+
+
+def _add_parents(kept: set[str]) -> None:
+    for path in list(kept):
+        parent = posixpath.dirname(path)
+        while parent and parent not in kept:
+            kept.add(parent)
+            parent = posixpath.dirname(parent)
+
+
 def plan_prune(
     members: Sequence[tarfile.TarInfo],
     owners: Mapping[str, set[str]],
@@ -812,60 +872,23 @@ def plan_prune(
     by_name = {_norm(m.name): m for m in members}
     links = {n: m.linkname for n, m in by_name.items() if m.issym()}
     forced = set(always_keep)
-
-    def matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
-        globs = [g.split("/") for g in patterns]
-
-        def matches(path: str) -> bool:
-            parts = path.split("/")
-            return any(
-                len(parts) >= len(g) and all(map(fnmatch.fnmatchcase, parts, g)) for g in globs
-            )
-
-        return matches
-
-    dropped_by_glob = matcher(drop_paths)
-    kept_by_glob = matcher(keep_paths)
-
-    def owned_by_kept(path: str) -> bool | None:
-        pkgs = owners.get(path)
-        return None if pkgs is None else bool(pkgs & keep_packages)
+    dropped_by_glob = _glob_matcher(drop_paths)
+    kept_by_glob = _glob_matcher(keep_paths)
 
     kept: set[str] = set()
     pycs = []
     for path in by_name:
         if path in forced or kept_by_glob(path):
             kept.add(path)
+        elif dropped_by_glob(path):
             continue
-        if dropped_by_glob(path):
-            continue
-        if _pyc_source(path) is not None and owners.get(path) is None:
+        elif _pyc_source(path) is not None and owners.get(path) is None:
             pycs.append(path)
-            continue
-        verdict = owned_by_kept(path)
-        probe = path
-        while verdict is None and probe:
-            probe = posixpath.dirname(probe)
-            verdict = owned_by_kept(probe)
-        if verdict is None or verdict:
+        elif _kept_by_owner(path, owners, keep_packages):
             kept.add(path)
     kept.update(p for p in pycs if _pyc_source(p) in kept)
-
-    # Symlinks whose target went: drop, until nothing changes (chains through alternatives).
-    changed = True
-    while changed:
-        changed = False
-        kept_links = {k: v for k, v in links.items() if k in kept}
-        for path in list(kept_links):
-            target = resolve(path, kept_links)
-            if target is None or (target != "" and target not in kept):
-                kept.discard(path)
-                changed = True
-    for path in list(kept):
-        parent = posixpath.dirname(path)
-        while parent and parent not in kept:
-            kept.add(parent)
-            parent = posixpath.dirname(parent)
+    _drop_dangling_links(kept, links)
+    _add_parents(kept)
     if "" in by_name:
         kept.add("")
     return kept

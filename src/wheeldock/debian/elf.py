@@ -13,8 +13,9 @@ import logging
 import posixpath
 import re
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from elftools.elf.enums import ENUM_E_MACHINE
 
@@ -140,13 +141,136 @@ class _Truncated(ValueError):
 
 _PT_LOAD, _PT_DYNAMIC, _PT_INTERP = 1, 2, 3
 _DT_NEEDED, _DT_STRTAB, _DT_STRSZ, _DT_SONAME, _DT_RPATH, _DT_RUNPATH = 1, 5, 10, 14, 15, 29
-_DT_VERDEF, _DT_VERDEFNUM, _DT_VERNEED, _DT_VERNEEDNUM = (
-    0x6FFFFFFC, 0x6FFFFFFD, 0x6FFFFFFE, 0x6FFFFFFF,
-)  # fmt: skip
+_DT_VERDEF, _DT_VERDEFNUM = 0x6FFFFFFC, 0x6FFFFFFD
+_DT_VERNEED, _DT_VERNEEDNUM = 0x6FFFFFFE, 0x6FFFFFFF
 _E_TYPES = {0: "ET_NONE", 1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
 _MACHINE_NAMES = {v: k for k, v in ENUM_E_MACHINE.items() if isinstance(v, int)}
 #: Bounds that a sane file stays far below; a corrupt one must not loop for ever.
 _MAX_ENTRIES = 100_000
+
+
+class _Image:
+    """An ELF file being read: its layout (class, byte order), its loaded segments (to turn
+    addresses into file offsets) and its dynamic string table once found."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        ident = self.read_at(0, 16)
+        elf_class = {1: 32, 2: 64}.get(ident[4])
+        endian = {1: "<", 2: ">"}.get(ident[5])
+        if elf_class is None or endian is None:
+            raise _Truncated(f"unknown ELF class/data bytes {ident[4]}/{ident[5]}")
+        self.elf_class: int = elf_class
+        self.endian: str = endian
+        self.wide = elf_class == 64
+        self.loads: list[tuple[int, int, int]] = []  # (vaddr, offset, filesz)
+        self.strtab = b""
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        self.stream.seek(offset)
+        data = self.stream.read(size)
+        if len(data) != size:
+            raise _Truncated(f"needs {size} bytes at offset {offset}, the file ends first")
+        return data
+
+    def unpack_at(self, fmt: str, offset: int) -> tuple[Any, ...]:
+        """``fmt`` (without byte order) unpacked from the file at ``offset``."""
+        fmt = self.endian + fmt
+        return struct.unpack(fmt, self.read_at(offset, struct.calcsize(fmt)))
+
+    def file_offset(self, vaddr: int) -> int:
+        for start, offset, size in self.loads:
+            if start <= vaddr < start + size:
+                return offset + vaddr - start
+        raise _Truncated(f"address {vaddr:#x} lies in no loaded segment")
+
+    def string(self, index: int) -> str:
+        if index >= len(self.strtab):
+            raise _Truncated(f"string index {index} is past the string table")
+        return self.strtab[index : self.strtab.index(b"\0", index)].decode(errors="replace")
+
+
+def _program_headers(elf: _Image) -> tuple[int, int, tuple[int, int] | None, str | None]:
+    """The ELF header's type and machine; the program headers' loaded segments (kept on
+    ``elf``), dynamic segment (offset, size) and interpreter."""
+    header_fmt = "HHIQQQIHHHHHH" if elf.wide else "HHIIIIIHHHHHH"
+    (e_type, e_machine, _, _, e_phoff, _, _, _, e_phentsize, e_phnum, *_rest) = elf.unpack_at(
+        header_fmt, 16
+    )
+    ph_fmt = elf.endian + ("IIQQQQQQ" if elf.wide else "IIIIIIII")
+    ph_size = struct.calcsize(ph_fmt)
+    if e_phnum and e_phentsize < ph_size:
+        raise _Truncated(f"program header entries of {e_phentsize} bytes are too small")
+    dynamic: tuple[int, int] | None = None  # (offset, filesz)
+    interpreter: str | None = None
+    for index in range(e_phnum):
+        fields = struct.unpack(ph_fmt, elf.read_at(e_phoff + index * e_phentsize, ph_size))
+        if elf.wide:
+            p_type, _, p_offset, p_vaddr, _, p_filesz, _, _ = fields
+        else:
+            p_type, p_offset, p_vaddr, _, p_filesz, _, _, _ = fields
+        if p_type == _PT_LOAD:
+            elf.loads.append((p_vaddr, p_offset, p_filesz))
+        elif p_type == _PT_DYNAMIC:
+            dynamic = (p_offset, p_filesz)
+        elif p_type == _PT_INTERP:
+            raw = elf.read_at(p_offset, p_filesz)
+            interpreter = raw.split(b"\0", 1)[0].decode(errors="replace")
+    return e_type, e_machine, dynamic, interpreter
+
+
+def _dynamic_tags(elf: _Image, dynamic: tuple[int, int] | None) -> list[tuple[int, int]]:
+    """The dynamic segment's (tag, value) entries, up to its DT_NULL."""
+    tags: list[tuple[int, int]] = []
+    if dynamic is None:
+        return tags
+    dyn_fmt = elf.endian + ("qQ" if elf.wide else "iI")
+    dyn_size = struct.calcsize(dyn_fmt)
+    raw = elf.read_at(dynamic[0], dynamic[1] - dynamic[1] % dyn_size)
+    for offset in range(0, len(raw), dyn_size):
+        tag, value = struct.unpack_from(dyn_fmt, raw, offset)
+        if tag == 0:
+            break
+        tags.append((tag, value))
+    return tags
+
+
+def _version_needs(elf: _Image, values: Mapping[int, int]) -> list[tuple[str, tuple[str, ...]]]:
+    """The symbol versions needed (DT_VERNEED), per library file."""
+    needs: list[tuple[str, tuple[str, ...]]] = []
+    if _DT_VERNEED not in values:
+        return needs
+    offset = elf.file_offset(values[_DT_VERNEED])
+    for _ in range(min(values.get(_DT_VERNEEDNUM, 0), _MAX_ENTRIES)):
+        _, count, file_name, aux, following = elf.unpack_at("HHIII", offset)
+        versions = []
+        aux_offset = offset + aux
+        for _ in range(min(count, _MAX_ENTRIES)):
+            _, _, _, vna_name, vna_next = elf.unpack_at("IHHII", aux_offset)
+            versions.append(elf.string(vna_name))
+            aux_offset += vna_next
+        needs.append((elf.string(file_name), tuple(versions)))
+        if not following:
+            break
+        offset += following
+    return needs
+
+
+def _version_defs(elf: _Image, values: Mapping[int, int]) -> list[str]:
+    """The symbol versions the file defines (DT_VERDEF), its BASE entry left out."""
+    defs: list[str] = []
+    if _DT_VERDEF not in values:
+        return defs
+    offset = elf.file_offset(values[_DT_VERDEF])
+    for _ in range(min(values.get(_DT_VERDEFNUM, 0), _MAX_ENTRIES)):
+        _, flags, _, count, _, aux, following = elf.unpack_at("HHHHIII", offset)
+        if count and not flags & _VER_FLG_BASE:  # the BASE entry names the file itself
+            vda_name, _ = elf.unpack_at("II", offset + aux)
+            defs.append(elf.string(vda_name))
+        if not following:
+            break
+        offset += following
+    return defs
 
 
 def _parse(stream: IO[bytes], name: str) -> ElfInfo:
@@ -157,109 +281,20 @@ def _parse(stream: IO[bytes], name: str) -> ElfInfo:
     to find the dynamic string table, which made checking an image's ~1,000 libraries take
     over a minute; this takes milliseconds per file.
     """
-
-    def read_at(offset: int, size: int) -> bytes:
-        stream.seek(offset)
-        data = stream.read(size)
-        if len(data) != size:
-            raise _Truncated(f"needs {size} bytes at offset {offset}, the file ends first")
-        return data
-
-    ident = read_at(0, 16)
-    elf_class = {1: 32, 2: 64}.get(ident[4])
-    endian = {1: "<", 2: ">"}.get(ident[5])
-    if elf_class is None or endian is None:
-        raise _Truncated(f"unknown ELF class/data bytes {ident[4]}/{ident[5]}")
-    wide = elf_class == 64
-    header_fmt = endian + ("HHIQQQIHHHHHH" if wide else "HHIIIIIHHHHHH")
-    (e_type, e_machine, _, _, e_phoff, _, _, _, e_phentsize, e_phnum, *_rest) = struct.unpack(
-        header_fmt, read_at(16, struct.calcsize(header_fmt))
-    )
-    ph_fmt = endian + ("IIQQQQQQ" if wide else "IIIIIIII")
-    ph_size = struct.calcsize(ph_fmt)
-    if e_phnum and e_phentsize < ph_size:
-        raise _Truncated(f"program header entries of {e_phentsize} bytes are too small")
-    loads: list[tuple[int, int, int]] = []  # (vaddr, offset, filesz)
-    dynamic: tuple[int, int] | None = None  # (offset, filesz)
-    interpreter: str | None = None
-    for index in range(e_phnum):
-        fields = struct.unpack(ph_fmt, read_at(e_phoff + index * e_phentsize, ph_size))
-        if wide:
-            p_type, _, p_offset, p_vaddr, _, p_filesz, _, _ = fields
-        else:
-            p_type, p_offset, p_vaddr, _, p_filesz, _, _, _ = fields
-        if p_type == _PT_LOAD:
-            loads.append((p_vaddr, p_offset, p_filesz))
-        elif p_type == _PT_DYNAMIC:
-            dynamic = (p_offset, p_filesz)
-        elif p_type == _PT_INTERP:
-            interpreter = read_at(p_offset, p_filesz).split(b"\0", 1)[0].decode(errors="replace")
-
-    tags: list[tuple[int, int]] = []
-    if dynamic is not None:
-        dyn_fmt = endian + ("qQ" if wide else "iI")
-        dyn_size = struct.calcsize(dyn_fmt)
-        raw = read_at(dynamic[0], dynamic[1] - dynamic[1] % dyn_size)
-        for offset in range(0, len(raw), dyn_size):
-            tag, value = struct.unpack_from(dyn_fmt, raw, offset)
-            if tag == 0:
-                break
-            tags.append((tag, value))
+    elf = _Image(stream)
+    e_type, e_machine, dynamic, interpreter = _program_headers(elf)
+    tags = _dynamic_tags(elf, dynamic)
     values = dict(tags)
-
-    def file_offset(vaddr: int) -> int:
-        for start, offset, size in loads:
-            if start <= vaddr < start + size:
-                return offset + vaddr - start
-        raise _Truncated(f"address {vaddr:#x} lies in no loaded segment")
-
-    strtab = b""
     if _DT_STRTAB in values:
-        strtab = read_at(file_offset(values[_DT_STRTAB]), values.get(_DT_STRSZ, 0))
-
-    def string(index: int) -> str:
-        if index >= len(strtab):
-            raise _Truncated(f"string index {index} is past the string table")
-        return strtab[index : strtab.index(b"\0", index)].decode(errors="replace")
-
-    needs: list[tuple[str, tuple[str, ...]]] = []
-    if _DT_VERNEED in values:
-        offset = file_offset(values[_DT_VERNEED])
-        for _ in range(min(values.get(_DT_VERNEEDNUM, 0), _MAX_ENTRIES)):
-            _, count, file_name, aux, following = struct.unpack(
-                endian + "HHIII", read_at(offset, 16)
-            )
-            versions = []
-            aux_offset = offset + aux
-            for _ in range(min(count, _MAX_ENTRIES)):
-                _, _, _, vna_name, vna_next = struct.unpack(
-                    endian + "IHHII", read_at(aux_offset, 16)
-                )
-                versions.append(string(vna_name))
-                aux_offset += vna_next
-            needs.append((string(file_name), tuple(versions)))
-            if not following:
-                break
-            offset += following
-    defs: list[str] = []
-    if _DT_VERDEF in values:
-        offset = file_offset(values[_DT_VERDEF])
-        for _ in range(min(values.get(_DT_VERDEFNUM, 0), _MAX_ENTRIES)):
-            _, flags, _, count, _, aux, following = struct.unpack(
-                endian + "HHHHIII", read_at(offset, 20)
-            )
-            if count and not flags & _VER_FLG_BASE:  # the BASE entry names the file itself
-                vda_name, _ = struct.unpack(endian + "II", read_at(offset + aux, 8))
-                defs.append(string(vda_name))
-            if not following:
-                break
-            offset += following
-
+        elf.strtab = elf.read_at(elf.file_offset(values[_DT_STRTAB]), values.get(_DT_STRSZ, 0))
+    needs = _version_needs(elf, values)
+    defs = _version_defs(elf, values)
+    string = elf.string
     return ElfInfo(
         name=name,
         machine=str(_MACHINE_NAMES.get(e_machine, e_machine)),
-        elf_class=elf_class,
-        little_endian=endian == "<",
+        elf_class=elf.elf_class,
+        little_endian=elf.endian == "<",
         elf_type=_E_TYPES.get(e_type, str(e_type)),
         needed=tuple(string(v) for t, v in tags if t == _DT_NEEDED),
         soname=string(values[_DT_SONAME]) if _DT_SONAME in values else None,

@@ -939,34 +939,20 @@ def _vendored_by(item: _Elf, soname: str, tree_paths: set[str], unit_sonames: se
     return soname in unit_sonames
 
 
-def scan(
-    path: Path,
-    *,
-    base: str = "slim",
-    arch: str | None = None,
-    suite: str | None = None,
-    build_packages: bool = True,
-) -> LibsReport:
-    """The Debian packages the ELF files under ``path`` need at run time on ``base``.
-
-    ``path``: a wheel, a folder of wheels, an installed site-packages (or venv) folder, or a
-    project folder with a ``wheelhouse/``. ``base``: ``slim``, ``minimal``, ``builder``,
-    ``none``, an image reference or a rootfs folder. ``arch`` defaults to the ELF files'
-    (a wheelhouse for another architecture needs no emulation). The Debian index is
-    downloaded only when some library is neither vendored nor glibc's; with
-    ``build_packages=False`` (no ``-dev`` packages wanted) only when some library is not in
-    the base either, which spares a build the index's download and parse (seconds) when the
-    base has every library, as for most manylinux wheels on the slim base.
-    """
-    started = time.monotonic()
-    path = Path(path)
-    kind, sources = locate(path)
+def _read_items(kind: str, sources: Sequence[Path]) -> tuple[list[_Elf], set[str]]:
+    """The ELF files of ``sources`` and every path in their trees."""
     items: list[_Elf] = []
     tree_paths: set[str] = set()
     for source in sources:
         found, paths = _read_wheel(source) if kind != "site-packages" else _read_folder(source)
         items += found
         tree_paths |= paths
+    return items, tree_paths
+
+
+def _scan_arch(path: Path, items: Sequence[_Elf], arch: str | None) -> str:
+    """The Debian architecture to scan for: the ELF files' (all one), which ``arch`` must
+    match, else ``arch``, else this machine's; :class:`InvalidConfig` otherwise."""
     arches = {i.info.arch or i.info.machine for i in items}
     if len(arches) > 1:
         detail = ", ".join(
@@ -989,7 +975,11 @@ def scan(
         raise InvalidConfig(
             f"its ELF files are for {arch}, which Debian does not build for", path=path
         )
+    return arch
 
+
+def _unit_sonames(items: Sequence[_Elf]) -> dict[str, set[str]]:
+    """The sonames each unit (a wheel, a distribution's tree) carries itself."""
     unit_sonames: dict[str, set[str]] = {}
     for item in items:
         names = unit_sonames.setdefault(item.unit, set())
@@ -997,7 +987,15 @@ def scan(
             names.add(item.info.soname)
         if ".libs/" in item.path:
             names.add(posixpath.basename(item.path))
+    return unit_sonames
 
+
+def _sort_needed(
+    items: Sequence[_Elf], tree_paths: set[str]
+) -> tuple[list[ElfReport], dict[int, list[str]]]:
+    """Each ELF file's report with its vendored and glibc libraries, and (by its number) the
+    sonames left to find in the base or a Debian package."""
+    unit_sonames = _unit_sonames(items)
     pending: dict[int, list[str]] = {}
     partial: list[ElfReport] = []
     for number, item in enumerate(items):
@@ -1020,53 +1018,105 @@ def scan(
                 provided_by_base=tuple(system),
             )
         )
+    return partial, pending
 
-    wanted = sorted({s for rest in pending.values() for s in rest})
-    profile = base_profile(base, arch=arch) if wanted else BaseProfile(base, "", arch)
-    suite = suite or profile.suite or debian.DEFAULT_SUITE
+
+def _look_up(
+    lookup: Sequence[str], suite: str, arch: str
+) -> tuple[dict[str, str | None], dict[str, str | None]]:
+    """The Debian package shipping each soname, and each such package's ``-dev`` package
+    (the index is opened only when there is something to look up)."""
     package_of: dict[str, str | None] = {}
     dev_of: dict[str, str | None] = {}
-    lookup = wanted if build_packages else [s for s in wanted if s not in profile.sonames]
     if lookup:
         with debian.open_index(suite, arch) as index:
             for soname in lookup:
                 package_of[soname] = index.package_for(soname)
             for name in sorted({p for p in package_of.values() if p}):
                 dev_of[name] = None if name in _NO_DEV else index.dev_package(name)
+    return package_of, dev_of
 
-    runtime: set[str] = set()
-    build: set[str] = set()
-    unresolved: list[Unresolved] = []
-    reports = []
-    for number, report in enumerate(partial):
+
+@dataclass
+class _Resolution:
+    """What the scan found the ELF files need: the reports, the runtime and build packages,
+    the sonames nothing ships."""
+
+    reports: list[ElfReport] = field(default_factory=list)
+    runtime: set[str] = field(default_factory=set)
+    build: set[str] = field(default_factory=set)
+    unresolved: list[Unresolved] = field(default_factory=list)
+
+    def resolve(
+        self,
+        report: ElfReport,
+        pending: Sequence[str],
+        profile: BaseProfile,
+        package_of: Mapping[str, str | None],
+        dev_of: Mapping[str, str | None],
+    ) -> None:
+        """Settle one file's pending sonames: in the base, in a package, or nowhere."""
         provided = list(report.provided_by_base)
         resolved: list[tuple[str, str]] = []
         missing: list[str] = []
-        for soname in pending[number]:
+        for soname in pending:
             package = package_of.get(soname)
             if package is not None and dev_of.get(package):
-                build.add(str(dev_of[package]))
+                self.build.add(str(dev_of[package]))
             if soname in profile.sonames or (package is not None and package in profile.packages):
                 provided.append(soname)
             elif package is not None:
                 resolved.append((soname, package))
-                runtime.add(package)
+                self.runtime.add(package)
             else:
                 missing.append(soname)
-                unresolved.append(Unresolved(soname, report.file, report.wheel))
-        reports.append(
-            ElfReport(
-                file=report.file,
-                wheel=report.wheel,
-                arch=report.arch,
-                needed=report.needed,
-                vendored=report.vendored,
+                self.unresolved.append(Unresolved(soname, report.file, report.wheel))
+        self.reports.append(
+            dataclasses.replace(
+                report,
                 provided_by_base=tuple(provided),
                 resolved=tuple(resolved),
                 unresolved=tuple(missing),
             )
         )
-    for gap in unresolved:
+
+
+def scan(
+    path: Path,
+    *,
+    base: str = "slim",
+    arch: str | None = None,
+    suite: str | None = None,
+    build_packages: bool = True,
+) -> LibsReport:
+    """The Debian packages the ELF files under ``path`` need at run time on ``base``.
+
+    ``path``: a wheel, a folder of wheels, an installed site-packages (or venv) folder, or a
+    project folder with a ``wheelhouse/``. ``base``: ``slim``, ``minimal``, ``builder``,
+    ``none``, an image reference or a rootfs folder. ``arch`` defaults to the ELF files'
+    (a wheelhouse for another architecture needs no emulation). The Debian index is
+    downloaded only when some library is neither vendored nor glibc's; with
+    ``build_packages=False`` (no ``-dev`` packages wanted) only when some library is not in
+    the base either, which spares a build the index's download and parse (seconds) when the
+    base has every library, as for most manylinux wheels on the slim base.
+    """
+    started = time.monotonic()
+    path = Path(path)
+    kind, sources = locate(path)
+    items, tree_paths = _read_items(kind, sources)
+    arch = _scan_arch(path, items, arch)
+    partial, pending = _sort_needed(items, tree_paths)
+
+    wanted = sorted({s for rest in pending.values() for s in rest})
+    profile = base_profile(base, arch=arch) if wanted else BaseProfile(base, "", arch)
+    suite = suite or profile.suite or debian.DEFAULT_SUITE
+    lookup = wanted if build_packages else [s for s in wanted if s not in profile.sonames]
+    package_of, dev_of = _look_up(lookup, suite, arch)
+
+    found = _Resolution()
+    for number, report in enumerate(partial):
+        found.resolve(report, pending[number], profile, package_of, dev_of)
+    for gap in found.unresolved:
         log.warning(
             "%s needs %s, which no Debian %s/%s package ships",
             f"{gap.wheel}: {gap.file}" if gap.wheel else gap.file,
@@ -1080,10 +1130,10 @@ def scan(
         base=base,
         arch=arch,
         suite=suite,
-        runtime_packages=tuple(sorted(runtime)),
-        build_packages=tuple(sorted(build)),
-        elfs=tuple(reports),
-        unresolved=tuple(unresolved),
+        runtime_packages=tuple(sorted(found.runtime)),
+        build_packages=tuple(sorted(found.build)),
+        elfs=tuple(found.reports),
+        unresolved=tuple(found.unresolved),
         wheels=len(sources) if kind != "site-packages" else 0,
         seconds=time.monotonic() - started,
     )

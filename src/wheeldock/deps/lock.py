@@ -77,6 +77,7 @@ from wheeldock.project import Project, Service
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
+    from packaging.version import Version
 
 log = logging.getLogger(__name__)
 
@@ -545,53 +546,73 @@ def pinned_requirements(root: Path, inputs: LockInputs) -> dict[str, _Pin]:
         if (kind := project_lock(r)) is not None
     }
     for rel, _ in inputs.files:
-        path = root / rel
         if rel in projects:
             continue  # read with its lock file: the lock holds the pins
-        if project_lock(rel) is not None:
-            text = "\n".join(locked_requirements(path))  # pinned lines, markers and all
-        elif path.suffix == ".toml":
-            raise NotFastLockable(f"{rel} is a pyproject.toml")
-        else:
-            text = path.read_text().replace("\\\n", " ")
-        for number, raw in enumerate(text.splitlines(), 1):
-            line = raw.split(" #", 1)[0].strip()
-            if not line or line.startswith("#"):
-                continue
-            if line.startswith(("-r ", "--requirement")):
-                continue  # the included file is one of inputs.files
-            if line.startswith("-") or "--hash" in line:
-                raise NotFastLockable(f"{rel}:{number}: an option ({line.split()[0]})")
-            plain = _plain_pin(line)
-            if plain is not None:
-                raw_name, raw_extras, version = plain
-            else:
-                from packaging.requirements import InvalidRequirement
-
-                try:
-                    req = _requirement(line)
-                except InvalidRequirement as exc:
-                    raise NotFastLockable(f"{rel}:{number}: {exc}") from None
-                if req.marker is not None and not req.marker.evaluate(env):
-                    continue
-                specs = list(req.specifier)
-                if (
-                    req.url
-                    or len(specs) != 1
-                    or specs[0].operator != "=="
-                    or "*" in specs[0].version
-                ):
-                    raise NotFastLockable(f"{rel}:{number}: {req.name} is not pinned with ==")
-                raw_name, raw_extras, version = req.name, frozenset(req.extras), specs[0].version
-            name = _canonical_name(raw_name)
-            old = pins.get(name)
-            if old is not None and old.version != version:
-                raise NotFastLockable(f"{name} is pinned twice")
-            extras = raw_extras | (old.extras if old else frozenset())
-            pins[name] = _Pin(name, version, extras)
+        for number, raw in enumerate(_pins_text(root, rel).splitlines(), 1):
+            line = _requirement_line(raw, f"{rel}:{number}")
+            pinned = _line_pin(line, f"{rel}:{number}", env) if line else None
+            if pinned is not None:
+                _add_pin(pins, *pinned)
     if not pins:
         raise NotFastLockable("no requirements")
     return pins
+
+
+def _pins_text(root: Path, rel: str) -> str:
+    """The requirement lines of an input file: a lock file's pinned lines (markers and all),
+    a requirements file's with its continued lines joined."""
+    path = root / rel
+    if project_lock(rel) is not None:
+        return "\n".join(locked_requirements(path))
+    if path.suffix == ".toml":
+        raise NotFastLockable(f"{rel} is a pyproject.toml")
+    return path.read_text().replace("\\\n", " ")
+
+
+def _requirement_line(raw: str, where: str) -> str | None:
+    """A requirement line without its comment; ``None`` for a blank line, a comment or an
+    include (the included file is one of the inputs); :class:`NotFastLockable` for an
+    option or a hash."""
+    line = raw.split(" #", 1)[0].strip()
+    if not line or line.startswith("#"):
+        return None
+    if line.startswith(("-r ", "--requirement")):
+        return None
+    if line.startswith("-") or "--hash" in line:
+        raise NotFastLockable(f"{where}: an option ({line.split()[0]})")
+    return line
+
+
+def _line_pin(line: str, where: str, env: dict[str, str]) -> tuple[str, frozenset[str], str] | None:
+    """(name, extras, version) a line pins with ``==``; ``None`` when its marker is false for
+    the target; :class:`NotFastLockable` for anything but one exact pin."""
+    plain = _plain_pin(line)
+    if plain is not None:
+        return plain
+    from packaging.requirements import InvalidRequirement
+
+    try:
+        req = _requirement(line)
+    except InvalidRequirement as exc:
+        raise NotFastLockable(f"{where}: {exc}") from None
+    if req.marker is not None and not req.marker.evaluate(env):
+        return None
+    specs = list(req.specifier)
+    if req.url or len(specs) != 1 or specs[0].operator != "==" or "*" in specs[0].version:
+        raise NotFastLockable(f"{where}: {req.name} is not pinned with ==")
+    return req.name, frozenset(req.extras), specs[0].version
+
+
+def _add_pin(
+    pins: dict[str, _Pin], raw_name: str, raw_extras: frozenset[str], version: str
+) -> None:
+    """Add a pin to ``pins``, extras merged; :class:`NotFastLockable` for two versions."""
+    name = _canonical_name(raw_name)
+    old = pins.get(name)
+    if old is not None and old.version != version:
+        raise NotFastLockable(f"{name} is pinned twice")
+    extras = raw_extras | (old.extras if old else frozenset())
+    pins[name] = _Pin(name, version, extras)
 
 
 def target_environment(platform: str, python: str) -> dict[str, str]:
@@ -640,11 +661,69 @@ def _file_entry(f: dict[str, Any]) -> str:
     return "{ " + ", ".join(parts) + " }"
 
 
+def _version_text(filename: str) -> str | None:
+    """The version's text in a file name, cut out as packaging's filename parsers cut it;
+    ``None`` for a name no wheel can have."""
+    if filename.endswith(".whl"):
+        if not 4 <= filename.count("-") <= 5:
+            return None  # not a wheel name: packaging would refuse it
+        start = filename.index("-") + 1
+        return filename[start : filename.index("-", start)]
+    return filename.rpartition("-")[2].removesuffix(".zip").removesuffix(".tar.gz")
+
+
+def _is_release_file(f: dict[str, Any], filename: str, wanted: Version) -> bool:
+    """Whether an index file is one of the pinned release's: not yanked, from PyPI's file
+    host, and named with exactly that version."""
+    from packaging.utils import parse_sdist_filename, parse_wheel_filename
+
+    if f.get("yanked") or not str(f.get("url", "")).startswith(_PYPI_FILES):
+        return False
+    try:
+        if filename.endswith(".whl"):
+            version = parse_wheel_filename(filename)[1]
+        else:
+            version = parse_sdist_filename(filename)[1]
+    except ValueError:
+        return False
+    return version == wanted
+
+
+def _check_requires_python(f: dict[str, Any], pin: _Pin, python: str) -> None:
+    """:class:`NotFastLockable` when the file's ``requires-python`` excludes ``python``."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    requires_python = f.get("requires-python")
+    if not requires_python:
+        return
+    try:
+        ok = SpecifierSet(requires_python).contains(f"{python}.0", prereleases=True)
+    except InvalidSpecifier:
+        ok = False
+    if not ok:
+        raise NotFastLockable(f"{pin.name} {pin.version} requires Python {requires_python}")
+
+
+def _release_block(
+    pin: _Pin, sdists: Sequence[dict[str, Any]], wheels: list[dict[str, Any]]
+) -> str:
+    """The ``[[packages]]`` entry uv writes: the first sdist, the wheels sorted by name."""
+    lines = ["[[packages]]", f'name = "{pin.name}"', f"version = {_toml_str(pin.version)}"]
+    if sdists:
+        lines.append(f"sdist = {_file_entry(sdists[0])}")
+    wheels.sort(key=lambda f: str(f["filename"]))
+    if len(wheels) == 1:
+        lines.append(f"wheels = [{_file_entry(wheels[0])}]")
+    else:
+        lines.append("wheels = [")
+        lines += [f"    {_file_entry(w)}," for w in wheels]
+        lines.append("]")
+    return "\n".join(lines)
+
+
 def _release_files(pin: _Pin, index: dict[str, Any], inputs: LockInputs) -> _Release:
     """The lock entry uv writes for ``pin`` (its sdist and the wheels the target can use) from
     the project's PEP 691 page; ``requires_dist`` is filled in by the caller."""
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-    from packaging.utils import parse_sdist_filename, parse_wheel_filename
     from packaging.version import InvalidVersion, Version
 
     ranks = supported_tags(inputs.platform, inputs.python)
@@ -665,54 +744,20 @@ def _release_files(pin: _Pin, index: dict[str, Any], inputs: LockInputs) -> _Rel
     sdists, wheels = [], []
     for f in index.get("files") or []:
         filename = str(f.get("filename", ""))
-        # The version's text, cut out as packaging's filename parsers cut it, is checked first:
-        # a page may list thousands of files (pydantic-core's), each name a full parse.
-        if filename.endswith(".whl"):
-            if not 4 <= filename.count("-") <= 5:
-                continue  # not a wheel name: packaging would refuse it
-            start = filename.index("-") + 1
-            text = filename[start : filename.index("-", start)]
-        else:
-            text = filename.rpartition("-")[2].removesuffix(".zip").removesuffix(".tar.gz")
-        if not wanted_text(text):
+        # The version's text is checked first: a page may list thousands of files
+        # (pydantic-core's), each name a full parse.
+        text = _version_text(filename)
+        if text is None or not wanted_text(text) or not _is_release_file(f, filename, wanted):
             continue
-        if f.get("yanked") or not str(f.get("url", "")).startswith(_PYPI_FILES):
-            continue
-        try:
-            if filename.endswith(".whl"):
-                version = parse_wheel_filename(filename)[1]
-            else:
-                version = parse_sdist_filename(filename)[1]
-        except ValueError:
-            continue
-        if version != wanted:
-            continue
-        requires_python = f.get("requires-python")
-        if requires_python:
-            try:
-                ok = SpecifierSet(requires_python).contains(f"{inputs.python}.0", prereleases=True)
-            except InvalidSpecifier:
-                ok = False
-            if not ok:
-                raise NotFastLockable(f"{pin.name} {pin.version} requires Python {requires_python}")
-        if filename.endswith(".whl"):
-            if wheel_rank(filename, ranks) is not None:
-                wheels.append(f)
-        else:
+        _check_requires_python(f, pin, inputs.python)
+        if not filename.endswith(".whl"):
             sdists.append(f)
+        elif wheel_rank(filename, ranks) is not None:
+            wheels.append(f)
     if not wheels:
         # an sdist-only pin's dependencies are known only by building it: uv's job
         raise NotFastLockable(f"{pin.name} {pin.version} has no wheel for {inputs.platform}")
-    lines = ["[[packages]]", f'name = "{pin.name}"', f"version = {_toml_str(pin.version)}"]
-    if sdists:
-        lines.append(f"sdist = {_file_entry(sdists[0])}")
-    wheels.sort(key=lambda f: str(f["filename"]))
-    if len(wheels) == 1:
-        lines.append(f"wheels = [{_file_entry(wheels[0])}]")
-    else:
-        lines.append("wheels = [")
-        lines += [f"    {_file_entry(w)}," for w in wheels]
-        lines.append("]")
+    block = _release_block(pin, sdists, wheels)
     best = min(wheels, key=lambda f: wheel_rank(str(f["filename"]), ranks) or 0)
     chosen = LockedFile(
         filename=str(best["filename"]),
@@ -724,7 +769,7 @@ def _release_files(pin: _Pin, index: dict[str, Any], inputs: LockInputs) -> _Rel
     # has no .metadata file, and asking would cost a round trip for a 404
     served = best.get("core-metadata") or best.get("data-dist-info-metadata")
     metadata_url = str(best["url"]) + ".metadata" if served else ""
-    return _Release(pin, "\n".join(lines), (), metadata_url, chosen)
+    return _Release(pin, block, (), metadata_url, chosen)
 
 
 def _fetch_releases(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -158,9 +158,17 @@ def _uv_export(path: Path) -> tuple[str, ...]:
     from wheeldock.errors import CommandFailed
 
     argv = [
-        uv_bin(), "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes",
-        "--no-header", "--no-annotate", "--format", "requirements-txt",
-    ]  # fmt: skip
+        uv_bin(),
+        "export",
+        "--frozen",
+        "--no-dev",
+        "--no-emit-project",
+        "--no-hashes",
+        "--no-header",
+        "--no-annotate",
+        "--format",
+        "requirements-txt",
+    ]
     try:
         out = process.run(argv, cwd=path.parent).stdout
     except CommandFailed as exc:
@@ -273,65 +281,82 @@ def requirement_closure(
     slow to import, is not loaded: a build checking its lock's freshness needs only the files).
     ``overlay`` holds the text of files not written yet (``init`` plans before it writes).
     """
-    seen: list[str] = []
-    reqs: list[Requirement] = []
-    pending = overlay or {}
+    closure = _Closure(root, parse, overlay or {})
+    for f in files:
+        closure.visit(f, None)
+    return tuple(closure.seen), tuple(closure.reqs)
 
-    def add(line: str, path: Path, number: int) -> None:
+
+@dataclass
+class _Closure:
+    """The files and requirements :func:`requirement_closure` has met so far."""
+
+    root: Path
+    parse: bool
+    pending: Mapping[str, str]  # the text of files not written yet
+    seen: list[str] = field(default_factory=list)
+    reqs: list[Requirement] = field(default_factory=list)
+
+    def add(self, line: str, path: Path, number: int) -> None:
         from packaging.requirements import InvalidRequirement, Requirement
 
         try:
-            reqs.append(Requirement(line.split(";")[0].strip() if "@" not in line else line))
+            self.reqs.append(Requirement(line.split(";")[0].strip() if "@" not in line else line))
         except InvalidRequirement:
             log.debug("%s:%d: not a requirement: %r", path, number, line)
 
-    def visit(rel: str, referrer: tuple[Path, int] | None) -> None:
-        if rel in seen:
+    def visit(self, rel: str, referrer: tuple[Path, int] | None) -> None:
+        """Read ``rel`` (named at ``referrer``, a file and line; ``None`` for a top-level
+        file) and what it includes, unless it was read already."""
+        if rel in self.seen:
             return
-        path = root / rel
-        if rel not in pending and not path.is_file():
-            if referrer is None:
-                raise InvalidConfig(
-                    f"the requirements file {rel} does not exist",
-                    path=path,
-                    fix="check the `pip install -r` path in the compose command (it is relative to "
-                    "the service's working_dir inside its code mount)",
-                )
-            raise InvalidConfig(
-                f"line {referrer[1]}: includes {rel}, which does not exist",
-                path=referrer[0],
-                fix="fix the include path (it is relative to the including file)",
-            )
-        seen.append(rel)
-        text = pending.get(rel)
+        path = self.root / rel
+        if rel not in self.pending and not path.is_file():
+            raise _missing(rel, path, referrer)
+        self.seen.append(rel)
+        text = self.pending.get(rel)
         kind = project_lock(rel)
         if kind is not None:
             # the tool reads its manifest with the lock (groups, the project's name)
-            beside = relative(path.parent / kind.manifest, root)
-            if beside not in seen:
-                seen.append(beside)
-            if parse:
-                for line in locked_requirements(path):
-                    add(line, path, 0)
-            return
-        if path.suffix == ".toml":
-            if parse:
-                for dep in project_dependencies(path, text):
-                    add(dep, path, 0)
-            return
-        for number, raw in enumerate((path.read_text() if text is None else text).splitlines(), 1):
+            beside = relative(path.parent / kind.manifest, self.root)
+            if beside not in self.seen:
+                self.seen.append(beside)
+            lines: Iterable[str] = locked_requirements(path) if self.parse else ()
+            for line in lines:
+                self.add(line, path, 0)
+        elif path.suffix == ".toml":
+            deps: Iterable[str] = project_dependencies(path, text) if self.parse else ()
+            for dep in deps:
+                self.add(dep, path, 0)
+        else:
+            self._visit_lines(path, path.read_text() if text is None else text)
+
+    def _visit_lines(self, path: Path, text: str) -> None:
+        """A requirements file's lines: its includes followed, its requirements added."""
+        for number, raw in enumerate(text.splitlines(), 1):
             line = raw.split(" #", 1)[0].strip()
             if not line or line.startswith("#"):
                 continue
             words = line.split()
             for short, long in (("-r", "--requirement"), ("-c", "--constraint")):
-                included = option_values(words, short, long)
-                for inc in included:
-                    visit(relative(path.parent / inc, root), (path, number))
-            if line.startswith("-") or not parse:
+                for inc in option_values(words, short, long):
+                    self.visit(relative(path.parent / inc, self.root), (path, number))
+            if line.startswith("-") or not self.parse:
                 continue
-            add(line, path, number)
+            self.add(line, path, number)
 
-    for f in files:
-        visit(f, None)
-    return tuple(seen), tuple(reqs)
+
+def _missing(rel: str, path: Path, referrer: tuple[Path, int] | None) -> InvalidConfig:
+    """The error for a requirements file that does not exist, named where it was included."""
+    if referrer is None:
+        return InvalidConfig(
+            f"the requirements file {rel} does not exist",
+            path=path,
+            fix="check the `pip install -r` path in the compose command (it is relative to "
+            "the service's working_dir inside its code mount)",
+        )
+    return InvalidConfig(
+        f"line {referrer[1]}: includes {rel}, which does not exist",
+        path=referrer[0],
+        fix="fix the include path (it is relative to the including file)",
+    )

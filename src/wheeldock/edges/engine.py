@@ -34,13 +34,12 @@ def docker(
     """Run ``docker ARGS…``."""
     return process.run(
         ["docker", *args],
-        input=input,
         cwd=cwd,
         env=env,
         check=check,
-        capture=capture,
         timeout=timeout,
         fix=fix,
+        streams=process.Streams(input=input, capture=capture),
     )
 
 
@@ -88,7 +87,9 @@ def load(archive: Path) -> list[str]:
 
 def load_stream(feed: Callable[[IO[bytes]], None], *, timeout: float | None = None) -> list[str]:
     """``docker load`` from stdin, which ``feed`` writes the archive to; returns the names."""
-    result = process.run(["docker", "load"], feed=feed, timeout=timeout, fix=START_HINT)
+    result = process.run(
+        ["docker", "load"], timeout=timeout, fix=START_HINT, streams=process.Streams(feed=feed)
+    )
     return _loaded_names(result.stdout)
 
 

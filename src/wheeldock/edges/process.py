@@ -59,40 +59,57 @@ def _mask(text: str, secrets: Sequence[str]) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class Streams:
+    """What a command's standard streams get, for :func:`run`.
+
+    ``input`` is handed to stdin at once; ``feed`` instead streams it: it is called with the pipe
+    and writes to it, so large inputs need not be held in memory. Output is captured unless
+    ``capture`` is false (it then goes where this process's goes). ``on_line`` (fed commands
+    only) hears each line of stdout as it comes, on a reader thread; what it raises is raised by
+    :func:`run` once the command has ended. ``started`` (fed commands only) is the command
+    already running, from :func:`spawn`: it is fed and waited for, not started.
+    """
+
+    input: bytes | None = None
+    capture: bool = True
+    feed: Callable[[IO[bytes]], None] | None = None
+    on_line: Callable[[bytes], None] | None = None
+    started: subprocess.Popen[bytes] | None = None
+
+
+_PLAIN = Streams()
+
+
 def run(
     argv: Sequence[str | os.PathLike[str]],
     *,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
-    input: bytes | None = None,
     check: bool = True,
-    capture: bool = True,
     timeout: float | None = None,
     secrets: Sequence[str] = (),
     fix: str | None = None,
-    feed: Callable[[IO[bytes]], None] | None = None,
-    on_line: Callable[[bytes], None] | None = None,
-    started: subprocess.Popen[bytes] | None = None,
+    streams: Streams = _PLAIN,
 ) -> Result:
     """Run a command to completion.
 
     ``env`` is added to the current environment. With ``check`` a non-zero exit raises
-    :class:`CommandFailed` carrying argv, exit code and output (secrets masked). ``feed``
-    streams the command's stdin: it is called with the pipe and writes to it (instead of
-    ``input``), so large inputs need not be held in memory; output is captured meanwhile, and
-    ``on_line`` (fed commands only) hears each line of stdout as it comes (on a reader thread;
-    what it raises is raised here once the command has ended). ``started`` (fed commands only)
-    is the command already running, from :func:`spawn`: it is fed and waited for, not started.
+    :class:`CommandFailed` carrying argv, exit code and output (secrets masked), as does
+    outliving ``timeout``. ``streams`` says what stdin gets and what becomes of the output
+    (see :class:`Streams`); :class:`ValueError` when it has ``on_line`` or ``started`` but no
+    ``feed``.
     """
     args = [os.fspath(a) for a in argv]
     which(args[0]) if os.sep not in args[0] else None
     full_env = {**os.environ, **env} if env else None
     log.debug("run: %s", " ".join(args))
-    if feed is not None:
-        proc = started or _popen_piped(args, cwd, full_env)
-        return _run_fed(proc, args, feed, check, timeout, secrets, fix, on_line)
-    if on_line is not None or started is not None:
+    if streams.feed is not None:
+        proc = streams.started or _popen_piped(args, cwd, full_env)
+        return _run_fed(proc, args, streams.feed, check, timeout, secrets, fix, streams.on_line)
+    if streams.on_line is not None or streams.started is not None:
         raise ValueError("on_line and started need feed")
+    input, capture = streams.input, streams.capture
     with (
         subprocess.Popen(
             args,
@@ -237,7 +254,10 @@ def _run_fed(
     stderr = captured.get("err", b"").decode(errors="replace")
     if check and proc.returncode != 0:
         raise CommandFailed(
-            [_mask(a, secrets) for a in args], proc.returncode,
-            _mask(stdout, secrets), _mask(stderr, secrets), fix=fix,
-        )  # fmt: skip
+            [_mask(a, secrets) for a in args],
+            proc.returncode,
+            _mask(stdout, secrets),
+            _mask(stderr, secrets),
+            fix=fix,
+        )
     return Result(args, proc.returncode, stdout, stderr)

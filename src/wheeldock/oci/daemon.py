@@ -105,8 +105,9 @@ def engine_chains(refs: Sequence[str]) -> set[str]:
     """Every layer chain ID the images named by ``refs`` have (missing refs count for none)."""
     if not refs:
         return set()
-    result = engine.docker("image", "inspect", "--format", "{{json .RootFS.Layers}}", *refs,
-                           check=False, timeout=60)  # fmt: skip
+    result = engine.docker(
+        "image", "inspect", "--format", "{{json .RootFS.Layers}}", *refs, check=False, timeout=60
+    )
     found: set[str] = set()
     for line in result.stdout.splitlines():
         try:
@@ -144,8 +145,10 @@ def _load_stream(
     except CommandFailed as exc:
         if not omit:
             raise
-        log.warning("docker load without the layers it has failed (%s); sending them all",
-                    exc.stderr.strip()[-300:])  # fmt: skip
+        log.warning(
+            "docker load without the layers it has failed (%s); sending them all",
+            exc.stderr.strip()[-300:],
+        )
         _engine_chains.clear()
         _inspected.clear()
         return engine.load_stream(lambda pipe: send(pipe, frozenset()), timeout=timeout)
@@ -230,8 +233,11 @@ def load_many(
     for image, _ in named:
         _engine_chains.update(chain_ids([lay.diff_id for lay in image.layers]))
     if results:
-        log.info("loaded %s into the engine (%d bytes sent)",
-                 ", ".join(s for _, s in named), results[0].bytes_written)  # fmt: skip
+        log.info(
+            "loaded %s into the engine (%d bytes sent)",
+            ", ".join(s for _, s in named),
+            results[0].bytes_written,
+        )
     return [
         PublishResult(f"docker-daemon:{short}", r.digest, r.bytes_written, r.blobs_written, 0)
         for (_, short), r in zip(named, results, strict=True)

@@ -144,9 +144,17 @@ class ImageConfig:
     def from_json(cls, data: Mapping[str, Any] | None) -> ImageConfig:
         data = dict(data or {})
         known = {
-            "Cmd", "Entrypoint", "Env", "WorkingDir", "User", "ExposedPorts", "Volumes",
-            "Labels", "Healthcheck", "StopSignal",
-        }  # fmt: skip
+            "Cmd",
+            "Entrypoint",
+            "Env",
+            "WorkingDir",
+            "User",
+            "ExposedPorts",
+            "Volumes",
+            "Labels",
+            "Healthcheck",
+            "StopSignal",
+        }
         health = data.get("Healthcheck")
         return cls(
             cmd=tuple(data["Cmd"]) if data.get("Cmd") is not None else None,

@@ -105,9 +105,10 @@ def write(
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise WheeldockError(
-            f"cannot create the layout folder ({exc.strerror})", path=root,
+            f"cannot create the layout folder ({exc.strerror})",
+            path=root,
             fix="pick a writable folder for oci:DIR",
-        ) from exc  # fmt: skip
+        ) from exc
     if (root / LAYOUT_FILE).exists():
         _check_layout(root)
     elif any(root.iterdir()):
@@ -158,9 +159,10 @@ def _check_layout(root: Path) -> None:
         ) from exc
     if version != "1.0.0":
         raise WheeldockError(
-            f"unsupported image layout version {version!r}", path=root / LAYOUT_FILE,
+            f"unsupported image layout version {version!r}",
+            path=root / LAYOUT_FILE,
             fix="write to a new folder",
-        )  # fmt: skip
+        )
 
 
 def _read_index(root: Path) -> dict[str, Any]:
@@ -168,9 +170,10 @@ def _read_index(root: Path) -> dict[str, Any]:
         data = json.loads((root / "index.json").read_bytes())
     except (OSError, ValueError) as exc:
         raise WheeldockError(
-            f"index.json is unreadable ({exc})", path=root / "index.json",
+            f"index.json is unreadable ({exc})",
+            path=root / "index.json",
             fix="remove the folder and write the image again",
-        ) from exc  # fmt: skip
+        ) from exc
     if not isinstance(data, dict):
         raise WheeldockError("index.json is not a JSON object", path=root / "index.json")
     return data
@@ -195,14 +198,17 @@ def _read_blob(root: Path, digest: Digest) -> bytes:
         data = path.read_bytes()
     except FileNotFoundError as exc:
         raise NotFound(
-            f"blob {digest} is missing from the layout", path=root,
+            f"blob {digest} is missing from the layout",
+            path=root,
             fix="write the image to the layout again",
-        ) from exc  # fmt: skip
+        ) from exc
     if Digest.of_bytes(data) != digest:
         raise DigestMismatch(
-            "a layout blob does not match its name", expected=str(digest),
-            actual=str(Digest.of_bytes(data)), path=path,
-        )  # fmt: skip
+            "a layout blob does not match its name",
+            expected=str(digest),
+            actual=str(Digest.of_bytes(data)),
+            path=path,
+        )
     return data
 
 
@@ -215,9 +221,10 @@ def read(path: Path, tag: str | None = None, store: BlobStore | None = None) -> 
     root = Path(path)
     if not (root / LAYOUT_FILE).is_file():
         raise NotFound(
-            "is not an OCI image layout (no oci-layout file)", path=root,
+            "is not an OCI image layout (no oci-layout file)",
+            path=root,
             fix="check the path given as oci:DIR",
-        )  # fmt: skip
+        )
     manifests = _read_index(root).get("manifests", [])
     if tag is not None:
         found = [
@@ -248,9 +255,10 @@ def _read_target(root: Path, desc: dict[str, Any], store: BlobStore | None) -> I
     diff_ids = json.loads(config_raw).get("rootfs", {}).get("diff_ids", [])
     if len(diff_ids) != len(manifest.get("layers", [])):
         raise WheeldockError(
-            "manifest and config disagree on the number of layers", path=root,
+            "manifest and config disagree on the number of layers",
+            path=root,
             fix="write the image to the layout again",
-        )  # fmt: skip
+        )
     layers = []
     for ldesc, diff_id in zip(manifest.get("layers", []), diff_ids, strict=True):
         digest = Digest.parse(ldesc["digest"])
@@ -258,15 +266,22 @@ def _read_target(root: Path, desc: dict[str, Any], store: BlobStore | None) -> I
         if store is not None:
             store.put_file(source, expected=digest)
             layer = Layer.from_store(
-                store, digest, diff_id=Digest.parse(diff_id), media_type=ldesc["mediaType"],
-                size=int(ldesc["size"]), annotations=ldesc.get("annotations"),
-            )  # fmt: skip
+                store,
+                digest,
+                diff_id=Digest.parse(diff_id),
+                media_type=ldesc["mediaType"],
+                size=int(ldesc["size"]),
+                annotations=ldesc.get("annotations"),
+            )
         else:
             layer = Layer(
-                digest=digest, diff_id=Digest.parse(diff_id), size=int(ldesc["size"]),
-                media_type=ldesc["mediaType"], locate=_layout_locator(root, source),
+                digest=digest,
+                diff_id=Digest.parse(diff_id),
+                size=int(ldesc["size"]),
+                media_type=ldesc["mediaType"],
+                locate=_layout_locator(root, source),
                 annotations=dict(ldesc.get("annotations") or {}),
-            )  # fmt: skip
+            )
         layers.append(layer)
     return Image.from_raw(raw, config_raw, tuple(layers))
 
@@ -275,9 +290,10 @@ def _layout_locator(root: Path, source: Path) -> Callable[[], Path]:
     def locate() -> Path:
         if not source.is_file():
             raise NotFound(
-                f"layer blob {source.name} is gone from the layout", path=root,
+                f"layer blob {source.name} is gone from the layout",
+                path=root,
                 fix="write the image to the layout again",
-            )  # fmt: skip
+            )
         return source
 
     return locate

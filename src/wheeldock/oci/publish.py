@@ -62,9 +62,13 @@ def publish(
     seconds = time.monotonic() - started
     log.info("published %s to %s in %.2f s", result.digest, parsed, seconds)
     return PublishResult(
-        str(parsed), result.digest, result.bytes_written, result.blobs_written,
-        result.blobs_skipped, seconds,
-    )  # fmt: skip
+        str(parsed),
+        result.digest,
+        result.bytes_written,
+        result.blobs_written,
+        result.blobs_skipped,
+        seconds,
+    )
 
 
 def publish_all(

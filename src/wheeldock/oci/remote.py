@@ -96,9 +96,10 @@ def credentials_for(registry: str, config: Path | None = None) -> Credentials | 
         return None
     except (OSError, ValueError) as exc:
         raise WheeldockError(
-            f"Docker's config is unreadable ({exc})", path=path,
+            f"Docker's config is unreadable ({exc})",
+            path=path,
             fix="fix or remove it, or pass the user and password explicitly",
-        ) from exc  # fmt: skip
+        ) from exc
     keys = [registry, f"https://{registry}", f"http://{registry}"]
     if registry in ("docker.io", DOCKER_HUB_API, "index.docker.io"):
         keys.insert(0, DOCKER_HUB_AUTH_KEY)
@@ -114,7 +115,10 @@ def credentials_for(registry: str, config: Path | None = None) -> Credentials | 
     if helper:
         for key in keys:
             try:
-                out = process.run([f"docker-credential-{helper}", "get"], input=key.encode()).stdout
+                out = process.run(
+                    [f"docker-credential-{helper}", "get"],
+                    streams=process.Streams(input=key.encode()),
+                ).stdout
             except (CommandFailed, ToolNotFound):
                 continue
             found = json.loads(out)
@@ -414,8 +418,9 @@ class _Pusher:
         if said and said != str(digest):
             raise DigestMismatch(
                 "the registry stored the manifest under another digest",
-                expected=str(digest), actual=said,
-            )  # fmt: skip
+                expected=str(digest),
+                actual=said,
+            )
         with self._lock:
             self.counts.bytes += len(data)
         return digest
@@ -449,6 +454,19 @@ def _name_of(ref: RegistryRef | Name | str) -> Name:
     return parsed.name
 
 
+@dataclass(frozen=True)
+class Upload:
+    """How :func:`push` sends the blobs the registry lacks: in one request, or in chunks of
+    ``chunk_size`` bytes; ``mount_from`` names a repository on the same registry to mount them
+    from instead (a blob it lacks is uploaded)."""
+
+    chunk_size: int | None = None
+    mount_from: str | None = None
+
+
+_MONOLITHIC = Upload()
+
+
 def push(
     target: Image | Index,
     ref: RegistryRef | Name | str,
@@ -457,21 +475,24 @@ def push(
     auth: Credentials | tuple[str, str] | None = None,
     ca_file: Path | None = None,
     insecure: bool = False,
-    chunk_size: int | None = None,
-    mount_from: str | None = None,
+    upload: Upload = _MONOLITHIC,
     transport: httpx.BaseTransport | None = None,
 ) -> PublishResult:
     """Push ``target`` to ``ref`` (``docker://HOST/REPO:TAG`` or its parsed form).
 
-    ``mount_from`` names a repository on the same registry to mount missing blobs from.
-    ``transport`` replaces httpx's (for tests). ``store`` is unused: layers carry their bytes.
+    ``upload`` says how missing blobs go up (see :class:`Upload`). ``transport`` replaces
+    httpx's (for tests). ``store`` is unused: layers carry their bytes.
     """
     name = _name_of(ref)
     session = _Session(
-        name, auth=auth, ca_file=ca_file, insecure=insecure, actions="pull,push",
+        name,
+        auth=auth,
+        ca_file=ca_file,
+        insecure=insecure,
+        actions="pull,push",
         transport=transport,
-    )  # fmt: skip
-    pusher = _Pusher(session, chunk_size, mount_from)
+    )
+    pusher = _Pusher(session, upload.chunk_size, upload.mount_from)
     try:
         with ThreadPoolExecutor(PARALLEL_UPLOADS, thread_name_prefix="wheeldock-push") as pool:
             for image in iter_images(target):
@@ -553,8 +574,9 @@ def _get_manifest(session: _Session, reference: str, digest: Digest | None) -> b
     if digest is not None and Digest.of_bytes(resp.content) != digest:
         raise DigestMismatch(
             "the manifest does not match the digest asked for",
-            expected=str(digest), actual=str(Digest.of_bytes(resp.content)),
-        )  # fmt: skip
+            expected=str(digest),
+            actual=str(Digest.of_bytes(resp.content)),
+        )
     return resp.content
 
 
@@ -569,9 +591,10 @@ def _get_blob(session: _Session, digest: Digest) -> bytes:
         raise _fail(resp, f"getting blob {digest.short}")
     if Digest.of_bytes(resp.content) != digest:
         raise DigestMismatch(
-            "a blob does not match its digest", expected=str(digest),
+            "a blob does not match its digest",
+            expected=str(digest),
             actual=str(Digest.of_bytes(resp.content)),
-        )  # fmt: skip
+        )
     return resp.content
 
 

@@ -156,8 +156,11 @@ def plan_many(
             }
         )
         if omit:
-            seen.update(m.name for m, lay in zip(layer_members, source.layers, strict=True)
-                        if lay.diff_id in omit)  # fmt: skip
+            seen.update(
+                m.name
+                for m, lay in zip(layer_members, source.layers, strict=True)
+                if lay.diff_id in omit
+            )
         for member in [
             Member(config_name, len(config), data=config),
             *layer_members,
@@ -298,9 +301,10 @@ def read(file: Path, name: str | None = None, store: BlobStore | None = None) ->
         tar = tarfile.open(file, "r:")  # noqa: SIM115 - closed by the `with` below
     except (OSError, tarfile.TarError) as exc:
         raise NotFound(
-            f"not a readable docker-archive ({exc})", path=file,
+            f"not a readable docker-archive ({exc})",
+            path=file,
             fix="check the path given as docker-archive:FILE",
-        ) from exc  # fmt: skip
+        ) from exc
     with tar:
         entries = json.loads(_member_bytes(tar, "manifest.json", file))
         if name is not None:
@@ -311,8 +315,9 @@ def read(file: Path, name: str | None = None, store: BlobStore | None = None) ->
             have = ", ".join(t for e in entries for t in (e.get("RepoTags") or [])) or "none"
             raise InvalidReference(
                 f"{'no image ' + repr(name) if name else str(len(chosen)) + ' images'} in the archive",
-                path=file, fix=f"name one as docker-archive:FILE:NAME:TAG ({have})",
-            )  # fmt: skip
+                path=file,
+                fix=f"name one as docker-archive:FILE:NAME:TAG ({have})",
+            )
         entry = chosen[0]
         config_raw = _member_bytes(tar, entry["Config"], file)
         diff_ids = json.loads(config_raw).get("rootfs", {}).get("diff_ids", [])
@@ -356,9 +361,10 @@ def _read_layer(
         media_type = MEDIA_TYPE_TAR
         if blob.digest != diff_id:
             raise WheeldockError(
-                f"layer {name} does not hash to its diff_id {diff_id}", path=file,
+                f"layer {name} does not hash to its diff_id {diff_id}",
+                path=file,
                 fix="re-create the archive with docker save",
-            )  # fmt: skip
+            )
     return Layer.from_store(
         store, blob.digest, diff_id=diff_id, media_type=media_type, size=blob.size
     )

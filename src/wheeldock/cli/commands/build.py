@@ -81,9 +81,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="which platform's image a docker-daemon:/docker-archive: output gets (the host's)",
     )
     parser.add_argument(
-        "--sbom", type=Path, default=None, metavar="DIR",
+        "--sbom",
+        type=Path,
+        default=None,
+        metavar="DIR",
         help="write each image's CycloneDX SBOM here (default: beside an oci: output)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--relock", action="store_true", help="re-lock a stale lock instead of refusing it"
     )
@@ -228,12 +231,14 @@ def _run_multi(
         proj,
         services,
         targets,
-        args.output,
+        multiarch.MultiOptions(
+            outputs=tuple(args.output),
+            emulate_sdists=args.emulate_sdists,
+            sbom_dir=args.sbom,
+            load_platform=platforms.parse(args.load_platform) if args.load_platform else None,
+        ),
         options,
         progress=_progress(quiet=args.json, verbose=args.verbose > 0),
-        emulate_sdists=args.emulate_sdists,
-        sbom_dir=args.sbom,
-        load_platform=platforms.parse(args.load_platform) if args.load_platform else None,
     )
     if args.json:
         print_json({"services": [r.to_json() for r in results]})
@@ -247,9 +252,13 @@ def _run_multi(
         for p in r.images:
             built = sum(not lay.cached for lay in p.layers)
             table.add_row(
-                r.service, p.target.name, str(p.image.digest)[:19], f"{built}/{len(p.layers)}",
-                f"{p.image.size / 1e6:.1f} MB", f"{p.seconds:.2f} s",
-            )  # fmt: skip
+                r.service,
+                p.target.name,
+                str(p.image.digest)[:19],
+                f"{built}/{len(p.layers)}",
+                f"{p.image.size / 1e6:.1f} MB",
+                f"{p.seconds:.2f} s",
+            )
     console.print(table)
     for r in results:
         console.print(f"{r.service}: index {r.digest[:19]}")

@@ -20,21 +20,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("services", nargs="*", metavar="SERVICE", help="default: every service")
     p.add_argument("--no-build", action="store_true", help="start the images as they are")
     p.add_argument(
-        "--timeout", type=float, default=None, metavar="S",
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
         help=f"seconds to wait for health (default {up.Timeouts.health:.0f}; "
         f"{up.EMULATED_HEALTH_TIMEOUT:.0f} under emulation)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--build-timeout", type=float, default=up.Timeouts.build, metavar="S",
+        "--build-timeout",
+        type=float,
+        default=up.Timeouts.build,
+        metavar="S",
         help=f"seconds one service's build may take (default {up.Timeouts.build:.0f})",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--platform", default=None, metavar="PLATFORM",
+        "--platform",
+        default=None,
+        metavar="PLATFORM",
         help="build and run the services for this platform (e.g. linux/arm64); a foreign one "
         "runs under qemu-user (binfmt). The compose files are not "
         "edited: an override in .wheeldock/ sets `platform:`, a per-platform image tag and "
         "wheeldock's bases for that platform",
-    )  # fmt: skip
+    )
     p.add_argument("--json", action="store_true", help="print the timings as JSON")
     p.set_defaults(func=handle_up)
 
