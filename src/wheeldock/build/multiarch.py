@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
@@ -42,6 +42,7 @@ from wheeldock import platforms
 from wheeldock.build import sbom
 from wheeldock.build.builder import Builder, BuildOptions, LayerReport, Progress, output_for
 from wheeldock.build.install import InstalledTrees
+from wheeldock.build.session import Session
 from wheeldock.debian import archive as debian
 from wheeldock.debian import bases
 from wheeldock.deps import lock as locks
@@ -57,6 +58,10 @@ from wheeldock.oci.publish import PublishResult, publish
 from wheeldock.oci.reference import ArchiveRef, DaemonRef, OciRef, RegistryRef, coerce
 from wheeldock.platforms import Target
 from wheeldock.project import Project, Service
+
+if TYPE_CHECKING:
+    from wheeldock.deps.index import Index as PackageIndex
+    from wheeldock.oci.daemon import EngineLayers
 
 log = logging.getLogger(__name__)
 
@@ -197,8 +202,9 @@ class EmulatingWheelhouse(Wheelhouse):
         *,
         binfmt_dir: Path = platforms.BINFMT_DIR,
         host: Target | None = None,
+        index: PackageIndex | None = None,
     ) -> None:
-        super().__init__(root)
+        super().__init__(root, index=index)
         self.binfmt_dir = binfmt_dir
         self.host = host
 
@@ -429,9 +435,10 @@ def publish_outputs(
     *,
     load_platform: Target | None,
     epoch: int,
+    known: EngineLayers | None = None,
 ) -> tuple[list[PublishResult], list[str]]:
     """Publish the index (or one image where only one fits); attach SBOMs. Returns the results
-    and notes for the user."""
+    and notes for the user. ``known`` is what the command knows of the engine's layers."""
     results: list[PublishResult] = []
     notes: list[str] = []
     created = rfc3339(epoch)
@@ -450,7 +457,9 @@ def publish_outputs(
                 f"{ref} ({others} did not); use --load-platform to pick another, or an oci: "
                 "or docker:// output for the whole index"
             )
-        results.append(publish(one.image, ref, store))
+        results.append(
+            publish(one.image, ref, store, known=known if isinstance(parsed, DaemonRef) else None)
+        )
         if not isinstance(parsed, ArchiveRef | DaemonRef):  # pragma: no cover - closed union
             raise TypeError(parsed)
     return results, notes
@@ -491,6 +500,7 @@ def build(
     load_platform: Target | None = None,
     binfmt_dir: Path = platforms.BINFMT_DIR,
     wheelhouse: Wheelhouse | None = None,
+    session: Session | None = None,
 ) -> list[MultiBuild]:
     """Build each service for each of ``targets`` and publish the index (see the module doc).
 
@@ -504,9 +514,16 @@ def build(
         )
     options = options or BuildOptions()
     store = store or BlobStore()
+    own = session is None  # made here, so closed here
+    session = session if session is not None else Session()
+    net = session.locks.index
     if wheelhouse is None:
-        wheelhouse = EmulatingWheelhouse(binfmt_dir=binfmt_dir) if emulate_sdists else Wheelhouse()
-    trees = InstalledTrees()
+        wheelhouse = (
+            EmulatingWheelhouse(binfmt_dir=binfmt_dir, index=net)
+            if emulate_sdists
+            else Wheelhouse(index=net)
+        )
+    trees = InstalledTrees(compilers=session.compilers)
     builders: dict[Target, Builder] = {}
     for target in targets:
 
@@ -516,14 +533,16 @@ def build(
 
         builders[target] = Builder(
             project, replace(options, platform=target.name), store=store, wheelhouse=wheelhouse,
-            trees=trees, progress=tagged,
+            trees=trees, progress=tagged, session=session,
         )  # fmt: skip
     # Locks first, and every missing wheel of every platform reported together.
     for target in builders:
         missing: list[Artifact] = []
         lock = None
         for svc in services:
-            lock = locks.ensure(project, svc, platform=target.name, relock=options.relock)
+            lock = locks.ensure(
+                project, svc, platform=target.name, relock=options.relock, session=session.locks
+            )
             missing += [a for a in emulation_needed(lock, target) if a not in missing]
         if missing and lock is not None:
             if not emulate_sdists:
@@ -555,8 +574,9 @@ def build(
         )
         epoch = builders[targets[0]].epoch
         published, notes = publish_outputs(
-            svc, index, built, refs, store, load_platform=load_platform, epoch=epoch
-        )
+            svc, index, built, refs, store, load_platform=load_platform, epoch=epoch,
+            known=session.engine,
+        )  # fmt: skip
         files: list[Path] = []
         folder = sbom_folder(refs, sbom_dir)
         if folder is not None:
@@ -570,6 +590,8 @@ def build(
             )
         )  # fmt: skip
     trees.close()
+    if own:
+        session.close()
     return results
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from wheeldock import project as projects
 from wheeldock.build.builder import BuildOptions, Progress, ServiceBuild, build
+from wheeldock.build.session import Session
 from wheeldock.errors import WheeldockError
 from wheeldock.project import Project, Service
 
@@ -82,11 +83,19 @@ def watch(
     should_stop: Callable[[], bool] = lambda: False,
     interval: float = 0.2,
     progress: Progress | None = None,
+    session: Session | None = None,
 ) -> int:
     """Poll the inputs of ``services``; rebuild (and publish to ``outputs``) those that changed,
     together, reporting each round to ``on_rebuild``. A failed round (a syntax error in a
     requirements file, a pin that does not exist) is reported and watching goes on. Returns
-    the number of rounds when ``should_stop`` says so."""
+    the number of rounds when ``should_stop`` says so. Every round builds in one ``session``
+    (the caller's, else one made here and closed at the end): the index connections stay warm
+    and what the engine holds stays known."""
+    if session is None:
+        with Session() as made:
+            return watch(project, services, outputs, options, on_rebuild=on_rebuild,
+                         should_stop=should_stop, interval=interval, progress=progress,
+                         session=made)  # fmt: skip
     names = [s.name for s in services]
     prints = _fingerprints(project, names)
     rounds = 0
@@ -107,7 +116,7 @@ def watch(
         started = time.monotonic()
         chosen = [s for s in current.services if s.name in todo]
         try:
-            results = build(current, chosen, outputs, options, progress=progress)
+            results = build(current, chosen, outputs, options, progress=progress, session=session)
         except WheeldockError as exc:
             on_rebuild(Rebuild(tuple(todo), (), time.monotonic() - started, exc))
             continue

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Literal
 
 from packaging.utils import canonicalize_name
 
+from wheeldock.deps.index import Index
 from wheeldock.deps.pylock import Lock, LockedFile
 from wheeldock.deps.requirements import uv_bin
 from wheeldock.deps.wheeltags import supported_tags, wheel_arch, wheel_rank
@@ -104,9 +105,17 @@ def select(lock: Lock) -> tuple[Artifact, ...]:
 class Wheelhouse:
     """Downloads, verifies and builds the files of a lock. Safe to share between processes."""
 
-    def __init__(self, root: Path | None = None, *, workers: int = DOWNLOAD_WORKERS) -> None:
+    def __init__(
+        self,
+        root: Path | None = None,
+        *,
+        workers: int = DOWNLOAD_WORKERS,
+        index: Index | None = None,
+    ) -> None:
         self.root = Path(root) if root is not None else cache_dir("wheels")
         self.workers = workers
+        #: the HTTPS client downloads go through (a command's, shared with its locks)
+        self.index = index if index is not None else Index()
 
     def __repr__(self) -> str:
         return f"Wheelhouse({str(self.root)!r})"
@@ -186,12 +195,8 @@ class Wheelhouse:
         futures: list[Future[None]] = []  # in the order of ``remote``
         finished: queue.SimpleQueue[int] = queue.SimpleQueue()  # their places, as they land
         if remote:
-            from wheeldock.deps import (
-                index as net,  # httpx is imported only when something is downloaded
-            )
-
             log.info("downloading %d file(s)", len(remote))
-            client = net.client()
+            client = self.index.client()  # httpx is imported only when something is downloaded
             pool = ThreadPoolExecutor(max_workers=self.workers)
 
             def landed_as(rank: int) -> Callable[[Future[None]], None]:

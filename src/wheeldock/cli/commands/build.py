@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wheeldock import platforms, project
-from wheeldock.build import install
 from wheeldock.build.install import BYTECODE_MODES
+from wheeldock.build.session import Session
 from wheeldock.cli.output import console, err_console, print_json
-from wheeldock.deps import lock, pylock
+from wheeldock.deps import pylock
 from wheeldock.errors import UsageError
 
 if TYPE_CHECKING:
@@ -116,16 +116,21 @@ def _progress(quiet: bool, verbose: bool = False) -> Progress | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with Session() as session:
+        return _run(args, session)
+
+
+def _run(args: argparse.Namespace, session: Session) -> int:
     targets = platforms.parse_list(args.platform, default=pylock.DEFAULT_PLATFORM)
     proj = project.load(args.project)
     services = proj.select(args.services)
     if len(targets) == 1:
         # a bumped pin's index requests go out before the builder's modules import, and the
         # compiler for its wheel starts meanwhile
-        coming = lock.ask_early(proj, services, platform=targets[0].name)
+        coming = session.locks.ask_early(proj, services, platform=targets[0].name)
         if args.bytecode != "none":
             for python in sorted(coming):
-                install.start_compiler(python)
+                session.compilers.start(python)
     # Imported here: the builder pulls in the whole OCI stack, which other commands do not need.
     from wheeldock.build import builder
     from wheeldock.build.builder import BuildOptions
@@ -144,16 +149,17 @@ def run(args: argparse.Namespace) -> int:
             fix="drop --watch, or drop --platform/--sbom/--emulate-sdists",
         )
     if multi:
-        return _run_multi(args, proj, services, targets, options)
+        return _run_multi(args, proj, services, targets, options, session)
     results = builder.build(
         proj,
         services,
         args.output,
         options,
         progress=_progress(quiet=args.json, verbose=args.verbose > 0),
+        session=session,
     )
     _render(results, as_json=args.json)
-    return _watch(args, proj, services, options) if args.watch else 0
+    return _watch(args, proj, services, options, session) if args.watch else 0
 
 
 def _watch(
@@ -161,6 +167,7 @@ def _watch(
     proj: project.Project,
     services: Sequence[project.Service],
     options: BuildOptions,
+    session: Session,
 ) -> int:
     from wheeldock.build.watch import Rebuild, watch
 
@@ -188,7 +195,7 @@ def _watch(
 
     err_console.print("[dim]watching for changes (Ctrl-C stops)…[/]")
     with contextlib.suppress(KeyboardInterrupt):
-        watch(proj, services, args.output, options, on_rebuild=report)
+        watch(proj, services, args.output, options, on_rebuild=report, session=session)
     return 0
 
 
@@ -220,6 +227,7 @@ def _run_multi(
     services: Sequence[project.Service],
     targets: Sequence[platforms.Target],
     options: BuildOptions,
+    session: Session,
 ) -> int:
     """Several platforms (or a foreign one): per-platform images, an index, SBOMs."""
     from wheeldock.build import multiarch
@@ -234,6 +242,7 @@ def _run_multi(
         emulate_sdists=args.emulate_sdists,
         sbom_dir=args.sbom,
         load_platform=platforms.parse(args.load_platform) if args.load_platform else None,
+        session=session,
     )
     if args.json:
         print_json({"services": [r.to_json() for r in results]})
