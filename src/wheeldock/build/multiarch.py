@@ -51,7 +51,7 @@ from wheeldock.deps.wheelhouse import Artifact, Wheelhouse, select
 from wheeldock.deps.wheeltags import supported_tags
 from wheeldock.edges import ca, engine
 from wheeldock.edges.fsutil import file_lock
-from wheeldock.errors import CommandFailed, UsageError, WheeldockError
+from wheeldock.errors import CommandFailed, SdistBuildFailed, UsageError, WheeldockError
 from wheeldock.oci.blobs import BlobStore
 from wheeldock.oci.image import Image, Index, index_of, rfc3339
 from wheeldock.oci.publish import PublishResult, publish
@@ -231,7 +231,7 @@ class EmulatingWheelhouse(Wheelhouse):
                 self._run_emulated(artifact, sdist, tmp, image, target)
                 wheels = sorted(tmp.glob("*.whl"))
                 if len(wheels) != 1:
-                    raise WheeldockError(
+                    raise SdistBuildFailed(
                         f"building {artifact} for {target} gave {len(wheels)} wheels",
                         fix="report this; the sdist's build backend misbehaves",
                     )
@@ -260,7 +260,7 @@ class EmulatingWheelhouse(Wheelhouse):
             engine.docker(*argv, timeout=7200)
         except CommandFailed as exc:
             tail = "\n".join((exc.stderr or exc.stdout).rstrip().splitlines()[-15:])
-            raise WheeldockError(
+            raise SdistBuildFailed(
                 f"building {artifact} for {target} under emulation failed; its last lines:\n"
                 + "\n".join("    " + line for line in tail.splitlines()),
                 fix=f"pin a version of {artifact.name} that publishes a {target} wheel, or add "

@@ -57,8 +57,8 @@ from wheeldock.errors import (
     EngineUnavailable,
     InvalidReference,
     NotFound,
+    NotWritable,
     ToolNotFound,
-    WheeldockError,
 )
 from wheeldock.oci import layout
 from wheeldock.oci.blobs import BlobStore, default_store
@@ -995,7 +995,7 @@ def _writable_cache() -> Path:
         probe.touch()
         probe.unlink()
     except OSError as exc:
-        raise WheeldockError(
+        raise NotWritable(
             f"the base image cache is not writable ({exc.strerror})",
             path=getattr(exc, "filename", None) or "cache",
             fix="set WHEELDOCK_CACHE to a writable folder",
@@ -1286,7 +1286,7 @@ def write_rootfs_tar(rootfs: BaseRootfs, dest: Path) -> Path:
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        raise WheeldockError(
+        raise NotWritable(
             f"cannot write the rootfs tar here ({exc.strerror})",
             path=dest.parent,
             fix="make the folder writable, or pick another with --output tar:FILE",

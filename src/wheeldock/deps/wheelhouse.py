@@ -38,7 +38,15 @@ from wheeldock.deps.wheeltags import supported_tags, wheel_arch, wheel_rank
 from wheeldock.edges import process
 from wheeldock.edges.fsutil import file_lock
 from wheeldock.edges.paths import cache_dir
-from wheeldock.errors import CommandFailed, DigestMismatch, InvalidConfig, NotFound, WheeldockError
+from wheeldock.errors import (
+    CommandFailed,
+    DigestMismatch,
+    DownloadFailed,
+    InvalidConfig,
+    NotFound,
+    SdistBuildFailed,
+    SdistNotBuildable,
+)
 from wheeldock.oci.blobs import CHUNK, hash_file
 
 if TYPE_CHECKING:
@@ -265,13 +273,13 @@ class Wheelhouse:
                     self._store(artifact, response.iter_bytes(CHUNK), url)
                 return
             except httpx.HTTPStatusError as exc:
-                raise WheeldockError(
+                raise DownloadFailed(
                     f"cannot download {artifact} ({exc.response.status_code}): {url}",
                     fix="check the index is reachable; re-lock if the file was removed",
                 ) from exc
             except httpx.TransportError as exc:
                 if attempt == 2:
-                    raise WheeldockError(
+                    raise DownloadFailed(
                         f"cannot download {artifact} ({exc}): {url}",
                         fix="check the network (and SSL_CERT_FILE behind a proxy), then retry",
                     ) from exc
@@ -305,7 +313,7 @@ class Wheelhouse:
             return found[0]
         arch = wheel_arch(platform)
         if os.uname().machine != arch:
-            raise WheeldockError(
+            raise SdistNotBuildable(
                 f"{artifact} has no wheel for {platform}, and its sdist cannot be built here "
                 f"(this machine is {os.uname().machine}, not {arch})",
                 fix=f"pin a version of {artifact.name} with a {arch} wheel, or build on {arch}",
@@ -320,7 +328,7 @@ class Wheelhouse:
                 self._run_build(artifact, sdist, tmp, python)
                 wheels = sorted(tmp.glob("*.whl"))
                 if len(wheels) != 1:
-                    raise WheeldockError(
+                    raise SdistBuildFailed(
                         f"building {artifact} from {sdist.name} gave {len(wheels)} wheels",
                         fix="report this; the sdist's build backend misbehaves",
                     )
@@ -349,7 +357,7 @@ class Wheelhouse:
             )
         except CommandFailed as exc:
             tail = "\n".join((exc.stderr or exc.stdout).rstrip().splitlines()[-15:])
-            raise WheeldockError(
+            raise SdistBuildFailed(
                 f"building {artifact} from its sdist ({sdist.name}) failed; the build's last "
                 "lines:\n" + "\n".join("    " + line for line in tail.splitlines()),
                 fix=f"install what the build needs, or pin a version of {artifact.name} that "

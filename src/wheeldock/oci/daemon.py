@@ -27,7 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO
 
 from wheeldock.edges import engine
-from wheeldock.errors import CommandFailed, WheeldockError
+from wheeldock.errors import CommandFailed, ImageNotLoaded
 from wheeldock.oci.blobs import BlobStore
 from wheeldock.oci.digest import Digest
 from wheeldock.oci.image import Image, Index
@@ -196,9 +196,9 @@ def load(
 
     loaded = _load_stream(send, omit, timeout, known)
     if not results:  # pragma: no cover - send raised, and run() re-raised it
-        raise WheeldockError("docker load received nothing")
+        raise ImageNotLoaded("docker load received nothing")
     if short not in loaded and f"docker.io/library/{short}" not in loaded:
-        raise WheeldockError(
+        raise ImageNotLoaded(
             f"docker load did not report loading {short} (it said: {', '.join(loaded) or 'nothing'})",
             fix="check `docker images`; the engine may be too old for OCI archives (need >= 25)",
         )
@@ -240,7 +240,7 @@ def load_many(
     loaded = _load_stream(send, omit, timeout, known)
     missing = [s for _, s in named if s not in loaded and f"docker.io/library/{s}" not in loaded]
     if missing:
-        raise WheeldockError(
+        raise ImageNotLoaded(
             f"docker load did not report loading {', '.join(missing)} "
             f"(it said: {', '.join(loaded) or 'nothing'})",
             fix="check `docker images`; the engine may be too old for OCI archives (need >= 25)",
