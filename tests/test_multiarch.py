@@ -291,7 +291,7 @@ def test_cbt_index_in_the_registry_has_amd64_and_arm64(
         got = {(m["platform"]["os"], m["platform"]["architecture"]) for m in raw["manifests"]}
         assert got == {("linux", "amd64"), ("linux", "arm64")}
         assert cbt_multi.results[service].digest in {
-            o.digest.__str__() for o in cbt_multi.results[service].outputs
+            o.digest for o in cbt_multi.results[service].outputs
         }
 
 

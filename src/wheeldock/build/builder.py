@@ -134,7 +134,7 @@ class BuildOptions:
 class LayerReport:
     kind: LayerKind
     title: str
-    digest: str
+    digest: Digest
     size: int
     cached: bool
     seconds: float
@@ -146,7 +146,7 @@ class ServiceBuild:
 
     service: str
     image: Image = field(repr=False)
-    digest: str
+    digest: Digest
     layers: tuple[LayerReport, ...]
     outputs: tuple[PublishResult, ...]
     lock: Path
@@ -155,14 +155,14 @@ class ServiceBuild:
     def to_json(self) -> dict[str, Any]:
         return {
             "service": self.service,
-            "digest": self.digest,
+            "digest": str(self.digest),
             "lock": str(self.lock),
             "seconds": round(self.seconds, 3),
             "layers": [
                 {
                     "kind": r.kind,
                     "title": r.title,
-                    "digest": r.digest,
+                    "digest": str(r.digest),
                     "size": r.size,
                     "cached": r.cached,
                     "seconds": round(r.seconds, 3),
@@ -584,7 +584,7 @@ class Builder:
 
         layer = cached_layer(self.store, key, tracked)
         report = LayerReport(
-            kind, title, str(layer.digest), layer.size, not built, time.monotonic() - started
+            kind, title, layer.digest, layer.size, not built, time.monotonic() - started
         )
         return layer, self._report(svc, report)
 
@@ -611,7 +611,7 @@ class Builder:
                 layer = base_layer(rootfs, facts, compression)
                 report = self._report(
                     svc,
-                    LayerReport("base", title, str(layer.digest), layer.size, True,
+                    LayerReport("base", title, layer.digest, layer.size, True,
                                 time.monotonic() - started),
                 )  # fmt: skip
             image = Image(
@@ -656,9 +656,7 @@ class Builder:
             raise UsageError(f"--base {spec}: use slim, minimal or an image reference")
         seconds = time.monotonic() - started
         reports = tuple(
-            self._report(
-                svc, LayerReport("base", str(ref), str(lay.digest), lay.size, True, seconds)
-            )
+            self._report(svc, LayerReport("base", str(ref), lay.digest, lay.size, True, seconds))
             for lay in source.layers
         )
         version = python_org_version(source.config.env)
@@ -1433,7 +1431,7 @@ def build(
                 ServiceBuild(
                     service=svc.name,
                     image=image,
-                    digest=str(image.digest),
+                    digest=image.digest,
                     layers=tuple(reports),
                     outputs=published,
                     lock=lock.path,

@@ -53,6 +53,7 @@ from wheeldock.edges import ca, engine
 from wheeldock.edges.fsutil import file_lock
 from wheeldock.errors import CommandFailed, SdistBuildFailed, UsageError, WheeldockError
 from wheeldock.oci.blobs import BlobStore
+from wheeldock.oci.digest import Digest
 from wheeldock.oci.image import Image, Index, index_of, rfc3339
 from wheeldock.oci.publish import PublishResult, publish
 from wheeldock.oci.reference import ArchiveRef, DaemonRef, OciRef, RegistryRef, coerce
@@ -359,13 +360,13 @@ class MultiBuild:
     seconds: float = 0.0
 
     @property
-    def digest(self) -> str:
-        return str(self.index.digest)
+    def digest(self) -> Digest:
+        return self.index.digest
 
     def to_json(self) -> dict[str, Any]:
         return {
             "service": self.service,
-            "index": self.digest,
+            "index": str(self.digest),
             "seconds": round(self.seconds, 3),
             "platforms": [
                 {

@@ -62,6 +62,7 @@ from wheeldock.errors import (
 )
 from wheeldock.oci import layout
 from wheeldock.oci.blobs import BlobStore, default_store
+from wheeldock.oci.digest import Digest
 from wheeldock.oci.image import History, Image, ImageConfig, Platform, rfc3339
 from wheeldock.oci.layer import Layer
 from wheeldock.platforms import (
@@ -288,7 +289,7 @@ class BaseImage:
 
     variant: str
     tags: tuple[str, ...]
-    image_id: str
+    image_id: Digest
     size_bytes: int
     seconds: float
     cached: bool
@@ -1241,7 +1242,7 @@ def ensure_image(
     return BaseImage(
         variant=variant,
         tags=tags,
-        image_id=image_id,
+        image_id=Digest.parse(image_id),
         size_bytes=engine.image_size(primary),
         seconds=round(time.monotonic() - started, 3),
         cached=image_cached and rootfs.cached,

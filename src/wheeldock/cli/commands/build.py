@@ -109,7 +109,7 @@ def _progress(quiet: bool, verbose: bool = False) -> Progress | None:
         state = "[dim]cached[/]" if r.cached else "[green]built[/] "
         err_console.print(
             f"  {service}  {r.kind:<5} {state} {r.size / 1e6:8.2f} MB {r.seconds:6.2f} s  "
-            f"{r.title}  [dim]{r.digest[7:19]}[/]"
+            f"{r.title}  [dim]{str(r.digest)[7:19]}[/]"
         )
 
     return show
@@ -212,7 +212,7 @@ def _render(results: Sequence[ServiceBuild], *, as_json: bool) -> None:
         built = sum(not lay.cached for lay in r.layers)
         table.add_row(
             r.service,
-            r.digest[:19],
+            str(r.digest)[:19],
             f"{built}/{len(r.layers)}",
             f"{r.image.size / 1e6:.1f} MB",
             f"{r.seconds:.2f} s",
@@ -261,7 +261,7 @@ def _run_multi(
             )  # fmt: skip
     console.print(table)
     for r in results:
-        console.print(f"{r.service}: index {r.digest[:19]}")
+        console.print(f"{r.service}: index {str(r.digest)[:19]}")
         for o in r.outputs:
             console.print(f"  → {o.ref}")
         for f in r.sbom_files:
