@@ -25,7 +25,7 @@ class Session:
 
     locks: LockSession = field(default_factory=LockSession)
     compilers: Compilers = field(default_factory=Compilers)
-    _engine: EngineLayers | None = None
+    _engine: EngineLayers | None = field(default=None, init=False, repr=False)
 
     @property
     def engine(self) -> EngineLayers:
