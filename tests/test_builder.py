@@ -23,6 +23,7 @@ from wheeldock.deps.pylock import LockedFile
 from wheeldock.deps.wheelhouse import Artifact, select
 from wheeldock.edges import engine
 from wheeldock.errors import InvalidConfig, UsageError
+from wheeldock.oci.digest import Digest
 from wheeldock.project import Project, Service
 
 SCHEME = install.debian_scheme()
@@ -248,10 +249,40 @@ def test_source_date_epoch_comes_from_git_then_a_fixed_default(
     assert builder.source_date_epoch(tmp_path) == 1234
 
 
+def test_a_build_result_holds_digests_and_writes_them_as_their_text_in_json() -> None:
+    from wheeldock.oci.result import PublishResult
+
+    image, layer = Digest.of_bytes(b"image"), Digest.of_bytes(b"layer")
+    report = builder.LayerReport("app", "svc → /app", layer, 10, False, 0.5)
+    result = builder.ServiceBuild(
+        service="api",
+        image=None,  # type: ignore[arg-type]  # the JSON does not show the image itself
+        digest=image,
+        layers=(report,),
+        outputs=(PublishResult("oci:out:api", image, 10, 2, 0, 0.25),),
+        lock=Path("locks/api.toml"),
+        seconds=1.0,
+    )
+    assert json.dumps(result.to_json()) == json.dumps(
+        {
+            "service": "api",
+            "digest": str(image),
+            "lock": "locks/api.toml",
+            "seconds": 1.0,
+            "layers": [
+                {"kind": "app", "title": "svc → /app", "digest": str(layer), "size": 10,
+                 "cached": False, "seconds": 0.5}
+            ],
+            "outputs": [{"ref": "oci:out:api", "digest": str(image), "seconds": 0.25}],
+        }
+    )  # fmt: skip
+    assert Digest.parse(result.to_json()["layers"][0]["digest"]) == report.digest
+
+
 # -- integration: cb-totem ----------------------------------------------------------------------
 
 
-def _layers(result: builder.ServiceBuild) -> dict[str, str]:
+def _layers(result: builder.ServiceBuild) -> dict[str, Digest]:
     return {f"{r.kind}:{r.title}": r.digest for r in result.layers}
 
 
@@ -282,8 +313,8 @@ def _skopeo_inspect(ref: str) -> dict[str, object]:
 def test_cb_totem_builds_to_an_oci_layout_skopeo_reads(cbt_built: CbtBuild) -> None:
     api, img = cbt_built.results["calidda-api"], cbt_built.results["srv-img"]
     info = _skopeo_inspect(f"oci:{cbt_built.layout}:calidda-api")
-    assert info["Digest"] == api.digest
-    assert [r.digest for r in api.layers] == info["Layers"]
+    assert info["Digest"] == str(api.digest)
+    assert [str(r.digest) for r in api.layers] == info["Layers"]
     kinds = [r.kind for r in api.layers]
     assert kinds[0] == "base" and kinds[-1] == "app"
     # a layer per locked distribution, the small wheels' one shared: a bump re-tars and ships
@@ -410,7 +441,7 @@ def test_build_killed_midway_then_rebuilt_gives_the_same_digest(
     assert proc.returncode == -signal.SIGKILL
     rerun = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
     (service,) = json.loads(rerun.stdout)["services"]
-    assert service["digest"] == cbt_built.results["calidda-api"].digest
+    assert service["digest"] == str(cbt_built.results["calidda-api"].digest)
 
 
 @pytest.mark.integration
@@ -441,7 +472,7 @@ def test_two_builds_at_once_share_the_cache_safely(
         out, _ = proc.communicate(timeout=600)
         assert proc.returncode == 0
         digests.append(json.loads(out)["services"][0]["digest"])
-    assert digests == [cbt_built.results["srv-img"].digest] * 2
+    assert digests == [str(cbt_built.results["srv-img"].digest)] * 2
 
 
 @pytest.mark.integration
@@ -578,7 +609,7 @@ def test_base_layer_is_read_in_place_and_its_facts_kept_beside_the_tar(
     assert facts.gzip is not None
     gz = builder.base_layer(rootfs, facts, "gzip")
     assert gz.blob_path().parent == rootfs.tar_path.parent
-    assert str(gz.digest) == cbt_built.results["srv-img"].layers[0].digest
+    assert gz.digest == cbt_built.results["srv-img"].layers[0].digest
     assert gz.diff_id == plain.diff_id
 
 

@@ -19,11 +19,8 @@ A, B, C = ("sha256:" + x * 64 for x in "abc")
 
 @pytest.fixture
 def inventory(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """An empty inventory of what the engine has, and a fake engine recording each question:
-    it answers, and its images hold layers A then B."""
-    monkeypatch.setattr(daemon, "_engine_chains", set())
-    monkeypatch.setattr(daemon, "_inspected", set())
-    monkeypatch.setattr(daemon, "_prefetched", None)
+    """A fake engine recording each question: it answers, and its images hold layers A then
+    B (a fresh :class:`daemon.EngineLayers` knows nothing of them yet)."""
     asked: list[Any] = []
     monkeypatch.setattr(engine, "require", lambda: asked.append("require"))
 
@@ -40,17 +37,19 @@ def _layers(*diff_ids: str) -> Any:
 
 
 def test_a_prefetched_inventory_answers_the_load_without_asking_again(inventory: list[Any]) -> None:
-    daemon.prefetch(["app:1", "wheeldock/base:slim"])
-    daemon._ready()
-    assert daemon.present_layers(_layers(A, B, C), "app:1", ["wheeldock/base:slim"]) == {A, B}
-    # a later build in the same process (build --watch) knows it from its own loads
-    assert daemon.present_layers(_layers(A, B, C), "app:1", ["wheeldock/base:slim"]) == {A, B}
+    known = daemon.EngineLayers()
+    known.prefetch(["app:1", "wheeldock/base:slim"])
+    known.ready()
+    assert known.present_layers(_layers(A, B, C), "app:1", ["wheeldock/base:slim"]) == {A, B}
+    # a later build in the same session (build --watch) knows it from its own loads
+    assert known.present_layers(_layers(A, B, C), "app:1", ["wheeldock/base:slim"]) == {A, B}
     assert inventory == ["require", ("app:1", "wheeldock/base:slim")]
 
 
 def test_without_a_prefetch_the_load_asks_the_engine_itself(inventory: list[Any]) -> None:
-    daemon._ready()
-    assert daemon.present_layers(_layers(A, C), "app:1") == {A}
+    known = daemon.EngineLayers()
+    known.ready()
+    assert known.present_layers(_layers(A, C), "app:1") == {A}
     assert inventory == ["require", ("app:1",)]
 
 
@@ -61,9 +60,10 @@ def test_an_engine_that_does_not_answer_fails_the_load_not_the_prefetch(
         raise EngineUnavailable("no Docker engine answers", fix="start one")
 
     monkeypatch.setattr(engine, "require", down)
-    daemon.prefetch(["app:1"])  # returns at once; the answer waits for the load
+    known = daemon.EngineLayers()
+    known.prefetch(["app:1"])  # returns at once; the answer waits for the load
     with pytest.raises(EngineUnavailable, match="no Docker engine answers"):
-        daemon._ready()
+        known.ready()
 
 
 @pytest.fixture
@@ -147,7 +147,9 @@ def test_offers_made_while_a_load_runs_are_merged_into_the_latest(
     sent: list[tuple[str, frozenset[str]]] = []
     first_started, release = threading.Event(), threading.Event()
 
-    def load_stream(send: Any, omit: frozenset[str], timeout: float | None) -> list[str]:
+    def load_stream(
+        send: Any, omit: frozenset[str], timeout: float | None, known: Any
+    ) -> list[str]:
         sent.append((current[0], omit))
         first_started.set()
         release.wait(5)
@@ -156,7 +158,7 @@ def test_offers_made_while_a_load_runs_are_merged_into_the_latest(
     current = [""]
     monkeypatch.setattr(daemon, "_load_stream", load_stream)
     monkeypatch.setattr(daemon, "stream", lambda *a, **k: None)
-    preloader = daemon.Preloader(None, "app:1", min_bytes=1)
+    preloader = daemon.Preloader(None, "app:1", known=daemon.EngineLayers(), min_bytes=1)
 
     def offer(image: Any) -> None:
         current[0] = image.config_digest
@@ -180,7 +182,7 @@ def test_a_prefix_that_brings_too_few_new_bytes_is_not_loaded(
     inventory: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(daemon, "_load_stream", lambda *a: pytest.fail("loaded"))
-    preloader = daemon.Preloader(None, "app:1", min_bytes=100)
+    preloader = daemon.Preloader(None, "app:1", known=daemon.EngineLayers(), min_bytes=100)
     preloader.offer(_prefix("p1", A, B, C, size=99))  # A and B are in the engine: 99 new bytes
     preloader.finish()
     assert preloader.loaded == []
@@ -194,18 +196,17 @@ def test_an_early_loaded_prefix_is_not_sent_again_and_leaves_no_image_behind(
     import dataclasses
 
     engine.require()
-    monkeypatch.setattr(daemon, "_engine_chains", set())  # earlier tests' images are gone
-    monkeypatch.setattr(daemon, "_inspected", set())
+    known = daemon.EngineLayers()  # knows nothing of earlier tests' images (they are gone)
     prefix = dataclasses.replace(runnable_image, layers=runnable_image.layers[:-1], history=())
     prefix_id = str(prefix.config_digest)
-    preloader = daemon.Preloader(None, image_name, min_bytes=0)
+    preloader = daemon.Preloader(None, image_name, known=known, min_bytes=0)
     try:
         preloader.offer(prefix)
         _until(lambda: bool(preloader.loaded), timeout=120)
         preloader.finish()
         assert preloader.loaded == [prefix_id]
         assert engine.image_inspect(prefix_id)["RepoTags"] == []
-        result = daemon.load(runnable_image, image_name)
+        result = daemon.load(runnable_image, image_name, known=known)
         assert len(runnable_image.layers) >= 2
         assert result.blobs_written == 2 + 1  # config, manifest and the top layer only
     finally:

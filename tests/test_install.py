@@ -486,12 +486,13 @@ def test_a_preinstaller_started_early_but_handed_nothing_ends_cleanly(tmp_path: 
 
 
 def _preinstalled(
-    tmp_path: Path, count: int = 2
+    tmp_path: Path, compilers: install.Compilers | None = None, count: int = 2
 ) -> tuple[list[tuple[str, Path]], install.Scheme, install.InstalledTrees]:
-    """``count`` wheels handed one by one to a preinstaller, which has then been left."""
+    """``count`` wheels handed one by one to a preinstaller (its trees taking a compiler from
+    ``compilers``), which has then been left."""
     wheels = _wheels(tmp_path, count)
     scheme = install.debian_scheme()
-    trees = install.InstalledTrees(tmp_path / "trees")
+    trees = install.InstalledTrees(tmp_path / "trees", compilers=compilers)
     with install.Preinstaller(trees, scheme) as early:
         for wheel in wheels:
             early.submit(*wheel)
@@ -511,13 +512,14 @@ def test_a_compiler_started_ahead_is_the_one_the_next_install_uses(
         return real_spawn(argv, **kw)
 
     monkeypatch.setattr(process, "spawn", spy)
-    install.start_compiler("3.11")
-    install.start_compiler("3.11")  # once per interpreter and worker count
+    compilers = install.Compilers()
+    compilers.start("3.11")
+    compilers.start("3.11")  # once per interpreter and worker count
     assert len(spawned) == 1
-    wheels, scheme, trees = _preinstalled(tmp_path)
+    wheels, scheme, trees = _preinstalled(tmp_path, compilers)
     assert len(spawned) == 1  # the install fed the compiler started ahead; none other started
     assert all(trees.has(sha, scheme) for sha, _ in wheels)
-    assert install._spares == {}
+    assert compilers.spares() == []
 
 
 def test_leaving_the_preinstaller_waits_for_the_trees_not_for_the_compiler_to_exit(
@@ -540,10 +542,11 @@ def test_leaving_the_preinstaller_waits_for_the_trees_not_for_the_compiler_to_ex
 
 
 def test_a_compiler_started_ahead_and_never_used_ends_with_its_stdin() -> None:
-    install.start_compiler("3.11")
-    (proc,) = install._spares.values()
-    install._stop_spares()
-    assert proc.returncode == 0 and install._spares == {}
+    compilers = install.Compilers()
+    compilers.start("3.11")
+    (proc,) = compilers.spares()
+    compilers.close()
+    assert proc.returncode == 0 and compilers.spares() == []
 
 
 def test_bytecode_does_not_depend_on_which_tree_the_compiler_got_first(tmp_path: Path) -> None:

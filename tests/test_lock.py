@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from wheeldock.deps import lock, pylock
+from wheeldock.deps.index import Index
 from wheeldock.edges import process
 from wheeldock.errors import InvalidConfig, NotFound, UsageError
 from wheeldock.project import Project, Service
@@ -29,16 +30,18 @@ def _write(root: Path, files: dict[str, str]) -> None:
 def test_inputs_the_fast_path_cannot_lock_are_not_asked_early(tmp_path: Path) -> None:
     proj = Project(tmp_path, None, (_service("api"),))
     _write(tmp_path, {"svc/requirements.txt": "idna>=3\n"})  # a range: only uv can lock it
-    lock.ask_early(proj, proj.services, platform="linux/amd64")
-    assert lock._asked_early == {}
+    session = lock.LockSession()
+    session.ask_early(proj, proj.services, platform="linux/amd64")
+    assert session.asked_early() == []
 
 
 def test_a_service_with_missing_requirements_is_left_to_the_lock_to_report(tmp_path: Path) -> None:
     proj = Project(tmp_path, None, (_service("api"),))  # svc/requirements.txt does not exist
-    lock.ask_early(proj, proj.services, platform="linux/amd64")
-    assert lock._asked_early == {}
+    session = lock.LockSession()
+    session.ask_early(proj, proj.services, platform="linux/amd64")
+    assert session.asked_early() == []
     with pytest.raises(NotFound):
-        lock.ensure(proj, proj.services[0])
+        lock.ensure(proj, proj.services[0], session=session)
 
 
 def test_wheels_landing_before_the_build_takes_them_are_held_then_handed_over_in_order() -> None:
@@ -118,13 +121,13 @@ def _fetch_demo(
     index: _FakeIndex, version: str, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[lock._Release, list[str]]:
     """The release of demo==version from ``index``, and the wheels ``landed`` was told of."""
-    from wheeldock.deps import index as net
-
-    monkeypatch.setattr(net, "_made", index.client())
+    net = Index()
+    monkeypatch.setattr(net, "client", index.client)
     told: list[str] = []
     (release,) = lock._fetch_releases(
         [lock._Pin("demo", version, frozenset())],
         _DEMO_INPUTS,
+        net,
         wheels=True,
         landed=lambda sha, path: told.append(path.name),
     )
@@ -801,9 +804,11 @@ def _spy_on_the_index(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     asked: list[str] = []
     real = lock._fetch_releases
 
-    def spy(pins: list[lock._Pin], inputs: lock.LockInputs, **kw: Any) -> list[lock._Release]:
+    def spy(
+        pins: list[lock._Pin], inputs: lock.LockInputs, index: Index, **kw: Any
+    ) -> list[lock._Release]:
         asked.extend(f"{p.name}=={p.version}" for p in pins)
-        return real(pins, inputs, **kw)
+        return real(pins, inputs, index, **kw)
 
     monkeypatch.setattr(lock, "_fetch_releases", spy)
     return asked
@@ -857,15 +862,19 @@ def test_a_bump_asked_early_is_locked_from_the_early_answers_and_its_wheel_hande
         projects.append(proj)
     early, late = projects
 
-    lock.ask_early(early, early.services, platform="linux/amd64")
-    (question,) = lock._asked_early
+    session = lock.LockSession()
+    session.ask_early(early, early.services, platform="linux/amd64")
+    (question,) = session.asked_early()
     assert [p.name + "==" + p.version for p in question[1]] == ["idna==3.9"]
     asked = _spy_on_the_index(monkeypatch)
     landed: list[str] = []
     bumped = lock.ensure(
-        early, early.services[0], landed=lambda sha, path: landed.append(path.name)
+        early,
+        early.services[0],
+        landed=lambda sha, path: landed.append(path.name),
+        session=session,
     )
-    assert asked == [] and lock._asked_early == {}  # the lock took the early answer
+    assert asked == [] and session.asked_early() == []  # the lock took the early answer
     assert landed == ["idna-3.9-py3-none-any.whl"]  # and the build still hears of the wheel
     # the same lock as one whose index requests were made by the lock itself
     assert _packages(bumped.path) == _packages(lock.ensure(late, late.services[0]).path)

@@ -191,7 +191,9 @@ def test_build_takes_arm_v7_and_names_its_packages_without_an_armv7l_wheel(
     )
     platforms_locked: list[str] = []
 
-    def ensure(project: object, svc: object, *, platform: str, relock: bool) -> Lock:
+    def ensure(
+        project: object, svc: object, *, platform: str, relock: bool, session: object
+    ) -> Lock:
         platforms_locked.append(platform)
         return lock
 
@@ -307,7 +309,7 @@ def test_cbt_index_in_the_registry_has_amd64_and_arm64(
         got = {(m["platform"]["os"], m["platform"]["architecture"]) for m in raw["manifests"]}
         assert got == {("linux", "amd64"), ("linux", "arm64")}
         assert cbt_multi.results[service].digest in {
-            o.digest.__str__() for o in cbt_multi.results[service].outputs
+            o.digest for o in cbt_multi.results[service].outputs
         }
 
 

@@ -82,6 +82,7 @@ class _FakeBuild:
 
     def __init__(self, rounds_wanted: int, fail_first: bool = False) -> None:
         self.calls: list[list[str]] = []
+        self.sessions: list[object] = []  # the session each round was built in
         self.rounds_wanted = rounds_wanted
         self.fail_first = fail_first
 
@@ -89,6 +90,7 @@ class _FakeBuild:
         self, proj: Project, services: Sequence[Service], outputs: Sequence[str], *_: Any, **__: Any
     ) -> list[ServiceBuild]:
         self.calls.append([s.name for s in services])
+        self.sessions.append(__.get("session"))
         if self.fail_first and len(self.calls) == 1:
             raise InvalidConfig("line 1: not a requirement", path=proj.root / "x")
         return []
@@ -122,8 +124,7 @@ def _run_watch(
         ["oci:/nowhere"],
         BuildOptions(),
         on_rebuild=reports.append,
-        interval=0.02,
-        should_stop=stop,
+        polling=watch.Polling(interval=0.02, should_stop=stop),
     )
     editor.join()
     return reports
@@ -139,6 +140,20 @@ def test_only_the_service_whose_code_changed_is_rebuilt(
     )
     assert fake.calls == [["worker"], ["api"]]
     assert [r.services for r in reports] == [("worker",), ("api",)]
+
+
+def test_every_round_builds_in_the_one_session_the_watch_keeps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wheeldock.build.session import Session
+
+    proj = _project(tmp_path)
+    fake = _FakeBuild(rounds_wanted=2)
+    _run_watch(
+        proj, fake, [tmp_path / "worker" / "run.py", tmp_path / "api" / "app.py"], monkeypatch
+    )
+    first, second = fake.sessions
+    assert isinstance(first, Session) and second is first
 
 
 def test_a_failed_rebuild_is_reported_and_watching_goes_on(
@@ -191,8 +206,7 @@ def test_a_code_change_rebuilds_only_the_app_layer_in_the_warm_process(
         [f"oci:{layout}"],
         BuildOptions(),
         on_rebuild=reports.append,
-        interval=0.05,
-        should_stop=stop,
+        polling=watch.Polling(interval=0.05, should_stop=stop),
     )
     editor.join()
     (done,) = reports

@@ -193,8 +193,8 @@ def test_of_the_downloads_landed_the_first_listed_is_handed_over_first(
         self._store(artifact, [data[artifact.name]], "test")
 
     monkeypatch.setattr(Wheelhouse, "_download", download)
-    monkeypatch.setattr("wheeldock.deps.index.client", lambda: None)
     house = Wheelhouse(tmp_path / "wheels", workers=3)
+    monkeypatch.setattr(house.index, "client", lambda: None)
     by_name = {a.name: a for a in arts}
     landed = house._download_each(arts)
 

@@ -59,12 +59,91 @@ class InvalidArchive(WheeldockError):
     """An archive (a wheel, a ``.deb``, an image tar or layer) is not what its name says."""
 
 
+class InvalidLayout(WheeldockError):
+    """A folder named as an OCI image layout (``oci:DIR``) is not a readable one."""
+
+
+class InvalidDockerConfig(InvalidConfig):
+    """Docker's ``config.json`` (where registry credentials are read) cannot be read."""
+
+
+class InvalidCompression(WheeldockError):
+    """A layer compression (or its level) wheeldock does not make."""
+
+
 class NotFound(WheeldockError):
     """Something the user named (a file, a service, a tool, an image) does not exist."""
 
 
 class ToolNotFound(NotFound):
     """An external program wheeldock needs is not installed."""
+
+
+class FolderNotFound(NotFound):
+    """A folder to make a layer of does not exist (or is not a folder)."""
+
+
+class ExtraNotFound(NotFound):
+    """A Python package an optional feature needs (an extra, e.g. ``wheeldock[bench]``) is not
+    installed."""
+
+
+class NotWritable(WheeldockError):
+    """A folder wheeldock writes to (the cache, the project, an output) refuses the write."""
+
+
+class DownloadFailed(WheeldockError):
+    """A file could not be downloaded (a package index, a Debian mirror, pip)."""
+
+
+class RegistryUnreachable(WheeldockError):
+    """A registry does not answer, or the connection to it broke."""
+
+
+class ImageNotLoaded(WheeldockError):
+    """``docker load`` ran but does not report loading the image it was sent."""
+
+
+class SdistNotBuildable(WheeldockError):
+    """A package has no wheel for the target, and its sdist cannot be built on this machine."""
+
+
+class SdistBuildFailed(WheeldockError):
+    """Building a wheel from an sdist failed, or did not give one wheel."""
+
+
+class SizeMismatch(WheeldockError):
+    """Bytes are not as many as a descriptor (or the file's size a moment ago) says."""
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        expected: int | None = None,
+        actual: int | None = None,
+        fix: str | None = None,
+        path: Path | str | None = None,
+    ):
+        self.expected = expected
+        self.actual = actual
+        super().__init__(what, fix=fix, path=path)
+
+
+class DiffIdMismatch(WheeldockError):
+    """A layer's uncompressed bytes do not hash to the diff_id its image gives it."""
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        expected: str,
+        actual: str,
+        fix: str | None = None,
+        path: Path | str | None = None,
+    ):
+        self.expected = expected
+        self.actual = actual
+        super().__init__(what, fix=fix, path=path)
 
 
 class EngineUnavailable(WheeldockError):

@@ -59,7 +59,7 @@ from wheeldock.compose import files as compose
 from wheeldock.compose import survey as discover
 from wheeldock.edges import ca, engine
 from wheeldock.edges.fsutil import atomic_write_text
-from wheeldock.errors import CommandFailed, UsageError, WheeldockError
+from wheeldock.errors import CommandFailed, ExtraNotFound, UsageError, WheeldockError
 from wheeldock.project import Service
 
 if TYPE_CHECKING:
@@ -1524,7 +1524,7 @@ def render_chart(report: BenchReport, path: Path) -> Path:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise WheeldockError(
+        raise ExtraNotFound(
             "--chart needs matplotlib", fix="pip install 'wheeldock[bench]' (or matplotlib)"
         ) from exc
     events = list(report.events)

@@ -63,8 +63,8 @@ from wheeldock.build.install import (
     scheme_for,
 )
 from wheeldock.build.runtime import APP_UID, exec_form, health_command
+from wheeldock.build.session import Session
 from wheeldock.debian import bases
-from wheeldock.deps import index as net
 from wheeldock.deps import lock as locks
 from wheeldock.deps import pylock
 from wheeldock.deps.wheelhouse import Artifact, Wheelhouse, select
@@ -134,7 +134,7 @@ class BuildOptions:
 class LayerReport:
     kind: LayerKind
     title: str
-    digest: str
+    digest: Digest
     size: int
     cached: bool
     seconds: float
@@ -146,7 +146,7 @@ class ServiceBuild:
 
     service: str
     image: Image = field(repr=False)
-    digest: str
+    digest: Digest
     layers: tuple[LayerReport, ...]
     outputs: tuple[PublishResult, ...]
     lock: Path
@@ -155,14 +155,14 @@ class ServiceBuild:
     def to_json(self) -> dict[str, Any]:
         return {
             "service": self.service,
-            "digest": self.digest,
+            "digest": str(self.digest),
             "lock": str(self.lock),
             "seconds": round(self.seconds, 3),
             "layers": [
                 {
                     "kind": r.kind,
                     "title": r.title,
-                    "digest": r.digest,
+                    "digest": str(r.digest),
                     "size": r.size,
                     "cached": r.cached,
                     "seconds": round(r.seconds, 3),
@@ -531,12 +531,14 @@ class Builder:
         wheelhouse: Wheelhouse | None = None,
         trees: InstalledTrees | None = None,
         progress: Progress | None = None,
+        session: Session | None = None,
     ) -> None:
         self.project = project
         self.options = options or BuildOptions()
+        self.session = session if session is not None else Session()
         self.store = store or BlobStore()
-        self.wheelhouse = wheelhouse or Wheelhouse()
-        self.trees = trees or InstalledTrees()
+        self.wheelhouse = wheelhouse or Wheelhouse(index=self.session.locks.index)
+        self.trees = trees or InstalledTrees(compilers=self.session.compilers)
         self.progress = progress
         self._preloaders: dict[str, daemon.Preloader] = {}
         explicit = self.options.source_date_epoch
@@ -586,7 +588,7 @@ class Builder:
 
         layer = cached_layer(self.store, key, tracked)
         report = LayerReport(
-            kind, title, str(layer.digest), layer.size, not built, time.monotonic() - started
+            kind, title, layer.digest, layer.size, not built, time.monotonic() - started
         )
         return layer, self._report(svc, report)
 
@@ -617,12 +619,7 @@ class Builder:
                 report = self._report(
                     svc,
                     LayerReport(
-                        "base",
-                        title,
-                        str(layer.digest),
-                        layer.size,
-                        True,
-                        time.monotonic() - started,
+                        "base", title, layer.digest, layer.size, True, time.monotonic() - started
                     ),
                 )
             image = Image(
@@ -673,9 +670,7 @@ class Builder:
             raise UsageError(f"--base {spec}: use slim, minimal or an image reference")
         seconds = time.monotonic() - started
         reports = tuple(
-            self._report(
-                svc, LayerReport("base", str(ref), str(lay.digest), lay.size, True, seconds)
-            )
+            self._report(svc, LayerReport("base", str(ref), lay.digest, lay.size, True, seconds))
             for lay in source.layers
         )
         version = python_org_version(source.config.env)
@@ -965,7 +960,7 @@ class Builder:
                 def fetching() -> None:
                     # wheels will come: the HTTPS client, the installer thread and its compiler
                     # start now, while the lock reads its inputs
-                    net.warm()
+                    self.session.locks.index.warm()
                     early.start()
 
                 lock = locks.ensure(
@@ -975,6 +970,7 @@ class Builder:
                     relock=self.options.relock,
                     landed=early.submit,
                     fetching=fetching,
+                    session=self.session.locks,
                 )
                 # deps before libs: the wheels download while they install, and the ELF scan
                 # then finds them in the cache (the image's order is still libs, deps, app)
@@ -1029,17 +1025,19 @@ class Builder:
         ``wheeldock base`` image), so ``docker load`` is not sent what it has."""
         parsed = coerce(ref)
         hints = self._engine_hints(svc)
-        if not isinstance(parsed, DaemonRef) or hints is None:
+        if not isinstance(parsed, DaemonRef):
             return publish(image, ref, self.store)
+        if hints is None:
+            return publish(image, ref, self.store, known=self.session.engine)
         from wheeldock.oci import daemon
 
         started = time.monotonic()
-        result = daemon.load(image, parsed.name, self.store, hints=hints)
+        result = daemon.load(image, parsed.name, self.store, hints=hints, known=self.session.engine)
         return dataclasses.replace(result, seconds=time.monotonic() - started)
 
     def prefetch_engine(self, planned: Sequence[tuple[Service, Sequence[str]]]) -> None:
         """Start asking the engine what the ``docker-daemon:`` outputs' loads will need (see
-        :func:`wheeldock.oci.daemon.prefetch`) while the images are built."""
+        :meth:`wheeldock.oci.daemon.EngineLayers.prefetch`) while the images are built."""
         names: list[str] = []
         first: dict[str, tuple[str, tuple[str, ...]]] = {}  # service -> (its first name, hints)
         for svc, refs in planned:
@@ -1053,9 +1051,11 @@ class Builder:
         if names:
             from wheeldock.oci import daemon
 
-            daemon.prefetch(names)
+            self.session.engine.prefetch(names)
             for service, (name, hints) in first.items():
-                self._preloaders[service] = daemon.Preloader(self.store, name, hints)
+                self._preloaders[service] = daemon.Preloader(
+                    self.store, name, hints, known=self.session.engine
+                )
 
     def _early_load(self, svc: Service, base: _Base) -> Callable[[list[Layer]], None] | None:
         """Where :class:`_LayerPipeline` hands the new layers finished so far, when ``svc`` is
@@ -1095,7 +1095,10 @@ class Builder:
 
         started = time.monotonic()
         loaded = daemon.load_many(
-            [(image, name) for _, image, _, name in chosen], self.store, hints=hints
+            [(image, name) for _, image, _, name in chosen],
+            self.store,
+            hints=hints,
+            known=self.session.engine,
         )
         seconds = time.monotonic() - started
         return {
@@ -1416,9 +1419,12 @@ def build(
     *,
     store: BlobStore | None = None,
     progress: Progress | None = None,
+    session: Session | None = None,
 ) -> list[ServiceBuild]:
     """Build and publish each service. Empty ``outputs``: the engine when one answers, else an
-    OCI layout in ``<project>/.wheeldock/oci`` (tagged with the service's name)."""
+    OCI layout in ``<project>/.wheeldock/oci`` (tagged with the service's name). ``session`` is
+    the command's (``build --watch`` passes the same one to every rebuild); without one, a
+    session is made and closed here."""
     options = options or BuildOptions()
     engine_up = engine.available() if not outputs else False
     if options.compression is None:
@@ -1428,7 +1434,9 @@ def build(
             else engine_up
         )
         options = dataclasses.replace(options, compression="none" if daemon_only else "gzip")
-    builder = Builder(project, options, store=store, progress=progress)
+    own = session is None  # made here, so closed here
+    session = session if session is not None else Session()
+    builder = Builder(project, options, store=store, progress=progress, session=session)
     planned = [
         (
             svc,
@@ -1464,7 +1472,7 @@ def build(
                 ServiceBuild(
                     service=svc.name,
                     image=image,
-                    digest=str(image.digest),
+                    digest=image.digest,
                     layers=tuple(reports),
                     outputs=published,
                     lock=lock.path,
@@ -1474,4 +1482,6 @@ def build(
     finally:
         builder.close_early_loads()
         builder.trees.close()
+        if own:
+            session.close()
     return results

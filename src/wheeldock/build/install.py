@@ -194,9 +194,11 @@ def _compile_while(
     workers: int,
     produce: Callable[[Callable[[Path], None]], None],
     compiled: Callable[[Path], None] | None = None,
+    spares: Compilers | None = None,
 ) -> None:
     """Run ``produce``, which calls its argument with each tree as soon as the tree is installed,
-    while a compiler process (``workers`` processes) compiles the trees already handed over.
+    while a compiler process (``workers`` processes; one of ``spares`` when it holds one that
+    matches) compiles the trees already handed over.
     ``compiled`` is called with each tree once its bytecode is written (from another thread, in
     the order trees finish), so a caller can use it while the others compile."""
     done = compiled or (lambda root: None)
@@ -227,7 +229,9 @@ def _compile_while(
     process.run(
         argv,
         fix="report this: compiling bytecode should not fail as a whole",
-        streams=process.Streams(feed=feed, on_line=report, started=_take_spare(argv)),
+        streams=process.Streams(
+            feed=feed, on_line=report, started=spares.take(argv) if spares is not None else None
+        ),
     )
     if skipped:
         log.debug(
@@ -242,35 +246,44 @@ def _compiler_argv(python: str, workers: int) -> tuple[str, ...]:
 #: Compiler workers for more than one wheel (the argv a spare compiler must match, too).
 _ALL_CORES = os.cpu_count() or 1
 
-#: Compiler processes started ahead of need (:func:`start_compiler`), by their argv.
-_spares: dict[tuple[str, ...], subprocess.Popen[bytes]] = {}
-_spares_lock = threading.Lock()
 
+class Compilers:
+    """Compiler processes started ahead of need (:meth:`start`), by their argv: the next
+    install of wheels with the same interpreter and worker count takes one (:meth:`take`)
+    instead of starting its own. One per command; :meth:`close` ends those nobody took."""
 
-def start_compiler(python: str) -> None:
-    """Start, now, the compiler process the next install of wheels will use (one worker per
-    core, as :class:`Preinstaller` runs it). A build calls this as soon as it knows wheels are
-    coming (a stale lock): the interpreter's start-up and imports then overlap the
-    index requests instead of following the first wheel. Unused, it exits with this process."""
-    argv = _compiler_argv(python, _ALL_CORES)
-    with _spares_lock:
-        if argv not in _spares:
-            _spares[argv] = process.spawn(argv)
+    def __init__(self) -> None:
+        self._spares: dict[tuple[str, ...], subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
 
+    def start(self, python: str) -> None:
+        """Start, now, the compiler process the next install of wheels will use (one worker
+        per core, as :class:`Preinstaller` runs it). A build calls this as soon as it knows
+        wheels are coming (a stale lock): the interpreter's start-up and imports then
+        overlap the index requests instead of following the first wheel."""
+        argv = _compiler_argv(python, _ALL_CORES)
+        with self._lock:
+            if argv not in self._spares:
+                self._spares[argv] = process.spawn(argv)
 
-@atexit.register
-def _stop_spares() -> None:
-    """Close the stdin of the compilers nobody used (they then exit, having compiled nothing)."""
-    with _spares_lock:
-        spares = list(_spares.values())
-        _spares.clear()
-    for proc in spares:
-        proc.communicate()
+    def take(self, argv: tuple[str, ...]) -> subprocess.Popen[bytes] | None:
+        """The spare started with ``argv`` (no longer a spare), or None."""
+        with self._lock:
+            return self._spares.pop(argv, None)
 
+    def spares(self) -> list[subprocess.Popen[bytes]]:
+        """The compilers started and not taken yet."""
+        with self._lock:
+            return list(self._spares.values())
 
-def _take_spare(argv: tuple[str, ...]) -> subprocess.Popen[bytes] | None:
-    with _spares_lock:
-        return _spares.pop(argv, None)
+    def close(self) -> None:
+        """Close the stdin of the compilers nobody took (they then exit, having compiled
+        nothing) and wait for them."""
+        with self._lock:
+            spares = list(self._spares.values())
+            self._spares.clear()
+        for proc in spares:
+            proc.communicate()
 
 
 def compile_bytecode(trees: Sequence[Path], scheme: Scheme) -> None:
@@ -299,8 +312,16 @@ class InstalledTrees:
     it (a stack of several GB, a small machine): the build is slower then, not broken.
     """
 
-    def __init__(self, root: Path | None = None, *, staging: Path | None = None) -> None:
+    def __init__(
+        self,
+        root: Path | None = None,
+        *,
+        staging: Path | None = None,
+        compilers: Compilers | None = None,
+    ) -> None:
         self.root = Path(root) if root is not None else cache_dir("installed")
+        #: compilers started ahead of need: installs here take one that matches
+        self.compilers = compilers if compilers is not None else Compilers()
         self._staging_parent = staging
         self._staging: Path | None = None  # RAM, or wherever staging_dir chose
         self._spill: Path | None = None  # the cache's, for trees RAM has no room for
@@ -545,7 +566,7 @@ class InstalledTrees:
                 ready(sha, tree)
 
         try:
-            _compile_while(scheme, workers, produce, finish)
+            _compile_while(scheme, workers, produce, finish, self.compilers)
         finally:
             for tmp in staged:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -751,6 +772,7 @@ def console_scripts(tree: Path, scheme: Scheme) -> list[str]:
 __all__ = [
     "BYTECODE_MODES",
     "Bytecode",
+    "Compilers",
     "InstalledTrees",
     "Preinstaller",
     "Scheme",

@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
@@ -42,6 +42,7 @@ from wheeldock import platforms
 from wheeldock.build import sbom
 from wheeldock.build.builder import Builder, BuildOptions, LayerReport, Progress, output_for
 from wheeldock.build.install import InstalledTrees
+from wheeldock.build.session import Session
 from wheeldock.debian import archive as debian
 from wheeldock.debian import bases
 from wheeldock.deps import lock as locks
@@ -50,13 +51,18 @@ from wheeldock.deps.wheelhouse import Artifact, Wheelhouse, select
 from wheeldock.deps.wheeltags import supported_tags
 from wheeldock.edges import ca, engine
 from wheeldock.edges.fsutil import file_lock
-from wheeldock.errors import CommandFailed, UsageError, WheeldockError
+from wheeldock.errors import CommandFailed, SdistBuildFailed, UsageError, WheeldockError
 from wheeldock.oci.blobs import BlobStore
+from wheeldock.oci.digest import Digest
 from wheeldock.oci.image import Image, Index, index_of, rfc3339
 from wheeldock.oci.publish import PublishResult, publish
 from wheeldock.oci.reference import ArchiveRef, DaemonRef, OciRef, RegistryRef, coerce
 from wheeldock.platforms import Target
 from wheeldock.project import Project, Service
+
+if TYPE_CHECKING:
+    from wheeldock.deps.index import Index as PackageIndex
+    from wheeldock.oci.daemon import EngineLayers
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +205,9 @@ class EmulatingWheelhouse(Wheelhouse):
         *,
         binfmt_dir: Path = platforms.BINFMT_DIR,
         host: Target | None = None,
+        index: PackageIndex | None = None,
     ) -> None:
-        super().__init__(root)
+        super().__init__(root, index=index)
         self.binfmt_dir = binfmt_dir
         self.host = host
 
@@ -227,7 +234,7 @@ class EmulatingWheelhouse(Wheelhouse):
                 self._run_emulated(artifact, sdist, tmp, image, target)
                 wheels = sorted(tmp.glob("*.whl"))
                 if len(wheels) != 1:
-                    raise WheeldockError(
+                    raise SdistBuildFailed(
                         f"building {artifact} for {target} gave {len(wheels)} wheels",
                         fix="report this; the sdist's build backend misbehaves",
                     )
@@ -265,7 +272,7 @@ class EmulatingWheelhouse(Wheelhouse):
             engine.docker(*argv, timeout=7200)
         except CommandFailed as exc:
             tail = "\n".join((exc.stderr or exc.stdout).rstrip().splitlines()[-15:])
-            raise WheeldockError(
+            raise SdistBuildFailed(
                 f"building {artifact} for {target} under emulation failed; its last lines:\n"
                 + "\n".join("    " + line for line in tail.splitlines()),
                 fix=f"pin a version of {artifact.name} that publishes a {target} wheel, or add "
@@ -364,13 +371,13 @@ class MultiBuild:
     seconds: float = 0.0
 
     @property
-    def digest(self) -> str:
-        return str(self.index.digest)
+    def digest(self) -> Digest:
+        return self.index.digest
 
     def to_json(self) -> dict[str, Any]:
         return {
             "service": self.service,
-            "index": self.digest,
+            "index": str(self.digest),
             "seconds": round(self.seconds, 3),
             "platforms": [
                 {
@@ -440,9 +447,10 @@ def publish_outputs(
     *,
     load_platform: Target | None,
     epoch: int,
+    known: EngineLayers | None = None,
 ) -> tuple[list[PublishResult], list[str]]:
     """Publish the index (or one image where only one fits); attach SBOMs. Returns the results
-    and notes for the user."""
+    and notes for the user. ``known`` is what the command knows of the engine's layers."""
     results: list[PublishResult] = []
     notes: list[str] = []
     created = rfc3339(epoch)
@@ -461,7 +469,9 @@ def publish_outputs(
                 f"{ref} ({others} did not); use --load-platform to pick another, or an oci: "
                 "or docker:// output for the whole index"
             )
-        results.append(publish(one.image, ref, store))
+        results.append(
+            publish(one.image, ref, store, known=known if isinstance(parsed, DaemonRef) else None)
+        )
         if not isinstance(parsed, ArchiveRef | DaemonRef):  # pragma: no cover - closed union
             raise TypeError(parsed)
     return results, notes
@@ -508,29 +518,35 @@ def build(
     *,
     store: BlobStore | None = None,
     progress: Progress | None = None,
-    wheelhouse: Wheelhouse | None = None,
+    session: Session | None = None,
 ) -> list[MultiBuild]:
     """Build each service for each of ``targets`` and publish the index (see the module doc).
 
     Before any layer is built, every platform's lock is checked for packages without a wheel:
     :class:`NoWheel` lists all of them at once unless ``multi.emulate_sdists``. Caches (blobs,
     wheels, installed trees) are shared by the platforms; pure wheels' trees are the same for
-    all.
+    all. Every platform builds in ``session`` (the caller's, else one made and closed here).
     """
     if not targets:
         raise UsageError(
             "no platform given", fix=f"pass --platform (one of {platforms.accepted()})"
         )
+    if session is None:
+        with Session() as made:
+            return build(
+                project, services, targets, multi, options,
+                store=store, progress=progress, session=made,
+            )  # fmt: skip
     multi = multi or MultiOptions()
     options = options or BuildOptions()
     store = store or BlobStore()
-    if wheelhouse is None:
-        wheelhouse = (
-            EmulatingWheelhouse(binfmt_dir=multi.binfmt_dir)
-            if multi.emulate_sdists
-            else Wheelhouse()
-        )
-    trees = InstalledTrees()
+    net = session.locks.index
+    wheelhouse = (
+        EmulatingWheelhouse(binfmt_dir=multi.binfmt_dir, index=net)
+        if multi.emulate_sdists
+        else Wheelhouse(index=net)
+    )
+    trees = InstalledTrees(compilers=session.compilers)
     builders: dict[Target, Builder] = {}
     for target in targets:
 
@@ -545,18 +561,9 @@ def build(
             wheelhouse=wheelhouse,
             trees=trees,
             progress=tagged,
+            session=session,
         )
-    # Locks first, and every missing wheel of every platform reported together.
-    for target in builders:
-        missing: list[Artifact] = []
-        lock = None
-        for svc in services:
-            lock = locks.ensure(project, svc, platform=target.name, relock=options.relock)
-            missing += [a for a in emulation_needed(lock, target) if a not in missing]
-        if missing and lock is not None:
-            if not multi.emulate_sdists:
-                raise no_wheel_error(lock, target, missing)
-            platforms.require_emulation(target, binfmt_dir=multi.binfmt_dir)
+    _lock_every_platform(project, services, builders, multi, options, session)
     results = []
     for svc in services:
         started = time.monotonic()
@@ -583,7 +590,14 @@ def build(
         )
         epoch = builders[targets[0]].epoch
         published, notes = publish_outputs(
-            svc, index, built, refs, store, load_platform=multi.load_platform, epoch=epoch
+            svc,
+            index,
+            built,
+            refs,
+            store,
+            load_platform=multi.load_platform,
+            epoch=epoch,
+            known=session.engine,
         )
         files: list[Path] = []
         folder = sbom_folder(refs, multi.sbom_dir)
@@ -604,6 +618,30 @@ def build(
         )
     trees.close()
     return results
+
+
+def _lock_every_platform(
+    project: Project,
+    services: Sequence[Service],
+    builders: Mapping[Target, Builder],
+    multi: MultiOptions,
+    options: BuildOptions,
+    session: Session,
+) -> None:
+    """Lock every service for every platform first, so every missing wheel of every platform is
+    reported together (:class:`NoWheel`) before any layer is built."""
+    for target in builders:
+        missing: list[Artifact] = []
+        lock = None
+        for svc in services:
+            lock = locks.ensure(
+                project, svc, platform=target.name, relock=options.relock, session=session.locks
+            )
+            missing += [a for a in emulation_needed(lock, target) if a not in missing]
+        if missing and lock is not None:
+            if not multi.emulate_sdists:
+                raise no_wheel_error(lock, target, missing)
+            platforms.require_emulation(target, binfmt_dir=multi.binfmt_dir)
 
 
 # -- running a foreign image --------------------------------------------------------------------

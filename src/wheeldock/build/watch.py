@@ -23,6 +23,7 @@ from pathlib import Path
 
 from wheeldock import project as projects
 from wheeldock.build.builder import BuildOptions, Progress, ServiceBuild, build
+from wheeldock.build.session import Session
 from wheeldock.errors import WheeldockError
 from wheeldock.project import Project, Service
 
@@ -72,6 +73,14 @@ def changed(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
     return [name for name, value in after.items() if before.get(name) != value]
 
 
+@dataclass(frozen=True)
+class Polling:
+    """How :func:`watch` polls: every ``interval`` seconds, until ``should_stop()`` is true."""
+
+    interval: float = 0.2
+    should_stop: Callable[[], bool] = lambda: False
+
+
 def watch(
     project: Project,
     services: Sequence[Service],
@@ -79,20 +88,29 @@ def watch(
     options: BuildOptions,
     *,
     on_rebuild: Callable[[Rebuild], None],
-    should_stop: Callable[[], bool] = lambda: False,
-    interval: float = 0.2,
+    polling: Polling | None = None,
     progress: Progress | None = None,
+    session: Session | None = None,
 ) -> int:
     """Poll the inputs of ``services``; rebuild (and publish to ``outputs``) those that changed,
     together, reporting each round to ``on_rebuild``. A failed round (a syntax error in a
     requirements file, a pin that does not exist) is reported and watching goes on. Returns
-    the number of rounds when ``should_stop`` says so."""
+    the number of rounds when ``polling.should_stop`` says so. Every round builds in one ``session``
+    (the caller's, else one made here and closed at the end): the index connections stay warm
+    and what the engine holds stays known."""
+    if session is None:
+        with Session() as made:
+            return watch(
+                project, services, outputs, options,
+                on_rebuild=on_rebuild, polling=polling, progress=progress, session=made,
+            )  # fmt: skip
+    polling = polling or Polling()
     names = [s.name for s in services]
     prints = _fingerprints(project, names)
     rounds = 0
     current = project
-    while not should_stop():
-        time.sleep(interval)
+    while not polling.should_stop():
+        time.sleep(polling.interval)
         if not changed(prints, _fingerprints(current, names)):
             continue
         # something moved (wheeldock.toml is an input too): read the configuration again only
@@ -107,7 +125,7 @@ def watch(
         started = time.monotonic()
         chosen = [s for s in current.services if s.name in todo]
         try:
-            results = build(current, chosen, outputs, options, progress=progress)
+            results = build(current, chosen, outputs, options, progress=progress, session=session)
         except WheeldockError as exc:
             on_rebuild(Rebuild(tuple(todo), (), time.monotonic() - started, exc))
             continue

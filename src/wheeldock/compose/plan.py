@@ -36,7 +36,14 @@ from wheeldock.compose import survey as discover
 from wheeldock.deps.requirements import project_lock, requirement_lines
 from wheeldock.edges import ca as ca_mod
 from wheeldock.edges.fsutil import atomic_write_bytes, atomic_write_text
-from wheeldock.errors import InvalidConfig, NotFound, WheeldockError
+from wheeldock.errors import (
+    DownloadFailed,
+    InvalidConfig,
+    NotFound,
+    NotWritable,
+    SdistNotBuildable,
+    WheeldockError,
+)
 from wheeldock.project import Project, Service
 
 log = logging.getLogger(__name__)
@@ -305,7 +312,7 @@ def host_wheelhouse(root: Path, service: Service, planned: Mapping[str, str] | N
     if service.no_binary:
         build += ["--no-binary", ",".join(service.no_binary)]
     if service.no_binary and not host_matches:
-        raise WheeldockError(
+        raise SdistNotBuildable(
             f"cannot build {', '.join(service.no_binary)} from source for Python {service.python} "
             "on this host",
         )
@@ -315,7 +322,7 @@ def host_wheelhouse(root: Path, service: Service, planned: Mapping[str, str] | N
         result = process.run(download, timeout=1800, check=False)
         if result.returncode != 0:
             if not host_matches:
-                raise WheeldockError(f"pip download failed: {result.stderr.strip()[-300:]}")
+                raise DownloadFailed(f"pip download failed: {result.stderr.strip()[-300:]}")
             process.run(build, timeout=1800, fix="check the requirement files and the network")
     (target / ".complete").write_text("")
     return target
@@ -611,7 +618,7 @@ def _check_writable(root: Path) -> None:
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        raise WheeldockError(
+        raise NotWritable(
             f"cannot write in the project folder ({exc.strerror}); nothing was changed",
             path=root,
             fix="make the folder writable (init writes Dockerfiles, .dockerignore, wheeldock.toml "

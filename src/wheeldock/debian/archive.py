@@ -37,7 +37,7 @@ from isal import igzip
 from wheeldock.debian.elf import TRIPLETS
 from wheeldock.edges.fsutil import atomic_writer, file_lock
 from wheeldock.edges.paths import cache_dir
-from wheeldock.errors import DigestMismatch, InvalidArchive, NotFound, WheeldockError
+from wheeldock.errors import DigestMismatch, DownloadFailed, InvalidArchive, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -523,7 +523,7 @@ def _fetch_to(client: httpx.Client, url: str, dest: IO[bytes]) -> str:
                 hasher.update(chunk)
                 dest.write(chunk)
     except httpx.HTTPError as exc:
-        raise WheeldockError(
+        raise DownloadFailed(
             f"cannot download {url} ({type(exc).__name__}: {exc})",
             fix="check the network to the Debian mirror, or set WHEELDOCK_DEBIAN_MIRROR",
         ) from exc

@@ -57,11 +57,12 @@ from wheeldock.errors import (
     EngineUnavailable,
     InvalidReference,
     NotFound,
+    NotWritable,
     ToolNotFound,
-    WheeldockError,
 )
 from wheeldock.oci import layout
 from wheeldock.oci.blobs import BlobStore, default_store
+from wheeldock.oci.digest import Digest
 from wheeldock.oci.image import History, Image, ImageConfig, Platform, rfc3339
 from wheeldock.oci.layer import Layer
 from wheeldock.platforms import (
@@ -288,7 +289,7 @@ class BaseImage:
 
     variant: str
     tags: tuple[str, ...]
-    image_id: str
+    image_id: Digest
     size_bytes: int
     seconds: float
     cached: bool
@@ -1018,7 +1019,7 @@ def _writable_cache() -> Path:
         probe.touch()
         probe.unlink()
     except OSError as exc:
-        raise WheeldockError(
+        raise NotWritable(
             f"the base image cache is not writable ({exc.strerror})",
             path=getattr(exc, "filename", None) or "cache",
             fix="set WHEELDOCK_CACHE to a writable folder",
@@ -1264,7 +1265,7 @@ def ensure_image(
     return BaseImage(
         variant=variant,
         tags=tags,
-        image_id=image_id,
+        image_id=Digest.parse(image_id),
         size_bytes=engine.image_size(primary),
         seconds=round(time.monotonic() - started, 3),
         cached=image_cached and rootfs.cached,
@@ -1309,7 +1310,7 @@ def write_rootfs_tar(rootfs: BaseRootfs, dest: Path) -> Path:
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        raise WheeldockError(
+        raise NotWritable(
             f"cannot write the rootfs tar here ({exc.strerror})",
             path=dest.parent,
             fix="make the folder writable, or pick another with --output tar:FILE",

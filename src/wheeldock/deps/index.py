@@ -1,4 +1,4 @@
-"""The HTTPS client for package indexes and file hosts (PyPI and its CDN), one per process.
+"""The HTTPS client for package indexes and file hosts (PyPI and its CDN), one per command.
 
 Shared so its connections are reused: a one-pin bump asks pypi.org for the release list, then
 files.pythonhosted.org for the metadata and the wheel; with one client the second host's TLS
@@ -8,7 +8,6 @@ connections warm between rebuilds. httpx's client is safe to use from several th
 
 from __future__ import annotations
 
-import atexit
 import os
 import re
 import threading
@@ -24,26 +23,44 @@ if TYPE_CHECKING:
 KEEPALIVE_SECONDS = 120.0
 
 
-_made: httpx.Client | None = None
-_making = threading.Lock()
+class Index:
+    """The HTTPS client for package indexes and file hosts, made on first use and shared by
+    whatever asks through this object (a command's locks and downloads: see the module's notes).
 
+    Safe to use from several threads; :meth:`close` closes its connections (a later
+    :meth:`client` makes a new client)."""
 
-def client() -> httpx.Client:
-    """The process's client: the system CA store (which honours ``SSL_CERT_FILE``, so a proxy's
-    CA is trusted; certifi's bundle would not have it), redirects followed, bounded timeouts."""
-    global _made
-    with _making:  # one client, also when a warm-up thread is making it
-        if _made is None:
-            import httpx  # imported on first use: it is slow to import, and most commands never need it
+    def __init__(self) -> None:
+        self._made: httpx.Client | None = None
+        self._making = threading.Lock()
 
-            _made = httpx.Client(
-                verify=tls_context(),
-                follow_redirects=True,
-                timeout=httpx.Timeout(60.0, connect=15.0),
-                limits=httpx.Limits(max_connections=16, keepalive_expiry=KEEPALIVE_SECONDS),
-            )
-            atexit.register(_made.close)
-        return _made
+    def client(self) -> httpx.Client:
+        """The client: the system CA store (which honours ``SSL_CERT_FILE``, so a proxy's CA is
+        trusted; certifi's bundle would not have it), redirects followed, bounded timeouts."""
+        with self._making:  # one client, also when a warm-up thread is making it
+            if self._made is None:
+                import httpx  # imported on first use: it is slow to import, and most commands never need it
+
+                self._made = httpx.Client(
+                    verify=tls_context(),
+                    follow_redirects=True,
+                    timeout=httpx.Timeout(60.0, connect=15.0),
+                    limits=httpx.Limits(max_connections=16, keepalive_expiry=KEEPALIVE_SECONDS),
+                )
+            return self._made
+
+    def warm(self) -> None:
+        """Make the client on a thread, now: a build that will ask the index (a stale lock)
+        calls this first, so importing httpx and making the client (~0.1 s) overlap the lock's
+        reading of its inputs instead of preceding its first request."""
+        threading.Thread(target=self.client, name="net-warm", daemon=True).start()
+
+    def close(self) -> None:
+        """Close the client's connections, if it was made."""
+        with self._making:
+            made, self._made = self._made, None
+        if made is not None:
+            made.close()
 
 
 #: Debian's CA bundle; update-ca-certificates writes it and the hashed folder beside it together.
@@ -76,11 +93,4 @@ def tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def warm() -> None:
-    """Make the client on a thread, now: a build that will ask the index (a stale lock) calls
-    this first, so importing httpx and making the client overlap the lock's reading
-    of its inputs instead of preceding its first request."""
-    threading.Thread(target=client, name="net-warm", daemon=True).start()
-
-
-__all__ = ["client", "tls_context", "warm"]
+__all__ = ["Index", "tls_context"]

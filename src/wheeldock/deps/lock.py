@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import tomli_w
 
+from wheeldock.deps.index import Index
 from wheeldock.deps.pylock import (
     DEFAULT_PLATFORM,
     TOOL_MARKER,
@@ -392,11 +393,14 @@ def lock_services(
     force: bool = False,
     upgrade: bool = False,
     fast: bool = True,
+    session: LockSession | None = None,
 ) -> list[LockResult]:
     """Lock each service (resolving identical inputs once). With ``check`` only report status.
+    ``session`` is the command's (its index client); a fresh one without.
 
     With ``fast`` (not with ``force``/``upgrade``), fully pinned inputs are locked without uv
     (:func:`fast_lock`, action ``pinned``); anything else is resolved by uv."""
+    session = session if session is not None else LockSession()
     results: list[LockResult] = []
     made: dict[str, Lock] = {}
     for svc in services:
@@ -417,7 +421,7 @@ def lock_services(
         log.info("locking %s → %s", svc.name, path)
         quick = None
         if fast and not (force or upgrade):
-            quick = try_fast_lock(project.root, inputs, path)
+            quick = try_fast_lock(project.root, inputs, path, session=session)
         lock = quick or compile_lock(project.root, inputs, path, upgrade=upgrade)
         made[inputs.digest] = lock
         action: Literal["pinned", "written"] = "pinned" if quick else "written"
@@ -433,12 +437,14 @@ def ensure(
     relock: bool = False,
     landed: Landed | None = None,
     fetching: Callable[[], None] | None = None,
+    session: LockSession | None = None,
 ) -> Lock:
     """The service's lock for ``build``: created when missing; when stale (its inputs changed
     since it was written), updated if the inputs are fully pinned (:func:`fast_lock`: exact,
     no resolver), else refused unless ``relock``, which re-resolves it with uv. ``landed``
     hears of each wheel the fast path fetches (the build starts installing it at once);
-    ``fetching`` is called first, once it is known that the index will be asked."""
+    ``fetching`` is called first, once it is known that the index will be asked. ``session``
+    is the command's (its index client, the answers asked early); a fresh one without."""
     inputs = inputs_for(project.root, svc, platform)
     path = lock_path(project.root, svc.name, platform)
     state = status(path, inputs)
@@ -455,7 +461,8 @@ def ensure(
     if fetching is not None:
         fetching()
     # a build installs the wheels next: fetch them now instead of their metadata files
-    quick = try_fast_lock(project.root, inputs, path, wheels=True, landed=landed)
+    session = session if session is not None else LockSession()
+    quick = try_fast_lock(project.root, inputs, path, session=session, wheels=True, landed=landed)
     if quick is not None:
         return quick
     if state == "stale" and not relock:
@@ -773,9 +780,15 @@ def _release_files(pin: _Pin, index: dict[str, Any], inputs: LockInputs) -> _Rel
 
 
 def _fetch_releases(
-    pins: Sequence[_Pin], inputs: LockInputs, *, wheels: bool = False, landed: Landed | None = None
+    pins: Sequence[_Pin],
+    inputs: LockInputs,
+    index: Index,
+    *,
+    wheels: bool = False,
+    landed: Landed | None = None,
 ) -> list[_Release]:
-    """The releases of ``pins`` from the index (two requests each, all in parallel).
+    """The releases of ``pins`` from the index (two requests each, all in parallel, through
+    ``index``'s client).
 
     The second request is the chosen wheel's PEP 658 metadata, or, with ``wheels`` (the caller
     installs them next) or when the index has no metadata file, the wheel itself, fetched into
@@ -809,7 +822,7 @@ def _fetch_releases(
             response = client.get(release.metadata_url)
             if response.status_code == 200:
                 return response.text, None
-        return _wheel_and_metadata(release.best)
+        return _wheel_and_metadata(release.best, index)
 
     def one(client: httpx.Client, pin: _Pin) -> _Release:
         known: Future[_Release | None] = Future()
@@ -843,9 +856,7 @@ def _fetch_releases(
         requires = _keep_requires(wheel, metadata) if wheel is not None else _requires(metadata)
         return dataclasses.replace(release, requires_dist=requires)
 
-    from wheeldock.deps import index as net
-
-    client = net.client()
+    client = index.client()
     guesses = ThreadPoolExecutor(max_workers=min(8, len(pins)), thread_name_prefix="guess")
     try:
         with ThreadPoolExecutor(max_workers=min(8, len(pins))) as pool:
@@ -881,7 +892,7 @@ def _known_release(pin: _Pin, inputs: LockInputs) -> _Release | None:
         return None
 
 
-def _wheel_and_metadata(wheel: LockedFile | None) -> tuple[str, Path]:
+def _wheel_and_metadata(wheel: LockedFile | None, index: Index) -> tuple[str, Path]:
     """The METADATA of ``wheel`` and its path in the wheelhouse, fetched (hash-checked) there
     if missing."""
     import zipfile
@@ -892,7 +903,7 @@ def _wheel_and_metadata(wheel: LockedFile | None) -> tuple[str, Path]:
     if wheel is None:
         raise NotFastLockable("no wheel to read the metadata of")
     try:
-        house = Wheelhouse()
+        house = Wheelhouse(index=index)
         path = house.fetch(
             [Artifact("?", "?", wheel, "wheel")], platform=DEFAULT_PLATFORM, python="3.11"
         )[0]
@@ -997,11 +1008,13 @@ def fast_lock(
     dest: Path,
     old: Lock | None,
     *,
+    session: LockSession,
     wheels: bool = False,
     landed: Landed | None = None,
 ) -> Lock:
     """Lock fully pinned ``inputs`` without a resolver; :class:`NotFastLockable` when it cannot
-    be exact. Only pins not in ``old`` (same platform and Python) are asked of PyPI; with
+    be exact. Only pins not in ``old`` (same platform and Python) are asked of PyPI (through
+    ``session``, which may hold the answers already: :meth:`LockSession.ask_early`); with
     ``wheels`` (a build, which installs them next) their wheels are fetched rather than their
     metadata files, and ``landed`` hears of each (see :func:`_fetch_releases`)."""
     pins = pinned_requirements(root, inputs)
@@ -1011,11 +1024,13 @@ def fast_lock(
     # The index requests go first, on their own thread: the cached packages' requirements are
     # read while the new pins' answers are on the way.
     with ThreadPoolExecutor(max_workers=1) as background:
-        early = _asked_early.pop((inputs.digest, ask), None) if wheels else None
+        early = session.take_early(inputs.digest, ask) if wheels else None
         if early is not None:
-            fetching = background.submit(_take_early, early, ask, inputs, landed)
+            fetching = background.submit(_take_early, early, ask, inputs, session.index, landed)
         else:
-            fetching = background.submit(_fetch_releases, ask, inputs, wheels=wheels, landed=landed)
+            fetching = background.submit(
+                _fetch_releases, ask, inputs, session.index, wheels=wheels, landed=landed
+            )
         unknown: list[_Pin] = []
         for name, pkg in reuse.items():
             local = _local_requires(pkg)
@@ -1027,7 +1042,7 @@ def fast_lock(
                     with contextlib.suppress(ValueError):  # the check reports bad lines
                         _requirement(line)
         releases = fetching.result()
-    releases += _fetch_releases(unknown, inputs, wheels=wheels, landed=landed)
+    releases += _fetch_releases(unknown, inputs, session.index, wheels=wheels, landed=landed)
     for release in releases:
         requires[release.pin.name] = release.requires_dist
         if release.pin.name not in reuse:
@@ -1049,7 +1064,7 @@ def _reuse_or_ask(
 ) -> tuple[dict[str, LockedPackage], dict[str, str], tuple[_Pin, ...]]:
     """The packages of ``old`` still pinned at the same version (same platform and Python,
     files on PyPI) with their lock blocks, and the other pins, in name order: the ones a fast
-    lock asks the index for (:func:`ask_early` asks the same question)."""
+    lock asks the index for (:meth:`LockSession.ask_early` asks the same question)."""
     reuse: dict[str, LockedPackage] = {}
     blocks: dict[str, str] = {}
     if old is not None and (old.platform, old.python) == (inputs.platform, inputs.python):
@@ -1099,58 +1114,83 @@ class _Relay:
             to(sha256, path)
 
 
-#: Index answers a build asked for before importing its own machinery (:func:`ask_early`),
-#: by (inputs digest, pins asked); :func:`fast_lock` takes the one that matches its question.
-_asked_early: dict[tuple[str, tuple[_Pin, ...]], tuple[Future[list[_Release]], _Relay]] = {}
+class LockSession:
+    """What one command's locks share: the index client (:class:`Index`) and the index
+    answers a build asked for before importing its own machinery (:meth:`ask_early`), by
+    (inputs digest, pins asked); :func:`fast_lock` takes the one that matches its question.
 
+    Made once per command (``build --watch`` keeps it, so its connections stay warm)."""
 
-def ask_early(project: Project, services: Sequence[Service], *, platform: str) -> frozenset[str]:
-    """Start the index requests a build's fast lock will make, now.
+    def __init__(self, index: Index | None = None) -> None:
+        self.index = index if index is not None else Index()
+        self._asked_early: dict[
+            tuple[str, tuple[_Pin, ...]], tuple[Future[list[_Release]], _Relay]
+        ] = {}
 
-    A bumped pin's build waits on two requests in a row (the index page, then the wheel).
-    Asked here, at the start of ``build``, they travel while the builder's modules import
-    (CPU work that would otherwise come first). Only the HTTPS client is made on this
-    thread (the requests need it, and the lock would make it anyway); the requests run on
-    another. Best effort: a service whose lock is fresh, or whose inputs the fast path cannot
-    lock, is skipped, and a failed request is made again by the lock, which reports it.
+    def close(self) -> None:
+        """Close the index client's connections."""
+        self.index.close()
 
-    Returns the Python versions (of the locks' inputs) whose wheels were asked for: the build
-    will install them, so it can start what that needs."""
-    questions: dict[tuple[str, tuple[_Pin, ...]], LockInputs] = {}
-    for svc in services:
-        try:
-            inputs = inputs_for(project.root, svc, platform)
-            path = lock_path(project.root, svc.name, platform)
-            if status(path, inputs) == "fresh":
-                continue
-            pins = pinned_requirements(project.root, inputs)
-            old = read(path) if path.is_file() else None
-        except (NotFastLockable, WheeldockError):
-            continue  # the lock says why, at its turn
-        _, _, ask = _reuse_or_ask(pins, inputs, old)
-        if ask and (inputs.digest, ask) not in _asked_early:
-            questions[(inputs.digest, ask)] = inputs
-    if not questions:
-        return frozenset()
-    from wheeldock.deps import index as net
+    def ask_early(
+        self, project: Project, services: Sequence[Service], *, platform: str
+    ) -> frozenset[str]:
+        """Start the index requests a build's fast lock will make, now.
 
-    net.client()
-    pool = ThreadPoolExecutor(max_workers=len(questions), thread_name_prefix="ask-early")
-    for (digest, ask), inputs in questions.items():
-        relay = _Relay()
-        future = pool.submit(_fetch_releases, ask, inputs, wheels=True, landed=relay)
-        _asked_early[(digest, ask)] = (future, relay)
-    pool.shutdown(wait=False)
-    return frozenset(inputs.python for inputs in questions.values())
+        A bumped pin's build waits on two requests in a row (the index page, then the wheel).
+        Asked here, at the start of ``build``, they travel while the builder's modules import
+        (CPU work that would otherwise come first). Only the HTTPS client is made on this
+        thread (the requests need it, and the lock would make it anyway); the requests run on
+        another. Best effort: a service whose lock is fresh, or whose inputs the fast path cannot
+        lock, is skipped, and a failed request is made again by the lock, which reports it.
+
+        Returns the Python versions (of the locks' inputs) whose wheels were asked for: the build
+        will install them, so it can start what that needs."""
+        questions: dict[tuple[str, tuple[_Pin, ...]], LockInputs] = {}
+        for svc in services:
+            try:
+                inputs = inputs_for(project.root, svc, platform)
+                path = lock_path(project.root, svc.name, platform)
+                if status(path, inputs) == "fresh":
+                    continue
+                pins = pinned_requirements(project.root, inputs)
+                old = read(path) if path.is_file() else None
+            except (NotFastLockable, WheeldockError):
+                continue  # the lock says why, at its turn
+            _, _, ask = _reuse_or_ask(pins, inputs, old)
+            if ask and (inputs.digest, ask) not in self._asked_early:
+                questions[(inputs.digest, ask)] = inputs
+        if not questions:
+            return frozenset()
+        self.index.client()
+        pool = ThreadPoolExecutor(max_workers=len(questions), thread_name_prefix="ask-early")
+        for (digest, ask), inputs in questions.items():
+            relay = _Relay()
+            future = pool.submit(
+                _fetch_releases, ask, inputs, self.index, wheels=True, landed=relay
+            )
+            self._asked_early[(digest, ask)] = (future, relay)
+        pool.shutdown(wait=False)
+        return frozenset(inputs.python for inputs in questions.values())
+
+    def take_early(
+        self, digest: str, ask: tuple[_Pin, ...]
+    ) -> tuple[Future[list[_Release]], _Relay] | None:
+        """The answers :meth:`ask_early` started for this question (given once), or None."""
+        return self._asked_early.pop((digest, ask), None)
+
+    def asked_early(self) -> list[tuple[str, tuple[_Pin, ...]]]:
+        """The questions asked early and not taken yet, as (inputs digest, pins asked)."""
+        return list(self._asked_early)
 
 
 def _take_early(
     early: tuple[Future[list[_Release]], _Relay],
     ask: Sequence[_Pin],
     inputs: LockInputs,
+    index: Index,
     landed: Landed | None,
 ) -> list[_Release]:
-    """The releases :func:`ask_early` is fetching; ``landed`` hears of their wheels, those
+    """The releases :meth:`LockSession.ask_early` is fetching; ``landed`` hears of their wheels, those
     already there at once. If the early requests failed, they are made again (a wheel that
     did land is then taken from the wheelhouse)."""
     future, relay = early
@@ -1160,7 +1200,7 @@ def _take_early(
         return future.result()
     except Exception as exc:  # made again below, where errors are reported
         log.debug("the early index requests failed (%s); asking again", exc)
-        return _fetch_releases(ask, inputs, wheels=True, landed=landed)
+        return _fetch_releases(ask, inputs, index, wheels=True, landed=landed)
 
 
 def _write_lock(dest: Path, body: str, inputs: LockInputs) -> Lock:
@@ -1185,6 +1225,7 @@ def try_fast_lock(
     inputs: LockInputs,
     dest: Path,
     *,
+    session: LockSession,
     wheels: bool = False,
     landed: Landed | None = None,
 ) -> Lock | None:
@@ -1197,7 +1238,7 @@ def try_fast_lock(
         old = None
     try:
         with file_lock(str(dest.parent / ".lock")):
-            lock = fast_lock(root, inputs, dest, old, wheels=wheels, landed=landed)
+            lock = fast_lock(root, inputs, dest, old, session=session, wheels=wheels, landed=landed)
     except NotFastLockable as exc:
         log.info("%s: resolving with uv (%s)", dest.name, exc)
         return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -110,9 +111,6 @@ def project_lock(rel: str) -> ProjectLock | None:
     return next((kind for kind in LOCK_FILES if kind.filename == name), None)
 
 
-_exported: dict[tuple[str, bytes], tuple[str, ...]] = {}
-
-
 def locked_requirements(path: Path) -> tuple[str, ...]:
     """The packages a project's lock file installs, as pinned requirement lines
     (``name==version`` and the marker the lock gives it), the project itself left out (it runs
@@ -132,25 +130,29 @@ def locked_requirements(path: Path) -> tuple[str, ...]:
             fix=f"keep the project's {kind.manifest} next to its {kind.filename} "
             f"({kind.tool} needs both)",
         )
-    key = (str(path.resolve()), path.read_bytes() + b"\0" + manifest.read_bytes())
-    if key not in _exported:
-        reader = {"uv": _uv_export, "poetry": _poetry_main, "pipenv": _pipfile_default}
-        lines = reader[kind.tool](path)
-        local = [
-            line
-            for line in lines
-            if line.startswith(("-e ", ".", "/")) or " @ " in line.split(";")[0]
-        ]
-        if local:
-            raise InvalidConfig(
-                f"the lock installs packages from a path or URL ({', '.join(local)}): a "
-                "workspace member, a path or a VCS dependency, which wheeldock cannot build "
-                "into the dependency layers",
-                path=path,
-                fix="publish the package to an index, and depend on it by version",
-            )
-        _exported[key] = lines
-    return _exported[key]
+    content = path.read_bytes() + b"\0" + manifest.read_bytes()
+    lines = _exported(kind.tool, path, content)
+    local = [
+        line for line in lines if line.startswith(("-e ", ".", "/")) or " @ " in line.split(";")[0]
+    ]
+    if local:
+        raise InvalidConfig(
+            f"the lock installs packages from a path or URL ({', '.join(local)}): a "
+            "workspace member, a path or a VCS dependency, which wheeldock cannot build "
+            "into the dependency layers",
+            path=path,
+            fix="publish the package to an index, and depend on it by version",
+        )
+    return lines
+
+
+@cache
+def _exported(tool: str, path: Path, content: bytes) -> tuple[str, ...]:
+    """What ``tool``'s lock at ``path`` installs, its bytes (and its manifest's) being
+    ``content``: a function of that content, so it is kept by it and cannot go stale (a lock
+    or manifest edited since is another key). Not kept when the reader raises."""
+    reader = {"uv": _uv_export, "poetry": _poetry_main, "pipenv": _pipfile_default}
+    return reader[tool](path)
 
 
 def _uv_export(path: Path) -> tuple[str, ...]:

@@ -31,13 +31,22 @@ from typing import TYPE_CHECKING, Literal
 
 from packaging.utils import canonicalize_name
 
+from wheeldock.deps.index import Index
 from wheeldock.deps.pylock import Lock, LockedFile
 from wheeldock.deps.requirements import uv_bin
 from wheeldock.deps.wheeltags import supported_tags, wheel_arch, wheel_rank
 from wheeldock.edges import process
 from wheeldock.edges.fsutil import file_lock
 from wheeldock.edges.paths import cache_dir
-from wheeldock.errors import CommandFailed, DigestMismatch, InvalidConfig, NotFound, WheeldockError
+from wheeldock.errors import (
+    CommandFailed,
+    DigestMismatch,
+    DownloadFailed,
+    InvalidConfig,
+    NotFound,
+    SdistBuildFailed,
+    SdistNotBuildable,
+)
 from wheeldock.oci.blobs import CHUNK, hash_file
 
 if TYPE_CHECKING:
@@ -104,9 +113,17 @@ def select(lock: Lock) -> tuple[Artifact, ...]:
 class Wheelhouse:
     """Downloads, verifies and builds the files of a lock. Safe to share between processes."""
 
-    def __init__(self, root: Path | None = None, *, workers: int = DOWNLOAD_WORKERS) -> None:
+    def __init__(
+        self,
+        root: Path | None = None,
+        *,
+        workers: int = DOWNLOAD_WORKERS,
+        index: Index | None = None,
+    ) -> None:
         self.root = Path(root) if root is not None else cache_dir("wheels")
         self.workers = workers
+        #: the HTTPS client downloads go through (a command's, shared with its locks)
+        self.index = index if index is not None else Index()
 
     def __repr__(self) -> str:
         return f"Wheelhouse({str(self.root)!r})"
@@ -186,12 +203,8 @@ class Wheelhouse:
         futures: list[Future[None]] = []  # in the order of ``remote``
         finished: queue.SimpleQueue[int] = queue.SimpleQueue()  # their places, as they land
         if remote:
-            from wheeldock.deps import (
-                index as net,  # httpx is imported only when something is downloaded
-            )
-
             log.info("downloading %d file(s)", len(remote))
-            client = net.client()
+            client = self.index.client()  # httpx is imported only when something is downloaded
             pool = ThreadPoolExecutor(max_workers=self.workers)
 
             def landed_as(rank: int) -> Callable[[Future[None]], None]:
@@ -260,13 +273,13 @@ class Wheelhouse:
                     self._store(artifact, response.iter_bytes(CHUNK), url)
                 return
             except httpx.HTTPStatusError as exc:
-                raise WheeldockError(
+                raise DownloadFailed(
                     f"cannot download {artifact} ({exc.response.status_code}): {url}",
                     fix="check the index is reachable; re-lock if the file was removed",
                 ) from exc
             except httpx.TransportError as exc:
                 if attempt == 2:
-                    raise WheeldockError(
+                    raise DownloadFailed(
                         f"cannot download {artifact} ({exc}): {url}",
                         fix="check the network (and SSL_CERT_FILE behind a proxy), then retry",
                     ) from exc
@@ -300,7 +313,7 @@ class Wheelhouse:
             return found[0]
         arch = wheel_arch(platform)
         if os.uname().machine != arch:
-            raise WheeldockError(
+            raise SdistNotBuildable(
                 f"{artifact} has no wheel for {platform}, and its sdist cannot be built here "
                 f"(this machine is {os.uname().machine}, not {arch})",
                 fix=f"pin a version of {artifact.name} with a {arch} wheel, or build on {arch}",
@@ -315,7 +328,7 @@ class Wheelhouse:
                 self._run_build(artifact, sdist, tmp, python)
                 wheels = sorted(tmp.glob("*.whl"))
                 if len(wheels) != 1:
-                    raise WheeldockError(
+                    raise SdistBuildFailed(
                         f"building {artifact} from {sdist.name} gave {len(wheels)} wheels",
                         fix="report this; the sdist's build backend misbehaves",
                     )
@@ -344,7 +357,7 @@ class Wheelhouse:
             )
         except CommandFailed as exc:
             tail = "\n".join((exc.stderr or exc.stdout).rstrip().splitlines()[-15:])
-            raise WheeldockError(
+            raise SdistBuildFailed(
                 f"building {artifact} from its sdist ({sdist.name}) failed; the build's last "
                 "lines:\n" + "\n".join("    " + line for line in tail.splitlines()),
                 fix=f"install what the build needs, or pin a version of {artifact.name} that "

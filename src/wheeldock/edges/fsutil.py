@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from wheeldock.errors import WheeldockError
+from wheeldock.errors import NotWritable
 
 
 def atomic_write_bytes(
@@ -27,7 +27,7 @@ def atomic_write_bytes(
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise WheeldockError(
+        raise NotWritable(
             f"cannot write here ({exc.strerror})",
             path=path.parent,
             fix="make the folder writable, or pick another with -C / --output",

@@ -29,7 +29,7 @@ from typing import IO, Any
 
 from wheeldock.edges.fsutil import atomic_write_bytes, file_lock
 from wheeldock.edges.paths import cache_dir
-from wheeldock.errors import DigestMismatch, NotFound, WheeldockError
+from wheeldock.errors import DigestMismatch, NotFound, NotWritable
 from wheeldock.oci.digest import Digest
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ class BlobStore:
         try:
             fd, tmp = tempfile.mkstemp(dir=self.root / "tmp", prefix="blob.")
         except OSError as exc:
-            raise WheeldockError(
+            raise NotWritable(
                 f"cannot write to the blob store ({exc.strerror})",
                 path=self.root,
                 fix="make it writable, or point WHEELDOCK_CACHE at a writable folder",

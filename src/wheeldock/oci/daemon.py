@@ -8,7 +8,7 @@ Layers the engine already has are not sent: the loader (moby ``image/tarexport/l
 graphdriver store) looks each layer up by its chain ID before it opens the layer's file, so
 the archive names them in ``manifest.json`` and leaves the files out. What the engine has is
 read from ``docker image inspect`` of the target name and of ``hints`` (e.g. the base's tag),
-plus the chains this process loaded. If such a load fails (an engine whose loader reads every
+plus the chains this command loaded (:class:`EngineLayers`). If such a load fails (an engine whose loader reads every
 file, e.g. the containerd image store), the whole archive is sent again.
 
 A cold build also loads the bottom of an image before the top is built (:class:`Preloader`):
@@ -26,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO
 
 from wheeldock.edges import engine
-from wheeldock.errors import CommandFailed, WheeldockError
+from wheeldock.errors import CommandFailed, ImageNotLoaded
 from wheeldock.oci.blobs import BlobStore
 from wheeldock.oci.digest import Digest
 from wheeldock.oci.image import Image, Index
@@ -59,46 +59,71 @@ def chain_ids(diff_ids: Sequence[Digest | str]) -> list[str]:
     return chains
 
 
-#: Chain IDs this process saw the engine have (from inspects and its own loads).
-_engine_chains: set[str] = set()
-#: The image names already inspected (their chains are in ``_engine_chains``): after that the
-#: process's own loads keep the set current, and a layer the engine lost since makes ``docker
-#: load`` fail, which :func:`_load_stream` answers by sending every layer.
-_inspected: set[str] = set()
-#: The engine check and inspect a build started early (:func:`prefetch`), not yet waited for.
-_prefetched: Future[None] | None = None
+class EngineLayers:
+    """What a command knows of the layers the engine has (see the module's notes): the chain
+    IDs it saw there (from inspects and its own loads), the image names it inspected, and the
+    engine check and inspect started early (:meth:`prefetch`).
 
+    One per command, kept by ``build --watch`` (a rebuild then knows what the last one
+    loaded). Once a name is inspected, the command's own loads keep the chains current, and a
+    layer the engine lost since makes ``docker load`` fail, which :func:`_load_stream` answers
+    by sending every layer and forgetting what was known."""
 
-def prefetch(names: Sequence[str]) -> None:
-    """Ask the engine, on a thread, what a coming load needs to know: that it answers, and
-    which layers the images ``names`` have. The build goes on meanwhile; the load waits for
-    the answers (two ``docker`` runs, otherwise on the critical path)."""
-    global _prefetched
+    def __init__(self) -> None:
+        self.chains: set[str] = set()
+        self.inspected: set[str] = set()
+        self._prefetched: Future[None] | None = None
 
-    def ask() -> None:
-        engine.require()
-        _inspect(names)
+    def prefetch(self, names: Sequence[str]) -> None:
+        """Ask the engine, on a thread, what a coming load needs to know: that it answers, and
+        which layers the images ``names`` have. The build goes on meanwhile; the load waits
+        for the answers (two ``docker`` runs, otherwise on the critical path)."""
 
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
-    _prefetched = pool.submit(ask)
-    pool.shutdown(wait=False)
+        def ask() -> None:
+            engine.require()
+            self.inspect(names)
 
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
+        self._prefetched = pool.submit(ask)
+        pool.shutdown(wait=False)
 
-def _ready() -> None:
-    """:func:`engine.require`, or the answer of the :func:`prefetch` of this build (kept: the
-    early loads and the final load of one build all use it)."""
-    pending = _prefetched
-    if pending is None:
-        engine.require()
-    else:
-        pending.result()  # re-raises EngineUnavailable
+    def ready(self) -> None:
+        """:func:`engine.require`, or the answer of the :meth:`prefetch` (kept: the early loads
+        and the final load of one build all use it)."""
+        pending = self._prefetched
+        if pending is None:
+            engine.require()
+        else:
+            pending.result()  # re-raises EngineUnavailable
 
+    def inspect(self, names: Sequence[str]) -> None:
+        fresh = [n for n in dict.fromkeys(_short(n) for n in names) if n not in self.inspected]
+        if fresh:
+            self.chains.update(engine_chains(fresh))
+            self.inspected.update(fresh)
 
-def _inspect(names: Sequence[str]) -> None:
-    fresh = [n for n in dict.fromkeys(_short(n) for n in names) if n not in _inspected]
-    if fresh:
-        _engine_chains.update(engine_chains(fresh))
-        _inspected.update(fresh)
+    def present_layers(
+        self, image: Image, name: str, hints: Sequence[str] = ()
+    ) -> frozenset[Digest]:
+        """diff_ids of the longest prefix of ``image``'s layers whose chains the engine has."""
+        chains = chain_ids([lay.diff_id for lay in image.layers])
+        if not all(c in self.chains for c in chains):
+            self.inspect([name, *hints])
+        present: set[Digest] = set()
+        for lay, chain in zip(image.layers, chains, strict=True):
+            if chain not in self.chains:
+                break
+            present.add(lay.diff_id)
+        return frozenset(present)
+
+    def loaded(self, image: Image) -> None:
+        """Remember that the engine now has every layer of ``image``."""
+        self.chains.update(chain_ids([lay.diff_id for lay in image.layers]))
+
+    def forget(self) -> None:
+        """Forget every layer known to be there (the engine refused an archive without them)."""
+        self.chains.clear()
+        self.inspected.clear()
 
 
 def engine_chains(refs: Sequence[str]) -> set[str]:
@@ -119,23 +144,11 @@ def engine_chains(refs: Sequence[str]) -> set[str]:
     return found
 
 
-def present_layers(image: Image, name: str, hints: Sequence[str] = ()) -> frozenset[Digest]:
-    """diff_ids of the longest prefix of ``image``'s layers whose chains the engine has."""
-    chains = chain_ids([lay.diff_id for lay in image.layers])
-    if not all(c in _engine_chains for c in chains):
-        _inspect([name, *hints])
-    present: set[Digest] = set()
-    for lay, chain in zip(image.layers, chains, strict=True):
-        if chain not in _engine_chains:
-            break
-        present.add(lay.diff_id)
-    return frozenset(present)
-
-
 def _load_stream(
     send: Callable[[IO[bytes], frozenset[Digest]], None],
     omit: frozenset[Digest],
     timeout: float | None,
+    known: EngineLayers,
 ) -> list[str]:
     """``docker load`` of the archive ``send`` writes, leaving out the layers in ``omit``; if
     the engine refuses such an archive (a loader that reads every file, e.g. the containerd
@@ -149,8 +162,7 @@ def _load_stream(
             "docker load without the layers it has failed (%s); sending them all",
             exc.stderr.strip()[-300:],
         )
-        _engine_chains.clear()
-        _inspected.clear()
+        known.forget()
         return engine.load_stream(lambda pipe: send(pipe, frozenset()), timeout=timeout)
 
 
@@ -163,34 +175,37 @@ def load(
     timeout: float | None = 900,
     skip_present: bool = True,
     hints: Sequence[str] = (),
+    known: EngineLayers | None = None,
 ) -> PublishResult:
     """Load ``target`` into the running engine as ``name`` (``name:tag``).
 
     ``compressed`` sends layers as stored (gzip/zstd) instead of plain tars. With
     ``skip_present``, layers the engine has (see the module's notes; ``hints`` name more images
-    to look in) are not sent. The result's digest is the manifest digest of the archive that was
+    to look in) are not sent; ``known`` is what the command knows of them (a fresh one asks the
+    engine). The result's digest is the manifest digest of the archive that was
     sent; ``docker images`` shows the config digest as the image ID.
     """
-    _ready()
+    known = known if known is not None else EngineLayers()
+    known.ready()
     short = _short(name)
     results: list[PublishResult] = []
     omit: frozenset[Digest] = frozenset()
     if skip_present and isinstance(target, Image):
-        omit = present_layers(target, short, hints)
+        omit = known.present_layers(target, short, hints)
 
     def send(pipe: IO[bytes], omit: frozenset[Digest]) -> None:
         results[:] = [stream(target, pipe, short, store, compressed=compressed, omit=omit)]
 
-    loaded = _load_stream(send, omit, timeout)
+    loaded = _load_stream(send, omit, timeout, known)
     if not results:  # pragma: no cover - send raised, and run() re-raised it
-        raise WheeldockError("docker load received nothing")
+        raise ImageNotLoaded("docker load received nothing")
     if short not in loaded and f"docker.io/library/{short}" not in loaded:
-        raise WheeldockError(
+        raise ImageNotLoaded(
             f"docker load did not report loading {short} (it said: {', '.join(loaded) or 'nothing'})",
             fix="check `docker images`; the engine may be too old for OCI archives (need >= 25)",
         )
     if isinstance(target, Image):
-        _engine_chains.update(chain_ids([lay.diff_id for lay in target.layers]))
+        known.loaded(target)
     sent = results[0]
     log.info("loaded %s into the engine (%d bytes sent)", short, sent.bytes_written)
     return PublishResult(
@@ -204,16 +219,18 @@ def load_many(
     *,
     timeout: float | None = 900,
     hints: Sequence[str] = (),
+    known: EngineLayers | None = None,
 ) -> list[PublishResult]:
     """Load several images (``(image, name:tag)``) with one ``docker load``: a stack's
     services share their base and dependency layers, which go in the archive once, and the
     engine is asked once. Layers the engine has are left out as in :func:`load` (a layer only
     when every image holding it has its whole chain below it in the engine)."""
-    _ready()
+    known = known if known is not None else EngineLayers()
+    known.ready()
     named = [(image, _short(name)) for image, name in images]
     present: dict[Digest, bool] = {}
     for image, short in named:
-        have = present_layers(image, short, hints)
+        have = known.present_layers(image, short, hints)
         for lay in image.layers:
             present[lay.diff_id] = present.get(lay.diff_id, True) and lay.diff_id in have
     omit = frozenset(d for d, ok in present.items() if ok)
@@ -222,16 +239,16 @@ def load_many(
     def send(pipe: IO[bytes], omit: frozenset[Digest]) -> None:
         results[:] = stream_many(named, pipe, store, compressed=False, omit=omit)
 
-    loaded = _load_stream(send, omit, timeout)
+    loaded = _load_stream(send, omit, timeout, known)
     missing = [s for _, s in named if s not in loaded and f"docker.io/library/{s}" not in loaded]
     if missing:
-        raise WheeldockError(
+        raise ImageNotLoaded(
             f"docker load did not report loading {', '.join(missing)} "
             f"(it said: {', '.join(loaded) or 'nothing'})",
             fix="check `docker images`; the engine may be too old for OCI archives (need >= 25)",
         )
     for image, _ in named:
-        _engine_chains.update(chain_ids([lay.diff_id for lay in image.layers]))
+        known.loaded(image)
     if results:
         log.info(
             "loaded %s into the engine (%d bytes sent)",
@@ -269,10 +286,12 @@ class Preloader:
         name: str,
         hints: Sequence[str] = (),
         *,
+        known: EngineLayers,
         min_bytes: int = PRELOAD_MIN_BYTES,
         timeout: float | None = 900,
     ) -> None:
         self._store = store
+        self._known = known
         self._names = [_short(name), *hints]
         self._min_bytes = min_bytes
         self._timeout = timeout
@@ -304,8 +323,8 @@ class Preloader:
                 log.info("early load into the engine failed (%s); the image's load sends it", exc)
 
     def _load(self, image: Image) -> None:
-        _ready()
-        have = present_layers(image, self._names[0], self._names[1:])
+        self._known.ready()
+        have = self._known.present_layers(image, self._names[0], self._names[1:])
         new = sum(lay.size for lay in image.layers if lay.diff_id not in have)
         if new < self._min_bytes:
             return
@@ -313,9 +332,9 @@ class Preloader:
         def send(pipe: IO[bytes], omit: frozenset[Digest]) -> None:
             stream(image, pipe, None, self._store, compressed=False, omit=omit)
 
-        _load_stream(send, have, self._timeout)
+        _load_stream(send, have, self._timeout, self._known)
         self.loaded.append(str(image.config_digest))
-        _engine_chains.update(chain_ids([lay.diff_id for lay in image.layers]))
+        self._known.loaded(image)
         log.info("loaded %d layers into the engine early (%d new bytes)", len(image.layers), new)
 
     def finish(self) -> None:

@@ -25,7 +25,15 @@ from typing import IO, Any, Literal, Protocol
 
 from isal import igzip, isal_zlib
 
-from wheeldock.errors import DigestMismatch, InvalidConfig, WheeldockError
+from wheeldock.errors import (
+    DigestMismatch,
+    FolderNotFound,
+    InvalidArchive,
+    InvalidCompression,
+    InvalidConfig,
+    SizeMismatch,
+    WheeldockError,
+)
 from wheeldock.oci.blobs import CHUNK, Blob, BlobStore, BlobWriter, hash_file
 from wheeldock.oci.digest import Digest
 
@@ -201,7 +209,7 @@ def entries_from_dir(
     """
     root = Path(root)
     if not root.is_dir():
-        raise WheeldockError(f"not a folder: {root}", fix="check the path (it must exist)")
+        raise FolderNotFound(f"not a folder: {root}", fix="check the path (it must exist)")
     base = prefix.strip("/")
     found: list[tuple[str, os.stat_result, Path]] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -267,7 +275,9 @@ def _compressor(compression: Compression, level: int | None) -> _Compressor:
         # wbits 31 = gzip wrapper; ISA-L writes mtime 0, no name, OS 255: a fixed header.
         lvl = DEFAULT_GZIP_LEVEL if level is None else level
         if not 0 <= lvl <= 3:
-            raise WheeldockError(f"gzip level {lvl} is out of range", fix="use 0-3 (ISA-L levels)")
+            raise InvalidCompression(
+                f"gzip level {lvl} is out of range", fix="use 0-3 (ISA-L levels)"
+            )
         obj: _Compressor = isal_zlib.compressobj(lvl, isal_zlib.DEFLATED, 31)
         return obj
     if compression == "zstd":
@@ -279,7 +289,9 @@ def _compressor(compression: Compression, level: int | None) -> _Compressor:
         return cctx.compressobj()
     if compression == "none":
         return _Identity()
-    raise WheeldockError(f"unknown layer compression {compression!r}", fix="use gzip, zstd or none")
+    raise InvalidCompression(
+        f"unknown layer compression {compression!r}", fix="use gzip, zstd or none"
+    )
 
 
 class _LayerSink:
@@ -396,7 +408,7 @@ def _copy_exact(src: Path, size: int, out: Any, name: str) -> None:
             remaining -= len(chunk)
         grew = bool(fh.read(1))
     if remaining or grew:
-        raise WheeldockError(
+        raise SizeMismatch(
             f"{src} changed size while the layer was being written ({name})",
             path=src,
             fix="make sure nothing writes to the source folder during a build, then retry",
@@ -542,7 +554,7 @@ class Layer:
         with path.open("rb") as fh:
             magic = fh.read(4)
         if magic.startswith(_GZIP_MAGIC) or magic == _ZSTD_MAGIC:
-            raise WheeldockError(
+            raise InvalidArchive(
                 "is compressed; a layer is made from an uncompressed tar",
                 path=path,
                 fix="decompress it first (gunzip / zstd -d)",

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from wheeldock.edges.fsutil import atomic_write_bytes, file_lock
-from wheeldock.errors import DigestMismatch, InvalidReference, NotFound, WheeldockError
+from wheeldock.errors import DigestMismatch, InvalidLayout, InvalidReference, NotFound, NotWritable
 from wheeldock.oci.blobs import BlobStore
 from wheeldock.oci.digest import Digest
 from wheeldock.oci.image import (
@@ -104,7 +104,7 @@ def write(
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise WheeldockError(
+        raise NotWritable(
             f"cannot create the layout folder ({exc.strerror})",
             path=root,
             fix="pick a writable folder for oci:DIR",
@@ -112,7 +112,7 @@ def write(
     if (root / LAYOUT_FILE).exists():
         _check_layout(root)
     elif any(root.iterdir()):
-        raise WheeldockError(
+        raise InvalidLayout(
             "is not empty and is not an OCI image layout (no oci-layout file)",
             path=root,
             fix="pick an empty or new folder for oci:DIR",
@@ -154,11 +154,11 @@ def _check_layout(root: Path) -> None:
     try:
         version = json.loads((root / LAYOUT_FILE).read_bytes()).get("imageLayoutVersion")
     except (OSError, ValueError, AttributeError) as exc:
-        raise WheeldockError(
+        raise InvalidLayout(
             "oci-layout is unreadable", path=root / LAYOUT_FILE, fix="remove the folder and retry"
         ) from exc
     if version != "1.0.0":
-        raise WheeldockError(
+        raise InvalidLayout(
             f"unsupported image layout version {version!r}",
             path=root / LAYOUT_FILE,
             fix="write to a new folder",
@@ -169,13 +169,13 @@ def _read_index(root: Path) -> dict[str, Any]:
     try:
         data = json.loads((root / "index.json").read_bytes())
     except (OSError, ValueError) as exc:
-        raise WheeldockError(
+        raise InvalidLayout(
             f"index.json is unreadable ({exc})",
             path=root / "index.json",
             fix="remove the folder and write the image again",
         ) from exc
     if not isinstance(data, dict):
-        raise WheeldockError("index.json is not a JSON object", path=root / "index.json")
+        raise InvalidLayout("index.json is not a JSON object", path=root / "index.json")
     return data
 
 
@@ -254,7 +254,7 @@ def _read_target(root: Path, desc: dict[str, Any], store: BlobStore | None) -> I
     config_raw = _read_blob(root, Digest.parse(manifest["config"]["digest"]))
     diff_ids = json.loads(config_raw).get("rootfs", {}).get("diff_ids", [])
     if len(diff_ids) != len(manifest.get("layers", [])):
-        raise WheeldockError(
+        raise InvalidLayout(
             "manifest and config disagree on the number of layers",
             path=root,
             fix="write the image to the layout again",

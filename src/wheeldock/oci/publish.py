@@ -11,11 +11,15 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wheeldock.oci.blobs import BlobStore
 from wheeldock.oci.image import Image, Index
 from wheeldock.oci.reference import ArchiveRef, DaemonRef, OciRef, Reference, RegistryRef, coerce
 from wheeldock.oci.result import PublishResult
+
+if TYPE_CHECKING:
+    from wheeldock.oci.daemon import EngineLayers
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +33,11 @@ def publish(
     ca_file: Path | None = None,
     insecure: bool = False,
     compressed_daemon_layers: bool = False,
+    known: EngineLayers | None = None,
 ) -> PublishResult:
     """Write ``target`` to ``ref`` (``oci:…``, ``docker-archive:…``, ``docker-daemon:…`` or
-    ``docker://…``). ``auth``/``ca_file``/``insecure`` apply to registries only.
+    ``docker://…``). ``auth``/``ca_file``/``insecure`` apply to registries only; ``known`` (what
+    the command knows of the engine's layers) to the engine only.
 
     Layers carry their own bytes; ``store`` (default: the cache's) is where archive and daemon
     writes remember the uncompressed size of layers that did not record one.
@@ -52,7 +58,9 @@ def publish(
     elif isinstance(parsed, DaemonRef):
         from wheeldock.oci import daemon
 
-        result = daemon.load(target, parsed.name, store, compressed=compressed_daemon_layers)
+        result = daemon.load(
+            target, parsed.name, store, compressed=compressed_daemon_layers, known=known
+        )
     elif isinstance(parsed, RegistryRef):
         from wheeldock.oci import remote
 

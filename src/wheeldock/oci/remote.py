@@ -34,8 +34,10 @@ from wheeldock.edges import process
 from wheeldock.errors import (
     CommandFailed,
     DigestMismatch,
+    InvalidDockerConfig,
     InvalidReference,
     NotFound,
+    RegistryUnreachable,
     ToolNotFound,
     WheeldockError,
 )
@@ -95,7 +97,7 @@ def credentials_for(registry: str, config: Path | None = None) -> Credentials | 
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise WheeldockError(
+        raise InvalidDockerConfig(
             f"Docker's config is unreadable ({exc})",
             path=path,
             fix="fix or remove it, or pass the user and password explicitly",
@@ -181,7 +183,7 @@ class _Session:
         except httpx.TransportError as exc:
             tls_error = exc
             if tls_required or not self.plain_http_ok:
-                raise WheeldockError(
+                raise RegistryUnreachable(
                     f"cannot reach {https} over TLS ({exc})",
                     fix="check the address; for a self-signed registry pass its CA file "
                     "(ca_file / --ca-file), or --insecure to allow plain HTTP",
@@ -190,7 +192,7 @@ class _Session:
         try:
             self._ping(http)
         except (httpx.TransportError, RegistryError) as exc:
-            raise WheeldockError(
+            raise RegistryUnreachable(
                 f"cannot reach the registry at {self.host} over TLS ({tls_error}) "
                 f"nor plain HTTP ({exc})",
                 fix="start it or check the host and port; for a registry with a self-signed "
@@ -502,7 +504,7 @@ def push(
                 pusher.manifest(image.manifest_bytes(), image.media_type, str(image.digest))
         digest = pusher.manifest(target.manifest_bytes(), target.media_type, name.reference)
     except httpx.TransportError as exc:
-        raise WheeldockError(
+        raise RegistryUnreachable(
             f"lost the connection to {session.host} ({exc})", fix="check the registry is up; retry"
         ) from exc
     finally:
@@ -549,7 +551,7 @@ def read(
             return Index(images, dict(json.loads(raw).get("annotations") or {}), raw_manifest=raw)
         return _image_from(session, store, raw)
     except httpx.TransportError as exc:
-        raise WheeldockError(
+        raise RegistryUnreachable(
             f"lost the connection to {session.host} ({exc})", fix="check the registry is up"
         ) from exc
 

@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import IO
 
 from wheeldock.edges.fsutil import atomic_writer
-from wheeldock.errors import InvalidConfig, InvalidReference, NotFound, WheeldockError
+from wheeldock.errors import (
+    DiffIdMismatch,
+    InvalidArchive,
+    InvalidConfig,
+    InvalidReference,
+    NotFound,
+    SizeMismatch,
+)
 from wheeldock.oci.blobs import CHUNK, BlobStore, default_store
 from wheeldock.oci.digest import Digest
 from wheeldock.oci.image import ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX, Image, Index, canonical_json
@@ -208,8 +215,10 @@ def write_members(members: list[Member], out: IO[bytes]) -> int:
                         break
                     put(chunk)
             if size != m.size:
-                raise WheeldockError(
+                raise SizeMismatch(
                     f"{m.name}: the layer gave {size} bytes, its descriptor says {m.size}",
+                    expected=m.size,
+                    actual=size,
                     fix="clear the cache (WHEELDOCK_CACHE) and rebuild the image",
                 )
         pad = -size % tarfile.BLOCKSIZE
@@ -322,7 +331,7 @@ def read(file: Path, name: str | None = None, store: BlobStore | None = None) ->
         config_raw = _member_bytes(tar, entry["Config"], file)
         diff_ids = json.loads(config_raw).get("rootfs", {}).get("diff_ids", [])
         if len(diff_ids) != len(entry["Layers"]):
-            raise WheeldockError(
+            raise InvalidArchive(
                 "manifest.json and the config disagree on the number of layers", path=file
             )
         layers = tuple(
@@ -360,9 +369,11 @@ def _read_layer(
     else:
         media_type = MEDIA_TYPE_TAR
         if blob.digest != diff_id:
-            raise WheeldockError(
+            raise DiffIdMismatch(
                 f"layer {name} does not hash to its diff_id {diff_id}",
                 path=file,
+                expected=str(diff_id),
+                actual=str(blob.digest),
                 fix="re-create the archive with docker save",
             )
     return Layer.from_store(

@@ -124,7 +124,7 @@ def _image_row(image: base.BaseImage) -> dict[str, Any]:
         "variant": image.variant,
         "tags": list(image.tags),
         "output": None,
-        "image_id": image.image_id,
+        "image_id": str(image.image_id),
         "size_bytes": image.size_bytes,
         "rootfs_bytes": image.rootfs.size_bytes,
         "rootfs_tar": str(image.rootfs.tar_path),

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wheeldock import platforms, project
-from wheeldock.build import install
 from wheeldock.build.install import BYTECODE_MODES
+from wheeldock.build.session import Session
 from wheeldock.cli.output import console, err_console, print_json
-from wheeldock.deps import lock, pylock
+from wheeldock.deps import pylock
 from wheeldock.errors import UsageError
 
 if TYPE_CHECKING:
@@ -112,23 +112,28 @@ def _progress(quiet: bool, verbose: bool = False) -> Progress | None:
         state = "[dim]cached[/]" if r.cached else "[green]built[/] "
         err_console.print(
             f"  {service}  {r.kind:<5} {state} {r.size / 1e6:8.2f} MB {r.seconds:6.2f} s  "
-            f"{r.title}  [dim]{r.digest[7:19]}[/]"
+            f"{r.title}  [dim]{str(r.digest)[7:19]}[/]"
         )
 
     return show
 
 
 def run(args: argparse.Namespace) -> int:
+    with Session() as session:
+        return _run(args, session)
+
+
+def _run(args: argparse.Namespace, session: Session) -> int:
     targets = platforms.parse_list(args.platform, default=pylock.DEFAULT_PLATFORM)
     proj = project.load(args.project)
     services = proj.select(args.services)
     if len(targets) == 1:
         # a bumped pin's index requests go out before the builder's modules import, and the
         # compiler for its wheel starts meanwhile
-        coming = lock.ask_early(proj, services, platform=targets[0].name)
+        coming = session.locks.ask_early(proj, services, platform=targets[0].name)
         if args.bytecode != "none":
             for python in sorted(coming):
-                install.start_compiler(python)
+                session.compilers.start(python)
     # Imported here: the builder pulls in the whole OCI stack, which other commands do not need.
     from wheeldock.build import builder
     from wheeldock.build.builder import BuildOptions
@@ -147,16 +152,17 @@ def run(args: argparse.Namespace) -> int:
             fix="drop --watch, or drop --platform/--sbom/--emulate-sdists",
         )
     if multi:
-        return _run_multi(args, proj, services, targets, options)
+        return _run_multi(args, proj, services, targets, options, session)
     results = builder.build(
         proj,
         services,
         args.output,
         options,
         progress=_progress(quiet=args.json, verbose=args.verbose > 0),
+        session=session,
     )
     _render(results, as_json=args.json)
-    return _watch(args, proj, services, options) if args.watch else 0
+    return _watch(args, proj, services, options, session) if args.watch else 0
 
 
 def _watch(
@@ -164,6 +170,7 @@ def _watch(
     proj: project.Project,
     services: Sequence[project.Service],
     options: BuildOptions,
+    session: Session,
 ) -> int:
     from wheeldock.build.watch import Rebuild, watch
 
@@ -191,7 +198,7 @@ def _watch(
 
     err_console.print("[dim]watching for changes (Ctrl-C stops)…[/]")
     with contextlib.suppress(KeyboardInterrupt):
-        watch(proj, services, args.output, options, on_rebuild=report)
+        watch(proj, services, args.output, options, on_rebuild=report, session=session)
     return 0
 
 
@@ -208,7 +215,7 @@ def _render(results: Sequence[ServiceBuild], *, as_json: bool) -> None:
         built = sum(not lay.cached for lay in r.layers)
         table.add_row(
             r.service,
-            r.digest[:19],
+            str(r.digest)[:19],
             f"{built}/{len(r.layers)}",
             f"{r.image.size / 1e6:.1f} MB",
             f"{r.seconds:.2f} s",
@@ -223,6 +230,7 @@ def _run_multi(
     services: Sequence[project.Service],
     targets: Sequence[platforms.Target],
     options: BuildOptions,
+    session: Session,
 ) -> int:
     """Several platforms (or a foreign one): per-platform images, an index, SBOMs."""
     from wheeldock.build import multiarch
@@ -239,6 +247,7 @@ def _run_multi(
         ),
         options,
         progress=_progress(quiet=args.json, verbose=args.verbose > 0),
+        session=session,
     )
     if args.json:
         print_json({"services": [r.to_json() for r in results]})
@@ -261,7 +270,7 @@ def _run_multi(
             )
     console.print(table)
     for r in results:
-        console.print(f"{r.service}: index {r.digest[:19]}")
+        console.print(f"{r.service}: index {str(r.digest)[:19]}")
         for o in r.outputs:
             console.print(f"  → {o.ref}")
         for f in r.sbom_files:

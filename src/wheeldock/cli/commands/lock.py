@@ -14,6 +14,7 @@ result is the one uv would give. --full always resolves with uv.
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 from rich.table import Table
 
@@ -58,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
     proj = project.load(args.project)
     services = proj.select(args.services)
     results = []
-    with status("checking locks" if args.check else "locking requirements"):
+    with (
+        status("checking locks" if args.check else "locking requirements"),
+        contextlib.closing(lock.LockSession()) as session,
+    ):
         for target in targets:
             results += lock.lock_services(
                 proj,
@@ -67,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
                 check=args.check,
                 force=args.force,
                 upgrade=args.upgrade,
+                session=session,
             )
     failed = args.check and any(r.status != "fresh" for r in results)
     if args.json:
