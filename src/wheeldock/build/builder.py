@@ -317,6 +317,10 @@ def image_config(svc: Service, base_env: Sequence[str]) -> dict[str, Any]:
     }
 
 
+#: Marks the images wheeldock builds, so ``wheeldock prune`` knows which dangling ones it made.
+LABEL_IMAGE = "wheeldock.image"
+
+
 def default_outputs(project: Project, svc: Service, *, engine_up: bool) -> tuple[str, ...]:
     if engine_up:
         return (f"docker-daemon:{repository_name(project.root.name)}-{svc.name}:wheeldock",)
@@ -1003,6 +1007,7 @@ class Builder:
             labels={
                 "org.opencontainers.image.title": svc.name,
                 "org.opencontainers.image.created": created,
+                LABEL_IMAGE: "service",
                 **self._git_labels,
             },
             **image_config(svc, base.image.config.env),

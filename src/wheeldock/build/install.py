@@ -40,6 +40,7 @@ from typing import IO, Literal
 
 from wheeldock.edges import process
 from wheeldock.edges.paths import cache_dir, free_bytes, staging_dir
+from wheeldock.edges.sweep import Age, Candidate, size_of
 from wheeldock.errors import InvalidConfig, ToolNotFound, WheeldockError
 
 log = logging.getLogger(__name__)
@@ -429,6 +430,16 @@ class InstalledTrees:
         self.release()
         while self._cleanups:
             self._cleanups.pop().join()
+
+    def prune_candidates(self, age: Age, *, everything: bool = False) -> list[Candidate]:
+        """What a prune removes: archives not used within ``age.keep_seconds`` (``everything``:
+        all but those younger than :data:`~wheeldock.edges.sweep.GRACE`). An archive is made
+        again from its wheel when a build needs it."""
+        return [
+            Candidate("installed trees", archive, size_of(archive), "not used lately")
+            for archive in sorted(self.root.glob("*/*.tar"))
+            if not age.young(archive) and (everything or not age.kept(archive))
+        ]
 
     def _stage(self, need: int) -> Path:
         """The staging folder for a tree of about ``need`` bytes (call with the lock held)."""

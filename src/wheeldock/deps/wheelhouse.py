@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Literal
 
 from packaging.utils import canonicalize_name
 
+from wheeldock.deps import pylock
 from wheeldock.deps.index import Index
 from wheeldock.deps.pylock import Lock, LockedFile
 from wheeldock.deps.requirements import uv_bin
@@ -38,6 +39,7 @@ from wheeldock.deps.wheeltags import supported_tags, wheel_arch, wheel_rank
 from wheeldock.edges import process
 from wheeldock.edges.fsutil import file_lock
 from wheeldock.edges.paths import cache_dir
+from wheeldock.edges.sweep import Age, Candidate, size_of
 from wheeldock.errors import (
     CommandFailed,
     DigestMismatch,
@@ -46,6 +48,7 @@ from wheeldock.errors import (
     NotFound,
     SdistBuildFailed,
     SdistNotBuildable,
+    WheeldockError,
 )
 from wheeldock.oci.blobs import CHUNK, hash_file
 
@@ -108,6 +111,49 @@ def select(lock: Lock) -> tuple[Artifact, ...]:
 
 
 # -- the cache ----------------------------------------------------------------------------------
+
+
+def _built_key(sdist_sha256: str, platform: str, python: str) -> str:
+    return hashlib.sha256(f"{sdist_sha256}\0{platform}\0{python}".encode()).hexdigest()
+
+
+#: Folders under a project that hold no lock of its own.
+_NOT_PROJECT = {".git", ".venv", "venv", "node_modules", "__pycache__", ".tox"}
+
+
+@dataclass(frozen=True)
+class Named:
+    """The files the locks of a project name: sha256s, and the keys of wheels built from their
+    sdists."""
+
+    sha256s: frozenset[str]
+    built: frozenset[str]
+    locks: tuple[Path, ...]
+
+
+def named_by_locks(root: Path) -> Named:
+    """Every file named by a lock (``pylock.*.toml``) under ``root``; a lock that cannot be read
+    names nothing (it is logged)."""
+    shas: set[str] = set()
+    built: set[str] = set()
+    locks: list[Path] = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in _NOT_PROJECT)
+        for name in sorted(names):
+            if not (name.startswith("pylock.") and name.endswith(".toml")):
+                continue
+            try:
+                lock = pylock.read(Path(folder) / name)
+            except WheeldockError as exc:
+                log.warning("prune: not reading %s/%s (%s)", folder, name, exc.what)
+                continue
+            locks.append(lock.path)
+            for pkg in lock.packages:
+                shas.update(f.sha256 for f in pkg.wheels)
+                if pkg.sdist is not None:
+                    shas.add(pkg.sdist.sha256)
+                    built.add(_built_key(pkg.sdist.sha256, lock.platform, lock.python))
+    return Named(frozenset(shas), frozenset(built), tuple(locks))
 
 
 class Wheelhouse:
@@ -306,8 +352,7 @@ class Wheelhouse:
 
     def build_sdist(self, artifact: Artifact, sdist: Path, *, platform: str, python: str) -> Path:
         """Build ``sdist`` into a wheel once per (sdist sha256, platform, Python); cached."""
-        key = hashlib.sha256(f"{artifact.sha256}\0{platform}\0{python}".encode()).hexdigest()
-        folder = self.root / "built" / key
+        folder = self.root / "built" / _built_key(artifact.sha256, platform, python)
         found = sorted(folder.glob("*.whl")) if folder.is_dir() else []
         if found:
             return found[0]
@@ -336,6 +381,31 @@ class Wheelhouse:
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         return next(folder.glob("*.whl"))
+
+    def prune_candidates(
+        self, named: Named, age: Age, *, everything: bool = False
+    ) -> list[Candidate]:
+        """What a prune removes: files (and wheels built from sdists) that no lock in ``named``
+        names, and named ones not used within ``age.keep_seconds``. ``everything``: all.
+        Nothing younger than :data:`~wheeldock.edges.sweep.GRACE`."""
+        found: list[Candidate] = []
+        for entries, keep in [
+            (self.root.glob("sha256/*/*"), named.sha256s),
+            (self.root.glob("built/*"), named.built),
+        ]:
+            for entry in sorted(e for e in entries if e.is_dir()):
+                if age.young(entry):
+                    continue
+                if everything:
+                    why = "--all"
+                elif entry.name not in keep:
+                    why = "named by no lock in the project"
+                elif not age.kept(entry):
+                    why = "not used lately"
+                else:
+                    continue
+                found.append(Candidate("wheels", entry, size_of(entry), why))
+        return found
 
     def _run_build(self, artifact: Artifact, sdist: Path, out: Path, python: str) -> None:
         current = f"{sys.version_info.major}.{sys.version_info.minor}"

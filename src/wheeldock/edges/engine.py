@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -80,17 +82,81 @@ def image_size(ref: str) -> int:
     return int(image_inspect(ref)["Size"])
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """What a ``docker load`` reported: the names loaded, and the IDs of the images those names
+    were taken from (now untagged, unless another name holds them)."""
+
+    names: list[str]
+    untagged: list[str]
+
+
 def load(archive: Path) -> list[str]:
     """``docker load`` a docker-archive tar; returns the names it loaded."""
     return _loaded_names(docker("load", "--input", archive).stdout)
 
 
-def load_stream(feed: Callable[[IO[bytes]], None], *, timeout: float | None = None) -> list[str]:
-    """``docker load`` from stdin, which ``feed`` writes the archive to; returns the names."""
+def load_stream(feed: Callable[[IO[bytes]], None], *, timeout: float | None = None) -> Loaded:
+    """``docker load`` from stdin, which ``feed`` writes the archive to."""
     result = process.run(
         ["docker", "load"], timeout=timeout, fix=START_HINT, streams=process.Streams(feed=feed)
     )
-    return _loaded_names(result.stdout)
+    return Loaded(_loaded_names(result.stdout), _RENAMED.findall(result.stdout))
+
+
+#: moby's loader, when a name it loads was another image's (``setLoadedTag``).
+_RENAMED = re.compile(r"renaming the old one with ID (sha256:[0-9a-f]{64}) to empty string")
+
+
+@dataclass(frozen=True)
+class EngineImage:
+    id: str
+    size: int
+    created: str
+
+
+def dangling_images(label: str) -> list[EngineImage]:
+    """The untagged images (``dangling=true``) carrying ``label`` (a key, or ``key=value``)."""
+    out = docker("image", "ls", "--no-trunc", "--filter", "dangling=true", "--filter",
+                 f"label={label}", "--format", "{{json .}}", timeout=60).stdout  # fmt: skip
+    found = []
+    for line in out.splitlines():
+        row = json.loads(line)
+        found.append(EngineImage(row["ID"], _bytes(row.get("Size", "0")), row.get("CreatedAt", "")))
+    return found
+
+
+def remove_images(ids: Sequence[str]) -> dict[str, str]:
+    """``docker image rm`` each untagged image that no container uses. An image still named
+    is not touched (``docker image rm ID`` would take its last name with it), and there is no
+    ``--force``. Returns the IDs not removed, with why."""
+    if not ids:
+        return {}
+    names = docker("image", "inspect", "--format", "{{.Id}} {{len .RepoTags}}", *ids,
+                   check=False, timeout=60).stdout  # fmt: skip
+    tagged = {line.split()[0] for line in names.splitlines() if not line.endswith(" 0")}
+    kept = {image_id: "it has a name again" for image_id in ids if image_id in tagged}
+    free = [image_id for image_id in ids if image_id not in tagged]
+    if not free:
+        return kept
+    result = docker("image", "rm", *free, check=False, timeout=120)
+    deleted = set(re.findall(r"Deleted: (sha256:[0-9a-f]{64})", result.stdout))
+    reasons = result.stderr.strip().splitlines()
+    for image_id in free:
+        if image_id not in deleted:
+            short = image_id.removeprefix("sha256:")[:12]
+            why = next((r for r in reasons if short in r or image_id in r), "in use")
+            kept[image_id] = why.removeprefix("Error response from daemon: ")
+    return kept
+
+
+_UNITS = {"B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}
+
+
+def _bytes(text: str) -> int:
+    """``docker image ls``'s human size (``12.3MB``) in bytes."""
+    match = re.fullmatch(r"([\d.]+)\s*([KMGT]?B)", text.strip())
+    return int(float(match[1]) * _UNITS[match[2]]) if match else 0
 
 
 def _loaded_names(out: str) -> list[str]:

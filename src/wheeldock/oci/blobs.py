@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from typing import IO, Any
 
 from wheeldock.edges.fsutil import atomic_write_bytes, file_lock
 from wheeldock.edges.paths import cache_dir
+from wheeldock.edges.sweep import Age, Candidate, size_of
 from wheeldock.errors import DigestMismatch, NotFound, NotWritable
 from wheeldock.oci.digest import Digest
 
@@ -203,6 +205,29 @@ class BlobStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         with file_lock(str(self.root / "index" / ".lock")):
             atomic_write_bytes(path, data)
+
+    # -- pruning -------------------------------------------------------------------------------
+
+    def prune_candidates(self, age: Age, *, everything: bool = False) -> list[Candidate]:
+        """What a prune removes: index entries not used within ``age.keep_seconds``, then the
+        blobs no remaining entry names (a layer pulled from a registry is named by none: it is
+        downloaded again when needed). ``everything``: all. Nothing younger than
+        :data:`~wheeldock.edges.sweep.GRACE` (a build may be between writing a blob and its
+        entry). Temp files are :func:`~wheeldock.edges.sweep.stale_temps`'s."""
+        found: list[Candidate] = []
+        named: set[str] = set()
+        for entry in sorted((self.root / "index").glob("*/*.json")):
+            if (everything and not age.young(entry)) or not age.kept(entry):
+                found.append(Candidate("blob index", entry, size_of(entry), "not used lately"))
+            else:
+                named.update(_DIGEST_HEX.findall(entry.read_text(errors="replace")))
+        for blob in sorted((self.root / "sha256").glob("*")):
+            if blob.name not in named and not age.young(blob):
+                found.append(Candidate("blobs", blob, size_of(blob), "named by no cache entry"))
+        return found
+
+
+_DIGEST_HEX = re.compile(r"sha256:([0-9a-f]{64})")
 
 
 def default_store() -> BlobStore:

@@ -154,7 +154,7 @@ def _load_stream(
     the engine refuses such an archive (a loader that reads every file, e.g. the containerd
     image store), the whole archive is sent again. Returns the names loaded."""
     try:
-        return engine.load_stream(lambda pipe: send(pipe, omit), timeout=timeout)
+        loaded = engine.load_stream(lambda pipe: send(pipe, omit), timeout=timeout)
     except CommandFailed as exc:
         if not omit:
             raise
@@ -163,7 +163,23 @@ def _load_stream(
             exc.stderr.strip()[-300:],
         )
         known.forget()
-        return engine.load_stream(lambda pipe: send(pipe, frozenset()), timeout=timeout)
+        loaded = engine.load_stream(lambda pipe: send(pipe, frozenset()), timeout=timeout)
+    _remove_replaced(loaded.untagged, known)
+    return loaded.names
+
+
+def _remove_replaced(untagged: Sequence[str], known: EngineLayers) -> None:
+    """Remove the images a load took their names from (the previous build of the same tag),
+    so rebuilds leave no dangling images; one a container or another name still uses stays
+    (``wheeldock prune`` removes it once it is free)."""
+    if not untagged:
+        return
+    kept = engine.remove_images(untagged)
+    for image_id, why in kept.items():
+        log.info("kept the previous image %s (%s)", image_id[:19], why)
+    if len(kept) < len(untagged):
+        # their layers may be gone with them: ask the engine again before the next load
+        known.forget()
 
 
 def load(

@@ -5,6 +5,13 @@ are never read (a lazy layer is not even built). Missing blobs go up in one stre
 (or ``PATCH`` chunks when ``chunk_size`` is set), optionally mounted from another repository
 first; manifests go last, each with its own media type, an index after its images.
 
+Retries: every call that can be repeated (``HEAD``/``GET``, a manifest ``PUT``, a blob's upload
+as a whole: a new upload session then its ``PUT``) is tried again on a 5xx, 408 or 429 answer or a
+lost connection, after a capped exponential backoff with jitter, or the ``Retry-After`` the
+registry asked for. A chunked upload resumes from the offset the registry reports (the spec's
+upload status: ``GET`` the upload URL, read its ``Range``). Each operation is bounded by
+:class:`RetryPolicy` (attempts and seconds); the final error says what failed, how, and the fix.
+
 Auth: explicit user/password, else ``~/.docker/config.json`` (``auths``, or a credential helper).
 A 401 answer's ``WWW-Authenticate`` challenge picks Basic or Bearer; for Bearer a token is
 fetched from the realm for ``repository:NAME:pull,push`` and reused. TLS is verified (``ca_file``
@@ -19,14 +26,17 @@ import base64
 import json
 import logging
 import os
+import random
 import re
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import httpx
 
@@ -71,6 +81,67 @@ PARALLEL_UPLOADS = 4
 
 class RegistryError(WheeldockError):
     """The registry answered with an error (status, and the spec's error codes when given)."""
+
+
+#: Answers that say "not now" rather than "no": the same request may succeed later.
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How one registry operation is tried again after a transient failure.
+
+    At most ``attempts`` tries and ``seconds`` of wall-clock time per operation (a blob's
+    upload, a manifest, a ``HEAD``). The n-th wait is drawn from ``[d/2, d]`` with
+    ``d = min(max_delay, first_delay * 2**(n-1))``; a ``Retry-After`` answer replaces it (capped
+    by the time left). ``sleep`` and ``clock`` are for tests; ``seed`` makes the jitter repeatable.
+    """
+
+    attempts: int = 6
+    seconds: float = 180.0
+    first_delay: float = 0.5
+    max_delay: float = 15.0
+    seed: int | None = None
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False)
+
+    def backoff(self, failures: int, rng: random.Random) -> float:
+        """The wait after the ``failures``-th failure (1-based), jitter included."""
+        ceiling = min(self.max_delay, self.first_delay * 2.0 ** (failures - 1))
+        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+class _Transient(Exception):
+    """One attempt failed in a way that may pass: a 5xx/408/429 answer (internal to retries)."""
+
+    def __init__(self, reason: str, status: int | None = None, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+
+
+def _retry_after(resp: httpx.Response, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds the registry asked to wait (``Retry-After``: delta-seconds or an HTTP date)."""
+    value = resp.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now())
+    except (TypeError, ValueError):
+        return None
+
+
+def _transient(resp: httpx.Response) -> _Transient:
+    if not resp.is_stream_consumed:
+        resp.read()
+    detail = _detail(resp)
+    reason = f"the registry answered {resp.status_code}" + (f" ({detail})" if detail else "")
+    return _Transient(reason, resp.status_code, _retry_after(resp))
 
 
 @dataclass(frozen=True)
@@ -147,8 +218,11 @@ class _Session:
         actions: str,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 300.0,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.name = name
+        self.retry = retry or RetryPolicy()
+        self._rng = random.Random(self.retry.seed)
         self.host = DOCKER_HUB_API if name.registry == "docker.io" else name.registry
         if isinstance(auth, tuple):
             auth = Credentials(*auth)
@@ -178,7 +252,9 @@ class _Session:
     def _pick_scheme(self, tls_required: bool) -> str:
         https = f"https://{self.host}"
         try:
-            self._ping(https)
+            # a connection that cannot be made here is an answer (wrong address, TLS, or plain
+            # HTTP next), not a hiccup: only a broken answer is tried again
+            self.retrying(f"reaching {https}", lambda: self._ping(https), connect=False)
             return https
         except httpx.TransportError as exc:
             tls_error = exc
@@ -190,7 +266,7 @@ class _Session:
                 ) from exc
         http = f"http://{self.host}"
         try:
-            self._ping(http)
+            self.retrying(f"reaching {http}", lambda: self._ping(http), connect=False)
         except (httpx.TransportError, RegistryError) as exc:
             raise RegistryUnreachable(
                 f"cannot reach the registry at {self.host} over TLS ({tls_error}) "
@@ -204,6 +280,8 @@ class _Session:
         resp = self.client.get(f"{base}/v2/")
         if resp.status_code == 401:
             self._authenticate(resp)
+        elif resp.status_code in RETRY_STATUSES:
+            raise _transient(resp)
         elif resp.status_code != 200:
             raise RegistryError(
                 f"{base}/v2/ answered {resp.status_code}: not the registry API",
@@ -259,6 +337,9 @@ class _Session:
     def url(self, path: str) -> str:
         return f"{self.base}/v2/{self.name.repository}/{path}"
 
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": self._auth_header} if self._auth_header else {}
+
     def request(
         self,
         method: str,
@@ -283,14 +364,82 @@ class _Session:
             self._authenticate(resp)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: Body = None,
+        headers: dict[str, str] | None = None,
+        follow_redirects: bool = False,
+    ) -> httpx.Response:
+        """:meth:`request` that turns a 5xx/408/429 answer into :class:`_Transient`, for use
+        inside :meth:`retrying`."""
+        resp = self.request(
+            method, url, body=body, headers=headers, follow_redirects=follow_redirects
+        )
+        if resp.status_code in RETRY_STATUSES:
+            raise _transient(resp)
+        return resp
 
-def _fail(resp: httpx.Response, what: str) -> RegistryError:
-    detail = ""
+    def retrying(self, what: str, attempt: Callable[[], T], *, connect: bool = True) -> T:
+        """``attempt()`` until it returns, tried again after :class:`_Transient` or a lost
+        connection within :attr:`retry`'s bounds; with ``connect`` False a connection that
+        cannot be made (refused, TLS handshake) is raised at once. ``attempt`` must be safe to
+        repeat. Gives up with a :class:`RegistryError` saying what failed and how."""
+        policy = self.retry
+        started = policy.clock()
+        failures = 0
+        while True:
+            try:
+                return attempt()
+            except _Transient as exc:
+                reason, status, asked = exc.reason, exc.status, exc.retry_after
+            except httpx.TransportError as exc:
+                if not connect and isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                    raise
+                reason, status, asked = f"the connection failed ({_describe(exc)})", None, None
+            failures += 1
+            left = policy.seconds - (policy.clock() - started)
+            wait = asked if asked is not None else policy.backoff(failures, self._rng)
+            if failures >= policy.attempts or wait > left:
+                raise self._gave_up(what, reason, status, failures, policy.clock() - started)
+            log.info("%s: %s; trying again in %.1f s (%d/%d)",
+                     what, reason, wait, failures + 1, policy.attempts)  # fmt: skip
+            policy.sleep(wait)
+
+    def _gave_up(
+        self, what: str, reason: str, status: int | None, tries: int, seconds: float
+    ) -> RegistryError:
+        if status == 429:
+            fix = (
+                "the registry is rate-limiting: wait, or log in (`docker login`) for a higher limit"
+            )
+        elif status is None:
+            fix = f"check that {self.host} is up and reachable from here (proxy, firewall)"
+        else:
+            fix = f"{self.host} is failing: check its health and logs"
+        return RegistryError(
+            f"{what} on {self.host}: {reason}; gave up after {tries} attempt(s) in {seconds:.1f} s",
+            fix=fix + "; then run again (what was uploaded stays: a rerun skips it)",
+        )
+
+
+def _describe(exc: httpx.TransportError) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _detail(resp: httpx.Response) -> str:
+    """The spec's error codes and messages in an answer, else the start of its body."""
     try:
         errors = resp.json().get("errors") or []
-        detail = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
+        return "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
     except (ValueError, AttributeError, json.JSONDecodeError):
-        detail = resp.text[:200] if not resp.is_stream_consumed or resp.is_closed else ""
+        return resp.text[:200] if not resp.is_stream_consumed or resp.is_closed else ""
+
+
+def _fail(resp: httpx.Response, what: str) -> RegistryError:
+    detail = _detail(resp)
     fix = None
     if resp.status_code in (401, 403):
         fix = "check the credentials have push access to this repository (`docker login`)"
@@ -307,6 +456,19 @@ def _chunks(opener: Callable[[], IO[bytes]], size: int | None = None) -> Iterato
 
 
 # -- push ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Upload:
+    """A blob's upload across attempts: the session's URL and, when chunked, the bytes the
+    registry has (``offset``)."""
+
+    digest: Digest
+    size: int
+    opener: Callable[[], IO[bytes]]
+    location: str | None = None
+    offset: int = 0
+    attempts: int = 0
 
 
 @dataclass
@@ -334,7 +496,10 @@ class _Pusher:
                 self.counts.skipped += 1
 
     def exists(self, digest: Digest) -> bool:
-        resp = self.s.request("HEAD", self.s.url(f"blobs/{digest}"))
+        return self.s.retrying(f"checking blob {digest.short}", lambda: self._exists(digest))
+
+    def _exists(self, digest: Digest) -> bool:
+        resp = self.s.call("HEAD", self.s.url(f"blobs/{digest}"))
         if resp.status_code == 200:
             return True
         if resp.status_code == 404:
@@ -351,32 +516,76 @@ class _Pusher:
             log.debug("blob %s already there", digest.short)
             self._count(written=False, size=size)
             return
+        upload = _Upload(digest, size, opener)
+        written = self.s.retrying(
+            f"uploading blob {digest.short} ({size} bytes)", lambda: self._upload(upload)
+        )
+        self._count(written=written, size=size)
+
+    def _upload(self, up: _Upload) -> bool:
+        """One attempt at an upload; True when bytes were sent, False when the blob was mounted
+        or an earlier attempt's bytes had landed after all (its answer was lost)."""
+        if up.attempts:
+            if up.location is not None:
+                self._resume(up)
+            if up.location is None and self._exists(up.digest):
+                return False
+        up.attempts += 1
+        if up.location is None:
+            started = self._start_upload(up.digest)
+            if started is None:
+                return False
+            up.location, up.offset = started, 0
+        if self.chunk_size:
+            self._patch_chunks(up)
+            body: Body = b""
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": "0"}
+        else:
+            body = lambda: _chunks(up.opener)  # noqa: E731 - re-openable on an auth retry
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(up.size)}
+        assert up.location is not None
+        url = httpx.URL(up.location).copy_merge_params({"digest": str(up.digest)})
+        if not self.chunk_size:
+            up.location = None  # a failed monolithic PUT starts a new session next time
+        resp = self.s.call("PUT", str(url), body=body, headers=headers)
+        if resp.status_code == 404 and "BLOB_UPLOAD_UNKNOWN" in _detail(resp):
+            raise _session_gone(up)
+        if resp.status_code != 201:
+            raise _fail(resp, f"uploading blob {up.digest.short} ({up.size} bytes)")
+        return True
+
+    def _start_upload(self, digest: Digest) -> str | None:
+        """A new upload session's URL, or None when the blob was mounted from ``mount_from``."""
         start_url = self.s.url("blobs/uploads/")
         if self.mount_from:
             mount = httpx.URL(start_url).copy_merge_params(
                 {"mount": str(digest), "from": self.mount_from}
             )
-            resp = self.s.request("POST", str(mount), body=b"")
+            resp = self.s.call("POST", str(mount), body=b"")
             if resp.status_code == 201:
-                self._count(written=False, size=size)
-                return
+                return None
         else:
-            resp = self.s.request("POST", start_url, body=b"")
+            resp = self.s.call("POST", start_url, body=b"")
         if resp.status_code != 202:
             raise _fail(resp, f"starting the upload of {digest.short}")
-        location = self._location(resp)
-        if self.chunk_size:
-            location = self._patch_chunks(location, opener, size)
-            body: Body = b""
-            headers = {"Content-Type": "application/octet-stream", "Content-Length": "0"}
-        else:
-            body = lambda: _chunks(opener)  # noqa: E731 - re-openable on an auth retry
-            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
-        url = httpx.URL(location).copy_merge_params({"digest": str(digest)})
-        resp = self.s.request("PUT", str(url), body=body, headers=headers)
-        if resp.status_code != 201:
-            raise _fail(resp, f"uploading blob {digest.short} ({size} bytes)")
-        self._count(written=True, size=size)
+        return self._location(resp)
+
+    def _resume(self, up: _Upload) -> None:
+        """Ask the registry how much of a chunked upload it has (``GET`` of the upload URL, its
+        ``Range``: ``0-LAST``); a session it no longer knows is dropped (``location`` None)."""
+        assert up.location is not None
+        resp = self.s.call("GET", up.location)
+        if resp.status_code == 404:
+            log.info("the upload session of %s is gone; starting anew", up.digest.short)
+            up.location, up.offset = None, 0
+            return
+        if resp.status_code != 204:
+            raise _fail(resp, f"asking the status of the upload of {up.digest.short}")
+        have = resp.headers.get("range", "")
+        last = have.rpartition("-")[2]
+        up.offset = int(last) + 1 if have and last.isdigit() else 0
+        up.location = self._location(resp) if resp.headers.get("location") else up.location
+        log.info("resuming the upload of %s at byte %d", up.digest.short, up.offset)
 
     def _location(self, resp: httpx.Response) -> str:
         location = resp.headers.get("location")
@@ -384,35 +593,41 @@ class _Pusher:
             raise RegistryError("the registry started an upload but gave no Location")
         return str(httpx.URL(self.s.base).join(location))
 
-    def _patch_chunks(self, location: str, opener: Callable[[], IO[bytes]], size: int) -> str:
-        assert self.chunk_size
-        offset = 0
-        with opener() as fh:
+    def _patch_chunks(self, up: _Upload) -> None:
+        """Send the bytes from ``up.offset`` on, one ``PATCH`` per chunk; ``up`` follows the
+        registry's progress so a failed attempt resumes where it stopped."""
+        assert self.chunk_size and up.location is not None
+        with up.opener() as fh:
+            fh.seek(up.offset)
             while chunk := fh.read(self.chunk_size):
-                end = offset + len(chunk) - 1
-                resp = self.s.request(
+                end = up.offset + len(chunk) - 1
+                resp = self.s.call(
                     "PATCH",
-                    location,
+                    up.location,
                     body=chunk,
                     headers={
                         "Content-Type": "application/octet-stream",
-                        "Content-Range": f"{offset}-{end}",
+                        "Content-Range": f"{up.offset}-{end}",
                         "Content-Length": str(len(chunk)),
                     },
                 )
+                if resp.status_code == 404:
+                    raise _session_gone(up)
                 if resp.status_code != 202:
-                    raise _fail(resp, f"uploading bytes {offset}-{end} of {size}")
-                location = self._location(resp)
-                offset = end + 1
-        return location
+                    raise _fail(resp, f"uploading bytes {up.offset}-{end} of {up.size}")
+                up.location = self._location(resp)
+                up.offset = end + 1
 
     def manifest(self, data: bytes, media_type: str, reference: str) -> Digest:
         digest = Digest.of_bytes(data)
-        resp = self.s.request(
-            "PUT",
-            self.s.url(f"manifests/{reference}"),
-            body=data,
-            headers={"Content-Type": media_type},
+        resp = self.s.retrying(
+            f"putting the manifest {reference}",
+            lambda: self.s.call(
+                "PUT",
+                self.s.url(f"manifests/{reference}"),
+                body=data,
+                headers={"Content-Type": media_type},
+            ),
         )
         if resp.status_code not in (200, 201):
             raise _fail(resp, f"putting the manifest {reference}")
@@ -435,6 +650,12 @@ class _Pusher:
         jobs.append(pool.submit(self.blob, image.config_digest, len(config), _bytes_opener(config)))
         for job in jobs:
             job.result()
+
+
+def _session_gone(up: _Upload) -> _Transient:
+    """The registry forgot an upload session (it restarted, or purged it): start anew."""
+    up.location, up.offset = None, 0
+    return _Transient("the registry no longer knows the upload session (404)", 404)
 
 
 def _bytes_opener(data: bytes) -> Callable[[], IO[bytes]]:
@@ -460,10 +681,12 @@ def _name_of(ref: RegistryRef | Name | str) -> Name:
 class Upload:
     """How :func:`push` sends the blobs the registry lacks: in one request, or in chunks of
     ``chunk_size`` bytes; ``mount_from`` names a repository on the same registry to mount them
-    from instead (a blob it lacks is uploaded)."""
+    from instead (a blob it lacks is uploaded); ``retry`` bounds the retries of each call
+    (default: :class:`RetryPolicy`'s)."""
 
     chunk_size: int | None = None
     mount_from: str | None = None
+    retry: RetryPolicy | None = None
 
 
 _MONOLITHIC = Upload()
@@ -482,8 +705,9 @@ def push(
 ) -> PublishResult:
     """Push ``target`` to ``ref`` (``docker://HOST/REPO:TAG`` or its parsed form).
 
-    ``upload`` says how missing blobs go up (see :class:`Upload`). ``transport`` replaces
-    httpx's (for tests). ``store`` is unused: layers carry their bytes.
+    ``upload`` says how missing blobs go up and how often a call is retried (see
+    :class:`Upload`). ``transport`` replaces httpx's (for tests). ``store`` is unused: layers
+    carry their bytes.
     """
     name = _name_of(ref)
     session = _Session(
@@ -493,6 +717,7 @@ def push(
         insecure=insecure,
         actions="pull,push",
         transport=transport,
+        retry=upload.retry,
     )
     pusher = _Pusher(session, upload.chunk_size, upload.mount_from)
     try:
@@ -526,6 +751,7 @@ def read(
     ca_file: Path | None = None,
     insecure: bool = False,
     transport: httpx.BaseTransport | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Image | Index:
     """Read an image (or, without ``platform``, a whole index) from a registry.
 
@@ -536,8 +762,9 @@ def read(
     name = _name_of(ref)
     store = store or default_store()
     session = _Session(
-        name, auth=auth, ca_file=ca_file, insecure=insecure, actions="pull", transport=transport
-    )
+        name, auth=auth, ca_file=ca_file, insecure=insecure, actions="pull", transport=transport,
+        retry=retry,
+    )  # fmt: skip
     try:
         raw = _get_manifest(session, name.reference, name.digest)
         media_type = json.loads(raw).get("mediaType")
@@ -565,7 +792,11 @@ def _stub(desc: dict[str, Any]) -> Image:
 
 
 def _get_manifest(session: _Session, reference: str, digest: Digest | None) -> bytes:
-    resp = session.request("GET", session.url(f"manifests/{reference}"), headers={"Accept": ACCEPT})
+    url = session.url(f"manifests/{reference}")
+    resp = session.retrying(
+        f"getting the manifest {reference}",
+        lambda: session.call("GET", url, headers={"Accept": ACCEPT}),
+    )
     if resp.status_code == 404:
         raise NotFound(
             f"{session.name.registry}/{session.name.repository}:{reference} does not exist",
@@ -588,7 +819,11 @@ def _read_image(session: _Session, store: BlobStore, digest_text: str) -> Image:
 
 
 def _get_blob(session: _Session, digest: Digest) -> bytes:
-    resp = session.request("GET", session.url(f"blobs/{digest}"), follow_redirects=True)
+    url = session.url(f"blobs/{digest}")
+    resp = session.retrying(
+        f"getting blob {digest.short}",
+        lambda: session.call("GET", url, follow_redirects=True),
+    )
     if resp.status_code != 200:
         raise _fail(resp, f"getting blob {digest.short}")
     if Digest.of_bytes(resp.content) != digest:
@@ -621,25 +856,35 @@ def _image_from(session: _Session, store: BlobStore, raw: bytes) -> Image:
 
 
 def _download_locator(session: _Session, store: BlobStore, digest: Digest) -> Callable[[], Path]:
-    # The session outlives read(): a lazy layer may be fetched long after, so it keeps its own.
-    name, base, auth = session.name, session.base, session._auth_header
-    client_factory = session.client
+    # The session outlives read(): a lazy layer may be fetched long after.
+    url = session.url(f"blobs/{digest}")
 
-    def locate() -> Path:
-        if store.has(digest):
-            return store.path(digest)
-        hdrs = {"Authorization": auth} if auth else {}
-        url = f"{base}/v2/{name.repository}/blobs/{digest}"
-        with client_factory.stream("GET", url, headers=hdrs, follow_redirects=True) as resp:
+    def download() -> None:
+        with session.client.stream("GET", url, headers=session.auth_headers(),
+                                   follow_redirects=True) as resp:  # fmt: skip
+            if resp.status_code in RETRY_STATUSES:
+                raise _transient(resp)
             if resp.status_code != 200:
                 resp.read()
                 raise _fail(resp, f"downloading layer {digest.short}")
             with store.writer(expected=digest) as w:
                 for chunk in resp.iter_bytes(CHUNK):
                     w.write(chunk)
+
+    def locate() -> Path:
+        if not store.has(digest):
+            session.retrying(f"downloading layer {digest.short}", download)
         return store.path(digest)
 
     return locate
 
 
-__all__ = ["Credentials", "RegistryError", "credentials_for", "push", "read"]
+__all__ = [
+    "RETRY_STATUSES",
+    "Credentials",
+    "RegistryError",
+    "RetryPolicy",
+    "credentials_for",
+    "push",
+    "read",
+]

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "bench",
         "measure build/start/code-change/bump times against the hand-made Dockerfiles",
     ),
+    "prune": ("prune", "remove cached wheels, layers and dangling images no build needs any more"),
 }
 
 #: The command modules, each once, in ``COMMANDS`` order (all are registered without ``argv``).
