@@ -8,11 +8,13 @@ parse, packaging's requirement parser.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wheeldock.edges.fsutil import read_text
 from wheeldock.errors import InvalidConfig
 
 if TYPE_CHECKING:
@@ -57,7 +59,7 @@ def project_dependencies(path: Path, text: str | None = None) -> list[str]:
     import tomllib
 
     try:
-        data = tomllib.loads(path.read_text() if text is None else text)
+        data = tomllib.loads(read_text(path) if text is None else text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InvalidConfig(f"not valid TOML ({exc})", path=path, fix="fix its syntax") from exc
     project = data.get("project")
@@ -179,7 +181,7 @@ def _poetry_main(path: Path) -> tuple[str, ...]:
     import tomllib
 
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(read_text(path))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InvalidConfig(f"not valid TOML ({exc})", path=path, fix="run `poetry lock`") from exc
     packages = data.get("package")
@@ -214,7 +216,7 @@ def _pipfile_default(path: Path) -> tuple[str, ...]:
     import json
 
     try:
-        default = json.loads(path.read_text())["default"]
+        default = json.loads(read_text(path))["default"]
         assert isinstance(default, dict)
     except (ValueError, KeyError, TypeError, AssertionError, UnicodeDecodeError) as exc:
         raise InvalidConfig(
@@ -252,7 +254,7 @@ def requirement_lines(root: Path, rel: str, text: str | None = None) -> list[str
         return list(locked_requirements(path))
     if path.suffix == ".toml":
         return project_dependencies(path, text)
-    raw = path.read_text() if text is None else text
+    raw = read_text(path) if text is None else text
     lines = (line.split(" #", 1)[0].strip() for line in raw.replace("\\\n", " ").splitlines())
     return [line for line in lines if line and not line.startswith("#")]
 
@@ -280,6 +282,7 @@ def requirement_closure(
     def add(line: str, path: Path, number: int) -> None:
         from packaging.requirements import InvalidRequirement, Requirement
 
+        line = _HASH_OPTION.sub("", line).strip()  # pip's per-requirement option
         try:
             reqs.append(Requirement(line.split(";")[0].strip() if "@" not in line else line))
         except InvalidRequirement:
@@ -319,7 +322,7 @@ def requirement_closure(
                 for dep in project_dependencies(path, text):
                     add(dep, path, 0)
             return
-        for number, raw in enumerate((path.read_text() if text is None else text).splitlines(), 1):
+        for number, raw in enumerate((read_text(path) if text is None else text).splitlines(), 1):
             line = raw.split(" #", 1)[0].strip()
             if not line or line.startswith("#"):
                 continue
@@ -335,3 +338,143 @@ def requirement_closure(
     for f in files:
         visit(f, None)
     return tuple(seen), tuple(reqs)
+
+
+# -- hash pins ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HashPin:
+    """The hashes a package's file must have, and where they were given (``file:line``)."""
+
+    name: str  # PEP 503 normalised
+    hashes: frozenset[str]  # ``sha256:<hex>``
+    where: str
+
+
+@dataclass(frozen=True)
+class HashPins:
+    """Hash pins as pip reads them: a package with pins installs only a file among its hashes;
+    ``required`` (where hash-checking mode was turned on: a ``--hash`` or ``--require-hashes``
+    in a requirements file) means every package, dependencies included, must have pins."""
+
+    pins: Mapping[str, HashPin]
+    required: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.pins) or self.required is not None
+
+
+_HASH_OPTION = re.compile(r"--hash(?:=|\s+)(\S+)")
+_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def normalised_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def hash_pins(root: Path, files: Iterable[str]) -> HashPins:
+    """The hash pins of requirement ``files`` (project-relative, includes already followed):
+    ``--hash=sha256:…`` options on requirement lines (several allowed; a package pinned on two
+    lines keeps the hashes both allow, as pip intersects them), ``--require-hashes``, and the
+    hashes a project lock (``uv.lock``, ``poetry.lock``, ``Pipfile.lock``) records, which its
+    own tool checks on install. Only sha256 is compared (what locks and indexes give):
+    another algorithm is refused, naming the line."""
+    pins: dict[str, HashPin] = {}
+    required: str | None = None
+
+    def add(name: str, hashes: set[str], where: str) -> None:
+        key = normalised_name(name)
+        old = pins.get(key)
+        both = frozenset(hashes) if old is None else old.hashes & hashes
+        pins[key] = HashPin(key, both, where if old is None else f"{old.where}, {where}")
+
+    for rel in files:
+        path = root / rel
+        if project_lock(rel) is not None:
+            for name, hashes in _lock_hashes(path).items():
+                add(name, hashes, rel)
+            continue
+        if path.suffix == ".toml":
+            continue
+        for number, line in _logical_lines(path):
+            where = f"{rel}:{number}"
+            if line.split()[0] == "--require-hashes":
+                required = required or where
+                continue
+            given = _HASH_OPTION.findall(line)
+            if not given:
+                continue
+            required = required or where
+            for value in given:
+                if not _SHA256.fullmatch(value.lower()):
+                    raise InvalidConfig(
+                        f"line {number}: --hash={value} is not a sha256 hash",
+                        path=path,
+                        fix="pin sha256 hashes (`pip hash FILE` or `uv pip compile "
+                        "--generate-hashes` writes them): locks record sha256 only",
+                    )
+            match = _NAME.match(line)
+            if match is None or line.startswith("-"):
+                raise InvalidConfig(
+                    f"line {number}: --hash is given to no package: {line!r}",
+                    path=path,
+                    fix="write it after the requirement it pins: `name==1.0 --hash=sha256:…`",
+                )
+            add(match.group(0), {v.lower() for v in given}, where)
+    return HashPins(pins, required)
+
+
+def _logical_lines(path: Path) -> list[tuple[int, str]]:
+    """A requirements file's lines as pip reads them (``\\`` continuations joined, comments
+    dropped), each with the number of the line it starts on."""
+    out: list[tuple[int, str]] = []
+    pending = ""
+    start = 0
+    for number, raw in enumerate(read_text(path).splitlines(), 1):
+        if not pending:
+            start = number
+        if raw.endswith("\\"):
+            pending += raw[:-1] + " "
+            continue
+        line = (pending + raw).split(" #", 1)[0].strip()
+        pending = ""
+        if line and not line.startswith("#"):
+            out.append((start, line))
+    return out
+
+
+def _lock_hashes(path: Path) -> dict[str, set[str]]:
+    """The sha256 hashes a project lock records for each package it installs."""
+    import json
+    import tomllib
+
+    kind = project_lock(path.name)
+    assert kind is not None, path
+    names = {
+        normalised_name(match.group(0))
+        for line in locked_requirements(path)
+        if (match := _NAME.match(line)) is not None
+    }
+    out: dict[str, set[str]] = {}
+
+    def add(name: str, value: object) -> None:
+        if isinstance(value, str) and normalised_name(name) in names:
+            out.setdefault(name, set()).add(value.lower())
+
+    if kind.tool == "pipenv":
+        for name, spec in json.loads(read_text(path))["default"].items():
+            for value in spec.get("hashes", []) if isinstance(spec, dict) else []:
+                add(name, value)
+        return out
+    data = tomllib.loads(read_text(path))
+    for pkg in data.get("package", []):
+        name = str(pkg.get("name", ""))
+        if kind.tool == "poetry":
+            for entry in pkg.get("files", []):
+                add(name, entry.get("hash"))
+        else:
+            for entry in [pkg.get("sdist") or {}, *pkg.get("wheels", [])]:
+                add(name, entry.get("hash"))
+    return out
