@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from rich.markup import escape
+
 from wheeldock.cli.commands import register_all
 from wheeldock.cli.output import err_console, print_json
 from wheeldock.errors import UsageError, WheeldockError
@@ -89,7 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print_json(
                 {"error": exc.what, "fix": exc.fix, "path": exc.path, "kind": type(exc).__name__}
             )
-        err_console.print(f"[bold red]error:[/] {exc.message}")
+        # the message is plain text: ``[services.api]`` is no markup
+        err_console.print(f"[bold red]error:[/] {escape(exc.message)}")
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
