@@ -22,6 +22,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.tokens import CommentToken
 from ruamel.yaml.util import load_yaml_guess_indent
 
+from wheeldock.edges.fsutil import read_text
 from wheeldock.errors import InvalidConfig, NotFound
 
 #: The names ``docker compose`` looks for, in its order of preference.
@@ -129,7 +130,7 @@ def _mapping_indent(text: str) -> int:
 
 def load(path: Path) -> ComposeFile:
     try:
-        text = path.read_text()
+        text = read_text(path)
     except OSError as exc:
         raise NotFound(f"cannot read the compose file ({exc.strerror})", path=path) from exc
     return parse(text, path)
@@ -260,7 +261,7 @@ def dotenv(root: Path) -> dict[str, str]:
     result: dict[str, str] = {}
     if not path.is_file():
         return result
-    for line in path.read_text().splitlines():
+    for line in read_text(path).splitlines():
         line = line.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue

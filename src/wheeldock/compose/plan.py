@@ -35,7 +35,7 @@ from wheeldock.compose import files as compose
 from wheeldock.compose import survey as discover
 from wheeldock.deps.requirements import project_lock, requirement_lines
 from wheeldock.edges import ca as ca_mod
-from wheeldock.edges.fsutil import atomic_write_bytes, atomic_write_text
+from wheeldock.edges.fsutil import atomic_write_bytes, atomic_write_text, decode
 from wheeldock.errors import InvalidConfig, NotFound, WheeldockError
 from wheeldock.project import Project, Service
 
@@ -357,7 +357,7 @@ def plan(
         if data is None:
             raise NotFound(f"{rel} disappeared while reading it", path=path)
         originals[rel] = data
-        files.append(compose.parse(data.decode(), path))
+        files.append(compose.parse(decode(data, path), path))
     interpolation = compose.interpolation_env(root, env)
     found = discover.survey(root, files, interpolation)
     findings = discover.require_findings(found, files, root)
@@ -423,7 +423,8 @@ def plan(
         desired[rel] = ("requirements", text.encode())
     ignore_original = _original(root, DOCKERIGNORE, manifest)
     ignore_text, ignore_warnings = dockerfile.dockerignore(
-        ignore_original.decode() if ignore_original is not None else None, needed
+        decode(ignore_original, root / ".dockerignore") if ignore_original is not None else None,
+        needed,
     )
     warnings += ignore_warnings
     desired[DOCKERIGNORE] = ("dockerignore", ignore_text.encode())

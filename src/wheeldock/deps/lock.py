@@ -74,7 +74,7 @@ from wheeldock.deps.requirements import (
 )
 from wheeldock.deps.wheeltags import supported_tags, uv_platform, wheel_arch, wheel_rank
 from wheeldock.edges import process
-from wheeldock.edges.fsutil import atomic_write_text, file_lock
+from wheeldock.edges.fsutil import atomic_write_text, file_lock, read_text
 from wheeldock.errors import DigestMismatch, InvalidConfig, NotFound, WheeldockError
 from wheeldock.project import Project, Service
 
@@ -375,7 +375,7 @@ def compile_lock(root: Path, inputs: LockInputs, dest: Path, *, upgrade: bool = 
             if target is None:
                 body = project_universal(body, inputs.platform, inputs.python, path=dest)
             return _write_lock(root, dest, body, inputs)
-        except WheeldockError:
+        except (WheeldockError, OSError):
             dest.unlink()  # uv's answer, refused: no lock rather than one that reads as stale
             raise
 
@@ -650,7 +650,7 @@ def pinned_requirements(root: Path, inputs: LockInputs) -> dict[str, _Pin]:
         elif path.suffix == ".toml":
             raise NotFastLockable(f"{rel} is a pyproject.toml")
         else:
-            text = path.read_text().replace("\\\n", " ")
+            text = read_text(path).replace("\\\n", " ")
         for number, raw in enumerate(text.splitlines(), 1):
             line = raw.split(" #", 1)[0].strip()
             if not line or line.startswith("#"):

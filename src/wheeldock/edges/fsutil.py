@@ -14,9 +14,13 @@ from wheeldock.errors import InvalidConfig, WheeldockError
 
 
 def read_text(path: Path) -> str:
-    """A file the user wrote, decoded as UTF-8; :class:`InvalidConfig` naming the line, column
-    and byte offset of the first byte that is not UTF-8 (a traceback is for bugs only)."""
-    data = path.read_bytes()
+    """A file the user wrote, decoded as UTF-8 (:func:`decode`)."""
+    return decode(path.read_bytes(), path)
+
+
+def decode(data: bytes, path: Path) -> str:
+    """The bytes of the user's file at ``path``, decoded as UTF-8; :class:`InvalidConfig`
+    naming the line, column and byte offset of the first byte that is not UTF-8."""
     try:
         return data.decode()
     except UnicodeDecodeError as exc:
