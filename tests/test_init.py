@@ -405,3 +405,26 @@ def test_a_curl_healthcheck_is_replaced_by_the_python_check(stack_copy: MakeStac
     assert "curl" not in text
     assert '      test: [CMD, python3, -c, "import os, urllib.request as u;' in text
     assert "      interval: 10s\n" in text  # the user's settings stay
+
+
+def test_a_code_mount_merged_in_from_an_anchor_is_dropped_from_the_service_only(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "r.txt").write_text("six\n")
+    (tmp_path / "app" / "a.py").write_text("")
+    (tmp_path / "compose.yaml").write_text(
+        "x-common: &common\n  image: python:3.11-slim\n  working_dir: /app\n"
+        "  volumes:\n    - ./app:/app\n    - data:/data\n"
+        "services:\n  a:\n    <<: *common\n"
+        "    command: sh -c 'pip install -r r.txt && python a.py'\n"
+        "  tools:\n    <<: *common\n    image: busybox\n    command: sleep 1\n"
+        "volumes:\n  data:\n"
+    )
+    assert cli.main(["-C", str(tmp_path), "init"]) == 0
+    from wheeldock.compose import files
+
+    services = files.merged_services([files.load(tmp_path / "compose.yaml")])
+    assert services["a"]["volumes"] == ["data:/data"]  # the code comes from the image
+    assert services["tools"]["volumes"] == ["./app:/app", "data:/data"]  # the anchor is shared
+    assert services["a"]["image"] == f"{tmp_path.name}-a:wheeldock"

@@ -323,6 +323,13 @@ def patch(compose: ComposeFile, change: Patch, *, primary: bool) -> str:
         if sp.drop_volumes and "volumes" in svc:
             vols = svc["volumes"]
             drop = [i for i in range(len(vols)) if _volume_matches(vols[i], sp.drop_volumes)]
+            if drop and not _own_key(svc, "volumes"):
+                # merged in (``<<: *common``): the anchor is shared and a merged key cannot be
+                # deleted, so the service gets a list of its own, which wins over the merge
+                kept = [v for i, v in enumerate(vols) if i not in drop]
+                svc["volumes"] = CommentedSeq(kept) if kept else _node([])
+                touched = True
+                drop = []
             if drop and len(drop) == len(vols):
                 _delete_key(svc, "volumes")  # as a whole, so what follows it keeps its comments
             for i in reversed(drop if len(drop) < len(vols) else []):
@@ -347,6 +354,11 @@ def patch(compose: ComposeFile, change: Patch, *, primary: bool) -> str:
     if not touched:
         return compose.text
     return dump(doc)
+
+
+def _own_key(mapping: CommentedMap, key: str) -> bool:
+    """Whether ``key`` is written in ``mapping`` itself, not merged in by a ``<<`` key."""
+    return any(k == key for k, _ in mapping.non_merged_items())
 
 
 def _node(value: Any) -> Any:
