@@ -33,7 +33,7 @@ from wheeldock.build import runtime
 from wheeldock.compose import dockerfile
 from wheeldock.compose import files as compose
 from wheeldock.compose import survey as discover
-from wheeldock.deps.requirements import project_lock, requirement_lines
+from wheeldock.deps.requirements import build_backend_needed, project_lock, requirement_lines
 from wheeldock.edges import ca as ca_mod
 from wheeldock.edges.fsutil import atomic_write_bytes, atomic_write_text, decode
 from wheeldock.errors import InvalidConfig, NotFound, WheeldockError
@@ -270,6 +270,9 @@ def host_wheelhouse(root: Path, service: Service, planned: Mapping[str, str] | N
     target = cache_dir("init-wheelhouse") / key.hexdigest()[:32]
     if (target / ".complete").is_file():
         return target
+    built = build_backend_needed(root, (f for f in files if f not in pending), static=False)
+    if built is not None:
+        raise WheeldockError(f"pip would build a project on this host to scan it ({built})")
     reqs: list[str] = []
     for req in service.requirements:
         # pip reads no pyproject.toml or lock file with -r, and a planned file is not written
@@ -280,7 +283,8 @@ def host_wheelhouse(root: Path, service: Service, planned: Mapping[str, str] | N
             reqs += ["-r", str(root / req)]
     for con in service.constraints:
         reqs += ["-c", str(root / con)]
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    # pip's own cache (~/.cache/pip) is not written: the wheelhouse is wheeldock's cache
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-cache-dir"]
     host_matches = (
         f"{sys.version_info.major}.{sys.version_info.minor}" == service.python
         and sys.platform == "linux"

@@ -478,3 +478,110 @@ def _lock_hashes(path: Path) -> dict[str, set[str]]:
             for entry in [pkg.get("sdist") or {}, *pkg.get("wheels", [])]:
                 add(name, entry.get("hash"))
     return out
+
+
+# -- what only a build backend could tell ---------------------------------------------------------
+
+_VCS = ("git+", "hg+", "svn+", "bzr+")
+_SDIST = (".tar.gz", ".tgz", ".zip", ".tar.bz2")
+
+
+def build_backend_needed(root: Path, files: Iterable[str], *, static: bool = True) -> str | None:
+    """Why the dependencies of requirement ``files`` (project-relative, includes followed) can
+    be known only by running a build backend (``file:line: reason``), or None when they are
+    all static: index requirements, wheels, a local project whose ``pyproject.toml`` declares
+    its ``[project].dependencies``, a local sdist whose ``PKG-INFO`` (metadata 2.2 or later)
+    does not mark ``Requires-Dist`` dynamic. An editable install, a VCS checkout or a URL that
+    is no wheel needs the backend. ``static=False`` reports a local project or sdist too, even
+    with static metadata: pip (which reads no metadata statically) would build it. Nothing
+    here runs code or writes a file."""
+    for rel in files:
+        path = root / rel
+        if project_lock(rel) is not None or path.suffix == ".toml":
+            continue
+        for number, line in _logical_lines(path):
+            why = _needs_backend(_HASH_OPTION.sub("", line).strip(), path.parent, static)
+            if why is not None:
+                return f"{rel}:{number}: {why}"
+    return None
+
+
+def _needs_backend(line: str, here: Path, static: bool) -> str | None:
+    words = line.replace("--editable=", "--editable ").split()
+    editable = words[0] in ("-e", "--editable") and len(words) > 1
+    if line.startswith("-") and not editable:
+        return None
+    target = words[1] if editable else words[0]
+    if " @ " in line:
+        target = line.split(" @ ", 1)[1].split(";")[0].strip()
+    if target.startswith(_VCS):
+        return f"{target!r} is a VCS checkout, whose metadata its build backend makes"
+    if target.split("#", 1)[0].endswith(".whl"):
+        return None
+    if "://" in target and not target.startswith("file://"):
+        return f"{target!r} is a URL but not a wheel's: its metadata is known once it is built"
+    if not (target.startswith((".", "/", "file://")) or target.endswith(_SDIST)):
+        return None  # a requirement on an index
+    if not static:
+        return f"{target} is a local project, which pip builds to read its metadata"
+    local = here / target.removeprefix("file://")
+    if local.is_dir():
+        try:
+            project_dependencies(local / "pyproject.toml")
+        except (InvalidConfig, OSError):
+            return (
+                f"the project {target} does not declare its dependencies in a [project] table "
+                "of its pyproject.toml (setup.py or its build backend decides them)"
+            )
+        return None
+    if local.name.endswith(_SDIST):
+        return _sdist_dynamic(local, target)
+    return None
+
+
+def _sdist_dynamic(sdist: Path, target: str) -> str | None:
+    """Why the sdist's dependencies are not in its ``PKG-INFO`` statically, or None."""
+    import tarfile
+    import zipfile
+    from email.parser import HeaderParser
+
+    text: str | None = None
+    try:
+        if sdist.name.endswith(".zip"):
+            with zipfile.ZipFile(sdist) as archive:
+                name = next(
+                    (
+                        n
+                        for n in archive.namelist()
+                        if n.count("/") == 1 and n.endswith("/PKG-INFO")
+                    ),
+                    None,
+                )
+                text = archive.read(name).decode() if name else None
+        else:
+            with tarfile.open(sdist) as archive:
+                member = next(
+                    (
+                        m
+                        for m in archive.getmembers()
+                        if m.name.count("/") == 1 and m.name.endswith("/PKG-INFO")
+                    ),
+                    None,
+                )
+                handle = archive.extractfile(member) if member is not None else None
+                text = handle.read().decode() if handle is not None else None
+    except (OSError, tarfile.TarError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+        return f"the sdist {target} cannot be read ({exc})"
+    if text is None:
+        return f"the sdist {target} has no PKG-INFO"
+    headers = HeaderParser().parsestr(text)
+    version = tuple(int(p) for p in re.findall(r"\d+", headers.get("Metadata-Version", "0"))[:2])
+    dynamic = {d.strip().lower() for d in headers.get_all("Dynamic") or []}
+    if version < (2, 2) or "requires-dist" in dynamic:
+        return (
+            f"the sdist {target} does not state its dependencies in its PKG-INFO (metadata "
+            f"{headers.get('Metadata-Version', '?')}"
+            + (", Requires-Dist dynamic" if "requires-dist" in dynamic else ", before 2.2")
+            + "): only running its setup.py or build backend tells them"
+        )
+    return None
