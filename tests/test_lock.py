@@ -1250,3 +1250,20 @@ def test_a_project_locks_hashes_are_its_packages_pins(
     text = (ADHOC / folder / lock_name).read_text()
     for pin in pins.pins.values():
         assert pin.hashes and all(h.removeprefix("sha256:") in text for h in pin.hashes)
+
+
+@pytest.mark.integration
+def test_uv_locks_only_the_pinned_file_and_a_wrong_pin_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write(tmp_path, {"svc/requirements.txt": "idna==3.10\n"})
+    proj = Project(tmp_path, None, (_service("api"),))
+    (result,) = lock.lock_services(proj, proj.services, fast=False)
+    (locked,) = pylock.read(result.path).packages
+    wheel = locked.wheels[0].sha256
+    code, _ = _lock_cli(tmp_path, f"idna==3.10 --hash=sha256:{wheel}\n", capsys)
+    assert code == 0
+    (locked,) = pylock.read(result.path).packages
+    assert [w.sha256 for w in locked.wheels] == [wheel] and locked.sdist is None
+    code, err = _lock_cli(tmp_path, f"idna==3.10 --hash=sha256:{'f' * 64}\n", capsys)
+    assert code == 1 and f"expected sha256:{'f' * 64}, got sha256:" in err
