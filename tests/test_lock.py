@@ -1246,7 +1246,7 @@ def test_a_project_locks_hashes_are_its_packages_pins(
     inputs = _project(tmp_path, folder, names, lock_name)
     pins = hash_pins(tmp_path, [name for name, _ in inputs.files])
     assert pins.required is None  # the lock's own tool checks what it records, no more
-    assert set(pins.pins) == set(lock.pinned_requirements(tmp_path, inputs))
+    assert set(lock.pinned_requirements(tmp_path, inputs)) <= set(pins.pins)
     text = (ADHOC / folder / lock_name).read_text()
     for pin in pins.pins.values():
         assert pin.hashes and all(h.removeprefix("sha256:") in text for h in pin.hashes)

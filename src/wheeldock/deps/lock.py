@@ -492,7 +492,7 @@ def pin_hashes(body: str, pins: HashPins, root: Path, dest: Path) -> str:
         return body
     doc = tomllib.loads(body)
     changed = False
-    blocks: list[str] = []
+    entries: list[dict[str, Any]] = []
     for pkg in doc.get("packages", []):
         name, version = str(pkg.get("name", "?")), str(pkg.get("version", ""))
         pin = pins.pins.get(normalised_name(name))
@@ -506,7 +506,7 @@ def pin_hashes(body: str, pins: HashPins, root: Path, dest: Path) -> str:
                     "included: `uv pip compile --generate-hashes` writes them all), or drop "
                     "every --hash and --require-hashes",
                 )
-            blocks.append(_package_block(pkg))
+            entries.append(pkg)
             continue
         entry, found = _files_pinned(pkg, pin.hashes)
         if entry is None:
@@ -519,12 +519,12 @@ def pin_hashes(body: str, pins: HashPins, root: Path, dest: Path) -> str:
                 "pin their hashes (`pip hash FILE`), or pin the version the hashes are of",
             )
         changed = changed or entry != pkg
-        blocks.append(_package_block(entry))
+        entries.append(entry)
     if not changed:
         return body
     log.info("%s: files without a pinned hash left out of the lock", dest.name)
     head = re.split(r"^\[\[packages\]\]$", body, maxsplit=1, flags=re.M)[0].rstrip("\n")
-    return head + "\n" + "".join("\n" + block + "\n" for block in blocks)
+    return head + "\n" + "".join("\n" + _package_block(e) + "\n" for e in entries)
 
 
 def _files_pinned(
@@ -554,13 +554,23 @@ def _files_pinned(
     return entry, found
 
 
+def _held(pkg: LockedPackage, pins: HashPins) -> bool:
+    """Whether every file of ``pkg`` is one its pins allow (no pins: unless they are required)."""
+    pin = pins.pins.get(normalised_name(pkg.name))
+    if pin is None:
+        return pins.required is None
+    files = (*pkg.wheels, *([pkg.sdist] if pkg.sdist else []))
+    return all(f"sha256:{f.sha256}".lower() in pin.hashes for f in files)
+
+
 def _pinned(root: Path, lock: Lock, inputs: LockInputs) -> Lock:
     """A fresh ``lock`` held to the inputs' hash pins (:func:`pin_hashes`); rewritten in
     place when that drops files (a lock written before pins were honoured)."""
+    pins = hash_pins(root, [n for n, _ in inputs.files])
+    if all(_held(pkg, pins) for pkg in lock.packages):
+        return lock  # what every build of a fresh lock finds: its parse is enough to tell
     body = packages_part(lock.text)
-    pinned = pin_hashes(body, hash_pins(root, [n for n, _ in inputs.files]), root, lock.path)
-    if pinned == body:
-        return lock
+    pinned = pin_hashes(body, pins, root, lock.path)
     text = pinned.rstrip("\n") + "\n" + lock.text[len(body) :]
     atomic_write_text(lock.path, text)
     return parse(text, lock.path)

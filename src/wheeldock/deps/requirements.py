@@ -445,22 +445,38 @@ def _logical_lines(path: Path) -> list[tuple[int, str]]:
     return out
 
 
+_lock_hashes_read: dict[tuple[str, bytes], dict[str, set[str]]] = {}  # by (path, content)
+
+
 def _lock_hashes(path: Path) -> dict[str, set[str]]:
-    """The sha256 hashes a project lock records for each package it installs."""
+    """The sha256 hashes a project lock records for each package it installs (read once per
+    content: a build reads them on every run)."""
+    key = (str(path.resolve()), path.read_bytes())
+    if key not in _lock_hashes_read:
+        try:
+            _lock_hashes_read[key] = _read_lock_hashes(path)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # TOML and JSON too
+            kind = project_lock(path.name)
+            raise InvalidConfig(
+                f"its hashes cannot be read ({exc!r})",
+                path=path,
+                fix=f"run `{kind.relock if kind else 'the lock'}` again",
+            ) from exc
+    return _lock_hashes_read[key]
+
+
+def _read_lock_hashes(path: Path) -> dict[str, set[str]]:
     import json
     import tomllib
 
     kind = project_lock(path.name)
     assert kind is not None, path
-    names = {
-        normalised_name(match.group(0))
-        for line in locked_requirements(path)
-        if (match := _NAME.match(line)) is not None
-    }
+    # every package's, development ones too (pins only hold the packages a lock has); reading
+    # which ones the service installs would take `uv export`, a process, on every build
     out: dict[str, set[str]] = {}
 
     def add(name: str, value: object) -> None:
-        if isinstance(value, str) and normalised_name(name) in names:
+        if isinstance(value, str):
             out.setdefault(name, set()).add(value.lower())
 
     if kind.tool == "pipenv":
