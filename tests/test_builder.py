@@ -148,6 +148,71 @@ def test_app_entries_follow_dockerignore_with_negations_and_double_star(tmp_path
     assert paths == {"app/.dockerignore", "app/main.py", "app/pkg/mod.py", "app/docs/keep.md"}
 
 
+def test_app_entries_follow_the_build_contexts_dockerignore_relative_to_its_root(
+    tmp_path: Path,
+) -> None:
+    root = _tree(
+        tmp_path / "proj",
+        {
+            ".dockerignore": "**/.env*\n**/tests\n!svc/tests/keep.py\n**/.git\nsvc/local.cfg\n",
+            "svc/.dockerignore": "main.py\n",  # not the context's: BuildKit reads none there
+            "svc/main.py": "",
+            "svc/.env": "PASSWORD=x\n",
+            "svc/local.cfg": "",
+            "svc/pkg/.env.prod": "",
+            "svc/tests/test_x.py": "",
+            "svc/tests/keep.py": "",
+            "svc/.git/config": "",
+            "local.cfg": "",
+        },
+    )
+    paths = {e.path for e in app_entries(root / "svc", "/app", root) if e.kind == "file"}
+    assert paths == {"app/.dockerignore", "app/main.py", "app/tests/keep.py"}
+
+
+@pytest.mark.integration
+def test_the_native_app_layer_holds_the_files_buildkit_copies_from_the_same_context(
+    tmp_path: Path,
+) -> None:
+    root = _tree(
+        tmp_path / "ctx",
+        {
+            "Dockerfile": "FROM scratch\nCOPY . /app\n",
+            ".dockerignore": "# init's defaults and a user's own lines\n**/.git\n**/.env*\n"
+            "**/__pycache__\n**/tests\n!svc/tests/keep.py\n/svc/local.cfg\n./docs//\n"
+            "*.log\n!keep.log\nb[0-9].txt\n",
+            "svc/.dockerignore": "main.py\n",
+            "svc/main.py": "print(1)\n",
+            "svc/.env": "PASSWORD=hunter2\n",
+            "svc/pkg/.env.prod": "",
+            "svc/pkg/__pycache__/m.cpython-311.pyc": "",
+            "svc/pkg/mod.py": "",
+            "svc/tests/test_x.py": "",
+            "svc/tests/keep.py": "",
+            "svc/.git/config": "",
+            "svc/local.cfg": "",
+            "svc/app.log": "",
+            "docs/guide.md": "",
+            "app.log": "",
+            "keep.log": "",
+            "b1.txt": "",
+            "bx.txt": "",
+        },
+    )
+    (root / "svc" / "link").symlink_to("main.py")
+    tar = tmp_path / "buildkit.tar"
+    subprocess.run(
+        ["docker", "buildx", "build", "--network", "host", "--output", f"type=tar,dest={tar}",
+         str(root)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    with tarfile.open(tar) as archive:
+        by_buildkit = {m.name.rstrip("/") for m in archive.getmembers() if not m.isdir()}
+    native = {e.path for e in app_entries(root, "/app", root) if e.kind != "dir"}
+    assert "app/svc/.env" not in native and "app/svc/tests/keep.py" in native
+    assert native == by_buildkit
+
+
 def test_app_key_changes_with_content_and_not_with_folder(tmp_path: Path) -> None:
     one = _tree(tmp_path / "one", {"main.py": "print(1)\n"})
     two = _tree(tmp_path / "elsewhere" / "two", {"main.py": "print(1)\n"})

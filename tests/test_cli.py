@@ -111,3 +111,88 @@ def test_help_is_plain_text_without_rest_markup(
     assert "usage: wheeldock" in out
     assert "``" not in out
     assert ":mod:`" not in out and ":func:`" not in out and ":class:`" not in out
+
+
+# -- bad input and a refusing machine: a message and an exit code, never a traceback -------------
+
+
+def _project(root: Path, requirements: bytes = b"idna==3.10\n") -> Path:
+    (root / "svc").mkdir(parents=True)
+    (root / "svc" / "app.py").write_text("print(1)\n")
+    (root / "svc" / "requirements.txt").write_bytes(requirements)
+    (root / "wheeldock.toml").write_text(
+        '[services.api]\nsource = "svc"\nrequirements = ["svc/requirements.txt"]\n'
+        'command = ["python", "app.py"]\n'
+    )
+    return root
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    capsys.readouterr()
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+def test_a_compose_file_with_a_byte_that_is_not_utf8_is_named_by_line_column_and_offset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "compose.yaml").write_bytes(b"services:\n  api:\n    image: caf\xe9\n")
+    code, err = _run(["-C", str(tmp_path), "init", "--dry-run"], capsys)
+    assert code == 1
+    assert "compose.yaml: line 3, column 15 (byte offset 31): byte b'\\xe9' is not UTF-8" in err
+    assert "fix: save the file as UTF-8" in err
+
+
+def test_a_requirements_file_with_a_byte_that_is_not_utf8_fails_the_lock_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _project(tmp_path, b"idna==3.10\n# r\xe9sum\xe9\n")
+    code, err = _run(["-C", str(tmp_path), "lock"], capsys)
+    assert code == 1
+    assert "requirements.txt: line 2, column 4 (byte offset 14)" in err
+
+
+def test_a_cache_folder_the_user_may_not_write_is_a_message_with_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(cache))
+    real_mkdir = Path.mkdir
+
+    def refused(self: Path, *args: object, **kwargs: object) -> None:
+        if self.is_relative_to(cache):  # what the kernel says to a user without write access
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        real_mkdir(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "mkdir", refused)
+    _project(tmp_path / "proj", b"idna>=3\n")  # not pinned: no index request starts early
+    code, err = _run(["-C", str(tmp_path / "proj"), "build", "--output", "oci:out"], capsys)
+    assert code == 1
+    assert f"error: {cache}" in err and "Permission denied" in err
+    assert "point WHEELDOCK_CACHE (the cache) or --output at a writable folder" in err
+
+
+def test_a_full_disk_is_a_message_and_leaves_no_temp_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from wheeldock.edges import fsutil, process
+
+    def fake_uv(argv: list[str], **kwargs: object) -> None:
+        (tmp_path / argv[argv.index("--output-file") + 1]).write_text('lock-version = "1.0"\n')
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(process, "run", fake_uv)
+    monkeypatch.setattr(fsutil.os, "fsync", full)
+    _project(tmp_path, b"idna>=3\n")
+    code, err = _run(["-C", str(tmp_path), "lock"], capsys)
+    assert code == 1
+    assert "No space left on device" in err and "free space on that file system" in err
+    assert list((tmp_path / "wheeldock.lock").iterdir()) == [tmp_path / "wheeldock.lock" / ".lock"]

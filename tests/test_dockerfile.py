@@ -233,6 +233,14 @@ def test_dockerignore_never_excludes_what_the_image_needs() -> None:
         ("app/logs/x", ["logs"], False),
         ("keep.txt", ["*.txt", "!keep.txt"], False),
         ("vcc-totem/requirements.txt", [".env*", ".git"], False),
+        ("src/.git/config", [".git"], False),
+        ("src/.git/config", ["**/.git"], True),
+        ("a/b.txt", ["./a//"], True),
+        ("a/b.txt", ["/a"], True),
+        ("b1.txt", ["b[0-9].txt"], True),
+        ("bx.txt", ["b[^x].txt"], False),
+        ("a*b", ["a\\*b"], True),
+        ("axb", ["a\\*b"], False),
     ],
 )
 def test_dockerignore_matching_follows_docker(

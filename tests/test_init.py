@@ -405,3 +405,111 @@ def test_a_curl_healthcheck_is_replaced_by_the_python_check(stack_copy: MakeStac
     assert "curl" not in text
     assert '      test: [CMD, python3, -c, "import os, urllib.request as u;' in text
     assert "      interval: 10s\n" in text  # the user's settings stay
+
+
+def test_a_code_mount_merged_in_from_an_anchor_is_dropped_from_the_service_only(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "r.txt").write_text("six\n")
+    (tmp_path / "app" / "a.py").write_text("")
+    (tmp_path / "compose.yaml").write_text(
+        "x-common: &common\n  image: python:3.11-slim\n  working_dir: /app\n"
+        "  volumes:\n    - ./app:/app\n    - data:/data\n"
+        "services:\n  a:\n    <<: *common\n"
+        "    command: sh -c 'pip install -r r.txt && python a.py'\n"
+        "  tools:\n    <<: *common\n    image: busybox\n    command: sleep 1\n"
+        "volumes:\n  data:\n"
+    )
+    assert cli.main(["-C", str(tmp_path), "init"]) == 0
+    from wheeldock.compose import files
+
+    services = files.merged_services([files.load(tmp_path / "compose.yaml")])
+    assert services["a"]["volumes"] == ["data:/data"]  # the code comes from the image
+    assert services["tools"]["volumes"] == ["./app:/app", "data:/data"]  # the anchor is shared
+    assert services["a"]["image"] == f"{tmp_path.name}-a:wheeldock"
+
+
+def _sdist(folder: Path, name: str, pkg_info: str) -> None:
+    import io
+    import tarfile
+
+    data = pkg_info.encode()
+    setup = b"open('/tmp/wheeldock-ran-setup-py', 'w')\n"
+    with tarfile.open(folder / f"{name}-1.0.tar.gz", "w:gz") as tar:
+        for member, content in ((f"{name}-1.0/PKG-INFO", data), (f"{name}-1.0/setup.py", setup)):
+            info = tarfile.TarInfo(member)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+
+
+def _stack_with(root: Path, requirements: str) -> None:
+    (root / "app" / "dist").mkdir(parents=True)
+    (root / "app" / "r.txt").write_text(requirements)
+    (root / "app" / "a.py").write_text("")
+    _sdist(root / "app" / "dist", "legacy", "Metadata-Version: 2.1\nName: legacy\nVersion: 1.0\n")
+    _sdist(
+        root / "app" / "dist",
+        "modern",
+        "Metadata-Version: 2.2\nName: modern\nVersion: 1.0\nRequires-Dist: six\n",
+    )
+    (root / "compose.yaml").write_text(
+        "services:\n  a:\n    image: python:3.11-slim\n    working_dir: /app\n"
+        "    command: sh -c 'pip install -r r.txt && python a.py'\n    volumes: [./app:/app]\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("requirement", "reason"),
+    [
+        (
+            "-e git+https://github.com/pallets/click@8.1.7#egg=click",
+            "r.txt:2: 'git+https://github.com/pallets/click@8.1.7#egg=click' is a VCS checkout",
+        ),
+        (
+            "./dist/legacy-1.0.tar.gz",
+            "r.txt:2: the sdist ./dist/legacy-1.0.tar.gz does not state its dependencies in its "
+            "PKG-INFO (metadata 2.1, before 2.2)",
+        ),
+        ("https://example.invalid/x-1.0.tar.gz", "is a URL but not a wheel's"),
+    ],
+)
+def test_requirements_only_a_build_backend_could_read_pass_the_service_over_running_nothing(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    requirement: str,
+    reason: str,
+) -> None:
+    from wheeldock.edges import process
+
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"init ran {args}")
+
+    monkeypatch.setattr(process, "run", no_process)
+    monkeypatch.chdir(tmp_path)
+    _stack_with(tmp_path, f"six\n{requirement}\n")
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    assert cli.main(["-C", str(tmp_path), "init", "--dry-run"]) == 1
+    err = capsys.readouterr().err
+    assert "its dependencies are known only by running a build backend" in err
+    assert reason in err and "init runs no project code on this host" in err
+    assert snapshot(tmp_path) == before and not (tmp_path / "src").exists()
+
+
+def test_a_local_sdist_with_static_metadata_is_accepted_but_never_built_on_the_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wheeldock.edges import process
+    from wheeldock.errors import WheeldockError
+
+    ran: list[object] = []
+    monkeypatch.setattr(process, "run", lambda *a, **k: ran.append(a))
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
+    _stack_with(tmp_path / "p", "./dist/modern-1.0.tar.gz\n")
+    assert cli.main(["-C", str(tmp_path / "p"), "init"]) == 0
+    svc = project.load(tmp_path / "p").service("a")
+    with pytest.raises(WheeldockError, match="pip would build a project on this host"):
+        init.host_wheelhouse(tmp_path / "p", svc)
+    assert ran == []

@@ -177,3 +177,27 @@ def test_oci_image_tool_validates_the_layout(written_layout: Path) -> None:
         str(written_layout),
     )
     assert "Validation succeeded" in out
+
+
+def test_a_blob_copy_the_disk_has_no_room_for_leaves_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import shutil
+
+    src = tmp_path / "blob"
+    src.write_bytes(b"x" * 4096)
+    dest = tmp_path / "out" / "blobs" / "sha256" / "ab"
+
+    def cross_device(a: object, b: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    def half_copied(a: Path, b: Path) -> None:
+        Path(b).write_bytes(b"x" * 1024)
+        raise OSError(errno.ENOSPC, "No space left on device", str(b))
+
+    monkeypatch.setattr(layout.os, "link", cross_device)
+    monkeypatch.setattr(shutil, "copyfile", half_copied)
+    with pytest.raises(OSError, match="No space left"):
+        layout._link_or_copy(src, dest)
+    assert list(dest.parent.iterdir()) == []

@@ -1152,3 +1152,140 @@ def test_the_pins_read_from_a_lock_are_the_ones_its_own_tool_exports(
         )
     }
     assert ours == exported
+
+
+# -- hash pins ------------------------------------------------------------------------------------
+
+IDNA_WHEEL, IDNA_SDIST = "1" * 64, "2" * 64
+IDNA_LOCK = f"""lock-version = "1.0"
+created-by = "uv"
+
+[[packages]]
+name = "idna"
+version = "3.10"
+sdist = {{ url = "https://files.pythonhosted.org/idna-3.10.tar.gz", size = 10, hashes = {{ sha256 = "{IDNA_SDIST}" }} }}
+wheels = [{{ url = "https://files.pythonhosted.org/idna-3.10-py3-none-any.whl", size = 20, hashes = {{ sha256 = "{IDNA_WHEEL}" }} }}]
+"""
+
+
+@pytest.fixture
+def uv_locks_idna(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """uv's compile stands in by a lock of idna 3.10 (PyPI's hashes, as uv writes them)."""
+
+    def fake_uv(argv: list[str], **kwargs: object) -> None:
+        (tmp_path / argv[argv.index("--output-file") + 1]).write_text(IDNA_LOCK)
+
+    monkeypatch.setattr(process, "run", fake_uv)
+
+
+def _lock_cli(root: Path, requirements: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    from wheeldock import cli, project
+
+    _write(root, {"svc/requirements.txt": requirements})
+    project.save(Project(root, None, (_service("api"),)))
+    capsys.readouterr()
+    code = cli.main(["-C", str(root), "lock"])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("uv_locks_idna")
+def test_a_hash_pin_no_file_of_the_package_has_fails_the_lock_naming_both_hashes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _lock_cli(tmp_path, f"idna==3.10 --hash=sha256:{'f' * 64}\n", capsys)
+    assert code == 1
+    assert "package idna 3.10: no file of it has a pinned hash (svc/requirements.txt:1)" in err
+    assert f"expected sha256:{'f' * 64}" in err
+    assert f"got sha256:{IDNA_WHEEL} or sha256:{IDNA_SDIST}" in err
+    assert not pylock.lock_path(tmp_path, "api").exists()
+
+
+@pytest.mark.usefixtures("uv_locks_idna")
+def test_a_lock_keeps_only_the_files_whose_hash_is_pinned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    requirements = (
+        f"idna==3.10 \\\n    --hash=sha256:{'f' * 64} \\\n    --hash=sha256:{IDNA_WHEEL}\n"
+    )
+    code, _ = _lock_cli(tmp_path, requirements, capsys)
+    assert code == 0
+    (pkg,) = pylock.read(pylock.lock_path(tmp_path, "api")).packages
+    assert [w.sha256 for w in pkg.wheels] == [IDNA_WHEEL] and pkg.sdist is None
+
+
+@pytest.mark.usefixtures("uv_locks_idna")
+@pytest.mark.parametrize(
+    ("requirements", "turned_on"),
+    [
+        ("--require-hashes\nidna==3.10\n", "svc/requirements.txt:1"),
+        (f"certifi==2024.8.30 --hash=sha256:{'c' * 64}\nidna==3.10\n", "svc/requirements.txt:1"),
+    ],
+)
+def test_in_hash_checking_mode_a_package_without_a_pin_fails_the_lock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], requirements: str, turned_on: str
+) -> None:
+    code, err = _lock_cli(tmp_path, requirements, capsys)
+    assert code == 1
+    assert "package idna 3.10 has no hash pin, and hashes are required" in err
+    assert f"turned on at {turned_on}" in err
+
+
+def test_a_hash_other_than_sha256_is_refused_naming_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _lock_cli(tmp_path, f"idna==3.10\nsix==1 --hash=sha512:{'a' * 128}\n", capsys)
+    assert code == 1
+    assert f"line 2: --hash=sha512:{'a' * 128} is not a sha256 hash" in err
+
+
+def test_a_fresh_lock_written_before_the_pins_were_honoured_is_narrowed_to_them(
+    tmp_path: Path,
+) -> None:
+    _write(tmp_path, {"svc/requirements.txt": f"idna==3.10 --hash=sha256:{IDNA_SDIST}\n"})
+    proj = Project(tmp_path, None, (_service("api"),))
+    inputs = lock.inputs_for(tmp_path, proj.services[0], "linux/amd64")
+    dest = pylock.lock_path(tmp_path, "api")
+    table = f'\n[tool.wheeldock]\ninput-hash = "{inputs.digest}"\n'
+    _write(tmp_path, {"wheeldock.lock/pylock.api.toml": IDNA_LOCK + table})
+    (pkg,) = lock.ensure(proj, proj.services[0]).packages
+    assert pkg.wheels == () and pkg.sdist is not None and pkg.sdist.sha256 == IDNA_SDIST
+    assert lock.status(dest, inputs) == "fresh" and IDNA_WHEEL not in dest.read_text()
+
+
+@pytest.mark.parametrize(
+    ("folder", "names", "lock_name"),
+    [
+        ("cart", ("pyproject.toml", "poetry.lock"), "poetry.lock"),
+        ("desk", ("Pipfile", "Pipfile.lock"), "Pipfile.lock"),
+        ("shop", ("pyproject.toml", "uv.lock"), "uv.lock"),
+    ],
+)
+def test_a_project_locks_hashes_are_its_packages_pins(
+    tmp_path: Path, folder: str, names: tuple[str, ...], lock_name: str
+) -> None:
+    from wheeldock.deps.requirements import hash_pins
+
+    inputs = _project(tmp_path, folder, names, lock_name)
+    pins = hash_pins(tmp_path, [name for name, _ in inputs.files])
+    assert pins.required is None  # the lock's own tool checks what it records, no more
+    assert set(lock.pinned_requirements(tmp_path, inputs)) <= set(pins.pins)
+    text = (ADHOC / folder / lock_name).read_text()
+    for pin in pins.pins.values():
+        assert pin.hashes and all(h.removeprefix("sha256:") in text for h in pin.hashes)
+
+
+@pytest.mark.integration
+def test_uv_locks_only_the_pinned_file_and_a_wrong_pin_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write(tmp_path, {"svc/requirements.txt": "idna==3.10\n"})
+    proj = Project(tmp_path, None, (_service("api"),))
+    (result,) = lock.lock_services(proj, proj.services, fast=False)
+    (locked,) = pylock.read(result.path).packages
+    wheel = locked.wheels[0].sha256
+    code, _ = _lock_cli(tmp_path, f"idna==3.10 --hash=sha256:{wheel}\n", capsys)
+    assert code == 0
+    (locked,) = pylock.read(result.path).packages
+    assert [w.sha256 for w in locked.wheels] == [wheel] and locked.sdist is None
+    code, err = _lock_cli(tmp_path, f"idna==3.10 --hash=sha256:{'f' * 64}\n", capsys)
+    assert code == 1 and f"expected sha256:{'f' * 64}, got sha256:" in err

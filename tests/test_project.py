@@ -68,3 +68,90 @@ def test_select_with_no_names_means_all_services(tmp_path: Path) -> None:
     proj = Project(root=tmp_path, compose_file=None, services=(_service("api"), _service("img")))
     assert proj.select([]) == proj.services
     assert [s.name for s in proj.select(["img"])] == ["img"]
+
+
+def _toml(root: Path, service: str) -> Path:
+    (root / "app").mkdir(exist_ok=True)
+    path = root / "wheeldock.toml"
+    path.write_text(f'[services.api]\nsource = "app"\nrequirements = ["r.txt"]\n{service}')
+    return path
+
+
+@pytest.mark.parametrize(
+    ("command", "argv"),
+    [
+        ('"python app.py"', ("python", "app.py")),
+        ("\"gunicorn -b '0.0.0.0:80' app:main\"", ("gunicorn", "-b", "0.0.0.0:80", "app:main")),
+        ('["python", "app.py"]', ("python", "app.py")),
+    ],
+)
+def test_a_command_string_is_split_into_words_as_compose_splits_it(
+    tmp_path: Path, command: str, argv: tuple[str, ...]
+) -> None:
+    from wheeldock.build import builder
+
+    _toml(tmp_path, f"command = {command}\n")
+    (svc,) = project.load(tmp_path).services
+    assert svc.command == argv
+    assert builder.image_config(svc, ())["cmd"] == argv
+
+
+def _check(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    from wheeldock import cli
+
+    capsys.readouterr()
+    code = cli.main(["-C", str(root), "lock", "--check"])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("service", "message"),
+    [
+        ('command = "python \'app.py"\n', 'command "python \'app.py" cannot be split into words'),
+        ("command = []\n", "[services.api] command is empty"),
+        ("command = 3\n", "[services.api] command is 3, neither a list nor a string"),
+        ('command = ["python"]\nruntime_packages = "libpq5"\n', "runtime_packages is 'libpq5'"),
+    ],
+)
+def test_a_command_or_list_of_the_wrong_shape_is_refused_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], service: str, message: str
+) -> None:
+    _toml(tmp_path, service)
+    code, err = _check(tmp_path, capsys)
+    assert code == 1 and message in err and "wheeldock.toml" in err
+
+
+@pytest.mark.parametrize("how", ["dotdot", "symlink", "absolute"])
+def test_a_source_folder_outside_the_project_is_refused_however_it_gets_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], how: str
+) -> None:
+    root, outside = tmp_path / "proj", tmp_path / "elsewhere"
+    root.mkdir()
+    (outside / "app").mkdir(parents=True)
+    source = {"dotdot": "../elsewhere/app", "absolute": str(outside / "app"), "symlink": "code"}
+    if how == "symlink":
+        (root / "code").symlink_to(outside / "app")
+    (root / "wheeldock.toml").write_text(
+        f'[services.api]\nsource = "{source[how]}"\nrequirements = ["r.txt"]\n'
+        'command = ["python", "app.py"]\n'
+    )
+    code, err = _check(root, capsys)
+    assert code == 1
+    assert f"[services.api] source {source[how]!r} is outside the project folder" in err
+    assert "keep the code inside the folder with the compose file" in err
+
+
+def test_a_byte_that_is_not_utf8_is_named_by_line_column_and_offset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _toml(tmp_path, 'command = ["python"]\n')
+    path = tmp_path / "wheeldock.toml"
+    path.write_bytes(path.read_bytes() + b'env = { A = "caf\xe9" }\n')
+    code, err = _check(tmp_path, capsys)
+    offset = len(path.read_bytes()) - len(b'" }\n') - 1
+    assert code == 1
+    assert (
+        f"wheeldock.toml: line 5, column 17 (byte offset {offset}): byte b'\\xe9' is not UTF-8"
+        in err
+    )
+    assert "save the file as UTF-8" in err and "Traceback" not in err

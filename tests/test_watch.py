@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import threading
@@ -80,7 +81,7 @@ def test_changed_names_the_services_whose_inputs_moved() -> None:
 class _FakeBuild:
     """Stands in for :func:`builder.build`: records what was rebuilt, fails when told to."""
 
-    def __init__(self, rounds_wanted: int, fail_first: bool = False) -> None:
+    def __init__(self, rounds_wanted: int, fail_first: Exception | None = None) -> None:
         self.calls: list[list[str]] = []
         self.sessions: list[object] = []  # the session each round was built in
         self.rounds_wanted = rounds_wanted
@@ -91,8 +92,8 @@ class _FakeBuild:
     ) -> list[ServiceBuild]:
         self.calls.append([s.name for s in services])
         self.sessions.append(__.get("session"))
-        if self.fail_first and len(self.calls) == 1:
-            raise InvalidConfig("line 1: not a requirement", path=proj.root / "x")
+        if self.fail_first is not None and len(self.calls) == 1:
+            raise self.fail_first
         return []
 
 
@@ -156,14 +157,24 @@ def test_every_round_builds_in_the_one_session_the_watch_keeps(
     assert isinstance(first, Session) and second is first
 
 
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [
+        (InvalidConfig("line 1: not a requirement", path="x"), "x: line 1: not a requirement"),
+        (
+            OSError(errno.ENOSPC, "No space left on device", "/out/blob"),
+            "/out/blob: No space left on device\n  fix: free space on that file system",
+        ),
+    ],
+)
 def test_a_failed_rebuild_is_reported_and_watching_goes_on(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: Exception, message: str
 ) -> None:
     proj = _project(tmp_path)
-    fake = _FakeBuild(rounds_wanted=2, fail_first=True)
+    fake = _FakeBuild(rounds_wanted=2, fail_first=failure)
     req = tmp_path / "api" / "requirements.txt"
     reports = _run_watch(proj, fake, [req, tmp_path / "api" / "app.py"], monkeypatch)
-    assert isinstance(reports[0].error, InvalidConfig)
+    assert reports[0].error is not None and reports[0].error.message.startswith(message)
     assert reports[1].error is None and reports[1].services == ("api",)
 
 

@@ -6,6 +6,7 @@ else that escapes is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -189,3 +190,30 @@ class CommandFailed(WheeldockError):
         if tail:
             what += "; its last lines:\n" + "\n".join("    " + line for line in tail.splitlines())
         super().__init__(what, fix=fix)
+
+
+#: What the machine refuses (not a bug): a full disk, a folder wheeldock may not write.
+_OS_FIXES = {
+    errno.ENOSPC: "free space on that file system, or point WHEELDOCK_CACHE (the cache) or "
+    "--output at one with room",
+    errno.EDQUOT: "free space under your quota, or point WHEELDOCK_CACHE (the cache) or "
+    "--output at a folder with room",
+    errno.EACCES: "make the folder writable for this user, or point WHEELDOCK_CACHE (the cache) "
+    "or --output at a writable folder",
+    errno.EPERM: "make the folder writable for this user, or point WHEELDOCK_CACHE (the cache) "
+    "or --output at a writable folder",
+    errno.EROFS: "point WHEELDOCK_CACHE (the cache) or --output at a writable file system",
+}
+
+
+def from_os_error(exc: OSError) -> WheeldockError | None:
+    """``exc`` as a :class:`WheeldockError` naming the file and the fix when the machine
+    refused a write or a read (a full disk, a folder not writable, a read-only file system);
+    None for any other ``OSError``, which is a bug and keeps its traceback."""
+    fix = _OS_FIXES.get(exc.errno or 0)
+    if fix is None:
+        return None
+    where = exc.filename2 or exc.filename
+    error = WheeldockError(f"{exc.strerror or exc}", fix=fix, path=where)
+    error.__cause__ = exc
+    return error

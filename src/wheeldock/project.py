@@ -6,6 +6,7 @@ the user may edit it. Only this module reads and writes that file.
 
 from __future__ import annotations
 
+import shlex
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import tomli_w
 
-from wheeldock.edges.fsutil import atomic_write_text
+from wheeldock.edges.fsutil import atomic_write_text, read_text
 from wheeldock.errors import InvalidConfig, NotFound
 
 CONFIG_NAME = "wheeldock.toml"
@@ -58,20 +59,20 @@ class Service:
             return cls(
                 name=name,
                 source=str(data["source"]),
-                requirements=tuple(str(r) for r in data.get("requirements", [])),
-                command=tuple(str(c) for c in data["command"]),
+                requirements=_strings(data, "requirements", name, path),
+                command=_command(data["command"], name, path),
                 workdir=str(data.get("workdir", "/app")),
                 port=int(data["port"]) if data.get("port") is not None else None,
                 health=str(data.get("health", "tcp")),
                 env={str(k): str(v) for k, v in dict(data.get("env", {})).items()},
-                runtime_packages=tuple(str(p) for p in data.get("runtime_packages", [])),
+                runtime_packages=_strings(data, "runtime_packages", name, path),
                 runtime_packages_source=str(data.get("runtime_packages_source", "user")),
                 base=str(data.get("base", "slim")),
                 python=str(data.get("python", "3.11")),
                 network_mode=data.get("network_mode"),
                 source_target=data.get("source_target"),
-                constraints=tuple(str(c) for c in data.get("constraints", [])),
-                no_binary=tuple(str(n) for n in data.get("no_binary", [])),
+                constraints=_strings(data, "constraints", name, path),
+                no_binary=_strings(data, "no_binary", name, path),
             )
         except KeyError as exc:
             raise InvalidConfig(
@@ -85,6 +86,62 @@ class Service:
                 path=path,
                 fix="compare it with the file `wheeldock init` writes",
             ) from exc
+
+
+def _strings(data: dict[str, Any], key: str, name: str, path: Path) -> tuple[str, ...]:
+    """A list-of-strings key of a service; a bare string is refused (read as a list, it would
+    be its characters)."""
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise InvalidConfig(
+            f"[services.{name}] {key} is {value!r}, not a list",
+            path=path,
+            fix=f"write it as a list: `{key} = [{value!r}]`".replace("'", '"'),
+        )
+    return tuple(str(v) for v in value)
+
+
+def _command(value: object, name: str, path: Path) -> tuple[str, ...]:
+    """A service's command: a list is its argv; a string is split as a shell splits words
+    (no shell runs it), as compose reads ``command: python app.py``."""
+    if isinstance(value, str):
+        try:
+            argv = tuple(shlex.split(value))
+        except ValueError as exc:
+            raise InvalidConfig(
+                f"[services.{name}] command {value!r} cannot be split into words ({exc})",
+                path=path,
+                fix='close the quote, or write it as a list: `command = ["python", "app.py"]`',
+            ) from exc
+    elif isinstance(value, list):
+        argv = tuple(str(v) for v in value)
+    else:
+        raise InvalidConfig(
+            f"[services.{name}] command is {value!r}, neither a list nor a string",
+            path=path,
+            fix='write it as a list: `command = ["python", "app.py"]`',
+        )
+    if not argv:
+        raise InvalidConfig(
+            f"[services.{name}] command is empty",
+            path=path,
+            fix='name the program it runs: `command = ["python", "app.py"]`',
+        )
+    return argv
+
+
+def _inside(root: Path, svc: Service, path: Path) -> None:
+    """Refuse a source folder outside the project (``..``, an absolute path, or a symlink that
+    leads out): the project is the build context, and BuildKit copies nothing from outside it."""
+    resolved = (root / svc.source).resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise InvalidConfig(
+            f"[services.{svc.name}] source {svc.source!r} is outside the project folder {root}"
+            + (f" (it leads to {resolved})" if resolved != (root / svc.source).absolute() else ""),
+            path=path,
+            fix="keep the code inside the folder with the compose file (it is the build "
+            "context); move it there rather than link to it",
+        )
 
 
 @dataclass(frozen=True)
@@ -134,6 +191,8 @@ def loads(text: str, root: Path) -> Project:
     if not isinstance(services_doc, dict):
         raise InvalidConfig("[services] must be a table", path=path)
     services = tuple(Service.from_toml(name, data, path) for name, data in services_doc.items())
+    for svc in services:
+        _inside(root, svc, path)
     compose = doc.get("project", {}).get("compose")
     return Project(root=root, compose_file=compose, services=services)
 
@@ -146,7 +205,7 @@ def load(root: Path) -> Project:
             f"no {CONFIG_NAME} in {root}",
             fix="run `wheeldock init` there first (it finds the services in the compose file)",
         )
-    return loads(path.read_text(), root)
+    return loads(read_text(path), root)
 
 
 def save(project: Project) -> Path:

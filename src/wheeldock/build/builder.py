@@ -69,7 +69,7 @@ from wheeldock.deps import lock as locks
 from wheeldock.deps import pylock
 from wheeldock.deps.wheelhouse import Artifact, Wheelhouse, select
 from wheeldock.edges import engine, process
-from wheeldock.edges.fsutil import atomic_write_text, atomic_writer
+from wheeldock.edges.fsutil import atomic_write_text, atomic_writer, read_text
 from wheeldock.errors import DigestMismatch, InvalidConfig, UsageError, WheeldockError
 from wheeldock.oci.blobs import BlobStore, BlobWriter, hash_file
 from wheeldock.oci.digest import Digest
@@ -934,7 +934,7 @@ class Builder:
                 fix="correct `source` in wheeldock.toml",
             )
         target = svc.source_target or svc.workdir
-        entries = app_entries(source, target)
+        entries = app_entries(source, target, self.project.root)
         key = app_key(entries, self.compression, self.epoch)
 
         def make() -> Layer:
@@ -1363,22 +1363,28 @@ def _deb_entries(
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def app_entries(source: Path, target: str) -> list[TarEntry]:
-    """The files of ``source`` that ``.dockerignore`` keeps, under ``target`` in the image.
+def app_entries(source: Path, target: str, context: Path | None = None) -> list[TarEntry]:
+    """The files of ``source`` that the build ``context``'s ``.dockerignore`` keeps, under
+    ``target`` in the image; ``context`` is the folder ``source`` is in (the project's root,
+    where ``init`` writes it and compose builds from), ``source`` itself when None.
 
-    Docker's semantics (last match wins, ``!`` re-includes, ``**`` spans folders). Folders are
-    entered even when excluded if a ``!`` pattern might re-include something inside them;
-    excluded folders themselves are left out (their kept contents bring them back).
+    BuildKit's semantics: patterns relative to the context's root, last match wins, ``!``
+    re-includes, ``**`` spans folders; a ``.dockerignore`` inside ``source`` is a plain file.
+    Folders are entered even when excluded if a ``!`` pattern might re-include something inside
+    them; excluded folders themselves are left out (their kept contents bring them back).
     """
-    ignore = source / ".dockerignore"
-    patterns = [".wheeldock"]  # our own output folder never goes into an image
+    context = source if context is None else context
+    ignore = context / ".dockerignore"
+    inside = source.resolve().relative_to(context.resolve()).as_posix()
+    base = "" if inside == "." else inside + "/"
+    patterns = [".wheeldock", f"{base}.wheeldock"]  # our output folder never goes into an image
     if ignore.is_file():
-        patterns += ignore.read_text().splitlines()
+        patterns += read_text(ignore).splitlines()
     negations = any(p.strip().startswith("!") for p in patterns)
     excluded_dirs: set[str] = set()
 
     def exclude(rel: str) -> bool:
-        if not dockerignore_excluded(rel, patterns):
+        if not dockerignore_excluded(base + rel, patterns):
             return False
         if negations and (source / rel).is_dir() and not (source / rel).is_symlink():
             excluded_dirs.add(rel)

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 
 
+def _clean(pattern: str) -> str:
+    """A pattern as Docker's reader keeps it: trimmed, ``filepath.Clean``-ed (``./a//b/`` is
+    ``a/b``), a leading ``/`` dropped: patterns are relative to the context's root."""
+    cleaned = posixpath.normpath(pattern.strip())
+    cleaned = cleaned.lstrip("/") if len(cleaned) > 1 else cleaned
+    return "" if cleaned == "." else cleaned
+
+
 def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    """Docker's .dockerignore matching: ``**`` any folders, ``*`` and ``?`` within one."""
-    pattern = pattern.strip().lstrip("/")
+    """Docker's .dockerignore matching: ``**`` any folders, ``*`` and ``?`` within one,
+    ``[…]`` a class of characters, ``\\`` escapes the next one."""
+    pattern = _clean(pattern)
     out = ""
     i = 0
     while i < len(pattern):
@@ -25,15 +35,24 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
         elif pattern[i] == "?":
             out += "[^/]"
             i += 1
+        elif pattern[i] == "[" and "]" in pattern[i + 1 :]:
+            end = pattern.index("]", i + 1)
+            body = pattern[i + 1 : end]
+            out += "[" + ("^" + body[1:] if body.startswith("^") else body) + "]"
+            i = end + 1
+        elif pattern[i] == "\\" and i + 1 < len(pattern):
+            out += re.escape(pattern[i + 1])
+            i += 2
         else:
             out += re.escape(pattern[i])
             i += 1
-    return re.compile(out.rstrip("/") + "$")
+    return re.compile(out + "$")
 
 
 def excluded(path: str, patterns: Sequence[str]) -> bool:
-    """Whether ``.dockerignore`` ``patterns`` keep ``path`` (or a folder above it) out of the
-    context; later ``!`` patterns re-include, as Docker reads them."""
+    """Whether ``.dockerignore`` ``patterns`` keep ``path`` (relative to the context's root,
+    or a folder above it) out of the context; later ``!`` patterns re-include, as Docker reads
+    them."""
     parts = PurePosixPath(path).parts
     prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
     result = False

@@ -24,7 +24,7 @@ from pathlib import Path
 from wheeldock import project as projects
 from wheeldock.build.builder import BuildOptions, Progress, ServiceBuild, build
 from wheeldock.build.session import Session
-from wheeldock.errors import WheeldockError
+from wheeldock.errors import WheeldockError, from_os_error
 from wheeldock.project import Project, Service
 
 log = logging.getLogger(__name__)
@@ -126,8 +126,11 @@ def watch(
         chosen = [s for s in current.services if s.name in todo]
         try:
             results = build(current, chosen, outputs, options, progress=progress, session=session)
-        except WheeldockError as exc:
-            on_rebuild(Rebuild(tuple(todo), (), time.monotonic() - started, exc))
+        except (WheeldockError, OSError) as raised:
+            error = raised if isinstance(raised, WheeldockError) else from_os_error(raised)
+            if error is None:
+                raise
+            on_rebuild(Rebuild(tuple(todo), (), time.monotonic() - started, error))
             continue
         on_rebuild(Rebuild(tuple(todo), tuple(results), time.monotonic() - started))
     return rounds

@@ -13,9 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from rich.markup import escape
+
 from wheeldock.cli.commands import register_all
 from wheeldock.cli.output import err_console, print_json
-from wheeldock.errors import UsageError, WheeldockError
+from wheeldock.errors import UsageError, WheeldockError, from_os_error
 
 
 class _Version(argparse.Action):
@@ -84,16 +86,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
+    except OSError as raw:
+        exc = from_os_error(raw)
+        if exc is None:
+            raise
+        return _report(exc, as_json=as_json)
     except WheeldockError as exc:
-        if as_json:
-            print_json(
-                {"error": exc.what, "fix": exc.fix, "path": exc.path, "kind": type(exc).__name__}
-            )
-        err_console.print(f"[bold red]error:[/] {exc.message}")
-        return exc.exit_code
+        return _report(exc, as_json=as_json)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
         return 130
+
+
+def _report(exc: WheeldockError, *, as_json: bool) -> int:
+    if as_json:
+        print_json(
+            {"error": exc.what, "fix": exc.fix, "path": exc.path, "kind": type(exc).__name__}
+        )
+    # the message is plain text: ``[services.api]`` is no markup
+    err_console.print(f"[bold red]error:[/] {escape(exc.message)}")
+    return exc.exit_code
 
 
 def run() -> None:  # pragma: no cover - console script entry

@@ -265,7 +265,7 @@ def _build_packages(no_binary: Iterable[str]) -> tuple[str, ...]:
 
 #: What a Python service's build context never needs.
 IGNORE_DEFAULTS = (
-    ".git",
+    "**/.git",
     "**/__pycache__",
     "**/*.pyc",
     "**/*.pyo",

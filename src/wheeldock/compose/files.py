@@ -22,6 +22,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.tokens import CommentToken
 from ruamel.yaml.util import load_yaml_guess_indent
 
+from wheeldock.edges.fsutil import read_text
 from wheeldock.errors import InvalidConfig, NotFound
 
 #: The names ``docker compose`` looks for, in its order of preference.
@@ -129,7 +130,7 @@ def _mapping_indent(text: str) -> int:
 
 def load(path: Path) -> ComposeFile:
     try:
-        text = path.read_text()
+        text = read_text(path)
     except OSError as exc:
         raise NotFound(f"cannot read the compose file ({exc.strerror})", path=path) from exc
     return parse(text, path)
@@ -260,7 +261,7 @@ def dotenv(root: Path) -> dict[str, str]:
     result: dict[str, str] = {}
     if not path.is_file():
         return result
-    for line in path.read_text().splitlines():
+    for line in read_text(path).splitlines():
         line = line.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
@@ -345,6 +346,12 @@ def _drop_volumes(svc: CommentedMap, drop_volumes: tuple[str, ...]) -> bool:
     """Remove the service's volumes matching ``drop_volumes`` in place; whether any did."""
     vols = svc["volumes"]
     drop = [i for i in range(len(vols)) if _volume_matches(vols[i], drop_volumes)]
+    if drop and not _own_key(svc, "volumes"):
+        # merged in (``<<: *common``): the anchor is shared and a merged key cannot be
+        # deleted, so the service gets a list of its own, which wins over the merge
+        kept = [v for i, v in enumerate(vols) if i not in drop]
+        svc["volumes"] = CommentedSeq(kept) if kept else _node([])
+        return True
     if drop and len(drop) == len(vols):
         _delete_key(svc, "volumes")  # as a whole, so what follows it keeps its comments
     for i in reversed(drop if len(drop) < len(vols) else []):
@@ -364,6 +371,11 @@ def _add_secrets(data: CommentedMap, wanted: Mapping[str, str]) -> bool:
             secrets[name] = CommentedMap([("file", file)])
             touched = True
     return touched
+
+
+def _own_key(mapping: CommentedMap, key: str) -> bool:
+    """Whether ``key`` is written in ``mapping`` itself, not merged in by a ``<<`` key."""
+    return any(k == key for k, _ in mapping.non_merged_items())
 
 
 def _node(value: Any) -> Any:

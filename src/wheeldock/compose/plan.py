@@ -33,9 +33,9 @@ from wheeldock.build import runtime
 from wheeldock.compose import dockerfile
 from wheeldock.compose import files as compose
 from wheeldock.compose import survey as discover
-from wheeldock.deps.requirements import project_lock, requirement_lines
+from wheeldock.deps.requirements import build_backend_needed, project_lock, requirement_lines
 from wheeldock.edges import ca as ca_mod
-from wheeldock.edges.fsutil import atomic_write_bytes, atomic_write_text
+from wheeldock.edges.fsutil import atomic_write_bytes, atomic_write_text, decode
 from wheeldock.errors import (
     DownloadFailed,
     InvalidConfig,
@@ -277,6 +277,9 @@ def host_wheelhouse(root: Path, service: Service, planned: Mapping[str, str] | N
     target = cache_dir("init-wheelhouse") / key.hexdigest()[:32]
     if (target / ".complete").is_file():
         return target
+    built = build_backend_needed(root, (f for f in files if f not in pending), static=False)
+    if built is not None:
+        raise SdistNotBuildable(f"pip would build a project on this host to scan it ({built})")
     reqs: list[str] = []
     for req in service.requirements:
         # pip reads no pyproject.toml or lock file with -r, and a planned file is not written
@@ -287,7 +290,8 @@ def host_wheelhouse(root: Path, service: Service, planned: Mapping[str, str] | N
             reqs += ["-r", str(root / req)]
     for con in service.constraints:
         reqs += ["-c", str(root / con)]
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    # pip's own cache (~/.cache/pip) is not written: the wheelhouse is wheeldock's cache
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-cache-dir"]
     host_matches = (
         f"{sys.version_info.major}.{sys.version_info.minor}" == service.python
         and sys.platform == "linux"
@@ -401,7 +405,8 @@ def plan(
         desired[rel] = ("requirements", text.encode())
     ignore_original = _original(root, DOCKERIGNORE, manifest)
     ignore_text, ignore_warnings = dockerfile.dockerignore(
-        ignore_original.decode() if ignore_original is not None else None, needed
+        decode(ignore_original, root / ".dockerignore") if ignore_original is not None else None,
+        needed,
     )
     warnings += ignore_warnings
     desired[DOCKERIGNORE] = ("dockerignore", ignore_text.encode())
@@ -448,7 +453,7 @@ def _read_compose_files(
         if data is None:
             raise NotFound(f"{rel} disappeared while reading it", path=path)
         originals[rel] = data
-        files.append(compose.parse(data.decode(), path))
+        files.append(compose.parse(decode(data, path), path))
     return originals, files
 
 

@@ -30,7 +30,7 @@ from wheeldock.compose.files import (
     interpolate,
     merged_services,
 )
-from wheeldock.deps.requirements import lock_of_tool, locked_requirements
+from wheeldock.deps.requirements import build_backend_needed, lock_of_tool, locked_requirements
 from wheeldock.deps.requirements import option_values as _option_values
 from wheeldock.deps.requirements import project_dependencies as _project_dependencies
 from wheeldock.deps.requirements import relative as _rel
@@ -1298,6 +1298,13 @@ def _finding(
     closure, reqs = requirement_closure(
         root, [*requirements, *constraints], overlay=dict(generated)
     )
+    backend = build_backend_needed(root, (f for f in closure if f not in dict(generated)))
+    if backend is not None:
+        raise _PassOver(
+            f"its dependencies are known only by running a build backend ({backend}), and init "
+            "runs no project code on this host: build a wheel of it (or publish it to an index) "
+            "and require that, or declare the dependencies in its pyproject.toml"
+        )
     argv = _image_command(start, notes)
     port, port_source = infer_port(svc, start.argv, env, defining.path.parent)
     notes.append(f"port {port} from {port_source}" if port else "no port: a worker")

@@ -65,15 +65,18 @@ from wheeldock.deps.pylock import (
     read,
 )
 from wheeldock.deps.requirements import (
+    HashPins,
+    hash_pins,
     locked_requirements,
+    normalised_name,
     project_lock,
     requirement_closure,
     uv_bin,
 )
 from wheeldock.deps.wheeltags import supported_tags, uv_platform, wheel_arch, wheel_rank
 from wheeldock.edges import process
-from wheeldock.edges.fsutil import atomic_write_text, file_lock
-from wheeldock.errors import InvalidConfig, NotFound, WheeldockError
+from wheeldock.edges.fsutil import atomic_write_text, file_lock, read_text
+from wheeldock.errors import DigestMismatch, InvalidConfig, NotFound, WheeldockError
 from wheeldock.project import Project, Service
 
 if TYPE_CHECKING:
@@ -370,9 +373,13 @@ def compile_lock(root: Path, inputs: LockInputs, dest: Path, *, upgrade: bool = 
             if exported is not None:
                 exported.unlink(missing_ok=True)
         body = packages_part(dest.read_text())
-        if target is None:
-            body = project_universal(body, inputs.platform, inputs.python, path=dest)
-        return _write_lock(dest, body, inputs)
+        try:
+            if target is None:
+                body = project_universal(body, inputs.platform, inputs.python, path=dest)
+            return _write_lock(root, dest, body, inputs)
+        except (WheeldockError, OSError):
+            dest.unlink()  # uv's answer, refused: no lock rather than one that reads as stale
+            raise
 
 
 @dataclass(frozen=True)
@@ -411,7 +418,8 @@ def lock_services(
             results.append(LockResult(svc.name, path, before, "checked"))
             continue
         if before == "fresh" and not (force or upgrade):
-            results.append(LockResult(svc.name, path, before, "kept", len(read(path).packages)))
+            kept = _pinned(project.root, read(path), inputs)
+            results.append(LockResult(svc.name, path, before, "kept", len(kept.packages)))
             continue
         twin = made.get(inputs.digest)
         if twin is not None:
@@ -449,7 +457,7 @@ def ensure(
     path = lock_path(project.root, svc.name, platform)
     state = status(path, inputs)
     if state == "fresh":
-        return read(path)
+        return _pinned(project.root, read(path), inputs)
     # A twin service may have just written identical inputs' lock: reuse it rather than re-resolve.
     for other in project.services:
         other_path = lock_path(project.root, other.name, platform)
@@ -475,6 +483,105 @@ def ensure(
             fix="run `wheeldock lock` (or build with --relock)",
         )
     return compile_lock(project.root, inputs, path)
+
+
+# -- hash pins ------------------------------------------------------------------------------------
+
+
+def pin_hashes(body: str, pins: HashPins, root: Path, dest: Path) -> str:
+    """A lock's package section (``body``) held to the inputs' hash pins, as pip holds an
+    install to them: a pinned package keeps only its files whose sha256 is pinned (the others
+    are dropped from the lock, so no build installs them), and none left is a
+    :class:`DigestMismatch` naming the package, the pinned and the found hashes. In
+    hash-checking mode (``--require-hashes``, or ``--hash`` on any line) a package without
+    pins, a dependency included, is refused, as pip refuses it. ``body`` comes back as it was
+    when nothing is dropped."""
+    if not pins:
+        return body
+    doc = tomllib.loads(body)
+    changed = False
+    entries: list[dict[str, Any]] = []
+    for pkg in doc.get("packages", []):
+        name, version = str(pkg.get("name", "?")), str(pkg.get("version", ""))
+        pin = pins.pins.get(normalised_name(name))
+        if pin is None:
+            if pins.required is not None:
+                raise InvalidConfig(
+                    f"package {name} {version} has no hash pin, and hashes are required "
+                    f"(hash-checking mode, turned on at {pins.required}), as pip requires them",
+                    path=root / pins.required.rpartition(":")[0],
+                    fix=f"pin {name}=={version} with its --hash=sha256:… too (dependencies "
+                    "included: `uv pip compile --generate-hashes` writes them all), or drop "
+                    "every --hash and --require-hashes",
+                )
+            entries.append(pkg)
+            continue
+        entry, found = _files_pinned(pkg, pin.hashes)
+        if entry is None:
+            raise DigestMismatch(
+                f"package {name} {version}: no file of it has a pinned hash ({pin.where})",
+                expected=" or ".join(sorted(pin.hashes)) or "nothing (the pins disagree)",
+                actual=" or ".join(sorted(found)),
+                path=root / pin.where.split(",")[0].rpartition(":")[0],
+                fix=f"check where {name} comes from; if the index's files are the right ones, "
+                "pin their hashes (`pip hash FILE`), or pin the version the hashes are of",
+            )
+        changed = changed or entry != pkg
+        entries.append(entry)
+    if not changed:
+        return body
+    log.info("%s: files without a pinned hash left out of the lock", dest.name)
+    head = re.split(r"^\[\[packages\]\]$", body, maxsplit=1, flags=re.M)[0].rstrip("\n")
+    return head + "\n" + "".join("\n" + _package_block(e) + "\n" for e in entries)
+
+
+def _files_pinned(
+    pkg: dict[str, Any], allowed: frozenset[str]
+) -> tuple[dict[str, Any] | None, set[str]]:
+    """``pkg`` with only its files whose sha256 is ``allowed`` (None when no file is), and the
+    hashes of all its files."""
+
+    def ok(entry: dict[str, Any]) -> bool:
+        return f"sha256:{entry.get('hashes', {}).get('sha256', '')}".lower() in allowed
+
+    found: set[str] = set()
+    entry = dict(pkg)
+    for key in ("wheels", "sdist", "archive"):
+        files = pkg.get(key)
+        if files is None:
+            continue
+        listed = files if isinstance(files, list) else [files]
+        found.update(f"sha256:{f.get('hashes', {}).get('sha256', '?')}" for f in listed)
+        kept = [f for f in listed if ok(f)]
+        if not kept:
+            del entry[key]
+        else:
+            entry[key] = kept if isinstance(files, list) else kept[0]
+    if not any(key in entry for key in ("wheels", "sdist", "archive")):
+        return None, found
+    return entry, found
+
+
+def _held(pkg: LockedPackage, pins: HashPins) -> bool:
+    """Whether every file of ``pkg`` is one its pins allow (no pins: unless they are required)."""
+    pin = pins.pins.get(normalised_name(pkg.name))
+    if pin is None:
+        return pins.required is None
+    files = (*pkg.wheels, *([pkg.sdist] if pkg.sdist else []))
+    return all(f"sha256:{f.sha256}".lower() in pin.hashes for f in files)
+
+
+def _pinned(root: Path, lock: Lock, inputs: LockInputs) -> Lock:
+    """A fresh ``lock`` held to the inputs' hash pins (:func:`pin_hashes`); rewritten in
+    place when that drops files (a lock written before pins were honoured)."""
+    pins = hash_pins(root, [n for n, _ in inputs.files])
+    if all(_held(pkg, pins) for pkg in lock.packages):
+        return lock  # what every build of a fresh lock finds: its parse is enough to tell
+    body = packages_part(lock.text)
+    pinned = pin_hashes(body, pins, root, lock.path)
+    text = pinned.rstrip("\n") + "\n" + lock.text[len(body) :]
+    atomic_write_text(lock.path, text)
+    return parse(text, lock.path)
 
 
 # -- the fast path: fully pinned inputs -----------------------------------------------------------
@@ -573,7 +680,7 @@ def _pins_text(root: Path, rel: str) -> str:
         return "\n".join(locked_requirements(path))
     if path.suffix == ".toml":
         raise NotFastLockable(f"{rel} is a pyproject.toml")
-    return path.read_text().replace("\\\n", " ")
+    return read_text(path).replace("\\\n", " ")
 
 
 def _requirement_line(raw: str, where: str) -> str | None:
@@ -1056,7 +1163,7 @@ def fast_lock(
         f'requires-python = ">={inputs.python}"\n'
     )
     body = header + "".join("\n" + blocks[n] + "\n" for n in sorted(blocks))
-    return _write_lock(dest, body, inputs)
+    return _write_lock(root, dest, body, inputs)
 
 
 def _reuse_or_ask(
@@ -1203,7 +1310,8 @@ def _take_early(
         return _fetch_releases(ask, inputs, index, wheels=True, landed=landed)
 
 
-def _write_lock(dest: Path, body: str, inputs: LockInputs) -> Lock:
+def _write_lock(root: Path, dest: Path, body: str, inputs: LockInputs) -> Lock:
+    body = pin_hashes(body, hash_pins(root, [name for name, _ in inputs.files]), root, dest)
     tool = {
         "tool": {
             "wheeldock": {

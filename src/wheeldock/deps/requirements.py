@@ -8,12 +8,14 @@ parse, packaging's requirement parser.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wheeldock.edges.fsutil import read_text
 from wheeldock.errors import InvalidConfig
 
 if TYPE_CHECKING:
@@ -58,7 +60,7 @@ def project_dependencies(path: Path, text: str | None = None) -> list[str]:
     import tomllib
 
     try:
-        data = tomllib.loads(path.read_text() if text is None else text)
+        data = tomllib.loads(read_text(path) if text is None else text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InvalidConfig(f"not valid TOML ({exc})", path=path, fix="fix its syntax") from exc
     project = data.get("project")
@@ -189,7 +191,7 @@ def _poetry_main(path: Path) -> tuple[str, ...]:
     import tomllib
 
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(read_text(path))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InvalidConfig(f"not valid TOML ({exc})", path=path, fix="run `poetry lock`") from exc
     packages = data.get("package")
@@ -224,7 +226,7 @@ def _pipfile_default(path: Path) -> tuple[str, ...]:
     import json
 
     try:
-        default = json.loads(path.read_text())["default"]
+        default = json.loads(read_text(path))["default"]
         assert isinstance(default, dict)
     except (ValueError, KeyError, TypeError, AssertionError, UnicodeDecodeError) as exc:
         raise InvalidConfig(
@@ -262,7 +264,7 @@ def requirement_lines(root: Path, rel: str, text: str | None = None) -> list[str
         return list(locked_requirements(path))
     if path.suffix == ".toml":
         return project_dependencies(path, text)
-    raw = path.read_text() if text is None else text
+    raw = read_text(path) if text is None else text
     lines = (line.split(" #", 1)[0].strip() for line in raw.replace("\\\n", " ").splitlines())
     return [line for line in lines if line and not line.startswith("#")]
 
@@ -302,6 +304,7 @@ class _Closure:
     def add(self, line: str, path: Path, number: int) -> None:
         from packaging.requirements import InvalidRequirement, Requirement
 
+        line = _HASH_OPTION.sub("", line).strip()  # pip's per-requirement option
         try:
             self.reqs.append(Requirement(line.split(";")[0].strip() if "@" not in line else line))
         except InvalidRequirement:
@@ -331,7 +334,7 @@ class _Closure:
             for dep in deps:
                 self.add(dep, path, 0)
         else:
-            self._visit_lines(path, path.read_text() if text is None else text)
+            self._visit_lines(path, read_text(path) if text is None else text)
 
     def _visit_lines(self, path: Path, text: str) -> None:
         """A requirements file's lines: its includes followed, its requirements added."""
@@ -362,3 +365,265 @@ def _missing(rel: str, path: Path, referrer: tuple[Path, int] | None) -> Invalid
         path=referrer[0],
         fix="fix the include path (it is relative to the including file)",
     )
+
+
+# -- hash pins ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HashPin:
+    """The hashes a package's file must have, and where they were given (``file:line``)."""
+
+    name: str  # PEP 503 normalised
+    hashes: frozenset[str]  # ``sha256:<hex>``
+    where: str
+
+
+@dataclass(frozen=True)
+class HashPins:
+    """Hash pins as pip reads them: a package with pins installs only a file among its hashes;
+    ``required`` (where hash-checking mode was turned on: a ``--hash`` or ``--require-hashes``
+    in a requirements file) means every package, dependencies included, must have pins."""
+
+    pins: Mapping[str, HashPin]
+    required: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.pins) or self.required is not None
+
+
+_HASH_OPTION = re.compile(r"--hash(?:=|\s+)(\S+)")
+_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def normalised_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def hash_pins(root: Path, files: Iterable[str]) -> HashPins:
+    """The hash pins of requirement ``files`` (project-relative, includes already followed):
+    ``--hash=sha256:…`` options on requirement lines (several allowed; a package pinned on two
+    lines keeps the hashes both allow, as pip intersects them), ``--require-hashes``, and the
+    hashes a project lock (``uv.lock``, ``poetry.lock``, ``Pipfile.lock``) records, which its
+    own tool checks on install. Only sha256 is compared (what locks and indexes give):
+    another algorithm is refused, naming the line."""
+    pins: dict[str, HashPin] = {}
+    required: str | None = None
+
+    def add(name: str, hashes: set[str], where: str) -> None:
+        key = normalised_name(name)
+        old = pins.get(key)
+        both = frozenset(hashes) if old is None else old.hashes & hashes
+        pins[key] = HashPin(key, both, where if old is None else f"{old.where}, {where}")
+
+    for rel in files:
+        path = root / rel
+        if project_lock(rel) is not None:
+            for name, hashes in _lock_hashes(path).items():
+                add(name, hashes, rel)
+            continue
+        if path.suffix == ".toml":
+            continue
+        for number, line in _logical_lines(path):
+            where = f"{rel}:{number}"
+            if line.split()[0] == "--require-hashes":
+                required = required or where
+                continue
+            given = _HASH_OPTION.findall(line)
+            if not given:
+                continue
+            required = required or where
+            for value in given:
+                if not _SHA256.fullmatch(value.lower()):
+                    raise InvalidConfig(
+                        f"line {number}: --hash={value} is not a sha256 hash",
+                        path=path,
+                        fix="pin sha256 hashes (`pip hash FILE` or `uv pip compile "
+                        "--generate-hashes` writes them): locks record sha256 only",
+                    )
+            match = _NAME.match(line)
+            if match is None or line.startswith("-"):
+                raise InvalidConfig(
+                    f"line {number}: --hash is given to no package: {line!r}",
+                    path=path,
+                    fix="write it after the requirement it pins: `name==1.0 --hash=sha256:…`",
+                )
+            add(match.group(0), {v.lower() for v in given}, where)
+    return HashPins(pins, required)
+
+
+def _logical_lines(path: Path) -> list[tuple[int, str]]:
+    """A requirements file's lines as pip reads them (``\\`` continuations joined, comments
+    dropped), each with the number of the line it starts on."""
+    out: list[tuple[int, str]] = []
+    pending = ""
+    start = 0
+    for number, raw in enumerate(read_text(path).splitlines(), 1):
+        if not pending:
+            start = number
+        if raw.endswith("\\"):
+            pending += raw[:-1] + " "
+            continue
+        line = (pending + raw).split(" #", 1)[0].strip()
+        pending = ""
+        if line and not line.startswith("#"):
+            out.append((start, line))
+    return out
+
+
+def _lock_hashes(path: Path) -> dict[str, set[str]]:
+    """The sha256 hashes a project lock records for each package it installs (read once per
+    content: a build reads them on every run). Callers only read the result."""
+    return _lock_hashes_of(str(path.resolve()), path.read_bytes())
+
+
+@cache
+def _lock_hashes_of(path: str, content: bytes) -> dict[str, set[str]]:
+    try:
+        return _read_lock_hashes(Path(path))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # TOML and JSON too
+        kind = project_lock(Path(path).name)
+        raise InvalidConfig(
+            f"its hashes cannot be read ({exc!r})",
+            path=Path(path),
+            fix=f"run `{kind.relock if kind else 'the lock'}` again",
+        ) from exc
+
+
+def _read_lock_hashes(path: Path) -> dict[str, set[str]]:
+    import json
+    import tomllib
+
+    kind = project_lock(path.name)
+    assert kind is not None, path
+    # every package's, development ones too (pins only hold the packages a lock has); reading
+    # which ones the service installs would take `uv export`, a process, on every build
+    out: dict[str, set[str]] = {}
+
+    def add(name: str, value: object) -> None:
+        if isinstance(value, str):
+            out.setdefault(name, set()).add(value.lower())
+
+    if kind.tool == "pipenv":
+        for name, spec in json.loads(read_text(path))["default"].items():
+            for value in spec.get("hashes", []) if isinstance(spec, dict) else []:
+                add(name, value)
+        return out
+    data = tomllib.loads(read_text(path))
+    for pkg in data.get("package", []):
+        name = str(pkg.get("name", ""))
+        if kind.tool == "poetry":
+            for entry in pkg.get("files", []):
+                add(name, entry.get("hash"))
+        else:
+            for entry in [pkg.get("sdist") or {}, *pkg.get("wheels", [])]:
+                add(name, entry.get("hash"))
+    return out
+
+
+# -- what only a build backend could tell ---------------------------------------------------------
+
+_VCS = ("git+", "hg+", "svn+", "bzr+")
+_SDIST = (".tar.gz", ".tgz", ".zip", ".tar.bz2")
+
+
+def build_backend_needed(root: Path, files: Iterable[str], *, static: bool = True) -> str | None:
+    """Why the dependencies of requirement ``files`` (project-relative, includes followed) can
+    be known only by running a build backend (``file:line: reason``), or None when they are
+    all static: index requirements, wheels, a local project whose ``pyproject.toml`` declares
+    its ``[project].dependencies``, a local sdist whose ``PKG-INFO`` (metadata 2.2 or later)
+    does not mark ``Requires-Dist`` dynamic. An editable install, a VCS checkout or a URL that
+    is no wheel needs the backend. ``static=False`` reports a local project or sdist too, even
+    with static metadata: pip (which reads no metadata statically) would build it. Nothing
+    here runs code or writes a file."""
+    for rel in files:
+        path = root / rel
+        if project_lock(rel) is not None or path.suffix == ".toml":
+            continue
+        for number, line in _logical_lines(path):
+            why = _needs_backend(_HASH_OPTION.sub("", line).strip(), path.parent, static)
+            if why is not None:
+                return f"{rel}:{number}: {why}"
+    return None
+
+
+def _needs_backend(line: str, here: Path, static: bool) -> str | None:
+    words = line.replace("--editable=", "--editable ").split()
+    editable = words[0] in ("-e", "--editable") and len(words) > 1
+    if line.startswith("-") and not editable:
+        return None
+    target = words[1] if editable else words[0]
+    if " @ " in line:
+        target = line.split(" @ ", 1)[1].split(";")[0].strip()
+    if target.startswith(_VCS):
+        return f"{target!r} is a VCS checkout, whose metadata its build backend makes"
+    if target.split("#", 1)[0].endswith(".whl"):
+        return None
+    if "://" in target and not target.startswith("file://"):
+        return f"{target!r} is a URL but not a wheel's: its metadata is known once it is built"
+    if not (target.startswith((".", "/", "file://")) or target.endswith(_SDIST)):
+        return None  # a requirement on an index
+    if not static:
+        return f"{target} is a local project, which pip builds to read its metadata"
+    local = here / target.removeprefix("file://")
+    if local.is_dir():
+        try:
+            project_dependencies(local / "pyproject.toml")
+        except (InvalidConfig, OSError):
+            return (
+                f"the project {target} does not declare its dependencies in a [project] table "
+                "of its pyproject.toml (setup.py or its build backend decides them)"
+            )
+        return None
+    if local.name.endswith(_SDIST):
+        return _sdist_dynamic(local, target)
+    return None
+
+
+def _sdist_dynamic(sdist: Path, target: str) -> str | None:
+    """Why the sdist's dependencies are not in its ``PKG-INFO`` statically, or None."""
+    import tarfile
+    import zipfile
+    from email.parser import HeaderParser
+
+    text: str | None = None
+    try:
+        if sdist.name.endswith(".zip"):
+            with zipfile.ZipFile(sdist) as archive:
+                name = next(
+                    (
+                        n
+                        for n in archive.namelist()
+                        if n.count("/") == 1 and n.endswith("/PKG-INFO")
+                    ),
+                    None,
+                )
+                text = archive.read(name).decode() if name else None
+        else:
+            with tarfile.open(sdist) as archive:
+                member = next(
+                    (
+                        m
+                        for m in archive.getmembers()
+                        if m.name.count("/") == 1 and m.name.endswith("/PKG-INFO")
+                    ),
+                    None,
+                )
+                handle = archive.extractfile(member) if member is not None else None
+                text = handle.read().decode() if handle is not None else None
+    except (OSError, tarfile.TarError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+        return f"the sdist {target} cannot be read ({exc})"
+    if text is None:
+        return f"the sdist {target} has no PKG-INFO"
+    headers = HeaderParser().parsestr(text)
+    version = tuple(int(p) for p in re.findall(r"\d+", headers.get("Metadata-Version", "0"))[:2])
+    dynamic = {d.strip().lower() for d in headers.get_all("Dynamic") or []}
+    if version < (2, 2) or "requires-dist" in dynamic:
+        return (
+            f"the sdist {target} does not state its dependencies in its PKG-INFO (metadata "
+            f"{headers.get('Metadata-Version', '?')}"
+            + (", Requires-Dist dynamic" if "requires-dist" in dynamic else ", before 2.2")
+            + "): only running its setup.py or build backend tells them"
+        )
+    return None

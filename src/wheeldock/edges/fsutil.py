@@ -10,7 +10,28 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from wheeldock.errors import NotWritable
+from wheeldock.errors import InvalidConfig, NotWritable
+
+
+def read_text(path: Path) -> str:
+    """A file the user wrote, decoded as UTF-8 (:func:`decode`)."""
+    return decode(path.read_bytes(), path)
+
+
+def decode(data: bytes, path: Path) -> str:
+    """The bytes of the user's file at ``path``, decoded as UTF-8; :class:`InvalidConfig`
+    naming the line, column and byte offset of the first byte that is not UTF-8."""
+    try:
+        return data.decode()
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise InvalidConfig(
+            f"line {line}, column {column} (byte offset {exc.start}): byte "
+            f"{data[exc.start : exc.start + 1]!r} is not UTF-8 ({exc.reason})",
+            path=path,
+            fix="save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`), or remove that byte",
+        ) from exc
 
 
 def atomic_write_bytes(

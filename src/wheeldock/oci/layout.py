@@ -50,12 +50,16 @@ def _link_or_copy(src: Path, dest: Path) -> None:
     tmp = dest.parent / f".{dest.name}.{os.getpid()}.tmp"
     tmp.unlink(missing_ok=True)
     try:
-        os.link(src, tmp)
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
-            raise
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dest)
+        try:
+            os.link(src, tmp)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
+                raise
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half-copied blob behind
+        raise
 
 
 class _Writer:

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
+
 from wheeldock import platforms, project
 from wheeldock.build.install import BYTECODE_MODES
 from wheeldock.build.session import Session
@@ -187,7 +189,7 @@ def _watch(
             return
         names = ", ".join(done.services)
         if done.error is not None:
-            err_console.print(f"[bold red]{names}: rebuild failed:[/] {done.error}")
+            err_console.print(f"[bold red]{names}: rebuild failed:[/] {escape(done.error.message)}")
             return
         layers = sorted({lay.kind for r in done.results for lay in r.layers if not lay.cached})
         outputs = ", ".join(o.ref for r in done.results for o in r.outputs)
