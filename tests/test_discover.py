@@ -166,7 +166,7 @@ def test_the_script_is_found_whatever_options_the_shell_is_given(command: Any) -
         ),
         (
             "sh -c 'pip install -r r.txt\necho \"starting $NAME\"\nexec uvicorn m:app'",
-            'echo "starting $NAME"; exec uvicorn m:app',
+            'echo "starting $NAME"\nexec uvicorn m:app',  # the user's line breaks
             (),
             ("r.txt",),
         ),
@@ -232,7 +232,7 @@ def test_a_start_script_in_the_code_is_read_and_run_without_its_installs(
     assert found.service.command == (
         "/bin/sh",
         "-c",
-        "set -e; python manage.py migrate; exec gunicorn -b 0.0.0.0:8000 site.wsgi",
+        "set -e\npython manage.py migrate\nexec gunicorn -b 0.0.0.0:8000 site.wsgi",
     )
     assert found.service.port == 8000
     assert any("read from entrypoint.sh" in note for note in found.notes)
