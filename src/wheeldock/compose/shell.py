@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import tree_sitter_bash
 from tree_sitter import Language, Node, Parser
@@ -36,7 +37,7 @@ _HOLDERS = {
     "case_statement": "a `case`",
     "function_definition": "a function",
     "negated_command": "a `!` command",
-    "redirected_statement": "a redirected group",
+    "redirected_statement": "a redirected group (`{ …; } > file`)",
 }
 #: Nodes whose commands are not steps of the script (they run inside a word).
 _INSIDE_WORDS = frozenset(
@@ -85,6 +86,15 @@ class Command:
     writes: tuple[str, ...] = ()  # the files its output redirections (``>``, ``>>``) write
 
 
+class _Piece(NamedTuple):
+    """The nodes of one element of a chain (a command and the redirections the grammar put
+    elsewhere, or a pipeline's parts), and what makes them one: ``""`` (the first node alone),
+    ``redirected`` or ``pipeline``."""
+
+    nodes: tuple[Node, ...]
+    kind: str
+
+
 @dataclass(frozen=True)
 class _Unit:
     """One element of an ``&&``/``||`` chain: a command, a group (``( … )``, ``{ …; }``) with
@@ -116,6 +126,7 @@ class Kept:
 
     text: str
     alone: bool
+    commands: tuple[Command, ...]  # the commands left in it
 
 
 @dataclass
@@ -147,65 +158,87 @@ class _Reader:
 
     def chain(self, node: Node) -> tuple[tuple[_Unit, ...], tuple[str, ...]]:
         """The units of an ``&&``/``||`` chain and the operators between them."""
-        if node.type != "list":
-            return (self.unit(node),), ()
-        units: tuple[_Unit, ...] = ()
-        operators: tuple[str, ...] = ()
-        for child in node.children:
-            if child.type in ("&&", "||"):
-                operators += (child.type,)
-            elif child.is_named and child.type != "comment":
-                more, between = self.chain(child)
-                units, operators = (*units, *more), (*operators, *between)
-        return units, operators
+        pieces, operators = self.pieces(node)
+        return tuple(self.unit(piece) for piece in pieces), operators
 
-    def unit(self, node: Node) -> _Unit:
-        if node.type in _COMMANDS:
-            return _Unit(node.start_byte, node.end_byte, command=self.command(node, node))
-        if node.type == "redirected_statement":
-            body = node.child_by_field_name("body")
-            if body is not None and body.type in _COMMANDS:
-                index = self.command(body, node, redirected=True)
-                return _Unit(node.start_byte, node.end_byte, command=index)
-        if node.type in _BODIES:
-            return _Unit(node.start_byte, node.end_byte, body=self.statements(node))
-        self.held(node, _HOLDERS.get(node.type, f"a {node.type.replace('_', ' ')}"))
-        return _Unit(node.start_byte, node.end_byte)
+    def pieces(self, node: Node) -> tuple[list[_Piece], tuple[str, ...]]:
+        """The elements of an ``&&``/``||`` chain as the shell groups them. The grammar hangs
+        the redirections of a chain's last command on the whole chain (``a && b > log``), and
+        puts a pipeline above the chain before it (``a && b | c``); the shell binds both
+        tighter than ``&&``: they belong to the last element."""
+        if node.type == "list":
+            pieces: list[_Piece] = []
+            operators: tuple[str, ...] = ()
+            for child in node.children:
+                if child.type in ("&&", "||"):
+                    operators += (child.type,)
+                elif child.is_named and child.type != "comment":
+                    more, between = self.pieces(child)
+                    pieces, operators = [*pieces, *more], (*operators, *between)
+            return pieces, operators
+        first = node.children[0] if node.children else None
+        if node.type in ("redirected_statement", "pipeline") and first is not None:
+            inner, operators = self.pieces(first)
+            if len(inner) > 1:
+                last = inner[-1]
+                kind = "pipeline" if node.type == "pipeline" else last.kind or "redirected"
+                grown = _Piece((*last.nodes, *node.children[1:]), kind)
+                return [*inner[:-1], grown], operators
+        return [_Piece((node,), "")], ()
+
+    def unit(self, piece: _Piece) -> _Unit:
+        main, start, end = piece.nodes[0], piece.nodes[0].start_byte, piece.nodes[-1].end_byte
+        if piece.kind == "pipeline":
+            for node in piece.nodes:
+                self.held(node, _HOLDERS["pipeline"])
+            return _Unit(start, end)
+        redirects = list(piece.nodes[1:])
+        if main.type == "redirected_statement":
+            body = main.child_by_field_name("body")
+            redirects += [c for c in main.children if c.type.endswith("redirect")]
+            main = body if body is not None else main
+        if main.type in _COMMANDS:
+            return _Unit(start, end, command=self.command(main, start, end, redirects))
+        if main.type in _BODIES and not redirects:
+            return _Unit(start, end, body=self.statements(main))
+        holder = "redirected_statement" if redirects else main.type
+        for node in piece.nodes:
+            self.held(node, _HOLDERS.get(holder, f"a {holder.replace('_', ' ')}"))
+        return _Unit(start, end)
 
     def held(self, node: Node, holder: str) -> None:
-        """The commands inside a construct, none of which can be cut."""
+        """The commands in a construct, none of which can be cut (those inside a word are not
+        steps of the script)."""
+        if node.type in _COMMANDS:
+            self.command(node, node.start_byte, node.end_byte, [], holder=holder)
+            return
         for child in node.children:
-            if child.type in _INSIDE_WORDS:
-                continue
-            if child.type in _COMMANDS:
-                self.command(child, child, holder=holder)
-            else:
+            if child.type not in _INSIDE_WORDS:
                 self.held(child, holder)
 
     def command(
-        self, node: Node, whole: Node, *, holder: str = "", redirected: bool = False
+        self, node: Node, start: int, end: int, redirects: list[Node], *, holder: str = ""
     ) -> int:
+        """Record a simple command spanning ``start:end`` (its redirections included)."""
         parts: list[Node] = []
         for child in node.children:
             if child.type == "command_name":
                 parts += [c for c in child.children if c.is_named]
-            elif not child.type.endswith("redirect") and (
-                child.is_named or node.type == "declaration_command"  # its `export`
-            ):
+            elif child.type.endswith("redirect"):
+                redirects.append(child)
+            elif child.is_named or node.type == "declaration_command":  # its `export`
                 parts.append(child)
         words = tuple(Word(self.unquoted(p), p.start_byte, p.end_byte) for p in parts)
-        holders = [node] if node == whole else [node, whole]
-        redirects = [c for n in holders for c in n.children if c.type.endswith("redirect")]
         index = len(self.commands)
         self.commands.append(
             Command(
                 index,
                 words,
-                whole.start_byte,
-                whole.end_byte,
-                self.text(whole),
+                start,
+                end,
+                self.data[start:end].decode(errors="replace"),
                 holder,
-                redirected or bool(redirects),
+                bool(redirects),
                 tuple(w for r in redirects for w in self.written(r)),
             )
         )
@@ -283,7 +316,12 @@ class Script:
             out += [data[at:start], insert.encode()]
             at = max(at, end)
         out.append(data[at:])
-        return Kept(b"".join(out).decode(errors="replace"), alone)
+        left = tuple(
+            c
+            for c in self.commands
+            if not any(s <= c.start and c.end <= e for s, e, _ in edit.spans if s < e)
+        )
+        return Kept(b"".join(out).decode(errors="replace"), alone, left)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from wheeldock.build.runtime import SCRIPT_SHELLS
+from wheeldock.build.runtime import APP_UID, SCRIPT_SHELLS
 from wheeldock.compose import shell
 from wheeldock.compose.files import (
     ComposeFile,
@@ -230,7 +230,12 @@ def _tool_step(seg: Sequence[str]) -> _ToolStep | None:
         return None
     options, rest = _tool_options(tool, seg[2:])
     folder = _tool_folder(tool, options)
-    selects = tuple(o for o in options if o in _TOOL_SELECTS[tool])
+    selects = tuple(
+        f"{o} {v}" if v else o
+        for o, values in options.items()
+        if o in _TOOL_SELECTS[tool]
+        for v in values
+    )
     if sub == "run":
         if not rest:
             return None
@@ -440,7 +445,7 @@ class _Reading:
             selects=tuple(dict.fromkeys(self.selects)),
             dev_left_out=self.dev_left_out,
             interpreter=shell_path,
-            kept=tuple(c for c in script.commands if c.index not in self.cut),
+            kept=kept.commands,
         )
 
 
@@ -554,6 +559,9 @@ def _read_tool(state: _Reading, step: _Step) -> None:
     state.trims[step.command.index] = (words[tool_at].start, words[len(words) - len(run)].start)
     original = step.original[:tool_at] + run
     _read_step(state, _Step(run, original, step.command), tools=False)
+    if state.program is None or state.program[0] != step.command.index:
+        # what a tool runs is in the project's environment: its Python program (`pytest`)
+        _found_program(state, _Step(run, original, step.command), run)
 
 
 _StepReader = Callable[[_Reading, _Step], None]
@@ -656,10 +664,14 @@ def _start_from_script_file(command: Any, svc: Mapping[str, Any], root: Path) ->
     path = posixpath.normpath(str(PurePosixPath(workdir) / name))
     located = _to_host(path, _mounts(svc, root))
     if located is None:
-        raise _PassOver(f"its start script {name} is not found at {path}: no bind mount holds it")
+        raise _PassOver(
+            f"start script not found at {path}: no bind mount holds it; mount the folder that "
+            "has it, or fix the path in the command"
+        )
     if not located[1].is_file():
         raise _PassOver(
-            f"its start script {name} is not found at {path} (looked for {_rel(located[1], root)})"
+            f"start script not found at {path} ({_rel(located[1], root)} in the project): "
+            "fix the path in the command, or add the script"
         )
     text = located[1].read_text(errors="replace")
     shebang, _, rest = text.partition("\n") if text.startswith("#!") else ("", "", text)
@@ -1228,9 +1240,10 @@ def _lock_requirements(start: _Start, others: Sequence[str], code: _Code, notes:
     :class:`_PassOver` when the install selects more, or ``others`` are installed besides."""
     (tool, folder), *more = start.locked
     if start.selects:
+        dev = "; the development packages too" if start.dev_left_out else ""
         raise _PassOver(
             f"its {tool} install takes more than the project's runtime packages "
-            f"({', '.join(start.selects)}): wheeldock installs what "
+            f"({', '.join(start.selects)} selected{dev}): wheeldock installs what "
             f"`{lock_of_tool(tool).installs}` does; make those "
             "packages the project's own"
         )
@@ -1265,6 +1278,100 @@ def _requirements_of(
     if start.locked:
         requirements.append(_lock_requirements(start, requirements, code, notes))
     return requirements, generated
+
+
+#: Programs start scripts call that the slim Python image does not have, and the Debian package
+#: that has each (``None``: none does).
+_NOT_IN_SLIM: dict[str, str | None] = {
+    "curl": "curl",
+    "wget": "wget",
+    "git": "git",
+    "make": "make",
+    "gcc": "gcc",
+    "cc": "gcc",
+    "node": "nodejs",
+    "npm": "npm",
+    "npx": "npm",
+    "yarn": None,
+    "pnpm": None,
+    "nc": "netcat-openbsd",
+    "netcat": "netcat-openbsd",
+    "psql": "postgresql-client",
+    "pg_isready": "postgresql-client",
+    "mysql": "default-mysql-client",
+    "mysqladmin": "default-mysql-client",
+    "redis-cli": "redis-tools",
+    "jq": "jq",
+    "unzip": "unzip",
+    "envsubst": "gettext-base",
+    "dockerize": None,
+}
+#: Where the image's user may write: everything else belongs to root (the code too).
+_WRITABLE = ("/tmp/", "/var/tmp/", "/dev/", "/proc/")
+
+
+def _missing_tool_warning(command: shell.Command, installed: Sequence[str]) -> str | None:
+    """A warning when the command runs a program the slim image lacks (and the start script's
+    ``apt-get install``, now done when the image is built, does not add)."""
+    words = _program_words([w.text for w in command.words])
+    tool = PurePosixPath(words[0]).name if words else ""
+    if tool not in _NOT_IN_SLIM or tool in installed or _NOT_IN_SLIM[tool] in installed:
+        return None
+    package = _NOT_IN_SLIM[tool]
+    fix = (
+        f"add {package} to runtime_packages in {CONFIG_NAME}"
+        if package
+        else f"install {tool} in the image yourself"
+    )
+    return (
+        f"warning: command: `{command.source}` runs {tool}, which the slim Python image does not "
+        f"have: the step fails there, and an `&&` chain stops before the server starts; {fix}, "
+        f"or take the step out of the command in {CONFIG_NAME}"
+    )
+
+
+def _written_paths(command: shell.Command) -> list[str]:
+    """The files a command writes that its words or redirections name (``> app.log``,
+    ``mkdir logs``); a path made of a variable is left out (its value is not known)."""
+    words = _program_words([w.text for w in command.words])
+    named = (
+        [w for w in words[1:] if not w.startswith("-")]
+        if words[:1] in (["mkdir"], ["touch"])
+        else []
+    )
+    return [p for p in (*command.writes, *named) if p and not p.startswith("$")]
+
+
+def _write_warnings(command: shell.Command, workdir: str) -> list[str]:
+    """A warning for each write of a kept step into a folder the image's user cannot write."""
+    warnings: list[str] = []
+    if "collectstatic" in [w.text for w in command.words]:
+        warnings.append(
+            f"warning: command: `{command.source}` writes the static files into STATIC_ROOT, "
+            f"usually inside the code ({workdir}), which belongs to root in the image while the "
+            f"service runs as uid {APP_UID}: it fails there; run collectstatic when the image is "
+            "built, or set STATIC_ROOT to a folder the service can write (a volume, or under /tmp)"
+        )
+    for path in _written_paths(command):
+        where = posixpath.normpath(posixpath.join(workdir, path))
+        if not (where + "/").startswith(_WRITABLE):
+            warnings.append(
+                f"warning: command: `{command.source}` writes {where}, which the service (uid "
+                f"{APP_UID}) cannot write: the code and the rest of the image belong to root; "
+                "write under /tmp or to a volume instead"
+            )
+    return warnings
+
+
+def _kept_step_warnings(start: _Start, workdir: str) -> list[str]:
+    """Warnings for the steps the image keeps that cannot work in it: a program the slim
+    image lacks, a write into a folder its user cannot write; each with the fix."""
+    warnings: list[str] = []
+    for command in start.kept:
+        missing = _missing_tool_warning(command, start.system_packages)
+        warnings += [missing] if missing else []
+        warnings += _write_warnings(command, workdir)
+    return warnings
 
 
 def _image_command(start: _Start, notes: list[str]) -> tuple[str, ...]:
@@ -1329,6 +1436,7 @@ def _finding(
         root, [*requirements, *constraints], overlay=dict(generated)
     )
     argv = _image_command(start, notes)
+    notes += _kept_step_warnings(start, code.workdir)
     port, port_source = infer_port(svc, start.argv, env, defining.path.parent)
     notes.append(f"port {port} from {port_source}" if port else "no port: a worker")
     health = _health_check(port, start, code, notes)
