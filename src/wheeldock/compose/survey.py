@@ -498,6 +498,18 @@ def _read_apt(state: _Reading, step: _Step) -> None:
         state.system += [a for a in step.words[2:] if not a.startswith("-") and "=" not in a]
 
 
+#: The caches an install step leaves, which its clean-up step removes.
+_INSTALL_CACHES = ("/var/lib/apt/lists", "/var/cache/apt", "/root/.cache/pip", "/root/.cache/uv")
+
+
+def _read_rm(state: _Reading, step: _Step) -> None:
+    """``rm -rf /var/lib/apt/lists/*`` after an ``apt-get install`` goes with it (the image's
+    user could not remove root's files: the step would fail); other removals are kept."""
+    paths = [w for w in step.words[1:] if not w.startswith("-")]
+    if paths and all(p.startswith(_INSTALL_CACHES) for p in paths):
+        _read_cut(state, step)
+
+
 def _read_apk(state: _Reading, step: _Step) -> None:
     """An Alpine image's packages: the Debian image has its own (ELF scan)."""
     _read_cut(state, step)
@@ -578,6 +590,7 @@ _START_READERS: dict[str, _StepReader] = {
     "apt-get": _read_apt,
     "apt": _read_apt,
     "apk": _read_apk,
+    "rm": _read_rm,
     "cd": _read_cd,
 }
 
