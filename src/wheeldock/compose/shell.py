@@ -121,8 +121,8 @@ class _Statement:
 
 @dataclass(frozen=True)
 class Kept:
-    """What is left of a script: its text, and whether the program alone is left (one plain
-    command, not redirected, nothing before or after it)."""
+    """What is left of a script: its text, and whether the program alone is left (one command,
+    not redirected, with nothing but ``exec`` before the program's name)."""
 
     text: str
     alone: bool
@@ -393,9 +393,11 @@ class _Edit:
         units = [u for u, g in zip(last.units, self.gone(last), strict=True) if not g]
         if units[-1].command != index or not command.words:
             return False
-        alone = len(kept) == 1 and len(units) == 1 and not command.redirected
         words = [w.text for w in command.words]
-        if "exec" not in words[: _program_at(words)]:
+        prefix = words[: _program_at(words)]
+        alone = len(kept) == 1 and len(units) == 1 and not command.redirected
+        alone = alone and all(w == "exec" for w in prefix)
+        if "exec" not in prefix:
             assigns = "=" in words[0] and not words[0].startswith("-")
             insert = "exec env " if assigns else "exec "
             self.spans.append((command.words[0].start, command.words[0].start, insert))
