@@ -166,7 +166,7 @@ def test_the_script_is_found_whatever_options_the_shell_is_given(command: Any) -
         ),
         (
             "sh -c 'pip install -r r.txt\necho \"starting $NAME\"\nexec uvicorn m:app'",
-            'echo "starting $NAME"; exec uvicorn m:app',
+            'echo "starting $NAME"\nexec uvicorn m:app',  # the user's line breaks
             (),
             ("r.txt",),
         ),
@@ -232,7 +232,7 @@ def test_a_start_script_in_the_code_is_read_and_run_without_its_installs(
     assert found.service.command == (
         "/bin/sh",
         "-c",
-        "set -e; python manage.py migrate; exec gunicorn -b 0.0.0.0:8000 site.wsgi",
+        "set -e\npython manage.py migrate\nexec gunicorn -b 0.0.0.0:8000 site.wsgi",
     )
     assert found.service.port == 8000
     assert any("read from entrypoint.sh" in note for note in found.notes)
@@ -642,12 +642,13 @@ def test_a_uv_project_becomes_its_locked_packages_and_runs_without_uv(tmp_path: 
         (
             "sh -c 'uv sync --extra web && uv run python a.py'",
             {"app/uv.lock": ""},
-            "takes more than the project's runtime packages (--extra)",
+            "takes more than the project's runtime packages (--extra web selected; the "
+            "development packages too)",
         ),
         (
             "sh -c 'uv run --with rich python a.py'",
             {"app/uv.lock": ""},
-            "(--with)",
+            "(--with rich selected",
         ),
         (
             "sh -c 'pip install -r r.txt && uv sync && uv run python a.py'",
@@ -670,3 +671,122 @@ def test_a_uv_project_wheeldock_cannot_install_as_uv_would_is_passed_over_with_t
     assert survey.findings == ()
     (passed,) = survey.passed_over
     assert passed.startswith("web (") and reason in passed, passed
+
+
+def _passed_over(root: Path) -> tuple[str, ...]:
+    files = [compose.load(p) for p in compose.find_files(root)]
+    found = discover.survey(root, files, {})
+    assert found.findings == ()
+    return found.passed_over
+
+
+@pytest.mark.parametrize(
+    ("command", "reason"),
+    [
+        (
+            "sh -c 'pip install -r requirements.txt && echo \"unterminated && python app.py'",
+            "is not shell syntax wheeldock can read: the shell cannot parse it (line 1, column",
+        ),
+        (
+            "sh -c 'pip install -r requirements.txt | tee /tmp/pip.log && python app.py'",
+            "`pip install -r requirements.txt` is part of a pipeline",
+        ),
+        (
+            "sh -c 'if [ -f requirements.txt ]; then pip install -r requirements.txt; fi; "
+            "python app.py'",
+            "`pip install -r requirements.txt` is part of an `if`",
+        ),
+        (
+            "./missing.sh",
+            "start script not found at /app/missing.sh (app/missing.sh in the project)",
+        ),
+        ("sh bin/start.sh", "start script not found at /app/bin/start.sh"),
+        (
+            "sh -c 'uv sync --all-extras --dev && uv run pytest'",
+            "its uv install takes more than the project's runtime packages (--all-extras "
+            "selected; the development packages too)",
+        ),
+    ],
+)
+def test_a_service_that_cannot_be_made_an_image_as_written_is_passed_over_saying_why(
+    tmp_path: Path, command: str, reason: str
+) -> None:
+    _stack(
+        command, {"app/requirements.txt": "six\n", "app/app.py": "", "app/uv.lock": ""}, tmp_path
+    )
+    (passed,) = _passed_over(tmp_path)
+    assert passed.startswith("web (") and reason in passed, passed
+
+
+def _notes(command: str, root: Path) -> list[str]:
+    _stack(command, {"app/requirements.txt": "six\n", "app/app.py": ""}, root)
+    (found,) = _discover(root)
+    return [note for note in found.notes if note.startswith("warning: ")]
+
+
+@pytest.mark.parametrize(
+    ("command", "warning"),
+    [
+        (
+            "sh -c 'pip install -r requirements.txt && npm run build && python app.py'",
+            "`npm run build` runs npm, which the slim Python image does not have: the step "
+            "fails there, and an `&&` chain stops before the server starts; add npm to "
+            "runtime_packages in wheeldock.toml",
+        ),
+        (
+            "sh -c 'pip install -r requirements.txt && until pg_isready -h db; do sleep 1; done; "
+            "python app.py'",
+            "runs pg_isready, which the slim Python image does not have: the step fails there, "
+            "and an `&&` chain stops before the server starts; add postgresql-client",
+        ),
+        (
+            "sh -c 'pip install -r requirements.txt && python manage.py collectstatic --noinput "
+            "&& python app.py'",
+            "`python manage.py collectstatic --noinput` writes the static files into "
+            "STATIC_ROOT, usually inside the code (/app), which belongs to root in the image "
+            "while the service runs as uid 10001",
+        ),
+        (
+            "sh -c 'pip install -r requirements.txt && python app.py > app.log 2>&1'",
+            "`python app.py > app.log 2>&1` writes /app/app.log, which the service (uid 10001) "
+            "cannot write: the code and the rest of the image belong to root; write under /tmp",
+        ),
+        (
+            "sh -c 'pip install -r requirements.txt && mkdir -p logs && python app.py'",
+            "`mkdir -p logs` writes /app/logs, which the service (uid 10001) cannot write",
+        ),
+    ],
+)
+def test_a_kept_step_that_cannot_work_in_the_image_gets_a_warning_with_the_fix(
+    tmp_path: Path, command: str, warning: str
+) -> None:
+    (note,) = _notes(command, tmp_path)
+    assert warning in note, note
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "sh -c 'pip install -r requirements.txt && python app.py >> /tmp/app.log 2>&1'",
+        "sh -c 'pip install -r requirements.txt && echo ready > /dev/stderr && python app.py'",
+        "sh -c 'apt-get install -y curl && pip install -r requirements.txt && "
+        "curl -fsS http://db:8080/ && python app.py'",
+        "sh -c 'pip install -r requirements.txt && echo hi > \"$LOG\" && python app.py'",
+    ],
+)
+def test_kept_steps_that_work_in_the_image_get_no_warning(tmp_path: Path, command: str) -> None:
+    assert _notes(command, tmp_path) == []
+
+
+def test_a_step_kept_as_written_keeps_its_quoting_in_the_image_command(tmp_path: Path) -> None:
+    _stack(
+        "sh -c 'pip install -r requirements.txt && echo $(which python) && python app.py'",
+        {"app/requirements.txt": "six\n", "app/app.py": ""},
+        tmp_path,
+    )
+    (found,) = _discover(tmp_path)
+    assert found.service.command == (
+        "/bin/sh",
+        "-c",
+        "echo $(which python) && exec python app.py",
+    )

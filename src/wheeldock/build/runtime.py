@@ -46,11 +46,15 @@ def health_command(service: Service) -> list[str]:
     return ["python3", "-c", script]
 
 
+#: The shells a service's command may be a script of (``/bin/sh -c "…"``).
+SCRIPT_SHELLS = ("sh", "/bin/sh", "bash", "/bin/bash")
+
+
 def exec_form(argv: Sequence[str]) -> list[str]:
     """``CMD``'s exec form; a command that uses ``$VAR`` runs through ``sh -c "exec …"``
     (one that is a shell script already is kept as it is)."""
     if not any("$" in arg for arg in argv) or (
-        len(argv) == 3 and argv[0] in ("sh", "/bin/sh") and argv[1] == "-c"
+        len(argv) == 3 and argv[0] in SCRIPT_SHELLS and argv[1] == "-c"
     ):
         return list(argv)
     words = [f'"{a}"' if "$" in a and '"' not in a else shlex.quote(a) for a in argv]

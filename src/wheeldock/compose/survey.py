@@ -23,6 +23,8 @@ from typing import Any, NamedTuple
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from wheeldock.build.runtime import APP_UID, SCRIPT_SHELLS
+from wheeldock.compose import shell
 from wheeldock.compose.files import (
     ComposeFile,
     env_files,
@@ -146,6 +148,8 @@ class _Start:
     #: what such an install selects beyond the project's packages (``--extra web``): passed over
     selects: tuple[str, ...] = ()
     dev_left_out: bool = False  # the install also installed the development packages
+    interpreter: str = "/bin/sh"  # what runs ``script``: the shell it was written for
+    kept: tuple[shell.Command, ...] = ()  # the commands the image still runs at start
 
 
 # --- the start command -------------------------------------------------------------------------
@@ -226,7 +230,12 @@ def _tool_step(seg: Sequence[str]) -> _ToolStep | None:
         return None
     options, rest = _tool_options(tool, seg[2:])
     folder = _tool_folder(tool, options)
-    selects = tuple(o for o in options if o in _TOOL_SELECTS[tool])
+    selects = tuple(
+        f"{o} {v}" if v else o
+        for o, values in options.items()
+        if o in _TOOL_SELECTS[tool]
+        for v in values
+    )
     if sub == "run":
         if not rest:
             return None
@@ -251,12 +260,24 @@ def _tool_step(seg: Sequence[str]) -> _ToolStep | None:
     return None
 
 
-def _script_of(command: Any) -> str | None:
-    """The shell script a compose ``command`` runs (``sh -c "…"`` unwrapped), or ``None``."""
+class _ScriptText(NamedTuple):
+    """The shell script a compose command runs, and the shell that runs it."""
+
+    text: str
+    shell: str  # ``/bin/bash`` for a ``bash -c`` script (it may use bash's syntax), else /bin/sh
+
+
+def _script_of(command: Any) -> _ScriptText | None:
+    """The shell script a compose ``command`` runs (``sh -c "…"`` unwrapped), or ``None``;
+    :class:`_PassOver` when compose itself cannot split the command."""
     if command is None:
         return None
-    argv = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
-    if argv and PurePosixPath(argv[0]).name in ("sh", "bash", "ash", "dash", "zsh"):
+    try:
+        argv = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
+    except ValueError as exc:
+        raise _PassOver(f"its command cannot be split into words ({exc}): {command!r}") from exc
+    shell = PurePosixPath(argv[0]).name if argv else ""
+    if shell in ("sh", "bash", "ash", "dash", "zsh"):
         # the shell's own options first (``-c``, ``-ec``, ``-lc``, ``-e -c``, ``-o pipefail``)
         i, script_flag = 1, False
         while i < len(argv) and argv[i].startswith("-") and not argv[i].startswith("--"):
@@ -266,42 +287,16 @@ def _script_of(command: Any) -> str | None:
                 script_flag = True
             i += 1
         if script_flag and i < len(argv):
-            return argv[i]
-    return shlex.join(argv)
+            return _ScriptText(argv[i], "/bin/bash" if shell == "bash" else "/bin/sh")
+    return _ScriptText(shlex.join(argv), "/bin/sh")
 
 
-def _segments(script: str) -> list[tuple[list[str], str]]:
-    """Split a shell script into simple commands (on ``&&``, ``||``, ``;``, ``|``, ``&`` and
-    newlines), each with the separator that follows it (``;`` for a newline, ``""`` last)."""
-    segments: list[tuple[list[str], str]] = [([], "")]
-    for line in script.replace("\\\n", " ").splitlines():
-        lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
-        lexer.whitespace_split = True
-        lexer.commenters = ""  # sh starts a comment only at a word's start, not in ``…#egg=x``
-        try:
-            for token in lexer:
-                if token.startswith("#"):
-                    break
-                if token in ("&&", "||", ";", "&", "|", ";;"):
-                    segments[-1] = (segments[-1][0], token)
-                    segments.append(([], ""))
-                else:
-                    segments[-1][0].append(token)
-        except ValueError:
-            return []
-        segments[-1] = (segments[-1][0], ";")
-        segments.append(([], ""))
-    kept = [(seg, sep) for seg, sep in segments if seg]
-    if kept:
-        kept[-1] = (kept[-1][0], "")
-    return kept
-
-
-def _shell_word(token: str) -> str:
-    """``token`` quoted for ``sh``, ``$VAR`` still expanded (double quotes where it has one)."""
-    if "$" in token and not re.fullmatch(r"[\w$@%+=:,./{}-]+", token):
-        return '"' + re.sub(r'(["\\`])', r"\\\1", token) + '"'
-    return token if re.fullmatch(r"[\w$@%+=:,./{}-]+", token) else shlex.quote(token)
+def _parsed(script: str) -> shell.Script:
+    """``script`` parsed; :class:`_PassOver` with where the parser stopped."""
+    try:
+        return shell.parse(script)
+    except shell.InvalidScript as exc:
+        raise _PassOver(f"its start script is not shell syntax wheeldock can read: {exc}") from exc
 
 
 def _pip_args(argv: list[str]) -> list[str] | None:
@@ -387,11 +382,11 @@ def _interpolate_command(command: Any, env: Mapping[str, str]) -> Any:
 
 class _Step(NamedTuple):
     """One simple command of the start script: its words once ``exec``, ``env`` and variable
-    assignments are left off, the words as written, and the separator that follows it."""
+    assignments are left off, the words as written, and the command in the script."""
 
     words: list[str]
     original: list[str]
-    separator: str
+    command: shell.Command
 
 
 @dataclass
@@ -405,7 +400,11 @@ class _Reading:
     projects: list[str] = field(default_factory=list)
     system: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)  # steps the image has no use for
-    kept: list[tuple[list[str], str]] = field(default_factory=list)  # what it still runs at start
+    cut: set[int] = field(default_factory=set)  # the commands (by index) the image does not run
+    #: byte spans cut out of commands the image runs (``uv run `` before the program)
+    trims: dict[int, tuple[int, int]] = field(default_factory=dict)
+    #: the command that starts the program, and its words before the program (``exec``)
+    program: tuple[int, list[str]] | None = None
     locked: list[tuple[str, str]] = field(default_factory=list)
     selects: list[str] = field(default_factory=list)
     dev_left_out: bool = False
@@ -416,12 +415,22 @@ class _Reading:
     def installs(self) -> bool:
         return bool(self.requirements or self.packages or self.projects or self.locked)
 
-    def start(self) -> _Start | None:
-        """The start command read; ``None`` unless it installs something, then runs Python."""
+    def start(self, script: shell.Script, shell_path: str) -> _Start | None:
+        """The start command read; ``None`` unless it installs something, then runs Python;
+        :class:`_PassOver` when an install cannot be cut out of the script."""
         if self.implicit is not None and not self.installs():
             self.locked.append(self.implicit)
-        if not self.installs() or self.run is None:
+        if not self.installs() or self.run is None or self.program is None:
             return None
+        try:
+            kept = script.without(self.cut, trims=self.trims, exec_at=self.program[0])
+        except shell.UncuttableStep as exc:
+            raise _PassOver(
+                f"its install step {exc}, which wheeldock cannot take out without changing "
+                "what the rest does: move the install to a step of its own (`… && `), or "
+                f"write {CONFIG_NAME} by hand"
+            ) from exc
+        alone = kept.alone and all(word == "exec" for word in self.program[1])
         return _Start(
             tuple(self.requirements),
             tuple(self.constraints),
@@ -430,17 +439,28 @@ class _Reading:
             tuple(self.packages),
             tuple(self.projects),
             tuple(dict.fromkeys(self.system)),
-            _kept_script(self.kept, self.run),
+            "" if alone else kept.text.strip(),
             tuple(self.dropped),
             locked=tuple(dict.fromkeys(self.locked)),
             selects=tuple(dict.fromkeys(self.selects)),
             dev_left_out=self.dev_left_out,
+            interpreter=shell_path,
+            kept=kept.commands,
         )
 
 
 def _read_other(state: _Reading, step: _Step) -> None:
     """A step the image keeps running at start (a migration, ``cd``, ``export``)."""
-    state.kept.append((step.original, step.separator))
+
+
+def _read_cut(state: _Reading, step: _Step) -> None:
+    """A step the image does not run at start: done when it is built, or of no use in it."""
+    state.cut.add(step.command.index)
+
+
+def _found_program(state: _Reading, step: _Step, run: list[str]) -> None:
+    state.run = run
+    state.program = (step.command.index, step.original[: len(step.original) - len(run)])
 
 
 def _read_cd(state: _Reading, step: _Step) -> None:
@@ -451,8 +471,7 @@ def _read_cd(state: _Reading, step: _Step) -> None:
 
 def _read_program(state: _Reading, step: _Step) -> None:
     """The interpreter or a runner (``gunicorn``): the service itself."""
-    _read_other(state, step)
-    state.run = step.words
+    _found_program(state, step, step.words)
 
 
 def _read_wrapper(state: _Reading, step: _Step) -> None:
@@ -469,18 +488,32 @@ def _read_wrapper(state: _Reading, step: _Step) -> None:
         None,
     )
     if at is not None:
-        state.run = words[at:]
+        _found_program(state, step, words[at:])
 
 
 def _read_apt(state: _Reading, step: _Step) -> None:
     """System packages at start: the image gets them at build time instead."""
+    _read_cut(state, step)
     if step.words[1:2] == ["install"]:
         state.system += [a for a in step.words[2:] if not a.startswith("-") and "=" not in a]
 
 
+#: The caches an install step leaves, which its clean-up step removes.
+_INSTALL_CACHES = ("/var/lib/apt/lists", "/var/cache/apt", "/root/.cache/pip", "/root/.cache/uv")
+
+
+def _read_rm(state: _Reading, step: _Step) -> None:
+    """``rm -rf /var/lib/apt/lists/*`` after an ``apt-get install`` goes with it (the image's
+    user could not remove root's files: the step would fail); other removals are kept."""
+    paths = [w for w in step.words[1:] if not w.startswith("-")]
+    if paths and all(p.startswith(_INSTALL_CACHES) for p in paths):
+        _read_cut(state, step)
+
+
 def _read_apk(state: _Reading, step: _Step) -> None:
     """An Alpine image's packages: the Debian image has its own (ELF scan)."""
-    state.dropped.append(shlex.join(step.words))
+    _read_cut(state, step)
+    state.dropped.append(step.command.source)
 
 
 def _installs_tooling(targets: Sequence[str], editables: Sequence[str]) -> bool:
@@ -496,6 +529,7 @@ def _read_pip(state: _Reading, step: _Step) -> None:
     """A pip (or ``uv pip``) install: its requirement files, constraints, packages, projects."""
     pip = _pip_args(step.words)
     assert pip is not None  # looked up as "pip" only when it is a pip install
+    _read_cut(state, step)
     targets, editables = _pip_targets(pip)
     if _installs_tooling(targets, editables):
         return
@@ -522,6 +556,7 @@ def _read_tool(state: _Reading, step: _Step) -> None:
         return
     if not tool_step.run:
         assert tool_step.folder is not None
+        _read_cut(state, step)
         state.locked.append((tool_step.tool, _under(state.here, tool_step.folder)))
         state.selects += tool_step.selects
         state.dev_left_out = state.dev_left_out or tool_step.dev
@@ -529,9 +564,16 @@ def _read_tool(state: _Reading, step: _Step) -> None:
     if tool_step.folder is not None:
         state.implicit = (tool_step.tool, _under(state.here, tool_step.folder))
         state.selects += tool_step.selects
+    # the image has no tool: its `run …` goes, the command it runs stays
     run = list(tool_step.run)
-    original = step.original[: len(step.original) - len(step.words)] + run
-    _read_step(state, _Step(run, original, step.separator), tools=False)
+    words = step.command.words
+    tool_at = len(words) - len(step.words)
+    state.trims[step.command.index] = (words[tool_at].start, words[len(words) - len(run)].start)
+    original = step.original[:tool_at] + run
+    _read_step(state, _Step(run, original, step.command), tools=False)
+    if state.program is None or state.program[0] != step.command.index:
+        # what a tool runs is in the project's environment: its Python program (`pytest`)
+        _found_program(state, _Step(run, original, step.command), run)
 
 
 _StepReader = Callable[[_Reading, _Step], None]
@@ -548,6 +590,7 @@ _START_READERS: dict[str, _StepReader] = {
     "apt-get": _read_apt,
     "apt": _read_apt,
     "apk": _read_apk,
+    "rm": _read_rm,
     "cd": _read_cd,
 }
 
@@ -587,61 +630,68 @@ def _program_words(words: list[str]) -> list[str]:
     return words
 
 
-def _kept_script(kept: Sequence[tuple[list[str], str]], run: list[str]) -> str:
-    """The script the image runs when more than the program is left (``""`` when the program
-    alone is the command); the program gets ``exec`` so that it, not the shell, gets signals."""
-    if len(kept) == 1 and all(t == "exec" for t in kept[0][0][: len(kept[0][0]) - len(run)]):
-        return ""
-    words = [" ".join(_shell_word(t) for t in seg) for seg, _ in kept]
-    last = kept[-1][0]
-    if last[-len(run) :] == run:
-        prefix = [t for t in last[: len(last) - len(run)] if t != "exec"]
-        if prefix and "=" in prefix[0]:
-            prefix = ["env", *prefix]  # ``FOO=1 python app.py``: exec takes no assignments
-        words[-1] = "exec " + " ".join(_shell_word(t) for t in [*prefix, *run])
-    seps = [sep for _, sep in kept[:-1]] + [""]  # none after the last kept step
-    return "".join(
-        word + (f" {sep} " if sep not in ("", ";") else "; " if sep else "")
-        for word, sep in zip(words, seps, strict=True)
-    )
+def _start_of(script: _ScriptText) -> _Start | None:
+    """What a start script does, read step by step (one reader per tool); ``None`` unless it
+    installs the service's requirements and then runs a Python program."""
+    parsed = _parsed(script.text)
+    state = _Reading()
+    for command in parsed.commands:
+        original = [w.text for w in command.words]
+        words = _program_words(original)
+        if words:
+            _read_step(state, _Step(words, original, command))
+    return state.start(parsed, script.shell)
 
 
 def _parse_start(command: Any) -> _Start | None:
-    """What a compose command does at start, read step by step (one reader per tool); ``None``
-    unless it installs the service's requirements and then runs a Python program."""
+    """What a compose command does at start; ``None`` unless it installs the service's
+    requirements and then runs a Python program; :class:`_PassOver` when its script cannot be
+    read, or its installs cannot be cut out of it."""
     script = _script_of(command)
-    if script is None:
+    return None if script is None else _start_of(script)
+
+
+def _script_file_of(command: Any) -> str | None:
+    """The script file a command runs (``./entrypoint.sh``, ``sh start.sh``), or ``None``."""
+    script = _script_of(command)
+    commands = _parsed(script.text).commands if script else ()
+    if len(commands) != 1:
         return None
-    state = _Reading()
-    for original, separator in _segments(script):
-        words = _program_words(original)
-        if words:
-            _read_step(state, _Step(words, original, separator))
-    return state.start()
+    words = [w.text for w in commands[0].words]
+    if PurePosixPath(words[0]).name in ("sh", "bash", "dash", "ash") and len(words) > 1:
+        words = words[1:]
+    if len(words) != 1 or not words[0].endswith(".sh"):
+        return None
+    return words[0]
 
 
 def _start_from_script_file(command: Any, svc: Mapping[str, Any], root: Path) -> _Start | None:
     """The start of a command that runs a shell script from the code (``./entrypoint.sh``,
     ``sh start.sh``): the script's own steps, read from the mounted file. The image runs them
-    without the pip steps (the script itself would install again at every start)."""
-    script = _script_of(command)
-    segments = _segments(script) if script else []
-    if len(segments) != 1:
-        return None
-    words = segments[0][0]
-    if PurePosixPath(words[0]).name in ("sh", "bash", "dash", "ash") and len(words) > 1:
-        words = words[1:]
-    if len(words) != 1 or not words[0].endswith(".sh"):
+    without the pip steps (the script itself would install again at every start).
+    :class:`_PassOver` when the script is not in the code."""
+    name = _script_file_of(command)
+    if name is None:
         return None
     workdir = str(svc.get("working_dir") or "/")
-    located = _to_host(str(PurePosixPath(workdir) / words[0]), _mounts(svc, root))
-    if located is None or not located[1].is_file():
-        return None
+    path = posixpath.normpath(str(PurePosixPath(workdir) / name))
+    located = _to_host(path, _mounts(svc, root))
+    if located is None:
+        raise _PassOver(
+            f"start script not found at {path}: no bind mount holds it; mount the folder that "
+            "has it, or fix the path in the command"
+        )
+    if not located[1].is_file():
+        raise _PassOver(
+            f"start script not found at {path} ({_rel(located[1], root)} in the project): "
+            "fix the path in the command, or add the script"
+        )
     text = located[1].read_text(errors="replace")
-    start = _parse_start(["sh", "-c", text])
+    shebang, _, rest = text.partition("\n") if text.startswith("#!") else ("", "", text)
+    start = _start_of(_ScriptText(rest, "/bin/bash" if "bash" in shebang else "/bin/sh"))
     if start is None:
         return None
-    return replace(start, from_file=posixpath.normpath(words[0]))
+    return replace(start, from_file=posixpath.normpath(name))
 
 
 def _under(here: str, path: str) -> str:
@@ -718,10 +768,14 @@ def infer_port(
 ) -> tuple[int | None, str]:
     """The port the service listens on, and where that was read (for the notes). ``root``:
     the folder ``env_file:`` paths are relative to."""
-    if len(argv) == 3 and argv[0] in ("sh", "/bin/sh") and argv[1] == "-c":
+    if len(argv) == 3 and argv[0] in SCRIPT_SHELLS and argv[1] == "-c":
         # a kept script (``migrate && exec gunicorn -b …``): the program is its last step
-        steps = _segments(argv[2])
-        argv = [t for t in steps[-1][0] if t not in ("exec", "env")] if steps else []
+        try:
+            commands = shell.parse(argv[2]).commands
+        except shell.InvalidScript:
+            commands = ()
+        words = [w.text for w in commands[-1].words] if commands else []
+        argv = [t for t in words if t not in ("exec", "env")]
     declared = environment(svc)
     service_env: dict[str, str | None] = {
         **(env_files(svc, root) if root is not None else {}),
@@ -975,13 +1029,14 @@ def survey(
             continue
         raw = svc.get("command") if svc.get("command") is not None else svc.get("entrypoint")
         command = _interpolate_command(raw, env)
-        start = _parse_start(command) or _start_from_script_file(command, svc, root)
-        if start is None:
-            passed_over.append(
-                f"{name} (its command does not `pip install` its requirements then start Python)"
-            )
-            continue
         try:
+            start = _parse_start(command) or _start_from_script_file(command, svc, root)
+            if start is None:
+                passed_over.append(
+                    f"{name} (its command does not `pip install` its requirements then start "
+                    "Python)"
+                )
+                continue
             findings.append(_finding(root, files, name, svc, start, env, str(image)))
         except _PassOver as exc:
             passed_over.append(f"{name} ({exc})")
@@ -1198,9 +1253,10 @@ def _lock_requirements(start: _Start, others: Sequence[str], code: _Code, notes:
     :class:`_PassOver` when the install selects more, or ``others`` are installed besides."""
     (tool, folder), *more = start.locked
     if start.selects:
+        dev = "; the development packages too" if start.dev_left_out else ""
         raise _PassOver(
             f"its {tool} install takes more than the project's runtime packages "
-            f"({', '.join(start.selects)}): wheeldock installs what "
+            f"({', '.join(start.selects)} selected{dev}): wheeldock installs what "
             f"`{lock_of_tool(tool).installs}` does; make those "
             "packages the project's own"
         )
@@ -1237,6 +1293,100 @@ def _requirements_of(
     return requirements, generated
 
 
+#: Programs start scripts call that the slim Python image does not have, and the Debian package
+#: that has each (``None``: none does).
+_NOT_IN_SLIM: dict[str, str | None] = {
+    "curl": "curl",
+    "wget": "wget",
+    "git": "git",
+    "make": "make",
+    "gcc": "gcc",
+    "cc": "gcc",
+    "node": "nodejs",
+    "npm": "npm",
+    "npx": "npm",
+    "yarn": None,
+    "pnpm": None,
+    "nc": "netcat-openbsd",
+    "netcat": "netcat-openbsd",
+    "psql": "postgresql-client",
+    "pg_isready": "postgresql-client",
+    "mysql": "default-mysql-client",
+    "mysqladmin": "default-mysql-client",
+    "redis-cli": "redis-tools",
+    "jq": "jq",
+    "unzip": "unzip",
+    "envsubst": "gettext-base",
+    "dockerize": None,
+}
+#: Where the image's user may write: everything else belongs to root (the code too).
+_WRITABLE = ("/tmp/", "/var/tmp/", "/dev/", "/proc/")
+
+
+def _missing_tool_warning(command: shell.Command, installed: Sequence[str]) -> str | None:
+    """A warning when the command runs a program the slim image lacks (and the start script's
+    ``apt-get install``, now done when the image is built, does not add)."""
+    words = _program_words([w.text for w in command.words])
+    tool = PurePosixPath(words[0]).name if words else ""
+    if tool not in _NOT_IN_SLIM or tool in installed or _NOT_IN_SLIM[tool] in installed:
+        return None
+    package = _NOT_IN_SLIM[tool]
+    fix = (
+        f"add {package} to runtime_packages in {CONFIG_NAME}"
+        if package
+        else f"install {tool} in the image yourself"
+    )
+    return (
+        f"warning: command: `{command.source}` runs {tool}, which the slim Python image does not "
+        f"have: the step fails there, and an `&&` chain stops before the server starts; {fix}, "
+        f"or take the step out of the command in {CONFIG_NAME}"
+    )
+
+
+def _written_paths(command: shell.Command) -> list[str]:
+    """The files a command writes that its words or redirections name (``> app.log``,
+    ``mkdir logs``); a path made of a variable is left out (its value is not known)."""
+    words = _program_words([w.text for w in command.words])
+    named = (
+        [w for w in words[1:] if not w.startswith("-")]
+        if words[:1] in (["mkdir"], ["touch"])
+        else []
+    )
+    return [p for p in (*command.writes, *named) if p and not p.startswith("$")]
+
+
+def _write_warnings(command: shell.Command, workdir: str) -> list[str]:
+    """A warning for each write of a kept step into a folder the image's user cannot write."""
+    warnings: list[str] = []
+    if "collectstatic" in [w.text for w in command.words]:
+        warnings.append(
+            f"warning: command: `{command.source}` writes the static files into STATIC_ROOT, "
+            f"usually inside the code ({workdir}), which belongs to root in the image while the "
+            f"service runs as uid {APP_UID}: it fails there; run collectstatic when the image is "
+            "built, or set STATIC_ROOT to a folder the service can write (a volume, or under /tmp)"
+        )
+    for path in _written_paths(command):
+        where = posixpath.normpath(posixpath.join(workdir, path))
+        if not (where + "/").startswith(_WRITABLE):
+            warnings.append(
+                f"warning: command: `{command.source}` writes {where}, which the service (uid "
+                f"{APP_UID}) cannot write: the code and the rest of the image belong to root; "
+                "write under /tmp or to a volume instead"
+            )
+    return warnings
+
+
+def _kept_step_warnings(start: _Start, workdir: str) -> list[str]:
+    """Warnings for the steps the image keeps that cannot work in it: a program the slim
+    image lacks, a write into a folder its user cannot write; each with the fix."""
+    warnings: list[str] = []
+    for command in start.kept:
+        missing = _missing_tool_warning(command, start.system_packages)
+        warnings += [missing] if missing else []
+        warnings += _write_warnings(command, workdir)
+    return warnings
+
+
 def _image_command(start: _Start, notes: list[str]) -> tuple[str, ...]:
     """The image's command: the program, or ``sh -c`` with the script's other steps; appends
     notes for a script read from a file and for the steps left out."""
@@ -1247,7 +1397,7 @@ def _image_command(start: _Start, notes: list[str]) -> tuple[str, ...]:
             f"(edit the command in {CONFIG_NAME} if {start.from_file} changes)"
         )
     if start.script:
-        argv = ("/bin/sh", "-c", start.script)
+        argv = (start.interpreter, "-c", start.script)
         notes.append(f"command: the script's other steps kept, run by sh: {start.script}")
     for step in start.dropped:
         notes.append(
@@ -1306,6 +1456,7 @@ def _finding(
             "and require that, or declare the dependencies in its pyproject.toml"
         )
     argv = _image_command(start, notes)
+    notes += _kept_step_warnings(start, code.workdir)
     port, port_source = infer_port(svc, start.argv, env, defining.path.parent)
     notes.append(f"port {port} from {port_source}" if port else "no port: a worker")
     health = _health_check(port, start, code, notes)

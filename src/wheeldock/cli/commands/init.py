@@ -127,7 +127,11 @@ def _render_services(p: init.InitPlan) -> None:
     console.print(table)
     for f in p.findings:
         for note in f.notes:
-            console.print(f"[dim]{escape(f'{f.service.name}: {note}')}[/]")
+            warning = note.removeprefix("warning: ")
+            if warning != note:  # a kept step that cannot work in the image
+                err_console.print(f"[yellow]warning:[/] {escape(f'{f.service.name}: {warning}')}")
+            else:
+                console.print(f"[dim]{escape(f'{f.service.name}: {note}')}[/]")
 
 
 def _render_files(p: init.InitPlan, *, dry_run: bool) -> None:
