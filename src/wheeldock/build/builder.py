@@ -70,8 +70,14 @@ from wheeldock.deps import pylock
 from wheeldock.deps.wheelhouse import Artifact, Wheelhouse, select
 from wheeldock.edges import engine, process
 from wheeldock.edges.fsutil import atomic_write_text, atomic_writer
-from wheeldock.errors import DigestMismatch, InvalidConfig, UsageError, WheeldockError
-from wheeldock.oci.blobs import BlobStore, BlobWriter, hash_file
+from wheeldock.errors import (
+    DigestMismatch,
+    InvalidArchive,
+    InvalidConfig,
+    UsageError,
+    WheeldockError,
+)
+from wheeldock.oci.blobs import Blob, BlobStore, BlobWriter, hash_file
 from wheeldock.oci.digest import Digest
 from wheeldock.oci.image import Healthcheck, History, Image, ImageConfig, Platform, rfc3339
 from wheeldock.oci.layer import (
@@ -695,9 +701,12 @@ class Builder:
             a for a in artifacts if a.sha256 not in coming and not self.trees.has(a.sha256, scheme)
         ]
         wanted = {a.sha256 for a in need} | coming
-        for sha in shas:
-            if sha not in wanted:
-                report(sha, self.trees.path(sha, scheme))
+        for art in artifacts:
+            if art.sha256 not in wanted:
+                try:
+                    report(art.sha256, self.trees.path(art.sha256, scheme))
+                except InvalidArchive:  # damaged in the cache, and removed: install it again
+                    need.append(art)
         if need:
             self._install_trees(need, lock, scheme, installed, ready)
         if coming:
@@ -1198,9 +1207,14 @@ def base_layer(rootfs: bases.BaseRootfs, facts: BaseFacts, compression: Compress
         data["gzip"] = gz
         _write_facts(_facts_path(tar), data)
     digest = Digest.parse(str(gz["digest"]))
+    size = int(gz["size"])
     blob = _gzip_path(tar)
+    checked: list[Path] = []  # the blob once hashed, so a build hashes it once
 
     def locate() -> Path:
+        if not checked and blob.is_file() and hash_file(blob) != Blob(digest, size):
+            log.warning("cached base blob %s is damaged; removed, it is made again", blob)
+            blob.unlink()
         if not blob.is_file():
             again = _gzip_base(facts)
             if again["digest"] != str(digest):
@@ -1209,6 +1223,7 @@ def base_layer(rootfs: bases.BaseRootfs, facts: BaseFacts, compression: Compress
                     expected=str(digest), actual=str(again["digest"]), path=blob,
                     fix=f"delete {_facts_path(tar)} and build again",
                 )  # fmt: skip
+        checked.append(blob)
         return blob
 
     return Layer(digest, diff_id, int(gz["size"]), MEDIA_TYPES["gzip"], locate, annotations,

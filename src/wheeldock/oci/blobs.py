@@ -11,6 +11,11 @@ is always complete — after ``kill -9`` too — and two processes writing the s
 both succeed (the second rename replaces identical bytes). Index entries are written the same
 way, under a file lock (:func:`wheeldock.edges.fsutil.file_lock`) so concurrent ``set_cached`` calls
 do not interleave.
+
+A blob is trusted on reuse only after :meth:`BlobStore.verified` has hashed it (once per store
+object and file): a blob changed on disk after it was written (a flipped bit, a truncation) is
+removed with a warning naming it, and its user makes it again or fails with the fix, so no
+destination is ever given bytes that do not match their digest.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,6 +89,9 @@ class BlobStore:
         self.root = Path(root) if root is not None else cache_dir("blobs")
         for sub in ("sha256", "tmp", "index"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        #: blobs hashed by :meth:`verified`, by path, with the file's (inode, size, mtime) then
+        self._checked: dict[Path, tuple[int, int, int]] = {}
+        self._checked_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"BlobStore({str(self.root)!r})"
@@ -105,6 +114,45 @@ class BlobStore:
 
     def read_bytes(self, digest: Digest) -> bytes:
         return self._existing(digest).read_bytes()
+
+    def verified(self, digest: Digest, size: int | None = None) -> Path | None:
+        """The blob's path once its bytes are checked to hash to ``digest`` (and to be ``size``
+        bytes long), or None when it is not in the store. A blob that fails the check is
+        removed, with a warning naming it, and None is returned: the caller makes it again.
+
+        A file is hashed once per store object; it is hashed again if its inode, size or
+        mtime changed since.
+        """
+        path = self.path(digest)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        identity = (st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._checked_lock:
+            if self._checked.get(path) == identity:
+                return path
+        problem = None
+        if size is not None and st.st_size != size:
+            problem = f"is {st.st_size} bytes, its descriptor says {size}"
+        else:
+            actual = hash_file(path).digest
+            if actual != digest:
+                problem = f"hashes to {actual}"
+        if problem is None:
+            with self._checked_lock:
+                self._checked[path] = identity
+            return path
+        log.warning("cached blob %s is damaged (%s); removed, it is made again", path, problem)
+        self.drop(digest)
+        return None
+
+    def drop(self, digest: Digest) -> None:
+        """Remove a blob from the store (a damaged one: its users make it again)."""
+        path = self.path(digest)
+        with self._checked_lock:
+            self._checked.pop(path, None)
+        path.unlink(missing_ok=True)
 
     def _existing(self, digest: Digest) -> Path:
         path = self.path(digest)
@@ -149,14 +197,17 @@ class BlobStore:
             Path(tmp).unlink(missing_ok=True)
 
     def _commit(self, tmp: Path, digest: Digest) -> None:
+        # A blob already there is replaced too: the new bytes were hashed as they were written,
+        # the old ones may have changed on disk since.
         final = self.path(digest)
-        if final.is_file():
-            return  # same digest, same bytes: keep the one already there (it may be hard-linked)
         # No fsync: the rename makes the blob all-or-nothing against a killed process, which is
         # what a cache needs; a power loss at worst costs a rebuild.
         os.chmod(tmp, 0o444)
         final.parent.mkdir(parents=True, exist_ok=True)
+        st = tmp.stat()
         os.replace(tmp, final)
+        with self._checked_lock:
+            self._checked[final] = (st.st_ino, st.st_size, st.st_mtime_ns)
 
     def put_bytes(self, data: bytes) -> Blob:
         with self.writer() as w:

@@ -601,8 +601,9 @@ def _download_locator(session: _Session, store: BlobStore, digest: Digest) -> Ca
     client_factory = session.client
 
     def locate() -> Path:
-        if store.has(digest):
-            return store.path(digest)
+        cached = store.verified(digest)
+        if cached is not None:
+            return cached
         hdrs = {"Authorization": auth} if auth else {}
         url = f"{base}/v2/{name.repository}/blobs/{digest}"
         with client_factory.stream("GET", url, headers=hdrs, follow_redirects=True) as resp:
