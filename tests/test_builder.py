@@ -157,6 +157,35 @@ def test_app_key_changes_with_content_and_not_with_folder(tmp_path: Path) -> Non
 # -- config and outputs -------------------------------------------------------------------------
 
 
+def test_the_app_layer_descriptor_does_not_depend_on_what_another_project_cached(
+    tmp_path: Path,
+) -> None:
+    from wheeldock.build.install import InstalledTrees
+    from wheeldock.deps.wheelhouse import Wheelhouse
+    from wheeldock.oci.blobs import BlobStore
+
+    def app_layer(folder: str, blobs: Path) -> dict[str, object]:
+        root = tmp_path / folder
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / folder / "main.py").write_text("print('same bytes')\n")
+        svc = Service(folder, folder, (), ("python3", "main.py"))
+        proj = Project(root, None, (svc,))
+        build = builder.Builder(
+            proj, BuildOptions(source_date_epoch=1_700_000_000), store=BlobStore(blobs),
+            wheelhouse=Wheelhouse(tmp_path / "wheels"), trees=InstalledTrees(tmp_path / "trees"),
+        )  # fmt: skip
+        layer, _ = build._app(svc)
+        return layer.descriptor()
+
+    shared = tmp_path / "shared-blobs"
+    first = app_layer("one", shared)
+    after_one = app_layer("two", shared)  # the same bytes: the cache answers with one's layer
+    alone = app_layer("two", tmp_path / "fresh-blobs")
+    assert after_one == alone
+    assert alone["annotations"] == {"org.opencontainers.image.title": "app: two"}
+    assert first["digest"] == alone["digest"]
+
+
 def test_image_config_runs_the_service_as_a_non_root_user_with_a_health_check() -> None:
     svc = Service(
         "api", "src", ("r.txt",), ("python3", "app.py"), port=8000, health="/health", env={"A": "1"}

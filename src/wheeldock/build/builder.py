@@ -927,6 +927,7 @@ class Builder:
         target = svc.source_target or svc.workdir
         entries = app_entries(source, target)
         key = app_key(entries, self.compression, self.epoch)
+        annotations = {"org.opencontainers.image.title": f"app: {svc.source}"}
 
         def make() -> Layer:
             return build_layer(
@@ -934,10 +935,13 @@ class Builder:
                 store=self.store,
                 compression=self.compression,
                 mtime=self.epoch,
-                annotations={"org.opencontainers.image.title": f"app: {svc.source}"},
+                annotations=annotations,
             )
 
-        return self._layer(svc, "app", f"{svc.source} → {target}", key, make)
+        layer, report = self._layer(svc, "app", f"{svc.source} → {target}", key, make)
+        # The title is not in the key (the same files from another folder make the same
+        # bytes): a layer recorded by another project carries that project's title.
+        return dataclasses.replace(layer, annotations=annotations), report
 
     # -- the whole image ---------------------------------------------------------------------
 
