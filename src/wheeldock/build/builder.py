@@ -77,7 +77,15 @@ from wheeldock.errors import (
     UsageError,
     WheeldockError,
 )
-from wheeldock.oci.blobs import Blob, BlobStore, BlobWriter, hash_file
+from wheeldock.oci.blobs import (
+    Blob,
+    BlobStore,
+    BlobWriter,
+    file_identity,
+    hash_file,
+    record_identity,
+    recorded_identity,
+)
 from wheeldock.oci.digest import Digest
 from wheeldock.oci.image import Healthcheck, History, Image, ImageConfig, Platform, rfc3339
 from wheeldock.oci.layer import (
@@ -1213,12 +1221,15 @@ def base_layer(rootfs: bases.BaseRootfs, facts: BaseFacts, compression: Compress
     digest = Digest.parse(str(gz["digest"]))
     size = int(gz["size"])
     blob = _gzip_path(tar)
-    checked: list[Path] = []  # the blob once hashed, so a build hashes it once
+    record = blob.with_name(blob.name + ".checked")  # its identity when last hashed
 
     def locate() -> Path:
-        if not checked and blob.is_file() and hash_file(blob) != Blob(digest, size):
-            log.warning("cached base blob %s is damaged; removed, it is made again", blob)
-            blob.unlink()
+        if blob.is_file() and recorded_identity(record) != file_identity(blob):
+            if hash_file(blob) == Blob(digest, size):
+                record_identity(record, file_identity(blob))
+            else:
+                log.warning("cached base blob %s is damaged; removed, it is made again", blob)
+                blob.unlink()
         if not blob.is_file():
             again = _gzip_base(facts)
             if again["digest"] != str(digest):
@@ -1227,7 +1238,7 @@ def base_layer(rootfs: bases.BaseRootfs, facts: BaseFacts, compression: Compress
                     expected=str(digest), actual=str(again["digest"]), path=blob,
                     fix=f"delete {_facts_path(tar)} and build again",
                 )  # fmt: skip
-        checked.append(blob)
+            record_identity(record, file_identity(blob))
         return blob
 
     return Layer(digest, diff_id, int(gz["size"]), MEDIA_TYPES["gzip"], locate, annotations,

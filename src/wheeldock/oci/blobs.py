@@ -3,6 +3,7 @@
 Layout under ``root`` (default ``cache_dir("blobs")``)::
 
     sha256/<hex>          one file per blob, named by the sha256 of its bytes, read-only
+    checked/<hex>         the blob file's identity when it was written or last hashed
     tmp/                  blobs being written (removed on failure; stale ones are harmless)
     index/<kk>/<key-hash>.json   the index: "inputs hashing to K gave descriptor D"
 
@@ -12,10 +13,10 @@ both succeed (the second rename replaces identical bytes). Index entries are wri
 way, under a file lock (:func:`wheeldock.edges.fsutil.file_lock`) so concurrent ``set_cached`` calls
 do not interleave.
 
-A blob is trusted on reuse only after :meth:`BlobStore.verified` has hashed it (once per store
-object and file): a blob changed on disk after it was written (a flipped bit, a truncation) is
-removed with a warning naming it, and its user makes it again or fails with the fix, so no
-destination is ever given bytes that do not match their digest.
+A blob is trusted on reuse only through :meth:`BlobStore.verified`: a blob whose file changed
+since the store wrote or last hashed it is hashed again, and one that no longer matches its
+digest (a flipped byte, a truncation) is removed with a warning naming it; its user makes it
+again or fails with the fix, so no destination is given bytes that do not match their digest.
 """
 
 from __future__ import annotations
@@ -87,10 +88,10 @@ class BlobStore:
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root is not None else cache_dir("blobs")
-        for sub in ("sha256", "tmp", "index"):
+        for sub in ("sha256", "tmp", "index", "checked"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        #: blobs hashed by :meth:`verified`, by path, with the file's (inode, size, mtime) then
-        self._checked: dict[Path, tuple[int, int, int]] = {}
+        #: blobs written or hashed here, by path, with their :func:`file_identity` then
+        self._checked: dict[Path, list[int]] = {}
         self._checked_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -120,38 +121,56 @@ class BlobStore:
         bytes long), or None when it is not in the store. A blob that fails the check is
         removed, with a warning naming it, and None is returned: the caller makes it again.
 
-        A file is hashed once per store object; it is hashed again if its inode, size or
-        mtime changed since.
+        A file is hashed when the store has not seen it as it is now: its identity (inode,
+        size, mtime, ctime) is recorded under ``checked/`` once it was written or hashed, and
+        any write to the file, or its replacement, changes that identity.
         """
         path = self.path(digest)
         try:
-            st = path.stat()
+            identity = file_identity(path)
         except FileNotFoundError:
             return None
-        identity = (st.st_ino, st.st_size, st.st_mtime_ns)
-        with self._checked_lock:
-            if self._checked.get(path) == identity:
-                return path
+        if self._seen(path, digest, identity):
+            return path
         problem = None
-        if size is not None and st.st_size != size:
-            problem = f"is {st.st_size} bytes, its descriptor says {size}"
+        if size is not None and identity[1] != size:
+            problem = f"is {identity[1]} bytes, its descriptor says {size}"
         else:
             actual = hash_file(path).digest
             if actual != digest:
                 problem = f"hashes to {actual}"
         if problem is None:
-            with self._checked_lock:
-                self._checked[path] = identity
+            self._saw(path, digest, identity)
             return path
         log.warning("cached blob %s is damaged (%s); removed, it is made again", path, problem)
         self.drop(digest)
         return None
+
+    def _checked_path(self, digest: Digest) -> Path:
+        return self.root / "checked" / digest.hex
+
+    def _seen(self, path: Path, digest: Digest, identity: list[int]) -> bool:
+        with self._checked_lock:
+            if self._checked.get(path) == identity:
+                return True
+        if recorded_identity(self._checked_path(digest)) != identity:
+            return False
+        with self._checked_lock:
+            self._checked[path] = identity
+        return True
+
+    def _saw(self, path: Path, digest: Digest, identity: list[int]) -> None:
+        with self._checked_lock:
+            self._checked[path] = identity
+        # not fsynced: a torn record reads as none, and the blob is hashed again
+        record_identity(self._checked_path(digest), identity)
 
     def drop(self, digest: Digest) -> None:
         """Remove a blob from the store (a damaged one: its users make it again)."""
         path = self.path(digest)
         with self._checked_lock:
             self._checked.pop(path, None)
+        self._checked_path(digest).unlink(missing_ok=True)
         path.unlink(missing_ok=True)
 
     def _existing(self, digest: Digest) -> Path:
@@ -204,10 +223,8 @@ class BlobStore:
         # what a cache needs; a power loss at worst costs a rebuild.
         os.chmod(tmp, 0o444)
         final.parent.mkdir(parents=True, exist_ok=True)
-        st = tmp.stat()
         os.replace(tmp, final)
-        with self._checked_lock:
-            self._checked[final] = (st.st_ino, st.st_size, st.st_mtime_ns)
+        self._saw(final, digest, file_identity(final))
 
     def put_bytes(self, data: bytes) -> Blob:
         with self.writer() as w:
@@ -258,6 +275,28 @@ class BlobStore:
 
 def default_store() -> BlobStore:
     return BlobStore(cache_dir("blobs"))
+
+
+def file_identity(path: Path) -> list[int]:
+    """What changes whenever a file's bytes are written or the file is replaced: its inode,
+    size, mtime and ctime (a tool that restores the mtime still changes the ctime)."""
+    st = Path(path).stat()
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def recorded_identity(record: Path) -> list[int] | None:
+    """The :func:`file_identity` kept in ``record`` (None: none, or unreadable)."""
+    try:
+        value = json.loads(record.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, list) else None
+
+
+def record_identity(record: Path, identity: list[int]) -> None:
+    """Keep ``identity`` in ``record``. Not fsynced: a torn record reads as none, and the
+    file it describes is then hashed again."""
+    atomic_write_bytes(record, json.dumps(identity).encode(), durable=False)
 
 
 def hash_file(path: Path) -> Blob:
