@@ -647,8 +647,10 @@ def _sha256_of(fd: int, start: int, size: int) -> str:
     return f"sha256:{hasher.hexdigest()}"
 
 
-_ARCHIVE_FIX = "export the image again (`docker save -o FILE IMAGE`, or wheeldock build --output " \
-    "docker-archive:FILE)"  # fmt: skip
+_ARCHIVE_FIX = (
+    "export the image again (`docker save -o FILE IMAGE`, or wheeldock build --output "
+    "docker-archive:FILE)"
+)
 
 
 def _open_docker_archive(
