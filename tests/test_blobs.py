@@ -127,3 +127,42 @@ def test_kill_9_while_writing_leaves_no_partial_blob(tmp_path: Path) -> None:
     assert not s.has(Digest.of_bytes(b"a" * 100000))
     # the store keeps working; the stale temp file is harmless
     assert s.put_bytes(b"a" * 100000).digest == Digest.of_bytes(b"a" * 100000)
+
+
+def test_a_blob_is_hashed_again_only_when_its_file_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wheeldock.oci import blobs
+
+    blob = BlobStore(tmp_path).put_bytes(b"layer bytes")
+    hashed: list[Path] = []
+    real_hash = blobs.hash_file
+    monkeypatch.setattr(blobs, "hash_file", lambda p: hashed.append(p) or real_hash(p))
+    later = BlobStore(tmp_path)  # another build: written by the first, not hashed again
+    assert later.verified(blob.digest, blob.size) == later.path(blob.digest)
+    assert hashed == []
+    path = later.path(blob.digest)
+    path.chmod(0o644)
+    path.write_bytes(b"layer bytes")  # the same bytes, but written: hashed again, and kept
+    assert BlobStore(tmp_path).verified(blob.digest) == path
+    assert hashed == [path]
+
+
+@pytest.mark.parametrize("how", ["a flipped byte", "cut short", "a flipped byte, mtime kept"])
+def test_a_damaged_blob_is_removed_with_a_warning_naming_it(
+    store: BlobStore, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    blob = store.put_bytes(b"0123456789" * 100)
+    path = store.path(blob.digest)
+    before = path.stat()
+    data = bytearray(path.read_bytes())
+    if how == "cut short":
+        del data[500:]
+    else:
+        data[500] ^= 0x01
+    path.chmod(0o644)
+    path.write_bytes(bytes(data))
+    if how.endswith("mtime kept"):
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert BlobStore(store.root).verified(blob.digest, blob.size) is None
+    assert not path.exists() and str(path) in caplog.text

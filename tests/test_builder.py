@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +25,7 @@ from wheeldock.deps.pylock import LockedFile
 from wheeldock.deps.wheelhouse import Artifact, select
 from wheeldock.edges import engine
 from wheeldock.errors import InvalidConfig, UsageError
+from wheeldock.oci import layout
 from wheeldock.oci.digest import Digest
 from wheeldock.project import Project, Service
 
@@ -223,6 +226,35 @@ def test_app_key_changes_with_content_and_not_with_folder(tmp_path: Path) -> Non
 
 
 # -- config and outputs -------------------------------------------------------------------------
+
+
+def test_the_app_layer_descriptor_does_not_depend_on_what_another_project_cached(
+    tmp_path: Path,
+) -> None:
+    from wheeldock.build.install import InstalledTrees
+    from wheeldock.deps.wheelhouse import Wheelhouse
+    from wheeldock.oci.blobs import BlobStore
+
+    def app_layer(folder: str, blobs: Path) -> dict[str, object]:
+        root = tmp_path / folder
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / folder / "main.py").write_text("print('same bytes')\n")
+        svc = Service(folder, folder, (), ("python3", "main.py"))
+        proj = Project(root, None, (svc,))
+        build = builder.Builder(
+            proj, BuildOptions(source_date_epoch=1_700_000_000), store=BlobStore(blobs),
+            wheelhouse=Wheelhouse(tmp_path / "wheels"), trees=InstalledTrees(tmp_path / "trees"),
+        )  # fmt: skip
+        layer, _ = build._app(svc)
+        return layer.descriptor()
+
+    shared = tmp_path / "shared-blobs"
+    first = app_layer("one", shared)
+    after_one = app_layer("two", shared)  # the same bytes: the cache answers with one's layer
+    alone = app_layer("two", tmp_path / "fresh-blobs")
+    assert after_one == alone
+    assert alone["annotations"] == {"org.opencontainers.image.title": "app: two"}
+    assert first["digest"] == alone["digest"]
 
 
 def test_image_config_runs_the_service_as_a_non_root_user_with_a_health_check() -> None:
@@ -538,6 +570,96 @@ def test_two_builds_at_once_share_the_cache_safely(
         assert proc.returncode == 0
         digests.append(json.loads(out)["services"][0]["digest"])
     assert digests == [str(cbt_built.results["srv-img"].digest)] * 2
+
+
+def _damage(path: Path, how: str, *, at: int | None = None) -> None:
+    """Flip one byte of ``path`` (at ``at``, else mid-file) or cut it short, as a disk might."""
+    data = bytearray(path.read_bytes())
+    if how == "a flipped byte":
+        data[len(data) // 2 if at is None else at] ^= 0x01
+    else:
+        del data[len(data) // 2 :]
+    path.chmod(0o644)
+    path.write_bytes(bytes(data))
+
+
+def _victim(cache: Path, what: str, result: builder.ServiceBuild, how: str) -> Path:
+    """The cache file holding idna (its layer blob, installed tree or wheel), damaged."""
+    if what == "layer blob":
+        (layer,) = [r for r in result.layers if r.title.startswith("idna ")]
+        path = cache / "blobs" / "sha256" / str(layer.digest).split(":")[1]
+        _damage(path, how)
+    elif what == "wheel":
+        (path,) = (cache / "wheels").glob("sha256/*/*/idna-*.whl")
+        _damage(path, how)
+    else:
+        for path in (cache / "installed").glob("*/*.tar"):
+            with tarfile.open(path) as tar:
+                core = next((m for m in tar if m.name.endswith("idna/core.py")), None)
+            if core is not None:
+                break
+        else:
+            raise AssertionError("no installed tree holds idna/core.py")
+        _damage(path, how, at=core.offset_data + 100)  # the tar stays well formed
+    return path
+
+
+def _sound(layout: Path, tag: str, tmp_path: Path) -> None:
+    """Every blob of ``layout`` hashes to its name, and skopeo copies the image out (it checks
+    each blob against its descriptor)."""
+    for blob in (layout / "blobs" / "sha256").iterdir():
+        assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name, blob
+    out = tmp_path / f"copied-{layout.name}"
+    subprocess.run(["skopeo", "copy", "-q", f"oci:{layout}:{tag}", f"dir:{out}"], check=True)
+    shutil.rmtree(out)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("how", ["a flipped byte", "cut short"])
+@pytest.mark.parametrize("what", ["layer blob", "installed tree", "wheel"])
+def test_a_damaged_cache_file_is_made_again_and_no_image_ships_wrong(
+    cbt_built: CbtBuild,
+    base_cache: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    what: str,
+    how: str,
+) -> None:
+    cache = new_cache(base_cache, tmp_path / "cache")
+    proj = make_cbt_project(tmp_path / "p", lock_from=cbt_built.root)
+    svc = proj.service("srv-img")
+    with cache_at(cache):
+        (first,) = builder.build(proj, [svc], [f"oci:{tmp_path / 'before'}:srv-img"])
+    victim = _victim(cache, what, first, how)
+    if what != "layer blob":  # the layers are made again from the installed trees
+        shutil.rmtree(cache / "blobs")
+    if what == "wheel":  # and the trees from the wheels
+        shutil.rmtree(cache / "installed")
+    with cache_at(cache):
+        (again,) = builder.build(proj, [svc], [f"oci:{tmp_path / 'after'}:srv-img"])
+    assert again.digest == first.digest == cbt_built.results["srv-img"].digest
+    assert str(victim) in caplog.text  # the warning names the damaged file
+    _sound(tmp_path / "before", "srv-img", tmp_path)  # a layout written before stays valid
+    _sound(tmp_path / "after", "srv-img", tmp_path)
+
+
+@pytest.mark.integration
+def test_two_builds_into_one_new_oci_folder_both_succeed(
+    cbt_built: CbtBuild, build_cache: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, "WHEELDOCK_CACHE": str(build_cache)}
+    env.pop("SOURCE_DATE_EPOCH", None)
+    shared = tmp_path / "new"
+    procs = []
+    for i in range(2):
+        argv = [sys.executable, "-m", "wheeldock.cli", "-C", str(cbt_built.root), "build",
+                "srv-img", "-o", f"oci:{shared}:t{i}"]  # fmt: skip
+        procs.append(subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True))
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+    assert sorted(layout.tags(shared)) == ["t0", "t1"]
+    _sound(shared, "t0", tmp_path)
 
 
 @pytest.mark.integration

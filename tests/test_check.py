@@ -49,7 +49,9 @@ def docker_archive(
     path: Path, layers: Sequence[Sequence[Entry]], *, env: Sequence[str] = (), gzipped: int = -1
 ) -> Path:
     """A ``docker save``-style tar; layer number ``gzipped`` is stored gzip-compressed."""
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Env": list(env)}})
+    diff_ids = [f"sha256:{hashlib.sha256(layer_tar(e)).hexdigest()}" for e in layers]
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Env": list(env)},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}})  # fmt: skip
     with tarfile.open(path, "w") as out:
 
         def add(name: str, data: bytes) -> None:
@@ -321,6 +323,68 @@ def test_a_corrupt_extension_module_fails_the_check(
     assert [f for f, _ in report.invalid] == [f"/{SITE}/bad/_x.so"]
     assert cli.main(["check", str(root)]) == 1
     assert "_x.so" in capsys.readouterr().err
+
+
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _no_image(path: Path, what: str) -> Path:
+    if what == "an empty file":
+        path.write_bytes(b"")
+    elif what == "an empty tar":
+        tarfile.open(path, "w").close()
+    elif what == "a tar that is no image":
+        with tarfile.open(path, "w") as tar:
+            info = tarfile.TarInfo("README.md")
+            info.size = 5
+            tar.addfile(info, io.BytesIO(b"hello"))
+    elif what == "a damaged layer":
+        docker_archive(path, [rootfs_entries(with_bar=True)])
+        with tarfile.open(path) as tar:
+            layer = next(m for m in tar if m.name.endswith("layer.tar"))
+        data = bytearray(path.read_bytes())
+        data[layer.offset_data + layer.size // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "what", ["an empty file", "an empty tar", "a tar that is no image", "a damaged layer"]
+)
+def test_check_of_a_docker_archive_that_holds_no_sound_image_fails_with_the_file_and_fix(
+    tmp_path: Path, what: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    archive = _no_image(tmp_path / "image.tar", what)
+    assert cli.main(["check", f"docker-archive:{archive}"]) == 1
+    err = capsys.readouterr().err
+    assert str(archive) in err and "fix:" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("damage", ["missing", "a flipped byte"])
+@pytest.mark.parametrize("blob", ["layer", "config", "manifest"])
+def test_check_of_a_layout_with_a_missing_or_damaged_blob_fails_naming_it(
+    tmp_path: Path, damage: str, blob: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    layout = oci_layout(tmp_path / "oci", [rootfs_entries(with_bar=True)], tag="v1")
+    (desc,) = json.loads((layout / "index.json").read_text())["manifests"]
+    manifest_file = layout / "blobs" / "sha256" / desc["digest"].split(":")[1]
+    manifest = json.loads(manifest_file.read_text())
+    digest = {
+        "layer": manifest["layers"][0]["digest"],
+        "config": manifest["config"]["digest"],
+        "manifest": desc["digest"],
+    }[blob]
+    target = layout / "blobs" / "sha256" / digest.split(":")[1]
+    if damage == "missing":
+        target.unlink()
+    else:
+        _flip_a_byte(target)
+    assert cli.main(["check", f"oci:{layout}:v1"]) == 1
+    err = capsys.readouterr().err
+    assert str(target) in err and "fix:" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(

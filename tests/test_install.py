@@ -7,14 +7,18 @@ import marshal
 import os
 import subprocess
 import sys
+import tarfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from conftest_build import make_wheel
 
 from wheeldock.build import install
-from wheeldock.errors import InvalidConfig
+from wheeldock.errors import InvalidArchive, InvalidConfig
 
 SITE = "usr/local/lib/python3.11/dist-packages"
 
@@ -123,7 +127,10 @@ def test_the_cache_keeps_one_archive_per_wheel_and_a_new_process_unpacks_the_sam
     fresh.close()  # no layer archived it: it is archived as the staged trees go
     kept = sorted(p.relative_to(tmp_path / "trees") for p in (tmp_path / "trees").rglob("*"))
     archive = fresh.archive("a" * 64, scheme)
-    assert [p for p in kept if p.suffix] == [archive.relative_to(tmp_path / "trees")]
+    digest_file = archive.with_name(archive.name + ".sha256")
+    assert [p for p in kept if p.suffix] == [
+        p.relative_to(tmp_path / "trees") for p in (archive, digest_file)
+    ]
 
     later = install.InstalledTrees(tmp_path / "trees", staging=tmp_path / "ram")
     wheel.unlink()  # a reinstall would fail now
@@ -212,8 +219,19 @@ def test_a_tree_that_ram_has_no_room_for_is_staged_in_the_cache_instead(
     assert list((tmp_path / "cache" / "staging").iterdir()) == []
 
 
-def test_a_damaged_archive_is_removed_with_an_error_that_says_to_build_again(
-    tmp_path: Path, wheel: Path
+def _flip_a_byte_of(archive: Path, member: str) -> None:
+    """Flip one byte of ``member``'s content in a tar, leaving the tar itself well formed."""
+    with tarfile.open(archive) as tf:
+        offset = tf.getmember(member).offset_data
+    data = bytearray(archive.read_bytes())
+    data[offset] ^= 0x01
+    archive.chmod(0o644)
+    archive.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["cut short", "a flipped byte in a file", "no digest"])
+def test_a_damaged_archive_is_removed_with_a_warning_and_an_error_that_says_to_build_again(
+    tmp_path: Path, wheel: Path, damage: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     scheme = install.debian_scheme()
     first = install.InstalledTrees(tmp_path / "trees", staging=tmp_path / "ram")
@@ -221,13 +239,23 @@ def test_a_damaged_archive_is_removed_with_an_error_that_says_to_build_again(
     first.close()
     trees = install.InstalledTrees(tmp_path / "trees", staging=tmp_path / "ram")
     archive = trees.archive("a" * 64, scheme)
-    archive.write_bytes(archive.read_bytes()[:1536])  # cut short, as by a crash
-    with pytest.raises(InvalidConfig, match="damaged") as caught:
+    digest_file = archive.with_name(archive.name + ".sha256")
+    if damage == "cut short":
+        archive.write_bytes(archive.read_bytes()[:1536])  # as by a crash
+    elif damage == "no digest":
+        digest_file.unlink()
+    else:
+        with tarfile.open(archive) as tf:
+            member = next(m.name for m in tf if m.isfile() and m.name.endswith(".py"))
+        _flip_a_byte_of(archive, member)
+    with pytest.raises(InvalidArchive, match="damaged") as caught:
         trees.path("a" * 64, scheme)
     assert caught.value.path == archive
     assert "build again" in (caught.value.fix or "")
-    assert not archive.exists()
+    assert str(archive) in caplog.text
+    assert not archive.exists() and not digest_file.exists()
     assert not trees.has("a" * 64, scheme)
+    assert not list((tmp_path / "ram").glob("*/.unpack.*"))  # nothing half-unpacked is left
 
 
 def test_malformed_wheel_is_reported_with_its_name(tmp_path: Path) -> None:
@@ -564,3 +592,38 @@ def test_bytecode_does_not_depend_on_which_tree_the_compiler_got_first(tmp_path:
     first_small = install.InstalledTrees(tmp_path / "one").ensure([small, big], scheme)
     first_big = install.InstalledTrees(tmp_path / "two").ensure([big, small], scheme)
     assert [_tree_digest(t) for t in first_small] == [_tree_digest(t) for t in first_big[::-1]]
+
+
+def _compiler_processes() -> set[int]:
+    """Running processes of this checkout's compiler (its pool's workers share its argv)."""
+    found = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(install._COMPILER).encode() in argv:
+            found.add(int(proc.name))
+    return found
+
+
+def test_a_failed_install_leaves_no_compiler_processes_behind(tmp_path: Path) -> None:
+    from wheeldock.errors import DigestMismatch
+
+    before = _compiler_processes()
+    wheels = _wheels(tmp_path, 3)
+
+    def arriving() -> Iterator[tuple[str, Path]]:
+        yield from wheels[:2]  # the second starts the compiler's pool of workers
+        deadline = time.monotonic() + 15
+        while len(_compiler_processes() - before) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the compiler and its two workers
+        raise DigestMismatch("a cached wheel is damaged", expected="sha256:a", actual="sha256:b")
+
+    trees = install.InstalledTrees(tmp_path / "trees", staging=tmp_path / "ram")
+    with pytest.raises(DigestMismatch), mock.patch.object(install, "_ALL_CORES", 2):
+        trees.ensure_each([sha for sha, _ in wheels], arriving(), install.debian_scheme())
+    deadline = time.monotonic() + 15
+    while _compiler_processes() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _compiler_processes() - before

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from wheeldock.errors import DigestMismatch, InvalidConfig, WheeldockError
+from wheeldock.errors import DigestMismatch, InvalidConfig, NotFound, WheeldockError
 from wheeldock.oci import layer as layer_mod
 from wheeldock.oci.blobs import BlobStore
 from wheeldock.oci.digest import Digest
@@ -266,6 +266,47 @@ def test_lazy_cached_layer_builds_only_when_bytes_are_needed(tmp_path: Path) -> 
     assert lazy.digest == recorded.digest and calls == []
     assert Digest.of_bytes(lazy.compressed().read()) == recorded.digest
     assert calls == [1]
+
+
+def _damage(path: Path, how: str) -> None:
+    data = bytearray(path.read_bytes())
+    if how == "a flipped byte":
+        data[len(data) // 2] ^= 0x01
+    else:
+        del data[len(data) // 2 :]
+    path.chmod(0o644)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("how", ["a flipped byte", "cut short"])
+def test_a_cached_layer_whose_blob_was_damaged_is_made_again_in_the_same_run(
+    tmp_path: Path, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = []
+
+    def build(store: BlobStore) -> Layer:
+        calls.append(1)
+        return build_layer(tiny_entries(), store=store, mtime=EPOCH)
+
+    made = cached_layer(BlobStore(tmp_path), "k", lambda: build(BlobStore(tmp_path)))
+    _damage(made.blob_path(), how)
+    store = BlobStore(tmp_path)  # a later build
+    again = cached_layer(store, "k", lambda: build(store))
+    assert again.digest == made.digest and calls == [1]  # the index still answers
+    assert Digest.of_bytes(again.compressed().read()) == made.digest
+    assert calls == [1, 1]
+    assert str(store.path(made.digest)) in caplog.text
+
+
+@pytest.mark.parametrize("how", ["a flipped byte", "cut short"])
+def test_a_damaged_blob_that_cannot_be_made_again_is_not_found_not_read(
+    store: BlobStore, how: str
+) -> None:
+    layer = build_layer(tiny_entries(), store=store, mtime=EPOCH)
+    _damage(store.path(layer.digest), how)
+    with pytest.raises(NotFound, match="damaged"):
+        layer.compressed()
+    assert not store.has(layer.digest)
 
 
 def test_lazy_layer_that_rebuilds_differently_is_a_mismatch(store: BlobStore) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest_oci import EPOCH, tool
 
-from wheeldock.errors import InvalidReference, WheeldockError
+from wheeldock.errors import InvalidReference, NotFound, WheeldockError
 from wheeldock.oci import image, layout, mutate
 from wheeldock.oci.blobs import BlobStore
 from wheeldock.oci.digest import Digest
@@ -35,13 +35,43 @@ def test_write_makes_a_layout_with_tagged_index(store: BlobStore, tmp_path: Path
     assert result.bytes_written == img.size
 
 
-def test_layer_blobs_are_hard_linked_from_the_store(store: BlobStore, tmp_path: Path) -> None:
+def test_layer_blobs_are_copies_so_damage_to_the_store_leaves_the_layout_valid(
+    store: BlobStore, tmp_path: Path
+) -> None:
     img = small_image(store)
     layout.write(img, tmp_path / "lay", "v1")
     lay = img.layers[0]
-    assert layout.blob_path(tmp_path / "lay", lay.digest).stat().st_ino == (
-        store.path(lay.digest).stat().st_ino
-    )
+    cached = store.path(lay.digest)
+    assert layout.blob_path(tmp_path / "lay", lay.digest).stat().st_ino != cached.stat().st_ino
+    cached.chmod(0o644)
+    cached.write_bytes(b"\0" + cached.read_bytes()[1:])
+    assert layout.read(tmp_path / "lay", "v1").digest == img.digest  # every blob checked
+
+
+def test_a_damaged_store_blob_is_not_written_to_a_layout(store: BlobStore, tmp_path: Path) -> None:
+    img = small_image(store)
+    cached = store.path(img.layers[0].digest)
+    cached.chmod(0o644)
+    cached.write_bytes(cached.read_bytes()[:-1])
+    with pytest.raises(NotFound, match="damaged"):
+        layout.write(img, tmp_path / "lay", "v1")
+    assert not layout.blob_path(tmp_path / "lay", img.layers[0].digest).exists()
+    assert not cached.exists()  # removed: the next build makes it again
+
+
+def test_two_concurrent_writes_into_one_new_folder_both_succeed(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = [small_image(store, bytes([i])) for i in range(8)]
+    out = tmp_path / "new"
+    with ThreadPoolExecutor(8) as pool:
+        results = list(
+            pool.map(lambda im: layout.write(im[1], out, f"t{im[0]}"), enumerate(images))
+        )
+    assert [r.digest for r in results] == [im.digest for im in images]
+    assert sorted(layout.tags(out)) == sorted(f"t{i}" for i in range(8))
 
 
 def test_same_tag_replaces_other_tags_stay(store: BlobStore, tmp_path: Path) -> None:
@@ -189,15 +219,11 @@ def test_a_blob_copy_the_disk_has_no_room_for_leaves_no_temp_file(
     src.write_bytes(b"x" * 4096)
     dest = tmp_path / "out" / "blobs" / "sha256" / "ab"
 
-    def cross_device(a: object, b: object) -> None:
-        raise OSError(errno.EXDEV, "Invalid cross-device link")
-
     def half_copied(a: Path, b: Path) -> None:
         Path(b).write_bytes(b"x" * 1024)
         raise OSError(errno.ENOSPC, "No space left on device", str(b))
 
-    monkeypatch.setattr(layout.os, "link", cross_device)
     monkeypatch.setattr(shutil, "copyfile", half_copied)
     with pytest.raises(OSError, match="No space left"):
-        layout._link_or_copy(src, dest)
+        layout._copy(src, dest)
     assert list(dest.parent.iterdir()) == []

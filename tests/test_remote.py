@@ -15,7 +15,7 @@ from wheeldock.oci import image, mutate, remote
 from wheeldock.oci.blobs import BlobStore
 from wheeldock.oci.digest import Digest
 from wheeldock.oci.image import Image, Index, Platform
-from wheeldock.oci.layer import Layer, TarEntry, build_layer
+from wheeldock.oci.layer import Layer, TarEntry, build_layer, cached_layer
 from wheeldock.oci.remote import Credentials, RegistryError, credentials_for
 
 # -- unit: a fake registry behind httpx.MockTransport --------------------------------------------
@@ -157,6 +157,35 @@ def test_push_then_push_again_uploads_nothing(registry: Registry, runnable_image
     assert uploads(registry, "wheeldock-test/push", mark) == []
     heads = [r for r in registry.requests()[mark:] if r.method == "HEAD"]
     assert len(heads) == 3 and all(r.status == 200 for r in heads)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("how", ["a flipped byte", "cut short"])
+def test_a_push_of_a_damaged_cached_layer_sends_the_layer_made_again(
+    registry: Registry, store: BlobStore, tmp_path: Path, how: str
+) -> None:
+    def build() -> Layer:
+        content = b"x" * 4096 + how.encode()  # a blob the session's registry does not have yet
+        return build_layer([TarEntry.file("app/x", content)], store=store, mtime=EPOCH)
+
+    made = cached_layer(store, "push-damaged", build)
+    blob = store.path(made.digest)
+    data = bytearray(blob.read_bytes())
+    if how == "a flipped byte":
+        data[len(data) // 2] ^= 0x01
+    else:
+        del data[len(data) // 2 :]
+    blob.chmod(0o644)
+    blob.write_bytes(bytes(data))
+    img = mutate.append_layers(image.empty(), [cached_layer(store, "push-damaged", build)])
+    ref = registry.ref("wheeldock-test/damaged", how.replace(" ", "-"))
+    assert remote.push(img, ref).digest == img.digest
+    out = tmp_path / "copied"  # skopeo checks every blob it copies against its descriptor
+    subprocess.run(
+        [tool("skopeo"), "copy", "-q", "--src-tls-verify=false", ref, f"dir:{out}"],
+        check=True, timeout=120,
+    )  # fmt: skip
+    assert Digest.of_bytes((out / made.digest.hex).read_bytes()) == made.digest
 
 
 @pytest.mark.integration

@@ -76,13 +76,36 @@ def test_local_wheel_is_cached_once_and_verified(tmp_path: Path) -> None:
     assert house.fetch([art], platform="linux/amd64", python="3.11") == [got]
 
 
-def test_tampered_wheel_in_the_cache_is_refused_naming_both_hashes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("damage", ["a flipped byte", "cut short"])
+def test_damaged_wheel_in_the_cache_is_fetched_again_with_a_warning_naming_it(
+    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    wheel = make_wheel(tmp_path / "dist", "tiny", "1.0", {"tiny.py": "X = 1\n"})
+    art = Artifact("tiny", "1.0", _file(wheel.name, path=wheel), "wheel")
+    house = Wheelhouse(tmp_path / "cache")
+    (cached,) = house.fetch([art], platform="linux/amd64", python="3.11")
+    data = bytearray(cached.read_bytes())
+    if damage == "cut short":
+        del data[len(data) // 2 :]
+    else:
+        data[len(data) // 2] ^= 0x01
+    cached.chmod(0o644)
+    cached.write_bytes(bytes(data))
+    (again,) = house.fetch([art], platform="linux/amd64", python="3.11")
+    assert hashlib.sha256(again.read_bytes()).hexdigest() == art.sha256
+    assert str(cached) in caplog.text and f"sha256:{art.sha256}" in caplog.text
+
+
+def test_tampered_wheel_that_cannot_be_fetched_again_is_refused_naming_both_hashes(
+    tmp_path: Path,
+) -> None:
     wheel = make_wheel(tmp_path / "dist", "tiny", "1.0", {"tiny.py": "X = 1\n"})
     art = Artifact("tiny", "1.0", _file(wheel.name, path=wheel), "wheel")
     house = Wheelhouse(tmp_path / "cache")
     (cached,) = house.fetch([art], platform="linux/amd64", python="3.11")
     data = bytearray(cached.read_bytes())
     data[len(data) // 2] ^= 0x01
+    wheel.write_bytes(bytes(data))  # the source now gives the same wrong bytes
     cached.chmod(0o644)
     cached.write_bytes(bytes(data))
     with pytest.raises(DigestMismatch) as err:

@@ -70,8 +70,22 @@ from wheeldock.deps import pylock
 from wheeldock.deps.wheelhouse import Artifact, Wheelhouse, select
 from wheeldock.edges import engine, process
 from wheeldock.edges.fsutil import atomic_write_text, atomic_writer, read_text
-from wheeldock.errors import DigestMismatch, InvalidConfig, UsageError, WheeldockError
-from wheeldock.oci.blobs import BlobStore, BlobWriter, hash_file
+from wheeldock.errors import (
+    DigestMismatch,
+    InvalidArchive,
+    InvalidConfig,
+    UsageError,
+    WheeldockError,
+)
+from wheeldock.oci.blobs import (
+    Blob,
+    BlobStore,
+    BlobWriter,
+    file_identity,
+    hash_file,
+    record_identity,
+    recorded_identity,
+)
 from wheeldock.oci.digest import Digest
 from wheeldock.oci.image import Healthcheck, History, Image, ImageConfig, Platform, rfc3339
 from wheeldock.oci.layer import (
@@ -713,9 +727,12 @@ class Builder:
             a for a in artifacts if a.sha256 not in coming and not self.trees.has(a.sha256, scheme)
         ]
         wanted = {a.sha256 for a in need} | coming
-        for sha in shas:
-            if sha not in wanted:
-                report(sha, self.trees.path(sha, scheme))
+        for art in artifacts:
+            if art.sha256 not in wanted:
+                try:
+                    report(art.sha256, self.trees.path(art.sha256, scheme))
+                except InvalidArchive:  # damaged in the cache, and removed: install it again
+                    need.append(art)
         if need:
             self._install_trees(need, lock, scheme, installed, ready)
         if coming:
@@ -936,6 +953,7 @@ class Builder:
         target = svc.source_target or svc.workdir
         entries = app_entries(source, target, self.project.root)
         key = app_key(entries, self.compression, self.epoch)
+        annotations = {"org.opencontainers.image.title": f"app: {svc.source}"}
 
         def make() -> Layer:
             return build_layer(
@@ -943,10 +961,13 @@ class Builder:
                 store=self.store,
                 compression=self.compression,
                 mtime=self.epoch,
-                annotations={"org.opencontainers.image.title": f"app: {svc.source}"},
+                annotations=annotations,
             )
 
-        return self._layer(svc, "app", f"{svc.source} → {target}", key, make)
+        layer, report = self._layer(svc, "app", f"{svc.source} → {target}", key, make)
+        # The title is not in the key (the same files from another folder make the same
+        # bytes): a layer recorded by another project carries that project's title.
+        return dataclasses.replace(layer, annotations=annotations), report
 
     # -- the whole image ---------------------------------------------------------------------
 
@@ -1235,9 +1256,17 @@ def base_layer(rootfs: bases.BaseRootfs, facts: BaseFacts, compression: Compress
         data["gzip"] = gz
         _write_facts(_facts_path(tar), data)
     digest = Digest.parse(str(gz["digest"]))
+    size = int(gz["size"])
     blob = _gzip_path(tar)
+    record = blob.with_name(blob.name + ".checked")  # its identity when last hashed
 
     def locate() -> Path:
+        if blob.is_file() and recorded_identity(record) != file_identity(blob):
+            if hash_file(blob) == Blob(digest, size):
+                record_identity(record, file_identity(blob))
+            else:
+                log.warning("cached base blob %s is damaged; removed, it is made again", blob)
+                blob.unlink()
         if not blob.is_file():
             again = _gzip_base(facts)
             if again["digest"] != str(digest):
@@ -1248,6 +1277,7 @@ def base_layer(rootfs: bases.BaseRootfs, facts: BaseFacts, compression: Compress
                     path=blob,
                     fix=f"delete {_facts_path(tar)} and build again",
                 )
+            record_identity(record, file_identity(blob))
         return blob
 
     return Layer(

@@ -36,12 +36,15 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Literal, cast
 
 from wheeldock.edges import process
+from wheeldock.edges.fsutil import atomic_write_bytes, atomic_writer
 from wheeldock.edges.paths import cache_dir, free_bytes, staging_dir
 from wheeldock.edges.sweep import Age, Candidate, size_of
-from wheeldock.errors import InvalidConfig, ToolNotFound, WheeldockError
+from wheeldock.errors import InvalidArchive, InvalidConfig, ToolNotFound, WheeldockError
+from wheeldock.oci.blobs import CHUNK, BlobWriter
+from wheeldock.oci.digest import Digest
 
 log = logging.getLogger(__name__)
 
@@ -358,9 +361,7 @@ class InstalledTrees:
     def archive_writer(self, wheel_sha256: str, scheme: Scheme) -> Iterator[IO[bytes] | None]:
         """A file for the tree's archive when it still needs one (else None): the caller
         writes the tree's entries as a tar (a layer of this tree alone: its bytes), and the
-        archive is put in place when the block ends without an error."""
-        from wheeldock.edges.fsutil import atomic_writer
-
+        archive is put in place, with its digest, when the block ends without an error."""
         key = self.key(wheel_sha256, scheme)
         with self._lock:
             if key not in self._unarchived:
@@ -373,7 +374,7 @@ class InstalledTrees:
             return
         try:
             # a concurrent build's identical archive may be replaced
-            with atomic_writer(self.archive(wheel_sha256, scheme)) as out:
+            with _archiving(self.archive(wheel_sha256, scheme)) as out:
                 yield out
         except BaseException:
             with self._lock:
@@ -418,10 +419,8 @@ class InstalledTrees:
 
     def _archive_the_rest(self) -> None:
         """Archive the trees installed here that no layer archived (call with the lock held)."""
-        from wheeldock.edges.fsutil import atomic_writer
-
         for key in sorted(self._unarchived):
-            with atomic_writer(self._archive_path(key)) as out:
+            with _archiving(self._archive_path(key)) as out:
                 self._write_tree(self._where[key], out)
         self._unarchived.clear()
 
@@ -459,23 +458,34 @@ class InstalledTrees:
         return self._spill
 
     def _unpack(self, archive: Path, tree: Path) -> None:
+        """Unpack ``archive`` into ``tree``, hashing it while it is read: an archive whose bytes
+        are not the digest recorded beside it is removed (with a warning naming it) and
+        :class:`InvalidArchive` raised, so the caller installs the wheel again."""
         import tarfile
 
         tmp = Path(tempfile.mkdtemp(dir=tree.parent, prefix=".unpack."))
         try:
+            expected = _recorded_digest(archive)
             if not _ends_whole(archive):
                 raise tarfile.ReadError("the archive is cut short")
-            with tarfile.open(archive) as tf:
-                # our own archive; the filter (where this Python has it) guards the folder anyway
-                if hasattr(tarfile, "tar_filter"):
-                    tf.extractall(tmp, filter="tar")
-                else:  # pragma: no cover - Python 3.11 before 3.11.4
-                    tf.extractall(tmp)
+            with archive.open("rb") as raw:
+                reader = _HashingReader(raw)
+                with tarfile.open(fileobj=reader, mode="r|") as tf:  # type: ignore[call-overload]
+                    # our own archive; the filter (where this Python has it) guards the folder
+                    if hasattr(tarfile, "tar_filter"):
+                        tf.extractall(tmp, filter="tar")
+                    else:  # pragma: no cover - Python 3.11 before 3.11.4
+                        tf.extractall(tmp)
+                reader.drain()
+            if reader.digest != expected:
+                raise tarfile.ReadError(f"its bytes hash to {reader.digest}, not {expected}")
             os.rename(tmp, tree)
-        except (OSError, tarfile.TarError) as exc:
+        except (OSError, ValueError, tarfile.TarError) as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             archive.unlink(missing_ok=True)
-            raise InvalidConfig(
+            _digest_path(archive).unlink(missing_ok=True)
+            log.warning("installed tree %s in the cache is damaged (%s); removed", archive, exc)
+            raise InvalidArchive(
                 f"an installed tree in the cache is damaged ({exc}); it was removed",
                 path=archive,
                 fix="run the build again: the wheel is installed anew",
@@ -608,6 +618,53 @@ def _remove_unreleased() -> None:
     for staging in list(_unreleased):
         shutil.rmtree(staging, ignore_errors=True)
     _unreleased.clear()
+
+
+def _digest_path(archive: Path) -> Path:
+    """Where the digest of an installed tree's archive is kept: beside it."""
+    return archive.with_name(archive.name + ".sha256")
+
+
+def _recorded_digest(archive: Path) -> Digest:
+    """The digest recorded when ``archive`` was written (ValueError: none, or unreadable)."""
+    try:
+        return Digest.parse(_digest_path(archive).read_text().strip())
+    except (OSError, WheeldockError) as exc:
+        raise ValueError("no digest was recorded with it") from exc
+
+
+@contextmanager
+def _archiving(archive: Path) -> Iterator[IO[bytes]]:
+    """A file to write a tree's archive into, hashed as it is written: put in place with its
+    digest beside it when the block ends without an error (the digest first, so an archive
+    in place always has one)."""
+    with atomic_writer(archive) as out:
+        hashed = BlobWriter(out)
+        yield cast(IO[bytes], hashed)  # write() is all a tar writer uses
+        # not fsynced: a torn digest file reads as none, and the tree is installed again
+        atomic_write_bytes(_digest_path(archive), f"{hashed.digest}\n".encode(), durable=False)
+
+
+class _HashingReader:
+    """Reads a file through, hashing every byte read (:attr:`digest`)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._hasher = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._hasher.update(data)
+        return data
+
+    def drain(self) -> None:
+        """Read what is left (a tar reader stops at the end-of-archive blocks)."""
+        while self.read(CHUNK):
+            pass
+
+    @property
+    def digest(self) -> Digest:
+        return Digest.from_hasher(self._hasher)
 
 
 def _ends_whole(archive: Path) -> bool:

@@ -42,6 +42,7 @@ from wheeldock.edges import engine, process
 from wheeldock.edges.fsutil import atomic_write_text
 from wheeldock.edges.paths import cache_dir
 from wheeldock.errors import (
+    DigestMismatch,
     InvalidArchive,
     InvalidConfig,
     InvalidElf,
@@ -631,51 +632,122 @@ def _config_info(config: Mapping[str, Any]) -> tuple[str | None, dict[str, str]]
     return (str(debian_arch) if debian_arch else None), env
 
 
+def _sha256_of(fd: int, start: int, size: int) -> str:
+    """``sha256:<hex>`` of ``size`` bytes of the open file ``fd`` from ``start``."""
+    hasher = hashlib.sha256()
+    pos, end = start, start + size
+    while pos < end:
+        chunk = os.pread(fd, min(1 << 20, end - pos), pos)
+        if not chunk:
+            break
+        hasher.update(chunk)
+        pos += len(chunk)
+    return f"sha256:{hasher.hexdigest()}"
+
+
+_ARCHIVE_FIX = (
+    "export the image again (`docker save -o FILE IMAGE`, or wheeldock build --output "
+    "docker-archive:FILE)"
+)
+
+
 def _open_docker_archive(
-    path: Path, name: str | None, stack: contextlib.ExitStack, tmp: Path
+    path: Path, name: str | None, stack: contextlib.ExitStack, tmp: Path, *, image: bool = False
 ) -> OpenImage:
+    """A docker-archive, or (unless ``image``: the reference named it a docker-archive) a
+    plain rootfs tar. Each layer is checked against its diff_id in the image's config."""
     fh = stack.enter_context(path.open("rb"))
     try:
         outer = stack.enter_context(tarfile.open(fileobj=fh, mode="r:"))  # noqa: SIM115
         members = {_norm(m.name): m for m in outer.getmembers()}
     except tarfile.TarError as exc:
-        raise InvalidArchive(f"is not a tar file ({exc})", path=path) from exc
+        raise InvalidArchive(f"is not a tar file ({exc})", path=path, fix=_ARCHIVE_FIX) from exc
 
     def member_bytes(member_name: str) -> bytes:
         info = members.get(_norm(member_name))
         data = outer.extractfile(info) if info is not None else None
         if data is None:
-            raise InvalidArchive(f"lacks {member_name}", path=path, fix="export the image again")
+            raise InvalidArchive(f"lacks {member_name}", path=path, fix=_ARCHIVE_FIX)
         return data.read()
 
     if "manifest.json" not in members:
+        if image or not members:
+            raise InvalidArchive(
+                "is not an image archive (it has no manifest.json)"
+                + ("" if members else ": the tar is empty"),
+                path=path,
+                fix=_ARCHIVE_FIX,
+            )
         # Not an image archive: a plain rootfs tar (e.g. a `wheeldock base` rootfs).
         return OpenImage(str(path), LayeredTree([(fh.fileno(), 0, path.stat().st_size)]))
-    manifests = json.loads(member_bytes("manifest.json"))
-    chosen = manifests[0] if manifests else None
-    if name is not None:
-        chosen = next((m for m in manifests if name in (m.get("RepoTags") or [])), None)
-    if chosen is None:
-        raise NotFound(
-            f"the archive has no image named {name!r}",
-            path=path,
-            fix="use one of: " + ", ".join(t for m in manifests for t in m.get("RepoTags") or []),
-        )
-    config = json.loads(member_bytes(chosen["Config"]))
+    try:
+        manifests = json.loads(member_bytes("manifest.json"))
+        chosen = manifests[0] if manifests else None
+        if name is not None:
+            chosen = next((m for m in manifests if name in (m.get("RepoTags") or [])), None)
+        if chosen is None:
+            raise NotFound(
+                f"the archive has no image named {name!r}"
+                if name
+                else "the archive holds no image",
+                path=path,
+                fix="use one of: "
+                + (", ".join(t for m in manifests for t in m.get("RepoTags") or []) or "none"),
+            )
+        config = json.loads(member_bytes(chosen["Config"]))
+        diff_ids = list(config["rootfs"]["diff_ids"])
+        layer_names = list(chosen["Layers"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InvalidArchive(
+            f"its manifest.json or image config is malformed ({exc!r})", path=path, fix=_ARCHIVE_FIX
+        ) from exc
+    if len(diff_ids) != len(layer_names):
+        raise InvalidArchive(
+            f"manifest.json names {len(layer_names)} layers, the config {len(diff_ids)}",
+            path=path, fix=_ARCHIVE_FIX,
+        )  # fmt: skip
     layers = []
-    for layer_name in chosen["Layers"]:
+    for layer_name, diff_id in zip(layer_names, diff_ids, strict=True):
         info = members.get(_norm(layer_name))
         if info is None:
-            raise InvalidArchive(f"lacks the layer {layer_name}", path=path)
-        layers.append(_layer_source(fh, info.offset_data, info.size, stack, tmp))
+            raise InvalidArchive(f"lacks the layer {layer_name}", path=path, fix=_ARCHIVE_FIX)
+        source = _layer_source(fh, info.offset_data, info.size, stack, tmp)
+        actual = _sha256_of(*source)
+        if actual != diff_id:
+            raise DigestMismatch(
+                f"the layer {layer_name} is damaged: it does not match its diff_id",
+                expected=str(diff_id), actual=actual, path=path, fix=_ARCHIVE_FIX,
+            )  # fmt: skip
+        layers.append(source)
     arch, env = _config_info(config)
     return OpenImage(f"docker-archive:{path}", LayeredTree(layers), arch, env)
 
 
+_LAYOUT_FIX = (
+    "write the image to the layout again (wheeldock build --output oci:DIR, or skopeo copy)"
+)
+
+
 def _open_oci(path: Path, tag: str | None, stack: contextlib.ExitStack, tmp: Path) -> OpenImage:
-    def blob(digest: str) -> Path:
+    """An OCI layout's image; every blob it reads is checked against its digest."""
+
+    def blob(descriptor: Mapping[str, Any]) -> Path:
+        digest = str(descriptor["digest"])
         algorithm, _, hexpart = digest.partition(":")
-        return path / "blobs" / algorithm / hexpart
+        file = path / "blobs" / algorithm / hexpart
+        try:
+            with file.open("rb") as fh:
+                actual = _sha256_of(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
+        except FileNotFoundError as exc:
+            raise NotFound(
+                f"the blob {digest} is missing from the layout", path=file, fix=_LAYOUT_FIX
+            ) from exc
+        if actual != digest:
+            raise DigestMismatch(
+                "a blob of the layout is damaged: it does not match its digest",
+                expected=digest, actual=actual, path=file, fix=_LAYOUT_FIX,
+            )  # fmt: skip
+        return file
 
     try:
         index = json.loads((path / "index.json").read_text())
@@ -694,20 +766,26 @@ def _open_oci(path: Path, tag: str | None, stack: contextlib.ExitStack, tmp: Pat
         ]
     if not manifests:
         raise NotFound(f"the layout has no image tagged {tag!r}", path=path)
-    descriptor = manifests[0]
-    manifest = json.loads(blob(descriptor["digest"]).read_text())
-    if "manifests" in manifest:  # an image index: take this host's platform, else the first
-        entries = manifest["manifests"]
-        native = native_arch()
-        descriptor = next(
-            (m for m in entries if (m.get("platform") or {}).get("architecture") == native),
-            entries[0],
-        )
-        manifest = json.loads(blob(descriptor["digest"]).read_text())
-    config = json.loads(blob(manifest["config"]["digest"]).read_text())
+    try:
+        descriptor = manifests[0]
+        manifest = json.loads(blob(descriptor).read_text())
+        if "manifests" in manifest:  # an image index: take this host's platform, else the first
+            entries = manifest["manifests"]
+            native = native_arch()
+            descriptor = next(
+                (m for m in entries if (m.get("platform") or {}).get("architecture") == native),
+                entries[0],
+            )
+            manifest = json.loads(blob(descriptor).read_text())
+        config = json.loads(blob(manifest["config"]).read_text())
+        layer_files = [blob(layer) for layer in manifest["layers"]]
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise InvalidArchive(
+            f"a manifest or config of the layout is malformed ({exc!r})", path=path,
+            fix=_LAYOUT_FIX,
+        ) from exc  # fmt: skip
     layers = []
-    for layer in manifest["layers"]:
-        file = blob(layer["digest"])
+    for file in layer_files:
         fh = stack.enter_context(file.open("rb"))
         layers.append(_layer_source(fh, 0, file.stat().st_size, stack, tmp))
     arch, env = _config_info(config)
@@ -745,7 +823,7 @@ def open_image(ref: str) -> Iterator[OpenImage]:
         elif isinstance(parsed, reference.ArchiveRef):
             if not parsed.path.is_file():
                 raise NotFound(f"no such file: {parsed.path}", fix="check the path")
-            yield _open_docker_archive(parsed.path, parsed.name, stack, tmp)
+            yield _open_docker_archive(parsed.path, parsed.name, stack, tmp, image=True)
         elif isinstance(parsed, reference.DaemonRef):
             engine.require()
             archive = tmp / "image.tar"
@@ -756,7 +834,7 @@ def open_image(ref: str) -> Iterator[OpenImage]:
                     f"({(result.stderr.strip().splitlines() or ['docker save failed'])[-1]})",
                     fix="build or load it first; `docker images` lists what there is",
                 )
-            image = _open_docker_archive(archive, None, stack, tmp)
+            image = _open_docker_archive(archive, None, stack, tmp, image=True)
             image.ref = ref
             yield image
         elif isinstance(parsed, reference.RegistryRef):

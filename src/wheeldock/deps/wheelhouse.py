@@ -198,11 +198,15 @@ class Wheelhouse:
         missing = [a for a in artifacts if a not in cached]
         sdists: list[Artifact] = []
 
+        damaged: list[Artifact] = []
+
         def ready(artifact: Artifact, *, checked: bool) -> Iterator[tuple[Artifact, Path]]:
             if artifact.kind == "sdist":
                 sdists.append(artifact)
+            elif checked or self._intact(artifact):
+                yield artifact, self.path(artifact.file)
             else:
-                yield artifact, self.path(artifact.file) if checked else self.verified(artifact)
+                damaged.append(artifact)
 
         # the downloads start now, so they arrive while the cached wheels are being installed
         arriving = self._download_each(missing)
@@ -210,9 +214,25 @@ class Wheelhouse:
             yield from ready(artifact, checked=False)
         for artifact in arriving:  # hashed while downloading: no second read
             yield from ready(artifact, checked=True)
+        for artifact in self._download_each(damaged):  # fetched again, as if never cached
+            yield from ready(artifact, checked=True)
         for artifact in sdists:
             local = self.verified(artifact)
             yield artifact, self.build_sdist(artifact, local, platform=platform, python=python)
+
+    def _intact(self, artifact: Artifact) -> bool:
+        """Whether the cached file of ``artifact`` is the lock's; one that is not is removed,
+        with a warning naming it, so it is fetched again."""
+        path = self.path(artifact.file)
+        actual = hash_file(path).digest.hex
+        if actual == artifact.sha256:
+            return True
+        log.warning(
+            "%s in the wheel cache is damaged (sha256:%s, the lock says sha256:%s); removed, "
+            "it is fetched again", path, actual, artifact.sha256,
+        )  # fmt: skip
+        path.unlink(missing_ok=True)
+        return False
 
     def verified(self, artifact: Artifact) -> Path:
         """The cached file of ``artifact`` after checking its sha256 against the lock."""

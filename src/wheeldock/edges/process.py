@@ -235,7 +235,7 @@ def _run_fed(
     except BrokenPipeError:
         pass  # the command stopped reading; its exit code and stderr say why
     except BaseException:
-        proc.kill()
+        _stop(proc)
         raise
     finally:
         with contextlib.suppress(BrokenPipeError):
@@ -261,3 +261,21 @@ def _run_fed(
             fix=fix,
         )
     return Result(args, proc.returncode, stdout, stderr)
+
+
+#: How long a fed command whose feeding failed may take to end once its stdin is closed.
+STOP_GRACE = 10.0
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """End a fed command whose feeding failed. Its stdin is closed first, so it can stop its own
+    children (a killed process pool's workers would wait for work forever); it is killed if it
+    has not ended within :data:`STOP_GRACE` seconds."""
+    assert proc.stdin is not None
+    with contextlib.suppress(OSError):
+        proc.stdin.close()
+    try:
+        proc.wait(timeout=STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -3,6 +3,7 @@
 Layout under ``root`` (default ``cache_dir("blobs")``)::
 
     sha256/<hex>          one file per blob, named by the sha256 of its bytes, read-only
+    checked/<hex>         the blob file's identity when it was written or last hashed
     tmp/                  blobs being written (removed on failure; stale ones are harmless)
     index/<kk>/<key-hash>.json   the index: "inputs hashing to K gave descriptor D"
 
@@ -11,6 +12,11 @@ is always complete — after ``kill -9`` too — and two processes writing the s
 both succeed (the second rename replaces identical bytes). Index entries are written the same
 way, under a file lock (:func:`wheeldock.edges.fsutil.file_lock`) so concurrent ``set_cached`` calls
 do not interleave.
+
+A blob is trusted on reuse only through :meth:`BlobStore.verified`: a blob whose file changed
+since the store wrote or last hashed it is hashed again, and one that no longer matches its
+digest (a flipped byte, a truncation) is removed with a warning naming it; its user makes it
+again or fails with the fix, so no destination is given bytes that do not match their digest.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,8 +90,11 @@ class BlobStore:
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root is not None else cache_dir("blobs")
-        for sub in ("sha256", "tmp", "index"):
+        for sub in ("sha256", "tmp", "index", "checked"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        #: blobs written or hashed here, by path, with their :func:`file_identity` then
+        self._checked: dict[Path, list[int]] = {}
+        self._checked_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"BlobStore({str(self.root)!r})"
@@ -107,6 +117,63 @@ class BlobStore:
 
     def read_bytes(self, digest: Digest) -> bytes:
         return self._existing(digest).read_bytes()
+
+    def verified(self, digest: Digest, size: int | None = None) -> Path | None:
+        """The blob's path once its bytes are checked to hash to ``digest`` (and to be ``size``
+        bytes long), or None when it is not in the store. A blob that fails the check is
+        removed, with a warning naming it, and None is returned: the caller makes it again.
+
+        A file is hashed when the store has not seen it as it is now: its identity (inode,
+        size, mtime, ctime) is recorded under ``checked/`` once it was written or hashed, and
+        any write to the file, or its replacement, changes that identity.
+        """
+        path = self.path(digest)
+        try:
+            identity = file_identity(path)
+        except FileNotFoundError:
+            return None
+        if self._seen(path, digest, identity):
+            return path
+        problem = None
+        if size is not None and identity[1] != size:
+            problem = f"is {identity[1]} bytes, its descriptor says {size}"
+        else:
+            actual = hash_file(path).digest
+            if actual != digest:
+                problem = f"hashes to {actual}"
+        if problem is None:
+            self._saw(path, digest, identity)
+            return path
+        log.warning("cached blob %s is damaged (%s); removed, it is made again", path, problem)
+        self.drop(digest)
+        return None
+
+    def _checked_path(self, digest: Digest) -> Path:
+        return self.root / "checked" / digest.hex
+
+    def _seen(self, path: Path, digest: Digest, identity: list[int]) -> bool:
+        with self._checked_lock:
+            if self._checked.get(path) == identity:
+                return True
+        if recorded_identity(self._checked_path(digest)) != identity:
+            return False
+        with self._checked_lock:
+            self._checked[path] = identity
+        return True
+
+    def _saw(self, path: Path, digest: Digest, identity: list[int]) -> None:
+        with self._checked_lock:
+            self._checked[path] = identity
+        # not fsynced: a torn record reads as none, and the blob is hashed again
+        record_identity(self._checked_path(digest), identity)
+
+    def drop(self, digest: Digest) -> None:
+        """Remove a blob from the store (a damaged one: its users make it again)."""
+        path = self.path(digest)
+        with self._checked_lock:
+            self._checked.pop(path, None)
+        self._checked_path(digest).unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
 
     def _existing(self, digest: Digest) -> Path:
         path = self.path(digest)
@@ -151,14 +218,15 @@ class BlobStore:
             Path(tmp).unlink(missing_ok=True)
 
     def _commit(self, tmp: Path, digest: Digest) -> None:
+        # A blob already there is replaced too: the new bytes were hashed as they were written,
+        # the old ones may have changed on disk since.
         final = self.path(digest)
-        if final.is_file():
-            return  # same digest, same bytes: keep the one already there (it may be hard-linked)
         # No fsync: the rename makes the blob all-or-nothing against a killed process, which is
         # what a cache needs; a power loss at worst costs a rebuild.
         os.chmod(tmp, 0o444)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, final)
+        self._saw(final, digest, file_identity(final))
 
     def put_bytes(self, data: bytes) -> Blob:
         with self.writer() as w:
@@ -232,6 +300,28 @@ _DIGEST_HEX = re.compile(r"sha256:([0-9a-f]{64})")
 
 def default_store() -> BlobStore:
     return BlobStore(cache_dir("blobs"))
+
+
+def file_identity(path: Path) -> list[int]:
+    """What changes whenever a file's bytes are written or the file is replaced: its inode,
+    size, mtime and ctime (a tool that restores the mtime still changes the ctime)."""
+    st = Path(path).stat()
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def recorded_identity(record: Path) -> list[int] | None:
+    """The :func:`file_identity` kept in ``record`` (None: none, or unreadable)."""
+    try:
+        value = json.loads(record.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, list) else None
+
+
+def record_identity(record: Path, identity: list[int]) -> None:
+    """Keep ``identity`` in ``record``. Not fsynced: a torn record reads as none, and the
+    file it describes is then hashed again."""
+    atomic_write_bytes(record, json.dumps(identity).encode(), durable=False)
 
 
 def hash_file(path: Path) -> Blob:

@@ -31,6 +31,7 @@ from wheeldock.errors import (
     InvalidArchive,
     InvalidCompression,
     InvalidConfig,
+    NotFound,
     SizeMismatch,
     WheeldockError,
 )
@@ -498,18 +499,21 @@ class Layer:
     ) -> Layer:
         """A layer recorded by :meth:`to_json`, backed by ``store``.
 
-        With ``produce``, the layer is lazy: if the store lacks the blob, ``produce()`` is called
-        (at most when bytes are needed) and must give a layer with the same digest.
+        The blob is checked against its digest and size when it is first located
+        (:meth:`BlobStore.verified`). With ``produce``, the layer is lazy: if the store lacks
+        the blob, or it was damaged, ``produce()`` is called (at most when bytes are needed) and
+        must give a layer with the same digest.
         """
         digest = Digest.parse(data["digest"])
+        size = int(data["size"])
         if produce is None:
-            locate = _store_locator(store, digest)
+            locate = _store_locator(store, digest, size)
         else:
-            locate = _lazy_locator(store, digest, produce)
+            locate = _lazy_locator(store, digest, size, produce)
         return cls(
             digest=digest,
             diff_id=Digest.parse(data["diff_id"]),
-            size=int(data["size"]),
+            size=size,
             media_type=str(data["media_type"]),
             locate=locate,
             annotations=dict(data.get("annotations", {})),
@@ -532,7 +536,7 @@ class Layer:
             diff_id=diff_id,
             size=store.size(digest) if size is None else size,
             media_type=media_type,
-            locate=_store_locator(store, digest),
+            locate=_store_locator(store, digest, size),
             annotations=dict(annotations or {}),
         )
 
@@ -562,7 +566,7 @@ class Layer:
         source = hash_file(path)
         key = f"layer/tar-file/v1/{source.digest}/{compression}/{level}"
         cached = store.get_cached(key)
-        if cached is not None and store.has(Digest.parse(cached["digest"])):
+        if cached is not None and store.verified(Digest.parse(cached["digest"]), cached["size"]):
             return cls.from_json(cached, store)
         with store.writer() as w:
             sink = _LayerSink(w, compression, level)
@@ -583,20 +587,26 @@ class Layer:
         return layer
 
 
-def _store_locator(store: BlobStore, digest: Digest) -> Callable[[], Path]:
+def _store_locator(store: BlobStore, digest: Digest, size: int | None) -> Callable[[], Path]:
     def locate() -> Path:
-        if not store.has(digest):
-            store.open(digest).close()  # raises NotFound with the fix
-        return store.path(digest)
+        path = store.verified(digest, size)
+        if path is None:
+            raise NotFound(
+                f"blob {digest} is missing from the blob store, or was damaged and removed",
+                path=store.path(digest),
+                fix="build the image again: its layers are made anew",
+            )
+        return path
 
     return locate
 
 
 def _lazy_locator(
-    store: BlobStore, digest: Digest, produce: Callable[[], Layer]
+    store: BlobStore, digest: Digest, size: int, produce: Callable[[], Layer]
 ) -> Callable[[], Path]:
     def locate() -> Path:
-        if not store.has(digest):
+        path = store.verified(digest, size)
+        if path is None:
             made = produce()
             if made.digest != digest:
                 raise DigestMismatch(
@@ -606,7 +616,8 @@ def _lazy_locator(
                     actual=str(made.digest),
                     fix="clear the layer cache (WHEELDOCK_CACHE) and rebuild",
                 )
-        return store.path(digest)
+            path = store.path(digest)
+        return path
 
     return locate
 
@@ -624,7 +635,7 @@ def _finish(
         diff_id=diff_id,
         size=blob.size,
         media_type=MEDIA_TYPES[compression],
-        locate=_store_locator(store, blob.digest),
+        locate=_store_locator(store, blob.digest, blob.size),
         annotations=dict(annotations or {}),
         uncompressed_size=uncompressed_size,
     )
@@ -663,7 +674,8 @@ def cached_layer(
 
     ``key`` must hash every input that changes the bytes (entries, modes, mtime, compression,
     level). With ``lazy``, a recorded layer whose blob is no longer in the store is returned
-    without building: ``build()`` runs only if a destination needs the bytes.
+    without building: ``build()`` runs only if a destination needs the bytes. A recorded blob
+    that is found damaged when located is removed and made again by ``build()``.
     """
     cached = store.get_cached(key)
     if cached is not None:
@@ -672,9 +684,8 @@ def cached_layer(
         except (KeyError, WheeldockError):
             cached = None
         else:
-            if store.has(digest):
-                return Layer.from_json(cached, store)
-            if lazy:
+            if lazy or store.has(digest):
+                # a blob found damaged when it is located is made again by ``build``
                 return Layer.from_json(cached, store, produce=build)
     layer = build()
     store.set_cached(key, layer.to_json())

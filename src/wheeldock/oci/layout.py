@@ -2,15 +2,15 @@
 
 :func:`write` merges into an existing layout (a tag names one entry of ``index.json``, through
 the ``org.opencontainers.image.ref.name`` annotation; writing the same tag again replaces it).
-Blobs already in the layout are skipped without reading the layer; new layer blobs are
-hard-linked from the blob store when on the same file system, else copied. Every file appears
-atomically (temp file + rename), and ``index.json`` is updated under a lock
-(``.wheeldock.lock`` in the folder).
+Blobs already in the layout are skipped without reading the layer; new layer blobs are copied
+from the blob store (never hard-linked: a layout must not change when the cache's file does),
+after the store has checked them against their digests. Every file appears atomically (temp
+file + rename), and a whole write holds a lock (``.wheeldock.lock`` in the folder), so
+concurrent writes into one folder, new or not, each succeed.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -39,23 +39,20 @@ log = logging.getLogger(__name__)
 
 LAYOUT_FILE = "oci-layout"
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
+_LOCK = ".wheeldock.lock"
 
 
 def blob_path(root: Path, digest: Digest) -> Path:
     return Path(root) / "blobs" / digest.algorithm / digest.hex
 
 
-def _link_or_copy(src: Path, dest: Path) -> None:
+def _copy(src: Path, dest: Path) -> None:
+    """A copy, never a hard link: a layout must not change when the blob store's file does."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.{os.getpid()}.tmp"
     tmp.unlink(missing_ok=True)
     try:
-        try:
-            os.link(src, tmp)
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
-                raise
-            shutil.copyfile(src, tmp)
+        shutil.copyfile(src, tmp)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)  # a full disk leaves no half-copied blob behind
@@ -85,7 +82,7 @@ class _Writer:
         if dest.is_file():
             self.skipped += 1  # not even located: a lazy layer stays unbuilt
             return
-        _link_or_copy(layer.blob_path(), dest)
+        _copy(layer.blob_path(), dest)
         self.written += 1
         self.bytes += layer.size
 
@@ -113,26 +110,16 @@ def write(
             path=root,
             fix="pick a writable folder for oci:DIR",
         ) from exc
-    if (root / LAYOUT_FILE).exists():
-        _check_layout(root)
-    elif any(root.iterdir()):
-        raise InvalidLayout(
-            "is not empty and is not an OCI image layout (no oci-layout file)",
-            path=root,
-            fix="pick an empty or new folder for oci:DIR",
-        )
-    else:
-        # First, so a write killed half-way leaves a layout (with spare blobs) that a retry reuses.
-        atomic_write_bytes(root / LAYOUT_FILE, canonical_json(LAYOUT_VERSION))
-    w = _Writer(root)
-    for image in iter_images(target):
-        w.put_image(image)
-    if isinstance(target, Index):
-        w.put_bytes(target.manifest_bytes())
-    annotations = {ANNOTATION_REF_NAME: tag} if tag else None
-    descriptor = target.descriptor(annotations=annotations)
     # The lock lives inside the layout: tools ignore files the spec does not name.
-    with file_lock(str(root / ".wheeldock.lock")):
+    with file_lock(str(root / _LOCK)):
+        _prepare(root)
+        w = _Writer(root)
+        for image in iter_images(target):
+            w.put_image(image)
+        if isinstance(target, Index):
+            w.put_bytes(target.manifest_bytes())
+        annotations = {ANNOTATION_REF_NAME: tag} if tag else None
+        descriptor = target.descriptor(annotations=annotations)
         index = _read_index(root) if (root / "index.json").exists() else _empty_index()
         kept = [d for d in index.get("manifests", []) if not _same_slot(d, descriptor, tag)]
         index["manifests"] = [*kept, descriptor]
@@ -141,6 +128,21 @@ def write(
     return PublishResult(
         f"oci:{root}" + (f":{tag}" if tag else ""), target.digest, w.bytes, w.written, w.skipped
     )
+
+
+def _prepare(root: Path) -> None:
+    """Check that ``root`` is a layout, or make it one if it is empty (call with the lock)."""
+    if (root / LAYOUT_FILE).exists():
+        _check_layout(root)
+    elif any(p.name != _LOCK for p in root.iterdir()):
+        raise InvalidLayout(
+            "is not empty and is not an OCI image layout (no oci-layout file)",
+            path=root,
+            fix="pick an empty or new folder for oci:DIR",
+        )
+    else:
+        # First, so a write killed half-way leaves a layout (with spare blobs) that a retry reuses.
+        atomic_write_bytes(root / LAYOUT_FILE, canonical_json(LAYOUT_VERSION))
 
 
 def _empty_index() -> dict[str, Any]:

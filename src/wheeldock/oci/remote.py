@@ -860,8 +860,9 @@ def _download_locator(session: _Session, store: BlobStore, digest: Digest) -> Ca
     url = session.url(f"blobs/{digest}")
 
     def download() -> None:
-        with session.client.stream("GET", url, headers=session.auth_headers(),
-                                   follow_redirects=True) as resp:  # fmt: skip
+        with session.client.stream(
+            "GET", url, headers=session.auth_headers(), follow_redirects=True
+        ) as resp:
             if resp.status_code in RETRY_STATUSES:
                 raise _transient(resp)
             if resp.status_code != 200:
@@ -872,8 +873,10 @@ def _download_locator(session: _Session, store: BlobStore, digest: Digest) -> Ca
                     w.write(chunk)
 
     def locate() -> Path:
-        if not store.has(digest):
-            session.retrying(f"downloading layer {digest.short}", download)
+        cached = store.verified(digest)
+        if cached is not None:
+            return cached
+        session.retrying(f"downloading layer {digest.short}", download)
         return store.path(digest)
 
     return locate
