@@ -42,6 +42,7 @@ from wheeldock import platforms
 from wheeldock.build import sbom
 from wheeldock.build.builder import Builder, BuildOptions, LayerReport, Progress, output_for
 from wheeldock.build.install import InstalledTrees
+from wheeldock.build.sdists import BaseWheelhouse
 from wheeldock.debian import archive as debian
 from wheeldock.debian import bases
 from wheeldock.deps import lock as locks
@@ -183,9 +184,10 @@ def no_wheel_error(lock: pylock.Lock, target: Target, artifacts: Sequence[Artifa
 # -- building sdists under emulation ------------------------------------------------------------
 
 
-class EmulatingWheelhouse(Wheelhouse):
-    """A :class:`Wheelhouse` that builds a foreign platform's sdists inside a container of that
-    platform's ``builder`` base (gcc, python3-dev, pip), run by qemu-user through binfmt.
+class EmulatingWheelhouse(BaseWheelhouse):
+    """A :class:`BaseWheelhouse` that also builds a foreign platform's sdists, inside a
+    container of that platform's ``builder`` base (gcc, python3-dev, pip) run by qemu-user
+    through binfmt.
 
     Slow (every compiler instruction is emulated), so each wheel is cached under
     ``built-emulated/<key>`` per (sdist sha256, platform, Python) and built at most once. The
@@ -528,7 +530,7 @@ def build(
         wheelhouse = (
             EmulatingWheelhouse(binfmt_dir=multi.binfmt_dir)
             if multi.emulate_sdists
-            else Wheelhouse()
+            else BaseWheelhouse()
         )
     trees = InstalledTrees()
     builders: dict[Target, Builder] = {}
