@@ -16,7 +16,7 @@ import struct
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +35,24 @@ def make_elf(
     rpath: str | None = None,
     runpath: str | None = None,
     machine: str = "x86_64",
+    version_needs: Mapping[str, Sequence[str]] | None = None,
+    version_defs: Sequence[str] = (),
+    interpreter: str | None = None,
 ) -> bytes:
     """A minimal ELF shared object: one PT_LOAD over the whole file and a PT_DYNAMIC whose
-    DT_STRTAB points into it; no section headers (as ``ld.so`` needs none)."""
+    DT_STRTAB points into it; no section headers (as ``ld.so`` needs none). ``version_needs``
+    (library → symbol versions, DT_VERNEED) and ``version_defs`` (DT_VERDEF) are written for
+    64-bit machines, as the linker writes them (a libc.so.6 defining GLIBC_2.2.5…GLIBC_2.36, an
+    extension needing GLIBC_2.38). With ``interpreter`` (``/lib64/ld-linux-x86-64.so.2``) a
+    PT_INTERP makes it a program (64-bit only)."""
     elf32 = machine in ("arm", "i386")
+    needs = dict(version_needs or {})
+    assert not (elf32 and (needs or version_defs or interpreter)), "64-bit only"
     strings = b"\0"
     offsets: dict[str, int] = {}
-    names = [*needed, *(n for n in (soname, rpath, runpath) if n is not None)]
-    for name in names:
+    versions = [v for vs in needs.values() for v in vs]
+    names = [*needed, *(n for n in (soname, rpath, runpath) if n is not None), *needs]
+    for name in [*names, *versions, *version_defs, *([interpreter] if interpreter else [])]:
         if name not in offsets:
             offsets[name] = len(strings)
             strings += name.encode() + b"\0"
@@ -52,14 +62,23 @@ def make_elf(
             dyn.append((_DT[tag], offsets[value]))
     ehsize, phentsize = (52, 32) if elf32 else (64, 56)
     phoff = ehsize
-    str_off = phoff + 2 * phentsize
+    phnum = 3 if interpreter else 2
+    str_off = phoff + phnum * phentsize
     dyn_off = (str_off + len(strings) + 7) & ~7
+    count = len(dyn) + 3 + (2 if needs else 0) + (2 if version_defs else 0)
+    tables_off = dyn_off + count * (8 if elf32 else 16)
+    tables = _version_tables(needs, version_defs, offsets)
+    if needs:
+        dyn += [(0x6FFFFFFE, tables_off), (0x6FFFFFFF, len(needs))]
+    if version_defs:
+        dyn += [(0x6FFFFFFC, tables_off + 16 * len(needs) + 16 * len(versions))]
+        dyn += [(0x6FFFFFFD, len(version_defs))]
     dyn.append((_DT["STRTAB"], str_off))
     dyn.append((_DT["STRSZ"], len(strings)))
     dyn.append((_DT["NULL"], 0))
     dyn_fmt = "<ii" if elf32 else "<qQ"
     dyn_bytes = b"".join(struct.pack(dyn_fmt, t, v) for t, v in dyn)
-    total = dyn_off + len(dyn_bytes)
+    total = dyn_off + len(dyn_bytes) + len(tables)
     ident = b"\x7fELF" + bytes([1 if elf32 else 2, 1, 1, 0]) + bytes(8)
     if elf32:
         fields = (3, _MACHINES[machine], 1, 0, phoff, 0, 0, ehsize, phentsize, 2, 40, 0, 0)
@@ -69,14 +88,38 @@ def make_elf(
             "<IIIIIIII", 2, dyn_off, dyn_off, dyn_off, len(dyn_bytes), len(dyn_bytes), 6, 4
         )
     else:
-        fields = (3, _MACHINES[machine], 1, 0, phoff, 0, 0, ehsize, phentsize, 2, 64, 0, 0)
+        fields = (3, _MACHINES[machine], 1, 0, phoff, 0, 0, ehsize, phentsize, phnum, 64, 0, 0)
         header = ident + struct.pack("<HHIQQQIHHHHHH", *fields)
         load = struct.pack("<IIQQQQQQ", 1, 6, 0, 0, 0, total, total, 0x1000)
         dynamic = struct.pack(
             "<IIQQQQQQ", 2, 6, dyn_off, dyn_off, dyn_off, len(dyn_bytes), len(dyn_bytes), 8
         )
+        if interpreter:
+            at, size = str_off + offsets[interpreter], len(interpreter) + 1
+            dynamic += struct.pack("<IIQQQQQQ", 3, 4, at, at, at, size, size, 1)
     body = header + load + dynamic + strings
-    return body + bytes(dyn_off - len(body)) + dyn_bytes
+    return body + bytes(dyn_off - len(body)) + dyn_bytes + tables
+
+
+def _version_tables(
+    needs: Mapping[str, Sequence[str]], defs: Sequence[str], offsets: Mapping[str, int]
+) -> bytes:
+    """Verneed entries (16 bytes, each followed by its 16-byte Vernaux entries), then Verdef
+    entries (20 bytes, one 8-byte Verdaux and 4 bytes of padding). Offsets inside are relative
+    to each entry, as in the ELF spec."""
+    out = b""
+    for number, (library, versions) in enumerate(needs.items()):
+        size = 16 + 16 * len(versions)
+        following = size if number + 1 < len(needs) else 0
+        out += struct.pack("<HHIII", 1, len(versions), offsets[library], 16, following)
+        for index, version in enumerate(versions):
+            last = index + 1 == len(versions)
+            out += struct.pack("<IHHII", 0, 0, 2 + index, offsets[version], 0 if last else 16)
+    for number, version in enumerate(defs):
+        following = 32 if number + 1 < len(defs) else 0
+        out += struct.pack("<HHHHIII", 1, 0, 2 + number, 1, 0, 20, following)
+        out += struct.pack("<II", offsets[version], 0) + bytes(4)
+    return out
 
 
 def make_wheel(path: Path, files: Mapping[str, bytes]) -> Path:
@@ -116,6 +159,7 @@ usr/lib/python3/dist-packages/_cffi_backend.so              python/python3-cffi-
 usr/share/doc/libfoo/libfoo.so.1                            doc/libfoo-doc
 usr/lib/x86_64-linux-gnu/libshared.so.1                     libs/liba1,libs/libb1
 usr/lib/x86_64-linux-gnu/libssl.so.3                        libs/libssl3
+usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0               libs/libpython3.11
 """
 FAKE_PACKAGES = """\
 Package: libyaml-0-2

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -15,18 +16,23 @@ from pathlib import Path
 
 import pytest
 from conftest_build import CbtBuild, cache_at, make_cbt_project, make_wheel, new_cache
+from conftest_libs import make_elf
 
 from wheeldock import project
 from wheeldock.build import builder, install
 from wheeldock.build.builder import BuildOptions, app_entries, app_key, plan_dependencies
 from wheeldock.debian import archive as debian
+from wheeldock.debian import bases
 from wheeldock.deps import pylock
 from wheeldock.deps.pylock import LockedFile
 from wheeldock.deps.wheelhouse import Artifact, select
 from wheeldock.edges import engine
-from wheeldock.errors import InvalidConfig, UsageError
+from wheeldock.errors import InvalidConfig, LibraryNotFound, UsageError
 from wheeldock.oci import layout
+from wheeldock.oci.blobs import BlobStore
 from wheeldock.oci.digest import Digest
+from wheeldock.oci.image import Image
+from wheeldock.oci.layer import Layer, TarEntry, build_layer
 from wheeldock.project import Project, Service
 
 SCHEME = install.debian_scheme()
@@ -935,3 +941,35 @@ def test_dependency_layers_leave_out_the_scheme_folders_every_base_has() -> None
         "usr/local/lib/python3.11",
         "usr/local/lib/python3.11/dist-packages",
     }
+
+
+def test_a_new_layer_with_an_extension_needing_a_newer_glibc_fails_the_build(
+    tmp_path: Path,
+) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    libc = make_elf(soname="libc.so.6", version_defs=("GLIBC_2.2.5", "GLIBC_2.34", "GLIBC_2.36"))
+    base_tar = tmp_path / "base.tar"
+    with tarfile.open(base_tar, "w") as tar:
+        info = tarfile.TarInfo("usr/lib/x86_64-linux-gnu/libc.so.6")
+        info.size = len(libc)
+        tar.addfile(info, io.BytesIO(libc))
+    rootfs = bases.BaseRootfs(
+        "slim", "amd64", "bookworm", base_tar, (), 0, 0.0, True, "3.11", "k" * 64
+    )
+    base = builder._Base("slim", Image(), install.debian_scheme("3.11"), "k", "amd64", rootfs, ())
+    ext = "usr/local/lib/python3.11/site-packages/psycopg2/_psycopg.cpython-311-x86_64-linux-gnu.so"
+
+    def deps_layer(needs: str, cached: bool) -> tuple[Layer, builder.LayerReport]:
+        data = make_elf(needed=["libc.so.6"], version_needs={"libc.so.6": (needs,)})
+        layer = build_layer([TarEntry.file(ext, data)], store=store, mtime=0)
+        return layer, builder.LayerReport("deps", "psycopg2", "", 0, cached, 0.0)
+
+    proj = Project(tmp_path, None, ())
+    bld = builder.Builder(proj, store=store)
+    svc = Service("pg", "app", ("requirements.txt",), ("python3", "main.py"))
+    bld._check_new_layers(svc, base, None, [deps_layer("GLIBC_2.34", cached=False)])
+    bld._check_new_layers(svc, base, None, [deps_layer("GLIBC_2.38", cached=True)])  # not read
+    with pytest.raises(LibraryNotFound) as err:
+        bld._check_new_layers(svc, base, None, [deps_layer("GLIBC_2.38", cached=False)])
+    assert f"/{ext} needs GLIBC_2.38 of libc.so.6" in err.value.what
+    assert err.value.missing == ((f"/{ext}", "libc.so.6", "GLIBC_2.38"),)

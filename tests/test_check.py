@@ -509,3 +509,80 @@ def test_the_slim_base_itself_passes(
 ) -> None:
     assert cli.main(["check", f"docker-daemon:{base_images['slim'].tags[0]}"]) == 0
     assert "every library resolves" in capsys.readouterr().out
+
+
+# -- the check after a native build: the new layers only ----------------------------------------
+
+GLIBC_236 = tuple(f"GLIBC_2.{n}" for n in (2, 3, 4, 14, 34, 35, 36))
+PSYCOPG = f"{SITE}/psycopg2/_psycopg.cpython-311-x86_64-linux-gnu.so"
+LOADER = "/lib64/ld-linux-x86-64.so.2"
+
+
+def _base_layer(tmp_path: Path) -> Path:
+    """A bookworm-like base: libc.so.6 defining GLIBC_2.2.5 … GLIBC_2.36, and libpq."""
+    libc = make_elf(soname="libc.so.6", version_defs=("GLIBC_2.2.5", *GLIBC_236))
+    entries: list[Entry] = [
+        *rootfs_entries(with_bar=True)[:3],
+        (f"{MULTIARCH}/libc.so.6", libc),
+        (f"{MULTIARCH}/libpq.so.5", make_elf(soname="libpq.so.5", needed=["libc.so.6"])),
+    ]
+    path = tmp_path / "base.tar"
+    path.write_bytes(layer_tar(entries))
+    return path
+
+
+def _gzip_layer(path: Path, entries: Sequence[Entry]) -> Path:
+    path.write_bytes(gzip.compress(layer_tar(entries)))
+    return path
+
+
+def test_an_extension_built_against_a_newer_glibc_fails_the_new_layers_check(
+    tmp_path: Path,
+) -> None:
+    host_built = make_elf(
+        needed=["libpq.so.5", "libc.so.6"],
+        version_needs={"libc.so.6": ("GLIBC_2.2.5", "GLIBC_2.38")},
+    )
+    deps = _gzip_layer(tmp_path / "deps.tar.gz", [(PSYCOPG, host_built)])
+    report = libs.check_layers([_base_layer(tmp_path), deps], {1}, suggest=False)
+    assert report.checked == (f"/{PSYCOPG}",)
+    assert [(m.file, m.soname, m.version) for m in report.missing] == [
+        (f"/{PSYCOPG}", "libc.so.6", "GLIBC_2.38")
+    ]
+    error = libs.missing_error(report)
+    assert f"/{PSYCOPG} needs GLIBC_2.38 of libc.so.6" in error.what
+    assert error.missing == ((f"/{PSYCOPG}", "libc.so.6", "GLIBC_2.38"),)
+    assert error.fix is not None and "sdist" in error.fix
+
+
+def test_the_same_extension_built_in_the_base_passes(tmp_path: Path) -> None:
+    base_built = make_elf(
+        needed=["libpq.so.5", "libc.so.6"],
+        version_needs={"libc.so.6": ("GLIBC_2.2.5", "GLIBC_2.14")},
+    )
+    deps = _gzip_layer(tmp_path / "deps.tar.gz", [(PSYCOPG, base_built)])
+    report = libs.check_layers([_base_layer(tmp_path), deps], {1}, suggest=False)
+    assert report.ok and report.checked == (f"/{PSYCOPG}",)
+
+
+def test_a_program_lacking_libpython_fails_and_scripts_are_skipped(tmp_path: Path) -> None:
+    uwsgi = make_elf(needed=["libpython3.11.so.1.0", "libc.so.6"], interpreter=LOADER)
+    deps = _gzip_layer(
+        tmp_path / "deps.tar.gz",
+        [("usr/local/bin/uwsgi", uwsgi), ("usr/local/bin/flask", b"#!/usr/bin/python3\n")],
+    )
+    report = libs.check_layers([_base_layer(tmp_path), deps], {1}, suggest=False)
+    assert report.checked == ("/usr/local/bin/uwsgi",)
+    assert [(m.file, m.soname, m.version) for m in report.missing] == [
+        ("/usr/local/bin/uwsgi", "libpython3.11.so.1.0", None)
+    ]
+    assert "/usr/local/bin/uwsgi needs libpython3.11.so.1.0" in libs.missing_error(report).what
+
+
+def test_only_the_new_layers_files_are_read(tmp_path: Path) -> None:
+    broken = make_elf(needed=["libabsent.so.1", "libc.so.6"])
+    cached = _gzip_layer(tmp_path / "cached.tar.gz", [(f"{SITE}/old/_x.so", broken)])
+    fine = make_elf(needed=["libc.so.6"])
+    new = _gzip_layer(tmp_path / "new.tar.gz", [(f"{SITE}/new/_y.so", fine)])
+    report = libs.check_layers([_base_layer(tmp_path), cached, new], {2}, suggest=False)
+    assert report.ok and report.checked == (f"/{SITE}/new/_y.so",)

@@ -129,12 +129,17 @@ def test_runtime_packages_get_an_apt_step_only_when_there_are_some() -> None:
     assert "rm -rf /var/lib/apt/lists/*" in runtime_with
 
 
-def test_no_binary_builds_from_source_with_headers_the_builder_lacks() -> None:
+def test_no_binary_builds_from_source_with_the_builder_bases_headers() -> None:
     text = dockerfile.render(_spec(ALL[0][1], no_binary=("cffi", "pyyaml")))
     builder = text.split("FROM wheeldock/python:3.11-slim")[0]
     assert "--no-binary cffi --no-binary pyyaml" in builder
-    assert "libyaml-dev" in builder
-    assert "libffi-dev" not in builder  # the builder base image has it already
+    assert "apt-get" not in builder  # the builder base has every header of BUILD_PACKAGES
+
+
+def test_no_binary_installs_the_headers_into_another_builder_image() -> None:
+    spec = replace(_spec(ALL[0][1], no_binary=("cffi", "pyyaml")), builder_image="python:3.11")
+    builder = dockerfile.render(spec).split("FROM wheeldock/python:3.11-slim")[0]
+    assert "libffi-dev" in builder and "libyaml-dev" in builder
 
 
 def test_healthcheck_has_a_one_second_start_interval() -> None:

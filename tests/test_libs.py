@@ -136,6 +136,25 @@ def test_what_the_base_provides_is_left_out(
     assert without_base.runtime_packages == ("libpq5", "libssl3")
 
 
+def test_a_program_that_embeds_python_needs_libpython_and_an_extension_does_not(
+    tmp_path: Path, fake_index: Path, offline: None
+) -> None:
+    loader = "/lib64/ld-linux-x86-64.so.2"
+    program = make_elf(needed=["libpython3.11.so.1.0", "libc.so.6"], interpreter=loader)
+    extension = make_elf(needed=["libpython3.11.so.1.0", "libc.so.6"])
+    uwsgi = make_wheel(
+        tmp_path / "uwsgi-2.0-cp311-cp311-linux_x86_64.whl",
+        {
+            "uwsgi-2.0.data/scripts/uwsgi": program,
+        },
+    )
+    assert libs.scan(uwsgi, base="none").runtime_packages == ("libpython3.11",)
+    ext = make_wheel(tmp_path / WHEEL, {EXT: extension})
+    report = libs.scan(ext, base="none")
+    assert report.runtime_packages == ()
+    assert report.elfs[0].provided_by_base == ("libpython3.11.so.1.0", "libc.so.6")
+
+
 def test_runtime_packages_skip_the_index_when_the_base_has_every_library(
     tmp_path: Path, libs_cache: Path, base_folder: Path, offline: None
 ) -> None:

@@ -15,8 +15,10 @@ from conftest_oci import EPOCH
 
 from wheeldock.build import prune as pruning
 from wheeldock.build.prune import PruneOptions, prune
+from wheeldock.build.sdists import BaseWheelhouse
 from wheeldock.cli.app import main
-from wheeldock.deps.wheelhouse import _built_key
+from wheeldock.deps.pylock import LockedFile
+from wheeldock.deps.wheelhouse import Artifact
 from wheeldock.edges import engine
 from wheeldock.oci import daemon, image, mutate
 from wheeldock.oci.blobs import BlobStore
@@ -60,7 +62,8 @@ def cache(tmp_path: Path) -> Path:
     aged(put(wheels / OTHER[:2] / OTHER / "old-unnamed.whl", idle=2 * DAY).parent, 2 * DAY)
     young = "cd" * 32
     aged(put(wheels / young[:2] / young / "young-unnamed.whl", idle=60).parent, 60)
-    built = _built_key(IDNA_SDIST, "linux/amd64", "3.11")
+    sdist = Artifact("idna", "3.10", LockedFile("idna-3.10.tar.gz", IDNA_SDIST), "sdist")
+    built = BaseWheelhouse(root / "wheels").build_key(sdist, platform="linux/amd64", python="3.11")
     aged(put(root / "wheels" / "built" / built / "idna-built.whl", idle=DAY).parent, DAY)
     aged(put(root / "wheels" / "built" / ("ef" * 32) / "gone.whl", idle=DAY).parent, DAY)
     put(root / "installed" / "aa" / "recent.tar", idle=2 * DAY)

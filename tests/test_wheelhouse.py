@@ -151,39 +151,51 @@ def test_wheels_download_in_parallel_and_are_hash_checked(tmp_path: Path) -> Non
     assert all(hashlib.sha256(p.read_bytes()).hexdigest() == p.parent.name for p in paths)
 
 
-@pytest.mark.integration
-def test_sdist_is_built_once_per_platform_and_cached(tmp_path: Path) -> None:
-    sdist = make_sdist(
-        tmp_path / "dist",
-        "okpkg",
-        "0.1",
-        "from setuptools import setup\nsetup(name='okpkg', version='0.1', py_modules=['okpkg'])\n",
-    )
+class _RecordingWheelhouse(Wheelhouse):
+    """Compiles an sdist by writing a wheel named after it, and counts the compiles."""
+
+    def __init__(self, root: Path, wheels: int = 1) -> None:
+        super().__init__(root)
+        self.compiled: list[tuple[str, str]] = []
+        self.wheels = wheels
+
+    def compile(
+        self, artifact: Artifact, sdist: Path, out: Path, *, platform: str, python: str
+    ) -> None:
+        self.compiled.append((artifact.name, platform))
+        for n in range(self.wheels):
+            (out / f"{artifact.name}-{artifact.version}-{n}-py3-none-any.whl").write_bytes(b"w")
+        (out / "build-log.txt").write_text("left behind by the backend\n")
+
+
+def test_sdist_is_compiled_once_per_platform_and_cached(tmp_path: Path) -> None:
+    sdist = make_sdist(tmp_path / "dist", "okpkg", "0.1", "from setuptools import setup\n")
     art = Artifact("okpkg", "0.1", _file(sdist.name, path=sdist), "sdist")
-    house = Wheelhouse(tmp_path / "cache")
+    house = _RecordingWheelhouse(tmp_path / "cache")
     (wheel,) = house.fetch([art], platform="linux/amd64", python="3.11")
-    assert wheel.name.startswith("okpkg-0.1-") and wheel.suffix == ".whl"
-    before = wheel.stat().st_mtime_ns
+    assert wheel.name == "okpkg-0.1-0-py3-none-any.whl"
+    assert [p.name for p in wheel.parent.iterdir()] == [wheel.name]  # only the wheel is kept
     assert house.fetch([art], platform="linux/amd64", python="3.11") == [wheel]
-    assert wheel.stat().st_mtime_ns == before
+    house.fetch([art], platform="linux/arm64", python="3.11")
+    assert house.compiled == [("okpkg", "linux/amd64"), ("okpkg", "linux/arm64")]
 
 
-@pytest.mark.integration
-def test_failing_sdist_build_reports_the_build_output(tmp_path: Path) -> None:
-    setup_py = (
-        "import sys\nfrom setuptools import setup\n"
-        "if 'bdist_wheel' in sys.argv:\n"
-        "    raise SystemExit('failpkg: cannot compile the frobnicator (libfrob.h missing)')\n"
-        "setup(name='failpkg', version='0.1', py_modules=['failpkg'])\n"
-    )
-    sdist = make_sdist(tmp_path / "dist", "failpkg", "0.1", setup_py)
-    art = Artifact("failpkg", "0.1", _file(sdist.name, path=sdist), "sdist")
-    with pytest.raises(WheeldockError) as err:
-        Wheelhouse(tmp_path / "cache").fetch([art], platform="linux/amd64", python="3.11")
-    message = str(err.value)
-    assert "building failpkg 0.1 from its sdist (failpkg-0.1.tar.gz) failed" in message
-    assert "libfrob.h missing" in message
+def test_a_compile_giving_two_wheels_is_refused_and_nothing_is_cached(tmp_path: Path) -> None:
+    sdist = make_sdist(tmp_path / "dist", "twopkg", "0.1", "from setuptools import setup\n")
+    art = Artifact("twopkg", "0.1", _file(sdist.name, path=sdist), "sdist")
+    with pytest.raises(WheeldockError, match="gave 2 wheels"):
+        _RecordingWheelhouse(tmp_path / "cache", wheels=2).fetch(
+            [art], platform="linux/amd64", python="3.11"
+        )
     assert not list((tmp_path / "cache" / "built").glob("*/*.whl"))
+
+
+def test_the_plain_wheelhouse_never_compiles_on_this_host(tmp_path: Path) -> None:
+    sdist = make_sdist(tmp_path / "dist", "okpkg", "0.1", "from setuptools import setup\n")
+    art = Artifact("okpkg", "0.1", _file(sdist.name, path=sdist), "sdist")
+    with pytest.raises(WheeldockError, match="compiles no sdists") as err:
+        Wheelhouse(tmp_path / "cache").fetch([art], platform="linux/amd64", python="3.11")
+    assert err.value.fix is not None and "builder base" in err.value.fix
 
 
 def test_fetch_each_yields_cached_wheels_first_and_every_one_once(tmp_path: Path) -> None:

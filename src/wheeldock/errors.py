@@ -76,6 +76,22 @@ class NotFound(WheeldockError):
     """Something the user named (a file, a service, a tool, an image) does not exist."""
 
 
+class LibraryNotFound(NotFound):
+    """Files an image would run (extension modules, programs) need shared libraries, or symbol
+    versions of them (``GLIBC_2.38``), that the image lacks. ``missing`` holds (file, soname,
+    symbol version or None) for each."""
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        missing: Sequence[tuple[str, str, str | None]],
+        fix: str | None = None,
+    ):
+        self.missing = tuple(missing)
+        super().__init__(what, fix=fix)
+
+
 class ToolNotFound(NotFound):
     """An external program wheeldock needs is not installed."""
 

@@ -63,6 +63,7 @@ from wheeldock.build.install import (
     scheme_for,
 )
 from wheeldock.build.runtime import APP_UID, exec_form, health_command
+from wheeldock.build.sdists import BaseWheelhouse
 from wheeldock.build.session import Session
 from wheeldock.debian import bases
 from wheeldock.deps import lock as locks
@@ -110,8 +111,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Bumped when what a cache key stands for changes, so old entries are not reused.
-_KEY_VERSION = "wheeldock-build-2"
+#: Bumped when what a cache key stands for changes, so old entries are not reused (3: an
+#: sdist's layer and scan are keyed by the sdist, whose wheel is now compiled in the builder
+#: base, not on the host).
+_KEY_VERSION = "wheeldock-build-3"
 #: Dependency layers at most: one per distribution up to this many. Docker's overlay2 stacks at
 #: most 127 layers per image; this leaves room for a multi-layer base image.
 MAX_DEP_LAYERS = 48
@@ -555,7 +558,7 @@ class Builder:
         self.options = options or BuildOptions()
         self.session = session if session is not None else Session()
         self.store = store or BlobStore()
-        self.wheelhouse = wheelhouse or Wheelhouse(index=self.session.locks.index)
+        self.wheelhouse = wheelhouse or BaseWheelhouse(index=self.session.locks.index)
         self.trees = trees or InstalledTrees(compilers=self.session.compilers)
         self.progress = progress
         self._preloaders: dict[str, daemon.Preloader] = {}
@@ -940,6 +943,48 @@ class Builder:
             sources.update((a.sha256, w) for a, w in zip(fetch, wheels, strict=True))
         return [sources[art.sha256] for art, _ in todo]
 
+    def _check_new_layers(
+        self,
+        svc: Service,
+        base: _Base,
+        runtime_libs: tuple[Layer, LayerReport] | None,
+        deps: Sequence[tuple[Layer, LayerReport]],
+    ) -> None:
+        """Fail the build when a file of a dependency layer made now (not taken from the cache)
+        needs a library, or a glibc symbol version, the image lacks: it would fail at import or
+        start. Libraries resolve against every layer; only the new layers' files are read."""
+        if all(report.cached for _, report in deps):
+            return
+        from wheeldock.debian import libs  # the ELF check's imports are needed only here
+
+        layers = (
+            [base.rootfs.tar_path]
+            if base.rootfs is not None
+            else [layer.blob_path() for layer in base.image.layers]
+        )
+        if runtime_libs is not None:
+            layers.append(runtime_libs[0].blob_path())
+        made_now: set[int] = set()
+        for layer, made in deps:
+            if not made.cached:
+                made_now.add(len(layers))
+            layers.append(layer.blob_path())
+        report = libs.check_layers(
+            layers,
+            made_now,
+            arch=base.arch,
+            env=dict(e.partition("=")[::2] for e in base.image.config.env),
+            ref=f"the image of {svc.name}",
+        )
+        log.info(
+            "%s: %d ELF file(s) of the new layers checked in %.2f s",
+            svc.name,
+            len(report.checked),
+            report.seconds,
+        )
+        if report.missing:
+            raise libs.missing_error(report, config=str(self.project.root / CONFIG_NAME))
+
     # -- app ---------------------------------------------------------------------------------
 
     def _app(self, svc: Service) -> tuple[Layer, LayerReport]:
@@ -1005,6 +1050,7 @@ class Builder:
         finally:
             # the layers are made (and every early install is over): the staged trees go
             self.trees.release()
+        self._check_new_layers(svc, base, runtime_libs, deps)
         reports: list[LayerReport] = list(base.reports)
         layers: list[Layer] = []
         history: list[History] = []

@@ -48,8 +48,10 @@ from wheeldock.oci.digest import Digest
 
 log = logging.getLogger(__name__)
 
-#: Bumped when the tree layout or compilation changes, so old cached trees are not reused.
-_TREE_FORMAT = "wheeldock-installed-2"
+#: Bumped when the tree layout or compilation changes, so old cached trees are not reused
+#: (3: an sdist's tree is keyed by the sdist, and its wheel is now compiled in the builder base,
+#: not on the host).
+_TREE_FORMAT = "wheeldock-installed-3"
 _COMPILER = Path(__file__).with_name("_compile_bytecode.py")
 
 

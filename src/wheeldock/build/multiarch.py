@@ -42,12 +42,13 @@ from wheeldock import platforms
 from wheeldock.build import sbom
 from wheeldock.build.builder import Builder, BuildOptions, LayerReport, Progress, output_for
 from wheeldock.build.install import InstalledTrees
+from wheeldock.build.sdists import BaseWheelhouse
 from wheeldock.build.session import Session
 from wheeldock.debian import archive as debian
 from wheeldock.debian import bases
 from wheeldock.deps import lock as locks
 from wheeldock.deps import pylock
-from wheeldock.deps.wheelhouse import Artifact, Wheelhouse, select
+from wheeldock.deps.wheelhouse import Artifact, select
 from wheeldock.deps.wheeltags import supported_tags
 from wheeldock.edges import ca, engine
 from wheeldock.edges.fsutil import file_lock
@@ -189,9 +190,10 @@ def no_wheel_error(lock: pylock.Lock, target: Target, artifacts: Sequence[Artifa
 # -- building sdists under emulation ------------------------------------------------------------
 
 
-class EmulatingWheelhouse(Wheelhouse):
-    """A :class:`Wheelhouse` that builds a foreign platform's sdists inside a container of that
-    platform's ``builder`` base (gcc, python3-dev, pip), run by qemu-user through binfmt.
+class EmulatingWheelhouse(BaseWheelhouse):
+    """A :class:`BaseWheelhouse` that also builds a foreign platform's sdists, inside a
+    container of that platform's ``builder`` base (gcc, python3-dev, pip) run by qemu-user
+    through binfmt.
 
     Slow (every compiler instruction is emulated), so each wheel is cached under
     ``built-emulated/<key>`` per (sdist sha256, platform, Python) and built at most once. The
@@ -544,7 +546,7 @@ def build(
     wheelhouse = (
         EmulatingWheelhouse(binfmt_dir=multi.binfmt_dir, index=net)
         if multi.emulate_sdists
-        else Wheelhouse(index=net)
+        else BaseWheelhouse(index=net)
     )
     trees = InstalledTrees(compilers=session.compilers)
     builders: dict[Target, Builder] = {}

@@ -20,8 +20,9 @@ from typing import Any
 
 from wheeldock.build.builder import LABEL_IMAGE
 from wheeldock.build.install import InstalledTrees
+from wheeldock.build.sdists import BaseWheelhouse
 from wheeldock.debian.bases import LABEL_BASE
-from wheeldock.deps.wheelhouse import Wheelhouse, named_by_locks
+from wheeldock.deps.wheelhouse import named_by_locks
 from wheeldock.edges import engine
 from wheeldock.edges.paths import cache_root
 from wheeldock.edges.sweep import KEEP_DAYS, Age, Candidate, remove, stale_temps
@@ -100,12 +101,12 @@ def file_candidates(
     locks read under ``project`` (the files they name are kept)."""
     root = cache or cache_root()
     age = Age.of(options.keep_days, now)
-    named = named_by_locks(project)
+    # the wheelhouse builds use: its keys for wheels built from sdists name the builder base
+    house = BaseWheelhouse(root / "wheels")
+    named = named_by_locks(project, house)
     found: list[Candidate] = []
     if (root / "wheels").is_dir():
-        found += Wheelhouse(root / "wheels").prune_candidates(
-            named, age, everything=options.everything
-        )
+        found += house.prune_candidates(named, age, everything=options.everything)
     if (root / "installed").is_dir():
         found += InstalledTrees(root / "installed").prune_candidates(
             age, everything=options.everything

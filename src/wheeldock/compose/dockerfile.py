@@ -38,18 +38,6 @@ VENV = "/opt/venv"
 #: Where the pip step puts uv in a builder image that is not wheeldock's.
 PIP_UV = "/opt/uv/bin/uv"
 
-#: Debian headers a from-source build (``no_binary``) of these distributions needs in the builder.
-BUILD_PACKAGES: dict[str, tuple[str, ...]] = {
-    "cffi": ("libffi-dev",),
-    "pyyaml": ("libyaml-dev",),
-    "lxml": ("libxml2-dev", "libxslt1-dev"),
-    "psycopg2": ("libpq-dev",),
-    "mysqlclient": ("libmariadb-dev", "pkg-config"),
-    "pillow": ("libjpeg62-turbo-dev", "zlib1g-dev", "libfreetype-dev"),
-    "python-ldap": ("libldap2-dev", "libsasl2-dev"),
-    "pycurl": ("libcurl4-openssl-dev",),
-}
-
 
 @dataclass(frozen=True)
 class DockerfileSpec:
@@ -119,7 +107,7 @@ def render(spec: DockerfileSpec) -> str:
     req_args += "".join(f" -c /build/{c}" for c in svc.constraints)
     req_mounts = _bind_mounts(spec.requirement_files)
     no_binary = _uv_no_binary(svc.no_binary)
-    build_pkgs = _build_packages(svc.no_binary)
+    build_pkgs = _build_packages(svc.no_binary, own_builder=_own_builder(spec))
     target = svc.source_target or svc.workdir
     source = svc.source.rstrip("/") or "."
     health = health_command(svc)
@@ -249,15 +237,18 @@ def _sync_no_binary(no_binary: Sequence[str]) -> str:
     return "".join(f" --no-binary-package {name}" for name in no_binary)
 
 
-def _build_packages(no_binary: Iterable[str]) -> tuple[str, ...]:
-    """Headers to add to the builder for ``no_binary``, less what the builder image already has."""
+def _build_packages(no_binary: Iterable[str], *, own_builder: bool) -> tuple[str, ...]:
+    """Headers to add to the builder for ``no_binary``, less what wheeldock's builder base has
+    (all of :data:`~wheeldock.debian.bases.BUILD_PACKAGES`) when it is the builder image."""
     names: set[str] = {canonicalize_name(n) for n in no_binary}
     if ":all:" in no_binary:
-        names = set(BUILD_PACKAGES)
-    have = set(base.recipe("builder").packages)
+        names = set(base.BUILD_PACKAGES)
+    have = set(base.recipe("builder").packages) if own_builder else set()
     packages: list[str] = []
     for name in sorted(names):
-        packages += [p for p in BUILD_PACKAGES.get(name, ()) if p not in packages and p not in have]
+        packages += [
+            p for p in base.BUILD_PACKAGES.get(name, ()) if p not in packages and p not in have
+        ]
     return tuple(packages)
 
 

@@ -7,7 +7,8 @@ Three recipes (:data:`VARIANTS`):
   kept out with dpkg ``path-exclude`` (as Debian's own docker images do; the rule stays in the
   image, so later ``apt-get install`` honours it too), and so is the PEP 668
   ``EXTERNALLY-MANAGED`` marker, so ``pip install -r`` works as in the official image.
-* ``builder``: slim + build-essential, python3-dev, libffi-dev (gcc to compile wheels), and
+* ``builder``: slim + build-essential, python3-dev and the ``-dev`` headers of
+  :data:`BUILD_PACKAGES` (gcc and headers to compile wheels), and
   the uv binary of the version wheeldock runs at :data:`UV_PATH` (from the host's ``uv`` wheel;
   another architecture's wheel is fetched with pip), so a Dockerfile's builder stage needs no
   step that downloads uv.
@@ -194,6 +195,23 @@ _SLIM_PACKAGES = (
     "tzdata",
 )
 
+#: Debian headers a from-source build of these distributions (an sdist, or ``no_binary``) needs.
+#: The ``builder`` base has them all, so the native builder compiles any of them unaided; a
+#: Dockerfile whose builder image is not wheeldock's installs the ones it lacks.
+BUILD_PACKAGES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "cffi": ("libffi-dev",),
+        "pyyaml": ("libyaml-dev",),
+        "lxml": ("libxml2-dev", "libxslt1-dev"),
+        "psycopg2": ("libpq-dev",),
+        "mysqlclient": ("libmariadb-dev", "pkg-config"),
+        "pillow": ("libjpeg62-turbo-dev", "zlib1g-dev", "libfreetype-dev"),
+        "python-ldap": ("libldap2-dev", "libsasl2-dev"),
+        "pycurl": ("libcurl4-openssl-dev",),
+    }
+)
+_HEADER_PACKAGES = tuple(sorted({p for names in BUILD_PACKAGES.values() for p in names}))
+
 VARIANTS: Mapping[str, Recipe] = MappingProxyType(
     {
         "slim": Recipe(
@@ -206,8 +224,8 @@ VARIANTS: Mapping[str, Recipe] = MappingProxyType(
         ),
         "builder": Recipe(
             name="builder",
-            summary="slim + build-essential, python3-dev, libffi-dev, uv: compiles wheels",
-            packages=(*_SLIM_PACKAGES, "build-essential", "python3-dev", "libffi-dev"),
+            summary="slim + build-essential, python3-dev, common -dev headers, uv: compiles wheels",
+            packages=(*_SLIM_PACKAGES, "build-essential", "python3-dev", *_HEADER_PACKAGES),
             tag="wheeldock/python:{python}-builder",
             uv=True,
         ),
@@ -1121,6 +1139,31 @@ def _remove_stale(folder: Path, prefix: str, *, keep: str) -> None:
         if finished and path.stem != keep:
             log.info("removing stale base rootfs %s", path)
             path.unlink(missing_ok=True)
+
+
+def unpacked(rootfs: BaseRootfs) -> Path:
+    """``rootfs``'s tar unpacked into a folder of the cache (once per base key), for commands
+    run chrooted into it (:mod:`wheeldock.edges.chroot`, which never writes into it). Device
+    nodes are left out: a run gets the host's ``/dev``."""
+    folder = _writable_cache() / "unpacked"
+    dest = folder / f"{rootfs.variant}-{rootfs.suite}-{rootfs.arch}-{rootfs.key[:16]}"
+    if dest.is_dir():
+        return dest
+    folder.mkdir(parents=True, exist_ok=True)
+    with file_lock(str(dest) + ".lock"):
+        if dest.is_dir():
+            return dest
+        partial = Path(tempfile.mkdtemp(dir=folder, prefix=".unpacking."))
+        try:
+            log.info("unpacking the %s base for builds", rootfs.variant)
+            process.run(["tar", "-x", "-f", rootfs.tar_path, "-C", partial, "--exclude=./dev/*"])
+            os.replace(partial, dest)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+    for stale in folder.glob(f"{rootfs.variant}-{rootfs.suite}-{rootfs.arch}-*"):
+        if stale.is_dir() and stale != dest:
+            shutil.rmtree(stale, ignore_errors=True)
+    return dest
 
 
 @functools.lru_cache(maxsize=16)

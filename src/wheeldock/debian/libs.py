@@ -1,5 +1,6 @@
 """Native runtime libraries: which Debian packages a set of wheels needs (:func:`scan`), and
-whether an image has every library its Python extension modules load (:func:`check`).
+whether an image has every library its Python extension modules and installed programs load
+(:func:`check`; :func:`check_layers` for the layers a build just made).
 
 The scan reads the ELF files inside the wheels (no extraction, no container) and removes from
 their DT_NEEDED what the wheels vendor themselves (auditwheel's ``<pkg>.libs/`` folders,
@@ -28,7 +29,7 @@ import tarfile
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -47,6 +48,7 @@ from wheeldock.errors import (
     InvalidConfig,
     InvalidElf,
     InvalidReference,
+    LibraryNotFound,
     NotFound,
     WheeldockError,
 )
@@ -381,6 +383,12 @@ class LayeredTree:
 
     def paths(self) -> Iterator[str]:
         return iter(list(self._entries))
+
+    def layer_of(self, path: str) -> int | None:
+        """The number (0-based, base first) of the layer ``path``'s entry comes from; None
+        for a path no layer has (or a folder only implied by its files)."""
+        entry = self._entries.get(path)
+        return entry[0] if entry is not None else None
 
     def open(self, path: str) -> IO[bytes]:
         for _ in range(10):
@@ -869,8 +877,20 @@ def _site_path(member: str) -> str:
     return match.group(2) if match else member
 
 
+_PROGRAM = re.compile(r"(?:^|/)(?:bin|[^/]+\.data/scripts)/[^/]+$")
+
+
 def _is_candidate(path: str) -> bool:
-    return elf.looks_like_shared_library(path) or ".libs/" in path or ".data/scripts/" in path
+    return elf.looks_like_shared_library(path) or ".libs/" in path or bool(_PROGRAM.search(path))
+
+
+def _provided(soname: str, info: elf.ElfInfo) -> bool:
+    """Whether every image has ``soname`` for ``info``: glibc's libraries always; libpython
+    only for what the interpreter loads (a program such as ``uwsgi`` that embeds Python needs
+    the ``libpython3.X`` package)."""
+    if not _ALWAYS_PROVIDED.match(soname):
+        return False
+    return not (soname.startswith("libpython") and info.interpreter is not None)
 
 
 #: Bumped when what a cached wheel entry holds changes.
@@ -1081,7 +1101,7 @@ def _sort_needed(
         for soname in item.info.needed:
             if _vendored_by(item, soname, tree_paths, unit_sonames[item.unit]):
                 vendored.append(soname)
-            elif _ALWAYS_PROVIDED.match(soname):
+            elif _provided(soname, item.info):
                 system.append(soname)
             else:
                 rest.append(soname)
@@ -1326,6 +1346,10 @@ class _Loader:
         return result
 
 
+#: Programs ``check`` reads besides Python's files: what pip and uv install into ``bin``.
+PROGRAM_PATHS: tuple[str, ...] = (r"^usr/local/bin/[^/]+$", r"^(?:opt|app|srv|home)/.*/bin/[^/]+$")
+
+
 def check(
     ref: str,
     *,
@@ -1333,48 +1357,104 @@ def check(
     suggest: bool = True,
 ) -> CheckReport:
     """Open image ``ref`` (see :func:`open_image`) and report every ELF file under the Python
-    paths whose libraries (transitively) do not resolve inside the image. With ``suggest``,
-    each missing soname is mapped to the Debian package that ships it (index permitting)."""
+    paths (and every program under :data:`PROGRAM_PATHS`) whose libraries (transitively) do
+    not resolve inside the image. With ``suggest``, each missing soname is mapped to the Debian
+    package that ships it (index permitting)."""
     started = time.monotonic()
     patterns = [re.compile(p) for p in python_paths]
+    programs = [re.compile(p) for p in PROGRAM_PATHS]
     with open_image(ref) as image:
-        tree = image.tree
-        candidates = sorted(
+        candidates = [
+            p
+            for p in image.tree.paths()
+            if (elf.looks_like_shared_library(p) and _is_python_path(p, patterns))
+            or _is_python_path(p, programs)
+        ]
+        return _check_tree(
+            ref, image.tree, candidates, image.arch, image.env, suggest=suggest, started=started
+        )
+
+
+def check_layers(
+    layers: Sequence[Path],
+    new: Collection[int],
+    *,
+    arch: str | None = None,
+    env: Mapping[str, str] | None = None,
+    ref: str = "the image",
+    suggest: bool = True,
+) -> CheckReport:
+    """:func:`check` of the image whose layers are the blobs (or plain tars) ``layers``, base
+    first, limited to the files the layers numbered ``new`` (0-based) hold: after a build, only
+    what it added is read, while libraries resolve against every layer."""
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wheeldock-check-")))
+        sources = []
+        for path in layers:
+            fh = stack.enter_context(path.open("rb"))
+            sources.append(_layer_source(fh, 0, path.stat().st_size, stack, tmp))
+        tree = LayeredTree(sources)
+        candidates = [
             p
             for p in tree.paths()
-            if elf.looks_like_shared_library(p)
-            and _is_python_path(p, patterns)
-            and (n := tree.node(p)) is not None
-            and n.kind == "file"
-        )
-        arch = image.arch
-        checked: list[str] = []
-        invalid: list[tuple[str, str]] = []
-        infos: list[tuple[str, elf.ElfInfo]] = []
-        for path in candidates:
-            try:
-                with tree.open(path) as fh:
-                    info = elf.read_elf(fh, name="/" + path)
-            except InvalidElf as exc:
-                invalid.append(("/" + path, exc.what))
-                continue
-            arch = arch or info.arch
-            infos.append((path, info))
-        loader = _Loader(tree, arch, image.env)
-        pairs: list[tuple[str, str, str, str | None]] = []
-        for path, info in infos:
-            checked.append("/" + path)
-            for soname, needed_by, version in dict.fromkeys(loader.missing(path, info)):
-                pairs.append(("/" + path, soname, needed_by, version))
-        suite = debian.DEFAULT_SUITE
-        os_release = resolve(tree, "etc/os-release")
-        if os_release is not None:
-            with tree.open(os_release) as fh:
-                match = re.search(
-                    r"^VERSION_CODENAME=\"?([a-z]+)", fh.read().decode(errors="replace"), re.M
-                )
-            suite = match.group(1) if match else suite
-        libraries = len(loader.libraries)
+            if tree.layer_of(p) in new
+            and (elf.looks_like_shared_library(p) or _PROGRAM.search(p) is not None)
+        ]
+        return _check_tree(ref, tree, candidates, arch, env or {}, suggest=suggest, started=started)
+
+
+def _read_candidates(
+    tree: FileTree, candidates: Iterable[str]
+) -> tuple[list[tuple[str, elf.ElfInfo]], list[tuple[str, str]]]:
+    """The ELF files among ``candidates`` (regular files only; a program that is not an ELF
+    file, a script, is skipped) and the shared libraries that are unreadable."""
+    infos: list[tuple[str, elf.ElfInfo]] = []
+    invalid: list[tuple[str, str]] = []
+    for path in sorted(candidates):
+        node = tree.node(path)
+        if node is None or node.kind != "file":
+            continue
+        try:
+            with tree.open(path) as fh:
+                if not elf.looks_like_shared_library(path) and not elf.is_elf(fh.read(4)):
+                    continue
+                fh.seek(0)
+                infos.append((path, elf.read_elf(fh, name="/" + path)))
+        except InvalidElf as exc:
+            invalid.append(("/" + path, exc.what))
+    return infos, invalid
+
+
+def _tree_suite(tree: FileTree) -> str:
+    os_release = resolve(tree, "etc/os-release")
+    if os_release is None:
+        return debian.DEFAULT_SUITE
+    with tree.open(os_release) as fh:
+        text = fh.read().decode(errors="replace")
+    match = re.search(r"^VERSION_CODENAME=\"?([a-z]+)", text, re.M)
+    return match.group(1) if match else debian.DEFAULT_SUITE
+
+
+def _check_tree(
+    ref: str,
+    tree: FileTree,
+    candidates: Iterable[str],
+    arch: str | None,
+    env: Mapping[str, str],
+    *,
+    suggest: bool,
+    started: float,
+) -> CheckReport:
+    infos, invalid = _read_candidates(tree, candidates)
+    for _, info in infos:
+        arch = arch or info.arch
+    loader = _Loader(tree, arch, env)
+    pairs: list[tuple[str, str, str, str | None]] = []
+    for path, info in infos:
+        for soname, needed_by, version in dict.fromkeys(loader.missing(path, info)):
+            pairs.append(("/" + path, soname, needed_by, version))
+    suite = _tree_suite(tree)
     packages: dict[str, str | None] = {}
     if pairs and suggest and arch in elf.TRIPLETS:
         try:
@@ -1389,9 +1469,44 @@ def check(
     return CheckReport(
         ref=ref,
         arch=arch,
-        checked=tuple(checked),
-        libraries=libraries,
+        checked=tuple("/" + p for p, _ in infos),
+        libraries=len(loader.libraries),
         missing=missing,
         invalid=tuple(invalid),
         seconds=time.monotonic() - started,
+    )
+
+
+def _missing_line(m: MissingLibrary) -> str:
+    via = "" if m.needed_by == m.file else f" (through {m.needed_by})"
+    if m.version is not None:
+        return (
+            f"{m.file} needs {m.version} of {m.soname}{via}, which the image's {m.soname} lacks: "
+            "it was compiled against a newer system than the base"
+        )
+    ships = f" (Debian package {m.package})" if m.package else ""
+    return f"{m.file} needs {m.soname}{via}, which the image lacks{ships}"
+
+
+def missing_error(report: CheckReport, *, config: str = "wheeldock.toml") -> LibraryNotFound:
+    """:class:`LibraryNotFound` naming each file of ``report`` that cannot load, what it lacks,
+    and the fix."""
+    fixes = []
+    if any(m.version is not None for m in report.missing):
+        fixes.append(
+            "compile it in the base it runs on: from its sdist (`no_binary` in "
+            f"{config}; the native build compiles in the builder base), or pin a release "
+            "whose wheel targets the base's glibc"
+        )
+    if report.packages:
+        fixes.append(
+            f"add {', '.join(report.packages)} to the service's runtime_packages in {config}"
+        )
+    if any(m.version is None and m.package is None for m in report.missing):
+        fixes.append("vendor the library into its wheel (auditwheel repair)")
+    lines = [_missing_line(m) for m in report.missing]
+    return LibraryNotFound(
+        f"{report.ref}: {len(lines)} file(s) would fail to load:\n  " + "\n  ".join(lines),
+        missing=[(m.file, m.soname, m.version) for m in report.missing],
+        fix="; or ".join(fixes) or None,
     )

@@ -3,7 +3,7 @@
 Layout under ``root`` (default ``cache_dir("wheels")``)::
 
     sha256/<kk>/<hex>/<filename>          a file from an index or a path, named by its sha256
-    built/<key>/<name>-<ver>-….whl        a wheel built from an sdist, per sdist × platform × Python
+    built/<key>/<name>-<ver>-….whl        a wheel built from an sdist, per :meth:`Wheelhouse.build_key`
 
 A file is downloaded once (in parallel with the others), hashed while it is written to a temp
 file in the same folder, and renamed into place only when its sha256 is the lock's: a complete
@@ -21,7 +21,6 @@ import logging
 import os
 import queue
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,14 +33,11 @@ from packaging.utils import canonicalize_name
 from wheeldock.deps import pylock
 from wheeldock.deps.index import Index
 from wheeldock.deps.pylock import Lock, LockedFile
-from wheeldock.deps.requirements import uv_bin
-from wheeldock.deps.wheeltags import supported_tags, wheel_arch, wheel_rank
-from wheeldock.edges import process
+from wheeldock.deps.wheeltags import supported_tags, wheel_rank
 from wheeldock.edges.fsutil import file_lock
 from wheeldock.edges.paths import cache_dir
 from wheeldock.edges.sweep import Age, Candidate, size_of
 from wheeldock.errors import (
-    CommandFailed,
     DigestMismatch,
     DownloadFailed,
     InvalidConfig,
@@ -113,10 +109,6 @@ def select(lock: Lock) -> tuple[Artifact, ...]:
 # -- the cache ----------------------------------------------------------------------------------
 
 
-def _built_key(sdist_sha256: str, platform: str, python: str) -> str:
-    return hashlib.sha256(f"{sdist_sha256}\0{platform}\0{python}".encode()).hexdigest()
-
-
 #: Folders under a project that hold no lock of its own.
 _NOT_PROJECT = {".git", ".venv", "venv", "node_modules", "__pycache__", ".tox"}
 
@@ -131,9 +123,11 @@ class Named:
     locks: tuple[Path, ...]
 
 
-def named_by_locks(root: Path) -> Named:
-    """Every file named by a lock (``pylock.*.toml``) under ``root``; a lock that cannot be read
-    names nothing (it is logged)."""
+def named_by_locks(root: Path, house: Wheelhouse | None = None) -> Named:
+    """Every file named by a lock (``pylock.*.toml``) under ``root``, and the keys ``house``
+    (default: a plain :class:`Wheelhouse`) builds their sdists under; a lock that cannot be
+    read names nothing (it is logged)."""
+    house = house if house is not None else Wheelhouse()
     shas: set[str] = set()
     built: set[str] = set()
     locks: list[Path] = []
@@ -152,7 +146,8 @@ def named_by_locks(root: Path) -> Named:
                 shas.update(f.sha256 for f in pkg.wheels)
                 if pkg.sdist is not None:
                     shas.add(pkg.sdist.sha256)
-                    built.add(_built_key(pkg.sdist.sha256, lock.platform, lock.python))
+                    sdist = Artifact(pkg.name, pkg.version, pkg.sdist, "sdist")
+                    built.add(house.build_key(sdist, platform=lock.platform, python=lock.python))
     return Named(frozenset(shas), frozenset(built), tuple(locks))
 
 
@@ -181,8 +176,8 @@ class Wheelhouse:
     def fetch(self, artifacts: Sequence[Artifact], *, platform: str, python: str) -> list[Path]:
         """A verified local wheel for each artifact, in order.
 
-        Missing files are downloaded in parallel; sdists are built into wheels (once per
-        platform and Python version). Raises :class:`DigestMismatch` for a file whose bytes are
+        Missing files are downloaded in parallel; sdists are built into wheels by
+        :meth:`build_sdist` (once per :meth:`build_key`). Raises :class:`DigestMismatch` for a file whose bytes are
         not the lock's.
         """
         got = dict(self.fetch_each(artifacts, platform=platform, python=python))
@@ -370,19 +365,20 @@ class Wheelhouse:
 
     # -- sdists --------------------------------------------------------------------------------
 
+    def build_key(self, artifact: Artifact, *, platform: str, python: str) -> str:
+        """What names the wheel :meth:`build_sdist` makes of ``artifact``: a hex digest of
+        everything that decides its bytes (here the sdist, platform and Python; a subclass that
+        compiles in a base adds the base)."""
+        return hashlib.sha256(f"{artifact.sha256}\0{platform}\0{python}".encode()).hexdigest()
+
     def build_sdist(self, artifact: Artifact, sdist: Path, *, platform: str, python: str) -> Path:
-        """Build ``sdist`` into a wheel once per (sdist sha256, platform, Python); cached."""
-        folder = self.root / "built" / _built_key(artifact.sha256, platform, python)
+        """A wheel built from ``sdist`` by :meth:`compile`, once per :meth:`build_key`: cached
+        under ``built/<key>/``, which holds exactly one wheel once it exists (two processes
+        building the same sdist: one builds, the other waits and reuses it)."""
+        folder = self.root / "built" / self.build_key(artifact, platform=platform, python=python)
         found = sorted(folder.glob("*.whl")) if folder.is_dir() else []
         if found:
             return found[0]
-        arch = wheel_arch(platform)
-        if os.uname().machine != arch:
-            raise SdistNotBuildable(
-                f"{artifact} has no wheel for {platform}, and its sdist cannot be built here "
-                f"(this machine is {os.uname().machine}, not {arch})",
-                fix=f"pin a version of {artifact.name} with a {arch} wheel, or build on {arch}",
-            )
         folder.parent.mkdir(parents=True, exist_ok=True)
         with file_lock(str(folder) + ".lock"):
             found = sorted(folder.glob("*.whl")) if folder.is_dir() else []
@@ -390,13 +386,16 @@ class Wheelhouse:
                 return found[0]
             tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".build."))
             try:
-                self._run_build(artifact, sdist, tmp, python)
+                self.compile(artifact, sdist, tmp, platform=platform, python=python)
                 wheels = sorted(tmp.glob("*.whl"))
                 if len(wheels) != 1:
                     raise SdistBuildFailed(
                         f"building {artifact} from {sdist.name} gave {len(wheels)} wheels",
                         fix="report this; the sdist's build backend misbehaves",
                     )
+                for other in tmp.iterdir():  # only the wheel is kept
+                    if other != wheels[0]:
+                        shutil.rmtree(other) if other.is_dir() else other.unlink()
                 os.replace(tmp, folder)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -427,29 +426,17 @@ class Wheelhouse:
                 found.append(Candidate("wheels", entry, size_of(entry), why))
         return found
 
-    def _run_build(self, artifact: Artifact, sdist: Path, out: Path, python: str) -> None:
-        current = f"{sys.version_info.major}.{sys.version_info.minor}"
-        interpreter = sys.executable if current == python else f"python{python}"
-        log.info("building %s from its sdist", artifact)
-        try:
-            process.run(
-                [
-                    uv_bin(),
-                    "build",
-                    "--wheel",
-                    "--python",
-                    interpreter,
-                    "--out-dir",
-                    out,
-                    sdist,
-                ],
-                env={"SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "315532800")},
-            )
-        except CommandFailed as exc:
-            tail = "\n".join((exc.stderr or exc.stdout).rstrip().splitlines()[-15:])
-            raise SdistBuildFailed(
-                f"building {artifact} from its sdist ({sdist.name}) failed; the build's last "
-                "lines:\n" + "\n".join("    " + line for line in tail.splitlines()),
-                fix=f"install what the build needs, or pin a version of {artifact.name} that "
-                "publishes a wheel for this platform",
-            ) from exc
+    def compile(
+        self, artifact: Artifact, sdist: Path, out: Path, *, platform: str, python: str
+    ) -> None:
+        """Build ``sdist`` into one wheel in ``out`` for ``platform``/``python``.
+
+        This class compiles nothing: a wheel compiled on this host would link the host's glibc
+        and libraries, not the image's. :class:`wheeldock.build.sdists.BaseWheelhouse` compiles
+        in the target's ``builder`` base."""
+        raise SdistNotBuildable(
+            f"{artifact} has no wheel for {platform} (only an sdist), and this wheelhouse "
+            "compiles no sdists",
+            fix="build the image with `wheeldock build`, which compiles sdists in the builder "
+            f"base, or pin a version of {artifact.name} that publishes a wheel",
+        )
