@@ -66,6 +66,7 @@ from wheeldock.oci.image import History, Image, ImageConfig, Platform, rfc3339
 from wheeldock.oci.layer import Layer
 from wheeldock.platforms import (
     ARCHES,
+    WHEEL_MACHINES,
     arch_needs_emulation,
     check_arch,
     native_arch,
@@ -437,21 +438,6 @@ def uv_version() -> str:
         ) from None
 
 
-#: Debian architecture -> the machine name in its manylinux wheel tags.
-_WHEEL_MACHINES: Mapping[str, str] = MappingProxyType(
-    {
-        "amd64": "x86_64",
-        "arm64": "aarch64",
-        "armhf": "armv7l",
-        "armel": "armv5tel",
-        "i386": "i686",
-        "ppc64el": "ppc64le",
-        "s390x": "s390x",
-        "riscv64": "riscv64",
-    }
-)
-
-
 def uv_binary(version: str, arch: str) -> Path:
     """A uv binary of ``version`` that runs on ``arch``.
 
@@ -476,7 +462,7 @@ def uv_binary(version: str, arch: str) -> Path:
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
             # pip takes each --platform literally (manylinux_2_36 does not admit 2_17 wheels):
             # name every glibc from bookworm's 2.36 down to manylinux2014's 2.17
-            machine = _WHEEL_MACHINES.get(arch, arch)
+            machine = WHEEL_MACHINES.get(arch, arch)
             download = [
                 sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
                 "--only-binary=:all:", "--dest", tmp, f"uv=={version}",

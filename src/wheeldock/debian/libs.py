@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from elftools.elf.enums import ENUM_E_MACHINE
-
 from wheeldock import platforms
 from wheeldock.debian import archive as debian
 from wheeldock.debian import elf
@@ -49,6 +47,7 @@ from wheeldock.errors import (
     NotFound,
     WheeldockError,
 )
+from wheeldock.oci.layer import MAGIC_SIZE, sniff_compression
 
 log = logging.getLogger(__name__)
 
@@ -594,23 +593,19 @@ class OpenImage:
     env: dict[str, str] = field(default_factory=dict)
 
 
-_GZIP = b"\x1f\x8b"
-_ZSTD = b"\x28\xb5\x2f\xfd"
-
-
 def _layer_source(
     fh: IO[bytes], start: int, size: int, stack: contextlib.ExitStack, tmp: Path
 ) -> tuple[int, int, int]:
     """A layer blob at ``start`` of the open file ``fh``: used in place when it is an
     uncompressed tar, else decompressed into a temp file first."""
     fd = fh.fileno()
-    head = os.pread(fd, 4, start)
-    if not (head.startswith(_GZIP) or head == _ZSTD):
+    compression = sniff_compression(os.pread(fd, MAGIC_SIZE, start))
+    if compression == "none":
         return (fd, start, size)
     out_path = tmp / f"layer-{len(list(tmp.iterdir()))}.tar"
     window = _open_window(fd, start, size)
     with out_path.open("wb") as out:
-        if head.startswith(_GZIP):
+        if compression == "gzip":
             from isal import igzip
 
             with igzip.GzipFile(fileobj=window) as src:  # type: ignore[no-untyped-call]
@@ -629,8 +624,8 @@ def _config_info(config: Mapping[str, Any]) -> tuple[str | None, dict[str, str]]
     for item in (config.get("config") or {}).get("Env") or []:
         key, _, value = str(item).partition("=")
         env[key] = value
-    debian_arch = {"arm": "armhf", "386": "i386", "ppc64le": "ppc64el"}.get(str(arch), arch)
-    return (str(debian_arch) if debian_arch else None), env
+    debian_arch = platforms.debian_arch(platforms.Platform("linux", str(arch))) if arch else None
+    return debian_arch, env
 
 
 def _open_docker_archive(
@@ -1101,16 +1096,13 @@ def runtime_packages(path: Path, *, base: str = "slim", arch: str | None = None)
 # =========================================================================== check
 
 
-_MACHINE_NAMES = {v: k for k, v in ENUM_E_MACHINE.items() if isinstance(v, int)}
-
-
 def _header_key(head: bytes) -> tuple[str, int, bool] | None:
     """(machine, class, little endian) from an ELF header's first 20 bytes."""
     if len(head) < 20 or not elf.is_elf(head):
         return None
     little = head[5] == 1
     machine = int.from_bytes(head[18:20], "little" if little else "big")
-    return (str(_MACHINE_NAMES.get(machine, machine)), 64 if head[4] == 2 else 32, little)
+    return (str(elf.MACHINE_NAMES.get(machine, machine)), 64 if head[4] == 2 else 32, little)
 
 
 def _is_python_path(path: str, patterns: Sequence[re.Pattern[str]]) -> bool:
@@ -1250,7 +1242,7 @@ def check(
             suite = match.group(1) if match else suite
         libraries = len(loader.libraries)
     packages: dict[str, str | None] = {}
-    if pairs and suggest and arch in elf.TRIPLETS:
+    if pairs and suggest and arch is not None and arch in elf.TRIPLETS:
         try:
             with debian.open_index(suite, arch) as index:
                 packages = {s: index.package_for(s) for _, s, _, v in pairs if v is None}

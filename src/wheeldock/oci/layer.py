@@ -60,6 +60,20 @@ _KINDS: dict[str, bytes] = {
 }
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+#: How many leading bytes :func:`sniff_compression` needs.
+MAGIC_SIZE = len(_ZSTD_MAGIC)
+
+
+def sniff_compression(head: bytes) -> Compression:
+    """The compression a blob's first bytes show (gzip or zstd magic), else ``"none"``.
+
+    ``head`` is at least the first :data:`MAGIC_SIZE` bytes (fewer: the whole blob).
+    """
+    if head.startswith(_GZIP_MAGIC):
+        return "gzip"
+    if head[:MAGIC_SIZE] == _ZSTD_MAGIC:
+        return "zstd"
+    return "none"
 
 
 def compression_of(media_type: str) -> Compression:
@@ -542,8 +556,8 @@ class Layer:
         """
         path = Path(path)
         with path.open("rb") as fh:
-            magic = fh.read(4)
-        if magic.startswith(_GZIP_MAGIC) or magic == _ZSTD_MAGIC:
+            magic = fh.read(MAGIC_SIZE)
+        if sniff_compression(magic) != "none":
             raise WheeldockError(
                 "is compressed; a layer is made from an uncompressed tar",
                 path=path,
