@@ -17,7 +17,7 @@ from conftest_libs import make_elf, write_tree
 from wheeldock import cli
 from wheeldock.debian import archive as debian
 from wheeldock.debian import bases as base
-from wheeldock.debian import libs
+from wheeldock.debian import libs, rootfs
 from wheeldock.errors import InvalidReference, NotFound
 
 SITE = "usr/local/lib/python3.11/site-packages"
@@ -180,15 +180,15 @@ def test_a_library_of_another_architecture_is_skipped_as_ld_so_does(tmp_path: Pa
 
 def test_an_absolute_symlink_never_leaves_the_tree(tmp_path: Path) -> None:
     root = write_tree(tmp_path / "fs", {"x": "/etc/passwd", "loop": "loop2", "loop2": "loop"})
-    tree = libs.DirTree(root)
-    assert libs.resolve(tree, "x") is None  # this host's /etc/passwd does not count
-    assert libs.resolve(tree, "loop") is None
+    tree = rootfs.DirTree(root)
+    assert rootfs.resolve(tree, "x") is None  # this host's /etc/passwd does not count
+    assert rootfs.resolve(tree, "loop") is None
 
 
 def test_ld_so_conf_includes_are_followed(tmp_path: Path) -> None:
     root = folder_of(tmp_path / "fs", rootfs_entries(with_bar=True))
     (root / "etc/ld.so.conf.d/zz-local.conf").write_text("/opt/lib # comment\n")
-    tree = libs.DirTree(root)
+    tree = rootfs.DirTree(root)
     assert libs.ld_so_conf_dirs(tree) == (
         "usr/local/lib/x86_64-linux-gnu",
         "lib/x86_64-linux-gnu",

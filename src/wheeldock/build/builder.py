@@ -36,7 +36,6 @@ import os
 import re
 import shutil
 import subprocess
-import tarfile
 import tempfile
 import threading
 import time
@@ -63,7 +62,7 @@ from wheeldock.build.install import (
     scheme_for,
 )
 from wheeldock.build.runtime import APP_UID, exec_form, health_command
-from wheeldock.debian import bases
+from wheeldock.debian import bases, dpkg
 from wheeldock.deps import index as net
 from wheeldock.deps import lock as locks
 from wheeldock.deps import pylock
@@ -1222,18 +1221,8 @@ def _installed(base: _Base) -> dict[str, str]:
         return dict(base.installed)
     if base.rootfs is not None:
         return bases.installed_packages(base.rootfs)
-    for layer in reversed(base.image.layers):
-        with layer.uncompressed() as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
-            for info in tar:
-                if info.name.removeprefix("./") == bases.STATUS_PATH and info.isreg():
-                    data = tar.extractfile(info)
-                    text = data.read().decode(errors="replace") if data else ""
-                    return {
-                        p.package: p.fields.get("Version", "")
-                        for p in bases.parse_status(text)
-                        if p.installed
-                    }
-    return {}
+    text = dpkg.status_in_layers(base.image.layers)
+    return {} if text is None else dpkg.installed_versions(text)
 
 
 def _is_pure(filename: str) -> bool:

@@ -16,14 +16,12 @@ import contextlib
 import dataclasses
 import fnmatch
 import hashlib
-import io
 import json
 import logging
 import os
 import posixpath
 import re
 import shutil
-import stat
 import tarfile
 import tempfile
 import time
@@ -31,11 +29,12 @@ import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 from wheeldock import platforms
 from wheeldock.debian import archive as debian
-from wheeldock.debian import elf
+from wheeldock.debian import dpkg, elf
+from wheeldock.debian.rootfs import DirTree, FileTree, LayeredTree, norm, open_window, resolve
 from wheeldock.edges import engine, process
 from wheeldock.edges.fsutil import atomic_write_text
 from wheeldock.edges.paths import cache_dir
@@ -75,7 +74,6 @@ PYTHON_PATHS: tuple[str, ...] = (
 )
 
 _BASE_VARIANTS = ("slim", "minimal", "builder")
-_STATUS = "var/lib/dpkg/status"
 
 
 def native_arch() -> str:
@@ -220,212 +218,6 @@ class CheckReport:
 # =========================================================================== file trees
 
 
-@dataclass(frozen=True)
-class Node:
-    """One entry of a file tree: ``kind`` is file, dir, symlink or other; ``linkname`` a
-    symlink's target."""
-
-    kind: str
-    linkname: str = ""
-    size: int = 0
-
-
-class FileTree(Protocol):
-    """A read-only file system (a folder, or an image's layers merged). Paths are relative,
-    without a leading ``/``; :meth:`node` does not follow symlinks (see :func:`resolve`)."""
-
-    def node(self, path: str) -> Node | None: ...
-
-    def paths(self) -> Iterable[str]: ...
-
-    def open(self, path: str) -> IO[bytes]: ...
-
-
-def _norm(name: str) -> str:
-    path = posixpath.normpath("/" + name).lstrip("/")
-    return "" if path == "." else path
-
-
-class DirTree:
-    """A folder on this host as a :class:`FileTree` (an unpacked rootfs, a site-packages)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def node(self, path: str) -> Node | None:
-        # Callers resolve symlinks component by component (resolve()), so parents here are
-        # real folders inside root: lstat never follows a link out of the tree.
-        try:
-            st = os.lstat(self.root / path) if path else os.stat(self.root)
-        except OSError:
-            return None
-        if stat.S_ISLNK(st.st_mode):
-            return Node("symlink", os.readlink(self.root / path))
-        if stat.S_ISDIR(st.st_mode):
-            return Node("dir")
-        if stat.S_ISREG(st.st_mode):
-            return Node("file", size=st.st_size)
-        return Node("other")
-
-    def paths(self) -> Iterator[str]:
-        for folder, dirs, files in os.walk(self.root):
-            rel = os.path.relpath(folder, self.root)
-            for name in (*dirs, *files):
-                yield name if rel == "." else f"{rel}/{name}"
-
-    def open(self, path: str) -> IO[bytes]:
-        return (self.root / path).open("rb")
-
-
-class _Window(io.RawIOBase):
-    """A read-only, seekable view of ``size`` bytes at ``start`` of an open file (``pread``:
-    several views share one descriptor)."""
-
-    def __init__(self, fd: int, start: int, size: int) -> None:
-        self._fd, self._start, self._size, self._pos = fd, start, size, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        want = min(len(buffer), self._size - self._pos)
-        if want <= 0:
-            return 0
-        data = os.pread(self._fd, want, self._start + self._pos)
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
-
-
-def _open_window(fd: int, start: int, size: int) -> IO[bytes]:
-    return io.BufferedReader(_Window(fd, start, size))
-
-
-class LayeredTree:
-    """Image layers (uncompressed tars, base first) merged as the engine would: later layers
-    win, ``.wh.NAME`` deletes NAME, ``.wh..wh..opq`` empties a folder of lower layers.
-
-    ``layers`` are (file descriptor, offset, size) of each tar inside an open file; the
-    descriptors must stay open while the tree is used.
-    """
-
-    def __init__(self, layers: Sequence[tuple[int, int, int]]) -> None:
-        self._layers = list(layers)
-        self._entries: dict[str, tuple[int, tarfile.TarInfo]] = {}
-        self._dirs: set[str] = set()
-        for index, (fd, start, size) in enumerate(self._layers):
-            try:
-                with tarfile.open(fileobj=_open_window(fd, start, size), mode="r:") as tar:
-                    for info in tar:
-                        self._add(index, info)
-            except tarfile.TarError as exc:
-                raise InvalidArchive(
-                    f"layer {index + 1} of {len(self._layers)} is not a readable tar ({exc})",
-                    fix="export the image again",
-                ) from exc
-        # Folders that exist only implicitly (a member "a/b" without an entry for "a").
-        for key in self._entries:
-            parent = posixpath.dirname(key)
-            while parent and parent not in self._dirs:
-                self._dirs.add(parent)
-                parent = posixpath.dirname(parent)
-
-    def _drop(self, prefix: str, below: int) -> None:
-        doomed = [
-            k for k, (i, _) in self._entries.items() if i < below and k.startswith(prefix + "/")
-        ]
-        for key in doomed:
-            del self._entries[key]
-
-    def _add(self, index: int, info: tarfile.TarInfo) -> None:
-        name = _norm(info.name)
-        if not name:
-            return
-        folder, base = posixpath.split(name)
-        if base == ".wh..wh..opq":
-            self._drop(folder, index)
-            return
-        if base.startswith(".wh."):
-            target = posixpath.join(folder, base[4:])
-            self._entries.pop(target, None)
-            self._drop(target, index + 1)
-            return
-        old = self._entries.get(name)
-        if old is not None and old[1].isdir() and not info.isdir():
-            self._drop(name, index)
-        self._entries[name] = (index, info)
-
-    def node(self, path: str) -> Node | None:
-        entry = self._entries.get(path)
-        if entry is None:
-            return Node("dir") if not path or path in self._dirs else None
-        info = entry[1]
-        if info.issym():
-            return Node("symlink", info.linkname)
-        if info.isdir():
-            return Node("dir")
-        if info.isreg() or info.islnk():
-            return Node("file", size=info.size)
-        return Node("other")
-
-    def paths(self) -> Iterator[str]:
-        return iter(list(self._entries))
-
-    def open(self, path: str) -> IO[bytes]:
-        for _ in range(10):
-            entry = self._entries.get(path)
-            if entry is None:
-                raise NotFound(f"no file {path!r} in the image")
-            index, info = entry
-            if info.islnk():
-                path = _norm(info.linkname)
-                continue
-            fd, start, _ = self._layers[index]
-            return _open_window(fd, start + info.offset_data, info.size)
-        raise NotFound(f"hard links around {path!r} do not end in a file")
-
-
-def resolve(tree: FileTree, path: str, *, limit: int = 40) -> str | None:
-    """``path`` with every symlink in it followed inside ``tree`` (absolute targets start at
-    the tree's root, never at this host's); None when it does not exist or links loop."""
-    parts = [p for p in path.split("/") if p and p != "."]
-    done: list[str] = []
-    hops = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if done:
-                done.pop()
-            continue
-        here = "/".join((*done, part))
-        node = tree.node(here)
-        if node is None:
-            return None
-        if node.kind == "symlink":
-            hops += 1
-            if hops > limit:
-                return None
-            if node.linkname.startswith("/"):
-                done = []
-            parts = [p for p in node.linkname.split("/") if p and p != "."] + parts
-            continue
-        if parts and node.kind != "dir":
-            return None
-        done.append(part)
-    return "/".join(done)
-
-
 def ld_so_conf_dirs(tree: FileTree) -> tuple[str, ...]:
     """The folders ``/etc/ld.so.conf`` names, following ``include`` globs (as ldconfig)."""
     all_paths: list[str] | None = None
@@ -448,13 +240,13 @@ def ld_so_conf_dirs(tree: FileTree) -> tuple[str, ...]:
             if not line:
                 continue
             if line.startswith("include"):
-                pattern = _norm(line.split(None, 1)[1]) if " " in line or "\t" in line else ""
+                pattern = norm(line.split(None, 1)[1]) if " " in line or "\t" in line else ""
                 if all_paths is None:
                     all_paths = sorted(tree.paths())
                 for match in fnmatch.filter(all_paths, pattern):
                     read(match, depth + 1)
             elif line.startswith("/"):
-                folder = _norm(line)
+                folder = norm(line)
                 if folder not in found:
                     found.append(folder)
 
@@ -490,14 +282,6 @@ class BaseProfile:
     packages: frozenset[str] = frozenset()
 
 
-def installed_from_status(text: str) -> frozenset[str]:
-    return frozenset(
-        f["Package"]
-        for f in debian.parse_stanzas(text)
-        if "Package" in f and f.get("Status", "").endswith(" installed")
-    )
-
-
 def profile_from_tree(tree: FileTree, *, name: str, arch: str | None) -> BaseProfile:
     """Read a base's libraries and installed packages from its file system."""
     real_dirs = {resolve(tree, d) for d in system_dirs(tree, arch)}
@@ -506,18 +290,6 @@ def profile_from_tree(tree: FileTree, *, name: str, arch: str | None) -> BasePro
         for p in tree.paths()
         if posixpath.dirname(p) in real_dirs and ".so" in posixpath.basename(p)
     )
-    packages: set[str] = set()
-    status = resolve(tree, _STATUS)
-    if status is not None:
-        with tree.open(status) as fh:
-            packages |= installed_from_status(fh.read().decode(errors="replace"))
-    # distroless images keep one stanza file per package here, without a Status field
-    for path in tree.paths():
-        node = tree.node(path)
-        if path.startswith("var/lib/dpkg/status.d/") and node is not None and node.kind == "file":
-            with tree.open(path) as fh:
-                text = fh.read().decode(errors="replace")
-            packages |= {f["Package"] for f in debian.parse_stanzas(text) if "Package" in f}
     suite = debian.DEFAULT_SUITE
     os_release = resolve(tree, "etc/os-release")
     if os_release is not None:
@@ -531,7 +303,7 @@ def profile_from_tree(tree: FileTree, *, name: str, arch: str | None) -> BasePro
         suite=suite,
         arch=arch or native_arch(),
         sonames=sonames,
-        packages=frozenset(packages),
+        packages=dpkg.packages_in_tree(tree),
     )
 
 
@@ -603,7 +375,7 @@ def _layer_source(
     if compression == "none":
         return (fd, start, size)
     out_path = tmp / f"layer-{len(list(tmp.iterdir()))}.tar"
-    window = _open_window(fd, start, size)
+    window = open_window(fd, start, size)
     with out_path.open("wb") as out:
         if compression == "gzip":
             from isal import igzip
@@ -634,12 +406,12 @@ def _open_docker_archive(
     fh = stack.enter_context(path.open("rb"))
     try:
         outer = stack.enter_context(tarfile.open(fileobj=fh, mode="r:"))  # noqa: SIM115
-        members = {_norm(m.name): m for m in outer.getmembers()}
+        members = {norm(m.name): m for m in outer.getmembers()}
     except tarfile.TarError as exc:
         raise InvalidArchive(f"is not a tar file ({exc})", path=path) from exc
 
     def member_bytes(member_name: str) -> bytes:
-        info = members.get(_norm(member_name))
+        info = members.get(norm(member_name))
         data = outer.extractfile(info) if info is not None else None
         if data is None:
             raise InvalidArchive(f"lacks {member_name}", path=path, fix="export the image again")
@@ -661,7 +433,7 @@ def _open_docker_archive(
     config = json.loads(member_bytes(chosen["Config"]))
     layers = []
     for layer_name in chosen["Layers"]:
-        info = members.get(_norm(layer_name))
+        info = members.get(norm(layer_name))
         if info is None:
             raise InvalidArchive(f"lacks the layer {layer_name}", path=path)
         layers.append(_layer_source(fh, info.offset_data, info.size, stack, tmp))
@@ -1116,7 +888,7 @@ class _Loader:
         self.tree = tree
         self.system = system_dirs(tree, arch)
         self.ld_library_path = tuple(
-            _norm(p) for p in env.get("LD_LIBRARY_PATH", "").split(":") if p.startswith("/")
+            norm(p) for p in env.get("LD_LIBRARY_PATH", "").split(":") if p.startswith("/")
         )
         self._infos: dict[str, elf.ElfInfo] = {}
         self._missing: dict[tuple[str, tuple[str, ...]], list[tuple[str, str, str | None]]] = {}
@@ -1156,9 +928,9 @@ class _Loader:
         own_rpath = (
             ()
             if info.runpath
-            else tuple(_norm(elf.expand_origin(e, origin)) for e in info.rpath if e)
+            else tuple(norm(elf.expand_origin(e, origin)) for e in info.rpath if e)
         )
-        runpath = tuple(_norm(elf.expand_origin(e, origin)) for e in info.runpath if e)
+        runpath = tuple(norm(elf.expand_origin(e, origin)) for e in info.runpath if e)
         rpath_chain = () if info.runpath else own_rpath + inherited
         order = (*rpath_chain, *self.ld_library_path, *runpath, *self.system)
         result: list[tuple[str, str, str | None]] = []
