@@ -49,7 +49,15 @@ def docker_archive(
     path: Path, layers: Sequence[Sequence[Entry]], *, env: Sequence[str] = (), gzipped: int = -1
 ) -> Path:
     """A ``docker save``-style tar; layer number ``gzipped`` is stored gzip-compressed."""
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Env": list(env)}})
+    diff_ids = [f"sha256:{hashlib.sha256(layer_tar(e)).hexdigest()}" for e in layers]
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Env": list(env)},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }
+    )
     with tarfile.open(path, "w") as out:
 
         def add(name: str, data: bytes) -> None:
@@ -87,7 +95,17 @@ def oci_layout(root: Path, layers: Sequence[Sequence[Entry]], *, tag: str) -> Pa
         }
         for e in layers
     ]
-    config = put(json.dumps({"architecture": "amd64", "os": "linux", "config": {}}).encode())
+    diff_ids = [f"sha256:{hashlib.sha256(layer_tar(e)).hexdigest()}" for e in layers]
+    config = put(
+        json.dumps(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "config": {},
+                "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            }
+        ).encode()
+    )
     manifest = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -212,7 +230,7 @@ def test_layers_apply_whiteouts_and_opaque_folders(tmp_path: Path) -> None:
         ],
         gzipped=1,
     )
-    with libs.open_image(f"docker-archive:{archive}") as image:
+    with libs.open_tree(f"docker-archive:{archive}") as image:
         tree = image.tree
         assert tree.node(f"{MULTIARCH}/libbar.so.2") is None
         assert tree.node("opt/d/old") is None
@@ -236,7 +254,7 @@ def test_an_oci_layout_is_read_by_tag(tmp_path: Path) -> None:
     layout = oci_layout(tmp_path / "oci", [rootfs_entries(with_bar=True)], tag="v1")
     assert libs.check(f"oci:{layout}:v1").ok
     assert libs.check(str(layout)).ok  # a layout folder given as a plain path
-    with pytest.raises(NotFound, match="no image tagged 'v2'"):
+    with pytest.raises(InvalidReference, match="no image tagged 'v2'"):
         libs.check(f"oci:{layout}:v2")
 
 

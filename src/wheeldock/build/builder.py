@@ -85,8 +85,9 @@ from wheeldock.oci.layer import (
     entries_from_dir,
 )
 from wheeldock.oci.mutate import append_layers, with_annotations, with_config, with_created
+from wheeldock.oci.open import open_image
 from wheeldock.oci.publish import PublishResult, publish
-from wheeldock.oci.reference import ArchiveRef, DaemonRef, OciRef, RegistryRef, coerce
+from wheeldock.oci.reference import DaemonRef, OciRef, coerce
 from wheeldock.project import CONFIG_NAME, Project, Service
 
 if TYPE_CHECKING:
@@ -628,29 +629,15 @@ class Builder:
         return self._base_image(svc, spec, platform)
 
     def _base_image(self, svc: Service, spec: str, platform: Platform) -> _Base:
-        from wheeldock.oci import layout, tarball
-
         started = time.monotonic()
         ref = coerce(spec)
-        source: Image
-        if isinstance(ref, OciRef):
-            found = layout.read(ref.path, ref.tag, self.store)
-            source = found if isinstance(found, Image) else found.image(platform)
-        elif isinstance(ref, ArchiveRef):
-            source = tarball.read(ref.path, ref.name, self.store)
-        elif isinstance(ref, RegistryRef):
-            from wheeldock.oci import remote
-
-            found = remote.read(ref, self.store, platform=platform)
-            source = found if isinstance(found, Image) else found.image(platform)
-        elif isinstance(ref, DaemonRef):
+        if isinstance(ref, DaemonRef):
             raise UsageError(
                 f"--base {spec}: a base cannot be read from the Docker engine",
                 fix=f"save it first: docker save -o base.tar {ref.name}, then --base "
                 "docker-archive:base.tar",
             )
-        else:
-            raise UsageError(f"--base {spec}: use slim, minimal or an image reference")
+        source = open_image(ref, self.store, platform=platform)
         seconds = time.monotonic() - started
         reports = tuple(
             self._report(

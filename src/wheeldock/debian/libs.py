@@ -18,7 +18,6 @@ import fnmatch
 import hashlib
 import json
 import logging
-import os
 import posixpath
 import re
 import shutil
@@ -29,24 +28,25 @@ import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from wheeldock import platforms
 from wheeldock.debian import archive as debian
 from wheeldock.debian import dpkg, elf
-from wheeldock.debian.rootfs import DirTree, FileTree, LayeredTree, norm, open_window, resolve
-from wheeldock.edges import engine, process
+from wheeldock.debian.rootfs import DirTree, FileTree, LayeredTree, norm, resolve
 from wheeldock.edges.fsutil import atomic_write_text
 from wheeldock.edges.paths import cache_dir
 from wheeldock.errors import (
     InvalidArchive,
     InvalidConfig,
     InvalidElf,
-    InvalidReference,
     NotFound,
     WheeldockError,
 )
-from wheeldock.oci.layer import MAGIC_SIZE, sniff_compression
+from wheeldock.oci import reference
+from wheeldock.oci.blobs import BlobStore
+from wheeldock.oci.layer import Layer
+from wheeldock.oci.open import open_image
 
 log = logging.getLogger(__name__)
 
@@ -348,7 +348,7 @@ def base_profile(base: str, *, arch: str) -> BaseProfile:
         return BaseProfile(name="none", suite=debian.DEFAULT_SUITE, arch=arch)
     if base in _BASE_VARIANTS:
         return _variant_profile(base, arch)
-    with open_image(base) as image:
+    with open_tree(base) as image:
         return profile_from_tree(image.tree, name=base, arch=image.arch or arch)
 
 
@@ -356,8 +356,9 @@ def base_profile(base: str, *, arch: str) -> BaseProfile:
 
 
 @dataclass
-class OpenImage:
-    """An image's merged file system, plus what its config says (env, architecture)."""
+class OpenTree:
+    """An image's (or a rootfs's) merged file system, plus what its config says (env,
+    architecture)."""
 
     ref: str
     tree: FileTree
@@ -365,181 +366,76 @@ class OpenImage:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def _layer_source(
-    fh: IO[bytes], start: int, size: int, stack: contextlib.ExitStack, tmp: Path
-) -> tuple[int, int, int]:
-    """A layer blob at ``start`` of the open file ``fh``: used in place when it is an
-    uncompressed tar, else decompressed into a temp file first."""
-    fd = fh.fileno()
-    compression = sniff_compression(os.pread(fd, MAGIC_SIZE, start))
-    if compression == "none":
-        return (fd, start, size)
+def _layer_source(layer: Layer, stack: contextlib.ExitStack, tmp: Path) -> tuple[int, int, int]:
+    """A layer's tar as (file descriptor, offset, size): its blob in place when uncompressed,
+    else decompressed into a temp file first."""
+    if layer.compression == "none":
+        path = layer.blob_path()
+        return (stack.enter_context(path.open("rb")).fileno(), 0, path.stat().st_size)
     out_path = tmp / f"layer-{len(list(tmp.iterdir()))}.tar"
-    window = open_window(fd, start, size)
-    with out_path.open("wb") as out:
-        if compression == "gzip":
-            from isal import igzip
-
-            with igzip.GzipFile(fileobj=window) as src:  # type: ignore[no-untyped-call]
-                shutil.copyfileobj(src, out, 1 << 20)
-        else:
-            import zstandard
-
-            zstandard.ZstdDecompressor().copy_stream(window, out)
-    out_fh = stack.enter_context(out_path.open("rb"))
-    return (out_fh.fileno(), 0, out_path.stat().st_size)
+    with layer.uncompressed() as src, out_path.open("wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
+    return (stack.enter_context(out_path.open("rb")).fileno(), 0, out_path.stat().st_size)
 
 
-def _config_info(config: Mapping[str, Any]) -> tuple[str | None, dict[str, str]]:
-    arch = config.get("architecture")
-    env: dict[str, str] = {}
-    for item in (config.get("config") or {}).get("Env") or []:
-        key, _, value = str(item).partition("=")
-        env[key] = value
-    debian_arch = platforms.debian_arch(platforms.Platform("linux", str(arch))) if arch else None
-    return debian_arch, env
+def _image_tree(
+    ref: str | reference.Reference, shown: str, stack: contextlib.ExitStack, tmp: Path
+) -> OpenTree:
+    """Image ``ref`` (opened by :func:`wheeldock.oci.open.open_image`, its blobs in ``tmp``)
+    with its layers merged."""
+    image = open_image(ref, BlobStore(tmp / "blobs"))
+    layers_dir = tmp / "layers"
+    layers_dir.mkdir(exist_ok=True)
+    tree = LayeredTree([_layer_source(layer, stack, layers_dir) for layer in image.layers])
+    arch = (
+        platforms.debian_arch(image.platform) if image.config_json().get("architecture") else None
+    )
+    return OpenTree(shown, tree, arch, image.env())
 
 
-def _open_docker_archive(
-    path: Path, name: str | None, stack: contextlib.ExitStack, tmp: Path
-) -> OpenImage:
-    fh = stack.enter_context(path.open("rb"))
+def _path_tree(path: Path, stack: contextlib.ExitStack, tmp: Path) -> OpenTree:
+    """A plain path: an OCI layout or rootfs folder, a docker-archive or rootfs tar."""
+    if path.is_dir():
+        if (path / "oci-layout").is_file():
+            return _image_tree(reference.OciRef(path), f"oci:{path}", stack, tmp)
+        return OpenTree(str(path), DirTree(path))
     try:
-        outer = stack.enter_context(tarfile.open(fileobj=fh, mode="r:"))  # noqa: SIM115
-        members = {norm(m.name): m for m in outer.getmembers()}
+        with tarfile.open(path, "r:") as tar:
+            is_image = any(norm(m.name) == "manifest.json" for m in tar)
     except tarfile.TarError as exc:
         raise InvalidArchive(f"is not a tar file ({exc})", path=path) from exc
-
-    def member_bytes(member_name: str) -> bytes:
-        info = members.get(norm(member_name))
-        data = outer.extractfile(info) if info is not None else None
-        if data is None:
-            raise InvalidArchive(f"lacks {member_name}", path=path, fix="export the image again")
-        return data.read()
-
-    if "manifest.json" not in members:
-        # Not an image archive: a plain rootfs tar (e.g. a `wheeldock base` rootfs).
-        return OpenImage(str(path), LayeredTree([(fh.fileno(), 0, path.stat().st_size)]))
-    manifests = json.loads(member_bytes("manifest.json"))
-    chosen = manifests[0] if manifests else None
-    if name is not None:
-        chosen = next((m for m in manifests if name in (m.get("RepoTags") or [])), None)
-    if chosen is None:
-        raise NotFound(
-            f"the archive has no image named {name!r}",
-            path=path,
-            fix="use one of: " + ", ".join(t for m in manifests for t in m.get("RepoTags") or []),
-        )
-    config = json.loads(member_bytes(chosen["Config"]))
-    layers = []
-    for layer_name in chosen["Layers"]:
-        info = members.get(norm(layer_name))
-        if info is None:
-            raise InvalidArchive(f"lacks the layer {layer_name}", path=path)
-        layers.append(_layer_source(fh, info.offset_data, info.size, stack, tmp))
-    arch, env = _config_info(config)
-    return OpenImage(f"docker-archive:{path}", LayeredTree(layers), arch, env)
-
-
-def _open_oci(path: Path, tag: str | None, stack: contextlib.ExitStack, tmp: Path) -> OpenImage:
-    def blob(digest: str) -> Path:
-        algorithm, _, hexpart = digest.partition(":")
-        return path / "blobs" / algorithm / hexpart
-
-    try:
-        index = json.loads((path / "index.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise NotFound(
-            f"is not an OCI image layout (no readable index.json: {exc})",
-            path=path,
-            fix="give the folder `skopeo copy … oci:DIR` or `wheeldock build` wrote",
-        ) from exc
-    manifests = index.get("manifests") or []
-    if tag is not None:
-        manifests = [
-            m
-            for m in manifests
-            if (m.get("annotations") or {}).get("org.opencontainers.image.ref.name") == tag
-        ]
-    if not manifests:
-        raise NotFound(f"the layout has no image tagged {tag!r}", path=path)
-    descriptor = manifests[0]
-    manifest = json.loads(blob(descriptor["digest"]).read_text())
-    if "manifests" in manifest:  # an image index: take this host's platform, else the first
-        entries = manifest["manifests"]
-        native = native_arch()
-        descriptor = next(
-            (m for m in entries if (m.get("platform") or {}).get("architecture") == native),
-            entries[0],
-        )
-        manifest = json.loads(blob(descriptor["digest"]).read_text())
-    config = json.loads(blob(manifest["config"]["digest"]).read_text())
-    layers = []
-    for layer in manifest["layers"]:
-        file = blob(layer["digest"])
-        fh = stack.enter_context(file.open("rb"))
-        layers.append(_layer_source(fh, 0, file.stat().st_size, stack, tmp))
-    arch, env = _config_info(config)
-    return OpenImage(f"oci:{path}" + (f":{tag}" if tag else ""), LayeredTree(layers), arch, env)
+    if is_image:
+        return _image_tree(reference.ArchiveRef(path), f"docker-archive:{path}", stack, tmp)
+    # Not an image archive: a plain rootfs tar (e.g. a `wheeldock base` rootfs).
+    fh = stack.enter_context(path.open("rb"))
+    return OpenTree(str(path), LayeredTree([(fh.fileno(), 0, path.stat().st_size)]))
 
 
 @contextlib.contextmanager
-def open_image(ref: str) -> Iterator[OpenImage]:
-    """Open ``ref`` read-only: ``oci:DIR[:TAG]``, ``docker-archive:FILE[:NAME:TAG]``,
-    ``docker-daemon:NAME:TAG`` (via ``docker save``), ``docker://…`` (via ``skopeo copy``),
-    a rootfs folder, or a rootfs tar. Temp files go when the context ends."""
-    from wheeldock.oci import reference
-
+def open_tree(ref: str) -> Iterator[OpenTree]:
+    """Open ``ref`` read-only as a file tree: any image reference
+    (:func:`wheeldock.oci.open.open_image`: ``oci:DIR[:TAG]``, ``docker-archive:FILE[:NAME:TAG]``,
+    ``docker-daemon:NAME:TAG``, ``docker://…``), a rootfs folder, or a rootfs tar. Temp files
+    (blobs, decompressed layers) go when the context ends."""
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wheeldock-check-")))
         as_path = Path(ref)
         if ":" not in ref or as_path.exists():
-            if as_path.is_dir():
-                if (as_path / "oci-layout").is_file():
-                    yield _open_oci(as_path, None, stack, tmp)
-                    return
-                yield OpenImage(str(as_path), DirTree(as_path))
-                return
-            if as_path.is_file():
-                yield _open_docker_archive(as_path, None, stack, tmp)
-                return
-            raise NotFound(
-                f"no such image, folder or file: {ref!r}",
-                fix="give oci:DIR[:TAG], docker-archive:FILE, docker-daemon:NAME:TAG, or a "
-                "rootfs folder",
-            )
-        parsed = reference.parse(ref)
-        if isinstance(parsed, reference.OciRef):
-            yield _open_oci(parsed.path, parsed.tag, stack, tmp)
-        elif isinstance(parsed, reference.ArchiveRef):
-            if not parsed.path.is_file():
-                raise NotFound(f"no such file: {parsed.path}", fix="check the path")
-            yield _open_docker_archive(parsed.path, parsed.name, stack, tmp)
-        elif isinstance(parsed, reference.DaemonRef):
-            engine.require()
-            archive = tmp / "image.tar"
-            result = engine.docker("save", "-o", str(archive), parsed.name, check=False)
-            if result.returncode != 0:
+            if not (as_path.is_dir() or as_path.is_file()):
                 raise NotFound(
-                    f"the Docker engine has no image {parsed.name!r} "
-                    f"({(result.stderr.strip().splitlines() or ['docker save failed'])[-1]})",
-                    fix="build or load it first; `docker images` lists what there is",
+                    f"no such image, folder or file: {ref!r}",
+                    fix="give oci:DIR[:TAG], docker-archive:FILE, docker-daemon:NAME:TAG, or a "
+                    "rootfs folder",
                 )
-            image = _open_docker_archive(archive, None, stack, tmp)
-            image.ref = ref
-            yield image
-        elif isinstance(parsed, reference.RegistryRef):
-            layout_dir = tmp / "oci"
-            host = parsed.name.registry.split(":")[0]
-            argv = ["skopeo", "copy", "--quiet"]
-            if host in ("127.0.0.1", "localhost"):
-                argv.append("--src-tls-verify=false")
-            process.run([*argv, ref, f"oci:{layout_dir}:image"], timeout=1800)
-            image = _open_oci(layout_dir, "image", stack, tmp)
-            image.ref = ref
-            yield image
-        else:  # pragma: no cover - reference.parse returns only the forms above
-            raise InvalidReference(f"cannot open {ref!r}")
+            yield _path_tree(as_path, stack, tmp)
+            return
+        parsed = reference.parse(ref)
+        shown = ref
+        if isinstance(parsed, reference.OciRef):
+            shown = str(parsed)
+        elif isinstance(parsed, reference.ArchiveRef):
+            shown = f"docker-archive:{parsed.path}"
+        yield _image_tree(parsed, shown, stack, tmp)
 
 
 # =========================================================================== wheels
@@ -970,12 +866,12 @@ def check(
     python_paths: Sequence[str] = PYTHON_PATHS,
     suggest: bool = True,
 ) -> CheckReport:
-    """Open image ``ref`` (see :func:`open_image`) and report every ELF file under the Python
+    """Open image ``ref`` (see :func:`open_tree`) and report every ELF file under the Python
     paths whose libraries (transitively) do not resolve inside the image. With ``suggest``,
     each missing soname is mapped to the Debian package that ships it (index permitting)."""
     started = time.monotonic()
     patterns = [re.compile(p) for p in python_paths]
-    with open_image(ref) as image:
+    with open_tree(ref) as image:
         tree = image.tree
         candidates = sorted(
             p
