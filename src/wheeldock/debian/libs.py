@@ -32,7 +32,7 @@ from typing import Any
 
 from wheeldock import platforms
 from wheeldock.debian import archive as debian
-from wheeldock.debian import dpkg, elf
+from wheeldock.debian import bases, dpkg, elf
 from wheeldock.debian.rootfs import DirTree, FileTree, LayeredTree, norm, resolve
 from wheeldock.edges.fsutil import atomic_write_text
 from wheeldock.edges.paths import cache_dir
@@ -74,14 +74,6 @@ PYTHON_PATHS: tuple[str, ...] = (
 )
 
 _BASE_VARIANTS = ("slim", "minimal", "builder")
-
-
-def native_arch() -> str:
-    """This host's Debian architecture: :func:`wheeldock.platforms.native_arch`, whose machine map
-    (ppc64le, s390x, riscv64 too) this module had a shorter copy of. Imported on use: the base
-    module brings in the OCI stack, which `wheeldock libs` alone never needs."""
-
-    return platforms.native_arch()
 
 
 # =========================================================================== result types
@@ -301,7 +293,7 @@ def profile_from_tree(tree: FileTree, *, name: str, arch: str | None) -> BasePro
     return BaseProfile(
         name=name,
         suite=suite,
-        arch=arch or native_arch(),
+        arch=arch or platforms.native_arch(),
         sonames=sonames,
         packages=dpkg.packages_in_tree(tree),
     )
@@ -315,9 +307,7 @@ def _variant_profile(variant: str, arch: str) -> BaseProfile:
     packages and library file names on each, and a foreign rootfs would need minutes of
     emulation to build.
     """
-    from wheeldock.debian import bases
-
-    rootfs = bases.ensure_rootfs(variant, arch=native_arch())
+    rootfs = bases.ensure_rootfs(variant, arch=platforms.native_arch())
     st = rootfs.tar_path.stat()
     key = hashlib.sha256(f"{rootfs.tar_path}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()
     # Kept with the base tars (not with the per-wheel scans), so an emptied build cache that
@@ -649,7 +639,7 @@ def scan(
             path=path,
             fix=f"drop --arch, or scan {arch} wheels",
         )
-    arch = arch or elf_arch or native_arch()
+    arch = arch or elf_arch or platforms.native_arch()
     if arch not in elf.TRIPLETS:
         raise InvalidConfig(
             f"its ELF files are for {arch}, which Debian does not build for", path=path
