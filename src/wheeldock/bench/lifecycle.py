@@ -1040,7 +1040,7 @@ def run_bench(
         platform=platform_name,
         emulated=emulated,
     )
-    with _working_copy(root) as tmp, httpx.Client() as client:
+    with _working_copy(root) as tmp:
         bump = _choose_bump(probe, options.bump)
         report.bumped = f"{bump[0]} {bump[1]} -> {bump[2]}"
         for scenario_name in options.scenarios:
@@ -1054,7 +1054,6 @@ def run_bench(
                         run,
                         events,
                         options,
-                        client,
                         report,
                         progress,
                         bump,
@@ -1084,7 +1083,6 @@ def _run_scenario(
     run: int,
     events: Sequence[str],
     options: BenchOptions,
-    client: httpx.Client,
     report: BenchReport,
     progress: Callable[[str], None],
     bump: tuple[str, str, str],
@@ -1099,7 +1097,7 @@ def _run_scenario(
         stack, work, ca_file=options.ca_file, wheeldock=options.wheeldock, platform=options.platform
     )
     try:
-        _run_events(scenario, stack, run, events, options, client, report, progress, bump=bump)
+        _run_events(scenario, stack, run, events, options, report, progress, bump=bump)
     except WheeldockError as exc:
         report.failures.append(f"{scenario_name} run {run + 1}: {exc.message}")
         progress(f"[red]{scenario_name} run {run + 1} failed[/]: {exc.what.splitlines()[0]}")
@@ -1149,7 +1147,6 @@ def _run_events(
     run: int,
     events: Sequence[str],
     options: BenchOptions,
-    client: httpx.Client,
     report: BenchReport,
     progress: Callable[[str], None],
     *,
