@@ -23,6 +23,10 @@ from wheeldock.deps.pylock import LockedFile
 from wheeldock.deps.wheelhouse import Artifact, select
 from wheeldock.edges import engine
 from wheeldock.errors import InvalidConfig, UsageError
+from wheeldock.oci import layout
+from wheeldock.oci.blobs import BlobStore
+from wheeldock.oci.image import Image, ImageConfig, Platform
+from wheeldock.oci.layer import TarEntry, build_layer
 from wheeldock.project import Project, Service
 
 SCHEME = install.debian_scheme()
@@ -679,3 +683,22 @@ def test_dependency_layers_leave_out_the_scheme_folders_every_base_has() -> None
         "usr", "usr/local", "usr/local/bin", "usr/local/lib", "usr/local/lib/python3.11",
         "usr/local/lib/python3.11/dist-packages",
     }  # fmt: skip
+
+
+def test_a_base_image_reference_is_opened_like_any_other_image(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "store")
+    layer = build_layer([TarEntry.file("etc/os-release", b"ID=debian\n")], store=store, mtime=0)
+    base_image = Image(
+        layers=(layer,),
+        config=ImageConfig(env=("PATH=/usr/bin",), cmd=("python3",)),
+        platform=Platform("linux", "arm64"),
+    )
+    layout.write(base_image, tmp_path / "oci", "base")
+    svc = Service("api", ".", (), ("python3", "app.py"))
+    proj = project.Project(tmp_path, None, (svc,))
+    options = BuildOptions(base=f"oci:{tmp_path / 'oci'}:base", platform="linux/arm64")
+    found = builder.Builder(proj, options, store=store)._base(svc)
+    assert found.image.digest == base_image.digest and found.arch == "arm64"
+    engine_base = dataclasses.replace(options, base="docker-daemon:python:3.11-slim")
+    with pytest.raises(UsageError, match="cannot be read from the Docker engine"):
+        builder.Builder(proj, engine_base, store=store)._base(svc)
