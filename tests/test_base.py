@@ -13,6 +13,8 @@ import pytest
 from wheeldock import platforms
 from wheeldock.cli.app import main
 from wheeldock.debian import bases as base
+from wheeldock.debian import dpkg
+from wheeldock.debian.rootfs import SymlinkMap, norm, resolve
 from wheeldock.edges import engine
 from wheeldock.errors import (
     CommandFailed,
@@ -445,7 +447,7 @@ Version: 1.0
 
 
 def test_parse_status_reads_fields_and_continuation_lines() -> None:
-    paragraphs = base.parse_status(STATUS)
+    paragraphs = dpkg.parse_status(STATUS)
     assert [p.package for p in paragraphs][:3] == ["python3", "python3.11", "libpython3-stdlib"]
     assert "extensive class library" in paragraphs[0].fields["Description"]
     assert not paragraphs[-1].installed
@@ -454,7 +456,7 @@ def test_parse_status_reads_fields_and_continuation_lines() -> None:
 
 def test_closure_follows_depends_alternatives_and_provides_but_not_dropped() -> None:
     closure = base.dependency_closure(
-        base.parse_status(STATUS), ["python3", "dash", "base-files"], drop=["dpkg"]
+        dpkg.parse_status(STATUS), ["python3", "dash", "base-files"], drop=["dpkg"]
     )
     assert closure == {
         "python3",
@@ -471,7 +473,7 @@ def test_closure_follows_depends_alternatives_and_provides_but_not_dropped() -> 
 
 
 def test_closure_ignores_roots_that_are_not_installed() -> None:
-    assert base.dependency_closure(base.parse_status(STATUS), ["removed-one", "nope"]) == set()
+    assert base.dependency_closure(dpkg.parse_status(STATUS), ["removed-one", "nope"]) == set()
 
 
 # --------------------------------------------------------------------------- pruning
@@ -497,7 +499,7 @@ def test_resolve_follows_symlinks_inside_the_tree(path: str, expected: str | Non
         "loop": "loop2",
         "loop2": "/loop",
     }
-    assert base.resolve(path, links) == expected
+    assert resolve(SymlinkMap(links), path) == expected
 
 
 def _add(
@@ -623,7 +625,7 @@ PRUNE = base.Prune(
 
 def _names(path: Path) -> set[str]:
     with tarfile.open(path) as tar:
-        return {base._norm(m.name) for m in tar.getmembers()}
+        return {norm(m.name) for m in tar.getmembers()}
 
 
 @pytest.fixture
@@ -635,7 +637,7 @@ def pruned(
     with out.open("wb") as fh:
         result = base.prune_tar(source, fh, PRUNE)
     with tarfile.open(out) as tar:
-        yield result, {base._norm(m.name): m for m in tar.getmembers()}, tar
+        yield result, {norm(m.name): m for m in tar.getmembers()}, tar
 
 
 def test_prune_keeps_the_closure_files_and_what_scripts_generated(pruned: tuple) -> None:  # type: ignore[type-arg]
@@ -710,9 +712,9 @@ def test_prune_turns_a_hard_link_to_a_dropped_file_into_a_file(pruned: tuple) ->
 
 def test_prune_rewrites_dpkg_status_to_the_kept_packages(pruned: tuple) -> None:  # type: ignore[type-arg]
     result, members, tar = pruned
-    fh = tar.extractfile(members[base.STATUS_PATH])
+    fh = tar.extractfile(members[dpkg.STATUS_PATH])
     assert fh is not None
-    listed = {p.package for p in base.parse_status(fh.read().decode())}
+    listed = {p.package for p in dpkg.parse_status(fh.read().decode())}
     assert listed == result.packages
     assert "dpkg" not in listed and "perl-base" not in listed
 
@@ -990,7 +992,7 @@ def test_minimal_has_no_package_tools_but_keeps_dpkg_status(base_minimal: base.B
     assert {"libc.so.6", "libssl.so.3", "libffi.so.8", "libsqlite3.so.0"} <= sonames
     assert not any(name.startswith("libperl") for name in sonames)
     names = _names(base_minimal.rootfs.tar_path)
-    assert base.STATUS_PATH in names
+    assert dpkg.STATUS_PATH in names
     assert not {"usr/bin/apt", "usr/bin/dpkg", "usr/bin/perl", "usr/bin/pip"} & names
 
 
@@ -1017,7 +1019,7 @@ def test_slim_account_files_hold_the_fixed_lines(base_images: dict[str, base.Bas
     # fixed lines, dated by SOURCE_DATE_EPOCH: the same rootfs bytes on every build
     with tarfile.open(base_images["slim"].rootfs.tar_path) as tar:
         for path, line in base.APP_USER.entries().items():
-            member = next(m for m in tar.getmembers() if base._norm(m.name) == path)
+            member = next(m for m in tar.getmembers() if norm(m.name) == path)
             fh = tar.extractfile(member)
             assert fh is not None
             assert fh.read().decode().splitlines()[-1] == line
@@ -1031,7 +1033,7 @@ def test_builder_has_the_uv_wheeldock_runs_on_path(base_images: dict[str, base.B
     labels = engine.image_inspect(builder.tags[0])["Config"]["Labels"]
     assert labels[base.LABEL_UV] == base.uv_version()
     with tarfile.open(builder.rootfs.tar_path) as tar:
-        member = next(m for m in tar.getmembers() if base._norm(m.name) == base.UV_PATH[1:])
+        member = next(m for m in tar.getmembers() if norm(m.name) == base.UV_PATH[1:])
     assert member.mode & 0o777 == 0o755 and (member.uid, member.gid) == (0, 0)
     assert member.mtime <= base.SOURCE_DATE_EPOCH
     assert (

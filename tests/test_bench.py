@@ -17,6 +17,7 @@ import pytest
 
 from wheeldock import cli, platforms
 from wheeldock.bench import lifecycle as bench
+from wheeldock.compose.health import ContainerState
 from wheeldock.errors import CommandFailed, ToolNotFound, UsageError
 from wheeldock.project import Service
 
@@ -113,51 +114,91 @@ def _svc(name: str, port: int | None, health: str = "/health") -> Service:
     )
 
 
+HEALTHY = ContainerState("running", "healthy")
+
+
 def test_wait_healthy_returns_when_every_service_answers_200(
     health_server: tuple[int, type[_Health]],
 ) -> None:
     port, _ = health_server
     t0 = time.perf_counter()
-    with httpx.Client() as client:
-        answer, healthy = bench.wait_healthy(
-            [_svc("api", port)],
-            lambda: {"api": "healthy"},
-            t0,
-            timeout=10,
-            docker_health=True,
-            client=client,
-            on_fail=lambda s: "",
-        )
+    answer, healthy = bench.wait_healthy(
+        [_svc("api", port)],
+        lambda: {"api": HEALTHY},
+        t0,
+        timeout=10,
+        docker_health=True,
+        on_fail=lambda s: "",
+    )
     assert 0.25 <= answer < 5
     assert healthy is not None and healthy < 5
 
 
 def test_wait_healthy_counts_a_portless_worker_when_docker_says_healthy() -> None:
-    with httpx.Client() as client:
-        answer, _ = bench.wait_healthy(
-            [_svc("worker", None, "process")],
-            lambda: {"worker": "healthy"},
-            time.perf_counter(),
-            timeout=5,
-            docker_health=True,
-            client=client,
-            on_fail=lambda s: "",
-        )
+    answer, _ = bench.wait_healthy(
+        [_svc("worker", None, "process")],
+        lambda: {"worker": HEALTHY},
+        time.perf_counter(),
+        timeout=5,
+        docker_health=True,
+        on_fail=lambda s: "",
+    )
     assert answer < 1
 
 
-def test_wait_healthy_times_out_with_the_services_logs() -> None:
-    with httpx.Client() as client, pytest.raises(bench.BenchFailed) as err:
+def test_wait_healthy_does_not_count_a_portless_worker_docker_has_not_called_healthy() -> None:
+    with pytest.raises(bench.BenchFailed, match="worker not healthy after 0 s"):
         bench.wait_healthy(
-            [_svc("api", 1)],  # nothing listens on port 1
-            lambda: {"api": "starting"},
+            [_svc("worker", None, "process")],
+            lambda: {"worker": ContainerState("running", "starting")},
             time.perf_counter(),
             timeout=0.3,
             docker_health=True,
-            client=client,
+            on_fail=lambda s: "",
+        )
+
+
+def test_wait_healthy_times_out_with_the_services_logs() -> None:
+    with pytest.raises(bench.BenchFailed) as err:
+        bench.wait_healthy(
+            [_svc("api", 1)],  # nothing listens on port 1
+            lambda: {"api": ContainerState("running", "starting")},
+            time.perf_counter(),
+            timeout=0.3,
+            docker_health=True,
             on_fail=lambda s: f"last lines of {s}",
         )
     assert "api not healthy" in err.value.what and "last lines of api" in err.value.what
+
+
+def test_wait_healthy_fails_at_once_when_a_container_exits() -> None:
+    started = time.perf_counter()
+    with pytest.raises(bench.BenchFailed, match=r"the container exited \(exit code 3\)"):
+        bench.wait_healthy(
+            [_svc("api", 1)],
+            lambda: {"api": ContainerState("exited", exit_code=3)},
+            started,
+            timeout=30,
+            docker_health=True,
+            on_fail=lambda s: "",
+        )
+    assert time.perf_counter() - started < 5
+
+
+@pytest.mark.parametrize(
+    ("state", "status", "expected"),
+    [
+        ("running", "Up 3 seconds (healthy)", ContainerState("running", "healthy")),
+        ("running", "Up 1 second (health: starting)", ContainerState("running", "starting")),
+        ("running", "Up 9 seconds (unhealthy)", ContainerState("running", "unhealthy")),
+        ("running", "Up 2 seconds", ContainerState("running")),
+        ("exited", "Exited (137) 2 seconds ago", ContainerState("exited", exit_code=137)),
+    ],
+)
+def test_docker_ps_columns_become_a_container_state(
+    state: str, status: str, expected: ContainerState
+) -> None:
+    assert bench._ps_state(state, status) == expected
 
 
 def _report() -> bench.BenchReport:

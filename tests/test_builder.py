@@ -31,7 +31,7 @@ from wheeldock.errors import InvalidConfig, LibraryNotFound, UsageError
 from wheeldock.oci import layout
 from wheeldock.oci.blobs import BlobStore
 from wheeldock.oci.digest import Digest
-from wheeldock.oci.image import Image
+from wheeldock.oci.image import Image, ImageConfig, Platform
 from wheeldock.oci.layer import Layer, TarEntry, build_layer
 from wheeldock.project import Project, Service
 
@@ -973,3 +973,22 @@ def test_a_new_layer_with_an_extension_needing_a_newer_glibc_fails_the_build(
         bld._check_new_layers(svc, base, None, [deps_layer("GLIBC_2.38", cached=False)])
     assert f"/{ext} needs GLIBC_2.38 of libc.so.6" in err.value.what
     assert err.value.missing == ((f"/{ext}", "libc.so.6", "GLIBC_2.38"),)
+
+
+def test_a_base_image_reference_is_opened_like_any_other_image(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "store")
+    layer = build_layer([TarEntry.file("etc/os-release", b"ID=debian\n")], store=store, mtime=0)
+    base_image = Image(
+        layers=(layer,),
+        config=ImageConfig(env=("PATH=/usr/bin",), cmd=("python3",)),
+        platform=Platform("linux", "arm64"),
+    )
+    layout.write(base_image, tmp_path / "oci", "base")
+    svc = Service("api", ".", (), ("python3", "app.py"))
+    proj = project.Project(tmp_path, None, (svc,))
+    options = BuildOptions(base=f"oci:{tmp_path / 'oci'}:base", platform="linux/arm64")
+    found = builder.Builder(proj, options, store=store)._base(svc)
+    assert found.image.digest == base_image.digest and found.arch == "arm64"
+    engine_base = dataclasses.replace(options, base="docker-daemon:python:3.11-slim")
+    with pytest.raises(UsageError, match="cannot be read from the Docker engine"):
+        builder.Builder(proj, engine_base, store=store)._base(svc)

@@ -17,7 +17,7 @@ from conftest_libs import make_elf, write_tree
 from wheeldock import cli
 from wheeldock.debian import archive as debian
 from wheeldock.debian import bases as base
-from wheeldock.debian import libs
+from wheeldock.debian import libs, rootfs
 from wheeldock.errors import InvalidReference, NotFound
 
 SITE = "usr/local/lib/python3.11/site-packages"
@@ -50,8 +50,14 @@ def docker_archive(
 ) -> Path:
     """A ``docker save``-style tar; layer number ``gzipped`` is stored gzip-compressed."""
     diff_ids = [f"sha256:{hashlib.sha256(layer_tar(e)).hexdigest()}" for e in layers]
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Env": list(env)},
-                         "rootfs": {"type": "layers", "diff_ids": diff_ids}})  # fmt: skip
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Env": list(env)},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }
+    )
     with tarfile.open(path, "w") as out:
 
         def add(name: str, data: bytes) -> None:
@@ -89,7 +95,17 @@ def oci_layout(root: Path, layers: Sequence[Sequence[Entry]], *, tag: str) -> Pa
         }
         for e in layers
     ]
-    config = put(json.dumps({"architecture": "amd64", "os": "linux", "config": {}}).encode())
+    diff_ids = [f"sha256:{hashlib.sha256(layer_tar(e)).hexdigest()}" for e in layers]
+    config = put(
+        json.dumps(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "config": {},
+                "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            }
+        ).encode()
+    )
     manifest = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -196,15 +212,15 @@ def test_a_library_of_another_architecture_is_skipped_as_ld_so_does(tmp_path: Pa
 
 def test_an_absolute_symlink_never_leaves_the_tree(tmp_path: Path) -> None:
     root = write_tree(tmp_path / "fs", {"x": "/etc/passwd", "loop": "loop2", "loop2": "loop"})
-    tree = libs.DirTree(root)
-    assert libs.resolve(tree, "x") is None  # this host's /etc/passwd does not count
-    assert libs.resolve(tree, "loop") is None
+    tree = rootfs.DirTree(root)
+    assert rootfs.resolve(tree, "x") is None  # this host's /etc/passwd does not count
+    assert rootfs.resolve(tree, "loop") is None
 
 
 def test_ld_so_conf_includes_are_followed(tmp_path: Path) -> None:
     root = folder_of(tmp_path / "fs", rootfs_entries(with_bar=True))
     (root / "etc/ld.so.conf.d/zz-local.conf").write_text("/opt/lib # comment\n")
-    tree = libs.DirTree(root)
+    tree = rootfs.DirTree(root)
     assert libs.ld_so_conf_dirs(tree) == (
         "usr/local/lib/x86_64-linux-gnu",
         "lib/x86_64-linux-gnu",
@@ -228,7 +244,7 @@ def test_layers_apply_whiteouts_and_opaque_folders(tmp_path: Path) -> None:
         ],
         gzipped=1,
     )
-    with libs.open_image(f"docker-archive:{archive}") as image:
+    with libs.open_tree(f"docker-archive:{archive}") as image:
         tree = image.tree
         assert tree.node(f"{MULTIARCH}/libbar.so.2") is None
         assert tree.node("opt/d/old") is None
@@ -252,7 +268,7 @@ def test_an_oci_layout_is_read_by_tag(tmp_path: Path) -> None:
     layout = oci_layout(tmp_path / "oci", [rootfs_entries(with_bar=True)], tag="v1")
     assert libs.check(f"oci:{layout}:v1").ok
     assert libs.check(str(layout)).ok  # a layout folder given as a plain path
-    with pytest.raises(NotFound, match="no image tagged 'v2'"):
+    with pytest.raises(InvalidReference, match="no image tagged 'v2'"):
         libs.check(f"oci:{layout}:v2")
 
 

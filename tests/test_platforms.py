@@ -157,3 +157,14 @@ def test_disabled_binfmt_handler_is_refused_and_enabled_one_accepted(tmp_path: P
 def test_native_platform_needs_no_binfmt_handler(tmp_path: Path) -> None:
     amd64 = platforms.parse("linux/amd64")
     platforms.require_emulation(amd64, binfmt_dir=tmp_path, host_target=amd64)
+
+
+def test_every_map_of_architecture_names_comes_from_the_one_table() -> None:
+    for arch in platforms.ARCH_TABLE:
+        assert platforms.ARCHES[arch.debian] == (arch.qemu, arch.docker)
+        assert platforms.TRIPLETS[arch.debian] == arch.triplet
+        assert platforms.WHEEL_MACHINES[arch.debian] == arch.wheel
+        for machine in arch.machines:
+            assert platforms.native_arch(machine) == arch.debian
+    for target in platforms.TARGETS.values():
+        assert platforms.debian_arch(target.platform) == target.debian_arch

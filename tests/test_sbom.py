@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from wheeldock.build import sbom
+from wheeldock.debian import dpkg
 from wheeldock.deps.pylock import LockedFile
 from wheeldock.deps.wheelhouse import Artifact
 from wheeldock.oci import layout
@@ -72,11 +73,11 @@ def test_status_packages_lists_installed_ones_with_their_architecture() -> None:
     ]
 
 
-def test_image_dpkg_status_reads_the_topmost_status(tmp_path: Path) -> None:
+def test_status_in_layers_reads_the_topmost_status(tmp_path: Path) -> None:
     store = BlobStore(tmp_path / "blobs")
     image = _image(store, {"var/lib/dpkg/status": STATUS.encode(), "etc/hostname": b"x\n"})
-    assert sbom.image_dpkg_status(image) == STATUS
-    assert sbom.image_dpkg_status(_image(store, {"app/main.py": b""})) is None
+    assert dpkg.status_in_layers(image.layers) == STATUS
+    assert dpkg.status_in_layers(_image(store, {"app/main.py": b""}).layers) is None
 
 
 def _artifacts() -> list[Artifact]:

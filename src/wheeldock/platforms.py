@@ -24,7 +24,48 @@ from wheeldock.errors import InvalidConfig, ToolNotFound, UsageError
 # Light on purpose (it imports no other wheeldock module but errors): ``build`` reads this table
 # before its first index request, which waits on every module imported before it.
 
-_ARCH_ALIASES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
+
+@dataclass(frozen=True)
+class Arch:
+    """One architecture under the name each tool gives it; the key is Debian's name."""
+
+    debian: str  # amd64, arm64, armhf (mmdebstrap, the archive's Contents files)
+    docker: str  # the OCI platform (linux/arm/v7)
+    qemu: str  # the qemu-user binfmt handler (x86_64, aarch64, arm)
+    wheel: str  # the machine in manylinux wheel tags (x86_64, aarch64, armv7l)
+    triplet: str  # the GNU multiarch triplet (the loader's per-architecture folders)
+    machines: tuple[str, ...] = ()  # what ``uname -m`` prints on a host of this architecture
+    elf: tuple[str, int, bool] | None = None  # (e_machine, ELF class, little endian)
+
+
+#: THE table of architecture names; every other map of them is derived from it.
+ARCH_TABLE: tuple[Arch, ...] = (
+    Arch("amd64", "linux/amd64", "x86_64", "x86_64", "x86_64-linux-gnu",
+         ("x86_64", "amd64"), ("EM_X86_64", 64, True)),
+    Arch("arm64", "linux/arm64", "aarch64", "aarch64", "aarch64-linux-gnu",
+         ("aarch64", "arm64"), ("EM_AARCH64", 64, True)),
+    Arch("armhf", "linux/arm/v7", "arm", "armv7l", "arm-linux-gnueabihf",
+         ("armv7l",), ("EM_ARM", 32, True)),
+    Arch("armel", "linux/arm/v5", "arm", "armv5tel", "arm-linux-gnueabi"),
+    Arch("i386", "linux/386", "i386", "i686", "i386-linux-gnu",
+         ("i686",), ("EM_386", 32, True)),
+    Arch("ppc64el", "linux/ppc64le", "ppc64le", "ppc64le", "powerpc64le-linux-gnu",
+         ("ppc64le",), ("EM_PPC64", 64, True)),
+    Arch("s390x", "linux/s390x", "s390x", "s390x", "s390x-linux-gnu",
+         ("s390x",), ("EM_S390", 64, False)),
+    Arch("riscv64", "linux/riscv64", "riscv64", "riscv64", "riscv64-linux-gnu",
+         ("riscv64",), ("EM_RISCV", 64, True)),
+)  # fmt: skip
+
+#: ``uname -m`` -> OCI architecture, where the two differ (x86_64 is amd64).
+_ARCH_ALIASES: Mapping[str, str] = MappingProxyType(
+    {
+        machine: a.docker.split("/")[1]
+        for a in ARCH_TABLE
+        for machine in a.machines
+        if machine != a.docker.split("/")[1]
+    }
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -73,31 +114,22 @@ class Platform:
 
 #: Debian architecture -> (qemu binfmt name, docker platform).
 ARCHES: Mapping[str, tuple[str, str]] = MappingProxyType(
-    {
-        "amd64": ("x86_64", "linux/amd64"),
-        "arm64": ("aarch64", "linux/arm64"),
-        "armhf": ("arm", "linux/arm/v7"),
-        "armel": ("arm", "linux/arm/v5"),
-        "i386": ("i386", "linux/386"),
-        "ppc64el": ("ppc64le", "linux/ppc64le"),
-        "s390x": ("s390x", "linux/s390x"),
-        "riscv64": ("riscv64", "linux/riscv64"),
-    }
+    {a.debian: (a.qemu, a.docker) for a in ARCH_TABLE}
+)
+#: Debian architecture -> the machine in its manylinux wheel tags.
+WHEEL_MACHINES: Mapping[str, str] = MappingProxyType({a.debian: a.wheel for a in ARCH_TABLE})
+#: Debian architecture -> GNU multiarch triplet.
+TRIPLETS: Mapping[str, str] = MappingProxyType({a.debian: a.triplet for a in ARCH_TABLE})
+#: (e_machine, ELF class, little endian) -> Debian architecture.
+ELF_ARCHES: Mapping[tuple[str, int, bool], str] = MappingProxyType(
+    {a.elf: a.debian for a in ARCH_TABLE if a.elf is not None}
 )
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 
 
-_MACHINE_TO_ARCH = {
-    "x86_64": "amd64",
-    "amd64": "amd64",
-    "aarch64": "arm64",
-    "arm64": "arm64",
-    "armv7l": "armhf",
-    "i686": "i386",
-    "ppc64le": "ppc64el",
-    "s390x": "s390x",
-    "riscv64": "riscv64",
-}
+_MACHINE_TO_ARCH: Mapping[str, str] = MappingProxyType(
+    {machine: a.debian for a in ARCH_TABLE for machine in a.machines}
+)
 #: Architectures a host runs without emulation.
 _RUNS_NATIVELY = {"amd64": {"amd64", "i386"}, "arm64": {"arm64", "armhf", "armel"}}
 
@@ -189,17 +221,14 @@ class Target:
         return self.name
 
 
-def _target(text: str, debian_arch: str, wheel_arch: str) -> Target:
-    return Target(Platform.parse(text), debian_arch, wheel_arch, ARCHES[debian_arch][0])
+def _target(debian_arch: str) -> Target:
+    arch = next(a for a in ARCH_TABLE if a.debian == debian_arch)
+    return Target(Platform.parse(arch.docker), arch.debian, arch.wheel, arch.qemu)
 
 
 #: The platforms wheeldock builds for, by canonical name.
 TARGETS: Mapping[str, Target] = MappingProxyType(
-    {
-        "linux/amd64": _target("linux/amd64", "amd64", "x86_64"),
-        "linux/arm64": _target("linux/arm64", "arm64", "aarch64"),
-        "linux/arm/v7": _target("linux/arm/v7", "armhf", "armv7l"),
-    }
+    {t.name: t for t in map(_target, ("amd64", "arm64", "armhf"))}
 )
 
 #: Other spellings people (and ``uname -m``, Docker, Debian) use for the same platforms.

@@ -56,6 +56,7 @@ import httpx
 from wheeldock import platforms
 from wheeldock.bench import baselines
 from wheeldock.compose import files as compose
+from wheeldock.compose import health
 from wheeldock.compose import survey as discover
 from wheeldock.edges import ca, engine
 from wheeldock.edges.fsutil import atomic_write_text
@@ -241,12 +242,6 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def health_url(service: Service) -> str | None:
-    if service.port is None or not service.health.startswith("/"):
-        return None
-    return f"http://127.0.0.1:{service.port}{service.health}"
-
-
 def _pin_re(name: str) -> re.Pattern[str]:
     return re.compile(
         rf"^(?P<name>{re.escape(name)}(?:\[[^\]]*\])?)\s*==\s*(?P<version>[^\s;#]+)",
@@ -318,58 +313,65 @@ def code_change(stack: Stack, n: int) -> Path:
 # --- probing ----------------------------------------------------------------------------------
 
 
+#: Bench's polling: probes every 50 ms, container states every 200 ms, on perf_counter.
+_BENCH_PACE = health.Pace(
+    probe_every=0.05, states_every=0.2, probe_timeout=1.0, clock=time.perf_counter
+)
+
+
 def wait_healthy(
     services: Sequence[Service],
-    containers: Callable[[], dict[str, str]],
+    containers: Callable[[], Mapping[str, health.ContainerState]],
     t0: float,
     *,
     timeout: float,
     docker_health: bool,
-    client: httpx.Client,
     on_fail: Callable[[str], str],
 ) -> tuple[float, float | None]:
-    """Poll until every service answers 200 (and, if asked, Docker says healthy).
+    """Wait as ``up`` does (:func:`wheeldock.compose.health.wait_healthy`, whose meaning of
+    answering and healthy this shares) until every service answers and, if asked, Docker says
+    healthy.
 
-    Returns the two elapsed times since ``t0``. HTTP is polled every 50 ms, Docker's state every
-    200 ms; services without an HTTP health endpoint count as answering when Docker says healthy
-    (or, with no Docker health either, when their container is running).
+    Returns the two elapsed times since ``t0`` (``time.perf_counter``): when the last service
+    answered, and when the last was healthy (None without ``docker_health``). Probes run every
+    50 ms, ``containers`` (service name -> its container's state) is read every 200 ms.
     """
-    urls = {s.name: health_url(s) for s in services}
-    answered: dict[str, float] = {}
-    healthy: dict[str, float] = {}
-    last_docker = 0.0
-    deadline = t0 + timeout
-    while True:
-        now = time.perf_counter()
-        for name, url in urls.items():
-            if name in answered or url is None:
-                continue
-            with contextlib.suppress(httpx.HTTPError):
-                if client.get(url, timeout=1.0).status_code == 200:
-                    answered[name] = time.perf_counter() - t0
-        if now - last_docker >= 0.2 or len(answered) == len(urls):
-            last_docker = now
-            states = containers()
-            for name in urls:
-                state = states.get(name, "")
-                if name not in healthy and state in ("healthy", "running-nohealth"):
-                    healthy[name] = time.perf_counter() - t0
-                if urls[name] is None and name not in answered and name in healthy:
-                    answered[name] = healthy[name]
-        done_answer = len(answered) == len(urls)
-        done_health = not docker_health or len(healthy) == len(urls)
-        if done_answer and done_health:
-            return max(answered.values()), (max(healthy.values()) if docker_health else None)
-        if time.perf_counter() > deadline:
-            missing = [n for n in urls if n not in answered or (docker_health and n not in healthy)]
-            raise BenchFailed(
-                f"{', '.join(missing)} not healthy after {timeout:.0f} s\n" + on_fail(missing[0]),
-                fix="see the service's log lines above; `wheeldock bench --scenarios …` runs one",
-            )
-        time.sleep(0.05)
+    probes = {s.name: health.Probe.for_service(s) for s in services}
+    try:
+        ready = health.wait_healthy(
+            probes,
+            lambda pending: containers(),
+            t0,
+            timeout,
+            docker_health=docker_health,
+            pace=_BENCH_PACE,
+        )
+    except health.HealthFailed as exc:
+        if exc.reason == "timeout":
+            what = f"{', '.join(exc.pending)} not healthy after {timeout:.0f} s"
+        else:
+            what = f"{exc.service} not healthy: {exc.what}"
+        raise BenchFailed(
+            what + "\n" + on_fail(exc.service),
+            fix="see the service's log lines above; `wheeldock bench --scenarios …` runs one",
+        ) from None
+    answered = max(ready.answered.values(), default=0.0)
+    return answered, (max(ready.healthy.values(), default=0.0) if docker_health else None)
 
 
 # --- scenarios ----------------------------------------------------------------------------------
+
+
+def _ps_state(state: str, status: str) -> health.ContainerState:
+    """``docker ps``'s State and Status columns (``running``, ``Up 3 seconds (healthy)``;
+    ``exited``, ``Exited (1) 2 seconds ago``) as a container state."""
+    code = re.search(r"^Exited \((-?\d+)\)", status)
+    word = re.search(r"\((healthy|unhealthy|health: starting)\)", status)
+    return health.ContainerState(
+        status=state,
+        health=word.group(1).removeprefix("health: ") if word else None,
+        exit_code=int(code.group(1)) if code else None,
+    )
 
 
 class Scenario:
@@ -517,8 +519,8 @@ class Scenario:
         self.setup()
 
     # shared helpers
-    def containers(self) -> dict[str, str]:
-        """service name -> health state (``healthy``, ``starting``, ``running-nohealth``…)."""
+    def containers(self) -> dict[str, health.ContainerState]:
+        """service name -> its container's state, from ``docker ps``."""
         out = engine.docker(
             "ps",
             "--all",
@@ -531,17 +533,8 @@ class Scenario:
         states = {}
         for line in out.splitlines():
             parts = line.split("\t")
-            if len(parts) != 3:
-                continue
-            svc, state, status = parts
-            if state != "running":
-                states[svc] = state
-            elif "(healthy)" in status:
-                states[svc] = "healthy"
-            elif "(health: starting)" in status or "(unhealthy)" in status:
-                states[svc] = "starting"
-            else:
-                states[svc] = "running-nohealth"
+            if len(parts) == 3:
+                states[parts[0]] = _ps_state(parts[1], parts[2])
         return states
 
     def logs(self, service: str) -> str:
@@ -1083,10 +1076,10 @@ def run_bench(
         platform=platform_name,
         emulated=emulated,
     )
-    with _working_copy(root) as tmp, httpx.Client() as client:
+    with _working_copy(root) as tmp:
         bump = _choose_bump(probe, options.bump)
         report.bumped = f"{bump[0]} {bump[1]} -> {bump[2]}"
-        bench = _BenchRun(root, probe, tmp, events, options, client, report, progress, bump)
+        bench = _BenchRun(root, probe, tmp, events, options, report, progress, bump)
         for scenario_name in options.scenarios:
             try:
                 for run in range(options.runs):
@@ -1111,15 +1104,13 @@ def _compile_wheeldock() -> None:
 @dataclass(frozen=True)
 class _BenchRun:
     """What every scenario run of one bench shares: the stack as found and the working copies'
-    folder, the events, the options, the HTTP client, the report it fills and where progress
-    goes."""
+    folder, the events, the options, the report it fills and where progress goes."""
 
     root: Path
     probe: Stack
     tmp: Path
     events: tuple[str, ...]
     options: BenchOptions
-    client: httpx.Client
     report: BenchReport
     progress: Callable[[str], None]
     bump: tuple[str, str, str]
@@ -1278,7 +1269,6 @@ def _start_timed(
         t0,
         timeout=bench.options.timeout,
         docker_health=scenario.docker_health,
-        client=bench.client,
         on_fail=scenario.logs,
     )
 

@@ -36,7 +36,6 @@ import os
 import re
 import shutil
 import subprocess
-import tarfile
 import tempfile
 import threading
 import time
@@ -65,7 +64,7 @@ from wheeldock.build.install import (
 from wheeldock.build.runtime import APP_UID, exec_form, health_command
 from wheeldock.build.sdists import BaseWheelhouse
 from wheeldock.build.session import Session
-from wheeldock.debian import bases
+from wheeldock.debian import bases, dpkg
 from wheeldock.deps import lock as locks
 from wheeldock.deps import pylock
 from wheeldock.deps.wheelhouse import Artifact, Wheelhouse, select
@@ -101,8 +100,9 @@ from wheeldock.oci.layer import (
     entries_from_dir,
 )
 from wheeldock.oci.mutate import append_layers, with_annotations, with_config, with_created
+from wheeldock.oci.open import open_image
 from wheeldock.oci.publish import PublishResult, publish
-from wheeldock.oci.reference import ArchiveRef, DaemonRef, OciRef, RegistryRef, coerce
+from wheeldock.oci.reference import DaemonRef, OciRef, coerce
 from wheeldock.project import CONFIG_NAME, Project, Service
 
 if TYPE_CHECKING:
@@ -666,29 +666,15 @@ class Builder:
         return self._base_image(svc, spec, platform)
 
     def _base_image(self, svc: Service, spec: str, platform: Platform) -> _Base:
-        from wheeldock.oci import layout, tarball
-
         started = time.monotonic()
         ref = coerce(spec)
-        source: Image
-        if isinstance(ref, OciRef):
-            found = layout.read(ref.path, ref.tag, self.store)
-            source = found if isinstance(found, Image) else found.image(platform)
-        elif isinstance(ref, ArchiveRef):
-            source = tarball.read(ref.path, ref.name, self.store)
-        elif isinstance(ref, RegistryRef):
-            from wheeldock.oci import remote
-
-            found = remote.read(ref, self.store, platform=platform)
-            source = found if isinstance(found, Image) else found.image(platform)
-        elif isinstance(ref, DaemonRef):
+        if isinstance(ref, DaemonRef):
             raise UsageError(
                 f"--base {spec}: a base cannot be read from the Docker engine",
                 fix=f"save it first: docker save -o base.tar {ref.name}, then --base "
                 "docker-archive:base.tar",
             )
-        else:
-            raise UsageError(f"--base {spec}: use slim, minimal or an image reference")
+        source = open_image(ref, self.store, platform=platform)
         seconds = time.monotonic() - started
         reports = tuple(
             self._report(svc, LayerReport("base", str(ref), lay.digest, lay.size, True, seconds))
@@ -1344,18 +1330,8 @@ def _installed(base: _Base) -> dict[str, str]:
         return dict(base.installed)
     if base.rootfs is not None:
         return bases.installed_packages(base.rootfs)
-    for layer in reversed(base.image.layers):
-        with layer.uncompressed() as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
-            for info in tar:
-                if info.name.removeprefix("./") == bases.STATUS_PATH and info.isreg():
-                    data = tar.extractfile(info)
-                    text = data.read().decode(errors="replace") if data else ""
-                    return {
-                        p.package: p.fields.get("Version", "")
-                        for p in bases.parse_status(text)
-                        if p.installed
-                    }
-    return {}
+    text = dpkg.status_in_layers(base.image.layers)
+    return {} if text is None else dpkg.installed_versions(text)
 
 
 def _is_pure(filename: str) -> bool:

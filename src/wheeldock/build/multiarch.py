@@ -45,7 +45,7 @@ from wheeldock.build.install import InstalledTrees
 from wheeldock.build.sdists import BaseWheelhouse
 from wheeldock.build.session import Session
 from wheeldock.debian import archive as debian
-from wheeldock.debian import bases
+from wheeldock.debian import bases, dpkg
 from wheeldock.deps import lock as locks
 from wheeldock.deps import pylock
 from wheeldock.deps.wheelhouse import Artifact, select
@@ -296,7 +296,7 @@ def debian_packages(image: Image, store: BlobStore, *, arch: str) -> list[sbom.D
     recorded = store.get_cached(key)
     if recorded is not None:
         return [sbom.DebPackage(**p) for p in recorded["packages"]]
-    text = sbom.image_dpkg_status(image)
+    text = dpkg.status_in_layers(image.layers)
     found = sbom.status_packages(text, default_arch=arch) if text is not None else []
     store.set_cached(key, {"packages": [p.__dict__ for p in found]})
     return found

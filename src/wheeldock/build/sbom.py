@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tarfile
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from urllib.parse import quote
 from packaging.utils import canonicalize_name
 
 from wheeldock import __version__
-from wheeldock.debian import bases
+from wheeldock.debian import dpkg
 from wheeldock.deps.wheelhouse import Artifact
 from wheeldock.errors import NotFound
 from wheeldock.oci.blobs import BlobStore
@@ -140,27 +139,11 @@ def status_packages(text: str, *, default_arch: str) -> list[DebPackage]:
     """The installed packages in a dpkg status file (``Architecture: all`` kept as such)."""
     return sorted(
         (
-            DebPackage(
-                p.package, p.fields.get("Version", ""), p.fields.get("Architecture") or default_arch
-            )
-            for p in bases.parse_status(text)
-            if p.installed
+            DebPackage(p.package, p.version, p.fields.get("Architecture") or default_arch)
+            for p in dpkg.installed(dpkg.parse_status(text))
         ),
         key=lambda d: d.name,
     )
-
-
-def image_dpkg_status(image: Image) -> str | None:
-    """The topmost ``var/lib/dpkg/status`` in the image's layers (None: an image without dpkg).
-
-    Reads the layers top-down and stops at the first that has the file."""
-    for layer in reversed(image.layers):
-        with layer.uncompressed() as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
-            for info in tar:
-                if info.name.removeprefix("./") == bases.STATUS_PATH and info.isreg():
-                    data = tar.extractfile(info)
-                    return data.read().decode(errors="replace") if data else ""
-    return None
 
 
 # -- the document -------------------------------------------------------------------------------

@@ -294,61 +294,40 @@ def _wait_healthy(
         if name not in ids:
             raise UpFailed("start", name, "no container was created", stack.logs(name))
     probes = {s.name: health.Probe.for_service(s, ports[s.name]) for s in services}
-    answers: dict[str, float] = {}
-    healthy: dict[str, float] = {}
-    docker_health: dict[str, str] = {}
-    deadline = since + timeout
-    while True:
-        pending = [n for n in names if n not in answers or n not in healthy]
-        if not pending:
-            return answers, healthy, docker_health
-        states = _inspect([ids[n] for n in pending])
-        now = time.monotonic()
-        for name in pending:
-            state = states.get(ids[name], {})
-            status = state.get("Status", "unknown")
-            if status in ("exited", "dead") or (status == "restarting" and name not in answers):
-                raise UpFailed(
-                    "start",
-                    name,
-                    f"the container {status} (exit code {state.get('ExitCode')})",
-                    stack.logs(name),
-                    fix="the app itself failed to start: see its log lines above",
-                )
-            running = status == "running"
-            if name not in answers and running and health.probe(probes[name], timeout=0.5).ok:
-                answers[name] = time.monotonic() - since
-            docker = (state.get("Health") or {}).get("Status")
-            docker_health[name] = docker or "none"
-            if docker == "unhealthy":
-                raise UpFailed(
-                    "health",
-                    name,
-                    "Docker reports the container unhealthy (its HEALTHCHECK fails)",
-                    stack.logs(name),
-                    fix="check the health endpoint in wheeldock.toml (`health = …`) and the app's logs",
-                )
-            if name not in healthy and running:
-                if docker == "healthy":
-                    healthy[name] = now - since
-                elif docker is None and name in answers:  # no HEALTHCHECK: our probe decides
-                    healthy[name] = answers[name]
-        if time.monotonic() > deadline:
-            late = [n for n in names if n not in answers or n not in healthy]
-            name = late[0]
-            what = (
-                f"{probes[name].describe()} did not pass"
-                if name not in answers
-                else f"Docker did not report it healthy (health: {docker_health.get(name)})"
-            )
-            raise UpFailed(
-                "health",
-                name,
-                f"{what} within {timeout:.0f} s",
-                stack.logs(name),
-                fix="raise --timeout if the app is just slow; otherwise see its log lines above",
-            )
-        time.sleep(0.1)
+
+    def states(pending: Sequence[str]) -> dict[str, health.ContainerState]:
+        found = _inspect([ids[n] for n in pending])
+        return {n: _container_state(found.get(ids[n], {})) for n in pending}
+
+    try:
+        ready = health.wait_healthy(probes, states, since, timeout)
+    except health.HealthFailed as exc:
+        step, fix = _HEALTH_FAILURES[exc.reason]
+        raise UpFailed(step, exc.service, exc.what, stack.logs(exc.service), fix=fix) from None
+    return ready.answered, ready.healthy, ready.docker_health
+
+
+#: A failed wait's reason -> the step named and the fix given.
+_HEALTH_FAILURES = {
+    "stopped": ("start", "the app itself failed to start: see its log lines above"),
+    "unhealthy": (
+        "health",
+        "check the health endpoint in wheeldock.toml (`health = …`) and the app's logs",
+    ),
+    "timeout": (
+        "health",
+        "raise --timeout if the app is just slow; otherwise see its log lines above",
+    ),
+}
+
+
+def _container_state(state: Mapping[str, Any]) -> health.ContainerState:
+    """``docker inspect``'s ``.State`` as a :class:`~wheeldock.compose.health.ContainerState`."""
+    return health.ContainerState(
+        status=str(state.get("Status", "unknown")),
+        health=(state.get("Health") or {}).get("Status"),
+        exit_code=state.get("ExitCode"),
+    )
 
 
 def _tail(text: str, lines: int = LOG_TAIL) -> str:

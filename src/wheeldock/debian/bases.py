@@ -50,6 +50,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import IO
 
+from wheeldock.debian.dpkg import (
+    STATUS_PATH,
+    Paragraph,
+    installed_versions,
+    parse_status,
+    status_in_tar,
+)
+from wheeldock.debian.rootfs import SymlinkMap, norm, resolve
 from wheeldock.edges import engine, process
 from wheeldock.edges.fsutil import file_lock
 from wheeldock.edges.paths import cache_dir
@@ -68,6 +76,7 @@ from wheeldock.oci.image import History, Image, ImageConfig, Platform, rfc3339
 from wheeldock.oci.layer import Layer
 from wheeldock.platforms import (
     ARCHES,
+    WHEEL_MACHINES,
     arch_needs_emulation,
     check_arch,
     native_arch,
@@ -84,8 +93,6 @@ DEFAULT_SUITE = "bookworm"
 #: The python3 each Debian suite ships: the only Python wheeldock's bases can carry.
 SUITE_PYTHON = {"bookworm": "3.11"}
 DEFAULT_ARCH = "amd64"
-#: Where dpkg's database of installed packages sits inside every rootfs tar.
-STATUS_PATH = "var/lib/dpkg/status"
 MIRROR = "http://deb.debian.org/debian"
 SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 #: Chooses merged-/usr where the suite has usr-is-merged; without it apt pulls in ``usrmerge``
@@ -456,21 +463,6 @@ def uv_version() -> str:
         ) from None
 
 
-#: Debian architecture -> the machine name in its manylinux wheel tags.
-_WHEEL_MACHINES: Mapping[str, str] = MappingProxyType(
-    {
-        "amd64": "x86_64",
-        "arm64": "aarch64",
-        "armhf": "armv7l",
-        "armel": "armv5tel",
-        "i386": "i686",
-        "ppc64el": "ppc64le",
-        "s390x": "s390x",
-        "riscv64": "riscv64",
-    }
-)
-
-
 def uv_binary(version: str, arch: str) -> Path:
     """A uv binary of ``version`` that runs on ``arch``.
 
@@ -495,7 +487,7 @@ def uv_binary(version: str, arch: str) -> Path:
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
             # pip takes each --platform literally (manylinux_2_36 does not admit 2_17 wheels):
             # name every glibc from bookworm's 2.36 down to manylinux2014's 2.17
-            machine = _WHEEL_MACHINES.get(arch, arch)
+            machine = WHEEL_MACHINES.get(arch, arch)
             download = [
                 sys.executable,
                 "-m",
@@ -658,42 +650,6 @@ def import_changes(recipe: Recipe, rootfs: BaseRootfs, *, title: str) -> list[st
 # --------------------------------------------------------------------------- dpkg status
 
 
-@dataclass(frozen=True)
-class Paragraph:
-    """One stanza of a deb822 file: its fields and its text as it was."""
-
-    fields: Mapping[str, str]
-    text: str
-
-    @property
-    def package(self) -> str:
-        return self.fields.get("Package", "")
-
-    @property
-    def installed(self) -> bool:
-        return self.fields.get("Status", "").endswith(" installed")
-
-
-def parse_status(text: str) -> list[Paragraph]:
-    """Parse dpkg's status file (deb822: stanzas split by blank lines, continuation lines
-    start with a space)."""
-    paragraphs = []
-    for chunk in re.split(r"\n\s*\n", text.strip("\n")):
-        if not chunk.strip():
-            continue
-        fields: dict[str, str] = {}
-        last = None
-        for line in chunk.splitlines():
-            if line[:1] in (" ", "\t") and last is not None:
-                fields[last] += "\n" + line.strip()
-            elif ":" in line:
-                name, _, value = line.partition(":")
-                last = name.strip()
-                fields[last] = value.strip()
-        paragraphs.append(Paragraph(MappingProxyType(fields), chunk + "\n"))
-    return paragraphs
-
-
 def _relation_names(value: str) -> list[list[str]]:
     """``a (>= 1) | b:any, c`` -> ``[["a", "b"], ["c"]]``."""
     groups = []
@@ -745,39 +701,6 @@ def dependency_closure(
 # --------------------------------------------------------------------------- tar pruning
 
 
-def _norm(name: str) -> str:
-    """A tar member name as a path without ``./`` or leading slash (the root is ``""``)."""
-    path = posixpath.normpath("/" + name).lstrip("/")
-    return "" if path == "." else path
-
-
-def resolve(path: str, links: Mapping[str, str], *, limit: int = 40) -> str | None:
-    """Resolve symlinks in ``path`` inside a tree whose symlinks are ``links`` (normalised
-    path -> link target). ``None`` for a loop."""
-    queue = [p for p in path.split("/") if p]
-    done: list[str] = []
-    hops = 0
-    while queue:
-        part = queue.pop(0)
-        if part == ".":
-            continue
-        if part == "..":
-            if done:
-                done.pop()
-            continue
-        target = links.get("/".join([*done, part]))
-        if target is None:
-            done.append(part)
-            continue
-        hops += 1
-        if hops > limit:
-            return None
-        if target.startswith("/"):
-            done = []
-        queue = [p for p in target.split("/") if p] + queue
-    return "/".join(done)
-
-
 @dataclass(frozen=True)
 class PruneResult:
     """What :func:`prune_tar` kept: package names and the bytes of file content."""
@@ -796,8 +719,9 @@ def _list_owners(
     ``usr/bin/dash``, so each listed parent folder is resolved through the tar's symlinks.
     """
     owners: dict[str, set[str]] = {}
+    tree = SymlinkMap(links)
     for member in members:
-        name = _norm(member.name)
+        name = norm(member.name)
         if not (name.startswith("var/lib/dpkg/info/") and name.endswith(".list")):
             continue
         package = posixpath.basename(name)[: -len(".list")].split(":")[0]
@@ -805,8 +729,8 @@ def _list_owners(
         if fh is None:
             continue
         for line in fh.read().decode(errors="replace").splitlines():
-            listed = _norm(line)
-            parent = resolve(posixpath.dirname(listed), links) if listed else ""
+            listed = norm(line)
+            parent = resolve(tree, posixpath.dirname(listed)) if listed else ""
             path = posixpath.join(parent or "", posixpath.basename(listed)) if listed else ""
             owners.setdefault(path, set()).add(package)
     return owners
@@ -858,7 +782,7 @@ def _drop_dangling_links(kept: set[str], links: Mapping[str, str]) -> None:
         changed = False
         kept_links = {k: v for k, v in links.items() if k in kept}
         for path in list(kept_links):
-            target = resolve(path, kept_links)
+            target = resolve(SymlinkMap(kept_links), path)
             if target is None or (target != "" and target not in kept):
                 kept.discard(path)
                 changed = True
@@ -888,7 +812,7 @@ def plan_prune(
     package's, a ``.pyc`` only if its ``.py`` stays. Then symlinks that no longer lead to
     anything are dropped and the folders of everything kept are kept.
     """
-    by_name = {_norm(m.name): m for m in members}
+    by_name = {norm(m.name): m for m in members}
     links = {n: m.linkname for n, m in by_name.items() if m.issym()}
     forced = set(always_keep)
     dropped_by_glob = _glob_matcher(drop_paths)
@@ -921,7 +845,7 @@ def prune_tar(source: Path, dest: IO[bytes], prune: Prune) -> PruneResult:
     """
     with tarfile.open(source, "r:") as tar:
         members = tar.getmembers()
-        by_name = {_norm(m.name): m for m in members}
+        by_name = {norm(m.name): m for m in members}
         links = {n: m.linkname for n, m in by_name.items() if m.issym()}
         status_member = by_name.get(STATUS_PATH)
         if status_member is None:
@@ -941,7 +865,7 @@ def prune_tar(source: Path, dest: IO[bytes], prune: Prune) -> PruneResult:
         content = 0
         with tarfile.open(fileobj=dest, mode="w", format=tarfile.PAX_FORMAT) as out:
             for member in members:
-                name = _norm(member.name)
+                name = norm(member.name)
                 if name not in kept:
                     continue
                 info = member
@@ -953,7 +877,7 @@ def prune_tar(source: Path, dest: IO[bytes], prune: Prune) -> PruneResult:
                     content += len(status)
                     continue
                 if member.islnk():
-                    target = _norm(member.linkname)
+                    target = norm(member.linkname)
                     if target not in kept:
                         if target in written:
                             info = _copy_info(member, linkname=written[target])
@@ -1007,20 +931,10 @@ class _BytesReader:
 # --------------------------------------------------------------------------- rootfs
 
 
-def _tar_read(tar_path: Path, member_path: str) -> bytes:
-    with tarfile.open(tar_path, "r:") as tar:
-        for member in tar:
-            if _norm(member.name) == member_path:
-                fh = tar.extractfile(member)
-                if fh is not None:
-                    return fh.read()
-    raise NotFound(f"{member_path} is not in the rootfs tar", path=tar_path)
-
-
 def _python_version(status: str) -> str:
     for para in parse_status(status):
         if para.package == "python3" and para.installed:
-            match = re.match(r"(?:\d+:)?(\d+\.\d+)", para.fields.get("Version", ""))
+            match = re.match(r"(?:\d+:)?(\d+\.\d+)", para.version)
             if match:
                 return match.group(1)
     raise NotFound("python3 is not installed in the rootfs (no python3 in dpkg's status)")
@@ -1100,7 +1014,7 @@ def ensure_rootfs(
                         raise CommandFailed(
                             exc.argv, exc.returncode, exc.stdout, exc.stderr, fix=fix
                         ) from None
-                python_version = _python_version(_tar_read(partial, STATUS_PATH).decode())
+                python_version = _python_version(status_in_tar(partial).decode())
                 os.replace(partial, tar_path)
             finally:
                 partial.unlink(missing_ok=True)
@@ -1168,10 +1082,7 @@ def unpacked(rootfs: BaseRootfs) -> Path:
 
 @functools.lru_cache(maxsize=16)
 def _installed(tar_path: Path, _mtime_ns: int) -> Mapping[str, str]:
-    text = _tar_read(tar_path, STATUS_PATH).decode()
-    return MappingProxyType(
-        {p.package: p.fields.get("Version", "") for p in parse_status(text) if p.installed}
-    )
+    return MappingProxyType(installed_versions(status_in_tar(tar_path).decode()))
 
 
 def installed_packages(rootfs: BaseRootfs) -> dict[str, str]:
@@ -1186,7 +1097,7 @@ _LIB_RE = re.compile(r"^(lib.*|ld-.*)\.so(\.[0-9.]+)?$")
 def _libraries(tar_path: Path, _mtime_ns: int) -> frozenset[str]:
     with tarfile.open(tar_path, "r:") as tar:
         members = tar.getmembers()
-        by_name = {_norm(m.name): m for m in members}
+        by_name = {norm(m.name): m for m in members}
         links = {n: m.linkname for n, m in by_name.items() if m.issym()}
         conf_dirs: set[str] = set()
         for name, member in by_name.items():
@@ -1195,7 +1106,7 @@ def _libraries(tar_path: Path, _mtime_ns: int) -> frozenset[str]:
                 for line in (fh.read().decode(errors="replace") if fh else "").splitlines():
                     line = line.split("#", 1)[0].strip()
                     if line.startswith("/"):
-                        conf_dirs.add(resolve(line, links) or _norm(line))
+                        conf_dirs.add(resolve(SymlinkMap(links), line) or norm(line))
     lib_dirs = {"usr/lib", "usr/lib64", "usr/local/lib", *conf_dirs}
     for name in list(by_name):
         parts = name.split("/")

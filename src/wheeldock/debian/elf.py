@@ -19,34 +19,17 @@ from typing import IO, Any
 
 from elftools.elf.enums import ENUM_E_MACHINE
 
+from wheeldock import platforms
 from wheeldock.errors import InvalidElf
 
 log = logging.getLogger(__name__)
 
 MAGIC = b"\x7fELF"
 
-#: (e_machine, ELF class, little endian) -> Debian architecture.
-_DEBIAN_ARCH: dict[tuple[str, int, bool], str] = {
-    ("EM_X86_64", 64, True): "amd64",
-    ("EM_386", 32, True): "i386",
-    ("EM_AARCH64", 64, True): "arm64",
-    ("EM_ARM", 32, True): "armhf",
-    ("EM_PPC64", 64, True): "ppc64el",
-    ("EM_S390", 64, False): "s390x",
-    ("EM_RISCV", 64, True): "riscv64",
-}
-
-#: Debian architecture -> GNU multiarch triplet (the loader's per-architecture folders).
-TRIPLETS: dict[str, str] = {
-    "amd64": "x86_64-linux-gnu",
-    "i386": "i386-linux-gnu",
-    "arm64": "aarch64-linux-gnu",
-    "armhf": "arm-linux-gnueabihf",
-    "armel": "arm-linux-gnueabi",
-    "ppc64el": "powerpc64le-linux-gnu",
-    "s390x": "s390x-linux-gnu",
-    "riscv64": "riscv64-linux-gnu",
-}
+#: (e_machine, ELF class, little endian) -> Debian architecture; Debian architecture -> GNU
+#: multiarch triplet (the loader's per-architecture folders). Both from the platforms table.
+_DEBIAN_ARCH = platforms.ELF_ARCHES
+TRIPLETS = platforms.TRIPLETS
 
 #: What reading a truncated or corrupt file raises (bugs such as TypeError stay bugs).
 _PARSE_ERRORS = (struct.error, ValueError, OverflowError, OSError)
@@ -144,7 +127,8 @@ _DT_NEEDED, _DT_STRTAB, _DT_STRSZ, _DT_SONAME, _DT_RPATH, _DT_RUNPATH = 1, 5, 10
 _DT_VERDEF, _DT_VERDEFNUM = 0x6FFFFFFC, 0x6FFFFFFD
 _DT_VERNEED, _DT_VERNEEDNUM = 0x6FFFFFFE, 0x6FFFFFFF
 _E_TYPES = {0: "ET_NONE", 1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
-_MACHINE_NAMES = {v: k for k, v in ENUM_E_MACHINE.items() if isinstance(v, int)}
+#: e_machine number -> its name (``EM_X86_64``).
+MACHINE_NAMES: dict[int, str] = {v: k for k, v in ENUM_E_MACHINE.items() if isinstance(v, int)}
 #: Bounds that a sane file stays far below; a corrupt one must not loop for ever.
 _MAX_ENTRIES = 100_000
 
@@ -292,7 +276,7 @@ def _parse(stream: IO[bytes], name: str) -> ElfInfo:
     string = elf.string
     return ElfInfo(
         name=name,
-        machine=str(_MACHINE_NAMES.get(e_machine, e_machine)),
+        machine=str(MACHINE_NAMES.get(e_machine, e_machine)),
         elf_class=elf.elf_class,
         little_endian=elf.endian == "<",
         elf_type=_E_TYPES.get(e_type, str(e_type)),

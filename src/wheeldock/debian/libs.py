@@ -17,14 +17,11 @@ import contextlib
 import dataclasses
 import fnmatch
 import hashlib
-import io
 import json
 import logging
-import os
 import posixpath
 import re
 import shutil
-import stat
 import tarfile
 import tempfile
 import time
@@ -32,26 +29,26 @@ import zipfile
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
-
-from elftools.elf.enums import ENUM_E_MACHINE
+from typing import Any
 
 from wheeldock import platforms
 from wheeldock.debian import archive as debian
-from wheeldock.debian import elf
-from wheeldock.edges import engine, process
+from wheeldock.debian import bases, dpkg, elf
+from wheeldock.debian.rootfs import DirTree, FileTree, LayeredTree, norm, resolve
 from wheeldock.edges.fsutil import atomic_write_text
 from wheeldock.edges.paths import cache_dir
 from wheeldock.errors import (
-    DigestMismatch,
     InvalidArchive,
     InvalidConfig,
     InvalidElf,
-    InvalidReference,
     LibraryNotFound,
     NotFound,
     WheeldockError,
 )
+from wheeldock.oci import reference
+from wheeldock.oci.blobs import BlobStore
+from wheeldock.oci.layer import MAGIC_SIZE, Layer, open_uncompressed, sniff_compression
+from wheeldock.oci.open import open_image
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +76,6 @@ PYTHON_PATHS: tuple[str, ...] = (
 )
 
 _BASE_VARIANTS = ("slim", "minimal", "builder")
-_STATUS = "var/lib/dpkg/status"
-
-
-def native_arch() -> str:
-    """This host's Debian architecture, as :func:`wheeldock.platforms.native_arch` maps it."""
-
-    return platforms.native_arch()
 
 
 # =========================================================================== result types
@@ -222,218 +212,6 @@ class CheckReport:
 # =========================================================================== file trees
 
 
-@dataclass(frozen=True)
-class Node:
-    """One entry of a file tree: ``kind`` is file, dir, symlink or other; ``linkname`` a
-    symlink's target."""
-
-    kind: str
-    linkname: str = ""
-    size: int = 0
-
-
-class FileTree(Protocol):
-    """A read-only file system (a folder, or an image's layers merged). Paths are relative,
-    without a leading ``/``; :meth:`node` does not follow symlinks (see :func:`resolve`)."""
-
-    def node(self, path: str) -> Node | None: ...
-
-    def paths(self) -> Iterable[str]: ...
-
-    def open(self, path: str) -> IO[bytes]: ...
-
-
-def _norm(name: str) -> str:
-    path = posixpath.normpath("/" + name).lstrip("/")
-    return "" if path == "." else path
-
-
-class DirTree:
-    """A folder on this host as a :class:`FileTree` (an unpacked rootfs, a site-packages)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def node(self, path: str) -> Node | None:
-        # Callers resolve symlinks component by component (resolve()), so parents here are
-        # real folders inside root: lstat never follows a link out of the tree.
-        try:
-            st = os.lstat(self.root / path) if path else os.stat(self.root)
-        except OSError:
-            return None
-        if stat.S_ISLNK(st.st_mode):
-            return Node("symlink", os.readlink(self.root / path))
-        if stat.S_ISDIR(st.st_mode):
-            return Node("dir")
-        if stat.S_ISREG(st.st_mode):
-            return Node("file", size=st.st_size)
-        return Node("other")
-
-    def paths(self) -> Iterator[str]:
-        for folder, dirs, files in os.walk(self.root):
-            rel = os.path.relpath(folder, self.root)
-            for name in (*dirs, *files):
-                yield name if rel == "." else f"{rel}/{name}"
-
-    def open(self, path: str) -> IO[bytes]:
-        return (self.root / path).open("rb")
-
-
-class _Window(io.RawIOBase):
-    """A read-only, seekable view of ``size`` bytes at ``start`` of an open file (``pread``:
-    several views share one descriptor)."""
-
-    def __init__(self, fd: int, start: int, size: int) -> None:
-        self._fd, self._start, self._size, self._pos = fd, start, size, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        want = min(len(buffer), self._size - self._pos)
-        if want <= 0:
-            return 0
-        data = os.pread(self._fd, want, self._start + self._pos)
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
-
-
-def _open_window(fd: int, start: int, size: int) -> IO[bytes]:
-    return io.BufferedReader(_Window(fd, start, size))
-
-
-class LayeredTree:
-    """Image layers (uncompressed tars, base first) merged as the engine would: later layers
-    win, ``.wh.NAME`` deletes NAME, ``.wh..wh..opq`` empties a folder of lower layers.
-
-    ``layers`` are (file descriptor, offset, size) of each tar inside an open file; the
-    descriptors must stay open while the tree is used.
-    """
-
-    def __init__(self, layers: Sequence[tuple[int, int, int]]) -> None:
-        self._layers = list(layers)
-        self._entries: dict[str, tuple[int, tarfile.TarInfo]] = {}
-        self._dirs: set[str] = set()
-        for index, (fd, start, size) in enumerate(self._layers):
-            try:
-                with tarfile.open(fileobj=_open_window(fd, start, size), mode="r:") as tar:
-                    for info in tar:
-                        self._add(index, info)
-            except tarfile.TarError as exc:
-                raise InvalidArchive(
-                    f"layer {index + 1} of {len(self._layers)} is not a readable tar ({exc})",
-                    fix="export the image again",
-                ) from exc
-        # Folders that exist only implicitly (a member "a/b" without an entry for "a").
-        for key in self._entries:
-            parent = posixpath.dirname(key)
-            while parent and parent not in self._dirs:
-                self._dirs.add(parent)
-                parent = posixpath.dirname(parent)
-
-    def _drop(self, prefix: str, below: int) -> None:
-        doomed = [
-            k for k, (i, _) in self._entries.items() if i < below and k.startswith(prefix + "/")
-        ]
-        for key in doomed:
-            del self._entries[key]
-
-    def _add(self, index: int, info: tarfile.TarInfo) -> None:
-        name = _norm(info.name)
-        if not name:
-            return
-        folder, base = posixpath.split(name)
-        if base == ".wh..wh..opq":
-            self._drop(folder, index)
-            return
-        if base.startswith(".wh."):
-            target = posixpath.join(folder, base[4:])
-            self._entries.pop(target, None)
-            self._drop(target, index + 1)
-            return
-        old = self._entries.get(name)
-        if old is not None and old[1].isdir() and not info.isdir():
-            self._drop(name, index)
-        self._entries[name] = (index, info)
-
-    def node(self, path: str) -> Node | None:
-        entry = self._entries.get(path)
-        if entry is None:
-            return Node("dir") if not path or path in self._dirs else None
-        info = entry[1]
-        if info.issym():
-            return Node("symlink", info.linkname)
-        if info.isdir():
-            return Node("dir")
-        if info.isreg() or info.islnk():
-            return Node("file", size=info.size)
-        return Node("other")
-
-    def paths(self) -> Iterator[str]:
-        return iter(list(self._entries))
-
-    def layer_of(self, path: str) -> int | None:
-        """The number (0-based, base first) of the layer ``path``'s entry comes from; None
-        for a path no layer has (or a folder only implied by its files)."""
-        entry = self._entries.get(path)
-        return entry[0] if entry is not None else None
-
-    def open(self, path: str) -> IO[bytes]:
-        for _ in range(10):
-            entry = self._entries.get(path)
-            if entry is None:
-                raise NotFound(f"no file {path!r} in the image")
-            index, info = entry
-            if info.islnk():
-                path = _norm(info.linkname)
-                continue
-            fd, start, _ = self._layers[index]
-            return _open_window(fd, start + info.offset_data, info.size)
-        raise NotFound(f"hard links around {path!r} do not end in a file")
-
-
-def resolve(tree: FileTree, path: str, *, limit: int = 40) -> str | None:
-    """``path`` with every symlink in it followed inside ``tree`` (absolute targets start at
-    the tree's root, never at this host's); None when it does not exist or links loop."""
-    parts = [p for p in path.split("/") if p and p != "."]
-    done: list[str] = []
-    hops = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if done:
-                done.pop()
-            continue
-        here = "/".join((*done, part))
-        node = tree.node(here)
-        if node is None:
-            return None
-        if node.kind == "symlink":
-            hops += 1
-            if hops > limit:
-                return None
-            if node.linkname.startswith("/"):
-                done = []
-            parts = [p for p in node.linkname.split("/") if p and p != "."] + parts
-            continue
-        if parts and node.kind != "dir":
-            return None
-        done.append(part)
-    return "/".join(done)
-
-
 def ld_so_conf_dirs(tree: FileTree) -> tuple[str, ...]:
     """The folders ``/etc/ld.so.conf`` names, following ``include`` globs (as ldconfig)."""
     all_paths: list[str] | None = None
@@ -456,13 +234,13 @@ def ld_so_conf_dirs(tree: FileTree) -> tuple[str, ...]:
             if not line:
                 continue
             if line.startswith("include"):
-                pattern = _norm(line.split(None, 1)[1]) if " " in line or "\t" in line else ""
+                pattern = norm(line.split(None, 1)[1]) if " " in line or "\t" in line else ""
                 if all_paths is None:
                     all_paths = sorted(tree.paths())
                 for match in fnmatch.filter(all_paths, pattern):
                     read(match, depth + 1)
             elif line.startswith("/"):
-                folder = _norm(line)
+                folder = norm(line)
                 if folder not in found:
                     found.append(folder)
 
@@ -498,14 +276,6 @@ class BaseProfile:
     packages: frozenset[str] = frozenset()
 
 
-def installed_from_status(text: str) -> frozenset[str]:
-    return frozenset(
-        f["Package"]
-        for f in debian.parse_stanzas(text)
-        if "Package" in f and f.get("Status", "").endswith(" installed")
-    )
-
-
 def profile_from_tree(tree: FileTree, *, name: str, arch: str | None) -> BaseProfile:
     """Read a base's libraries and installed packages from its file system."""
     real_dirs = {resolve(tree, d) for d in system_dirs(tree, arch)}
@@ -514,18 +284,6 @@ def profile_from_tree(tree: FileTree, *, name: str, arch: str | None) -> BasePro
         for p in tree.paths()
         if posixpath.dirname(p) in real_dirs and ".so" in posixpath.basename(p)
     )
-    packages: set[str] = set()
-    status = resolve(tree, _STATUS)
-    if status is not None:
-        with tree.open(status) as fh:
-            packages |= installed_from_status(fh.read().decode(errors="replace"))
-    # distroless images keep one stanza file per package here, without a Status field
-    for path in tree.paths():
-        node = tree.node(path)
-        if path.startswith("var/lib/dpkg/status.d/") and node is not None and node.kind == "file":
-            with tree.open(path) as fh:
-                text = fh.read().decode(errors="replace")
-            packages |= {f["Package"] for f in debian.parse_stanzas(text) if "Package" in f}
     suite = debian.DEFAULT_SUITE
     os_release = resolve(tree, "etc/os-release")
     if os_release is not None:
@@ -537,9 +295,9 @@ def profile_from_tree(tree: FileTree, *, name: str, arch: str | None) -> BasePro
     return BaseProfile(
         name=name,
         suite=suite,
-        arch=arch or native_arch(),
+        arch=arch or platforms.native_arch(),
         sonames=sonames,
-        packages=frozenset(packages),
+        packages=dpkg.packages_in_tree(tree),
     )
 
 
@@ -551,9 +309,7 @@ def _variant_profile(variant: str, arch: str) -> BaseProfile:
     packages and library file names on each, and a foreign rootfs would need minutes of
     emulation to build.
     """
-    from wheeldock.debian import bases
-
-    rootfs = bases.ensure_rootfs(variant, arch=native_arch())
+    rootfs = bases.ensure_rootfs(variant, arch=platforms.native_arch())
     st = rootfs.tar_path.stat()
     key = hashlib.sha256(f"{rootfs.tar_path}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()
     # Kept with the base tars (not with the per-wheel scans), so an emptied build cache that
@@ -584,7 +340,7 @@ def base_profile(base: str, *, arch: str) -> BaseProfile:
         return BaseProfile(name="none", suite=debian.DEFAULT_SUITE, arch=arch)
     if base in _BASE_VARIANTS:
         return _variant_profile(base, arch)
-    with open_image(base) as image:
+    with open_tree(base) as image:
         return profile_from_tree(image.tree, name=base, arch=image.arch or arch)
 
 
@@ -592,8 +348,9 @@ def base_profile(base: str, *, arch: str) -> BaseProfile:
 
 
 @dataclass
-class OpenImage:
-    """An image's merged file system, plus what its config says (env, architecture)."""
+class OpenTree:
+    """An image's (or a rootfs's) merged file system, plus what its config says (env,
+    architecture)."""
 
     ref: str
     tree: FileTree
@@ -601,262 +358,89 @@ class OpenImage:
     env: dict[str, str] = field(default_factory=dict)
 
 
-_GZIP = b"\x1f\x8b"
-_ZSTD = b"\x28\xb5\x2f\xfd"
-
-
-def _layer_source(
-    fh: IO[bytes], start: int, size: int, stack: contextlib.ExitStack, tmp: Path
-) -> tuple[int, int, int]:
-    """A layer blob at ``start`` of the open file ``fh``: used in place when it is an
-    uncompressed tar, else decompressed into a temp file first."""
-    fd = fh.fileno()
-    head = os.pread(fd, 4, start)
-    if not (head.startswith(_GZIP) or head == _ZSTD):
-        return (fd, start, size)
+def _layer_source(layer: Layer, stack: contextlib.ExitStack, tmp: Path) -> tuple[int, int, int]:
+    """A layer's tar as (file descriptor, offset, size): its blob in place when uncompressed,
+    else decompressed into a temp file first."""
+    if layer.compression == "none":
+        path = layer.blob_path()
+        return (stack.enter_context(path.open("rb")).fileno(), 0, path.stat().st_size)
     out_path = tmp / f"layer-{len(list(tmp.iterdir()))}.tar"
-    window = _open_window(fd, start, size)
-    with out_path.open("wb") as out:
-        if head.startswith(_GZIP):
-            from isal import igzip
-
-            with igzip.GzipFile(fileobj=window) as src:  # type: ignore[no-untyped-call]
-                shutil.copyfileobj(src, out, 1 << 20)
-        else:
-            import zstandard
-
-            zstandard.ZstdDecompressor().copy_stream(window, out)
-    out_fh = stack.enter_context(out_path.open("rb"))
-    return (out_fh.fileno(), 0, out_path.stat().st_size)
+    with layer.uncompressed() as src, out_path.open("wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
+    return (stack.enter_context(out_path.open("rb")).fileno(), 0, out_path.stat().st_size)
 
 
-def _config_info(config: Mapping[str, Any]) -> tuple[str | None, dict[str, str]]:
-    arch = config.get("architecture")
-    env: dict[str, str] = {}
-    for item in (config.get("config") or {}).get("Env") or []:
-        key, _, value = str(item).partition("=")
-        env[key] = value
-    debian_arch = {"arm": "armhf", "386": "i386", "ppc64le": "ppc64el"}.get(str(arch), arch)
-    return (str(debian_arch) if debian_arch else None), env
+def _blob_source(path: Path, stack: contextlib.ExitStack, tmp: Path) -> tuple[int, int, int]:
+    """A layer blob file (or plain tar) as (file descriptor, offset, size) of its tar: in place
+    when uncompressed, else decompressed into a temp file first."""
+    with path.open("rb") as fh:
+        compression = sniff_compression(fh.read(MAGIC_SIZE))
+    if compression == "none":
+        return (stack.enter_context(path.open("rb")).fileno(), 0, path.stat().st_size)
+    out_path = tmp / f"blob-{len(list(tmp.iterdir()))}.tar"
+    with open_uncompressed(path.open("rb"), compression) as src, out_path.open("wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
+    return (stack.enter_context(out_path.open("rb")).fileno(), 0, out_path.stat().st_size)
 
 
-def _sha256_of(fd: int, start: int, size: int) -> str:
-    """``sha256:<hex>`` of ``size`` bytes of the open file ``fd`` from ``start``."""
-    hasher = hashlib.sha256()
-    pos, end = start, start + size
-    while pos < end:
-        chunk = os.pread(fd, min(1 << 20, end - pos), pos)
-        if not chunk:
-            break
-        hasher.update(chunk)
-        pos += len(chunk)
-    return f"sha256:{hasher.hexdigest()}"
+def _image_tree(
+    ref: str | reference.Reference, shown: str, stack: contextlib.ExitStack, tmp: Path
+) -> OpenTree:
+    """Image ``ref`` (opened by :func:`wheeldock.oci.open.open_image`, its blobs in ``tmp``)
+    with its layers merged."""
+    image = open_image(ref, BlobStore(tmp / "blobs"))
+    layers_dir = tmp / "layers"
+    layers_dir.mkdir(exist_ok=True)
+    tree = LayeredTree([_layer_source(layer, stack, layers_dir) for layer in image.layers])
+    arch = (
+        platforms.debian_arch(image.platform) if image.config_json().get("architecture") else None
+    )
+    return OpenTree(shown, tree, arch, image.env())
 
 
-_ARCHIVE_FIX = (
-    "export the image again (`docker save -o FILE IMAGE`, or wheeldock build --output "
-    "docker-archive:FILE)"
-)
-
-
-def _open_docker_archive(
-    path: Path, name: str | None, stack: contextlib.ExitStack, tmp: Path, *, image: bool = False
-) -> OpenImage:
-    """A docker-archive, or (unless ``image``: the reference named it a docker-archive) a
-    plain rootfs tar. Each layer is checked against its diff_id in the image's config."""
-    fh = stack.enter_context(path.open("rb"))
+def _path_tree(path: Path, stack: contextlib.ExitStack, tmp: Path) -> OpenTree:
+    """A plain path: an OCI layout or rootfs folder, a docker-archive or rootfs tar."""
+    if path.is_dir():
+        if (path / "oci-layout").is_file():
+            return _image_tree(reference.OciRef(path), f"oci:{path}", stack, tmp)
+        return OpenTree(str(path), DirTree(path))
     try:
-        outer = stack.enter_context(tarfile.open(fileobj=fh, mode="r:"))  # noqa: SIM115
-        members = {_norm(m.name): m for m in outer.getmembers()}
+        with tarfile.open(path, "r:") as tar:
+            is_image = any(norm(m.name) == "manifest.json" for m in tar)
     except tarfile.TarError as exc:
-        raise InvalidArchive(f"is not a tar file ({exc})", path=path, fix=_ARCHIVE_FIX) from exc
-
-    def member_bytes(member_name: str) -> bytes:
-        info = members.get(_norm(member_name))
-        data = outer.extractfile(info) if info is not None else None
-        if data is None:
-            raise InvalidArchive(f"lacks {member_name}", path=path, fix=_ARCHIVE_FIX)
-        return data.read()
-
-    if "manifest.json" not in members:
-        if image or not members:
-            raise InvalidArchive(
-                "is not an image archive (it has no manifest.json)"
-                + ("" if members else ": the tar is empty"),
-                path=path,
-                fix=_ARCHIVE_FIX,
-            )
-        # Not an image archive: a plain rootfs tar (e.g. a `wheeldock base` rootfs).
-        return OpenImage(str(path), LayeredTree([(fh.fileno(), 0, path.stat().st_size)]))
-    try:
-        manifests = json.loads(member_bytes("manifest.json"))
-        chosen = manifests[0] if manifests else None
-        if name is not None:
-            chosen = next((m for m in manifests if name in (m.get("RepoTags") or [])), None)
-        if chosen is None:
-            raise NotFound(
-                f"the archive has no image named {name!r}"
-                if name
-                else "the archive holds no image",
-                path=path,
-                fix="use one of: "
-                + (", ".join(t for m in manifests for t in m.get("RepoTags") or []) or "none"),
-            )
-        config = json.loads(member_bytes(chosen["Config"]))
-        diff_ids = list(config["rootfs"]["diff_ids"])
-        layer_names = list(chosen["Layers"])
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise InvalidArchive(
-            f"its manifest.json or image config is malformed ({exc!r})", path=path, fix=_ARCHIVE_FIX
-        ) from exc
-    if len(diff_ids) != len(layer_names):
-        raise InvalidArchive(
-            f"manifest.json names {len(layer_names)} layers, the config {len(diff_ids)}",
-            path=path, fix=_ARCHIVE_FIX,
-        )  # fmt: skip
-    layers = []
-    for layer_name, diff_id in zip(layer_names, diff_ids, strict=True):
-        info = members.get(_norm(layer_name))
-        if info is None:
-            raise InvalidArchive(f"lacks the layer {layer_name}", path=path, fix=_ARCHIVE_FIX)
-        source = _layer_source(fh, info.offset_data, info.size, stack, tmp)
-        actual = _sha256_of(*source)
-        if actual != diff_id:
-            raise DigestMismatch(
-                f"the layer {layer_name} is damaged: it does not match its diff_id",
-                expected=str(diff_id), actual=actual, path=path, fix=_ARCHIVE_FIX,
-            )  # fmt: skip
-        layers.append(source)
-    arch, env = _config_info(config)
-    return OpenImage(f"docker-archive:{path}", LayeredTree(layers), arch, env)
-
-
-_LAYOUT_FIX = (
-    "write the image to the layout again (wheeldock build --output oci:DIR, or skopeo copy)"
-)
-
-
-def _open_oci(path: Path, tag: str | None, stack: contextlib.ExitStack, tmp: Path) -> OpenImage:
-    """An OCI layout's image; every blob it reads is checked against its digest."""
-
-    def blob(descriptor: Mapping[str, Any]) -> Path:
-        digest = str(descriptor["digest"])
-        algorithm, _, hexpart = digest.partition(":")
-        file = path / "blobs" / algorithm / hexpart
-        try:
-            with file.open("rb") as fh:
-                actual = _sha256_of(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
-        except FileNotFoundError as exc:
-            raise NotFound(
-                f"the blob {digest} is missing from the layout", path=file, fix=_LAYOUT_FIX
-            ) from exc
-        if actual != digest:
-            raise DigestMismatch(
-                "a blob of the layout is damaged: it does not match its digest",
-                expected=digest, actual=actual, path=file, fix=_LAYOUT_FIX,
-            )  # fmt: skip
-        return file
-
-    try:
-        index = json.loads((path / "index.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise NotFound(
-            f"is not an OCI image layout (no readable index.json: {exc})",
-            path=path,
-            fix="give the folder `skopeo copy … oci:DIR` or `wheeldock build` wrote",
-        ) from exc
-    manifests = index.get("manifests") or []
-    if tag is not None:
-        manifests = [
-            m
-            for m in manifests
-            if (m.get("annotations") or {}).get("org.opencontainers.image.ref.name") == tag
-        ]
-    if not manifests:
-        raise NotFound(f"the layout has no image tagged {tag!r}", path=path)
-    try:
-        descriptor = manifests[0]
-        manifest = json.loads(blob(descriptor).read_text())
-        if "manifests" in manifest:  # an image index: take this host's platform, else the first
-            entries = manifest["manifests"]
-            native = native_arch()
-            descriptor = next(
-                (m for m in entries if (m.get("platform") or {}).get("architecture") == native),
-                entries[0],
-            )
-            manifest = json.loads(blob(descriptor).read_text())
-        config = json.loads(blob(manifest["config"]).read_text())
-        layer_files = [blob(layer) for layer in manifest["layers"]]
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-        raise InvalidArchive(
-            f"a manifest or config of the layout is malformed ({exc!r})", path=path,
-            fix=_LAYOUT_FIX,
-        ) from exc  # fmt: skip
-    layers = []
-    for file in layer_files:
-        fh = stack.enter_context(file.open("rb"))
-        layers.append(_layer_source(fh, 0, file.stat().st_size, stack, tmp))
-    arch, env = _config_info(config)
-    return OpenImage(f"oci:{path}" + (f":{tag}" if tag else ""), LayeredTree(layers), arch, env)
+        raise InvalidArchive(f"is not a tar file ({exc})", path=path) from exc
+    if is_image:
+        return _image_tree(reference.ArchiveRef(path), f"docker-archive:{path}", stack, tmp)
+    # Not an image archive: a plain rootfs tar (e.g. a `wheeldock base` rootfs).
+    fh = stack.enter_context(path.open("rb"))
+    return OpenTree(str(path), LayeredTree([(fh.fileno(), 0, path.stat().st_size)]))
 
 
 @contextlib.contextmanager
-def open_image(ref: str) -> Iterator[OpenImage]:
-    """Open ``ref`` read-only: ``oci:DIR[:TAG]``, ``docker-archive:FILE[:NAME:TAG]``,
-    ``docker-daemon:NAME:TAG`` (via ``docker save``), ``docker://…`` (via ``skopeo copy``),
-    a rootfs folder, or a rootfs tar. Temp files go when the context ends."""
-    from wheeldock.oci import reference
-
+def open_tree(ref: str) -> Iterator[OpenTree]:
+    """Open ``ref`` read-only as a file tree: any image reference
+    (:func:`wheeldock.oci.open.open_image`: ``oci:DIR[:TAG]``, ``docker-archive:FILE[:NAME:TAG]``,
+    ``docker-daemon:NAME:TAG``, ``docker://…``), a rootfs folder, or a rootfs tar. Temp files
+    (blobs, decompressed layers) go when the context ends."""
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wheeldock-check-")))
         as_path = Path(ref)
         if ":" not in ref or as_path.exists():
-            if as_path.is_dir():
-                if (as_path / "oci-layout").is_file():
-                    yield _open_oci(as_path, None, stack, tmp)
-                    return
-                yield OpenImage(str(as_path), DirTree(as_path))
-                return
-            if as_path.is_file():
-                yield _open_docker_archive(as_path, None, stack, tmp)
-                return
-            raise NotFound(
-                f"no such image, folder or file: {ref!r}",
-                fix="give oci:DIR[:TAG], docker-archive:FILE, docker-daemon:NAME:TAG, or a "
-                "rootfs folder",
-            )
-        parsed = reference.parse(ref)
-        if isinstance(parsed, reference.OciRef):
-            yield _open_oci(parsed.path, parsed.tag, stack, tmp)
-        elif isinstance(parsed, reference.ArchiveRef):
-            if not parsed.path.is_file():
-                raise NotFound(f"no such file: {parsed.path}", fix="check the path")
-            yield _open_docker_archive(parsed.path, parsed.name, stack, tmp, image=True)
-        elif isinstance(parsed, reference.DaemonRef):
-            engine.require()
-            archive = tmp / "image.tar"
-            result = engine.docker("save", "-o", str(archive), parsed.name, check=False)
-            if result.returncode != 0:
+            if not (as_path.is_dir() or as_path.is_file()):
                 raise NotFound(
-                    f"the Docker engine has no image {parsed.name!r} "
-                    f"({(result.stderr.strip().splitlines() or ['docker save failed'])[-1]})",
-                    fix="build or load it first; `docker images` lists what there is",
+                    f"no such image, folder or file: {ref!r}",
+                    fix="give oci:DIR[:TAG], docker-archive:FILE, docker-daemon:NAME:TAG, or a "
+                    "rootfs folder",
                 )
-            image = _open_docker_archive(archive, None, stack, tmp, image=True)
-            image.ref = ref
-            yield image
-        elif isinstance(parsed, reference.RegistryRef):
-            layout_dir = tmp / "oci"
-            host = parsed.name.registry.split(":")[0]
-            argv = ["skopeo", "copy", "--quiet"]
-            if host in ("127.0.0.1", "localhost"):
-                argv.append("--src-tls-verify=false")
-            process.run([*argv, ref, f"oci:{layout_dir}:image"], timeout=1800)
-            image = _open_oci(layout_dir, "image", stack, tmp)
-            image.ref = ref
-            yield image
-        else:  # pragma: no cover - reference.parse returns only the forms above
-            raise InvalidReference(f"cannot open {ref!r}")
+            yield _path_tree(as_path, stack, tmp)
+            return
+        parsed = reference.parse(ref)
+        shown = ref
+        if isinstance(parsed, reference.OciRef):
+            shown = str(parsed)
+        elif isinstance(parsed, reference.ArchiveRef):
+            shown = f"docker-archive:{parsed.path}"
+        yield _image_tree(parsed, shown, stack, tmp)
 
 
 # =========================================================================== wheels
@@ -1068,7 +652,7 @@ def _scan_arch(path: Path, items: Sequence[_Elf], arch: str | None) -> str:
             path=path,
             fix=f"drop --arch, or scan {arch} wheels",
         )
-    arch = arch or elf_arch or native_arch()
+    arch = arch or elf_arch or platforms.native_arch()
     if arch not in elf.TRIPLETS:
         raise InvalidConfig(
             f"its ELF files are for {arch}, which Debian does not build for", path=path
@@ -1247,16 +831,13 @@ def runtime_packages(path: Path, *, base: str = "slim", arch: str | None = None)
 # =========================================================================== check
 
 
-_MACHINE_NAMES = {v: k for k, v in ENUM_E_MACHINE.items() if isinstance(v, int)}
-
-
 def _header_key(head: bytes) -> tuple[str, int, bool] | None:
     """(machine, class, little endian) from an ELF header's first 20 bytes."""
     if len(head) < 20 or not elf.is_elf(head):
         return None
     little = head[5] == 1
     machine = int.from_bytes(head[18:20], "little" if little else "big")
-    return (str(_MACHINE_NAMES.get(machine, machine)), 64 if head[4] == 2 else 32, little)
+    return (str(elf.MACHINE_NAMES.get(machine, machine)), 64 if head[4] == 2 else 32, little)
 
 
 def _is_python_path(path: str, patterns: Sequence[re.Pattern[str]]) -> bool:
@@ -1270,7 +851,7 @@ class _Loader:
         self.tree = tree
         self.system = system_dirs(tree, arch)
         self.ld_library_path = tuple(
-            _norm(p) for p in env.get("LD_LIBRARY_PATH", "").split(":") if p.startswith("/")
+            norm(p) for p in env.get("LD_LIBRARY_PATH", "").split(":") if p.startswith("/")
         )
         self._infos: dict[str, elf.ElfInfo] = {}
         self._missing: dict[tuple[str, tuple[str, ...]], list[tuple[str, str, str | None]]] = {}
@@ -1310,9 +891,9 @@ class _Loader:
         own_rpath = (
             ()
             if info.runpath
-            else tuple(_norm(elf.expand_origin(e, origin)) for e in info.rpath if e)
+            else tuple(norm(elf.expand_origin(e, origin)) for e in info.rpath if e)
         )
-        runpath = tuple(_norm(elf.expand_origin(e, origin)) for e in info.runpath if e)
+        runpath = tuple(norm(elf.expand_origin(e, origin)) for e in info.runpath if e)
         rpath_chain = () if info.runpath else own_rpath + inherited
         order = (*rpath_chain, *self.ld_library_path, *runpath, *self.system)
         result: list[tuple[str, str, str | None]] = []
@@ -1356,14 +937,14 @@ def check(
     python_paths: Sequence[str] = PYTHON_PATHS,
     suggest: bool = True,
 ) -> CheckReport:
-    """Open image ``ref`` (see :func:`open_image`) and report every ELF file under the Python
+    """Open image ``ref`` (see :func:`open_tree`) and report every ELF file under the Python
     paths (and every program under :data:`PROGRAM_PATHS`) whose libraries (transitively) do
     not resolve inside the image. With ``suggest``, each missing soname is mapped to the Debian
     package that ships it (index permitting)."""
     started = time.monotonic()
     patterns = [re.compile(p) for p in python_paths]
     programs = [re.compile(p) for p in PROGRAM_PATHS]
-    with open_image(ref) as image:
+    with open_tree(ref) as image:
         candidates = [
             p
             for p in image.tree.paths()
@@ -1392,8 +973,7 @@ def check_layers(
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wheeldock-check-")))
         sources = []
         for path in layers:
-            fh = stack.enter_context(path.open("rb"))
-            sources.append(_layer_source(fh, 0, path.stat().st_size, stack, tmp))
+            sources.append(_blob_source(path, stack, tmp))
         tree = LayeredTree(sources)
         candidates = [
             p
@@ -1456,7 +1036,7 @@ def _check_tree(
             pairs.append(("/" + path, soname, needed_by, version))
     suite = _tree_suite(tree)
     packages: dict[str, str | None] = {}
-    if pairs and suggest and arch in elf.TRIPLETS:
+    if pairs and suggest and arch is not None and arch in elf.TRIPLETS:
         try:
             with debian.open_index(suite, arch) as index:
                 packages = {s: index.package_for(s) for _, s, _, v in pairs if v is None}

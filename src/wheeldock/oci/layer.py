@@ -69,6 +69,34 @@ _KINDS: dict[str, bytes] = {
 }
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+#: How many leading bytes :func:`sniff_compression` needs.
+MAGIC_SIZE = len(_ZSTD_MAGIC)
+
+
+def sniff_compression(head: bytes) -> Compression:
+    """The compression a blob's first bytes show (gzip or zstd magic), else ``"none"``.
+
+    ``head`` is at least the first :data:`MAGIC_SIZE` bytes (fewer: the whole blob).
+    """
+    if head.startswith(_GZIP_MAGIC):
+        return "gzip"
+    if head[:MAGIC_SIZE] == _ZSTD_MAGIC:
+        return "zstd"
+    return "none"
+
+
+def open_uncompressed(fh: IO[bytes], compression: Compression) -> IO[bytes]:
+    """A reader of ``fh``'s bytes decompressed (``fh`` itself when ``compression`` is none);
+    closing it closes ``fh``."""
+    if compression == "gzip":
+        gz: IO[bytes] = igzip.IGzipFile(fileobj=fh, mode="rb")  # type: ignore[no-untyped-call,assignment]
+        return gz
+    if compression == "zstd":
+        import zstandard
+
+        reader: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(fh, closefd=True)
+        return reader
+    return fh
 
 
 def compression_of(media_type: str) -> Compression:
@@ -452,17 +480,7 @@ class Layer:
 
     def uncompressed(self) -> IO[bytes]:
         """The layer tar; each call opens a new reader."""
-        fh = self.compressed()
-        comp = self.compression
-        if comp == "gzip":
-            gz: IO[bytes] = igzip.IGzipFile(fileobj=fh, mode="rb")  # type: ignore[no-untyped-call,assignment]
-            return gz
-        if comp == "zstd":
-            import zstandard
-
-            reader: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(fh, closefd=True)
-            return reader
-        return fh
+        return open_uncompressed(self.compressed(), self.compression)
 
     def descriptor(self) -> dict[str, Any]:
         """The layer's OCI descriptor (Docker media types are given their OCI names)."""
@@ -556,8 +574,8 @@ class Layer:
         """
         path = Path(path)
         with path.open("rb") as fh:
-            magic = fh.read(4)
-        if magic.startswith(_GZIP_MAGIC) or magic == _ZSTD_MAGIC:
+            magic = fh.read(MAGIC_SIZE)
+        if sniff_compression(magic) != "none":
             raise InvalidArchive(
                 "is compressed; a layer is made from an uncompressed tar",
                 path=path,

@@ -198,24 +198,45 @@ def tags(path: Path) -> list[str]:
     ]
 
 
+_REWRITE = "write the image to the layout again (wheeldock build --output oci:DIR, or skopeo copy)"
+
+
+def _missing_blob(path: Path, digest: Digest) -> NotFound:
+    return NotFound(f"blob {digest} is missing from the layout", path=path, fix=_REWRITE)
+
+
 def _read_blob(root: Path, digest: Digest) -> bytes:
     path = blob_path(root, digest)
     try:
         data = path.read_bytes()
     except FileNotFoundError as exc:
-        raise NotFound(
-            f"blob {digest} is missing from the layout",
-            path=root,
-            fix="write the image to the layout again",
-        ) from exc
+        raise _missing_blob(path, digest) from exc
     if Digest.of_bytes(data) != digest:
         raise DigestMismatch(
             "a layout blob does not match its name",
             expected=str(digest),
             actual=str(Digest.of_bytes(data)),
             path=path,
+            fix=_REWRITE,
         )
     return data
+
+
+def _copy_checked(store: BlobStore, source: Path, digest: Digest) -> None:
+    """``source`` into ``store``, checked against ``digest``; a missing or damaged blob is an
+    error naming it."""
+    try:
+        store.put_file(source, expected=digest)
+    except FileNotFoundError as exc:
+        raise _missing_blob(source, digest) from exc
+    except DigestMismatch as exc:
+        raise DigestMismatch(
+            "a layout blob does not match its name",
+            expected=exc.expected,
+            actual=exc.actual,
+            path=source,
+            fix=_REWRITE,
+        ) from exc
 
 
 def read(path: Path, tag: str | None = None, store: BlobStore | None = None) -> Image | Index:
@@ -270,7 +291,7 @@ def _read_target(root: Path, desc: dict[str, Any], store: BlobStore | None) -> I
         digest = Digest.parse(ldesc["digest"])
         source = blob_path(root, digest)
         if store is not None:
-            store.put_file(source, expected=digest)
+            _copy_checked(store, source, digest)
             layer = Layer.from_store(
                 store,
                 digest,

@@ -32,7 +32,7 @@ from wheeldock.errors import (
 from wheeldock.oci.blobs import CHUNK, BlobStore, default_store
 from wheeldock.oci.digest import Digest
 from wheeldock.oci.image import ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX, Image, Index, canonical_json
-from wheeldock.oci.layer import _GZIP_MAGIC, _ZSTD_MAGIC, MEDIA_TYPE_TAR, MEDIA_TYPES, Layer
+from wheeldock.oci.layer import MAGIC_SIZE, MEDIA_TYPE_TAR, MEDIA_TYPES, Layer, sniff_compression
 from wheeldock.oci.reference import parse_name
 from wheeldock.oci.result import PublishResult
 
@@ -359,23 +359,18 @@ def _read_layer(
     if fh is None:
         raise NotFound(f"the archive has no layer {name}", path=file)
     with fh:
-        magic = fh.read(4)
+        compression = sniff_compression(fh.read(MAGIC_SIZE))
         fh.seek(0)
         blob = store.put_stream(fh)
-    if magic.startswith(_GZIP_MAGIC):
-        media_type = MEDIA_TYPES["gzip"]
-    elif magic == _ZSTD_MAGIC:
-        media_type = MEDIA_TYPES["zstd"]
-    else:
-        media_type = MEDIA_TYPE_TAR
-        if blob.digest != diff_id:
-            raise DiffIdMismatch(
-                f"layer {name} does not hash to its diff_id {diff_id}",
-                path=file,
-                expected=str(diff_id),
-                actual=str(blob.digest),
-                fix="re-create the archive with docker save",
-            )
+    media_type = MEDIA_TYPES[compression]
+    if compression == "none" and blob.digest != diff_id:
+        raise DiffIdMismatch(
+            f"layer {name} does not hash to its diff_id {diff_id}",
+            path=file,
+            expected=str(diff_id),
+            actual=str(blob.digest),
+            fix="re-create the archive with docker save",
+        )
     return Layer.from_store(
         store, blob.digest, diff_id=diff_id, media_type=media_type, size=blob.size
     )
