@@ -15,7 +15,6 @@ from pathlib import Path
 
 from wheeldock.edges import engine
 from wheeldock.errors import InvalidReference, NotFound
-from wheeldock.oci import layout, remote, tarball
 from wheeldock.oci.blobs import BlobStore, default_store
 from wheeldock.oci.image import Image, Index
 from wheeldock.oci.reference import ArchiveRef, DaemonRef, OciRef, Reference, RegistryRef, coerce
@@ -48,14 +47,22 @@ def open_image(
     The image's platform is not checked against ``platform`` for a docker-archive or the
     engine: their images carry one platform, the one they were made for.
     """
+    # Each reader is imported only when its form is asked for, as publish does: the registry
+    # client's imports (httpx, ssl) would otherwise weigh on every build's start-up.
     parsed = coerce(ref)
     if isinstance(parsed, OciRef):
+        from wheeldock.oci import layout
+
         return choose(layout.read(parsed.path, parsed.tag, store), platform)
     if isinstance(parsed, ArchiveRef):
+        from wheeldock.oci import tarball
+
         return tarball.read(parsed.path, parsed.name, store)
     if isinstance(parsed, DaemonRef):
         return _from_engine(parsed, store or default_store())
     if isinstance(parsed, RegistryRef):
+        from wheeldock.oci import remote
+
         target = remote.read(parsed, store or default_store(), platform=platform)
         return choose(target, platform)
     raise InvalidReference(f"cannot open {ref!r}")  # pragma: no cover - coerce gives only these
@@ -64,6 +71,8 @@ def open_image(
 def _from_engine(ref: DaemonRef, store: BlobStore) -> Image:
     """``docker save`` the image into a temporary archive and read that (the archive goes, the
     layers stay in ``store``)."""
+    from wheeldock.oci import tarball
+
     engine.require()
     with tempfile.TemporaryDirectory(prefix="wheeldock-save-") as tmp:
         archive = Path(tmp) / "image.tar"
