@@ -1,8 +1,10 @@
 """Health probes from the host: an HTTP GET that must answer 200, or a TCP connect.
 
-Probes go to 127.0.0.1 only, straight to the socket (never through an HTTP proxy from the
-environment). A ``process`` check has nothing to probe from outside: :func:`probe` reports it
-as passed and the caller relies on the container being up (see :mod:`wheeldock.compose.up`).
+Probes go to the address the port is published on (127.0.0.1 unless told), straight to the
+socket (never through an HTTP proxy from the environment). The other kinds have nothing to probe
+from outside, and :func:`probe` reports them as passed: the caller judges by the container
+(see :mod:`wheeldock.compose.up`): ``process``, a worker that keeps running; ``job``, a
+one-shot job that exits 0; ``docker``, a port the host cannot reach, judged by Docker's health.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ HOST = "127.0.0.1"
 
 @dataclass(frozen=True)
 class Probe:
-    kind: str  # "http" | "tcp" | "process"
+    kind: str  # "http" | "tcp" | "process" | "job" | "docker"
     port: int | None = None
     path: str = "/"
+    host: str = HOST
+    why: str = ""  # for "docker": why the host cannot reach the port
 
     @classmethod
     def for_service(cls, service: Service, port: int | None = None) -> Probe:
@@ -35,11 +39,16 @@ class Probe:
         return cls("http", port, service.health if service.health.startswith("/") else "/")
 
     def describe(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
         if self.kind == "http":
-            return f"GET http://{HOST}:{self.port}{self.path}"
+            return f"GET http://{host}:{self.port}{self.path}"
         if self.kind == "tcp":
-            return f"TCP {HOST}:{self.port}"
-        return "process alive"
+            return f"TCP {host}:{self.port}"
+        if self.kind == "job":
+            return "exits 0 (a one-shot job)"
+        if self.kind == "docker":
+            return f"Docker health ({self.why})"
+        return "keeps running (a worker)"
 
 
 @dataclass(frozen=True)
@@ -50,16 +59,16 @@ class Outcome:
 
 def probe(p: Probe, timeout: float = 1.0) -> Outcome:
     """Run ``p`` once. HTTP passes on status 200 only; TCP on an accepted connection."""
-    if p.kind == "process":
-        return Outcome(True, "no port: the container being up is the check")
+    if p.kind in ("process", "job", "docker"):
+        return Outcome(True, "nothing to probe from the host: the container is the check")
     assert p.port is not None
     if p.kind == "tcp":
         try:
-            with socket.create_connection((HOST, p.port), timeout=timeout):
+            with socket.create_connection((p.host, p.port), timeout=timeout):
                 return Outcome(True, "connected")
         except OSError as exc:
             return Outcome(False, f"connect failed: {exc.strerror or exc}")
-    conn = http.client.HTTPConnection(HOST, p.port, timeout=timeout)
+    conn = http.client.HTTPConnection(p.host, p.port, timeout=timeout)
     try:
         conn.request("GET", p.path, headers={"User-Agent": "wheeldock-health"})
         response = conn.getresponse()
