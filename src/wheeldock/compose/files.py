@@ -290,6 +290,8 @@ class ServicePatch:
     image: str
     drop_keys: tuple[str, ...] = ()
     drop_volumes: tuple[str, ...] = ()  # volume entries as written (short) or their source
+    #: short-syntax volume entries put where the first dropped one was (kept data folders)
+    add_volumes: tuple[str, ...] = ()
     healthcheck: Mapping[str, Any] | None = None
 
 
@@ -331,7 +333,7 @@ def _patch_service(svc: CommentedMap, sp: ServicePatch, *, primary: bool) -> boo
             _delete_key(svc, key)
             touched = True
     if sp.drop_volumes and "volumes" in svc:
-        touched = _drop_volumes(svc, sp.drop_volumes) or touched
+        touched = _drop_volumes(svc, sp.drop_volumes, sp.add_volumes) or touched
     if sp.healthcheck is not None:
         if isinstance(svc.get("healthcheck"), dict):
             for key, value in sp.healthcheck.items():  # keeps the user's interval & co.
@@ -342,21 +344,31 @@ def _patch_service(svc: CommentedMap, sp: ServicePatch, *, primary: bool) -> boo
     return touched
 
 
-def _drop_volumes(svc: CommentedMap, drop_volumes: tuple[str, ...]) -> bool:
-    """Remove the service's volumes matching ``drop_volumes`` in place; whether any did."""
+def _drop_volumes(
+    svc: CommentedMap, drop_volumes: tuple[str, ...], add: tuple[str, ...] = ()
+) -> bool:
+    """Remove the service's volumes matching ``drop_volumes`` in place, ``add`` put where the
+    first was; whether any was removed."""
     vols = svc["volumes"]
     drop = [i for i in range(len(vols)) if _volume_matches(vols[i], drop_volumes)]
-    if drop and not _own_key(svc, "volumes"):
+    if not drop:
+        return False
+    if not _own_key(svc, "volumes"):
         # merged in (``<<: *common``): the anchor is shared and a merged key cannot be
         # deleted, so the service gets a list of its own, which wins over the merge
         kept = [v for i, v in enumerate(vols) if i not in drop]
+        kept[drop[0] : drop[0]] = add  # every entry before the first dropped one is kept
         svc["volumes"] = CommentedSeq(kept) if kept else _node([])
         return True
-    if drop and len(drop) == len(vols):
+    for offset, entry in enumerate(add):
+        vols.insert(drop[0] + offset, entry)
+    drop = [i + len(add) for i in drop]
+    if len(drop) == len(vols):
         _delete_key(svc, "volumes")  # as a whole, so what follows it keeps its comments
-    for i in reversed(drop if len(drop) < len(vols) else []):
-        _delete_item(vols, i)
-    return bool(drop)
+    else:
+        for i in reversed(drop):
+            _delete_item(vols, i)
+    return True
 
 
 def _add_secrets(data: CommentedMap, wanted: Mapping[str, str]) -> bool:

@@ -600,7 +600,8 @@ def _compose_patch(findings: Sequence[discover.Finding], project_name: str) -> c
                 build=build,
                 image=_image_name(project_name, svc.name),
                 drop_keys=f.drop_keys,
-                drop_volumes=(f.source_volume,),
+                drop_volumes=() if f.keep_code_mount else (f.source_volume,),
+                add_volumes=f.data_volumes,
                 healthcheck=(
                     {"test": ["CMD", *runtime.health_command(svc)]}
                     if f.replace_healthcheck
