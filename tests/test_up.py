@@ -228,6 +228,48 @@ def test_worker_built_from_source_needs_libffi8_and_runs(
 
 
 @pytest.mark.integration
+def test_published_ports_and_a_one_shot_job_come_up_unaided_without_a_bridge(
+    stacks: list[StackCopy], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = _new(stacks, "ports", tmp_path)
+    compose_file = stack.root / "compose.yaml"
+    api_port, admin_port = free_port(), free_port()
+    text = compose_file.read_text()
+    text = text.replace('"8000:8000"', f'"{api_port}:8000"').replace(
+        '"8001:8000"', f'"{admin_port}:8000"'
+    )
+    compose_file.write_text(text)
+    assert stack.run("init") == 0
+    patched = compose_file.read_text()
+    # nothing of this machine in the file people commit; the untouched parts byte for byte
+    assert "network" not in patched and str(stack.root) not in patched and "secrets" not in patched
+    assert "      - ./job/events:/app/events\n" in patched
+    assert f'      - "{admin_port}:8000"   # the same container port as api\'s\n' in patched
+
+    report = _up(stack)
+    by_name = {s.name: s for s in report.services}
+    assert by_name["api"].probe == f"GET http://127.0.0.1:{api_port}/health"
+    assert by_name["admin"].probe == f"GET http://127.0.0.1:{admin_port}/health"
+    assert by_name["job"].probe == "exits 0 (a one-shot job)"
+    for name, port in (("api", api_port), ("admin", admin_port)):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as answer:
+            assert json.loads(answer.read()) == {"service": name}
+    events = stack.root / "job" / "events"
+    assert not (events / "stale.txt").exists()
+    assert json.loads((events / "done.json").read_text())["stale"] == []
+    if "bridge" not in engine.docker("network", "ls", "--format", "{{.Name}}").stdout.split():
+        own = (stack.root / ".wheeldock" / "compose.override.yaml").read_text()
+        assert json.loads(own)["services"]["api"]["build"]["network"] == "host"
+
+    capsys.readouterr()
+    assert stack.run("status", "--json") == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)["services"]}
+    assert rows["api"]["port"] == api_port and str(api_port) in rows["api"]["probe"]
+    assert rows["admin"]["port"] == admin_port and str(admin_port) in rows["admin"]["probe"]
+    assert rows["job"]["probe_detail"] == "done (exit code 0)"
+
+
+@pytest.mark.integration
 def test_a_crashing_app_fails_at_the_start_step_with_its_logs(
     stacks: list[StackCopy], tmp_path: Path
 ) -> None:

@@ -120,11 +120,11 @@ def owners(config: Mapping[str, Any], services: Sequence[Service]) -> dict[str, 
     for service in services:
         svc = (config.get("services") or {}).get(service.name) or {}
         for folder in data_mounts(svc, service):
-            try:
-                st = os.stat(folder)
-            except OSError:
-                continue
-            found[folder] = f"{st.st_uid}:{st.st_gid}"
+            # not made yet (the engine makes it at start): its nearest folder that exists
+            existing = next((p for p in (Path(folder), *Path(folder).parents) if p.is_dir()), None)
+            if existing is not None:
+                st = existing.stat()
+                found[folder] = f"{st.st_uid}:{st.st_gid}"
     return found
 
 

@@ -302,10 +302,12 @@ def _segments(script: str) -> list[tuple[list[str], str]]:
 
 
 def _shell_word(token: str) -> str:
-    """``token`` quoted for ``sh``, ``$VAR`` still expanded (double quotes where it has one)."""
+    """``token`` quoted for ``sh``, ``$VAR`` still expanded (double quotes where it has one),
+    a glob (``/app/events/*``) left to expand: the tokens lost their quotes, and a bare glob
+    in a compose command is far more often meant to expand than not."""
     if "$" in token and not re.fullmatch(r"[\w$@%+=:,./{}-]+", token):
         return '"' + re.sub(r'(["\\`])', r"\\\1", token) + '"'
-    return token if re.fullmatch(r"[\w$@%+=:,./{}-]+", token) else shlex.quote(token)
+    return token if re.fullmatch(r"[\w$@%+=:,./{}*?\[\]-]+", token) else shlex.quote(token)
 
 
 def _pip_args(argv: list[str]) -> list[str] | None:
