@@ -192,3 +192,92 @@ def test_dotenv_is_overridden_by_the_process_environment(tmp_path: Path) -> None
     (tmp_path / ".env").write_text("# c\nPORT=1\nexport NAME='shop'\n")
     env = compose.interpolation_env(tmp_path, {"PORT": "2"})
     assert env["PORT"] == "2" and env["NAME"] == "shop"
+
+
+REAL_SHAPED = """\
+# Stack as people write it: mixed indentation per service, quotes, flow lists, comments.
+name: "shop"   # the compose project
+x-common: &common
+  restart: 'unless-stopped'
+services:
+    db:
+        image: "postgres:16"          # pinned
+        environment:
+            POSTGRES_PASSWORD: 'secret'
+        ports: [ "5432:5432" ]
+
+    api:
+      <<: *common
+      image: python:3.11-slim   # the old way
+      working_dir: /app
+      command: sh -c "pip install -r requirements.txt && uvicorn main:app --host 0.0.0.0"
+      volumes:
+        - ./api:/app:rw   # the code
+        - uploads:/app/uploads
+      ports:
+        - "8001:8000"
+      # the job after it runs once
+    job:
+       image: 'python:3.11'
+       command: ["sh", "-c", "pip install -r requirements.txt && python /jobs/run.py"]
+       volumes:
+       -   ./jobs:/jobs
+volumes:
+  uploads: {}
+"""
+
+
+def _real_patch() -> compose.Patch:
+    return compose.Patch(
+        (
+            compose.ServicePatch(
+                "api",
+                {"context": ".", "dockerfile": "Dockerfile.api"},
+                "shop-api:wheeldock",
+                drop_keys=("command", "working_dir"),
+                drop_volumes=("./api",),
+                add_volumes=("./api/events:/app/events",),
+            ),
+        )
+    )
+
+
+def _untouched(text: str, start: str, end: str | None) -> str:
+    tail = text[text.index(start) :]
+    return tail[: tail.index(end)] if end else tail
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_patch_touches_only_what_it_changes(newline: str) -> None:
+    text = REAL_SHAPED.replace("\n", newline)
+    out = compose.patch(compose.parse(text, Path("compose.yaml")), _real_patch(), primary=True)
+    head = text[: text.index("    api:")]
+    assert out.startswith(head)  # header comments, anchors, the db service byte for byte
+    job = _untouched(text, "    job:", None)
+    assert out.endswith(job)  # the service after it, with its 3-space indent and odd dashes
+    api = _untouched(out, "    api:", "    job:")
+    nl = newline
+    assert api == (
+        f"    api:{nl}"
+        f"      <<: *common{nl}"
+        f"      build:{nl}"
+        f"        context: .{nl}"
+        f"        dockerfile: Dockerfile.api{nl}"
+        f"      image: shop-api:wheeldock{nl}"
+        f"      volumes:{nl}"
+        f"        - ./api/events:/app/events{nl}"
+        f"        - uploads:/app/uploads{nl}"
+        f"      ports:{nl}"
+        f'        - "8001:8000"{nl}'
+        f"      # the job after it runs once{nl}"
+    )
+
+
+def test_a_patched_file_without_a_final_line_break_stays_valid() -> None:
+    text = "services:\n  app:\n    image: python:3.11\n    volumes:\n      - ./src:/src"
+    out = compose.patch(
+        compose.parse(text, Path("c.yaml")), _patch_for(("app",), "./src", ca=True), primary=True
+    )
+    data = compose.parse(out, Path("c.yaml")).data
+    assert data["secrets"]["ca"]["file"] == "/etc/ssl/certs/proxy-ca.pem"
+    assert "volumes" not in data["services"]["app"]

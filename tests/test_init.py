@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
-from conftest_init import StackCopy
+from conftest_init import StackCopy, environ
 
 from wheeldock import cli, project
 from wheeldock.compose import plan as init
@@ -68,16 +68,15 @@ def test_init_writes_dockerfiles_dockerignore_config_and_patches_compose(
     assert manifest["docker-compose.yaml"]["written_sha256"] == init.sha256(patched.encode())
 
 
-def test_ca_secret_is_wired_into_compose_when_the_host_has_one(
-    stack_copy: MakeStack, tmp_path: Path
-) -> None:
+def test_ca_path_never_goes_into_the_compose_file(stack_copy: MakeStack, tmp_path: Path) -> None:
     stack = stack_copy("flask")
     ca = tmp_path / "proxy-ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
-    assert stack.run("init", "--ca-cert", str(ca)) == 0
+    with environ({"SSL_CERT_FILE": str(ca)}):
+        assert stack.run("init", "--ca-cert", str(ca)) == 0
     patched = (stack.root / "compose.yaml").read_text()
-    assert "      secrets:\n        - ca\n" in patched
-    assert patched.endswith(f"secrets:\n  ca:\n    file: {ca}\n")
+    assert str(ca) not in patched
+    assert "secrets" not in patched
 
 
 def test_second_init_changes_nothing_and_says_so(

@@ -167,8 +167,10 @@ def test_ca_bundle_never_lands_in_a_layer_and_a_tcp_service_starts(
     ca = tmp_path / "marked-ca.pem"  # the host's bundle (so builds still reach PyPI) + a marker
     ca.write_bytes((host_ca.read_bytes() if host_ca.is_file() else b"") + marker)
     assert stack.run("init", "--ca-cert", str(ca)) == 0
-    assert str(ca) in (stack.root / "compose.yaml").read_text()
-    (api,) = _up(stack).services
+    assert str(ca) not in (stack.root / "compose.yaml").read_text()
+    with environ(stack.env):
+        (api,) = up.up(stack.root, ca_cert=ca, timeouts=up.Timeouts(health=120)).services
+    assert str(ca) in (stack.root / ".wheeldock" / "compose.override.yaml").read_text()
     assert api.probe.startswith("TCP") and api.docker_health == "healthy"
     assert api.image is not None
     layers = 0
@@ -197,7 +199,7 @@ def test_worker_built_from_source_needs_libffi8_and_runs(
     for package in svc.runtime_packages:
         assert package in runtime_stage
     (worker,) = _up(stack).services
-    assert worker.port is None and worker.probe == "process alive"
+    assert worker.port is None and worker.probe == "keeps running (a worker)"
     assert worker.docker_health == "healthy"
     with environ(stack.env):
         logs = up.Stack.load(stack.root).logs("worker")
@@ -225,6 +227,48 @@ def test_worker_built_from_source_needs_libffi8_and_runs(
 
 
 @pytest.mark.integration
+def test_published_ports_and_a_one_shot_job_come_up_unaided_without_a_bridge(
+    stacks: list[StackCopy], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = _new(stacks, "ports", tmp_path)
+    compose_file = stack.root / "compose.yaml"
+    api_port, admin_port = free_port(), free_port()
+    text = compose_file.read_text()
+    text = text.replace('"8000:8000"', f'"{api_port}:8000"').replace(
+        '"8001:8000"', f'"{admin_port}:8000"'
+    )
+    compose_file.write_text(text)
+    assert stack.run("init") == 0
+    patched = compose_file.read_text()
+    # nothing of this machine in the file people commit; the untouched parts byte for byte
+    assert "network" not in patched and str(stack.root) not in patched and "secrets" not in patched
+    assert "      - ./job/events:/app/events\n" in patched
+    assert f'      - "{admin_port}:8000"   # the same container port as api\'s\n' in patched
+
+    report = _up(stack)
+    by_name = {s.name: s for s in report.services}
+    assert by_name["api"].probe == f"GET http://127.0.0.1:{api_port}/health"
+    assert by_name["admin"].probe == f"GET http://127.0.0.1:{admin_port}/health"
+    assert by_name["job"].probe == "exits 0 (a one-shot job)"
+    for name, port in (("api", api_port), ("admin", admin_port)):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as answer:
+            assert json.loads(answer.read()) == {"service": name}
+    events = stack.root / "job" / "events"
+    assert not (events / "stale.txt").exists()
+    assert json.loads((events / "done.json").read_text())["stale"] == []
+    if "bridge" not in engine.docker("network", "ls", "--format", "{{.Name}}").stdout.split():
+        own = (stack.root / ".wheeldock" / "compose.override.yaml").read_text()
+        assert json.loads(own)["services"]["api"]["build"]["network"] == "host"
+
+    capsys.readouterr()
+    assert stack.run("status", "--json") == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)["services"]}
+    assert rows["api"]["port"] == api_port and str(api_port) in rows["api"]["probe"]
+    assert rows["admin"]["port"] == admin_port and str(admin_port) in rows["admin"]["probe"]
+    assert rows["job"]["probe_detail"] == "done (exit code 0)"
+
+
+@pytest.mark.integration
 def test_a_crashing_app_fails_at_the_start_step_with_its_logs(
     stacks: list[StackCopy], tmp_path: Path
 ) -> None:
@@ -237,6 +281,132 @@ def test_a_crashing_app_fails_at_the_start_step_with_its_logs(
     assert info.value.step == "start"
     assert info.value.service == "api"
     assert "boom at import" in info.value.logs
+
+
+def test_log_tails_carry_no_terminal_escape_codes() -> None:
+    raw = "\x1b[2K\x1b[1A#5 [builder 2/6] RUN pip\x1b[0m\n\x1b]0;title\x07ERROR: boom\x1bM\n"
+    assert up.strip_escapes(raw) == "#5 [builder 2/6] RUN pip\nERROR: boom\n"
+    assert "\x1b" not in up._tail(raw)
+
+
+class _Stack:
+    """A stack whose ``docker compose port`` answers from a table."""
+
+    def __init__(self, picked: dict[int, tuple[str, int]] | None = None) -> None:
+        self.picked = picked or {}
+
+    def published(self, name: str, binding: object) -> tuple[str, int] | None:
+        return self.picked.get(getattr(binding, "target", 0))
+
+
+API = Service("api", "app", ("r.txt",), ("python", "main.py"), port=8000, health="/health")
+
+
+@pytest.mark.parametrize(
+    ("compose", "described", "port"),
+    [
+        ({"ports": ["8001:8000"]}, "GET http://127.0.0.1:8001/health", 8001),
+        ({"ports": ["127.0.0.1:18001:8000"]}, "GET http://127.0.0.1:18001/health", 18001),
+        ({"ports": [{"target": 8000, "published": "18002"}]}, "GET http://127.0.0.1:18002/health", 18002),
+        ({"network_mode": "host"}, "GET http://127.0.0.1:8000/health", 8000),
+        ({"ports": ["8000"]}, "GET http://127.0.0.1:32768/health", 32768),
+        ({"expose": ["8000"]}, "Docker health (port 8000 is expose: only: not reachable from the host)", 8000),
+    ],
+)  # fmt: skip
+def test_the_probe_follows_composes_port_model(
+    compose: dict[str, object], described: str, port: int
+) -> None:
+    stack = _Stack({8000: ("127.0.0.1", 32768)})
+    p = up.probe_for(stack, API, {"services": {"api": compose}}, 8000)  # type: ignore[arg-type]
+    assert p.describe() == described
+    assert p.port == port
+
+
+def test_a_remote_engine_is_probed_at_its_address() -> None:
+    facts = up.override_mod.EngineFacts(remote_host="build-box")
+    config = {"services": {"api": {"ports": ["8001:8000"]}}}
+    p = up.probe_for(_Stack(), API, config, 8000, facts)  # type: ignore[arg-type]
+    assert p.describe() == "GET http://build-box:8001/health"
+
+
+@pytest.mark.parametrize(
+    ("restart", "kind"), [("no", "job"), ("unless-stopped", "process"), (None, "process")]
+)
+def test_a_service_without_a_port_is_a_worker_or_a_one_shot_job(
+    restart: str | None, kind: str
+) -> None:
+    worker = Service("w", "app", ("r.txt",), ("python", "w.py"), health="process")
+    svc = {"restart": restart} if restart else {}
+    p = up.probe_for(_Stack(), worker, {"services": {"w": svc}}, None)  # type: ignore[arg-type]
+    assert p.kind == kind
+
+
+@pytest.mark.parametrize(
+    ("kind", "state", "ok", "detail"),
+    [
+        ("job", {"Status": "exited", "ExitCode": 0}, True, "done (exit code 0)"),
+        ("job", {"Status": "exited", "ExitCode": 3}, False, "failed (exit code 3)"),
+        ("job", {"Status": "running"}, True, "running"),
+        ("process", {"Status": "running"}, True, "running"),
+        ("process", {"Status": "exited", "ExitCode": 1}, False, "failed (exit code 1)"),
+        ("docker", {"Status": "running", "Health": {"Status": "healthy"}}, True, "Docker health: healthy"),
+        ("docker", {"Status": "running", "Health": {"Status": "starting"}}, False, "Docker health: starting"),
+        ("docker", {"Status": "running"}, True, "running (the image has no HEALTHCHECK)"),
+        ("http", {"Status": "exited", "ExitCode": 0}, False, "not running"),
+    ],
+)  # fmt: skip
+def test_status_judges_each_service_as_what_it_is(
+    kind: str, state: dict[str, object], ok: bool, detail: str
+) -> None:
+    outcome = up._status_outcome(health.Probe(kind, 8000), state)
+    assert (outcome.ok, outcome.detail) == (ok, detail)
+
+
+def _judge(
+    kind: str, state: dict[str, object], elapsed: float = 0.0
+) -> tuple[dict[str, float], dict[str, float]]:
+    """One look of the shared health waiter at service ``s`` ``elapsed`` seconds after its
+    start: which answered and which are healthy by then."""
+    since = 100.0
+    pace = health.Pace(clock=lambda: since + elapsed, sleep=lambda _: None)
+    probes = {"s": health.Probe(kind)}
+
+    def states(pending: object) -> dict[str, health.ContainerState]:
+        return {"s": up._container_state(state)}
+
+    try:
+        ready = health.wait_healthy(probes, states, since, elapsed - 0.001, pace=pace)
+    except health.HealthFailed as exc:
+        if exc.reason != "timeout":
+            raise
+        ready = exc.readiness
+    return dict(ready.answered), dict(ready.healthy)
+
+
+def test_a_one_shot_job_is_done_when_it_exits_0_and_waited_for_while_it_runs() -> None:
+    assert _judge("job", {"Status": "running"}, elapsed=60) == ({}, {})
+    answers, healthy = _judge("job", {"Status": "exited", "ExitCode": 0})
+    assert set(answers) == set(healthy) == {"s"}
+
+
+def test_a_failed_job_fails_up_at_the_start_step_naming_its_exit_code() -> None:
+    with pytest.raises(health.HealthFailed) as info:
+        _judge("job", {"Status": "exited", "ExitCode": 1})
+    assert info.value.reason == "failed" and "exit code 1" in info.value.what
+    assert up._HEALTH_FAILURES["failed"][0] == "start"
+
+
+def test_a_worker_is_up_once_it_keeps_running_past_its_start() -> None:
+    assert _judge("process", {"Status": "running"}, elapsed=0.5) == ({}, {})
+    answers, healthy = _judge("process", {"Status": "running"}, elapsed=health.WORKER_SETTLE + 1)
+    assert set(answers) == set(healthy) == {"s"}
+
+
+def test_a_port_the_host_cannot_reach_waits_for_dockers_healthy() -> None:
+    starting = {"Status": "running", "Health": {"Status": "starting"}}
+    assert _judge("docker", starting, elapsed=60) == ({}, {})
+    answers, healthy = _judge("docker", {"Status": "running", "Health": {"Status": "healthy"}})
+    assert set(answers) == set(healthy) == {"s"}
 
 
 def test_port_is_resolved_from_the_running_configuration() -> None:

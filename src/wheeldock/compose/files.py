@@ -290,6 +290,8 @@ class ServicePatch:
     image: str
     drop_keys: tuple[str, ...] = ()
     drop_volumes: tuple[str, ...] = ()  # volume entries as written (short) or their source
+    #: short-syntax volume entries put where the first dropped one was (kept data folders)
+    add_volumes: tuple[str, ...] = ()
     healthcheck: Mapping[str, Any] | None = None
 
 
@@ -317,7 +319,170 @@ def patch(compose: ComposeFile, change: Patch, *, primary: bool) -> str:
         touched = _add_secrets(doc.data, change.secrets) or touched
     if not touched:
         return compose.text
-    return dump(doc)
+    try:
+        return _Splice(compose).text(doc.data)
+    except _Unspliceable:  # keys reordered: whole-file dump, still keeping comments and quotes
+        return dump(doc)
+
+
+class _Unspliceable(Exception):
+    """The patched tree's keys are not in the original's order: lines cannot be spliced."""
+
+
+class _Splice:
+    """The patched document's text made of the original's lines: every key and sequence item
+    whose value is unchanged keeps its lines byte for byte (indentation, quotes, comments,
+    line endings, CRLF too); only changed ones are dumped afresh, at their key's column.
+    Comment and blank lines that end a removed or replaced block introduce what follows: kept."""
+
+    def __init__(self, compose: ComposeFile) -> None:
+        self.compose = compose
+        self.lines = compose.text.splitlines(keepends=True)
+        self.newline = "\r\n" if "\r\n" in compose.text else "\n"
+
+    def text(self, new: CommentedMap) -> str:
+        out: list[str] = []
+        self._mapping(self.compose.data, new, 0, len(self.lines), out, self.compose.indent)
+        return "".join(out)
+
+    def _mapping(
+        self,
+        orig: CommentedMap,
+        new: CommentedMap,
+        start: int,
+        end: int,
+        out: list[str],
+        step: int,
+    ) -> None:
+        """Splice ``new`` over ``orig``'s lines ``start:end``; ``step``: how far this mapping
+        is indented under its key, for new nested blocks."""
+        keys = [k for k, _ in orig.non_merged_items()]
+        lines = [orig.lc.key(k)[0] for k in keys]
+        if lines != sorted(lines) or not keys:
+            raise _Unspliceable
+        column = orig.lc.key(keys[0])[1]
+        bounds = {k: (lines[i], [*lines, end][i + 1]) for i, k in enumerate(keys)}
+        out += self.lines[start : lines[0]]
+        wanted = [k for k, _ in new.non_merged_items()]
+        pending = list(keys)
+        for key in wanted:
+            if key not in bounds:
+                if column == 0 and out and out[-1].strip():
+                    out.append(self.newline)  # a new top-level block: a blank line before it
+                out += self._fresh({key: new[key]}, column, out, step)
+                continue
+            if key not in pending:
+                raise _Unspliceable
+            while pending[0] != key:
+                gone = pending.pop(0)
+                if gone in wanted:
+                    raise _Unspliceable
+                out += self._carried(*bounds[gone], column)
+            pending.pop(0)
+            self._value(orig, new, (key, column, step), bounds[key], out)
+        for gone in pending:
+            out += self._carried(*bounds[gone], column)
+
+    def _value(
+        self,
+        orig: CommentedMap,
+        new: CommentedMap,
+        where: tuple[Any, int, int],
+        bounds: tuple[int, int],
+        out: list[str],
+    ) -> None:
+        key, column, step = where
+        before, after = orig[key], new[key]
+        first, end = bounds
+        if _plain(before) == _plain(after):
+            out += self.lines[first:end]
+        elif _block(before, first) and type(before) is type(after) and not after.fa.flow_style():
+            inner = (
+                before.lc.key(next(k for k, _ in before.non_merged_items()))[0]
+                if isinstance(before, CommentedMap)
+                else before.lc.item(0)[0]
+            )
+            out += self.lines[first:inner]
+            if isinstance(before, CommentedMap):
+                inner_column = before.lc.key(next(k for k, _ in before.non_merged_items()))[1]
+                self._mapping(before, after, inner, end, out, inner_column - column)
+            else:
+                self._sequence(before, after, inner, end, out)
+        else:
+            out += self._fresh({key: after}, column, out, step)
+            out += self._carried(first, end, column)
+
+    def _sequence(
+        self, orig: CommentedSeq, new: CommentedSeq, start: int, end: int, out: list[str]
+    ) -> None:
+        lines = [orig.lc.item(i)[0] for i in range(len(orig))]
+        if lines != sorted(lines):
+            raise _Unspliceable
+        first = self.lines[lines[0]]
+        dash = len(first) - len(first.lstrip())
+        bounds = list(zip(lines, [*lines[1:], end], strict=True))
+        out += self.lines[start : lines[0]]
+        i = 0
+        for item in new:
+            match = next((j for j in range(i, len(orig)) if _plain(orig[j]) == _plain(item)), None)
+            if match is None:
+                out += self._fresh([item], dash, out, self.compose.indent)
+                continue
+            for gone in range(i, match):
+                out += self._carried(*bounds[gone], dash)
+            out += self.lines[bounds[match][0] : bounds[match][1]]
+            i = match + 1
+        for gone in range(i, len(orig)):
+            out += self._carried(*bounds[gone], dash)
+
+    def _carried(self, start: int, end: int, column: int) -> list[str]:
+        """The blank and comment lines (at ``column`` or left of it) ending a block."""
+        kept: list[str] = []
+        for line in reversed(self.lines[start + 1 : end]):
+            stripped = line.lstrip(" ")
+            is_comment = stripped.startswith("#") and len(line) - len(stripped) <= column
+            if not (is_comment or not line.strip()):
+                break
+            kept.insert(0, line)
+        return kept
+
+    def _fresh(self, value: Any, column: int, out: list[str], step: int) -> list[str]:
+        """``value`` dumped with nested mappings ``step`` further in and the file's sequence
+        indentation, its first line at ``column`` (and the line before it ended, when it was
+        the file's last and had no line break)."""
+        if out and not out[-1].endswith("\n"):
+            out[-1] += self.newline
+        c = self.compose
+        yaml = _yaml()
+        yaml.indent(mapping=step, sequence=c.sequence_indent, offset=c.sequence_offset)
+        buf = io.StringIO()
+        yaml.dump(_bare(value), buf)
+        lines = buf.getvalue().splitlines()
+        cut = len(lines[0]) - len(lines[0].lstrip(" ")) if lines else 0
+        return [" " * column + line[cut:] + self.newline for line in lines]
+
+
+def _block(value: Any, key_line: int) -> bool:
+    """A block-style mapping or sequence whose content starts below its key's line."""
+    if isinstance(value, CommentedMap) and len(value) and not value.fa.flow_style():
+        own = [k for k, _ in value.non_merged_items()]
+        return bool(own) and value.lc.key(own[0])[0] > key_line
+    if isinstance(value, CommentedSeq) and len(value) and not value.fa.flow_style():
+        return bool(value.lc.item(0)[0] > key_line)
+    return False
+
+
+def _bare(value: Any) -> Any:
+    """``value`` without its comments (they stay in the original's lines); flow style kept."""
+    if isinstance(value, Mapping):
+        bare: Any = CommentedMap((k, _bare(v)) for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        bare = CommentedSeq(_bare(v) for v in value)
+    else:
+        return value
+    if getattr(value, "fa", None) is not None and value.fa.flow_style():
+        bare.fa.set_flow_style()
+    return bare
 
 
 def _patch_service(svc: CommentedMap, sp: ServicePatch, *, primary: bool) -> bool:
@@ -331,7 +496,7 @@ def _patch_service(svc: CommentedMap, sp: ServicePatch, *, primary: bool) -> boo
             _delete_key(svc, key)
             touched = True
     if sp.drop_volumes and "volumes" in svc:
-        touched = _drop_volumes(svc, sp.drop_volumes) or touched
+        touched = _drop_volumes(svc, sp.drop_volumes, sp.add_volumes) or touched
     if sp.healthcheck is not None:
         if isinstance(svc.get("healthcheck"), dict):
             for key, value in sp.healthcheck.items():  # keeps the user's interval & co.
@@ -342,21 +507,31 @@ def _patch_service(svc: CommentedMap, sp: ServicePatch, *, primary: bool) -> boo
     return touched
 
 
-def _drop_volumes(svc: CommentedMap, drop_volumes: tuple[str, ...]) -> bool:
-    """Remove the service's volumes matching ``drop_volumes`` in place; whether any did."""
+def _drop_volumes(
+    svc: CommentedMap, drop_volumes: tuple[str, ...], add: tuple[str, ...] = ()
+) -> bool:
+    """Remove the service's volumes matching ``drop_volumes`` in place, ``add`` put where the
+    first was; whether any was removed."""
     vols = svc["volumes"]
     drop = [i for i in range(len(vols)) if _volume_matches(vols[i], drop_volumes)]
-    if drop and not _own_key(svc, "volumes"):
+    if not drop:
+        return False
+    if not _own_key(svc, "volumes"):
         # merged in (``<<: *common``): the anchor is shared and a merged key cannot be
         # deleted, so the service gets a list of its own, which wins over the merge
         kept = [v for i, v in enumerate(vols) if i not in drop]
+        kept[drop[0] : drop[0]] = add  # every entry before the first dropped one is kept
         svc["volumes"] = CommentedSeq(kept) if kept else _node([])
         return True
-    if drop and len(drop) == len(vols):
+    for offset, entry in enumerate(add):
+        vols.insert(drop[0] + offset, entry)
+    drop = [i + len(add) for i in drop]
+    if len(drop) == len(vols):
         _delete_key(svc, "volumes")  # as a whole, so what follows it keeps its comments
-    for i in reversed(drop if len(drop) < len(vols) else []):
-        _delete_item(vols, i)
-    return bool(drop)
+    else:
+        for i in reversed(drop):
+            _delete_item(vols, i)
+    return True
 
 
 def _add_secrets(data: CommentedMap, wanted: Mapping[str, str]) -> bool:

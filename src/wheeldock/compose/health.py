@@ -1,9 +1,11 @@
 """Health probes from the host (an HTTP GET that must answer 200, or a TCP connect), and the
 one health waiter ``up`` and ``bench`` both use (:func:`wait_healthy`).
 
-Probes go to 127.0.0.1 only, straight to the socket (never through an HTTP proxy from the
-environment). A ``process`` check has nothing to probe from outside: :func:`probe` reports it
-as passed and the caller relies on the container being up (see :func:`wait_healthy`).
+Probes go to the address the port is published on (127.0.0.1 unless told), straight to the
+socket (never through an HTTP proxy from the environment). The other kinds have nothing to probe
+from outside, and :func:`probe` reports them as passed: the caller judges by the container
+(see :mod:`wheeldock.compose.up`): ``process``, a worker that keeps running; ``job``, a
+one-shot job that exits 0; ``docker``, a port the host cannot reach, judged by Docker's health.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ HOST = "127.0.0.1"
 
 @dataclass(frozen=True)
 class Probe:
-    kind: str  # "http" | "tcp" | "process"
+    kind: str  # "http" | "tcp" | "process" | "job" | "docker"
     port: int | None = None
     path: str = "/"
+    host: str = HOST
+    why: str = ""  # for "docker": why the host cannot reach the port
 
     @classmethod
     def for_service(cls, service: Service, port: int | None = None) -> Probe:
@@ -37,11 +41,16 @@ class Probe:
         return cls("http", port, service.health if service.health.startswith("/") else "/")
 
     def describe(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
         if self.kind == "http":
-            return f"GET http://{HOST}:{self.port}{self.path}"
+            return f"GET http://{host}:{self.port}{self.path}"
         if self.kind == "tcp":
-            return f"TCP {HOST}:{self.port}"
-        return "process alive"
+            return f"TCP {host}:{self.port}"
+        if self.kind == "job":
+            return "exits 0 (a one-shot job)"
+        if self.kind == "docker":
+            return f"Docker health ({self.why})"
+        return "keeps running (a worker)"
 
 
 @dataclass(frozen=True)
@@ -52,16 +61,16 @@ class Outcome:
 
 def probe(p: Probe, timeout: float = 1.0) -> Outcome:
     """Run ``p`` once. HTTP passes on status 200 only; TCP on an accepted connection."""
-    if p.kind == "process":
-        return Outcome(True, "no port: the container being up is the check")
+    if p.kind in ("process", "job", "docker"):
+        return Outcome(True, "nothing to probe from the host: the container is the check")
     assert p.port is not None
     if p.kind == "tcp":
         try:
-            with socket.create_connection((HOST, p.port), timeout=timeout):
+            with socket.create_connection((p.host, p.port), timeout=timeout):
                 return Outcome(True, "connected")
         except OSError as exc:
             return Outcome(False, f"connect failed: {exc.strerror or exc}")
-    conn = http.client.HTTPConnection(HOST, p.port, timeout=timeout)
+    conn = http.client.HTTPConnection(p.host, p.port, timeout=timeout)
     try:
         conn.request("GET", p.path, headers={"User-Agent": "wheeldock-health"})
         response = conn.getresponse()
@@ -168,9 +177,13 @@ def wait_healthy(
       HEALTHCHECK) and, for ``tcp``, its port accepts a connection.
     - It is *healthy* when Docker reports it ``healthy``; a container without a HEALTHCHECK is
       healthy once it answers.
+    - A service with no port (a worker, ``process``) or with a port the host cannot reach
+      (``docker``) answers when Docker reports it healthy or, without a HEALTHCHECK, once its
+      container has run for :data:`WORKER_SETTLE` seconds; a one-shot ``job`` answers (and is
+      healthy) when it exits 0, as does a worker whose command simply ends with 0.
     - A container that exits (or restarts before it ever answered), or that Docker reports
-      ``unhealthy``, fails the wait at once with :class:`HealthFailed`, as does reaching
-      ``timeout`` seconds after ``since``.
+      ``unhealthy``, fails the wait at once with :class:`HealthFailed` (a job or worker that
+      exits non-zero: reason ``failed``), as does reaching ``timeout`` seconds after ``since``.
 
     Times are ``clock() - since``. Probes run every ``probe_every`` seconds (each given
     ``probe_timeout``); ``states`` (service names -> their containers' state) is asked every
@@ -194,11 +207,12 @@ def wait_healthy(
             last_states = now
             current = states(pending)
             seen = pace.clock()
-            _check_states(pending, current, readiness)
+            _check_states(pending, current, readiness, probes, seen - since)
         for name in pending:
             state = current.get(name, ContainerState(""))
-            if name not in answered and _answers(probes[name], state, pace.probe_timeout):
-                answered[name] = pace.clock() - since
+            elapsed = pace.clock() - since
+            if name not in answered and _answers(probes[name], state, pace.probe_timeout, elapsed):
+                answered[name] = elapsed
             if name not in healthy and state.status == "running":
                 if state.health == "healthy":
                     healthy[name] = seen - since
@@ -219,22 +233,46 @@ def wait_healthy(
         pace.sleep(pace.probe_every)
 
 
-def _answers(p: Probe, state: ContainerState, timeout: float) -> bool:
+#: Seconds a worker (no port) must keep running to count as up.
+WORKER_SETTLE = 3.0
+
+
+def _answers(p: Probe, state: ContainerState, timeout: float, elapsed: float) -> bool:
     """Whether the service answers now. An HTTP port is probed whatever the last state read
     says (a published port answers only while its container runs, and the states are read less
-    often than the port); any other service first needs its container healthy by the state."""
+    often than the port); any other service first needs its container healthy by the state.
+    A one-shot job answers only by exiting 0 (:func:`_check_states`)."""
+    if p.kind == "job":
+        return False
     if p.kind != "http" and (state.status != "running" or state.health not in (None, "healthy")):
         return False
+    if p.kind in ("process", "docker"):
+        # Docker's word when the image has a HEALTHCHECK, else having kept running a while
+        return state.health == "healthy" or elapsed >= WORKER_SETTLE
     return probe(p, timeout=timeout).ok
 
 
 def _check_states(
-    pending: Sequence[str], states: Mapping[str, ContainerState], readiness: Readiness
+    pending: Sequence[str],
+    states: Mapping[str, ContainerState],
+    readiness: Readiness,
+    probes: Mapping[str, Probe],
+    elapsed: float,
 ) -> None:
-    """Record Docker's health words; :class:`HealthFailed` for a container that stopped or that
-    Docker reports unhealthy."""
+    """Record Docker's health words and the jobs that finished; :class:`HealthFailed` for a
+    container that stopped (a job or worker: exited non-zero) or that Docker reports
+    unhealthy."""
     for name in pending:
         state = states.get(name, ContainerState(""))
+        kind = probes[name].kind if name in probes else "http"
+        if kind in ("job", "process") and state.status in ("exited", "dead"):
+            if state.exit_code == 0:  # a command that ends: a one-shot job, done
+                readiness.answered[name] = readiness.healthy[name] = elapsed
+                readiness.docker_health[name] = "none"
+                continue
+            role = "one-shot job" if kind == "job" else "worker"
+            what = f"the {role} failed (exit code {state.exit_code})"
+            raise HealthFailed("failed", name, what, readiness, pending)
         if state.status in ("exited", "dead") or (
             state.status == "restarting" and name not in readiness.answered
         ):

@@ -30,7 +30,7 @@ from typing import Any
 
 from wheeldock import project
 from wheeldock.build import runtime
-from wheeldock.compose import dockerfile
+from wheeldock.compose import dockerfile, override
 from wheeldock.compose import files as compose
 from wheeldock.compose import survey as discover
 from wheeldock.deps.requirements import build_backend_needed, project_lock, requirement_lines
@@ -413,7 +413,7 @@ def plan(
     if ignore_original is not None:
         originals[DOCKERIGNORE] = ignore_original
 
-    change = _compose_patch(settled.findings, name, ca)
+    change = _compose_patch(settled.findings, name)
     for i, f in enumerate(files):
         rel = compose_paths[i].relative_to(root).as_posix()
         text = compose.patch(f, change, primary=i == 0)
@@ -584,24 +584,24 @@ def _existing_config(root: Path) -> Project | None:
     return project.load(root) if path.is_file() else None
 
 
-def _compose_patch(
-    findings: Sequence[discover.Finding], project_name: str, ca: Path | None
-) -> compose.Patch:
+def _compose_patch(findings: Sequence[discover.Finding], project_name: str) -> compose.Patch:
+    """The compose file's change: only what every machine shares. What is this machine's (the
+    proxy CA's path, host networking for builds the user did not choose) goes into wheeldock's
+    own override, written by ``up`` (:mod:`wheeldock.compose.override`)."""
     patches: list[compose.ServicePatch] = []
     for f in findings:
         svc = f.service
         build: dict[str, Any] = {"context": ".", "dockerfile": f"Dockerfile.{svc.name}"}
         if svc.network_mode == "host":
             build["network"] = "host"  # the build reaches PyPI the way the service reaches anything
-        if ca is not None:
-            build["secrets"] = [ca_mod.SECRET_ID]
         patches.append(
             compose.ServicePatch(
                 name=svc.name,
                 build=build,
                 image=_image_name(project_name, svc.name),
                 drop_keys=f.drop_keys,
-                drop_volumes=(f.source_volume,),
+                drop_volumes=() if f.keep_code_mount else (f.source_volume,),
+                add_volumes=f.data_volumes,
                 healthcheck=(
                     {"test": ["CMD", *runtime.health_command(svc)]}
                     if f.replace_healthcheck
@@ -609,8 +609,7 @@ def _compose_patch(
                 ),
             )
         )
-    secrets = {ca_mod.SECRET_ID: str(ca)} if ca is not None else {}
-    return compose.Patch(services=tuple(patches), secrets=secrets)
+    return compose.Patch(services=tuple(patches))
 
 
 # --- applying ----------------------------------------------------------------------------------
@@ -780,6 +779,7 @@ def revert(root: Path, *, force: bool = False) -> RevertResult:
             target.unlink()
             removed.append(rel)
     _remove_tree(root / BACKUP_DIR)
+    (root / override.PATH).unlink(missing_ok=True)  # this machine's, made by `up`
     state = root / STATE_DIR
     if state.is_dir() and not any(state.iterdir()):
         state.rmdir()

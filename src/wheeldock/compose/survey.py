@@ -24,7 +24,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from wheeldock.build.runtime import APP_UID, SCRIPT_SHELLS
-from wheeldock.compose import shell
+from wheeldock.compose import datamounts, shell
 from wheeldock.compose.files import (
     ComposeFile,
     env_files,
@@ -105,6 +105,9 @@ class Finding:
     #: requirement files init writes (path, text): the packages the command named inline
     generated: tuple[tuple[str, str], ...] = ()
     system_packages: tuple[str, ...] = ()  # Debian packages the command apt-get installed
+    #: the code mount's data folders that stay mounted (short-syntax ``volumes:`` entries)
+    data_volumes: tuple[str, ...] = ()
+    keep_code_mount: bool = False  # the command writes at the code mount's top: it stays
 
 
 @dataclass(frozen=True)
@@ -1486,6 +1489,8 @@ def _finding(
         no_binary=start.no_binary,
     )
     drop = tuple(k for k in ("command", "working_dir", "entrypoint") if k in svc)
+    data = _data_mounts(svc, code, env)
+    notes += data.notes
     replace_check = _healthcheck_needs_a_tool(svc.get("healthcheck"))
     if replace_check:
         notes.append(
@@ -1503,7 +1508,41 @@ def _finding(
         replace_healthcheck=bool(replace_check),
         generated=generated,
         system_packages=start.system_packages,
+        data_volumes=data.entries,
+        keep_code_mount=data.whole,
     )
+
+
+def _simple_commands(script: str) -> list[list[str]]:
+    """Each simple command of ``script`` as its words, then ``>`` and each file its output is
+    redirected to (nothing for a script the parser cannot read)."""
+    try:
+        parsed = shell.parse(script)
+    except shell.InvalidScript:
+        return []
+    return [
+        [w.text for w in c.words] + [t for path in c.writes for t in (">", path)]
+        for c in parsed.commands
+        if c.words
+    ]
+
+
+def _data_mounts(svc: Mapping[str, Any], code: _Code, env: Mapping[str, str]) -> datamounts.Kept:
+    """What of the code mount stays: the folders the command or the app writes to."""
+    script = _script_of(_interpolate_command(svc.get("command"), env))
+    steps = [
+        words
+        for words in (_simple_commands(script.text) if script else [])
+        if _pip_args(words) is None and PurePosixPath(words[0]).name != "cd"
+    ]
+    variables = {k: interpolate(v, env) if v else v for k, v in environment(svc).items()}
+    mount = datamounts.Mount(
+        code.mount.source,
+        code.mount.host,
+        code.mount.target,
+        datamounts.writable(svc.get("volumes"), code.mount.source),
+    )
+    return datamounts.kept(mount, datamounts.written_paths(steps, variables, code.workdir))
 
 
 def _healthcheck_needs_a_tool(check: Any) -> str | None:

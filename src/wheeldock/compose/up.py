@@ -2,8 +2,13 @@
 
 Steps, each timed: *build* (``docker compose build``, one service after the other so each gets
 its own time; BuildKit shares the common stages), *start* (``docker compose up -d``), *health*
-(until our own probe of 127.0.0.1:<port> passes **and** Docker reports the container healthy).
-A failure raises :class:`UpFailed` naming the step and carrying the service's last log lines.
+(until our own probe of the port as compose publishes it passes **and** Docker reports the
+container healthy; a port the host cannot reach is judged by Docker's health alone, a worker by
+running past its start, a one-shot job by exiting 0). A failure raises :class:`UpFailed` naming
+the step and carrying the service's last log lines, terminal escape codes stripped.
+
+Before building, ``up`` writes wheeldock's own override (:mod:`wheeldock.compose.override`) for
+what this machine's engine needs; every compose call here passes it after the user's files.
 
 With a ``platform`` (``--platform linux/arm64``) the same steps build and run the services for
 that platform, through a compose override (:mod:`wheeldock.compose.foreign`): BuildKit runs the build's
@@ -15,6 +20,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,8 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 from wheeldock import project
 from wheeldock.compose import files as compose_mod
-from wheeldock.compose import health
+from wheeldock.compose import health, ports
+from wheeldock.compose import override as override_mod
 from wheeldock.compose import survey as discover
+from wheeldock.edges import ca as ca_mod
 from wheeldock.edges import engine, process
 from wheeldock.errors import CommandFailed, NotFound, WheeldockError
 from wheeldock.project import Project, Service
@@ -37,6 +46,10 @@ log = logging.getLogger(__name__)
 #: BuildKit for every build compose runs.
 BUILD_ENV = {"DOCKER_BUILDKIT": "1", "COMPOSE_DOCKER_CLI_BUILD": "1"}
 LOG_TAIL = 30
+#: Seconds a service without a port must keep running to count as a worker that is up.
+
+#: Terminal control sequences (CSI such as ``ESC[2K``, OSC, single-character escapes).
+_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 
 
 class UpFailed(WheeldockError):
@@ -107,7 +120,21 @@ class Stack:
             files = files if files[0] == main else (main,)
         else:
             files = compose_mod.find_files(root)
-        return cls(root, tuple(files), proj)
+        own = root / override_mod.PATH
+        return cls(root, (*files, own) if own.is_file() else tuple(files), proj)
+
+    def adapted(self, facts: override_mod.EngineFacts, ca: Path | None) -> Stack:
+        """This stack with wheeldock's override rewritten for ``facts`` and ``ca`` (from the
+        user's files alone, so an earlier override never feeds the next)."""
+        own = self.root / override_mod.PATH
+        users = Stack(self.root, tuple(f for f in self.files if f != own), self.project)
+        config = users.config()
+        services = self.project.services
+        data = override_mod.override(
+            config, services, facts, ca=ca, owners=override_mod.owners(config, services)
+        )
+        path = override_mod.write(self.root, data)
+        return Stack(self.root, (*users.files, path) if path else users.files, self.project)
 
     def compose(
         self, *args: str, check: bool = True, capture: bool = True, timeout: float | None = None
@@ -158,7 +185,49 @@ class Stack:
 
     def logs(self, name: str, tail: int = LOG_TAIL) -> str:
         result = self.compose("logs", "--no-color", "--tail", str(tail), name, check=False)
-        return (result.stdout + result.stderr).rstrip()
+        return strip_escapes(result.stdout + result.stderr).rstrip()
+
+    def published(self, name: str, binding: ports.Binding) -> tuple[str, int] | None:
+        """The host address the engine picked for ``binding`` (``docker compose port``)."""
+        result = self.compose("port", name, str(binding.target), check=False)
+        host, _, port = result.stdout.strip().rpartition(":")
+        if result.returncode != 0 or not port.isdigit():
+            return None
+        host = host.strip("[]")
+        return (ports.LOOPBACK if host in ("", "0.0.0.0", "::") else host, int(port))
+
+
+def strip_escapes(text: str) -> str:
+    """``text`` without terminal control sequences (progress output's ``ESC[2K`` and colours)."""
+    return _ESCAPES.sub("", text)
+
+
+def probe_for(
+    stack: Stack,
+    service: Service,
+    config: Mapping[str, Any],
+    port: int | None,
+    facts: override_mod.EngineFacts | None = None,
+) -> health.Probe:
+    """How the host judges ``service``: its port where compose publishes it; a port the host
+    cannot reach by Docker's health; no port: a worker (keeps running) or, with ``restart:
+    "no"`` written, a one-shot job (exits 0)."""
+    svc = (config.get("services") or {}).get(service.name) or {}
+    if port is None or service.health == "process":
+        job = str(svc.get("restart", "")) == "no"
+        return health.Probe("job" if job else "process")
+    where = ports.reach(svc, port)
+    address = where.address
+    if address is None and where.pick is not None:
+        address = stack.published(service.name, where.pick)
+    if address is None:
+        return health.Probe("docker", port, why=where.why)
+    host, published = address
+    if facts is not None and facts.probe_host and host == ports.LOOPBACK:
+        host = facts.probe_host
+    kind = "tcp" if service.health == "tcp" else "http"
+    path = service.health if service.health.startswith("/") else "/"
+    return health.Probe(kind, published, path, host=host)
 
 
 def resolve_port(service: Service, config: Mapping[str, Any]) -> int | None:
@@ -192,12 +261,14 @@ def up(
     progress: Callable[[str], None] = lambda message: None,
     platform: Target | None = None,
     binfmt_dir: Path | None = None,
+    ca_cert: Path | None = None,
 ) -> UpReport:
     """Build (unless ``build`` is false), start and wait for ``names`` (default: all services).
 
     ``platform``: build and run for that platform; one this machine cannot run (no qemu-user
     binfmt handler for it) is refused before anything else happens (``binfmt_dir``: where the
-    handlers are registered, /proc/sys/fs/binfmt_misc)."""
+    handlers are registered, /proc/sys/fs/binfmt_misc). ``ca_cert``: the proxy CA for builds
+    (default: ``SSL_CERT_FILE``, ``PIP_CERT`` or ``REQUESTS_CA_BUNDLE``)."""
     emulated = False
     if platform is not None:
         from wheeldock import platforms  # the bases' module: only when asked
@@ -206,7 +277,8 @@ def up(
         foreign.require_runnable(platform, binfmt_dir=binfmt_dir or platforms.BINFMT_DIR)
         emulated = platforms.needs_emulation(platform)
     engine.require()
-    stack = Stack.load(root)
+    facts = override_mod.engine_facts()
+    stack = Stack.load(root).adapted(facts, ca_mod.find(ca_cert))
     services = stack.project.select(tuple(names))
     if platform is not None:
         stack = stack.for_platform(
@@ -227,14 +299,13 @@ def up(
                     svc.name,
                     f"`docker compose build {svc.name}` exited with {exc.returncode}",
                     _tail(exc.stderr or exc.stdout),
-                    fix="read the build output above; `docker compose build --progress plain "
-                    f"{svc.name}` shows every step",
+                    fix=_build_fix(exc.stderr or exc.stdout, svc.name),
                 ) from exc
             build_times[svc.name] = time.monotonic() - start
     build_s = time.monotonic() - t0
 
     config = stack.config()
-    ports = {svc.name: resolve_port(svc, config) for svc in services}
+    container_ports = {svc.name: resolve_port(svc, config) for svc in services}
     images = {
         svc.name: (config.get("services") or {}).get(svc.name, {}).get("image") for svc in services
     }
@@ -254,16 +325,17 @@ def up(
     start_s = time.monotonic() - up_start
 
     progress("waiting until healthy")
+    probes = {s.name: probe_for(stack, s, config, container_ports[s.name], facts) for s in services}
     answers, healthy, docker_health = _wait_healthy(
-        stack, services, ports, up_start, timeouts.health
+        stack, services, probes, up_start, timeouts.health
     )
     total = time.monotonic() - t0
     reports = tuple(
         ServiceReport(
             name=svc.name,
             image=images.get(svc.name),
-            probe=health.Probe.for_service(svc, ports[svc.name]).describe(),
-            port=ports[svc.name],
+            probe=probes[svc.name].describe(),
+            port=probes[svc.name].port,
             build_s=build_times.get(svc.name),
             answer_s=answers.get(svc.name),
             healthy_s=healthy.get(svc.name),
@@ -284,7 +356,7 @@ def up(
 def _wait_healthy(
     stack: Stack,
     services: Sequence[Service],
-    ports: Mapping[str, int | None],
+    probes: Mapping[str, health.Probe],
     since: float,
     timeout: float,
 ) -> tuple[dict[str, float], dict[str, float], dict[str, str]]:
@@ -293,7 +365,6 @@ def _wait_healthy(
     for name in names:
         if name not in ids:
             raise UpFailed("start", name, "no container was created", stack.logs(name))
-    probes = {s.name: health.Probe.for_service(s, ports[s.name]) for s in services}
 
     def states(pending: Sequence[str]) -> dict[str, health.ContainerState]:
         found = _inspect([ids[n] for n in pending])
@@ -310,6 +381,7 @@ def _wait_healthy(
 #: A failed wait's reason -> the step named and the fix given.
 _HEALTH_FAILURES = {
     "stopped": ("start", "the app itself failed to start: see its log lines above"),
+    "failed": ("start", "the command itself failed: see its log lines above"),
     "unhealthy": (
         "health",
         "check the health endpoint in wheeldock.toml (`health = …`) and the app's logs",
@@ -330,8 +402,21 @@ def _container_state(state: Mapping[str, Any]) -> health.ContainerState:
     )
 
 
+def _build_fix(output: str, name: str) -> str:
+    if "network bridge not found" in output:
+        return (
+            "the engine has no default `bridge` network (dockerd --bridge=none) and the build "
+            f"asked for it: add `network: host` under {name}'s `build:` in "
+            f"{override_mod.PATH} or start dockerd with its bridge"
+        )
+    return (
+        "read the build output above; `docker compose build --progress plain "
+        f"{name}` shows every step"
+    )
+
+
 def _tail(text: str, lines: int = LOG_TAIL) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
+    return "\n".join(strip_escapes(text).rstrip().splitlines()[-lines:])
 
 
 # --- down / status / logs ----------------------------------------------------------------------
@@ -349,8 +434,8 @@ class ServiceStatus:
     name: str
     state: str  # running, exited, … or "absent"
     docker_health: str
-    port: int | None
-    probe: str
+    port: int | None  # the port probed: the published one (None: nothing probed from the host)
+    probe: str  # what was judged, with the URL or address probed
     probe_ok: bool
     probe_detail: str
 
@@ -362,25 +447,45 @@ def status(root: Path, names: Sequence[str] = ()) -> tuple[ServiceStatus, ...]:
     config = stack.config()
     ids = stack.container_ids([s.name for s in services])
     states = _inspect(list(ids.values()))
+    facts = override_mod.EngineFacts(
+        remote_host=override_mod.remote_host(os.environ.get("DOCKER_HOST", ""))
+    )
     result: list[ServiceStatus] = []
     for svc in services:
-        port = resolve_port(svc, config)
-        p = health.Probe.for_service(svc, port)
+        p = probe_for(stack, svc, config, resolve_port(svc, config), facts)
         state = states.get(ids.get(svc.name, ""), {})
-        running = state.get("Status") == "running"
-        outcome = health.probe(p, timeout=1.0) if running else health.Outcome(False, "not running")
+        outcome = _status_outcome(p, state)
         result.append(
             ServiceStatus(
                 name=svc.name,
                 state=str(state.get("Status", "absent")),
                 docker_health=str((state.get("Health") or {}).get("Status", "none")),
-                port=port,
+                port=p.port if p.kind in ("http", "tcp") else None,
                 probe=p.describe(),
                 probe_ok=outcome.ok,
                 probe_detail=outcome.detail,
             )
         )
     return tuple(result)
+
+
+def _status_outcome(p: health.Probe, state: Mapping[str, Any]) -> health.Outcome:
+    """The service judged as what it is: a port by probing it, a job by its exit code, a worker
+    by running, a port the host cannot reach by Docker's health."""
+    status = state.get("Status")
+    code = state.get("ExitCode")
+    if status in ("exited", "dead") and p.kind in ("job", "process"):
+        return health.Outcome(code == 0, f"{'done' if code == 0 else 'failed'} (exit code {code})")
+    if status != "running":
+        return health.Outcome(False, "not running")
+    if p.kind == "docker":
+        docker = (state.get("Health") or {}).get("Status")
+        if docker is None:
+            return health.Outcome(True, "running (the image has no HEALTHCHECK)")
+        return health.Outcome(docker == "healthy", f"Docker health: {docker}")
+    if p.kind in ("job", "process"):
+        return health.Outcome(True, "running")
+    return health.probe(p, timeout=1.0)
 
 
 def logs(

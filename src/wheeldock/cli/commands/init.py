@@ -37,8 +37,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=Path,
         default=None,
         metavar="PATH",
-        help="the proxy CA bundle handed to builds as a secret "
-        "(default: $SSL_CERT_FILE, $PIP_CERT or $REQUESTS_CA_BUNDLE when the file exists)",
+        help="the proxy CA bundle the builds need, checked and shown in the plan; it is never "
+        "written into the compose file: `wheeldock up` hands it to builds as a secret through "
+        ".wheeldock/compose.override.yaml (`up --ca-cert`, or $SSL_CERT_FILE, $PIP_CERT or "
+        "$REQUESTS_CA_BUNDLE when the file exists)",
     )
     parser.add_argument(
         "--no-binary",

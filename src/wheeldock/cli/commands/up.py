@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.table import Table
 
@@ -15,7 +16,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "up",
         help="build and start the services, wait until healthy, print the timings",
         description="Build the images (BuildKit), start the services (`docker compose up -d`) and "
-        "wait until each answers on 127.0.0.1:<port> and Docker reports it healthy.",
+        "wait until each answers on the port compose publishes it on and Docker reports it "
+        "healthy (a worker: keeps running; a one-shot job: exits 0). What this machine's engine "
+        "needs (builds on host networking without a default bridge, the proxy CA) goes into "
+        ".wheeldock/compose.override.yaml, never into your compose file.",
     )
     p.add_argument("services", nargs="*", metavar="SERVICE", help="default: every service")
     p.add_argument("--no-build", action="store_true", help="start the images as they are")
@@ -42,6 +46,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "runs under qemu-user (binfmt). The compose files are not "
         "edited: an override in .wheeldock/ sets `platform:`, a per-platform image tag and "
         "wheeldock's bases for that platform",
+    )
+    p.add_argument(
+        "--ca-cert",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the proxy CA bundle handed to builds as a secret "
+        "(default: $SSL_CERT_FILE, $PIP_CERT or $REQUESTS_CA_BUNDLE when the file exists)",
     )
     p.add_argument("--json", action="store_true", help="print the timings as JSON")
     p.set_defaults(func=handle_up)
@@ -88,6 +100,7 @@ def handle_up(args: argparse.Namespace) -> int:
                 build=not args.no_build,
                 timeouts=timeouts,
                 platform=target,
+                ca_cert=args.ca_cert,
                 progress=lambda message: (
                     err_console.print(f"[dim]… {message}[/]") if not args.json else None
                 ),
