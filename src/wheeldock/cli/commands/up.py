@@ -6,18 +6,19 @@ import argparse
 
 from rich.table import Table
 
+from wheeldock.cli.commands import add_command, add_json, add_services
 from wheeldock.cli.output import console, err_console, print_json, status
 from wheeldock.compose import up
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "up",
-        help="build and start the services, wait until healthy, print the timings",
         description="Build the images (BuildKit), start the services (`docker compose up -d`) and "
         "wait until each answers on 127.0.0.1:<port> and Docker reports it healthy.",
     )
-    p.add_argument("services", nargs="*", metavar="SERVICE", help="default: every service")
+    add_services(p, help="default: every service")
     p.add_argument("--no-build", action="store_true", help="start the images as they are")
     p.add_argument(
         "--timeout",
@@ -43,21 +44,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "edited: an override in .wheeldock/ sets `platform:`, a per-platform image tag and "
         "wheeldock's bases for that platform",
     )
-    p.add_argument("--json", action="store_true", help="print the timings as JSON")
+    add_json(p, "timings")
     p.set_defaults(func=handle_up)
 
-    d = sub.add_parser("down", help="stop and remove the stack's containers")
+    d = add_command(sub, "down")
     d.add_argument("--volumes", action="store_true", help="remove named volumes too")
-    d.add_argument("--json", action="store_true")
+    add_json(d)
     d.set_defaults(func=handle_down)
 
-    s = sub.add_parser("status", help="each service's container state, Docker health and probe")
-    s.add_argument("services", nargs="*", metavar="SERVICE")
-    s.add_argument("--json", action="store_true")
+    s = add_command(sub, "status")
+    add_services(s, help=None)
+    add_json(s)
     s.set_defaults(func=handle_status)
 
-    lg = sub.add_parser("logs", help="the services' logs (docker compose logs)")
-    lg.add_argument("services", nargs="*", metavar="SERVICE")
+    lg = add_command(sub, "logs")
+    add_services(lg, help=None)
     lg.add_argument("--tail", type=int, default=None, metavar="N", help="only the last N lines")
     lg.add_argument("-f", "--follow", action="store_true", help="keep following")
     lg.set_defaults(func=handle_logs)
