@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypedDict, TypeVar, Unpack
 
 import httpx
 
@@ -151,6 +151,15 @@ class Credentials:
 
 
 Body = Callable[[], Iterator[bytes]] | bytes | None
+
+
+class _CallOptions(TypedDict, total=False):
+    """What :meth:`_Session.call` passes on to :meth:`_Session.request`."""
+
+    body: Body
+    headers: dict[str, str] | None
+    follow_redirects: bool
+
 
 # -- credentials --------------------------------------------------------------------------------
 
@@ -364,20 +373,10 @@ class _Session:
             self._authenticate(resp)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def call(
-        self,
-        method: str,
-        url: str,
-        *,
-        body: Body = None,
-        headers: dict[str, str] | None = None,
-        follow_redirects: bool = False,
-    ) -> httpx.Response:
-        """:meth:`request` that turns a 5xx/408/429 answer into :class:`_Transient`, for use
-        inside :meth:`retrying`."""
-        resp = self.request(
-            method, url, body=body, headers=headers, follow_redirects=follow_redirects
-        )
+    def call(self, method: str, url: str, **options: Unpack[_CallOptions]) -> httpx.Response:
+        """:meth:`request` (not streamed) that turns a 5xx/408/429 answer into
+        :class:`_Transient`, for use inside :meth:`retrying`."""
+        resp = self.request(method, url, **options)
         if resp.status_code in RETRY_STATUSES:
             raise _transient(resp)
         return resp
@@ -820,7 +819,9 @@ def _get_blob(session: _Session, digest: Digest) -> bytes:
     return resp.content
 
 
-def _get(session: _Session, path: str, what: str, **options: Any) -> httpx.Response:
+def _get(
+    session: _Session, path: str, what: str, **options: Unpack[_CallOptions]
+) -> httpx.Response:
     """A GET of ``path`` in the repository, retried as :meth:`_Session.retrying` says."""
     url = session.url(path)
     return session.retrying(what, lambda: session.call("GET", url, **options))

@@ -57,8 +57,11 @@ def add_platforms(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--platform", action="append", default=[], metavar="PLATFORMS", help=help)
 
 
-def add_dry_run(parser: argparse.ArgumentParser, help: str) -> None:
-    parser.add_argument("--dry-run", action="store_true", help=help)
+def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, **flags: str) -> None:
+    """An option that takes no value (``store_true``) for each ``name=help``; ``dry_run`` is
+    ``--dry-run``."""
+    for name, help in flags.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", action="store_true", help=help)
 
 
 def add_json(parser: argparse.ArgumentParser, what: str | None = None) -> None:

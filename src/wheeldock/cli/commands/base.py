@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
-from wheeldock.cli.commands import add_command, add_json, add_platforms
+from wheeldock.cli.commands import add_command, add_flags, add_json, add_platforms
 from wheeldock.cli.output import console, err_console, print_json, status
 from wheeldock.debian import bases as base
 from wheeldock.errors import UsageError
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "linux/arm64, linux/arm/v7)",
     )
     build.add_argument("--suite", default=base.DEFAULT_SUITE, help="Debian suite (bookworm)")
-    build.add_argument("--rebuild", action="store_true", help="build again, ignoring the cache")
+    add_flags(build, rebuild="build again, ignoring the cache")
     build.add_argument(
         "--output",
         metavar="REF",

@@ -23,7 +23,7 @@ from rich.markup import escape
 from wheeldock import platforms, project
 from wheeldock.build.install import BYTECODE_MODES
 from wheeldock.build.session import Session
-from wheeldock.cli.commands import add_command, add_json, add_platforms, add_services
+from wheeldock.cli.commands import add_command, add_flags, add_json, add_platforms, add_services
 from wheeldock.cli.output import console, err_console, print_json
 from wheeldock.deps import pylock
 from wheeldock.errors import UsageError
@@ -65,10 +65,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=f"target platform(s), comma-separated or repeated ({platforms.accepted()}); "
         f"several make an OCI index (default: {pylock.DEFAULT_PLATFORM})",
     )
-    parser.add_argument(
-        "--emulate-sdists",
-        action="store_true",
-        help="build sdists that have no wheel for a foreign platform under qemu (slow, cached)",
+    add_flags(
+        parser,
+        emulate_sdists="build sdists that have no wheel for a foreign platform under qemu (slow, "
+        "cached)",
     )
     parser.add_argument(
         "--load-platform",
@@ -83,13 +83,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="DIR",
         help="write each image's CycloneDX SBOM here (default: beside an oci: output)",
     )
-    parser.add_argument(
-        "--relock", action="store_true", help="re-lock a stale lock instead of refusing it"
-    )
-    parser.add_argument(
-        "--watch",
-        action="store_true",
-        help="after building, keep rebuilding each service as its code or requirements change "
+    add_flags(
+        parser,
+        relock="re-lock a stale lock instead of refusing it",
+        watch="after building, keep rebuilding each service as its code or requirements change "
         "(a warm process: a code change costs only the rebuild); Ctrl-C stops",
     )
     add_json(parser, "results")

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from wheeldock.cli.commands import add_command, add_dry_run, add_json
+from wheeldock.cli.commands import add_command, add_flags, add_json
 from wheeldock.cli.output import console, err_console, print_json, status
 from wheeldock.compose import plan as init
 from wheeldock.errors import UsageError
@@ -28,10 +28,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "compose file (originals kept in .wheeldock/backup) and record the decisions in "
         "wheeldock.toml. Services passed over are listed with the reason.",
     )
-    add_dry_run(parser, help="show the diff; write nothing")
-    parser.add_argument("--revert", action="store_true", help="undo init byte for byte")
-    parser.add_argument(
-        "--force", action="store_true", help="with --revert: revert files edited since init too"
+    add_flags(
+        parser,
+        dry_run="show the diff; write nothing",
+        revert="undo init byte for byte",
+        force="with --revert: revert files edited since init too",
     )
     parser.add_argument(
         "--ca-cert",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from wheeldock.cli.commands import add_command, add_json
+from wheeldock.cli.commands import add_command, add_flags, add_json
 from wheeldock.cli.output import console, err_console, print_json, status
 from wheeldock.debian import libs
 
@@ -39,9 +39,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--arch", default=None, help="Debian architecture (default: the ELF files')"
     )
-    parser.add_argument(
-        "--all", action="store_true", help="list every ELF file, not only those that need a package"
-    )
+    add_flags(parser, all="list every ELF file, not only those that need a package")
     add_json(parser, "report")
     parser.set_defaults(func=_run)
 

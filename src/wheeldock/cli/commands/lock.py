@@ -19,7 +19,7 @@ import contextlib
 from rich.table import Table
 
 from wheeldock import platforms, project
-from wheeldock.cli.commands import add_command, add_json, add_platforms, add_services
+from wheeldock.cli.commands import add_command, add_flags, add_json, add_platforms, add_services
 from wheeldock.cli.output import console, print_json, status
 from wheeldock.deps import lock, pylock
 
@@ -34,16 +34,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "target, so that one is resolved universally and narrowed to armv7l",
     )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--check", action="store_true", help="exit 1 if a lock is missing or stale; write nothing"
+    add_flags(
+        mode,
+        check="exit 1 if a lock is missing or stale; write nothing",
+        upgrade="re-resolve to the newest versions",
+        force="re-resolve even fresh locks",
     )
-    mode.add_argument("--upgrade", action="store_true", help="re-resolve to the newest versions")
-    mode.add_argument("--force", action="store_true", help="re-resolve even fresh locks")
-    parser.add_argument(
-        "--full",
-        action="store_true",
-        help="resolve with uv even when every requirement is pinned with ==",
-    )
+    add_flags(parser, full="resolve with uv even when every requirement is pinned with ==")
     add_json(parser, "results")
     parser.set_defaults(func=run)
 

@@ -14,7 +14,7 @@ import argparse
 from rich.table import Table
 
 from wheeldock.build.prune import PruneOptions, PruneReport, prune
-from wheeldock.cli.commands import add_command, add_dry_run, add_json
+from wheeldock.cli.commands import add_command, add_flags, add_json
 from wheeldock.cli.output import console, err_console, print_json, status
 from wheeldock.edges.sweep import KEEP_DAYS
 from wheeldock.errors import UsageError
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_dry_run(parser, help="list what would be removed, remove nothing")
+    add_flags(parser, dry_run="list what would be removed, remove nothing")
     parser.add_argument(
         "--keep-days",
         type=float,
@@ -35,9 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="N",
         help=f"keep what is still wanted for N days after its last use (default: {KEEP_DAYS:g})",
     )
-    parser.add_argument(
-        "--all", action="store_true", help="empty the caches (everything not used in the last hour)"
-    )
+    add_flags(parser, all="empty the caches (everything not used in the last hour)")
     add_json(parser, "report")
     parser.set_defaults(func=_run)
 

@@ -6,7 +6,7 @@ import argparse
 
 from rich.table import Table
 
-from wheeldock.cli.commands import add_command, add_json, add_services
+from wheeldock.cli.commands import add_command, add_flags, add_json, add_services
 from wheeldock.cli.output import console, err_console, print_json, status
 from wheeldock.compose import up
 
@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "wait until each answers on 127.0.0.1:<port> and Docker reports it healthy.",
     )
     add_services(p, help="default: every service")
-    p.add_argument("--no-build", action="store_true", help="start the images as they are")
+    add_flags(p, no_build="start the images as they are")
     p.add_argument(
         "--timeout",
         type=float,
@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=handle_up)
 
     d = add_command(sub, "down")
-    d.add_argument("--volumes", action="store_true", help="remove named volumes too")
+    add_flags(d, volumes="remove named volumes too")
     add_json(d)
     d.set_defaults(func=handle_down)
 
