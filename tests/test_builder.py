@@ -519,20 +519,8 @@ def test_build_killed_midway_then_rebuilt_gives_the_same_digest(
 ) -> None:
     cache = new_cache(base_cache, tmp_path / "cache")
     proj = make_cbt_project(tmp_path / "p", lock_from=cbt_built.root)
-    env = {**os.environ, "WHEELDOCK_CACHE": str(cache)}
-    env.pop("SOURCE_DATE_EPOCH", None)
-    argv = [
-        sys.executable,
-        "-m",
-        "wheeldock.cli",
-        "-C",
-        str(proj.root),
-        "build",
-        "calidda-api",
-        "--json",
-        "-o",
-        f"oci:{tmp_path / 'oci'}",
-    ]
+    env = _cli_env(cache)
+    argv = _cli_build(proj.root, "calidda-api", "--json", "-o", f"oci:{tmp_path / 'oci'}")
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     # Kill once it is busy (wheels arriving) and well before it can finish.
     deadline = time.monotonic() + 60
@@ -552,23 +540,11 @@ def test_two_builds_at_once_share_the_cache_safely(
     cbt_built: CbtBuild, base_cache: Path, tmp_path: Path
 ) -> None:
     cache = new_cache(base_cache, tmp_path / "cache")
-    env = {**os.environ, "WHEELDOCK_CACHE": str(cache)}
-    env.pop("SOURCE_DATE_EPOCH", None)
+    env = _cli_env(cache)
     procs = []
     for i in range(2):
         proj = make_cbt_project(tmp_path / f"p{i}", lock_from=cbt_built.root)
-        argv = [
-            sys.executable,
-            "-m",
-            "wheeldock.cli",
-            "-C",
-            str(proj.root),
-            "build",
-            "srv-img",
-            "--json",
-            "-o",
-            f"oci:{tmp_path / f'oci{i}'}",
-        ]
+        argv = _cli_build(proj.root, "srv-img", "--json", "-o", f"oci:{tmp_path / f'oci{i}'}")
         procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True))
     digests = []
     for proc in procs:
@@ -576,6 +552,18 @@ def test_two_builds_at_once_share_the_cache_safely(
         assert proc.returncode == 0
         digests.append(json.loads(out)["services"][0]["digest"])
     assert digests == [str(cbt_built.results["srv-img"].digest)] * 2
+
+
+def _cli_env(cache: Path) -> dict[str, str]:
+    """The environment of a ``wheeldock`` run in a subprocess: ``cache``, no SOURCE_DATE_EPOCH."""
+    env = {**os.environ, "WHEELDOCK_CACHE": str(cache)}
+    env.pop("SOURCE_DATE_EPOCH", None)
+    return env
+
+
+def _cli_build(root: Path, *args: str) -> list[str]:
+    """The argv of ``wheeldock -C root build *args`` in a subprocess."""
+    return [sys.executable, "-m", "wheeldock.cli", "-C", str(root), "build", *args]
 
 
 def _damage(path: Path, how: str, *, at: int | None = None) -> None:
@@ -653,13 +641,11 @@ def test_a_damaged_cache_file_is_made_again_and_no_image_ships_wrong(
 def test_two_builds_into_one_new_oci_folder_both_succeed(
     cbt_built: CbtBuild, build_cache: Path, tmp_path: Path
 ) -> None:
-    env = {**os.environ, "WHEELDOCK_CACHE": str(build_cache)}
-    env.pop("SOURCE_DATE_EPOCH", None)
+    env = _cli_env(build_cache)
     shared = tmp_path / "new"
     procs = []
     for i in range(2):
-        argv = [sys.executable, "-m", "wheeldock.cli", "-C", str(cbt_built.root), "build",
-                "srv-img", "-o", f"oci:{shared}:t{i}"]  # fmt: skip
+        argv = _cli_build(cbt_built.root, "srv-img", "-o", f"oci:{shared}:t{i}")
         procs.append(subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True))
     for proc in procs:
         _, err = proc.communicate(timeout=600)

@@ -66,10 +66,15 @@ def test_select_refuses_a_package_with_no_usable_file() -> None:
         select(_lock(pkg))
 
 
-def test_local_wheel_is_cached_once_and_verified(tmp_path: Path) -> None:
+def _tiny(tmp_path: Path) -> tuple[Path, Artifact, Wheelhouse]:
+    """A local wheel, its locked artifact (with its hash) and an empty wheelhouse."""
     wheel = make_wheel(tmp_path / "dist", "tiny", "1.0", {"tiny.py": "X = 1\n"})
     art = Artifact("tiny", "1.0", _file(wheel.name, path=wheel), "wheel")
-    house = Wheelhouse(tmp_path / "cache")
+    return wheel, art, Wheelhouse(tmp_path / "cache")
+
+
+def test_local_wheel_is_cached_once_and_verified(tmp_path: Path) -> None:
+    wheel, art, house = _tiny(tmp_path)
     (got,) = house.fetch([art], platform="linux/amd64", python="3.11")
     assert got == house.path(art.file) and got.read_bytes() == wheel.read_bytes()
     wheel.unlink()  # the cache is enough from now on
@@ -80,9 +85,7 @@ def test_local_wheel_is_cached_once_and_verified(tmp_path: Path) -> None:
 def test_damaged_wheel_in_the_cache_is_fetched_again_with_a_warning_naming_it(
     tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    wheel = make_wheel(tmp_path / "dist", "tiny", "1.0", {"tiny.py": "X = 1\n"})
-    art = Artifact("tiny", "1.0", _file(wheel.name, path=wheel), "wheel")
-    house = Wheelhouse(tmp_path / "cache")
+    _, art, house = _tiny(tmp_path)
     (cached,) = house.fetch([art], platform="linux/amd64", python="3.11")
     data = bytearray(cached.read_bytes())
     if damage == "cut short":
@@ -99,9 +102,7 @@ def test_damaged_wheel_in_the_cache_is_fetched_again_with_a_warning_naming_it(
 def test_tampered_wheel_that_cannot_be_fetched_again_is_refused_naming_both_hashes(
     tmp_path: Path,
 ) -> None:
-    wheel = make_wheel(tmp_path / "dist", "tiny", "1.0", {"tiny.py": "X = 1\n"})
-    art = Artifact("tiny", "1.0", _file(wheel.name, path=wheel), "wheel")
-    house = Wheelhouse(tmp_path / "cache")
+    wheel, art, house = _tiny(tmp_path)
     (cached,) = house.fetch([art], platform="linux/amd64", python="3.11")
     data = bytearray(cached.read_bytes())
     data[len(data) // 2] ^= 0x01

@@ -77,77 +77,6 @@ if TYPE_CHECKING:
     from wheeldock.project import Project, Service
     from wheeldock.project import load as load_project
 
-_ERRORS = (
-    "CommandFailed",
-    "DiffIdMismatch",
-    "DigestMismatch",
-    "DownloadFailed",
-    "EngineUnavailable",
-    "ExtraNotFound",
-    "FolderNotFound",
-    "ImageNotLoaded",
-    "InvalidArchive",
-    "InvalidCompression",
-    "InvalidConfig",
-    "InvalidDigest",
-    "InvalidDockerConfig",
-    "InvalidElf",
-    "InvalidLayout",
-    "InvalidReference",
-    "LibraryNotFound",
-    "NotFound",
-    "NotWritable",
-    "RegistryUnreachable",
-    "SdistBuildFailed",
-    "SdistNotBuildable",
-    "SizeMismatch",
-    "ToolNotFound",
-    "UsageError",
-    "WheeldockError",
-)
-
-#: Each public name: the module that defines it, and its name there.
-_WHERE: dict[str, tuple[str, str]] = {
-    "load_project": ("wheeldock.project", "load"),
-    "Project": ("wheeldock.project", "Project"),
-    "Service": ("wheeldock.project", "Service"),
-    "lock_services": ("wheeldock.deps.lock", "lock_services"),
-    "build_services": ("wheeldock.build.builder", "build"),
-    "BuildOptions": ("wheeldock.build.builder", "BuildOptions"),
-    "ServiceBuild": ("wheeldock.build.builder", "ServiceBuild"),
-    "Session": ("wheeldock.build.session", "Session"),
-    "publish": ("wheeldock.oci.publish", "publish"),
-    "PublishResult": ("wheeldock.oci.result", "PublishResult"),
-    "scan": ("wheeldock.debian.libs", "scan"),
-    "check": ("wheeldock.debian.libs", "check"),
-    **{name: ("wheeldock.errors", name) for name in _ERRORS},
-}
-
-
-def __getattr__(name: str) -> object:
-    # Looked up on first use: importing importlib.metadata would slow every command's start-up,
-    # and the library's modules are not needed by most commands.
-    if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            return version("wheeldock")
-        except PackageNotFoundError:  # running from a source tree without installing
-            return "0.0.0"
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module 'wheeldock' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(where[0]), where[1])
-    globals()[name] = value  # found directly from now on
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
-
-
 __all__ = [
     "BuildOptions",
     "CommandFailed",
@@ -189,3 +118,51 @@ __all__ = [
     "publish",
     "scan",
 ]
+
+#: The public names that ``wheeldock.errors`` does not define: the module that defines each, and
+#: its name there. Every other name in ``__all__`` but ``__version__`` is an error class there.
+_ELSEWHERE: dict[str, tuple[str, str]] = {
+    "load_project": ("wheeldock.project", "load"),
+    "Project": ("wheeldock.project", "Project"),
+    "Service": ("wheeldock.project", "Service"),
+    "lock_services": ("wheeldock.deps.lock", "lock_services"),
+    "build_services": ("wheeldock.build.builder", "build"),
+    "BuildOptions": ("wheeldock.build.builder", "BuildOptions"),
+    "ServiceBuild": ("wheeldock.build.builder", "ServiceBuild"),
+    "Session": ("wheeldock.build.session", "Session"),
+    "publish": ("wheeldock.oci.publish", "publish"),
+    "PublishResult": ("wheeldock.oci.result", "PublishResult"),
+    "scan": ("wheeldock.debian.libs", "scan"),
+    "check": ("wheeldock.debian.libs", "check"),
+}
+
+#: Each public name: the module that defines it, and its name there.
+_WHERE: dict[str, tuple[str, str]] = {
+    name: _ELSEWHERE.get(name, ("wheeldock.errors", name))
+    for name in __all__
+    if name != "__version__"
+}
+
+
+def __getattr__(name: str) -> object:
+    # Looked up on first use: importing importlib.metadata would slow every command's start-up,
+    # and the library's modules are not needed by most commands.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("wheeldock")
+        except PackageNotFoundError:  # running from a source tree without installing
+            return "0.0.0"
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'wheeldock' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(where[0]), where[1])
+    globals()[name] = value  # found directly from now on
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -9,6 +9,9 @@ from __future__ import annotations
 import errno
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Generic, TypeVar
+
+_V = TypeVar("_V")
 
 
 class WheeldockError(Exception):
@@ -129,7 +132,29 @@ class SdistBuildFailed(WheeldockError):
     """Building a wheel from an sdist failed, or did not give one wheel."""
 
 
-class SizeMismatch(WheeldockError):
+class _Mismatch(WheeldockError, Generic[_V]):
+    """Something is not what a descriptor, lock or manifest says: ``expected`` and ``actual``."""
+
+    #: Whether the message ends with both values (else the caller's ``what`` says them).
+    _states_values = False
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        expected: _V,
+        actual: _V,
+        fix: str | None = None,
+        path: Path | str | None = None,
+    ):
+        self.expected = expected
+        self.actual = actual
+        if self._states_values:
+            what = f"{what} (expected {expected}, got {actual})"
+        super().__init__(what, fix=fix, path=path)
+
+
+class SizeMismatch(_Mismatch[int | None]):
     """Bytes are not as many as a descriptor (or the file's size a moment ago) says."""
 
     def __init__(
@@ -141,47 +166,21 @@ class SizeMismatch(WheeldockError):
         fix: str | None = None,
         path: Path | str | None = None,
     ):
-        self.expected = expected
-        self.actual = actual
-        super().__init__(what, fix=fix, path=path)
+        super().__init__(what, expected=expected, actual=actual, fix=fix, path=path)
 
 
-class DiffIdMismatch(WheeldockError):
+class DiffIdMismatch(_Mismatch[str]):
     """A layer's uncompressed bytes do not hash to the diff_id its image gives it."""
-
-    def __init__(
-        self,
-        what: str,
-        *,
-        expected: str,
-        actual: str,
-        fix: str | None = None,
-        path: Path | str | None = None,
-    ):
-        self.expected = expected
-        self.actual = actual
-        super().__init__(what, fix=fix, path=path)
 
 
 class EngineUnavailable(WheeldockError):
     """No Docker engine answers."""
 
 
-class DigestMismatch(WheeldockError):
+class DigestMismatch(_Mismatch[str]):
     """Bytes do not hash to what a lock or manifest says they should."""
 
-    def __init__(
-        self,
-        what: str,
-        *,
-        expected: str,
-        actual: str,
-        fix: str | None = None,
-        path: Path | None = None,
-    ):
-        self.expected = expected
-        self.actual = actual
-        super().__init__(f"{what} (expected {expected}, got {actual})", fix=fix, path=path)
+    _states_values = True
 
 
 class CommandFailed(WheeldockError):

@@ -92,27 +92,24 @@ class Scheme:
 
 def debian_scheme(python: str = "3.11") -> Scheme:
     """Debian's python3: ``/usr/local/lib/pythonX.Y/dist-packages``, scripts in /usr/local/bin."""
-    site = f"/usr/local/lib/python{python}/dist-packages"
-    return Scheme(
-        purelib=site,
-        platlib=site,
-        scripts="/usr/local/bin",
-        data="/usr/local",
-        headers=f"/usr/local/include/python{python}",
-        interpreter=f"/usr/bin/python{python}",
-    )
+    return _usr_local_scheme(python, "dist-packages", interpreter=f"/usr/bin/python{python}")
 
 
 def python_org_scheme(python: str = "3.11") -> Scheme:
     """python.org builds (the ``python:3.x`` images): ``/usr/local/lib/pythonX.Y/site-packages``."""
-    site = f"/usr/local/lib/python{python}/site-packages"
+    return _usr_local_scheme(python, "site-packages", interpreter=f"/usr/local/bin/python{python}")
+
+
+def _usr_local_scheme(python: str, site_dir: str, *, interpreter: str) -> Scheme:
+    """Everything under /usr/local, packages in ``lib/pythonX.Y/<site_dir>``."""
+    site = f"/usr/local/lib/python{python}/{site_dir}"
     return Scheme(
         purelib=site,
         platlib=site,
         scripts="/usr/local/bin",
         data="/usr/local",
         headers=f"/usr/local/include/python{python}",
-        interpreter=f"/usr/local/bin/python{python}",
+        interpreter=interpreter,
     )
 
 

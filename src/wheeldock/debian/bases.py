@@ -202,6 +202,19 @@ _SLIM_PACKAGES = (
     "tzdata",
 )
 
+#: What the ``minimal`` base installs, and all its pruning keeps.
+_MINIMAL_PACKAGES = (
+    "python3",
+    "python-is-python3",
+    "ca-certificates",
+    "netbase",
+    "tzdata",
+    "base-files",
+    "base-passwd",
+    # /bin/sh, for `docker run … sh -c` and subprocess(shell=True)
+    "dash",
+)
+
 #: Debian headers a from-source build of these distributions (an sdist, or ``no_binary``) needs.
 #: The ``builder`` base has them all, so the native builder compiles any of them unaided; a
 #: Dockerfile whose builder image is not wheeldock's installs the ones it lacks.
@@ -239,30 +252,11 @@ VARIANTS: Mapping[str, Recipe] = MappingProxyType(
         "minimal": Recipe(
             name="minimal",
             summary="python3 + stdlib + CA certificates only: no apt, dpkg, perl or pip",
-            packages=(
-                "python3",
-                "python-is-python3",
-                "ca-certificates",
-                "netbase",
-                "tzdata",
-                "base-files",
-                "base-passwd",
-                "dash",
-            ),
+            packages=_MINIMAL_PACKAGES,
             tag="wheeldock/python:{python}-minimal",
             derive_from="slim",
             prune=Prune(
-                keep=(
-                    "python3",
-                    "python-is-python3",
-                    "ca-certificates",
-                    "netbase",
-                    "tzdata",
-                    "base-files",
-                    "base-passwd",
-                    # /bin/sh, for `docker run … sh -c` and subprocess(shell=True)
-                    "dash",
-                ),
+                keep=_MINIMAL_PACKAGES,
                 # The certificates are generated at build time; openssl (the binary) and
                 # debconf (and through it perl) are only needed to configure packages.
                 drop_packages=("apt", "dpkg", "debconf", "perl-base", "openssl", "libc-bin"),

@@ -34,6 +34,27 @@ def decode(data: bytes, path: Path) -> str:
         ) from exc
 
 
+def temp_file(
+    folder: Path,
+    *,
+    prefix: str,
+    suffix: str = "",
+    what: str = "here",
+    fix: str,
+    shown: Path | None = None,
+) -> tuple[int, str]:
+    """``tempfile.mkstemp`` in ``folder`` (made if missing): its descriptor and path. A folder
+    that takes no new file is :class:`NotWritable` ("cannot write {what}"), naming ``shown``
+    (default: ``folder``)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    except OSError as exc:
+        raise NotWritable(
+            f"cannot write {what} ({exc.strerror})", path=shown or folder, fix=fix
+        ) from exc
+
+
 def atomic_write_bytes(
     path: Path, data: bytes, *, mode: int | None = None, durable: bool = True
 ) -> None:
@@ -44,15 +65,12 @@ def atomic_write_bytes(
     it: after a power cut the file may then be empty, but never half-old, half-new.
     """
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise NotWritable(
-            f"cannot write here ({exc.strerror})",
-            path=path.parent,
-            fix="make the folder writable, or pick another with -C / --output",
-        ) from exc
+    fd, tmp = temp_file(
+        path.parent,
+        prefix=f".{path.name}.",
+        suffix=".tmp",
+        fix="make the folder writable, or pick another with -C / --output",
+    )
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

@@ -127,20 +127,39 @@ def run(
             proc.kill()
             raise
     if expired.is_set():
-        raise CommandFailed(
-            [_mask(a, secrets) for a in args], -1, "", f"timed out after {timeout} s", fix=fix
-        )
-    stdout = (out or b"").decode(errors="replace")
-    stderr = (err or b"").decode(errors="replace")
-    if check and proc.returncode != 0:
+        raise _timed_out(args, timeout, secrets, fix)
+    return _result(args, proc.returncode, out or b"", err or b"", check, secrets, fix)
+
+
+def _timed_out(
+    args: list[str], timeout: float | None, secrets: Sequence[str], fix: str | None
+) -> CommandFailed:
+    return CommandFailed(
+        [_mask(a, secrets) for a in args], -1, "", f"timed out after {timeout} s", fix=fix
+    )
+
+
+def _result(
+    args: list[str],
+    returncode: int,
+    out: bytes,
+    err: bytes,
+    check: bool,
+    secrets: Sequence[str],
+    fix: str | None,
+) -> Result:
+    """The output decoded; with ``check``, a non-zero exit raises :class:`CommandFailed`."""
+    stdout = out.decode(errors="replace")
+    stderr = err.decode(errors="replace")
+    if check and returncode != 0:
         raise CommandFailed(
             [_mask(a, secrets) for a in args],
-            proc.returncode,
+            returncode,
             _mask(stdout, secrets),
             _mask(stderr, secrets),
             fix=fix,
         )
-    return Result(args, proc.returncode, stdout, stderr)
+    return Result(args, returncode, stdout, stderr)
 
 
 @contextlib.contextmanager
@@ -243,24 +262,13 @@ def _run_fed(
     with _deadline(proc, timeout) as expired:
         proc.wait()
     if expired.is_set():
-        raise CommandFailed(
-            [_mask(a, secrets) for a in args], -1, "", f"timed out after {timeout} s", fix=fix
-        )
+        raise _timed_out(args, timeout, secrets, fix)
     for t in readers:
         t.join()
     if raised:
         raise raised[0]
-    stdout = captured.get("out", b"").decode(errors="replace")
-    stderr = captured.get("err", b"").decode(errors="replace")
-    if check and proc.returncode != 0:
-        raise CommandFailed(
-            [_mask(a, secrets) for a in args],
-            proc.returncode,
-            _mask(stdout, secrets),
-            _mask(stderr, secrets),
-            fix=fix,
-        )
-    return Result(args, proc.returncode, stdout, stderr)
+    out, err = captured.get("out", b""), captured.get("err", b"")
+    return _result(args, proc.returncode, out, err, check, secrets, fix)
 
 
 #: How long a fed command whose feeding failed may take to end once its stdin is closed.

@@ -27,7 +27,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,10 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from wheeldock.edges.fsutil import atomic_write_bytes, file_lock
+from wheeldock.edges.fsutil import atomic_write_bytes, file_lock, temp_file
 from wheeldock.edges.paths import cache_dir
 from wheeldock.edges.sweep import Age, Candidate, size_of
-from wheeldock.errors import DigestMismatch, NotFound, NotWritable
+from wheeldock.errors import DigestMismatch, NotFound
 from wheeldock.oci.digest import Digest
 
 log = logging.getLogger(__name__)
@@ -192,14 +191,13 @@ class BlobStore:
         With ``expected``, bytes hashing to anything else raise :class:`DigestMismatch` and
         nothing is stored.
         """
-        try:
-            fd, tmp = tempfile.mkstemp(dir=self.root / "tmp", prefix="blob.")
-        except OSError as exc:
-            raise NotWritable(
-                f"cannot write to the blob store ({exc.strerror})",
-                path=self.root,
-                fix="make it writable, or point WHEELDOCK_CACHE at a writable folder",
-            ) from exc
+        fd, tmp = temp_file(
+            self.root / "tmp",
+            prefix="blob.",
+            what="to the blob store",
+            fix="make it writable, or point WHEELDOCK_CACHE at a writable folder",
+            shown=self.root,
+        )
         try:
             with os.fdopen(fd, "wb") as fh:
                 writer = BlobWriter(fh)

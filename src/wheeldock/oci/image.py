@@ -214,10 +214,42 @@ class _Manifest:
     built), media type and digest."""
 
     raw_manifest: bytes | None
+    annotations: Mapping[str, str]
     default_media_type: str
 
-    def manifest_json(self) -> dict[str, Any]:
+    def _entries(self) -> dict[str, Any]:
+        """What the manifest lists: ``config`` and ``layers``, or ``manifests``."""
         raise NotImplementedError
+
+    def _descriptor_entries(self) -> dict[str, Any]:
+        """What a descriptor of this manifest says besides media type, digest and size."""
+        return {}
+
+    def manifest_json(self) -> dict[str, Any]:
+        if self.raw_manifest is not None:
+            parsed: dict[str, Any] = json.loads(self.raw_manifest)
+            return parsed
+        data: dict[str, Any] = {
+            "schemaVersion": 2,
+            "mediaType": self.default_media_type,
+            **self._entries(),
+        }
+        if self.annotations:
+            data["annotations"] = dict(self.annotations)
+        return data
+
+    def descriptor(self, *, annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """This manifest as a descriptor (an image's with its platform, for an index)."""
+        data = self.manifest_bytes()
+        desc: dict[str, Any] = {
+            "mediaType": self.media_type,
+            "digest": str(Digest.of_bytes(data)),
+            "size": len(data),
+            **self._descriptor_entries(),
+        }
+        if annotations:
+            desc["annotations"] = dict(annotations)
+        return desc
 
     def manifest_bytes(self) -> bytes:
         if self.raw_manifest is not None:
@@ -283,19 +315,11 @@ class Image(_Manifest):
         return Digest.of_bytes(self.config_bytes())
 
     # manifest
-    def manifest_json(self) -> dict[str, Any]:
-        if self.raw_manifest is not None:
-            parsed: dict[str, Any] = json.loads(self.raw_manifest)
-            return parsed
-        data: dict[str, Any] = {
-            "schemaVersion": 2,
-            "mediaType": MEDIA_TYPE_MANIFEST,
+    def _entries(self) -> dict[str, Any]:
+        return {
             "config": self.config_descriptor(),
             "layers": [lay.descriptor() for lay in self.layers],
         }
-        if self.annotations:
-            data["annotations"] = dict(self.annotations)
-        return data
 
     default_media_type = MEDIA_TYPE_MANIFEST
 
@@ -306,18 +330,8 @@ class Image(_Manifest):
             len(self.manifest_bytes()) + len(self.config_bytes()) + sum(x.size for x in self.layers)
         )
 
-    def descriptor(self, *, annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """This image's manifest as a descriptor (with its platform, for an index)."""
-        data = self.manifest_bytes()
-        desc: dict[str, Any] = {
-            "mediaType": self.media_type,
-            "digest": str(Digest.of_bytes(data)),
-            "size": len(data),
-            "platform": self.platform.to_json(),
-        }
-        if annotations:
-            desc["annotations"] = dict(annotations)
-        return desc
+    def _descriptor_entries(self) -> dict[str, Any]:
+        return {"platform": self.platform.to_json()}
 
     def env(self) -> dict[str, str]:
         return self.config.env_dict()
@@ -362,31 +376,10 @@ class Index(_Manifest):
     annotations: Mapping[str, str] = field(default_factory=dict)
     raw_manifest: bytes | None = field(default=None, repr=False, compare=False)
 
-    def manifest_json(self) -> dict[str, Any]:
-        if self.raw_manifest is not None:
-            parsed: dict[str, Any] = json.loads(self.raw_manifest)
-            return parsed
-        data: dict[str, Any] = {
-            "schemaVersion": 2,
-            "mediaType": MEDIA_TYPE_INDEX,
-            "manifests": [img.descriptor() for img in self.manifests],
-        }
-        if self.annotations:
-            data["annotations"] = dict(self.annotations)
-        return data
+    def _entries(self) -> dict[str, Any]:
+        return {"manifests": [img.descriptor() for img in self.manifests]}
 
     default_media_type = MEDIA_TYPE_INDEX
-
-    def descriptor(self, *, annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
-        data = self.manifest_bytes()
-        desc: dict[str, Any] = {
-            "mediaType": self.media_type,
-            "digest": str(Digest.of_bytes(data)),
-            "size": len(data),
-        }
-        if annotations:
-            desc["annotations"] = dict(annotations)
-        return desc
 
     def image(self, platform: Platform) -> Image:
         """The image for ``platform``; :class:`NotFound` lists the platforms there are."""

@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypedDict, TypeVar, Unpack
 
 import httpx
 
@@ -151,6 +151,15 @@ class Credentials:
 
 
 Body = Callable[[], Iterator[bytes]] | bytes | None
+
+
+class _CallOptions(TypedDict, total=False):
+    """What :meth:`_Session.call` passes on to :meth:`_Session.request`."""
+
+    body: Body
+    headers: dict[str, str] | None
+    follow_redirects: bool
+
 
 # -- credentials --------------------------------------------------------------------------------
 
@@ -364,20 +373,10 @@ class _Session:
             self._authenticate(resp)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def call(
-        self,
-        method: str,
-        url: str,
-        *,
-        body: Body = None,
-        headers: dict[str, str] | None = None,
-        follow_redirects: bool = False,
-    ) -> httpx.Response:
-        """:meth:`request` that turns a 5xx/408/429 answer into :class:`_Transient`, for use
-        inside :meth:`retrying`."""
-        resp = self.request(
-            method, url, body=body, headers=headers, follow_redirects=follow_redirects
-        )
+    def call(self, method: str, url: str, **options: Unpack[_CallOptions]) -> httpx.Response:
+        """:meth:`request` (not streamed) that turns a 5xx/408/429 answer into
+        :class:`_Transient`, for use inside :meth:`retrying`."""
+        resp = self.request(method, url, **options)
         if resp.status_code in RETRY_STATUSES:
             raise _transient(resp)
         return resp
@@ -792,24 +791,17 @@ def _stub(desc: dict[str, Any]) -> Image:
 
 
 def _get_manifest(session: _Session, reference: str, digest: Digest | None) -> bytes:
-    url = session.url(f"manifests/{reference}")
-    resp = session.retrying(
-        f"getting the manifest {reference}",
-        lambda: session.call("GET", url, headers={"Accept": ACCEPT}),
-    )
+    what = f"getting the manifest {reference}"
+    resp = _get(session, f"manifests/{reference}", what, headers={"Accept": ACCEPT})
     if resp.status_code == 404:
         raise NotFound(
             f"{session.name.registry}/{session.name.repository}:{reference} does not exist",
             fix="check the name and tag (`skopeo list-tags docker://…`)",
         )
     if resp.status_code != 200:
-        raise _fail(resp, f"getting the manifest {reference}")
-    if digest is not None and Digest.of_bytes(resp.content) != digest:
-        raise DigestMismatch(
-            "the manifest does not match the digest asked for",
-            expected=str(digest),
-            actual=str(Digest.of_bytes(resp.content)),
-        )
+        raise _fail(resp, what)
+    if digest is not None:
+        _check_digest(resp.content, digest, "the manifest does not match the digest asked for")
     return resp.content
 
 
@@ -819,20 +811,26 @@ def _read_image(session: _Session, store: BlobStore, digest_text: str) -> Image:
 
 
 def _get_blob(session: _Session, digest: Digest) -> bytes:
-    url = session.url(f"blobs/{digest}")
-    resp = session.retrying(
-        f"getting blob {digest.short}",
-        lambda: session.call("GET", url, follow_redirects=True),
-    )
+    what = f"getting blob {digest.short}"
+    resp = _get(session, f"blobs/{digest}", what, follow_redirects=True)
     if resp.status_code != 200:
-        raise _fail(resp, f"getting blob {digest.short}")
-    if Digest.of_bytes(resp.content) != digest:
-        raise DigestMismatch(
-            "a blob does not match its digest",
-            expected=str(digest),
-            actual=str(Digest.of_bytes(resp.content)),
-        )
+        raise _fail(resp, what)
+    _check_digest(resp.content, digest, "a blob does not match its digest")
     return resp.content
+
+
+def _get(
+    session: _Session, path: str, what: str, **options: Unpack[_CallOptions]
+) -> httpx.Response:
+    """A GET of ``path`` in the repository, retried as :meth:`_Session.retrying` says."""
+    url = session.url(path)
+    return session.retrying(what, lambda: session.call("GET", url, **options))
+
+
+def _check_digest(content: bytes, digest: Digest, what: str) -> None:
+    actual = Digest.of_bytes(content)
+    if actual != digest:
+        raise DigestMismatch(what, expected=str(digest), actual=str(actual))
 
 
 def _image_from(session: _Session, store: BlobStore, raw: bytes) -> Image:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from importlib import import_module
+from typing import Any
 
 #: command -> (module, one-line help), in the order ``--help`` lists them.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -35,6 +36,40 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 #: The command modules, each once, in ``COMMANDS`` order (all are registered without ``argv``).
 MODULES: list[str] = list(dict.fromkeys(module for module, _ in COMMANDS.values()))
+
+
+def add_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, **options: Any
+) -> argparse.ArgumentParser:
+    """The parser of command ``name``; its help line is its summary in :data:`COMMANDS`, so the
+    help of a command loaded and of one only listed are the same text."""
+    return sub.add_parser(name, help=COMMANDS[name][1], **options)
+
+
+def add_services(
+    parser: argparse.ArgumentParser, help: str | None = "default: all services"
+) -> None:
+    parser.add_argument("services", nargs="*", metavar="SERVICE", help=help)
+
+
+def add_platforms(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--platform``, repeatable, each comma-separated (``platforms.parse_list`` reads them)."""
+    parser.add_argument("--platform", action="append", default=[], metavar="PLATFORMS", help=help)
+
+
+def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, **flags: str) -> None:
+    """An option that takes no value (``store_true``) for each ``name=help``; ``dry_run`` is
+    ``--dry-run``."""
+    for name, help in flags.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", action="store_true", help=help)
+
+
+def add_json(parser: argparse.ArgumentParser, what: str | None = None) -> None:
+    """``--json``: print ``what`` as JSON instead of tables."""
+    parser.add_argument(
+        "--json", action="store_true", help=f"print the {what} as JSON" if what else None
+    )
+
 
 #: Global options that take a value (so their value is not taken for the command name).
 _VALUED_GLOBALS = {"-C"}

@@ -11,17 +11,14 @@ from typing import Any
 
 from rich.table import Table
 
+from wheeldock.cli.commands import add_command, add_flags, add_json, add_platforms
 from wheeldock.cli.output import console, err_console, print_json, status
 from wheeldock.debian import bases as base
 from wheeldock.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "base",
-        help="make Python base images from Debian packages (no registry needed)",
-        description=__doc__,
-    )
+    parser = add_command(sub, "base", description=__doc__)
     actions = parser.add_subparsers(dest="base_command", metavar="ACTION")
 
     build = actions.add_parser("build", help="build base images (cached) and load or write them")
@@ -33,26 +30,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=f"which bases ({', '.join(base.VARIANTS)}; default: slim)",
     )
     build.add_argument("--arch", default=base.DEFAULT_ARCH, help="Debian architecture (amd64)")
-    build.add_argument(
-        "--platform",
-        action="append",
-        default=[],
-        metavar="PLATFORMS",
+    add_platforms(
+        build,
         help="instead of --arch: OCI platform(s), comma-separated or repeated (linux/amd64, "
         "linux/arm64, linux/arm/v7)",
     )
     build.add_argument("--suite", default=base.DEFAULT_SUITE, help="Debian suite (bookworm)")
-    build.add_argument("--rebuild", action="store_true", help="build again, ignoring the cache")
+    add_flags(build, rebuild="build again, ignoring the cache")
     build.add_argument(
         "--output",
         metavar="REF",
         help="write instead of loading into the engine: tar:FILE (rootfs tar) or oci:DIR[:TAG]",
     )
-    build.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_json(build, "results")
     build.set_defaults(func=_build)
 
     listing = actions.add_parser("list", help="show the recipes and what they install")
-    listing.add_argument("--json", action="store_true", help="print the recipes as JSON")
+    add_json(listing, "recipes")
     listing.set_defaults(func=_list)
 
     parser.set_defaults(func=lambda args: _usage(parser))

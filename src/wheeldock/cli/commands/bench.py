@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wheeldock.bench import lifecycle as bench
+from wheeldock.cli.commands import add_command
 from wheeldock.cli.output import err_console, print_json, to_json
 from wheeldock.edges import ca
 from wheeldock.edges.fsutil import atomic_write_text
@@ -22,9 +23,9 @@ def _csv(text: str) -> tuple[str, ...]:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
+    parser = add_command(
+        sub,
         "bench",
-        help="measure build/start/code-change/bump times against the hand-made Dockerfiles",
         description=bench.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -23,6 +23,7 @@ from rich.markup import escape
 from wheeldock import platforms, project
 from wheeldock.build.install import BYTECODE_MODES
 from wheeldock.build.session import Session
+from wheeldock.cli.commands import add_command, add_flags, add_json, add_platforms, add_services
 from wheeldock.cli.output import console, err_console, print_json
 from wheeldock.deps import pylock
 from wheeldock.errors import UsageError
@@ -32,12 +33,8 @@ if TYPE_CHECKING:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "build",
-        help="build images natively: locked wheels + code as cached OCI layers",
-        description=__doc__,
-    )
-    parser.add_argument("services", nargs="*", metavar="SERVICE", help="default: all services")
+    parser = add_command(sub, "build", description=__doc__)
+    add_services(parser)
     parser.add_argument(
         "--output",
         "-o",
@@ -63,18 +60,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="full: a .pyc for every dependency file, as pip installs them; none: no .pyc (a "
         "faster cold build, but every container start compiles what it imports)",
     )
-    parser.add_argument(
-        "--platform",
-        action="append",
-        default=[],
-        metavar="PLATFORMS",
+    add_platforms(
+        parser,
         help=f"target platform(s), comma-separated or repeated ({platforms.accepted()}); "
         f"several make an OCI index (default: {pylock.DEFAULT_PLATFORM})",
     )
-    parser.add_argument(
-        "--emulate-sdists",
-        action="store_true",
-        help="build sdists that have no wheel for a foreign platform under qemu (slow, cached)",
+    add_flags(
+        parser,
+        emulate_sdists="build sdists that have no wheel for a foreign platform under qemu (slow, "
+        "cached)",
     )
     parser.add_argument(
         "--load-platform",
@@ -89,16 +83,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="DIR",
         help="write each image's CycloneDX SBOM here (default: beside an oci: output)",
     )
-    parser.add_argument(
-        "--relock", action="store_true", help="re-lock a stale lock instead of refusing it"
-    )
-    parser.add_argument(
-        "--watch",
-        action="store_true",
-        help="after building, keep rebuilding each service as its code or requirements change "
+    add_flags(
+        parser,
+        relock="re-lock a stale lock instead of refusing it",
+        watch="after building, keep rebuilding each service as its code or requirements change "
         "(a warm process: a code change costs only the rebuild); Ctrl-C stops",
     )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_json(parser, "results")
     parser.set_defaults(func=run)
 
 

@@ -13,16 +13,13 @@ import argparse
 
 from rich.table import Table
 
+from wheeldock.cli.commands import add_command, add_json
 from wheeldock.cli.output import console, err_console, print_json, status
 from wheeldock.debian import libs
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "check",
-        help="check that an image has every native library its Python packages load",
-        description=__doc__,
-    )
+    parser = add_command(sub, "check", description=__doc__)
     parser.add_argument("ref", metavar="REF", help="an image reference or a rootfs folder")
     parser.add_argument(
         "--platform",
@@ -30,7 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="PLATFORM",
         help="which image of a multi-platform index to check (default: the host's)",
     )
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_json(parser, "report")
     parser.set_defaults(func=_run)
 
 

@@ -9,15 +9,16 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from wheeldock.cli.commands import add_command, add_flags, add_json
 from wheeldock.cli.output import console, err_console, print_json, status
 from wheeldock.compose import plan as init
 from wheeldock.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
+    parser = add_command(
+        sub,
         "init",
-        help="turn a compose stack that pip-installs at start into prebuilt-wheel images",
         description="Find the Python services that pip-install their dependencies at every start "
         "(`pip install -r requirements.txt`, packages named inline, `pip install .` of a "
         "pyproject.toml project, `uv pip install`, a project installed from its lock by "
@@ -27,10 +28,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "compose file (originals kept in .wheeldock/backup) and record the decisions in "
         "wheeldock.toml. Services passed over are listed with the reason.",
     )
-    parser.add_argument("--dry-run", action="store_true", help="show the diff; write nothing")
-    parser.add_argument("--revert", action="store_true", help="undo init byte for byte")
-    parser.add_argument(
-        "--force", action="store_true", help="with --revert: revert files edited since init too"
+    add_flags(
+        parser,
+        dry_run="show the diff; write nothing",
+        revert="undo init byte for byte",
+        force="with --revert: revert files edited since init too",
     )
     parser.add_argument(
         "--ca-cert",
@@ -48,7 +50,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="PKG,…",
         help="build these distributions from source (pip's --no-binary) in new services",
     )
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_json(parser, "result")
     parser.set_defaults(func=handle)
 
 

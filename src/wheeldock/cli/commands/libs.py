@@ -13,16 +13,13 @@ from pathlib import Path
 
 from rich.table import Table
 
+from wheeldock.cli.commands import add_command, add_flags, add_json
 from wheeldock.cli.output import console, err_console, print_json, status
 from wheeldock.debian import libs
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "libs",
-        help="find the Debian packages the wheels' native code needs (ELF scan)",
-        description=__doc__,
-    )
+    parser = add_command(sub, "libs", description=__doc__)
     parser.add_argument(
         "path",
         nargs="?",
@@ -42,10 +39,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--arch", default=None, help="Debian architecture (default: the ELF files')"
     )
-    parser.add_argument(
-        "--all", action="store_true", help="list every ELF file, not only those that need a package"
-    )
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_flags(parser, all="list every ELF file, not only those that need a package")
+    add_json(parser, "report")
     parser.set_defaults(func=_run)
 
 

@@ -19,38 +19,29 @@ import contextlib
 from rich.table import Table
 
 from wheeldock import platforms, project
+from wheeldock.cli.commands import add_command, add_flags, add_json, add_platforms, add_services
 from wheeldock.cli.output import console, print_json, status
 from wheeldock.deps import lock, pylock
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "lock",
-        help="lock each service's requirements with exact versions and sha256 hashes",
-        description=__doc__,
-    )
-    parser.add_argument("services", nargs="*", metavar="SERVICE", help="default: all services")
-    parser.add_argument(
-        "--platform",
-        action="append",
-        default=[],
-        metavar="PLATFORMS",
+    parser = add_command(sub, "lock", description=__doc__)
+    add_services(parser)
+    add_platforms(
+        parser,
         help="target platform(s), comma-separated or repeated "
         f"({platforms.accepted()}; default: {pylock.DEFAULT_PLATFORM}); uv has no linux/arm/v7 "
         "target, so that one is resolved universally and narrowed to armv7l",
     )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--check", action="store_true", help="exit 1 if a lock is missing or stale; write nothing"
+    add_flags(
+        mode,
+        check="exit 1 if a lock is missing or stale; write nothing",
+        upgrade="re-resolve to the newest versions",
+        force="re-resolve even fresh locks",
     )
-    mode.add_argument("--upgrade", action="store_true", help="re-resolve to the newest versions")
-    mode.add_argument("--force", action="store_true", help="re-resolve even fresh locks")
-    parser.add_argument(
-        "--full",
-        action="store_true",
-        help="resolve with uv even when every requirement is pinned with ==",
-    )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_flags(parser, full="resolve with uv even when every requirement is pinned with ==")
+    add_json(parser, "results")
     parser.set_defaults(func=run)
 
 

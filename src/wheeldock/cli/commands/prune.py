@@ -14,21 +14,20 @@ import argparse
 from rich.table import Table
 
 from wheeldock.build.prune import PruneOptions, PruneReport, prune
+from wheeldock.cli.commands import add_command, add_flags, add_json
 from wheeldock.cli.output import console, err_console, print_json, status
 from wheeldock.edges.sweep import KEEP_DAYS
 from wheeldock.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
+    parser = add_command(
+        sub,
         "prune",
-        help="remove cached wheels, layers and dangling images no build needs any more",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--dry-run", action="store_true", help="list what would be removed, remove nothing"
-    )
+    add_flags(parser, dry_run="list what would be removed, remove nothing")
     parser.add_argument(
         "--keep-days",
         type=float,
@@ -36,10 +35,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="N",
         help=f"keep what is still wanted for N days after its last use (default: {KEEP_DAYS:g})",
     )
-    parser.add_argument(
-        "--all", action="store_true", help="empty the caches (everything not used in the last hour)"
-    )
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_flags(parser, all="empty the caches (everything not used in the last hour)")
+    add_json(parser, "report")
     parser.set_defaults(func=_run)
 
 

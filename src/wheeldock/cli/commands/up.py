@@ -7,22 +7,23 @@ from pathlib import Path
 
 from rich.table import Table
 
+from wheeldock.cli.commands import add_command, add_flags, add_json, add_services
 from wheeldock.cli.output import console, err_console, print_json, status
 from wheeldock.compose import up
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "up",
-        help="build and start the services, wait until healthy, print the timings",
         description="Build the images (BuildKit), start the services (`docker compose up -d`) and "
         "wait until each answers on the port compose publishes it on and Docker reports it "
         "healthy (a worker: keeps running; a one-shot job: exits 0). What this machine's engine "
         "needs (builds on host networking without a default bridge, the proxy CA) goes into "
         ".wheeldock/compose.override.yaml, never into your compose file.",
     )
-    p.add_argument("services", nargs="*", metavar="SERVICE", help="default: every service")
-    p.add_argument("--no-build", action="store_true", help="start the images as they are")
+    add_services(p, help="default: every service")
+    add_flags(p, no_build="start the images as they are")
     p.add_argument(
         "--timeout",
         type=float,
@@ -55,21 +56,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="the proxy CA bundle handed to builds as a secret "
         "(default: $SSL_CERT_FILE, $PIP_CERT or $REQUESTS_CA_BUNDLE when the file exists)",
     )
-    p.add_argument("--json", action="store_true", help="print the timings as JSON")
+    add_json(p, "timings")
     p.set_defaults(func=handle_up)
 
-    d = sub.add_parser("down", help="stop and remove the stack's containers")
-    d.add_argument("--volumes", action="store_true", help="remove named volumes too")
-    d.add_argument("--json", action="store_true")
+    d = add_command(sub, "down")
+    add_flags(d, volumes="remove named volumes too")
+    add_json(d)
     d.set_defaults(func=handle_down)
 
-    s = sub.add_parser("status", help="each service's container state, Docker health and probe")
-    s.add_argument("services", nargs="*", metavar="SERVICE")
-    s.add_argument("--json", action="store_true")
+    s = add_command(sub, "status")
+    add_services(s, help=None)
+    add_json(s)
     s.set_defaults(func=handle_status)
 
-    lg = sub.add_parser("logs", help="the services' logs (docker compose logs)")
-    lg.add_argument("services", nargs="*", metavar="SERVICE")
+    lg = add_command(sub, "logs")
+    add_services(lg, help=None)
     lg.add_argument("--tail", type=int, default=None, metavar="N", help="only the last N lines")
     lg.add_argument("-f", "--follow", action="store_true", help="keep following")
     lg.set_defaults(func=handle_logs)
