@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wheeldock.deps import poetry
 from wheeldock.errors import InvalidConfig
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ def locked_requirements(path: Path) -> tuple[str, ...]:
     from its source). What each tool installs without its development packages:
 
     - ``uv.lock``: ``uv export`` (uv's own reading, no network) of ``uv sync --no-dev``;
-    - ``poetry.lock`` (Poetry 2): the packages of the ``main`` group;
+    - ``poetry.lock``: the packages of the ``main`` group (:mod:`wheeldock.deps.poetry`);
     - ``Pipfile.lock``: its ``default`` packages.
     """
     kind = project_lock(path.name)
@@ -182,40 +183,8 @@ def _uv_export(path: Path) -> tuple[str, ...]:
 
 
 def _poetry_main(path: Path) -> tuple[str, ...]:
-    """Poetry 2 writes each package's groups and the marker it is installed under into the
-    lock, so its main group is read without Poetry (which takes seconds to start)."""
-    import tomllib
-
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidConfig(f"not valid TOML ({exc})", path=path, fix="run `poetry lock`") from exc
-    packages = data.get("package")
-    if not isinstance(packages, list) or not all(
-        isinstance(p, dict) and "groups" in p for p in packages
-    ):
-        version = (data.get("metadata") or {}).get("lock-version", "?")
-        raise InvalidConfig(
-            f"a Poetry lock without the groups of its packages (lock-version {version}, "
-            "written by Poetry 1)",
-            path=path,
-            fix="lock it again with Poetry 2 (`poetry lock`): its locks say which group each "
-            "package belongs to",
-        )
-    lines = []
-    for pkg in packages:
-        if "main" not in pkg["groups"]:
-            continue
-        source = pkg.get("source") or {}
-        if source.get("type") in ("directory", "file", "git", "url"):
-            lines.append(f"{pkg['name']} @ {source.get('url', '?')}")
-            continue
-        marker = pkg.get("markers")
-        if isinstance(marker, dict):
-            marker = marker.get("main")
-        line = f"{pkg['name']}=={pkg['version']}"
-        lines.append(f"{line} ; {marker}" if marker else line)
-    return tuple(lines)
+    """Poetry's locks are read without Poetry (which takes seconds to start)."""
+    return poetry.locked_pins(path, path.parent / "pyproject.toml")
 
 
 def _pipfile_default(path: Path) -> tuple[str, ...]:
