@@ -405,3 +405,63 @@ def test_a_curl_healthcheck_is_replaced_by_the_python_check(stack_copy: MakeStac
     assert "curl" not in text
     assert '      test: [CMD, python3, -c, "import os, urllib.request as u;' in text
     assert "      interval: 10s\n" in text  # the user's settings stay
+
+
+_TWO_SERVICES = """\
+services:
+  api:
+    image: python:3.11-slim
+    working_dir: /app
+    command: sh -c 'pip install -r requirements.txt && python api.py'
+    volumes:
+      - ./api:/app
+  worker:
+    image: python:3.11-slim
+    working_dir: {workdir}
+    command: sh -c 'pip install -r requirements.txt && python worker.py'
+{volumes}"""
+
+
+@pytest.mark.parametrize(
+    ("workdir", "volumes", "reason"),
+    [
+        (
+            "/srv/worker",
+            "    volumes:\n      - ./worker:/code\n",
+            "its working_dir /srv/worker is not in a bind mount: its bind mounts (./worker at "
+            "/code) do not hold it; mount the code's folder there (`volumes: [./<code "
+            "folder>:/srv/worker]`)",
+        ),
+        (
+            "/srv/worker",
+            "    volumes:\n      - cache:/srv/cache\n",
+            "its working_dir /srv/worker is not in a bind mount: its code is not bind-mounted "
+            "from the project (it is in the image, or in a named volume)",
+        ),
+        (
+            "/",
+            "    volumes:\n      - ./worker:/code\n",
+            "its working_dir / is not in a bind mount: its bind mounts (./worker at /code) do "
+            "not hold it; set `working_dir: /code`",
+        ),
+    ],
+    ids=["mounted-elsewhere", "named-volume-only", "root-workdir"],
+)
+def test_a_service_whose_working_dir_is_in_no_mount_is_passed_over_and_init_goes_on(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    workdir: str,
+    volumes: str,
+    reason: str,
+) -> None:
+    for name in ("api", "worker"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "requirements.txt").write_text("six\n")
+        (tmp_path / name / f"{name}.py").write_text("")
+    (tmp_path / "compose.yaml").write_text(_TWO_SERVICES.format(workdir=workdir, volumes=volumes))
+    assert cli.main(["-C", str(tmp_path), "init"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"passed over: worker ({reason}" in err
+    assert "volumes: [./app:/]" not in err
+    assert [s.name for s in project.load(tmp_path).services] == ["api"]
+    assert (tmp_path / "Dockerfile.api").is_file() and not (tmp_path / "Dockerfile.worker").exists()

@@ -1142,7 +1142,7 @@ def _code_of(
     name: str, svc: Mapping[str, Any], root: Path, compose_file: Path, notes: list[str]
 ) -> _Code:
     """Where the service's code is (appending a note when the working dir is inferred);
-    :class:`InvalidConfig` when its working dir is in no bind mount."""
+    :class:`_PassOver` when its working dir is in no bind mount of a project folder."""
     mounts = _mounts(svc, root)
     workdir = str(svc.get("working_dir") or "")
     if not workdir:
@@ -1151,14 +1151,33 @@ def _code_of(
         notes.append(f"working dir {workdir} (no working_dir: taken from the code mount)")
     located = _to_host(workdir, mounts)
     if located is None:
-        raise InvalidConfig(
-            f"service {name!r}: its working_dir {workdir} is not inside a bind-mounted folder of "
-            "the project, so its code cannot be found",
-            path=compose_file,
-            fix=f"mount the code (e.g. `volumes: [./app:{workdir}]`) or write wheeldock.toml by hand",
-        )
+        raise _PassOver(_unmounted_workdir(workdir, mounts))
     mount, workdir_host = located
     return _Code(root, tuple(mounts), workdir, mount, workdir_host, compose_file)
+
+
+def _unmounted_workdir(workdir: str, mounts: Sequence[_Mount]) -> str:
+    """Why a service whose working dir is in none of its bind mounts is passed over, and the fix:
+    its code is in the image, or in a folder wheeldock cannot see."""
+    where = (
+        "its code is not bind-mounted from the project (it is in the image, or in a named volume)"
+        if not mounts
+        else "its bind mounts ("
+        + ", ".join(f"{m.source} at {m.target}" for m in mounts)
+        + ") do not hold it"
+    )
+    if workdir != "/":
+        fix = f"mount the code's folder there (`volumes: [./<code folder>:{workdir}]`)"
+    elif len(mounts) == 1:
+        fix = f"set `working_dir: {mounts[0].target}`"
+    elif mounts:
+        fix = "set `working_dir:` to the folder of the mount that holds the code"
+    else:
+        fix = "mount the code's folder (`volumes: [./<code folder>:/app]`), set `working_dir: /app`"
+    return (
+        f"its working_dir {workdir} is not in a bind mount: {where}; {fix}, or describe the "
+        f"service in {CONFIG_NAME}"
+    )
 
 
 def _pip_requirements(name: str, start: _Start, code: _Code, notes: list[str]) -> list[str]:
