@@ -111,3 +111,26 @@ def test_help_is_plain_text_without_rest_markup(
     assert "usage: wheeldock" in out
     assert "``" not in out
     assert ":mod:`" not in out and ":func:`" not in out and ":class:`" not in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-f", "up", "init"],  # a compose file named like a command is still the file
+        ["--file", "dev.yml", "-p", "init", "init"],
+        ["-C", ".", "--project-name", "shop", "init"],
+    ],
+)
+def test_the_compose_options_values_are_not_taken_for_the_command(argv: list[str]) -> None:
+    from wheeldock.cli.commands import chosen_command
+
+    assert chosen_command(argv) == "init"
+
+
+def test_compose_global_options_do_not_load_the_yaml_reader() -> None:
+    code = (
+        "import sys; from wheeldock import cli; cli.build_parser(['-f', 'a.yml', 'lock']);"
+        "print('ruamel.yaml' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]

@@ -15,6 +15,7 @@ from conftest_init import StackCopy
 
 from wheeldock import cli, project
 from wheeldock.compose import plan as init
+from wheeldock.compose import up
 from wheeldock.project import Service
 
 MakeStack = Callable[[str], StackCopy]
@@ -465,3 +466,82 @@ def test_a_service_whose_working_dir_is_in_no_mount_is_passed_over_and_init_goes
     assert "volumes: [./app:/]" not in err
     assert [s.name for s in project.load(tmp_path).services] == ["api"]
     assert (tmp_path / "Dockerfile.api").is_file() and not (tmp_path / "Dockerfile.worker").exists()
+
+
+def _flask_as(root: Path, name: str) -> None:
+    """The flask stack with its compose file renamed ``name``, as stacks in the wild have it."""
+    shutil.copytree(Path(__file__).parent / "data" / "init" / "flask", root, dirs_exist_ok=True)
+    (root / "compose.yaml").rename(root / name)
+
+
+def test_init_with_f_patches_that_file_and_records_it_for_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COMPOSE_FILE", raising=False)
+    monkeypatch.delenv("COMPOSE_PROJECT_NAME", raising=False)
+    _flask_as(tmp_path, "docker-compose.dev.yml")
+    (tmp_path / "compose-consumer.yml").write_text("services:\n  db: {image: postgres:16}\n")
+    assert cli.main(["-C", str(tmp_path), "-f", "docker-compose.dev.yml", "init"]) == 0
+    assert "build:" in (tmp_path / "docker-compose.dev.yml").read_text()
+    assert "build:" not in (tmp_path / "compose-consumer.yml").read_text()
+    assert project.load(tmp_path).compose_files == ("docker-compose.dev.yml",)
+    assert up.Stack.load(tmp_path).files == (tmp_path / "docker-compose.dev.yml",)
+
+
+def test_init_with_several_f_records_them_all_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COMPOSE_FILE", raising=False)
+    _flask_as(tmp_path, "base.yml")
+    (tmp_path / "prod.yml").write_text("services:\n  web:\n    restart: always\n")
+    assert cli.main(["-C", str(tmp_path), "-f", "base.yml", "--file", "prod.yml", "init"]) == 0
+    assert project.load(tmp_path).compose_files == ("base.yml", "prod.yml")
+    recorded = (tmp_path / "wheeldock.toml").read_text()
+    assert 'compose = [\n    "base.yml",\n    "prod.yml",\n]' in recorded
+    assert up.Stack.load(tmp_path).files == (tmp_path / "base.yml", tmp_path / "prod.yml")
+
+
+def test_compose_file_in_the_environment_chooses_the_file_like_f(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _flask_as(tmp_path, "stack.yml")
+    monkeypatch.setenv("COMPOSE_FILE", "stack.yml")
+    assert cli.main(["-C", str(tmp_path), "init"]) == 0
+    assert project.load(tmp_path).compose_files == ("stack.yml",)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "image"),
+    [
+        (["-p", "Corner Shop"], {}, "corner-shop-web:wheeldock"),
+        (["--project-name", "shop"], {"COMPOSE_PROJECT_NAME": "other"}, "shop-web:wheeldock"),
+        ([], {"COMPOSE_PROJECT_NAME": "other"}, "other-web:wheeldock"),
+    ],
+    ids=["p", "project-name-wins", "environment"],
+)
+def test_the_project_name_names_the_images_as_compose_would(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    env: dict[str, str],
+    image: str,
+) -> None:
+    monkeypatch.delenv("COMPOSE_PROJECT_NAME", raising=False)
+    monkeypatch.delenv("COMPOSE_FILE", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    _flask_as(tmp_path, "compose.yaml")
+    assert cli.main(["-C", str(tmp_path), *argv, "init"]) == 0
+    assert f"image: {image}" in (tmp_path / "compose.yaml").read_text()
+
+
+def test_a_missing_f_file_is_an_error_naming_it_and_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COMPOSE_FILE", raising=False)
+    _flask_as(tmp_path, "compose.yaml")
+    before = snapshot(tmp_path)
+    assert cli.main(["-C", str(tmp_path), "-f", "compose.prod.yml", "init"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the compose file compose.prod.yml (-f) does not exist" in err
+    assert snapshot(tmp_path) == before

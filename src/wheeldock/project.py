@@ -92,6 +92,13 @@ class Project:
     root: Path
     compose_file: str | None
     services: tuple[Service, ...]
+    #: the files merged over ``compose_file`` when they were named (``-f``, ``COMPOSE_FILE``)
+    compose_overrides: tuple[str, ...] = ()
+
+    @property
+    def compose_files(self) -> tuple[str, ...]:
+        """The compose files recorded, in merge order (empty: ``docker compose``'s defaults)."""
+        return (self.compose_file, *self.compose_overrides) if self.compose_file else ()
 
     def service(self, name: str) -> Service:
         for svc in self.services:
@@ -113,7 +120,9 @@ def config_path(root: Path) -> Path:
 
 def dumps(project: Project) -> str:
     doc: dict[str, Any] = {"project": {}}
-    if project.compose_file:
+    if project.compose_overrides:
+        doc["project"]["compose"] = list(project.compose_files)
+    elif project.compose_file:
         doc["project"]["compose"] = project.compose_file
     doc["services"] = {svc.name: svc.to_toml() for svc in project.services}
     header = (
@@ -135,6 +144,14 @@ def loads(text: str, root: Path) -> Project:
         raise InvalidConfig("[services] must be a table", path=path)
     services = tuple(Service.from_toml(name, data, path) for name, data in services_doc.items())
     compose = doc.get("project", {}).get("compose")
+    if isinstance(compose, list) and compose and all(isinstance(c, str) for c in compose):
+        return Project(root, compose[0], services, compose_overrides=tuple(compose[1:]))
+    if compose is not None and not isinstance(compose, str):
+        raise InvalidConfig(
+            "[project] compose is neither a file name nor a list of them",
+            path=path,
+            fix='write `compose = "compose.yaml"` or `compose = ["compose.yaml", "dev.yml"]`',
+        )
     return Project(root=root, compose_file=compose, services=services)
 
 

@@ -15,6 +15,7 @@ from typing import NoReturn
 
 from wheeldock.cli.commands import register_all
 from wheeldock.cli.output import err_console, print_json
+from wheeldock.compose.selection import Selection
 from wheeldock.errors import UsageError, WheeldockError
 
 
@@ -44,6 +45,25 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="run as if started in DIR (the project folder; default: the current folder)",
+    )
+    parser.add_argument(
+        "-f",
+        "--file",
+        dest="compose_files",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="a compose file, as `docker compose -f` (repeat to merge several, in order; "
+        "default: $COMPOSE_FILE, else compose.yaml and its override)",
+    )
+    parser.add_argument(
+        "-p",
+        "--project-name",
+        dest="project_name",
+        metavar="NAME",
+        default=None,
+        help="the compose project name, as `docker compose -p` (default: "
+        "$COMPOSE_PROJECT_NAME, the files' `name:`, else the folder's name)",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -80,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err_console.print(f"[bold red]error:[/] -C {args.directory}: no such folder")
         return 2
     args.project = project
+    args.compose = Selection(tuple(args.compose_files), args.project_name)
     as_json = bool(getattr(args, "json", False))
     try:
         code: int = args.func(args)

@@ -22,6 +22,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.tokens import CommentToken
 from ruamel.yaml.util import load_yaml_guess_indent
 
+from wheeldock.compose.selection import Selection as Selection  # callers take one here
 from wheeldock.errors import InvalidConfig, NotFound
 
 #: The names ``docker compose`` looks for, in its order of preference.
@@ -51,16 +52,55 @@ class ComposeFile:
         return dict(services)
 
 
-def find_files(root: Path) -> tuple[Path, ...]:
-    """The main compose file in ``root`` and its override file, as ``docker compose`` picks them."""
+def named_files(
+    chosen: Sequence[str | Path] = (), environ: Mapping[str, str] | None = None
+) -> tuple[str, ...]:
+    """The compose files named explicitly, as ``docker compose`` takes them: ``-f`` (``chosen``,
+    in order), else ``COMPOSE_FILE`` (split on ``COMPOSE_PATH_SEPARATOR``, by default the
+    system's path separator); empty when neither names one."""
+    if chosen:
+        return tuple(str(c) for c in chosen)
+    env = os.environ if environ is None else environ
+    separator = env.get("COMPOSE_PATH_SEPARATOR") or os.pathsep
+    return tuple(p for p in (env.get("COMPOSE_FILE") or "").split(separator) if p)
+
+
+def default_files(root: Path) -> tuple[Path, ...]:
+    """The main compose file in ``root`` and its override file, by compose's default names;
+    empty when there is none."""
     for name in MAIN_NAMES:
         main = root / name
         if main.is_file():
             overrides = [root / o for o in OVERRIDE_NAMES[name] if (root / o).is_file()]
             return (main, *overrides[:1])
+    return ()
+
+
+def find_files(
+    root: Path, chosen: Sequence[str | Path] = (), environ: Mapping[str, str] | None = None
+) -> tuple[Path, ...]:
+    """The compose files of the project in ``root``, as ``docker compose`` picks them: those
+    named with ``-f`` (``chosen``) or ``COMPOSE_FILE``, relative to ``root``; else the main file
+    in ``root`` and its override file."""
+    named = named_files(chosen, environ)
+    if named:
+        paths = tuple(root / n for n in named)
+        for path, name in zip(paths, named, strict=True):
+            if not path.is_file():
+                source = "-f" if chosen else "COMPOSE_FILE"
+                raise NotFound(
+                    f"the compose file {name} ({source}) does not exist in {root}",
+                    path=path,
+                    fix="check the name; it is relative to the project folder (-C)",
+                )
+        return paths
+    found = default_files(root)
+    if found:
+        return found
     raise NotFound(
         f"no compose file in {root} (looked for {', '.join(MAIN_NAMES)})",
-        fix="run wheeldock in the folder with your compose file, or point -C at it",
+        fix="run wheeldock in the folder with your compose file, point -C at it, or name it "
+        "with -f (or COMPOSE_FILE)",
     )
 
 

@@ -332,7 +332,8 @@ def _image_name(project_name: str, service: str) -> str:
 def compose_project_name(
     root: Path, files: Sequence[compose.ComposeFile], environ: Mapping[str, str]
 ) -> str:
-    """The compose project name: ``COMPOSE_PROJECT_NAME``, the top-level ``name:``, the folder."""
+    """The compose project name: ``COMPOSE_PROJECT_NAME``, the top-level ``name:``, else the
+    name of the folder of the first compose file (compose's project directory)."""
     explicit = environ.get("COMPOSE_PROJECT_NAME")
     if explicit:
         return explicit
@@ -340,7 +341,7 @@ def compose_project_name(
         name = f.data.get("name")
         if isinstance(name, str) and name:
             return name
-    return root.name
+    return files[0].path.parent.name if files else root.name
 
 
 def plan(
@@ -350,8 +351,13 @@ def plan(
     environ: Mapping[str, str] | None = None,
     no_binary: Sequence[str] = (),
     scanner: RuntimeScanner | None = None,
+    selection: compose.Selection | None = None,
 ) -> InitPlan:
     """Everything init would write in ``root``, computed without writing.
+
+    ``selection``: the compose files (``-f``, else ``COMPOSE_FILE``, else compose's defaults)
+    and project name (``-p``, else ``COMPOSE_PROJECT_NAME``, ``name:``, the folder) to use;
+    named files are recorded in wheeldock.toml, so ``up`` and the others use them unasked.
 
     ``no_binary`` adds distributions to build from source for every newly found service (user
     edits in ``wheeldock.toml`` still win). ``scanner`` overrides :func:`runtime_packages`.
@@ -359,9 +365,10 @@ def plan(
     root = root.resolve()
     env = dict(os.environ if environ is None else environ)
     manifest = Manifest.read(root)
-    compose_paths = compose.find_files(root)
+    selection = selection or compose.Selection()
+    compose_paths = tuple(p.resolve() for p in compose.find_files(root, selection.files, env))
     originals, files = _read_compose_files(root, compose_paths, manifest)
-    interpolation = compose.interpolation_env(root, env)
+    interpolation = compose.interpolation_env(compose_paths[0].parent, env)
     found = discover.survey(root, files, interpolation)
     findings = discover.require_findings(found, files, root)
     ca = ca_mod.find(ca_cert, env)
@@ -375,9 +382,10 @@ def plan(
         known = {s.name for s in services}
         services += [s for s in existing.services if s.name not in known]
 
-    main_rel = compose_paths[0].relative_to(root).as_posix()
-    proj = Project(root=root, compose_file=main_rel, services=tuple(services))
-    name = compose_project_name(root, files, env)
+    rels = [p.relative_to(root).as_posix() for p in compose_paths]
+    named = bool(compose.named_files(selection.files, env))
+    proj = Project(root, rels[0], tuple(services), tuple(rels[1:]) if named else ())
+    name = selection.project_name or compose_project_name(root, files, env)
 
     desired: dict[str, tuple[str, bytes]] = {}
     uv = _uv_version()
@@ -403,7 +411,7 @@ def plan(
 
     change = _compose_patch(settled.findings, name, ca)
     for i, f in enumerate(files):
-        rel = compose_paths[i].relative_to(root).as_posix()
+        rel = rels[i]
         text = compose.patch(f, change, primary=i == 0)
         desired[rel] = ("compose", text.encode())
 
@@ -436,6 +444,13 @@ def _read_compose_files(
     originals: dict[str, bytes | None] = {}
     files: list[compose.ComposeFile] = []
     for path in paths:
+        if not path.is_relative_to(root):
+            raise InvalidConfig(
+                "the compose file is outside the project folder",
+                path=path,
+                fix=f"run wheeldock with -C pointing at a folder that holds it and the code "
+                f"(now {root})",
+            )
         rel = path.relative_to(root).as_posix()
         data = _original(root, rel, manifest)
         if data is None:
@@ -516,7 +531,7 @@ def _config_bytes(root: Path, proj: Project, existing: Project | None) -> bytes:
     if (
         existing is not None
         and existing.services == proj.services
-        and existing.compose_file == proj.compose_file
+        and existing.compose_files == proj.compose_files
     ):
         return (root / project.CONFIG_NAME).read_bytes()
     return dumped

@@ -91,23 +91,31 @@ class Stack:
     root: Path
     files: tuple[Path, ...]
     project: Project
+    project_name: str | None = None  # -p; None: COMPOSE_PROJECT_NAME, `name:` or the folder
 
     @classmethod
-    def load(cls, root: Path) -> Stack:
+    def load(cls, root: Path, selection: compose_mod.Selection | None = None) -> Stack:
+        """The stack in ``root``: the compose files named with ``-f`` or ``COMPOSE_FILE`` when
+        some are, else those ``init`` recorded in wheeldock.toml, else compose's defaults."""
+        selection = selection or compose_mod.Selection()
         proj = project.load(root)
-        if proj.compose_file:
-            main = root / proj.compose_file
-            if not main.is_file():
-                raise NotFound(
-                    f"the compose file {proj.compose_file} named in {project.CONFIG_NAME} is missing",
-                    path=main,
-                    fix="fix [project] compose in wheeldock.toml, or re-run `wheeldock init`",
-                )
-            files = compose_mod.find_files(root)
-            files = files if files[0] == main else (main,)
+        if compose_mod.named_files(selection.files):
+            files = compose_mod.find_files(root, selection.files)
+        elif proj.compose_file:
+            for rel in proj.compose_files:
+                if not (root / rel).is_file():
+                    raise NotFound(
+                        f"the compose file {rel} named in {project.CONFIG_NAME} is missing",
+                        path=root / rel,
+                        fix="fix [project] compose in wheeldock.toml, or re-run `wheeldock init`",
+                    )
+            files = tuple(root / rel for rel in proj.compose_files)
+            defaults = compose_mod.default_files(root)
+            if not proj.compose_overrides and defaults[:1] == files:
+                files = defaults  # with its override file, as compose adds it
         else:
             files = compose_mod.find_files(root)
-        return cls(root, tuple(files), proj)
+        return cls(root, tuple(files), proj, selection.project_name)
 
     def compose(
         self, *args: str, check: bool = True, capture: bool = True, timeout: float | None = None
@@ -118,6 +126,7 @@ class Stack:
             "never",
             *args,
             files=self.files,
+            project_name=self.project_name,
             check=check,
             capture=capture,
             timeout=timeout,
@@ -192,6 +201,7 @@ def up(
     progress: Callable[[str], None] = lambda message: None,
     platform: Target | None = None,
     binfmt_dir: Path | None = None,
+    selection: compose_mod.Selection | None = None,
 ) -> UpReport:
     """Build (unless ``build`` is false), start and wait for ``names`` (default: all services).
 
@@ -206,7 +216,7 @@ def up(
         foreign.require_runnable(platform, binfmt_dir=binfmt_dir or platforms.BINFMT_DIR)
         emulated = platforms.needs_emulation(platform)
     engine.require()
-    stack = Stack.load(root)
+    stack = Stack.load(root, selection)
     services = stack.project.select(tuple(names))
     if platform is not None:
         stack = stack.for_platform(
@@ -358,9 +368,11 @@ def _tail(text: str, lines: int = LOG_TAIL) -> str:
 # --- down / status / logs ----------------------------------------------------------------------
 
 
-def down(root: Path, *, volumes: bool = False) -> None:
+def down(
+    root: Path, *, volumes: bool = False, selection: compose_mod.Selection | None = None
+) -> None:
     engine.require()
-    stack = Stack.load(root)
+    stack = Stack.load(root, selection)
     args = ["down", "--remove-orphans"] + (["--volumes"] if volumes else [])
     stack.compose(*args, timeout=300)
 
@@ -376,9 +388,11 @@ class ServiceStatus:
     probe_detail: str
 
 
-def status(root: Path, names: Sequence[str] = ()) -> tuple[ServiceStatus, ...]:
+def status(
+    root: Path, names: Sequence[str] = (), *, selection: compose_mod.Selection | None = None
+) -> tuple[ServiceStatus, ...]:
     engine.require()
-    stack = Stack.load(root)
+    stack = Stack.load(root, selection)
     services = stack.project.select(tuple(names))
     config = stack.config()
     ids = stack.container_ids([s.name for s in services])
@@ -405,11 +419,16 @@ def status(root: Path, names: Sequence[str] = ()) -> tuple[ServiceStatus, ...]:
 
 
 def logs(
-    root: Path, names: Sequence[str] = (), *, tail: int | None = None, follow: bool = False
+    root: Path,
+    names: Sequence[str] = (),
+    *,
+    tail: int | None = None,
+    follow: bool = False,
+    selection: compose_mod.Selection | None = None,
 ) -> None:
     """Stream ``docker compose logs`` to the terminal."""
     engine.require()
-    stack = Stack.load(root)
+    stack = Stack.load(root, selection)
     stack.project.select(tuple(names))  # unknown names fail here, with the known ones listed
     args = ["logs", "--no-color"]
     if tail is not None:

@@ -36,7 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 MODULES: list[str] = list(dict.fromkeys(module for module, _ in COMMANDS.values()))
 
 #: Global options that take a value (so their value is not taken for the command name).
-_VALUED_GLOBALS = {"-C"}
+_VALUED_GLOBALS = {"-C", "-f", "--file", "-p", "--project-name"}
 
 
 def chosen_command(argv: Sequence[str]) -> str | None:

@@ -88,6 +88,7 @@ def handle_up(args: argparse.Namespace) -> int:
                 build=not args.no_build,
                 timeouts=timeouts,
                 platform=target,
+                selection=args.compose,
                 progress=lambda message: (
                     err_console.print(f"[dim]… {message}[/]") if not args.json else None
                 ),
@@ -138,7 +139,7 @@ def handle_up(args: argparse.Namespace) -> int:
 
 
 def handle_down(args: argparse.Namespace) -> int:
-    up.down(args.project, volumes=args.volumes)
+    up.down(args.project, volumes=args.volumes, selection=args.compose)
     if args.json:
         print_json({"ok": True})
     else:
@@ -147,7 +148,7 @@ def handle_down(args: argparse.Namespace) -> int:
 
 
 def handle_status(args: argparse.Namespace) -> int:
-    rows = up.status(args.project, args.services)
+    rows = up.status(args.project, args.services, selection=args.compose)
     if args.json:
         print_json({"services": list(rows)})
         return 0 if all(r.probe_ok for r in rows) else 1
@@ -162,5 +163,5 @@ def handle_status(args: argparse.Namespace) -> int:
 
 
 def handle_logs(args: argparse.Namespace) -> int:
-    up.logs(args.project, args.services, tail=args.tail, follow=args.follow)
+    up.logs(args.project, args.services, tail=args.tail, follow=args.follow, selection=args.compose)
     return 0
