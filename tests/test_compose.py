@@ -241,3 +241,20 @@ def test_dotenv_is_overridden_by_the_process_environment(tmp_path: Path) -> None
     (tmp_path / ".env").write_text("# c\nPORT=1\nexport NAME='shop'\n")
     env = compose.interpolation_env(tmp_path, {"PORT": "2"})
     assert env["PORT"] == "2" and env["NAME"] == "shop"
+
+
+@pytest.mark.parametrize(
+    ("entry", "matches"),
+    [
+        ("./web:/app", True),
+        ("web:/app", False),  # a named volume called web
+        ({"type": "bind", "source": "./web", "target": "/app"}, True),
+        ({"type": "bind", "source": "./other", "target": "/app"}, False),
+        ("./web/../web:/app:ro", True),
+    ],
+)
+def test_a_volume_matches_the_absolute_source_compose_config_gives(
+    tmp_path: Path, entry: object, matches: bool
+) -> None:
+    (tmp_path / "web").mkdir()
+    assert compose.volume_matches(entry, (str(tmp_path / "web"),), tmp_path) is matches

@@ -435,7 +435,7 @@ services:
         ),
         (
             "/srv/worker",
-            "    volumes:\n      - cache:/srv/cache\n",
+            "    volumes:\n      - cache:/srv/cache\nvolumes:\n  cache: {}\n",
             "its working_dir /srv/worker is not in a bind mount: its code is not bind-mounted "
             "from the project (it is in the image, or in a named volume)",
         ),
@@ -545,3 +545,207 @@ def test_a_missing_f_file_is_an_error_naming_it_and_changes_nothing(
     err = " ".join(capsys.readouterr().err.split())
     assert "the compose file compose.prod.yml (-f) does not exist" in err
     assert snapshot(tmp_path) == before
+
+
+def _write_tree(root: Path, files: Mapping[str, str]) -> None:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+
+_APP = {"app/requirements.txt": "six\n", "app/main.py": "print('up')\n"}
+_PIP_START = "sh -c 'pip install -r requirements.txt && python main.py'"
+
+
+@pytest.fixture
+def _compose_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES", "PORT", "NEEDED"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.usefixtures("_compose_env")
+def test_a_compose_file_in_a_subfolder_builds_from_the_project_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    compose_text = (
+        "services:\n"
+        "  api:\n"
+        "    image: python:3.11-slim\n"
+        "    working_dir: /app\n"
+        f"    command: {_PIP_START}\n"
+        "    volumes:\n"
+        "      - ../app:/app\n"
+        "  db:\n"
+        "    image: postgres:16\n"
+    )
+    _write_tree(tmp_path, {**_APP, "docker/compose.yml": compose_text})
+    assert cli.main(["-C", str(tmp_path), "-f", "docker/compose.yml", "init"]) == 0
+    assert (tmp_path / "Dockerfile.api").is_file()
+    patched = (tmp_path / "docker" / "compose.yml").read_text()
+    assert "context: ..\n" in patched and "../app:/app" not in patched
+    assert "image: docker-api:wheeldock" in patched  # compose names the project after docker/
+    # compose reads the patched file as building from the project folder, with its Dockerfile
+    out = subprocess.run(
+        ["docker", "compose", "-f", "docker/compose.yml", "config", "--format", "json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    build = json.loads(out)["services"]["api"]["build"]
+    assert (build["context"], build["dockerfile"]) == (str(tmp_path), "Dockerfile.api")
+    assert project.load(tmp_path).service("api").source == "app"
+
+
+@pytest.mark.usefixtures("_compose_env")
+def test_anchors_merge_keys_profiles_and_env_defaults_are_read_as_compose_reads_them(
+    tmp_path: Path,
+) -> None:
+    compose_text = (
+        "x-python: &python\n"
+        "  image: python:3.11-slim\n"
+        "  working_dir: /app\n"
+        "  volumes: [./app:/app]\n"
+        "services:\n"
+        "  api:\n"
+        "    <<: *python\n"
+        "    command: sh -c 'pip install -r requirements.txt && "
+        "python main.py --port ${PORT:-8000} --name ${NAME-api}${SUFFIX:+-x} --home $$HOME'\n"
+        "  debug:\n"
+        "    <<: *python\n"
+        "    profiles: [debug]\n"
+        f"    command: {_PIP_START}\n"
+    )
+    _write_tree(tmp_path, {**_APP, "compose.yaml": compose_text, ".env": "PORT=9100\n"})
+    assert cli.main(["-C", str(tmp_path), "init"]) == 0
+    proj = project.load(tmp_path)
+    assert [s.name for s in proj.services] == ["api", "debug"]
+    api = proj.service("api")
+    assert api.port == 9100
+    assert api.command == (
+        "python",
+        "main.py",
+        "--port",
+        "9100",
+        "--name",
+        "api",
+        "--home",
+        "$HOME",
+    )
+
+
+@pytest.mark.usefixtures("_compose_env")
+def test_a_required_variable_that_is_unset_is_an_error_naming_the_file_line_and_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    compose_text = (
+        "services:\n"
+        "  api:\n"
+        "    image: python:3.11-slim\n"
+        "    working_dir: /app\n"
+        "    volumes: [./app:/app]\n"
+        "    command: sh -c 'pip install -r requirements.txt && "
+        "python main.py --token ${NEEDED:?set NEEDED to the API token}'\n"
+    )
+    _write_tree(tmp_path, {**_APP, "compose.yaml": compose_text})
+    before = snapshot(tmp_path)
+    assert cli.main(["-C", str(tmp_path), "init"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert (
+        "compose.yaml: line 6: ${NEEDED:?…} requires the variable NEEDED, which is not set" in err
+    )
+    assert "(set NEEDED to the API token)" in err
+    assert "fix: set NEEDED in the .env file next to compose.yaml or in the environment" in err
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.usefixtures("_compose_env")
+def test_a_service_from_an_included_file_is_passed_over_naming_that_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    service = (
+        "    image: python:3.11-slim\n"
+        "    working_dir: /app\n"
+        "    volumes: [./app:/app]\n"
+        f"    command: {_PIP_START}\n"
+    )
+    _write_tree(
+        tmp_path,
+        {
+            **_APP,
+            "compose.yaml": "include:\n  - workers.yml\nservices:\n  api:\n" + service,
+            "workers.yml": "services:\n  worker:\n" + service,
+        },
+    )
+    assert cli.main(["-C", str(tmp_path), "init"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert (
+        "passed over: worker (it is defined in workers.yml that compose.yaml includes "
+        "(`include:`), which init does not patch; move the service into compose.yaml" in err
+    )
+    assert [s.name for s in project.load(tmp_path).services] == ["api"]
+    assert "build:" not in (tmp_path / "workers.yml").read_text()
+
+
+@pytest.mark.usefixtures("_compose_env")
+def test_an_extends_service_is_converted_when_what_init_changes_is_its_own(
+    tmp_path: Path,
+) -> None:
+    _write_tree(
+        tmp_path,
+        {
+            **_APP,
+            "common.yml": "services:\n  python:\n    image: python:3.11-slim\n"
+            "    environment: {PYTHONUNBUFFERED: '1'}\n",
+            "compose.yaml": "services:\n  api:\n    extends: {file: common.yml, service: python}\n"
+            f"    working_dir: /app\n    volumes: [./app:/app]\n    command: {_PIP_START}\n",
+        },
+    )
+    assert cli.main(["-C", str(tmp_path), "init"]) == 0
+    patched = (tmp_path / "compose.yaml").read_text()
+    assert "dockerfile: Dockerfile.api" in patched and "command:" not in patched
+    assert (tmp_path / "common.yml").read_text().startswith("services:\n  python:\n")
+
+
+@pytest.mark.usefixtures("_compose_env")
+def test_an_extends_service_whose_command_comes_from_the_other_file_is_passed_over(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write_tree(
+        tmp_path,
+        {
+            **_APP,
+            "common.yml": "services:\n  python-app:\n    image: python:3.11-slim\n"
+            f"    working_dir: /app\n    command: {_PIP_START}\n",
+            "compose.yaml": "services:\n  api:\n    extends:\n      file: common.yml\n"
+            "      service: python-app\n    volumes: [./app:/app]\n"
+            "  db:\n    image: postgres:16\n",
+        },
+    )
+    before = snapshot(tmp_path)
+    assert cli.main(["-C", str(tmp_path), "init"]) == 1  # no service left to convert
+    err = " ".join(capsys.readouterr().err.split())
+    assert (
+        "api (its command, working_dir come from common.yml (`extends: python-app`): init "
+        "would have to change them there, where other services may use them; copy command, "
+        "working_dir into the service in compose.yaml)" in err
+    )
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.usefixtures("_compose_env")
+def test_a_stack_compose_refuses_is_an_error_with_compose_s_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    compose_text = (
+        "services:\n  api:\n    image: python:3.11-slim\n    working_dir: /app\n"
+        f"    volumes: [./app:/app, cache:/cache]\n    command: {_PIP_START}\n"
+    )
+    _write_tree(tmp_path, {**_APP, "compose.yaml": compose_text})
+    assert cli.main(["-C", str(tmp_path), "init"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert (
+        'docker compose cannot read the stack: service "api" refers to undefined volume cache'
+        in err
+    )
+    assert "`docker compose config` shows the same error" in err

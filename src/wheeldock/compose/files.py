@@ -338,20 +338,24 @@ class Patch:
     secrets: Mapping[str, str] = field(default_factory=dict)  # secret name -> file
 
 
-def patch(compose: ComposeFile, change: Patch, *, primary: bool) -> str:
+def patch(
+    compose: ComposeFile, change: Patch, *, primary: bool, project_dir: Path | None = None
+) -> str:
     """The text of ``compose`` with ``change`` applied; everything else as it was.
 
     ``build``/``image`` go into the file that sets the service's ``image`` (or the ``primary``
-    file when none does); keys and volumes are dropped wherever they appear. Top-level
+    file when none does); keys and volumes are dropped wherever they appear (a volume's
+    relative source read against ``project_dir``, by default the file's folder). Top-level
     ``secrets`` go into the primary file. Returns the original text when nothing applies.
     """
     doc = parse(compose.text, compose.path)  # a fresh tree: the caller's stays untouched
     services = doc.data.get("services")
+    base = project_dir or compose.path.parent
     touched = False
     for sp in change.services:
         svc = services.get(sp.name) if services is not None else None
         if svc is not None:
-            touched = _patch_service(svc, sp, primary=primary) or touched
+            touched = _patch_service(svc, sp, primary=primary, base=base) or touched
     if primary and change.secrets:
         touched = _add_secrets(doc.data, change.secrets) or touched
     if not touched:
@@ -359,7 +363,7 @@ def patch(compose: ComposeFile, change: Patch, *, primary: bool) -> str:
     return dump(doc)
 
 
-def _patch_service(svc: CommentedMap, sp: ServicePatch, *, primary: bool) -> bool:
+def _patch_service(svc: CommentedMap, sp: ServicePatch, *, primary: bool, base: Path) -> bool:
     """Apply ``sp`` to the service's node in place; whether anything changed."""
     touched = False
     if "image" in svc or (primary and "build" not in svc):
@@ -370,7 +374,7 @@ def _patch_service(svc: CommentedMap, sp: ServicePatch, *, primary: bool) -> boo
             _delete_key(svc, key)
             touched = True
     if sp.drop_volumes and "volumes" in svc:
-        touched = _drop_volumes(svc, sp.drop_volumes) or touched
+        touched = _drop_volumes(svc, sp.drop_volumes, base) or touched
     if sp.healthcheck is not None:
         if isinstance(svc.get("healthcheck"), dict):
             for key, value in sp.healthcheck.items():  # keeps the user's interval & co.
@@ -381,10 +385,10 @@ def _patch_service(svc: CommentedMap, sp: ServicePatch, *, primary: bool) -> boo
     return touched
 
 
-def _drop_volumes(svc: CommentedMap, drop_volumes: tuple[str, ...]) -> bool:
+def _drop_volumes(svc: CommentedMap, drop_volumes: tuple[str, ...], base: Path) -> bool:
     """Remove the service's volumes matching ``drop_volumes`` in place; whether any did."""
     vols = svc["volumes"]
-    drop = [i for i in range(len(vols)) if _volume_matches(vols[i], drop_volumes)]
+    drop = [i for i in range(len(vols)) if volume_matches(vols[i], drop_volumes, base)]
     if drop and len(drop) == len(vols):
         _delete_key(svc, "volumes")  # as a whole, so what follows it keeps its comments
     for i in reversed(drop if len(drop) < len(vols) else []):
@@ -436,12 +440,43 @@ def _set_build_and_image(svc: CommentedMap, sp: ServicePatch) -> None:
         svc.insert(list(svc.keys()).index("build") + 1, "image", sp.image)
 
 
-def _volume_matches(entry: Any, wanted: tuple[str, ...]) -> bool:
+def volume_matches(entry: Any, wanted: Sequence[str], base: Path) -> bool:
+    """Whether a service's volume ``entry`` (short or long syntax) is one of ``wanted``: an
+    entry as written, or a bind source, as written or as the absolute folder it is against
+    ``base`` (the project directory; ``docker compose config`` writes sources absolute)."""
     if isinstance(entry, str):
-        return entry in wanted or entry.split(":", 1)[0] in wanted
-    if isinstance(entry, Mapping):
-        return str(entry.get("source", "")) in wanted
-    return False
+        source = entry.split(":", 1)[0]
+        if entry in wanted:
+            return True
+    elif isinstance(entry, Mapping):
+        source = str(entry.get("source", ""))
+    else:
+        return False
+    if not source:
+        return False
+    if source in wanted:
+        return True
+    if not source.startswith((".", "/", "~")):
+        return False  # a named volume
+    host = str((base / Path(source).expanduser()).resolve())
+    return any(w.startswith("/") and str(Path(w).resolve()) == host for w in wanted)
+
+
+def included_file_defining(files: Sequence[ComposeFile], name: str) -> str | None:
+    """The file an ``include:`` of ``files`` names that defines the service ``name`` (as
+    written in the include), or None."""
+    for compose in files:
+        entries = compose.data.get("include") or []
+        for entry in entries if isinstance(entries, list) else []:
+            paths = entry.get("path", []) if isinstance(entry, Mapping) else entry
+            for rel in [paths] if isinstance(paths, str) else list(paths):
+                path = compose.path.parent / str(rel)
+                try:
+                    if name in (load(path).services or {}):
+                        return str(rel)
+                except (NotFound, InvalidConfig):
+                    continue
+    return None
 
 
 def _append_top_level(data: CommentedMap, key: str, value: Any) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 
 from wheeldock import project
 from wheeldock.build import runtime
+from wheeldock.compose import config as compose_config
 from wheeldock.compose import dockerfile
 from wheeldock.compose import files as compose
 from wheeldock.compose import survey as discover
@@ -368,8 +369,12 @@ def plan(
     selection = selection or compose.Selection()
     compose_paths = tuple(p.resolve() for p in compose.find_files(root, selection.files, env))
     originals, files = _read_compose_files(root, compose_paths, manifest)
+    rels = [p.relative_to(root).as_posix() for p in compose_paths]
     interpolation = compose.interpolation_env(compose_paths[0].parent, env)
-    found = discover.survey(root, files, interpolation)
+    resolved = compose_config.resolved_services(
+        compose_paths, env, [originals[rel] or b"" for rel in rels]
+    )
+    found = discover.survey(root, files, interpolation, resolved)
     findings = discover.require_findings(found, files, root)
     ca = ca_mod.find(ca_cert, env)
 
@@ -382,7 +387,6 @@ def plan(
         known = {s.name for s in services}
         services += [s for s in existing.services if s.name not in known]
 
-    rels = [p.relative_to(root).as_posix() for p in compose_paths]
     named = bool(compose.named_files(selection.files, env))
     proj = Project(root, rels[0], tuple(services), tuple(rels[1:]) if named else ())
     name = selection.project_name or compose_project_name(root, files, env)
@@ -409,10 +413,12 @@ def plan(
     if ignore_original is not None:
         originals[DOCKERIGNORE] = ignore_original
 
-    change = _compose_patch(settled.findings, name, ca)
+    project_dir = compose_paths[0].parent
+    context = os.path.relpath(root, project_dir)  # `build:` is read against the project dir
+    change = _compose_patch(settled.findings, name, ca, context)
     for i, f in enumerate(files):
         rel = rels[i]
-        text = compose.patch(f, change, primary=i == 0)
+        text = compose.patch(f, change, primary=i == 0, project_dir=project_dir)
         desired[rel] = ("compose", text.encode())
 
     desired[project.CONFIG_NAME] = ("config", _config_bytes(root, proj, existing))
@@ -588,12 +594,12 @@ def _existing_config(root: Path) -> Project | None:
 
 
 def _compose_patch(
-    findings: Sequence[discover.Finding], project_name: str, ca: Path | None
+    findings: Sequence[discover.Finding], project_name: str, ca: Path | None, context: str
 ) -> compose.Patch:
     patches: list[compose.ServicePatch] = []
     for f in findings:
         svc = f.service
-        build: dict[str, Any] = {"context": ".", "dockerfile": f"Dockerfile.{svc.name}"}
+        build: dict[str, Any] = {"context": context, "dockerfile": f"Dockerfile.{svc.name}"}
         if svc.network_mode == "host":
             build["network"] = "host"  # the build reaches PyPI the way the service reaches anything
         if ca is not None:

@@ -27,8 +27,10 @@ from wheeldock.compose.files import (
     ComposeFile,
     env_files,
     environment,
+    included_file_defining,
     interpolate,
     merged_services,
+    volume_matches,
 )
 from wheeldock.deps.requirements import lock_of_tool, locked_requirements
 from wheeldock.deps.requirements import option_values as _option_values
@@ -958,11 +960,14 @@ def survey(
     root: Path,
     files: Sequence[ComposeFile],
     env: Mapping[str, str],
+    services: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Survey:
     """Every service of ``files``: the Python services that install their requirements at start
     (as :class:`Finding`) and, for each other one, why it was passed over. ``env`` resolves
-    ``${VAR}`` in the compose values."""
-    services = merged_services(files)
+    ``${VAR}`` in the compose values. ``services``: the services as ``docker compose config``
+    resolves ``files`` (:mod:`wheeldock.compose.config`); without them the files are merged
+    here, ``include:`` and ``extends:`` not followed."""
+    services = merged_services(files) if services is None else services
     findings: list[Finding] = []
     passed_over: list[str] = []
     for name, svc in services.items():
@@ -982,10 +987,54 @@ def survey(
             )
             continue
         try:
-            findings.append(_finding(root, files, name, svc, start, env, str(image)))
+            finding = _finding(root, files, name, svc, start, env, str(image))
+            _require_patchable(finding, files)
         except _PassOver as exc:
             passed_over.append(f"{name} ({exc})")
+            continue
+        findings.append(finding)
     return Survey(tuple(findings), tuple(passed_over))
+
+
+def _require_patchable(finding: Finding, files: Sequence[ComposeFile]) -> None:
+    """:class:`_PassOver` when what the patch must change in the service is not in the compose
+    files init patches: the service comes from an ``include:``d file, or the keys to drop come
+    from the file its ``extends:`` names (other services may extend them too)."""
+    name = finding.service.name
+    nodes = [f.services[name] for f in files if isinstance(f.services.get(name), Mapping)]
+    if not nodes:
+        where = included_file_defining(files, name)
+        raise _PassOver(
+            f"it is defined in {where or 'a file'} that {files[0].path.name} includes "
+            f"(`include:`), which init does not patch; move the service into "
+            f"{files[0].path.name}, or describe it in {CONFIG_NAME}"
+        )
+    base = files[0].path.parent
+    inherited = [k for k in finding.drop_keys if not any(k in node for node in nodes)]
+    if not any(
+        volume_matches(v, (finding.source_volume,), base)
+        for node in nodes
+        for v in node.get("volumes") or []
+    ):
+        inherited.append("volumes")
+    if not inherited:
+        return
+    extends = next((node["extends"] for node in nodes if "extends" in node), None)
+    source = _extends_source(extends, files[0].path.name)
+    keys = ", ".join(inherited)
+    raise _PassOver(
+        f"its {keys} come from {source}: init would have to change them there, where other "
+        f"services may use them; copy {keys} into the service in {files[0].path.name}"
+    )
+
+
+def _extends_source(extends: Any, here: str) -> str:
+    if isinstance(extends, Mapping):
+        file = extends.get("file") or here
+        return f"{file} (`extends: {extends.get('service')}`)"
+    if extends is not None:
+        return f"{here} (`extends: {extends}`)"
+    return "a YAML anchor or another file"
 
 
 def discover(
@@ -1151,19 +1200,19 @@ def _code_of(
         notes.append(f"working dir {workdir} (no working_dir: taken from the code mount)")
     located = _to_host(workdir, mounts)
     if located is None:
-        raise _PassOver(_unmounted_workdir(workdir, mounts))
+        raise _PassOver(_unmounted_workdir(workdir, mounts, root))
     mount, workdir_host = located
     return _Code(root, tuple(mounts), workdir, mount, workdir_host, compose_file)
 
 
-def _unmounted_workdir(workdir: str, mounts: Sequence[_Mount]) -> str:
+def _unmounted_workdir(workdir: str, mounts: Sequence[_Mount], root: Path) -> str:
     """Why a service whose working dir is in none of its bind mounts is passed over, and the fix:
     its code is in the image, or in a folder wheeldock cannot see."""
     where = (
         "its code is not bind-mounted from the project (it is in the image, or in a named volume)"
         if not mounts
         else "its bind mounts ("
-        + ", ".join(f"{m.source} at {m.target}" for m in mounts)
+        + ", ".join(f"{_shown(m, root)} at {m.target}" for m in mounts)
         + ") do not hold it"
     )
     if workdir != "/":
@@ -1178,6 +1227,14 @@ def _unmounted_workdir(workdir: str, mounts: Sequence[_Mount]) -> str:
         f"its working_dir {workdir} is not in a bind mount: {where}; {fix}, or describe the "
         f"service in {CONFIG_NAME}"
     )
+
+
+def _shown(mount: _Mount, root: Path) -> str:
+    """A mount's source as the user wrote it, relative to the project (compose's own reading
+    makes it absolute)."""
+    if not mount.source.startswith("/") or not mount.host.is_relative_to(root.resolve()):
+        return mount.source
+    return "./" + mount.host.relative_to(root.resolve()).as_posix()
 
 
 def _pip_requirements(name: str, start: _Start, code: _Code, notes: list[str]) -> list[str]:
