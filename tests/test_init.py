@@ -604,16 +604,19 @@ def test_anchors_merge_keys_profiles_and_env_defaults_are_read_as_compose_reads_
     compose_text = (
         "x-python: &python\n"
         "  image: python:3.11-slim\n"
-        "  working_dir: /app\n"
-        "  volumes: [./app:/app]\n"
+        "  environment: {PYTHONUNBUFFERED: '1'}\n"
         "services:\n"
         "  api:\n"
         "    <<: *python\n"
+        "    working_dir: /app\n"
+        "    volumes: [./app:/app]\n"
         "    command: sh -c 'pip install -r requirements.txt && "
         "python main.py --port ${PORT:-8000} --name ${NAME-api}${SUFFIX:+-x} --home $$HOME'\n"
         "  debug:\n"
         "    <<: *python\n"
         "    profiles: [debug]\n"
+        "    working_dir: /app\n"
+        "    volumes: [./app:/app]\n"
         f"    command: {_PIP_START}\n"
     )
     _write_tree(tmp_path, {**_APP, "compose.yaml": compose_text, ".env": "PORT=9100\n"})
@@ -632,6 +635,8 @@ def test_anchors_merge_keys_profiles_and_env_defaults_are_read_as_compose_reads_
         "--home",
         "$HOME",
     )
+    # the anchor both services merge is left as it was written
+    assert (tmp_path / "compose.yaml").read_text().startswith(compose_text.split("services:")[0])
 
 
 @pytest.mark.usefixtures("_compose_env")
@@ -749,3 +754,47 @@ def test_a_stack_compose_refuses_is_an_error_with_compose_s_reason(
         in err
     )
     assert "`docker compose config` shows the same error" in err
+
+
+@pytest.mark.usefixtures("_compose_env")
+def test_the_variables_a_command_had_are_noted_though_compose_resolved_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    compose_text = (
+        "services:\n  api:\n    image: python:3.11-slim\n    working_dir: /app\n"
+        "    volumes: [./app:/app]\n"
+        "    command: sh -c 'pip install -r requirements.txt && python main.py ${PORT:-8000}'\n"
+    )
+    _write_tree(tmp_path, {**_APP, "compose.yaml": compose_text})
+    assert cli.main(["-C", str(tmp_path), "init", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    notes = " ".join(n for s in out["services"] for n in s["notes"])
+    assert "compose variables PORT resolved now" in notes
+    assert project.load(tmp_path).service("api").command == ("python", "main.py", "8000")
+
+
+@pytest.mark.usefixtures("_compose_env")
+def test_a_service_whose_code_volume_comes_from_a_yaml_anchor_is_passed_over(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    compose_text = (
+        "x-python: &python\n"
+        "  image: python:3.11-slim\n"
+        "  working_dir: /app\n"
+        "  volumes: [./app:/app]\n"
+        "services:\n"
+        "  api:\n"
+        "    <<: *python\n"
+        f"    command: {_PIP_START}\n"
+        "  tool:\n"
+        "    <<: *python\n"
+        "    command: python -V\n"
+    )
+    _write_tree(tmp_path, {**_APP, "compose.yaml": compose_text})
+    assert cli.main(["-C", str(tmp_path), "init"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert (
+        "api (its working_dir, volumes come from a YAML anchor its `<<:` merges in compose.yaml: "
+        "init would have to change them there, where other services may use them; copy "
+        "working_dir, volumes into the service in compose.yaml)" in err
+    )

@@ -426,7 +426,8 @@ def _set_build_and_image(svc: CommentedMap, sp: ServicePatch) -> None:
     if "build" in svc:
         svc["build"] = build
     elif "image" in svc:
-        svc.insert(list(svc.keys()).index("image"), "build", build)
+        keys = own_keys(svc)
+        svc.insert(keys.index("image") if "image" in keys else len(keys), "build", build)
     else:
         svc.insert(0, "build", build)
     if "image" in svc:
@@ -437,7 +438,7 @@ def _set_build_and_image(svc: CommentedMap, sp: ServicePatch) -> None:
         if slot is not None and len(slot) > 2 and slot[2] is not None:
             slot[2] = CommentToken("\n" + rest, _Mark(0), None) if rest else None
     else:
-        svc.insert(list(svc.keys()).index("build") + 1, "image", sp.image)
+        svc.insert(own_keys(svc).index("build") + 1, "image", sp.image)
 
 
 def volume_matches(entry: Any, wanted: Sequence[str], base: Path) -> bool:
@@ -489,6 +490,14 @@ def _append_top_level(data: CommentedMap, key: str, value: Any) -> None:
             _set_trailing_comment(data, last, (tail.value if tail else "\n") + "\n")
 
 
+def own_keys(mapping: Mapping[str, Any]) -> list[str]:
+    """The keys written in ``mapping`` itself, in order, without those a YAML merge key
+    (``<<: *anchor``) brings in: changing one of those would change the anchor, and every
+    service that merges it."""
+    own = getattr(mapping, "_ok", None)  # ruamel's own keys of a map that has merge keys
+    return [k for k in mapping if own is None or k in own]
+
+
 # ruamel keeps a comment (and blank lines) that follow a node on the *last* scalar of that node:
 # deleting a key would silently delete the comment that introduces the next key. These helpers
 # move that trailing text to the node that now precedes it.
@@ -497,8 +506,8 @@ def _append_top_level(data: CommentedMap, key: str, value: Any) -> None:
 def _last_leaf(node: Any, key: Any) -> tuple[Any, Any]:
     """The (container, key) whose comment slot holds the text after ``node[key]``."""
     value = node[key]
-    if isinstance(value, CommentedMap) and len(value):
-        return _last_leaf(value, list(value.keys())[-1])
+    if isinstance(value, CommentedMap) and own_keys(value):
+        return _last_leaf(value, own_keys(value)[-1])
     if isinstance(value, CommentedSeq) and len(value):
         return _last_leaf(value, len(value) - 1)
     return node, key
@@ -547,7 +556,7 @@ def _carry_over(node: Any, keys: list[Any], index: int) -> None:
 
 
 def _delete_key(mapping: CommentedMap, key: str) -> None:
-    keys = list(mapping.keys())
+    keys = own_keys(mapping)
     _carry_over(mapping, keys, keys.index(key))
     del mapping[key]
 

@@ -30,6 +30,7 @@ from wheeldock.compose.files import (
     included_file_defining,
     interpolate,
     merged_services,
+    own_keys,
     volume_matches,
 )
 from wheeldock.deps.requirements import lock_of_tool, locked_requirements
@@ -1010,11 +1011,12 @@ def _require_patchable(finding: Finding, files: Sequence[ComposeFile]) -> None:
             f"{files[0].path.name}, or describe it in {CONFIG_NAME}"
         )
     base = files[0].path.parent
-    inherited = [k for k in finding.drop_keys if not any(k in node for node in nodes)]
+    inherited = [k for k in finding.drop_keys if not any(k in own_keys(node) for node in nodes)]
     if not any(
         volume_matches(v, (finding.source_volume,), base)
         for node in nodes
-        for v in node.get("volumes") or []
+        if "volumes" in own_keys(node)
+        for v in node["volumes"] or []
     ):
         inherited.append("volumes")
     if not inherited:
@@ -1034,7 +1036,7 @@ def _extends_source(extends: Any, here: str) -> str:
         return f"{file} (`extends: {extends.get('service')}`)"
     if extends is not None:
         return f"{here} (`extends: {extends}`)"
-    return "a YAML anchor or another file"
+    return f"a YAML anchor its `<<:` merges in {here}"
 
 
 def discover(
@@ -1172,6 +1174,10 @@ class _Code:
     mount: _Mount  # the mount holding the working dir
     workdir_host: Path
     compose_file: Path
+
+
+def _has_command(node: Any) -> bool:
+    return isinstance(node, Mapping) and ("command" in node or "entrypoint" in node)
 
 
 def _baked_variables_note(svc: Mapping[str, Any]) -> str | None:
@@ -1365,7 +1371,11 @@ def _finding(
         (f for f in files if name in f.services and "image" in f.services[name]), files[0]
     )
     notes: list[str] = []
-    baked = _baked_variables_note(svc)
+    # the command as written: compose's own reading has its variables substituted already
+    written = next(
+        (f.services[name] for f in reversed(files) if _has_command(f.services.get(name))), svc
+    )
+    baked = _baked_variables_note(written)
     if baked:
         notes.append(baked)
     code = _code_of(name, svc, root, defining.path, notes)
