@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,11 @@ def test_select_with_no_names_means_all_services(tmp_path: Path) -> None:
     proj = Project(root=tmp_path, compose_file=None, services=(_service("api"), _service("img")))
     assert proj.select([]) == proj.services
     assert [s.name for s in proj.select(["img"])] == ["img"]
+
+
+def test_groups_are_written_only_when_chosen_and_read_back(tmp_path: Path) -> None:
+    plain, grouped = _service("a"), replace(_service("b"), groups=("main", "dev"))
+    project.save(Project(root=tmp_path, compose_file=None, services=(plain, grouped)))
+    text = (tmp_path / "wheeldock.toml").read_text()
+    assert text.count("groups") == 1
+    assert project.load(tmp_path).services == (plain, grouped)

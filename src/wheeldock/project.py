@@ -44,12 +44,17 @@ class Service:
     source_target: str | None = None  # where ``source`` goes in the image (None: ``workdir``)
     constraints: tuple[str, ...] = ()  # ``-c`` files for the requirements, relative to the project
     no_binary: tuple[str, ...] = ()  # distributions built from source (pip's ``--no-binary``)
+    #: the groups of a Poetry lock installed (empty: its ``main`` group), as ``--only``/``--with``
+    groups: tuple[str, ...] = ()
 
     def to_toml(self) -> dict[str, Any]:
         data = asdict(self)
         del data["name"]
         for key in ("requirements", "command", "runtime_packages", "constraints", "no_binary"):
             data[key] = list(data[key])
+        data["groups"] = list(data["groups"])
+        if not data["groups"]:
+            del data["groups"]  # the tool's default: not written
         return {k: v for k, v in data.items() if v is not None}
 
     @classmethod
@@ -72,6 +77,7 @@ class Service:
                 source_target=data.get("source_target"),
                 constraints=tuple(str(c) for c in data.get("constraints", [])),
                 no_binary=tuple(str(n) for n in data.get("no_binary", [])),
+                groups=tuple(str(g) for g in data.get("groups", [])),
             )
         except KeyError as exc:
             raise InvalidConfig(

@@ -510,7 +510,7 @@ def _settle(
     )
     planned = {rel: text for rel, text in planned.items() if rel in svc.requirements}
     closure, _ = discover.requirement_closure(
-        root, (*svc.requirements, *svc.constraints), overlay=planned
+        root, (*svc.requirements, *svc.constraints), overlay=planned, groups=svc.groups
     )
     settled.findings.append(replace(finding, service=svc, requirement_files=closure))
     settled.services.append(svc)

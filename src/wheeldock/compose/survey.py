@@ -149,6 +149,7 @@ class _Start:
     #: what such an install selects beyond the project's packages (``--extra web``): passed over
     selects: tuple[str, ...] = ()
     dev_left_out: bool = False  # the install also installed the development packages
+    groups: tuple[str, ...] = ()  # the groups a ``poetry install`` chose (empty: main)
 
 
 # --- the start command -------------------------------------------------------------------------
@@ -179,7 +180,7 @@ _TOOL_SELECTS = {
             "--with-requirements",
         }
     ),
-    "poetry": frozenset({"--with", "-E", "--extras", "--all-extras", "--all-groups"}),
+    "poetry": frozenset({"-E", "--extras", "--all-extras", "--all-groups"}),
     "pipenv": frozenset({"--dev", "-d", "--categories"}),
 }  # fmt: skip
 #: The options naming a tool's project folder (the working dir without them).
@@ -220,6 +221,7 @@ class _ToolStep:
     selects: tuple[str, ...] = ()
     dev: bool = False  # it installs the development packages too
     run: tuple[str, ...] = ()  # the command ``run`` runs
+    groups: tuple[str, ...] = ()  # a ``poetry install``'s groups, when not just ``main``
 
 
 def _tool_step(seg: Sequence[str]) -> _ToolStep | None:
@@ -241,17 +243,29 @@ def _tool_step(seg: Sequence[str]) -> _ToolStep | None:
     if (tool, sub) == ("uv", "sync"):
         return _ToolStep(tool, folder, selects, dev="--no-dev" not in options)
     if (tool, sub) == ("poetry", "install"):
-        only = [g for v in options.get("--only", []) for g in v.split(",")]
-        without = [g for v in options.get("--without", []) for g in v.split(",")]
-        if any(g != "main" for g in only):
-            selects += ("--only",)
-        dev = not only and "dev" not in without and "--no-dev" not in options
-        return _ToolStep(tool, folder, selects, dev=dev)
+        return _poetry_install(folder, selects, options)
     if tool == "pipenv" and (sub == "sync" or (sub == "install" and not rest)):
         return _ToolStep(tool, folder, selects)
     if tool == "pipenv" and sub == "install":
         return _ToolStep(tool, folder, (*selects, "packages named: " + " ".join(rest)))
     return None
+
+
+def _poetry_install(
+    folder: str, selects: tuple[str, ...], options: Mapping[str, list[str]]
+) -> _ToolStep:
+    """``poetry install``: the ``main`` group, or what ``--only``/``--with``/``--without``
+    choose; the development packages are noted as left out when a plain install took them."""
+
+    def named(option: str) -> list[str]:
+        return [g for v in options.get(option, []) for g in v.split(",") if g]
+
+    only, added, without = named("--only"), named("--with"), named("--without")
+    groups = tuple(g for g in dict.fromkeys(only or ["main", *added]) if g not in without)
+    dev = not only and "dev" not in (*without, *added) and "--no-dev" not in options
+    return _ToolStep(
+        "poetry", folder, selects, dev=dev, groups=() if groups == ("main",) else groups
+    )
 
 
 def _script_of(command: Any) -> str | None:
@@ -411,6 +425,7 @@ class _Reading:
     kept: list[tuple[list[str], str]] = field(default_factory=list)  # what it still runs at start
     locked: list[tuple[str, str]] = field(default_factory=list)
     selects: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
     dev_left_out: bool = False
     implicit: tuple[str, str] | None = None  # the project a `uv run` syncs on its own
     here: str = ""  # where a ``cd`` moved the script, relative to the working dir (or absolute)
@@ -438,6 +453,7 @@ class _Reading:
             locked=tuple(dict.fromkeys(self.locked)),
             selects=tuple(dict.fromkeys(self.selects)),
             dev_left_out=self.dev_left_out,
+            groups=tuple(dict.fromkeys(self.groups)),
         )
 
 
@@ -527,6 +543,7 @@ def _read_tool(state: _Reading, step: _Step) -> None:
         assert tool_step.folder is not None
         state.locked.append((tool_step.tool, _under(state.here, tool_step.folder)))
         state.selects += tool_step.selects
+        state.groups += tool_step.groups
         state.dev_left_out = state.dev_left_out or tool_step.dev
         return
     if tool_step.folder is not None:
@@ -1293,6 +1310,11 @@ def _lock_requirements(start: _Start, others: Sequence[str], code: _Code, notes:
         )
     rel, note = _locked_requirements(tool, folder, code.workdir, code.mounts, code.root)
     notes.append(note)
+    if start.groups:
+        notes.append(
+            f"requirements: the lock's groups {', '.join(start.groups)}, as `poetry install "
+            f"--only {','.join(start.groups)}` installs them"
+        )
     if start.dev_left_out:
         notes.append(
             f"requirements: the development packages are left out of the image (its {tool} "
@@ -1382,7 +1404,7 @@ def _finding(
     requirements, generated = _requirements_of(name, start, code, notes)
     constraints = [_rel(code.workdir_host / c, root) for c in start.constraints]
     closure, reqs = requirement_closure(
-        root, [*requirements, *constraints], overlay=dict(generated)
+        root, [*requirements, *constraints], overlay=dict(generated), groups=start.groups
     )
     argv = _image_command(start, notes)
     port, port_source = infer_port(svc, start.argv, env, defining.path.parent)
@@ -1412,6 +1434,7 @@ def _finding(
         source_target=code.mount.target,
         constraints=tuple(constraints),
         no_binary=start.no_binary,
+        groups=start.groups,
     )
     drop = tuple(k for k in ("command", "working_dir", "entrypoint") if k in svc)
     replace_check = _healthcheck_needs_a_tool(svc.get("healthcheck"))

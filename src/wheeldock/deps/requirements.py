@@ -8,7 +8,7 @@ parse, packaging's requirement parser.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -111,16 +111,17 @@ def project_lock(rel: str) -> ProjectLock | None:
     return next((kind for kind in LOCK_FILES if kind.filename == name), None)
 
 
-_exported: dict[tuple[str, bytes], tuple[str, ...]] = {}
+_exported: dict[tuple[str, bytes, tuple[str, ...]], tuple[str, ...]] = {}
 
 
-def locked_requirements(path: Path) -> tuple[str, ...]:
+def locked_requirements(path: Path, groups: Sequence[str] = ()) -> tuple[str, ...]:
     """The packages a project's lock file installs, as pinned requirement lines
     (``name==version`` and the marker the lock gives it), the project itself left out (it runs
     from its source). What each tool installs without its development packages:
 
     - ``uv.lock``: ``uv export`` (uv's own reading, no network) of ``uv sync --no-dev``;
-    - ``poetry.lock``: the packages of the ``main`` group (:mod:`wheeldock.deps.poetry`);
+    - ``poetry.lock``: the packages of the ``main`` group, or of ``groups`` when given (what
+      ``poetry install --only <groups>`` installs; :mod:`wheeldock.deps.poetry`);
     - ``Pipfile.lock``: its ``default`` packages.
     """
     kind = project_lock(path.name)
@@ -133,10 +134,19 @@ def locked_requirements(path: Path) -> tuple[str, ...]:
             fix=f"keep the project's {kind.manifest} next to its {kind.filename} "
             f"({kind.tool} needs both)",
         )
-    key = (str(path.resolve()), path.read_bytes() + b"\0" + manifest.read_bytes())
+    if groups and kind.tool != "poetry":
+        raise InvalidConfig(
+            f"groups ({', '.join(groups)}) are chosen for a {kind.filename}, and wheeldock "
+            "selects groups in Poetry locks only",
+            path=path,
+            fix="remove `groups` from the service in wheeldock.toml",
+        )
+    key = (str(path.resolve()), path.read_bytes() + b"\0" + manifest.read_bytes(), tuple(groups))
     if key not in _exported:
-        reader = {"uv": _uv_export, "poetry": _poetry_main, "pipenv": _pipfile_default}
-        lines = reader[kind.tool](path)
+        if kind.tool == "poetry":
+            lines = poetry.locked_pins(path, manifest, tuple(groups) or ("main",))
+        else:
+            lines = {"uv": _uv_export, "pipenv": _pipfile_default}[kind.tool](path)
         local = [
             line
             for line in lines
@@ -180,11 +190,6 @@ def _uv_export(path: Path) -> tuple[str, ...]:
             fix="run `uv lock` in the project's folder, and keep uv.lock with its pyproject.toml",
         ) from exc
     return tuple(line.strip() for line in out.splitlines() if line.strip())
-
-
-def _poetry_main(path: Path) -> tuple[str, ...]:
-    """Poetry's locks are read without Poetry (which takes seconds to start)."""
-    return poetry.locked_pins(path, path.parent / "pyproject.toml")
 
 
 def _pipfile_default(path: Path) -> tuple[str, ...]:
@@ -240,6 +245,7 @@ def requirement_closure(
     *,
     parse: bool = True,
     overlay: Mapping[str, str] | None = None,
+    groups: Sequence[str] = (),
 ) -> tuple[tuple[str, ...], tuple[Requirement, ...]]:
     """Every file the requirement ``files`` read (``-r``/``-c`` followed, relative to the file
     that names them) and every requirement in them. Paths relative to ``root``, in reading order.
@@ -249,8 +255,9 @@ def requirement_closure(
     ``parse=False`` collects only the files (no requirement is parsed, and packaging's parser,
     slow to import, is not loaded: a build checking its lock's freshness needs only the files).
     ``overlay`` holds the text of files not written yet (``init`` plans before it writes).
+    ``groups``: the groups a Poetry lock among them installs (empty: its ``main`` group).
     """
-    closure = _Closure(root, parse, overlay or {})
+    closure = _Closure(root, parse, overlay or {}, tuple(groups))
     for f in files:
         closure.visit(f, None)
     return tuple(closure.seen), tuple(closure.reqs)
@@ -263,6 +270,7 @@ class _Closure:
     root: Path
     parse: bool
     pending: Mapping[str, str]  # the text of files not written yet
+    groups: tuple[str, ...]  # a Poetry lock's groups (empty: main)
     seen: list[str] = field(default_factory=list)
     reqs: list[Requirement] = field(default_factory=list)
 
@@ -290,7 +298,7 @@ class _Closure:
             beside = relative(path.parent / kind.manifest, self.root)
             if beside not in self.seen:
                 self.seen.append(beside)
-            lines: Iterable[str] = locked_requirements(path) if self.parse else ()
+            lines: Iterable[str] = locked_requirements(path, self.groups) if self.parse else ()
             for line in lines:
                 self.add(line, path, 0)
         elif path.suffix == ".toml":
