@@ -134,3 +134,12 @@ def test_compose_global_options_do_not_load_the_yaml_reader() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False"]
+
+
+@pytest.mark.parametrize("command", ["lock", "build", "bench"])
+def test_compose_options_given_to_a_command_that_reads_no_compose_file_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    assert main(["-C", str(tmp_path), "-f", "dev.yml", command]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"-f/--file and -p/--project-name do not apply to `{command}`" in err

@@ -103,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.compose = Selection(tuple(args.compose_files), args.project_name)
     as_json = bool(getattr(args, "json", False))
     try:
+        _require_compose_command(args)
         code: int = args.func(args)
         return code
     except WheeldockError as exc:
@@ -115,6 +116,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
         return 130
+
+
+#: The commands that read the compose project, and so take -f and -p.
+COMPOSE_COMMANDS = frozenset({"init", "up", "down", "status", "logs"})
+
+
+def _require_compose_command(args: argparse.Namespace) -> None:
+    """:class:`UsageError` for -f or -p given to a command that does not read the compose
+    project (rather than ignoring them)."""
+    if (args.compose_files or args.project_name) and args.command not in COMPOSE_COMMANDS:
+        raise UsageError(
+            f"-f/--file and -p/--project-name do not apply to `{args.command}`",
+            fix=f"use them with {', '.join(sorted(COMPOSE_COMMANDS))}; `{args.command}` reads "
+            "wheeldock.toml (bench: the compose files by their default names or COMPOSE_FILE)",
+        )
 
 
 def run() -> None:  # pragma: no cover - console script entry
