@@ -798,3 +798,46 @@ def test_a_service_whose_code_volume_comes_from_a_yaml_anchor_is_passed_over(
         "init would have to change them there, where other services may use them; copy "
         "working_dir, volumes into the service in compose.yaml)" in err
     )
+
+
+@pytest.mark.usefixtures("_compose_env")
+def test_up_runs_compose_in_the_folder_of_a_compose_file_in_a_subfolder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compose_text = (
+        "services:\n  api:\n    image: python:3.11-slim\n    working_dir: /app\n"
+        f"    volumes: [../app:/app]\n    command: {_PIP_START}\n"
+    )
+    _write_tree(tmp_path, {**_APP, "docker/compose.yml": compose_text})
+    assert cli.main(["-C", str(tmp_path), "-f", "docker/compose.yml", "init"]) == 0
+    calls: list[tuple[str, ...]] = []
+    monkeypatch.setattr(
+        up.engine, "docker", lambda *argv, **kw: calls.append(tuple(map(str, argv)))
+    )
+    stack = up.Stack.load(tmp_path, up.compose_mod.Selection(project_name="shop"))
+    stack.compose("config")
+    (argv,) = calls
+    assert argv[:3] == ("compose", "--project-directory", str(tmp_path / "docker"))
+    assert argv[3:] == (
+        "-f",
+        str(tmp_path / "docker" / "compose.yml"),
+        "-p",
+        "shop",
+        "--ansi",
+        "never",
+        "config",
+    )
+
+
+@pytest.mark.usefixtures("_compose_env")
+def test_without_docker_compose_init_merges_the_files_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wheeldock.compose import config
+
+    _flask_as(tmp_path, "compose.yaml")
+    monkeypatch.setattr(config.shutil, "which", lambda name: None)
+    assert config.resolved_services([tmp_path / "compose.yaml"], {}) is None
+    assert cli.main(["-C", str(tmp_path), "init"]) == 0
+    assert project.load(tmp_path).service("web").port == 5000
+    assert "image: " in (tmp_path / "compose.yaml").read_text()

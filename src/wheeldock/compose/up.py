@@ -117,11 +117,18 @@ class Stack:
             files = compose_mod.find_files(root)
         return cls(root, tuple(files), proj, selection.project_name)
 
+    @property
+    def project_dir(self) -> Path:
+        """Compose's project directory, against which the files' relative paths are read:
+        the first compose file's folder (the project folder, unless the file is in a
+        subfolder such as ``docker/compose.yml``)."""
+        return self.files[0].parent
+
     def compose(
         self, *args: str, check: bool = True, capture: bool = True, timeout: float | None = None
     ) -> process.Result:
         return engine.compose(
-            self.root,
+            self.project_dir,
             "--ansi",
             "never",
             *args,
@@ -150,7 +157,7 @@ class Stack:
             self.config(), names, target, bases_for=foreign.engine_bases(progress), builds=builds
         )
         path = foreign.write_override(self.root / ".wheeldock", data, target)
-        return Stack(self.root, (*self.files, path), self.project)
+        return Stack(self.root, (*self.files, path), self.project, self.project_name)
 
     def config(self) -> dict[str, Any]:
         """``docker compose config`` as JSON: variables resolved with the current environment."""
