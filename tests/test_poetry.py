@@ -217,3 +217,13 @@ def test_the_pins_of_a_poetry_1_lock_install_where_poetry_export_installs_them(
     groups = ("main",) if selection[1] == "main" else ("main", "dev")
     ours = poetry.locked_pins(folder / "poetry.lock", folder / "pyproject.toml", groups)
     assert _installed_where(ours) == _installed_where(exported)
+
+
+def test_a_poetry_1_lock_beside_a_pyproject_without_tool_poetry_is_refused(
+    tmp_path: Path,
+) -> None:
+    shutil.copytree(DATA / "poetry-1.8", tmp_path / "svc")
+    (tmp_path / "svc" / "pyproject.toml").write_text('[project]\nname = "shop"\n')
+    with pytest.raises(InvalidConfig, match=r"without a \[tool.poetry\] table") as err:
+        locked_requirements(tmp_path / "svc" / "poetry.lock")
+    assert err.value.fix is not None and "`poetry lock`" in err.value.fix

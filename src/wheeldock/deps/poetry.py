@@ -105,7 +105,14 @@ def _poetry2_marker(pkg: Mapping[str, Any], groups: Collection[str]) -> Marker:
 
 def _manifest_groups(manifest: Path) -> dict[str, dict[str, Any]]:
     """The dependencies of each group of a Poetry 1 ``pyproject.toml`` (``python`` left out)."""
-    tool = _toml(manifest, fix="fix its syntax").get("tool", {}).get("poetry", {})
+    tool = _toml(manifest, fix="fix its syntax").get("tool", {}).get("poetry")
+    if not isinstance(tool, dict):
+        raise InvalidConfig(
+            "a Poetry 1 lock beside a pyproject.toml without a [tool.poetry] table: the "
+            "groups its packages belong to cannot be told",
+            path=manifest,
+            fix="keep the pyproject.toml the lock was made from next to it, or run `poetry lock`",
+        )
     groups: dict[str, dict[str, Any]] = {
         "main": {k: v for k, v in (tool.get("dependencies") or {}).items() if k != "python"}
     }
