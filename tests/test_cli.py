@@ -196,3 +196,35 @@ def test_a_full_disk_is_a_message_and_leaves_no_temp_file(
     assert code == 1
     assert "No space left on device" in err and "free space on that file system" in err
     assert list((tmp_path / "wheeldock.lock").iterdir()) == [tmp_path / "wheeldock.lock" / ".lock"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-f", "up", "init"],  # a compose file named like a command is still the file
+        ["--file", "dev.yml", "-p", "init", "init"],
+        ["-C", ".", "--project-name", "shop", "init"],
+    ],
+)
+def test_the_compose_options_values_are_not_taken_for_the_command(argv: list[str]) -> None:
+    from wheeldock.cli.commands import chosen_command
+
+    assert chosen_command(argv) == "init"
+
+
+def test_compose_global_options_do_not_load_the_yaml_reader() -> None:
+    code = (
+        "import sys; from wheeldock import cli; cli.build_parser(['-f', 'a.yml', 'lock']);"
+        "print('ruamel.yaml' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]
+
+
+@pytest.mark.parametrize("command", ["lock", "build", "bench"])
+def test_compose_options_given_to_a_command_that_reads_no_compose_file_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    assert main(["-C", str(tmp_path), "-f", "dev.yml", command]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"-f/--file and -p/--project-name do not apply to `{command}`" in err

@@ -152,6 +152,55 @@ def test_find_files_without_compose_file_says_where_it_looked(tmp_path: Path) ->
         compose.find_files(tmp_path)
 
 
+def test_files_named_with_f_are_taken_in_order_without_the_default_override(
+    tmp_path: Path,
+) -> None:
+    for name in ("compose.yaml", "compose.override.yaml", "compose-consumer.yml", "dev.yml"):
+        (tmp_path / name).write_text("services: {}\n")
+    assert compose.find_files(tmp_path, ["compose-consumer.yml", "dev.yml"], {}) == (
+        tmp_path / "compose-consumer.yml",
+        tmp_path / "dev.yml",
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"COMPOSE_FILE": "a.yml:b.yml"}, ("a.yml", "b.yml")),
+        ({"COMPOSE_FILE": "a.yml;b.yml", "COMPOSE_PATH_SEPARATOR": ";"}, ("a.yml", "b.yml")),
+        ({"COMPOSE_FILE": ""}, ("compose.yaml",)),
+    ],
+    ids=["path-separator", "own-separator", "empty"],
+)
+def test_compose_file_names_the_files_as_docker_compose_reads_it(
+    tmp_path: Path, env: dict[str, str], expected: tuple[str, ...]
+) -> None:
+    for name in ("compose.yaml", "a.yml", "b.yml"):
+        (tmp_path / name).write_text("services: {}\n")
+    assert compose.find_files(tmp_path, (), env) == tuple(tmp_path / n for n in expected)
+
+
+def test_f_wins_over_compose_file(tmp_path: Path) -> None:
+    for name in ("a.yml", "b.yml"):
+        (tmp_path / name).write_text("services: {}\n")
+    assert compose.find_files(tmp_path, ["b.yml"], {"COMPOSE_FILE": "a.yml"}) == (
+        tmp_path / "b.yml",
+    )
+
+
+@pytest.mark.parametrize(
+    ("chosen", "env", "source"),
+    [(["missing.yml"], {}, "-f"), ((), {"COMPOSE_FILE": "missing.yml"}, "COMPOSE_FILE")],
+)
+def test_a_named_compose_file_that_is_missing_is_named_with_where_it_came_from(
+    tmp_path: Path, chosen: list[str], env: dict[str, str], source: str
+) -> None:
+    (tmp_path / "compose.yaml").write_text("services: {}\n")
+    with pytest.raises(NotFound, match=rf"missing\.yml \({source}\) does not exist") as err:
+        compose.find_files(tmp_path, chosen, env)
+    assert err.value.path == tmp_path / "missing.yml"
+
+
 @pytest.mark.parametrize(
     ("text", "env", "expected"),
     [
@@ -281,3 +330,20 @@ def test_a_patched_file_without_a_final_line_break_stays_valid() -> None:
     data = compose.parse(out, Path("c.yaml")).data
     assert data["secrets"]["ca"]["file"] == "/etc/ssl/certs/proxy-ca.pem"
     assert "volumes" not in data["services"]["app"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "matches"),
+    [
+        ("./web:/app", True),
+        ("web:/app", False),  # a named volume called web
+        ({"type": "bind", "source": "./web", "target": "/app"}, True),
+        ({"type": "bind", "source": "./other", "target": "/app"}, False),
+        ("./web/../web:/app:ro", True),
+    ],
+)
+def test_a_volume_matches_the_absolute_source_compose_config_gives(
+    tmp_path: Path, entry: object, matches: bool
+) -> None:
+    (tmp_path / "web").mkdir()
+    assert compose.volume_matches(entry, (str(tmp_path / "web"),), tmp_path) is matches

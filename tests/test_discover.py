@@ -12,6 +12,7 @@ from packaging.requirements import Requirement
 
 from wheeldock.compose import files as compose
 from wheeldock.compose import survey as discover
+from wheeldock.deps import lock
 from wheeldock.errors import InvalidConfig, NotFound
 
 
@@ -790,3 +791,50 @@ def test_a_step_kept_as_written_keeps_its_quoting_in_the_image_command(tmp_path:
         "-c",
         "echo $(which python) && exec python app.py",
     )
+
+
+@pytest.mark.parametrize(
+    ("install", "groups", "dev_left_out"),
+    [
+        ("poetry install", (), True),
+        ("poetry install --only main", (), False),
+        ("poetry install --with dev", ("main", "dev"), False),
+        ("poetry install --with docs,dev --without docs", ("main", "dev"), False),
+        ("poetry install --only api,worker", ("api", "worker"), False),
+    ],
+)
+def test_a_poetry_install_reads_the_groups_it_selects(
+    install: str, groups: tuple[str, ...], dev_left_out: bool
+) -> None:
+    start = discover._parse_start(f"sh -c '{install} && poetry run python app.py'")
+    assert start is not None
+    assert (start.groups, start.selects, start.dev_left_out) == (groups, (), dev_left_out)
+
+
+POETRY_18 = Path(__file__).parent / "data" / "poetry" / "poetry-1.8"
+
+
+def test_a_poetry_install_with_a_group_pins_that_group_too(tmp_path: Path) -> None:
+    _stack(
+        "sh -c 'poetry install --with dev && poetry run python -m shop'",
+        {f"app/{n}": (POETRY_18 / n).read_text() for n in ("pyproject.toml", "poetry.lock")},
+        tmp_path,
+    )
+    (found,) = _discover(tmp_path)
+    assert found.service.groups == ("main", "dev")
+    assert "the lock's groups main, dev" in " ".join(found.notes)
+    pins = lock.pinned_requirements(
+        tmp_path, lock.inputs_for(tmp_path, found.service, "linux/amd64")
+    )
+    assert {"pytest", "httpx"} <= set(pins)
+
+
+def test_a_poetry_install_of_extras_is_still_passed_over_with_the_reason(tmp_path: Path) -> None:
+    _stack(
+        "sh -c 'poetry install -E web && poetry run python -m shop'",
+        {f"app/{n}": (POETRY_18 / n).read_text() for n in ("pyproject.toml", "poetry.lock")},
+        tmp_path,
+    )
+    files_ = [compose.load(p) for p in compose.find_files(tmp_path)]
+    (passed,) = discover.survey(tmp_path, files_, {}).passed_over
+    assert "takes more than the project's runtime packages (-E web selected" in passed

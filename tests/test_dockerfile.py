@@ -329,3 +329,20 @@ def test_another_runtime_image_gets_the_same_app_account_added() -> None:
     assert (
         base.APP_USER.entries()["etc/passwd"] == "app:x:10001:10001::/nonexistent:/usr/sbin/nologin"
     )
+
+
+@pytest.mark.parametrize(
+    ("groups", "only"), [((), "--only main"), (("main", "dev"), "--only main,dev")]
+)
+def test_a_poetry_lock_is_exported_with_the_groups_of_the_service(
+    groups: tuple[str, ...], only: str
+) -> None:
+    svc = Service(
+        name="api",
+        source="app",
+        requirements=("app/poetry.lock",),
+        command=("python", "-m", "shop"),
+        groups=groups,
+    )
+    text = dockerfile.render(dockerfile.DockerfileSpec(svc, ("app/poetry.lock",), "0.5.0"))
+    assert f"poetry export {only} --without-hashes" in text

@@ -9,12 +9,15 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest_init import StackCopy, environ
 
 from wheeldock import cli, project
 from wheeldock.compose import plan as init
+from wheeldock.compose import up
+from wheeldock.edges import process
 from wheeldock.project import Service
 
 MakeStack = Callable[[str], StackCopy]
@@ -484,12 +487,8 @@ def test_requirements_only_a_build_backend_could_read_pass_the_service_over_runn
     requirement: str,
     reason: str,
 ) -> None:
-    from wheeldock.edges import process
-
-    def no_process(*args: object, **kwargs: object) -> None:
-        raise AssertionError(f"init ran {args}")
-
-    monkeypatch.setattr(process, "run", no_process)
+    ran: list[object] = []
+    _record_runs_but_compose_config(monkeypatch, ran)
     monkeypatch.chdir(tmp_path)
     _stack_with(tmp_path, f"six\n{requirement}\n")
     before = snapshot(tmp_path)
@@ -499,16 +498,30 @@ def test_requirements_only_a_build_backend_could_read_pass_the_service_over_runn
     assert "its dependencies are known only by running a build backend" in err
     assert reason in err and "init runs no project code on this host" in err
     assert snapshot(tmp_path) == before and not (tmp_path / "src").exists()
+    assert ran == [], f"init ran {ran}"
+
+
+def _record_runs_but_compose_config(monkeypatch: pytest.MonkeyPatch, ran: list[object]) -> None:
+    """Record every subprocess instead of running it, but `docker compose config` (which reads
+    the compose files and runs no project code)."""
+    real = process.run
+
+    def fake(argv: Any, *args: Any, **kwargs: Any) -> Any:
+        if [str(a) for a in argv[:2]] == ["docker", "compose"] and "config" in argv:
+            return real(argv, *args, **kwargs)
+        ran.append(argv)
+        return None
+
+    monkeypatch.setattr(process, "run", fake)
 
 
 def test_a_local_sdist_with_static_metadata_is_accepted_but_never_built_on_the_host(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from wheeldock.edges import process
     from wheeldock.errors import WheeldockError
 
     ran: list[object] = []
-    monkeypatch.setattr(process, "run", lambda *a, **k: ran.append(a))
+    _record_runs_but_compose_config(monkeypatch, ran)
     monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
     _stack_with(tmp_path / "p", "./dist/modern-1.0.tar.gz\n")
     assert cli.main(["-C", str(tmp_path / "p"), "init"]) == 0
@@ -516,3 +529,435 @@ def test_a_local_sdist_with_static_metadata_is_accepted_but_never_built_on_the_h
     with pytest.raises(WheeldockError, match="pip would build a project on this host"):
         init.host_wheelhouse(tmp_path / "p", svc)
     assert ran == []
+
+
+_TWO_SERVICES = """\
+services:
+  api:
+    image: python:3.11-slim
+    working_dir: /app
+    command: sh -c 'pip install -r requirements.txt && python api.py'
+    volumes:
+      - ./api:/app
+  worker:
+    image: python:3.11-slim
+    working_dir: {workdir}
+    command: sh -c 'pip install -r requirements.txt && python worker.py'
+{volumes}"""
+
+
+@pytest.mark.parametrize(
+    ("workdir", "volumes", "reason"),
+    [
+        (
+            "/srv/worker",
+            "    volumes:\n      - ./worker:/code\n",
+            "its working_dir /srv/worker is not in a bind mount: its bind mounts (./worker at "
+            "/code) do not hold it; mount the code's folder there (`volumes: [./<code "
+            "folder>:/srv/worker]`)",
+        ),
+        (
+            "/srv/worker",
+            "    volumes:\n      - cache:/srv/cache\nvolumes:\n  cache: {}\n",
+            "its working_dir /srv/worker is not in a bind mount: its code is not bind-mounted "
+            "from the project (it is in the image, or in a named volume)",
+        ),
+        (
+            "/",
+            "    volumes:\n      - ./worker:/code\n",
+            "its working_dir / is not in a bind mount: its bind mounts (./worker at /code) do "
+            "not hold it; set `working_dir: /code`",
+        ),
+    ],
+    ids=["mounted-elsewhere", "named-volume-only", "root-workdir"],
+)
+def test_a_service_whose_working_dir_is_in_no_mount_is_passed_over_and_init_goes_on(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    workdir: str,
+    volumes: str,
+    reason: str,
+) -> None:
+    for name in ("api", "worker"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "requirements.txt").write_text("six\n")
+        (tmp_path / name / f"{name}.py").write_text("")
+    (tmp_path / "compose.yaml").write_text(_TWO_SERVICES.format(workdir=workdir, volumes=volumes))
+    assert cli.main(["-C", str(tmp_path), "init"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"passed over: worker ({reason}" in err
+    assert "volumes: [./app:/]" not in err
+    assert [s.name for s in project.load(tmp_path).services] == ["api"]
+    assert (tmp_path / "Dockerfile.api").is_file() and not (tmp_path / "Dockerfile.worker").exists()
+
+
+def _flask_as(root: Path, name: str) -> None:
+    """The flask stack with its compose file renamed ``name``, as stacks in the wild have it."""
+    shutil.copytree(Path(__file__).parent / "data" / "init" / "flask", root, dirs_exist_ok=True)
+    (root / "compose.yaml").rename(root / name)
+
+
+def test_init_with_f_patches_that_file_and_records_it_for_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COMPOSE_FILE", raising=False)
+    monkeypatch.delenv("COMPOSE_PROJECT_NAME", raising=False)
+    _flask_as(tmp_path, "docker-compose.dev.yml")
+    (tmp_path / "compose-consumer.yml").write_text("services:\n  db: {image: postgres:16}\n")
+    assert cli.main(["-C", str(tmp_path), "-f", "docker-compose.dev.yml", "init"]) == 0
+    assert "build:" in (tmp_path / "docker-compose.dev.yml").read_text()
+    assert "build:" not in (tmp_path / "compose-consumer.yml").read_text()
+    assert project.load(tmp_path).compose_files == ("docker-compose.dev.yml",)
+    assert up.Stack.load(tmp_path).files == (tmp_path / "docker-compose.dev.yml",)
+
+
+def test_init_with_several_f_records_them_all_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COMPOSE_FILE", raising=False)
+    _flask_as(tmp_path, "base.yml")
+    (tmp_path / "prod.yml").write_text("services:\n  web:\n    restart: always\n")
+    assert cli.main(["-C", str(tmp_path), "-f", "base.yml", "--file", "prod.yml", "init"]) == 0
+    assert project.load(tmp_path).compose_files == ("base.yml", "prod.yml")
+    recorded = (tmp_path / "wheeldock.toml").read_text()
+    assert 'compose = [\n    "base.yml",\n    "prod.yml",\n]' in recorded
+    assert up.Stack.load(tmp_path).files == (tmp_path / "base.yml", tmp_path / "prod.yml")
+
+
+def test_compose_file_in_the_environment_chooses_the_file_like_f(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _flask_as(tmp_path, "stack.yml")
+    monkeypatch.setenv("COMPOSE_FILE", "stack.yml")
+    assert cli.main(["-C", str(tmp_path), "init"]) == 0
+    assert project.load(tmp_path).compose_files == ("stack.yml",)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "image"),
+    [
+        (["-p", "Corner Shop"], {}, "corner-shop-web:wheeldock"),
+        (["--project-name", "shop"], {"COMPOSE_PROJECT_NAME": "other"}, "shop-web:wheeldock"),
+        ([], {"COMPOSE_PROJECT_NAME": "other"}, "other-web:wheeldock"),
+    ],
+    ids=["p", "project-name-wins", "environment"],
+)
+def test_the_project_name_names_the_images_as_compose_would(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    env: dict[str, str],
+    image: str,
+) -> None:
+    monkeypatch.delenv("COMPOSE_PROJECT_NAME", raising=False)
+    monkeypatch.delenv("COMPOSE_FILE", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    _flask_as(tmp_path, "compose.yaml")
+    assert cli.main(["-C", str(tmp_path), *argv, "init"]) == 0
+    assert f"image: {image}" in (tmp_path / "compose.yaml").read_text()
+
+
+def test_a_missing_f_file_is_an_error_naming_it_and_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COMPOSE_FILE", raising=False)
+    _flask_as(tmp_path, "compose.yaml")
+    before = snapshot(tmp_path)
+    assert cli.main(["-C", str(tmp_path), "-f", "compose.prod.yml", "init"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the compose file compose.prod.yml (-f) does not exist" in err
+    assert snapshot(tmp_path) == before
+
+
+def _write_tree(root: Path, files: Mapping[str, str]) -> None:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+
+_APP = {"app/requirements.txt": "six\n", "app/main.py": "print('up')\n"}
+_PIP_START = "sh -c 'pip install -r requirements.txt && python main.py'"
+
+
+@pytest.fixture
+def _compose_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES", "PORT", "NEEDED"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.usefixtures("_compose_env")
+def test_a_compose_file_in_a_subfolder_builds_from_the_project_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    compose_text = (
+        "services:\n"
+        "  api:\n"
+        "    image: python:3.11-slim\n"
+        "    working_dir: /app\n"
+        f"    command: {_PIP_START}\n"
+        "    volumes:\n"
+        "      - ../app:/app\n"
+        "  db:\n"
+        "    image: postgres:16\n"
+    )
+    _write_tree(tmp_path, {**_APP, "docker/compose.yml": compose_text})
+    assert cli.main(["-C", str(tmp_path), "-f", "docker/compose.yml", "init"]) == 0
+    assert (tmp_path / "Dockerfile.api").is_file()
+    patched = (tmp_path / "docker" / "compose.yml").read_text()
+    assert "context: ..\n" in patched and "../app:/app" not in patched
+    assert "image: docker-api:wheeldock" in patched  # compose names the project after docker/
+    # compose reads the patched file as building from the project folder, with its Dockerfile
+    out = subprocess.run(
+        ["docker", "compose", "-f", "docker/compose.yml", "config", "--format", "json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    build = json.loads(out)["services"]["api"]["build"]
+    assert (build["context"], build["dockerfile"]) == (str(tmp_path), "Dockerfile.api")
+    assert project.load(tmp_path).service("api").source == "app"
+
+
+@pytest.mark.usefixtures("_compose_env")
+def test_anchors_merge_keys_profiles_and_env_defaults_are_read_as_compose_reads_them(
+    tmp_path: Path,
+) -> None:
+    compose_text = (
+        "x-python: &python\n"
+        "  image: python:3.11-slim\n"
+        "  environment: {PYTHONUNBUFFERED: '1'}\n"
+        "services:\n"
+        "  api:\n"
+        "    <<: *python\n"
+        "    working_dir: /app\n"
+        "    volumes: [./app:/app]\n"
+        "    command: sh -c 'pip install -r requirements.txt && "
+        "python main.py --port ${PORT:-8000} --name ${NAME-api}${SUFFIX:+-x} --home $$HOME'\n"
+        "  debug:\n"
+        "    <<: *python\n"
+        "    profiles: [debug]\n"
+        "    working_dir: /app\n"
+        "    volumes: [./app:/app]\n"
+        f"    command: {_PIP_START}\n"
+    )
+    _write_tree(tmp_path, {**_APP, "compose.yaml": compose_text, ".env": "PORT=9100\n"})
+    assert cli.main(["-C", str(tmp_path), "init"]) == 0
+    proj = project.load(tmp_path)
+    assert [s.name for s in proj.services] == ["api", "debug"]
+    api = proj.service("api")
+    assert api.port == 9100
+    assert api.command == (
+        "python",
+        "main.py",
+        "--port",
+        "9100",
+        "--name",
+        "api",
+        "--home",
+        "$HOME",
+    )
+    # the anchor both services merge is left as it was written
+    assert (tmp_path / "compose.yaml").read_text().startswith(compose_text.split("services:")[0])
+
+
+@pytest.mark.usefixtures("_compose_env")
+def test_a_required_variable_that_is_unset_is_an_error_naming_the_file_line_and_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    compose_text = (
+        "services:\n"
+        "  api:\n"
+        "    image: python:3.11-slim\n"
+        "    working_dir: /app\n"
+        "    volumes: [./app:/app]\n"
+        "    command: sh -c 'pip install -r requirements.txt && "
+        "python main.py --token ${NEEDED:?set NEEDED to the API token}'\n"
+    )
+    _write_tree(tmp_path, {**_APP, "compose.yaml": compose_text})
+    before = snapshot(tmp_path)
+    assert cli.main(["-C", str(tmp_path), "init"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert (
+        "compose.yaml: line 6: ${NEEDED:?…} requires the variable NEEDED, which is not set" in err
+    )
+    assert "(set NEEDED to the API token)" in err
+    assert "fix: set NEEDED in the .env file next to compose.yaml or in the environment" in err
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.usefixtures("_compose_env")
+def test_a_service_from_an_included_file_is_passed_over_naming_that_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    service = (
+        "    image: python:3.11-slim\n"
+        "    working_dir: /app\n"
+        "    volumes: [./app:/app]\n"
+        f"    command: {_PIP_START}\n"
+    )
+    _write_tree(
+        tmp_path,
+        {
+            **_APP,
+            "compose.yaml": "include:\n  - workers.yml\nservices:\n  api:\n" + service,
+            "workers.yml": "services:\n  worker:\n" + service,
+        },
+    )
+    assert cli.main(["-C", str(tmp_path), "init"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert (
+        "passed over: worker (it is defined in workers.yml that compose.yaml includes "
+        "(`include:`), which init does not patch; move the service into compose.yaml" in err
+    )
+    assert [s.name for s in project.load(tmp_path).services] == ["api"]
+    assert "build:" not in (tmp_path / "workers.yml").read_text()
+
+
+@pytest.mark.usefixtures("_compose_env")
+def test_an_extends_service_is_converted_when_what_init_changes_is_its_own(
+    tmp_path: Path,
+) -> None:
+    _write_tree(
+        tmp_path,
+        {
+            **_APP,
+            "common.yml": "services:\n  python:\n    image: python:3.11-slim\n"
+            "    environment: {PYTHONUNBUFFERED: '1'}\n",
+            "compose.yaml": "services:\n  api:\n    extends: {file: common.yml, service: python}\n"
+            f"    working_dir: /app\n    volumes: [./app:/app]\n    command: {_PIP_START}\n",
+        },
+    )
+    assert cli.main(["-C", str(tmp_path), "init"]) == 0
+    patched = (tmp_path / "compose.yaml").read_text()
+    assert "dockerfile: Dockerfile.api" in patched and "command:" not in patched
+    assert (tmp_path / "common.yml").read_text().startswith("services:\n  python:\n")
+
+
+@pytest.mark.usefixtures("_compose_env")
+def test_an_extends_service_whose_command_comes_from_the_other_file_is_passed_over(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write_tree(
+        tmp_path,
+        {
+            **_APP,
+            "common.yml": "services:\n  python-app:\n    image: python:3.11-slim\n"
+            f"    working_dir: /app\n    command: {_PIP_START}\n",
+            "compose.yaml": "services:\n  api:\n    extends:\n      file: common.yml\n"
+            "      service: python-app\n    volumes: [./app:/app]\n"
+            "  db:\n    image: postgres:16\n",
+        },
+    )
+    before = snapshot(tmp_path)
+    assert cli.main(["-C", str(tmp_path), "init"]) == 1  # no service left to convert
+    err = " ".join(capsys.readouterr().err.split())
+    assert (
+        "api (its command, working_dir come from common.yml (`extends: python-app`): init "
+        "would have to change them there, where other services may use them; copy command, "
+        "working_dir into the service in compose.yaml)" in err
+    )
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.usefixtures("_compose_env")
+def test_a_stack_compose_refuses_is_an_error_with_compose_s_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    compose_text = (
+        "services:\n  api:\n    image: python:3.11-slim\n    working_dir: /app\n"
+        f"    volumes: [./app:/app, cache:/cache]\n    command: {_PIP_START}\n"
+    )
+    _write_tree(tmp_path, {**_APP, "compose.yaml": compose_text})
+    assert cli.main(["-C", str(tmp_path), "init"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert (
+        'docker compose cannot read the stack: service "api" refers to undefined volume cache'
+        in err
+    )
+    assert "`docker compose config` shows the same error" in err
+
+
+@pytest.mark.usefixtures("_compose_env")
+def test_the_variables_a_command_had_are_noted_though_compose_resolved_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    compose_text = (
+        "services:\n  api:\n    image: python:3.11-slim\n    working_dir: /app\n"
+        "    volumes: [./app:/app]\n"
+        "    command: sh -c 'pip install -r requirements.txt && python main.py ${PORT:-8000}'\n"
+    )
+    _write_tree(tmp_path, {**_APP, "compose.yaml": compose_text})
+    assert cli.main(["-C", str(tmp_path), "init", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    notes = " ".join(n for s in out["services"] for n in s["notes"])
+    assert "compose variables PORT resolved now" in notes
+    assert project.load(tmp_path).service("api").command == ("python", "main.py", "8000")
+
+
+@pytest.mark.usefixtures("_compose_env")
+def test_a_service_whose_code_volume_comes_from_a_yaml_anchor_is_converted_leaving_the_anchor(
+    tmp_path: Path,
+) -> None:
+    compose_text = (
+        "x-python: &python\n"
+        "  image: python:3.11-slim\n"
+        "  working_dir: /app\n"
+        "  volumes: [./app:/app]\n"
+        "services:\n"
+        "  api:\n"
+        "    <<: *python\n"
+        f"    command: {_PIP_START}\n"
+        "  tool:\n"
+        "    <<: *python\n"
+        "    command: python -V\n"
+    )
+    _write_tree(tmp_path, {**_APP, "compose.yaml": compose_text})
+    assert cli.main(["-C", str(tmp_path), "init"]) == 0
+    text = (tmp_path / "compose.yaml").read_text()
+    assert text.startswith("x-python: &python\n  image: python:3.11-slim\n  working_dir: /app\n")
+    assert "  volumes: [./app:/app]\n" in text  # the anchor, which tool still uses
+
+
+@pytest.mark.usefixtures("_compose_env")
+def test_up_runs_compose_in_the_folder_of_a_compose_file_in_a_subfolder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compose_text = (
+        "services:\n  api:\n    image: python:3.11-slim\n    working_dir: /app\n"
+        f"    volumes: [../app:/app]\n    command: {_PIP_START}\n"
+    )
+    _write_tree(tmp_path, {**_APP, "docker/compose.yml": compose_text})
+    assert cli.main(["-C", str(tmp_path), "-f", "docker/compose.yml", "init"]) == 0
+    calls: list[tuple[str, ...]] = []
+    monkeypatch.setattr(
+        up.engine, "docker", lambda *argv, **kw: calls.append(tuple(map(str, argv)))
+    )
+    stack = up.Stack.load(tmp_path, up.compose_mod.Selection(project_name="shop"))
+    stack.compose("config")
+    (argv,) = calls
+    assert argv[:3] == ("compose", "--project-directory", str(tmp_path / "docker"))
+    assert argv[3:] == (
+        "-f",
+        str(tmp_path / "docker" / "compose.yml"),
+        "-p",
+        "shop",
+        "--ansi",
+        "never",
+        "config",
+    )
+
+
+@pytest.mark.usefixtures("_compose_env")
+def test_without_docker_compose_init_merges_the_files_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wheeldock.compose import config
+
+    _flask_as(tmp_path, "compose.yaml")
+    monkeypatch.setattr(config.shutil, "which", lambda name: None)
+    assert config.resolved_services([tmp_path / "compose.yaml"], {}) is None
+    assert cli.main(["-C", str(tmp_path), "init"]) == 0
+    assert project.load(tmp_path).service("web").port == 5000
+    assert "image: " in (tmp_path / "compose.yaml").read_text()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,11 @@ def test_a_byte_that_is_not_utf8_is_named_by_line_column_and_offset(
         in err
     )
     assert "save the file as UTF-8" in err and "Traceback" not in err
+
+
+def test_groups_are_written_only_when_chosen_and_read_back(tmp_path: Path) -> None:
+    plain, grouped = _service("a"), replace(_service("b"), groups=("main", "dev"))
+    project.save(Project(root=tmp_path, compose_file=None, services=(plain, grouped)))
+    text = (tmp_path / "wheeldock.toml").read_text()
+    assert text.count("groups") == 1
+    assert project.load(tmp_path).services == (plain, grouped)

@@ -438,12 +438,13 @@ def test_the_port_of_a_command_run_by_sh_is_read_from_its_last_step() -> None:
 
 
 def test_up_refuses_a_platform_without_a_binfmt_handler_before_anything_else(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     target = _foreign()
+    monkeypatch.setattr(platforms, "BINFMT_DIR", tmp_path / "binfmt_misc")
     with pytest.raises(ToolNotFound) as info:
         # no wheeldock.toml and no engine needed: the check comes first
-        up.up(tmp_path, platform=target, binfmt_dir=tmp_path / "binfmt_misc")
+        up.up(tmp_path, platform=target)
     assert f"cannot run {target} images" in info.value.what
     assert info.value.fix is not None
     assert "apt-get install qemu-user-static binfmt-support" in info.value.fix

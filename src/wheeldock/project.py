@@ -45,12 +45,17 @@ class Service:
     source_target: str | None = None  # where ``source`` goes in the image (None: ``workdir``)
     constraints: tuple[str, ...] = ()  # ``-c`` files for the requirements, relative to the project
     no_binary: tuple[str, ...] = ()  # distributions built from source (pip's ``--no-binary``)
+    #: the groups of a Poetry lock installed (empty: its ``main`` group), as ``--only``/``--with``
+    groups: tuple[str, ...] = ()
 
     def to_toml(self) -> dict[str, Any]:
         data = asdict(self)
         del data["name"]
         for key in ("requirements", "command", "runtime_packages", "constraints", "no_binary"):
             data[key] = list(data[key])
+        data["groups"] = list(data["groups"])
+        if not data["groups"]:
+            del data["groups"]  # the tool's default: not written
         return {k: v for k, v in data.items() if v is not None}
 
     @classmethod
@@ -73,6 +78,7 @@ class Service:
                 source_target=data.get("source_target"),
                 constraints=_strings(data, "constraints", name, path),
                 no_binary=_strings(data, "no_binary", name, path),
+                groups=_strings(data, "groups", name, path),
             )
         except KeyError as exc:
             raise InvalidConfig(
@@ -149,6 +155,13 @@ class Project:
     root: Path
     compose_file: str | None
     services: tuple[Service, ...]
+    #: the files merged over ``compose_file`` when they were named (``-f``, ``COMPOSE_FILE``)
+    compose_overrides: tuple[str, ...] = ()
+
+    @property
+    def compose_files(self) -> tuple[str, ...]:
+        """The compose files recorded, in merge order (empty: ``docker compose``'s defaults)."""
+        return (self.compose_file, *self.compose_overrides) if self.compose_file else ()
 
     def service(self, name: str) -> Service:
         for svc in self.services:
@@ -170,7 +183,9 @@ def config_path(root: Path) -> Path:
 
 def dumps(project: Project) -> str:
     doc: dict[str, Any] = {"project": {}}
-    if project.compose_file:
+    if project.compose_overrides:
+        doc["project"]["compose"] = list(project.compose_files)
+    elif project.compose_file:
         doc["project"]["compose"] = project.compose_file
     doc["services"] = {svc.name: svc.to_toml() for svc in project.services}
     header = (
@@ -194,6 +209,14 @@ def loads(text: str, root: Path) -> Project:
     for svc in services:
         _inside(root, svc, path)
     compose = doc.get("project", {}).get("compose")
+    if isinstance(compose, list) and compose and all(isinstance(c, str) for c in compose):
+        return Project(root, compose[0], services, compose_overrides=tuple(compose[1:]))
+    if compose is not None and not isinstance(compose, str):
+        raise InvalidConfig(
+            "[project] compose is neither a file name nor a list of them",
+            path=path,
+            fix='write `compose = "compose.yaml"` or `compose = ["compose.yaml", "dev.yml"]`',
+        )
     return Project(root=root, compose_file=compose, services=services)
 
 

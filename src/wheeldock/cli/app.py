@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from wheeldock.cli.commands import register_all
 from wheeldock.cli.output import err_console, print_json
+from wheeldock.compose.selection import Selection
 from wheeldock.errors import UsageError, WheeldockError, from_os_error
 
 
@@ -46,6 +47,25 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="run as if started in DIR (the project folder; default: the current folder)",
+    )
+    parser.add_argument(
+        "-f",
+        "--file",
+        dest="compose_files",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="a compose file, as `docker compose -f` (repeat to merge several, in order; "
+        "default: $COMPOSE_FILE, else compose.yaml and its override)",
+    )
+    parser.add_argument(
+        "-p",
+        "--project-name",
+        dest="project_name",
+        metavar="NAME",
+        default=None,
+        help="the compose project name, as `docker compose -p` (default: "
+        "$COMPOSE_PROJECT_NAME, the files' `name:`, else the folder's name)",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -82,8 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         err_console.print(f"[bold red]error:[/] -C {args.directory}: no such folder")
         return 2
     args.project = project
+    args.compose = Selection(tuple(args.compose_files), args.project_name)
     as_json = bool(getattr(args, "json", False))
     try:
+        _require_compose_command(args)
         code: int = args.func(args)
         return code
     except OSError as raw:
@@ -106,6 +128,21 @@ def _report(exc: WheeldockError, *, as_json: bool) -> int:
     # the message is plain text: ``[services.api]`` is no markup
     err_console.print(f"[bold red]error:[/] {escape(exc.message)}")
     return exc.exit_code
+
+
+#: The commands that read the compose project, and so take -f and -p.
+COMPOSE_COMMANDS = frozenset({"init", "up", "down", "status", "logs"})
+
+
+def _require_compose_command(args: argparse.Namespace) -> None:
+    """:class:`UsageError` for -f or -p given to a command that does not read the compose
+    project (rather than ignoring them)."""
+    if (args.compose_files or args.project_name) and args.command not in COMPOSE_COMMANDS:
+        raise UsageError(
+            f"-f/--file and -p/--project-name do not apply to `{args.command}`",
+            fix=f"use them with {', '.join(sorted(COMPOSE_COMMANDS))}; `{args.command}` reads "
+            "wheeldock.toml (bench: the compose files by their default names or COMPOSE_FILE)",
+        )
 
 
 def run() -> None:  # pragma: no cover - console script entry

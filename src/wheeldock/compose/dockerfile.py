@@ -222,7 +222,7 @@ def _install_step(svc: Service, uv: str, no_binary: str, req_args: str) -> str:
     if kind.tool == "poetry":
         return (
             f"cd {folder} && {uv} tool run --from poetry --with poetry-plugin-export poetry "
-            "export --only main --without-hashes --format requirements.txt "
+            f"export --only {','.join(svc.groups or ('main',))} --without-hashes --format requirements.txt "
             f"--output /tmp/requirements.txt \\\n    && {exported}"
         )
     return (

@@ -22,6 +22,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.tokens import CommentToken
 from ruamel.yaml.util import load_yaml_guess_indent
 
+from wheeldock.compose.selection import Selection as Selection  # callers take one here
 from wheeldock.edges.fsutil import read_text
 from wheeldock.errors import InvalidConfig, NotFound
 
@@ -52,16 +53,55 @@ class ComposeFile:
         return dict(services)
 
 
-def find_files(root: Path) -> tuple[Path, ...]:
-    """The main compose file in ``root`` and its override file, as ``docker compose`` picks them."""
+def named_files(
+    chosen: Sequence[str | Path] = (), environ: Mapping[str, str] | None = None
+) -> tuple[str, ...]:
+    """The compose files named explicitly, as ``docker compose`` takes them: ``-f`` (``chosen``,
+    in order), else ``COMPOSE_FILE`` (split on ``COMPOSE_PATH_SEPARATOR``, by default the
+    system's path separator); empty when neither names one."""
+    if chosen:
+        return tuple(str(c) for c in chosen)
+    env = os.environ if environ is None else environ
+    separator = env.get("COMPOSE_PATH_SEPARATOR") or os.pathsep
+    return tuple(p for p in (env.get("COMPOSE_FILE") or "").split(separator) if p)
+
+
+def default_files(root: Path) -> tuple[Path, ...]:
+    """The main compose file in ``root`` and its override file, by compose's default names;
+    empty when there is none."""
     for name in MAIN_NAMES:
         main = root / name
         if main.is_file():
             overrides = [root / o for o in OVERRIDE_NAMES[name] if (root / o).is_file()]
             return (main, *overrides[:1])
+    return ()
+
+
+def find_files(
+    root: Path, chosen: Sequence[str | Path] = (), environ: Mapping[str, str] | None = None
+) -> tuple[Path, ...]:
+    """The compose files of the project in ``root``, as ``docker compose`` picks them: those
+    named with ``-f`` (``chosen``) or ``COMPOSE_FILE``, relative to ``root``; else the main file
+    in ``root`` and its override file."""
+    named = named_files(chosen, environ)
+    if named:
+        paths = tuple(root / n for n in named)
+        for path, name in zip(paths, named, strict=True):
+            if not path.is_file():
+                source = "-f" if chosen else "COMPOSE_FILE"
+                raise NotFound(
+                    f"the compose file {name} ({source}) does not exist in {root}",
+                    path=path,
+                    fix="check the name; it is relative to the project folder (-C)",
+                )
+        return paths
+    found = default_files(root)
+    if found:
+        return found
     raise NotFound(
         f"no compose file in {root} (looked for {', '.join(MAIN_NAMES)})",
-        fix="run wheeldock in the folder with your compose file, or point -C at it",
+        fix="run wheeldock in the folder with your compose file, point -C at it, or name it "
+        "with -f (or COMPOSE_FILE)",
     )
 
 
@@ -301,20 +341,24 @@ class Patch:
     secrets: Mapping[str, str] = field(default_factory=dict)  # secret name -> file
 
 
-def patch(compose: ComposeFile, change: Patch, *, primary: bool) -> str:
+def patch(
+    compose: ComposeFile, change: Patch, *, primary: bool, project_dir: Path | None = None
+) -> str:
     """The text of ``compose`` with ``change`` applied; everything else as it was.
 
     ``build``/``image`` go into the file that sets the service's ``image`` (or the ``primary``
-    file when none does); keys and volumes are dropped wherever they appear. Top-level
+    file when none does); keys and volumes are dropped wherever they appear (a volume's
+    relative source read against ``project_dir``, by default the file's folder). Top-level
     ``secrets`` go into the primary file. Returns the original text when nothing applies.
     """
     doc = parse(compose.text, compose.path)  # a fresh tree: the caller's stays untouched
     services = doc.data.get("services")
+    base = project_dir or compose.path.parent
     touched = False
     for sp in change.services:
         svc = services.get(sp.name) if services is not None else None
         if svc is not None:
-            touched = _patch_service(svc, sp, primary=primary) or touched
+            touched = _patch_service(svc, sp, primary=primary, base=base) or touched
     if primary and change.secrets:
         touched = _add_secrets(doc.data, change.secrets) or touched
     if not touched:
@@ -485,18 +529,18 @@ def _bare(value: Any) -> Any:
     return bare
 
 
-def _patch_service(svc: CommentedMap, sp: ServicePatch, *, primary: bool) -> bool:
+def _patch_service(svc: CommentedMap, sp: ServicePatch, *, primary: bool, base: Path) -> bool:
     """Apply ``sp`` to the service's node in place; whether anything changed."""
     touched = False
     if "image" in svc or (primary and "build" not in svc):
         _set_build_and_image(svc, sp)
         touched = True
     for key in sp.drop_keys:
-        if key in svc:
+        if key in svc and _own_key(svc, key):  # a merged-in key stays (the anchor is shared)
             _delete_key(svc, key)
             touched = True
     if sp.drop_volumes and "volumes" in svc:
-        touched = _drop_volumes(svc, sp.drop_volumes, sp.add_volumes) or touched
+        touched = _drop_volumes(svc, sp.drop_volumes, base, sp.add_volumes) or touched
     if sp.healthcheck is not None:
         if isinstance(svc.get("healthcheck"), dict):
             for key, value in sp.healthcheck.items():  # keeps the user's interval & co.
@@ -508,12 +552,12 @@ def _patch_service(svc: CommentedMap, sp: ServicePatch, *, primary: bool) -> boo
 
 
 def _drop_volumes(
-    svc: CommentedMap, drop_volumes: tuple[str, ...], add: tuple[str, ...] = ()
+    svc: CommentedMap, drop_volumes: tuple[str, ...], base: Path, add: tuple[str, ...] = ()
 ) -> bool:
     """Remove the service's volumes matching ``drop_volumes`` in place, ``add`` put where the
     first was; whether any was removed."""
     vols = svc["volumes"]
-    drop = [i for i in range(len(vols)) if _volume_matches(vols[i], drop_volumes)]
+    drop = [i for i in range(len(vols)) if volume_matches(vols[i], drop_volumes, base)]
     if not drop:
         return False
     if not _own_key(svc, "volumes"):
@@ -569,7 +613,8 @@ def _set_build_and_image(svc: CommentedMap, sp: ServicePatch) -> None:
     if "build" in svc:
         svc["build"] = build
     elif "image" in svc:
-        svc.insert(list(svc.keys()).index("image"), "build", build)
+        keys = own_keys(svc)
+        svc.insert(keys.index("image") if "image" in keys else len(keys), "build", build)
     else:
         svc.insert(0, "build", build)
     if "image" in svc:
@@ -580,15 +625,46 @@ def _set_build_and_image(svc: CommentedMap, sp: ServicePatch) -> None:
         if slot is not None and len(slot) > 2 and slot[2] is not None:
             slot[2] = CommentToken("\n" + rest, _Mark(0), None) if rest else None
     else:
-        svc.insert(list(svc.keys()).index("build") + 1, "image", sp.image)
+        svc.insert(own_keys(svc).index("build") + 1, "image", sp.image)
 
 
-def _volume_matches(entry: Any, wanted: tuple[str, ...]) -> bool:
+def volume_matches(entry: Any, wanted: Sequence[str], base: Path) -> bool:
+    """Whether a service's volume ``entry`` (short or long syntax) is one of ``wanted``: an
+    entry as written, or a bind source, as written or as the absolute folder it is against
+    ``base`` (the project directory; ``docker compose config`` writes sources absolute)."""
     if isinstance(entry, str):
-        return entry in wanted or entry.split(":", 1)[0] in wanted
-    if isinstance(entry, Mapping):
-        return str(entry.get("source", "")) in wanted
-    return False
+        source = entry.split(":", 1)[0]
+        if entry in wanted:
+            return True
+    elif isinstance(entry, Mapping):
+        source = str(entry.get("source", ""))
+    else:
+        return False
+    if not source:
+        return False
+    if source in wanted:
+        return True
+    if not source.startswith((".", "/", "~")):
+        return False  # a named volume
+    host = str((base / Path(source).expanduser()).resolve())
+    return any(w.startswith("/") and str(Path(w).resolve()) == host for w in wanted)
+
+
+def included_file_defining(files: Sequence[ComposeFile], name: str) -> str | None:
+    """The file an ``include:`` of ``files`` names that defines the service ``name`` (as
+    written in the include), or None."""
+    for compose in files:
+        entries = compose.data.get("include") or []
+        for entry in entries if isinstance(entries, list) else []:
+            paths = entry.get("path", []) if isinstance(entry, Mapping) else entry
+            for rel in [paths] if isinstance(paths, str) else list(paths):
+                path = compose.path.parent / str(rel)
+                try:
+                    if name in (load(path).services or {}):
+                        return str(rel)
+                except (NotFound, InvalidConfig):
+                    continue
+    return None
 
 
 def _append_top_level(data: CommentedMap, key: str, value: Any) -> None:
@@ -601,6 +677,14 @@ def _append_top_level(data: CommentedMap, key: str, value: Any) -> None:
             _set_trailing_comment(data, last, (tail.value if tail else "\n") + "\n")
 
 
+def own_keys(mapping: Mapping[str, Any]) -> list[str]:
+    """The keys written in ``mapping`` itself, in order, without those a YAML merge key
+    (``<<: *anchor``) brings in: changing one of those would change the anchor, and every
+    service that merges it."""
+    own = getattr(mapping, "_ok", None)  # ruamel's own keys of a map that has merge keys
+    return [k for k in mapping if own is None or k in own]
+
+
 # ruamel keeps a comment (and blank lines) that follow a node on the *last* scalar of that node:
 # deleting a key would silently delete the comment that introduces the next key. These helpers
 # move that trailing text to the node that now precedes it.
@@ -609,8 +693,8 @@ def _append_top_level(data: CommentedMap, key: str, value: Any) -> None:
 def _last_leaf(node: Any, key: Any) -> tuple[Any, Any]:
     """The (container, key) whose comment slot holds the text after ``node[key]``."""
     value = node[key]
-    if isinstance(value, CommentedMap) and len(value):
-        return _last_leaf(value, list(value.keys())[-1])
+    if isinstance(value, CommentedMap) and own_keys(value):
+        return _last_leaf(value, own_keys(value)[-1])
     if isinstance(value, CommentedSeq) and len(value):
         return _last_leaf(value, len(value) - 1)
     return node, key
@@ -659,7 +743,7 @@ def _carry_over(node: Any, keys: list[Any], index: int) -> None:
 
 
 def _delete_key(mapping: CommentedMap, key: str) -> None:
-    keys = list(mapping.keys())
+    keys = own_keys(mapping)
     _carry_over(mapping, keys, keys.index(key))
     del mapping[key]
 

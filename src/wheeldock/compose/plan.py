@@ -30,6 +30,7 @@ from typing import Any
 
 from wheeldock import project
 from wheeldock.build import runtime
+from wheeldock.compose import config as compose_config
 from wheeldock.compose import dockerfile, override
 from wheeldock.compose import files as compose
 from wheeldock.compose import survey as discover
@@ -343,7 +344,8 @@ def _image_name(project_name: str, service: str) -> str:
 def compose_project_name(
     root: Path, files: Sequence[compose.ComposeFile], environ: Mapping[str, str]
 ) -> str:
-    """The compose project name: ``COMPOSE_PROJECT_NAME``, the top-level ``name:``, the folder."""
+    """The compose project name: ``COMPOSE_PROJECT_NAME``, the top-level ``name:``, else the
+    name of the folder of the first compose file (compose's project directory)."""
     explicit = environ.get("COMPOSE_PROJECT_NAME")
     if explicit:
         return explicit
@@ -351,7 +353,7 @@ def compose_project_name(
         name = f.data.get("name")
         if isinstance(name, str) and name:
             return name
-    return root.name
+    return files[0].path.parent.name if files else root.name
 
 
 def plan(
@@ -361,8 +363,13 @@ def plan(
     environ: Mapping[str, str] | None = None,
     no_binary: Sequence[str] = (),
     scanner: RuntimeScanner | None = None,
+    selection: compose.Selection | None = None,
 ) -> InitPlan:
     """Everything init would write in ``root``, computed without writing.
+
+    ``selection``: the compose files (``-f``, else ``COMPOSE_FILE``, else compose's defaults)
+    and project name (``-p``, else ``COMPOSE_PROJECT_NAME``, ``name:``, the folder) to use;
+    named files are recorded in wheeldock.toml, so ``up`` and the others use them unasked.
 
     ``no_binary`` adds distributions to build from source for every newly found service (user
     edits in ``wheeldock.toml`` still win). ``scanner`` overrides :func:`runtime_packages`.
@@ -370,10 +377,15 @@ def plan(
     root = root.resolve()
     env = dict(os.environ if environ is None else environ)
     manifest = Manifest.read(root)
-    compose_paths = compose.find_files(root)
+    selection = selection or compose.Selection()
+    compose_paths = tuple(p.resolve() for p in compose.find_files(root, selection.files, env))
     originals, files = _read_compose_files(root, compose_paths, manifest)
-    interpolation = compose.interpolation_env(root, env)
-    found = discover.survey(root, files, interpolation)
+    rels = [p.relative_to(root).as_posix() for p in compose_paths]
+    interpolation = compose.interpolation_env(compose_paths[0].parent, env)
+    resolved = compose_config.resolved_services(
+        compose_paths, env, [originals[rel] or b"" for rel in rels]
+    )
+    found = discover.survey(root, files, interpolation, resolved)
     findings = discover.require_findings(found, files, root)
     ca = ca_mod.find(ca_cert, env)
 
@@ -386,9 +398,9 @@ def plan(
         known = {s.name for s in services}
         services += [s for s in existing.services if s.name not in known]
 
-    main_rel = compose_paths[0].relative_to(root).as_posix()
-    proj = Project(root=root, compose_file=main_rel, services=tuple(services))
-    name = compose_project_name(root, files, env)
+    named = bool(compose.named_files(selection.files, env))
+    proj = Project(root, rels[0], tuple(services), tuple(rels[1:]) if named else ())
+    name = selection.project_name or compose_project_name(root, files, env)
 
     desired: dict[str, tuple[str, bytes]] = {}
     uv = _uv_version()
@@ -413,10 +425,12 @@ def plan(
     if ignore_original is not None:
         originals[DOCKERIGNORE] = ignore_original
 
-    change = _compose_patch(settled.findings, name)
+    project_dir = compose_paths[0].parent
+    context = os.path.relpath(root, project_dir)  # `build:` is read against the project dir
+    change = _compose_patch(settled.findings, name, context)
     for i, f in enumerate(files):
-        rel = compose_paths[i].relative_to(root).as_posix()
-        text = compose.patch(f, change, primary=i == 0)
+        rel = rels[i]
+        text = compose.patch(f, change, primary=i == 0, project_dir=project_dir)
         desired[rel] = ("compose", text.encode())
 
     desired[project.CONFIG_NAME] = ("config", _config_bytes(root, proj, existing))
@@ -448,6 +462,13 @@ def _read_compose_files(
     originals: dict[str, bytes | None] = {}
     files: list[compose.ComposeFile] = []
     for path in paths:
+        if not path.is_relative_to(root):
+            raise InvalidConfig(
+                "the compose file is outside the project folder",
+                path=path,
+                fix=f"run wheeldock with -C pointing at a folder that holds it and the code "
+                f"(now {root})",
+            )
         rel = path.relative_to(root).as_posix()
         data = _original(root, rel, manifest)
         if data is None:
@@ -501,7 +522,7 @@ def _settle(
     )
     planned = {rel: text for rel, text in planned.items() if rel in svc.requirements}
     closure, _ = discover.requirement_closure(
-        root, (*svc.requirements, *svc.constraints), overlay=planned
+        root, (*svc.requirements, *svc.constraints), overlay=planned, groups=svc.groups
     )
     settled.findings.append(replace(finding, service=svc, requirement_files=closure))
     settled.services.append(svc)
@@ -528,7 +549,7 @@ def _config_bytes(root: Path, proj: Project, existing: Project | None) -> bytes:
     if (
         existing is not None
         and existing.services == proj.services
-        and existing.compose_file == proj.compose_file
+        and existing.compose_files == proj.compose_files
     ):
         return (root / project.CONFIG_NAME).read_bytes()
     return dumped
@@ -584,14 +605,17 @@ def _existing_config(root: Path) -> Project | None:
     return project.load(root) if path.is_file() else None
 
 
-def _compose_patch(findings: Sequence[discover.Finding], project_name: str) -> compose.Patch:
-    """The compose file's change: only what every machine shares. What is this machine's (the
-    proxy CA's path, host networking for builds the user did not choose) goes into wheeldock's
-    own override, written by ``up`` (:mod:`wheeldock.compose.override`)."""
+def _compose_patch(
+    findings: Sequence[discover.Finding], project_name: str, context: str
+) -> compose.Patch:
+    """The compose file's change: only what every machine shares, ``build:`` read against the
+    project directory (``context``: the project folder from there). What is this machine's
+    (the proxy CA's path, host networking for builds the user did not choose) goes into
+    wheeldock's own override, written by ``up`` (:mod:`wheeldock.compose.override`)."""
     patches: list[compose.ServicePatch] = []
     for f in findings:
         svc = f.service
-        build: dict[str, Any] = {"context": ".", "dockerfile": f"Dockerfile.{svc.name}"}
+        build: dict[str, Any] = {"context": context, "dockerfile": f"Dockerfile.{svc.name}"}
         if svc.network_mode == "host":
             build["network"] = "host"  # the build reaches PyPI the way the service reaches anything
         patches.append(

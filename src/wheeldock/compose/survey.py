@@ -29,8 +29,11 @@ from wheeldock.compose.files import (
     ComposeFile,
     env_files,
     environment,
+    included_file_defining,
     interpolate,
     merged_services,
+    own_keys,
+    volume_matches,
 )
 from wheeldock.deps.requirements import build_backend_needed, lock_of_tool, locked_requirements
 from wheeldock.deps.requirements import option_values as _option_values
@@ -153,6 +156,7 @@ class _Start:
     dev_left_out: bool = False  # the install also installed the development packages
     interpreter: str = "/bin/sh"  # what runs ``script``: the shell it was written for
     kept: tuple[shell.Command, ...] = ()  # the commands the image still runs at start
+    groups: tuple[str, ...] = ()  # the groups a ``poetry install`` chose (empty: main)
 
 
 # --- the start command -------------------------------------------------------------------------
@@ -183,7 +187,7 @@ _TOOL_SELECTS = {
             "--with-requirements",
         }
     ),
-    "poetry": frozenset({"--with", "-E", "--extras", "--all-extras", "--all-groups"}),
+    "poetry": frozenset({"-E", "--extras", "--all-extras", "--all-groups"}),
     "pipenv": frozenset({"--dev", "-d", "--categories"}),
 }  # fmt: skip
 #: The options naming a tool's project folder (the working dir without them).
@@ -224,6 +228,7 @@ class _ToolStep:
     selects: tuple[str, ...] = ()
     dev: bool = False  # it installs the development packages too
     run: tuple[str, ...] = ()  # the command ``run`` runs
+    groups: tuple[str, ...] = ()  # a ``poetry install``'s groups, when not just ``main``
 
 
 def _tool_step(seg: Sequence[str]) -> _ToolStep | None:
@@ -250,17 +255,29 @@ def _tool_step(seg: Sequence[str]) -> _ToolStep | None:
     if (tool, sub) == ("uv", "sync"):
         return _ToolStep(tool, folder, selects, dev="--no-dev" not in options)
     if (tool, sub) == ("poetry", "install"):
-        only = [g for v in options.get("--only", []) for g in v.split(",")]
-        without = [g for v in options.get("--without", []) for g in v.split(",")]
-        if any(g != "main" for g in only):
-            selects += ("--only",)
-        dev = not only and "dev" not in without and "--no-dev" not in options
-        return _ToolStep(tool, folder, selects, dev=dev)
+        return _poetry_install(folder, selects, options)
     if tool == "pipenv" and (sub == "sync" or (sub == "install" and not rest)):
         return _ToolStep(tool, folder, selects)
     if tool == "pipenv" and sub == "install":
         return _ToolStep(tool, folder, (*selects, "packages named: " + " ".join(rest)))
     return None
+
+
+def _poetry_install(
+    folder: str, selects: tuple[str, ...], options: Mapping[str, list[str]]
+) -> _ToolStep:
+    """``poetry install``: the ``main`` group, or what ``--only``/``--with``/``--without``
+    choose; the development packages are noted as left out when a plain install took them."""
+
+    def named(option: str) -> list[str]:
+        return [g for v in options.get(option, []) for g in v.split(",") if g]
+
+    only, added, without = named("--only"), named("--with"), named("--without")
+    groups = tuple(g for g in dict.fromkeys(only or ["main", *added]) if g not in without)
+    dev = not only and "dev" not in (*without, *added) and "--no-dev" not in options
+    return _ToolStep(
+        "poetry", folder, selects, dev=dev, groups=() if groups == ("main",) else groups
+    )
 
 
 class _ScriptText(NamedTuple):
@@ -410,6 +427,7 @@ class _Reading:
     program: tuple[int, list[str]] | None = None
     locked: list[tuple[str, str]] = field(default_factory=list)
     selects: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
     dev_left_out: bool = False
     implicit: tuple[str, str] | None = None  # the project a `uv run` syncs on its own
     here: str = ""  # where a ``cd`` moved the script, relative to the working dir (or absolute)
@@ -449,6 +467,7 @@ class _Reading:
             dev_left_out=self.dev_left_out,
             interpreter=shell_path,
             kept=kept.commands,
+            groups=tuple(dict.fromkeys(self.groups)),
         )
 
 
@@ -562,6 +581,7 @@ def _read_tool(state: _Reading, step: _Step) -> None:
         _read_cut(state, step)
         state.locked.append((tool_step.tool, _under(state.here, tool_step.folder)))
         state.selects += tool_step.selects
+        state.groups += tool_step.groups
         state.dev_left_out = state.dev_left_out or tool_step.dev
         return
     if tool_step.folder is not None:
@@ -1015,11 +1035,14 @@ def survey(
     root: Path,
     files: Sequence[ComposeFile],
     env: Mapping[str, str],
+    services: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Survey:
     """Every service of ``files``: the Python services that install their requirements at start
     (as :class:`Finding`) and, for each other one, why it was passed over. ``env`` resolves
-    ``${VAR}`` in the compose values."""
-    services = merged_services(files)
+    ``${VAR}`` in the compose values. ``services``: the services as ``docker compose config``
+    resolves ``files`` (:mod:`wheeldock.compose.config`); without them the files are merged
+    here, ``include:`` and ``extends:`` not followed."""
+    services = merged_services(files) if services is None else services
     findings: list[Finding] = []
     passed_over: list[str] = []
     for name, svc in services.items():
@@ -1040,10 +1063,59 @@ def survey(
                     "Python)"
                 )
                 continue
-            findings.append(_finding(root, files, name, svc, start, env, str(image)))
+            finding = _finding(root, files, name, svc, start, env, str(image))
+            _require_patchable(finding, files)
         except _PassOver as exc:
             passed_over.append(f"{name} ({exc})")
+            continue
+        findings.append(finding)
     return Survey(tuple(findings), tuple(passed_over))
+
+
+def _require_patchable(finding: Finding, files: Sequence[ComposeFile]) -> None:
+    """:class:`_PassOver` when what the patch must change in the service is not in the compose
+    files init patches: the service comes from an ``include:``d file, or the keys to drop come
+    from the file its ``extends:`` names (other services may extend them too)."""
+    name = finding.service.name
+    nodes = [f.services[name] for f in files if isinstance(f.services.get(name), Mapping)]
+    if not nodes:
+        where = included_file_defining(files, name)
+        raise _PassOver(
+            f"it is defined in {where or 'a file'} that {files[0].path.name} includes "
+            f"(`include:`), which init does not patch; move the service into "
+            f"{files[0].path.name}, or describe it in {CONFIG_NAME}"
+        )
+    base = files[0].path.parent
+    inherited = [k for k in finding.drop_keys if not any(k in own_keys(node) for node in nodes)]
+    if not any(
+        volume_matches(v, (finding.source_volume,), base)
+        for node in nodes
+        if "volumes" in own_keys(node)
+        for v in node["volumes"] or []
+    ):
+        inherited.append("volumes")
+    extends = next((node["extends"] for node in nodes if "extends" in node), None)
+    if extends is None:
+        # merged in from an anchor (``<<: *common``): the patch gives the service a volumes
+        # list of its own; a working_dir left as merged is the image's own WORKDIR anyway
+        inherited = [k for k in inherited if k not in ("volumes", "working_dir")]
+    if not inherited:
+        return
+    source = _extends_source(extends, files[0].path.name)
+    keys = ", ".join(inherited)
+    raise _PassOver(
+        f"its {keys} come from {source}: init would have to change them there, where other "
+        f"services may use them; copy {keys} into the service in {files[0].path.name}"
+    )
+
+
+def _extends_source(extends: Any, here: str) -> str:
+    if isinstance(extends, Mapping):
+        file = extends.get("file") or here
+        return f"{file} (`extends: {extends.get('service')}`)"
+    if extends is not None:
+        return f"{here} (`extends: {extends}`)"
+    return f"a YAML anchor its `<<:` merges in {here}"
 
 
 def discover(
@@ -1183,6 +1255,10 @@ class _Code:
     compose_file: Path
 
 
+def _has_command(node: Any) -> bool:
+    return isinstance(node, Mapping) and ("command" in node or "entrypoint" in node)
+
+
 def _baked_variables_note(svc: Mapping[str, Any]) -> str | None:
     """A note naming the compose variables the command had, now resolved into the image."""
     raw = svc.get("command") if svc.get("command") is not None else svc.get("entrypoint")
@@ -1200,7 +1276,7 @@ def _code_of(
     name: str, svc: Mapping[str, Any], root: Path, compose_file: Path, notes: list[str]
 ) -> _Code:
     """Where the service's code is (appending a note when the working dir is inferred);
-    :class:`InvalidConfig` when its working dir is in no bind mount."""
+    :class:`_PassOver` when its working dir is in no bind mount of a project folder."""
     mounts = _mounts(svc, root)
     workdir = str(svc.get("working_dir") or "")
     if not workdir:
@@ -1209,14 +1285,41 @@ def _code_of(
         notes.append(f"working dir {workdir} (no working_dir: taken from the code mount)")
     located = _to_host(workdir, mounts)
     if located is None:
-        raise InvalidConfig(
-            f"service {name!r}: its working_dir {workdir} is not inside a bind-mounted folder of "
-            "the project, so its code cannot be found",
-            path=compose_file,
-            fix=f"mount the code (e.g. `volumes: [./app:{workdir}]`) or write wheeldock.toml by hand",
-        )
+        raise _PassOver(_unmounted_workdir(workdir, mounts, root))
     mount, workdir_host = located
     return _Code(root, tuple(mounts), workdir, mount, workdir_host, compose_file)
+
+
+def _unmounted_workdir(workdir: str, mounts: Sequence[_Mount], root: Path) -> str:
+    """Why a service whose working dir is in none of its bind mounts is passed over, and the fix:
+    its code is in the image, or in a folder wheeldock cannot see."""
+    where = (
+        "its code is not bind-mounted from the project (it is in the image, or in a named volume)"
+        if not mounts
+        else "its bind mounts ("
+        + ", ".join(f"{_shown(m, root)} at {m.target}" for m in mounts)
+        + ") do not hold it"
+    )
+    if workdir != "/":
+        fix = f"mount the code's folder there (`volumes: [./<code folder>:{workdir}]`)"
+    elif len(mounts) == 1:
+        fix = f"set `working_dir: {mounts[0].target}`"
+    elif mounts:
+        fix = "set `working_dir:` to the folder of the mount that holds the code"
+    else:
+        fix = "mount the code's folder (`volumes: [./<code folder>:/app]`), set `working_dir: /app`"
+    return (
+        f"its working_dir {workdir} is not in a bind mount: {where}; {fix}, or describe the "
+        f"service in {CONFIG_NAME}"
+    )
+
+
+def _shown(mount: _Mount, root: Path) -> str:
+    """A mount's source as the user wrote it, relative to the project (compose's own reading
+    makes it absolute)."""
+    if not mount.source.startswith("/") or not mount.host.is_relative_to(root.resolve()):
+        return mount.source
+    return "./" + mount.host.relative_to(root.resolve()).as_posix()
 
 
 def _pip_requirements(name: str, start: _Start, code: _Code, notes: list[str]) -> list[str]:
@@ -1270,6 +1373,11 @@ def _lock_requirements(start: _Start, others: Sequence[str], code: _Code, notes:
         )
     rel, note = _locked_requirements(tool, folder, code.workdir, code.mounts, code.root)
     notes.append(note)
+    if start.groups:
+        notes.append(
+            f"requirements: the lock's groups {', '.join(start.groups)}, as `poetry install "
+            f"--only {','.join(start.groups)}` installs them"
+        )
     if start.dev_left_out:
         notes.append(
             f"requirements: the development packages are left out of the image (its {tool} "
@@ -1442,14 +1550,18 @@ def _finding(
         (f for f in files if name in f.services and "image" in f.services[name]), files[0]
     )
     notes: list[str] = []
-    baked = _baked_variables_note(svc)
+    # the command as written: compose's own reading has its variables substituted already
+    written = next(
+        (f.services[name] for f in reversed(files) if _has_command(f.services.get(name))), svc
+    )
+    baked = _baked_variables_note(written)
     if baked:
         notes.append(baked)
     code = _code_of(name, svc, root, defining.path, notes)
     requirements, generated = _requirements_of(name, start, code, notes)
     constraints = [_rel(code.workdir_host / c, root) for c in start.constraints]
     closure, reqs = requirement_closure(
-        root, [*requirements, *constraints], overlay=dict(generated)
+        root, [*requirements, *constraints], overlay=dict(generated), groups=start.groups
     )
     backend = build_backend_needed(root, (f for f in closure if f not in dict(generated)))
     if backend is not None:
@@ -1487,6 +1599,7 @@ def _finding(
         source_target=code.mount.target,
         constraints=tuple(constraints),
         no_binary=start.no_binary,
+        groups=start.groups,
     )
     drop = tuple(k for k in ("command", "working_dir", "entrypoint") if k in svc)
     data = _data_mounts(svc, code, env)

@@ -104,47 +104,75 @@ class Stack:
     root: Path
     files: tuple[Path, ...]
     project: Project
+    project_name: str | None = None  # -p; None: COMPOSE_PROJECT_NAME, `name:` or the folder
 
     @classmethod
-    def load(cls, root: Path) -> Stack:
+    def load(cls, root: Path, selection: compose_mod.Selection | None = None) -> Stack:
+        """The stack in ``root``: the compose files named with ``-f`` or ``COMPOSE_FILE`` when
+        some are, else those ``init`` recorded in wheeldock.toml, else compose's defaults."""
+        selection = selection or compose_mod.Selection()
         proj = project.load(root)
-        if proj.compose_file:
-            main = root / proj.compose_file
-            if not main.is_file():
-                raise NotFound(
-                    f"the compose file {proj.compose_file} named in {project.CONFIG_NAME} is missing",
-                    path=main,
-                    fix="fix [project] compose in wheeldock.toml, or re-run `wheeldock init`",
-                )
-            files = compose_mod.find_files(root)
-            files = files if files[0] == main else (main,)
+        if compose_mod.named_files(selection.files):
+            files = compose_mod.find_files(root, selection.files)
+        elif proj.compose_file:
+            for rel in proj.compose_files:
+                if not (root / rel).is_file():
+                    raise NotFound(
+                        f"the compose file {rel} named in {project.CONFIG_NAME} is missing",
+                        path=root / rel,
+                        fix="fix [project] compose in wheeldock.toml, or re-run `wheeldock init`",
+                    )
+            files = tuple(root / rel for rel in proj.compose_files)
+            defaults = compose_mod.default_files(root)
+            if not proj.compose_overrides and defaults[:1] == files:
+                files = defaults  # with its override file, as compose adds it
         else:
             files = compose_mod.find_files(root)
         own = root / override_mod.PATH
-        return cls(root, (*files, own) if own.is_file() else tuple(files), proj)
+        return cls(
+            root,
+            (*files, own) if own.is_file() else tuple(files),
+            proj,
+            selection.project_name,
+        )
 
     def adapted(self, facts: override_mod.EngineFacts, ca: Path | None) -> Stack:
         """This stack with wheeldock's override rewritten for ``facts`` and ``ca`` (from the
         user's files alone, so an earlier override never feeds the next)."""
         own = self.root / override_mod.PATH
-        users = Stack(self.root, tuple(f for f in self.files if f != own), self.project)
+        users = Stack(
+            self.root, tuple(f for f in self.files if f != own), self.project, self.project_name
+        )
         config = users.config()
         services = self.project.services
         data = override_mod.override(
             config, services, facts, ca=ca, owners=override_mod.owners(config, services)
         )
         path = override_mod.write(self.root, data)
-        return Stack(self.root, (*users.files, path) if path else users.files, self.project)
+        return Stack(
+            self.root,
+            (*users.files, path) if path else users.files,
+            self.project,
+            self.project_name,
+        )
+
+    @property
+    def project_dir(self) -> Path:
+        """Compose's project directory, against which the files' relative paths are read:
+        the first compose file's folder (the project folder, unless the file is in a
+        subfolder such as ``docker/compose.yml``)."""
+        return self.files[0].parent
 
     def compose(
         self, *args: str, check: bool = True, capture: bool = True, timeout: float | None = None
     ) -> process.Result:
         return engine.compose(
-            self.root,
+            self.project_dir,
             "--ansi",
             "never",
             *args,
             files=self.files,
+            project_name=self.project_name,
             check=check,
             capture=capture,
             timeout=timeout,
@@ -168,7 +196,7 @@ class Stack:
             self.config(), names, target, bases_for=foreign.engine_bases(progress), builds=builds
         )
         path = foreign.write_override(self.root / ".wheeldock", data, target)
-        return Stack(self.root, (*self.files, path), self.project)
+        return Stack(self.root, (*self.files, path), self.project, self.project_name)
 
     def config(self) -> dict[str, Any]:
         """``docker compose config`` as JSON: variables resolved with the current environment."""
@@ -260,25 +288,25 @@ def up(
     timeouts: Timeouts = Timeouts(),
     progress: Callable[[str], None] = lambda message: None,
     platform: Target | None = None,
-    binfmt_dir: Path | None = None,
     ca_cert: Path | None = None,
+    selection: compose_mod.Selection | None = None,
 ) -> UpReport:
     """Build (unless ``build`` is false), start and wait for ``names`` (default: all services).
 
     ``platform``: build and run for that platform; one this machine cannot run (no qemu-user
-    binfmt handler for it) is refused before anything else happens (``binfmt_dir``: where the
-    handlers are registered, /proc/sys/fs/binfmt_misc). ``ca_cert``: the proxy CA for builds
+    binfmt handler for it in :data:`wheeldock.platforms.BINFMT_DIR`) is refused before anything
+    else happens. ``ca_cert``: the proxy CA for builds
     (default: ``SSL_CERT_FILE``, ``PIP_CERT`` or ``REQUESTS_CA_BUNDLE``)."""
     emulated = False
     if platform is not None:
         from wheeldock import platforms  # the bases' module: only when asked
         from wheeldock.compose import foreign
 
-        foreign.require_runnable(platform, binfmt_dir=binfmt_dir or platforms.BINFMT_DIR)
+        foreign.require_runnable(platform, binfmt_dir=platforms.BINFMT_DIR)
         emulated = platforms.needs_emulation(platform)
     engine.require()
     facts = override_mod.engine_facts()
-    stack = Stack.load(root).adapted(facts, ca_mod.find(ca_cert))
+    stack = Stack.load(root, selection).adapted(facts, ca_mod.find(ca_cert))
     services = stack.project.select(tuple(names))
     if platform is not None:
         stack = stack.for_platform(
@@ -422,9 +450,11 @@ def _tail(text: str, lines: int = LOG_TAIL) -> str:
 # --- down / status / logs ----------------------------------------------------------------------
 
 
-def down(root: Path, *, volumes: bool = False) -> None:
+def down(
+    root: Path, *, volumes: bool = False, selection: compose_mod.Selection | None = None
+) -> None:
     engine.require()
-    stack = Stack.load(root)
+    stack = Stack.load(root, selection)
     args = ["down", "--remove-orphans"] + (["--volumes"] if volumes else [])
     stack.compose(*args, timeout=300)
 
@@ -440,9 +470,11 @@ class ServiceStatus:
     probe_detail: str
 
 
-def status(root: Path, names: Sequence[str] = ()) -> tuple[ServiceStatus, ...]:
+def status(
+    root: Path, names: Sequence[str] = (), *, selection: compose_mod.Selection | None = None
+) -> tuple[ServiceStatus, ...]:
     engine.require()
-    stack = Stack.load(root)
+    stack = Stack.load(root, selection)
     services = stack.project.select(tuple(names))
     config = stack.config()
     ids = stack.container_ids([s.name for s in services])
@@ -489,11 +521,16 @@ def _status_outcome(p: health.Probe, state: Mapping[str, Any]) -> health.Outcome
 
 
 def logs(
-    root: Path, names: Sequence[str] = (), *, tail: int | None = None, follow: bool = False
+    root: Path,
+    names: Sequence[str] = (),
+    *,
+    tail: int | None = None,
+    follow: bool = False,
+    selection: compose_mod.Selection | None = None,
 ) -> None:
     """Stream ``docker compose logs`` to the terminal."""
     engine.require()
-    stack = Stack.load(root)
+    stack = Stack.load(root, selection)
     stack.project.select(tuple(names))  # unknown names fail here, with the known ones listed
     args = ["logs", "--no-color"]
     if tail is not None:

@@ -108,11 +108,14 @@ class LockInputs:
     python: str
     constraints: tuple[str, ...] = ()
     no_binary: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()  # a Poetry lock's groups (empty: main)
 
     @property
     def digest(self) -> str:
         h = hashlib.sha256(_FORMAT.encode())
         parts = (self.platform, self.python, *self.top, "-c", *self.constraints, "--no-binary")
+        if self.groups:  # absent from the digest of the locks written before groups were read
+            parts = (*parts, "--groups", *self.groups, "--no-binary")
         for part in (*parts, *self.no_binary):
             h.update(b"\0" + part.encode())
         for name, sha in self.files:
@@ -129,6 +132,7 @@ def inputs_for(root: Path, svc: Service, platform: str) -> LockInputs:
         python=svc.python,
         constraints=svc.constraints,
         no_binary=svc.no_binary,
+        groups=svc.groups,
     )
 
 
@@ -140,6 +144,7 @@ def collect_inputs(
     python: str,
     constraints: Sequence[str] = (),
     no_binary: Sequence[str] = (),
+    groups: Sequence[str] = (),
 ) -> LockInputs:
     """Read the requirement files (and what they include) under ``root``; pure but for reads.
 
@@ -179,6 +184,7 @@ def collect_inputs(
         python=python,
         constraints=tuple(_relative(root, root / c) for c in constraints),
         no_binary=tuple(sorted(no_binary)),
+        groups=tuple(groups),
     )
 
 
@@ -359,7 +365,8 @@ def compile_lock(root: Path, inputs: LockInputs, dest: Path, *, upgrade: bool = 
             if project_lock(rel) is not None:
                 # uv pip reads no project lock: it gets the lock's pins, which resolve to themselves
                 exported = dest.with_name(f".{dest.name}.export.txt")
-                atomic_write_text(exported, "\n".join(locked_requirements(root / rel)) + "\n")
+                pins = locked_requirements(root / rel, inputs.groups)
+                atomic_write_text(exported, "\n".join(pins) + "\n")
                 argv.append(_relative(root, exported))
             else:
                 argv.append(rel)
@@ -662,7 +669,7 @@ def pinned_requirements(root: Path, inputs: LockInputs) -> dict[str, _Pin]:
     for rel, _ in inputs.files:
         if rel in projects:
             continue  # read with its lock file: the lock holds the pins
-        for number, raw in enumerate(_pins_text(root, rel).splitlines(), 1):
+        for number, raw in enumerate(_pins_text(root, rel, inputs.groups).splitlines(), 1):
             line = _requirement_line(raw, f"{rel}:{number}")
             pinned = _line_pin(line, f"{rel}:{number}", env) if line else None
             if pinned is not None:
@@ -672,12 +679,12 @@ def pinned_requirements(root: Path, inputs: LockInputs) -> dict[str, _Pin]:
     return pins
 
 
-def _pins_text(root: Path, rel: str) -> str:
+def _pins_text(root: Path, rel: str, groups: Sequence[str] = ()) -> str:
     """The requirement lines of an input file: a lock file's pinned lines (markers and all),
     a requirements file's with its continued lines joined."""
     path = root / rel
     if project_lock(rel) is not None:
-        return "\n".join(locked_requirements(path))
+        return "\n".join(locked_requirements(path, groups))
     if path.suffix == ".toml":
         raise NotFastLockable(f"{rel} is a pyproject.toml")
     return read_text(path).replace("\\\n", " ")

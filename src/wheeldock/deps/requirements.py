@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wheeldock.deps import poetry
 from wheeldock.edges.fsutil import read_text
 from wheeldock.errors import InvalidConfig
 
@@ -113,13 +114,14 @@ def project_lock(rel: str) -> ProjectLock | None:
     return next((kind for kind in LOCK_FILES if kind.filename == name), None)
 
 
-def locked_requirements(path: Path) -> tuple[str, ...]:
+def locked_requirements(path: Path, groups: Sequence[str] = ()) -> tuple[str, ...]:
     """The packages a project's lock file installs, as pinned requirement lines
     (``name==version`` and the marker the lock gives it), the project itself left out (it runs
     from its source). What each tool installs without its development packages:
 
     - ``uv.lock``: ``uv export`` (uv's own reading, no network) of ``uv sync --no-dev``;
-    - ``poetry.lock`` (Poetry 2): the packages of the ``main`` group;
+    - ``poetry.lock``: the packages of the ``main`` group, or of ``groups`` when given (what
+      ``poetry install --only <groups>`` installs; :mod:`wheeldock.deps.poetry`);
     - ``Pipfile.lock``: its ``default`` packages.
     """
     kind = project_lock(path.name)
@@ -132,8 +134,15 @@ def locked_requirements(path: Path) -> tuple[str, ...]:
             fix=f"keep the project's {kind.manifest} next to its {kind.filename} "
             f"({kind.tool} needs both)",
         )
+    if groups and kind.tool != "poetry":
+        raise InvalidConfig(
+            f"groups ({', '.join(groups)}) are chosen for a {kind.filename}, and wheeldock "
+            "selects groups in Poetry locks only",
+            path=path,
+            fix="remove `groups` from the service in wheeldock.toml",
+        )
     content = path.read_bytes() + b"\0" + manifest.read_bytes()
-    lines = _exported(kind.tool, path, content)
+    lines = _exported(kind.tool, path, manifest, content, tuple(groups))
     local = [
         line for line in lines if line.startswith(("-e ", ".", "/")) or " @ " in line.split(";")[0]
     ]
@@ -149,12 +158,16 @@ def locked_requirements(path: Path) -> tuple[str, ...]:
 
 
 @cache
-def _exported(tool: str, path: Path, content: bytes) -> tuple[str, ...]:
-    """What ``tool``'s lock at ``path`` installs, its bytes (and its manifest's) being
-    ``content``: a function of that content, so it is kept by it and cannot go stale (a lock
-    or manifest edited since is another key). Not kept when the reader raises."""
-    reader = {"uv": _uv_export, "poetry": _poetry_main, "pipenv": _pipfile_default}
-    return reader[tool](path)
+def _exported(
+    tool: str, path: Path, manifest: Path, content: bytes, groups: tuple[str, ...]
+) -> tuple[str, ...]:
+    """What ``tool``'s lock at ``path`` installs (``groups`` of a Poetry lock: main by
+    default), its bytes (and its manifest's) being ``content``: a function of that content, so
+    it is kept by it and cannot go stale (a lock or manifest edited since is another key). Not
+    kept when the reader raises."""
+    if tool == "poetry":
+        return poetry.locked_pins(path, manifest, groups or ("main",))
+    return {"uv": _uv_export, "pipenv": _pipfile_default}[tool](path)
 
 
 def _uv_export(path: Path) -> tuple[str, ...]:
@@ -183,43 +196,6 @@ def _uv_export(path: Path) -> tuple[str, ...]:
             fix="run `uv lock` in the project's folder, and keep uv.lock with its pyproject.toml",
         ) from exc
     return tuple(line.strip() for line in out.splitlines() if line.strip())
-
-
-def _poetry_main(path: Path) -> tuple[str, ...]:
-    """Poetry 2 writes each package's groups and the marker it is installed under into the
-    lock, so its main group is read without Poetry (which takes seconds to start)."""
-    import tomllib
-
-    try:
-        data = tomllib.loads(read_text(path))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidConfig(f"not valid TOML ({exc})", path=path, fix="run `poetry lock`") from exc
-    packages = data.get("package")
-    if not isinstance(packages, list) or not all(
-        isinstance(p, dict) and "groups" in p for p in packages
-    ):
-        version = (data.get("metadata") or {}).get("lock-version", "?")
-        raise InvalidConfig(
-            f"a Poetry lock without the groups of its packages (lock-version {version}, "
-            "written by Poetry 1)",
-            path=path,
-            fix="lock it again with Poetry 2 (`poetry lock`): its locks say which group each "
-            "package belongs to",
-        )
-    lines = []
-    for pkg in packages:
-        if "main" not in pkg["groups"]:
-            continue
-        source = pkg.get("source") or {}
-        if source.get("type") in ("directory", "file", "git", "url"):
-            lines.append(f"{pkg['name']} @ {source.get('url', '?')}")
-            continue
-        marker = pkg.get("markers")
-        if isinstance(marker, dict):
-            marker = marker.get("main")
-        line = f"{pkg['name']}=={pkg['version']}"
-        lines.append(f"{line} ; {marker}" if marker else line)
-    return tuple(lines)
 
 
 def _pipfile_default(path: Path) -> tuple[str, ...]:
@@ -275,6 +251,7 @@ def requirement_closure(
     *,
     parse: bool = True,
     overlay: Mapping[str, str] | None = None,
+    groups: Sequence[str] = (),
 ) -> tuple[tuple[str, ...], tuple[Requirement, ...]]:
     """Every file the requirement ``files`` read (``-r``/``-c`` followed, relative to the file
     that names them) and every requirement in them. Paths relative to ``root``, in reading order.
@@ -284,8 +261,9 @@ def requirement_closure(
     ``parse=False`` collects only the files (no requirement is parsed, and packaging's parser,
     slow to import, is not loaded: a build checking its lock's freshness needs only the files).
     ``overlay`` holds the text of files not written yet (``init`` plans before it writes).
+    ``groups``: the groups a Poetry lock among them installs (empty: its ``main`` group).
     """
-    closure = _Closure(root, parse, overlay or {})
+    closure = _Closure(root, parse, overlay or {}, tuple(groups))
     for f in files:
         closure.visit(f, None)
     return tuple(closure.seen), tuple(closure.reqs)
@@ -298,6 +276,7 @@ class _Closure:
     root: Path
     parse: bool
     pending: Mapping[str, str]  # the text of files not written yet
+    groups: tuple[str, ...]  # a Poetry lock's groups (empty: main)
     seen: list[str] = field(default_factory=list)
     reqs: list[Requirement] = field(default_factory=list)
 
@@ -326,7 +305,7 @@ class _Closure:
             beside = relative(path.parent / kind.manifest, self.root)
             if beside not in self.seen:
                 self.seen.append(beside)
-            lines: Iterable[str] = locked_requirements(path) if self.parse else ()
+            lines: Iterable[str] = locked_requirements(path, self.groups) if self.parse else ()
             for line in lines:
                 self.add(line, path, 0)
         elif path.suffix == ".toml":

@@ -181,12 +181,22 @@ def compose(
     capture: bool = True,
     timeout: float | None = None,
     env: Mapping[str, str] | None = None,
+    input: bytes | None = None,
 ) -> process.Result:
-    """Run ``docker compose`` for the project in ``project_dir``."""
+    """Run ``docker compose`` for the project in ``project_dir`` (``input``: its stdin, the
+    text of a file named ``-``)."""
     argv: list[str] = ["compose", "--project-directory", str(project_dir)]
     for f in files:
         argv += ["-f", str(f)]
     if project_name:
         argv += ["-p", project_name]
     argv += list(args)
-    return docker(*argv, cwd=project_dir, check=check, capture=capture, timeout=timeout, env=env)
+    return docker(
+        *argv,
+        cwd=project_dir,
+        check=check,
+        capture=capture,
+        timeout=timeout,
+        env=env,
+        input=input,
+    )

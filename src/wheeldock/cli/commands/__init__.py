@@ -72,7 +72,7 @@ def add_json(parser: argparse.ArgumentParser, what: str | None = None) -> None:
 
 
 #: Global options that take a value (so their value is not taken for the command name).
-_VALUED_GLOBALS = {"-C"}
+_VALUED_GLOBALS = {"-C", "-f", "--file", "-p", "--project-name"}
 
 
 def chosen_command(argv: Sequence[str]) -> str | None:

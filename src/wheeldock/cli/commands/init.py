@@ -78,7 +78,7 @@ def handle(args: argparse.Namespace) -> int:
 
     no_binary = tuple(n.strip() for n in args.no_binary.split(",") if n.strip())
     with status("finding the Python services and the libraries their wheels need", quiet=args.json):
-        p = init.plan(root, ca_cert=args.ca_cert, no_binary=no_binary)
+        p = init.plan(root, ca_cert=args.ca_cert, no_binary=no_binary, selection=args.compose)
     written: tuple[str, ...] = ()
     if not args.dry_run and not p.nothing_to_do:
         written = init.apply(p).written

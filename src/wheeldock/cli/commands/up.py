@@ -102,6 +102,7 @@ def handle_up(args: argparse.Namespace) -> int:
                 timeouts=timeouts,
                 platform=target,
                 ca_cert=args.ca_cert,
+                selection=args.compose,
                 progress=lambda message: (
                     err_console.print(f"[dim]… {message}[/]") if not args.json else None
                 ),
@@ -152,7 +153,7 @@ def handle_up(args: argparse.Namespace) -> int:
 
 
 def handle_down(args: argparse.Namespace) -> int:
-    up.down(args.project, volumes=args.volumes)
+    up.down(args.project, volumes=args.volumes, selection=args.compose)
     if args.json:
         print_json({"ok": True})
     else:
@@ -161,7 +162,7 @@ def handle_down(args: argparse.Namespace) -> int:
 
 
 def handle_status(args: argparse.Namespace) -> int:
-    rows = up.status(args.project, args.services)
+    rows = up.status(args.project, args.services, selection=args.compose)
     if args.json:
         print_json({"services": list(rows)})
         return 0 if all(r.probe_ok for r in rows) else 1
@@ -176,5 +177,5 @@ def handle_status(args: argparse.Namespace) -> int:
 
 
 def handle_logs(args: argparse.Namespace) -> int:
-    up.logs(args.project, args.services, tail=args.tail, follow=args.follow)
+    up.logs(args.project, args.services, tail=args.tail, follow=args.follow, selection=args.compose)
     return 0
