@@ -517,3 +517,47 @@ def test_a_local_sdist_with_static_metadata_is_accepted_but_never_built_on_the_h
     with pytest.raises(WheeldockError, match="pip would build a project on this host"):
         init.host_wheelhouse(tmp_path / "p", svc)
     assert ran == []
+
+
+def _link_compose(root: Path) -> Path:
+    """Make ``compose.yaml`` a relative symbolic link to ``deploy/compose.yaml``; the real file."""
+    real = root / "deploy" / "compose.yaml"
+    real.parent.mkdir()
+    (root / "compose.yaml").rename(real)
+    (root / "compose.yaml").symlink_to("deploy/compose.yaml")
+    return real
+
+
+def test_a_symlinked_compose_file_is_patched_through_the_link_and_revert_keeps_the_link(
+    stack_copy: MakeStack,
+) -> None:
+    stack = stack_copy("flask")
+    link = stack.root / "compose.yaml"
+    real = _link_compose(stack.root)
+    original = real.read_bytes()
+    assert stack.run("init") == 0
+    assert link.is_symlink() and os.readlink(link) == "deploy/compose.yaml"
+    assert "dockerfile: Dockerfile.web" in real.read_text()
+    assert (stack.root / init.BACKUP_DIR / "files" / "compose.yaml").read_bytes() == original
+    assert stack.run("init") == 0  # planned from the backup: the same bytes again
+    assert "dockerfile: Dockerfile.web" in real.read_text()
+    assert stack.run("init", "--revert") == 0
+    assert link.is_symlink() and os.readlink(link) == "deploy/compose.yaml"
+    assert real.read_bytes() == original
+    assert not (stack.root / "Dockerfile.web").exists()
+
+
+def test_revert_makes_the_link_again_when_the_compose_file_was_replaced_by_a_copy(
+    stack_copy: MakeStack,
+) -> None:
+    stack = stack_copy("flask")
+    link = stack.root / "compose.yaml"
+    real = _link_compose(stack.root)
+    original = real.read_bytes()
+    assert stack.run("init") == 0
+    patched = real.read_bytes()
+    link.unlink()
+    link.write_bytes(patched)  # an editor that saves a regular file over the link
+    assert stack.run("init", "--revert") == 0
+    assert link.is_symlink() and os.readlink(link) == "deploy/compose.yaml"
+    assert real.read_bytes() == original

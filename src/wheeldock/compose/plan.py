@@ -4,8 +4,10 @@
 computes every file's desired bytes without writing anything. :func:`apply` writes them: the
 originals first into ``.wheeldock/backup/`` with a manifest holding the sha256 of every file it
 wrote, then each file atomically, restoring the ones already written if a later one fails.
-:func:`revert` puts the originals back byte for byte and deletes what init created, refusing
-where a file was edited since init wrote it (unless forced).
+A file that is a symbolic link (a compose file kept elsewhere) is written through: the link
+stays, and the manifest records where it pointed. :func:`revert` puts the originals back byte
+for byte (a link as the link it was) and deletes what init created, refusing where a file was
+edited since init wrote it (unless forced).
 
 Planning always starts from the *original* compose files (the backup once there is one), so
 running ``init`` again computes the same bytes and changes nothing.
@@ -94,15 +96,19 @@ class Manifest:
 
     originals: Mapping[str, str | None]  # path -> sha256 of the original (None: did not exist)
     written: Mapping[str, str]  # path -> sha256 of the bytes init wrote
+    #: path -> where it pointed, for originals that were symbolic links (init writes through them)
+    links: Mapping[str, str] = field(default_factory=dict)
 
     def dumps(self) -> str:
-        files = {
+        files: dict[str, dict[str, str | None]] = {
             path: {
                 "original_sha256": self.originals.get(path),
                 "written_sha256": self.written[path],
             }
             for path in sorted(self.written)
         }
+        for path, link in self.links.items():
+            files[path]["original_symlink"] = link
         return json.dumps({"version": 1, "files": files}, indent=2) + "\n"
 
     @classmethod
@@ -115,6 +121,9 @@ class Manifest:
             return cls(
                 originals={p: f["original_sha256"] for p, f in files.items()},
                 written={p: f["written_sha256"] for p, f in files.items()},
+                links={
+                    p: f["original_symlink"] for p, f in files.items() if "original_symlink" in f
+                },
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidConfig(
@@ -662,12 +671,30 @@ def _back_up_originals(
     return originals, new_backups
 
 
+def _through_link(path: Path) -> Path:
+    """Where writing ``path`` must go: the file a symbolic link points to (so the link stays a
+    link), else ``path`` itself."""
+    return path.resolve() if path.is_symlink() else path
+
+
+def _links(p: InitPlan, manifest: Manifest | None) -> dict[str, str]:
+    """The originals that are symbolic links, and where they point: those an earlier init
+    recorded, and the ones found now among the files backed up for the first time."""
+    links = dict(manifest.links) if manifest is not None else {}
+    before = manifest.originals if manifest is not None else {}
+    for rel, data in p.originals.items():
+        path = p.root / rel
+        if rel not in before and data is not None and path.is_symlink():
+            links[rel] = os.readlink(path)
+    return links
+
+
 def _write_change(root: Path, change: FileChange) -> None:
     target = root / change.path
     if change.desired is None:
         target.unlink(missing_ok=True)
     else:
-        atomic_write_bytes(target, change.desired)
+        atomic_write_bytes(_through_link(target), change.desired)
 
 
 def _undo_changes(root: Path, done: Sequence[FileChange]) -> None:
@@ -678,7 +705,7 @@ def _undo_changes(root: Path, done: Sequence[FileChange]) -> None:
             if change.current is None:
                 target.unlink(missing_ok=True)
             else:
-                atomic_write_bytes(target, change.current)
+                atomic_write_bytes(_through_link(target), change.current)
         except OSError:
             log.error("could not restore %s after a failed init", target)
 
@@ -692,6 +719,7 @@ def apply(p: InitPlan) -> ApplyResult:
     root = p.root
     _check_writable(root)
     manifest = Manifest.read(root)
+    links = _links(p, manifest)
     originals, new_backups = _back_up_originals(p, manifest)
     written: list[str] = []
     done: list[FileChange] = []
@@ -705,7 +733,7 @@ def apply(p: InitPlan) -> ApplyResult:
         hashes = {c.path: sha256(c.desired) for c in p.changes if c.desired is not None}
         if manifest is not None:  # files written by an earlier init and not planned now
             hashes = {**{k: v for k, v in manifest.written.items() if k not in hashes}, **hashes}
-        atomic_write_text(root / MANIFEST, Manifest(originals, hashes).dumps())
+        atomic_write_text(root / MANIFEST, Manifest(originals, hashes, links).dumps())
     except BaseException:
         _undo_changes(root, done)
         if manifest is None:
@@ -773,10 +801,9 @@ def revert(root: Path, *, force: bool = False) -> RevertResult:
     for rel in sorted(set(manifest.written) | set(manifest.originals)):
         target = root / rel
         if rel in restore:
-            if _read(target) != restore[rel]:
-                atomic_write_bytes(target, restore[rel])
+            if _restore(target, restore[rel], manifest.links.get(rel)):
                 restored.append(rel)
-        elif target.exists():
+        elif target.exists() or target.is_symlink():
             target.unlink()
             removed.append(rel)
     _remove_tree(root / BACKUP_DIR)
@@ -784,6 +811,37 @@ def revert(root: Path, *, force: bool = False) -> RevertResult:
     if state.is_dir() and not any(state.iterdir()):
         state.rmdir()
     return RevertResult(tuple(restored), tuple(removed), tuple(sorted(edited)))
+
+
+def _restore(target: Path, data: bytes, link: str | None) -> bool:
+    """Put ``target`` back as it was: ``data`` in a regular file, or, when it was a symbolic
+    link to ``link``, that link (made again if it was replaced) with ``data`` in the file it
+    points to. Whether anything changed."""
+    if link is None:
+        if _read(target) == data and not target.is_symlink():
+            return False
+        atomic_write_bytes(target, data)
+        return True
+    changed = False
+    if not (target.is_symlink() and os.readlink(target) == link):
+        _replace_with_link(target, link)
+        changed = True
+    if _read(target) != data:
+        atomic_write_bytes(target.resolve(), data)
+        changed = True
+    return changed
+
+
+def _replace_with_link(target: Path, link: str) -> None:
+    """Make ``target`` a symbolic link to ``link`` in one step (a new link renamed over it)."""
+    temp = target.with_name(f".{target.name}.wheeldock-link")
+    temp.unlink(missing_ok=True)
+    os.symlink(link, temp)
+    try:
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def _remove_tree(path: Path) -> None:
