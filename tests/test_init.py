@@ -387,9 +387,59 @@ def test_runtime_packages_fall_back_to_the_table_without_the_libs_module(
     )
 
 
-def test_cli_refuses_force_without_revert(stack_copy: MakeStack) -> None:
+def test_a_dockerfile_init_did_not_write_is_named_and_replaced_only_with_force(
+    stack_copy: MakeStack, capsys: pytest.CaptureFixture[str]
+) -> None:
     stack = stack_copy("flask")
-    assert cli.main(["-C", str(stack.root), "init", "--force"]) == 2
+    mine = stack.root / "Dockerfile.web"
+    mine.write_text("FROM python:3.11-slim\n# my own build\n")
+    before = snapshot(stack.root)
+    backup = f"{init.BACKUP_DIR}/files/Dockerfile.web"
+
+    assert stack.run("init", "--dry-run", "--json") == 0
+    files = {f["path"]: f for f in json.loads(capsys.readouterr().out)["files"]}
+    assert files["Dockerfile.web"]["action"] == "update"
+    assert "yours" in files["Dockerfile.web"]["note"] and backup in files["Dockerfile.web"]["note"]
+
+    assert stack.run("init") == 1
+    out, err = capsys.readouterr()
+    assert "Dockerfile.web" in out and "yours" in out  # the files table, shown before refusing
+    assert "Dockerfile.web is yours (init did not write it)" in err and backup in err
+    assert "Dockerfile.web: yours (init did not write it), and init would replace it" in err
+    assert "wheeldock init --force" in err and "Traceback" not in err
+    assert snapshot(stack.root) == before  # refused: nothing written
+
+    assert stack.run("init", "--force") == 0
+    assert "FROM python:3.11-slim\n# my own build" not in mine.read_text()
+    assert (stack.root / backup).read_text() == "FROM python:3.11-slim\n# my own build\n"
+    assert stack.run("init") == 0  # init's own file now: no refusal
+    assert stack.run("init", "--revert") == 0
+    assert snapshot(stack.root) == before
+
+
+def test_a_services_own_build_section_is_named_as_replaced_with_its_backup(
+    stack_copy: MakeStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = stack_copy("flask")
+    compose_file = stack.root / "compose.yaml"
+    text = compose_file.read_text()
+    compose_file.write_text(
+        text.replace("    working_dir: /app\n", "    build: ./web\n    working_dir: /app\n")
+    )
+    before = snapshot(stack.root)
+    assert stack.run("init", "--dry-run", "--json") == 0
+    files = {f["path"]: f for f in json.loads(capsys.readouterr().out)["files"]}
+    assert files["compose.yaml"]["note"] == (
+        f"the build: section of web is replaced; the original is kept in {init.BACKUP_DIR}"
+        "/files/compose.yaml"
+    )
+    assert files["Dockerfile.web"]["note"] == ""  # a new file: nothing of the user's replaced
+    assert stack.run("init") == 0
+    out = capsys.readouterr().out  # the files table: its note column may wrap
+    assert "build:" in out and "replaced" in out
+    assert "dockerfile: Dockerfile.web" in compose_file.read_text()
+    assert stack.run("init", "--revert") == 0
+    assert snapshot(stack.root) == before
 
 
 def test_a_curl_healthcheck_is_replaced_by_the_python_check(stack_copy: MakeStack) -> None:

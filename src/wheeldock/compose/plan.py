@@ -76,6 +76,8 @@ class FileChange:
     current: bytes | None
     desired: bytes | None
     note: str = ""
+    #: the user's own file (init did not write it), which init replaces only when forced
+    user_file: bool = False
 
     @property
     def changed(self) -> bool:
@@ -423,10 +425,17 @@ def plan(
         originals[DOCKERIGNORE] = ignore_original
 
     change = _compose_patch(settled.findings, name, ca)
+    notes: dict[str, str] = {}
     for i, f in enumerate(files):
         rel = compose_paths[i].relative_to(root).as_posix()
         text = compose.patch(f, change, primary=i == 0)
         desired[rel] = ("compose", text.encode())
+        replaced = _replaced_builds(f, text)
+        if replaced:
+            notes[rel] = (
+                f"the build: section of {', '.join(replaced)} is replaced; the original is kept "
+                f"in {BACKUP_DIR}/files/{rel}"
+            )
 
     desired[project.CONFIG_NAME] = ("config", _config_bytes(root, proj, existing))
 
@@ -436,6 +445,12 @@ def plan(
     changes = [
         _file_change(root, rel, kind, data, manifest, warnings)
         for rel, (kind, data) in desired.items()
+    ]
+    changes = [
+        replace(c, note="; ".join(filter(None, (c.note, notes[c.path]))))
+        if c.changed and c.path in notes
+        else c
+        for c in changes
     ]
     return InitPlan(
         root=root,
@@ -530,6 +545,19 @@ def _check_generated(root: Path, rel: str, text: str, manifest: Manifest | None)
         )
 
 
+def _replaced_builds(original: compose.ComposeFile, patched: str) -> list[str]:
+    """The services of ``original`` whose own ``build:`` section the patched text replaces."""
+    after = compose.parse(patched, original.path).services
+    return [
+        name
+        for name, svc in original.services.items()
+        if isinstance(svc, dict)
+        and "build" in svc
+        and isinstance(after.get(name), dict)
+        and after[name].get("build") != svc["build"]
+    ]
+
+
 def _config_bytes(root: Path, proj: Project, existing: Project | None) -> bytes:
     """``wheeldock.toml`` for ``proj``; the user's file as it is when the settings are the same
     (its formatting kept)."""
@@ -562,12 +590,21 @@ def _file_change(
         and sha256(current) != manifest.written[rel]
         and kind != "config"
     )
+    ours = manifest is not None and rel in manifest.written
     if edited and current != data:
         note = "edited since init wrote it: kept (delete it and re-run init to regenerate)"
         warnings.append(f"{rel} was edited since init wrote it; kept as it is")
         desired = current
-    elif current is None and manifest is not None and rel in manifest.written:
+    elif current is None and ours:
         note = "recreated (it had been deleted)"
+    elif kind == "dockerfile" and current is not None and current != data and not ours:
+        backup = f"{BACKUP_DIR}/files/{rel}"
+        note = f"yours (init did not write it): replaced only with --force; kept in {backup}"
+        warnings.append(
+            f"{rel} is yours (init did not write it): init replaces it only with --force, "
+            f"keeping the original in {backup}"
+        )
+        return FileChange(rel, kind, current, desired, note, user_file=True)
     return FileChange(rel, kind, current, desired, note)
 
 
@@ -710,13 +747,25 @@ def _undo_changes(root: Path, done: Sequence[FileChange]) -> None:
             log.error("could not restore %s after a failed init", target)
 
 
-def apply(p: InitPlan) -> ApplyResult:
+def apply(p: InitPlan, *, force: bool = False) -> ApplyResult:
     """Write the plan: backups and manifest first, then each changed file atomically.
 
-    If a write fails, files already written are put back as they were and the error is raised:
-    no user file is left half-changed.
+    A ``Dockerfile.<service>`` the user wrote (init did not) is replaced only with ``force``
+    (its original backed up like the others); without, :class:`InvalidConfig` naming each and
+    nothing is written. If a write fails, files already written are put back as they were and
+    the error is raised: no user file is left half-changed.
     """
     root = p.root
+    yours = [c.path for c in p.changes if c.user_file and c.changed]
+    if yours and not force:
+        raise InvalidConfig(
+            f"{', '.join(yours)}: yours (init did not write it), and init would replace it with "
+            "its own; nothing was changed",
+            path=root / yours[0],
+            fix="rename it (and point the service's build: at it yourself), or run "
+            f"`wheeldock init --force` to replace it (the original is kept in {BACKUP_DIR}/files "
+            "and `wheeldock init --revert` puts it back)",
+        )
     _check_writable(root)
     manifest = Manifest.read(root)
     links = _links(p, manifest)
