@@ -389,9 +389,59 @@ def test_runtime_packages_fall_back_to_the_table_without_the_libs_module(
     )
 
 
-def test_cli_refuses_force_without_revert(stack_copy: MakeStack) -> None:
+def test_a_dockerfile_init_did_not_write_is_named_and_replaced_only_with_force(
+    stack_copy: MakeStack, capsys: pytest.CaptureFixture[str]
+) -> None:
     stack = stack_copy("flask")
-    assert cli.main(["-C", str(stack.root), "init", "--force"]) == 2
+    mine = stack.root / "Dockerfile.web"
+    mine.write_text("FROM python:3.11-slim\n# my own build\n")
+    before = snapshot(stack.root)
+    backup = f"{init.BACKUP_DIR}/files/Dockerfile.web"
+
+    assert stack.run("init", "--dry-run", "--json") == 0
+    files = {f["path"]: f for f in json.loads(capsys.readouterr().out)["files"]}
+    assert files["Dockerfile.web"]["action"] == "update"
+    assert "yours" in files["Dockerfile.web"]["note"] and backup in files["Dockerfile.web"]["note"]
+
+    assert stack.run("init") == 1
+    out, err = capsys.readouterr()
+    assert "Dockerfile.web" in out and "yours" in out  # the files table, shown before refusing
+    assert "Dockerfile.web is yours (init did not write it)" in err and backup in err
+    assert "Dockerfile.web: yours (init did not write it), and init would replace it" in err
+    assert "wheeldock init --force" in err and "Traceback" not in err
+    assert snapshot(stack.root) == before  # refused: nothing written
+
+    assert stack.run("init", "--force") == 0
+    assert "FROM python:3.11-slim\n# my own build" not in mine.read_text()
+    assert (stack.root / backup).read_text() == "FROM python:3.11-slim\n# my own build\n"
+    assert stack.run("init") == 0  # init's own file now: no refusal
+    assert stack.run("init", "--revert") == 0
+    assert snapshot(stack.root) == before
+
+
+def test_a_services_own_build_section_is_named_as_replaced_with_its_backup(
+    stack_copy: MakeStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = stack_copy("flask")
+    compose_file = stack.root / "compose.yaml"
+    text = compose_file.read_text()
+    compose_file.write_text(
+        text.replace("    working_dir: /app\n", "    build: ./web\n    working_dir: /app\n")
+    )
+    before = snapshot(stack.root)
+    assert stack.run("init", "--dry-run", "--json") == 0
+    files = {f["path"]: f for f in json.loads(capsys.readouterr().out)["files"]}
+    assert files["compose.yaml"]["note"] == (
+        f"the build: section of web is replaced; the original is kept in {init.BACKUP_DIR}"
+        "/files/compose.yaml"
+    )
+    assert files["Dockerfile.web"]["note"] == ""  # a new file: nothing of the user's replaced
+    assert stack.run("init") == 0
+    out = capsys.readouterr().out  # the files table: its note column may wrap
+    assert "build:" in out and "replaced" in out
+    assert "dockerfile: Dockerfile.web" in compose_file.read_text()
+    assert stack.run("init", "--revert") == 0
+    assert snapshot(stack.root) == before
 
 
 def test_a_curl_healthcheck_is_replaced_by_the_python_check(stack_copy: MakeStack) -> None:
@@ -961,3 +1011,47 @@ def test_without_docker_compose_init_merges_the_files_itself(
     assert cli.main(["-C", str(tmp_path), "init"]) == 0
     assert project.load(tmp_path).service("web").port == 5000
     assert "image: " in (tmp_path / "compose.yaml").read_text()
+
+
+def _link_compose(root: Path) -> Path:
+    """Make ``compose.yaml`` a relative symbolic link to ``deploy/compose.yaml``; the real file."""
+    real = root / "deploy" / "compose.yaml"
+    real.parent.mkdir()
+    (root / "compose.yaml").rename(real)
+    (root / "compose.yaml").symlink_to("deploy/compose.yaml")
+    return real
+
+
+def test_a_symlinked_compose_file_is_patched_through_the_link_and_revert_keeps_the_link(
+    stack_copy: MakeStack,
+) -> None:
+    stack = stack_copy("flask")
+    link = stack.root / "compose.yaml"
+    real = _link_compose(stack.root)
+    original = real.read_bytes()
+    assert stack.run("init") == 0
+    assert link.is_symlink() and os.readlink(link) == "deploy/compose.yaml"
+    assert "dockerfile: Dockerfile.web" in real.read_text()
+    assert (stack.root / init.BACKUP_DIR / "files" / "compose.yaml").read_bytes() == original
+    assert stack.run("init") == 0  # planned from the backup: the same bytes again
+    assert "dockerfile: Dockerfile.web" in real.read_text()
+    assert stack.run("init", "--revert") == 0
+    assert link.is_symlink() and os.readlink(link) == "deploy/compose.yaml"
+    assert real.read_bytes() == original
+    assert not (stack.root / "Dockerfile.web").exists()
+
+
+def test_revert_makes_the_link_again_when_the_compose_file_was_replaced_by_a_copy(
+    stack_copy: MakeStack,
+) -> None:
+    stack = stack_copy("flask")
+    link = stack.root / "compose.yaml"
+    real = _link_compose(stack.root)
+    original = real.read_bytes()
+    assert stack.run("init") == 0
+    patched = real.read_bytes()
+    link.unlink()
+    link.write_bytes(patched)  # an editor that saves a regular file over the link
+    assert stack.run("init", "--revert") == 0
+    assert link.is_symlink() and os.readlink(link) == "deploy/compose.yaml"
+    assert real.read_bytes() == original

@@ -11,7 +11,7 @@ import pytest
 from wheeldock.deps import lock, pylock
 from wheeldock.deps.index import Index
 from wheeldock.edges import process
-from wheeldock.errors import InvalidConfig, NotFound, UsageError
+from wheeldock.errors import IndexUnreachable, InvalidConfig, NotFound, UsageError
 from wheeldock.project import Project, Service
 
 HASH = "a" * 64
@@ -1292,3 +1292,132 @@ def test_uv_locks_only_the_pinned_file_and_a_wrong_pin_fails(
     assert [w.sha256 for w in locked.wheels] == [wheel] and locked.sdist is None
     code, err = _lock_cli(tmp_path, f"idna==3.10 --hash=sha256:{'f' * 64}\n", capsys)
     assert code == 1 and f"expected sha256:{'f' * 64}, got sha256:" in err
+
+
+def _closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (bound, then closed again)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def _pinned_project(root: Path, text: str) -> None:
+    from wheeldock import project
+
+    _write(root, {"svc/requirements.txt": text})
+    project.save(Project(root, None, (_service("api"),)))
+
+
+def test_an_unreachable_index_is_reported_as_such_by_lock_not_as_unpinned_inputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wheeldock import cli
+
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
+    index = f"http://127.0.0.1:{_closed_port()}/simple/"
+    monkeypatch.setattr(lock, "PYPI_SIMPLE", index + "{name}/")
+    monkeypatch.setattr(lock, "compile_lock", _no_uv)
+    _pinned_project(tmp_path / "p", "idna==3.10\n")
+    assert cli.main(["-C", str(tmp_path / "p"), "lock"]) == 1
+    err = capsys.readouterr().err
+    assert "the package index could not be reached" in err and f"{index}idna/" in err
+    assert "SSL_CERT_FILE" in err and "UV_INDEX_URL" in err
+    assert "pinned with ==" not in err and "Traceback" not in err
+
+
+def _no_uv(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("uv must not be asked when the fast path could not reach the index")
+
+
+def test_a_stale_pinned_lock_whose_index_is_unreachable_says_so_in_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
+    index = f"http://127.0.0.1:{_closed_port()}/simple/"
+    monkeypatch.setattr(lock, "PYPI_SIMPLE", index + "{name}/")
+    _write(
+        tmp_path, {"wheeldock.lock/pylock.api.toml": PYLOCK, "svc/requirements.txt": "idna==3.10\n"}
+    )
+    proj = Project(tmp_path, None, (_service("api"),))
+    assert (
+        lock.status(
+            pylock.lock_path(tmp_path, "api"),
+            lock.inputs_for(tmp_path, proj.services[0], "linux/amd64"),
+        )
+        == "stale"
+    )
+    with pytest.raises(IndexUnreachable) as caught:
+        lock.ensure(proj, proj.services[0])
+    assert caught.value.url == f"{index}idna/" and "refused" in caught.value.reason.lower()
+
+
+def test_with_uv_pointed_at_another_index_an_unreachable_pypi_leaves_the_lock_to_uv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(lock, "PYPI_SIMPLE", f"http://127.0.0.1:{_closed_port()}/simple/{{name}}/")
+    monkeypatch.setenv("UV_DEFAULT_INDEX", f"http://127.0.0.1:{_closed_port()}/simple")
+    resolved: list[Path] = []
+
+    def fake_uv(root: Path, inputs: lock.LockInputs, dest: Path, **kwargs: Any) -> Any:
+        resolved.append(dest)
+        return pylock.parse(PYLOCK, dest)
+
+    monkeypatch.setattr(lock, "compile_lock", fake_uv)
+    _pinned_project(tmp_path, "idna==3.10\n")
+    proj = Project(tmp_path, None, (_service("api"),))
+    lock.lock_services(proj, proj.services)
+    assert resolved == [pylock.lock_path(tmp_path, "api")]
+
+
+def test_uv_failing_to_reach_its_index_is_reported_with_the_url_and_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wheeldock import cli
+
+    index = f"http://127.0.0.1:{_closed_port()}/simple"
+    monkeypatch.setenv("UV_DEFAULT_INDEX", index)
+    monkeypatch.setenv("UV_HTTP_RETRIES", "0")
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    _pinned_project(tmp_path / "p", "idna>=3\n")  # a range: uv resolves it
+    assert cli.main(["-C", str(tmp_path / "p"), "lock"]) == 1
+    err = capsys.readouterr().err
+    assert "the package index could not be reached" in err and f"{index}/idna/" in err
+    assert "Connection refused" in err and "SSL_CERT_FILE" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("stderr", "expected"),
+    [
+        (
+            "error: Failed to fetch: https://mirror.example/simple/idna/\n"
+            "  Caused by: error sending request for url (https://mirror.example/simple/idna/)\n"
+            "  Caused by: client error (Connect)\n"
+            "  Caused by: dns error\n"
+            "  Caused by: failed to lookup address information: Name or service not known\n",
+            (
+                "https://mirror.example/simple/idna/",
+                "failed to lookup address information: Name or service not known",
+            ),
+        ),
+        (
+            "error: Request failed after 3 retries\n"
+            "  cause: Failed to fetch: https://pypi.org/simple/idna/\n"
+            "  cause: error sending request for url (https://pypi.org/simple/idna/)\n"
+            "  cause: client error (Connect)\n"
+            "  cause: invalid peer certificate: UnknownIssuer\n",
+            ("https://pypi.org/simple/idna/", "invalid peer certificate: UnknownIssuer"),
+        ),
+        ("error: No solution found when resolving dependencies:\n  idna>=99 ...\n", None),
+    ],
+)
+def test_uvs_failures_to_reach_an_index_are_told_from_other_failures(
+    stderr: str, expected: tuple[str, str] | None
+) -> None:
+    from wheeldock.errors import CommandFailed
+
+    found = lock._unreachable_index(CommandFailed(["uv", "pip", "compile"], 2, stderr=stderr))
+    assert (None if found is None else (found.url, found.reason)) == expected

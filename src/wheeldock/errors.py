@@ -120,6 +120,21 @@ class RegistryUnreachable(WheeldockError):
     """A registry does not answer, or the connection to it broke."""
 
 
+class IndexUnreachable(WheeldockError):
+    """A package index does not answer (connection refused, DNS, TLS, a timeout): ``url`` is
+    the address asked."""
+
+    def __init__(self, url: str, reason: str):
+        self.url = url
+        self.reason = reason
+        super().__init__(
+            f"the package index could not be reached ({reason}): {url}",
+            fix="check the network and the proxy (HTTPS_PROXY); behind a proxy that intercepts "
+            "TLS, point SSL_CERT_FILE at its CA; to use a mirror, set UV_DEFAULT_INDEX (or "
+            "UV_INDEX_URL) to its simple index",
+        )
+
+
 class ImageNotLoaded(WheeldockError):
     """``docker load`` ran but does not report loading the image it was sent."""
 

@@ -4,8 +4,10 @@
 computes every file's desired bytes without writing anything. :func:`apply` writes them: the
 originals first into ``.wheeldock/backup/`` with a manifest holding the sha256 of every file it
 wrote, then each file atomically, restoring the ones already written if a later one fails.
-:func:`revert` puts the originals back byte for byte and deletes what init created, refusing
-where a file was edited since init wrote it (unless forced).
+A file that is a symbolic link (a compose file kept elsewhere) is written through: the link
+stays, and the manifest records where it pointed. :func:`revert` puts the originals back byte
+for byte (a link as the link it was) and deletes what init created, refusing where a file was
+edited since init wrote it (unless forced).
 
 Planning always starts from the *original* compose files (the backup once there is one), so
 running ``init`` again computes the same bytes and changes nothing.
@@ -75,6 +77,8 @@ class FileChange:
     current: bytes | None
     desired: bytes | None
     note: str = ""
+    #: the user's own file (init did not write it), which init replaces only when forced
+    user_file: bool = False
 
     @property
     def changed(self) -> bool:
@@ -95,15 +99,19 @@ class Manifest:
 
     originals: Mapping[str, str | None]  # path -> sha256 of the original (None: did not exist)
     written: Mapping[str, str]  # path -> sha256 of the bytes init wrote
+    #: path -> where it pointed, for originals that were symbolic links (init writes through them)
+    links: Mapping[str, str] = field(default_factory=dict)
 
     def dumps(self) -> str:
-        files = {
+        files: dict[str, dict[str, str | None]] = {
             path: {
                 "original_sha256": self.originals.get(path),
                 "written_sha256": self.written[path],
             }
             for path in sorted(self.written)
         }
+        for path, link in self.links.items():
+            files[path]["original_symlink"] = link
         return json.dumps({"version": 1, "files": files}, indent=2) + "\n"
 
     @classmethod
@@ -116,6 +124,9 @@ class Manifest:
             return cls(
                 originals={p: f["original_sha256"] for p, f in files.items()},
                 written={p: f["written_sha256"] for p, f in files.items()},
+                links={
+                    p: f["original_symlink"] for p, f in files.items() if "original_symlink" in f
+                },
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidConfig(
@@ -378,7 +389,9 @@ def plan(
     env = dict(os.environ if environ is None else environ)
     manifest = Manifest.read(root)
     selection = selection or compose.Selection()
-    compose_paths = tuple(p.resolve() for p in compose.find_files(root, selection.files, env))
+    compose_paths = tuple(  # absolute, a symlinked file kept as the link (not resolved)
+        Path(os.path.abspath(p)) for p in compose.find_files(root, selection.files, env)
+    )
     originals, files = _read_compose_files(root, compose_paths, manifest)
     rels = [p.relative_to(root).as_posix() for p in compose_paths]
     interpolation = compose.interpolation_env(compose_paths[0].parent, env)
@@ -428,10 +441,17 @@ def plan(
     project_dir = compose_paths[0].parent
     context = os.path.relpath(root, project_dir)  # `build:` is read against the project dir
     change = _compose_patch(settled.findings, name, context)
+    notes: dict[str, str] = {}
     for i, f in enumerate(files):
         rel = rels[i]
         text = compose.patch(f, change, primary=i == 0, project_dir=project_dir)
         desired[rel] = ("compose", text.encode())
+        replaced = _replaced_builds(f, text)
+        if replaced:
+            notes[rel] = (
+                f"the build: section of {', '.join(replaced)} is replaced; the original is kept "
+                f"in {BACKUP_DIR}/files/{rel}"
+            )
 
     desired[project.CONFIG_NAME] = ("config", _config_bytes(root, proj, existing))
 
@@ -441,6 +461,12 @@ def plan(
     changes = [
         _file_change(root, rel, kind, data, manifest, warnings)
         for rel, (kind, data) in desired.items()
+    ]
+    changes = [
+        replace(c, note="; ".join(filter(None, (c.note, notes[c.path]))))
+        if c.changed and c.path in notes
+        else c
+        for c in changes
     ]
     return InitPlan(
         root=root,
@@ -542,6 +568,19 @@ def _check_generated(root: Path, rel: str, text: str, manifest: Manifest | None)
         )
 
 
+def _replaced_builds(original: compose.ComposeFile, patched: str) -> list[str]:
+    """The services of ``original`` whose own ``build:`` section the patched text replaces."""
+    after = compose.parse(patched, original.path).services
+    return [
+        name
+        for name, svc in original.services.items()
+        if isinstance(svc, dict)
+        and "build" in svc
+        and isinstance(after.get(name), dict)
+        and after[name].get("build") != svc["build"]
+    ]
+
+
 def _config_bytes(root: Path, proj: Project, existing: Project | None) -> bytes:
     """``wheeldock.toml`` for ``proj``; the user's file as it is when the settings are the same
     (its formatting kept)."""
@@ -574,12 +613,21 @@ def _file_change(
         and sha256(current) != manifest.written[rel]
         and kind != "config"
     )
+    ours = manifest is not None and rel in manifest.written
     if edited and current != data:
         note = "edited since init wrote it: kept (delete it and re-run init to regenerate)"
         warnings.append(f"{rel} was edited since init wrote it; kept as it is")
         desired = current
-    elif current is None and manifest is not None and rel in manifest.written:
+    elif current is None and ours:
         note = "recreated (it had been deleted)"
+    elif kind == "dockerfile" and current is not None and current != data and not ours:
+        backup = f"{BACKUP_DIR}/files/{rel}"
+        note = f"yours (init did not write it): replaced only with --force; kept in {backup}"
+        warnings.append(
+            f"{rel} is yours (init did not write it): init replaces it only with --force, "
+            f"keeping the original in {backup}"
+        )
+        return FileChange(rel, kind, current, desired, note, user_file=True)
     return FileChange(rel, kind, current, desired, note)
 
 
@@ -685,12 +733,30 @@ def _back_up_originals(
     return originals, new_backups
 
 
+def _through_link(path: Path) -> Path:
+    """Where writing ``path`` must go: the file a symbolic link points to (so the link stays a
+    link), else ``path`` itself."""
+    return path.resolve() if path.is_symlink() else path
+
+
+def _links(p: InitPlan, manifest: Manifest | None) -> dict[str, str]:
+    """The originals that are symbolic links, and where they point: those an earlier init
+    recorded, and the ones found now among the files backed up for the first time."""
+    links = dict(manifest.links) if manifest is not None else {}
+    before = manifest.originals if manifest is not None else {}
+    for rel, data in p.originals.items():
+        path = p.root / rel
+        if rel not in before and data is not None and path.is_symlink():
+            links[rel] = os.readlink(path)
+    return links
+
+
 def _write_change(root: Path, change: FileChange) -> None:
     target = root / change.path
     if change.desired is None:
         target.unlink(missing_ok=True)
     else:
-        atomic_write_bytes(target, change.desired)
+        atomic_write_bytes(_through_link(target), change.desired)
 
 
 def _undo_changes(root: Path, done: Sequence[FileChange]) -> None:
@@ -701,20 +767,33 @@ def _undo_changes(root: Path, done: Sequence[FileChange]) -> None:
             if change.current is None:
                 target.unlink(missing_ok=True)
             else:
-                atomic_write_bytes(target, change.current)
+                atomic_write_bytes(_through_link(target), change.current)
         except OSError:
             log.error("could not restore %s after a failed init", target)
 
 
-def apply(p: InitPlan) -> ApplyResult:
+def apply(p: InitPlan, *, force: bool = False) -> ApplyResult:
     """Write the plan: backups and manifest first, then each changed file atomically.
 
-    If a write fails, files already written are put back as they were and the error is raised:
-    no user file is left half-changed.
+    A ``Dockerfile.<service>`` the user wrote (init did not) is replaced only with ``force``
+    (its original backed up like the others); without, :class:`InvalidConfig` naming each and
+    nothing is written. If a write fails, files already written are put back as they were and
+    the error is raised: no user file is left half-changed.
     """
     root = p.root
+    yours = [c.path for c in p.changes if c.user_file and c.changed]
+    if yours and not force:
+        raise InvalidConfig(
+            f"{', '.join(yours)}: yours (init did not write it), and init would replace it with "
+            "its own; nothing was changed",
+            path=root / yours[0],
+            fix="rename it (and point the service's build: at it yourself), or run "
+            f"`wheeldock init --force` to replace it (the original is kept in {BACKUP_DIR}/files "
+            "and `wheeldock init --revert` puts it back)",
+        )
     _check_writable(root)
     manifest = Manifest.read(root)
+    links = _links(p, manifest)
     originals, new_backups = _back_up_originals(p, manifest)
     written: list[str] = []
     done: list[FileChange] = []
@@ -728,7 +807,7 @@ def apply(p: InitPlan) -> ApplyResult:
         hashes = {c.path: sha256(c.desired) for c in p.changes if c.desired is not None}
         if manifest is not None:  # files written by an earlier init and not planned now
             hashes = {**{k: v for k, v in manifest.written.items() if k not in hashes}, **hashes}
-        atomic_write_text(root / MANIFEST, Manifest(originals, hashes).dumps())
+        atomic_write_text(root / MANIFEST, Manifest(originals, hashes, links).dumps())
     except BaseException:
         _undo_changes(root, done)
         if manifest is None:
@@ -796,10 +875,9 @@ def revert(root: Path, *, force: bool = False) -> RevertResult:
     for rel in sorted(set(manifest.written) | set(manifest.originals)):
         target = root / rel
         if rel in restore:
-            if _read(target) != restore[rel]:
-                atomic_write_bytes(target, restore[rel])
+            if _restore(target, restore[rel], manifest.links.get(rel)):
                 restored.append(rel)
-        elif target.exists():
+        elif target.exists() or target.is_symlink():
             target.unlink()
             removed.append(rel)
     _remove_tree(root / BACKUP_DIR)
@@ -808,6 +886,37 @@ def revert(root: Path, *, force: bool = False) -> RevertResult:
     if state.is_dir() and not any(state.iterdir()):
         state.rmdir()
     return RevertResult(tuple(restored), tuple(removed), tuple(sorted(edited)))
+
+
+def _restore(target: Path, data: bytes, link: str | None) -> bool:
+    """Put ``target`` back as it was: ``data`` in a regular file, or, when it was a symbolic
+    link to ``link``, that link (made again if it was replaced) with ``data`` in the file it
+    points to. Whether anything changed."""
+    if link is None:
+        if _read(target) == data and not target.is_symlink():
+            return False
+        atomic_write_bytes(target, data)
+        return True
+    changed = False
+    if not (target.is_symlink() and os.readlink(target) == link):
+        _replace_with_link(target, link)
+        changed = True
+    if _read(target) != data:
+        atomic_write_bytes(target.resolve(), data)
+        changed = True
+    return changed
+
+
+def _replace_with_link(target: Path, link: str) -> None:
+    """Make ``target`` a symbolic link to ``link`` in one step (a new link renamed over it)."""
+    temp = target.with_name(f".{target.name}.wheeldock-link")
+    temp.unlink(missing_ok=True)
+    os.symlink(link, temp)
+    try:
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def _remove_tree(path: Path) -> None:

@@ -40,6 +40,7 @@ import dataclasses
 import datetime
 import hashlib
 import logging
+import os
 import re
 import threading
 import tomllib
@@ -76,10 +77,18 @@ from wheeldock.deps.requirements import (
 from wheeldock.deps.wheeltags import supported_tags, uv_platform, wheel_arch, wheel_rank
 from wheeldock.edges import process
 from wheeldock.edges.fsutil import atomic_write_text, file_lock, read_text
-from wheeldock.errors import DigestMismatch, InvalidConfig, NotFound, WheeldockError
+from wheeldock.errors import (
+    CommandFailed,
+    DigestMismatch,
+    IndexUnreachable,
+    InvalidConfig,
+    NotFound,
+    WheeldockError,
+)
 from wheeldock.project import Project, Service
 
 if TYPE_CHECKING:
+    import httpx
     from packaging.requirements import Requirement
     from packaging.version import Version
 
@@ -376,6 +385,11 @@ def compile_lock(root: Path, inputs: LockInputs, dest: Path, *, upgrade: bool = 
                 cwd=root,
                 fix="correct the requirement named in the lines above, then `wheeldock lock` again",
             )
+        except CommandFailed as exc:
+            unreachable = _unreachable_index(exc)
+            if unreachable is None:
+                raise
+            raise unreachable from exc
         finally:
             if exported is not None:
                 exported.unlink(missing_ok=True)
@@ -484,8 +498,9 @@ def ensure(
         raise InvalidConfig(
             "the lock is stale: "
             + ", ".join(name for name, _ in inputs.files)
-            + " (or the platform or Python version) changed since it was written, and they are"
-            " not all pinned with == (see the log for why), so only uv can re-resolve them",
+            + " (or the platform or Python version) changed since it was written, and it could"
+            " not be updated from their pins alone (see the log for why: not all pinned with ==,"
+            " or a dependency left open), so only uv can re-resolve them",
             path=path,
             fix="run `wheeldock lock` (or build with --relock)",
         )
@@ -602,6 +617,39 @@ _PYPI_FILES = "https://files.pythonhosted.org/"
 
 class NotFastLockable(Exception):
     """The inputs are outside what the fast path resolves exactly; ``str()`` says why."""
+
+
+#: What uv says when a request never got an answer (refused, DNS, TLS, timeout): reqwest's
+#: transport error, naming the URL; the last ``cause:`` line under it says why.
+_UV_UNSENT = re.compile(r"error sending request for url \((?P<url>[^)\s]+)\)")
+#: Settings that point uv at another index than PyPI: the fast path, which asks PyPI, failing
+#: to reach it is then no reason to think uv cannot.
+_UV_INDEX_ENV = ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_INDEX")
+
+
+def _unreachable_index(failed: CommandFailed) -> IndexUnreachable | None:
+    """uv's failure as :class:`IndexUnreachable` when it could not reach the index, else None."""
+    match = _UV_UNSENT.search(failed.stderr)
+    if match is None:
+        return None
+    causes = re.findall(r"^\s*(?:cause|Caused by):\s*(.+?)\s*$", failed.stderr, re.MULTILINE)
+    return IndexUnreachable(match["url"], causes[-1] if causes else "no answer")
+
+
+def _ask(client: httpx.Client, url: str, accept: str | None = None) -> httpx.Response:
+    """``client.get(url)``; :class:`IndexUnreachable` when no answer came (refused, DNS, TLS,
+    a timeout, a proxy), naming ``url``."""
+    import httpx
+
+    try:
+        return client.get(url, headers={"Accept": accept} if accept else None)
+    except (
+        httpx.TimeoutException,
+        httpx.NetworkError,
+        httpx.ProxyError,
+        httpx.RemoteProtocolError,
+    ) as exc:
+        raise IndexUnreachable(url, str(exc) or type(exc).__name__) from exc
 
 
 @dataclass(frozen=True)
@@ -923,7 +971,7 @@ def _fetch_releases(
 
     def get(client: httpx.Client, url: str, accept: str) -> httpx.Response:
         try:
-            response = client.get(url, headers={"Accept": accept})
+            response = _ask(client, url, accept)
         except httpx.HTTPError as exc:
             raise NotFastLockable(f"{url}: {exc}") from None
         if response.status_code != 200:
@@ -933,7 +981,7 @@ def _fetch_releases(
     def second(client: httpx.Client, release: _Release) -> tuple[str, Path | None]:
         """The release's METADATA, and the wheel's path when the wheel was fetched for it."""
         if release.metadata_url and not wheels:
-            response = client.get(release.metadata_url)
+            response = _ask(client, release.metadata_url)
             if response.status_code == 200:
                 return response.text, None
         return _wheel_and_metadata(release.best, index)
@@ -1345,7 +1393,8 @@ def try_fast_lock(
     landed: Landed | None = None,
 ) -> Lock | None:
     """:func:`fast_lock` with the lock at ``dest`` (if readable) as the old one; None (logged)
-    when the inputs need the resolver."""
+    when the inputs need the resolver. :class:`IndexUnreachable` when PyPI does not answer,
+    unless uv is pointed at another index (``UV_DEFAULT_INDEX``…): then uv is left to try it."""
     old: Lock | None
     try:
         old = read(dest)
@@ -1356,6 +1405,11 @@ def try_fast_lock(
             lock = fast_lock(root, inputs, dest, old, session=session, wheels=wheels, landed=landed)
     except NotFastLockable as exc:
         log.info("%s: resolving with uv (%s)", dest.name, exc)
+        return None
+    except IndexUnreachable as exc:
+        if not any(os.environ.get(name) for name in _UV_INDEX_ENV):
+            raise
+        log.info("%s: resolving with uv, which asks its own index (%s)", dest.name, exc.what)
         return None
     log.info("%s: locked from the pins (no resolver)", dest.name)
     return lock

@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         parser,
         dry_run="show the diff; write nothing",
         revert="undo init byte for byte",
-        force="with --revert: revert files edited since init too",
+        force="replace a Dockerfile.<service> you wrote (init did not; the original is kept in "
+        ".wheeldock/backup); with --revert: revert files edited since init too",
     )
     parser.add_argument(
         "--ca-cert",
@@ -56,8 +57,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     root: Path = args.project
-    if args.force and not args.revert:
-        raise UsageError("--force only applies to --revert", fix="add --revert, or drop --force")
     if args.revert:
         if args.dry_run:
             raise UsageError("--revert cannot be combined with --dry-run")
@@ -79,20 +78,21 @@ def handle(args: argparse.Namespace) -> int:
     no_binary = tuple(n.strip() for n in args.no_binary.split(",") if n.strip())
     with status("finding the Python services and the libraries their wheels need", quiet=args.json):
         p = init.plan(root, ca_cert=args.ca_cert, no_binary=no_binary, selection=args.compose)
+    if not args.json:  # before writing: a file init would refuse to replace is named first
+        _render_services(p)
+        if args.dry_run:
+            _render_diff(p.diff())
+        _render_files(p, dry_run=args.dry_run)
+        for note in p.notes:
+            console.print(f"[dim]{escape(note)}[/]")
+        for warning in p.warnings:
+            err_console.print(f"[yellow]warning:[/] {escape(warning)}")
     written: tuple[str, ...] = ()
     if not args.dry_run and not p.nothing_to_do:
-        written = init.apply(p).written
+        written = init.apply(p, force=args.force).written
     if args.json:
         print_json({**p.summary(), "dry_run": args.dry_run, "written": list(written)})
         return 0
-    _render_services(p)
-    if args.dry_run:
-        _render_diff(p.diff())
-    _render_files(p, dry_run=args.dry_run)
-    for note in p.notes:
-        console.print(f"[dim]{escape(note)}[/]")
-    for warning in p.warnings:
-        err_console.print(f"[yellow]warning:[/] {escape(warning)}")
     if p.nothing_to_do:
         console.print("[green]nothing to do:[/] every file is already as init would write it")
     elif args.dry_run:
