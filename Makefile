@@ -24,11 +24,18 @@ lint:
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-unit: dev
-	$(BIN)/pytest -m "not integration"
+## make unit: tests/unit and the example's tests; no root, no engine, no base build, so
+## it needs the venv only (`pytest -m "not integration"` selects the same tests).
+unit: $(BIN)/pytest
+	$(BIN)/pytest tests/unit examples/cb-totem/tests
 
+## make integration: tests/integration on the real engine and registry (= `pytest -m integration`).
 integration: dev
-	$(BIN)/pytest -m integration
+	$(BIN)/pytest tests/integration
+
+$(BIN)/pytest:
+	python3 -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e '.[dev]'
 
 ## make bench: the lifecycle benchmark on examples/cb-totem, results in docs/bench/.
 bench: dev

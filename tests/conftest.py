@@ -1,14 +1,18 @@
-"""Shared test set-up. Area fixtures live in conftest_<area>.py, registered here."""
+"""Shared test set-up. Helpers and fixtures live in ``support/``; a fixture is registered by the
+conftest.py of each folder whose tests use it, or, when it is made once per session, of the nearest
+folder above all of them: here, those that unit and integration tests share, and the hooks."""
 
 from __future__ import annotations
 
-pytest_plugins: list[str] = [
-    "conftest_oci",
-    "conftest_registry",
-    "conftest_base",
-    "conftest_init",
-    "conftest_build",
-    "conftest_libs",
+from support.bases import pytest_collection_finish, pytest_unconfigure
+from support.oci import busybox_layer, oci_store, runnable_image
+
+__all__ = [
+    "busybox_layer",
+    "oci_store",
+    "pytest_collection_finish",
+    "pytest_unconfigure",
+    "runnable_image",
 ]
 
 

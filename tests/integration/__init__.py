@@ -1,0 +1,1 @@
+"""The integration tests, one folder per wheeldock area (``core``: project, platforms, errors)."""

@@ -1,0 +1,1 @@
+"""The unit tests, one folder per wheeldock area (``core``: project, platforms, errors)."""
