@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.env import environ
 
 from wheeldock.deps import lock, pylock
 from wheeldock.deps.wheelhouse import Wheelhouse, select
@@ -85,17 +86,8 @@ def bench_cache() -> Iterator[Path]:
     """WHEELDOCK_CACHE for the session: a persistent folder under the benchmark data."""
     folder = data_dir() / "cache"
     folder.mkdir(parents=True, exist_ok=True)
-    saved = {k: os.environ.get(k) for k in ("WHEELDOCK_CACHE", "SOURCE_DATE_EPOCH")}
-    os.environ["WHEELDOCK_CACHE"] = str(folder)
-    os.environ.pop("SOURCE_DATE_EPOCH", None)
-    try:
+    with environ({"WHEELDOCK_CACHE": str(folder), "SOURCE_DATE_EPOCH": None}):
         yield folder
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _made_once(dest: Path, stamp: str) -> bool:

@@ -16,12 +16,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 
+from support.env import environ
 from wheeldock.debian import bases as base
 
 #: The environment the armhf base is made and used under (see :func:`armhf_sources`).
@@ -96,25 +96,9 @@ def base_cache(request: pytest.FixtureRequest) -> Path:
     return _base_cache(request.config)
 
 
-@contextmanager
-def _env(values: Mapping[str, str]) -> Iterator[None]:
-    """``values`` set in the environment for the duration (a session fixture cannot use
-    monkeypatch)."""
-    previous = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _cache_at(folder: Path) -> AbstractContextManager[None]:
     """WHEELDOCK_CACHE set for the duration."""
-    return _env({"WHEELDOCK_CACHE": str(folder)})
+    return environ({"WHEELDOCK_CACHE": str(folder)})
 
 
 @pytest.fixture(scope="session")
@@ -151,7 +135,7 @@ def armhf_sources() -> AbstractContextManager[None]:
     (Packages.xz 334,084 bytes where its Release file says 354,092), so apt refuses it and no
     armhf base with security fixes can be built here; the arm/v7 tests exercise the builder,
     not Debian's security feed. The base's cache key records the difference."""
-    return _env(_ARMHF_SOURCES)
+    return environ(_ARMHF_SOURCES)
 
 
 @pytest.fixture(scope="session")

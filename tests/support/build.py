@@ -12,39 +12,32 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import os
 import shutil
 import tarfile
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from wheeldock import project
+from support.env import environ
+from wheeldock import platforms, project
 from wheeldock.build import builder
 from wheeldock.build.builder import BuildOptions, ServiceBuild
 
 REPO = Path(__file__).resolve().parents[2]
 CB_TOTEM = REPO / "examples" / "cb-totem"
 
+#: The platforms the multi-platform tests build for.
+AMD64 = platforms.parse("linux/amd64")
+ARM64 = platforms.parse("linux/arm64")
+ARMV7 = platforms.parse("linux/arm/v7")
 
-@contextmanager
-def cache_at(folder: Path) -> Iterator[None]:
-    """WHEELDOCK_CACHE set for the duration (session fixtures cannot use monkeypatch)."""
-    saved = {k: os.environ.get(k) for k in ("WHEELDOCK_CACHE", "SOURCE_DATE_EPOCH")}
-    os.environ["WHEELDOCK_CACHE"] = str(folder)
-    os.environ.pop("SOURCE_DATE_EPOCH", None)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+
+def cache_at(folder: Path) -> AbstractContextManager[None]:
+    """WHEELDOCK_CACHE set, SOURCE_DATE_EPOCH unset, for the duration."""
+    return environ({"WHEELDOCK_CACHE": str(folder), "SOURCE_DATE_EPOCH": None})
 
 
 def new_cache(base_cache: Path, folder: Path) -> Path:

@@ -22,11 +22,10 @@ from typing import Any
 
 import pytest
 from support.bases import armhf_sources
-from support.build import cache_at, make_cbt_project
+from support.build import AMD64, ARM64, ARMV7, cache_at, make_cbt_project
 from support.oci import tool
 from support.registry import Registry
 
-from wheeldock import platforms
 from wheeldock.build import multiarch, sbom
 from wheeldock.build.builder import BuildOptions
 from wheeldock.debian import libs
@@ -34,11 +33,6 @@ from wheeldock.deps import pylock
 from wheeldock.edges import engine
 from wheeldock.oci.image import Platform
 from wheeldock.project import Project
-
-AMD64 = platforms.parse("linux/amd64")
-ARM64 = platforms.parse("linux/arm64")
-ARMV7 = platforms.parse("linux/arm/v7")
-
 
 # -- integration: cb-totem for amd64 + arm64 ----------------------------------------------------
 

@@ -1,10 +1,9 @@
-"""``wheeldock prune``'s selection: a temp cache with entries of known ages, a project whose lock
-names some wheels; the engine is left out (its part is in the integration test below)."""
+"""``wheeldock prune`` and the engine: a rebuild leaves no dangling image, and prune removes the
+images wheeldock labelled (the selection of cache files is in the unit tests)."""
 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,17 +15,6 @@ from wheeldock.edges import engine
 from wheeldock.oci import daemon, image, mutate
 from wheeldock.oci.blobs import BlobStore
 from wheeldock.oci.layer import TarEntry, build_layer
-
-DATA = Path(__file__).parents[2] / "data" / "lock"
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    root = tmp_path / "project"
-    (root / "wheeldock.lock").mkdir(parents=True)
-    shutil.copy(DATA / "pylock.x86_64.toml", root / "wheeldock.lock" / "pylock.api.toml")
-    return root
-
 
 # -- the engine ----------------------------------------------------------------------------------
 
@@ -55,7 +43,7 @@ def _untag_previous(store: BlobStore, name: str, text: str, labels: dict[str, st
 
 @pytest.mark.integration
 def test_a_rebuild_leaves_no_dangling_image_and_prune_removes_labelled_ones(
-    store: BlobStore, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: BlobStore, locked_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "empty-cache"))
     # only this test's images: the engine is shared
@@ -75,9 +63,9 @@ def test_a_rebuild_leaves_no_dangling_image_and_prune_removes_labelled_ones(
         not_ours = _untag_previous(store, foreign, "f1", theirs)
         leftovers += [dangling, not_ours]
 
-        dry = prune(project, PruneOptions(dry_run=True))
+        dry = prune(locked_project, PruneOptions(dry_run=True))
         assert [i.id for i in dry.images] == [dangling] and _exists(dangling)
-        done = prune(project, PruneOptions())
+        done = prune(locked_project, PruneOptions())
         assert [i.id for i in done.images] == [dangling]
         assert not _exists(dangling) and _exists(not_ours)
     finally:

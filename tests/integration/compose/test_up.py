@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.stacks import StackCopy, copy_stack, environ, free_port, remove_stack
+from support.env import environ
+from support.stacks import StackCopy, copy_stack, free_port, remove_stack
 
 from wheeldock import cli, project
 from wheeldock.compose import health, up

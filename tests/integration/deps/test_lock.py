@@ -5,31 +5,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.projects import service, write_files
 
 from wheeldock.deps import lock, pylock
 from wheeldock.deps.index import Index
 from wheeldock.edges import process
 from wheeldock.errors import InvalidConfig
-from wheeldock.project import Project, Service
-
-
-def _service(name: str = "api", reqs: tuple[str, ...] = ("svc/requirements.txt",)) -> Service:
-    return Service(name, "svc", reqs, ("python3", "app.py"))
-
-
-def _write(root: Path, files: dict[str, str]) -> None:
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-
+from wheeldock.project import Project
 
 # -- with uv (network: PyPI) ----------------------------------------------------------------------
 
 
 @pytest.mark.integration
 def test_lock_pins_hashes_shares_identical_inputs_and_refuses_drift(tmp_path: Path) -> None:
-    _write(tmp_path, {"svc/requirements.txt": "idna==3.10\n"})
-    proj = Project(tmp_path, None, (_service("api"), _service("img")))
+    write_files(tmp_path, {"svc/requirements.txt": "idna==3.10\n"})
+    proj = Project(tmp_path, None, (service("api"), service("img")))
     results = lock.lock_services(proj, proj.services, fast=False)
     assert [(r.action, r.packages) for r in results] == [("written", 1), ("shared", 1)]
     api, img = (pylock.lock_path(tmp_path, n) for n in ("api", "img"))
@@ -42,7 +32,7 @@ def test_lock_pins_hashes_shares_identical_inputs_and_refuses_drift(tmp_path: Pa
 
     assert {r.status for r in lock.lock_services(proj, proj.services, check=True)} == {"fresh"}
     # a range is not a pin: only uv can re-resolve it, so build refuses the stale lock
-    _write(tmp_path, {"svc/requirements.txt": "idna>=3.9,<3.10\n"})
+    write_files(tmp_path, {"svc/requirements.txt": "idna>=3.9,<3.10\n"})
     assert {r.status for r in lock.lock_services(proj, proj.services, check=True)} == {"stale"}
     with pytest.raises(InvalidConfig, match=r"the lock is stale: svc/requirements.txt") as err:
         lock.ensure(proj, proj.services[0])
@@ -64,12 +54,12 @@ def test_fully_pinned_inputs_lock_without_uv_exactly_as_uv_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
-    proj = Project(tmp_path, None, (_service("api"),))
-    _write(tmp_path, {"svc/requirements.txt": "httpx[http2]==0.28.1\n"})
+    proj = Project(tmp_path, None, (service("api"),))
+    write_files(tmp_path, {"svc/requirements.txt": "httpx[http2]==0.28.1\n"})
     (by_uv,) = lock.lock_services(proj, proj.services, fast=False)
     pins = "".join(f"{p['name']}=={p['version']}\n" for p in _packages(by_uv.path))
     pins = pins.replace("httpx==", "httpx[http2]==")
-    _write(tmp_path, {"svc/requirements.txt": pins})
+    write_files(tmp_path, {"svc/requirements.txt": pins})
     uv_text = lock.compile_lock(
         tmp_path, lock.inputs_for(tmp_path, proj.services[0], "linux/amd64"), by_uv.path
     ).text
@@ -93,9 +83,9 @@ def test_armv7_is_locked_universally_by_uv_and_pinned_inputs_lock_the_same_witho
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
-    proj = Project(tmp_path, None, (_service("api"),))
+    proj = Project(tmp_path, None, (service("api"),))
     windows = "colorama==0.4.6 ; sys_platform == 'win32'\n"
-    _write(tmp_path, {"svc/requirements.txt": "pydantic==2.10.4\n" + windows})
+    write_files(tmp_path, {"svc/requirements.txt": "pydantic==2.10.4\n" + windows})
     (by_uv,) = lock.lock_services(proj, proj.services, platform="linux/arm/v7", fast=False)
     assert by_uv.path.name == "pylock.api-armv7l.toml" and by_uv.action == "written"
     packages = _packages(by_uv.path)
@@ -107,7 +97,7 @@ def test_armv7_is_locked_universally_by_uv_and_pinned_inputs_lock_the_same_witho
     assert wheels and all("cp311-manylinux" in w and w.endswith("armv7l.whl") for w in wheels)
 
     pins = "".join(f"{p['name']}=={p['version']}\n" for p in packages) + windows
-    _write(tmp_path, {"svc/requirements.txt": pins})
+    write_files(tmp_path, {"svc/requirements.txt": pins})
     inputs = lock.inputs_for(tmp_path, proj.services[0], "linux/arm/v7")
     uv_text = lock.compile_lock(tmp_path, inputs, by_uv.path).text
     by_uv.path.unlink()
@@ -143,15 +133,15 @@ def test_a_bumped_pin_asks_the_index_only_for_that_package_and_build_relocks_it(
     from wheeldock.deps.wheelhouse import Wheelhouse, select
 
     monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
-    proj = Project(tmp_path, None, (_service("api"),))
-    _write(tmp_path, {"svc/requirements.txt": "anyio==4.6.0\nidna==3.10\nsniffio==1.3.1\n"})
+    proj = Project(tmp_path, None, (service("api"),))
+    write_files(tmp_path, {"svc/requirements.txt": "anyio==4.6.0\nidna==3.10\nsniffio==1.3.1\n"})
     first = lock.ensure(proj, proj.services[0])
     Wheelhouse().fetch(select(first), platform="linux/amd64", python="3.11")
     asked = _spy_on_the_index(monkeypatch)
     told: list[str] = []
     fresh = lock.ensure(proj, proj.services[0], fetching=lambda: told.append("fresh"))
     assert fresh.text == first.text and told == []  # a fresh lock asks nothing
-    _write(tmp_path, {"svc/requirements.txt": "anyio==4.6.0\nidna==3.9\nsniffio==1.3.1\n"})
+    write_files(tmp_path, {"svc/requirements.txt": "anyio==4.6.0\nidna==3.9\nsniffio==1.3.1\n"})
     # no --relock needed: the pins decide
     bumped = lock.ensure(proj, proj.services[0], fetching=lambda: told.append("bumped"))
     assert asked == ["idna==3.9"]
@@ -177,10 +167,10 @@ def test_a_bump_asked_early_is_locked_from_the_early_answers_and_its_wheel_hande
     pinned = "anyio==4.6.0\nidna=={}\nsniffio==1.3.1\n"
     projects = []
     for name in ("early", "asked-late"):
-        proj = Project(tmp_path / name, None, (_service("api"),))
-        _write(proj.root, {"svc/requirements.txt": pinned.format("3.10")})
+        proj = Project(tmp_path / name, None, (service("api"),))
+        write_files(proj.root, {"svc/requirements.txt": pinned.format("3.10")})
         lock.ensure(proj, proj.services[0])
-        _write(proj.root, {"svc/requirements.txt": pinned.format("3.9")})
+        write_files(proj.root, {"svc/requirements.txt": pinned.format("3.9")})
         projects.append(proj)
     early, late = projects
 
@@ -208,8 +198,8 @@ def test_a_bump_that_breaks_a_dependency_falls_back_to_uv(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
-    proj = Project(tmp_path, None, (_service("api"),))
-    _write(tmp_path, {"svc/requirements.txt": "anyio==4.6.0\nidna==3.10\nsniffio==1.3.1\n"})
+    proj = Project(tmp_path, None, (service("api"),))
+    write_files(tmp_path, {"svc/requirements.txt": "anyio==4.6.0\nidna==3.10\nsniffio==1.3.1\n"})
     lock.ensure(proj, proj.services[0])
     resolved: list[Path] = []
     real = lock.compile_lock
@@ -220,7 +210,7 @@ def test_a_bump_that_breaks_a_dependency_falls_back_to_uv(
 
     monkeypatch.setattr(lock, "compile_lock", spy)
     # anyio 4.6 needs idna>=2.8: idna 2.5 violates it, so uv must decide (and refuses)
-    _write(tmp_path, {"svc/requirements.txt": "anyio==4.6.0\nidna==2.5\nsniffio==1.3.1\n"})
+    write_files(tmp_path, {"svc/requirements.txt": "anyio==4.6.0\nidna==2.5\nsniffio==1.3.1\n"})
     from wheeldock.errors import CommandFailed
 
     with pytest.raises(CommandFailed, match="idna"):
@@ -230,8 +220,8 @@ def test_a_bump_that_breaks_a_dependency_falls_back_to_uv(
 
 @pytest.mark.integration
 def test_missing_lock_is_created_by_ensure(tmp_path: Path) -> None:
-    _write(tmp_path, {"svc/requirements.txt": "idna==3.10\n"})
-    proj = Project(tmp_path, None, (_service("api"),))
+    write_files(tmp_path, {"svc/requirements.txt": "idna==3.10\n"})
+    proj = Project(tmp_path, None, (service("api"),))
     made = lock.ensure(proj, proj.services[0])
     assert made.path.is_file() and made.input_hash is not None
 
@@ -285,8 +275,8 @@ def test_the_pins_read_from_a_lock_are_the_ones_its_own_tool_exports(
 def _lock_cli(root: Path, requirements: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     from wheeldock import cli, project
 
-    _write(root, {"svc/requirements.txt": requirements})
-    project.save(Project(root, None, (_service("api"),)))
+    write_files(root, {"svc/requirements.txt": requirements})
+    project.save(Project(root, None, (service("api"),)))
     capsys.readouterr()
     code = cli.main(["-C", str(root), "lock"])
     return code, capsys.readouterr().err
@@ -296,8 +286,8 @@ def _lock_cli(root: Path, requirements: str, capsys: pytest.CaptureFixture[str])
 def test_uv_locks_only_the_pinned_file_and_a_wrong_pin_fails(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _write(tmp_path, {"svc/requirements.txt": "idna==3.10\n"})
-    proj = Project(tmp_path, None, (_service("api"),))
+    write_files(tmp_path, {"svc/requirements.txt": "idna==3.10\n"})
+    proj = Project(tmp_path, None, (service("api"),))
     (result,) = lock.lock_services(proj, proj.services, fast=False)
     (locked,) = pylock.read(result.path).packages
     wheel = locked.wheels[0].sha256

@@ -1,6 +1,8 @@
-"""Fixtures for the unit tests of ``wheeldock.build`` from :mod:`support.oci`; those made once per
-session are registered here when no test outside this folder uses them."""
+"""Fixtures for the unit tests of ``wheeldock.build`` from :mod:`support.oci` and
+:mod:`support.projects`; those made once per session are registered here when no test outside
+this folder uses them."""
 
 from support.oci import store
+from support.projects import locked_project
 
-__all__ = ["store"]
+__all__ = ["locked_project", "store"]

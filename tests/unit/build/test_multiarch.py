@@ -1,10 +1,6 @@
-"""Multi-platform builds: wheel availability per platform, the index, SBOMs, foreign images.
-
-The integration tests build cb-totem for linux/amd64 and linux/arm64 on this x86 machine (the
-arm64 base comes from mmdebstrap under qemu; nothing of the image is compiled or run emulated),
-push the index to a local registry, and then run the arm64 image under qemu to see it answer.
-For linux/arm/v7, cb-totem is refused (five of its packages have no armv7l wheel), so a tiny
-FastAPI service is built for arm/v7 instead, pushed, and its image run under qemu-arm.
+"""Multi-platform builds without an engine: which packages have a wheel for each platform, the
+nearest versions that do, the errors that say so, and the publishing choices (destinations, SBOM
+folder, run argv, the CLI's platform list). The builds themselves are in the integration tests.
 """
 
 from __future__ import annotations
@@ -14,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.build import AMD64, ARM64, ARMV7
 
 from wheeldock import platforms
 from wheeldock.build import multiarch
@@ -21,10 +18,6 @@ from wheeldock.build.builder import BuildOptions
 from wheeldock.deps import lock as locks
 from wheeldock.deps.pylock import Lock, LockedFile, LockedPackage
 from wheeldock.errors import ToolNotFound, UsageError
-
-AMD64 = platforms.parse("linux/amd64")
-ARM64 = platforms.parse("linux/arm64")
-ARMV7 = platforms.parse("linux/arm/v7")
 
 
 def _lock(platform: str, *packages: LockedPackage) -> Lock:

@@ -1,12 +1,11 @@
 """``wheeldock prune``'s selection: a temp cache with entries of known ages, a project whose lock
-names some wheels; the engine is left out (its part is in the integration test below)."""
+names some wheels; the engine is left out (its part is in the integration tests)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from wheeldock.deps.pylock import LockedFile
 from wheeldock.deps.wheelhouse import Artifact
 from wheeldock.oci.blobs import BlobStore
 
-DATA = Path(__file__).parents[2] / "data" / "lock"
 NOW = time.time()  # ages are hours and days: the seconds a test takes do not count
 HOUR, DAY = 3600.0, 86400.0
 IDNA_WHEEL = "946d195a0d259cbba61165e88e65941f16e9b36ea6ddb97f00452bae8b1287d3"
@@ -39,14 +37,6 @@ def put(path: Path, data: bytes = b"x" * 100, *, idle: float) -> Path:
 def aged(path: Path, idle: float) -> Path:
     os.utime(path, (NOW - idle, NOW - idle))
     return path
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    root = tmp_path / "project"
-    (root / "wheeldock.lock").mkdir(parents=True)
-    shutil.copy(DATA / "pylock.x86_64.toml", root / "wheeldock.lock" / "pylock.api.toml")
-    return root
 
 
 @pytest.fixture
@@ -89,10 +79,10 @@ def chosen(project: Path, cache: Path, **options: object) -> dict[str, set[str]]
 
 
 def test_default_prune_keeps_what_locks_name_and_what_was_used_lately(
-    project: Path, cache: Path
+    locked_project: Path, cache: Path
 ) -> None:
     built_gone = f"wheels/built/{'ef' * 32}"
-    assert chosen(project, cache) == {
+    assert chosen(locked_project, cache) == {
         "wheels": {f"wheels/sha256/ab/{OTHER}", built_gone, f"wheels/sha256/94/{IDNA_WHEEL}"},
         "installed trees": {"installed/bb/stale.tar"},
         "blob index": {f"blobs/index/{_index_name(cache, 'stale')}"},
@@ -102,15 +92,17 @@ def test_default_prune_keeps_what_locks_name_and_what_was_used_lately(
     }  # fmt: skip
 
 
-def test_keep_days_protects_named_wheels_used_within_them(project: Path, cache: Path) -> None:
-    wheels = chosen(project, cache, keep_days=120)["wheels"]
+def test_keep_days_protects_named_wheels_used_within_them(
+    locked_project: Path, cache: Path
+) -> None:
+    wheels = chosen(locked_project, cache, keep_days=120)["wheels"]
     assert f"wheels/sha256/94/{IDNA_WHEEL}" not in wheels  # named, used 90 days ago
     assert f"wheels/sha256/ab/{OTHER}" in wheels  # named by no lock: removed whatever its age
-    assert "installed trees" not in chosen(project, cache, keep_days=120)
+    assert "installed trees" not in chosen(locked_project, cache, keep_days=120)
 
 
-def test_all_takes_everything_but_the_last_hour(project: Path, cache: Path) -> None:
-    every = chosen(project, cache, everything=True)
+def test_all_takes_everything_but_the_last_hour(locked_project: Path, cache: Path) -> None:
+    every = chosen(locked_project, cache, everything=True)
     assert len(every["wheels"]) == 4  # all but the one written a minute ago
     assert every["installed trees"] == {"installed/aa/recent.tar", "installed/bb/stale.tar"}
     assert len(every["blobs"]) == 3 and len(every["blob index"]) == 2
@@ -118,26 +110,29 @@ def test_all_takes_everything_but_the_last_hour(project: Path, cache: Path) -> N
 
 
 def test_dry_run_removes_nothing_and_a_run_removes_what_it_listed(
-    project: Path, cache: Path
+    locked_project: Path, cache: Path
 ) -> None:
     before = sorted(p for p in cache.rglob("*"))
-    dry = prune(project, PruneOptions(dry_run=True), cache=cache, now=NOW, images=False)
+    dry = prune(locked_project, PruneOptions(dry_run=True), cache=cache, now=NOW, images=False)
     assert sorted(p for p in cache.rglob("*")) == before
-    done = prune(project, PruneOptions(), cache=cache, now=NOW, images=False)
+    done = prune(locked_project, PruneOptions(), cache=cache, now=NOW, images=False)
     assert {c.path for c in done.files} == {c.path for c in dry.files}
     assert not any(c.path.exists() for c in done.files)
     assert done.freed == dry.freed > 0
-    assert done.locks == (project / "wheeldock.lock" / "pylock.api.toml",)
+    assert done.locks == (locked_project / "wheeldock.lock" / "pylock.api.toml",)
     store = BlobStore(cache / "blobs")
     assert store.get_cached("recent") is not None and store.get_cached("stale") is None
 
 
 def test_prune_json_reports_totals_per_kind(
-    project: Path, cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    locked_project: Path,
+    cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("WHEELDOCK_CACHE", str(cache))
     monkeypatch.setattr(pruning, "dangling_images", lambda: [])
-    assert main(["-C", str(project), "prune", "--dry-run", "--json"]) == 0
+    assert main(["-C", str(locked_project), "prune", "--dry-run", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     totals = {t["kind"]: t["count"] for t in report["totals"]}
     assert totals == {"wheels": 3, "installed trees": 1, "blobs": 2, "blob index": 1,
@@ -145,7 +140,7 @@ def test_prune_json_reports_totals_per_kind(
     assert report["dry_run"] is True and report["freed_bytes"] == sum(
         f["bytes"] for f in report["files"]
     )
-    assert main(["-C", str(project), "prune", "--keep-days", "-1"]) == 2
+    assert main(["-C", str(locked_project), "prune", "--keep-days", "-1"]) == 2
 
 
 def _blob(data: bytes) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
+from support.projects import write_files
 from support.stacks import DATA, EXAMPLE
 
 from wheeldock.compose import files as compose
@@ -19,13 +20,6 @@ from wheeldock.errors import InvalidConfig, NotFound
 def _discover(root: Path, env: dict[str, str] | None = None) -> list[discover.Finding]:
     files = [compose.load(p) for p in compose.find_files(root)]
     return discover.discover(root, files, env or {})
-
-
-def _write(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return root
 
 
 def test_cb_totem_has_two_python_services_with_their_entry_points() -> None:
@@ -240,7 +234,7 @@ def test_a_start_script_in_the_code_is_read_and_run_without_its_installs(
 
 
 def _stack(command: str, files: dict[str, str], root: Path) -> Path:
-    return _write(
+    return write_files(
         root,
         {
             "compose.yaml": "services:\n  web:\n    image: python:3.11-slim\n"
@@ -307,7 +301,7 @@ def test_a_local_project_contributes_its_pyproject_dependencies(tmp_path: Path) 
 def test_a_project_whose_dependencies_need_a_build_is_passed_over_with_the_reason(
     tmp_path: Path, target: str, project_files: dict[str, str], reason: str
 ) -> None:
-    _write(
+    write_files(
         tmp_path,
         {
             "compose.yaml": "services:\n"
@@ -413,7 +407,7 @@ def test_routes_declared_in_code(source: str, expected: list[str]) -> None:
 
 
 def test_health_route_is_found_through_local_imports(tmp_path: Path) -> None:
-    _write(
+    write_files(
         tmp_path,
         {
             "main.py": "from api.routes import router\nimport os\n",
@@ -447,7 +441,7 @@ def test_port_inference_order(
 def test_missing_included_requirement_file_names_the_including_file_and_line(
     tmp_path: Path,
 ) -> None:
-    _write(tmp_path, {"app/req.txt": "flask\n# base\n-r base.txt\n"})
+    write_files(tmp_path, {"app/req.txt": "flask\n# base\n-r base.txt\n"})
     with pytest.raises(InvalidConfig) as info:
         discover.requirement_closure(tmp_path, ["app/req.txt"])
     assert info.value.path == tmp_path / "app" / "req.txt"
@@ -455,7 +449,7 @@ def test_missing_included_requirement_file_names_the_including_file_and_line(
 
 
 def test_missing_top_level_requirements_file_is_reported(tmp_path: Path) -> None:
-    _write(
+    write_files(
         tmp_path,
         {
             "compose.yaml": "services:\n  a:\n    image: python:3.12\n    working_dir: /app\n"
@@ -469,7 +463,7 @@ def test_missing_top_level_requirements_file_is_reported(tmp_path: Path) -> None
 
 
 def test_no_python_service_lists_what_was_looked_at(tmp_path: Path) -> None:
-    _write(
+    write_files(
         tmp_path,
         {
             "compose.yaml": "services:\n  db:\n    image: postgres:16\n"
@@ -483,7 +477,7 @@ def test_no_python_service_lists_what_was_looked_at(tmp_path: Path) -> None:
 
 
 def test_the_port_can_come_from_an_env_file_and_environment_wins_over_it(tmp_path: Path) -> None:
-    _write(
+    write_files(
         tmp_path,
         {
             "compose.yaml": "services:\n  a:\n    image: python:3.11\n    working_dir: /app\n"
@@ -505,7 +499,7 @@ def test_the_port_can_come_from_an_env_file_and_environment_wins_over_it(tmp_pat
 
 
 def test_python_version_comes_from_the_image_tag(tmp_path: Path) -> None:
-    _write(
+    write_files(
         tmp_path,
         {
             "compose.yaml": "services:\n  a:\n    image: python:3.12-slim\n    working_dir: /app\n"

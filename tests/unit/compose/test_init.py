@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.stacks import StackCopy, environ
+from support.env import environ
+from support.stacks import StackCopy
 
 from wheeldock import cli, project
 from wheeldock.compose import plan as init

@@ -7,36 +7,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.projects import service, write_files
 
 from wheeldock.deps import lock, pylock
 from wheeldock.deps.index import Index
 from wheeldock.edges import process
 from wheeldock.errors import IndexUnreachable, InvalidConfig, NotFound, UsageError
-from wheeldock.project import Project, Service
+from wheeldock.project import Project
 
 HASH = "a" * 64
 
 
-def _service(name: str = "api", reqs: tuple[str, ...] = ("svc/requirements.txt",)) -> Service:
-    return Service(name, "svc", reqs, ("python3", "app.py"))
-
-
-def _write(root: Path, files: dict[str, str]) -> None:
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-
-
 def test_inputs_the_fast_path_cannot_lock_are_not_asked_early(tmp_path: Path) -> None:
-    proj = Project(tmp_path, None, (_service("api"),))
-    _write(tmp_path, {"svc/requirements.txt": "idna>=3\n"})  # a range: only uv can lock it
+    proj = Project(tmp_path, None, (service("api"),))
+    write_files(tmp_path, {"svc/requirements.txt": "idna>=3\n"})  # a range: only uv can lock it
     session = lock.LockSession()
     session.ask_early(proj, proj.services, platform="linux/amd64")
     assert session.asked_early() == []
 
 
 def test_a_service_with_missing_requirements_is_left_to_the_lock_to_report(tmp_path: Path) -> None:
-    proj = Project(tmp_path, None, (_service("api"),))  # svc/requirements.txt does not exist
+    proj = Project(tmp_path, None, (service("api"),))  # svc/requirements.txt does not exist
     session = lock.LockSession()
     session.ask_early(proj, proj.services, platform="linux/amd64")
     assert session.asked_early() == []
@@ -212,7 +203,7 @@ def test_names_are_normalised_as_packaging_normalises_them(name: str) -> None:
 
 
 def test_inputs_follow_requirement_and_constraint_includes(tmp_path: Path) -> None:
-    _write(
+    write_files(
         tmp_path,
         {
             "svc/requirements.txt": "fastapi\n-r base.txt\n--constraint=pins/c.txt\n",
@@ -231,7 +222,7 @@ def test_inputs_follow_requirement_and_constraint_includes(tmp_path: Path) -> No
 
 
 def test_missing_include_names_the_including_file_and_line(tmp_path: Path) -> None:
-    _write(tmp_path, {"svc/requirements.txt": "fastapi\n\n-r gone.txt\n"})
+    write_files(tmp_path, {"svc/requirements.txt": "fastapi\n\n-r gone.txt\n"})
     with pytest.raises(InvalidConfig, match=r"line 3: includes svc/gone\.txt") as err:
         lock.collect_inputs(
             tmp_path, ["svc/requirements.txt"], platform="linux/amd64", python="3.11"
@@ -254,7 +245,7 @@ def test_no_requirement_files_is_a_config_error(tmp_path: Path) -> None:
 def test_input_digest_is_the_same_in_any_folder(tmp_path: Path) -> None:
     digests = []
     for folder in ("one", "two/deeper"):
-        _write(tmp_path / folder, {"svc/requirements.txt": "fastapi==1\n"})
+        write_files(tmp_path / folder, {"svc/requirements.txt": "fastapi==1\n"})
         digests.append(
             lock.collect_inputs(
                 tmp_path / folder, ["svc/requirements.txt"], platform="linux/amd64", python="3.11"
@@ -275,11 +266,11 @@ def test_input_digest_is_the_same_in_any_folder(tmp_path: Path) -> None:
 def test_input_digest_changes_with_each_input(
     tmp_path: Path, change: str, kwargs: dict[str, object]
 ) -> None:
-    _write(tmp_path, {"svc/requirements.txt": "fastapi==1\n"})
+    write_files(tmp_path, {"svc/requirements.txt": "fastapi==1\n"})
     args: dict[str, object] = {"platform": "linux/amd64", "python": "3.11"}
     before = lock.collect_inputs(tmp_path, ["svc/requirements.txt"], **args).digest  # type: ignore[arg-type]
     if change == "content":
-        _write(tmp_path, {"svc/requirements.txt": "fastapi==2\n"})
+        write_files(tmp_path, {"svc/requirements.txt": "fastapi==2\n"})
     after = lock.collect_inputs(tmp_path, ["svc/requirements.txt"], **{**args, **kwargs}).digest  # type: ignore[arg-type]
     assert before != after
 
@@ -303,7 +294,7 @@ def test_a_platform_wheeldock_does_not_build_for_is_refused_with_the_accepted_on
     with pytest.raises(UsageError, match="unknown platform 'linux/sparc'") as err:
         lock.uv_platform("linux/sparc")
     assert err.value.fix is not None and "linux/arm/v7" in err.value.fix
-    _write(tmp_path, {"svc/requirements.txt": "idna==3.10\n"})
+    write_files(tmp_path, {"svc/requirements.txt": "idna==3.10\n"})
     with pytest.raises(UsageError, match="linux/sparc"):
         lock.collect_inputs(
             tmp_path, ["svc/requirements.txt"], platform="linux/sparc", python="3.11"
@@ -311,7 +302,7 @@ def test_a_platform_wheeldock_does_not_build_for_is_refused_with_the_accepted_on
 
 
 def test_armv7_inputs_are_accepted(tmp_path: Path) -> None:
-    _write(tmp_path, {"svc/requirements.txt": "idna==3.10\n"})
+    write_files(tmp_path, {"svc/requirements.txt": "idna==3.10\n"})
     inputs = lock.collect_inputs(
         tmp_path, ["svc/requirements.txt"], platform="linux/arm/v7", python="3.11"
     )
@@ -372,18 +363,18 @@ def test_lock_digest_ignores_the_drift_table(tmp_path: Path) -> None:
 
 
 def test_status_tells_fresh_stale_and_missing(tmp_path: Path) -> None:
-    _write(tmp_path, {"svc/requirements.txt": "fastapi\n"})
+    write_files(tmp_path, {"svc/requirements.txt": "fastapi\n"})
     inputs = lock.collect_inputs(
         tmp_path, ["svc/requirements.txt"], platform="linux/amd64", python="3.11"
     )
     path = pylock.lock_path(tmp_path, "api")
     assert lock.status(path, inputs) == "missing"
-    _write(
+    write_files(
         tmp_path,
         {"wheeldock.lock/pylock.api.toml": PYLOCK.replace(f"sha256:{'d' * 64}", inputs.digest)},
     )
     assert lock.status(path, inputs) == "fresh"
-    _write(tmp_path, {"svc/requirements.txt": "fastapi\nidna\n"})
+    write_files(tmp_path, {"svc/requirements.txt": "fastapi\nidna\n"})
     changed = lock.collect_inputs(
         tmp_path, ["svc/requirements.txt"], platform="linux/amd64", python="3.11"
     )
@@ -550,7 +541,7 @@ def test_two_versions_kept_for_one_platform_are_refused() -> None:
 def test_a_platform_uv_has_no_target_for_is_resolved_universally_and_projected(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _write(tmp_path, {"svc/requirements.txt": "numpy\npyyaml\n"})
+    write_files(tmp_path, {"svc/requirements.txt": "numpy\npyyaml\n"})
     inputs = lock.collect_inputs(
         tmp_path, ["svc/requirements.txt"], platform="linux/arm/v7", python="3.11"
     )
@@ -575,7 +566,7 @@ def test_a_platform_uv_has_no_target_for_is_resolved_universally_and_projected(
 
 
 def _inputs(root: Path, text: str) -> lock.LockInputs:
-    _write(root, {"svc/requirements.txt": text})
+    write_files(root, {"svc/requirements.txt": text})
     return lock.collect_inputs(
         root, ["svc/requirements.txt"], platform="linux/amd64", python="3.11"
     )
@@ -709,17 +700,17 @@ def test_lock_check_exits_non_zero_on_drift(
 ) -> None:
     from wheeldock import cli, project
 
-    _write(tmp_path, {"svc/requirements.txt": "fastapi\n"})
-    project.save(Project(tmp_path, None, (_service("api"),)))
+    write_files(tmp_path, {"svc/requirements.txt": "fastapi\n"})
+    project.save(Project(tmp_path, None, (service("api"),)))
     inputs = lock.collect_inputs(
         tmp_path, ["svc/requirements.txt"], platform="linux/amd64", python="3.11"
     )
-    _write(
+    write_files(
         tmp_path,
         {"wheeldock.lock/pylock.api.toml": PYLOCK.replace(f"sha256:{'d' * 64}", inputs.digest)},
     )
     assert cli.main(["-C", str(tmp_path), "lock", "--check", "--json"]) == 0
-    _write(tmp_path, {"svc/requirements.txt": "fastapi\nidna\n"})
+    write_files(tmp_path, {"svc/requirements.txt": "fastapi\nidna\n"})
     capsys.readouterr()
     assert cli.main(["-C", str(tmp_path), "lock", "--check", "--json"]) == 1
     assert '"status": "stale"' in capsys.readouterr().out
@@ -810,7 +801,7 @@ SHOP = Path(__file__).parents[2] / "data" / "init" / "adhoc" / "shop"
 
 
 def _uv_project(root: Path) -> lock.LockInputs:
-    _write(root, {f"svc/{n}": (SHOP / n).read_text() for n in ("pyproject.toml", "uv.lock")})
+    write_files(root, {f"svc/{n}": (SHOP / n).read_text() for n in ("pyproject.toml", "uv.lock")})
     return lock.collect_inputs(root, ["svc/uv.lock"], platform="linux/amd64", python="3.11")
 
 
@@ -831,7 +822,7 @@ def test_a_uv_lock_beside_other_requirement_files_is_refused_naming_the_fix(
     tmp_path: Path,
 ) -> None:
     _uv_project(tmp_path)
-    _write(tmp_path, {"svc/requirements.txt": "six\n"})
+    write_files(tmp_path, {"svc/requirements.txt": "six\n"})
     with pytest.raises(InvalidConfig, match="listed with other requirement") as err:
         lock.collect_inputs(
             tmp_path,
@@ -851,7 +842,7 @@ def test_a_uv_lock_without_its_pyproject_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_uv_lock_that_installs_a_local_package_is_refused(tmp_path: Path) -> None:
-    _write(
+    write_files(
         tmp_path,
         {
             "svc/pyproject.toml": '[project]\nname = "svc"\nversion = "1"\n'
@@ -874,7 +865,7 @@ ADHOC = Path(__file__).parents[2] / "data" / "init" / "adhoc"
 
 
 def _project(root: Path, folder: str, names: tuple[str, ...], lock_name: str) -> lock.LockInputs:
-    _write(root, {f"svc/{n}": (ADHOC / folder / n).read_text() for n in names})
+    write_files(root, {f"svc/{n}": (ADHOC / folder / n).read_text() for n in names})
     return lock.collect_inputs(root, [f"svc/{lock_name}"], platform="linux/amd64", python="3.11")
 
 
@@ -898,7 +889,7 @@ def test_poetry_and_pipenv_locks_give_their_runtime_packages_pinned(
 
 def test_a_lock_poetry_1_wrote_gives_its_main_group_for_the_target(tmp_path: Path) -> None:
     folder = Path(__file__).parents[2] / "data" / "poetry" / "poetry-1.8"
-    _write(
+    write_files(
         tmp_path, {f"svc/{n}": (folder / n).read_text() for n in ("pyproject.toml", "poetry.lock")}
     )
     inputs = lock.collect_inputs(
@@ -937,8 +928,8 @@ def uv_locks_idna(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def _lock_cli(root: Path, requirements: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     from wheeldock import cli, project
 
-    _write(root, {"svc/requirements.txt": requirements})
-    project.save(Project(root, None, (_service("api"),)))
+    write_files(root, {"svc/requirements.txt": requirements})
+    project.save(Project(root, None, (service("api"),)))
     capsys.readouterr()
     code = cli.main(["-C", str(root), "lock"])
     return code, capsys.readouterr().err
@@ -997,12 +988,12 @@ def test_a_hash_other_than_sha256_is_refused_naming_the_line(
 def test_a_fresh_lock_written_before_the_pins_were_honoured_is_narrowed_to_them(
     tmp_path: Path,
 ) -> None:
-    _write(tmp_path, {"svc/requirements.txt": f"idna==3.10 --hash=sha256:{IDNA_SDIST}\n"})
-    proj = Project(tmp_path, None, (_service("api"),))
+    write_files(tmp_path, {"svc/requirements.txt": f"idna==3.10 --hash=sha256:{IDNA_SDIST}\n"})
+    proj = Project(tmp_path, None, (service("api"),))
     inputs = lock.inputs_for(tmp_path, proj.services[0], "linux/amd64")
     dest = pylock.lock_path(tmp_path, "api")
     table = f'\n[tool.wheeldock]\ninput-hash = "{inputs.digest}"\n'
-    _write(tmp_path, {"wheeldock.lock/pylock.api.toml": IDNA_LOCK + table})
+    write_files(tmp_path, {"wheeldock.lock/pylock.api.toml": IDNA_LOCK + table})
     (pkg,) = lock.ensure(proj, proj.services[0]).packages
     assert pkg.wheels == () and pkg.sdist is not None and pkg.sdist.sha256 == IDNA_SDIST
     assert lock.status(dest, inputs) == "fresh" and IDNA_WHEEL not in dest.read_text()
@@ -1043,8 +1034,8 @@ def _closed_port() -> int:
 def _pinned_project(root: Path, text: str) -> None:
     from wheeldock import project
 
-    _write(root, {"svc/requirements.txt": text})
-    project.save(Project(root, None, (_service("api"),)))
+    write_files(root, {"svc/requirements.txt": text})
+    project.save(Project(root, None, (service("api"),)))
 
 
 def test_an_unreachable_index_is_reported_as_such_by_lock_not_as_unpinned_inputs(
@@ -1074,10 +1065,10 @@ def test_a_stale_pinned_lock_whose_index_is_unreachable_says_so_in_build(
     monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
     index = f"http://127.0.0.1:{_closed_port()}/simple/"
     monkeypatch.setattr(lock, "PYPI_SIMPLE", index + "{name}/")
-    _write(
+    write_files(
         tmp_path, {"wheeldock.lock/pylock.api.toml": PYLOCK, "svc/requirements.txt": "idna==3.10\n"}
     )
-    proj = Project(tmp_path, None, (_service("api"),))
+    proj = Project(tmp_path, None, (service("api"),))
     assert (
         lock.status(
             pylock.lock_path(tmp_path, "api"),
@@ -1104,7 +1095,7 @@ def test_with_uv_pointed_at_another_index_an_unreachable_pypi_leaves_the_lock_to
 
     monkeypatch.setattr(lock, "compile_lock", fake_uv)
     _pinned_project(tmp_path, "idna==3.10\n")
-    proj = Project(tmp_path, None, (_service("api"),))
+    proj = Project(tmp_path, None, (service("api"),))
     lock.lock_services(proj, proj.services)
     assert resolved == [pylock.lock_path(tmp_path, "api")]
 
