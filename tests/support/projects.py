@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from wheeldock.project import Service
+from wheeldock import cli
+from wheeldock import project as projects
+from wheeldock.project import Project, Service
 
 LOCKS = Path(__file__).resolve().parents[1] / "data" / "lock"
 
@@ -26,8 +28,17 @@ def write_files(root: Path, files: Mapping[str, str]) -> Path:
     return root
 
 
+def lock_cli(root: Path, requirements: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """``wheeldock lock`` run on a one-service project with ``requirements``: exit code, stderr."""
+    write_files(root, {"svc/requirements.txt": requirements})
+    projects.save(Project(root, None, (service("api"),)))
+    capsys.readouterr()
+    code = cli.main(["-C", str(root), "lock"])
+    return code, capsys.readouterr().err
+
+
 @pytest.fixture
-def locked_project(tmp_path: Path) -> Path:
+def project(tmp_path: Path) -> Path:
     """A project folder whose ``wheeldock.lock`` holds one x86_64 lock, ``pylock.api.toml``."""
     root = tmp_path / "project"
     (root / "wheeldock.lock").mkdir(parents=True)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.projects import write_files
 
 from wheeldock.edges import engine
 
@@ -74,10 +75,7 @@ def _tree_digest(root: Path) -> dict[str, str]:
 
 
 def _write_tiny(root: Path, app: str, environment: dict[str, str]) -> Path:
-    (root / "app").mkdir(parents=True)
-    (root / "app" / "app.py").write_text(app)
-    (root / "app" / "requirements.txt").write_text("six==1.17.0\n")
-    (root / "compose.yaml").write_text(
+    compose = (
         "# a stack that installs at start\n"
         "services:\n"
         "  tiny:\n"
@@ -89,7 +87,8 @@ def _write_tiny(root: Path, app: str, environment: dict[str, str]) -> Path:
         "    network_mode: host\n"
         "    environment:\n" + "".join(f"      {k}: {v}\n" for k, v in environment.items())
     )
-    return root
+    files = {"app/app.py": app, "app/requirements.txt": "six==1.17.0\n", "compose.yaml": compose}
+    return write_files(root, files)
 
 
 @pytest.fixture

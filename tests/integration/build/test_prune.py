@@ -43,7 +43,7 @@ def _untag_previous(store: BlobStore, name: str, text: str, labels: dict[str, st
 
 @pytest.mark.integration
 def test_a_rebuild_leaves_no_dangling_image_and_prune_removes_labelled_ones(
-    store: BlobStore, locked_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: BlobStore, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "empty-cache"))
     # only this test's images: the engine is shared
@@ -63,9 +63,9 @@ def test_a_rebuild_leaves_no_dangling_image_and_prune_removes_labelled_ones(
         not_ours = _untag_previous(store, foreign, "f1", theirs)
         leftovers += [dangling, not_ours]
 
-        dry = prune(locked_project, PruneOptions(dry_run=True))
+        dry = prune(project, PruneOptions(dry_run=True))
         assert [i.id for i in dry.images] == [dangling] and _exists(dangling)
-        done = prune(locked_project, PruneOptions())
+        done = prune(project, PruneOptions())
         assert [i.id for i in done.images] == [dangling]
         assert not _exists(dangling) and _exists(not_ours)
     finally:

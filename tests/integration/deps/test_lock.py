@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.projects import service, write_files
+from support.projects import lock_cli, service, write_files
 
 from wheeldock.deps import lock, pylock
 from wheeldock.deps.index import Index
@@ -272,16 +272,6 @@ def test_the_pins_read_from_a_lock_are_the_ones_its_own_tool_exports(
 # -- hash pins ------------------------------------------------------------------------------------
 
 
-def _lock_cli(root: Path, requirements: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    from wheeldock import cli, project
-
-    write_files(root, {"svc/requirements.txt": requirements})
-    project.save(Project(root, None, (service("api"),)))
-    capsys.readouterr()
-    code = cli.main(["-C", str(root), "lock"])
-    return code, capsys.readouterr().err
-
-
 @pytest.mark.integration
 def test_uv_locks_only_the_pinned_file_and_a_wrong_pin_fails(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -291,9 +281,9 @@ def test_uv_locks_only_the_pinned_file_and_a_wrong_pin_fails(
     (result,) = lock.lock_services(proj, proj.services, fast=False)
     (locked,) = pylock.read(result.path).packages
     wheel = locked.wheels[0].sha256
-    code, _ = _lock_cli(tmp_path, f"idna==3.10 --hash=sha256:{wheel}\n", capsys)
+    code, _ = lock_cli(tmp_path, f"idna==3.10 --hash=sha256:{wheel}\n", capsys)
     assert code == 0
     (locked,) = pylock.read(result.path).packages
     assert [w.sha256 for w in locked.wheels] == [wheel] and locked.sdist is None
-    code, err = _lock_cli(tmp_path, f"idna==3.10 --hash=sha256:{'f' * 64}\n", capsys)
+    code, err = lock_cli(tmp_path, f"idna==3.10 --hash=sha256:{'f' * 64}\n", capsys)
     assert code == 1 and f"expected sha256:{'f' * 64}, got sha256:" in err

@@ -3,6 +3,6 @@
 this folder uses them."""
 
 from support.oci import store
-from support.projects import locked_project
+from support.projects import project
 
-__all__ = ["locked_project", "store"]
+__all__ = ["project", "store"]

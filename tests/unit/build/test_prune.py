@@ -79,10 +79,10 @@ def chosen(project: Path, cache: Path, **options: object) -> dict[str, set[str]]
 
 
 def test_default_prune_keeps_what_locks_name_and_what_was_used_lately(
-    locked_project: Path, cache: Path
+    project: Path, cache: Path
 ) -> None:
     built_gone = f"wheels/built/{'ef' * 32}"
-    assert chosen(locked_project, cache) == {
+    assert chosen(project, cache) == {
         "wheels": {f"wheels/sha256/ab/{OTHER}", built_gone, f"wheels/sha256/94/{IDNA_WHEEL}"},
         "installed trees": {"installed/bb/stale.tar"},
         "blob index": {f"blobs/index/{_index_name(cache, 'stale')}"},
@@ -92,17 +92,15 @@ def test_default_prune_keeps_what_locks_name_and_what_was_used_lately(
     }  # fmt: skip
 
 
-def test_keep_days_protects_named_wheels_used_within_them(
-    locked_project: Path, cache: Path
-) -> None:
-    wheels = chosen(locked_project, cache, keep_days=120)["wheels"]
+def test_keep_days_protects_named_wheels_used_within_them(project: Path, cache: Path) -> None:
+    wheels = chosen(project, cache, keep_days=120)["wheels"]
     assert f"wheels/sha256/94/{IDNA_WHEEL}" not in wheels  # named, used 90 days ago
     assert f"wheels/sha256/ab/{OTHER}" in wheels  # named by no lock: removed whatever its age
-    assert "installed trees" not in chosen(locked_project, cache, keep_days=120)
+    assert "installed trees" not in chosen(project, cache, keep_days=120)
 
 
-def test_all_takes_everything_but_the_last_hour(locked_project: Path, cache: Path) -> None:
-    every = chosen(locked_project, cache, everything=True)
+def test_all_takes_everything_but_the_last_hour(project: Path, cache: Path) -> None:
+    every = chosen(project, cache, everything=True)
     assert len(every["wheels"]) == 4  # all but the one written a minute ago
     assert every["installed trees"] == {"installed/aa/recent.tar", "installed/bb/stale.tar"}
     assert len(every["blobs"]) == 3 and len(every["blob index"]) == 2
@@ -110,29 +108,29 @@ def test_all_takes_everything_but_the_last_hour(locked_project: Path, cache: Pat
 
 
 def test_dry_run_removes_nothing_and_a_run_removes_what_it_listed(
-    locked_project: Path, cache: Path
+    project: Path, cache: Path
 ) -> None:
     before = sorted(p for p in cache.rglob("*"))
-    dry = prune(locked_project, PruneOptions(dry_run=True), cache=cache, now=NOW, images=False)
+    dry = prune(project, PruneOptions(dry_run=True), cache=cache, now=NOW, images=False)
     assert sorted(p for p in cache.rglob("*")) == before
-    done = prune(locked_project, PruneOptions(), cache=cache, now=NOW, images=False)
+    done = prune(project, PruneOptions(), cache=cache, now=NOW, images=False)
     assert {c.path for c in done.files} == {c.path for c in dry.files}
     assert not any(c.path.exists() for c in done.files)
     assert done.freed == dry.freed > 0
-    assert done.locks == (locked_project / "wheeldock.lock" / "pylock.api.toml",)
+    assert done.locks == (project / "wheeldock.lock" / "pylock.api.toml",)
     store = BlobStore(cache / "blobs")
     assert store.get_cached("recent") is not None and store.get_cached("stale") is None
 
 
 def test_prune_json_reports_totals_per_kind(
-    locked_project: Path,
+    project: Path,
     cache: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("WHEELDOCK_CACHE", str(cache))
     monkeypatch.setattr(pruning, "dangling_images", lambda: [])
-    assert main(["-C", str(locked_project), "prune", "--dry-run", "--json"]) == 0
+    assert main(["-C", str(project), "prune", "--dry-run", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     totals = {t["kind"]: t["count"] for t in report["totals"]}
     assert totals == {"wheels": 3, "installed trees": 1, "blobs": 2, "blob index": 1,
@@ -140,7 +138,7 @@ def test_prune_json_reports_totals_per_kind(
     assert report["dry_run"] is True and report["freed_bytes"] == sum(
         f["bytes"] for f in report["files"]
     )
-    assert main(["-C", str(locked_project), "prune", "--keep-days", "-1"]) == 2
+    assert main(["-C", str(project), "prune", "--keep-days", "-1"]) == 2
 
 
 def _blob(data: bytes) -> str:

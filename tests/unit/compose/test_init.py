@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from support.env import environ
+from support.projects import write_files
 from support.stacks import StackCopy
 
 from wheeldock import cli, project
@@ -467,10 +468,7 @@ def test_a_curl_healthcheck_is_replaced_by_the_python_check(stack_copy: MakeStac
 def test_a_code_mount_merged_in_from_an_anchor_is_dropped_from_the_service_only(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "app").mkdir()
-    (tmp_path / "app" / "r.txt").write_text("six\n")
-    (tmp_path / "app" / "a.py").write_text("")
-    (tmp_path / "compose.yaml").write_text(
+    compose = (
         "x-common: &common\n  image: python:3.11-slim\n  working_dir: /app\n"
         "  volumes:\n    - ./app:/app\n    - data:/data\n"
         "services:\n  a:\n    <<: *common\n"
@@ -478,6 +476,7 @@ def test_a_code_mount_merged_in_from_an_anchor_is_dropped_from_the_service_only(
         "  tools:\n    <<: *common\n    image: busybox\n    command: sleep 1\n"
         "volumes:\n  data:\n"
     )
+    write_files(tmp_path, {"app/r.txt": "six\n", "app/a.py": "", "compose.yaml": compose})
     assert cli.main(["-C", str(tmp_path), "init"]) == 0
     from wheeldock.compose import files
 

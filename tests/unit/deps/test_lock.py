@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.projects import service, write_files
+from support.projects import lock_cli, service, write_files
 
 from wheeldock.deps import lock, pylock
 from wheeldock.deps.index import Index
@@ -925,21 +925,11 @@ def uv_locks_idna(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(process, "run", fake_uv)
 
 
-def _lock_cli(root: Path, requirements: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    from wheeldock import cli, project
-
-    write_files(root, {"svc/requirements.txt": requirements})
-    project.save(Project(root, None, (service("api"),)))
-    capsys.readouterr()
-    code = cli.main(["-C", str(root), "lock"])
-    return code, capsys.readouterr().err
-
-
 @pytest.mark.usefixtures("uv_locks_idna")
 def test_a_hash_pin_no_file_of_the_package_has_fails_the_lock_naming_both_hashes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, err = _lock_cli(tmp_path, f"idna==3.10 --hash=sha256:{'f' * 64}\n", capsys)
+    code, err = lock_cli(tmp_path, f"idna==3.10 --hash=sha256:{'f' * 64}\n", capsys)
     assert code == 1
     assert "package idna 3.10: no file of it has a pinned hash (svc/requirements.txt:1)" in err
     assert f"expected sha256:{'f' * 64}" in err
@@ -954,7 +944,7 @@ def test_a_lock_keeps_only_the_files_whose_hash_is_pinned(
     requirements = (
         f"idna==3.10 \\\n    --hash=sha256:{'f' * 64} \\\n    --hash=sha256:{IDNA_WHEEL}\n"
     )
-    code, _ = _lock_cli(tmp_path, requirements, capsys)
+    code, _ = lock_cli(tmp_path, requirements, capsys)
     assert code == 0
     (pkg,) = pylock.read(pylock.lock_path(tmp_path, "api")).packages
     assert [w.sha256 for w in pkg.wheels] == [IDNA_WHEEL] and pkg.sdist is None
@@ -971,7 +961,7 @@ def test_a_lock_keeps_only_the_files_whose_hash_is_pinned(
 def test_in_hash_checking_mode_a_package_without_a_pin_fails_the_lock(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], requirements: str, turned_on: str
 ) -> None:
-    code, err = _lock_cli(tmp_path, requirements, capsys)
+    code, err = lock_cli(tmp_path, requirements, capsys)
     assert code == 1
     assert "package idna 3.10 has no hash pin, and hashes are required" in err
     assert f"turned on at {turned_on}" in err
@@ -980,7 +970,7 @@ def test_in_hash_checking_mode_a_package_without_a_pin_fails_the_lock(
 def test_a_hash_other_than_sha256_is_refused_naming_the_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, err = _lock_cli(tmp_path, f"idna==3.10\nsix==1 --hash=sha512:{'a' * 128}\n", capsys)
+    code, err = lock_cli(tmp_path, f"idna==3.10\nsix==1 --hash=sha512:{'a' * 128}\n", capsys)
     assert code == 1
     assert f"line 2: --hash=sha512:{'a' * 128} is not a sha256 hash" in err
 
