@@ -64,6 +64,13 @@ def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, **flags
         parser.add_argument(f"--{name.replace('_', '-')}", action="store_true", help=help)
 
 
+def add_number(
+    parser: argparse.ArgumentParser, option: str, default: float | None, metavar: str, help: str
+) -> None:
+    """``option`` taking a number (a float: seconds, days), ``default`` when not given."""
+    parser.add_argument(option, type=float, default=default, metavar=metavar, help=help)
+
+
 def add_json(parser: argparse.ArgumentParser, what: str | None = None) -> None:
     """``--json``: print ``what`` as JSON instead of tables."""
     parser.add_argument(

@@ -14,7 +14,7 @@ import argparse
 from rich.table import Table
 
 from wheeldock.build.prune import PruneOptions, PruneReport, prune
-from wheeldock.cli.commands import add_command, add_flags, add_json
+from wheeldock.cli.commands import add_command, add_flags, add_json, add_number
 from wheeldock.cli.output import console, err_console, print_json, status
 from wheeldock.edges.sweep import KEEP_DAYS
 from wheeldock.errors import UsageError
@@ -28,13 +28,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_flags(parser, dry_run="list what would be removed, remove nothing")
-    parser.add_argument(
-        "--keep-days",
-        type=float,
-        default=KEEP_DAYS,
-        metavar="N",
-        help=f"keep what is still wanted for N days after its last use (default: {KEEP_DAYS:g})",
-    )
+    keep_help = f"keep what is still wanted for N days after its last use (default: {KEEP_DAYS:g})"
+    add_number(parser, "--keep-days", KEEP_DAYS, "N", keep_help)
     add_flags(parser, all="empty the caches (everything not used in the last hour)")
     add_json(parser, "report")
     parser.set_defaults(func=_run)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from wheeldock.cli.commands import add_command, add_flags, add_json, add_services
+from wheeldock.cli.commands import add_command, add_flags, add_json, add_number, add_services
 from wheeldock.cli.output import console, err_console, print_json, status
 from wheeldock.compose import up
 
@@ -24,21 +24,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add_services(p, help="default: every service")
     add_flags(p, no_build="start the images as they are")
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=None,
-        metavar="S",
-        help=f"seconds to wait for health (default {up.Timeouts.health:.0f}; "
-        f"{up.EMULATED_HEALTH_TIMEOUT:.0f} under emulation)",
+    health_help = (
+        f"seconds to wait for health (default {up.Timeouts.health:.0f}; "
+        f"{up.EMULATED_HEALTH_TIMEOUT:.0f} under emulation)"
     )
-    p.add_argument(
-        "--build-timeout",
-        type=float,
-        default=up.Timeouts.build,
-        metavar="S",
-        help=f"seconds one service's build may take (default {up.Timeouts.build:.0f})",
-    )
+    add_number(p, "--timeout", None, "S", health_help)
+    build_help = f"seconds one service's build may take (default {up.Timeouts.build:.0f})"
+    add_number(p, "--build-timeout", up.Timeouts.build, "S", build_help)
     p.add_argument(
         "--platform",
         default=None,
