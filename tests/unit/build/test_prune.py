@@ -123,10 +123,7 @@ def test_dry_run_removes_nothing_and_a_run_removes_what_it_listed(
 
 
 def test_prune_json_reports_totals_per_kind(
-    project: Path,
-    cache: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    project: Path, cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("WHEELDOCK_CACHE", str(cache))
     monkeypatch.setattr(pruning, "dangling_images", lambda: [])
