@@ -1602,7 +1602,7 @@ def _finding(
         groups=start.groups,
     )
     drop = tuple(k for k in ("command", "working_dir", "entrypoint") if k in svc)
-    data = _data_mounts(svc, code, env)
+    data = _data_mounts(svc, code, env, root)
     notes += data.notes
     replace_check = _healthcheck_needs_a_tool(svc.get("healthcheck"))
     if replace_check:
@@ -1640,8 +1640,11 @@ def _simple_commands(script: str) -> list[list[str]]:
     ]
 
 
-def _data_mounts(svc: Mapping[str, Any], code: _Code, env: Mapping[str, str]) -> datamounts.Kept:
-    """What of the code mount stays: the folders the command or the app writes to."""
+def _data_mounts(
+    svc: Mapping[str, Any], code: _Code, env: Mapping[str, str], root: Path
+) -> datamounts.Kept:
+    """What of the code mount stays: the folders the command or the app writes to, their
+    sources written as the user wrote the mount's (relative to the project)."""
     script = _script_of(_interpolate_command(svc.get("command"), env))
     steps = [
         words
@@ -1650,7 +1653,7 @@ def _data_mounts(svc: Mapping[str, Any], code: _Code, env: Mapping[str, str]) ->
     ]
     variables = {k: interpolate(v, env) if v else v for k, v in environment(svc).items()}
     mount = datamounts.Mount(
-        code.mount.source,
+        _shown(code.mount, root),
         code.mount.host,
         code.mount.target,
         datamounts.writable(svc.get("volumes"), code.mount.source),
