@@ -47,7 +47,13 @@ from wheeldock.errors import (
 )
 from wheeldock.oci import reference
 from wheeldock.oci.blobs import BlobStore
-from wheeldock.oci.layer import MAGIC_SIZE, Layer, open_uncompressed, sniff_compression
+from wheeldock.oci.layer import (
+    MAGIC_SIZE,
+    Compression,
+    Layer,
+    open_uncompressed,
+    sniff_compression,
+)
 from wheeldock.oci.open import open_image
 
 log = logging.getLogger(__name__)
@@ -358,29 +364,29 @@ class OpenTree:
     env: dict[str, str] = field(default_factory=dict)
 
 
+def _tar_source(
+    path: Path, compression: Compression, stack: contextlib.ExitStack, tmp: Path
+) -> tuple[int, int, int]:
+    """The tar in the blob file ``path`` as (file descriptor, offset, size): the file in place
+    when uncompressed, else decompressed into a temp file in ``tmp`` first."""
+    if compression != "none":
+        out_path = tmp / f"layer-{len(list(tmp.iterdir()))}.tar"
+        with open_uncompressed(path.open("rb"), compression) as src, out_path.open("wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+        path = out_path
+    return (stack.enter_context(path.open("rb")).fileno(), 0, path.stat().st_size)
+
+
 def _layer_source(layer: Layer, stack: contextlib.ExitStack, tmp: Path) -> tuple[int, int, int]:
-    """A layer's tar as (file descriptor, offset, size): its blob in place when uncompressed,
-    else decompressed into a temp file first."""
-    if layer.compression == "none":
-        path = layer.blob_path()
-        return (stack.enter_context(path.open("rb")).fileno(), 0, path.stat().st_size)
-    out_path = tmp / f"layer-{len(list(tmp.iterdir()))}.tar"
-    with layer.uncompressed() as src, out_path.open("wb") as out:
-        shutil.copyfileobj(src, out, 1 << 20)
-    return (stack.enter_context(out_path.open("rb")).fileno(), 0, out_path.stat().st_size)
+    """A layer's tar (see :func:`_tar_source`), compressed as its media type says."""
+    return _tar_source(layer.blob_path(), layer.compression, stack, tmp)
 
 
 def _blob_source(path: Path, stack: contextlib.ExitStack, tmp: Path) -> tuple[int, int, int]:
-    """A layer blob file (or plain tar) as (file descriptor, offset, size) of its tar: in place
-    when uncompressed, else decompressed into a temp file first."""
+    """A layer blob file (or plain tar) of unknown compression (see :func:`_tar_source`)."""
     with path.open("rb") as fh:
         compression = sniff_compression(fh.read(MAGIC_SIZE))
-    if compression == "none":
-        return (stack.enter_context(path.open("rb")).fileno(), 0, path.stat().st_size)
-    out_path = tmp / f"blob-{len(list(tmp.iterdir()))}.tar"
-    with open_uncompressed(path.open("rb"), compression) as src, out_path.open("wb") as out:
-        shutil.copyfileobj(src, out, 1 << 20)
-    return (stack.enter_context(out_path.open("rb")).fileno(), 0, out_path.stat().st_size)
+    return _tar_source(path, compression, stack, tmp)
 
 
 def _image_tree(
