@@ -10,50 +10,79 @@ log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
-# Debian trixie, pinned low: only the packages asked for with -t trixie come from it
-# (bookworm's skopeo 1.9 cannot talk to engine 26; docker-compose v2 and buildx are trixie's).
-if [ ! -f /etc/apt/sources.list.d/trixie.sources ]; then
-  log "adding Debian trixie at pin priority 100"
-  $SUDO tee /etc/apt/sources.list.d/trixie.sources >/dev/null <<'SRC'
+BOOKWORM_PKGS=(mmdebstrap umoci runc crun docker-registry apache2-utils qemu-user-static binfmt-support
+  arch-test python3-venv curl ca-certificates zstd dpkg-dev oci-image-tool busybox-static
+  gcc python3-dev libffi-dev libpq-dev libyaml-dev)
+# The engine and its tools come from Debian trixie (bookworm's skopeo 1.9 cannot talk to engine
+# 26; docker-compose v2 and buildx are trixie's). An engine already here with compose v2 and
+# buildx is used as it is: nothing of trixie is added then.
+TRIXIE_PKGS=()
+engine_ok() {
+  command -v docker >/dev/null && docker compose version 2>/dev/null | grep -q ' v\?2\.' \
+    && docker buildx version >/dev/null 2>&1
+}
+if ! engine_ok; then TRIXIE_PKGS+=(docker.io docker-buildx docker-compose); fi
+if ! command -v skopeo >/dev/null || ! skopeo --version | grep -Eq ' 1\.(1[3-9]|[2-9][0-9])'; then
+  TRIXIE_PKGS+=(skopeo)
+fi
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
+
+missing=()
+for p in "${BOOKWORM_PKGS[@]}"; do installed "$p" || missing+=("$p"); done
+export DEBIAN_FRONTEND=noninteractive
+apt_update() {
+  if [ ! -f /var/lib/apt/.wheeldock-updated ]; then
+    $SUDO apt-get update -qq && touch /var/lib/apt/.wheeldock-updated
+  fi
+}
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  apt_update
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The registry package starts a daemon on :5000 where init scripts run; tests start their own.
+  $SUDO pkill -f '^/usr/bin/docker-registry serve /etc/docker/registry/config.yml' 2>/dev/null || true
+else
+  log "Debian packages present"
+fi
+
+if [ ${#TRIXIE_PKGS[@]} -gt 0 ]; then
+  # Debian trixie, pinned low: only the packages asked for with -t trixie come from it.
+  if [ ! -f /etc/apt/sources.list.d/trixie.sources ]; then
+    log "adding Debian trixie at pin priority 100 (only what is asked for with -t trixie comes from it)"
+    $SUDO tee /etc/apt/sources.list.d/trixie.sources >/dev/null <<'SRC'
 Types: deb
 URIs: http://deb.debian.org/debian
 Suites: trixie
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-  $SUDO tee /etc/apt/preferences.d/trixie-pin >/dev/null <<'PIN'
+    $SUDO tee /etc/apt/preferences.d/trixie-pin >/dev/null <<'PIN'
 Package: *
 Pin: release n=trixie
 Pin-Priority: 100
 PIN
-  rm -f /var/lib/apt/.wheeldock-updated
-fi
-
-BOOKWORM_PKGS=(mmdebstrap umoci runc crun docker-registry apache2-utils qemu-user-static binfmt-support
-  arch-test python3-venv curl ca-certificates zstd dpkg-dev oci-image-tool busybox-static
-  gcc python3-dev libffi-dev libpq-dev libyaml-dev)
-TRIXIE_PKGS=(docker.io docker-buildx docker-compose skopeo)
-missing=()
-for p in "${BOOKWORM_PKGS[@]}" "${TRIXIE_PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  log "installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  if [ ! -f /var/lib/apt/.wheeldock-updated ]; then
-    $SUDO apt-get update -qq && touch /var/lib/apt/.wheeldock-updated
+    rm -f /var/lib/apt/.wheeldock-updated
   fi
-  $SUDO apt-get install -y -qq --no-install-recommends "${BOOKWORM_PKGS[@]}" >/dev/null
+  apt_update
+  # Say what the trixie install changes on this machine before it does: apt's own simulation.
+  # On a bookworm host that is libc6 (2.36 -> 2.41), libstdc++6, dpkg, base-files and the rest
+  # of what the engine's packages depend on.
+  upgrades=$($SUDO apt-get install -s --no-install-recommends -t trixie "${TRIXIE_PKGS[@]}" 2>/dev/null \
+    | awk '/^Inst / && $3 ~ /^\[/ { gsub(/[\[\]]/, "", $3); print "  " $2 " " $3 " -> " substr($4, 2) }')
+  if [ -n "$upgrades" ]; then
+    log "installing ${TRIXIE_PKGS[*]} from trixie upgrades these host packages:"
+    printf '%s\n' "$upgrades"
+    log "(an engine with compose v2 and buildx already installed is used instead: install it first to avoid this)"
+  fi
+  log "installing from trixie: ${TRIXIE_PKGS[*]}"
   # docker.io's maintainer script may fail to start the engine without systemd: that is fine,
   # we start it ourselves below.
   $SUDO apt-get install -y -qq --no-install-recommends -t trixie "${TRIXIE_PKGS[@]}" >/dev/null || {
     $SUDO dpkg --configure -a || true
     $SUDO apt-get install -y -qq --no-install-recommends -t trixie "${TRIXIE_PKGS[@]}" >/dev/null
   }
-  # The registry package starts a daemon on :5000 where init scripts run; tests start their own.
-  $SUDO pkill -f '^/usr/bin/docker-registry serve /etc/docker/registry/config.yml' 2>/dev/null || true
 else
-  log "Debian packages present"
+  log "engine present (docker with compose v2 and buildx), skopeo present: nothing from trixie"
 fi
 
 # The docker CLI preinstalled in /usr/local/bin may shadow Debian's; make sure it finds the plugins.

@@ -272,6 +272,15 @@ def plan_dependencies(
     )
 
 
+def official_image(python: str, variant: str) -> str:
+    """The official image of ``python`` standing in for wheeldock's ``variant`` base (``slim`` →
+    ``python:3.12-slim``): from the engine when it has it, else from the registry (Docker Hub)."""
+    name = f"python:{python}-slim" if variant != "builder" else f"python:{python}"
+    if engine.available() and engine.image_exists(name):
+        return f"docker-daemon:{name}"
+    return f"docker://docker.io/library/{name}"
+
+
 def _check_python(svc: Service, base: str, carried: str, config: Path) -> None:
     """Refuse a service whose Python is not its base's: its wheels (locked for ``svc.python``)
     would be installed where the base's interpreter never looks."""
@@ -619,9 +628,14 @@ class Builder:
         spec = self.options.base or svc.base
         platform = Platform.parse(self.options.platform)
         python = svc.python
-        if spec in bases.VARIANTS:
+        suite = bases.suite_for(python)
+        if spec in bases.VARIANTS and suite is None:
+            # no Debian suite carries this Python: the official image is the base, as the
+            # Dockerfile init writes for it has it (never another Python than the user's)
+            return self._base_image(svc, official_image(python, spec), platform)
+        if spec in bases.VARIANTS and suite is not None:
             started = time.monotonic()
-            rootfs = bases.ensure_rootfs(spec, arch=platforms.debian_arch(platform))
+            rootfs = bases.ensure_rootfs(spec, arch=platforms.debian_arch(platform), suite=suite)
             _check_python(svc, spec, rootfs.python_version, self.project.root / CONFIG_NAME)
             facts = base_facts(rootfs)
             key = _digest("base", rootfs.key, facts.sha256)
@@ -668,12 +682,6 @@ class Builder:
     def _base_image(self, svc: Service, spec: str, platform: Platform) -> _Base:
         started = time.monotonic()
         ref = coerce(spec)
-        if isinstance(ref, DaemonRef):
-            raise UsageError(
-                f"--base {spec}: a base cannot be read from the Docker engine",
-                fix=f"save it first: docker save -o base.tar {ref.name}, then --base "
-                "docker-archive:base.tar",
-            )
         source = open_image(ref, self.store, platform=platform)
         seconds = time.monotonic() - started
         reports = tuple(

@@ -38,13 +38,16 @@ from functools import cache
 from pathlib import Path
 from typing import IO, Literal, cast
 
-from wheeldock.edges import process
+from wheeldock.debian import bases
+from wheeldock.debian.bases import BaseRootfs
+from wheeldock.edges import chroot, process
 from wheeldock.edges.fsutil import atomic_write_bytes, atomic_writer
-from wheeldock.edges.paths import cache_dir, free_bytes, staging_dir
+from wheeldock.edges.paths import cache_dir, cache_root, free_bytes, staging_dir
 from wheeldock.edges.sweep import Age, Candidate, size_of
 from wheeldock.errors import InvalidArchive, InvalidConfig, ToolNotFound, WheeldockError
 from wheeldock.oci.blobs import CHUNK, BlobWriter
 from wheeldock.oci.digest import Digest
+from wheeldock.platforms import native_arch
 
 log = logging.getLogger(__name__)
 
@@ -131,23 +134,68 @@ def scheme_for(env: Sequence[str], python: str = "3.11") -> Scheme:
 
 
 @cache
-def compiler(python: str) -> str:
-    """An interpreter of the image's minor version to compile bytecode with."""
+@cache
+def host_interpreter(python: str) -> str | None:
+    """This machine's interpreter of ``python`` (``X.Y``), or None. A candidate on PATH is
+    asked its version: a pyenv shim answers to ``python3.13`` without having that version."""
     if f"{sys.version_info.major}.{sys.version_info.minor}" == python:
         return sys.executable
-    try:
-        return process.which(f"python{python}")
-    except ToolNotFound as exc:
-        raise ToolNotFound(
-            f"Python {python} is needed on this machine to compile the image's bytecode",
-            fix=f"install python{python} (the image's version), or build for this Python",
-        ) from exc
+    path = shutil.which(f"python{python}")
+    if path is None:
+        return None
+    asked = process.run(
+        [path, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], check=False, timeout=60
+    )
+    return path if asked.returncode == 0 and asked.stdout.strip() == python else None
 
 
 def compiler_id(python: str) -> str:
-    """What identifies the bytecode :func:`compiler` makes: its build, else its path."""
-    path = compiler(python)
-    return sys.version if path == sys.executable else path
+    """What identifies the bytecode :func:`_compiler_argv` makes: this interpreter's build,
+    another interpreter's path, or the base whose python3 compiles it."""
+    host = host_interpreter(python)
+    if host == sys.executable:
+        return sys.version
+    if host is not None:
+        return host
+    return "base:" + _base_rootfs(python).key
+
+
+def _base_rootfs(python: str) -> BaseRootfs:
+    """The slim base whose python3 is ``python``, to compile with when this machine has no
+    such interpreter (a Python 3.13 image built on a bookworm host)."""
+    suite = bases.suite_for(python)
+    if suite is None:
+        raise ToolNotFound(
+            f"Python {python} is needed on this machine to compile the image's bytecode",
+            fix=f'install python{python} (the image\'s version), or set bytecode = "none" '
+            "for the service",
+        )
+    return bases.ensure_rootfs("slim", arch=native_arch(), suite=suite)
+
+
+#: Where the compiler script is bound inside a base's rootfs.
+_INSIDE_COMPILER = "/run/wheeldock/compile_bytecode.py"
+
+
+def _base_compiler_argv(python: str, workers: int) -> tuple[str, ...]:
+    """The base's own python3 running the compiler, chrooted into its rootfs (no engine). The
+    cache and the staging folder are bound at their own paths, so the trees' paths read the
+    same inside; the overlay's scratch is a tmpfs that goes with the process."""
+    root = bases.unpacked(_base_rootfs(python))
+    writable = {cache_root(): str(cache_root())}
+    staging = os.environ.get("WHEELDOCK_STAGING")
+    if staging:
+        writable[Path(staging)] = staging
+    text = chroot.script(
+        root,
+        cache_dir("chroot"),
+        ("python3", "-I", _INSIDE_COMPILER, str(workers)),
+        env={},
+        binds={_COMPILER: _INSIDE_COMPILER},
+        writable=writable,
+        scratch_tmpfs=True,
+    )
+    return tuple(chroot.argv_for(text))
 
 
 def _rel(path: str) -> str:
@@ -243,7 +291,10 @@ def _compile_while(
 
 
 def _compiler_argv(python: str, workers: int) -> tuple[str, ...]:
-    return (compiler(python), "-I", str(_COMPILER), str(workers))
+    host = host_interpreter(python)
+    if host is None:
+        return _base_compiler_argv(python, workers)
+    return (host, "-I", str(_COMPILER), str(workers))
 
 
 #: Compiler workers for more than one wheel (the argv a spare compiler must match, too).

@@ -84,14 +84,30 @@ class BaseWheelhouse(Wheelhouse):
         *,
         workers: int = DOWNLOAD_WORKERS,
         index: Index | None = None,
-        suite: str = bases.DEFAULT_SUITE,
+        suite: str | None = None,
     ) -> None:
         super().__init__(root, workers=workers, index=index)
+        #: the builder base's suite; None: the suite whose python3 is the locked Python
         self.suite = suite
+
+    def _suite(self, artifact: Artifact, python: str) -> str:
+        suite = self.suite or bases.suite_for(python)
+        if suite is None:
+            raise SdistNotBuildable(
+                f"{artifact} has no wheel for Python {python} (only an sdist), and no builder "
+                f"base of wheeldock's carries Python {python} (they carry "
+                + ", ".join(f"{v} ({s})" for s, v in bases.SUITE_PYTHON.items())
+                + ")",
+                fix=f"pin a version of {artifact.name} that publishes a wheel for Python "
+                f"{python}, or build this service with `wheeldock init` and `up` (the official "
+                f"python:{python} image compiles it there)",
+            )
+        return suite
 
     def build_key(self, artifact: Artifact, *, platform: str, python: str) -> str:
         arch = platforms.parse(platform).debian_arch
-        base = bases.cache_key(bases.recipe("builder"), suite=self.suite, arch=arch)
+        suite = self._suite(artifact, python)
+        base = bases.cache_key(bases.recipe("builder"), suite=suite, arch=arch)
         material = f"builder-base\0{artifact.sha256}\0{base}\0{platform}\0{python}"
         return hashlib.sha256(material.encode()).hexdigest()
 
@@ -106,14 +122,15 @@ class BaseWheelhouse(Wheelhouse):
                 fix="add --emulate-sdists to build it under qemu-user, or pin a version of "
                 f"{artifact.name} that publishes a {target} wheel",
             )
-        base_python = bases.SUITE_PYTHON.get(self.suite)
+        suite = self._suite(artifact, python)
+        base_python = bases.SUITE_PYTHON.get(suite)
         if base_python is not None and base_python != python:
             raise InvalidConfig(
-                f"{artifact} is locked for Python {python}, but the {self.suite} builder base "
+                f"{artifact} is locked for Python {python}, but the {suite} builder base "
                 f"has Python {base_python}",
                 fix=f"set the service's python to {base_python}, or use a base of that Python",
             )
-        rootfs = bases.ensure_rootfs("builder", arch=target.debian_arch, suite=self.suite)
+        rootfs = bases.ensure_rootfs("builder", arch=target.debian_arch, suite=suite)
         root = bases.unpacked(rootfs)
         bundle = ca.find()
         binds = {sdist.parent: INSIDE_IN}

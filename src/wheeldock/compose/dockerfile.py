@@ -51,16 +51,33 @@ class DockerfileSpec:
 
 
 def builder_image(service: Service) -> str:
+    """wheeldock's builder base of the service's Python, or the official ``python:X.Y`` image
+    (compilers and headers) when no Debian suite wheeldock builds from carries that Python."""
+    if base.suite_for(service.python) is None:
+        return f"python:{service.python}"
     return f"wheeldock/python:{service.python}-builder"
 
 
 def runtime_image(service: Service) -> str:
+    """wheeldock's base of the service's Python, or the official ``python:X.Y-slim``."""
+    if base.suite_for(service.python) is None and service.base in base.VARIANTS:
+        return f"python:{service.python}-slim"
     return f"wheeldock/python:{service.python}-{service.base}"
+
+
+def _interpreter(spec: DockerfileSpec) -> str:
+    """The builder's python3 for the venv, at the path the runtime image has it too (the venv
+    links to it): Debian's in wheeldock's bases, the one on PATH in another image (python.org's
+    ``/usr/local/bin/python3`` in the official ones)."""
+    return "/usr/bin/python3" if _own_builder(spec) else "python3"
 
 
 def _own_builder(spec: DockerfileSpec) -> bool:
     """Whether the builder stage starts from wheeldock's builder base, which has uv."""
-    return spec.builder_image in (None, builder_image(spec.service))
+    return (
+        spec.builder_image in (None, builder_image(spec.service))
+        and base.suite_for(spec.service.python) is not None
+    )
 
 
 def _own_runtime_with_user(spec: DockerfileSpec) -> bool:
@@ -142,7 +159,7 @@ def render(spec: DockerfileSpec) -> str:
                 _with_ca(f"python3 -m pip install --target /opt/uv uv=={spec.uv_version}"),
             ),
         ]
-    install = f"{uv} venv --python /usr/bin/python3 {VENV} \\\n    && " + _install_step(
+    install = f"{uv} venv --python {_interpreter(spec)} {VENV} \\\n    && " + _install_step(
         svc, uv, no_binary, req_args
     )
     if own_builder:

@@ -158,7 +158,9 @@ def platform_tag(image: str, target: Target) -> str:
 # -- the override ---------------------------------------------------------------------------------
 
 
-def _dockerfile_text(build: Mapping[str, Any]) -> str | None:
+def dockerfile_text(build: Mapping[str, Any]) -> str | None:
+    """The text of the Dockerfile a resolved ``build:`` section names (inline or a file under
+    its context), or None (a remote context, a missing file)."""
     inline = build.get("dockerfile_inline")
     if inline:
         return str(inline)
@@ -204,7 +206,7 @@ def override(
             if retag:
                 project = str(config.get("name") or "")
                 entry["image"] = platform_tag(str(image or f"{project}-{name}"), target)
-            text = _dockerfile_text(build) if builds else None
+            text = dockerfile_text(build) if builds else None
             contexts: dict[str, str] = {}
             have = build.get("additional_contexts") or {}
             args = build.get("args") or {}

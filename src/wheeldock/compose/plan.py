@@ -256,6 +256,14 @@ def runtime_packages(
 
 #: The target platform's wheel tag (the base images are Debian bookworm, glibc 2.36, amd64).
 TARGET_PLATFORM = "manylinux_2_36_x86_64"
+#: Every tag a bookworm-or-newer x86_64 image runs: pip does not widen ``--platform`` to the
+#: older manylinux levels, so a wheel tagged ``manylinux_2_17`` only would not be found.
+TARGET_PLATFORMS = (
+    *(f"manylinux_2_{minor}_x86_64" for minor in range(36, 16, -1)),
+    "manylinux2014_x86_64",
+    "manylinux2010_x86_64",
+    "manylinux1_x86_64",
+)
 
 
 def host_wheelhouse(root: Path, service: Service, planned: Mapping[str, str] | None = None) -> Path:
@@ -314,8 +322,7 @@ def host_wheelhouse(root: Path, service: Service, planned: Mapping[str, str] | N
         "download",
         "--quiet",
         "--only-binary=:all:",
-        "--platform",
-        TARGET_PLATFORM,
+        *(f"--platform={tag}" for tag in TARGET_PLATFORMS),
         "--implementation",
         "cp",
         "--python-version",
@@ -375,8 +382,12 @@ def plan(
     no_binary: Sequence[str] = (),
     scanner: RuntimeScanner | None = None,
     selection: compose.Selection | None = None,
+    python: str | None = None,
 ) -> InitPlan:
     """Everything init would write in ``root``, computed without writing.
+
+    ``python`` (``X.Y``) moves every newly found service to that Python; by default each keeps
+    the one its image names.
 
     ``selection``: the compose files (``-f``, else ``COMPOSE_FILE``, else compose's defaults)
     and project name (``-p``, else ``COMPOSE_PROJECT_NAME``, ``name:``, the folder) to use;
@@ -405,7 +416,7 @@ def plan(
     existing = _existing_config(root)
     settled = _Settled()
     for finding in findings:
-        _settle(settled, root, finding, existing, no_binary, scanner or runtime_packages)
+        _settle(settled, root, finding, existing, no_binary, scanner or runtime_packages, python)
     services = list(settled.services)
     if existing is not None:  # services the user added by hand stay
         known = {s.name for s in services}
@@ -424,7 +435,7 @@ def plan(
         desired[f"Dockerfile.{svc.name}"] = ("dockerfile", dockerfile.render(spec).encode())
         needed += [*finding.requirement_files, svc.source]
 
-    warnings: list[str] = [f"passed over: {why}" for why in found.passed_over] + settled.adapted
+    warnings: list[str] = [f"passed over: {why}" for why in found.passed_over]
     for rel, text in settled.generated.items():
         _check_generated(root, rel, text, manifest)
         desired[rel] = ("requirements", text.encode())
@@ -514,9 +525,6 @@ class _Settled:
     generated: dict[str, str] = field(
         default_factory=dict
     )  # requirement files from inline packages
-    adapted: list[str] = field(
-        default_factory=list
-    )  # services moved to the Python their base carries
 
 
 def _settle(
@@ -526,9 +534,11 @@ def _settle(
     existing: Project | None,
     no_binary: Sequence[str],
     scan: RuntimeScanner,
+    python: str | None = None,
 ) -> None:
     """A found service's final settings: the user's from ``wheeldock.toml`` when it has some,
-    else the finding's, on the base's Python, with its runtime packages scanned."""
+    else the finding's, on its image's Python (or ``python``, when asked), with its runtime
+    packages scanned."""
     svc = finding.service
     # a generated file already there (init wrote it; perhaps edited since) is read as it is
     planned = {rel: text for rel, text in finding.generated if not (root / rel).is_file()}
@@ -538,8 +548,8 @@ def _settle(
     else:
         if no_binary:
             svc = replace(svc, no_binary=tuple(dict.fromkeys((*svc.no_binary, *no_binary))))
-        svc, warning = _python_of_the_base(svc)
-        settled.adapted += [warning] if warning else []
+        svc, note = _python_of(svc, python)
+        settled.notes += [note] if note else []
         packages, source = scan(root, svc, finding.requirement_files, planned)
         packages = tuple(dict.fromkeys((*packages, *finding.system_packages)))
         svc = replace(svc, runtime_packages=packages, runtime_packages_source=source)
@@ -631,21 +641,24 @@ def _file_change(
     return FileChange(rel, kind, current, desired, note)
 
 
-def _python_of_the_base(svc: Service) -> tuple[Service, str | None]:
-    """``svc`` on the Python its wheeldock base carries (Debian's python3), and a warning when
-    that is not the one its compose image named: a Dockerfile or lock for a Python the base
-    does not have could not run."""
-    from wheeldock.debian.bases import DEFAULT_SUITE, SUITE_PYTHON, VARIANTS
+def _python_of(svc: Service, asked: str | None) -> tuple[Service, str | None]:
+    """``svc`` on the Python its image names, or on ``asked`` (``init --python``), and a note
+    saying which base carries it: wheeldock's Debian base of that Python, else the official
+    ``python:X.Y`` images. A service is never moved to another Python unasked."""
+    from wheeldock.debian.bases import SUITE_PYTHON, VARIANTS, suite_for
 
-    carried = SUITE_PYTHON[DEFAULT_SUITE]
-    if svc.base not in VARIANTS or svc.python == carried:
-        return svc, None
-    return replace(svc, python=carried), (
-        f"{svc.name}: its image runs Python {svc.python}, but wheeldock's bases carry Debian "
-        f"{DEFAULT_SUITE}'s Python {carried}: it is locked and built for {carried}. Check that "
-        f"the code runs on {carried}, or set base (an image with Python {svc.python}) and python "
-        f'= "{svc.python}" for it in {project.CONFIG_NAME}'
-    )
+    note = None
+    if asked is not None and asked != svc.python:
+        note = f"{svc.name}: moved from Python {svc.python} to {asked}, as asked (--python)"
+        svc = replace(svc, python=asked)
+    if svc.base in VARIANTS and suite_for(svc.python) is None:
+        carried = ", ".join(f"{v} ({s})" for s, v in SUITE_PYTHON.items())
+        note = (note + "; " if note else f"{svc.name}: ") + (
+            f"Python {svc.python} kept: wheeldock's Debian bases carry {carried}, so the "
+            f"official python:{svc.python} images are its builder and base (from the engine, "
+            f"else Docker Hub); `init --python X.Y` moves it to another version"
+        )
+    return svc, note
 
 
 def _existing_config(root: Path) -> Project | None:

@@ -314,6 +314,8 @@ def up(
         )
     t0 = time.monotonic()
     build_times: dict[str, float] = {}
+    if build and platform is None:
+        ensure_bases(stack, services, progress)
     if build:
         for svc in services:
             progress(f"building {svc.name}")
@@ -379,6 +381,35 @@ def up(
         platform=platform.name if platform is not None else None,
         emulated=emulated,
     )
+
+
+def ensure_bases(
+    stack: Stack, services: Sequence[Service], progress: Callable[[str], None]
+) -> tuple[str, ...]:
+    """Make the wheeldock bases the services' Dockerfiles start from that the engine lacks
+    (from Debian packages, as ``wheeldock base build`` does: no registry has them), so ``up``
+    works on a machine that never ran ``wheeldock base``. The names made, in order."""
+    from wheeldock.compose import foreign
+    from wheeldock.debian import bases
+    from wheeldock.platforms import native_arch
+
+    candidates = {i for svc in services for i in bases.own_images(svc.python, svc.base)}
+    if all(engine.image_exists(image) for image in candidates):
+        return ()  # the usual case: one `docker image inspect` per base, no compose call
+    made: list[str] = []
+    config_services = stack.config().get("services") or {}
+    for svc in services:
+        build = (config_services.get(svc.name) or {}).get("build")
+        text = foreign.dockerfile_text(build) if isinstance(build, Mapping) else None
+        for image in foreign.dockerfile_bases(text or "", (build or {}).get("args") or {}):
+            own = bases.parse_own_image(image)
+            if own is None or image in made or engine.image_exists(image):
+                continue
+            variant, suite = own
+            progress(f"making the base {image} from Debian {suite} packages (once per machine)")
+            bases.ensure_image(variant, arch=native_arch(), suite=suite)
+            made.append(image)
+    return tuple(made)
 
 
 def _wait_healthy(

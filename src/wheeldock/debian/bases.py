@@ -90,8 +90,8 @@ RECIPE_VERSION = 3
 #: (2023-06-10, the day bookworm was released).
 SOURCE_DATE_EPOCH = 1686355200
 DEFAULT_SUITE = "bookworm"
-#: The python3 each Debian suite ships: the only Python wheeldock's bases can carry.
-SUITE_PYTHON = {"bookworm": "3.11"}
+#: The python3 each Debian suite ships: the Pythons wheeldock's bases can carry.
+SUITE_PYTHON: Mapping[str, str] = MappingProxyType({"bookworm": "3.11", "trixie": "3.13"})
 DEFAULT_ARCH = "amd64"
 MIRROR = "http://deb.debian.org/debian"
 SECURITY_MIRROR = "http://deb.debian.org/debian-security"
@@ -407,7 +407,7 @@ def mmdebstrap_argv(
     argv += [f"--dpkgopt=path-include={pattern}" for pattern in recipe.includes]
     argv.append(f"--hook-dir={MERGED_USR_HOOKS}")
     if arch_needs_emulation(arch):
-        argv += foreign_bytecode_hooks()
+        argv += foreign_bytecode_hooks(SUITE_PYTHON.get(suite, SUITE_PYTHON[DEFAULT_SUITE]))
     if recipe.users:
         argv.append(user_hook(recipe.users))
     if recipe.uv and uv_binary is not None:
@@ -526,11 +526,39 @@ def uv_binary(version: str, arch: str) -> Path:
     return binary
 
 
-#: Where Debian's python3 keeps the bytecode py3compile makes at install time.
-_PY_DIRS = ("usr/lib/python3.11", "usr/lib/python3/dist-packages")
+def suite_for(python: str) -> str | None:
+    """The Debian suite whose python3 is ``python`` (``3.13`` → trixie), or None: no wheeldock
+    base carries that Python, and the official ``python:X.Y`` image is the base instead."""
+    return next((suite for suite, version in SUITE_PYTHON.items() if version == python), None)
 
 
-def foreign_bytecode_hooks(python: str = "python3.11") -> list[str]:
+def own_images(python: str, variant: str) -> tuple[str, ...]:
+    """The engine tags of wheeldock's builder and ``variant`` bases of ``python`` on this
+    machine's architecture (none when no suite carries that Python)."""
+    if suite_for(python) is None or variant not in VARIANTS:
+        return ()
+    return tuple(
+        image_tags(recipe(name), python_version=python, arch=native_arch())[0]
+        for name in dict.fromkeys(("builder", variant))
+    )
+
+
+_OWN_IMAGE = re.compile(
+    r"^(?:docker\.io/)?wheeldock/python:(?P<python>3\.\d+)-(?P<variant>[a-z]+)$"
+)
+
+
+def parse_own_image(image: str) -> tuple[str, str] | None:
+    """``(variant, suite)`` when ``image`` names one of wheeldock's bases for this machine's
+    architecture (``wheeldock/python:3.13-slim`` → ``("slim", "trixie")``), else None."""
+    match = _OWN_IMAGE.match(image)
+    if match is None or match["variant"] not in VARIANTS:
+        return None
+    suite = suite_for(match["python"])
+    return None if suite is None else (match["variant"], suite)
+
+
+def foreign_bytecode_hooks(python: str = "3.11") -> list[str]:
     """mmdebstrap hooks that keep byte-compiling out of the emulator.
 
     Under qemu-user, Debian's ``py3compile`` (run by every Python package's postinst) byte-compiles
@@ -539,8 +567,11 @@ def foreign_bytecode_hooks(python: str = "python3.11") -> list[str]:
     and the host's CPython of the same minor version (the same magic number) compiles the same
     trees afterwards. The result is the bytecode the emulated run would have written.
     """
-    host = shutil.which(python) or python
-    compile_dirs = " ".join(f'"$1/{d}"' for d in _PY_DIRS)
+    host = shutil.which(f"python{python}") or f"python{python}"
+    # where Debian's python3 keeps the bytecode py3compile makes at install time
+    compile_dirs = " ".join(
+        f'"$1/{d}"' for d in (f"usr/lib/python{python}", "usr/lib/python3/dist-packages")
+    )
     return [
         '--essential-hook=chroot "$1" dpkg-divert --quiet --local --rename '
         '--add /usr/bin/py3compile && ln -sf /bin/true "$1/usr/bin/py3compile"',

@@ -29,16 +29,21 @@ def script(
     env: Mapping[str, str],
     binds: Mapping[Path, str],
     writable: Mapping[Path, str],
+    scratch_tmpfs: bool = False,
 ) -> str:
     """The shell script :func:`run` hands to ``sh`` inside the namespaces (pure).
 
     ``binds`` maps host paths (files or folders) to absolute paths inside the rootfs, bound
-    read-only; ``writable`` does the same for folders the command writes to."""
+    read-only; ``writable`` does the same for folders the command writes to. With
+    ``scratch_tmpfs`` a tmpfs is mounted on ``scratch`` first (in the private mount namespace):
+    the overlay's files go with the process, and several runs can share one ``scratch``."""
     merged, upper, work = scratch / "merged", scratch / "upper", scratch / "work"
     q = shlex.quote
     m = q(str(merged))
-    lines = [
-        "set -e",
+    lines = ["set -e"]
+    if scratch_tmpfs:
+        lines.append(f"mount -t tmpfs -o mode=0700 wheeldock-scratch {q(str(scratch))}")
+    lines += [
         f"mkdir -p {m} {q(str(upper))} {q(str(work))}",
         f"mount -t overlay overlay -o lowerdir={q(str(rootfs))},upperdir={q(str(upper))},"
         f"workdir={q(str(work))} {m}",

@@ -492,6 +492,3 @@ def test_a_base_image_reference_is_opened_like_any_other_image(tmp_path: Path) -
     options = BuildOptions(base=f"oci:{tmp_path / 'oci'}:base", platform="linux/arm64")
     found = builder.Builder(proj, options, store=store)._base(svc)
     assert found.image.digest == base_image.digest and found.arch == "arm64"
-    engine_base = dataclasses.replace(options, base="docker-daemon:python:3.11-slim")
-    with pytest.raises(UsageError, match="cannot be read from the Docker engine"):
-        builder.Builder(proj, engine_base, store=store)._base(svc)

@@ -14,7 +14,7 @@ from wheeldock.debian import bases
 from wheeldock.deps.pylock import LockedFile
 from wheeldock.deps.wheelhouse import Artifact
 from wheeldock.edges import chroot
-from wheeldock.errors import CommandFailed, InvalidConfig, WheeldockError
+from wheeldock.errors import CommandFailed, InvalidConfig, SdistNotBuildable, WheeldockError
 
 AMD64 = platforms.parse("linux/amd64")
 
@@ -87,12 +87,31 @@ def test_a_foreign_platform_is_left_to_emulation(
     assert err.value.fix is not None and "--emulate-sdists" in err.value.fix
 
 
-def test_a_python_the_builder_base_lacks_is_refused(tmp_path: Path) -> None:
+def test_an_sdist_for_a_python_no_builder_base_carries_is_refused_with_the_fix(
+    tmp_path: Path,
+) -> None:
     art = _artifact(make_sdist(tmp_path, "okpkg", "0.1", "from setuptools import setup\n"))
-    with pytest.raises(InvalidConfig, match=r"has Python 3\.11"):
+    with pytest.raises(
+        SdistNotBuildable, match=r"no builder base of wheeldock's carries Python 3\.12"
+    ):
         sdists.BaseWheelhouse(tmp_path / "wheels").compile(
             art, art.file.path or tmp_path, tmp_path, platform="linux/amd64", python="3.12"
         )
+
+
+def test_a_builder_base_of_another_python_is_refused(tmp_path: Path) -> None:
+    art = _artifact(make_sdist(tmp_path, "okpkg", "0.1", "from setuptools import setup\n"))
+    with pytest.raises(InvalidConfig, match=r"bookworm builder base has Python 3\.11"):
+        sdists.BaseWheelhouse(tmp_path / "wheels", suite="bookworm").compile(
+            art, art.file.path or tmp_path, tmp_path, platform="linux/amd64", python="3.13"
+        )
+
+
+def test_the_builder_base_follows_the_locked_python(tmp_path: Path) -> None:
+    house = sdists.BaseWheelhouse(tmp_path / "wheels")
+    art = _artifact(make_sdist(tmp_path, "okpkg", "0.1", "from setuptools import setup\n"))
+    keys = {py: house.build_key(art, platform="linux/amd64", python=py) for py in ("3.11", "3.13")}
+    assert keys["3.11"] != keys["3.13"]
 
 
 def test_a_failed_build_names_the_package_and_its_last_lines(

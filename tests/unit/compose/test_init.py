@@ -172,21 +172,56 @@ def test_init_will_not_overwrite_a_requirements_file_of_the_same_name_it_did_not
     assert snapshot(stack.root) == before
 
 
-def test_a_python_the_bases_do_not_carry_becomes_theirs_with_a_warning(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    (tmp_path / "app").mkdir()
-    (tmp_path / "app" / "r.txt").write_text("six\n")
-    (tmp_path / "app" / "a.py").write_text("")
-    (tmp_path / "compose.yaml").write_text(
-        "services:\n  a:\n    image: python:3.12-slim\n    working_dir: /app\n"
+def _python_stack(root: Path, image: str) -> None:
+    (root / "app").mkdir()
+    (root / "app" / "r.txt").write_text("six\n")
+    (root / "app" / "a.py").write_text("")
+    (root / "compose.yaml").write_text(
+        f"services:\n  a:\n    image: {image}\n    working_dir: /app\n"
         "    command: sh -c 'pip install -r r.txt && python a.py'\n    volumes: [./app:/app]\n"
     )
+
+
+def test_a_service_keeps_the_python_of_its_image(tmp_path: Path) -> None:
+    _python_stack(tmp_path, "python:3.13-slim")
     assert cli.main(["-C", str(tmp_path), "init"]) == 0
+    assert project.load(tmp_path).service("a").python == "3.13"
+    dockerfile = (tmp_path / "Dockerfile.a").read_text()
+    assert "FROM wheeldock/python:3.13-builder AS builder" in dockerfile
+    assert "FROM wheeldock/python:3.13-slim\n" in dockerfile
+
+
+def test_a_python_no_debian_base_carries_is_built_on_the_official_images(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _python_stack(tmp_path, "python:3.12-slim")
+    assert cli.main(["-C", str(tmp_path), "init"]) == 0
+    assert project.load(tmp_path).service("a").python == "3.12"
+    assert "a: Python 3.12 kept" in " ".join(capsys.readouterr().out.split())
+    dockerfile = (tmp_path / "Dockerfile.a").read_text()
+    assert "FROM python:3.12 AS builder" in dockerfile
+    assert "FROM python:3.12-slim\n" in dockerfile
+    # the venv links to the interpreter both official images have at the same path
+    assert "venv --python python3 /opt/venv" in dockerfile
+
+
+def test_init_python_moves_the_services_to_the_version_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _python_stack(tmp_path, "python:3.12-slim")
+    assert cli.main(["-C", str(tmp_path), "init", "--python", "3.11"]) == 0
     assert project.load(tmp_path).service("a").python == "3.11"
-    err = capsys.readouterr().err
-    assert "a: its image runs Python 3.12, but wheeldock's bases carry Debian bookworm's" in err
-    assert "FROM wheeldock/python:3.11-slim" in (tmp_path / "Dockerfile.a").read_text()
+    assert "moved from Python 3.12 to 3.11, as asked" in " ".join(capsys.readouterr().out.split())
+    assert "FROM wheeldock/python:3.11-slim\n" in (tmp_path / "Dockerfile.a").read_text()
+
+
+def test_init_python_refuses_what_is_not_a_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _python_stack(tmp_path, "python:3.12-slim")
+    assert cli.main(["-C", str(tmp_path), "init", "--python", "latest"]) == 2
+    assert "--python latest: not a Python version" in capsys.readouterr().err
+    assert not (tmp_path / "Dockerfile.a").exists()
 
 
 def test_revert_with_nothing_to_revert_is_a_clear_error(

@@ -879,3 +879,26 @@ def test_alias_made_by_wheeldock_is_updated(monkeypatch: pytest.MonkeyPatch) -> 
     tagged = _fake_engine(monkeypatch, labels={base.LABEL_BASE: "slim"}, pullable=True)
     base._apply_alias("python:3.11-slim", "wheeldock/python:3.11-slim")
     assert tagged == [("wheeldock/python:3.11-slim", "python:3.11-slim")]
+
+
+def test_each_python_a_base_carries_has_its_debian_suite() -> None:
+    assert base.suite_for("3.11") == "bookworm"
+    assert base.suite_for("3.13") == "trixie"
+    assert base.suite_for("3.12") is None  # the official python:3.12 images serve it
+
+
+def test_wheeldocks_own_base_names_are_told_apart_from_other_images() -> None:
+    assert base.parse_own_image("wheeldock/python:3.13-slim") == ("slim", "trixie")
+    assert base.parse_own_image("wheeldock/python:3.11-builder") == ("builder", "bookworm")
+    assert base.parse_own_image("wheeldock/python:3.12-slim") is None  # no suite carries it
+    assert base.parse_own_image("wheeldock/python:3.11-fancy") is None
+    assert base.parse_own_image("python:3.11-slim") is None
+
+
+def test_the_bases_a_service_needs_follow_its_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "native_arch", lambda: "amd64")
+    assert base.own_images("3.13", "slim") == (
+        "wheeldock/python:3.13-builder",
+        "wheeldock/python:3.13-slim",
+    )
+    assert base.own_images("3.12", "slim") == ()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from rich.markup import escape
@@ -51,6 +52,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="PKG,…",
         help="build these distributions from source (pip's --no-binary) in new services",
     )
+    parser.add_argument(
+        "--python",
+        default=None,
+        metavar="X.Y",
+        help="move the services found to this Python (by default each keeps the one its "
+        "image names; wheeldock's Debian bases carry 3.11 and 3.13, any other version is "
+        "built on the official python:X.Y images)",
+    )
     add_json(parser, "result")
     parser.set_defaults(func=handle)
 
@@ -77,7 +86,13 @@ def handle(args: argparse.Namespace) -> int:
 
     no_binary = tuple(n.strip() for n in args.no_binary.split(",") if n.strip())
     with status("finding the Python services and the libraries their wheels need", quiet=args.json):
-        p = init.plan(root, ca_cert=args.ca_cert, no_binary=no_binary, selection=args.compose)
+        p = init.plan(
+            root,
+            ca_cert=args.ca_cert,
+            no_binary=no_binary,
+            selection=args.compose,
+            python=_python_version(args.python),
+        )
     if not args.json:  # before writing: a file init would refuse to replace is named first
         _render_services(p)
         if args.dry_run:
@@ -163,3 +178,14 @@ def _render_diff(diff: str) -> None:
             else ""
         )
         console.print(Text(line, style=style), soft_wrap=True)
+
+
+def _python_version(text: str | None) -> str | None:
+    """``--python``'s value as ``X.Y``; :class:`UsageError` for anything else."""
+    if text is None:
+        return None
+    if re.fullmatch(r"3\.\d{1,2}", text) is None:
+        raise UsageError(
+            f"--python {text}: not a Python version", fix="give it as X.Y, e.g. --python 3.13"
+        )
+    return text
