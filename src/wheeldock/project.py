@@ -47,6 +47,9 @@ class Service:
     no_binary: tuple[str, ...] = ()  # distributions built from source (pip's ``--no-binary``)
     #: the groups of a Poetry lock installed (empty: its ``main`` group), as ``--only``/``--with``
     groups: tuple[str, ...] = ()
+    #: the code folder belongs to the image's user, not root: a kept step or the app writes
+    #: into it (``collectstatic``, a SQLite file ``migrate`` makes next to the code)
+    writable_code: bool = False
 
     def to_toml(self) -> dict[str, Any]:
         data = asdict(self)
@@ -56,6 +59,8 @@ class Service:
         data["groups"] = list(data["groups"])
         if not data["groups"]:
             del data["groups"]  # the tool's default: not written
+        if not data["writable_code"]:
+            del data["writable_code"]  # the default: not written
         return {k: v for k, v in data.items() if v is not None}
 
     @classmethod
@@ -79,6 +84,7 @@ class Service:
                 constraints=_strings(data, "constraints", name, path),
                 no_binary=_strings(data, "no_binary", name, path),
                 groups=_strings(data, "groups", name, path),
+                writable_code=_flag(data, "writable_code", name, path),
             )
         except KeyError as exc:
             raise InvalidConfig(
@@ -92,6 +98,18 @@ class Service:
                 path=path,
                 fix="compare it with the file `wheeldock init` writes",
             ) from exc
+
+
+def _flag(data: dict[str, Any], key: str, name: str, path: Path) -> bool:
+    """A true/false key of a service (absent: false); a string such as ``"yes"`` is refused."""
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise InvalidConfig(
+            f"[services.{name}] {key} = {value!r} is not true or false",
+            path=path,
+            fix=f"write `{key} = true` or `{key} = false`",
+        )
+    return value
 
 
 def _strings(data: dict[str, Any], key: str, name: str, path: Path) -> tuple[str, ...]:

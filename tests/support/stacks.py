@@ -32,6 +32,7 @@ STACKS: dict[str, tuple[Path, tuple[str, ...]]] = {
     "nested": (DATA / "nested", ("NESTED_PORT",)),
     "adhoc": (DATA / "adhoc", ("API_PORT", "SHOP_PORT", "CART_PORT", "DESK_PORT")),
     "ports": (DATA / "ports", ()),  # published ports written into its compose file by the test
+    "real": (DATA / "real", ()),  # the same
 }
 
 

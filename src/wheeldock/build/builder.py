@@ -991,6 +991,8 @@ class Builder:
             )
         target = svc.source_target or svc.workdir
         entries = app_entries(source, target, self.project.root)
+        if svc.writable_code:
+            entries = owned_by_app(entries, target)
         key = app_key(entries, self.compression, self.epoch)
         annotations = {"org.opencontainers.image.title": f"app: {svc.source}"}
 
@@ -1421,6 +1423,16 @@ def _deb_entries(
         return entries
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def owned_by_app(entries: Sequence[TarEntry], target: str) -> list[TarEntry]:
+    """``entries`` and their folder ``target`` itself owned by the image's user (pure): the
+    service writes into its code folder (``writable_code``), as ``COPY --chown`` gives it."""
+    top = target.strip("/")
+    owned = [dataclasses.replace(e, uid=APP_UID, gid=APP_UID) for e in entries]
+    if not top:
+        return owned
+    return [TarEntry(top, "dir", 0o755, APP_UID, APP_UID), *owned]
 
 
 def app_entries(source: Path, target: str, context: Path | None = None) -> list[TarEntry]:

@@ -199,8 +199,7 @@ def render(spec: DockerfileSpec) -> str:
     out += [
         "# Installed and bytecode-compiled in the builder; no index, compiler or wheel file here.",
         f"COPY --from=builder {VENV} {VENV}",
-        f"WORKDIR {svc.workdir}",
-        f"COPY {source}/ {target.rstrip('/') or '/'}/",
+        *_code_steps(svc, source, target.rstrip("/") or "/"),
         f"USER {APP_UID}:{APP_UID}",
     ]
     if svc.port is not None:
@@ -212,6 +211,19 @@ def render(spec: DockerfileSpec) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _code_steps(svc: Service, source: str, target: str) -> list[str]:
+    """WORKDIR and the code's COPY. Code the service writes into (``writable_code``) is
+    copied first, owned by the image's user: COPY makes the missing folders with the owner
+    it is given, where WORKDIR would make them root's."""
+    if not svc.writable_code:
+        return [f"WORKDIR {svc.workdir}", f"COPY {source}/ {target}/"]
+    return [
+        "# The service writes into its code folder (see writable_code in wheeldock.toml).",
+        f"COPY --chown={APP_UID}:{APP_UID} {source}/ {target}/",
+        f"WORKDIR {svc.workdir}",
+    ]
 
 
 def _uv_no_binary(no_binary: Sequence[str]) -> str:

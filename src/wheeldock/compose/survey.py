@@ -569,9 +569,23 @@ def _read_pip(state: _Reading, step: _Step) -> None:
             state.packages.append(target)
 
 
+#: Sub-commands that only set up or describe the tool for the install that follows
+#: (``poetry config virtualenvs.create false``): the image has no such tool, and needs none.
+_TOOL_SETUP = {
+    "poetry": frozenset({"config", "self", "about", "--version", "-V", "debug", "cache"}),
+    "pipenv": frozenset({"--version", "--venv", "--where", "--py", "--support"}),
+    "uv": frozenset({"--version", "-V", "version", "self", "cache"}),
+}
+
+
 def _read_tool(state: _Reading, step: _Step) -> None:
     """``uv``, ``poetry``, ``pipenv``: an install from the project's lock, or a ``run`` whose
-    command is then read as a step of its own (a ``uv run`` syncing the project first)."""
+    command is then read as a step of its own (a ``uv run`` syncing the project first); a
+    step that sets the tool up for the install (:data:`_TOOL_SETUP`) goes with it."""
+    tool = PurePosixPath(step.words[0]).name
+    if len(step.words) > 1 and step.words[1] in _TOOL_SETUP.get(tool, ()):
+        _read_cut(state, step)
+        return
     tool_step = _tool_step(step.words)
     if tool_step is None or (tool_step.folder is None and not tool_step.run):
         _read_other(state, step)
@@ -1466,35 +1480,57 @@ def _written_paths(command: shell.Command) -> list[str]:
     return [p for p in (*command.writes, *named) if p and not p.startswith("$")]
 
 
-def _write_warnings(command: shell.Command, workdir: str) -> list[str]:
-    """A warning for each write of a kept step into a folder the image's user cannot write."""
+#: Django management commands that write next to the code: the static files (STATIC_ROOT,
+#: usually under BASE_DIR), the default SQLite database (BASE_DIR/db.sqlite3), compiled messages.
+_CODE_WRITERS = ("collectstatic", "migrate", "compilemessages")
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _writes_code(command: shell.Command, workdir: str, code: str) -> bool:
+    """Whether a kept step writes into the code folder ``code``: a Django command that does,
+    or a path it names there (``mkdir logs``, ``> out.txt`` run in the code's folder)."""
+    words = [w.text for w in command.words]
+    if any(w in _CODE_WRITERS for w in words) and any(
+        w.endswith("manage.py") or w == "django-admin" for w in words
+    ):
+        return True
+    return any(
+        _inside(posixpath.normpath(posixpath.join(workdir, p)), code)
+        for p in _written_paths(command)
+    )
+
+
+def _write_warnings(command: shell.Command, workdir: str, code: str) -> list[str]:
+    """A warning for each write of a kept step into a folder the image's user cannot write
+    (the code folder is the user's when a step writes there: see :func:`_writes_code`)."""
     warnings: list[str] = []
-    if "collectstatic" in [w.text for w in command.words]:
-        warnings.append(
-            f"warning: command: `{command.source}` writes the static files into STATIC_ROOT, "
-            f"usually inside the code ({workdir}), which belongs to root in the image while the "
-            f"service runs as uid {APP_UID}: it fails there; run collectstatic when the image is "
-            "built, or set STATIC_ROOT to a folder the service can write (a volume, or under /tmp)"
-        )
     for path in _written_paths(command):
         where = posixpath.normpath(posixpath.join(workdir, path))
-        if not (where + "/").startswith(_WRITABLE):
+        if not (where + "/").startswith(_WRITABLE) and not _inside(where, code):
             warnings.append(
                 f"warning: command: `{command.source}` writes {where}, which the service (uid "
-                f"{APP_UID}) cannot write: the code and the rest of the image belong to root; "
-                "write under /tmp or to a volume instead"
+                f"{APP_UID}) cannot write: the image belongs to root; write under /tmp or to a "
+                "volume instead"
             )
     return warnings
 
 
-def _kept_step_warnings(start: _Start, workdir: str) -> list[str]:
+def _code_writers(start: _Start, workdir: str, code: str) -> list[str]:
+    """The kept steps that write into the code folder, as written."""
+    return [c.source for c in start.kept if _writes_code(c, workdir, code)]
+
+
+def _kept_step_warnings(start: _Start, workdir: str, code: str) -> list[str]:
     """Warnings for the steps the image keeps that cannot work in it: a program the slim
     image lacks, a write into a folder its user cannot write; each with the fix."""
     warnings: list[str] = []
     for command in start.kept:
         missing = _missing_tool_warning(command, start.system_packages)
         warnings += [missing] if missing else []
-        warnings += _write_warnings(command, workdir)
+        warnings += _write_warnings(command, workdir, code)
     return warnings
 
 
@@ -1571,7 +1607,14 @@ def _finding(
             "and require that, or declare the dependencies in its pyproject.toml"
         )
     argv = _image_command(start, notes)
-    notes += _kept_step_warnings(start, code.workdir)
+    notes += _kept_step_warnings(start, code.workdir, code.mount.target)
+    writers = _code_writers(start, code.workdir, code.mount.target)
+    if writers:
+        notes.append(
+            f"code: {code.mount.target} belongs to the service's user (uid {APP_UID}) in the "
+            f"image, not root, as {'; '.join(f'`{w}`' for w in writers)} write(s) into it "
+            f"(writable_code in {CONFIG_NAME})"
+        )
     port, port_source = infer_port(svc, start.argv, env, defining.path.parent)
     notes.append(f"port {port} from {port_source}" if port else "no port: a worker")
     health = _health_check(port, start, code, notes)
@@ -1600,6 +1643,7 @@ def _finding(
         constraints=tuple(constraints),
         no_binary=start.no_binary,
         groups=start.groups,
+        writable_code=bool(writers),
     )
     drop = tuple(k for k in ("command", "working_dir", "entrypoint") if k in svc)
     data = _data_mounts(svc, code, env, root)

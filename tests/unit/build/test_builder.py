@@ -492,3 +492,13 @@ def test_a_base_image_reference_is_opened_like_any_other_image(tmp_path: Path) -
     options = BuildOptions(base=f"oci:{tmp_path / 'oci'}:base", platform="linux/arm64")
     found = builder.Builder(proj, options, store=store)._base(svc)
     assert found.image.digest == base_image.digest and found.arch == "arm64"
+
+
+def test_code_the_service_writes_into_is_the_app_users_with_its_folder(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "manage.py").write_text("")
+    entries = builder.owned_by_app(app_entries(tmp_path / "app", "/code", tmp_path), "/code")
+    assert [(e.path, e.kind, e.uid, e.gid) for e in entries] == [
+        ("code", "dir", 10001, 10001),  # the folder itself: the service makes files in it
+        ("code/manage.py", "file", 10001, 10001),
+    ]

@@ -735,20 +735,9 @@ def _notes(command: str, root: Path) -> list[str]:
             "and an `&&` chain stops before the server starts; add postgresql-client",
         ),
         (
-            "sh -c 'pip install -r requirements.txt && python manage.py collectstatic --noinput "
-            "&& python app.py'",
-            "`python manage.py collectstatic --noinput` writes the static files into "
-            "STATIC_ROOT, usually inside the code (/app), which belongs to root in the image "
-            "while the service runs as uid 10001",
-        ),
-        (
-            "sh -c 'pip install -r requirements.txt && python app.py > app.log 2>&1'",
-            "`python app.py > app.log 2>&1` writes /app/app.log, which the service (uid 10001) "
-            "cannot write: the code and the rest of the image belong to root; write under /tmp",
-        ),
-        (
-            "sh -c 'pip install -r requirements.txt && mkdir -p logs && python app.py'",
-            "`mkdir -p logs` writes /app/logs, which the service (uid 10001) cannot write",
+            "sh -c 'pip install -r requirements.txt && mkdir -p /var/log/app && python app.py'",
+            "`mkdir -p /var/log/app` writes /var/log/app, which the service (uid 10001) cannot "
+            "write: the image belongs to root; write under /tmp or to a volume instead",
         ),
     ],
 )
@@ -757,6 +746,39 @@ def test_a_kept_step_that_cannot_work_in_the_image_gets_a_warning_with_the_fix(
 ) -> None:
     (note,) = _notes(command, tmp_path)
     assert warning in note, note
+
+
+@pytest.mark.parametrize(
+    ("command", "writers"),
+    [
+        (
+            "sh -c 'pip install -r requirements.txt && python manage.py migrate --noinput && "
+            "python manage.py collectstatic --noinput && python app.py'",
+            "`python manage.py migrate --noinput`; `python manage.py collectstatic --noinput`",
+        ),
+        ("sh -c 'pip install -r requirements.txt && python app.py > app.log 2>&1'", "app.log"),
+        ("sh -c 'pip install -r requirements.txt && mkdir -p logs && python app.py'", "logs"),
+    ],
+)
+def test_a_kept_step_writing_into_the_code_makes_the_code_folder_the_services_users(
+    tmp_path: Path, command: str, writers: str
+) -> None:
+    _stack(command, {"app/requirements.txt": "six\n", "app/app.py": ""}, tmp_path)
+    (found,) = _discover(tmp_path)
+    assert found.service.writable_code
+    assert not [n for n in found.notes if n.startswith("warning: ")]
+    (note,) = [n for n in found.notes if n.startswith("code: /app belongs to")]
+    assert writers in note and "(writable_code in wheeldock.toml)" in note
+
+
+def test_a_service_that_does_not_write_into_its_code_keeps_it_roots(tmp_path: Path) -> None:
+    _stack(
+        "sh -c 'pip install -r requirements.txt && python app.py'",
+        {"app/requirements.txt": "six\n", "app/app.py": ""},
+        tmp_path,
+    )
+    (found,) = _discover(tmp_path)
+    assert not found.service.writable_code
 
 
 @pytest.mark.parametrize(
@@ -832,3 +854,21 @@ def test_a_poetry_install_of_extras_is_still_passed_over_with_the_reason(tmp_pat
     files_ = [compose.load(p) for p in compose.find_files(tmp_path)]
     (passed,) = discover.survey(tmp_path, files_, {}).passed_over
     assert "takes more than the project's runtime packages (-E web selected" in passed
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        "poetry config virtualenvs.create false",
+        "poetry config virtualenvs.in-project true --local",
+        "poetry --version",
+        "uv --version",
+        "pipenv --version",
+    ],
+)
+def test_a_step_that_sets_the_installing_tool_up_goes_with_the_install(setup: str) -> None:
+    start = discover._parse_start(
+        f"sh -c 'pip install poetry && {setup} && poetry install --only main && python app.py'"
+    )
+    assert start is not None
+    assert [c.source for c in start.kept] == ["python app.py"]  # the program alone

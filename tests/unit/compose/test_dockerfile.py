@@ -118,6 +118,30 @@ def test_code_is_copied_last_into_its_mount_target_and_runs_as_non_root() -> Non
     assert lines[-1] == 'CMD ["python", "api_wrapper.py"]'
 
 
+def test_code_the_service_writes_into_is_copied_as_its_users_before_workdir() -> None:
+    text = dockerfile.render(_spec(ALL[0][1], writable_code=True))
+    lines = text.splitlines()
+    copy = lines.index(f"COPY --chown={dockerfile.APP_UID}:{dockerfile.APP_UID} vcc-totem/ /src/")
+    # COPY makes /src the user's; a WORKDIR before it would have made it root's
+    assert lines[copy + 1] == "WORKDIR /src"
+    assert "WORKDIR /src" not in lines[:copy]
+    assert not [f for f in _hadolint(text) if f["level"] == "error"]
+
+
+@pytest.mark.parametrize(
+    ("python", "builder", "runtime"),
+    [
+        ("3.11", "wheeldock/python:3.11-builder", "wheeldock/python:3.11-slim"),
+        ("3.13", "wheeldock/python:3.13-builder", "wheeldock/python:3.13-slim"),
+        ("3.12", "python:3.12", "python:3.12-slim"),
+    ],
+)
+def test_the_images_follow_the_services_python(python: str, builder: str, runtime: str) -> None:
+    text = dockerfile.render(_spec(ALL[0][1], python=python))
+    assert f"FROM {builder} AS builder\n" in text and f"FROM {runtime}\n" in text
+    assert not [f for f in _hadolint(text) if f["level"] == "error"]
+
+
 def test_runtime_packages_get_an_apt_step_only_when_there_are_some() -> None:
     finding = ALL[0][1]
     without = dockerfile.render(_spec(finding, runtime_packages=()))

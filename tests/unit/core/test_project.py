@@ -164,3 +164,16 @@ def test_groups_are_written_only_when_chosen_and_read_back(tmp_path: Path) -> No
     text = (tmp_path / "wheeldock.toml").read_text()
     assert text.count("groups") == 1
     assert project.load(tmp_path).services == (plain, grouped)
+
+
+def test_writable_code_is_written_only_when_true_and_read_back(tmp_path: Path) -> None:
+    svc = Service("web", "app", ("app/r.txt",), ("python", "app.py"), writable_code=True)
+    assert svc.to_toml()["writable_code"] is True
+    assert "writable_code" not in replace(svc, writable_code=False).to_toml()
+    assert Service.from_toml("web", svc.to_toml(), tmp_path / "wheeldock.toml") == svc
+
+
+def test_writable_code_that_is_not_a_boolean_is_refused_with_the_fix(tmp_path: Path) -> None:
+    data = Service("web", "app", (), ("python", "app.py")).to_toml() | {"writable_code": "yes"}
+    with pytest.raises(InvalidConfig, match="writable_code = 'yes' is not true or false"):
+        Service.from_toml("web", data, tmp_path / "wheeldock.toml")
