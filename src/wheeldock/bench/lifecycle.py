@@ -54,13 +54,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from wheeldock import platforms
-from wheeldock.bench import baselines
+from wheeldock.bench import baselines, outputs
 from wheeldock.compose import files as compose
 from wheeldock.compose import health
 from wheeldock.compose import survey as discover
 from wheeldock.edges import ca, engine
 from wheeldock.edges.fsutil import atomic_write_text
-from wheeldock.errors import CommandFailed, ExtraNotFound, UsageError, WheeldockError
+from wheeldock.errors import CommandFailed, UsageError, WheeldockError
 from wheeldock.project import Service
 
 if TYPE_CHECKING:
@@ -1508,15 +1508,7 @@ def render_markdown(report: BenchReport) -> str:
 
 def render_chart(report: BenchReport, path: Path) -> Path:
     """A grouped bar chart (log scale) of the time-to-answer medians, one group per event."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ExtraNotFound(
-            "--chart needs matplotlib", fix="pip install 'wheeldock[bench]' (or matplotlib)"
-        ) from exc
+    plt = outputs.pyplot()
     events = list(report.events)
     scen = _started(report)
     width = 0.8 / max(len(scen), 1)
