@@ -739,8 +739,8 @@ class Native(Init):
     def build(self) -> None:
         outputs = self.outputs()
         names = [s.name for s in self.stack.services]
-        # --relock: a bumped pin is re-locked inside the build, as a user would run it (one
-        # command, one process start); a fresh lock is kept as is.
+        # a bumped pin is re-locked inside the build, as a user would run it (one command, one
+        # process start: build updates a lock whose versions moved); a fresh lock is kept as is.
         cmd = [
             *self.wheeldock,
             "-C",
@@ -748,7 +748,6 @@ class Native(Init):
             "build",
             *names,
             *outputs,
-            "--relock",
             "--json",
         ]
         cmd += self._platform_args()
@@ -771,7 +770,8 @@ class Native(Init):
         return [f"{self.project}-{s.name}:wheeldock" for s in self.stack.services]
 
     def relock(self) -> None:
-        """Nothing here: ``build --relock`` updates a stale lock itself (timed with the build)."""
+        """Nothing here: ``build`` updates a lock whose versions moved itself (timed with the
+        build)."""
 
     def _platform_args(self) -> list[str]:
         """``--platform`` for ``wheeldock build``; for a foreign one, packages forced to build
