@@ -1765,15 +1765,24 @@ def quick_lock(
 ) -> tuple[Lock, Literal["pinned", "updated"]] | None:
     """The lock made without uv, if it can be exact, and how: ``pinned`` when every package is
     pinned (:func:`fast_lock`), or ``updated`` in place from the lock at ``dest`` when the inputs
-    differ from its requirements only by versions moving (:func:`incremental_lock`). A lock
-    whose requirements left dependencies to the resolver is only updated (its inputs cannot be
-    fully pinned but by adding pins). None: uv must resolve."""
+    differ from its requirements only by versions moving (:func:`incremental_lock`). The
+    update is tried first for a lock whose requirements left dependencies to the resolver (a
+    bump of such inputs fails the fast path only after asking the index), the fast path first
+    otherwise. None: uv must resolve."""
     old = _readable_lock(dest)
-    if old is None or not _top_level_pinned(old):
-        pinned = try_fast_lock(root, inputs, dest, session=session, wheels=wheels, landed=landed)
-        if pinned is not None:
-            return pinned, "pinned"
-    if old is None or old.requirements is None:
+    top_level = old is not None and _top_level_pinned(old)
+    if top_level and old is not None:
+        updated = try_incremental_lock(
+            root, inputs, dest, old, session=session, wheels=wheels, landed=landed
+        )
+        if updated is not None:
+            return updated, "updated"
+        if only_versions_moved(root, inputs, old):
+            return None  # the versions the update could not make: uv's choice
+    pinned = try_fast_lock(root, inputs, dest, session=session, wheels=wheels, landed=landed)
+    if pinned is not None:
+        return pinned, "pinned"
+    if top_level or old is None or old.requirements is None:
         return None
     updated = try_incremental_lock(
         root, inputs, dest, old, session=session, wheels=wheels, landed=landed

@@ -292,6 +292,19 @@ def test_a_dependency_nothing_needs_any_more_is_dropped(
     assert made is not None and _versions(made[0]) == {"app": "1.4"}
 
 
+def test_inputs_compiled_to_full_pins_since_are_locked_by_the_fast_path(
+    fake: tuple[Project, _Index, lock.LockSession],
+) -> None:
+    proj, _, session = fake
+    dest = pylock.lock_path(proj.root, "api")
+    inputs = _bump(proj, "app==1.1\nlib==1.0\nother==3.0\n")  # more names: not a version move
+    result = lock.quick_lock(proj.root, inputs, dest, session=session)
+    assert result is not None
+    made, action = result
+    assert action == "pinned"
+    assert _versions(made) == {"app": "1.1", "lib": "1.0", "other": "3.0"}
+
+
 @pytest.mark.parametrize(
     ("requirements", "why"),
     [
