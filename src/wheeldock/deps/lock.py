@@ -99,6 +99,7 @@ from wheeldock.project import Project, Service
 if TYPE_CHECKING:
     import httpx
     from packaging.requirements import Requirement
+    from packaging.tags import Tag
     from packaging.version import Version
 
     from wheeldock.deps.relock import Moves
@@ -1667,7 +1668,7 @@ def _locked_requires(
     return found
 
 
-def _best_wheel(pkg: LockedPackage, ranks: Any) -> LockedFile | None:
+def _best_wheel(pkg: LockedPackage, ranks: dict[Tag, int]) -> LockedFile | None:
     """The locked wheel of ``pkg`` the target prefers (None: none it can install)."""
     usable = [(rank, w) for w in pkg.wheels if (rank := wheel_rank(w.filename, ranks)) is not None]
     return min(usable, key=lambda rw: rw[0])[1] if usable else None
