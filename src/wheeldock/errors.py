@@ -47,6 +47,12 @@ class InvalidConfig(WheeldockError):
     """A file the user wrote (compose, wheeldock.toml, requirements) cannot be used as it is."""
 
 
+class StaleLock(InvalidConfig):
+    """A lock no longer matches its inputs (requirement files, platform, Python) and the
+    command may not update it: ``build --locked``, or inputs that changed by more than
+    versions moving."""
+
+
 class InvalidReference(WheeldockError):
     """An image reference or transport name (``oci:DIR``, ``docker://…``) cannot be parsed."""
 

@@ -54,13 +54,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from wheeldock import platforms
-from wheeldock.bench import baselines
+from wheeldock.bench import baselines, outputs
 from wheeldock.compose import files as compose
 from wheeldock.compose import health
 from wheeldock.compose import survey as discover
 from wheeldock.edges import ca, engine
 from wheeldock.edges.fsutil import atomic_write_text
-from wheeldock.errors import CommandFailed, ExtraNotFound, UsageError, WheeldockError
+from wheeldock.errors import CommandFailed, UsageError, WheeldockError
 from wheeldock.project import Service
 
 if TYPE_CHECKING:
@@ -739,8 +739,8 @@ class Native(Init):
     def build(self) -> None:
         outputs = self.outputs()
         names = [s.name for s in self.stack.services]
-        # --relock: a bumped pin is re-locked inside the build, as a user would run it (one
-        # command, one process start); a fresh lock is kept as is.
+        # a bumped pin is re-locked inside the build, as a user would run it (one command, one
+        # process start: build updates a lock whose versions moved); a fresh lock is kept as is.
         cmd = [
             *self.wheeldock,
             "-C",
@@ -748,7 +748,6 @@ class Native(Init):
             "build",
             *names,
             *outputs,
-            "--relock",
             "--json",
         ]
         cmd += self._platform_args()
@@ -771,7 +770,8 @@ class Native(Init):
         return [f"{self.project}-{s.name}:wheeldock" for s in self.stack.services]
 
     def relock(self) -> None:
-        """Nothing here: ``build --relock`` updates a stale lock itself (timed with the build)."""
+        """Nothing here: ``build`` updates a lock whose versions moved itself (timed with the
+        build)."""
 
     def _platform_args(self) -> list[str]:
         """``--platform`` for ``wheeldock build``; for a foreign one, packages forced to build
@@ -1508,15 +1508,7 @@ def render_markdown(report: BenchReport) -> str:
 
 def render_chart(report: BenchReport, path: Path) -> Path:
     """A grouped bar chart (log scale) of the time-to-answer medians, one group per event."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ExtraNotFound(
-            "--chart needs matplotlib", fix="pip install 'wheeldock[bench]' (or matplotlib)"
-        ) from exc
+    plt = outputs.pyplot()
     events = list(report.events)
     scen = _started(report)
     width = 0.8 / max(len(scen), 1)

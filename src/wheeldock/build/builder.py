@@ -107,6 +107,7 @@ from wheeldock.project import CONFIG_NAME, Project, Service
 
 if TYPE_CHECKING:
     from wheeldock.debian.archive import DebMember
+    from wheeldock.deps.lock import LockPolicy
     from wheeldock.oci import daemon
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,8 @@ class BuildOptions:
     #: None: none when every output is the Docker engine (it unpacks layers anyway), else gzip.
     compression: Compression | None = None
     platform: str = pylock.DEFAULT_PLATFORM
-    relock: bool = False
+    #: how a stale lock is treated (:data:`wheeldock.deps.lock.LockPolicy`)
+    lock_policy: LockPolicy = "sync"
     max_dep_layers: int = MAX_DEP_LAYERS
     source_date_epoch: int | None = None
     #: the dependencies' bytecode (see :data:`wheeldock.build.install.Bytecode`)
@@ -1033,7 +1035,7 @@ class Builder:
                     self.project,
                     svc,
                     platform=self.options.platform,
-                    relock=self.options.relock,
+                    policy=self.options.lock_policy,
                     landed=early.submit,
                     fetching=fetching,
                     session=self.session.locks,

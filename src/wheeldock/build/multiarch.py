@@ -637,7 +637,11 @@ def _lock_every_platform(
         lock = None
         for svc in services:
             lock = locks.ensure(
-                project, svc, platform=target.name, relock=options.relock, session=session.locks
+                project,
+                svc,
+                platform=target.name,
+                policy=options.lock_policy,
+                session=session.locks,
             )
             missing += [a for a in emulation_needed(lock, target) if a not in missing]
         if missing and lock is not None:

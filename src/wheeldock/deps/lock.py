@@ -28,9 +28,17 @@ run chosen by the wheelhouse's tag logic, as uv lists them. The result is writte
 exactly uv's answer: every dependency of every package (``Requires-Dist`` from the cached
 wheel or from PyPI, markers evaluated for the target, extras followed) must be pinned and
 satisfied by its pin; else :class:`NotFastLockable` and uv resolves. It is the default for
-``wheeldock lock`` (``--full`` forces uv) and for ``build``, which updates a stale fully pinned
-lock by itself (a one-pin bump needs no separate ``lock``) and still refuses a stale lock of
-unpinned inputs unless ``--relock``.
+``wheeldock lock`` (``--full`` forces uv) and for ``build``.
+
+The incremental re-lock (:func:`incremental_lock`, its pure part in
+:mod:`wheeldock.deps.relock`): requirements that pin only the top level leave the rest to the
+resolver, so the fast path cannot lock them. The lock records the requirement lines it was made
+from; when the new ones differ only by versions moving (a top-level pin bumped), the last lock
+is the starting point: the moved packages' releases are asked of the index as above, and the
+lock is updated in place when every dependency they and the rest of the lock need is already
+locked at a version that meets it. Otherwise uv resolves, writing over the last lock, whose pins
+it keeps where it can (its preferences). ``build`` updates a lock that is stale only because
+versions moved, by either way, as ``uv run`` re-locks (:data:`LockPolicy`).
 """
 
 from __future__ import annotations
@@ -83,6 +91,7 @@ from wheeldock.errors import (
     IndexUnreachable,
     InvalidConfig,
     NotFound,
+    StaleLock,
     WheeldockError,
 )
 from wheeldock.project import Project, Service
@@ -90,7 +99,10 @@ from wheeldock.project import Project, Service
 if TYPE_CHECKING:
     import httpx
     from packaging.requirements import Requirement
+    from packaging.tags import Tag
     from packaging.version import Version
+
+    from wheeldock.deps.relock import Moves
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +111,12 @@ _FORMAT = "wheeldock-lock-1"
 
 
 Status = Literal["fresh", "stale", "missing"]
+#: How :func:`ensure` (``build``) treats a stale lock. ``sync``: updated when the inputs differ
+#: only by versions moving (in place when that is exact, else uv resolves with the old pins as
+#: its preferences), as ``uv run`` re-locks; refused when they changed otherwise. ``relock``:
+#: any stale lock is re-resolved. ``locked``: a stale or missing lock is refused, as
+#: ``uv sync --locked`` refuses it (for CI). ``frozen``: the lock is used as it is.
+LockPolicy = Literal["sync", "relock", "locked", "frozen"]
 #: Told of each wheel the lock fetched, once verified: (sha256, path in the wheelhouse).
 Landed = Callable[[str, Path], None]
 
@@ -408,7 +426,7 @@ class LockResult:
     service: str
     path: Path
     status: Status  # before this run
-    action: Literal["kept", "written", "pinned", "shared", "checked"]
+    action: Literal["kept", "written", "pinned", "updated", "shared", "checked"]
     packages: int | None = None
 
 
@@ -427,7 +445,9 @@ def lock_services(
     ``session`` is the command's (its index client); a fresh one without.
 
     With ``fast`` (not with ``force``/``upgrade``), fully pinned inputs are locked without uv
-    (:func:`fast_lock`, action ``pinned``); anything else is resolved by uv."""
+    (:func:`fast_lock`, action ``pinned``), and a lock whose inputs differ only by versions
+    moving is updated in place when that is exact (:func:`incremental_lock`, action
+    ``updated``); anything else is resolved by uv, which keeps the old lock's pins where it can."""
     session = session if session is not None else LockSession()
     results: list[LockResult] = []
     made: dict[str, Lock] = {}
@@ -450,10 +470,12 @@ def lock_services(
         log.info("locking %s → %s", svc.name, path)
         quick = None
         if fast and not (force or upgrade):
-            quick = try_fast_lock(project.root, inputs, path, session=session)
-        lock = quick or compile_lock(project.root, inputs, path, upgrade=upgrade)
+            quick = quick_lock(project.root, inputs, path, session=session)
+        lock, action = quick or (
+            compile_lock(project.root, inputs, path, upgrade=upgrade),
+            "written",
+        )
         made[inputs.digest] = lock
-        action: Literal["pinned", "written"] = "pinned" if quick else "written"
         results.append(LockResult(svc.name, path, before, action, len(lock.packages)))
     return results
 
@@ -463,23 +485,76 @@ def ensure(
     svc: Service,
     *,
     platform: str = DEFAULT_PLATFORM,
-    relock: bool = False,
+    policy: LockPolicy = "sync",
     landed: Landed | None = None,
     fetching: Callable[[], None] | None = None,
     session: LockSession | None = None,
 ) -> Lock:
     """The service's lock for ``build``: created when missing; when stale (its inputs changed
-    since it was written), updated if the inputs are fully pinned (:func:`fast_lock`: exact,
-    no resolver), else refused unless ``relock``, which re-resolves it with uv. ``landed``
-    hears of each wheel the fast path fetches (the build starts installing it at once);
-    ``fetching`` is called first, once it is known that the index will be asked. ``session``
-    is the command's (its index client, the answers asked early); a fresh one without."""
+    since it was written), treated as ``policy`` says (:data:`LockPolicy`). An update is made
+    without uv when it can be exact (:func:`quick_lock`), else by uv. ``landed`` hears of each
+    wheel fetched on the way (the build starts installing it at once); ``fetching`` is called
+    first, once it is known that the index will be asked. ``session`` is the command's (its
+    index client, the answers asked early); a fresh one without."""
     inputs = inputs_for(project.root, svc, platform)
     path = lock_path(project.root, svc.name, platform)
     state = status(path, inputs)
     if state == "fresh":
         return _pinned(project.root, read(path), inputs)
-    # A twin service may have just written identical inputs' lock: reuse it rather than re-resolve.
+    if policy in ("locked", "frozen"):
+        return _strict(path, inputs, state, policy)
+    twin = _fresh_twin(project, path, inputs, platform)
+    if twin is not None:
+        return twin
+    if fetching is not None:
+        fetching()
+    # a build installs the wheels next: fetch them now instead of their metadata files
+    session = session if session is not None else LockSession()
+    quick = quick_lock(project.root, inputs, path, session=session, wheels=True, landed=landed)
+    if quick is not None:
+        return quick[0]
+    old = _readable_lock(path)
+    if (
+        state == "stale"
+        and policy != "relock"
+        and not only_versions_moved(project.root, inputs, old)
+    ):
+        raise StaleLock(
+            "the lock is stale: "
+            + ", ".join(name for name, _ in inputs.files)
+            + " (or the platform or Python version) changed since it was written by more than"
+            " versions moving (a requirement added or removed, its extras or markers changed, or"
+            " a lock too old to tell), so build leaves the re-resolution to you",
+            path=path,
+            fix="run `wheeldock lock` (or build with --relock)",
+        )
+    return compile_lock(project.root, inputs, path)
+
+
+def _strict(path: Path, inputs: LockInputs, state: Status, policy: LockPolicy) -> Lock:
+    """A lock that is not fresh under ``--locked`` (refused) or ``--frozen`` (used as it is)."""
+    if state == "missing":
+        raise NotFound(
+            f"there is no lock, and --{policy} does not make one",
+            path=path,
+            fix="run `wheeldock lock` and keep wheeldock.lock/ with the code",
+        )
+    if policy == "frozen":
+        log.info("%s: stale, used as it is (--frozen)", path.name)
+        return read(path)
+    raise StaleLock(
+        "the lock is stale: "
+        + ", ".join(name for name, _ in inputs.files)
+        + " (or the platform or Python version) changed since it was written, and --locked"
+        " refuses to update it",
+        path=path,
+        fix="run `wheeldock lock` and keep the lock with the code, or build without --locked",
+    )
+
+
+def _fresh_twin(project: Project, path: Path, inputs: LockInputs, platform: str) -> Lock | None:
+    """A twin service's fresh lock of identical inputs, copied to ``path`` (a twin may have just
+    written it: reused rather than re-resolved); None when there is none."""
     for other in project.services:
         other_path = lock_path(project.root, other.name, platform)
         # Same input hash means same files, platform and Python: the resolution is the same.
@@ -487,24 +562,7 @@ def ensure(
             text = other_path.read_text()
             atomic_write_text(path, text)
             return parse(text, path)
-    if fetching is not None:
-        fetching()
-    # a build installs the wheels next: fetch them now instead of their metadata files
-    session = session if session is not None else LockSession()
-    quick = try_fast_lock(project.root, inputs, path, session=session, wheels=True, landed=landed)
-    if quick is not None:
-        return quick
-    if state == "stale" and not relock:
-        raise InvalidConfig(
-            "the lock is stale: "
-            + ", ".join(name for name, _ in inputs.files)
-            + " (or the platform or Python version) changed since it was written, and it could"
-            " not be updated from their pins alone (see the log for why: not all pinned with ==,"
-            " or a dependency left open), so only uv can re-resolve them",
-            path=path,
-            fix="run `wheeldock lock` (or build with --relock)",
-        )
-    return compile_lock(project.root, inputs, path)
+    return None
 
 
 # -- hash pins ------------------------------------------------------------------------------------
@@ -1232,11 +1290,7 @@ def _reuse_or_ask(
     if old is not None and (old.platform, old.python) == (inputs.platform, inputs.python):
         from packaging.utils import canonicalize_name
 
-        old_blocks: dict[str, str] = {}
-        for block in packages_part(old.text).split("[[packages]]\n")[1:]:
-            match = re.match(r'name = "([^"]+)"', block)
-            if match:
-                old_blocks[canonicalize_name(match.group(1))] = block
+        old_blocks = _old_blocks(old)
         for pkg in old.packages:
             name: str = canonicalize_name(pkg.name)
             pin = pins.get(name)
@@ -1248,8 +1302,20 @@ def _reuse_or_ask(
                 and all(u.startswith(_PYPI_FILES) for u in urls)
             ):
                 reuse[name] = pkg
-                blocks[name] = "[[packages]]\n" + old_blocks[name].rstrip("\n")
+                blocks[name] = old_blocks[name]
     return reuse, blocks, tuple(p for n, p in sorted(pins.items()) if n not in reuse)
+
+
+def _old_blocks(old: Lock) -> dict[str, str]:
+    """The ``[[packages]]`` entries of ``old`` as written, by canonical name."""
+    from packaging.utils import canonicalize_name
+
+    blocks: dict[str, str] = {}
+    for block in packages_part(old.text).split("[[packages]]\n")[1:]:
+        match = re.match(r'name = "([^"]+)"', block)
+        if match:
+            blocks[canonicalize_name(match.group(1))] = "[[packages]]\n" + block.rstrip("\n")
+    return blocks
 
 
 class _Relay:
@@ -1378,6 +1444,9 @@ def _write_lock(root: Path, dest: Path, body: str, inputs: LockInputs) -> Lock:
             }
         }
     }
+    lines = _top_lines(root, inputs)
+    if lines is not None:
+        tool["tool"]["wheeldock"]["requirements"] = list(lines)
     text = body.rstrip("\n") + "\n\n" + tomli_w.dumps(tool)
     atomic_write_text(dest, text)
     return parse(text, dest)
@@ -1413,3 +1482,310 @@ def try_fast_lock(
         return None
     log.info("%s: locked from the pins (no resolver)", dest.name)
     return lock
+
+
+# -- incremental re-lock: the last lock, updated where versions moved -----------------------------
+
+
+def _top_lines(root: Path, inputs: LockInputs) -> tuple[str, ...] | None:
+    """The inputs' requirement lines as written (comments, blank lines and ``-r`` includes left
+    out; continued lines joined), recorded in the lock for :func:`incremental_lock`. None for
+    inputs that are not plain requirements files (options, hashes, constraints, no-binary, a
+    pyproject.toml or a project's lock): their locks are never updated in place."""
+    if inputs.constraints or inputs.no_binary or inputs.groups:
+        return None
+    lines: list[str] = []
+    for rel, _ in inputs.files:
+        if project_lock(rel) is not None or rel.endswith(".toml"):
+            return None
+        try:
+            for number, raw in enumerate(_pins_text(root, rel).splitlines(), 1):
+                line = _requirement_line(raw, f"{rel}:{number}")
+                if line:
+                    lines.append(line)
+        except (NotFastLockable, OSError, WheeldockError):
+            return None
+    return tuple(lines)
+
+
+def _top_level_pinned(old: Lock) -> bool:
+    """Whether ``old`` records its requirements and locks packages they do not name (their
+    dependencies were left to the resolver): such a lock is updated by :func:`incremental_lock`;
+    one whose every package is a requirement, by :func:`fast_lock`."""
+    from wheeldock.deps import relock  # packaging's parsers: imported when needed
+
+    if old.requirements is None:
+        return False
+    from packaging.utils import canonicalize_name
+
+    try:
+        named = {canonicalize_name(relock.parse_requirement(r).name) for r in old.requirements}
+    except relock.NotIncremental:
+        return False
+    return any(canonicalize_name(p.name) not in named for p in old.packages)
+
+
+def _moves(root: Path, inputs: LockInputs, old: Lock) -> Moves:
+    """What moved between the requirements ``old`` was made from and ``inputs``'
+    (:func:`wheeldock.deps.relock.version_moves`); :class:`~wheeldock.deps.relock.InputsChanged`
+    when they differ by more than versions, or ``old`` cannot tell."""
+    from wheeldock.deps import relock  # packaging's parsers: imported when needed
+
+    if (old.platform, old.python, old.no_binary) != (
+        inputs.platform,
+        inputs.python,
+        inputs.no_binary,
+    ):
+        raise relock.InputsChanged("the platform, Python version or no-binary changed")
+    lines = _top_lines(root, inputs)
+    if old.requirements is None or lines is None:
+        raise relock.InputsChanged(
+            "the lock or the inputs record no plain requirement lines to compare"
+        )
+    env = target_environment(inputs.platform, inputs.python)
+    from packaging.utils import canonicalize_name
+
+    locked: dict[str, str] = {canonicalize_name(p.name): p.version for p in old.packages}
+    new = relock.top_requirements(lines, env)
+    return relock.version_moves(relock.top_requirements(old.requirements, env), new, locked)
+
+
+def only_versions_moved(root: Path, inputs: LockInputs, old: Lock | None) -> bool:
+    """Whether ``inputs`` differ from the requirements ``old`` was made from only by version
+    specifiers (the same packages, extras and markers): a lock that uv may re-resolve with the
+    old pins as its preferences, as ``uv run`` re-locks."""
+    from wheeldock.deps import relock  # packaging's parsers: imported when needed
+
+    if old is None:
+        return False
+    try:
+        _moves(root, inputs, old)
+    except relock.InputsChanged:
+        return False
+    except relock.NotIncremental:
+        return True  # e.g. a range that excludes the locked version: uv chooses in it
+    return True
+
+
+def incremental_lock(
+    root: Path,
+    inputs: LockInputs,
+    dest: Path,
+    old: Lock,
+    *,
+    session: LockSession,
+    wheels: bool = False,
+    landed: Landed | None = None,
+) -> Lock:
+    """``old`` updated in place for ``inputs``, which differ from the requirements it was made
+    from only by versions moving; :class:`~wheeldock.deps.relock.NotIncremental` when that
+    cannot be exact (then uv resolves).
+
+    Only the moved packages are asked of the index (their files and metadata, as
+    :func:`fast_lock` asks; with ``wheels`` their wheels, heard of by ``landed``); the other
+    packages' ``Requires-Dist`` come from the wheelhouse or their PEP 658 metadata files
+    (:func:`_locked_requires`). The lock is written only if every dependency the requirements
+    reach is locked at a version that meets it (:func:`wheeldock.deps.relock.closure`);
+    packages nothing needs any more are left out."""
+    from packaging.utils import canonicalize_name
+
+    from wheeldock.deps import relock  # packaging's parsers: imported when needed
+
+    moves = _moves(root, inputs, old)
+    env = target_environment(inputs.platform, inputs.python)
+    packages = {canonicalize_name(p.name): p for p in old.packages}
+    ask = tuple(_Pin(n, v, moves.top[n].extras) for n, v in sorted(moves.versions.items()))
+    with ThreadPoolExecutor(max_workers=1) as background:
+        fetching = background.submit(_fetch_moved, ask, inputs, session, wheels, landed)
+        kept = [p for n, p in packages.items() if n not in moves.versions]
+        requires = _locked_requires(kept, inputs, session.index)
+        releases = fetching.result()
+    versions: dict[str, str] = {n: p.version for n, p in packages.items()}
+    versions.update(moves.versions)
+    blocks = _old_blocks(old)
+    for release in releases:
+        requires[release.pin.name] = release.requires_dist
+        blocks[release.pin.name] = release.block
+    needed = relock.closure(moves.top, versions, requires, env)
+    header = (
+        "# This file was autogenerated by wheeldock (the last lock, updated where versions "
+        "moved):\n"
+        "#    wheeldock lock\n"
+        'lock-version = "1.0"\n'
+        'created-by = "wheeldock"\n'
+        f'requires-python = ">={inputs.python}"\n'
+    )
+    body = header + "".join("\n" + blocks[n] + "\n" for n in sorted(needed))
+    return _write_lock(root, dest, body, inputs)
+
+
+def _fetch_moved(
+    ask: tuple[_Pin, ...],
+    inputs: LockInputs,
+    session: LockSession,
+    wheels: bool,
+    landed: Landed | None,
+) -> list[_Release]:
+    """The moved pins' releases: the answers :meth:`LockSession.ask_early` got for this very
+    question if a build asked it, else asked now."""
+    early = session.take_early(inputs.digest, ask) if wheels else None
+    if early is not None:
+        return _take_early(early, ask, inputs, session.index, landed)
+    return _fetch_releases(ask, inputs, session.index, wheels=wheels, landed=landed)
+
+
+def _locked_requires(
+    packages: Sequence[LockedPackage], inputs: LockInputs, index: Index
+) -> dict[str, tuple[str, ...]]:
+    """The ``Requires-Dist`` of locked packages, by canonical name: from the wheelhouse or
+    wheeldock's metadata cache when there, else from the PEP 658 metadata file of the wheel
+    the target installs (the wheel itself when the index has none), asked in parallel and
+    kept. :class:`~wheeldock.deps.relock.NotIncremental` for a package without such a wheel."""
+    from packaging.utils import canonicalize_name
+
+    from wheeldock.deps import relock  # packaging's parsers: imported when needed
+
+    found: dict[str, tuple[str, ...]] = {}
+    missing: list[tuple[str, LockedFile]] = []
+    ranks = supported_tags(inputs.platform, inputs.python)
+    for pkg in packages:
+        name: str = canonicalize_name(pkg.name)
+        local = _local_requires(pkg)
+        best = _best_wheel(pkg, ranks)
+        if local is None and best is not None:
+            local = _cached_requires(best)
+        if local is not None:
+            found[name] = local
+        elif best is None or not (best.url or "").startswith(_PYPI_FILES):
+            raise relock.NotIncremental(f"{pkg.name} {pkg.version} has no index wheel to read")
+        else:
+            missing.append((name, best))
+    if missing:
+        client = index.client()
+        with ThreadPoolExecutor(max_workers=min(8, len(missing))) as pool:
+            fetched = pool.map(lambda m: _metadata_requires(client, m[1], index), missing)
+            found.update(zip((n for n, _ in missing), fetched, strict=True))
+    return found
+
+
+def _best_wheel(pkg: LockedPackage, ranks: dict[Tag, int]) -> LockedFile | None:
+    """The locked wheel of ``pkg`` the target prefers (None: none it can install)."""
+    usable = [(rank, w) for w in pkg.wheels if (rank := wheel_rank(w.filename, ranks)) is not None]
+    return min(usable, key=lambda rw: rw[0])[1] if usable else None
+
+
+def _metadata_requires(client: httpx.Client, wheel: LockedFile, index: Index) -> tuple[str, ...]:
+    """A wheel's ``Requires-Dist`` from its PEP 658 metadata file, else from the wheel (fetched
+    into the wheelhouse); kept in wheeldock's metadata cache (:func:`_cached_requires`)."""
+    from wheeldock.deps import relock  # packaging's parsers: imported when needed
+
+    response = _ask(client, f"{wheel.url}.metadata")
+    if response.status_code == 200:
+        requires = _requires(response.text)
+    else:
+        try:
+            requires = _requires(_wheel_and_metadata(wheel, index)[0])
+        except NotFastLockable as exc:
+            raise relock.NotIncremental(str(exc)) from None
+    _keep_cached_requires(wheel, requires)
+    return requires
+
+
+def _requires_path(wheel: LockedFile) -> Path:
+    from wheeldock.edges.paths import cache_root
+
+    return cache_root() / "requires-dist" / f"{wheel.sha256}.json"
+
+
+def _cached_requires(wheel: LockedFile) -> tuple[str, ...] | None:
+    """The ``Requires-Dist`` kept for the wheel of this sha256 (a file's metadata never
+    changes), or None."""
+    import json
+
+    try:
+        cached = json.loads(_requires_path(wheel).read_text())
+    except (OSError, ValueError):
+        return None
+    return tuple(str(line) for line in cached) if isinstance(cached, list) else None
+
+
+def _keep_cached_requires(wheel: LockedFile, requires: tuple[str, ...]) -> None:
+    """Best effort and not fsynced: a file lost or torn is asked of the index again."""
+    import json
+
+    with contextlib.suppress(OSError, WheeldockError):
+        atomic_write_text(_requires_path(wheel), json.dumps(list(requires)), durable=False)
+
+
+def _readable_lock(dest: Path) -> Lock | None:
+    try:
+        return read(dest)
+    except (NotFound, InvalidConfig):
+        return None
+
+
+def try_incremental_lock(
+    root: Path,
+    inputs: LockInputs,
+    dest: Path,
+    old: Lock,
+    *,
+    session: LockSession,
+    wheels: bool = False,
+    landed: Landed | None = None,
+) -> Lock | None:
+    """:func:`incremental_lock`, or None (logged) when uv must resolve. Errors reaching the
+    index are handled as :func:`try_fast_lock` handles them."""
+    from wheeldock.deps import relock  # packaging's parsers: imported when needed
+
+    try:
+        with file_lock(str(dest.parent / ".lock")):
+            lock = incremental_lock(
+                root, inputs, dest, old, session=session, wheels=wheels, landed=landed
+            )
+    except (relock.NotIncremental, NotFastLockable) as exc:
+        log.info("%s: resolving with uv, the last lock as preferences (%s)", dest.name, exc)
+        return None
+    except IndexUnreachable as exc:
+        if not any(os.environ.get(name) for name in _UV_INDEX_ENV):
+            raise
+        log.info("%s: resolving with uv, which asks its own index (%s)", dest.name, exc.what)
+        return None
+    log.info("%s: the last lock updated where versions moved (no resolver)", dest.name)
+    return lock
+
+
+def quick_lock(
+    root: Path,
+    inputs: LockInputs,
+    dest: Path,
+    *,
+    session: LockSession,
+    wheels: bool = False,
+    landed: Landed | None = None,
+) -> tuple[Lock, Literal["pinned", "updated"]] | None:
+    """The lock made without uv, if it can be exact, and how: ``pinned`` when every package is
+    pinned (:func:`fast_lock`), or ``updated`` in place from the lock at ``dest`` when the inputs
+    differ from its requirements only by versions moving (:func:`incremental_lock`). The
+    update is tried first for a lock whose requirements left dependencies to the resolver (a
+    bump of such inputs fails the fast path only after asking the index), the fast path first
+    otherwise. None: uv must resolve."""
+    old = _readable_lock(dest)
+    top_level = old is not None and _top_level_pinned(old)
+    if top_level and old is not None:
+        updated = try_incremental_lock(
+            root, inputs, dest, old, session=session, wheels=wheels, landed=landed
+        )
+        if updated is not None:
+            return updated, "updated"
+        if only_versions_moved(root, inputs, old):
+            return None  # the versions the update could not make: uv's choice
+    pinned = try_fast_lock(root, inputs, dest, session=session, wheels=wheels, landed=landed)
+    if pinned is not None:
+        return pinned, "pinned"
+    if top_level or old is None or old.requirements is None:
+        return None
+    updated = try_incremental_lock(
+        root, inputs, dest, old, session=session, wheels=wheels, landed=landed
+    )
+    return None if updated is None else (updated, "updated")

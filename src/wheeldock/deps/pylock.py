@@ -2,7 +2,8 @@
 
 A lock names each distribution's files (wheels, an sdist) by URL or local path with their sha256
 and size; wheeldock's own ``[tool.wheeldock]`` table (input hash, platform, Python, no-binary)
-comes last, so the package section can be hashed on its own (:attr:`Lock.digest`).
+comes last, so the package section can be hashed on its own (:attr:`Lock.digest`). That table also
+records the top-level requirement lines the lock was made from, for an incremental re-lock.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ class Lock:
     python: str
     text: str
     no_binary: tuple[str, ...] = ()
+    #: The inputs' top-level requirement lines it was made from (None: not recorded, for inputs
+    #: that are not plain requirements files or a lock written before they were recorded).
+    requirements: tuple[str, ...] | None = None
 
     @property
     def digest(self) -> str:
@@ -144,6 +148,9 @@ def parse(text: str, path: Path) -> Lock:
         python=str(tool.get("python", "3.11")),
         text=text,
         no_binary=tuple(str(n) for n in tool.get("no-binary", ())),
+        requirements=(
+            tuple(str(r) for r in tool["requirements"]) if "requirements" in tool else None
+        ),
     )
 
 

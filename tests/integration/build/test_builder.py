@@ -24,7 +24,7 @@ from wheeldock.debian import bases
 from wheeldock.deps import pylock
 from wheeldock.deps.wheelhouse import select
 from wheeldock.edges import engine
-from wheeldock.errors import InvalidConfig
+from wheeldock.errors import InvalidConfig, StaleLock
 from wheeldock.oci import layout
 from wheeldock.oci.digest import Digest
 
@@ -155,7 +155,7 @@ def test_one_pin_bump_rebuilds_one_dependency_layer(
     text = reqs.read_text()
     assert "idna==3.20" in text
     reqs.write_text(text.replace("idna==3.20", "idna==3.10"))
-    result = _build_srv_img(proj, tmp_path, BuildOptions(relock=True))
+    result = _build_srv_img(proj, tmp_path, BuildOptions())
     before, after = _layers(cbt_built.results["srv-img"]), _layers(result)
     changed = sorted(k for k in after if before.get(k) != after[k])
     assert len([k for k in changed if k.startswith("deps:")]) == 1, changed
@@ -175,16 +175,29 @@ def test_no_bytecode_changes_the_dependency_layers_only(
 
 
 @pytest.mark.integration
-def test_stale_unpinned_lock_is_refused_without_relock(
+def test_a_lock_whose_requirements_changed_beyond_versions_is_refused_without_relock(
     cbt_built: CbtBuild, build_env: Path, tmp_path: Path
 ) -> None:
     proj = make_cbt_project(tmp_path / "p", lock_from=cbt_built.root)
     reqs = proj.root / "vcc-totem" / "requirements.txt"
-    # a range, not a pin: the lock cannot be updated without uv (a pin bump would be)
-    reqs.write_text(reqs.read_text().replace("idna==3.20", "idna>=3.10"))
-    with pytest.raises(InvalidConfig, match="the lock is stale") as err:
+    # a requirement added, as a range: only uv can resolve it (a version moving would be updated)
+    reqs.write_text(reqs.read_text() + "sniffio>=1.3\n")
+    with pytest.raises(StaleLock, match="the lock is stale") as err:
         builder.build(proj, [proj.service("srv-img")], [f"oci:{tmp_path / 'oci'}"])
     assert "wheeldock lock" in str(err.value)
+
+
+@pytest.mark.integration
+def test_a_range_the_locked_version_meets_updates_the_lock_in_place(
+    cbt_built: CbtBuild, build_env: Path, tmp_path: Path
+) -> None:
+    proj = make_cbt_project(tmp_path / "p", lock_from=cbt_built.root)
+    reqs = proj.root / "vcc-totem" / "requirements.txt"
+    reqs.write_text(reqs.read_text().replace("idna==3.20", "idna>=3.10"))
+    result = _build_srv_img(proj, tmp_path, BuildOptions())
+    locked = pylock.read(pylock.lock_path(proj.root, "srv-img"))
+    assert {p.name: p.version for p in locked.packages}["idna"] == "3.20"
+    assert _changed_kinds(result, cbt_built.results["srv-img"]) == ["app"]
 
 
 @pytest.mark.integration

@@ -10,7 +10,7 @@ from support.projects import lock_cli, service, write_files
 from wheeldock.deps import lock, pylock
 from wheeldock.deps.index import Index
 from wheeldock.edges import process
-from wheeldock.errors import InvalidConfig
+from wheeldock.errors import StaleLock
 from wheeldock.project import Project
 
 # -- with uv (network: PyPI) ----------------------------------------------------------------------
@@ -31,14 +31,18 @@ def test_lock_pins_hashes_shares_identical_inputs_and_refuses_drift(tmp_path: Pa
     assert doc["tool"]["wheeldock"]["platform"] == "linux/amd64"
 
     assert {r.status for r in lock.lock_services(proj, proj.services, check=True)} == {"fresh"}
-    # a range is not a pin: only uv can re-resolve it, so build refuses the stale lock
+    # a range that excludes the locked version: only versions moved, so build lets uv re-lock
     write_files(tmp_path, {"svc/requirements.txt": "idna>=3.9,<3.10\n"})
     assert {r.status for r in lock.lock_services(proj, proj.services, check=True)} == {"stale"}
-    with pytest.raises(InvalidConfig, match=r"the lock is stale: svc/requirements.txt") as err:
+    relocked = lock.ensure(proj, proj.services[0])
+    assert [(p.name, p.version) for p in relocked.packages] == [("idna", "3.9")]
+    # a requirement added is more than versions moving: build refuses it unless --relock
+    write_files(tmp_path, {"svc/requirements.txt": "idna>=3.9,<3.10\nsniffio>=1\n"})
+    with pytest.raises(StaleLock, match=r"the lock is stale: svc/requirements.txt") as err:
         lock.ensure(proj, proj.services[0])
     assert err.value.path == api and err.value.fix is not None and "wheeldock lock" in err.value.fix
-    relocked = lock.ensure(proj, proj.services[0], relock=True)
-    assert [(p.name, p.version) for p in relocked.packages] == [("idna", "3.9")]
+    relocked = lock.ensure(proj, proj.services[0], policy="relock")
+    assert [p.name for p in relocked.packages] == ["idna", "sniffio"]
 
 
 # -- the fast path --------------------------------------------------------------------------------

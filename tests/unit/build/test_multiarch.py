@@ -169,7 +169,7 @@ def test_build_takes_arm_v7_and_names_its_packages_without_an_armv7l_wheel(
     platforms_locked: list[str] = []
 
     def ensure(
-        project: object, svc: object, *, platform: str, relock: bool, session: object
+        project: object, svc: object, *, platform: str, policy: str, session: object
     ) -> Lock:
         platforms_locked.append(platform)
         return lock

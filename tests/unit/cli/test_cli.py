@@ -228,3 +228,24 @@ def test_compose_options_given_to_a_command_that_reads_no_compose_file_are_refus
     assert main(["-C", str(tmp_path), "-f", "dev.yml", command]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert f"-f/--file and -p/--project-name do not apply to `{command}`" in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "policy"),
+    [([], "sync"), (["--locked"], "locked"), (["--frozen"], "frozen"), (["--relock"], "relock")],
+)
+def test_builds_lock_flags_choose_how_a_stale_lock_is_treated(
+    flags: list[str], policy: str
+) -> None:
+    from wheeldock.cli.app import build_parser
+    from wheeldock.cli.commands import build
+
+    args = build_parser(["build", *flags]).parse_args(["build", *flags])
+    assert build._lock_policy(args) == policy
+
+
+def test_build_takes_one_of_locked_frozen_and_relock(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["build", "--locked", "--frozen"])
+    assert exit_.value.code == 2
+    assert "not allowed with argument --locked" in capsys.readouterr().err

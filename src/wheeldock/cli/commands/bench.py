@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wheeldock.bench import lifecycle as bench
+from wheeldock.bench.outputs import BenchOutputs
+from wheeldock.bench.outputs import check as check_outputs
 from wheeldock.cli.commands import add_command
 from wheeldock.cli.output import err_console, print_json, to_json
 from wheeldock.edges import ca
@@ -58,7 +60,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON (- for stdout)")
     parser.add_argument("--markdown", metavar="FILE", help="write the Markdown table to FILE")
-    parser.add_argument("--chart", metavar="FILE", type=Path, help="write a PNG chart (matplotlib)")
+    parser.add_argument(
+        "--chart",
+        metavar="FILE",
+        type=Path,
+        help="write a PNG chart (needs the bench extra: wheeldock[bench])",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -82,18 +89,25 @@ def _run(args: argparse.Namespace) -> int:
         ca_file=ca.find(args.ca_cert),
         platform=_platform(args.platform),
     )
+    outputs = BenchOutputs(
+        json=None if args.json in (None, "-") else Path(args.json),
+        markdown=Path(args.markdown) if args.markdown else None,
+        chart=args.chart,
+    )
+    check_outputs(outputs)  # before the run: a missing extra must not cost the whole run
     report = bench.run_bench(
         args.project, options, progress=lambda msg: err_console.print(msg, highlight=False)
     )
     markdown = bench.render_markdown(report)
-    if args.markdown:
-        atomic_write_text(Path(args.markdown), markdown)
-    if args.chart:
-        bench.render_chart(report, args.chart)
+    # The JSON first: the measurements survive an output written after it that fails.
+    if outputs.json is not None:
+        atomic_write_text(outputs.json, to_json(report.to_dict()) + "\n")
+    if outputs.markdown is not None:
+        atomic_write_text(outputs.markdown, markdown)
     if args.json == "-":
         print_json(report.to_dict())
     else:
-        if args.json:
-            atomic_write_text(Path(args.json), to_json(report.to_dict()) + "\n")
         sys.stdout.write(markdown)
+    if outputs.chart is not None:
+        bench.render_chart(report, outputs.chart)
     return 1 if report.failures else 0

@@ -6,6 +6,11 @@ rebuilds only the app layer. --output takes skopeo's transport names (oci:DIR[:T
 docker-archive:FILE, docker-daemon:NAME:TAG, docker://HOST/REPO:TAG) and may repeat;
 with several services put {service} in it. Default: the Docker engine when one answers
 (<project>-<service>:wheeldock), else an OCI layout in .wheeldock/oci.
+
+A stale lock (requirements changed since `wheeldock lock`) whose versions moved is updated
+first, as `uv run` re-locks: in place when the new versions' dependencies are already locked,
+else by uv keeping the old pins where it can. --locked refuses a stale lock (for CI), --frozen
+uses it as it is, --relock also re-resolves requirements added or removed.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from wheeldock.errors import UsageError
 
 if TYPE_CHECKING:
     from wheeldock.build.builder import BuildOptions, LayerReport, Progress, ServiceBuild
+    from wheeldock.deps.lock import LockPolicy
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -83,9 +89,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="DIR",
         help="write each image's CycloneDX SBOM here (default: beside an oci: output)",
     )
+    stale = parser.add_mutually_exclusive_group()
+    add_flags(
+        stale,
+        locked="refuse a lock that is missing or stale instead of updating it (for CI, as "
+        "`uv sync --locked`)",
+        frozen="use the lock as it is, even when its inputs changed since it was written",
+        relock="also re-resolve a stale lock whose requirements changed by more than versions "
+        "moving (one whose versions moved is updated without it, as `uv run` does)",
+    )
     add_flags(
         parser,
-        relock="re-lock a stale lock instead of refusing it",
         watch="after building, keep rebuilding each service as its code or requirements change "
         "(a warm process: a code change costs only the rebuild); Ctrl-C stops",
     )
@@ -109,6 +123,15 @@ def _progress(quiet: bool, verbose: bool = False) -> Progress | None:
         )
 
     return show
+
+
+def _lock_policy(args: argparse.Namespace) -> LockPolicy:
+    """How a stale lock is treated: --locked, --frozen, --relock, or by default updated when only
+    versions moved."""
+    for policy in ("locked", "frozen", "relock"):
+        if getattr(args, policy):
+            return policy
+    return "sync"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,7 +158,7 @@ def _run(args: argparse.Namespace, session: Session) -> int:
         base=args.base,
         compression=args.compression,
         platform=targets[0].name,
-        relock=args.relock,
+        lock_policy=_lock_policy(args),
         bytecode=args.bytecode,
     )
     multi = len(targets) > 1 or targets[0] != platforms.host() or args.sbom or args.emulate_sdists

@@ -9,6 +9,11 @@ Fully pinned inputs (every requirement name==version, as uv pip compile or pip-c
 write them) are locked without a resolver: only the pins the old lock lacks are asked of PyPI's
 JSON API, and the lock is written only if every dependency is pinned and satisfied, so the
 result is the one uv would give. --full always resolves with uv.
+
+Requirements that pin only the top level: when they differ from those of the last lock only by
+versions moving (a pin bumped), the last lock is updated in place if the new versions'
+dependencies are already locked at versions that meet them (action "updated"), else uv
+re-resolves keeping the last lock's pins where it can.
 """
 
 from __future__ import annotations
