@@ -24,10 +24,10 @@ lint:
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## make unit: tests/unit and the example's tests; no root, no engine, no base build, so
-## it needs the venv only (`pytest -m "not integration"` selects the same tests).
+## make unit: tests/unit and the examples' own tests; no root, no engine, no base build, so
+## it needs the venv only.
 unit: $(BIN)/pytest
-	$(BIN)/pytest tests/unit examples/cb-totem/tests
+	$(BIN)/pytest -m "not integration"
 
 ## make integration: tests/integration on the real engine and registry (= `pytest -m integration`).
 integration: dev
