@@ -83,6 +83,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="DIR",
         help="write each image's CycloneDX SBOM here (default: beside an oci: output)",
     )
+    add_cache(parser)
     add_flags(
         parser,
         relock="re-lock a stale lock instead of refusing it",
@@ -93,6 +94,39 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(func=run)
 
 
+def add_cache(parser: argparse.ArgumentParser) -> None:
+    """``--cache docker://HOST/REPO`` and ``--cache-mode`` (``build`` and ``release``)."""
+    parser.add_argument(
+        "--cache",
+        default=None,
+        metavar="docker://HOST/REPO",
+        help="a registry repository as the second level of the layer cache: each layer is "
+        "looked up there before it is built (a hit fetches, installs and compiles nothing), "
+        "and pushed there when built",
+    )
+    parser.add_argument(
+        "--cache-mode",
+        choices=("read", "readwrite"),
+        default="readwrite",
+        help="read: only look layers up; readwrite (default): also push the layers built",
+    )
+
+
+def options_from(args: argparse.Namespace, platform: str) -> BuildOptions:
+    """The build options the command line gives (``build`` and ``release``)."""
+    from wheeldock.build.builder import BuildOptions
+
+    return BuildOptions(
+        base=args.base,
+        compression=args.compression,
+        platform=platform,
+        relock=args.relock,
+        bytecode=args.bytecode,
+        cache=args.cache,
+        cache_mode=args.cache_mode,
+    )
+
+
 def _progress(quiet: bool, verbose: bool = False) -> Progress | None:
     """A line per layer built; cached layers too with ``-v`` (the final table counts them: on
     a code change, 40-odd lines of "cached" would hide the one that matters)."""
@@ -100,9 +134,10 @@ def _progress(quiet: bool, verbose: bool = False) -> Progress | None:
         return None
 
     def show(service: str, r: LayerReport) -> None:
-        if r.cached and not verbose:
+        if r.cached and not r.remote and not verbose:
             return
         state = "[dim]cached[/]" if r.cached else "[green]built[/] "
+        state = "[cyan]remote[/]" if r.remote else state
         err_console.print(
             f"  {service}  {r.kind:<5} {state} {r.size / 1e6:8.2f} MB {r.seconds:6.2f} s  "
             f"{r.title}  [dim]{str(r.digest)[7:19]}[/]"
@@ -129,15 +164,8 @@ def _run(args: argparse.Namespace, session: Session) -> int:
                 session.compilers.start(python)
     # Imported here: the builder pulls in the whole OCI stack, which other commands do not need.
     from wheeldock.build import builder
-    from wheeldock.build.builder import BuildOptions
 
-    options = BuildOptions(
-        base=args.base,
-        compression=args.compression,
-        platform=targets[0].name,
-        relock=args.relock,
-        bytecode=args.bytecode,
-    )
+    options = options_from(args, targets[0].name)
     multi = len(targets) > 1 or targets[0] != platforms.host() or args.sbom or args.emulate_sdists
     if multi and args.watch:
         raise UsageError(
@@ -206,10 +234,11 @@ def _render(results: Sequence[ServiceBuild], *, as_json: bool) -> None:
         table.add_column(col)
     for r in results:
         built = sum(not lay.cached for lay in r.layers)
+        remote = sum(lay.remote for lay in r.layers)
         table.add_row(
             r.service,
             str(r.digest)[:19],
-            f"{built}/{len(r.layers)}",
+            f"{built}/{len(r.layers)}" + (f" ({remote} from the cache)" if remote else ""),
             f"{r.image.size / 1e6:.1f} MB",
             f"{r.seconds:.2f} s",
             "\n".join(o.ref for o in r.outputs),
