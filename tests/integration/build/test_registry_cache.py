@@ -8,6 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
+import statistics
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +21,7 @@ from support.env import environ
 from support.proxy import Proxied, faulty_registry
 from support.registry import Registry
 
+from wheeldock import project
 from wheeldock.build import builder
 from wheeldock.build.builder import BuildOptions, ServiceBuild
 from wheeldock.oci.cache import ARTIFACT_TYPE
@@ -158,3 +162,88 @@ def test_a_registry_that_refuses_connections_is_one_warning_and_a_local_build(
         assert r.digest == cbt_built.results[r.service].digest
     warnings = [r for r in caplog.records if r.name == "wheeldock.oci.cache"]
     assert len(warnings) == 1 and "cannot be used" in warnings[0].getMessage()
+
+
+# -- machine A, machine B -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A machine's own caches (wheeldock's and uv's), sharing only the session's Debian bases."""
+
+    cache: Path
+    uv: Path
+
+    @classmethod
+    def fresh(cls, base_cache: Path, folder: Path) -> Machine:
+        return cls(new_cache(base_cache, folder / "cache"), folder / "uv")
+
+    def build(
+        self, proj: project.Project, outputs: list[str], options: BuildOptions
+    ) -> tuple[dict[str, ServiceBuild], float]:
+        with cache_at(self.cache), environ({"UV_CACHE_DIR": str(self.uv)}):
+            started = time.monotonic()
+            results = builder.build(proj, proj.services, outputs, options)
+            return {r.service: r for r in results}, time.monotonic() - started
+
+    def wheels(self) -> list[Path]:
+        """The wheels this machine downloaded (wheeldock's wheelhouse and uv's cache)."""
+        return [*self.cache.rglob("*.whl"), *self.uv.rglob("*.whl")]
+
+
+def blob_gets(registry: Registry) -> int:
+    return sum(r.method == "GET" and "/blobs/" in r.path for r in registry.requests())
+
+
+def test_machine_b_builds_the_same_digests_from_machine_a_entries_and_fetches_nothing(
+    cbt_built: CbtBuild, base_cache: Path, registry: Registry, tmp_path: Path
+) -> None:
+    a_times, b_times = [], []
+    for run in range(3):  # medians of three, each run with its own empty caches and entries
+        options = BuildOptions(cache=cache_ref(registry, f"wd-cache/ab{run}"))
+        a = Machine.fresh(base_cache, tmp_path / f"a{run}")
+        proj_a = make_cbt_project(tmp_path / f"a{run}" / "project", lock_from=cbt_built.root)
+        built_a, seconds_a = a.build(proj_a, [registry.ref(f"ab{run}/a/{{service}}")], options)
+        assert all(not r.remote for res in built_a.values() for r in res.layers)
+
+        b = Machine.fresh(base_cache, tmp_path / f"b{run}")
+        proj_b = make_cbt_project(tmp_path / f"b{run}" / "project", lock_from=cbt_built.root)
+        gets = blob_gets(registry)
+        built_b, seconds_b = b.build(proj_b, [registry.ref(f"ab{run}/b/{{service}}")], options)
+        for name, res in built_b.items():
+            assert res.digest == built_a[name].digest == cbt_built.results[name].digest
+            assert all(r.remote for r in deps_and_libs(res))  # every one a registry hit
+        assert b.wheels() == []  # no wheel downloaded, so none installed or compiled
+        assert blob_gets(registry) == gets  # a registry output: blobs mounted, none fetched
+        a_times.append(seconds_a)
+        b_times.append(seconds_b)
+        if run == 0:
+            first_b = built_b
+    a_median, b_median = statistics.median(a_times), statistics.median(b_times)
+    print(f"\nmachine A (cold, --cache): {a_times} s, median {a_median:.2f} s")
+    print(f"machine B (empty caches, --cache hits): {b_times} s, median {b_median:.2f} s")
+    assert b_median < a_median / 2
+
+    # a one-pin bump on A: A builds that layer (and the app's: requirements.txt is in the source
+    # folder) and pushes it; B, its caches as the first run left them, finds every key in the
+    # registry cache and builds nothing: the changed layers are the two new keys' entries
+    options = BuildOptions(cache=cache_ref(registry, "wd-cache/ab0"), relock=True)
+    for proj in (proj_a, proj_b):
+        reqs = proj.root / "vcc-totem" / "requirements.txt"
+        reqs.write_text(reqs.read_text().replace("idna==3.20", "idna==3.10"))
+    a = Machine(tmp_path / "a0" / "cache", tmp_path / "a0" / "uv")
+    bumped_a, _ = a.build(proj_a, [registry.ref("ab0/a/{service}", "bump")], options)
+    assert [r.kind for r in bumped_a["calidda-api"].layers if not r.cached] == ["deps", "app"]
+    shutil.rmtree(proj_b.root / "wheeldock.lock")
+    shutil.copytree(proj_a.root / "wheeldock.lock", proj_b.root / "wheeldock.lock")
+    b = Machine(tmp_path / "b0" / "cache", tmp_path / "b0" / "uv")
+    bumped_b, _ = b.build(proj_b, [registry.ref("ab0/b/{service}", "bump")], options)
+    api, before = bumped_b["calidda-api"], first_b["calidda-api"]
+    assert api.digest == bumped_a["calidda-api"].digest
+    changed = [
+        r for r, old in zip(api.layers, before.layers, strict=True) if r.digest != old.digest
+    ]
+    assert [(r.kind, r.remote) for r in changed] == [("deps", True), ("app", True)]
+    assert changed[0].title == "idna 3.10"
+    assert all(r.cached for r in api.layers)  # nothing built
+    assert b.wheels() == []
