@@ -91,4 +91,4 @@ def test_release_pins_every_service_by_digest_and_the_release_file_alone_brings_
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as resp:
                 assert resp.status == 200, service
     finally:
-        compose(kiosk, name, "down", "--volumes", "--timeout", "5")
+        compose(kiosk, name, "down", "--volumes", "--rmi", "all", "--timeout", "5")
