@@ -659,11 +659,12 @@ class Builder:
         return self._remote_hits[key]
 
     def _ask_remote(self, keys: Sequence[str]) -> None:
-        """Look ``keys`` up in the registry cache at once (their entries are kept for
-        :meth:`_layer`)."""
-        if self.remote is None or not keys:
+        """Look ``keys`` up in the registry cache at once, those not found before (their
+        entries are kept for :meth:`_layer`, and for the next service sharing them)."""
+        asking = [k for k in keys if k not in self._remote_hits]
+        if self.remote is None or not asking:
             return
-        for key, entry in self.remote.lookup_many(list(keys)).items():
+        for key, entry in self.remote.lookup_many(asking).items():
             if entry.layer is not None:
                 self._remote_hits[key] = entry
 

@@ -9,7 +9,7 @@ there). Its annotations carry the rest a build needs to use the layer without it
 key, the diff_id, the uncompressed size, or a record's JSON value. The entry references the
 layer's blob, so the registry keeps the blob as long as the entry's tag exists.
 
-A hit costs a manifest ``GET`` and a blob ``HEAD``. The layer's bytes are fetched only when an
+A hit costs one request, a manifest ``GET``. The layer's bytes are fetched only when an
 output needs them (checked against the digest, then the diff_id); if they cannot be, the layer
 is built locally, and must come out the same. Nothing here fails a build: a registry that
 cannot be reached or keeps failing is reported once and the cache is off for the rest of the
@@ -66,7 +66,7 @@ CACHE_MODES: tuple[CacheMode, ...] = ("read", "readwrite")
 #: A cache must not hold a build up: a few quick tries, then the build goes on without it.
 CACHE_RETRY = RetryPolicy(attempts=3, seconds=20.0, first_delay=0.2, max_delay=2.0)
 #: Entries looked up or saved at once.
-PARALLEL = 4
+PARALLEL = 8
 
 _KEY_DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
 
@@ -290,8 +290,11 @@ class RegistryCache:
     # -- look-ups --------------------------------------------------------------------------------
 
     def lookup(self, key: str) -> Entry | None:
-        """``key``'s entry when the registry has it and, for a layer, its blob too (one
-        ``GET``, one ``HEAD``); None otherwise."""
+        """``key``'s entry when the registry has it (one ``GET``); None otherwise.
+
+        The blob is not asked for: the entry references it, so a registry that took the entry
+        had the blob and keeps it while the entry exists. One deleted anyway is found when the
+        bytes are needed, and the layer is then built here."""
         repo = self._repository()
         if repo is None:
             self.stats.add(misses=1)
@@ -311,17 +314,7 @@ class RegistryCache:
         raw = repo.manifest(entry_tag(key))
         if raw is None:
             return None
-        entry = parse_entry(key, raw)
-        if entry.layer is not None:
-            digest = Digest.parse(entry.layer["digest"])
-            size = repo.blob_size(digest)
-            if size is None:
-                raise _bad(key, f"names blob {digest.short}, which the registry lacks")
-            if size != entry.layer["size"]:
-                raise _bad(
-                    key, f"says blob {digest.short} is {entry.layer['size']} bytes, not {size}"
-                )
-        return entry
+        return parse_entry(key, raw)
 
     def lookup_many(self, keys: list[str]) -> dict[str, Entry]:
         """:meth:`lookup` of each key, several at once; the hits, by key."""

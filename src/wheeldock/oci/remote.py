@@ -948,20 +948,6 @@ class Repository:
             return resp.status_code == 200
         raise _fail(resp, f"checking the manifest {reference}")
 
-    def blob_size(self, digest: Digest) -> int | None:
-        """The size the registry gives the blob (one ``HEAD``), None when it lacks it."""
-        url = self._session.url(f"blobs/{digest}")
-        what = f"checking blob {digest.short}"
-        resp = self._session.retrying(
-            what, lambda: self._session.call("HEAD", url, follow_redirects=True)
-        )
-        if resp.status_code == 404:
-            return None
-        if resp.status_code != 200:
-            raise _fail(resp, what)
-        length = resp.headers.get("content-length", "")
-        return int(length) if length.isdigit() else None
-
     def put_blob(self, digest: Digest, size: int, opener: Callable[[], IO[bytes]]) -> bool:
         """Upload a blob unless the registry has it (it is there when this returns, whatever
         other threads do); True when bytes were sent."""

@@ -222,7 +222,7 @@ def test_machine_b_builds_the_same_digests_from_machine_a_entries_and_fetches_no
     a_median, b_median = statistics.median(a_times), statistics.median(b_times)
     print(f"\nmachine A (cold, --cache): {a_times} s, median {a_median:.2f} s")
     print(f"machine B (empty caches, --cache hits): {b_times} s, median {b_median:.2f} s")
-    assert b_median < a_median / 2
+    assert b_median <= a_median / 3
 
     # a one-pin bump on A: A builds that layer (and the app's: requirements.txt is in the source
     # folder) and pushes it; B, its caches as the first run left them, finds every key in the
