@@ -1,8 +1,9 @@
 """A fault-injecting HTTP proxy on 127.0.0.1 in front of a test registry.
 
 It forwards every request to the registry, except what its :class:`Faults` say: a blob whose
-digest is in ``corrupt`` is answered with one byte changed (same length), a manifest whose tag
-is in ``drop`` is answered 404 (as if it were never pushed). ``seen`` lists every request
+digest is in ``corrupt`` is answered with one byte changed (same length), one in ``lose`` is
+answered 404 (deleted behind its manifests' back); a manifest whose tag is in ``drop`` is
+answered 404 (as if it were never pushed), one in ``garble`` with bytes that are not JSON. ``seen`` lists every request
 (method, path), so tests can assert what was, or was not, asked.
 """
 
@@ -24,7 +25,9 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"
 @dataclass
 class Faults:
     corrupt: set[str] = field(default_factory=set)  # blob digests ("sha256:…")
+    lose: set[str] = field(default_factory=set)  # blob digests
     drop: set[str] = field(default_factory=set)  # manifest tags
+    garble: set[str] = field(default_factory=set)  # manifest tags
     seen: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -32,11 +35,18 @@ class Faults:
         with self.lock:
             self.seen.append((method, path))
 
-    def dropped(self, path: str) -> bool:
-        return "/manifests/" in path and path.rsplit("/", 1)[1] in self.drop
+    def missing(self, path: str) -> bool:
+        """Whether the proxy answers 404 for ``path``."""
+        last = path.rsplit("/", 1)[1]
+        if "/manifests/" in path:
+            return last in self.drop
+        return "/blobs/sha256:" in path and last in self.lose
 
     def corrupted(self, path: str) -> bool:
-        return "/blobs/sha256:" in path and path.rsplit("/", 1)[1] in self.corrupt
+        last = path.rsplit("/", 1)[1]
+        if "/manifests/" in path:
+            return last in self.garble
+        return "/blobs/sha256:" in path and last in self.corrupt
 
 
 def _handler(upstream: str, faults: Faults) -> type[BaseHTTPRequestHandler]:
@@ -72,7 +82,7 @@ def _handler(upstream: str, faults: Faults) -> type[BaseHTTPRequestHandler]:
         def _forward(self) -> None:
             body = self._body()
             faults.note(self.command, self.path)
-            if self.command in ("GET", "HEAD") and faults.dropped(self.path):
+            if self.command in ("GET", "HEAD") and faults.missing(self.path):
                 self._answer(404, [("Content-Type", "application/json")], b'{"errors":[]}')
                 return
             conn = http.client.HTTPConnection(upstream, timeout=60)
@@ -83,7 +93,7 @@ def _handler(upstream: str, faults: Faults) -> type[BaseHTTPRequestHandler]:
             data = resp.read()
             conn.close()
             if self.command == "GET" and resp.status == 200 and faults.corrupted(self.path):
-                data = bytes([data[0] ^ 0xFF]) + data[1:]
+                data = bytes([data[0] ^ 0xFF]) + data[1:]  # a manifest's "{" is JSON no more
             self._answer(resp.status, resp.getheaders(), data)
 
         do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _forward

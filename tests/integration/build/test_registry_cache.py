@@ -104,7 +104,7 @@ def test_each_layer_is_an_artifact_tagged_by_its_key_in_the_cache_repository(
     assert all(t.startswith("wd-") and len(t) == 67 for t in tags(registry, "wd-cache/seeded"))
 
 
-def test_a_corrupt_blob_and_a_dropped_entry_are_misses_and_nothing_corrupt_is_used(
+def test_corrupt_or_missing_entries_and_blobs_are_misses_and_nothing_corrupt_is_used(
     seeded: Seeded,
     faulty_registry: Proxied,
     registry: Registry,
@@ -115,9 +115,12 @@ def test_a_corrupt_blob_and_a_dropped_entry_are_misses_and_nothing_corrupt_is_us
     seed = seeded.results
     entries = entry_tags_by_layer(registry, "wd-cache/seeded")
     deps = [r for r in seed["calidda-api"].layers if r.kind == "deps"]
-    corrupt, dropped = deps[0], deps[1]
-    faulty_registry.faults.corrupt.add(str(corrupt.digest))
-    faulty_registry.faults.drop.add(entries[str(dropped.digest)])
+    corrupt, dropped, garbled, lost = deps[:4]
+    faults = faulty_registry.faults
+    faults.corrupt.add(str(corrupt.digest))
+    faults.lose.add(str(lost.digest))
+    faults.drop.add(entries[str(dropped.digest)])
+    faults.garble.add(entries[str(garbled.digest)])
     layout = tmp_path / "oci"
     with (
         cache_at(new_cache(base_cache, tmp_path / "cache")),
@@ -133,10 +136,13 @@ def test_a_corrupt_blob_and_a_dropped_entry_are_misses_and_nothing_corrupt_is_us
         )
     assert result.digest == seed["calidda-api"].digest
     by_digest = {r.digest: r for r in result.layers}
-    assert by_digest[dropped.digest].remote is False  # a miss: built here
-    assert not by_digest[dropped.digest].cached
-    assert by_digest[corrupt.digest].remote  # its descriptor was used, its bytes built here
-    assert any("cannot be used" in r.getMessage() for r in caplog.records)
+    for miss in (dropped, garbled):  # no usable entry: built here
+        assert not by_digest[miss.digest].remote and not by_digest[miss.digest].cached
+    for hit in (corrupt, lost):  # the descriptor was used; the bytes, wrong or gone, built here
+        assert by_digest[hit.digest].remote
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("cannot be used" in m for m in messages) == 2  # the corrupt and the lost blob
+    assert any("is not a manifest" in m for m in messages)  # the garbled entry
     # every blob in the layout hashes to its name: the corrupt bytes were never written
     for blob in (layout / "blobs" / "sha256").iterdir():
         assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
