@@ -65,8 +65,9 @@ CACHE_MODES: tuple[CacheMode, ...] = ("read", "readwrite")
 
 #: A cache must not hold a build up: a few quick tries, then the build goes on without it.
 CACHE_RETRY = RetryPolicy(attempts=3, seconds=20.0, first_delay=0.2, max_delay=2.0)
-#: Entries looked up or saved at once.
-PARALLEL = 8
+#: Entries looked up at once, and saved at once (uploads: as many as a push sends).
+PARALLEL_LOOKUPS = 8
+PARALLEL_SAVES = 4
 
 _KEY_DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
 
@@ -236,7 +237,9 @@ class RegistryCache:
         self._repo: Repository | None = None
         self._down = False
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(PARALLEL, thread_name_prefix="wheeldock-cache")
+        # apart, so that look-ups never wait behind the uploads of the layers built so far
+        self._lookups = ThreadPoolExecutor(PARALLEL_LOOKUPS, thread_name_prefix="cache-lookup")
+        self._uploads = ThreadPoolExecutor(PARALLEL_SAVES, thread_name_prefix="cache-save")
         self._saves: list[Future[None]] = []
         self._saving: set[str] = set()
 
@@ -318,7 +321,7 @@ class RegistryCache:
 
     def lookup_many(self, keys: list[str]) -> dict[str, Entry]:
         """:meth:`lookup` of each key, several at once; the hits, by key."""
-        found = self._pool.map(self.lookup, keys)
+        found = self._lookups.map(self.lookup, keys)
         return {key: entry for key, entry in zip(keys, found, strict=True) if entry is not None}
 
     def layer(self, entry: Entry, produce: Callable[[], Layer]) -> Layer:
@@ -418,7 +421,7 @@ class RegistryCache:
                 self._failed(exc)
 
         with self._lock:
-            self._saves.append(self._pool.submit(run))
+            self._saves.append(self._uploads.submit(run))
 
     def _save_layer(self, repo: Repository, key: str, layer: Layer) -> None:
         if repo.put_blob(layer.digest, layer.size, layer.compressed):
@@ -439,7 +442,14 @@ class RegistryCache:
     def close(self) -> None:
         """:meth:`flush`, then close the connection."""
         self.flush()
-        self._pool.shutdown(wait=True)
+        self._lookups.shutdown(wait=True)
+        self._uploads.shutdown(wait=True)
+        s = self.stats
+        if s.hits or s.misses or s.saved:
+            log.info(
+                "registry cache %s: %d hit(s), %d miss(es), %d entr(ies) saved, %d bytes uploaded",
+                self, s.hits, s.misses, s.saved, s.bytes_uploaded,
+            )  # fmt: skip
         with self._lock:
             if self._repo is not None:
                 self._repo.close()
