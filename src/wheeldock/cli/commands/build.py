@@ -5,7 +5,9 @@ dependencies (split so a bump touches one layer) and the app; each is cached, so
 rebuilds only the app layer. --output takes skopeo's transport names (oci:DIR[:TAG],
 docker-archive:FILE, docker-daemon:NAME:TAG, docker://HOST/REPO:TAG) and may repeat;
 with several services put {service} in it. Default: the Docker engine when one answers
-(<project>-<service>:wheeldock), else an OCI layout in .wheeldock/oci.
+(<project>-<service>:wheeldock), else an OCI layout in .wheeldock/oci. --cache docker://HOST/REPO
+makes a registry repository the second level of the layer cache, shared by every machine that
+builds the same inputs.
 """
 
 from __future__ import annotations

@@ -33,8 +33,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--output",
         "-o",
         required=True,
-        metavar="docker://HOST/REPO/{service}:TAG",
-        help="where each service's image is pushed ({service} is replaced by its name)",
+        metavar="REF",
+        help="where each service's image is pushed: docker://HOST/REPO/{service}:TAG ({service} "
+        "is replaced by its name)",
     )
     parser.add_argument(
         "--base", default=None, help="slim, minimal or an image REF (default: each service's)"
