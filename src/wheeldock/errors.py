@@ -77,6 +77,11 @@ class InvalidDockerConfig(InvalidConfig):
     """Docker's ``config.json`` (where registry credentials are read) cannot be read."""
 
 
+class InvalidCacheEntry(WheeldockError):
+    """An entry of the registry cache (a key's manifest) is not one wheeldock wrote, or does
+    not hold what an entry must: it is taken as a miss, never used."""
+
+
 class InvalidCompression(WheeldockError):
     """A layer compression (or its level) wheeldock does not make."""
 

@@ -109,6 +109,7 @@ if TYPE_CHECKING:
     from wheeldock.debian.archive import DebMember
     from wheeldock.deps.lock import LockPolicy
     from wheeldock.oci import daemon
+    from wheeldock.oci.cache import CacheMode, Entry, RegistryCache
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,10 @@ class BuildOptions:
     source_date_epoch: int | None = None
     #: the dependencies' bytecode (see :data:`wheeldock.build.install.Bytecode`)
     bytecode: Bytecode = "full"
+    #: a registry repository (``docker://HOST/REPO``) kept as the second level of the layer
+    #: cache (see :mod:`wheeldock.oci.cache`); ``cache_mode`` read only looks it up
+    cache: str | None = None
+    cache_mode: CacheMode = "readwrite"
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,8 @@ class LayerReport:
     size: int
     cached: bool
     seconds: float
+    #: taken from the registry cache (``cached`` too): nothing was fetched, installed or built
+    remote: bool = False
 
 
 @dataclass(frozen=True)
@@ -184,6 +191,7 @@ class ServiceBuild:
                     "digest": str(r.digest),
                     "size": r.size,
                     "cached": r.cached,
+                    "remote": r.remote,
                     "seconds": round(r.seconds, 3),
                 }
                 for r in self.layers
@@ -573,6 +581,16 @@ class Builder:
         self.trees = trees or InstalledTrees(compilers=self.session.compilers)
         self.progress = progress
         self._preloaders: dict[str, daemon.Preloader] = {}
+        #: the registry cache (second level), and its layer entries found so far, by key
+        self.remote: RegistryCache | None = None
+        if self.options.cache:
+            # imported only when asked for: the registry client's imports slow every start-up
+            from wheeldock.oci.cache import RegistryCache
+
+            self.remote = RegistryCache(
+                self.options.cache, self.options.cache_mode, store=self.store
+            )
+        self._remote_hits: dict[str, Entry] = {}
         explicit = self.options.source_date_epoch
         if explicit is None and os.environ.get("SOURCE_DATE_EPOCH"):
             explicit = source_date_epoch(project.root)  # a bad value fails the build at once
@@ -618,11 +636,85 @@ class Builder:
             built = True
             return make()
 
-        layer = cached_layer(self.store, key, tracked)
+        entry = None if _cached(self.store, key) else self._remote_layer(key)
+        if entry is not None:
+            assert self.remote is not None
+            layer = self.remote.layer(entry, tracked)
+            self.store.set_cached(key, layer.to_json())
+        else:
+            layer = cached_layer(self.store, key, tracked)
+            if self.remote is not None:
+                self.remote.save(key, layer)
         report = LayerReport(
-            kind, title, layer.digest, layer.size, not built, time.monotonic() - started
+            kind,
+            title,
+            layer.digest,
+            layer.size,
+            not built,
+            time.monotonic() - started,
+            remote=entry is not None,
         )
         return layer, self._report(svc, report)
+
+    # -- the registry cache ------------------------------------------------------------------
+
+    def _remote_layer(self, key: str) -> Entry | None:
+        """The registry cache's entry of a layer's ``key`` (None: no cache, or a miss)."""
+        if self.remote is None:
+            return None
+        if key not in self._remote_hits:
+            entry = self.remote.lookup(key)
+            if entry is None or entry.layer is None:
+                return None
+            self._remote_hits[key] = entry
+        return self._remote_hits[key]
+
+    def _ask_remote(self, keys: Sequence[str]) -> None:
+        """Look ``keys`` up in the registry cache at once, those not found before (their
+        entries are kept for :meth:`_layer`, and for the next service sharing them)."""
+        asking = [k for k in keys if k not in self._remote_hits]
+        if self.remote is None or not asking:
+            return
+        for key, entry in self.remote.lookup_many(asking).items():
+            if entry.layer is not None:
+                self._remote_hits[key] = entry
+
+    def _record(self, key: str) -> dict[str, Any] | None:
+        """A recorded value: the local index's, else the registry cache's (then kept locally);
+        a local one the registry cache lacks is saved there."""
+        value = self.store.get_cached(key)
+        if value is not None:
+            if self.remote is not None:
+                self.remote.save_record(key, value)
+            return value
+        entry = self.remote.lookup(key) if self.remote is not None else None
+        if entry is None or entry.value is None:
+            return None
+        value = dict(entry.value)
+        self.store.set_cached(key, value)
+        return value
+
+    def _remember(self, key: str, value: dict[str, Any]) -> None:
+        """Record ``value`` locally and in the registry cache."""
+        self.store.set_cached(key, value)
+        if self.remote is not None:
+            self.remote.save_record(key, value)
+
+    def mount_source(self, ref: str) -> str | None:
+        """The repository a ``docker://`` output on the cache's registry mounts blobs from."""
+        if self.remote is not None and self.remote.same_registry(ref):
+            return self.remote.repository
+        return None
+
+    def flush_cache(self) -> None:
+        """Wait for the registry cache's saves (before the images are pushed: their blobs are
+        then mounted from it)."""
+        if self.remote is not None:
+            self.remote.flush()
+
+    def close_cache(self) -> None:
+        if self.remote is not None:
+            self.remote.close()
 
     # -- base --------------------------------------------------------------------------------
 
@@ -653,6 +745,8 @@ class Builder:
                 )
             else:
                 layer = base_layer(rootfs, facts, compression)
+                if self.remote is not None:
+                    self.remote.save(_digest(key, compression), layer)
                 report = self._report(
                     svc,
                     LayerReport(
@@ -831,6 +925,8 @@ class Builder:
         )
         trees: dict[str, Path] = {}
         missing = [p for p in plans if not _cached(self.store, p.key)]
+        self._ask_remote([p.key for p in missing])
+        missing = [p for p in missing if p.key not in self._remote_hits]
         if not missing:
             deps = [self._dep_layer(svc, p, trees, lock, base) for p in plans]
             return deps, self._libs(svc, lock, base)
@@ -872,13 +968,13 @@ class Builder:
         needed_key = _digest(
             "libs-needed", sorted(a.sha256 for a in artifacts), base.key, svc.runtime_packages
         )
-        recorded = self.store.get_cached(needed_key)
+        recorded = self._record(needed_key)
         if recorded is not None:
             packages = tuple(str(p) for p in recorded.get("packages", []))
         else:
             scanned = self._scan(artifacts, lock, base)
             packages = tuple(sorted({*scanned, *svc.runtime_packages} - set(_installed(base))))
-            self.store.set_cached(needed_key, {"packages": list(packages)})
+            self._remember(needed_key, {"packages": list(packages)})
         if not packages:
             return None
         suite = base.rootfs.suite if base.rootfs is not None else bases.DEFAULT_SUITE
@@ -1096,7 +1192,7 @@ class Builder:
         parsed = coerce(ref)
         hints = self._engine_hints(svc)
         if not isinstance(parsed, DaemonRef):
-            return publish(image, ref, self.store)
+            return publish(image, ref, self.store, mount_from=self.mount_source(ref))
         if hints is None:
             return publish(image, ref, self.store, known=self.session.engine)
         from wheeldock.oci import daemon
@@ -1545,6 +1641,7 @@ def build(
             image, reports, lock = builder.image(svc)
             made.append((svc, refs, image, reports, lock, time.monotonic() - started))
         builder.finish_early_loads()
+        builder.flush_cache()
         together = builder.load_together(
             [(svc, image, ref) for svc, refs, image, *_ in made for ref in refs]
         )
@@ -1566,6 +1663,7 @@ def build(
             )
     finally:
         builder.close_early_loads()
+        builder.close_cache()
         builder.trees.close()
         if own:
             session.close()

@@ -63,7 +63,6 @@ from wheeldock.project import Project, Service
 
 if TYPE_CHECKING:
     from wheeldock.deps.index import Index as PackageIndex
-    from wheeldock.oci.daemon import EngineLayers
 
 log = logging.getLogger(__name__)
 
@@ -449,17 +448,21 @@ def publish_outputs(
     *,
     load_platform: Target | None,
     epoch: int,
-    known: EngineLayers | None = None,
+    via: Builder | None = None,
 ) -> tuple[list[PublishResult], list[str]]:
     """Publish the index (or one image where only one fits); attach SBOMs. Returns the results
-    and notes for the user. ``known`` is what the command knows of the engine's layers."""
+    and notes for the user. ``via``, a builder of the images: what it knows of the engine's
+    layers, and its registry cache (a ``docker://`` output on the cache's registry mounts the
+    cached blobs from there)."""
+    known = via.session.engine if via is not None else None
     results: list[PublishResult] = []
     notes: list[str] = []
     created = rfc3339(epoch)
     for ref in refs:
         parsed = coerce(ref)
         if isinstance(parsed, OciRef | RegistryRef):
-            results.append(publish(index, ref, store))
+            mount = via.mount_source(ref) if via is not None else None
+            results.append(publish(index, ref, store, mount_from=mount))
             results += _attach(ref, images, store, created)
             continue
         one = choose_single(images, load_platform)
@@ -591,6 +594,8 @@ def build(
             else default_outputs(project, svc)
         )
         epoch = builders[targets[0]].epoch
+        for bld in builders.values():
+            bld.flush_cache()
         published, notes = publish_outputs(
             svc,
             index,
@@ -599,7 +604,7 @@ def build(
             store,
             load_platform=multi.load_platform,
             epoch=epoch,
-            known=session.engine,
+            via=builders[targets[0]],
         )
         files: list[Path] = []
         folder = sbom_folder(refs, multi.sbom_dir)
@@ -619,6 +624,8 @@ def build(
             )
         )
     trees.close()
+    for bld in builders.values():
+        bld.close_cache()
     return results
 
 

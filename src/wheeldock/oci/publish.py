@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from wheeldock.oci.blobs import BlobStore
 from wheeldock.oci.image import Image, Index
@@ -24,20 +24,29 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class RegistryOptions(TypedDict, total=False):
+    """What :func:`publish` passes to a registry destination only."""
+
+    auth: tuple[str, str] | None
+    ca_file: Path | None
+    insecure: bool
+    #: a repository on the same registry whose blobs are mounted rather than uploaded (the
+    #: registry cache's)
+    mount_from: str | None
+
+
 def publish(
     target: Image | Index,
     ref: str | Reference,
     store: BlobStore | None = None,
     *,
-    auth: tuple[str, str] | None = None,
-    ca_file: Path | None = None,
-    insecure: bool = False,
     compressed_daemon_layers: bool = False,
     known: EngineLayers | None = None,
+    **registry: Unpack[RegistryOptions],
 ) -> PublishResult:
     """Write ``target`` to ``ref`` (``oci:…``, ``docker-archive:…``, ``docker-daemon:…`` or
-    ``docker://…``). ``auth``/``ca_file``/``insecure`` apply to registries only; ``known`` (what
-    the command knows of the engine's layers) to the engine only.
+    ``docker://…``). ``registry`` (see :class:`RegistryOptions`) applies to registries only;
+    ``known`` (what the command knows of the engine's layers) to the engine only.
 
     Layers carry their own bytes; ``store`` (default: the cache's) is where archive and daemon
     writes remember the uncompressed size of layers that did not record one.
@@ -64,7 +73,14 @@ def publish(
     elif isinstance(parsed, RegistryRef):
         from wheeldock.oci import remote
 
-        result = remote.push(target, parsed, auth=auth, ca_file=ca_file, insecure=insecure)
+        result = remote.push(
+            target,
+            parsed,
+            auth=registry.get("auth"),
+            ca_file=registry.get("ca_file"),
+            insecure=registry.get("insecure", False),
+            upload=remote.Upload(mount_from=registry.get("mount_from")),
+        )
     else:  # pragma: no cover - Reference is a closed union
         raise TypeError(parsed)
     seconds = time.monotonic() - started
@@ -89,4 +105,4 @@ def publish_all(
     return [publish(target, ref, store, **options) for ref in refs]  # type: ignore[arg-type]
 
 
-__all__ = ["PublishResult", "publish", "publish_all"]
+__all__ = ["PublishResult", "RegistryOptions", "publish", "publish_all"]

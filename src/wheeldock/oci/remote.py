@@ -75,6 +75,8 @@ ACCEPT = ", ".join(
 )
 DOCKER_HUB_API = "registry-1.docker.io"
 DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
+#: Seconds one request may take (a connection: 30).
+TIMEOUT = 300.0
 #: Blobs uploaded at once: enough to hide round trips, few enough for a small registry.
 PARALLEL_UPLOADS = 4
 
@@ -226,10 +228,12 @@ class _Session:
         insecure: bool,
         actions: str,
         transport: httpx.BaseTransport | None = None,
-        timeout: float = 300.0,
         retry: RetryPolicy | None = None,
+        pull_from: tuple[str, ...] = (),
     ) -> None:
         self.name = name
+        #: other repositories a token must let us read (blobs mounted from them)
+        self.pull_from = pull_from
         self.retry = retry or RetryPolicy()
         self._rng = random.Random(self.retry.seed)
         self.host = DOCKER_HUB_API if name.registry == "docker.io" else name.registry
@@ -248,7 +252,7 @@ class _Session:
         self.client = httpx.Client(
             verify=verify,
             transport=transport,
-            timeout=httpx.Timeout(timeout, connect=30.0),
+            timeout=httpx.Timeout(TIMEOUT, connect=30.0),
             trust_env=not name.is_local,  # no proxy for a registry on this machine
             follow_redirects=False,
         )
@@ -319,7 +323,9 @@ class _Session:
         realm = params.get("realm")
         if not realm:
             raise RegistryError(f"{self.host}'s Bearer challenge names no realm")
-        query = {"scope": f"repository:{self.name.repository}:{self.actions}"}
+        scopes = [f"repository:{self.name.repository}:{self.actions}"]
+        scopes += [f"repository:{repo}:pull" for repo in self.pull_from]
+        query: dict[str, str | list[str]] = {"scope": scopes if len(scopes) > 1 else scopes[0]}
         if params.get("service"):
             query["service"] = params["service"]
         basic = None
@@ -717,6 +723,7 @@ def push(
         actions="pull,push",
         transport=transport,
         retry=upload.retry,
+        pull_from=(upload.mount_from,) if upload.mount_from else (),
     )
     pusher = _Pusher(session, upload.chunk_size, upload.mount_from)
     try:
@@ -880,10 +887,93 @@ def _download_locator(session: _Session, store: BlobStore, digest: Digest) -> Ca
     return locate
 
 
+# -- one request at a time ----------------------------------------------------------------------
+
+
+class Repository:
+    """One repository on a registry, for a caller that asks one thing at a time (the registry
+    cache): a manifest by tag, a blob's presence, a blob or manifest put. The connection (scheme,
+    auth) is made here, so an unreachable registry raises :class:`RegistryUnreachable` at once;
+    each call is retried as ``retry`` says. :meth:`close` when done."""
+
+    def __init__(
+        self,
+        ref: RegistryRef | Name | str,
+        *,
+        push: bool,
+        auth: Credentials | tuple[str, str] | None = None,
+        ca_file: Path | None = None,
+        insecure: bool = False,
+        transport: httpx.BaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.name = _name_of(ref)
+        self._session = _Session(
+            self.name,
+            auth=auth,
+            ca_file=ca_file,
+            insecure=insecure,
+            actions="pull,push" if push else "pull",
+            transport=transport,
+            retry=retry,
+        )
+        self._pusher = _Pusher(self._session, None, None)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def manifest(self, reference: str) -> bytes | None:
+        """The manifest tagged (or digested) ``reference``, None when there is none; a manifest
+        asked by digest is checked against it."""
+        what = f"getting the manifest {reference}"
+        resp = _get(self._session, f"manifests/{reference}", what, headers={"Accept": ACCEPT})
+        if resp.status_code == 404:
+            return None
+        if resp.status_code != 200:
+            raise _fail(resp, what)
+        if reference.startswith("sha256:"):
+            _check_digest(
+                resp.content, Digest.parse(reference), "a manifest does not match its digest"
+            )
+        return resp.content
+
+    def has_manifest(self, reference: str) -> bool:
+        """Whether ``reference`` names a manifest (one ``HEAD``)."""
+        url = self._session.url(f"manifests/{reference}")
+        resp = self._session.retrying(
+            f"checking the manifest {reference}",
+            lambda: self._session.call("HEAD", url, headers={"Accept": ACCEPT}),
+        )
+        if resp.status_code in (200, 404):
+            return resp.status_code == 200
+        raise _fail(resp, f"checking the manifest {reference}")
+
+    def put_blob(self, digest: Digest, size: int, opener: Callable[[], IO[bytes]]) -> bool:
+        """Upload a blob unless the registry has it (it is there when this returns, whatever
+        other threads do); True when bytes were sent."""
+        if self._pusher.exists(digest):
+            return False
+        upload = _Upload(digest, size, opener)
+        return self._session.retrying(
+            f"uploading blob {digest.short} ({size} bytes)",
+            lambda: self._pusher._upload(upload),
+        )
+
+    def put_manifest(self, data: bytes, media_type: str, reference: str) -> Digest:
+        """Put a manifest under ``reference`` (a tag); its digest."""
+        return self._pusher.manifest(data, media_type, reference)
+
+    def blob_locator(self, store: BlobStore, digest: Digest) -> Callable[[], Path]:
+        """A function that gives the blob's file in ``store``, downloading it first (checked
+        against ``digest``) when the store lacks it."""
+        return _download_locator(self._session, store, digest)
+
+
 __all__ = [
     "RETRY_STATUSES",
     "Credentials",
     "RegistryError",
+    "Repository",
     "RetryPolicy",
     "credentials_for",
     "push",

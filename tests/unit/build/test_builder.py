@@ -324,7 +324,7 @@ def test_a_build_result_holds_digests_and_writes_them_as_their_text_in_json() ->
             "seconds": 1.0,
             "layers": [
                 {"kind": "app", "title": "svc → /app", "digest": str(layer), "size": 10,
-                 "cached": False, "seconds": 0.5}
+                 "cached": False, "remote": False, "seconds": 0.5}
             ],
             "outputs": [{"ref": "oci:out:api", "digest": str(image), "seconds": 0.25}],
         }

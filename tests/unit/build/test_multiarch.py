@@ -258,3 +258,29 @@ def test_cli_lock_takes_arm_v7_and_names_its_armv7l_lock(
     (result,) = json.loads(capsys.readouterr().out)["locks"]
     assert Path(result["path"]).name == "pylock.api-armv7l.toml"
     assert result["status"] == "missing"
+
+
+def test_each_platform_builder_closes_its_registry_cache_and_the_index_is_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wheeldock import project
+    from wheeldock.oci import image as oci_image
+
+    monkeypatch.setattr(platforms, "host", lambda: AMD64)
+    lock = _lock("linux/amd64", _with_wheel("idna", "3.20", "py3-none-any"))
+    monkeypatch.setattr(locks, "ensure", lambda *a, **k: lock)
+    monkeypatch.setattr(multiarch.Builder, "image", lambda self, svc: (oci_image.empty(), [], lock))
+    events: list[str] = []
+    monkeypatch.setattr(multiarch.Builder, "flush_cache", lambda self: events.append("flush"))
+    monkeypatch.setattr(multiarch.Builder, "close_cache", lambda self: events.append("close"))
+    svc = project.Service("api", ".", ("requirements.txt",), ("python3", "app.py"))
+    proj = project.Project(tmp_path, None, (svc,))
+    (result,) = multiarch.build(
+        proj,
+        [svc],
+        [AMD64],
+        multiarch.MultiOptions(outputs=(f"oci:{tmp_path / 'oci'}",), make_sbom=False),
+        BuildOptions(cache="docker://127.0.0.1:5999/cache", cache_mode="read"),
+    )
+    assert [o.ref for o in result.outputs] == [f"oci:{tmp_path / 'oci'}:api"]
+    assert events == ["flush", "close"]  # flushed before the index is pushed, closed at the end

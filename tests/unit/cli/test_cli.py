@@ -249,3 +249,36 @@ def test_build_takes_one_of_locked_frozen_and_relock(capsys: pytest.CaptureFixtu
         main(["build", "--locked", "--frozen"])
     assert exit_.value.code == 2
     assert "not allowed with argument --locked" in capsys.readouterr().err
+
+
+def test_build_and_release_take_the_registry_cache_into_the_build_options() -> None:
+    from wheeldock.cli import app as cli
+    from wheeldock.cli.commands.build import options_from
+
+    cache = "docker://127.0.0.1:5000/team/cache"
+    for argv in (
+        ["build", "--cache", cache, "--cache-mode", "read"],
+        ["release", "-o", "docker://127.0.0.1:5000/k/{service}:1", "--cache", cache],
+    ):
+        args = cli.build_parser(argv).parse_args(argv)
+        options = options_from(args, "linux/amd64")
+        assert options.cache == cache
+        assert options.cache_mode == ("read" if "read" in argv else "readwrite")
+    assert (
+        options_from(cli.build_parser(["build"]).parse_args(["build"]), "linux/amd64").cache is None
+    )
+
+
+def test_release_refuses_an_output_that_is_not_a_registry_or_names_one_image(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wheeldock import project
+
+    services = tuple(
+        project.Service(name, ".", ("requirements.txt",), ("python3", "app.py")) for name in "ab"
+    )
+    project.save(project.Project(tmp_path, None, services))
+    assert main(["-C", str(tmp_path), "release", "-o", "oci:out"]) == 2
+    assert "a release is pushed to a registry" in capsys.readouterr().err
+    assert main(["-C", str(tmp_path), "release", "-o", "docker://127.0.0.1:5000/k:1"]) == 2
+    assert "put {service} in it" in capsys.readouterr().err

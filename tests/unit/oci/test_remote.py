@@ -73,6 +73,41 @@ def test_bearer_challenge_gets_a_token_and_existing_blobs_are_not_read(store: Bl
     assert any(url.startswith("https://auth.example/token") for _, url, _ in seen)
 
 
+def test_a_mount_asks_a_token_that_may_also_pull_the_repository_mounted_from(
+    store: BlobStore,
+) -> None:
+    img, reads = lazy_image(store)
+    scopes: list[list[str]] = []
+    mounts: list[str] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.url.host == "auth.example":
+            scopes.append(req.url.params.get_list("scope"))
+            return httpx.Response(200, json={"token": "T0K"})
+        if req.headers.get("authorization") != "Bearer T0K":
+            challenge = 'Bearer realm="https://auth.example/token",service="reg.example"'
+            return httpx.Response(401, headers={"WWW-Authenticate": challenge})
+        if req.method == "HEAD":
+            return httpx.Response(404)
+        if req.method == "POST":
+            mounts.append(req.url.params["from"])
+            return httpx.Response(201)  # mounted: no bytes to send
+        assert req.method == "PUT" and "/manifests/" in req.url.path
+        return httpx.Response(201, headers={"Docker-Content-Digest": str(img.digest)})
+
+    remote.push(
+        img,
+        "docker://reg.example/team/app:1",
+        auth=("u", "p"),
+        upload=remote.Upload(mount_from="team/cache"),
+        transport=httpx.MockTransport(handler),
+    )
+    assert scopes and all(
+        s == ["repository:team/app:pull,push", "repository:team/cache:pull"] for s in scopes
+    )
+    assert mounts == ["team/cache", "team/cache"] and reads == []
+
+
 def test_plain_http_is_refused_for_a_remote_host(store: BlobStore) -> None:
     img, _ = lazy_image(store)
 

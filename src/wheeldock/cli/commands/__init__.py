@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("init", "turn a compose stack that pip-installs at start into prebuilt-wheel images"),
     "lock": ("lock", "lock each service's requirements with exact versions and sha256 hashes"),
     "build": ("build", "build images natively: locked wheels + code as cached OCI layers"),
+    "release": (
+        "release",
+        "push every service's image and write compose.release.yaml, pinned by digest",
+    ),
     "libs": ("libs", "find the Debian packages the wheels' native code needs (ELF scan)"),
     "check": ("check", "check that an image has every native library its Python packages load"),
     "up": ("up", "build and start the services, wait until healthy, print the timings"),

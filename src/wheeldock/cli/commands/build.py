@@ -5,7 +5,9 @@ dependencies (split so a bump touches one layer) and the app; each is cached, so
 rebuilds only the app layer. --output takes skopeo's transport names (oci:DIR[:TAG],
 docker-archive:FILE, docker-daemon:NAME:TAG, docker://HOST/REPO:TAG) and may repeat;
 with several services put {service} in it. Default: the Docker engine when one answers
-(<project>-<service>:wheeldock), else an OCI layout in .wheeldock/oci.
+(<project>-<service>:wheeldock), else an OCI layout in .wheeldock/oci. --cache
+docker://HOST/REPO makes a registry repository the second level of the layer cache, shared by
+every machine that builds the same inputs.
 
 A stale lock (requirements changed since `wheeldock lock`) whose versions moved is updated
 first, as `uv run` re-locks: in place when the new versions' dependencies are already locked,
@@ -98,6 +100,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         relock="also re-resolve a stale lock whose requirements changed by more than versions "
         "moving (one whose versions moved is updated without it, as `uv run` does)",
     )
+    add_cache(parser)
     add_flags(
         parser,
         watch="after building, keep rebuilding each service as its code or requirements change "
@@ -107,6 +110,39 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(func=run)
 
 
+def add_cache(parser: argparse.ArgumentParser) -> None:
+    """``--cache docker://HOST/REPO`` and ``--cache-mode`` (``build`` and ``release``)."""
+    parser.add_argument(
+        "--cache",
+        default=None,
+        metavar="docker://HOST/REPO",
+        help="a registry repository as the second level of the layer cache: each layer is "
+        "looked up there before it is built (a hit fetches, installs and compiles nothing), "
+        "and pushed there when built",
+    )
+    parser.add_argument(
+        "--cache-mode",
+        choices=("read", "readwrite"),
+        default="readwrite",
+        help="read: only look layers up; readwrite (default): also push the layers built",
+    )
+
+
+def options_from(args: argparse.Namespace, platform: str) -> BuildOptions:
+    """The build options the command line gives (``build`` and ``release``)."""
+    from wheeldock.build.builder import BuildOptions
+
+    return BuildOptions(
+        base=args.base,
+        compression=args.compression,
+        platform=platform,
+        lock_policy=_lock_policy(args),
+        bytecode=args.bytecode,
+        cache=args.cache,
+        cache_mode=args.cache_mode,
+    )
+
+
 def _progress(quiet: bool, verbose: bool = False) -> Progress | None:
     """A line per layer built; cached layers too with ``-v`` (the final table counts them: on
     a code change, 40-odd lines of "cached" would hide the one that matters)."""
@@ -114,9 +150,10 @@ def _progress(quiet: bool, verbose: bool = False) -> Progress | None:
         return None
 
     def show(service: str, r: LayerReport) -> None:
-        if r.cached and not verbose:
+        if r.cached and not r.remote and not verbose:
             return
         state = "[dim]cached[/]" if r.cached else "[green]built[/] "
+        state = "[cyan]remote[/]" if r.remote else state
         err_console.print(
             f"  {service}  {r.kind:<5} {state} {r.size / 1e6:8.2f} MB {r.seconds:6.2f} s  "
             f"{r.title}  [dim]{str(r.digest)[7:19]}[/]"
@@ -129,7 +166,7 @@ def _lock_policy(args: argparse.Namespace) -> LockPolicy:
     """How a stale lock is treated: --locked, --frozen, --relock, or by default updated when only
     versions moved."""
     for policy in ("locked", "frozen", "relock"):
-        if getattr(args, policy):
+        if getattr(args, policy, False):  # release has --relock only
             return policy
     return "sync"
 
@@ -152,15 +189,8 @@ def _run(args: argparse.Namespace, session: Session) -> int:
                 session.compilers.start(python)
     # Imported here: the builder pulls in the whole OCI stack, which other commands do not need.
     from wheeldock.build import builder
-    from wheeldock.build.builder import BuildOptions
 
-    options = BuildOptions(
-        base=args.base,
-        compression=args.compression,
-        platform=targets[0].name,
-        lock_policy=_lock_policy(args),
-        bytecode=args.bytecode,
-    )
+    options = options_from(args, targets[0].name)
     multi = len(targets) > 1 or targets[0] != platforms.host() or args.sbom or args.emulate_sdists
     if multi and args.watch:
         raise UsageError(
@@ -229,10 +259,11 @@ def _render(results: Sequence[ServiceBuild], *, as_json: bool) -> None:
         table.add_column(col)
     for r in results:
         built = sum(not lay.cached for lay in r.layers)
+        remote = sum(lay.remote for lay in r.layers)
         table.add_row(
             r.service,
             str(r.digest)[:19],
-            f"{built}/{len(r.layers)}",
+            f"{built}/{len(r.layers)}" + (f" ({remote} from the cache)" if remote else ""),
             f"{r.image.size / 1e6:.1f} MB",
             f"{r.seconds:.2f} s",
             "\n".join(o.ref for o in r.outputs),
