@@ -233,7 +233,7 @@ def test_machine_b_builds_the_same_digests_from_machine_a_entries_and_fetches_no
     # a one-pin bump on A: A builds that layer (and the app's: requirements.txt is in the source
     # folder) and pushes it; B, its caches as the first run left them, finds every key in the
     # registry cache and builds nothing: the changed layers are the two new keys' entries
-    options = BuildOptions(cache=cache_ref(registry, "wd-cache/ab0"), relock=True)
+    options = BuildOptions(cache=cache_ref(registry, "wd-cache/ab0"), lock_policy="relock")
     for proj in (proj_a, proj_b):
         reqs = proj.root / "vcc-totem" / "requirements.txt"
         reqs.write_text(reqs.read_text().replace("idna==3.20", "idna==3.10"))
