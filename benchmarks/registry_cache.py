@@ -4,13 +4,13 @@ Two machines are simulated on this one. Machine A builds a stack cold and pushes
 machine B starts with nothing of its own and builds the same inputs, using only what A left in
 the registry, to a registry output:
 
-* wheeldock: A runs ``wheeldock build --cache docker://REG/cache-N -o docker://REG/…`` with
-  empty ``WHEELDOCK_CACHE`` and ``UV_CACHE_DIR`` folders (the Debian bases copied in: they are
-  made once per machine, for every approach alike); B does the same with other empty folders.
-* the uv-guide Dockerfile (:func:`wheeldock.bench.baselines.uvguide_dockerfile`): A runs
+* wheeldock: ``wheeldock build --cache docker://REG/cache-N -o docker://REG/…`` with empty
+  ``WHEELDOCK_CACHE`` and ``UV_CACHE_DIR`` folders (the Debian bases copied in: they are made
+  once per machine, for every approach alike).
+* the uv-guide Dockerfile (:func:`wheeldock.bench.baselines.uvguide_dockerfile`):
   ``docker buildx build --build-arg BUILDKIT_INLINE_CACHE=1 --push`` after
-  ``docker builder prune --all``; B prunes again, removes A's images from the engine and builds
-  with ``--cache-from`` A's pushed image, ``--push``.
+  ``docker builder prune --all``, with ``--cache-from`` the image the build before pushed (and
+  that image removed from the engine).
 
 Every scenario runs in the same process, alternating, ``--runs`` times (each run in a new
 repository, so A is always cold); medians go to ``--json`` and ``--markdown``. The registry is
@@ -44,9 +44,13 @@ from wheeldock.edges.paths import cache_root
 WHEELDOCK = [sys.executable, "-m", "wheeldock.cli"]
 
 
+EVENTS = ("cold", "bump")
+
+
 @dataclass(frozen=True)
 class Timing:
     approach: str  # "wheeldock" or "uvguide"
+    event: str  # "cold", or "bump": one pin changed, the cold build's entries in the registry
     machine: str  # "A" or "B"
     run: int
     seconds: float
@@ -86,9 +90,11 @@ def registry() -> Iterator[str]:
 
 
 def _machine(folder: Path) -> dict[str, str]:
-    """The environment of a machine whose caches are empty but for the Debian bases."""
+    """The environment of a machine whose caches are empty but for the Debian bases (made
+    once per machine, for every approach alike)."""
     cache = folder / "wheeldock"
-    shutil.copytree(cache_root() / "bases", cache / "bases", symlinks=True)
+    cache.mkdir(parents=True)
+    (cache / "bases").symlink_to(cache_root() / "bases")  # as `wheeldock bench` shares them
     return {**os.environ, "WHEELDOCK_CACHE": str(cache), "UV_CACHE_DIR": str(folder / "uv")}
 
 
@@ -100,21 +106,20 @@ def _timed(
     return time.monotonic() - started
 
 
-def _wheeldock(root: Path, reg: str, run: int, machine: str, folder: Path) -> float:
-    env = _machine(folder / machine)
+def _wheeldock(stack: Path, reg: str, run: int, machine: str, folder: Path) -> float:
+    """One build on a machine whose own caches are empty (``folder``: new for each build)."""
     return _timed(
         [
             *WHEELDOCK,
             "-C",
-            str(root),
+            str(stack),
             "build",
-            "--frozen",
             "--cache",
             f"docker://{reg}/cache-{run}",
             "--output",
             f"docker://{reg}/wd-{run}/{{service}}:{machine.lower()}",
         ],
-        env,
+        _machine(folder),
     )
 
 
@@ -135,62 +140,102 @@ def _uvguide_files(root: Path, folder: Path) -> dict[str, Path]:
     return files
 
 
-def _uvguide(root: Path, reg: str, run: int, machine: str, files: dict[str, Path]) -> float:
-    """Build every service as machine A (inline cache, pushed) or B (--cache-from A's)."""
+def _uvguide(
+    stack: Path, reg: str, image_of: dict[str, Path], tags: tuple[str, str | None]
+) -> float:
+    """Build every service on an empty BuildKit (pruned first, the last images removed), with
+    the inline cache, pushed as ``tags[0]``; ``tags[1]``: the image whose cache it starts from."""
     subprocess.run(
         ["docker", "builder", "prune", "--all", "--force"], check=True, capture_output=True
     )
     ca = os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
+    tag, cache_from = tags
     seconds = 0.0
-    for name, dockerfile in files.items():
-        image = f"{reg}/uv-{run}/{name}"
-        if machine == "B":  # nothing of A's left in the engine either
-            subprocess.run(["docker", "rmi", "--force", f"{image}:a"], capture_output=True)
+    for name, dockerfile in image_of.items():
+        image = f"{reg}/uv/{name}"
+        if cache_from is not None:  # nothing of the machine that pushed it is left here
+            subprocess.run(
+                ["docker", "rmi", "--force", f"{image}:{cache_from}"], capture_output=True
+            )
         argv = [
             "docker", "buildx", "build", "--network", "host", "--secret", f"id=ca,src={ca}",
-            "--file", str(dockerfile), "--tag", f"{image}:{machine.lower()}", "--push",
+            "--file", str(dockerfile), "--tag", f"{image}:{tag}", "--push",
+            "--build-arg", "BUILDKIT_INLINE_CACHE=1",
         ]  # fmt: skip
-        if machine == "A":
-            argv += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
-        else:
-            argv += ["--cache-from", f"{image}:a"]
-        seconds += _timed([*argv, str(root)])
+        if cache_from is not None:
+            argv += ["--cache-from", f"{image}:{cache_from}"]
+        seconds += _timed([*argv, str(stack)])
     return seconds
 
 
-def measure(root: Path, runs: int) -> list[Timing]:
-    """Every approach on both machines, ``runs`` times, alternating, in one registry."""
+def _bump(root: Path, pin: str) -> None:
+    """Set ``pin`` (``name==version``) in every requirements file of the stack that has it."""
+    name = pin.split("==")[0].lower()
+    for svc in project.load(root).services:
+        path = root / svc.requirements[0]
+        lines = path.read_text().splitlines(keepends=True)
+        path.write_text(
+            "".join(
+                pin + "\n" if line.split("==")[0].strip().lower() == name else line
+                for line in lines
+            )
+        )
+
+
+def _one_run(root: Path, reg: str, run: int, work: Path, pin: str) -> list[Timing]:
+    """Cold, then bumped, each built by machine A then machine B, every build on a machine
+    whose own caches are empty (as CI runners start): all they share is the registry."""
+    stack = work / "stack"
+    shutil.copytree(root, stack, symlinks=True, ignore=shutil.ignore_patterns(".wheeldock"))
+    files = _uvguide_files(stack, work)
     timings: list[Timing] = []
-    with registry() as reg, tempfile.TemporaryDirectory(prefix="wd-bench-cache-") as tmp:
-        files = _uvguide_files(root, Path(tmp))
+    previous: str | None = None  # the uv-guide image whose inline cache the next build uses
+    for event in EVENTS:
+        if event == "bump":
+            _bump(stack, pin)
+        for machine in ("A", "B"):
+            folder = work / f"{event}-{machine}"
+            seconds = _wheeldock(stack, reg, run, machine, folder)
+            timings.append(Timing("wheeldock", event, machine, run, seconds))
+            shutil.rmtree(folder, ignore_errors=True)
+            tag = f"{run}-{event}-{machine.lower()}"
+            uv_seconds = _uvguide(stack, reg, files, (tag, previous))
+            timings.append(Timing("uvguide", event, machine, run, uv_seconds))
+            previous = tag
+            print(
+                f"run {run} {event}, machine {machine}: wheeldock {seconds:.2f} s, "
+                f"uv guide {uv_seconds:.2f} s",
+                flush=True,
+            )
+    return timings
+
+
+def measure(root: Path, runs: int, pin: str) -> list[Timing]:
+    """Every approach and event on both machines, ``runs`` times, in one registry."""
+    timings: list[Timing] = []
+    with registry() as reg:
         for run in range(runs):
-            machines = Path(tmp) / f"run-{run}"
-            for machine in ("A", "B"):
-                seconds = _wheeldock(root, reg, run, machine, machines)
-                timings.append(Timing("wheeldock", machine, run, seconds))
-                print(f"run {run}: wheeldock, machine {machine}: {seconds:.2f} s", flush=True)
-            for machine in ("A", "B"):
-                seconds = _uvguide(root, reg, run, machine, files)
-                timings.append(Timing("uvguide", machine, run, seconds))
-                print(f"run {run}: uv guide, machine {machine}: {seconds:.2f} s", flush=True)
-            shutil.rmtree(machines, ignore_errors=True)
+            with tempfile.TemporaryDirectory(prefix="wd-bench-cache-") as tmp:
+                timings += _one_run(root, reg, run, Path(tmp), pin)
     return timings
 
 
 def medians(timings: Sequence[Timing]) -> dict[str, dict[str, float]]:
-    """Median seconds by approach and machine (pure)."""
+    """Median seconds by ``approach/event`` and machine (pure)."""
     found: dict[str, dict[str, float]] = {}
-    for approach in dict.fromkeys(t.approach for t in timings):
-        found[approach] = {
+    for key in dict.fromkeys(f"{t.approach}/{t.event}" for t in timings):
+        found[key] = {
             machine: statistics.median(
-                t.seconds for t in timings if (t.approach, t.machine) == (approach, machine)
+                t.seconds
+                for t in timings
+                if (f"{t.approach}/{t.event}", t.machine) == (key, machine)
             )
             for machine in ("A", "B")
         }
     return found
 
 
-def markdown(stack: str, timings: Sequence[Timing], when: str) -> str:
+def markdown(stack: str, timings: Sequence[Timing], when: str, pin: str) -> str:
     """The table of medians, with B's share of A's time (pure)."""
     table = medians(timings)
     runs = len({t.run for t in timings})
@@ -198,20 +243,22 @@ def markdown(stack: str, timings: Sequence[Timing], when: str) -> str:
         f"# The registry as the shared build cache: {stack}",
         "",
         f"{when}, medians of {runs} runs, every approach in the same run "
-        "(`benchmarks/registry_cache.py`). Machine A builds cold and pushes; machine B has no "
-        "cache of its own and builds the same inputs from what A left in the registry, to a "
-        "registry output.",
+        "(`benchmarks/registry_cache.py`). Every build runs on a machine whose own caches are "
+        "empty, as CI runners start, and pushes to the registry: all the machines share is the "
+        "registry. Machine A builds first, machine B then builds the same inputs. Cold: nothing "
+        f"in the registry before A; bump: `{pin}` set, the cold builds' entries in the registry.",
         "",
-        "| approach | machine A (cold) | machine B (from the registry) | B / A |",
-        "|---|---:|---:|---:|",
+        "| approach | event | machine A | machine B (from the registry) | B / A |",
+        "|---|---|---:|---:|---:|",
     ]
     names = {
         "wheeldock": "`wheeldock build --cache`",
         "uvguide": "uv-guide Dockerfile, inline cache",
     }
-    for approach, by_machine in table.items():
+    for key, by_machine in table.items():
+        approach, event = key.split("/")
         a, b = by_machine["A"], by_machine["B"]
-        lines.append(f"| {names[approach]} | {a:.2f} s | {b:.2f} s | {b / a:.2f} |")
+        lines.append(f"| {names[approach]} | {event} | {a:.2f} s | {b:.2f} s | {b / a:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -219,15 +266,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("stack", type=Path, help="a project folder after `wheeldock lock`")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--bump", default="idna==3.19", help="the pin the bump event sets")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args(argv)
-    timings = measure(args.stack.resolve(), args.runs)
+    timings = measure(args.stack.resolve(), args.runs, args.bump)
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     if args.json:
-        data = {"stack": args.stack.name, "when": when, "timings": [t.__dict__ for t in timings]}
+        data = {
+            "stack": args.stack.name,
+            "when": when,
+            "bump": args.bump,
+            "timings": [t.__dict__ for t in timings],
+        }
         args.json.write_text(json.dumps({**data, "medians": medians(timings)}, indent=2) + "\n")
-    text = markdown(args.stack.name, timings, when)
+    text = markdown(args.stack.name, timings, when, args.bump)
     if args.markdown:
         args.markdown.write_text(text)
     print(text)

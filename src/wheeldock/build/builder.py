@@ -107,6 +107,7 @@ from wheeldock.project import CONFIG_NAME, Project, Service
 
 if TYPE_CHECKING:
     from wheeldock.debian.archive import DebMember
+    from wheeldock.debian.libs import CheckReport
     from wheeldock.deps.lock import LockPolicy
     from wheeldock.oci import daemon
     from wheeldock.oci.cache import CacheMode, Entry, RegistryCache
@@ -1005,9 +1006,28 @@ class Builder:
                 todo.append((art, key))
             else:
                 found.update(str(p) for p in recorded.get("packages", []))
+        todo = self._scans_from_remote(todo, found)
         for (art, _), where in zip(todo, self._scan_sources(todo, lock, base), strict=True):
             found.update(self._scan_one(art, where, base))
         return found
+
+    def _scans_from_remote(
+        self, todo: list[tuple[Artifact, str]], found: set[str]
+    ) -> list[tuple[Artifact, str]]:
+        """The scans of ``todo`` the registry cache has, added to ``found`` (and kept locally);
+        the others. A fresh machine then fetches no wheel to scan on a bump: only the new one."""
+        if self.remote is None or not todo:
+            return todo
+        entries = self.remote.lookup_many([key for _, key in todo])
+        left: list[tuple[Artifact, str]] = []
+        for art, key in todo:
+            entry = entries.get(key)
+            if entry is None or entry.value is None:
+                left.append((art, key))
+                continue
+            self.store.set_cached(key, dict(entry.value))
+            found.update(str(p) for p in entry.value.get("packages", []))
+        return left
 
     def _scan_one(self, art: Artifact, where: Path, base: _Base) -> tuple[str, ...]:
         """The ELF scan of one wheel's files at ``where`` (a tree or the wheel), recorded for
@@ -1015,7 +1035,7 @@ class Builder:
         from wheeldock.debian import libs  # the ELF scan's imports are needed only here
 
         packages = libs.runtime_packages(where, base=base.name, arch=base.arch)
-        self.store.set_cached(_scan_key(art, base), {"packages": sorted(packages)})
+        self._remember(_scan_key(art, base), {"packages": sorted(packages)})
         return packages
 
     def _scan_sources(
@@ -1049,6 +1069,28 @@ class Builder:
             return
         from wheeldock.debian import libs  # the ELF check's imports are needed only here
 
+        # The layers from the registry cache whose bytes are not here yet are left out of a
+        # first check (a new layer's files rarely load another wheel's); only when it finds
+        # something missing are they fetched, and the check made again against all.
+        remote = {layer.digest for layer, _ in deps if not self.store.has(layer.digest)}
+        report = self._check_layers(svc, base, runtime_libs, deps, remote)
+        if report.missing and remote:
+            report = self._check_layers(svc, base, runtime_libs, deps, set())
+        if report.missing:
+            raise libs.missing_error(report, config=str(self.project.root / CONFIG_NAME))
+
+    def _check_layers(
+        self,
+        svc: Service,
+        base: _Base,
+        runtime_libs: tuple[Layer, LayerReport] | None,
+        deps: Sequence[tuple[Layer, LayerReport]],
+        left_out: set[Digest],
+    ) -> CheckReport:
+        """One ELF check of the dependency layers made now, resolving libraries against the
+        base, the runtime libraries and every dependency layer but ``left_out``."""
+        from wheeldock.debian import libs
+
         layers = (
             [base.rootfs.tar_path]
             if base.rootfs is not None
@@ -1058,6 +1100,8 @@ class Builder:
             layers.append(runtime_libs[0].blob_path())
         made_now: set[int] = set()
         for layer, made in deps:
+            if layer.digest in left_out:
+                continue
             if not made.cached:
                 made_now.add(len(layers))
             layers.append(layer.blob_path())
@@ -1069,13 +1113,13 @@ class Builder:
             ref=f"the image of {svc.name}",
         )
         log.info(
-            "%s: %d ELF file(s) of the new layers checked in %.2f s",
+            "%s: %d ELF file(s) of the new layers checked against %d layers in %.2f s",
             svc.name,
             len(report.checked),
+            len(layers),
             report.seconds,
         )
-        if report.missing:
-            raise libs.missing_error(report, config=str(self.project.root / CONFIG_NAME))
+        return report
 
     # -- app ---------------------------------------------------------------------------------
 
@@ -1135,6 +1179,7 @@ class Builder:
                     landed=early.submit,
                     fetching=fetching,
                     session=self.session.locks,
+                    wheels=self.remote is None,  # a registry cache may have every layer
                 )
                 # deps before libs: the wheels download while they install, and the ELF scan
                 # then finds them in the cache (the image's order is still libs, deps, app)

@@ -489,13 +489,16 @@ def ensure(
     landed: Landed | None = None,
     fetching: Callable[[], None] | None = None,
     session: LockSession | None = None,
+    wheels: bool = True,
 ) -> Lock:
     """The service's lock for ``build``: created when missing; when stale (its inputs changed
     since it was written), treated as ``policy`` says (:data:`LockPolicy`). An update is made
     without uv when it can be exact (:func:`quick_lock`), else by uv. ``landed`` hears of each
     wheel fetched on the way (the build starts installing it at once); ``fetching`` is called
     first, once it is known that the index will be asked. ``session`` is the command's (its
-    index client, the answers asked early); a fresh one without."""
+    index client, the answers asked early); a fresh one without. ``wheels`` false: the build
+    may not install the wheels (its layers come from a registry cache), so only their
+    metadata is fetched."""
     inputs = inputs_for(project.root, svc, platform)
     path = lock_path(project.root, svc.name, platform)
     state = status(path, inputs)
@@ -510,7 +513,7 @@ def ensure(
         fetching()
     # a build installs the wheels next: fetch them now instead of their metadata files
     session = session if session is not None else LockSession()
-    quick = quick_lock(project.root, inputs, path, session=session, wheels=True, landed=landed)
+    quick = quick_lock(project.root, inputs, path, session=session, wheels=wheels, landed=landed)
     if quick is not None:
         return quick[0]
     old = _readable_lock(path)

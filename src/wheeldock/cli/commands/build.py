@@ -180,9 +180,10 @@ def _run(args: argparse.Namespace, session: Session) -> int:
     targets = platforms.parse_list(args.platform, default=pylock.DEFAULT_PLATFORM)
     proj = project.load(args.project)
     services = proj.select(args.services)
-    if len(targets) == 1:
+    if len(targets) == 1 and args.cache is None:
         # a bumped pin's index requests go out before the builder's modules import, and the
-        # compiler for its wheel starts meanwhile
+        # compiler for its wheel starts meanwhile (not with a registry cache: it may have
+        # every layer, and the wheels would be fetched for nothing)
         coming = session.locks.ask_early(proj, services, platform=targets[0].name)
         if args.bytecode != "none":
             for python in sorted(coming):
