@@ -1,11 +1,13 @@
 """wheeldock release against the real registry: every service pushed, compose.release.yaml
 pinned by digest (what skopeo reads back), the bytes a kiosk pulls printed; the release file
-alone, in an empty folder, pulls the stack from the registry and starts it on the engine."""
+alone, in an empty folder, pulls the stack from the registry and starts it on a second engine
+(one that never built or loaded it: :func:`support.engines.bridged_engine`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import urllib.request
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 from support.build import CbtBuild, cache_at, make_cbt_project
+from support.engines import bridged_engine
 from support.oci import tool
 from support.registry import Registry
 from support.stacks import free_port
@@ -23,6 +26,7 @@ from wheeldock import project
 from wheeldock.cli.app import main
 
 pytestmark = pytest.mark.integration
+__all__ = ["bridged_engine"]
 
 COMPOSE = """\
 services:
@@ -42,15 +46,17 @@ services:
 """
 
 
-def compose(folder: Path, name: str, *argv: str) -> None:
+def compose(folder: Path, name: str, host: str, *argv: str) -> None:
     argv = ("docker", "compose", "-p", name, "-f", "compose.release.yaml", *argv)
-    subprocess.run(argv, cwd=folder, check=True, capture_output=True, timeout=300)
+    env = {**os.environ, "DOCKER_HOST": host}
+    subprocess.run(argv, cwd=folder, check=True, capture_output=True, timeout=300, env=env)
 
 
 def test_release_pins_every_service_by_digest_and_the_release_file_alone_brings_them_up(
     cbt_built: CbtBuild,
     build_cache: Path,
     registry: Registry,
+    bridged_engine: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -80,15 +86,16 @@ def test_release_pins_every_service_by_digest_and_the_release_file_alone_brings_
         assert f"sha256:{hashlib.sha256(raw).hexdigest()}" == digest
 
     # a kiosk: the release file alone, in an empty folder, pulled from the registry and started
+    # on an engine that has never seen the images
     kiosk = tmp_path / "kiosk"
     kiosk.mkdir()
     shutil.copy(proj.root / "compose.release.yaml", kiosk)
     name = f"wd-release-{uuid.uuid4().hex[:8]}"
     try:
-        compose(kiosk, name, "pull")
-        compose(kiosk, name, "up", "-d", "--wait", "--wait-timeout", "120")
+        compose(kiosk, name, bridged_engine, "pull")
+        compose(kiosk, name, bridged_engine, "up", "-d", "--wait", "--wait-timeout", "120")
         for service, port in ports.items():
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as resp:
                 assert resp.status == 200, service
     finally:
-        compose(kiosk, name, "down", "--volumes", "--rmi", "all", "--timeout", "5")
+        compose(kiosk, name, bridged_engine, "down", "--volumes", "--rmi", "all", "--timeout", "5")
