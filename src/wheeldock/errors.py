@@ -47,6 +47,17 @@ class InvalidConfig(WheeldockError):
     """A file the user wrote (compose, wheeldock.toml, requirements) cannot be used as it is."""
 
 
+class InvalidDockerfile(InvalidConfig):
+    """A service's own Dockerfile cannot be read (BuildKit's parser refuses it), or names a
+    stage or build argument that is not there; ``line`` is where (``None``: the whole file)."""
+
+    def __init__(
+        self, what: str, *, path: Path | str, line: int | None = None, fix: str | None = None
+    ):
+        self.line = line
+        super().__init__(f"line {line}: {what}" if line is not None else what, fix=fix, path=path)
+
+
 class InvalidReference(WheeldockError):
     """An image reference or transport name (``oci:DIR``, ``docker://…``) cannot be parsed."""
 
