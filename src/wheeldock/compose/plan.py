@@ -33,7 +33,7 @@ from typing import Any
 from wheeldock import project
 from wheeldock.build import runtime
 from wheeldock.compose import config as compose_config
-from wheeldock.compose import dockerfile, override
+from wheeldock.compose import converted, dockerfile, override, userdockerfile
 from wheeldock.compose import files as compose
 from wheeldock.compose import survey as discover
 from wheeldock.deps.requirements import build_backend_needed, project_lock, requirement_lines
@@ -173,6 +173,8 @@ class InitPlan:
     ca: Path | None
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: the services built from their own Dockerfile that init converts
+    built: tuple[userdockerfile.Built, ...] = ()
 
     @property
     def nothing_to_do(self) -> bool:
@@ -205,11 +207,27 @@ class InitPlan:
                 {"path": c.path, "kind": c.kind, "action": c.action, "note": c.note}
                 for c in self.changes
             ],
+            "built": [_built_summary(b) for b in self.built],
             "ca": str(self.ca) if self.ca else None,
             "nothing_to_do": self.nothing_to_do,
             "notes": list(self.notes),
             "warnings": list(self.warnings),
         }
+
+
+def _built_summary(built: userdockerfile.Built) -> dict[str, Any]:
+    reading = built.reading
+    return {
+        "name": built.name,
+        "shared_with": list(built.shared_with),
+        "dockerfile": str(reading.source.dockerfile),
+        "context": str(reading.source.context),
+        "stage": reading.stage.name or reading.stage.index,
+        "installs": [reading.where(i.instruction) for i in reading.installs],
+        "requirements": list(built.requirement_files),
+        "dockerfile_generated": f"Dockerfile.{built.name}",
+        "notes": list(reading.notes),
+    }
 
 
 # --- runtime packages --------------------------------------------------------------------------
@@ -399,11 +417,29 @@ def plan(
         compose_paths, env, [originals[rel] or b"" for rel in rels]
     )
     found = discover.survey(root, files, interpolation, resolved)
-    findings = discover.require_findings(found, files, root)
+    project_dir = compose_paths[0].parent
+    builds = userdockerfile.survey_builds(
+        resolved if resolved is not None else compose.merged_services(files),
+        found.built,
+        project_dir,
+        interpolation,
+    )
+    riders = _image_riders(
+        resolved if resolved is not None else compose.merged_services(files), builds
+    )
+    found = replace(
+        found,
+        passed_over=(
+            *(p for p in found.passed_over if p.partition(" (")[0] not in riders),
+            *builds.passed_over,
+            *builds.left_alone,
+        ),
+    )
+    findings = found.findings if builds.built else discover.require_findings(found, files, root)
     ca = ca_mod.find(ca_cert, env)
 
     existing = _existing_config(root)
-    settled = _Settled()
+    settled = _Settled(notes=list(riders.values()))
     for finding in findings:
         _settle(settled, root, finding, existing, no_binary, scanner or runtime_packages)
     services = list(settled.services)
@@ -424,23 +460,34 @@ def plan(
         desired[f"Dockerfile.{svc.name}"] = ("dockerfile", dockerfile.render(spec).encode())
         needed += [*finding.requirement_files, svc.source]
 
+    for built in builds.built:
+        text = converted.render(built.name, built.reading, built.requirement_files, uv)
+        desired[f"Dockerfile.{built.name}"] = ("dockerfile", text.encode())
+
     warnings: list[str] = [f"passed over: {why}" for why in found.passed_over] + settled.adapted
     for rel, text in settled.generated.items():
         _check_generated(root, rel, text, manifest)
         desired[rel] = ("requirements", text.encode())
-    ignore_original = _original(root, DOCKERIGNORE, manifest)
-    ignore_text, ignore_warnings = dockerfile.dockerignore(
-        decode(ignore_original, root / ".dockerignore") if ignore_original is not None else None,
-        needed,
-    )
-    warnings += ignore_warnings
-    desired[DOCKERIGNORE] = ("dockerignore", ignore_text.encode())
-    if ignore_original is not None:
-        originals[DOCKERIGNORE] = ignore_original
+    if settled.findings:
+        ignore_original = _original(root, DOCKERIGNORE, manifest)
+        ignore_text, ignore_warnings = dockerfile.dockerignore(
+            decode(ignore_original, root / ".dockerignore")
+            if ignore_original is not None
+            else None,
+            needed,
+        )
+        warnings += ignore_warnings
+        desired[DOCKERIGNORE] = ("dockerignore", ignore_text.encode())
+        if ignore_original is not None:
+            originals[DOCKERIGNORE] = ignore_original
+        for built in builds.built:
+            if built.reading.source.context == root:
+                rel = f"Dockerfile.{built.name}.dockerignore"
+                desired[rel] = ("dockerignore", _own_ignore(ignore_original))
 
-    project_dir = compose_paths[0].parent
     context = os.path.relpath(root, project_dir)  # `build:` is read against the project dir
     change = _compose_patch(settled.findings, name, context)
+    change = replace(change, services=(*change.services, *_built_patches(root, files, builds)))
     notes: dict[str, str] = {}
     for i, f in enumerate(files):
         rel = rels[i]
@@ -477,7 +524,61 @@ def plan(
         ca=ca,
         notes=tuple(settled.notes),
         warnings=tuple(warnings),
+        built=builds.built,
     )
+
+
+def _image_riders(
+    services: Mapping[str, Mapping[str, Any]], builds: userdockerfile.BuildSurvey
+) -> dict[str, str]:
+    """The services that run the image a converted service builds (Celery or rq workers
+    reusing the web's ``image:``), each with a note: they get the prebuilt dependencies with
+    that image, and nothing of theirs changes."""
+    images = {
+        str(services[name]["image"]): built.name
+        for built in builds.built
+        for name in (built.name, *built.shared_with)
+        if services.get(name, {}).get("image")
+    }
+    return {
+        name: f"{name}: runs the image {svc['image']} that {images[str(svc['image'])]} builds "
+        "(its dependencies prebuilt with it); nothing of its own changes"
+        for name, svc in services.items()
+        if "build" not in svc and str(svc.get("image")) in images
+    }
+
+
+def _own_ignore(original: bytes | None) -> bytes:
+    """The ``.dockerignore`` BuildKit reads for a converted Dockerfile next to it (it wins over
+    the context's): the context's own as it was, which init extends for the other services."""
+    header = (
+        b"# Written by `wheeldock init`: the build context's .dockerignore as it was, for the\n"
+        b"# Dockerfile beside this file (init adds to the context's own for its other services).\n"
+    )
+    return header + (original or b"")
+
+
+def _built_patches(
+    root: Path, files: Sequence[compose.ComposeFile], builds: userdockerfile.BuildSurvey
+) -> list[compose.ServicePatch]:
+    """Each converted service's ``build:`` as the user wrote it, its ``dockerfile`` pointing
+    at ``Dockerfile.<service>`` (relative to the context, as compose reads it)."""
+    patches: list[compose.ServicePatch] = []
+    for built in builds.built:
+        generated = os.path.relpath(root / f"Dockerfile.{built.name}", built.reading.source.context)
+        for name in (built.name, *built.shared_with):
+            written = next(
+                (
+                    f.services[name]["build"]
+                    for f in reversed(files)
+                    if isinstance(f.services.get(name), dict) and "build" in f.services[name]
+                ),
+                None,
+            )
+            build = dict(written) if isinstance(written, dict) else {"context": written or "."}
+            build["dockerfile"] = generated
+            patches.append(compose.ServicePatch(name=name, build=build, image=None))
+    return patches
 
 
 def _read_compose_files(

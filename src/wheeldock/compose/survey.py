@@ -119,6 +119,9 @@ class Survey:
 
     findings: tuple[Finding, ...]
     passed_over: tuple[str, ...]  # "name (why)"
+    #: the services built from their own Dockerfile (``build:``), read by
+    #: :mod:`wheeldock.compose.userdockerfile`
+    built: tuple[str, ...] = ()
 
 
 class _PassOver(Exception):
@@ -1045,10 +1048,11 @@ def survey(
     services = merged_services(files) if services is None else services
     findings: list[Finding] = []
     passed_over: list[str] = []
+    built: list[str] = []
     for name, svc in services.items():
         image = svc.get("image")
         if "build" in svc and not _is_python_image(image):
-            passed_over.append(f"{name} (has a build: section)")
+            built.append(name)
             continue
         if not _is_python_image(image):
             passed_over.append(f"{name} (image {image!r} is not python:*)")
@@ -1069,7 +1073,7 @@ def survey(
             passed_over.append(f"{name} ({exc})")
             continue
         findings.append(finding)
-    return Survey(tuple(findings), tuple(passed_over))
+    return Survey(tuple(findings), tuple(passed_over), tuple(built))
 
 
 def _require_patchable(finding: Finding, files: Sequence[ComposeFile]) -> None:

@@ -34,9 +34,9 @@ from wheeldock.compose.survey import (
     program_words,
     tool_step,
 )
-from wheeldock.deps.requirements import lock_of_tool, option_values
+from wheeldock.deps.requirements import lock_of_tool, option_values, requirement_closure
 from wheeldock.edges.fsutil import decode
-from wheeldock.errors import InvalidDockerfile
+from wheeldock.errors import InvalidConfig, InvalidDockerfile
 
 #: The stage init adds before the one that installs the dependencies.
 WHEEL_STAGE = "wheeldock-deps"
@@ -149,6 +149,22 @@ class Dockerfile:
     preamble: tuple[Instruction, ...]  # the ARGs before the first FROM
     stages: tuple[Stage, ...]
     args: Mapping[str, str]  # the global ARGs' values (defaults, then the build args)
+    build_args: Mapping[str, str] = field(default_factory=dict)
+
+    def declared(self, ins: Instruction, values: Mapping[str, str]) -> dict[str, str]:
+        """The values an ``ARG`` inside a stage gives: the build arg's, else the global ARG's
+        of that name when it has no default, else its default."""
+        known = {**self.args, **values}
+        out: dict[str, str] = {}
+        for item in ins.value:
+            name, eq, default = item.partition("=")
+            if name in self.build_args:
+                out[name] = self.build_args[name]
+            elif eq:
+                out[name] = expand(default.strip("\"'"), {**known, **out})
+            elif name in self.args:
+                out[name] = self.args[name]
+        return out
 
     def stage(self, ref: str) -> Stage | None:
         """The stage named ``ref`` (or of index ``ref``), as ``FROM``/``COPY --from`` read it."""
@@ -249,7 +265,7 @@ def parse(text: str, path: Path, build_args: Mapping[str, str]) -> Dockerfile:
                 args.update(_declared(ins, args, build_args))
     if stages:
         stages[-1] = _with_body(stages[-1], body)
-    return Dockerfile(path, text, tuple(preamble), tuple(stages), args)
+    return Dockerfile(path, text, tuple(preamble), tuple(stages), args, dict(build_args))
 
 
 def _instruction(command: Any, lines: Sequence[str]) -> Instruction:
@@ -324,6 +340,7 @@ class _Found:
     """What the readers of one ``RUN`` have found so far."""
 
     here: str
+    values: Mapping[str, str]  # the ARG and ENV values the shell sees
     requirements: list[str] = field(default_factory=list)
     constraints: list[str] = field(default_factory=list)
     no_binary: list[str] = field(default_factory=list)
@@ -405,7 +422,9 @@ def run_script(ins: Instruction) -> str:
     return re.sub(r"^(?:\s|\\\n)*", "", rest).rstrip()
 
 
-def _read_run(ins: Instruction, stage: Stage, here: str) -> Install | None:
+def _read_run(
+    ins: Instruction, stage: Stage, here: str, values: Mapping[str, str]
+) -> Install | None:
     """The install ``ins`` does, or ``None``; :class:`NotConvertible` when its installs cannot
     be cut out of it."""
     script = run_script(ins)
@@ -417,7 +436,7 @@ def _read_run(ins: Instruction, stage: Stage, here: str) -> Install | None:
                 f"its RUN is not shell syntax wheeldock reads: {exc}", ins.start_line
             ) from exc
         return None
-    found = _Found(here)
+    found = _Found(here, values)
     for command in parsed.commands:
         words = program_words([w.text for w in command.words])
         if words:
@@ -449,20 +468,20 @@ def _read_run(ins: Instruction, stage: Stage, here: str) -> Install | None:
     )
 
 
-def stage_installs(stage: Stage, args: Mapping[str, str]) -> list[Install]:
+def stage_installs(stage: Stage, df: Dockerfile) -> list[Install]:
     """The dependency installs of ``stage``, in order."""
     here = "/"
-    values = dict(args)
+    values: dict[str, str] = {}
     installs: list[Install] = []
     for ins in stage.body:
         if ins.cmd == "ARG":
-            values.update(_declared(ins, values, {}))
+            values.update(df.declared(ins, values))
         elif ins.cmd == "ENV":
             values.update(_env_values(ins, values))
         elif ins.cmd == "WORKDIR" and ins.value:
             here = _under(here, expand(ins.value[0], values))
         elif ins.cmd == "RUN":
-            install = _read_run(ins, stage, here)
+            install = _read_run(ins, stage, here, dict(values))
             if install is not None:
                 installs.append(install)
     return installs
@@ -479,15 +498,16 @@ def _env_values(ins: Instruction, values: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def workdir_at(stage: Stage, line: int, args: Mapping[str, str]) -> str:
+def workdir_at(stage: Stage, line: int, df: Dockerfile) -> str:
     """The working folder at ``line`` of ``stage`` (``/`` before any WORKDIR)."""
-    here, values = "/", dict(args)
+    here: str = "/"
+    values: dict[str, str] = {}
     for ins in stage.body:
         if ins.start_line >= line:
             break
         if ins.cmd in ("ARG", "ENV"):
             values.update(
-                _declared(ins, values, {}) if ins.cmd == "ARG" else _env_values(ins, values)
+                df.declared(ins, values) if ins.cmd == "ARG" else _env_values(ins, values)
             )
         if ins.cmd == "WORKDIR" and ins.value:
             here = _under(here, expand(ins.value[0], values))
@@ -532,14 +552,14 @@ def read_service(source: BuildSource) -> Reading:
     target = df.target(source.target)
     chain = df.chain(target)
     for stage in chain:
-        installs = stage_installs(stage, df.args)
+        installs = stage_installs(stage, df)
         if installs:
             return _reading(source, df, stage, installs)
     copied = _copied_stage_with_installs(df, chain)
     if copied is not None:
         stage, ins = copied
         return Reading(
-            source, df, stage, tuple(stage_installs(stage, df.args)), (), (), (), (), (), (),
+            source, df, stage, tuple(stage_installs(stage, df)), (), (), (), (), (), (),
             prebuilt=f"installs its dependencies in the stage {stage.name or stage.index} and "
             f"copies them into the image ({df.path.name}:{ins.start_line})",
         )  # fmt: skip
@@ -558,7 +578,7 @@ def _copied_stage_with_installs(
         for ins in stage.body:
             ref = next((f.split("=", 1)[1] for f in ins.flags if f.startswith("--from=")), None)
             other = df.stage(ref) if ins.cmd == "COPY" and ref else None
-            if other is not None and stage_installs(other, df.args):
+            if other is not None and stage_installs(other, df):
                 return other, ins
     return None
 
@@ -640,12 +660,12 @@ def _bind_targets(ins: Instruction) -> dict[str, str]:
 
 
 def context_path(
-    path: str, stage: Stage, before: Instruction, source: BuildSource, args: Mapping[str, str]
+    path: str, stage: Stage, before: Instruction, source: BuildSource, df: Dockerfile
 ) -> str | None:
     """The context file a container ``path`` is at ``before``: through that RUN's bind
     mounts, else the last ``COPY``/``ADD`` from the context that put it there."""
     for target, src in _bind_targets(before).items():
-        target = _under(workdir_at(stage, before.start_line, args), target)
+        target = _under(workdir_at(stage, before.start_line, df), target)
         found = _copied(path, [src], target, source.context, single_file=True)
         if found is not None:
             return found
@@ -660,7 +680,7 @@ def context_path(
     ]
     for ins in reversed(copies):
         *sources, dest = ins.value
-        at = _under(workdir_at(stage, ins.start_line, args), dest)
+        at = _under(workdir_at(stage, ins.start_line, df), dest)
         dir_dest = dest.endswith("/") or len(sources) > 1 or dest in (".", "./")
         found = _copied(path, sources, at, source.context, single_file=not dir_dest)
         if found is not None:
@@ -689,7 +709,7 @@ def _located(install: Install, path: str, df: Dockerfile, source: BuildSource, w
     """The context file (relative) of the container ``path`` an install reads;
     :class:`NotConvertible` when it is not from the context."""
     container = _under(install.folder, path)
-    rel = context_path(container, install.stage, install.instruction, source, df.args)
+    rel = context_path(container, install.stage, install.instruction, source, df)
     if rel is None or rel.startswith(".."):
         raise NotConvertible(
             f"its {what} {container} is not copied from the build context before the install",
@@ -765,3 +785,78 @@ def _already_prebuilt(reading: Reading) -> str | None:
         f"its install ({reading.where(reading.installs[0].instruction)}) keeps its downloads "
         "in a cache mount and only the dependency files are copied in before it"
     )
+
+
+# --- every service built from a Dockerfile -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Built:
+    """A service built from its own Dockerfile that init converts: what it read, every file
+    the install reads (includes too, relative to the context), and the services that share
+    its build (the same context, Dockerfile, target and args: one generated Dockerfile)."""
+
+    name: str
+    reading: Reading
+    requirement_files: tuple[str, ...]
+    shared_with: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BuildSurvey:
+    built: tuple[Built, ...]
+    left_alone: tuple[str, ...]  # "name (why)": already prebuilt
+    passed_over: tuple[str, ...]  # "name (file:line: why)"
+
+
+def survey_builds(
+    services: Mapping[str, Mapping[str, Any]],
+    names: Sequence[str],
+    project_dir: Path,
+    env: Mapping[str, str],
+) -> BuildSurvey:
+    """What init makes of each service of ``names`` (those with a ``build:`` section)."""
+    built: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], Built] = {}
+    left_alone: list[str] = []
+    passed_over: list[str] = []
+    for name in names:
+        try:
+            source = build_source(services[name].get("build"), project_dir, env)
+            if source.key in built:
+                first = built[source.key]
+                built[source.key] = Built(
+                    first.name, first.reading, first.requirement_files, (*first.shared_with, name)
+                )
+                continue
+            reading = read_service(source)
+            if reading.prebuilt is not None:
+                left_alone.append(
+                    f"{name} (its Dockerfile already {reading.prebuilt}: left as it is)"
+                )
+                continue
+            built[source.key] = Built(name, reading, _closure(reading))
+        except NotConvertible as exc:
+            passed_over.append(f"{name} ({_where(exc, services[name], project_dir, env)}{exc.why})")
+        except InvalidConfig as exc:
+            passed_over.append(f"{name} ({exc.path.name + ': ' if exc.path else ''}{exc.what})")
+    return BuildSurvey(tuple(built.values()), tuple(left_alone), tuple(passed_over))
+
+
+def _where(
+    exc: NotConvertible, svc: Mapping[str, Any], project_dir: Path, env: Mapping[str, str]
+) -> str:
+    if exc.line is None:
+        return ""
+    source = build_source(svc.get("build"), project_dir, env)
+    return f"{source.dockerfile.name}:{exc.line}: "
+
+
+def _closure(reading: Reading) -> tuple[str, ...]:
+    """Every file the install reads (``-r``/``-c`` includes, a lock's manifest), relative to
+    the context; :class:`InvalidConfig` naming a missing include."""
+    files, _ = requirement_closure(
+        reading.source.context,
+        (*reading.requirements, *reading.constraints),
+        groups=reading.groups,
+    )
+    return files

@@ -105,10 +105,37 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _render_built(p: init.InitPlan) -> None:
+    """The services built from their own Dockerfile: where they install, and the path taken."""
+    if not p.built:
+        return
+    table = Table(title="Python services built from their own Dockerfile", title_justify="left")
+    for column in ("service", "shape", "installs", "requirements", "path"):
+        table.add_column(column)
+    for built in p.built:
+        reading = built.reading
+        names = ", ".join((built.name, *built.shared_with))
+        table.add_row(
+            escape(names),
+            "own Dockerfile",
+            escape("\n".join(reading.where(i.instruction) for i in reading.installs)),
+            escape("\n".join(built.requirement_files) or " ".join(reading.packages)),
+            escape(f"Docker: Dockerfile.{built.name} (wheel stage, then your steps)"),
+        )
+    console.print(table)
+    for built in p.built:
+        for note in built.reading.notes:
+            console.print(f"[dim]{escape(f'{built.name}: {note}')}[/]")
+
+
 def _render_services(p: init.InitPlan) -> None:
+    _render_built(p)
+    if not p.findings:
+        return
     table = Table(title="Python services", title_justify="left")
     for column in (
         "service",
+        "shape",
         "code",
         "requirements",
         "command",
@@ -121,6 +148,7 @@ def _render_services(p: init.InitPlan) -> None:
         svc = f.service
         table.add_row(
             svc.name,
+            "image + install at start",
             escape(f"{svc.source} → {svc.source_target or svc.workdir}"),
             escape("\n".join((*svc.requirements, *(f"-c {c}" for c in svc.constraints)))),
             escape(" ".join(svc.command)),
