@@ -15,6 +15,7 @@ byte for byte.
 
 from __future__ import annotations
 
+import fnmatch
 import posixpath
 import re
 import shlex
@@ -352,6 +353,10 @@ class _Found:
     cut: set[int] = field(default_factory=set)
     others: list[str] = field(default_factory=list)  # the programs of the steps kept
 
+    def path(self, written: str) -> str:
+        """A path a step names, its variables expanded, in the container."""
+        return _under(self.here, expand(written, self.values))
+
 
 _PIP_OR_PYTHON = re.compile(r"^(pip|python)(3(\.\d+)?)?$")
 
@@ -366,15 +371,13 @@ def _read_pip(found: _Found, index: int, args: list[str]) -> None:
         found.others.append("pip")
         return
     found.cut.add(index)
-    found.requirements += [
-        _under(found.here, r) for r in option_values(args, "-r", "--requirement")
-    ]
-    found.constraints += [_under(found.here, c) for c in option_values(args, "-c", "--constraint")]
+    found.requirements += [found.path(r) for r in option_values(args, "-r", "--requirement")]
+    found.constraints += [found.path(c) for c in option_values(args, "-c", "--constraint")]
     for value in option_values(args, "--no-binary", "--no-binary"):
         found.no_binary += [v for v in value.split(",") if v and v != ":none:"]
     for target in [*targets, *editables]:
         if "://" not in target and (is_local_path(target) or target in editables):
-            found.projects.append(_under(found.here, target))
+            found.projects.append(found.path(target))
         else:
             found.packages.append(target)
 
@@ -445,6 +448,8 @@ def _read_run(
         return None
     try:
         kept = parsed.without(found.cut).text.strip()
+        if set(found.others) <= {"cd", "set"}:
+            kept = ""  # what is left only moved or set the shell up for the install
     except shell.UncuttableStep as exc:
         raise NotConvertible(
             f"its install step {exc}, which wheeldock cannot take out without changing what "
@@ -468,9 +473,16 @@ def _read_run(
     )
 
 
+def _start_workdir(stage: Stage, df: Dockerfile) -> str:
+    parent = df.stage(stage.image)
+    if parent is None or parent.index >= stage.index:
+        return "/"
+    return workdir_at(parent, parent.body[-1].end_line + 1 if parent.body else 0, df)
+
+
 def stage_installs(stage: Stage, df: Dockerfile) -> list[Install]:
     """The dependency installs of ``stage``, in order."""
-    here = "/"
+    here = _start_workdir(stage, df)
     values: dict[str, str] = {}
     installs: list[Install] = []
     for ins in stage.body:
@@ -499,8 +511,9 @@ def _env_values(ins: Instruction, values: Mapping[str, str]) -> dict[str, str]:
 
 
 def workdir_at(stage: Stage, line: int, df: Dockerfile) -> str:
-    """The working folder at ``line`` of ``stage`` (``/`` before any WORKDIR)."""
-    here: str = "/"
+    """The working folder at ``line`` of ``stage`` (before any WORKDIR: the one of the stage
+    it is built from, else ``/``)."""
+    here = _start_workdir(stage, df)
     values: dict[str, str] = {}
     for ins in stage.body:
         if ins.start_line >= line:
@@ -691,18 +704,24 @@ def context_path(
 def _copied(
     path: str, sources: Sequence[str], dest: str, context: Path, *, single_file: bool
 ) -> str | None:
-    """The context file (relative) that copying ``sources`` to ``dest`` puts at ``path``."""
+    """The context file (relative) that copying ``sources`` to ``dest`` puts at ``path``
+    (a source may be a folder, whose contents are copied, or a glob)."""
     for src in sources:
         rel = posixpath.normpath(src.lstrip("/")) if src.strip("/") else "."
         if (context / rel).is_dir():
             if path == dest or path.startswith(dest.rstrip("/") + "/"):
                 inner = path[len(dest.rstrip("/")) :].lstrip("/")
                 return posixpath.normpath(posixpath.join(rel, inner))
-        elif (single_file and path == dest) or path == posixpath.join(
-            dest, posixpath.basename(rel)
-        ):
+            continue
+        if single_file and not _GLOB.search(rel) and path == dest:
             return rel
+        folder, name = posixpath.split(path)
+        if folder == dest.rstrip("/") and fnmatch.fnmatchcase(name, posixpath.basename(rel)):
+            return posixpath.join(posixpath.dirname(rel), name)
     return None
+
+
+_GLOB = re.compile(r"[*?\[]")
 
 
 def _located(install: Install, path: str, df: Dockerfile, source: BuildSource, what: str) -> str:
@@ -735,14 +754,13 @@ def _project_files(
     """The pyproject.toml of each local project the install installs (``pip install .``)."""
     out: list[str] = []
     for project in install.projects:
-        folder = _located(install, project, df, source, "project")
-        pyproject = posixpath.normpath(posixpath.join(folder, "pyproject.toml"))
-        if not (source.context / pyproject).is_file():
-            raise NotConvertible(
-                f"the project it installs ({project}) has no pyproject.toml: its dependencies "
-                "are known only by running setup.py",
-                install.instruction.start_line,
-            )
+        pyproject = _located(
+            install,
+            posixpath.join(project, "pyproject.toml"),
+            df,
+            source,
+            "project's pyproject.toml",
+        )
         out.append(pyproject)
         notes.append(
             f"requirements: the dependencies of {pyproject}; the project itself runs from its "
