@@ -1,0 +1,129 @@
+"""Services built from their own Dockerfile, converted by ``init``, built by BuildKit through
+``docker compose build`` and started with ``docker compose up``: the container answers, and
+``init --revert`` puts every file back.
+
+The engine here has no default bridge network, so the corpus' compose files build on host
+networking (as wheeldock's own override does for image services), and the proxy CA, when the
+host has one, is handed to the build as the secret the generated Dockerfile mounts.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.env import environ
+from support.stacks import REPO, free_port
+
+from wheeldock import cli
+from wheeldock.edges import ca as ca_mod
+from wheeldock.edges import engine
+
+CORPUS = REPO / "tests" / "data" / "dockerfiles"
+#: corpus case -> (service, the variable its published port is read from)
+CASES = {
+    "flask-gunicorn": ("web", "WEB_PORT"),
+    "fastapi-uvicorn": ("api", "API_PORT"),
+    "build-args": ("site", "SITE_PORT"),
+}
+
+
+class _Stack:
+    def __init__(self, root: Path, port_var: str) -> None:
+        self.root = root
+        self.name = root.name
+        self.env = {port_var: str(free_port()), "COMPOSE_PROJECT_NAME": root.name}
+        self.port = int(self.env[port_var])
+        self.files: list[Path] = [root / "compose.yaml"]
+
+    def compose(self, *args: str, check: bool = True) -> str:
+        with environ(self.env):
+            result = engine.compose(
+                self.root,
+                *args,
+                files=self.files,
+                project_name=self.name,
+                check=check,
+                timeout=900,
+                env=self.env,
+            )
+        return result.stdout
+
+    def init(self, *args: str) -> int:
+        with environ(self.env):
+            return cli.main(["-C", str(self.root), "init", *args])
+
+
+@pytest.fixture
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[_Stack]:
+    name = request.param
+    root = tmp_path / f"wdfile-{uuid.uuid4().hex[:8]}-{name}"
+    shutil.copytree(CORPUS / name, root)
+    made = _Stack(root, CASES[name][1])
+    yield made
+    made.compose("down", "--rmi", "local", "--volumes", check=False)
+
+
+def _with_ca(stack: _Stack, service: str) -> None:
+    """The build gets the host's CA as the secret the generated Dockerfile mounts."""
+    ca = ca_mod.find()
+    if ca is None:
+        return
+    override = stack.root / "ca.override.json"
+    override.write_text(
+        json.dumps(
+            {
+                "services": {service: {"build": {"secrets": [ca_mod.SECRET_ID]}}},
+                "secrets": {ca_mod.SECRET_ID: {"file": str(ca)}},
+            }
+        )
+    )
+    stack.files.append(override)
+
+
+def _files(root: Path) -> dict[Path, bytes]:
+    return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _answers(port: int, deadline_s: float = 90) -> int:
+    end = time.monotonic() + deadline_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
+                return int(r.status)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            if time.monotonic() > end:
+                raise
+            time.sleep(1)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.parametrize("stack", sorted(CASES), indirect=True)
+def test_a_converted_dockerfile_builds_with_buildkit_and_the_container_answers(
+    stack: _Stack,
+) -> None:
+    service = CASES[stack.root.name.split("-", 2)[2]][0]
+    original = _files(stack.root)
+    assert stack.init() == 0
+    assert (stack.root / "Dockerfile").read_bytes() == original[Path("Dockerfile")]
+    _with_ca(stack, service)
+    stack.compose("build", service)
+    stack.compose("up", "--detach", service)
+    assert _answers(stack.port) == 200
+    # the image's dependencies came from the wheel stage's venv
+    image = json.loads(stack.compose("images", "--format", "json", service))[0]
+    ref = f"{image['Repository']}:{image['Tag']}"
+    path = engine.docker("run", "--rm", "--network", "none", ref, "sh", "-c", "echo $PATH")
+    assert path.stdout.startswith("/opt/venv/bin:")
+    stack.compose("down", "--volumes")
+    (stack.root / "ca.override.json").unlink(missing_ok=True)
+    assert stack.init("--revert") == 0
+    assert _files(stack.root) == original
