@@ -16,6 +16,7 @@ but for three changes in the stage that installs the dependencies:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 
@@ -58,6 +59,15 @@ def render(
             *VENV_LINES,
         ],
     }
+    if reading.command:
+        target = reading.dockerfile.target(reading.source.target)
+        end = (target.body[-1] if target.body else target.start).end_line
+        inserted.setdefault(end, []).extend(
+            [
+                "# wheeldock: what the compose command ran after its installs at start",
+                f"CMD {json.dumps(list(reading.command))}",
+            ]
+        )
     replaced = {i.instruction.start_line - 1: i for i in reading.installs}
     name = reading.dockerfile.path.name
     out = [
@@ -76,14 +86,18 @@ def render(
             continue
         out += _replacement(install, name)
         at = install.instruction.end_line
+    out += [line + "\n" for line in inserted.get(len(lines), [])]
     return "".join(out)
 
 
 def _venv_line(reading: Reading) -> int:
     """The line the venv is copied in before: the first install, or the first ``COPY``/``ADD``
-    from the context before it."""
-    first = reading.installs[0].instruction.start_line
-    for ins in reading.stage.body:
+    from the context before it (without installs in the file, the first such ``COPY``, else
+    the end of the stage)."""
+    stage = reading.stage
+    end = (stage.body[-1] if stage.body else stage.start).end_line + 1
+    first = reading.installs[0].instruction.start_line if reading.installs else end
+    for ins in stage.body:
         if ins.start_line >= first:
             break
         if ins.cmd in ("COPY", "ADD") and not any(f.startswith("--from=") for f in ins.flags):
@@ -123,7 +137,8 @@ def _prelude(reading: Reading) -> list[str]:
     """What the wheel stage repeats of the installing stage before its first install: its
     ``ARG``, ``ENV`` and ``SHELL``, its system-package ``RUN``s and the system-package steps
     kept of the install ``RUN``s, as written."""
-    first = reading.installs[0].instruction.start_line
+    installs = reading.installs
+    first = installs[0].instruction.start_line if installs else _venv_line(reading)
     out: list[str] = []
     for ins in reading.stage.body:
         if ins.start_line >= first:

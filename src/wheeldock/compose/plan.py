@@ -219,6 +219,8 @@ def _built_summary(built: userdockerfile.Built) -> dict[str, Any]:
     reading = built.reading
     return {
         "name": built.name,
+        "shape": built.shape,
+        "command": list(reading.command),
         "shared_with": list(built.shared_with),
         "dockerfile": str(reading.source.dockerfile),
         "context": str(reading.source.context),
@@ -577,7 +579,9 @@ def _built_patches(
             )
             build = dict(written) if isinstance(written, dict) else {"context": written or "."}
             build["dockerfile"] = generated
-            patches.append(compose.ServicePatch(name=name, build=build, image=None))
+            # its command's installs are done in the image, which runs the rest as its CMD
+            drop = ("command",) if built.reading.command else ()
+            patches.append(compose.ServicePatch(name=name, build=build, image=None, drop_keys=drop))
     return patches
 
 

@@ -1682,3 +1682,25 @@ def with_runtime_packages(finding: Finding, packages: tuple[str, ...], source: s
         finding,
         service=replace(finding.service, runtime_packages=packages, runtime_packages_source=source),
     )
+
+
+# --- for the services built from their own Dockerfile ------------------------------------------
+
+#: What a compose command installs at start and runs (see :func:`read_start`).
+Start = _Start
+#: A start command that cannot be turned into an image as written (the message says why).
+PassOver = _PassOver
+
+
+def read_start(command: Any, env: Mapping[str, str]) -> Start | None:
+    """What a compose ``command`` does at start (its ``${VAR}`` resolved with ``env``):
+    ``None`` unless it installs something and then runs Python; :class:`PassOver` when its
+    script cannot be read, or its installs cannot be cut out of it."""
+    return _parse_start(_interpolate_command(command, env))
+
+
+def image_command(start: Start) -> tuple[str, ...]:
+    """The command an image runs for ``start``: its program, or its shell with the other
+    steps of its script."""
+    argv = tuple(start.argv)
+    return (start.interpreter, "-c", start.script) if start.script else argv

@@ -28,11 +28,14 @@ import dockerfile as buildkit
 
 from wheeldock.compose import shell
 from wheeldock.compose.survey import (
+    PassOver,
+    image_command,
     installs_tooling,
     is_local_path,
     pip_args,
     pip_targets,
     program_words,
+    read_start,
     tool_step,
 )
 from wheeldock.deps.requirements import lock_of_tool, option_values, requirement_closure
@@ -539,7 +542,8 @@ DEPENDENCY_FILES = re.compile(
 @dataclass(frozen=True)
 class Reading:
     """A service's Dockerfile as init reads it: the stage that installs, its installs, and
-    the files they read (relative to the build context)."""
+    the files they read (relative to the build context). ``command``: the image's command when
+    the compose ``command`` installed at start too (its installs then join the stage's)."""
 
     source: BuildSource
     dockerfile: Dockerfile
@@ -552,15 +556,17 @@ class Reading:
     groups: tuple[str, ...]
     notes: tuple[str, ...]
     prebuilt: str | None = None  # why it already builds its dependencies apart from its code
+    command: tuple[str, ...] = ()
 
     def where(self, ins: Instruction) -> str:
         return f"{self.dockerfile.path.name}:{ins.start_line}"
 
 
-def read_service(source: BuildSource) -> Reading:
+def read_service(source: BuildSource, *, none: bool = False) -> Reading:
     """What init makes of the Dockerfile of ``source``; :class:`NotConvertible` (with the
     line) when it cannot be turned into a prebuilt-wheel build, :class:`InvalidDockerfile`
-    when it cannot be read."""
+    when it cannot be read. With ``none``, a Dockerfile that installs nothing is read as its
+    target stage with no installs (its compose command may install at start)."""
     df = read(source)
     target = df.target(source.target)
     chain = df.chain(target)
@@ -576,9 +582,15 @@ def read_service(source: BuildSource) -> Reading:
             prebuilt=f"installs its dependencies in the stage {stage.name or stage.index} and "
             f"copies them into the image ({df.path.name}:{ins.start_line})",
         )  # fmt: skip
-    raise NotConvertible(
+    if none:
+        return Reading(source, df, target, (), (), (), (), (), (), ())
+    raise _installs_nothing(target)
+
+
+def _installs_nothing(target: Stage) -> NotConvertible:
+    return NotConvertible(
         f"its stage {target.name or target.index} installs no dependencies with pip, uv, "
-        "poetry, pipenv or pdm",
+        "poetry, pipenv or pdm, and its compose command installs none at start",
         target.start.start_line,
     )
 
@@ -673,12 +685,14 @@ def _bind_targets(ins: Instruction) -> dict[str, str]:
 
 
 def context_path(
-    path: str, stage: Stage, before: Instruction, source: BuildSource, df: Dockerfile
+    path: str, stage: Stage, before: Instruction | None, source: BuildSource, df: Dockerfile
 ) -> str | None:
-    """The context file a container ``path`` is at ``before``: through that RUN's bind
-    mounts, else the last ``COPY``/``ADD`` from the context that put it there."""
-    for target, src in _bind_targets(before).items():
-        target = _under(workdir_at(stage, before.start_line, df), target)
+    """The context file a container ``path`` is at ``before`` (``None``: once the stage is
+    built): through that RUN's bind mounts, else the last ``COPY``/``ADD`` from the context
+    that put it there."""
+    line = before.start_line if before is not None else stage.start.start_line + 10**9
+    for target, src in (_bind_targets(before) if before is not None else {}).items():
+        target = _under(workdir_at(stage, line, df), target)
         found = _copied(path, [src], target, source.context, single_file=True)
         if found is not None:
             return found
@@ -686,7 +700,7 @@ def context_path(
         ins
         for ins in stage.body
         if ins.cmd in ("COPY", "ADD")
-        and ins.start_line < before.start_line
+        and ins.start_line < line
         and not ins.heredocs
         and not any(f.startswith("--from=") for f in ins.flags)
         and len(ins.value) >= 2
@@ -819,6 +833,10 @@ class Built:
     requirement_files: tuple[str, ...]
     shared_with: tuple[str, ...] = ()
 
+    @property
+    def shape(self) -> str:
+        return "own Dockerfile + install at start" if self.reading.command else "own Dockerfile"
+
 
 @dataclass(frozen=True)
 class BuildSurvey:
@@ -834,30 +852,42 @@ def survey_builds(
     env: Mapping[str, str],
 ) -> BuildSurvey:
     """What init makes of each service of ``names`` (those with a ``build:`` section)."""
-    built: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], Built] = {}
+    built: dict[tuple[Any, ...], Built] = {}
     left_alone: list[str] = []
     passed_over: list[str] = []
     for name in names:
+        svc = services[name]
         try:
-            source = build_source(services[name].get("build"), project_dir, env)
-            if source.key in built:
-                first = built[source.key]
-                built[source.key] = Built(
+            source = build_source(svc.get("build"), project_dir, env)
+            # a service that installs at start has an image of its own; the others share
+            key = (*source.key, name) if _installs_at_start(svc, env) else source.key
+            if key in built:
+                first = built[key]
+                built[key] = Built(
                     first.name, first.reading, first.requirement_files, (*first.shared_with, name)
                 )
                 continue
-            reading = read_service(source)
+            reading = with_start(read_service(source, none=True), svc, env)
+            if not reading.installs and not reading.command:
+                raise _installs_nothing(reading.stage)
             if reading.prebuilt is not None:
-                left_alone.append(
-                    f"{name} (its Dockerfile already {reading.prebuilt}: left as it is)"
-                )
+                left_alone.append(_left_alone(name, reading))
                 continue
-            built[source.key] = Built(name, reading, _closure(reading))
+            built[key] = Built(name, reading, _closure(reading))
         except NotConvertible as exc:
-            passed_over.append(f"{name} ({_where(exc, services[name], project_dir, env)}{exc.why})")
+            passed_over.append(f"{name} ({_where(exc, svc, project_dir, env)}{exc.why})")
         except InvalidConfig as exc:
             passed_over.append(f"{name} ({exc.path.name + ': ' if exc.path else ''}{exc.what})")
     return BuildSurvey(tuple(built.values()), tuple(left_alone), tuple(passed_over))
+
+
+def _left_alone(name: str, reading: Reading) -> str:
+    if reading.command:
+        return (
+            f"{name} (its Dockerfile already {reading.prebuilt}, but its compose command "
+            "installs at every start: install that in the Dockerfile too)"
+        )
+    return f"{name} (its Dockerfile already {reading.prebuilt}: left as it is)"
 
 
 def _where(
@@ -878,3 +908,66 @@ def _closure(reading: Reading) -> tuple[str, ...]:
         groups=reading.groups,
     )
     return files
+
+
+def _installs_at_start(svc: Mapping[str, Any], env: Mapping[str, str]) -> bool:
+    try:
+        return read_start(svc.get("command"), env) is not None
+    except PassOver:
+        return True
+
+
+def with_start(reading: Reading, svc: Mapping[str, Any], env: Mapping[str, str]) -> Reading:
+    """``reading`` with what the service's compose ``command`` installs at every start moved
+    into the build (its files found in the context through the target stage's ``COPY``s), and
+    the command the image then runs; as it is when the command installs nothing.
+    :class:`NotConvertible` when that install cannot be moved."""
+    try:
+        start = read_start(svc.get("command"), env)
+    except PassOver as exc:
+        raise NotConvertible(f"its compose command: {exc}") from exc
+    if start is None:
+        return reading
+    if start.locked or start.projects:
+        raise NotConvertible(
+            "its compose command installs a project at start (uv sync, poetry install, pip "
+            "install .) on top of its Dockerfile: install it in the Dockerfile instead"
+        )
+    df = reading.dockerfile
+    target = df.target(reading.source.target)
+    workdir = str(svc.get("working_dir") or workdir_at(target, 10**9, df))
+    requirements = [_in_image(r, workdir, df, target, reading.source) for r in start.requirements]
+    constraints = [_in_image(c, workdir, df, target, reading.source) for c in start.constraints]
+    command = image_command(start)
+    notes = (
+        *reading.notes,
+        f"command: its installs at start ({', '.join(start.requirements + start.packages)}) "
+        f"are done when the image is built; the image runs {shlex.join(command)}",
+    )
+    return Reading(
+        reading.source,
+        df,
+        reading.stage,
+        reading.installs,
+        tuple(dict.fromkeys((*reading.requirements, *requirements))),
+        tuple(dict.fromkeys((*reading.constraints, *constraints))),
+        tuple(dict.fromkeys((*reading.packages, *start.packages))),
+        tuple(dict.fromkeys((*reading.no_binary, *start.no_binary))),
+        reading.groups,
+        notes,
+        reading.prebuilt,
+        command,
+    )
+
+
+def _in_image(path: str, workdir: str, df: Dockerfile, target: Stage, source: BuildSource) -> str:
+    """The context file a requirements file the start command names is copied from."""
+    container = _under(workdir, path)
+    for stage in df.chain(target):
+        rel = context_path(container, stage, None, source, df)
+        if rel is not None and not rel.startswith("..") and (source.context / rel).is_file():
+            return rel
+    raise NotConvertible(
+        f"its compose command installs {container} at start, which its Dockerfile does not "
+        "copy from the build context"
+    )

@@ -196,3 +196,33 @@ def test_the_compose_patch_points_build_at_the_generated_file_and_reverts(tmp_pa
 def test_a_lowercase_dockerfile_is_the_one_read(tmp_path: Path) -> None:
     p = init.plan(_copy("lowercase-dockerfile", tmp_path), environ={})
     assert p.built[0].reading.dockerfile.path.name == "dockerfile"
+
+
+@pytest.mark.parametrize(
+    ("name", "requirements", "command"),
+    [
+        (
+            "thin-dockerfile-start-install",
+            ("requirements.txt",),
+            '["gunicorn", "-b", "0.0.0.0:8000", "app:app"]',
+        ),
+        (
+            "dockerfile-and-start-install",
+            ("requirements.txt", "requirements-dev.txt"),
+            '["/bin/sh", "-c", "python manage.py migrate &&\\n       exec python manage.py '
+            'runserver 0.0.0.0:8000"]',
+        ),
+    ],
+)
+def test_installs_at_start_on_top_of_the_build_move_into_the_image(
+    name: str, requirements: tuple[str, ...], command: str, tmp_path: Path
+) -> None:
+    root = _copy(name, tmp_path)
+    p = init.plan(root, environ={})
+    built = p.built[0]
+    assert built.shape == "own Dockerfile + install at start"
+    assert built.reading.requirements == requirements
+    text = (next(c for c in p.changes if c.path == "Dockerfile.web").desired or b"").decode()
+    assert text.endswith(f"CMD {command}\n")
+    init.apply(p)
+    assert "command:" not in (root / "compose.yaml").read_text()

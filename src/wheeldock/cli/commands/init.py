@@ -117,7 +117,7 @@ def _render_built(p: init.InitPlan) -> None:
         names = ", ".join((built.name, *built.shared_with))
         table.add_row(
             escape(names),
-            "own Dockerfile",
+            built.shape,
             escape("\n".join(reading.where(i.instruction) for i in reading.installs)),
             escape("\n".join(built.requirement_files) or " ".join(reading.packages)),
             escape(f"Docker: Dockerfile.{built.name} (wheel stage, then your steps)"),
