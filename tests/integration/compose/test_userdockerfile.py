@@ -10,6 +10,7 @@ host has one, is handed to the build as the secret the generated Dockerfile moun
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 import urllib.error
@@ -127,3 +128,49 @@ def test_a_converted_dockerfile_builds_with_buildkit_and_the_container_answers(
     (stack.root / "ca.override.json").unlink(missing_ok=True)
     assert stack.init("--revert") == 0
     assert _files(stack.root) == original
+
+
+def _steps(log: str, stage: str) -> dict[str, list[str]]:
+    """BuildKit's plain progress, by step: the lines of each step of ``stage``."""
+    ids = {
+        line.split()[0]
+        for line in log.splitlines()
+        if line.startswith("#") and f" {stage} " in line and " RUN " in line
+    }
+    return {i: [line for line in log.splitlines() if line.startswith(i + " ")] for i in ids}
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.parametrize("stack", ["flask-gunicorn"], indirect=True)
+def test_a_code_change_reuses_the_wheels_and_a_bump_fetches_one(stack: _Stack) -> None:
+    assert stack.init() == 0
+    _with_ca(stack, "web")
+    stack.compose("build", "web")
+    with (stack.root / "app.py").open("a") as app:
+        app.write("# a code change\n")
+    with environ(stack.env):
+        code = engine.compose(
+            stack.root, "--progress", "plain", "build", "web",
+            files=stack.files, project_name=stack.name, timeout=900, env=stack.env,
+        )  # fmt: skip
+    steps = _steps(code.stdout + code.stderr, "wheeldock-deps")
+    assert steps and all(any(line.endswith("CACHED") for line in s) for s in steps.values())
+    # a comment of this run's own, so BuildKit's cache of an earlier run cannot answer
+    requirements = stack.root / "requirements.txt"
+    bumped = requirements.read_text().replace("flask==3.0.3", "flask==3.0.2")
+    requirements.write_text(f"# {stack.name}\n{bumped}")
+    with environ(stack.env):
+        bump = engine.compose(
+            stack.root, "--progress", "plain", "build", "web",
+            files=stack.files, project_name=stack.name, timeout=900, env=stack.env,
+        )  # fmt: skip
+    # BuildKit's progress reaches compose's stdout or stderr, depending on its version
+    # BuildKit's progress reaches compose's stdout or stderr, depending on its version
+    log = bump.stdout + bump.stderr
+    install = [s for s in _steps(log, "wheeldock-deps").values() if "uv pip install" in s[0]]
+    assert install and not any(line.endswith("CACHED") for line in install[0])
+    # uv fetches the bumped wheel at most; the others come from its cache mount
+    prepared = [int(n) for n in re.findall(r"Prepared (\d+) package", log)]
+    assert all(n <= 1 for n in prepared)
+    assert "flask==3.0.2" in log

@@ -100,9 +100,19 @@ def handle(args: argparse.Namespace) -> int:
     else:
         console.print(
             f"[green]done:[/] wrote {len(written)} file(s); originals kept in {init.BACKUP_DIR} "
-            "(`wheeldock init --revert` restores them). Next: `wheeldock up`"
+            f"(`wheeldock init --revert` restores them). Next: {_next_step(p)}"
         )
     return 0
+
+
+def _next_step(p: init.InitPlan) -> str:
+    """What to run after init: the services built from their own Dockerfile are not in
+    wheeldock.toml, so compose builds them."""
+    if not p.findings:
+        return "`docker compose up --build`"
+    if p.built:
+        return "`wheeldock up` (and `docker compose build` for the services built from their Dockerfile)"
+    return "`wheeldock up`"
 
 
 def _render_built(p: init.InitPlan) -> None:
