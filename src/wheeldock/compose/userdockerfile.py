@@ -332,6 +332,7 @@ class Install:
     kept: str = ""
     #: whether the kept part only adds system packages (the wheel stage repeats it)
     kept_is_packages: bool = False
+    dev: bool = False  # a lock install that took the development packages too
 
     @property
     def cached(self) -> bool:
@@ -353,6 +354,7 @@ class _Found:
     locked: list[tuple[str, str]] = field(default_factory=list)
     selects: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
+    dev: bool = False
     cut: set[int] = field(default_factory=set)
     others: list[str] = field(default_factory=list)  # the programs of the steps kept
 
@@ -403,6 +405,7 @@ def _read_step(found: _Found, index: int, words: list[str]) -> None:
         found.locked.append((step.tool, _under(found.here, step.folder)))
         found.selects += step.selects
         found.groups += step.groups
+        found.dev = found.dev or step.dev
         return
     if program == "cd" and len(words) == 2:
         found.here = _under(found.here, words[1])
@@ -411,7 +414,8 @@ def _read_step(found: _Found, index: int, words: list[str]) -> None:
 
 def run_script(ins: Instruction) -> str:
     """The shell text a ``RUN`` runs: its heredoc, its exec form's ``sh -c`` script (or its
-    argv joined), else its text after ``RUN`` and the flags, as written."""
+    argv joined), else its text after ``RUN`` and the flags, as written but for the comment
+    lines inside its continuation (BuildKit drops them before the shell sees the text)."""
     if ins.heredocs and ins.value[:1] and ins.value[0].startswith("<<"):
         return ins.heredocs[0][1]
     if ins.json:
@@ -419,7 +423,9 @@ def run_script(ins: Instruction) -> str:
         if len(argv) == 3 and PurePosixPath(argv[0]).name in ("sh", "bash") and argv[1] == "-c":
             return argv[2]
         return shlex.join(argv)
-    rest = re.sub(r"^\s*RUN\b", "", ins.text, count=1, flags=re.IGNORECASE)
+    lines = ins.text.splitlines(keepends=True)
+    text = "".join([*lines[:1], *(line for line in lines[1:] if not line.lstrip().startswith("#"))])
+    rest = re.sub(r"^\s*RUN\b", "", text, count=1, flags=re.IGNORECASE)
     for flag in ins.flags:
         stripped = re.sub(r"^(?:\s|\\\n)*", "", rest)
         if not stripped.startswith(flag):
@@ -472,7 +478,8 @@ def _read_run(
         tuple(dict.fromkeys(found.selects)),
         tuple(dict.fromkeys(found.groups)),
         kept,
-        bool(kept) and set(found.others) <= PACKAGE_MANAGERS,
+        kept_is_packages=bool(kept) and set(found.others) <= PACKAGE_MANAGERS,
+        dev=found.dev,
     )
 
 
@@ -619,6 +626,13 @@ def _reading(source: BuildSource, df: Dockerfile, stage: Stage, installs: list[I
         requirements += _project_files(install, df, source, notes)
         requirements += _lock_files(install, df, source)
     packages = tuple(p for i in installs for p in i.packages)
+    dev = [i for i in installs if i.dev]
+    if dev:
+        notes.append(
+            f"requirements: the development packages are left out of the image (its install "
+            f"at {df.path.name}:{dev[0].instruction.start_line} took them too); make what the "
+            "service needs at run time the project's own packages"
+        )
     if packages:
         notes.append(f"requirements: {' '.join(packages)} (named in the RUN), installed as named")
     reading = Reading(

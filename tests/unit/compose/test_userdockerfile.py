@@ -104,6 +104,14 @@ def test_an_unknown_target_names_the_stages(tmp_path: Path) -> None:
             (),
             "set -e\necho done",
         ),
+        (
+            "RUN pip install \\\n      -r requirements.txt \\\n  # BuildKit drops this line\n"
+            "    && echo done",
+            ("requirements.txt",),
+            (),
+            "echo done",
+        ),
+        ("RUN cd /app && pip install -r requirements.txt", ("requirements.txt",), (), ""),
     ],
 )
 def test_the_install_steps_are_found_and_the_others_kept(
@@ -212,3 +220,35 @@ def test_a_utf16_requirements_file_is_decoded_as_pip_does(tmp_path: Path) -> Non
 def test_a_dockerfile_buildkit_cannot_read_is_invalid(tmp_path: Path) -> None:
     with pytest.raises(InvalidDockerfile, match="parser"):
         ud.parse("FROM python\nRUN <<EOF\n", tmp_path / "Dockerfile", {})
+
+
+def test_two_installs_of_one_stage_are_read_together(tmp_path: Path) -> None:
+    text = (
+        "FROM python\nWORKDIR /app\nCOPY requirements.txt .\n"
+        "RUN pip install -r requirements.txt\nRUN pip install gunicorn\nCOPY . .\n"
+    )
+    reading = _reading(tmp_path, text)
+    assert (reading.requirements, reading.packages) == (("requirements.txt",), ("gunicorn",))
+    assert [i.instruction.start_line for i in reading.installs] == [4, 5]
+
+
+def test_a_file_copied_under_another_name_is_found_by_its_own(tmp_path: Path) -> None:
+    text = (
+        "FROM python:slim\nCOPY ./requirements-docker.txt /app/requirements.txt\n"
+        "WORKDIR /app\nRUN pip install -r requirements.txt\n"
+    )
+    reading = _reading(tmp_path, text, **{"requirements-docker.txt": "flask\n"})
+    assert reading.requirements == ("requirements-docker.txt",)
+
+
+def test_a_lock_install_taking_the_development_packages_says_they_are_left_out(
+    tmp_path: Path,
+) -> None:
+    text = (
+        "FROM python:3.11\nWORKDIR /app\nCOPY pyproject.toml poetry.lock ./\n"
+        "RUN poetry install --no-root\n"
+    )
+    reading = _reading(
+        tmp_path, text, **{"pyproject.toml": "[tool.poetry]\nname='x'\n", "poetry.lock": ""}
+    )
+    assert any("development packages are left out" in n for n in reading.notes)
