@@ -16,6 +16,7 @@ byte for byte.
 from __future__ import annotations
 
 import fnmatch
+import os
 import posixpath
 import re
 import shlex
@@ -68,6 +69,7 @@ class BuildSource:
     dockerfile: Path
     target: str | None
     args: Mapping[str, str]
+    shown: str = "Dockerfile"  # the Dockerfile as the project names it (``app/Dockerfile``)
 
     @property
     def key(self) -> tuple[str, str, str, tuple[tuple[str, str], ...]]:
@@ -96,7 +98,8 @@ def build_source(build: Any, project_dir: Path, env: Mapping[str, str]) -> Build
     if named == "Dockerfile" and not path.is_file() and (root / "dockerfile").is_file():
         path = root / "dockerfile"  # BuildKit's fallback
     target = spec.get("target")
-    return BuildSource(root, path, str(target) if target else None, _build_args(spec, env))
+    shown = os.path.relpath(path, project_dir.resolve())
+    return BuildSource(root, path, str(target) if target else None, _build_args(spec, env), shown)
 
 
 def _build_args(spec: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, str]:
@@ -566,7 +569,8 @@ class Reading:
     command: tuple[str, ...] = ()
 
     def where(self, ins: Instruction) -> str:
-        return f"{self.dockerfile.path.name}:{ins.start_line}"
+        """Where ``ins`` is, as the project names the file (``app/Dockerfile:7``)."""
+        return f"{self.source.shown}:{ins.start_line}"
 
 
 def read_service(source: BuildSource, *, none: bool = False) -> Reading:
@@ -587,7 +591,7 @@ def read_service(source: BuildSource, *, none: bool = False) -> Reading:
         return Reading(
             source, df, stage, tuple(stage_installs(stage, df)), (), (), (), (), (), (),
             prebuilt=f"installs its dependencies in the stage {stage.name or stage.index} and "
-            f"copies them into the image ({df.path.name}:{ins.start_line})",
+            f"copies them into the image ({source.shown}:{ins.start_line})",
         )  # fmt: skip
     if none:
         return Reading(source, df, target, (), (), (), (), (), (), ())
@@ -630,7 +634,7 @@ def _reading(source: BuildSource, df: Dockerfile, stage: Stage, installs: list[I
     if dev:
         notes.append(
             f"requirements: the development packages are left out of the image (its install "
-            f"at {df.path.name}:{dev[0].instruction.start_line} took them too); make what the "
+            f"at {source.shown}:{dev[0].instruction.start_line} took them too); make what the "
             "service needs at run time the project's own packages"
         )
     if packages:
@@ -910,7 +914,7 @@ def _where(
     if exc.line is None:
         return ""
     source = build_source(svc.get("build"), project_dir, env)
-    return f"{source.dockerfile.name}:{exc.line}: "
+    return f"{source.shown}:{exc.line}: "
 
 
 def _closure(reading: Reading) -> tuple[str, ...]:

@@ -226,3 +226,24 @@ def test_installs_at_start_on_top_of_the_build_move_into_the_image(
     assert text.endswith(f"CMD {command}\n")
     init.apply(p)
     assert "command:" not in (root / "compose.yaml").read_text()
+
+
+def test_a_context_in_a_subfolder_keeps_its_context_and_names_the_file_from_the_project(
+    tmp_path: Path,
+) -> None:
+    root = _copy("subfolder-context", tmp_path)
+    p = init.plan(root, environ={})
+    built = p.built[0]
+    assert built.reading.where(built.reading.installs[0].instruction) == "web/Dockerfile:4"
+    init.apply(p)
+    compose = (root / "compose.yaml").read_text()
+    assert "context: ./web" in compose and "dockerfile: ../Dockerfile.web" in compose
+    assert "image: example/web:dev" in compose
+    assert not (root / "Dockerfile.web.dockerignore").exists()
+
+
+@pytest.mark.parametrize("name", ["flask-gunicorn", "dockerfile-and-start-install"])
+def test_init_run_again_changes_nothing(name: str, tmp_path: Path) -> None:
+    root = _copy(name, tmp_path)
+    init.apply(init.plan(root, environ={}))
+    assert init.plan(root, environ={}).nothing_to_do
