@@ -136,10 +136,12 @@ def _only_packages(ins: Instruction) -> bool:
 def _prelude(reading: Reading) -> list[str]:
     """What the wheel stage repeats of the installing stage before its first install: its
     ``ARG``, ``ENV`` and ``SHELL``, its system-package ``RUN``s and the system-package steps
-    kept of the install ``RUN``s, as written."""
+    kept of the install ``RUN``s, as written. It runs as root (``pip`` writes ``/opt``) when a
+    stage it is built from switched to another user."""
     installs = reading.installs
     first = installs[0].instruction.start_line if installs else _venv_line(reading)
-    out: list[str] = []
+    parents = reading.dockerfile.chain(reading.stage)[1:]
+    out = ["USER root"] if any(i.cmd == "USER" for s in parents for i in s.body) else []
     for ins in reading.stage.body:
         if ins.start_line >= first:
             break

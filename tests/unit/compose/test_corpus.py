@@ -247,3 +247,17 @@ def test_init_run_again_changes_nothing(name: str, tmp_path: Path) -> None:
     root = _copy(name, tmp_path)
     init.apply(init.plan(root, environ={}))
     assert init.plan(root, environ={}).nothing_to_do
+
+
+def test_the_wheel_stage_runs_as_root_when_the_stage_it_starts_from_does_not(
+    tmp_path: Path,
+) -> None:
+    root = _copy("flask-gunicorn", tmp_path)
+    (root / "Dockerfile").write_text(
+        "FROM python:3.13-slim AS base\nRUN useradd app\nUSER app\n\n"
+        "FROM base\nWORKDIR /home/app\nCOPY requirements.txt .\n"
+        "RUN pip install --user -r requirements.txt\nCOPY . .\n"
+    )
+    p = init.plan(root, environ={})
+    text = (next(c for c in p.changes if c.path == "Dockerfile.web").desired or b"").decode()
+    assert "FROM base AS wheeldock-deps\nUSER root\n" in text
