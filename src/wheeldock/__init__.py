@@ -71,6 +71,7 @@ if TYPE_CHECKING:
         SdistNotBuildable,
         SizeMismatch,
         ToolNotFound,
+        UnsupportedDockerfile,
         UsageError,
         WheeldockError,
     )
@@ -112,6 +113,7 @@ __all__ = [
     "Session",
     "SizeMismatch",
     "ToolNotFound",
+    "UnsupportedDockerfile",
     "UsageError",
     "WheeldockError",
     "__version__",

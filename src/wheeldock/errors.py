@@ -58,6 +58,11 @@ class InvalidDockerfile(InvalidConfig):
         super().__init__(f"line {line}: {what}" if line is not None else what, fix=fix, path=path)
 
 
+class UnsupportedDockerfile(InvalidConfig):
+    """A service's own Dockerfile has instructions the native builder cannot carry out (it
+    runs no container); the message names each with its file and line."""
+
+
 class InvalidReference(WheeldockError):
     """An image reference or transport name (``oci:DIR``, ``docker://…``) cannot be parsed."""
 

@@ -33,7 +33,7 @@ from typing import Any
 from wheeldock import project
 from wheeldock.build import runtime
 from wheeldock.compose import config as compose_config
-from wheeldock.compose import converted, dockerfile, override, userdockerfile
+from wheeldock.compose import converted, dockerfile, native, override, userdockerfile
 from wheeldock.compose import files as compose
 from wheeldock.compose import survey as discover
 from wheeldock.deps.requirements import build_backend_needed, project_lock, requirement_lines
@@ -207,7 +207,7 @@ class InitPlan:
                 {"path": c.path, "kind": c.kind, "action": c.action, "note": c.note}
                 for c in self.changes
             ],
-            "built": [_built_summary(b) for b in self.built],
+            "built": [_built_summary(b, self.project.docker_only) for b in self.built],
             "ca": str(self.ca) if self.ca else None,
             "nothing_to_do": self.nothing_to_do,
             "notes": list(self.notes),
@@ -215,8 +215,9 @@ class InitPlan:
         }
 
 
-def _built_summary(built: userdockerfile.Built) -> dict[str, Any]:
+def _built_summary(built: userdockerfile.Built, docker_only: Mapping[str, str]) -> dict[str, Any]:
     reading = built.reading
+    why = docker_only.get(built.name)
     return {
         "name": built.name,
         "shape": built.shape,
@@ -228,6 +229,8 @@ def _built_summary(built: userdockerfile.Built) -> dict[str, Any]:
         "installs": [reading.where(i.instruction) for i in reading.installs],
         "requirements": list(built.requirement_files),
         "dockerfile_generated": f"Dockerfile.{built.name}",
+        "native": why is None,
+        "not_native_because": why,
         "notes": list(reading.notes),
     }
 
@@ -444,13 +447,20 @@ def plan(
     settled = _Settled(notes=list(riders.values()))
     for finding in findings:
         _settle(settled, root, finding, existing, no_binary, scanner or runtime_packages)
+    docker_only = _settle_built(settled, root, builds, existing, scanner or runtime_packages)
     services = list(settled.services)
     if existing is not None:  # services the user added by hand stay
-        known = {s.name for s in services}
+        known = {s.name for s in services} | set(docker_only)
         services += [s for s in existing.services if s.name not in known]
 
     named = bool(compose.named_files(selection.files, env))
-    proj = Project(root, rels[0], tuple(services), tuple(rels[1:]) if named else ())
+    proj = Project(
+        root,
+        rels[0],
+        tuple(services),
+        tuple(rels[1:]) if named else (),
+        docker_only=docker_only,
+    )
     name = selection.project_name or compose_project_name(root, files, env)
 
     desired: dict[str, tuple[str, bytes]] = {}
@@ -659,6 +669,43 @@ def _settle(
     settled.services.append(svc)
 
 
+def _settle_built(
+    settled: _Settled,
+    root: Path,
+    builds: userdockerfile.BuildSurvey,
+    existing: Project | None,
+    scan: RuntimeScanner,
+) -> dict[str, str]:
+    """The services built from their own Dockerfile that the native builder can carry out,
+    settled like the others (the user's settings from ``wheeldock.toml`` win, else the
+    Dockerfile's, with the runtime packages scanned); the others, and why, returned."""
+    docker_only: dict[str, str] = {}
+    mine = {s.name: s for s in existing.services} if existing is not None else {}
+    for built in builds.built:
+        verdict = native.verdict(built, root)
+        for name in built.shared_with:
+            docker_only[name] = f"it shares the build of {built.name}: build that one"
+        if verdict.service is None:
+            docker_only[built.name] = verdict.why
+            continue
+        svc = mine.get(built.name)
+        if svc is None:
+            files, _ = discover.requirement_closure(
+                root,
+                (*verdict.service.requirements, *verdict.service.constraints),
+                groups=verdict.service.groups,
+            )
+            packages, source = scan(root, verdict.service, files, {})
+            apt = verdict.service.runtime_packages
+            svc = replace(
+                verdict.service,
+                runtime_packages=tuple(dict.fromkeys((*packages, *apt))),
+                runtime_packages_source=source,
+            )
+        settled.services.append(svc)
+    return docker_only
+
+
 def _check_generated(root: Path, rel: str, text: str, manifest: Manifest | None) -> None:
     """:class:`InvalidConfig` when a requirements file init would write is there already and is
     neither init's nor what it would write."""
@@ -694,6 +741,7 @@ def _config_bytes(root: Path, proj: Project, existing: Project | None) -> bytes:
         existing is not None
         and existing.services == proj.services
         and existing.compose_files == proj.compose_files
+        and existing.docker_only == proj.docker_only
     ):
         return (root / project.CONFIG_NAME).read_bytes()
     return dumped

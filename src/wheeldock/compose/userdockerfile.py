@@ -549,6 +549,11 @@ DEPENDENCY_FILES = re.compile(
 )
 
 
+def is_dependency_file(source: str) -> bool:
+    """Whether a ``COPY`` source names dependency files only (a glob too: ``poetry.lock*``)."""
+    return bool(DEPENDENCY_FILES.match(re.sub(r"[*?]", "", posixpath.basename(source.rstrip("/")))))
+
+
 @dataclass(frozen=True)
 class Reading:
     """A service's Dockerfile as init reads it: the stage that installs, its installs, and
@@ -826,9 +831,7 @@ def _already_prebuilt(reading: Reading) -> str | None:
         if (
             ins.cmd in ("COPY", "ADD")
             and from_context
-            and not all(
-                DEPENDENCY_FILES.match(posixpath.basename(s.rstrip("/"))) for s in ins.value[:-1]
-            )
+            and not all(is_dependency_file(s) for s in ins.value[:-1])
         ):
             return None
     return (

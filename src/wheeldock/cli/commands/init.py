@@ -130,12 +130,18 @@ def _render_built(p: init.InitPlan) -> None:
             built.shape,
             escape("\n".join(reading.where(i.instruction) for i in reading.installs)),
             escape("\n".join(built.requirement_files) or " ".join(reading.packages)),
-            escape(f"Docker: Dockerfile.{built.name} (wheel stage, then your steps)"),
+            escape(
+                f"Docker: Dockerfile.{built.name} (wheel stage, then your steps); native: "
+                + ("no (below)" if built.name in p.project.docker_only else "yes")
+            ),
         )
     console.print(table)
     for built in p.built:
         for note in built.reading.notes:
             console.print(f"[dim]{escape(f'{built.name}: {note}')}[/]")
+        why = p.project.docker_only.get(built.name)
+        if why:
+            console.print(f"[dim]{escape(f'{built.name}: not built natively: {why}')}[/]")
 
 
 def _render_services(p: init.InitPlan) -> None:
