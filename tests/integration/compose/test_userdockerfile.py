@@ -67,7 +67,7 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[_Stack]:
     name = request.param
     root = tmp_path / f"wdfile-{uuid.uuid4().hex[:8]}-{name}"
     shutil.copytree(CORPUS / name, root)
-    made = _Stack(root, CASES[name][1])
+    made = _Stack(root, CASES.get(name, ("app", "APP_PORT"))[1])
     yield made
     made.compose("down", "--rmi", "local", "--volumes", check=False)
 
@@ -174,3 +174,25 @@ def test_a_code_change_reuses_the_wheels_and_a_bump_fetches_one(stack: _Stack) -
     prepared = [int(n) for n in re.findall(r"Prepared (\d+) package", log)]
     assert all(n <= 1 for n in prepared)
     assert "flask==3.0.2" in log
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.parametrize("stack", ["exec-form-run"], indirect=True)
+def test_a_dockerfile_the_native_builder_carries_out_builds_natively_and_runs_the_same(
+    stack: _Stack, base_images: object, init_cache: Path
+) -> None:
+    assert stack.init() == 0
+    assert "[services.app]" in (stack.root / "wheeldock.toml").read_text()
+    with environ(stack.env):
+        assert cli.main(["-C", str(stack.root), "lock"]) == 0
+        assert cli.main(["-C", str(stack.root), "build"]) == 0
+    image = f"{stack.name}-app:wheeldock"
+    try:
+        run = engine.docker("run", "--rm", "--network", "none", image)
+        # what the Dockerfile's ENTRYPOINT python and CMD app.py print: the pinned click
+        assert run.stdout.strip() == "8.1.7"
+        config = json.loads(engine.docker("image", "inspect", image).stdout)[0]["Config"]
+        assert (config["WorkingDir"], config["Cmd"]) == ("/app", ["python", "app.py"])
+    finally:
+        engine.docker("rmi", "--force", image, check=False)
