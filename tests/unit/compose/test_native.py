@@ -100,3 +100,22 @@ def test_the_verdict_of_a_built_service_is_pure(tmp_path: Path) -> None:
     p = _plan("exec-form-run", tmp_path)
     first = native.verdict(p.built[0], p.root)
     assert native.verdict(p.built[0], p.root) == first and first.blockers == ()
+
+
+def test_init_says_which_path_each_takes_and_what_to_run_next(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rich.console import Console
+
+    from wheeldock import cli
+    from wheeldock.cli import output
+
+    # a wide console: the table's cells on one line each
+    monkeypatch.setattr(output.console, "_console", Console(highlight=False, width=300))
+    root = tmp_path / "stack"
+    shutil.copytree(CORPUS / "non-root-user", root)
+    assert cli.main(["-C", str(root), "init"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "native: no (below)" in out
+    assert "app: not built natively: Dockerfile:2:" in out
+    assert "Next: `docker compose up --build`" in out

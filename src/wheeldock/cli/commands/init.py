@@ -106,12 +106,14 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _next_step(p: init.InitPlan) -> str:
-    """What to run after init: the services built from their own Dockerfile are not in
-    wheeldock.toml, so compose builds them."""
-    if not p.findings:
+    """What to run after init: the services of wheeldock.toml start with ``wheeldock up``; the
+    ones built from their own Dockerfile that the native builder cannot carry out are not
+    among them, so compose builds those."""
+    others = ", ".join(sorted(p.project.docker_only))
+    if not p.project.services:
         return "`docker compose up --build`"
-    if p.built:
-        return "`wheeldock up` (and `docker compose build` for the services built from their Dockerfile)"
+    if others:
+        return f"`wheeldock up` (and `docker compose up --build {others}`)"
     return "`wheeldock up`"
 
 
