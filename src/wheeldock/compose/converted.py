@@ -21,13 +21,13 @@ import re
 from collections.abc import Sequence
 
 from wheeldock.compose import dockerfile, shell
+from wheeldock.compose.builds import Reading
 from wheeldock.compose.survey import program_words
 from wheeldock.compose.userdockerfile import (
     PACKAGE_MANAGERS,
     WHEEL_STAGE,
     Install,
     Instruction,
-    Reading,
     run_script,
 )
 

@@ -21,15 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wheeldock.compose import shell
+from wheeldock.compose.builds import Built, is_dependency_file
 from wheeldock.compose.survey import installs_tooling, pip_args, pip_targets, program_words
-from wheeldock.compose.userdockerfile import (
-    Built,
-    Install,
-    Instruction,
-    expand,
-    is_dependency_file,
-    run_script,
-)
+from wheeldock.compose.userdockerfile import Install, Instruction, expand, run_script
 from wheeldock.project import Service
 
 #: The images whose Python and Debian the native builder's bases carry.

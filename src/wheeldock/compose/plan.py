@@ -32,8 +32,8 @@ from typing import Any
 
 from wheeldock import project
 from wheeldock.build import runtime
+from wheeldock.compose import builds, converted, dockerfile, native, override
 from wheeldock.compose import config as compose_config
-from wheeldock.compose import converted, dockerfile, native, override, userdockerfile
 from wheeldock.compose import files as compose
 from wheeldock.compose import survey as discover
 from wheeldock.deps.requirements import build_backend_needed, project_lock, requirement_lines
@@ -174,7 +174,7 @@ class InitPlan:
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     #: the services built from their own Dockerfile that init converts
-    built: tuple[userdockerfile.Built, ...] = ()
+    built: tuple[builds.Built, ...] = ()
 
     @property
     def nothing_to_do(self) -> bool:
@@ -215,7 +215,7 @@ class InitPlan:
         }
 
 
-def _built_summary(built: userdockerfile.Built, docker_only: Mapping[str, str]) -> dict[str, Any]:
+def _built_summary(built: builds.Built, docker_only: Mapping[str, str]) -> dict[str, Any]:
     reading = built.reading
     why = docker_only.get(built.name)
     return {
@@ -423,31 +423,33 @@ def plan(
     )
     found = discover.survey(root, files, interpolation, resolved)
     project_dir = compose_paths[0].parent
-    builds = userdockerfile.survey_builds(
+    dockerfiles = builds.survey_builds(
         resolved if resolved is not None else compose.merged_services(files),
         found.built,
         project_dir,
         interpolation,
     )
     riders = _image_riders(
-        resolved if resolved is not None else compose.merged_services(files), builds
+        resolved if resolved is not None else compose.merged_services(files), dockerfiles
     )
     found = replace(
         found,
         passed_over=(
             *(p for p in found.passed_over if p.partition(" (")[0] not in riders),
-            *builds.passed_over,
-            *builds.left_alone,
+            *dockerfiles.passed_over,
+            *dockerfiles.left_alone,
         ),
     )
-    findings = found.findings if builds.built else discover.require_findings(found, files, root)
+    findings = (
+        found.findings if dockerfiles.built else discover.require_findings(found, files, root)
+    )
     ca = ca_mod.find(ca_cert, env)
 
     existing = _existing_config(root)
     settled = _Settled(notes=list(riders.values()))
     for finding in findings:
         _settle(settled, root, finding, existing, no_binary, scanner or runtime_packages)
-    docker_only = _settle_built(settled, root, builds, existing, scanner or runtime_packages)
+    docker_only = _settle_built(settled, root, dockerfiles, existing, scanner or runtime_packages)
     services = list(settled.services)
     if existing is not None:  # services the user added by hand stay
         known = {s.name for s in services} | set(docker_only)
@@ -472,7 +474,7 @@ def plan(
         desired[f"Dockerfile.{svc.name}"] = ("dockerfile", dockerfile.render(spec).encode())
         needed += [*finding.requirement_files, svc.source]
 
-    for built in builds.built:
+    for built in dockerfiles.built:
         text = converted.render(built.name, built.reading, built.requirement_files, uv)
         desired[f"Dockerfile.{built.name}"] = ("dockerfile", text.encode())
 
@@ -492,14 +494,14 @@ def plan(
         desired[DOCKERIGNORE] = ("dockerignore", ignore_text.encode())
         if ignore_original is not None:
             originals[DOCKERIGNORE] = ignore_original
-        for built in builds.built:
+        for built in dockerfiles.built:
             if built.reading.source.context == root:
                 rel = f"Dockerfile.{built.name}.dockerignore"
                 desired[rel] = ("dockerignore", _own_ignore(ignore_original))
 
     context = os.path.relpath(root, project_dir)  # `build:` is read against the project dir
     change = _compose_patch(settled.findings, name, context)
-    change = replace(change, services=(*change.services, *_built_patches(root, files, builds)))
+    change = replace(change, services=(*change.services, *_built_patches(root, files, dockerfiles)))
     notes: dict[str, str] = {}
     for i, f in enumerate(files):
         rel = rels[i]
@@ -536,19 +538,19 @@ def plan(
         ca=ca,
         notes=tuple(settled.notes),
         warnings=tuple(warnings),
-        built=builds.built,
+        built=dockerfiles.built,
     )
 
 
 def _image_riders(
-    services: Mapping[str, Mapping[str, Any]], builds: userdockerfile.BuildSurvey
+    services: Mapping[str, Mapping[str, Any]], dockerfiles: builds.BuildSurvey
 ) -> dict[str, str]:
     """The services that run the image a converted service builds (Celery or rq workers
     reusing the web's ``image:``), each with a note: they get the prebuilt dependencies with
     that image, and nothing of theirs changes."""
     images = {
         str(services[name]["image"]): built.name
-        for built in builds.built
+        for built in dockerfiles.built
         for name in (built.name, *built.shared_with)
         if services.get(name, {}).get("image")
     }
@@ -571,12 +573,12 @@ def _own_ignore(original: bytes | None) -> bytes:
 
 
 def _built_patches(
-    root: Path, files: Sequence[compose.ComposeFile], builds: userdockerfile.BuildSurvey
+    root: Path, files: Sequence[compose.ComposeFile], dockerfiles: builds.BuildSurvey
 ) -> list[compose.ServicePatch]:
     """Each converted service's ``build:`` as the user wrote it, its ``dockerfile`` pointing
     at ``Dockerfile.<service>`` (relative to the context, as compose reads it)."""
     patches: list[compose.ServicePatch] = []
-    for built in builds.built:
+    for built in dockerfiles.built:
         generated = os.path.relpath(root / f"Dockerfile.{built.name}", built.reading.source.context)
         for name in (built.name, *built.shared_with):
             written = next(
@@ -672,7 +674,7 @@ def _settle(
 def _settle_built(
     settled: _Settled,
     root: Path,
-    builds: userdockerfile.BuildSurvey,
+    dockerfiles: builds.BuildSurvey,
     existing: Project | None,
     scan: RuntimeScanner,
 ) -> dict[str, str]:
@@ -681,7 +683,7 @@ def _settle_built(
     Dockerfile's, with the runtime packages scanned); the others, and why, returned."""
     docker_only: dict[str, str] = {}
     mine = {s.name: s for s in existing.services} if existing is not None else {}
-    for built in builds.built:
+    for built in dockerfiles.built:
         verdict = native.verdict(built, root)
         for name in built.shared_with:
             docker_only[name] = f"it shares the build of {built.name}: build that one"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from wheeldock.compose import builds
 from wheeldock.compose import userdockerfile as ud
 from wheeldock.deps.requirements import requirement_closure
 from wheeldock.errors import InvalidDockerfile
@@ -21,9 +22,9 @@ def _context(tmp_path: Path, dockerfile: str, files: dict[str, str] | None = Non
     return tmp_path
 
 
-def _reading(tmp_path: Path, dockerfile: str, **files: str) -> ud.Reading:
+def _reading(tmp_path: Path, dockerfile: str, **files: str) -> builds.Reading:
     context = _context(tmp_path, dockerfile, files or None)
-    return ud.read_service(ud.build_source(".", context, {}))
+    return builds.read_service(ud.build_source(".", context, {}))
 
 
 @pytest.mark.parametrize(
