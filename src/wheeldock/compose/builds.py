@@ -68,6 +68,11 @@ class Reading:
     prebuilt: str | None = None  # why it already builds its dependencies apart from its code
     command: tuple[str, ...] = ()
 
+    @property
+    def index(self) -> tuple[str, ...]:
+        """Where the installs take the packages from, as uv's options."""
+        return tuple(dict.fromkeys(o for i in self.installs for o in i.index))
+
     def where(self, ins: Instruction) -> str:
         """Where ``ins`` is, as the project names the file (``app/Dockerfile:7``)."""
         return f"{self.source.shown}:{ins.start_line}"

@@ -31,6 +31,13 @@ from wheeldock.compose.userdockerfile import (
     run_script,
 )
 
+#: pip's settings of where packages come from, and uv's names for them.
+_PIP_TO_UV = {
+    "PIP_INDEX_URL": "UV_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL": "UV_EXTRA_INDEX_URL",
+    "PIP_FIND_LINKS": "UV_FIND_LINKS",
+    "PIP_TRUSTED_HOST": "UV_INSECURE_HOST",
+}
 _DIRECTIVE = re.compile(r"^#\s*(syntax|escape|check)\s*=", re.IGNORECASE)
 #: Where the venv goes, and how the stage that installed finds it.
 VENV_LINES = (
@@ -152,6 +159,20 @@ def _prelude(reading: Reading) -> list[str]:
         for i in reading.installs
         if i.kept_is_packages
     ]
+    declared = {
+        item.partition("=")[0]
+        for ins in reading.stage.body
+        if ins.start_line < first and ins.cmd in ("ARG", "ENV")
+        for item in (
+            ins.value[:1]
+            if ins.cmd == "ENV" and len(ins.value) == 2 and "=" not in ins.value[0]
+            else ins.value
+        )
+    }
+    told = [f"{uv}=${{{pip}}}" for pip, uv in _PIP_TO_UV.items() if pip in declared]
+    if told:
+        out.append("# where pip was told to take the packages from, told to uv")
+        out.append("ENV " + " ".join(told))
     return out
 
 
@@ -167,6 +188,7 @@ def _wheel_stage(reading: Reading, requirement_files: Sequence[str], uv_version:
         no_binary=reading.no_binary,
         groups=reading.groups,
         packages=reading.packages,
+        index=reading.index,
         python="python3",
         prelude=tuple(_prelude(reading)),
     )

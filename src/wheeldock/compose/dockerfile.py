@@ -114,6 +114,7 @@ class WheelStage:
     no_binary: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()  # a Poetry lock's groups (empty: main)
     packages: tuple[str, ...] = ()  # requirements named on the command line
+    index: tuple[str, ...] = ()  # uv's options for where the packages come from
     python: str = "/usr/bin/python3"  # the interpreter the venv is made for
     prelude: tuple[str, ...] = ()  # instructions after FROM (the user's build dependencies)
 
@@ -125,6 +126,7 @@ def wheel_stage(stage: WheelStage) -> list[str]:
     req_args = " ".join(f"-r /build/{r}" for r in stage.requirements)
     req_args += "".join(f" -c /build/{c}" for c in stage.constraints)
     req_args += "".join(f" {shlex.quote(p)}" for p in stage.packages)
+    req_args = "".join(f"{o} " for o in stage.index) + req_args
     build_pkgs = _build_packages(stage.no_binary, own_builder=stage.own_builder)
     uv = base.UV_PATH if stage.own_builder else PIP_UV
     out = [f"FROM {stage.image} AS {stage.name}", *stage.prelude]

@@ -23,7 +23,7 @@ from pathlib import Path
 from wheeldock.compose import shell
 from wheeldock.compose.builds import Built, is_dependency_file
 from wheeldock.compose.survey import installs_tooling, pip_args, pip_targets, program_words
-from wheeldock.compose.userdockerfile import Install, Instruction, expand, run_script
+from wheeldock.compose.userdockerfile import Install, Instruction, env_pairs, expand, run_script
 from wheeldock.project import Service
 
 #: The images whose Python and Debian the native builder's bases carry.
@@ -77,14 +77,8 @@ def _arg(final: _Final, ins: Instruction) -> None:
 
 
 def _env(final: _Final, ins: Instruction) -> None:
-    items = list(ins.value)
-    pairs = (
-        [(items[0], items[1])]
-        if len(items) == 2 and "=" not in items[0]
-        else [item.partition("=")[::2] for item in items]
-    )
-    for name, value in pairs:
-        final.env[name] = expand(value.strip("\"'"), {**final.values, **final.env})
+    for name, value in env_pairs(ins):
+        final.env[name] = expand(value, {**final.values, **final.env})
 
 
 def _workdir(final: _Final, ins: Instruction) -> None:

@@ -334,6 +334,9 @@ class Install:
     #: whether the kept part only adds system packages (the wheel stage repeats it)
     kept_is_packages: bool = False
     dev: bool = False  # a lock install that took the development packages too
+    #: where pip was told to take the packages from (``-i``, ``--extra-index-url``,
+    #: ``--find-links``, ``--trusted-host``), as uv's options
+    index: tuple[str, ...] = ()
 
     @property
     def cached(self) -> bool:
@@ -356,6 +359,7 @@ class _Found:
     selects: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
     dev: bool = False
+    index: list[str] = field(default_factory=list)  # where from, as uv's options
     cut: set[int] = field(default_factory=set)
     others: list[str] = field(default_factory=list)  # the programs of the steps kept
 
@@ -372,6 +376,15 @@ def under(here: str, path: str) -> str:
     return path if path.startswith("/") else posixpath.normpath(posixpath.join(here, path))
 
 
+#: pip's options naming where packages come from, and uv's for the same.
+_INDEX_OPTIONS = {
+    ("-i", "--index-url"): "--index-url",
+    ("--extra-index-url", "--extra-index-url"): "--extra-index-url",
+    ("-f", "--find-links"): "--find-links",
+    ("--trusted-host", "--trusted-host"): "--allow-insecure-host",
+}
+
+
 def _read_pip(found: _Found, index: int, args: list[str]) -> None:
     targets, editables = pip_targets(args)
     if installs_tooling(targets, editables):
@@ -382,6 +395,10 @@ def _read_pip(found: _Found, index: int, args: list[str]) -> None:
     found.constraints += [found.path(c) for c in option_values(args, "-c", "--constraint")]
     for value in option_values(args, "--no-binary", "--no-binary"):
         found.no_binary += [v for v in value.split(",") if v and v != ":none:"]
+    for (short, long), uv in _INDEX_OPTIONS.items():
+        found.index += [
+            f"{uv} {shlex.quote(expand(v, found.values))}" for v in option_values(args, short, long)
+        ]
     for target in [*targets, *editables]:
         if "://" not in target and (is_local_path(target) or target in editables):
             found.projects.append(found.path(target))
@@ -482,6 +499,7 @@ def _read_run(
         kept,
         kept_is_packages=bool(kept) and set(found.others) <= PACKAGE_MANAGERS,
         dev=found.dev,
+        index=tuple(dict.fromkeys(found.index)),
     )
 
 
@@ -511,14 +529,19 @@ def stage_installs(stage: Stage, df: Dockerfile) -> list[Install]:
     return installs
 
 
-def _env_values(ins: Instruction, values: Mapping[str, str]) -> dict[str, str]:
+def env_pairs(ins: Instruction) -> list[tuple[str, str]]:
+    """An ``ENV``'s names and values as written (BuildKit's parser gives them in turn, for
+    ``ENV A=1 B=2`` and the old ``ENV A 1`` alike), quotes left off."""
     items = list(ins.value)
-    if len(items) == 2 and "=" not in items[0]:  # the old `ENV NAME value` form
-        return {items[0]: expand(items[1], values)}
+    return [
+        (name, value.strip("\"'")) for name, value in zip(items[::2], items[1::2], strict=False)
+    ]
+
+
+def _env_values(ins: Instruction, values: Mapping[str, str]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for item in items:
-        name, _, value = item.partition("=")
-        out[name] = expand(value.strip("\"'"), values)
+    for name, value in env_pairs(ins):
+        out[name] = expand(value, {**values, **out})
     return out
 
 

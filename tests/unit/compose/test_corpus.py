@@ -261,3 +261,20 @@ def test_the_wheel_stage_runs_as_root_when_the_stage_it_starts_from_does_not(
     p = init.plan(root, environ={})
     text = (next(c for c in p.changes if c.path == "Dockerfile.web").desired or b"").decode()
     assert "FROM base AS wheeldock-deps\nUSER root\n" in text
+
+
+def test_where_pip_takes_packages_from_is_where_uv_does(tmp_path: Path) -> None:
+    root = _copy("flask-gunicorn", tmp_path)
+    (root / "Dockerfile").write_text(
+        "FROM python:3.13-slim\nARG PIP_INDEX_URL\nENV PIP_TRUSTED_HOST=pypi.internal\n"
+        "WORKDIR /app\nCOPY requirements.txt .\n"
+        "RUN pip install --extra-index-url https://pypi.internal/simple -r requirements.txt\n"
+        "COPY . .\n"
+    )
+    p = init.plan(root, environ={})
+    text = (next(c for c in p.changes if c.path == "Dockerfile.web").desired or b"").decode()
+    assert "ENV UV_INDEX_URL=${PIP_INDEX_URL} UV_INSECURE_HOST=${PIP_TRUSTED_HOST}\n" in text
+    assert (
+        "pip install --python /opt/venv/bin/python "
+        "--extra-index-url https://pypi.internal/simple -r /build/requirements.txt" in text
+    )

@@ -253,3 +253,28 @@ def test_a_lock_install_taking_the_development_packages_says_they_are_left_out(
         tmp_path, text, **{"pyproject.toml": "[tool.poetry]\nname='x'\n", "poetry.lock": ""}
     )
     assert any("development packages are left out" in n for n in reading.notes)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ('ENV A=1 B="2 3"', [("A", "1"), ("B", "2 3")]),
+        ("ENV C 4 5", [("C", "4 5")]),
+        ("ENV D=${A:-x}/bin", [("D", "${A:-x}/bin")]),
+    ],
+)
+def test_env_pairs_are_read_in_both_forms(
+    env: str, expected: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    df = ud.parse(f"FROM python\n{env}\n", tmp_path / "Dockerfile", {})
+    assert ud.env_pairs(df.stages[0].body[0]) == expected
+
+
+def test_a_workdir_made_of_env_values_is_expanded(tmp_path: Path) -> None:
+    text = (
+        "FROM python\nENV HOME=/home/app APP=site\nWORKDIR $HOME/$APP\n"
+        "COPY requirements.txt .\nRUN pip install -r requirements.txt\n"
+    )
+    reading = _reading(tmp_path, text)
+    assert reading.installs[0].folder == "/home/app/site"
+    assert reading.requirements == ("requirements.txt",)
