@@ -155,7 +155,9 @@ def test_a_code_change_reuses_the_wheels_and_a_bump_fetches_one(stack: _Stack) -
             files=stack.files, project_name=stack.name, timeout=900, env=stack.env,
         )  # fmt: skip
     steps = _steps(code.stdout + code.stderr, "wheeldock-deps")
-    assert steps and all(any(line.endswith("CACHED") for line in s) for s in steps.values())
+    assert steps and all(any(line.endswith("CACHED") for line in s) for s in steps.values()), (
+        code.stdout + code.stderr
+    )
     # a comment of this run's own, so BuildKit's cache of an earlier run cannot answer
     requirements = stack.root / "requirements.txt"
     bumped = requirements.read_text().replace("flask==3.0.3", "flask==3.0.2")
@@ -169,10 +171,10 @@ def test_a_code_change_reuses_the_wheels_and_a_bump_fetches_one(stack: _Stack) -
     # BuildKit's progress reaches compose's stdout or stderr, depending on its version
     log = bump.stdout + bump.stderr
     install = [s for s in _steps(log, "wheeldock-deps").values() if "uv pip install" in s[0]]
-    assert install and not any(line.endswith("CACHED") for line in install[0])
+    assert install and not any(line.endswith("CACHED") for line in install[0]), log
     # uv fetches the bumped wheel at most; the others come from its cache mount
     prepared = [int(n) for n in re.findall(r"Prepared (\d+) package", log)]
-    assert all(n <= 1 for n in prepared)
+    assert all(n <= 1 for n in prepared), log
     assert "flask==3.0.2" in log
 
 
