@@ -85,6 +85,12 @@ def read_service(source: BuildSource, *, none: bool = False) -> Reading:
     target stage with no installs (its compose command may install at start)."""
     df = read(source)
     target = df.target(source.target)
+    if target.start.escape != "\\":
+        raise NotConvertible(
+            f"its escape directive (`# escape={target.start.escape}`) is not the backslash "
+            "wheeldock writes its own steps with",
+            1,
+        )
     chain = df.chain(target)
     for stage in chain:
         installs = stage_installs(stage, df)
@@ -105,7 +111,7 @@ def read_service(source: BuildSource, *, none: bool = False) -> Reading:
 
 def _installs_nothing(target: Stage) -> NotConvertible:
     return NotConvertible(
-        f"its stage {target.name or target.index} installs no dependencies with pip, uv, "
+        f"its stage {target.name or f'#{target.index}'} installs no dependencies with pip, uv, "
         "poetry, pipenv or pdm, and its compose command installs none at start",
         target.start.start_line,
     )

@@ -133,6 +133,7 @@ class Instruction:
     end_line: int
     text: str
     heredocs: tuple[tuple[str, str], ...] = ()  # (name, content)
+    escape: str = "\\"  # the file's escape character (``# escape=`` directive)
 
 
 @dataclass(frozen=True)
@@ -251,7 +252,8 @@ def parse(text: str, path: Path, build_args: Mapping[str, str]) -> Dockerfile:
             f"BuildKit's parser cannot read it: {exc}", path=path, fix="fix its syntax"
         ) from exc
     lines = text.splitlines(keepends=True)
-    instructions = [_instruction(c, lines) for c in commands]
+    escape = _escape(lines)
+    instructions = [_instruction(c, lines, escape) for c in commands]
     preamble: list[Instruction] = []
     args: dict[str, str] = {}
     stages: list[Stage] = []
@@ -273,7 +275,21 @@ def parse(text: str, path: Path, build_args: Mapping[str, str]) -> Dockerfile:
     return Dockerfile(path, text, tuple(preamble), tuple(stages), args, dict(build_args))
 
 
-def _instruction(command: Any, lines: Sequence[str]) -> Instruction:
+_ESCAPE = re.compile(r"^#\s*escape\s*=\s*(\S)\s*$", re.IGNORECASE)
+
+
+def _escape(lines: Sequence[str]) -> str:
+    """The escape character the parser directives at the top of the file set."""
+    for line in lines:
+        if not line.startswith("#"):
+            break
+        match = _ESCAPE.match(line.strip())
+        if match:
+            return match.group(1)
+    return "\\"
+
+
+def _instruction(command: Any, lines: Sequence[str], escape: str) -> Instruction:
     return Instruction(
         cmd=command.cmd.upper(),
         flags=tuple(command.flags),
@@ -283,6 +299,7 @@ def _instruction(command: Any, lines: Sequence[str]) -> Instruction:
         end_line=command.end_line,
         text="".join(lines[command.start_line - 1 : command.end_line]),
         heredocs=tuple((h.name, h.content) for h in command.heredocs),
+        escape=escape,
     )
 
 
@@ -442,6 +459,8 @@ def run_script(ins: Instruction) -> str:
         if len(argv) == 3 and PurePosixPath(argv[0]).name in ("sh", "bash") and argv[1] == "-c":
             return argv[2]
         return shlex.join(argv)
+    if ins.escape != "\\":
+        return ins.value[0] if ins.value else ""  # the parser's joined text: not the shell's
     lines = ins.text.splitlines(keepends=True)
     text = "".join([*lines[:1], *(line for line in lines[1:] if not line.lstrip().startswith("#"))])
     rest = re.sub(r"^\s*RUN\b", "", text, count=1, flags=re.IGNORECASE)

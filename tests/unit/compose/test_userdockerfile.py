@@ -278,3 +278,17 @@ def test_a_workdir_made_of_env_values_is_expanded(tmp_path: Path) -> None:
     reading = _reading(tmp_path, text)
     assert reading.installs[0].folder == "/home/app/site"
     assert reading.requirements == ("requirements.txt",)
+
+
+def test_a_dockerfile_with_another_escape_character_is_not_convertible(tmp_path: Path) -> None:
+    text = (
+        "# escape=`\nFROM python\nCOPY . .\nRUN pip install -r requirements.txt `\n  && echo hi\n"
+    )
+    with pytest.raises(ud.NotConvertible, match="escape directive") as caught:
+        _reading(tmp_path, text)
+    assert caught.value.line == 1
+
+
+def test_what_ran_only_when_the_install_failed_goes_with_it(tmp_path: Path) -> None:
+    text = "FROM python\nCOPY . .\nRUN pip install -r requirements.txt || true\n"
+    assert _reading(tmp_path, text).installs[0].kept == ""
