@@ -69,7 +69,13 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[_Stack]:
     shutil.copytree(CORPUS / name, root)
     made = _Stack(root, CASES.get(name, ("app", "APP_PORT"))[1])
     yield made
-    made.compose("down", "--rmi", "local", "--volumes", check=False)
+    made.compose("down", "--volumes", check=False)
+    # the images this stack built, and nothing else (compose names them <project>-<service>)
+    built = engine.docker(
+        "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"reference={made.name}-*"
+    ).stdout.split()
+    for ref in built:
+        engine.docker("rmi", "--force", ref, check=False)
 
 
 def _with_ca(stack: _Stack, service: str) -> None:
