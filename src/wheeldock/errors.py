@@ -53,6 +53,22 @@ class StaleLock(InvalidConfig):
     versions moving."""
 
 
+class InvalidDockerfile(InvalidConfig):
+    """A service's own Dockerfile cannot be read (BuildKit's parser refuses it), or names a
+    stage or build argument that is not there; ``line`` is where (``None``: the whole file)."""
+
+    def __init__(
+        self, what: str, *, path: Path | str, line: int | None = None, fix: str | None = None
+    ):
+        self.line = line
+        super().__init__(f"line {line}: {what}" if line is not None else what, fix=fix, path=path)
+
+
+class UnsupportedDockerfile(InvalidConfig):
+    """A service's own Dockerfile has instructions the native builder cannot carry out (it
+    runs no container); the message names each with its file and line."""
+
+
 class InvalidReference(WheeldockError):
     """An image reference or transport name (``oci:DIR``, ``docker://…``) cannot be parsed."""
 

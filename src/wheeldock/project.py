@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 import tomllib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import tomli_w
 
 from wheeldock.edges.fsutil import atomic_write_text, read_text
-from wheeldock.errors import InvalidConfig, NotFound
+from wheeldock.errors import InvalidConfig, NotFound, UnsupportedDockerfile
 
 CONFIG_NAME = "wheeldock.toml"
 
@@ -175,6 +176,9 @@ class Project:
     services: tuple[Service, ...]
     #: the files merged over ``compose_file`` when they were named (``-f``, ``COMPOSE_FILE``)
     compose_overrides: tuple[str, ...] = ()
+    #: services built from their own Dockerfile that the native builder cannot carry out, and
+    #: why (each instruction with its file and line); docker compose builds them
+    docker_only: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def compose_files(self) -> tuple[str, ...]:
@@ -185,6 +189,14 @@ class Project:
         for svc in self.services:
             if svc.name == name:
                 return svc
+        if name in self.docker_only:
+            raise UnsupportedDockerfile(
+                f"service {name!r} is built from its own Dockerfile, which the native builder "
+                f"cannot carry out: {self.docker_only[name]}",
+                path=self.root / CONFIG_NAME,
+                fix=f"build it with `docker compose build {name}` (from the Dockerfile.{name} "
+                "init wrote), or change those instructions and run `wheeldock init` again",
+            )
         known = ", ".join(s.name for s in self.services) or "none"
         raise NotFound(
             f"no service named {name!r} in {self.root / CONFIG_NAME}",
@@ -206,6 +218,8 @@ def dumps(project: Project) -> str:
     elif project.compose_file:
         doc["project"]["compose"] = project.compose_file
     doc["services"] = {svc.name: svc.to_toml() for svc in project.services}
+    if project.docker_only:
+        doc["docker_only"] = dict(sorted(project.docker_only.items()))
     header = (
         "# wheeldock.toml: what `wheeldock init` decided for each service. Edit freely;\n"
         "# `init` and `build` read it back. runtime_packages_source says where the Debian\n"
@@ -226,16 +240,29 @@ def loads(text: str, root: Path) -> Project:
     services = tuple(Service.from_toml(name, data, path) for name, data in services_doc.items())
     for svc in services:
         _inside(root, svc, path)
+    docker_only = doc.get("docker_only", {})
+    if not isinstance(docker_only, dict) or not all(
+        isinstance(v, str) for v in docker_only.values()
+    ):
+        raise InvalidConfig(
+            "[docker_only] must map service names to why (text)",
+            path=path,
+            fix="compare it with the file `wheeldock init` writes",
+        )
     compose = doc.get("project", {}).get("compose")
     if isinstance(compose, list) and compose and all(isinstance(c, str) for c in compose):
-        return Project(root, compose[0], services, compose_overrides=tuple(compose[1:]))
+        return Project(
+            root, compose[0], services, tuple(compose[1:]), docker_only=dict(docker_only)
+        )
     if compose is not None and not isinstance(compose, str):
         raise InvalidConfig(
             "[project] compose is neither a file name nor a list of them",
             path=path,
             fix='write `compose = "compose.yaml"` or `compose = ["compose.yaml", "dev.yml"]`',
         )
-    return Project(root=root, compose_file=compose, services=services)
+    return Project(
+        root=root, compose_file=compose, services=services, docker_only=dict(docker_only)
+    )
 
 
 def load(root: Path) -> Project:

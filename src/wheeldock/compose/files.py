@@ -327,7 +327,7 @@ class ServicePatch:
 
     name: str
     build: Mapping[str, Any]
-    image: str
+    image: str | None  # None: the service's image (or none) is kept; its build: is replaced
     drop_keys: tuple[str, ...] = ()
     drop_volumes: tuple[str, ...] = ()  # volume entries as written (short) or their source
     #: short-syntax volume entries put where the first dropped one was (kept data folders)
@@ -532,8 +532,11 @@ def _bare(value: Any) -> Any:
 def _patch_service(svc: CommentedMap, sp: ServicePatch, *, primary: bool, base: Path) -> bool:
     """Apply ``sp`` to the service's node in place; whether anything changed."""
     touched = False
-    if "image" in svc or (primary and "build" not in svc):
-        _set_build_and_image(svc, sp)
+    if sp.image is None and "build" in svc:
+        svc["build"] = _build_node(sp)
+        touched = True
+    elif sp.image is not None and ("image" in svc or (primary and "build" not in svc)):
+        _set_build_and_image(svc, sp, sp.image)
         touched = True
     for key in sp.drop_keys:
         if key in svc and _own_key(svc, key):  # a merged-in key stays (the anchor is shared)
@@ -606,10 +609,15 @@ def _node(value: Any) -> Any:
     return value
 
 
-def _set_build_and_image(svc: CommentedMap, sp: ServicePatch) -> None:
+def _build_node(sp: ServicePatch) -> CommentedMap:
     build = CommentedMap()
     for key, value in sp.build.items():
         build[key] = CommentedSeq(value) if isinstance(value, list | tuple) else value
+    return build
+
+
+def _set_build_and_image(svc: CommentedMap, sp: ServicePatch, image: str) -> None:
+    build = _build_node(sp)
     if "build" in svc:
         svc["build"] = build
     elif "image" in svc:
@@ -620,12 +628,12 @@ def _set_build_and_image(svc: CommentedMap, sp: ServicePatch) -> None:
     if "image" in svc:
         # The old image's end-of-line comment describes the old image: drop it, keep what follows.
         rest = _following_text(svc, "image")
-        svc["image"] = sp.image
+        svc["image"] = image
         slot = svc.ca.items.get("image")
         if slot is not None and len(slot) > 2 and slot[2] is not None:
             slot[2] = CommentToken("\n" + rest, _Mark(0), None) if rest else None
     else:
-        svc.insert(own_keys(svc).index("build") + 1, "image", sp.image)
+        svc.insert(own_keys(svc).index("build") + 1, "image", image)
 
 
 def volume_matches(entry: Any, wanted: Sequence[str], base: Path) -> bool:

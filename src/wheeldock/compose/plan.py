@@ -32,8 +32,8 @@ from typing import Any
 
 from wheeldock import project
 from wheeldock.build import runtime
+from wheeldock.compose import builds, converted, dockerfile, native, override
 from wheeldock.compose import config as compose_config
-from wheeldock.compose import dockerfile, override
 from wheeldock.compose import files as compose
 from wheeldock.compose import survey as discover
 from wheeldock.deps.requirements import build_backend_needed, project_lock, requirement_lines
@@ -173,6 +173,8 @@ class InitPlan:
     ca: Path | None
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: the services built from their own Dockerfile that init converts
+    built: tuple[builds.Built, ...] = ()
 
     @property
     def nothing_to_do(self) -> bool:
@@ -205,11 +207,32 @@ class InitPlan:
                 {"path": c.path, "kind": c.kind, "action": c.action, "note": c.note}
                 for c in self.changes
             ],
+            "built": [_built_summary(b, self.project.docker_only) for b in self.built],
             "ca": str(self.ca) if self.ca else None,
             "nothing_to_do": self.nothing_to_do,
             "notes": list(self.notes),
             "warnings": list(self.warnings),
         }
+
+
+def _built_summary(built: builds.Built, docker_only: Mapping[str, str]) -> dict[str, Any]:
+    reading = built.reading
+    why = docker_only.get(built.name)
+    return {
+        "name": built.name,
+        "shape": built.shape,
+        "command": list(reading.command),
+        "shared_with": list(built.shared_with),
+        "dockerfile": str(reading.source.dockerfile),
+        "context": str(reading.source.context),
+        "stage": reading.stage.name or reading.stage.index,
+        "installs": [reading.where(i.instruction) for i in reading.installs],
+        "requirements": list(built.requirement_files),
+        "dockerfile_generated": f"Dockerfile.{built.name}",
+        "native": why is None,
+        "not_native_because": why,
+        "notes": list(reading.notes),
+    }
 
 
 # --- runtime packages --------------------------------------------------------------------------
@@ -410,20 +433,47 @@ def plan(
         compose_paths, env, [originals[rel] or b"" for rel in rels]
     )
     found = discover.survey(root, files, interpolation, resolved)
-    findings = discover.require_findings(found, files, root)
+    project_dir = compose_paths[0].parent
+    dockerfiles = builds.survey_builds(
+        resolved if resolved is not None else compose.merged_services(files),
+        found.built,
+        project_dir,
+        interpolation,
+    )
+    riders = _image_riders(
+        resolved if resolved is not None else compose.merged_services(files), dockerfiles
+    )
+    found = replace(
+        found,
+        passed_over=(
+            *(p for p in found.passed_over if p.partition(" (")[0] not in riders),
+            *dockerfiles.passed_over,
+            *dockerfiles.left_alone,
+        ),
+    )
+    findings = (
+        found.findings if dockerfiles.built else discover.require_findings(found, files, root)
+    )
     ca = ca_mod.find(ca_cert, env)
 
     existing = _existing_config(root)
-    settled = _Settled()
+    settled = _Settled(notes=list(riders.values()))
     for finding in findings:
         _settle(settled, root, finding, existing, no_binary, scanner or runtime_packages, python)
+    docker_only = _settle_built(settled, root, dockerfiles, existing, scanner or runtime_packages)
     services = list(settled.services)
     if existing is not None:  # services the user added by hand stay
-        known = {s.name for s in services}
+        known = {s.name for s in services} | set(docker_only)
         services += [s for s in existing.services if s.name not in known]
 
     named = bool(compose.named_files(selection.files, env))
-    proj = Project(root, rels[0], tuple(services), tuple(rels[1:]) if named else ())
+    proj = Project(
+        root,
+        rels[0],
+        tuple(services),
+        tuple(rels[1:]) if named else (),
+        docker_only=docker_only,
+    )
     name = selection.project_name or compose_project_name(root, files, env)
 
     desired: dict[str, tuple[str, bytes]] = {}
@@ -435,23 +485,34 @@ def plan(
         desired[f"Dockerfile.{svc.name}"] = ("dockerfile", dockerfile.render(spec).encode())
         needed += [*finding.requirement_files, svc.source]
 
+    for built in dockerfiles.built:
+        text = converted.render(built.name, built.reading, built.requirement_files, uv)
+        desired[f"Dockerfile.{built.name}"] = ("dockerfile", text.encode())
+
     warnings: list[str] = [f"passed over: {why}" for why in found.passed_over]
     for rel, text in settled.generated.items():
         _check_generated(root, rel, text, manifest)
         desired[rel] = ("requirements", text.encode())
-    ignore_original = _original(root, DOCKERIGNORE, manifest)
-    ignore_text, ignore_warnings = dockerfile.dockerignore(
-        decode(ignore_original, root / ".dockerignore") if ignore_original is not None else None,
-        needed,
-    )
-    warnings += ignore_warnings
-    desired[DOCKERIGNORE] = ("dockerignore", ignore_text.encode())
-    if ignore_original is not None:
-        originals[DOCKERIGNORE] = ignore_original
+    if settled.findings:
+        ignore_original = _original(root, DOCKERIGNORE, manifest)
+        ignore_text, ignore_warnings = dockerfile.dockerignore(
+            decode(ignore_original, root / ".dockerignore")
+            if ignore_original is not None
+            else None,
+            needed,
+        )
+        warnings += ignore_warnings
+        desired[DOCKERIGNORE] = ("dockerignore", ignore_text.encode())
+        if ignore_original is not None:
+            originals[DOCKERIGNORE] = ignore_original
+        for built in dockerfiles.built:
+            if built.reading.source.context == root:
+                rel = f"Dockerfile.{built.name}.dockerignore"
+                desired[rel] = ("dockerignore", _own_ignore(ignore_original))
 
-    project_dir = compose_paths[0].parent
     context = os.path.relpath(root, project_dir)  # `build:` is read against the project dir
     change = _compose_patch(settled.findings, name, context)
+    change = replace(change, services=(*change.services, *_built_patches(root, files, dockerfiles)))
     notes: dict[str, str] = {}
     for i, f in enumerate(files):
         rel = rels[i]
@@ -488,7 +549,63 @@ def plan(
         ca=ca,
         notes=tuple(settled.notes),
         warnings=tuple(warnings),
+        built=dockerfiles.built,
     )
+
+
+def _image_riders(
+    services: Mapping[str, Mapping[str, Any]], dockerfiles: builds.BuildSurvey
+) -> dict[str, str]:
+    """The services that run the image a converted service builds (Celery or rq workers
+    reusing the web's ``image:``), each with a note: they get the prebuilt dependencies with
+    that image, and nothing of theirs changes."""
+    images = {
+        str(services[name]["image"]): built.name
+        for built in dockerfiles.built
+        for name in (built.name, *built.shared_with)
+        if services.get(name, {}).get("image")
+    }
+    return {
+        name: f"{name}: runs the image {svc['image']} that {images[str(svc['image'])]} builds "
+        "(its dependencies prebuilt with it); nothing of its own changes"
+        for name, svc in services.items()
+        if "build" not in svc and str(svc.get("image")) in images
+    }
+
+
+def _own_ignore(original: bytes | None) -> bytes:
+    """The ``.dockerignore`` BuildKit reads for a converted Dockerfile next to it (it wins over
+    the context's): the context's own as it was, which init extends for the other services."""
+    header = (
+        b"# Written by `wheeldock init`: the build context's .dockerignore as it was, for the\n"
+        b"# Dockerfile beside this file (init adds to the context's own for its other services).\n"
+    )
+    return header + (original or b"")
+
+
+def _built_patches(
+    root: Path, files: Sequence[compose.ComposeFile], dockerfiles: builds.BuildSurvey
+) -> list[compose.ServicePatch]:
+    """Each converted service's ``build:`` as the user wrote it, its ``dockerfile`` pointing
+    at ``Dockerfile.<service>`` (relative to the context, as compose reads it)."""
+    patches: list[compose.ServicePatch] = []
+    for built in dockerfiles.built:
+        generated = os.path.relpath(root / f"Dockerfile.{built.name}", built.reading.source.context)
+        for name in (built.name, *built.shared_with):
+            written = next(
+                (
+                    f.services[name]["build"]
+                    for f in reversed(files)
+                    if isinstance(f.services.get(name), dict) and "build" in f.services[name]
+                ),
+                None,
+            )
+            build = dict(written) if isinstance(written, dict) else {"context": written or "."}
+            build["dockerfile"] = generated
+            # its command's installs are done in the image, which runs the rest as its CMD
+            drop = ("command",) if built.reading.command else ()
+            patches.append(compose.ServicePatch(name=name, build=build, image=None, drop_keys=drop))
+    return patches
 
 
 def _read_compose_files(
@@ -564,6 +681,43 @@ def _settle(
     settled.services.append(svc)
 
 
+def _settle_built(
+    settled: _Settled,
+    root: Path,
+    dockerfiles: builds.BuildSurvey,
+    existing: Project | None,
+    scan: RuntimeScanner,
+) -> dict[str, str]:
+    """The services built from their own Dockerfile that the native builder can carry out,
+    settled like the others (the user's settings from ``wheeldock.toml`` win, else the
+    Dockerfile's, with the runtime packages scanned); the others, and why, returned."""
+    docker_only: dict[str, str] = {}
+    mine = {s.name: s for s in existing.services} if existing is not None else {}
+    for built in dockerfiles.built:
+        verdict = native.verdict(built, root)
+        for name in built.shared_with:
+            docker_only[name] = f"it shares the build of {built.name}: build that one"
+        if verdict.service is None:
+            docker_only[built.name] = verdict.why
+            continue
+        svc = mine.get(built.name)
+        if svc is None:
+            files, _ = discover.requirement_closure(
+                root,
+                (*verdict.service.requirements, *verdict.service.constraints),
+                groups=verdict.service.groups,
+            )
+            packages, source = scan(root, verdict.service, files, {})
+            apt = verdict.service.runtime_packages
+            svc = replace(
+                verdict.service,
+                runtime_packages=tuple(dict.fromkeys((*packages, *apt))),
+                runtime_packages_source=source,
+            )
+        settled.services.append(svc)
+    return docker_only
+
+
 def _check_generated(root: Path, rel: str, text: str, manifest: Manifest | None) -> None:
     """:class:`InvalidConfig` when a requirements file init would write is there already and is
     neither init's nor what it would write."""
@@ -599,6 +753,7 @@ def _config_bytes(root: Path, proj: Project, existing: Project | None) -> bytes:
         existing is not None
         and existing.services == proj.services
         and existing.compose_files == proj.compose_files
+        and existing.docker_only == proj.docker_only
     ):
         return (root / project.CONFIG_NAME).read_bytes()
     return dumped

@@ -119,6 +119,9 @@ class Survey:
 
     findings: tuple[Finding, ...]
     passed_over: tuple[str, ...]  # "name (why)"
+    #: the services built from their own Dockerfile (``build:``), read by
+    #: :mod:`wheeldock.compose.userdockerfile`
+    built: tuple[str, ...] = ()
 
 
 class _PassOver(Exception):
@@ -220,7 +223,7 @@ def _tool_folder(tool: str, options: Mapping[str, list[str]]) -> str:
 
 
 @dataclass(frozen=True)
-class _ToolStep:
+class ToolStep:
     """A step of a project tool: an install from the project's lock, or a ``run`` of a command."""
 
     tool: str
@@ -231,7 +234,7 @@ class _ToolStep:
     groups: tuple[str, ...] = ()  # a ``poetry install``'s groups, when not just ``main``
 
 
-def _tool_step(seg: Sequence[str]) -> _ToolStep | None:
+def tool_step(seg: Sequence[str]) -> ToolStep | None:
     """``uv sync``, ``poetry install``, ``pipenv sync``/``install`` and their ``run``s."""
     tool, sub = PurePosixPath(seg[0]).name, seg[1] if len(seg) > 1 else ""
     if tool not in _TOOL_VALUE_OPTIONS:
@@ -251,21 +254,21 @@ def _tool_step(seg: Sequence[str]) -> _ToolStep | None:
             rest = ["python", "-m", *rest]
         # `uv run` syncs the project first, unless told not to; the others only run
         syncs = tool == "uv" and "--no-project" not in options and "--no-sync" not in options
-        return _ToolStep(tool, folder if syncs else None, selects if syncs else (), run=tuple(rest))
+        return ToolStep(tool, folder if syncs else None, selects if syncs else (), run=tuple(rest))
     if (tool, sub) == ("uv", "sync"):
-        return _ToolStep(tool, folder, selects, dev="--no-dev" not in options)
+        return ToolStep(tool, folder, selects, dev="--no-dev" not in options)
     if (tool, sub) == ("poetry", "install"):
         return _poetry_install(folder, selects, options)
     if tool == "pipenv" and (sub == "sync" or (sub == "install" and not rest)):
-        return _ToolStep(tool, folder, selects)
+        return ToolStep(tool, folder, selects)
     if tool == "pipenv" and sub == "install":
-        return _ToolStep(tool, folder, (*selects, "packages named: " + " ".join(rest)))
+        return ToolStep(tool, folder, (*selects, "packages named: " + " ".join(rest)))
     return None
 
 
 def _poetry_install(
     folder: str, selects: tuple[str, ...], options: Mapping[str, list[str]]
-) -> _ToolStep:
+) -> ToolStep:
     """``poetry install``: the ``main`` group, or what ``--only``/``--with``/``--without``
     choose; the development packages are noted as left out when a plain install took them."""
 
@@ -275,7 +278,7 @@ def _poetry_install(
     only, added, without = named("--only"), named("--with"), named("--without")
     groups = tuple(g for g in dict.fromkeys(only or ["main", *added]) if g not in without)
     dev = not only and "dev" not in (*without, *added) and "--no-dev" not in options
-    return _ToolStep(
+    return ToolStep(
         "poetry", folder, selects, dev=dev, groups=() if groups == ("main",) else groups
     )
 
@@ -319,7 +322,7 @@ def _parsed(script: str) -> shell.Script:
         raise _PassOver(f"its start script is not shell syntax wheeldock can read: {exc}") from exc
 
 
-def _pip_args(argv: list[str]) -> list[str] | None:
+def pip_args(argv: list[str]) -> list[str] | None:
     """The arguments after ``install`` when ``argv`` is a pip (or ``uv pip``) install, else
     ``None``."""
     i = 0
@@ -361,7 +364,7 @@ _INSTALL_TOOLS = frozenset(
 )
 
 
-def _pip_targets(args: list[str]) -> tuple[list[str], list[str]]:
+def pip_targets(args: list[str]) -> tuple[list[str], list[str]]:
     """The positional arguments of a pip install (requirement specifiers, paths, URLs) and the
     values of ``-e``/``--editable``."""
     targets: list[str] = []
@@ -386,7 +389,7 @@ def _pip_targets(args: list[str]) -> tuple[list[str], list[str]]:
     return targets, editables
 
 
-def _is_local_path(target: str) -> bool:
+def is_local_path(target: str) -> bool:
     return target.startswith((".", "/", "~")) or target.endswith((".whl", ".tar.gz", ".zip"))
 
 
@@ -538,22 +541,22 @@ def _read_apk(state: _Reading, step: _Step) -> None:
     state.dropped.append(step.command.source)
 
 
-def _installs_tooling(targets: Sequence[str], editables: Sequence[str]) -> bool:
+def installs_tooling(targets: Sequence[str], editables: Sequence[str]) -> bool:
     """``pip install --upgrade pip``: tooling, not the service's dependencies."""
     return (
         bool(targets)
         and not editables
-        and all(not _is_local_path(t) and _requirement_name(t) in _INSTALL_TOOLS for t in targets)
+        and all(not is_local_path(t) and requirement_name(t) in _INSTALL_TOOLS for t in targets)
     )
 
 
 def _read_pip(state: _Reading, step: _Step) -> None:
     """A pip (or ``uv pip``) install: its requirement files, constraints, packages, projects."""
-    pip = _pip_args(step.words)
+    pip = pip_args(step.words)
     assert pip is not None  # looked up as "pip" only when it is a pip install
     _read_cut(state, step)
-    targets, editables = _pip_targets(pip)
-    if _installs_tooling(targets, editables):
+    targets, editables = pip_targets(pip)
+    if installs_tooling(targets, editables):
         return
     here = state.here
     state.requirements += [_under(here, r) for r in _option_values(pip, "-r", "--requirement")]
@@ -563,7 +566,7 @@ def _read_pip(state: _Reading, step: _Step) -> None:
     for target in [*targets, *editables]:
         if "://" in target:
             state.projects.append(target)  # a URL: passed over, with the reason
-        elif _is_local_path(target) or target in editables:
+        elif is_local_path(target) or target in editables:
             state.projects.append(_under(here, target))
         else:
             state.packages.append(target)
@@ -586,23 +589,23 @@ def _read_tool(state: _Reading, step: _Step) -> None:
     if len(step.words) > 1 and step.words[1] in _TOOL_SETUP.get(tool, ()):
         _read_cut(state, step)
         return
-    tool_step = _tool_step(step.words)
-    if tool_step is None or (tool_step.folder is None and not tool_step.run):
+    found = tool_step(step.words)
+    if found is None or (found.folder is None and not found.run):
         _read_other(state, step)
         return
-    if not tool_step.run:
-        assert tool_step.folder is not None
+    if not found.run:
+        assert found.folder is not None
         _read_cut(state, step)
-        state.locked.append((tool_step.tool, _under(state.here, tool_step.folder)))
-        state.selects += tool_step.selects
-        state.groups += tool_step.groups
-        state.dev_left_out = state.dev_left_out or tool_step.dev
+        state.locked.append((found.tool, _under(state.here, found.folder)))
+        state.selects += found.selects
+        state.groups += found.groups
+        state.dev_left_out = state.dev_left_out or found.dev
         return
-    if tool_step.folder is not None:
-        state.implicit = (tool_step.tool, _under(state.here, tool_step.folder))
-        state.selects += tool_step.selects
+    if found.folder is not None:
+        state.implicit = (found.tool, _under(state.here, found.folder))
+        state.selects += found.selects
     # the image has no tool: its `run …` goes, the command it runs stays
-    run = list(tool_step.run)
+    run = list(found.run)
     words = step.command.words
     tool_at = len(words) - len(step.words)
     state.trims[step.command.index] = (words[tool_at].start, words[len(words) - len(run)].start)
@@ -637,7 +640,7 @@ def _tool_word(words: list[str]) -> str:
     (``python3 -m pip``, ``uv pip``, ``pip3.11``), ``python`` for the image's interpreter,
     ``.sh`` for a script, else the program's name (``""`` for a ``pip`` or ``python`` at
     another path, which the image does not have)."""
-    if _pip_args(words) is not None:
+    if pip_args(words) is not None:
         return "pip"
     if _PYTHON.match(words[0]):
         return "python"
@@ -658,7 +661,7 @@ def _read_step(state: _Reading, step: _Step, *, tools: bool = True) -> None:
     reader(state, step)
 
 
-def _program_words(words: list[str]) -> list[str]:
+def program_words(words: list[str]) -> list[str]:
     """``words`` without the leading ``exec``, ``env`` and variable assignments."""
     while words and (
         words[0] in ("exec", "env") or ("=" in words[0] and not words[0].startswith("-"))
@@ -674,7 +677,7 @@ def _start_of(script: _ScriptText) -> _Start | None:
     state = _Reading()
     for command in parsed.commands:
         original = [w.text for w in command.words]
-        words = _program_words(original)
+        words = program_words(original)
         if words:
             _read_step(state, _Step(words, original, command))
     return state.start(parsed, script.shell)
@@ -738,7 +741,7 @@ def _under(here: str, path: str) -> str:
     return posixpath.normpath(posixpath.join(here, path))
 
 
-def _requirement_name(spec: str) -> str:
+def requirement_name(spec: str) -> str:
     """The distribution a specifier names (``flask[async]>=3`` → ``flask``), canonicalized."""
     match = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec)
     return canonicalize_name(match.group(1)) if match else spec
@@ -1059,10 +1062,11 @@ def survey(
     services = merged_services(files) if services is None else services
     findings: list[Finding] = []
     passed_over: list[str] = []
+    built: list[str] = []
     for name, svc in services.items():
         image = svc.get("image")
         if "build" in svc and not _is_python_image(image):
-            passed_over.append(f"{name} (has a build: section)")
+            built.append(name)
             continue
         if not _is_python_image(image):
             passed_over.append(f"{name} (image {image!r} is not python:*)")
@@ -1083,7 +1087,7 @@ def survey(
             passed_over.append(f"{name} ({exc})")
             continue
         findings.append(finding)
-    return Survey(tuple(findings), tuple(passed_over))
+    return Survey(tuple(findings), tuple(passed_over), tuple(built))
 
 
 def _require_patchable(finding: Finding, files: Sequence[ComposeFile]) -> None:
@@ -1451,7 +1455,7 @@ _WRITABLE = ("/tmp/", "/var/tmp/", "/dev/", "/proc/")
 def _missing_tool_warning(command: shell.Command, installed: Sequence[str]) -> str | None:
     """A warning when the command runs a program the slim image lacks (and the start script's
     ``apt-get install``, now done when the image is built, does not add)."""
-    words = _program_words([w.text for w in command.words])
+    words = program_words([w.text for w in command.words])
     tool = PurePosixPath(words[0]).name if words else ""
     if tool not in _NOT_IN_SLIM or tool in installed or _NOT_IN_SLIM[tool] in installed:
         return None
@@ -1471,7 +1475,7 @@ def _missing_tool_warning(command: shell.Command, installed: Sequence[str]) -> s
 def _written_paths(command: shell.Command) -> list[str]:
     """The files a command writes that its words or redirections name (``> app.log``,
     ``mkdir logs``); a path made of a variable is left out (its value is not known)."""
-    words = _program_words([w.text for w in command.words])
+    words = program_words([w.text for w in command.words])
     named = (
         [w for w in words[1:] if not w.startswith("-")]
         if words[:1] in (["mkdir"], ["touch"])
@@ -1693,7 +1697,7 @@ def _data_mounts(
     steps = [
         words
         for words in (_simple_commands(script.text) if script else [])
-        if _pip_args(words) is None and PurePosixPath(words[0]).name != "cd"
+        if pip_args(words) is None and PurePosixPath(words[0]).name != "cd"
     ]
     variables = {k: interpolate(v, env) if v else v for k, v in environment(svc).items()}
     mount = datamounts.Mount(
@@ -1722,3 +1726,25 @@ def with_runtime_packages(finding: Finding, packages: tuple[str, ...], source: s
         finding,
         service=replace(finding.service, runtime_packages=packages, runtime_packages_source=source),
     )
+
+
+# --- for the services built from their own Dockerfile ------------------------------------------
+
+#: What a compose command installs at start and runs (see :func:`read_start`).
+Start = _Start
+#: A start command that cannot be turned into an image as written (the message says why).
+PassOver = _PassOver
+
+
+def read_start(command: Any, env: Mapping[str, str]) -> Start | None:
+    """What a compose ``command`` does at start (its ``${VAR}`` resolved with ``env``):
+    ``None`` unless it installs something and then runs Python; :class:`PassOver` when its
+    script cannot be read, or its installs cannot be cut out of it."""
+    return _parse_start(_interpolate_command(command, env))
+
+
+def image_command(start: Start) -> tuple[str, ...]:
+    """The command an image runs for ``start``: its program, or its shell with the other
+    steps of its script."""
+    argv = tuple(start.argv)
+    return (start.interpreter, "-c", start.script) if start.script else argv

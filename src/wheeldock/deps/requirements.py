@@ -7,6 +7,7 @@ parse, packaging's requirement parser.
 
 from __future__ import annotations
 
+import codecs
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wheeldock.deps import poetry
-from wheeldock.edges.fsutil import read_text
+from wheeldock.edges.fsutil import decode, read_text
 from wheeldock.errors import InvalidConfig
 
 if TYPE_CHECKING:
@@ -231,6 +232,35 @@ def uv_bin() -> str:
     return find_uv_bin()
 
 
+#: The byte order marks pip honours in a requirements file, longest first (UTF-32's starts
+#: like UTF-16's), and the codec each announces.
+_BOMS = (
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+)
+
+
+def read_requirements_text(path: Path) -> str:
+    """A requirements file's text as pip decodes it: in the encoding its byte order mark
+    names (a file saved as UTF-16 by a Windows editor), else as UTF-8."""
+    data = path.read_bytes()
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom) :].decode(codec)
+            except UnicodeDecodeError as exc:
+                raise InvalidConfig(
+                    f"starts with a {codec} byte order mark, but byte {exc.start + len(bom)} "
+                    f"is not {codec} ({exc.reason})",
+                    path=path,
+                    fix="save the file again in one encoding (UTF-8 is best)",
+                ) from exc
+    return decode(data, path)
+
+
 def requirement_lines(root: Path, rel: str, text: str | None = None) -> list[str]:
     """The requirement lines a file holds as pip (or uv) reads it, for a tool given one list:
     a ``pyproject.toml``'s ``[project].dependencies``, a project lock's pinned packages, or
@@ -240,7 +270,7 @@ def requirement_lines(root: Path, rel: str, text: str | None = None) -> list[str
         return list(locked_requirements(path))
     if path.suffix == ".toml":
         return project_dependencies(path, text)
-    raw = read_text(path) if text is None else text
+    raw = read_requirements_text(path) if text is None else text
     lines = (line.split(" #", 1)[0].strip() for line in raw.replace("\\\n", " ").splitlines())
     return [line for line in lines if line and not line.startswith("#")]
 
@@ -313,7 +343,7 @@ class _Closure:
             for dep in deps:
                 self.add(dep, path, 0)
         else:
-            self._visit_lines(path, read_text(path) if text is None else text)
+            self._visit_lines(path, read_requirements_text(path) if text is None else text)
 
     def _visit_lines(self, path: Path, text: str) -> None:
         """A requirements file's lines: its includes followed, its requirements added."""
@@ -438,7 +468,7 @@ def _logical_lines(path: Path) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     pending = ""
     start = 0
-    for number, raw in enumerate(read_text(path).splitlines(), 1):
+    for number, raw in enumerate(read_requirements_text(path).splitlines(), 1):
         if not pending:
             start = number
         if raw.endswith("\\"):

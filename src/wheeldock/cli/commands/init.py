@@ -115,15 +115,60 @@ def handle(args: argparse.Namespace) -> int:
     else:
         console.print(
             f"[green]done:[/] wrote {len(written)} file(s); originals kept in {init.BACKUP_DIR} "
-            "(`wheeldock init --revert` restores them). Next: `wheeldock up`"
+            f"(`wheeldock init --revert` restores them). Next: {_next_step(p)}"
         )
     return 0
 
 
+def _next_step(p: init.InitPlan) -> str:
+    """What to run after init: the services of wheeldock.toml start with ``wheeldock up``; the
+    ones built from their own Dockerfile that the native builder cannot carry out are not
+    among them, so compose builds those."""
+    others = ", ".join(sorted(p.project.docker_only))
+    if not p.project.services:
+        return "`docker compose up --build`"
+    if others:
+        return f"`wheeldock up` (and `docker compose up --build {others}`)"
+    return "`wheeldock up`"
+
+
+def _render_built(p: init.InitPlan) -> None:
+    """The services built from their own Dockerfile: where they install, and the path taken."""
+    if not p.built:
+        return
+    table = Table(title="Python services built from their own Dockerfile", title_justify="left")
+    for column in ("service", "shape", "installs", "requirements", "path"):
+        table.add_column(column)
+    for built in p.built:
+        reading = built.reading
+        names = ", ".join((built.name, *built.shared_with))
+        table.add_row(
+            escape(names),
+            built.shape,
+            escape("\n".join(reading.where(i.instruction) for i in reading.installs)),
+            escape("\n".join(built.requirement_files) or " ".join(reading.packages)),
+            escape(
+                f"Docker: Dockerfile.{built.name} (wheel stage, then your steps); native: "
+                + ("no (below)" if built.name in p.project.docker_only else "yes")
+            ),
+        )
+    console.print(table)
+    for built in p.built:
+        for note in built.reading.notes:
+            console.print(f"[dim]{escape(f'{built.name}: {note}')}[/]")
+        why = p.project.docker_only.get(built.name)
+        if why:
+            console.print(f"[dim]{escape(f'{built.name}: not built natively: {why}')}[/]")
+
+
 def _render_services(p: init.InitPlan) -> None:
+    _render_built(p)
+    if not p.findings:
+        return
     table = Table(title="Python services", title_justify="left")
     for column in (
         "service",
+        "shape",
         "code",
         "requirements",
         "command",
@@ -136,6 +181,7 @@ def _render_services(p: init.InitPlan) -> None:
         svc = f.service
         table.add_row(
             svc.name,
+            "image + install at start",
             escape(f"{svc.source} → {svc.source_target or svc.workdir}"),
             escape("\n".join((*svc.requirements, *(f"-c {c}" for c in svc.constraints)))),
             escape(" ".join(svc.command)),

@@ -1,0 +1,431 @@
+"""What ``init`` makes of the services built from their own Dockerfile (``build:``).
+
+:func:`read_service` reads a service's Dockerfile (:mod:`wheeldock.compose.userdockerfile`)
+into a :class:`Reading`: the stage that installs the dependencies, its installs, and the files
+they read, found in the build context through the stage's ``COPY``s; or says why it cannot be
+converted (:class:`~wheeldock.compose.userdockerfile.NotConvertible`, with the line), or that
+it already builds its dependencies apart from its code. :func:`with_start` moves what the
+compose ``command`` installs at every start into the same build. :func:`survey_builds` does it
+for every such service of a stack, the services sharing one build together.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wheeldock.compose.survey import PassOver, image_command, read_start
+from wheeldock.compose.userdockerfile import (
+    BuildSource,
+    Dockerfile,
+    Install,
+    Instruction,
+    NotConvertible,
+    Stage,
+    build_source,
+    context_path,
+    read,
+    stage_installs,
+    under,
+    workdir_at,
+)
+from wheeldock.deps.requirements import lock_of_tool, requirement_closure
+from wheeldock.errors import InvalidConfig
+
+#: Files a ``COPY`` before the install may bring without bringing the code.
+DEPENDENCY_FILES = re.compile(
+    r"^(requirements[\w.-]*\.(txt|in)|constraints[\w.-]*\.txt|pyproject\.toml|setup\.cfg|"
+    r"uv\.lock|poetry\.lock|poetry\.toml|Pipfile|Pipfile\.lock|pdm\.lock|README[\w.]*)$"
+)
+
+
+def is_dependency_file(source: str) -> bool:
+    """Whether a ``COPY`` source names dependency files only (a glob too: ``poetry.lock*``)."""
+    return bool(DEPENDENCY_FILES.match(re.sub(r"[*?]", "", posixpath.basename(source.rstrip("/")))))
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A service's Dockerfile as init reads it: the stage that installs, its installs, and
+    the files they read (relative to the build context). ``command``: the image's command when
+    the compose ``command`` installed at start too (its installs then join the stage's)."""
+
+    source: BuildSource
+    dockerfile: Dockerfile
+    stage: Stage  # the stage whose RUNs install the dependencies
+    installs: tuple[Install, ...]
+    requirements: tuple[str, ...]  # ``-r`` files, a lock or a pyproject.toml
+    constraints: tuple[str, ...]
+    packages: tuple[str, ...]  # named inline (``pip install flask``)
+    no_binary: tuple[str, ...]
+    groups: tuple[str, ...]
+    notes: tuple[str, ...]
+    prebuilt: str | None = None  # why it already builds its dependencies apart from its code
+    command: tuple[str, ...] = ()
+
+    @property
+    def index(self) -> tuple[str, ...]:
+        """Where the installs take the packages from, as uv's options."""
+        return tuple(dict.fromkeys(o for i in self.installs for o in i.index))
+
+    def where(self, ins: Instruction) -> str:
+        """Where ``ins`` is, as the project names the file (``app/Dockerfile:7``)."""
+        return f"{self.source.shown}:{ins.start_line}"
+
+
+def read_service(source: BuildSource, *, none: bool = False) -> Reading:
+    """What init makes of the Dockerfile of ``source``; :class:`NotConvertible` (with the
+    line) when it cannot be turned into a prebuilt-wheel build, :class:`InvalidDockerfile`
+    when it cannot be read. With ``none``, a Dockerfile that installs nothing is read as its
+    target stage with no installs (its compose command may install at start)."""
+    df = read(source)
+    target = df.target(source.target)
+    if target.start.escape != "\\":
+        raise NotConvertible(
+            f"its escape directive (`# escape={target.start.escape}`) is not the backslash "
+            "wheeldock writes its own steps with",
+            1,
+        )
+    chain = df.chain(target)
+    for stage in chain:
+        installs = stage_installs(stage, df)
+        if installs:
+            return _reading(source, df, stage, installs)
+    copied = _copied_stage_with_installs(df, chain)
+    if copied is not None:
+        stage, ins = copied
+        return Reading(
+            source, df, stage, tuple(stage_installs(stage, df)), (), (), (), (), (), (),
+            prebuilt=f"installs its dependencies in the stage {stage.name or stage.index} and "
+            f"copies them into the image ({source.shown}:{ins.start_line})",
+        )  # fmt: skip
+    if none:
+        return Reading(source, df, target, (), (), (), (), (), (), ())
+    raise _installs_nothing(target)
+
+
+def _installs_nothing(target: Stage) -> NotConvertible:
+    return NotConvertible(
+        f"its stage {target.name or f'#{target.index}'} installs no dependencies with pip, uv, "
+        "poetry, pipenv or pdm, and its compose command installs none at start",
+        target.start.start_line,
+    )
+
+
+def _copied_stage_with_installs(
+    df: Dockerfile, chain: Sequence[Stage]
+) -> tuple[Stage, Instruction] | None:
+    """A stage with installs whose result the built stages ``COPY --from``, and that COPY."""
+    for stage in chain:
+        for ins in stage.body:
+            ref = next((f.split("=", 1)[1] for f in ins.flags if f.startswith("--from=")), None)
+            other = df.stage(ref) if ins.cmd == "COPY" and ref else None
+            if other is not None and stage_installs(other, df):
+                return other, ins
+    return None
+
+
+def _reading(source: BuildSource, df: Dockerfile, stage: Stage, installs: list[Install]) -> Reading:
+    notes: list[str] = []
+    requirements: list[str] = []
+    constraints: list[str] = []
+    for install in installs:
+        _refuse(install, df)
+        requirements += _context_files(install, install.requirements, df, source)
+        constraints += _context_files(install, install.constraints, df, source)
+        requirements += _project_files(install, df, source, notes)
+        requirements += _lock_files(install, df, source)
+    packages = tuple(p for i in installs for p in i.packages)
+    dev = [i for i in installs if i.dev]
+    if dev:
+        notes.append(
+            f"requirements: the development packages are left out of the image (its install "
+            f"at {source.shown}:{dev[0].instruction.start_line} took them too); make what the "
+            "service needs at run time the project's own packages"
+        )
+    if packages:
+        notes.append(f"requirements: {' '.join(packages)} (named in the RUN), installed as named")
+    reading = Reading(
+        source,
+        df,
+        stage,
+        tuple(installs),
+        tuple(dict.fromkeys(requirements)),
+        tuple(dict.fromkeys(constraints)),
+        packages,
+        tuple(dict.fromkeys(n for i in installs for n in i.no_binary)),
+        tuple(dict.fromkeys(g for i in installs for g in i.groups)),
+        tuple(notes),
+    )
+    why = _already_prebuilt(reading)
+    return reading if why is None else Reading(**{**reading.__dict__, "prebuilt": why})
+
+
+def _refuse(install: Install, df: Dockerfile) -> None:
+    """:class:`NotConvertible` for an install init does not stand in for."""
+    line = install.instruction.start_line
+    tools = {tool for tool, _ in install.locked}
+    if "pdm" in tools:
+        raise NotConvertible(
+            "it installs with pdm, whose pdm.lock wheeldock does not read yet: export it "
+            "(`pdm export -o requirements.txt`) and install that with `pip install -r`",
+            line,
+        )
+    if install.selects:
+        raise NotConvertible(
+            f"its install takes more than the project's runtime packages "
+            f"({', '.join(install.selects)}): make those packages the project's own",
+            line,
+        )
+    if len(install.locked) > 1 or (
+        install.locked and (install.requirements or install.packages or install.projects)
+    ):
+        raise NotConvertible(
+            "it installs from a lock file and also with pip (or two projects): a lock file is "
+            "the whole of a service's requirements",
+            line,
+        )
+    urls = [p for p in install.packages if "://" in p]
+    if urls:
+        raise NotConvertible(
+            f"it installs {urls[0]} from a URL: name it in a requirements file (`name @ URL`)",
+            line,
+        )
+
+
+def _located(install: Install, path: str, df: Dockerfile, source: BuildSource, what: str) -> str:
+    """The context file (relative) of the container ``path`` an install reads;
+    :class:`NotConvertible` when it is not from the context."""
+    container = under(install.folder, path)
+    rel = context_path(container, install.stage, install.instruction, source, df)
+    if rel is None or rel.startswith(".."):
+        raise NotConvertible(
+            f"its {what} {container} is not copied from the build context before the install",
+            install.instruction.start_line,
+        )
+    if not (source.context / rel).exists():
+        raise NotConvertible(
+            f"its {what} {rel} is not in the build context ({source.context})",
+            install.instruction.start_line,
+        )
+    return rel
+
+
+def _context_files(
+    install: Install, paths: Sequence[str], df: Dockerfile, source: BuildSource
+) -> list[str]:
+    return [_located(install, p, df, source, "requirements file") for p in paths]
+
+
+def _project_files(
+    install: Install, df: Dockerfile, source: BuildSource, notes: list[str]
+) -> list[str]:
+    """The pyproject.toml of each local project the install installs (``pip install .``)."""
+    out: list[str] = []
+    for project in install.projects:
+        pyproject = _located(
+            install,
+            posixpath.join(project, "pyproject.toml"),
+            df,
+            source,
+            "project's pyproject.toml",
+        )
+        out.append(pyproject)
+        notes.append(
+            f"requirements: the dependencies of {pyproject}; the project itself runs from its "
+            "source (it is not installed: its console scripts are not made)"
+        )
+    return out
+
+
+def _lock_files(install: Install, df: Dockerfile, source: BuildSource) -> list[str]:
+    out: list[str] = []
+    for tool, folder in install.locked:
+        kind = lock_of_tool(tool)
+        lock = _located(
+            install, posixpath.join(folder, kind.filename), df, source, f"{tool} lock file"
+        )
+        out.append(lock)
+    return out
+
+
+def _already_prebuilt(reading: Reading) -> str | None:
+    """Why the Dockerfile already installs its dependencies apart from its code: every
+    install keeps its downloads in a cache mount and only dependency files are copied in
+    before it. ``None`` when it does not."""
+    if not all(i.cached for i in reading.installs):
+        return None
+    first = reading.installs[0].instruction.start_line
+    for ins in reading.stage.body:
+        if ins.start_line >= first:
+            break
+        from_context = not any(f.startswith("--from=") for f in ins.flags)
+        if (
+            ins.cmd in ("COPY", "ADD")
+            and from_context
+            and not all(is_dependency_file(s) for s in ins.value[:-1])
+        ):
+            return None
+    return (
+        f"its install ({reading.where(reading.installs[0].instruction)}) keeps its downloads "
+        "in a cache mount and only the dependency files are copied in before it"
+    )
+
+
+# --- every service built from a Dockerfile -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Built:
+    """A service built from its own Dockerfile that init converts: what it read, every file
+    the install reads (includes too, relative to the context), and the services that share
+    its build (the same context, Dockerfile, target and args: one generated Dockerfile)."""
+
+    name: str
+    reading: Reading
+    requirement_files: tuple[str, ...]
+    shared_with: tuple[str, ...] = ()
+
+    @property
+    def shape(self) -> str:
+        return "own Dockerfile + install at start" if self.reading.command else "own Dockerfile"
+
+
+@dataclass(frozen=True)
+class BuildSurvey:
+    built: tuple[Built, ...]
+    left_alone: tuple[str, ...]  # "name (why)": already prebuilt
+    passed_over: tuple[str, ...]  # "name (file:line: why)"
+
+
+def survey_builds(
+    services: Mapping[str, Mapping[str, Any]],
+    names: Sequence[str],
+    project_dir: Path,
+    env: Mapping[str, str],
+) -> BuildSurvey:
+    """What init makes of each service of ``names`` (those with a ``build:`` section)."""
+    built: dict[tuple[Any, ...], Built] = {}
+    left_alone: list[str] = []
+    passed_over: list[str] = []
+    for name in names:
+        svc = services[name]
+        try:
+            source = build_source(svc.get("build"), project_dir, env)
+            # a service that installs at start has an image of its own; the others share
+            key = (*source.key, name) if _installs_at_start(svc, env) else source.key
+            if key in built:
+                first = built[key]
+                built[key] = Built(
+                    first.name, first.reading, first.requirement_files, (*first.shared_with, name)
+                )
+                continue
+            reading = with_start(read_service(source, none=True), svc, env)
+            if not reading.installs and not reading.command:
+                raise _installs_nothing(reading.stage)
+            if reading.prebuilt is not None:
+                left_alone.append(_left_alone(name, reading))
+                continue
+            built[key] = Built(name, reading, _closure(reading))
+        except NotConvertible as exc:
+            passed_over.append(f"{name} ({_where(exc, svc, project_dir, env)}{exc.why})")
+        except InvalidConfig as exc:
+            passed_over.append(f"{name} ({exc.path.name + ': ' if exc.path else ''}{exc.what})")
+    return BuildSurvey(tuple(built.values()), tuple(left_alone), tuple(passed_over))
+
+
+def _left_alone(name: str, reading: Reading) -> str:
+    if reading.command:
+        return (
+            f"{name} (its Dockerfile already {reading.prebuilt}, but its compose command "
+            "installs at every start: install that in the Dockerfile too)"
+        )
+    return f"{name} (its Dockerfile already {reading.prebuilt}: left as it is)"
+
+
+def _where(
+    exc: NotConvertible, svc: Mapping[str, Any], project_dir: Path, env: Mapping[str, str]
+) -> str:
+    if exc.line is None:
+        return ""
+    source = build_source(svc.get("build"), project_dir, env)
+    return f"{source.shown}:{exc.line}: "
+
+
+def _closure(reading: Reading) -> tuple[str, ...]:
+    """Every file the install reads (``-r``/``-c`` includes, a lock's manifest), relative to
+    the context; :class:`InvalidConfig` naming a missing include."""
+    files, _ = requirement_closure(
+        reading.source.context,
+        (*reading.requirements, *reading.constraints),
+        groups=reading.groups,
+    )
+    return files
+
+
+def _installs_at_start(svc: Mapping[str, Any], env: Mapping[str, str]) -> bool:
+    try:
+        return read_start(svc.get("command"), env) is not None
+    except PassOver:
+        return True
+
+
+def with_start(reading: Reading, svc: Mapping[str, Any], env: Mapping[str, str]) -> Reading:
+    """``reading`` with what the service's compose ``command`` installs at every start moved
+    into the build (its files found in the context through the target stage's ``COPY``s), and
+    the command the image then runs; as it is when the command installs nothing.
+    :class:`NotConvertible` when that install cannot be moved."""
+    try:
+        start = read_start(svc.get("command"), env)
+    except PassOver as exc:
+        raise NotConvertible(f"its compose command: {exc}") from exc
+    if start is None:
+        return reading
+    if start.locked or start.projects:
+        raise NotConvertible(
+            "its compose command installs a project at start (uv sync, poetry install, pip "
+            "install .) on top of its Dockerfile: install it in the Dockerfile instead"
+        )
+    df = reading.dockerfile
+    target = df.target(reading.source.target)
+    workdir = str(svc.get("working_dir") or workdir_at(target, 10**9, df))
+    requirements = [_in_image(r, workdir, df, target, reading.source) for r in start.requirements]
+    constraints = [_in_image(c, workdir, df, target, reading.source) for c in start.constraints]
+    command = image_command(start)
+    notes = (
+        *reading.notes,
+        f"command: its installs at start ({', '.join(start.requirements + start.packages)}) "
+        f"are done when the image is built; the image runs {shlex.join(command)}",
+    )
+    return Reading(
+        reading.source,
+        df,
+        reading.stage,
+        reading.installs,
+        tuple(dict.fromkeys((*reading.requirements, *requirements))),
+        tuple(dict.fromkeys((*reading.constraints, *constraints))),
+        tuple(dict.fromkeys((*reading.packages, *start.packages))),
+        tuple(dict.fromkeys((*reading.no_binary, *start.no_binary))),
+        reading.groups,
+        notes,
+        reading.prebuilt,
+        command,
+    )
+
+
+def _in_image(path: str, workdir: str, df: Dockerfile, target: Stage, source: BuildSource) -> str:
+    """The context file a requirements file the start command names is copied from."""
+    container = under(workdir, path)
+    for stage in df.chain(target):
+        rel = context_path(container, stage, None, source, df)
+        if rel is not None and not rel.startswith("..") and (source.context / rel).is_file():
+            return rel
+    raise NotConvertible(
+        f"its compose command installs {container} at start, which its Dockerfile does not "
+        "copy from the build context"
+    )

@@ -1,0 +1,3 @@
+import click
+
+print(click.__version__)

@@ -1,0 +1,3 @@
+import httpx
+
+print(httpx.__version__)

@@ -1,0 +1,280 @@
+"""The corpus of Dockerfiles in public shapes (tests/data/dockerfiles): each is converted by
+init, the generated Dockerfile passes hadolint, is read back by BuildKit's parser, and keeps
+every instruction of the user's own but the installs, in order and as written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.stacks import REPO
+
+from wheeldock.compose import plan as init
+from wheeldock.compose import userdockerfile as ud
+from wheeldock.errors import NotFound
+from wheeldock.project import Service
+
+CORPUS = REPO / "tests" / "data" / "dockerfiles"
+CASES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())
+#: The cases whose Dockerfile already builds its dependencies apart from its code.
+LEFT_ALONE = {"multi-stage-prebuilt", "uv-sync-cached"}
+HADOLINT = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+
+
+def _scanner(
+    root: Path, svc: Service, files: tuple[str, ...], planned: object = None
+) -> tuple[tuple[str, ...], str]:
+    return (), "table"
+
+
+@pytest.fixture(autouse=True)
+def _no_host_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(init, "runtime_packages", _scanner)
+
+
+def _copy(name: str, tmp_path: Path) -> Path:
+    root = tmp_path / name
+    shutil.copytree(CORPUS / name, root)
+    return root
+
+
+def _hadolint(text: str) -> list[dict[str, object]]:
+    result = subprocess.run(
+        [HADOLINT, "--format", "json", "--no-fail", "-"],
+        input=text.encode(),
+        capture_output=True,
+        check=True,
+    )
+    findings: list[dict[str, object]] = json.loads(result.stdout or b"[]")
+    return findings
+
+
+def _shape(ins: ud.Instruction) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    return ins.cmd, ins.flags, ins.value
+
+
+def test_the_corpus_has_the_shapes_of_the_issue() -> None:
+    assert len(CASES) >= 20
+
+
+@pytest.mark.parametrize("name", sorted(set(CASES) - LEFT_ALONE))
+def test_each_dockerfile_is_converted_and_keeps_every_other_instruction(
+    name: str, tmp_path: Path
+) -> None:
+    root = _copy(name, tmp_path)
+    p = init.plan(root, environ={})
+    assert len(p.built) == 1, p.warnings
+    built = p.built[0]
+    generated = (
+        next(c for c in p.changes if c.path == f"Dockerfile.{built.name}").desired or b""
+    ).decode()
+    original = built.reading.dockerfile
+    back = ud.parse(generated, root / f"Dockerfile.{built.name}", built.reading.source.args)
+    # the user's stages are all there, after the wheel stage, in order
+    assert [s.name for s in back.stages if s.name != ud.WHEEL_STAGE] == [
+        s.name for s in original.stages
+    ]
+    installs = {i.instruction.start_line for i in built.reading.installs}
+    kept = [
+        _shape(ins)
+        for stage in original.stages
+        for ins in (stage.start, *stage.body)
+        if ins.start_line not in installs
+    ]
+    user_part = [
+        _shape(ins)
+        for stage in back.stages
+        if stage.name != ud.WHEEL_STAGE
+        for ins in (stage.start, *stage.body)
+        if not ins.text.startswith(("COPY --from=wheeldock-deps", "ENV VIRTUAL_ENV="))
+    ]
+    assert [s for s in user_part if s in kept] == kept
+    assert all(
+        i.text in generated for s in original.stages for i in s.body if i.start_line not in installs
+    )
+    # no error hadolint does not find in the user's own file too (its ADD, its heredocs)
+    theirs = {f["code"] for f in _hadolint(original.text) if f["level"] == "error"}
+    errors = [f for f in _hadolint(generated) if f["level"] == "error" and f["code"] not in theirs]
+    assert errors == []
+
+
+@pytest.mark.parametrize("name", sorted(set(CASES) - LEFT_ALONE))
+def test_no_install_is_left_in_the_converted_stage(name: str, tmp_path: Path) -> None:
+    root = _copy(name, tmp_path)
+    p = init.plan(root, environ={})
+    built = p.built[0]
+    text = (root / "x").name and next(
+        c for c in p.changes if c.path == f"Dockerfile.{built.name}"
+    ).desired
+    df = ud.parse((text or b"").decode(), root / "Dockerfile.x", built.reading.source.args)
+    converted = df.stage(built.reading.stage.name or "") or df.stages[built.reading.stage.index + 1]
+    assert ud.stage_installs(converted, df) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("multi-stage-prebuilt", "already installs its dependencies in the stage builder"),
+        ("uv-sync-cached", "keeps its downloads in a cache mount"),
+    ],
+)
+def test_a_dockerfile_that_already_builds_its_dependencies_apart_is_left_alone(
+    name: str, why: str, tmp_path: Path
+) -> None:
+    with pytest.raises(NotFound, match=why):
+        init.plan(_copy(name, tmp_path), environ={})
+
+
+@pytest.mark.parametrize(
+    ("name", "requirements"),
+    [
+        ("build-args", ("requirements-prod.txt", "requirements.txt")),
+        ("poetry-no-venv", ("poetry.lock", "pyproject.toml")),
+        ("pipenv-system-deploy", ("Pipfile.lock", "Pipfile")),
+        ("uv-sync-frozen", ("uv.lock", "pyproject.toml")),
+        ("pip-install-project", ("pyproject.toml",)),
+        ("rq-worker-cd", ("requirements.txt",)),
+        ("utf16-requirements", ("requirements.txt",)),
+        ("inline-packages", ()),
+    ],
+)
+def test_the_files_the_install_reads_are_bound_into_the_wheel_stage(
+    name: str, requirements: tuple[str, ...], tmp_path: Path
+) -> None:
+    p = init.plan(_copy(name, tmp_path), environ={})
+    built = p.built[0]
+    assert built.requirement_files == requirements
+    text = next(c for c in p.changes if c.path == f"Dockerfile.{built.name}").desired or b""
+    for rel in requirements:
+        assert f"--mount=type=bind,source={rel},target=/build/{rel}" in text.decode()
+
+
+def test_inline_packages_are_installed_as_named(tmp_path: Path) -> None:
+    p = init.plan(_copy("inline-packages", tmp_path), environ={})
+    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    assert "pip install --python /opt/venv/bin/python  flask==3.0.3 gunicorn==22.0.0 redis" in text
+
+
+def test_the_venv_comes_before_the_code(tmp_path: Path) -> None:
+    p = init.plan(_copy("copy-all-first", tmp_path), environ={})
+    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    assert text.index("COPY --from=wheeldock-deps /opt/venv /opt/venv") < text.index("COPY . /app")
+    assert "RUN pip install" not in text
+
+
+def test_the_kept_steps_of_an_install_run_stay(tmp_path: Path) -> None:
+    p = init.plan(_copy("django-collectstatic", tmp_path), environ={})
+    text = (next(c for c in p.changes if c.path == "Dockerfile.web").desired or b"").decode()
+    assert "RUN python manage.py collectstatic --noinput\n" in text
+
+
+def test_a_worker_on_the_image_the_build_makes_is_noted_not_passed_over(tmp_path: Path) -> None:
+    p = init.plan(_copy("celery-worker", tmp_path), environ={})
+    assert any(
+        n.startswith("beat: runs the image corpus-celery that worker builds") for n in p.notes
+    )
+    assert not any(w.startswith("passed over: beat") for w in p.warnings)
+
+
+def test_the_compose_patch_points_build_at_the_generated_file_and_reverts(tmp_path: Path) -> None:
+    root = _copy("target-stage", tmp_path)
+    before = {p.name: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    p = init.plan(root, environ={})
+    init.apply(p)
+    compose = (root / "compose.yaml").read_text()
+    assert "dockerfile: Dockerfile.web" in compose and "target: prod" in compose
+    assert (root / "Dockerfile").read_bytes() == before["Dockerfile"]
+    init.revert(root)
+    after = {p.name: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_a_lowercase_dockerfile_is_the_one_read(tmp_path: Path) -> None:
+    p = init.plan(_copy("lowercase-dockerfile", tmp_path), environ={})
+    assert p.built[0].reading.dockerfile.path.name == "dockerfile"
+
+
+@pytest.mark.parametrize(
+    ("name", "requirements", "command"),
+    [
+        (
+            "thin-dockerfile-start-install",
+            ("requirements.txt",),
+            '["gunicorn", "-b", "0.0.0.0:8000", "app:app"]',
+        ),
+        (
+            "dockerfile-and-start-install",
+            ("requirements.txt", "requirements-dev.txt"),
+            '["/bin/sh", "-c", "python manage.py migrate &&\\n       exec python manage.py '
+            'runserver 0.0.0.0:8000"]',
+        ),
+    ],
+)
+def test_installs_at_start_on_top_of_the_build_move_into_the_image(
+    name: str, requirements: tuple[str, ...], command: str, tmp_path: Path
+) -> None:
+    root = _copy(name, tmp_path)
+    p = init.plan(root, environ={})
+    built = p.built[0]
+    assert built.shape == "own Dockerfile + install at start"
+    assert built.reading.requirements == requirements
+    text = (next(c for c in p.changes if c.path == "Dockerfile.web").desired or b"").decode()
+    assert text.endswith(f"CMD {command}\n")
+    init.apply(p)
+    assert "command:" not in (root / "compose.yaml").read_text()
+
+
+def test_a_context_in_a_subfolder_keeps_its_context_and_names_the_file_from_the_project(
+    tmp_path: Path,
+) -> None:
+    root = _copy("subfolder-context", tmp_path)
+    p = init.plan(root, environ={})
+    built = p.built[0]
+    assert built.reading.where(built.reading.installs[0].instruction) == "web/Dockerfile:4"
+    init.apply(p)
+    compose = (root / "compose.yaml").read_text()
+    assert "context: ./web" in compose and "dockerfile: ../Dockerfile.web" in compose
+    assert "image: example/web:dev" in compose
+    assert not (root / "Dockerfile.web.dockerignore").exists()
+
+
+@pytest.mark.parametrize("name", ["flask-gunicorn", "dockerfile-and-start-install"])
+def test_init_run_again_changes_nothing(name: str, tmp_path: Path) -> None:
+    root = _copy(name, tmp_path)
+    init.apply(init.plan(root, environ={}))
+    assert init.plan(root, environ={}).nothing_to_do
+
+
+def test_the_wheel_stage_runs_as_root_when_the_stage_it_starts_from_does_not(
+    tmp_path: Path,
+) -> None:
+    root = _copy("flask-gunicorn", tmp_path)
+    (root / "Dockerfile").write_text(
+        "FROM python:3.13-slim AS base\nRUN useradd app\nUSER app\n\n"
+        "FROM base\nWORKDIR /home/app\nCOPY requirements.txt .\n"
+        "RUN pip install --user -r requirements.txt\nCOPY . .\n"
+    )
+    p = init.plan(root, environ={})
+    text = (next(c for c in p.changes if c.path == "Dockerfile.web").desired or b"").decode()
+    assert "FROM base AS wheeldock-deps\nUSER root\n" in text
+
+
+def test_where_pip_takes_packages_from_is_where_uv_does(tmp_path: Path) -> None:
+    root = _copy("flask-gunicorn", tmp_path)
+    (root / "Dockerfile").write_text(
+        "FROM python:3.13-slim\nARG PIP_INDEX_URL\nENV PIP_TRUSTED_HOST=pypi.internal\n"
+        "WORKDIR /app\nCOPY requirements.txt .\n"
+        "RUN pip install --extra-index-url https://pypi.internal/simple -r requirements.txt\n"
+        "COPY . .\n"
+    )
+    p = init.plan(root, environ={})
+    text = (next(c for c in p.changes if c.path == "Dockerfile.web").desired or b"").decode()
+    assert "ENV UV_INDEX_URL=${PIP_INDEX_URL} UV_INSECURE_HOST=${PIP_TRUSTED_HOST}\n" in text
+    assert (
+        "pip install --python /opt/venv/bin/python "
+        "--extra-index-url https://pypi.internal/simple -r /build/requirements.txt" in text
+    )
