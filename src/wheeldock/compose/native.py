@@ -1,10 +1,11 @@
 """Whether the native builder can carry out a service's own Dockerfile (pure).
 
-The native builder runs no container: it builds on wheeldock's bases (Debian's Python 3.11),
+The native builder runs no container: it builds on wheeldock's bases (Debian's Python 3.11 or 3.13),
 puts the dependencies from the lock into a venv layer, the code folder into a layer of its own,
 and writes the image's config. A Dockerfile is carried out natively when every instruction of
-the stage the image is built from is one it can do that way: ``FROM`` a Python 3.11 image of
-Debian's (``python:3.11``, ``-slim``, ``-bookworm``), ``ARG``, ``ENV``, ``WORKDIR``,
+the stage the image is built from is one it can do that way: ``FROM`` a Python image of the
+Debian release wheeldock's bases carry (``python:3.11``, ``-slim``, ``-bookworm``; ``python:3.13``,
+``-slim``, ``-trixie``), ``ARG``, ``ENV``, ``WORKDIR``,
 ``EXPOSE``, ``CMD``, ``ENTRYPOINT``, ``SHELL``, ``COPY`` of the dependency files and of one
 code folder, the dependency installs, and ``apt-get install`` of runtime packages.
 :func:`verdict` gives the :class:`~wheeldock.project.Service` for such a file, or names every
@@ -26,9 +27,11 @@ from wheeldock.compose.survey import installs_tooling, pip_args, pip_targets, pr
 from wheeldock.compose.userdockerfile import Install, Instruction, env_pairs, expand, run_script
 from wheeldock.project import Service
 
-#: The images whose Python and Debian the native builder's bases carry.
+#: The images whose Python and Debian the native builder's bases carry: bookworm's 3.11 and
+#: trixie's 3.13 (group ``python``).
 _USABLE = re.compile(
-    r"^(?:docker\.io/)?(?:library/)?python:3\.11(?:\.\d+)?(?:-slim)?(?:-bookworm)?$"
+    r"^(?:docker\.io/)?(?:library/)?python:(?:(?P<python>3\.11)(?:\.\d+)?(?:-slim)?(?:-bookworm)?"
+    r"|(?P<trixie>3\.13)(?:\.\d+)?(?:-slim)?(?:-trixie)?)$"
 )
 _NO_CONTAINER = "the native builder runs no container"
 #: apt-get's subcommands a runtime-package step may run, and the caches it may remove.
@@ -219,7 +222,8 @@ def verdict(built: Built, root: Path) -> Verdict:
     elif not _USABLE.match(target.image):
         final.block(
             target.start,
-            "the native builder builds on wheeldock's bases: Debian's Python 3.11",
+            "the native builder builds on wheeldock's bases: Debian's Python 3.11 (bookworm) "
+            "or 3.13 (trixie)",
         )
     if reading.stage is not target:
         final.block(reading.installs[0].instruction, "an install in another stage")
@@ -239,6 +243,13 @@ def verdict(built: Built, root: Path) -> Verdict:
     if final.blockers or final.code is None:
         return Verdict(None, tuple(final.blockers))
     return Verdict(_service(built, root, final, command), ())
+
+
+def _python_of(image: str) -> str:
+    """The Python of a usable base image (:data:`_USABLE`)."""
+    match = _USABLE.match(image)
+    assert match is not None
+    return match["python"] or match["trixie"]
 
 
 def _service(built: Built, root: Path, final: _Final, command: tuple[str, ...]) -> Service:
@@ -261,7 +272,7 @@ def _service(built: Built, root: Path, final: _Final, command: tuple[str, ...]) 
         env=dict(final.env),
         runtime_packages=tuple(dict.fromkeys(final.packages)),
         runtime_packages_source="table",
-        python="3.11",
+        python=_python_of(reading.dockerfile.target(reading.source.target).image),
         source_target=target,
         constraints=tuple(rel(c) for c in reading.constraints),
         no_binary=reading.no_binary,

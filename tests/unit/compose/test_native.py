@@ -64,7 +64,7 @@ def test_build_dependencies_are_not_runtime_packages(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "words"),
     [
-        ("flask-gunicorn", "Dockerfile:1: `FROM python:3.13-slim` (the native builder builds on"),
+        ("untagged-python", "Dockerfile:1: `FROM python` (the native builder builds on"),
         ("target-stage", "Dockerfile:11: `FROM base AS prod` (it is built from another stage"),
         ("non-root-user", "Dockerfile:2: `RUN groupadd -r app && useradd -r -g app app` (it runs"),
         ("inline-packages", "(packages named inline: the lock reads files)"),
@@ -119,3 +119,9 @@ def test_init_says_which_path_each_takes_and_what_to_run_next(
     assert "native: no (below)" in out
     assert "app: not built natively: Dockerfile:2:" in out
     assert "Next: `docker compose up --build`" in out
+
+
+def test_a_python_3_13_dockerfile_is_built_natively_on_the_trixie_base(tmp_path: Path) -> None:
+    p = _plan("flask-gunicorn", tmp_path)
+    assert "web" not in p.project.docker_only
+    assert p.project.service("web").python == "3.13"
