@@ -169,13 +169,6 @@ def _reading(source: BuildSource, df: Dockerfile, stage: Stage, installs: list[I
 def _refuse(install: Install, df: Dockerfile) -> None:
     """:class:`NotConvertible` for an install init does not stand in for."""
     line = install.instruction.start_line
-    tools = {tool for tool, _ in install.locked}
-    if "pdm" in tools:
-        raise NotConvertible(
-            "it installs with pdm, whose pdm.lock wheeldock does not read yet: export it "
-            "(`pdm export -o requirements.txt`) and install that with `pip install -r`",
-            line,
-        )
     if install.selects:
         raise NotConvertible(
             f"its install takes more than the project's runtime packages "

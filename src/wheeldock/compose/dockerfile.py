@@ -291,10 +291,24 @@ def _install_step(stage: WheelStage, uv: str, no_binary: str, req_args: str) -> 
             f"export --only {','.join(stage.groups or ('main',))} --without-hashes --format requirements.txt "
             f"--output /tmp/requirements.txt \\\n    && {exported}"
         )
+    if kind.tool == "pdm":
+        return (
+            f"cd {folder} && PDM_USE_VENV=false PDM_CHECK_UPDATE=false {uv} tool run pdm "
+            f"export {_pdm_selection(stage.groups)} "
+            f"--no-hashes --output /tmp/requirements.txt \\\n    && {exported}"
+        )
     return (
         f"cd {folder} && PIPENV_VERBOSITY=-1 {uv} tool run --from pipenv pipenv "
         f"requirements > /tmp/requirements.txt \\\n    && {exported}"
     )
+
+
+def _pdm_selection(groups: Sequence[str]) -> str:
+    """``pdm export``'s options for the lock's ``groups`` (empty: the default group alone)."""
+    if not groups or list(groups) == ["default"]:
+        return "--prod"
+    named = " ".join(f"-G {shlex.quote(g)}" for g in groups if g != "default")
+    return named if "default" in groups else f"--no-default {named}"
 
 
 def _sync_no_binary(no_binary: Sequence[str]) -> str:

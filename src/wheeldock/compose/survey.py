@@ -180,6 +180,10 @@ _TOOL_VALUE_OPTIONS = {
         {"-C", "--directory", "-P", "--project", "--with", "--without", "--only", "-E", "--extras"}
     ),
     "pipenv": frozenset({"--python", "--categories", "--pypi-mirror", "--extra-pip-args"}),
+    "pdm": frozenset(
+        {"-G", "--group", "--with", "--without", "-p", "--project", "-L", "--lockfile", "-k",
+         "--skip", "--venv"}
+    ),
 }  # fmt: skip
 #: Options that make the install take more than the project's runtime packages.
 _TOOL_SELECTS = {
@@ -192,12 +196,14 @@ _TOOL_SELECTS = {
     ),
     "poetry": frozenset({"-E", "--extras", "--all-extras", "--all-groups"}),
     "pipenv": frozenset({"--dev", "-d", "--categories"}),
+    "pdm": frozenset({"--without", "-L", "--lockfile"}),
 }  # fmt: skip
 #: The options naming a tool's project folder (the working dir without them).
 _TOOL_FOLDER = {
     "uv": ("--project", "--directory"),
     "poetry": ("-C", "--directory", "-P", "--project"),
     "pipenv": (),
+    "pdm": ("-p", "--project"),
 }
 
 
@@ -263,7 +269,26 @@ def tool_step(seg: Sequence[str]) -> ToolStep | None:
         return ToolStep(tool, folder, selects)
     if tool == "pipenv" and sub == "install":
         return ToolStep(tool, folder, (*selects, "packages named: " + " ".join(rest)))
+    if tool == "pdm" and sub in ("install", "sync"):
+        return _pdm_install(folder, selects, options)
     return None
+
+
+def _pdm_install(
+    folder: str, selects: tuple[str, ...], options: Mapping[str, list[str]]
+) -> ToolStep:
+    """``pdm install``/``pdm sync``: the ``default`` group (unless ``--no-default``) and the
+    groups ``-G`` names; without ``-G`` and without ``--prod``, PDM takes every development
+    group too, which is noted as left out."""
+    named = [
+        g for o in ("-G", "--group", "--with") for v in options.get(o, []) for g in v.split(",")
+    ]
+    groups = tuple(dict.fromkeys([*([] if "--no-default" in options else ["default"]), *named]))
+    prod = "--prod" in options or "--production" in options
+    dev = not prod and not named
+    return ToolStep(
+        "pdm", folder, selects, dev=dev, groups=() if groups == ("default",) else groups
+    )
 
 
 def _poetry_install(
@@ -360,7 +385,7 @@ _PIP_VALUE_OPTIONS = frozenset(
 )  # fmt: skip
 #: What a pip step installs to install things, not to run the service (``pip install -U pip``).
 _INSTALL_TOOLS = frozenset(
-    {"pip", "uv", "setuptools", "wheel", "poetry", "pipenv", "poetry-plugin-export"}
+    {"pip", "uv", "setuptools", "wheel", "poetry", "pipenv", "pdm", "poetry-plugin-export"}
 )
 
 
@@ -578,6 +603,7 @@ _TOOL_SETUP = {
     "poetry": frozenset({"config", "self", "about", "--version", "-V", "debug", "cache"}),
     "pipenv": frozenset({"--version", "--venv", "--where", "--py", "--support"}),
     "uv": frozenset({"--version", "-V", "version", "self", "cache"}),
+    "pdm": frozenset({"config", "self", "--version", "-V", "info", "cache"}),
 }
 
 
@@ -627,6 +653,7 @@ _START_READERS: dict[str, _StepReader] = {
     "uv": _read_tool,
     "poetry": _read_tool,
     "pipenv": _read_tool,
+    "pdm": _read_tool,
     "apt-get": _read_apt,
     "apt": _read_apt,
     "apk": _read_apk,
@@ -1393,8 +1420,8 @@ def _lock_requirements(start: _Start, others: Sequence[str], code: _Code, notes:
     notes.append(note)
     if start.groups:
         notes.append(
-            f"requirements: the lock's groups {', '.join(start.groups)}, as `poetry install "
-            f"--only {','.join(start.groups)}` installs them"
+            f"requirements: the lock's groups {', '.join(start.groups)}, as "
+            f"`{group_install(tool, start.groups)}` installs them"
         )
     if start.dev_left_out:
         notes.append(
@@ -1403,6 +1430,17 @@ def _lock_requirements(start: _Start, others: Sequence[str], code: _Code, notes:
             "own packages"
         )
     return rel
+
+
+def group_install(tool: str, groups: Sequence[str]) -> str:
+    """The command of ``tool`` that installs the lock's ``groups`` alone."""
+    if tool == "pdm":
+        chosen = [g for g in groups if g != "default"]
+        return shlex.join(
+            ["pdm", "sync", *([] if "default" in groups else ["--no-default"]),
+             *(w for g in chosen for w in ("-G", g))]
+        )  # fmt: skip
+    return f"poetry install --only {','.join(groups)}"
 
 
 def _requirements_of(

@@ -431,10 +431,6 @@ def _read_step(found: _Found, index: int, words: list[str]) -> None:
     if args is not None:
         _read_pip(found, index, args)
         return
-    if program == "pdm" and words[1:2] in (["install"], ["sync"]):
-        found.cut.add(index)
-        found.locked.append(("pdm", found.here))
-        return
     step = tool_step(words)
     if step is not None and step.folder is not None and not step.run:
         found.cut.add(index)

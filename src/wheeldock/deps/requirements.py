@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wheeldock.deps import poetry
+from wheeldock.deps import pdm, poetry
 from wheeldock.edges.fsutil import decode, read_text
 from wheeldock.errors import InvalidConfig
 
@@ -102,7 +102,10 @@ LOCK_FILES = (
         "poetry.lock", "pyproject.toml", "poetry", "poetry install --only main", "poetry lock"
     ),
     ProjectLock("Pipfile.lock", "Pipfile", "pipenv", "pipenv sync", "pipenv lock"),
+    ProjectLock("pdm.lock", "pyproject.toml", "pdm", "pdm sync --prod", "pdm lock"),
 )
+#: The tools whose locks wheeldock reads groups from, and the group each installs by default.
+DEFAULT_GROUP = {"poetry": "main", "pdm": pdm.DEFAULT}
 
 
 def lock_of_tool(tool: str) -> ProjectLock:
@@ -123,7 +126,9 @@ def locked_requirements(path: Path, groups: Sequence[str] = ()) -> tuple[str, ..
     - ``uv.lock``: ``uv export`` (uv's own reading, no network) of ``uv sync --no-dev``;
     - ``poetry.lock``: the packages of the ``main`` group, or of ``groups`` when given (what
       ``poetry install --only <groups>`` installs; :mod:`wheeldock.deps.poetry`);
-    - ``Pipfile.lock``: its ``default`` packages.
+    - ``Pipfile.lock``: its ``default`` packages;
+    - ``pdm.lock``: the packages of the ``default`` group, or of ``groups`` when given (what
+      ``pdm sync --prod`` or ``pdm sync -G <group>`` installs; :mod:`wheeldock.deps.pdm`).
     """
     kind = project_lock(path.name)
     assert kind is not None, path
@@ -135,10 +140,10 @@ def locked_requirements(path: Path, groups: Sequence[str] = ()) -> tuple[str, ..
             fix=f"keep the project's {kind.manifest} next to its {kind.filename} "
             f"({kind.tool} needs both)",
         )
-    if groups and kind.tool != "poetry":
+    if groups and kind.tool not in DEFAULT_GROUP:
         raise InvalidConfig(
             f"groups ({', '.join(groups)}) are chosen for a {kind.filename}, and wheeldock "
-            "selects groups in Poetry locks only",
+            "selects groups in Poetry and PDM locks only",
             path=path,
             fix="remove `groups` from the service in wheeldock.toml",
         )
@@ -163,11 +168,13 @@ def _exported(
     tool: str, path: Path, manifest: Path, content: bytes, groups: tuple[str, ...]
 ) -> tuple[str, ...]:
     """What ``tool``'s lock at ``path`` installs (``groups`` of a Poetry lock: main by
-    default), its bytes (and its manifest's) being ``content``: a function of that content, so
+    default; of a PDM lock: default), its bytes (and its manifest's) being ``content``: a function of that content, so
     it is kept by it and cannot go stale (a lock or manifest edited since is another key). Not
     kept when the reader raises."""
     if tool == "poetry":
         return poetry.locked_pins(path, manifest, groups or ("main",))
+    if tool == "pdm":
+        return pdm.locked_pins(path, groups or (pdm.DEFAULT,))
     return {"uv": _uv_export, "pipenv": _pipfile_default}[tool](path)
 
 
@@ -291,7 +298,7 @@ def requirement_closure(
     ``parse=False`` collects only the files (no requirement is parsed, and packaging's parser,
     slow to import, is not loaded: a build checking its lock's freshness needs only the files).
     ``overlay`` holds the text of files not written yet (``init`` plans before it writes).
-    ``groups``: the groups a Poetry lock among them installs (empty: its ``main`` group).
+    ``groups``: the groups a Poetry or PDM lock among them installs (empty: its ``main`` or ``default`` group).
     """
     closure = _Closure(root, parse, overlay or {}, tuple(groups))
     for f in files:
@@ -414,7 +421,7 @@ def hash_pins(root: Path, files: Iterable[str]) -> HashPins:
     """The hash pins of requirement ``files`` (project-relative, includes already followed):
     ``--hash=sha256:…`` options on requirement lines (several allowed; a package pinned on two
     lines keeps the hashes both allow, as pip intersects them), ``--require-hashes``, and the
-    hashes a project lock (``uv.lock``, ``poetry.lock``, ``Pipfile.lock``) records, which its
+    hashes a project lock (``uv.lock``, ``poetry.lock``, ``Pipfile.lock``, ``pdm.lock``) records, which its
     own tool checks on install. Only sha256 is compared (what locks and indexes give):
     another algorithm is refused, naming the line."""
     pins: dict[str, HashPin] = {}
@@ -522,7 +529,7 @@ def _read_lock_hashes(path: Path) -> dict[str, set[str]]:
     data = tomllib.loads(read_text(path))
     for pkg in data.get("package", []):
         name = str(pkg.get("name", ""))
-        if kind.tool == "poetry":
+        if kind.tool in ("poetry", "pdm"):
             for entry in pkg.get("files", []):
                 add(name, entry.get("hash"))
         else:

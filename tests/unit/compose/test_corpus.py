@@ -135,6 +135,7 @@ def test_a_dockerfile_that_already_builds_its_dependencies_apart_is_left_alone(
         ("build-args", ("requirements-prod.txt", "requirements.txt")),
         ("poetry-no-venv", ("poetry.lock", "pyproject.toml")),
         ("pipenv-system-deploy", ("Pipfile.lock", "Pipfile")),
+        ("pdm-install-prod", ("pdm.lock", "pyproject.toml")),
         ("uv-sync-frozen", ("uv.lock", "pyproject.toml")),
         ("pip-install-project", ("pyproject.toml",)),
         ("rq-worker-cd", ("requirements.txt",)),
@@ -278,3 +279,17 @@ def test_where_pip_takes_packages_from_is_where_uv_does(tmp_path: Path) -> None:
         "pip install --python /opt/venv/bin/python "
         "--extra-index-url https://pypi.internal/simple -r /build/requirements.txt" in text
     )
+
+
+def test_a_pdm_lock_is_exported_in_the_wheel_stage_with_the_groups_selected(
+    tmp_path: Path,
+) -> None:
+    root = _copy("pdm-install-prod", tmp_path)
+    text = (next(c for c in init.plan(root, environ={}).changes if c.path == "Dockerfile.app")
+            .desired or b"").decode()  # fmt: skip
+    assert "pdm export --prod --no-hashes --output /tmp/requirements.txt" in text
+    dockerfile = root / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("--prod", "-G test"))
+    text = (next(c for c in init.plan(root, environ={}).changes if c.path == "Dockerfile.app")
+            .desired or b"").decode()  # fmt: skip
+    assert "pdm export -G test --no-hashes" in text

@@ -827,6 +827,49 @@ def test_a_poetry_install_reads_the_groups_it_selects(
     assert (start.groups, start.selects, start.dev_left_out) == (groups, (), dev_left_out)
 
 
+@pytest.mark.parametrize(
+    ("install", "groups", "dev_left_out"),
+    [
+        ("pdm install", (), True),
+        ("pdm sync --prod", (), False),
+        ("pdm install --production --frozen-lockfile", (), False),
+        ("pdm install -G test", ("default", "test"), False),
+        ("pdm sync --no-default --group api,worker", ("api", "worker"), False),
+    ],
+)
+def test_a_pdm_install_reads_the_groups_it_selects(
+    install: str, groups: tuple[str, ...], dev_left_out: bool
+) -> None:
+    start = discover._parse_start(f"sh -c 'pip install pdm && {install} && pdm run python app.py'")
+    assert start is not None
+    assert (start.locked, start.groups, start.selects, start.dev_left_out) == (
+        (("pdm", "."),),
+        groups,
+        (),
+        dev_left_out,
+    )
+    assert start.argv == ("python", "app.py")
+
+
+PDM_CASE = Path(__file__).parents[2] / "data" / "dockerfiles" / "pdm-install-prod"
+
+
+def test_a_pdm_install_at_start_pins_its_lock_with_the_group_named(tmp_path: Path) -> None:
+    _stack(
+        "sh -c 'pdm install -G test && pdm run uvicorn notes:app'",
+        {f"app/{n}": (PDM_CASE / n).read_text() for n in ("pyproject.toml", "pdm.lock")},
+        tmp_path,
+    )
+    (found,) = _discover(tmp_path)
+    assert found.service.requirements == ("app/pdm.lock",)
+    assert found.service.groups == ("default", "test")
+    assert "as `pdm sync -G test` installs them" in " ".join(found.notes)
+    pins = lock.pinned_requirements(
+        tmp_path, lock.inputs_for(tmp_path, found.service, "linux/amd64")
+    )
+    assert {"pytest", "starlette"} <= set(pins)
+
+
 POETRY_18 = Path(__file__).parents[2] / "data" / "poetry" / "poetry-1.8"
 
 

@@ -174,10 +174,31 @@ def test_an_install_inside_an_if_is_not_convertible_and_says_the_line(tmp_path: 
     assert caught.value.line == 3
 
 
-def test_pdm_is_named_with_the_fix(tmp_path: Path) -> None:
-    text = "FROM python\nCOPY . .\nRUN pip install pdm && pdm install --prod\n"
-    with pytest.raises(ud.NotConvertible, match="pdm export"):
-        _reading(tmp_path, text, **{"pdm.lock": ""})
+@pytest.mark.parametrize(
+    ("install", "groups", "dev"),
+    [
+        ("pdm install --prod --no-self", (), False),
+        ("pdm sync -G test", ("default", "test"), False),
+        ("pdm install", (), True),
+    ],
+)
+def test_a_pdm_install_reads_its_lock_and_the_groups_it_selects(
+    tmp_path: Path, install: str, groups: tuple[str, ...], dev: bool
+) -> None:
+    text = f"FROM python\nWORKDIR /app\nCOPY pyproject.toml pdm.lock ./\nRUN {install}\nCOPY . .\n"
+    case = Path(__file__).parents[2] / "data" / "dockerfiles" / "pdm-install-prod"
+    files = {n: (case / n).read_text() for n in ("pyproject.toml", "pdm.lock")}
+    reading = _reading(tmp_path, text, **files)
+    assert (reading.requirements, reading.groups) == (("pdm.lock",), groups)
+    assert any("development packages are left out" in n for n in reading.notes) is dev
+    _, reqs = requirement_closure(tmp_path, reading.requirements, groups=reading.groups)
+    assert ("pytest" in {r.name for r in reqs}) is bool(groups)
+
+
+def test_a_pdm_install_from_another_lock_file_is_named(tmp_path: Path) -> None:
+    text = "FROM python\nCOPY . .\nRUN pdm install -L other.lock\n"
+    with pytest.raises(ud.NotConvertible, match=r"-L other\.lock"):
+        _reading(tmp_path, text, **{"pdm.lock": "", "pyproject.toml": ""})
 
 
 def test_a_stage_installing_nothing_is_not_convertible(tmp_path: Path) -> None:
