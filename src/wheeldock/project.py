@@ -48,6 +48,9 @@ class Service:
     no_binary: tuple[str, ...] = ()  # distributions built from source (pip's ``--no-binary``)
     #: the groups of a Poetry lock installed (empty: its ``main`` group), as ``--only``/``--with``
     groups: tuple[str, ...] = ()
+    #: the member of a uv workspace whose dependencies are installed from the workspace's
+    #: ``uv.lock`` (``uv sync --package``; None: the project of the lock's folder)
+    package: str | None = None
     #: the code folder belongs to the image's user, not root: a kept step or the app writes
     #: into it (``collectstatic``, a SQLite file ``migrate`` makes next to the code)
     writable_code: bool = False
@@ -85,6 +88,7 @@ class Service:
                 constraints=_strings(data, "constraints", name, path),
                 no_binary=_strings(data, "no_binary", name, path),
                 groups=_strings(data, "groups", name, path),
+                package=str(data["package"]) if data.get("package") else None,
                 writable_code=_flag(data, "writable_code", name, path),
             )
         except KeyError as exc:

@@ -67,6 +67,7 @@ class Reading:
     notes: tuple[str, ...]
     prebuilt: str | None = None  # why it already builds its dependencies apart from its code
     command: tuple[str, ...] = ()
+    package: str | None = None  # the uv workspace member the install installs
 
     @property
     def index(self) -> tuple[str, ...]:
@@ -150,6 +151,13 @@ def _reading(source: BuildSource, df: Dockerfile, stage: Stage, installs: list[I
         )
     if packages:
         notes.append(f"requirements: {' '.join(packages)} (named in the RUN), installed as named")
+    member = next((i for i in installs if i.package), None)
+    if member is not None:
+        notes.append(
+            f"requirements: the dependencies of the workspace member {member.package} "
+            f"({source.shown}:{member.instruction.start_line}: `uv sync --package "
+            f"{member.package}`); the workspace's members run from their source"
+        )
     reading = Reading(
         source,
         df,
@@ -161,6 +169,7 @@ def _reading(source: BuildSource, df: Dockerfile, stage: Stage, installs: list[I
         tuple(dict.fromkeys(n for i in installs for n in i.no_binary)),
         tuple(dict.fromkeys(g for i in installs for g in i.groups)),
         tuple(notes),
+        package=next((i.package for i in installs if i.package), None),
     )
     why = _already_prebuilt(reading)
     return reading if why is None else Reading(**{**reading.__dict__, "prebuilt": why})
@@ -357,6 +366,7 @@ def _closure(reading: Reading) -> tuple[str, ...]:
         reading.source.context,
         (*reading.requirements, *reading.constraints),
         groups=reading.groups,
+        package=reading.package,
     )
     return files
 
@@ -408,6 +418,7 @@ def with_start(reading: Reading, svc: Mapping[str, Any], env: Mapping[str, str])
         notes,
         reading.prebuilt,
         command,
+        reading.package,
     )
 
 

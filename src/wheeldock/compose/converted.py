@@ -187,6 +187,7 @@ def _wheel_stage(reading: Reading, requirement_files: Sequence[str], uv_version:
         constraints=reading.constraints,
         no_binary=reading.no_binary,
         groups=reading.groups,
+        package=reading.package,
         packages=reading.packages,
         index=reading.index,
         python="python3",

@@ -129,7 +129,8 @@ class WheelStage:
     bind_files: tuple[str, ...]  # every file the install reads (includes too)
     constraints: tuple[str, ...] = ()
     no_binary: tuple[str, ...] = ()
-    groups: tuple[str, ...] = ()  # a Poetry lock's groups (empty: main)
+    groups: tuple[str, ...] = ()  # a Poetry or PDM lock's groups (empty: its default)
+    package: str | None = None  # the uv workspace member whose dependencies are installed
     packages: tuple[str, ...] = ()  # requirements named on the command line
     index: tuple[str, ...] = ()  # uv's options for where the packages come from
     python: str = "/usr/bin/python3"  # the interpreter the venv is made for
@@ -206,6 +207,7 @@ def render(spec: DockerfileSpec) -> str:
         constraints=svc.constraints,
         no_binary=svc.no_binary,
         groups=svc.groups,
+        package=svc.package,
         python=_interpreter(spec),
     )
     out: list[str] = [
@@ -282,7 +284,7 @@ def _install_step(stage: WheelStage, uv: str, no_binary: str, req_args: str) -> 
     exported = f"{pip} -r /tmp/requirements.txt"
     if kind.tool == "uv":
         return (
-            f"UV_PROJECT_ENVIRONMENT={VENV} {uv} sync --frozen --no-dev --no-install-project"
+            f"UV_PROJECT_ENVIRONMENT={VENV} {uv} sync --frozen --no-dev {_uv_member(stage.package)}"
             f"{_sync_no_binary(stage.no_binary)} --project {folder}"
         )
     if kind.tool == "poetry":
@@ -301,6 +303,14 @@ def _install_step(stage: WheelStage, uv: str, no_binary: str, req_args: str) -> 
         f"cd {folder} && PIPENV_VERBOSITY=-1 {uv} tool run --from pipenv pipenv "
         f"requirements > /tmp/requirements.txt \\\n    && {exported}"
     )
+
+
+def _uv_member(package: str | None) -> str:
+    """``uv sync``'s options for the project (or the workspace member) whose dependencies the
+    venv gets, the project's own code left out (it runs from its source)."""
+    if package is None:
+        return "--no-install-project"
+    return f"--package {shlex.quote(package)} --no-install-workspace"
 
 
 def _pdm_selection(groups: Sequence[str]) -> str:

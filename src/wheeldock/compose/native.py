@@ -277,4 +277,5 @@ def _service(built: Built, root: Path, final: _Final, command: tuple[str, ...]) 
         constraints=tuple(rel(c) for c in reading.constraints),
         no_binary=reading.no_binary,
         groups=reading.groups,
+        package=reading.package,
     )

@@ -675,7 +675,11 @@ def _settle(
     )
     planned = {rel: text for rel, text in planned.items() if rel in svc.requirements}
     closure, _ = discover.requirement_closure(
-        root, (*svc.requirements, *svc.constraints), overlay=planned, groups=svc.groups
+        root,
+        (*svc.requirements, *svc.constraints),
+        overlay=planned,
+        groups=svc.groups,
+        package=svc.package,
     )
     settled.findings.append(replace(finding, service=svc, requirement_files=closure))
     settled.services.append(svc)
@@ -706,6 +710,7 @@ def _settle_built(
                 root,
                 (*verdict.service.requirements, *verdict.service.constraints),
                 groups=verdict.service.groups,
+                package=verdict.service.package,
             )
             packages, source = scan(root, verdict.service, files, {})
             apt = verdict.service.runtime_packages

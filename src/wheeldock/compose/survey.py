@@ -160,6 +160,7 @@ class _Start:
     interpreter: str = "/bin/sh"  # what runs ``script``: the shell it was written for
     kept: tuple[shell.Command, ...] = ()  # the commands the image still runs at start
     groups: tuple[str, ...] = ()  # the groups a ``poetry install`` chose (empty: main)
+    package: str | None = None  # the uv workspace member installed (``--package``)
 
 
 # --- the start command -------------------------------------------------------------------------
@@ -238,6 +239,7 @@ class ToolStep:
     dev: bool = False  # it installs the development packages too
     run: tuple[str, ...] = ()  # the command ``run`` runs
     groups: tuple[str, ...] = ()  # a ``poetry install``'s groups, when not just ``main``
+    package: str | None = None  # the uv workspace member it installs (``--package``)
 
 
 def tool_step(seg: Sequence[str]) -> ToolStep | None:
@@ -253,6 +255,8 @@ def tool_step(seg: Sequence[str]) -> ToolStep | None:
         if o in _TOOL_SELECTS[tool]
         for v in values
     )
+    package = _member(options) if tool == "uv" else None
+    selects = tuple(s for s in selects if s != f"--package {package}")
     if sub == "run":
         if not rest:
             return None
@@ -260,9 +264,11 @@ def tool_step(seg: Sequence[str]) -> ToolStep | None:
             rest = ["python", "-m", *rest]
         # `uv run` syncs the project first, unless told not to; the others only run
         syncs = tool == "uv" and "--no-project" not in options and "--no-sync" not in options
-        return ToolStep(tool, folder if syncs else None, selects if syncs else (), run=tuple(rest))
+        if not syncs:
+            return ToolStep(tool, None, run=tuple(rest))
+        return ToolStep(tool, folder, selects, run=tuple(rest), package=package)
     if (tool, sub) == ("uv", "sync"):
-        return ToolStep(tool, folder, selects, dev="--no-dev" not in options)
+        return ToolStep(tool, folder, selects, dev="--no-dev" not in options, package=package)
     if (tool, sub) == ("poetry", "install"):
         return _poetry_install(folder, selects, options)
     if tool == "pipenv" and (sub == "sync" or (sub == "install" and not rest)):
@@ -272,6 +278,13 @@ def tool_step(seg: Sequence[str]) -> ToolStep | None:
     if tool == "pdm" and sub in ("install", "sync"):
         return _pdm_install(folder, selects, options)
     return None
+
+
+def _member(options: Mapping[str, list[str]]) -> str | None:
+    """The one workspace member a uv step names with ``--package`` (its dependencies are the
+    service's); several are a selection wheeldock does not take: each service is one member."""
+    named = options.get("--package", [])
+    return named[0] if len(named) == 1 else None
 
 
 def _pdm_install(
@@ -456,6 +469,7 @@ class _Reading:
     locked: list[tuple[str, str]] = field(default_factory=list)
     selects: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
+    package: str | None = None  # a uv workspace member (``--package``)
     dev_left_out: bool = False
     implicit: tuple[str, str] | None = None  # the project a `uv run` syncs on its own
     here: str = ""  # where a ``cd`` moved the script, relative to the working dir (or absolute)
@@ -496,6 +510,7 @@ class _Reading:
             interpreter=shell_path,
             kept=kept.commands,
             groups=tuple(dict.fromkeys(self.groups)),
+            package=self.package,
         )
 
 
@@ -625,10 +640,12 @@ def _read_tool(state: _Reading, step: _Step) -> None:
         state.locked.append((found.tool, _under(state.here, found.folder)))
         state.selects += found.selects
         state.groups += found.groups
+        state.package = found.package or state.package
         state.dev_left_out = state.dev_left_out or found.dev
         return
     if found.folder is not None:
         state.implicit = (found.tool, _under(state.here, found.folder))
+        state.package = found.package or state.package
         state.selects += found.selects
     # the image has no tool: its `run …` goes, the command it runs stays
     run = list(found.run)
@@ -1264,10 +1281,13 @@ def _readable(path: Path, read: Callable[[Path], object], root: Path) -> str:
 
 
 def _locked_requirements(
-    tool: str, folder: str, workdir: str, mounts: Sequence[_Mount], root: Path
+    tool: str, folder: str, code: _Code, member: str | None = None
 ) -> tuple[str, str]:
     """The lock file (project-relative) of the project a service installs with ``tool``, and a
-    note; :class:`_PassOver` when there is none, or it cannot be read."""
+    note; :class:`_PassOver` when there is none, or it cannot be read. A uv workspace
+    ``member`` is found from any folder of the workspace, as uv finds it: the lock is the
+    workspace root's, the nearest folder above with a ``uv.lock``."""
+    workdir, mounts, root = code.workdir, code.mounts, code.root
     kind = lock_of_tool(tool)
     located = _to_host(str(PurePosixPath(workdir) / folder), mounts)
     if located is None:
@@ -1275,6 +1295,15 @@ def _locked_requirements(
             f"the {tool} project it installs ({folder}) is not in a bind-mounted folder"
         )
     lock = located[1] / kind.filename
+    if member is not None and not lock.is_file():
+        lock = next(
+            (
+                up / kind.filename
+                for up in located[1].parents
+                if up.is_relative_to(root) and (up / kind.filename).is_file()
+            ),
+            lock,
+        )
     if not lock.is_file():
         raise _PassOver(
             f"the {tool} project it installs ({_rel(located[1], root)}) has no {kind.filename}: "
@@ -1416,12 +1445,18 @@ def _lock_requirements(start: _Start, others: Sequence[str], code: _Code, notes:
             f"it installs with {tool} and also with pip (or installs two projects): a lock "
             f"file is a service's whole requirements; add the other packages with {tool}"
         )
-    rel, note = _locked_requirements(tool, folder, code.workdir, code.mounts, code.root)
+    rel, note = _locked_requirements(tool, folder, code, start.package)
     notes.append(note)
     if start.groups:
         notes.append(
             f"requirements: the lock's groups {', '.join(start.groups)}, as "
             f"`{group_install(tool, start.groups)}` installs them"
+        )
+    if start.package:
+        notes.append(
+            f"requirements: the dependencies of the workspace member {start.package} in {rel} "
+            f"(as `uv sync --package {start.package} --no-dev` installs them; the member itself "
+            "runs from its source)"
         )
     if start.dev_left_out:
         notes.append(
@@ -1639,7 +1674,11 @@ def _finding(
     requirements, generated = _requirements_of(name, start, code, notes)
     constraints = [_rel(code.workdir_host / c, root) for c in start.constraints]
     closure, reqs = requirement_closure(
-        root, [*requirements, *constraints], overlay=dict(generated), groups=start.groups
+        root,
+        [*requirements, *constraints],
+        overlay=dict(generated),
+        groups=start.groups,
+        package=start.package,
     )
     backend = build_backend_needed(root, (f for f in closure if f not in dict(generated)))
     if backend is not None:
@@ -1685,6 +1724,7 @@ def _finding(
         constraints=tuple(constraints),
         no_binary=start.no_binary,
         groups=start.groups,
+        package=start.package,
         writable_code=bool(writers),
     )
     drop = tuple(k for k in ("command", "working_dir", "entrypoint") if k in svc)

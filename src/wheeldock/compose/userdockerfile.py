@@ -354,6 +354,7 @@ class Install:
     #: where pip was told to take the packages from (``-i``, ``--extra-index-url``,
     #: ``--find-links``, ``--trusted-host``), as uv's options
     index: tuple[str, ...] = ()
+    package: str | None = None  # the uv workspace member installed (``--package``)
 
     @property
     def cached(self) -> bool:
@@ -375,6 +376,7 @@ class _Found:
     locked: list[tuple[str, str]] = field(default_factory=list)
     selects: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
+    package: str | None = None
     dev: bool = False
     index: list[str] = field(default_factory=list)  # where from, as uv's options
     cut: set[int] = field(default_factory=set)
@@ -437,6 +439,7 @@ def _read_step(found: _Found, index: int, words: list[str]) -> None:
         found.locked.append((step.tool, under(found.here, step.folder)))
         found.selects += step.selects
         found.groups += step.groups
+        found.package = expand(step.package, found.values) if step.package else found.package
         found.dev = found.dev or step.dev
         return
     if program == "cd" and len(words) == 2:
@@ -512,6 +515,7 @@ def _read_run(
         tuple(dict.fromkeys(found.selects)),
         tuple(dict.fromkeys(found.groups)),
         kept,
+        package=found.package,
         kept_is_packages=bool(kept) and set(found.others) <= PACKAGE_MANAGERS,
         dev=found.dev,
         index=tuple(dict.fromkeys(found.index)),

@@ -135,7 +135,8 @@ class LockInputs:
     python: str
     constraints: tuple[str, ...] = ()
     no_binary: tuple[str, ...] = ()
-    groups: tuple[str, ...] = ()  # a Poetry lock's groups (empty: main)
+    groups: tuple[str, ...] = ()  # a Poetry or PDM lock's groups (empty: its default)
+    package: str | None = None  # the uv workspace member whose dependencies are locked
 
     @property
     def digest(self) -> str:
@@ -143,6 +144,8 @@ class LockInputs:
         parts = (self.platform, self.python, *self.top, "-c", *self.constraints, "--no-binary")
         if self.groups:  # absent from the digest of the locks written before groups were read
             parts = (*parts, "--groups", *self.groups, "--no-binary")
+        if self.package:  # likewise absent before workspace members were read
+            parts = (*parts, "--package", self.package, "--no-binary")
         for part in (*parts, *self.no_binary):
             h.update(b"\0" + part.encode())
         for name, sha in self.files:
@@ -160,6 +163,7 @@ def inputs_for(root: Path, svc: Service, platform: str) -> LockInputs:
         constraints=svc.constraints,
         no_binary=svc.no_binary,
         groups=svc.groups,
+        package=svc.package,
     )
 
 
@@ -172,6 +176,7 @@ def collect_inputs(
     constraints: Sequence[str] = (),
     no_binary: Sequence[str] = (),
     groups: Sequence[str] = (),
+    package: str | None = None,
 ) -> LockInputs:
     """Read the requirement files (and what they include) under ``root``; pure but for reads.
 
@@ -202,7 +207,9 @@ def collect_inputs(
             )
     # discover follows -r/-c includes (relative to the including file) and names a missing
     # include's file and line.
-    files, _ = requirement_closure(root, [*requirements, *constraints], parse=False)
+    files, _ = requirement_closure(
+        root, [*requirements, *constraints], parse=False, package=package
+    )
     seen = {rel: hashlib.sha256((root / rel).read_bytes()).hexdigest() for rel in files}
     return LockInputs(
         top=tuple(_relative(root, root / r) for r in requirements),
@@ -212,6 +219,7 @@ def collect_inputs(
         constraints=tuple(_relative(root, root / c) for c in constraints),
         no_binary=tuple(sorted(no_binary)),
         groups=tuple(groups),
+        package=package,
     )
 
 
@@ -392,7 +400,7 @@ def compile_lock(root: Path, inputs: LockInputs, dest: Path, *, upgrade: bool = 
             if project_lock(rel) is not None:
                 # uv pip reads no project lock: it gets the lock's pins, which resolve to themselves
                 exported = dest.with_name(f".{dest.name}.export.txt")
-                pins = locked_requirements(root / rel, inputs.groups)
+                pins = locked_requirements(root / rel, inputs.groups, inputs.package)
                 atomic_write_text(exported, "\n".join(pins) + "\n")
                 argv.append(_relative(root, exported))
             else:
@@ -776,9 +784,10 @@ def pinned_requirements(root: Path, inputs: LockInputs) -> dict[str, _Pin]:
         if (kind := project_lock(r)) is not None
     }
     for rel, _ in inputs.files:
-        if rel in projects:
-            continue  # read with its lock file: the lock holds the pins
-        for number, raw in enumerate(_pins_text(root, rel, inputs.groups).splitlines(), 1):
+        if rel in projects or (inputs.package and rel.endswith("pyproject.toml")):
+            continue  # read with its lock file (a workspace's members too): the lock has the pins
+        text = _pins_text(root, rel, inputs.groups, inputs.package)
+        for number, raw in enumerate(text.splitlines(), 1):
             line = _requirement_line(raw, f"{rel}:{number}")
             pinned = _line_pin(line, f"{rel}:{number}", env) if line else None
             if pinned is not None:
@@ -788,12 +797,12 @@ def pinned_requirements(root: Path, inputs: LockInputs) -> dict[str, _Pin]:
     return pins
 
 
-def _pins_text(root: Path, rel: str, groups: Sequence[str] = ()) -> str:
+def _pins_text(root: Path, rel: str, groups: Sequence[str] = (), package: str | None = None) -> str:
     """The requirement lines of an input file: a lock file's pinned lines (markers and all),
     a requirements file's with its continued lines joined."""
     path = root / rel
     if project_lock(rel) is not None:
-        return "\n".join(locked_requirements(path, groups))
+        return "\n".join(locked_requirements(path, groups, package))
     if path.suffix == ".toml":
         raise NotFastLockable(f"{rel} is a pyproject.toml")
     return read_text(path).replace("\\\n", " ")
@@ -1503,7 +1512,7 @@ def _top_lines(root: Path, inputs: LockInputs) -> tuple[str, ...] | None:
     out; continued lines joined), recorded in the lock for :func:`incremental_lock`. None for
     inputs that are not plain requirements files (options, hashes, constraints, no-binary, a
     pyproject.toml or a project's lock): their locks are never updated in place."""
-    if inputs.constraints or inputs.no_binary or inputs.groups:
+    if inputs.constraints or inputs.no_binary or inputs.groups or inputs.package:
         return None
     lines: list[str] = []
     for rel, _ in inputs.files:

@@ -118,12 +118,16 @@ def project_lock(rel: str) -> ProjectLock | None:
     return next((kind for kind in LOCK_FILES if kind.filename == name), None)
 
 
-def locked_requirements(path: Path, groups: Sequence[str] = ()) -> tuple[str, ...]:
+def locked_requirements(
+    path: Path, groups: Sequence[str] = (), package: str | None = None
+) -> tuple[str, ...]:
     """The packages a project's lock file installs, as pinned requirement lines
     (``name==version`` and the marker the lock gives it), the project itself left out (it runs
     from its source). What each tool installs without its development packages:
 
-    - ``uv.lock``: ``uv export`` (uv's own reading, no network) of ``uv sync --no-dev``;
+    - ``uv.lock``: ``uv export`` (uv's own reading, no network) of ``uv sync --no-dev``, or
+      of ``uv sync --no-dev --package <package>`` for a workspace member (the workspace's
+      members themselves left out: they run from their source);
     - ``poetry.lock``: the packages of the ``main`` group, or of ``groups`` when given (what
       ``poetry install --only <groups>`` installs; :mod:`wheeldock.deps.poetry`);
     - ``Pipfile.lock``: its ``default`` packages;
@@ -147,8 +151,15 @@ def locked_requirements(path: Path, groups: Sequence[str] = ()) -> tuple[str, ..
             path=path,
             fix="remove `groups` from the service in wheeldock.toml",
         )
+    if package is not None and kind.tool != "uv":
+        raise InvalidConfig(
+            f"a workspace member ({package}) is chosen for a {kind.filename}: only uv's "
+            "workspaces are read",
+            path=path,
+            fix="remove `package` from the service in wheeldock.toml",
+        )
     content = path.read_bytes() + b"\0" + manifest.read_bytes()
-    lines = _exported(kind.tool, path, manifest, content, tuple(groups))
+    lines = _exported(kind.tool, path, manifest, content, (tuple(groups), package))
     local = [
         line for line in lines if line.startswith(("-e ", ".", "/")) or " @ " in line.split(";")[0]
     ]
@@ -163,22 +174,53 @@ def locked_requirements(path: Path, groups: Sequence[str] = ()) -> tuple[str, ..
     return lines
 
 
+def workspace_manifests(pyproject: Path) -> list[Path]:
+    """The ``pyproject.toml`` of each member of the uv workspace whose root is ``pyproject``
+    (``[tool.uv.workspace]``'s ``members`` globs less its ``exclude``), in path order: uv reads
+    them all with the workspace's lock."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(read_text(pyproject))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise InvalidConfig(
+            f"not valid TOML ({exc})", path=pyproject, fix="fix its syntax"
+        ) from exc
+    workspace = data.get("tool", {}).get("uv", {}).get("workspace") or {}
+    root = pyproject.parent
+    excluded = {p for pattern in workspace.get("exclude") or [] for p in root.glob(str(pattern))}
+    found = {
+        folder / "pyproject.toml"
+        for pattern in workspace.get("members") or []
+        for folder in root.glob(str(pattern))
+        if folder not in excluded and (folder / "pyproject.toml").is_file()
+    }
+    return sorted(found)
+
+
 @cache
 def _exported(
-    tool: str, path: Path, manifest: Path, content: bytes, groups: tuple[str, ...]
+    tool: str,
+    path: Path,
+    manifest: Path,
+    content: bytes,
+    selection: tuple[tuple[str, ...], str | None],
 ) -> tuple[str, ...]:
     """What ``tool``'s lock at ``path`` installs (``groups`` of a Poetry lock: main by
     default; of a PDM lock: default), its bytes (and its manifest's) being ``content``: a function of that content, so
     it is kept by it and cannot go stale (a lock or manifest edited since is another key). Not
-    kept when the reader raises."""
+    kept when the reader raises. ``selection``: the groups, and the uv workspace member."""
+    groups, package = selection
+    if tool == "uv":
+        return _uv_export(path, package)
     if tool == "poetry":
         return poetry.locked_pins(path, manifest, groups or ("main",))
     if tool == "pdm":
         return pdm.locked_pins(path, groups or (pdm.DEFAULT,))
-    return {"uv": _uv_export, "pipenv": _pipfile_default}[tool](path)
+    return _pipfile_default(path)
 
 
-def _uv_export(path: Path) -> tuple[str, ...]:
+def _uv_export(path: Path, package: str | None = None) -> tuple[str, ...]:
     from wheeldock.edges import process
     from wheeldock.errors import CommandFailed
 
@@ -187,7 +229,7 @@ def _uv_export(path: Path) -> tuple[str, ...]:
         "export",
         "--frozen",
         "--no-dev",
-        "--no-emit-project",
+        *(["--package", package, "--no-emit-workspace"] if package else ["--no-emit-project"]),
         "--no-hashes",
         "--no-header",
         "--no-annotate",
@@ -289,6 +331,7 @@ def requirement_closure(
     parse: bool = True,
     overlay: Mapping[str, str] | None = None,
     groups: Sequence[str] = (),
+    package: str | None = None,
 ) -> tuple[tuple[str, ...], tuple[Requirement, ...]]:
     """Every file the requirement ``files`` read (``-r``/``-c`` followed, relative to the file
     that names them) and every requirement in them. Paths relative to ``root``, in reading order.
@@ -299,8 +342,9 @@ def requirement_closure(
     slow to import, is not loaded: a build checking its lock's freshness needs only the files).
     ``overlay`` holds the text of files not written yet (``init`` plans before it writes).
     ``groups``: the groups a Poetry or PDM lock among them installs (empty: its ``main`` or ``default`` group).
+    ``package``: the member of a uv workspace whose dependencies its ``uv.lock`` installs.
     """
-    closure = _Closure(root, parse, overlay or {}, tuple(groups))
+    closure = _Closure(root, parse, overlay or {}, tuple(groups), package)
     for f in files:
         closure.visit(f, None)
     return tuple(closure.seen), tuple(closure.reqs)
@@ -313,7 +357,8 @@ class _Closure:
     root: Path
     parse: bool
     pending: Mapping[str, str]  # the text of files not written yet
-    groups: tuple[str, ...]  # a Poetry lock's groups (empty: main)
+    groups: tuple[str, ...]  # a Poetry or PDM lock's groups (empty: its default)
+    package: str | None  # a uv workspace member
     seen: list[str] = field(default_factory=list)
     reqs: list[Requirement] = field(default_factory=list)
 
@@ -340,9 +385,13 @@ class _Closure:
         if kind is not None:
             # the tool reads its manifest with the lock (groups, the project's name)
             beside = relative(path.parent / kind.manifest, self.root)
-            if beside not in self.seen:
-                self.seen.append(beside)
-            lines: Iterable[str] = locked_requirements(path, self.groups) if self.parse else ()
+            members = workspace_manifests(path.parent / kind.manifest) if self.package else []
+            for manifest in (beside, *(relative(m, self.root) for m in members)):
+                if manifest not in self.seen:
+                    self.seen.append(manifest)
+            lines: Iterable[str] = (
+                locked_requirements(path, self.groups, self.package) if self.parse else ()
+            )
             for line in lines:
                 self.add(line, path, 0)
         elif path.suffix == ".toml":

@@ -15,6 +15,7 @@ from support.stacks import REPO
 
 from wheeldock.compose import plan as init
 from wheeldock.compose import userdockerfile as ud
+from wheeldock.deps.requirements import requirement_closure
 from wheeldock.errors import NotFound
 from wheeldock.project import Service
 
@@ -137,6 +138,15 @@ def test_a_dockerfile_that_already_builds_its_dependencies_apart_is_left_alone(
         ("pipenv-system-deploy", ("Pipfile.lock", "Pipfile")),
         ("pdm-install-prod", ("pdm.lock", "pyproject.toml")),
         ("uv-sync-frozen", ("uv.lock", "pyproject.toml")),
+        (
+            "uv-workspace-member",
+            (
+                "uv.lock",
+                "pyproject.toml",
+                "packages/api/pyproject.toml",
+                "packages/worker/pyproject.toml",
+            ),
+        ),
         ("pip-install-project", ("pyproject.toml",)),
         ("rq-worker-cd", ("requirements.txt",)),
         ("utf16-requirements", ("requirements.txt",)),
@@ -293,3 +303,19 @@ def test_a_pdm_lock_is_exported_in_the_wheel_stage_with_the_groups_selected(
     text = (next(c for c in init.plan(root, environ={}).changes if c.path == "Dockerfile.app")
             .desired or b"").decode()  # fmt: skip
     assert "pdm export -G test --no-hashes" in text
+
+
+def test_a_workspace_member_gets_its_own_dependencies_and_not_the_workspace(
+    tmp_path: Path,
+) -> None:
+    root = _copy("uv-workspace-member", tmp_path)
+    p = init.plan(root, environ={})
+    assert p.built[0].reading.package == "api"
+    text = (next(c for c in p.changes if c.path == "Dockerfile.api").desired or b"").decode()
+    assert "sync --frozen --no-dev --package api --no-install-workspace --project /build" in text
+    _, reqs = requirement_closure(
+        root, p.built[0].reading.requirements, package=p.built[0].reading.package
+    )
+    assert {r.name for r in reqs} == {
+        "anyio", "click", "h11", "idna", "starlette", "typing-extensions", "uvicorn"
+    }  # fmt: skip

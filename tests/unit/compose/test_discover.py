@@ -870,6 +870,48 @@ def test_a_pdm_install_at_start_pins_its_lock_with_the_group_named(tmp_path: Pat
     assert {"pytest", "starlette"} <= set(pins)
 
 
+WORKSPACE = Path(__file__).parents[2] / "data" / "dockerfiles" / "uv-workspace-member"
+
+
+@pytest.mark.parametrize(
+    ("command", "member", "selects"),
+    [
+        ("sh -c 'uv sync --frozen --package api && uv run uvicorn api:app'", "api", ()),
+        ("uv run --frozen --package worker python -m worker", "worker", ()),
+        (
+            "uv run --package api --package worker python -m worker",
+            None,
+            ("--package api", "--package worker"),
+        ),
+    ],
+)
+def test_a_uv_step_of_a_workspace_member_names_the_member(
+    command: str, member: str | None, selects: tuple[str, ...]
+) -> None:
+    start = discover._parse_start(command)
+    assert start is not None
+    assert (start.package, start.selects) == (member, selects)
+
+
+def test_a_workspace_member_run_at_start_pins_its_own_dependencies_alone(tmp_path: Path) -> None:
+    files = {
+        f"app/{p.relative_to(WORKSPACE)}": p.read_text()
+        for p in WORKSPACE.rglob("*")
+        if p.is_file() and p.suffix in (".toml", ".lock", ".py")
+    }
+    _stack("sh -c 'cd packages/worker && uv run --frozen --package worker python worker.py'",
+           files, tmp_path)  # fmt: skip
+    (found,) = _discover(tmp_path)
+    assert found.service.requirements == ("app/uv.lock",)
+    assert found.service.package == "worker"
+    assert "app/packages/api/pyproject.toml" in found.requirement_files
+    assert "the dependencies of the workspace member worker" in " ".join(found.notes)
+    pins = lock.pinned_requirements(
+        tmp_path, lock.inputs_for(tmp_path, found.service, "linux/amd64")
+    )
+    assert set(pins) == {"click"}
+
+
 POETRY_18 = Path(__file__).parents[2] / "data" / "poetry" / "poetry-1.8"
 
 
