@@ -14,8 +14,8 @@ from __future__ import annotations
 import posixpath
 import re
 import shlex
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +79,13 @@ class Reading:
         return f"{self.source.shown}:{ins.start_line}"
 
 
-def read_service(source: BuildSource, *, none: bool = False) -> Reading:
+def read_service(source: BuildSource, *, none: bool = False, convert: bool = False) -> Reading:
     """What init makes of the Dockerfile of ``source``; :class:`NotConvertible` (with the
     line) when it cannot be turned into a prebuilt-wheel build, :class:`InvalidDockerfile`
     when it cannot be read. With ``none``, a Dockerfile that installs nothing is read as its
-    target stage with no installs (its compose command may install at start)."""
+    target stage with no installs (its compose command may install at start). A Dockerfile
+    that already builds its dependencies apart is read as ``prebuilt`` (why); with ``convert``
+    :class:`NotConvertible` when it could not be converted either."""
     df = read(source)
     target = df.target(source.target)
     if target.start.escape != "\\":
@@ -100,11 +102,17 @@ def read_service(source: BuildSource, *, none: bool = False) -> Reading:
     copied = _copied_stage_with_installs(df, chain)
     if copied is not None:
         stage, ins = copied
-        return Reading(
-            source, df, stage, tuple(stage_installs(stage, df)), (), (), (), (), (), (),
-            prebuilt=f"installs its dependencies in the stage {stage.name or stage.index} and "
-            f"copies them into the image ({source.shown}:{ins.start_line})",
-        )  # fmt: skip
+        why = (
+            f"installs its dependencies in the stage {stage.name or stage.index} and copies "
+            f"them into the image ({source.shown}:{ins.start_line})"
+        )
+        installs = stage_installs(stage, df)
+        try:
+            return replace(_reading(source, df, stage, installs), prebuilt=why)
+        except NotConvertible:
+            if convert:
+                raise
+            return Reading(source, df, stage, tuple(installs), (), (), (), (), (), (), why)
     if none:
         return Reading(source, df, target, (), (), (), (), (), (), ())
     raise _installs_nothing(target)
@@ -172,7 +180,7 @@ def _reading(source: BuildSource, df: Dockerfile, stage: Stage, installs: list[I
         package=next((i.package for i in installs if i.package), None),
     )
     why = _already_prebuilt(reading)
-    return reading if why is None else Reading(**{**reading.__dict__, "prebuilt": why})
+    return reading if why is None else replace(reading, prebuilt=why)
 
 
 def _refuse(install: Install, df: Dockerfile) -> None:
@@ -310,8 +318,11 @@ def survey_builds(
     names: Sequence[str],
     project_dir: Path,
     env: Mapping[str, str],
+    convert: Collection[str] = (),
 ) -> BuildSurvey:
-    """What init makes of each service of ``names`` (those with a ``build:`` section)."""
+    """What init makes of each service of ``names`` (those with a ``build:`` section); one
+    whose Dockerfile already builds its dependencies apart from its code is left alone unless
+    ``convert`` names it."""
     built: dict[tuple[Any, ...], Built] = {}
     left_alone: list[str] = []
     passed_over: list[str] = []
@@ -327,10 +338,10 @@ def survey_builds(
                     first.name, first.reading, first.requirement_files, (*first.shared_with, name)
                 )
                 continue
-            reading = with_start(read_service(source, none=True), svc, env)
+            reading = with_start(read_service(source, none=True, convert=name in convert), svc, env)
             if not reading.installs and not reading.command:
                 raise _installs_nothing(reading.stage)
-            if reading.prebuilt is not None:
+            if reading.prebuilt is not None and name not in convert:
                 left_alone.append(_left_alone(name, reading))
                 continue
             built[key] = Built(name, reading, _closure(reading))
@@ -347,7 +358,10 @@ def _left_alone(name: str, reading: Reading) -> str:
             f"{name} (its Dockerfile already {reading.prebuilt}, but its compose command "
             "installs at every start: install that in the Dockerfile too)"
         )
-    return f"{name} (its Dockerfile already {reading.prebuilt}: left as it is)"
+    return (
+        f"{name} (its Dockerfile already {reading.prebuilt}: left as it is; "
+        f"`wheeldock init --convert {name}` converts it anyway)"
+    )
 
 
 def _where(

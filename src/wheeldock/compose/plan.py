@@ -45,6 +45,7 @@ from wheeldock.errors import (
     NotFound,
     NotWritable,
     SdistNotBuildable,
+    UsageError,
     WheeldockError,
 )
 from wheeldock.project import Project, Service
@@ -406,8 +407,13 @@ def plan(
     scanner: RuntimeScanner | None = None,
     selection: compose.Selection | None = None,
     python: str | None = None,
+    convert: Sequence[str] = (),
 ) -> InitPlan:
     """Everything init would write in ``root``, computed without writing.
+
+    ``convert`` names services built from their own Dockerfile to convert even where that
+    Dockerfile already builds its dependencies apart from its code (else left alone);
+    :class:`UsageError` for a name that is no such service.
 
     ``python`` (``X.Y``) moves every newly found service to that Python; by default each keeps
     the one its image names.
@@ -434,11 +440,19 @@ def plan(
     )
     found = discover.survey(root, files, interpolation, resolved)
     project_dir = compose_paths[0].parent
+    unknown = sorted(set(convert) - set(found.built))
+    if unknown:
+        raise UsageError(
+            f"--convert {','.join(unknown)}: not a service built from its own Dockerfile "
+            f"(those are: {', '.join(found.built) or 'none'})",
+            fix="name services with a build: section in the compose file",
+        )
     dockerfiles = builds.survey_builds(
         resolved if resolved is not None else compose.merged_services(files),
         found.built,
         project_dir,
         interpolation,
+        convert,
     )
     riders = _image_riders(
         resolved if resolved is not None else compose.merged_services(files), dockerfiles

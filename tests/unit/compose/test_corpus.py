@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from support.stacks import REPO
 
+from wheeldock import cli
 from wheeldock.compose import plan as init
 from wheeldock.compose import userdockerfile as ud
 from wheeldock.deps.requirements import requirement_closure
-from wheeldock.errors import NotFound
+from wheeldock.errors import NotFound, UsageError
 from wheeldock.project import Service
 
 CORPUS = REPO / "tests" / "data" / "dockerfiles"
@@ -126,8 +127,35 @@ def test_no_install_is_left_in_the_converted_stage(name: str, tmp_path: Path) ->
 def test_a_dockerfile_that_already_builds_its_dependencies_apart_is_left_alone(
     name: str, why: str, tmp_path: Path
 ) -> None:
-    with pytest.raises(NotFound, match=why):
+    with pytest.raises(NotFound, match=why) as caught:
         init.plan(_copy(name, tmp_path), environ={})
+    assert "`wheeldock init --convert app` converts it anyway" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "requirements"),
+    [
+        ("multi-stage-prebuilt", ("requirements.txt",)),
+        ("uv-sync-cached", ("uv.lock", "pyproject.toml")),
+    ],
+)
+def test_a_dockerfile_left_alone_is_converted_when_asked(
+    name: str, requirements: tuple[str, ...], tmp_path: Path
+) -> None:
+    root = _copy(name, tmp_path)
+    p = init.plan(root, environ={}, convert=["app"])
+    (built,) = p.built
+    assert built.requirement_files == requirements
+    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    df = ud.parse(text, root / "Dockerfile.app", {})
+    assert df.stages[0].name == ud.WHEEL_STAGE
+    assert ud.stage_installs(df.stages[built.reading.stage.index + 1], df) == []
+    assert not any(w.startswith("app (") for w in p.warnings)
+
+
+def test_convert_names_a_service_that_is_not_built_from_a_dockerfile(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--convert web: not a service built from its own"):
+        init.plan(_copy("uv-sync-cached", tmp_path), environ={}, convert=["web"])
 
 
 @pytest.mark.parametrize(
@@ -319,3 +347,11 @@ def test_a_workspace_member_gets_its_own_dependencies_and_not_the_workspace(
     assert {r.name for r in reqs} == {
         "anyio", "click", "h11", "idna", "starlette", "typing-extensions", "uvicorn"
     }  # fmt: skip
+
+
+def test_init_convert_on_the_command_line_converts_the_service_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _copy("uv-sync-cached", tmp_path)
+    assert cli.main(["-C", str(root), "init", "--dry-run", "--convert", "app"]) == 0
+    assert "Dockerfile.app" in capsys.readouterr().out

@@ -60,6 +60,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "image names; wheeldock's Debian bases carry 3.11 and 3.13, any other version is "
         "built on the official python:X.Y images)",
     )
+    parser.add_argument(
+        "--convert",
+        default="",
+        metavar="SERVICE,…",
+        help="convert these services built from their own Dockerfile even where that "
+        "Dockerfile already builds its dependencies apart from its code (a stage whose venv "
+        "the image copies, a cache-mounted install): left alone otherwise",
+    )
     add_json(parser, "result")
     parser.set_defaults(func=handle)
 
@@ -92,6 +100,7 @@ def handle(args: argparse.Namespace) -> int:
             no_binary=no_binary,
             selection=args.compose,
             python=_python_version(args.python),
+            convert=tuple(n.strip() for n in args.convert.split(",") if n.strip()),
         )
     if not args.json:  # before writing: a file init would refuse to replace is named first
         _render_services(p)
