@@ -164,11 +164,11 @@ def _removes_caches(program: str, words: list[str]) -> bool:
 
 
 def _tooling(words: list[str]) -> bool:
-    """``pip install poetry``, ``pip install -U pip``, ``poetry config …``."""
+    """``pip install poetry``, ``pip install -U pip``, ``poetry config …``, ``pdm config …``."""
     args = pip_args(words)
     if args is not None:
         return installs_tooling(*pip_targets(args))
-    return posixpath.basename(words[0]) == "poetry" and words[1:2] == ["config"]
+    return posixpath.basename(words[0]) in ("poetry", "pdm") and words[1:2] == ["config"]
 
 
 def _unsupported(why: str) -> Callable[[_Final, Instruction], None]:

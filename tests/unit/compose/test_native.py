@@ -125,3 +125,20 @@ def test_a_python_3_13_dockerfile_is_built_natively_on_the_trixie_base(tmp_path:
     p = _plan("flask-gunicorn", tmp_path)
     assert "web" not in p.project.docker_only
     assert p.project.service("web").python == "3.13"
+
+
+def test_a_pdm_install_and_the_pdm_config_before_it_are_carried_out_natively(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "pdm-install-prod"
+    shutil.copytree(CORPUS / "pdm-install-prod", root)
+    dockerfile = root / "Dockerfile"
+    dockerfile.write_text(
+        dockerfile.read_text().replace(
+            "RUN pdm install", "RUN pdm config python.use_venv false\nRUN pdm install"
+        )
+    )
+    p = init.plan(root, environ={})
+    assert not p.project.docker_only
+    svc = p.project.service("app")
+    assert (svc.requirements, svc.groups, svc.python) == (("pdm.lock",), (), "3.13")
