@@ -283,10 +283,15 @@ def plan_dependencies(
     )
 
 
-def official_image(python: str, variant: str) -> str:
+def official_name(python: str, variant: str) -> str:
     """The official image of ``python`` standing in for wheeldock's ``variant`` base (``slim`` →
-    ``python:3.12-slim``): from the engine when it has it, else from the registry (Docker Hub)."""
-    name = f"python:{python}-slim" if variant != "builder" else f"python:{python}"
+    ``python:3.12-slim``, ``builder`` → ``python:3.12``)."""
+    return f"python:{python}-slim" if variant != "builder" else f"python:{python}"
+
+
+def official_image(python: str, variant: str) -> str:
+    """:func:`official_name`'s reference: the engine's image when it has it, else Docker Hub's."""
+    name = official_name(python, variant)
     if engine.available() and engine.image_exists(name):
         return f"docker-daemon:{name}"
     return f"docker://docker.io/library/{name}"
@@ -727,7 +732,7 @@ class Builder:
         if spec in bases.VARIANTS and suite is None:
             # no Debian suite carries this Python: the official image is the base, as the
             # Dockerfile init writes for it has it (never another Python than the user's)
-            return self._base_image(svc, official_image(python, spec), platform)
+            return self._official_base(svc, spec, platform)
         if spec in bases.VARIANTS and suite is not None:
             started = time.monotonic()
             rootfs = bases.ensure_rootfs(spec, arch=platforms.debian_arch(platform), suite=suite)
@@ -775,6 +780,23 @@ class Builder:
                 installed=facts.installed,
             )
         return self._base_image(svc, spec, platform)
+
+    def _official_base(self, svc: Service, variant: str, platform: Platform) -> _Base:
+        """The official image of the service's Python as its base; an error naming the ways
+        out when neither the engine nor the registry has it."""
+        try:
+            return self._base_image(svc, official_image(svc.python, variant), platform)
+        except WheeldockError as exc:
+            name = official_name(svc.python, variant)
+            carried = ", ".join(f"{v} ({s})" for s, v in bases.SUITE_PYTHON.items())
+            raise InvalidConfig(
+                f'service {svc.name}: python = "{svc.python}": wheeldock\'s bases carry '
+                f"{carried}, and the official image {name} is neither in the engine nor to "
+                f"be had from Docker Hub ({exc.what.splitlines()[0]})",
+                path=self.project.root / CONFIG_NAME,
+                fix=f"docker pull {name} (the engine's copy is used), or set python to one of "
+                f"{carried} for it (`wheeldock init --python X.Y`)",
+            ) from exc
 
     def _base_image(self, svc: Service, spec: str, platform: Platform) -> _Base:
         started = time.monotonic()

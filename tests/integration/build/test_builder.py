@@ -201,16 +201,19 @@ def test_a_range_the_locked_version_meets_updates_the_lock_in_place(
 
 
 @pytest.mark.integration
-def test_a_service_on_another_python_than_its_base_is_refused_before_anything_is_built(
+def test_a_python_no_base_and_no_official_image_has_is_refused_before_anything_is_built(
     cbt_built: CbtBuild, build_env: Path, tmp_path: Path
 ) -> None:
     proj = make_cbt_project(tmp_path / "p", lock_from=cbt_built.root)
-    svc = dataclasses.replace(proj.service("srv-img"), python="3.12")
+    svc = dataclasses.replace(proj.service("srv-img"), python="3.99")
     with pytest.raises(InvalidConfig) as err:
         builder.build(proj, [svc], [f"oci:{tmp_path / 'oci'}"])
-    assert 'python = "3.12", but its base slim has Python 3.11' in err.value.what
+    # no wheeldock base carries it, and no official image (engine or Docker Hub, reachable or
+    # not) has it: the error says both ways out
+    assert 'python = "3.99": wheeldock\'s bases carry 3.11 (bookworm), 3.13' in err.value.what
+    assert "the official image python:3.99-slim is neither in the engine" in err.value.what
     assert err.value.path == proj.root / "wheeldock.toml"
-    assert 'set python = "3.11"' in (err.value.fix or "")
+    assert "docker pull python:3.99-slim" in (err.value.fix or "")
     assert not (tmp_path / "oci").exists()
 
 
