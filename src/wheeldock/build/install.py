@@ -163,6 +163,12 @@ def compiler_id(python: str) -> str:
 def _base_rootfs(python: str) -> BaseRootfs:
     """The slim base whose python3 is ``python``, to compile with when this machine has no
     such interpreter (a Python 3.13 image built on a bookworm host)."""
+    return _base_rootfs_in(python, str(cache_root()))
+
+
+@cache
+def _base_rootfs_in(python: str, _cache: str) -> BaseRootfs:
+    """:func:`_base_rootfs`, asked once per cache folder (each tree's compile asks)."""
     suite = bases.suite_for(python)
     if suite is None:
         raise ToolNotFound(

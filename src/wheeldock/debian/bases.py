@@ -972,9 +972,10 @@ def _meta_path(tar_path: Path) -> Path:
 def _writable_cache() -> Path:
     try:
         folder = cache_dir("bases")
-        probe = folder / f".probe-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
+        # a probe of its own: threads of one process may ask at once
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         raise NotWritable(
             f"the base image cache is not writable ({exc.strerror})",
