@@ -472,6 +472,9 @@ class Scenario:
             engine.docker("image", "rm", "--force", *refs, *sorted(self.made), check=False)
         self.made.clear()
 
+    def discard(self) -> None:
+        """Remove what the scenario keeps outside its working copy (after its last event)."""
+
     # hooks
     def prepare(self) -> None:
         """Write what the scenario needs into the working copy (untimed)."""
@@ -730,6 +733,10 @@ class Native(Init):
 
     def written_roots(self) -> tuple[Path, ...]:
         return (self.cache, self.work)
+
+    def discard(self) -> None:
+        """Remove the scenario's wheeldock and uv caches (a large stack's are GBs)."""
+        shutil.rmtree(self.cache, ignore_errors=True)
 
     def installed_bytes(self) -> int | None:
         from wheeldock.oci.blobs import BlobStore
@@ -1168,6 +1175,7 @@ def _run_scenario(bench: _BenchRun, scenario_name: str, run: int) -> None:
     finally:
         scenario.stop()
         scenario.remove_images()
+        scenario.discard()
     if scenario.peak_rss:
         report.build_peak_rss[scenario_name] = max(
             report.build_peak_rss.get(scenario_name, 0), scenario.peak_rss

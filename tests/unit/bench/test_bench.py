@@ -568,3 +568,13 @@ def test_a_native_build_reports_its_peak_rss_bytes_written_and_installed_size(
     assert written == 4096
     assert peak is not None and peak > 1_000_000
     assert report.installed_bytes == 5000
+
+
+def test_a_native_scenario_removes_its_caches_when_discarded(tmp_path: Path) -> None:
+    svc = Service("api", "api", ("api/requirements.txt",), ("python3", "main.py"), port=8000)
+    native = bench.Native(
+        bench.Stack(tmp_path, (svc,), ()), tmp_path, ca_file=None, wheeldock=[sys.executable]
+    )
+    (native.cache / "uv" / "wheels").mkdir(parents=True)
+    native.discard()
+    assert not native.cache.exists()
