@@ -220,6 +220,7 @@ def render_chart(found: Sequence[GrowthPoint], path: Path) -> Path:
                     )
             ax.set_xlabel(xlabel, fontsize=8)
             ax.set_ylabel(title, fontsize=8)
+            ax.set_xlim(left=0)
             ax.set_ylim(bottom=0)
             ax.grid(alpha=0.3)
             if row == 0 and col == 0:
