@@ -1,5 +1,5 @@
 # The README's commands. Each installs what is missing first (idempotent), then does its job.
-.PHONY: setup dev demo test lint unit integration bench bench-suite clean
+.PHONY: setup dev demo test lint unit integration bench bench-growth bench-suite clean
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -40,6 +40,23 @@ $(BIN)/pytest:
 ## make bench: the lifecycle benchmark on examples/cb-totem, results in docs/bench/.
 bench: dev
 	$(BIN)/wheeldock -C examples/cb-totem bench --runs 3 --json docs/bench/cb-totem.json --chart docs/bench/cb-totem.png --markdown docs/bench/cb-totem.md
+
+## make bench-growth: how build time, peak RSS and bytes written grow with the installed size
+## and the number of services: the bench on four reference stacks and on fleet10 cut to one
+## service (its baseline), one after the other, then docs/bench/growth.md and growth.png.
+GROWTH := docs/bench/growth
+GROWTH_STACKS := examples/cb-totem examples/toplevel-api examples/data-api examples/fleet10 .wheeldock/growth/fleet1
+bench-growth: dev
+	$(BIN)/python scripts/bench_growth.py one-service examples/fleet10 .wheeldock/growth/fleet1
+	mkdir -p $(GROWTH)
+	for stack in $(GROWTH_STACKS); do \
+	  name=$$(basename $$stack); \
+	  $(BIN)/wheeldock -C $$stack bench --scenarios native,native-oci,uvguide --runs 3 \
+	    --json $(GROWTH)/$$name.json --markdown $(GROWTH)/$$name.md \
+	    || echo "bench-growth: $$name had failures (see $(GROWTH)/$$name.md)"; \
+	done
+	$(BIN)/python scripts/bench_growth.py report $(foreach s,$(GROWTH_STACKS),$(GROWTH)/$(notdir $(s)).json) \
+	  --markdown docs/bench/growth.md --chart docs/bench/growth.png
 
 bench-suite: dev
 	$(BIN)/pytest benchmarks --benchmark-enable --benchmark-only --benchmark-json docs/bench/hot-paths.json

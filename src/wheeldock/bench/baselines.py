@@ -20,6 +20,8 @@ import json
 import shlex
 from dataclasses import dataclass
 
+from wheeldock.build.runtime import exec_form
+
 #: Where the CA secret is mounted inside a RUN step.
 CA_TARGET = "/run/secrets/ca"
 
@@ -33,7 +35,9 @@ class DockerfileInputs:
 
     source: str  # the service's folder, e.g. "vcc-totem"
     requirements: str  # e.g. "vcc-totem/requirements.txt"
-    command: tuple[str, ...]  # e.g. ("python3", "api_wrapper.py")
+    #: e.g. ("python3", "api_wrapper.py"); one using ``$VAR`` runs through ``sh -c``, as in
+    #: wheeldock's own images (:func:`wheeldock.build.runtime.exec_form`)
+    command: tuple[str, ...]
     port: int | None
     health_path: str | None  # e.g. "/health"; None: no HTTP health check
     base_image: str = "python:3.11-slim"
@@ -87,7 +91,7 @@ RUN pip install --no-cache-dir --no-index --find-links=/tmp/wheels -r requiremen
 COPY {inputs.source}/ .
 HEALTHCHECK --interval=30s --timeout=10s --start-period=5s --retries=3 \\
     {_health_cmd(inputs)}
-CMD {json.dumps(list(inputs.command))}
+CMD {json.dumps(exec_form(inputs.command))}
 """
 
 
@@ -125,5 +129,5 @@ WORKDIR /app
 COPY {inputs.source}/ .
 HEALTHCHECK --interval=30s --timeout=10s --start-period=5s --retries=3 \\
     {_health_cmd(inputs)}
-CMD {json.dumps(list(inputs.command))}
+CMD {json.dumps(exec_form(inputs.command))}
 """

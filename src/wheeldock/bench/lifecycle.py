@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from wheeldock import platforms
-from wheeldock.bench import baselines, outputs
+from wheeldock.bench import baselines, cost, outputs
 from wheeldock.compose import files as compose
 from wheeldock.compose import health
 from wheeldock.compose import survey as discover
@@ -79,6 +79,8 @@ EVENT_TITLES = {
     "cold-src": "First build, source builds forced",
     "bump-src": "One pin, source builds forced",
 }
+#: the per-event figures summarised (median, min, max) in the JSON
+SUMMARY_METRICS = ("build_s", "answer_s", "healthy_s", "peak_rss", "written_bytes")
 _COPY_IGNORE = shutil.ignore_patterns(".git", ".wheeldock", "__pycache__", "*.pyc", ".venv")
 
 
@@ -105,6 +107,10 @@ class Measurement:
     healthy_s: float | None  # start of the event -> Docker reports every container healthy
     new_layer_bytes: int | None = None  # compressed bytes of layers this event added
     new_layer_bytes_raw: int | None = None  # the same, uncompressed
+    #: the build's own cost (wheeldock.bench.cost says what each is); None: not measured
+    #: (no build ran, or it ran inside dockerd)
+    peak_rss: int | None = None  # bytes: the largest process of the build's tree at its peak
+    written_bytes: int | None = None  # net growth of the caches and outputs the build writes
 
 
 @dataclass(frozen=True)
@@ -144,6 +150,10 @@ class BenchReport:
     #: cold builds whose image layers the engine already held (so its unpacking was skipped)
     warm_engine: list[str] = field(default_factory=list)
     bumped: str = ""
+    services: int = 0  # Python services in the stack
+    #: the dependency layers' uncompressed size (each distinct layer once), from the first
+    #: native build that reported it (None: no native scenario ran)
+    installed_bytes: int | None = None
     platform: str = ""  # what the images were built for and run as (e.g. linux/arm64)
     emulated: bool = False  # the containers (and the Dockerfiles' RUN steps) ran under qemu
 
@@ -173,7 +183,7 @@ class BenchReport:
             summary[scenario] = {}
             for event in self.events:
                 entry: dict[str, Any] = {}
-                for metric in ("build_s", "answer_s", "healthy_s"):
+                for metric in SUMMARY_METRICS:
                     stat = self.stat(scenario, event, metric)
                     if stat is not None:
                         entry[metric] = stat.__dict__
@@ -183,6 +193,8 @@ class BenchReport:
             "stack": self.stack,
             "runs": self.runs,
             "bumped": self.bumped,
+            "services": self.services,
+            "installed_bytes": self.installed_bytes,
             "platform": self.platform,
             "emulated": self.emulated,
             "machine": self.machine,
@@ -403,6 +415,8 @@ class Scenario:
         self.project = f"{project_prefix()}{self.name}"
         self.no_binary: tuple[str, ...] = ()
         self.peak_rss = 0
+        #: the peak RSS of the last build's process tree (None: not measured)
+        self.last_peak_rss: int | None = None
         self.platform = platform
         self.platform_override: Path | None = None
         #: IDs of every image this scenario's builds made (a rebuild leaves the last untagged)
@@ -458,6 +472,9 @@ class Scenario:
             engine.docker("image", "rm", "--force", *refs, *sorted(self.made), check=False)
         self.made.clear()
 
+    def discard(self) -> None:
+        """Remove what the scenario keeps outside its working copy (after its last event)."""
+
     # hooks
     def prepare(self) -> None:
         """Write what the scenario needs into the working copy (untimed)."""
@@ -512,6 +529,15 @@ class Scenario:
 
     def relock(self) -> None:
         """Re-resolve after the requirements changed (timed: it is part of the user's wait)."""
+
+    def written_roots(self) -> tuple[Path, ...]:
+        """The folders whose growth is what a build writes (none: not measured here; a
+        compose build writes inside dockerd, which other users of the engine write to too)."""
+        return ()
+
+    def installed_bytes(self) -> int | None:
+        """The stack's installed size as the last build made it (None: not known here)."""
+        return None
 
     def set_source_builds(self, packages: tuple[str, ...]) -> None:
         """Force ``packages`` to build from source from now on (for the ``*-src`` events)."""
@@ -703,6 +729,21 @@ class Native(Init):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.cache = Path(tempfile.mkdtemp(prefix="wdbench-cache-"))
+        self.deps_digests: list[str] = []  # the last build's dependency layers
+
+    def written_roots(self) -> tuple[Path, ...]:
+        return (self.cache, self.work)
+
+    def discard(self) -> None:
+        """Remove the scenario's wheeldock and uv caches (a large stack's are GBs)."""
+        shutil.rmtree(self.cache, ignore_errors=True)
+
+    def installed_bytes(self) -> int | None:
+        from wheeldock.oci.blobs import BlobStore
+
+        return cost.installed_bytes(
+            BlobStore(self.cache / "wheeldock" / "blobs"), self.deps_digests
+        )
 
     def _env(self) -> dict[str, str]:
         return {
@@ -751,20 +792,15 @@ class Native(Init):
             "--json",
         ]
         cmd += self._platform_args()
-        # one build per service pair: the shared deps blobs are reused across the two
-        proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, **self._env()},
-        )
-        _, status, rusage = os.wait4(proc.pid, 0)
-        stdout = proc.stdout.read() if proc.stdout else ""
-        stderr = proc.stderr.read() if proc.stderr else ""
-        self.peak_rss = max(self.peak_rss, rusage.ru_maxrss * 1024)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise BenchFailed(f"`wheeldock build` failed:\n{stderr[-3000:]}{stdout[-1000:]}")
+        done = cost.run_measured(cmd, {**os.environ, **self._env()})
+        self.last_peak_rss = done.peak_rss
+        self.peak_rss = max(self.peak_rss, done.peak_rss)
+        if done.returncode != 0:
+            raise BenchFailed(
+                f"`wheeldock build` failed:\n{done.stderr[-3000:]}{done.stdout[-1000:]}"
+            )
+        with contextlib.suppress(ValueError):  # no JSON: the sizes stay unknown
+            self.deps_digests = cost.deps_layers(json.loads(done.stdout))
 
     def image_refs(self) -> list[str]:
         return [f"{self.project}-{s.name}:wheeldock" for s in self.stack.services]
@@ -1075,6 +1111,7 @@ def run_bench(
         machine=machine_details(),
         platform=platform_name,
         emulated=emulated,
+        services=len(probe.services),
     )
     with _working_copy(root) as tmp:
         bump = _choose_bump(probe, options.bump)
@@ -1138,6 +1175,7 @@ def _run_scenario(bench: _BenchRun, scenario_name: str, run: int) -> None:
     finally:
         scenario.stop()
         scenario.remove_images()
+        scenario.discard()
     if scenario.peak_rss:
         report.build_peak_rss[scenario_name] = max(
             report.build_peak_rss.get(scenario_name, 0), scenario.peak_rss
@@ -1284,6 +1322,9 @@ def _run_events(bench: _BenchRun, scenario: Scenario, run: int) -> None:
             f"{scenario.name} · run {run + 1}/{bench.options.runs} · {EVENT_TITLES[event]}"
         )
         held = _prepare_event(bench, scenario, run, event)
+        roots = scenario.written_roots()
+        before = cost.tree_bytes(roots) if roots else None
+        scenario.last_peak_rss = None
         t0 = _timed_build(bench, scenario, run, event)
         build_s = time.perf_counter() - t0
         scenario.note_images()
@@ -1298,6 +1339,7 @@ def _run_events(bench: _BenchRun, scenario: Scenario, run: int) -> None:
         if run == 0 and event == "cold" and scenario.starts:
             time.sleep(2)  # let the services settle before reading their idle memory
             bench.report.idle_rss[scenario.name] = idle_rss(scenario.project)
+        peak_rss, written = _build_cost(bench, scenario, event, before)
         bench.report.measurements.append(
             Measurement(
                 scenario.name,
@@ -1308,9 +1350,27 @@ def _run_events(bench: _BenchRun, scenario: Scenario, run: int) -> None:
                 round(healthy_s, 3) if healthy_s is not None else None,
                 new_packed,
                 new_raw,
+                peak_rss,
+                written,
             )
         )
         bench.progress(f"  {scenario.name} {event}: " + _timings(build_s, answer_s, healthy_s))
+
+
+def _build_cost(
+    bench: _BenchRun, scenario: Scenario, event: str, before: int | None
+) -> tuple[int | None, int | None]:
+    """The peak RSS and bytes written of the build the event ran (None, None: no build ran,
+    or not one measured here), read after the event's timers stopped; the first cold build
+    that knows it gives the stack's installed size."""
+    if scenario.last_peak_rss is None:
+        return None, None
+    written = None
+    if before is not None:
+        written = cost.tree_bytes(scenario.written_roots()) - before
+    if event == "cold" and bench.report.installed_bytes is None:
+        bench.report.installed_bytes = scenario.installed_bytes()
+    return scenario.last_peak_rss, written
 
 
 def _timings(build_s: float, answer_s: float | None, healthy_s: float | None) -> str:
@@ -1479,6 +1539,7 @@ def render_markdown(report: BenchReport) -> str:
         )
         + " |"
     )
+    lines += cost_lines(report)
     if report.failures:
         lines += ["", "## Failures", ""] + [f"- {f.splitlines()[0]}" for f in report.failures]
     if report.retried:
@@ -1504,6 +1565,51 @@ def render_markdown(report: BenchReport) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def cost_lines(report: BenchReport) -> list[str]:
+    """The Markdown section of what each measured build cost (medians): build time, peak RSS
+    and bytes written per event and scenario, with the stack's size; none when no scenario's
+    builds were measured."""
+    measured = [
+        n
+        for n in report.scenarios
+        if any(m.scenario == n and m.peak_rss is not None for m in report.measurements)
+    ]
+    if not measured:
+        return []
+    lines = [
+        "",
+        "## What each build costs",
+        "",
+        f"{report.services} service{'s' if report.services != 1 else ''}; installed size "
+        f"{_mb(report.installed_bytes)} (the dependency layers, uncompressed, each distinct "
+        "layer once). Peak RSS: the largest single process of `wheeldock build`'s process tree "
+        "(wait4's ru_maxrss), not a sum. Written: the net growth of the build's caches and "
+        "outputs (what `docker load` hands the engine is not counted). The Dockerfile "
+        "scenarios build inside dockerd, which other users of the engine share: not measured.",
+        "",
+        "| Event | "
+        + " | ".join(f"{n} build | {n} peak RSS | {n} written" for n in measured)
+        + " |",
+        "|---|" + "---:|" * (3 * len(measured)),
+    ]
+    for event in report.events:
+        if event == "restart":
+            continue
+        cells = []
+        for name in measured:
+            rss, written = (
+                report.stat(name, event, "peak_rss"),
+                report.stat(name, event, "written_bytes"),
+            )
+            cells += [
+                _seconds(report.stat(name, event, "build_s")),
+                _mb(round(rss.median)) if rss else "–",
+                _mb(round(written.median)) if written else "–",
+            ]
+        lines.append(f"| {EVENT_TITLES[event]} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def render_chart(report: BenchReport, path: Path) -> Path:

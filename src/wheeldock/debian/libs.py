@@ -1036,10 +1036,16 @@ def _check_tree(
     for _, info in infos:
         arch = arch or info.arch
     loader = _Loader(tree, arch, env)
-    pairs: list[tuple[str, str, str, str | None]] = []
-    for path, info in infos:
-        for soname, needed_by, version in dict.fromkeys(loader.missing(path, info)):
-            pairs.append(("/" + path, soname, needed_by, version))
+    found = [(path, dict.fromkeys(loader.missing(path, info))) for path, info in infos]
+    # A library that another file loads is checked as that file loads it (with the DT_RPATH
+    # it inherits from its loaders, as scipy.libs' libgfortran finds its libquadmath), not
+    # alone: nothing loads it alone.
+    pairs: list[tuple[str, str, str, str | None]] = [
+        ("/" + path, soname, needed_by, version)
+        for path, missing in found
+        if path not in loader.libraries
+        for soname, needed_by, version in missing
+    ]
     suite = _tree_suite(tree)
     packages: dict[str, str | None] = {}
     if pairs and suggest and arch is not None and arch in elf.TRIPLETS:

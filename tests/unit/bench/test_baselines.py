@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 
 from wheeldock.bench.baselines import DockerfileInputs, seed_dockerfile, uvguide_dockerfile
@@ -68,3 +71,13 @@ def test_forced_source_builds_are_passed_to_pip_and_uv() -> None:
 def test_worker_without_port_gets_a_process_check() -> None:
     worker = DockerfileInputs(**{**INPUTS.__dict__, "port": None, "health_path": None})
     assert "os.kill(1, 0)" in seed_dockerfile(worker)
+
+
+@pytest.mark.parametrize("render", [seed_dockerfile, uvguide_dockerfile])
+def test_a_command_that_uses_a_variable_runs_through_a_shell(render: object) -> None:
+    # data-api's `uvicorn app:app --port $${MODEL_PORT}`: exec form would pass it literally
+    inputs = dataclasses.replace(INPUTS, command=("uvicorn", "app:app", "--port", "${MODEL_PORT}"))
+    assert callable(render)
+    text = render(inputs)
+    cmd = json.loads(text.rstrip().rsplit("\nCMD ", 1)[1])
+    assert cmd == ["/bin/sh", "-c", 'exec uvicorn app:app --port "${MODEL_PORT}"']

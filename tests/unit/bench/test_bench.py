@@ -487,3 +487,94 @@ def test_a_build_timed_again_is_listed_in_the_report() -> None:
     assert "## Builds timed again (nothing had been built)" in text
     assert "- uvguide run 2 code:" in text
     assert report.to_dict()["retried"] == report.retried
+
+
+def _report_with_costs() -> bench.BenchReport:
+    report = _report_with_daemonless()
+    report.services, report.installed_bytes = 2, 431_000_000
+    costs = {"cold": (200e6, 900e6), "bump": (90e6, 2e6)}
+    for i, m in enumerate(list(report.measurements)):
+        if m.scenario in ("native", "native-oci"):
+            rss, written = costs[m.event]
+            report.measurements[i] = dataclasses.replace(
+                m, peak_rss=int(rss) + m.run * 1_000_000, written_bytes=int(written)
+            )
+    return report
+
+
+def test_the_cost_of_each_measured_build_is_summarised_in_the_json() -> None:
+    data = _report_with_costs().to_dict()
+    assert (data["services"], data["installed_bytes"]) == (2, 431_000_000)
+    cold = data["summary"]["native-oci"]["cold"]
+    assert cold["peak_rss"] == {"median": 201e6, "min": 200e6, "max": 202e6, "n": 3}
+    assert cold["written_bytes"]["median"] == 900e6
+    assert "peak_rss" not in data["summary"]["uvguide"]["cold"]
+
+
+def test_the_cost_table_has_a_build_rss_and_written_column_per_measured_scenario() -> None:
+    lines = bench.render_markdown(_report_with_costs()).splitlines()
+    start = lines.index("## What each build costs")
+    assert "2 services; installed size 431.0 MB" in lines[start + 2]
+    header = lines[start + 4]
+    assert header.startswith("| Event | native build | native peak RSS | native written |")
+    assert "uvguide" not in header and header.count("|") == 8
+    cold = lines[start + 6]
+    # native-oci's cold builds: 0.5 s median, 201 MB peak, 900 MB written
+    assert cold.startswith("| First build + start |")
+    assert cold.endswith("| 0.50 s | 201.0 MB | 900.0 MB |")
+    assert lines[start + 7].startswith("| Requirements change (one pin) |")
+
+
+def test_a_report_without_measured_builds_has_no_cost_table() -> None:
+    assert "## What each build costs" not in bench.render_markdown(_report())
+
+
+#: a stand-in for `wheeldock build --json`: writes 4096 bytes into its cache and reports the
+#: deps layer whose digest it is given
+FAKE_BUILD = """
+import json, os, sys
+with open(os.path.join(os.environ["WHEELDOCK_CACHE"], "written"), "wb") as fh:
+    fh.write(b"w" * 4096)
+layers = [{"kind": "deps", "digest": sys.argv[1]}, {"kind": "app", "digest": "sha256:" + "a" * 64}]
+print(json.dumps({"services": [{"service": "api", "layers": layers}]}))
+"""
+
+
+def test_a_native_build_reports_its_peak_rss_bytes_written_and_installed_size(
+    tmp_path: Path,
+) -> None:
+    import gzip
+
+    from wheeldock.bench import cost
+    from wheeldock.oci.blobs import BlobStore
+
+    svc = Service("api", "api", ("api/requirements.txt",), ("python3", "main.py"), port=8000)
+    work = tmp_path / "work"
+    work.mkdir()
+    report = bench.BenchReport("s", 1, ("native-oci",), ("cold",), {})
+    run = bench._BenchRun(
+        work, bench.Stack(work, (svc,), ()), tmp_path, ("cold",), bench.BenchOptions(), report,
+        lambda msg: None, ("idna", "3.10", "3.9"),
+    )  # fmt: skip
+    oci = bench.NativeOci(run.probe, work, ca_file=None, wheeldock=[])
+    try:
+        deps = BlobStore(oci.cache / "wheeldock" / "blobs").put_bytes(gzip.compress(b"d" * 5000))
+        oci.wheeldock = [sys.executable, "-c", FAKE_BUILD, str(deps.digest)]
+        before = cost.tree_bytes(oci.written_roots())
+        oci.build()
+        peak, written = bench._build_cost(run, oci, "cold", before)
+    finally:
+        shutil.rmtree(oci.cache, ignore_errors=True)
+    assert written == 4096
+    assert peak is not None and peak > 1_000_000
+    assert report.installed_bytes == 5000
+
+
+def test_a_native_scenario_removes_its_caches_when_discarded(tmp_path: Path) -> None:
+    svc = Service("api", "api", ("api/requirements.txt",), ("python3", "main.py"), port=8000)
+    native = bench.Native(
+        bench.Stack(tmp_path, (svc,), ()), tmp_path, ca_file=None, wheeldock=[sys.executable]
+    )
+    (native.cache / "uv" / "wheels").mkdir(parents=True)
+    native.discard()
+    assert not native.cache.exists()

@@ -198,6 +198,36 @@ def test_runpath_origin_finds_a_vendored_library(tmp_path: Path) -> None:
     assert libs.check(str(root)).ok
 
 
+def test_a_vendored_library_is_checked_as_its_loaders_load_it_through_their_rpath(
+    tmp_path: Path, libs_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # scipy's wheel: libgfortran in scipy.libs has no RPATH of its own and needs libquadmath
+    # next to it; ld.so finds it through the extension's DT_RPATH, which DT_NEEDED libraries
+    # without a DT_RUNPATH inherit. Nothing loads libgfortran alone.
+    monkeypatch.setenv("WHEELDOCK_DEBIAN_MIRROR", "http://127.0.0.1:9/debian")
+    site = "usr/local/lib/python3.11/dist-packages"
+    entries: list[Entry] = [
+        (
+            f"{site}/scipy/linalg/_fblas.so",
+            make_elf(needed=["libgfortran-8f.so.5"], rpath="$ORIGIN/../../scipy.libs"),
+        ),
+        (f"{site}/scipy.libs/libgfortran-8f.so.5", make_elf(needed=["libquadmath-82.so.0"])),
+        (f"{site}/scipy.libs/libquadmath-82.so.0", make_elf()),
+    ]
+    assert libs.check(str(folder_of(tmp_path / "fs", entries))).ok
+    # the same library loaded by an extension that does not point at scipy.libs fails
+    entries.append(
+        (
+            f"{site}/other/_ext.so",
+            make_elf(needed=["libgfortran-8f.so.5"], runpath="$ORIGIN/../scipy.libs"),
+        )
+    )
+    report = libs.check(str(folder_of(tmp_path / "fs2", entries)))
+    assert [(m.soname, m.needed_by) for m in report.missing] == [
+        ("libquadmath-82.so.0", f"/{site}/scipy.libs/libgfortran-8f.so.5")
+    ]
+
+
 def test_a_library_of_another_architecture_is_skipped_as_ld_so_does(tmp_path: Path) -> None:
     entries = rootfs_entries(with_bar=True)
     arm_first = [("usr/local/lib/x86_64-linux-gnu/libbar.so.2", make_elf(machine="aarch64"))]
