@@ -272,7 +272,7 @@ def test_the_daemonless_build_is_a_build_column_with_its_own_ratios_not_a_start_
     assert cold_build.endswith("| 39.0× (native) | 19.0× (native) | 78.0× | 38.0× |")
 
 
-def test_the_daemonless_scenario_writes_a_layout_per_service_and_nothing_to_the_engine(
+def test_the_daemonless_scenario_writes_one_layout_a_tag_per_service_and_nothing_to_the_engine(
     tmp_path: Path,
 ) -> None:
     calls = tmp_path / "calls.jsonl"
@@ -290,7 +290,8 @@ def test_the_daemonless_scenario_writes_a_layout_per_service_and_nothing_to_the_
         shutil.rmtree(oci.cache, ignore_errors=True)
     (argv,) = [json.loads(line) for line in calls.read_text().splitlines()]
     outputs = [a.removeprefix("--output=") for a in argv if a.startswith("--output=")]
-    assert outputs == [f"oci:{oci.layout('api')}", f"oci:{oci.layout('img')}"]
+    # one layout: the layers the services share are stored once
+    assert outputs == [f"oci:{oci.layouts}:{{service}}"]
     assert oci.image_refs() == [] and not oci.starts
 
 
@@ -306,9 +307,9 @@ def test_a_cold_daemonless_build_starts_without_the_layouts_of_earlier_builds(
         wheeldock=[sys.executable],
     )
     try:
-        (oci.layout("api") / "blobs").mkdir(parents=True)
+        (oci.layouts / "blobs").mkdir(parents=True)
         oci.clear_caches()
-        assert not oci.layout("api").exists()
+        assert not oci.layouts.exists()
     finally:
         shutil.rmtree(oci.cache, ignore_errors=True)
 
