@@ -977,17 +977,41 @@ def check_layers(
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wheeldock-check-")))
-        sources = []
-        for path in layers:
-            sources.append(_blob_source(path, stack, tmp))
-        tree = LayeredTree(sources)
-        candidates = [
-            p
-            for p in tree.paths()
-            if tree.layer_of(p) in new
-            and (elf.looks_like_shared_library(p) or _PROGRAM.search(p) is not None)
-        ]
+        sources = {i: _blob_source(layers[i], stack, tmp) for i in sorted(new)}
+        # the new layers alone first: with no library or program in them (a bump of a pure
+        # Python package) there is nothing to resolve, and the other layers are not read
+        if not _any_elf(LayeredTree(list(sources.values())), range(len(sources))):
+            empty = LayeredTree([])
+            return _check_tree(ref, empty, [], arch, env or {}, suggest=suggest, started=started)
+        for i, path in enumerate(layers):
+            if i not in sources:
+                sources[i] = _blob_source(path, stack, tmp)
+        tree = LayeredTree([sources[i] for i in range(len(layers))])
+        candidates = _candidates(tree, new)
         return _check_tree(ref, tree, candidates, arch, env or {}, suggest=suggest, started=started)
+
+
+def _any_elf(tree: LayeredTree, new: Collection[int]) -> bool:
+    """Whether a candidate of :func:`_candidates` is an ELF object (a console script in
+    ``bin/`` is a candidate by its place, and is text)."""
+    for path in _candidates(tree, new):
+        node = tree.node(path)
+        if node is None or node.kind != "file":
+            continue
+        with tree.open(path) as f:
+            if f.read(4) == b"\x7fELF":
+                return True
+    return False
+
+
+def _candidates(tree: LayeredTree, new: Collection[int]) -> list[str]:
+    """The files of the layers numbered ``new`` that may be ELF objects to check."""
+    return [
+        p
+        for p in tree.paths()
+        if tree.layer_of(p) in new
+        and (elf.looks_like_shared_library(p) or _PROGRAM.search(p) is not None)
+    ]
 
 
 def _read_candidates(

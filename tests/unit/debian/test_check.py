@@ -520,3 +520,23 @@ def test_only_the_new_layers_files_are_read(tmp_path: Path) -> None:
     new = _gzip_layer(tmp_path / "new.tar.gz", [(f"{SITE}/new/_y.so", fine)])
     report = libs.check_layers([_base_layer(tmp_path), cached, new], {2}, suggest=False)
     assert report.ok and report.checked == (f"/{SITE}/new/_y.so",)
+
+
+def test_new_layers_without_an_elf_object_pass_without_reading_the_others(
+    tmp_path: Path,
+) -> None:
+    # a bump of a pure-Python distribution: its console script sits in bin/ and is text
+    pure = _gzip_layer(
+        tmp_path / "pure.tar.gz",
+        [(f"{SITE}/flask/__init__.py", b""), ("usr/local/bin/flask", b"#!/usr/bin/python3\n")],
+    )
+    never_read = tmp_path / "absent-base.tar"
+    report = libs.check_layers([never_read, pure], {1}, suggest=False)
+    assert report.ok and report.checked == ()
+
+
+def test_a_new_layer_with_an_elf_object_still_reads_the_base(tmp_path: Path) -> None:
+    fine = make_elf(needed=["libc.so.6"])
+    new = _gzip_layer(tmp_path / "new.tar.gz", [(f"{SITE}/new/_y.so", fine)])
+    with pytest.raises(FileNotFoundError):
+        libs.check_layers([tmp_path / "absent-base.tar", new], {1}, suggest=False)
