@@ -8,7 +8,10 @@ and ``Dockerfile.<service>`` that ``wheeldock init`` writes from it. Events: col
 Both start from the same base: the case's ``FROM`` image with this machine's proxy CA added (a
 ``pip install`` in the user's Dockerfile reaches PyPI only through the proxy, and it has no
 secret to take the CA from); the copies are the case's files with that one ``FROM`` changed,
-before ``init`` runs. Usage::
+before ``init`` runs. ``--base`` names another image to start both from, where the case's own
+is not on this machine (a ``python:3.12-slim`` case on a machine with 3.13 only). After each bump
+the bumped version is read from both images, so a build that did not take the new pin fails the
+run instead of being timed. Usage::
 
     python benchmarks/dockerfile_services.py flask-gunicorn --bump flask==3.0.2 --runs 3 \
         --markdown docs/bench/dockerfile-services.md
@@ -96,7 +99,24 @@ def _change(root: Path, event: str, bump: str) -> None:
         reqs.write_text("\n".join(lines) + "\n")
 
 
-def measure(case: str, runs: int, bump: str) -> dict[str, dict[str, list[float]]]:
+def _check_bumped(tag: str, bump: str) -> None:
+    """Fail unless the image ``tag`` holds the version ``bump`` pins (untimed)."""
+    name, version = bump.split("==")
+    probe = f"import importlib.metadata as m; print(m.version({name!r}))"
+    found = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", "--entrypoint", "python", tag, "-c", probe],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout.strip()
+    if found != version:
+        raise SystemExit(f"{tag} holds {name} {found} after the bump to {version}")
+
+
+def measure(
+    case: str, runs: int, bump: str, base: str | None = None
+) -> dict[str, dict[str, list[float]]]:
     """Seconds per approach and event, ``runs`` times each."""
     found: dict[str, dict[str, list[float]]] = {
         "original": {e: [] for e in EVENTS},
@@ -104,7 +124,7 @@ def measure(case: str, runs: int, bump: str) -> dict[str, dict[str, list[float]]
     }
     service = case.replace("/", "-")
     with tempfile.TemporaryDirectory(prefix="wd-bench-df-") as tmp:
-        ca_base(_from_image(CORPUS / case / "Dockerfile"), Path(tmp))
+        ca_base(base or _from_image(CORPUS / case / "Dockerfile"), Path(tmp))
         for run in range(runs):
             work = Path(tmp) / f"run-{run}"
             original, converted = copies(case, work)
@@ -119,8 +139,11 @@ def measure(case: str, runs: int, bump: str) -> dict[str, dict[str, list[float]]
                     ("converted", converted, generated),
                 ):
                     _change(root, event, bump)
-                    seconds = _build(root, dockerfile, f"wd-bench-df/{service}-{name}:latest")
+                    tag = f"wd-bench-df/{service}-{name}:latest"
+                    seconds = _build(root, dockerfile, tag)
                     found[name][event].append(seconds)
+                    if event == "bump":
+                        _check_bumped(tag, bump)
                     print(f"run {run} {event}: {name} {seconds:.2f} s", flush=True)
     _run(
         ["docker", "rmi", "--force", CA_BASE, *(f"wd-bench-df/{service}-{n}:latest" for n in found)]
@@ -155,10 +178,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("case", help="a folder of tests/data/dockerfiles")
     parser.add_argument("--bump", required=True, help="the pin the bump sets (NAME==VERSION)")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--base", help="the image both copies start from (default: the case's)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args(argv)
-    found = measure(args.case, args.runs, args.bump)
+    found = measure(args.case, args.runs, args.bump, args.base)
     text = markdown(args.case, found, args.bump)
     if args.json:
         args.json.write_text(json.dumps({"case": args.case, "seconds": found}, indent=2) + "\n")

@@ -87,6 +87,20 @@ def registry() -> Iterator[str]:
         proc.terminate()
         proc.wait(timeout=30)
         shutil.rmtree(folder, ignore_errors=True)
+        _remove_images(f"127.0.0.1:{port}/")
+
+
+def _remove_images(prefix: str) -> None:
+    """Remove the engine's images named under ``prefix`` (what the uv-guide builds left)."""
+    listed = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    mine = [ref for ref in listed if ref.startswith(prefix)]
+    if mine:
+        subprocess.run(["docker", "rmi", "--force", *mine], capture_output=True, check=False)
 
 
 def _machine(folder: Path) -> dict[str, str]:
