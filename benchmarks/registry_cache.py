@@ -147,6 +147,7 @@ def _uvguide_files(root: Path, folder: Path) -> dict[str, Path]:
             command=svc.command,
             port=svc.port,
             health_path=svc.health if svc.health.startswith("/") else None,
+            runtime_packages=svc.runtime_packages,
         )
         path = folder / f"Dockerfile.uvguide.{svc.name}"
         path.write_text(uvguide_dockerfile(inputs))

@@ -43,6 +43,9 @@ class DockerfileInputs:
     base_image: str = "python:3.11-slim"
     with_ca: bool = True
     no_binary: tuple[str, ...] = ()  # packages forced to build from source
+    #: the Debian packages the wheels' native code loads (``runtime_packages`` of
+    #: wheeldock.toml, e.g. libodbc2 for pyodbc): a hand-made image without them fails at import
+    runtime_packages: tuple[str, ...] = ()
 
 
 def _health_cmd(inputs: DockerfileInputs) -> str:
@@ -65,6 +68,18 @@ def _no_binary_flag(inputs: DockerfileInputs) -> str:
     return f" --no-binary {','.join(inputs.no_binary)}" if inputs.no_binary else ""
 
 
+def _runtime_apt(inputs: DockerfileInputs, always: tuple[str, ...] = ()) -> str:
+    """The runtime stage's ``apt-get install`` of ``always`` and the service's runtime
+    packages, as a Dockerfile author writes it; empty when there are none."""
+    packages = list(dict.fromkeys((*always, *inputs.runtime_packages)))
+    if not packages:
+        return ""
+    return (
+        "RUN apt-get update && apt-get install -y --no-install-recommends "
+        f"{' '.join(packages)} \\\n    && rm -rf /var/lib/apt/lists/*\n"
+    )
+
+
 def seed_dockerfile(inputs: DockerfileInputs) -> str:
     """The seed's Dockerfile.<service>, for this service."""
     req = inputs.requirements
@@ -83,9 +98,7 @@ RUN {_secret(inputs)}{_cert_env(inputs)}pip wheel --no-cache-dir{_no_binary_flag
 # ---- Stage 2: runtime (slim, no compiler) ----
 FROM {inputs.base_image}
 WORKDIR /src
-RUN apt-get update && apt-get install -y --no-install-recommends libffi8 \\
-    && rm -rf /var/lib/apt/lists/*
-COPY --from=builder /tmp/wheels /tmp/wheels
+{_runtime_apt(inputs, ("libffi8",))}COPY --from=builder /tmp/wheels /tmp/wheels
 COPY {req} requirements.txt
 RUN pip install --no-cache-dir --no-index --find-links=/tmp/wheels -r requirements.txt
 COPY {inputs.source}/ .
@@ -123,7 +136,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \\
     {_secret(inputs)}{_cert_env(inputs)}uv pip install{no_binary} -r requirements.txt
 
 FROM {inputs.base_image}
-COPY --from=builder /app/.venv /app/.venv
+{_runtime_apt(inputs)}COPY --from=builder /app/.venv /app/.venv
 ENV PATH="/app/.venv/bin:$PATH"
 WORKDIR /app
 COPY {inputs.source}/ .

@@ -665,6 +665,7 @@ class _Handmade(Scenario):
                 health_path=svc.health if svc.health.startswith("/") else None,
                 with_ca=self.ca_file is not None,
                 no_binary=self.no_binary,
+                runtime_packages=svc.runtime_packages,
             )
             atomic_write_text(
                 self.work / f"Dockerfile.{self.name}.{svc.name}", type(self).render(inputs)

@@ -81,3 +81,18 @@ def test_a_command_that_uses_a_variable_runs_through_a_shell(render: object) -> 
     text = render(inputs)
     cmd = json.loads(text.rstrip().rsplit("\nCMD ", 1)[1])
     assert cmd == ["/bin/sh", "-c", 'exec uvicorn app:app --port "${MODEL_PORT}"']
+
+
+@pytest.mark.parametrize("render", [seed_dockerfile, uvguide_dockerfile])
+def test_the_services_runtime_packages_are_installed_in_the_runtime_stage(render: object) -> None:
+    # toplevel-api's pyodbc loads libodbc.so.2: an image without libodbc2 fails at import
+    inputs = dataclasses.replace(INPUTS, runtime_packages=("libodbc2",))
+    assert callable(render)
+    runtime = render(inputs).rsplit("FROM python:3.11-slim\n", 1)[1]
+    assert "apt-get install -y --no-install-recommends" in runtime
+    assert "libodbc2" in runtime.split("COPY")[0]
+
+
+def test_the_uvguide_runtime_stage_installs_nothing_when_no_package_is_needed() -> None:
+    runtime = uvguide_dockerfile(INPUTS).rsplit("FROM python:3.11-slim\n", 1)[1]
+    assert "apt-get" not in runtime
