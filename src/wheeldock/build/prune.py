@@ -21,6 +21,7 @@ from typing import Any
 from wheeldock.build.builder import LABEL_IMAGE
 from wheeldock.build.install import InstalledTrees
 from wheeldock.build.sdists import BaseWheelhouse
+from wheeldock.debian import listings
 from wheeldock.debian.bases import LABEL_BASE
 from wheeldock.deps.wheelhouse import named_by_locks
 from wheeldock.edges import engine
@@ -91,7 +92,15 @@ class PruneReport:
 
 
 ENGINE_KIND = "dangling images"
-KINDS = ("wheels", "installed trees", "blobs", "blob index", "temp files", ENGINE_KIND)
+KINDS = (
+    "wheels",
+    "installed trees",
+    "blobs",
+    "blob index",
+    listings.KIND,
+    "temp files",
+    ENGINE_KIND,
+)
 
 
 def file_candidates(
@@ -113,6 +122,10 @@ def file_candidates(
         )
     if (root / "blobs").is_dir():
         found += BlobStore(root / "blobs").prune_candidates(age, everything=options.everything)
+    if (root / "check" / "listings").is_dir():
+        found += listings.prune_candidates(
+            root / "check" / "listings", age, everything=options.everything
+        )
     taken = {c.path for c in found}
     found += [c for c in stale_temps(root, age) if not any(p in taken for p in c.path.parents)]
     return found, named.locks

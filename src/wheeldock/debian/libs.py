@@ -34,6 +34,7 @@ from typing import Any
 from wheeldock import platforms
 from wheeldock.debian import archive as debian
 from wheeldock.debian import bases, dpkg, elf
+from wheeldock.debian.listings import Listings
 from wheeldock.debian.rootfs import DirTree, FileTree, LayeredTree, norm, resolve
 from wheeldock.edges.fsutil import atomic_write_text
 from wheeldock.edges.paths import cache_dir
@@ -977,24 +978,27 @@ def check_layers(
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wheeldock-check-")))
-        sources = {i: _blob_source(layers[i], stack, tmp) for i in sorted(new)}
-        # the new layers alone first: with no library or program in them (a bump of a pure
-        # Python package) there is nothing to resolve, and the other layers are not read
-        if not _any_elf(LayeredTree(list(sources.values())), range(len(sources))):
-            empty = LayeredTree([])
-            return _check_tree(ref, empty, [], arch, env or {}, suggest=suggest, started=started)
-        for i, path in enumerate(layers):
-            if i not in sources:
-                sources[i] = _blob_source(path, stack, tmp)
-        tree = LayeredTree([sources[i] for i in range(len(layers))])
+        # the layers as their cached listings: a layer's bytes are read (and a compressed
+        # one decompressed) only when a file of it is opened, so after a bump the unchanged
+        # layers are not read at all, or only for the few libraries the new files load
+        listings = Listings(cache_dir("check", "listings"), lambda p: _blob_source(p, stack, tmp))
+        tree = LayeredTree([listings.layer(path) for path in layers])
         candidates = _candidates(tree, new)
-        return _check_tree(ref, tree, candidates, arch, env or {}, suggest=suggest, started=started)
+        # new layers with no library or program in them (a bump of a pure Python package):
+        # there is nothing to resolve, and nothing else to read
+        if not _any_elf(tree, candidates):
+            tree, candidates = LayeredTree([]), []
+        report = _check_tree(
+            ref, tree, candidates, arch, env or {}, suggest=suggest, started=started
+        )
+        log.debug("check: %d of %d layer files read", listings.read, len(layers))
+        return report
 
 
-def _any_elf(tree: LayeredTree, new: Collection[int]) -> bool:
-    """Whether a candidate of :func:`_candidates` is an ELF object (a console script in
-    ``bin/`` is a candidate by its place, and is text)."""
-    for path in _candidates(tree, new):
+def _any_elf(tree: LayeredTree, candidates: Iterable[str]) -> bool:
+    """Whether one of ``candidates`` is an ELF object (a console script in ``bin/`` is a
+    candidate by its place, and is text)."""
+    for path in candidates:
         node = tree.node(path)
         if node is None or node.kind != "file":
             continue

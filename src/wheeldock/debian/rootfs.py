@@ -11,7 +11,7 @@ import os
 import posixpath
 import stat
 import tarfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -132,34 +132,69 @@ def open_window(fd: int, start: int, size: int) -> IO[bytes]:
     return io.BufferedReader(_Window(fd, start, size))
 
 
+#: A tar inside an open file: (file descriptor, offset, size).
+TarSource = tuple[int, int, int]
+
+
+def tar_members(source: TarSource, *, shown: str = "the layer") -> list[tarfile.TarInfo]:
+    """The entries of the tar at ``source``, in order (their ``offset_data`` relative to its
+    start)."""
+    fd, start, size = source
+    try:
+        with tarfile.open(fileobj=open_window(fd, start, size), mode="r:") as tar:
+            return list(tar)
+    except tarfile.TarError as exc:
+        raise InvalidArchive(
+            f"{shown} is not a readable tar ({exc})", fix="export the image again"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class LazyLayer:
+    """A layer whose entries are known before its bytes are read: ``members`` (offsets into
+    the uncompressed tar), and ``source``, called on the first read of a file of it, which
+    opens (or decompresses) that tar."""
+
+    members: Sequence[tarfile.TarInfo]
+    source: Callable[[], TarSource]
+
+
 class LayeredTree:
     """Image layers (uncompressed tars, base first) merged as the engine would: later layers
     win, ``.wh.NAME`` deletes NAME, ``.wh..wh..opq`` empties a folder of lower layers.
 
-    ``layers`` are (file descriptor, offset, size) of each tar inside an open file; the
-    descriptors must stay open while the tree is used.
+    ``layers`` are (file descriptor, offset, size) of each tar inside an open file, whose
+    descriptors must stay open while the tree is used, or :class:`LazyLayer`\\ s, opened only
+    when a file of theirs is read.
     """
 
-    def __init__(self, layers: Sequence[tuple[int, int, int]]) -> None:
+    def __init__(self, layers: Sequence[TarSource | LazyLayer]) -> None:
         self._layers = list(layers)
+        self._opened: dict[int, TarSource] = {}
         self._entries: dict[str, tuple[int, tarfile.TarInfo]] = {}
         self._dirs: set[str] = set()
-        for index, (fd, start, size) in enumerate(self._layers):
-            try:
-                with tarfile.open(fileobj=open_window(fd, start, size), mode="r:") as tar:
-                    for info in tar:
-                        self._add(index, info)
-            except tarfile.TarError as exc:
-                raise InvalidArchive(
-                    f"layer {index + 1} of {len(self._layers)} is not a readable tar ({exc})",
-                    fix="export the image again",
-                ) from exc
+        for index, layer in enumerate(self._layers):
+            if isinstance(layer, LazyLayer):
+                members: Iterable[tarfile.TarInfo] = layer.members
+            else:
+                self._opened[index] = layer
+                shown = f"layer {index + 1} of {len(self._layers)}"
+                members = tar_members(layer, shown=shown)
+            for info in members:
+                self._add(index, info)
         # Folders that exist only implicitly (a member "a/b" without an entry for "a").
         for key in self._entries:
             parent = posixpath.dirname(key)
             while parent and parent not in self._dirs:
                 self._dirs.add(parent)
                 parent = posixpath.dirname(parent)
+
+    def _source(self, index: int) -> TarSource:
+        if index not in self._opened:
+            layer = self._layers[index]
+            assert isinstance(layer, LazyLayer)  # the others are opened in __init__
+            self._opened[index] = layer.source()
+        return self._opened[index]
 
     def _drop(self, prefix: str, below: int) -> None:
         doomed = [
@@ -217,7 +252,7 @@ class LayeredTree:
             if info.islnk():
                 path = norm(info.linkname)
                 continue
-            fd, start, _ = self._layers[index]
+            fd, start, _ = self._source(index)
             return open_window(fd, start + info.offset_data, info.size)
         raise NotFound(f"hard links around {path!r} do not end in a file")
 

@@ -67,6 +67,8 @@ def cache(tmp_path: Path) -> Path:
     put(root / "blobs" / "tmp" / "blob.k9", idle=2 * HOUR)
     put(root / "installed" / "cc" / ".x.tar.abc.tmp", idle=3 * HOUR)
     put(root / "installed" / "cc" / ".y.tar.def.tmp", idle=10 * 60)  # a build writing now
+    put(root / "check" / "listings" / f"{'11' * 32}.json", idle=5 * DAY)
+    put(root / "check" / "listings" / f"{'22' * 32}.json", idle=60 * DAY)
     return root
 
 
@@ -89,6 +91,7 @@ def test_default_prune_keeps_what_locks_name_and_what_was_used_lately(
         "blobs": {f"blobs/sha256/{_blob(b'named by a stale entry only')}",
                   f"blobs/sha256/{_blob(b'named by nothing')}"},
         "temp files": {"blobs/tmp/blob.k9", "installed/cc/.x.tar.abc.tmp"},
+        "check listings": {f"check/listings/{'22' * 32}.json"},
     }  # fmt: skip
 
 
@@ -105,6 +108,7 @@ def test_all_takes_everything_but_the_last_hour(project: Path, cache: Path) -> N
     assert every["installed trees"] == {"installed/aa/recent.tar", "installed/bb/stale.tar"}
     assert len(every["blobs"]) == 3 and len(every["blob index"]) == 2
     assert "installed/cc/.y.tar.def.tmp" not in every["temp files"]
+    assert len(every["check listings"]) == 2
 
 
 def test_dry_run_removes_nothing_and_a_run_removes_what_it_listed(
@@ -130,7 +134,7 @@ def test_prune_json_reports_totals_per_kind(
     assert main(["-C", str(project), "prune", "--dry-run", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     totals = {t["kind"]: t["count"] for t in report["totals"]}
-    assert totals == {"wheels": 3, "installed trees": 1, "blobs": 2, "blob index": 1,
+    assert totals == {"wheels": 3, "installed trees": 1, "blobs": 2, "blob index": 1, "check listings": 1,
                       "temp files": 2, "dangling images": 0}  # fmt: skip
     assert report["dry_run"] is True and report["freed_bytes"] == sum(
         f["bytes"] for f in report["files"]

@@ -14,8 +14,8 @@ import pytest
 from support.libs import make_elf, write_tree
 
 from wheeldock import cli
-from wheeldock.debian import libs, rootfs
-from wheeldock.errors import InvalidReference, NotFound
+from wheeldock.debian import libs, listings, rootfs
+from wheeldock.errors import InvalidArchive, InvalidReference, NotFound
 
 SITE = "usr/local/lib/python3.11/site-packages"
 MULTIARCH = "usr/lib/x86_64-linux-gnu"
@@ -522,21 +522,113 @@ def test_only_the_new_layers_files_are_read(tmp_path: Path) -> None:
     assert report.ok and report.checked == (f"/{SITE}/new/_y.so",)
 
 
-def test_new_layers_without_an_elf_object_pass_without_reading_the_others(
-    tmp_path: Path,
-) -> None:
+@pytest.fixture
+def opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The layer files a check reads, in order, with a cache of its own."""
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
+    seen: list[Path] = []
+    real = libs._blob_source
+
+    def counting(path: Path, *args: object) -> tuple[int, int, int]:
+        seen.append(path)
+        return real(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(libs, "_blob_source", counting)
+    return seen
+
+
+def _pure_layer(path: Path, version: str) -> Path:
     # a bump of a pure-Python distribution: its console script sits in bin/ and is text
-    pure = _gzip_layer(
-        tmp_path / "pure.tar.gz",
-        [(f"{SITE}/flask/__init__.py", b""), ("usr/local/bin/flask", b"#!/usr/bin/python3\n")],
+    return _gzip_layer(
+        path,
+        [
+            (f"{SITE}/flask-{version}.dist-info/METADATA", b""),
+            ("usr/local/bin/flask", b"#!/usr/bin/python3\n"),
+        ],
     )
-    never_read = tmp_path / "absent-base.tar"
-    report = libs.check_layers([never_read, pure], {1}, suggest=False)
+
+
+def test_a_second_check_reads_only_the_new_layer_of_a_pure_python_bump(
+    tmp_path: Path, opened: list[Path]
+) -> None:
+    base = _base_layer(tmp_path)
+    first = libs.check_layers([base, _pure_layer(tmp_path / "a.tar.gz", "3.0.2")], {1})
+    assert first.ok and base in opened
+    opened.clear()
+    bumped = _pure_layer(tmp_path / "b.tar.gz", "3.0.3")
+    report = libs.check_layers([base, bumped], {1}, suggest=False)
     assert report.ok and report.checked == ()
+    assert opened == [bumped]
 
 
-def test_a_new_layer_with_an_elf_object_still_reads_the_base(tmp_path: Path) -> None:
-    fine = make_elf(needed=["libc.so.6"])
-    new = _gzip_layer(tmp_path / "new.tar.gz", [(f"{SITE}/new/_y.so", fine)])
-    with pytest.raises(FileNotFoundError):
-        libs.check_layers([tmp_path / "absent-base.tar", new], {1}, suggest=False)
+def test_a_new_extension_opens_only_the_layers_holding_what_it_loads(
+    tmp_path: Path, opened: list[Path]
+) -> None:
+    base = _base_layer(tmp_path)
+    unrelated = _gzip_layer(tmp_path / "other.tar.gz", [(f"{SITE}/other/_z.so", make_elf())])
+    libs.check_layers([base, unrelated], {1}, suggest=False)
+    opened.clear()
+    needs_libpq = make_elf(needed=["libpq.so.5", "libc.so.6"])
+    new = _gzip_layer(tmp_path / "new.tar.gz", [(PSYCOPG, needs_libpq)])
+    report = libs.check_layers([base, unrelated, new], {2}, suggest=False)
+    assert report.ok and report.checked == (f"/{PSYCOPG}",)
+    assert unrelated not in opened and new in opened
+
+
+def test_a_listing_that_no_longer_matches_its_tar_stops_the_check_and_is_removed(
+    tmp_path: Path, opened: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = _base_layer(tmp_path)
+    new = _gzip_layer(tmp_path / "new.tar.gz", [(PSYCOPG, make_elf(needed=["libc.so.6"]))])
+    libs.check_layers([base, new], {1}, suggest=False)
+    folder = tmp_path / "cache" / "check" / "listings"
+    key = listings.listing_key(base)
+    data = json.loads((folder / f"{key}.json").read_text())
+    data["tar_size"] += 512
+    (folder / f"{key}.json").write_text(json.dumps(data))
+    with pytest.raises(InvalidArchive, match="cached listing") as caught:
+        libs.check_layers([base, new], {1}, suggest=False)
+    assert caught.value.fix is not None and "again" in caught.value.fix
+    assert not (folder / f"{key}.json").exists()
+    assert libs.check_layers([base, new], {1}, suggest=False).ok
+
+
+def test_an_unreadable_listing_is_ignored_and_the_tar_read_again(
+    tmp_path: Path, opened: list[Path]
+) -> None:
+    base = _base_layer(tmp_path)
+    new = _gzip_layer(tmp_path / "new.tar.gz", [(PSYCOPG, make_elf(needed=["libc.so.6"]))])
+    folder = tmp_path / "cache" / "check" / "listings"
+    folder.mkdir(parents=True)
+    (folder / f"{listings.listing_key(base)}.json").write_text('{"version": 1, "tar_siz')
+    assert libs.check_layers([base, new], {1}, suggest=False).ok
+    assert base in opened
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[]",
+        '{"version": 99, "tar_size": 10, "members": []}',
+        '{"version": 1, "tar_size": 10, "members": [["a", "0", "", 512, 10]]}',
+        '{"version": 1, "tar_size": 9000, "members": [["a", "00", "", 512, 10]]}',
+        '{"version": 1, "tar_size": 9000, "members": [["a", "0", "", -1, 10]]}',
+        '{"version": 1, "tar_size": 9000, "members": [["a", "0"]]}',
+    ],
+)
+def test_a_listing_that_is_not_sound_is_not_used(text: str) -> None:
+    assert listings.decode(text) is None
+
+
+def test_a_listing_round_trips_the_members_the_tree_needs(tmp_path: Path) -> None:
+    path = tmp_path / "layer.tar"
+    path.write_bytes(layer_tar(rootfs_entries(with_bar=True)))
+    with tarfile.open(path) as tar:
+        members = tar.getmembers()
+    decoded = listings.decode(listings.encode(members, path.stat().st_size))
+    assert decoded is not None
+    again, size = decoded
+    assert size == path.stat().st_size
+    assert [(m.name, m.type, m.linkname, m.offset_data, m.size) for m in again] == [
+        (m.name, m.type, m.linkname, m.offset_data, m.size) for m in members
+    ]
