@@ -1034,6 +1034,25 @@ def machine_details() -> dict[str, str]:
     }
 
 
+#: The pins a bump event prefers, in order: small pure-Python distributions.
+_SMALL_PINS = (
+    "idna",
+    "certifi",
+    "click",
+    "h11",
+    "python-dotenv",
+    "typing-extensions",
+    "python-multipart",
+    "itsdangerous",
+    "jinja2",
+    "pydantic-settings",
+    "httpx",
+    "requests",
+    "fastapi",
+    "flask",
+)
+
+
 def _choose_bump(stack: Stack, wanted: str | None) -> tuple[str, str, str]:
     """(name, old version, new version) of the pin the ``bump`` events change."""
     req = stack.root / stack.services[0].requirements[0]
@@ -1047,8 +1066,9 @@ def _choose_bump(stack: Stack, wanted: str | None) -> tuple[str, str, str]:
         if name.lower() not in current:
             raise UsageError(f"{name} is not pinned with ==", path=req, fix="pick a pinned package")
         return name, current[name.lower()], version
-    # a small pure-Python package that many stacks pin: cheap to fetch, changes one wheel
-    for name in ("idna", "certifi", "click", "h11", "python-dotenv", "typing-extensions"):
+    # a small pure-Python package that many stacks pin: cheap to fetch, changes one wheel;
+    # then the small pure-Python packages that requirements pinning only the top level name
+    for name in _SMALL_PINS:
         if name in current:
             return name, current[name], previous_release(name, current[name])
     if not current:

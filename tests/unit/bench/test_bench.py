@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -579,3 +580,17 @@ def test_a_native_scenario_removes_its_caches_when_discarded(tmp_path: Path) -> 
     (native.cache / "uv" / "wheels").mkdir(parents=True)
     native.discard()
     assert not native.cache.exists()
+
+
+def test_the_bump_event_picks_a_small_pure_python_top_level_pin_over_the_first_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # toplevel-api's shape: only what the service imports is pinned, cryptography first by name
+    (tmp_path / "requirements.txt").write_text(
+        "cryptography==44.0.0\npillow==13.0.0\npython-multipart==0.0.19\nlxml==5.3.0\n"
+    )
+    monkeypatch.setattr(bench, "previous_release", lambda name, version: f"before-{version}")
+    stack = SimpleNamespace(
+        root=tmp_path, services=[SimpleNamespace(requirements=("requirements.txt",))]
+    )
+    assert bench._choose_bump(stack, None) == ("python-multipart", "0.0.19", "before-0.0.19")  # type: ignore[arg-type]
