@@ -255,7 +255,7 @@ def fake_index(libs_cache: Path) -> Path:
     debian.build_index(
         path,
         contents=io.BytesIO(FAKE_CONTENTS),
-        packages_text=fake_packages_text(),
+        packages=io.BytesIO(fake_packages_text().encode()),
         suite="bookworm",
         arch="amd64",
     )

@@ -12,6 +12,7 @@ Debian mirror only (``WHEELDOCK_DEBIAN_MIRROR`` overrides ``http://deb.debian.or
 from __future__ import annotations
 
 import bz2
+import codecs
 import contextlib
 import gzip
 import hashlib
@@ -171,7 +172,7 @@ def package_info(fields: dict[str, str]) -> PackageInfo:
 
 
 def parse_contents(
-    stream: IO[bytes], *, block_size: int = 16 << 20
+    stream: IO[bytes], *, block_size: int = 4 << 20
 ) -> Iterator[tuple[str, str, str]]:
     """Library entries of a Contents index as (soname, path, package); one row per package
     when a path lists several (``libs/a,libs/b``). Reads ``stream`` in blocks: a regex finds
@@ -205,6 +206,22 @@ def parse_packages(text: str) -> Iterator[PackageInfo]:
         fields = dict(_PACKAGES_FIELD.findall(block))
         if "Package" in fields:
             yield package_info(fields)
+
+
+def parse_packages_stream(stream: IO[bytes], *, block_size: int = 4 << 20) -> Iterator[PackageInfo]:
+    """:func:`parse_packages` of the uncompressed index read from ``stream`` in blocks, so the
+    whole text (bookworm's is 45 MB) is never held at once."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    tail = ""
+    while True:
+        block = stream.read(block_size)
+        text = tail + decoder.decode(block, final=not block)
+        if block:
+            cut = max(text.rfind("\n\n"), 0)
+            text, tail = text[:cut], text[cut:]
+        yield from parse_packages(text)
+        if not block:
+            return
 
 
 def parse_release_sha256(text: str) -> dict[str, tuple[str, int]]:
@@ -259,11 +276,35 @@ CREATE INDEX provides_virtual ON provides (virtual);
 """
 
 
+def _package_rows(
+    infos: Iterable[PackageInfo], provides: list[tuple[str, str]]
+) -> Iterator[tuple[object, ...]]:
+    """The packages table's rows of ``infos``, one at a time; their virtual packages are
+    appended to ``provides`` on the way."""
+    for info in infos:
+        for group in parse_relations(info.provides):
+            provides.extend((virtual, info.name) for virtual in group)
+        yield (
+            info.name,
+            info.version,
+            info.architecture,
+            info.source,
+            info.depends,
+            info.pre_depends,
+            info.provides,
+            info.filename,
+            info.sha256,
+            info.size,
+            int(info.essential),
+            info.priority,
+        )
+
+
 def build_index(
     db_path: Path,
     *,
     contents: IO[bytes],
-    packages_text: str,
+    packages: IO[bytes],
     suite: str,
     arch: str,
     release_date: str = "",
@@ -279,29 +320,10 @@ def build_index(
         try:
             conn.executescript(_SCHEMA)
             conn.executemany("INSERT INTO files VALUES (?, ?, ?)", parse_contents(contents))
-            rows: list[tuple[object, ...]] = []
             provides: list[tuple[str, str]] = []
-            for info in parse_packages(packages_text):
-                rows.append(
-                    (
-                        info.name,
-                        info.version,
-                        info.architecture,
-                        info.source,
-                        info.depends,
-                        info.pre_depends,
-                        info.provides,
-                        info.filename,
-                        info.sha256,
-                        info.size,
-                        int(info.essential),
-                        info.priority,
-                    )
-                )
-                for group in parse_relations(info.provides):
-                    provides.extend((virtual, info.name) for virtual in group)
             conn.executemany(
-                "INSERT OR REPLACE INTO packages VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows
+                "INSERT OR REPLACE INTO packages VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                _package_rows(parse_packages_stream(packages), provides),
             )
             conn.executemany("INSERT INTO provides VALUES (?, ?)", provides)
             conn.executescript(_INDEXES)
@@ -558,15 +580,15 @@ def _download_and_build(
                     fix="download again (a proxy or mirror may be serving a stale copy)",
                 )
             files[rel] = local
-        packages_text = lzma.decompress(
-            files[f"main/binary-{arch}/Packages.xz"].read_bytes()
-        ).decode("utf-8", errors="replace")
         contents_gz = files[f"main/Contents-{arch}.gz"]
-        with igzip.open(contents_gz, "rb") as contents:  # type: ignore[no-untyped-call]
+        with (
+            lzma.open(files[f"main/binary-{arch}/Packages.xz"], "rb") as packages,
+            igzip.open(contents_gz, "rb") as contents,  # type: ignore[no-untyped-call]
+        ):
             build_index(
                 db_path,
                 contents=contents,
-                packages_text=packages_text,
+                packages=packages,
                 suite=suite,
                 arch=arch,
                 release_date=date,

@@ -298,3 +298,13 @@ def test_an_unreachable_mirror_is_reported_with_the_fix(
         debian.open_index("bookworm", "amd64")
     assert "cannot download http://127.0.0.1:9/debian/dists/bookworm/Release" in caught.value.what
     assert caught.value.fix and "WHEELDOCK_DEBIAN_MIRROR" in caught.value.fix
+
+
+@pytest.mark.parametrize("block_size", [1, 7, 64, 1 << 20])
+def test_the_packages_index_read_in_blocks_gives_the_stanzas_of_the_whole_text(
+    block_size: int,
+) -> None:
+    text = fake_packages_text() + "\nPackage: zé-ünicode\nVersion: 1\nDescription: ñ ü ø\n"
+    whole = list(debian.parse_packages(text))
+    streamed = list(debian.parse_packages_stream(io.BytesIO(text.encode()), block_size=block_size))
+    assert streamed == whole and whole[-1].name == "zé-ünicode"
