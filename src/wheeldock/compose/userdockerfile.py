@@ -348,8 +348,10 @@ class Install:
     selects: tuple[str, ...] = ()  # what a lock install selects beyond the runtime packages
     groups: tuple[str, ...] = ()
     kept: str = ""
-    #: whether the kept part only adds system packages (the wheel stage repeats it)
-    kept_is_packages: bool = False
+    #: the system-package steps the ``RUN`` takes before its first install (build
+    #: dependencies, and the ``set`` and variables they use), which the wheel stage repeats;
+    #: not those after it (a purge of the same packages)
+    build_steps: str = ""
     dev: bool = False  # a lock install that took the development packages too
     #: where pip was told to take the packages from (``-i``, ``--extra-index-url``,
     #: ``--find-links``, ``--trusted-host``), as uv's options
@@ -515,11 +517,36 @@ def _read_run(
         tuple(dict.fromkeys(found.selects)),
         tuple(dict.fromkeys(found.groups)),
         kept,
+        build_steps=_build_steps(parsed, min(found.cut)),
         package=found.package,
-        kept_is_packages=bool(kept) and set(found.others) <= PACKAGE_MANAGERS,
         dev=found.dev,
         index=tuple(dict.fromkeys(found.index)),
     )
+
+
+def _build_steps(parsed: shell.Script, first_install: int) -> str:
+    """The system-package steps of a ``RUN`` before its first install (``set -ex``, the
+    variables they read and the ``if`` blocks that cannot be cut stay with them), or ``""``
+    when there are none."""
+    setup = {
+        c.index
+        for c in parsed.commands
+        if c.index < first_install and _program(c) in (*PACKAGE_MANAGERS, "set")
+    }
+    if not any(_program(c) in PACKAGE_MANAGERS for c in parsed.commands if c.index in setup):
+        return ""
+    cut = {c.index for c in parsed.commands if c.index not in setup and not c.holder}
+    try:
+        return parsed.without(
+            cut | {c.index for c in parsed.commands if c.index >= first_install}
+        ).text.strip()
+    except shell.UncuttableStep:
+        return ""
+
+
+def _program(command: shell.Command) -> str:
+    words = program_words([w.text for w in command.words])
+    return PurePosixPath(words[0]).name if words else ""
 
 
 def _start_workdir(stage: Stage, df: Dockerfile) -> str:

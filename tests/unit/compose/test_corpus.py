@@ -14,6 +14,7 @@ import pytest
 from support.stacks import REPO
 
 from wheeldock import cli
+from wheeldock.compose import converted
 from wheeldock.compose import plan as init
 from wheeldock.compose import userdockerfile as ud
 from wheeldock.deps.requirements import requirement_closure
@@ -92,7 +93,7 @@ def test_each_dockerfile_is_converted_and_keeps_every_other_instruction(
         for stage in back.stages
         if stage.name != ud.WHEEL_STAGE
         for ins in (stage.start, *stage.body)
-        if not ins.text.startswith(("COPY --from=wheeldock-deps", "ENV VIRTUAL_ENV="))
+        if ins.text.rstrip("\n") not in converted.VENV_LINES
     ]
     assert [s for s in user_part if s in kept] == kept
     assert all(
@@ -209,6 +210,47 @@ def test_the_kept_steps_of_an_install_run_stay(tmp_path: Path) -> None:
     p = init.plan(_copy("django-collectstatic", tmp_path), environ={})
     text = (next(c for c in p.changes if c.path == "Dockerfile.web").desired or b"").decode()
     assert "RUN python manage.py collectstatic --noinput\n" in text
+
+
+def _wheel_stage_and_rest(text: str) -> tuple[str, str]:
+    start = text.index("AS wheeldock-deps")
+    end = text.index("\nFROM ", start)
+    return text[start:end], text[end:]
+
+
+def test_build_dependencies_installed_in_the_install_run_are_in_the_wheel_stage(
+    tmp_path: Path,
+) -> None:
+    p = init.plan(_copy("build-deps-purged", tmp_path), environ={})
+    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    wheel_stage, _ = _wheel_stage_and_rest(text)
+    before_install = wheel_stage.index("uv pip install")
+    assert (
+        0
+        <= wheel_stage.index("apt-get install -y --no-install-recommends $BUILD_DEPS")
+        < (before_install)
+    )
+    assert wheel_stage.index('BUILD_DEPS=" \\\n        build-essential') < before_install
+    # what the RUN did after its install (the purge), or that is not a system package, is not
+    assert "apt-get purge" not in wheel_stage
+    assert "python -m venv" not in wheel_stage
+
+
+def test_the_venv_comes_first_on_path_again_after_the_users_own_venv(tmp_path: Path) -> None:
+    p = init.plan(_copy("build-deps-purged", tmp_path), environ={})
+    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    _, image = _wheel_stage_and_rest(text)
+    envs = [line for line in image.splitlines() if line.startswith("ENV ") and "PATH=" in line]
+    assert envs[-1] == "ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH"
+    # said again after the RUN that makes the user's venv, before what runs python
+    assert image.index("python -m venv ${VIRTUAL_ENV}") < image.rindex(envs[-1])
+    assert image.rindex(envs[-1]) < image.index("python manage.py collectstatic")
+
+
+def test_the_venv_is_said_once_when_no_env_puts_another_first(tmp_path: Path) -> None:
+    p = init.plan(_copy("apt-build-deps", tmp_path), environ={})
+    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    assert text.count("ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH") == 1
 
 
 def test_a_worker_on_the_image_the_build_makes_is_noted_not_passed_over(tmp_path: Path) -> None:
