@@ -370,6 +370,8 @@ class _Found:
 
     here: str
     values: Mapping[str, str]  # the ARG and ENV values the shell sees
+    line: int = 0  # where the RUN starts
+    assigned: frozenset[str] = frozenset()  # the variables the RUN's script sets itself
     requirements: list[str] = field(default_factory=list)
     constraints: list[str] = field(default_factory=list)
     no_binary: list[str] = field(default_factory=list)
@@ -430,6 +432,8 @@ def _read_pip(found: _Found, index: int, args: list[str]) -> None:
 def _read_step(found: _Found, index: int, words: list[str]) -> None:
     """One simple command of a ``RUN``: an install is recorded and cut, ``cd`` followed."""
     program = PurePosixPath(words[0]).name
+    if _installs(program, words):
+        words = _install_words(found, words)
     # a venv's own pip or python (``/venv/bin/pip``) installs as well as the image's
     args = pip_args([program, *words[1:]] if _PIP_OR_PYTHON.match(program) else words)
     if args is not None:
@@ -447,6 +451,42 @@ def _read_step(found: _Found, index: int, words: list[str]) -> None:
     if program == "cd" and len(words) == 2:
         found.here = under(found.here, words[1])
     found.others.append(program)
+
+
+def _installs(program: str, words: list[str]) -> bool:
+    if pip_args([program, *words[1:]] if _PIP_OR_PYTHON.match(program) else words) is not None:
+        return True
+    step = tool_step(words)
+    return step is not None and step.folder is not None and not step.run
+
+
+def _install_words(found: _Found, words: list[str]) -> list[str]:
+    """An install step's words with the ARG and ENV values the shell sees, a word that is a
+    variable alone split as the shell splits it (``uv sync $UV_OPTIONS``);
+    :class:`NotConvertible` when one is a variable the script sets as it runs (what the
+    install takes is then known only in the build)."""
+    named = [m.group(1) or m.group(4) for w in words for m in _VARIABLE.finditer(w)]
+    made = [n for n in dict.fromkeys(named) if n in found.assigned]
+    if made:
+        raise NotConvertible(
+            f"its install `{' '.join(words)}` takes "
+            f"{', '.join('$' + n for n in made)}, which the RUN sets as it runs: wheeldock "
+            "cannot tell what it installs; write the options (or files) out in the install",
+            found.line,
+        )
+    out: list[str] = []
+    for word in words:
+        value = expand(word, found.values)
+        out += value.split() if _VARIABLE.fullmatch(word) else [value]
+    return out
+
+
+#: A shell variable a script sets: ``NAME=…``, ``for NAME in``, ``read … NAME``.
+_ASSIGNED = re.compile(r"(?:^|[\s;&|(])(\w+)\+?=|\bfor\s+(\w+)\s+in\b|\bread\s+(?:-\w+\s+)*(\w+)")
+
+
+def _assigned(script: str) -> frozenset[str]:
+    return frozenset(n for m in _ASSIGNED.finditer(script) for n in m.groups() if n)
 
 
 def run_script(ins: Instruction) -> str:
@@ -487,7 +527,7 @@ def _read_run(
                 f"its RUN is not shell syntax wheeldock reads: {exc}", ins.start_line
             ) from exc
         return None
-    found = _Found(here, values)
+    found = _Found(here, values, ins.start_line, _assigned(script))
     for command in parsed.commands:
         words = program_words([w.text for w in command.words])
         if words:
