@@ -281,9 +281,10 @@ def _already_prebuilt(reading: Reading) -> str | None:
             and not all(is_dependency_file(s) for s in ins.value[:-1])
         ):
             return None
+    # read after "its Dockerfile already", as the other reason is
     return (
-        f"its install ({reading.where(reading.installs[0].instruction)}) keeps its downloads "
-        "in a cache mount and only the dependency files are copied in before it"
+        f"keeps the downloads of its install ({reading.where(reading.installs[0].instruction)})"
+        " in a cache mount, and only the dependency files are copied in before it"
     )
 
 
