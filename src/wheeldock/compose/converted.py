@@ -67,6 +67,16 @@ def render(
             *VENV_LINES,
         ],
     }
+    copied = _copied_into_image(reading)
+    if copied is not None:
+        inserted.setdefault(copied, []).extend(
+            [
+                f"# wheeldock: the dependencies, which the stage "
+                f"{reading.stage.name or reading.stage.index} no longer makes where this stage "
+                "copies them from",
+                *VENV_LINES,
+            ]
+        )
     restated = _venv_restated(reading)
     if restated is not None:
         inserted.setdefault(restated, []).extend(
@@ -119,6 +129,29 @@ def _venv_line(reading: Reading) -> int:
         if ins.cmd in ("COPY", "ADD") and not any(f.startswith("--from=") for f in ins.flags):
             return ins.start_line
     return first
+
+
+def _copied_into_image(reading: Reading) -> int | None:
+    """The line (0-based) after the image's last ``COPY --from`` of the installing stage,
+    when the image is another stage that copies the install's result from it (and not the
+    venv's folder itself): the venv goes there too, or the image would get no dependencies
+    (``COPY --from=builder /build /build`` of a ``uv sync`` into ``/build/.venv``)."""
+    df, stage = reading.dockerfile, reading.stage
+    chain = df.chain(df.target(reading.source.target))
+    if stage in chain:
+        return None
+    refs = {str(stage.index), *([stage.name] if stage.name else [])}
+    copies = [
+        ins
+        for s in chain
+        for ins in s.body
+        if ins.cmd == "COPY" and any(f.removeprefix("--from=") in refs for f in ins.flags)
+    ]
+    if not copies or any(
+        src.rstrip("/") in ("", "/opt", dockerfile.VENV) for ins in copies for src in ins.value[:-1]
+    ):
+        return None
+    return max(ins.end_line for ins in copies)
 
 
 def _venv_restated(reading: Reading) -> int | None:

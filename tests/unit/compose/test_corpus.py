@@ -161,6 +161,39 @@ def test_a_dockerfile_left_alone_is_converted_when_asked(
     assert not any(w.startswith("app (") for w in p.warnings)
 
 
+def test_an_image_copying_the_builders_project_folder_gets_the_venv_when_converted(
+    tmp_path: Path,
+) -> None:
+    # the shape of python-discord/bot's Dockerfile (2026-12): uv sync makes /build/.venv in
+    # the builder, and the image copies /build, not a venv folder
+    root = _copy("uv-sync-cached", tmp_path)
+    (root / "Dockerfile").write_text(
+        "FROM python:3.12-slim AS builder\n"
+        "COPY --from=ghcr.io/astral-sh/uv:0.9 /uv /bin/\nWORKDIR /build\n"
+        "RUN --mount=type=cache,target=/root/.cache/uv \\\n"
+        "  --mount=type=bind,source=uv.lock,target=uv.lock \\\n"
+        "  --mount=type=bind,source=pyproject.toml,target=pyproject.toml \\\n"
+        "  uv sync --frozen --no-dev\n\n"
+        "FROM python:3.12-slim\nCOPY --from=builder /build /build\n"
+        'ENV PATH="/build/.venv/bin:$PATH"\nWORKDIR /app\nCOPY . .\n'
+        'CMD ["uvicorn", "shop:app", "--host", "0.0.0.0"]\n'
+    )
+    p = init.plan(root, environ={}, convert=["app"])
+    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    image = text[text.rindex("\nFROM python:3.12-slim\n") :]
+    assert image.index("COPY --from=builder /build /build") < image.index(
+        "COPY --from=wheeldock-deps /opt/venv /opt/venv\n"
+        "ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH\n"
+    )
+
+
+def test_an_image_copying_the_venv_folder_itself_gets_it_once(tmp_path: Path) -> None:
+    root = _copy("multi-stage-prebuilt", tmp_path)
+    p = init.plan(root, environ={}, convert=["app"])
+    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    assert text.count("COPY --from=wheeldock-deps /opt/venv /opt/venv") == 1
+
+
 def test_convert_names_a_service_that_is_not_built_from_a_dockerfile(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--convert web: not a service built from its own"):
         init.plan(_copy("uv-sync-cached", tmp_path), environ={}, convert=["web"])
