@@ -312,6 +312,8 @@ class BuildSurvey:
     built: tuple[Built, ...]
     left_alone: tuple[str, ...]  # "name (why)": already prebuilt
     passed_over: tuple[str, ...]  # "name (file:line: why)"
+    #: the services left alone that have nothing to gain from init (no install at start)
+    prebuilt: tuple[str, ...] = ()
 
 
 def survey_builds(
@@ -327,6 +329,7 @@ def survey_builds(
     built: dict[tuple[Any, ...], Built] = {}
     left_alone: list[str] = []
     passed_over: list[str] = []
+    prebuilt: list[str] = []
     for name in names:
         svc = services[name]
         try:
@@ -344,13 +347,16 @@ def survey_builds(
                 raise _installs_nothing(reading.stage)
             if reading.prebuilt is not None and name not in convert:
                 left_alone.append(_left_alone(name, reading))
+                prebuilt += [] if reading.command else [name]
                 continue
             built[key] = Built(name, reading, _closure(reading))
         except NotConvertible as exc:
             passed_over.append(f"{name} ({_where(exc, svc, project_dir, env)}{exc.why})")
         except InvalidConfig as exc:
             passed_over.append(f"{name} ({exc.path.name + ': ' if exc.path else ''}{exc.what})")
-    return BuildSurvey(tuple(built.values()), tuple(left_alone), tuple(passed_over))
+    return BuildSurvey(
+        tuple(built.values()), tuple(left_alone), tuple(passed_over), tuple(prebuilt)
+    )
 
 
 def _left_alone(name: str, reading: Reading) -> str:

@@ -466,7 +466,9 @@ def plan(
         ),
     )
     findings = (
-        found.findings if dockerfiles.built else discover.require_findings(found, files, root)
+        found.findings
+        if dockerfiles.built
+        else discover.require_findings(found, files, root, dockerfiles.prebuilt)
     )
     ca = ca_mod.find(ca_cert, env)
 

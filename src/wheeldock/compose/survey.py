@@ -1196,20 +1196,30 @@ def discover(
 
 
 def require_findings(
-    found: Survey, files: Sequence[ComposeFile], root: Path
+    found: Survey, files: Sequence[ComposeFile], root: Path, left_alone: Sequence[str] = ()
 ) -> tuple[Finding, ...]:
-    """``found``'s findings; :class:`NotFound` naming what was passed over when there are none."""
+    """``found``'s findings; :class:`NotFound` naming what was passed over when there are none.
+    ``left_alone``: the services whose Dockerfile already builds their dependencies apart
+    from their code and that install nothing at start (the fix is then ``--convert``, not
+    another shape of stack)."""
     if not found.findings:
         where = ", ".join(str(f.path.name) for f in files)
         looked = "; ".join(found.passed_over) or "no services at all"
+        fix = (
+            f"nothing to do for {', '.join(left_alone)}: each image already gets its "
+            "dependencies before its code; `wheeldock init --convert "
+            f"{','.join(left_alone)}` converts them anyway"
+            if left_alone
+            else "wheeldock init handles services running a python:* image with a command like "
+            '`sh -c "pip install -r requirements.txt && python app.py"` (or `pip install PKG …`, '
+            "or `pip install .` of a project with a pyproject.toml) and the code mounted as a "
+            "volume; write wheeldock.toml by hand for others"
+        )
         raise NotFound(
             f"no Python service that installs its requirements at start was found in {where} "
             f"(looked at: {looked})",
             path=files[0].path if files else root,
-            fix="wheeldock init handles services running a python:* image with a command like "
-            '`sh -c "pip install -r requirements.txt && python app.py"` (or `pip install PKG …`, '
-            "or `pip install .` of a project with a pyproject.toml) and the code mounted as a "
-            "volume; write wheeldock.toml by hand for others",
+            fix=fix,
         )
     return found.findings
 

@@ -138,6 +138,11 @@ def test_a_dockerfile_that_already_builds_its_dependencies_apart_is_left_alone(
     with pytest.raises(NotFound, match=why) as caught:
         init.plan(_copy(name, tmp_path), environ={})
     assert "`wheeldock init --convert app` converts it anyway" in str(caught.value)
+    # the fix is --convert, not another shape of stack (docker/awesome-compose's flask)
+    assert caught.value.fix == (
+        "nothing to do for app: each image already gets its dependencies before its code; "
+        "`wheeldock init --convert app` converts them anyway"
+    )
 
 
 @pytest.mark.parametrize(
