@@ -97,6 +97,8 @@ def read_service(source: BuildSource, *, none: bool = False, convert: bool = Fal
     chain = df.chain(target)
     for stage in chain:
         installs = stage_installs(stage, df)
+        if installs and all(_wheels_only(i) for i in installs):
+            return _installs_wheels(source, df, stage, installs, convert)
         if installs:
             return _reading(source, df, stage, installs)
     copied = _copied_stage_with_installs(df, chain)
@@ -116,6 +118,29 @@ def read_service(source: BuildSource, *, none: bool = False, convert: bool = Fal
     if none:
         return Reading(source, df, target, (), (), (), (), (), (), ())
     raise _installs_nothing(target)
+
+
+def _wheels_only(install: Install) -> bool:
+    return bool(install.wheels) and not (
+        install.requirements or install.packages or install.projects or install.locked
+    )
+
+
+def _installs_wheels(
+    source: BuildSource, df: Dockerfile, stage: Stage, installs: list[Install], convert: bool
+) -> Reading:
+    """A stage whose installs take wheel files alone (``pip install /wheels/*`` of the wheels a
+    builder stage's ``pip wheel`` made): its dependencies are already built apart."""
+    first = installs[0]
+    where = f"{source.shown}:{first.instruction.start_line}"
+    if convert:
+        raise NotConvertible(
+            f"it installs wheel files alone ({', '.join(first.wheels)}), built apart from its "
+            "code: there is nothing for init to build",
+            first.instruction.start_line,
+        )
+    why = f"installs wheels built apart from its code ({where}: {', '.join(first.wheels)})"
+    return Reading(source, df, stage, tuple(installs), (), (), (), (), (), (), why)
 
 
 def _installs_nothing(target: Stage) -> NotConvertible:
@@ -314,6 +339,8 @@ class BuildSurvey:
     passed_over: tuple[str, ...]  # "name (file:line: why)"
     #: the services left alone that have nothing to gain from init (no install at start)
     prebuilt: tuple[str, ...] = ()
+    #: those of them ``--convert`` converts (not those installing wheel files alone)
+    convertible: tuple[str, ...] = ()
 
 
 def survey_builds(
@@ -330,6 +357,7 @@ def survey_builds(
     left_alone: list[str] = []
     passed_over: list[str] = []
     prebuilt: list[str] = []
+    wheels_only: set[str] = set()
     for name in names:
         svc = services[name]
         try:
@@ -348,6 +376,8 @@ def survey_builds(
             if reading.prebuilt is not None and name not in convert:
                 left_alone.append(_left_alone(name, reading))
                 prebuilt += [] if reading.command else [name]
+                if all(_wheels_only(i) for i in reading.installs):
+                    wheels_only.add(name)
                 continue
             built[key] = Built(name, reading, _closure(reading))
         except NotConvertible as exc:
@@ -355,7 +385,11 @@ def survey_builds(
         except InvalidConfig as exc:
             passed_over.append(f"{name} ({exc.path.name + ': ' if exc.path else ''}{exc.what})")
     return BuildSurvey(
-        tuple(built.values()), tuple(left_alone), tuple(passed_over), tuple(prebuilt)
+        tuple(built.values()),
+        tuple(left_alone),
+        tuple(passed_over),
+        tuple(prebuilt),
+        tuple(n for n in prebuilt if n not in wheels_only),
     )
 
 
@@ -365,6 +399,8 @@ def _left_alone(name: str, reading: Reading) -> str:
             f"{name} (its Dockerfile already {reading.prebuilt}, but its compose command "
             "installs at every start: install that in the Dockerfile too)"
         )
+    if all(_wheels_only(i) for i in reading.installs):
+        return f"{name} (its Dockerfile already {reading.prebuilt}: left as it is)"
     return (
         f"{name} (its Dockerfile already {reading.prebuilt}: left as it is; "
         f"`wheeldock init --convert {name}` converts it anyway)"

@@ -468,7 +468,9 @@ def plan(
     findings = (
         found.findings
         if dockerfiles.built
-        else discover.require_findings(found, files, root, dockerfiles.prebuilt)
+        else discover.require_findings(
+            found, files, root, dockerfiles.prebuilt, dockerfiles.convertible
+        )
     )
     ca = ca_mod.find(ca_cert, env)
 

@@ -357,6 +357,9 @@ class Install:
     #: ``--find-links``, ``--trusted-host``), as uv's options
     index: tuple[str, ...] = ()
     package: str | None = None  # the uv workspace member installed (``--package``)
+    #: wheel files it installs (``/wheels/*``, ``dist/app-1.0-py3-none-any.whl``): built
+    #: elsewhere, by another stage's ``pip wheel`` or before the build
+    wheels: tuple[str, ...] = ()
 
     @property
     def cached(self) -> bool:
@@ -383,6 +386,7 @@ class _Found:
     package: str | None = None
     dev: bool = False
     index: list[str] = field(default_factory=list)  # where from, as uv's options
+    wheels: list[str] = field(default_factory=list)
     cut: set[int] = field(default_factory=set)
     others: list[str] = field(default_factory=list)  # the programs of the steps kept
 
@@ -423,10 +427,17 @@ def _read_pip(found: _Found, index: int, args: list[str]) -> None:
             f"{uv} {shlex.quote(expand(v, found.values))}" for v in option_values(args, short, long)
         ]
     for target in [*targets, *editables]:
-        if "://" not in target and (is_local_path(target) or target in editables):
+        if "://" not in target and _is_wheel_file(target) and target not in editables:
+            found.wheels.append(found.path(target))
+        elif "://" not in target and (is_local_path(target) or target in editables):
             found.projects.append(found.path(target))
         else:
             found.packages.append(target)
+
+
+def _is_wheel_file(target: str) -> bool:
+    """A wheel file, or a glob of them (``/wheels/*``: the shell expands it to files)."""
+    return target.endswith(".whl") or (is_local_path(target) and any(c in target for c in "*?["))
 
 
 def _read_step(found: _Found, index: int, words: list[str]) -> None:
@@ -561,6 +572,7 @@ def _read_run(
         package=found.package,
         dev=found.dev,
         index=tuple(dict.fromkeys(found.index)),
+        wheels=tuple(found.wheels),
     )
 
 

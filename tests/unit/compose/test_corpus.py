@@ -24,7 +24,7 @@ from wheeldock.project import Service
 CORPUS = REPO / "tests" / "data" / "dockerfiles"
 CASES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())
 #: The cases whose Dockerfile already builds its dependencies apart from its code.
-LEFT_ALONE = {"multi-stage-prebuilt", "uv-sync-cached"}
+LEFT_ALONE = {"multi-stage-prebuilt", "uv-sync-cached", "pip-wheel-builder"}
 HADOLINT = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
 
 
@@ -140,9 +140,34 @@ def test_a_dockerfile_that_already_builds_its_dependencies_apart_is_left_alone(
     assert "`wheeldock init --convert app` converts it anyway" in str(caught.value)
     # the fix is --convert, not another shape of stack (docker/awesome-compose's flask)
     assert caught.value.fix == (
-        "nothing to do for app: each image already gets its dependencies before its code; "
-        "`wheeldock init --convert app` converts them anyway"
+        "nothing to do for app: its image already gets its dependencies before its code; "
+        "`wheeldock init --convert app` converts it anyway"
     )
+
+
+def test_an_image_installing_the_wheels_a_builder_made_is_left_alone_without_convert(
+    tmp_path: Path,
+) -> None:
+    root = _copy("pip-wheel-builder", tmp_path) / "docker"
+    with pytest.raises(NotFound) as caught:
+        init.plan(root, environ={})
+    assert (
+        "web (its Dockerfile already installs wheels built apart from its code "
+        "(Dockerfile:16: /wheels/*): left as it is)" in caught.value.what
+    )
+    # its command waits for the database in bash the shell reader cannot parse: no matter
+    assert "not shell syntax" not in caught.value.what
+    assert caught.value.fix == (
+        "nothing to do for web: its image already gets its dependencies before its code"
+    )
+
+
+def test_converting_an_image_that_installs_wheel_files_alone_says_there_is_nothing_to_build(
+    tmp_path: Path,
+) -> None:
+    root = _copy("pip-wheel-builder", tmp_path) / "docker"
+    with pytest.raises(NotFound, match="there is nothing for init to build"):
+        init.plan(root, environ={}, convert=["web"])
 
 
 @pytest.mark.parametrize(
