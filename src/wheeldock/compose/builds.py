@@ -121,9 +121,10 @@ def read_service(source: BuildSource, *, none: bool = False, convert: bool = Fal
 
 
 def _wheels_only(install: Install) -> bool:
-    return bool(install.wheels) and not (
-        install.requirements or install.packages or install.projects or install.locked
-    )
+    """Whether ``install`` takes wheels built apart alone: wheel files, or (``--no-index``)
+    whatever its requirements name from its ``--find-links`` folders."""
+    named = install.packages or install.projects or install.locked
+    return bool(install.wheels) and not named and (install.no_index or not install.requirements)
 
 
 def _installs_wheels(

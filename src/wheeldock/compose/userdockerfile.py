@@ -360,6 +360,9 @@ class Install:
     #: wheel files it installs (``/wheels/*``, ``dist/app-1.0-py3-none-any.whl``): built
     #: elsewhere, by another stage's ``pip wheel`` or before the build
     wheels: tuple[str, ...] = ()
+    #: pip was told ``--no-index``: it takes every package from the ``--find-links``
+    #: folders (kept in ``wheels``), wheels built apart
+    no_index: bool = False
 
     @property
     def cached(self) -> bool:
@@ -387,6 +390,7 @@ class _Found:
     dev: bool = False
     index: list[str] = field(default_factory=list)  # where from, as uv's options
     wheels: list[str] = field(default_factory=list)
+    no_index: bool = False
     cut: set[int] = field(default_factory=set)
     others: list[str] = field(default_factory=list)  # the programs of the steps kept
 
@@ -426,6 +430,9 @@ def _read_pip(found: _Found, index: int, args: list[str]) -> None:
         found.index += [
             f"{uv} {shlex.quote(expand(v, found.values))}" for v in option_values(args, short, long)
         ]
+    if "--no-index" in args:
+        found.no_index = True
+        found.wheels += [found.path(v) for v in option_values(args, "-f", "--find-links")]
     for target in [*targets, *editables]:
         if "://" not in target and _is_wheel_file(target) and target not in editables:
             found.wheels.append(found.path(target))
@@ -573,6 +580,7 @@ def _read_run(
         dev=found.dev,
         index=tuple(dict.fromkeys(found.index)),
         wheels=tuple(found.wheels),
+        no_index=found.no_index,
     )
 
 

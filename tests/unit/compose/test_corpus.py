@@ -162,6 +162,40 @@ def test_an_image_installing_the_wheels_a_builder_made_is_left_alone_without_con
     )
 
 
+def test_a_no_index_install_from_a_builders_wheels_is_left_alone_and_its_workers_say_so(
+    tmp_path: Path,
+) -> None:
+    # the shape of DefectDojo/django-DefectDojo (2026-12): pip wheel in the build stage, the
+    # release stage installs -r requirements.txt with --no-index from the wheels mounted in,
+    # and the Celery services run the image the uwsgi service builds
+    root = _copy("pip-wheel-builder", tmp_path) / "docker"
+    (root / "Dockerfile").write_text(
+        "FROM python:3.13-slim AS base\nFROM base AS build\nWORKDIR /app\n"
+        "COPY requirements.txt ./\n"
+        "RUN CPUCOUNT=1 pip3 wheel --wheel-dir=/tmp/wheels -r ./requirements.txt\n\n"
+        "FROM base AS release\nWORKDIR /app\nRUN \\\n"
+        "  --mount=from=build,src=/tmp/wheels,target=/tmp/wheels \\\n"
+        "  --mount=from=build,src=/app/requirements.txt,target=/app/requirements.txt \\\n"
+        "  pip3 install \\\n\t--no-cache-dir \\\n\t--no-index \\\n"
+        "  --find-links=/tmp/wheels \\\n  -r ./requirements.txt\nCOPY . .\n"
+    )
+    (root / "docker-compose.yml").write_text(
+        "services:\n  uwsgi:\n    build:\n      context: ..\n      dockerfile: docker/Dockerfile\n"
+        "    image: dojo-django:latest\n  celeryworker:\n    image: dojo-django:latest\n"
+        "    command: celery -A dojo worker\n"
+    )
+    with pytest.raises(NotFound) as caught:
+        init.plan(root, environ={})
+    assert (
+        "uwsgi (its Dockerfile already installs wheels built apart from its code "
+        "(Dockerfile:9: /tmp/wheels): left as it is)" in caught.value.what
+    )
+    assert (
+        "celeryworker (runs the image dojo-django:latest that uwsgi builds: see uwsgi)"
+        in caught.value.what
+    )
+
+
 def test_converting_an_image_that_installs_wheel_files_alone_says_there_is_nothing_to_build(
     tmp_path: Path,
 ) -> None:
