@@ -357,6 +357,28 @@ def test_the_venv_is_said_once_when_no_env_puts_another_first(tmp_path: Path) ->
     assert text.count("ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH") == 1
 
 
+def test_packages_named_in_another_install_go_with_the_lock_in_the_wheel_stage(
+    tmp_path: Path,
+) -> None:
+    # the shape of Mirrormsk/lms_rest_api (2026-12): poetry, gunicorn and a Celery scheduler
+    # named in one RUN, the lock installed by the next; the image then runs poetry and
+    # gunicorn, which the lock alone would not bring
+    root = _copy("poetry-no-venv", tmp_path)
+    (root / "Dockerfile").write_text(
+        "FROM python:3.12\nWORKDIR /app\nRUN pip install --upgrade pip\n"
+        "RUN pip install poetry gunicorn django-celery-beat\n"
+        "COPY ./poetry.lock .\nCOPY ./pyproject.toml .\n"
+        "RUN poetry  config virtualenvs.create false --local && poetry install\nCOPY . .\n"
+    )
+    p = init.plan(root, environ={})
+    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    assert (
+        "uv pip install --python /opt/venv/bin/python -r /tmp/requirements.txt "
+        "poetry gunicorn django-celery-beat\n" in text
+    )
+    assert "RUN poetry  config virtualenvs.create false --local\n" in text
+
+
 def test_a_worker_on_the_image_the_build_makes_is_noted_not_passed_over(tmp_path: Path) -> None:
     p = init.plan(_copy("celery-worker", tmp_path), environ={})
     assert any(
