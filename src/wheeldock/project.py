@@ -210,6 +210,27 @@ class Project:
     def select(self, names: list[str] | tuple[str, ...]) -> tuple[Service, ...]:
         return tuple(self.service(n) for n in names) if names else self.services
 
+    def buildable(self, names: list[str] | tuple[str, ...]) -> tuple[Service, ...]:
+        """The services of ``names`` (default: all) the native builder builds (what ``lock``,
+        ``build`` and ``release`` take); :class:`UnsupportedDockerfile` naming the services
+        docker compose builds when there is none."""
+        services = self.select(names)
+        if services or not self.docker_only:
+            return services
+        raise _none_buildable(self, sorted(self.docker_only))
+
+
+def _none_buildable(project: Project, names: list[str]) -> UnsupportedDockerfile:
+    one = len(names) == 1
+    return UnsupportedDockerfile(
+        f"no service here is built by the native builder: {', '.join(names)} "
+        f"{'is built from its own Dockerfile' if one else 'are built from their own Dockerfiles'}"
+        ", which it cannot carry out ([docker_only] says why)",
+        path=project.root / CONFIG_NAME,
+        fix="build them with `docker compose build` (or `wheeldock up`), from the "
+        "Dockerfile.<service> init wrote: they need no lock of wheeldock's",
+    )
+
 
 def config_path(root: Path) -> Path:
     return root / CONFIG_NAME

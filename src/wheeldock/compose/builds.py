@@ -97,6 +97,8 @@ def read_service(source: BuildSource, *, none: bool = False, convert: bool = Fal
     chain = df.chain(target)
     for stage in chain:
         installs = stage_installs(stage, df)
+        if installs and all(_wheels_only(i) for i in installs):
+            return _installs_wheels(source, df, stage, installs, convert)
         if installs:
             return _reading(source, df, stage, installs)
     copied = _copied_stage_with_installs(df, chain)
@@ -116,6 +118,30 @@ def read_service(source: BuildSource, *, none: bool = False, convert: bool = Fal
     if none:
         return Reading(source, df, target, (), (), (), (), (), (), ())
     raise _installs_nothing(target)
+
+
+def _wheels_only(install: Install) -> bool:
+    """Whether ``install`` takes wheels built apart alone: wheel files, or (``--no-index``)
+    whatever its requirements name from its ``--find-links`` folders."""
+    named = install.packages or install.projects or install.locked
+    return bool(install.wheels) and not named and (install.no_index or not install.requirements)
+
+
+def _installs_wheels(
+    source: BuildSource, df: Dockerfile, stage: Stage, installs: list[Install], convert: bool
+) -> Reading:
+    """A stage whose installs take wheel files alone (``pip install /wheels/*`` of the wheels a
+    builder stage's ``pip wheel`` made): its dependencies are already built apart."""
+    first = installs[0]
+    where = f"{source.shown}:{first.instruction.start_line}"
+    if convert:
+        raise NotConvertible(
+            f"it installs wheel files alone ({', '.join(first.wheels)}), built apart from its "
+            "code: there is nothing for init to build",
+            first.instruction.start_line,
+        )
+    why = f"installs wheels built apart from its code ({where}: {', '.join(first.wheels)})"
+    return Reading(source, df, stage, tuple(installs), (), (), (), (), (), (), why)
 
 
 def _installs_nothing(target: Stage) -> NotConvertible:
@@ -281,9 +307,10 @@ def _already_prebuilt(reading: Reading) -> str | None:
             and not all(is_dependency_file(s) for s in ins.value[:-1])
         ):
             return None
+    # read after "its Dockerfile already", as the other reason is
     return (
-        f"its install ({reading.where(reading.installs[0].instruction)}) keeps its downloads "
-        "in a cache mount and only the dependency files are copied in before it"
+        f"keeps the downloads of its install ({reading.where(reading.installs[0].instruction)})"
+        " in a cache mount, and only the dependency files are copied in before it"
     )
 
 
@@ -311,6 +338,10 @@ class BuildSurvey:
     built: tuple[Built, ...]
     left_alone: tuple[str, ...]  # "name (why)": already prebuilt
     passed_over: tuple[str, ...]  # "name (file:line: why)"
+    #: the services left alone that have nothing to gain from init (no install at start)
+    prebuilt: tuple[str, ...] = ()
+    #: those of them ``--convert`` converts (not those installing wheel files alone)
+    convertible: tuple[str, ...] = ()
 
 
 def survey_builds(
@@ -326,6 +357,8 @@ def survey_builds(
     built: dict[tuple[Any, ...], Built] = {}
     left_alone: list[str] = []
     passed_over: list[str] = []
+    prebuilt: list[str] = []
+    wheels_only: set[str] = set()
     for name in names:
         svc = services[name]
         try:
@@ -343,13 +376,22 @@ def survey_builds(
                 raise _installs_nothing(reading.stage)
             if reading.prebuilt is not None and name not in convert:
                 left_alone.append(_left_alone(name, reading))
+                prebuilt += [] if reading.command else [name]
+                if all(_wheels_only(i) for i in reading.installs):
+                    wheels_only.add(name)
                 continue
             built[key] = Built(name, reading, _closure(reading))
         except NotConvertible as exc:
             passed_over.append(f"{name} ({_where(exc, svc, project_dir, env)}{exc.why})")
         except InvalidConfig as exc:
             passed_over.append(f"{name} ({exc.path.name + ': ' if exc.path else ''}{exc.what})")
-    return BuildSurvey(tuple(built.values()), tuple(left_alone), tuple(passed_over))
+    return BuildSurvey(
+        tuple(built.values()),
+        tuple(left_alone),
+        tuple(passed_over),
+        tuple(prebuilt),
+        tuple(n for n in prebuilt if n not in wheels_only),
+    )
 
 
 def _left_alone(name: str, reading: Reading) -> str:
@@ -358,6 +400,8 @@ def _left_alone(name: str, reading: Reading) -> str:
             f"{name} (its Dockerfile already {reading.prebuilt}, but its compose command "
             "installs at every start: install that in the Dockerfile too)"
         )
+    if all(_wheels_only(i) for i in reading.installs):
+        return f"{name} (its Dockerfile already {reading.prebuilt}: left as it is)"
     return (
         f"{name} (its Dockerfile already {reading.prebuilt}: left as it is; "
         f"`wheeldock init --convert {name}` converts it anyway)"

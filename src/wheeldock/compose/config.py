@@ -23,6 +23,10 @@ from wheeldock.errors import CommandFailed, InvalidConfig
 log = logging.getLogger(__name__)
 
 _REQUIRED = re.compile(r"required variable (?P<name>\w+) is missing a value(?:: (?P<why>.*))?")
+_MISSING_ENV_FILE = re.compile(r"env file (?P<path>\S+) not found")
+#: What a sample env file that comes with a project is called after the file it stands for
+#: (``.env.dev-sample``, ``.env.example``, ``.env_template``).
+_SAMPLE = re.compile(r"[.\-_](sample|example|template|tmpl|dist|default)$", re.IGNORECASE)
 _NOT_A_COMMAND = ("is not a docker command", "unknown command", "unknown flag: --profile")
 
 
@@ -91,12 +95,45 @@ def _refusal(message: str, paths: Sequence[Path]) -> InvalidConfig:
             path=path,
             fix=f"set {name} in the .env file next to {paths[0].name} or in the environment",
         )
+    missing = _MISSING_ENV_FILE.search(message)
+    if missing:
+        return _missing_env_file(Path(missing.group("path")), paths)
     reason = message.removeprefix("error ").strip()
     return InvalidConfig(
         f"docker compose cannot read the stack: {reason}",
         path=paths[0],
         fix="fix what it names; `docker compose config` shows the same error",
     )
+
+
+def _missing_env_file(env: Path, paths: Sequence[Path]) -> InvalidConfig:
+    """A service's ``env_file:`` that is not there: the line naming it, and the sample that
+    comes with the project to copy, when there is one."""
+    path, line = _locate(paths, re.compile(r"(^|[\s'\"/:-])" + re.escape(env.name) + r"\b"))
+    shown = _shown(env, paths[0].parent)
+    samples = sorted(
+        p.name
+        for p in (env.parent.iterdir() if env.parent.is_dir() else ())
+        if p.name.startswith(env.name) and _SAMPLE.fullmatch(p.name[len(env.name) :])
+    )
+    fix = (
+        f"copy {_shown(env.parent / samples[0], paths[0].parent)} to {shown} and fill it in"
+        if samples
+        else f"create {shown} with the variables the services read, or make the entry "
+        f"`- path: {shown}` with `required: false`"
+    )
+    return InvalidConfig(
+        f"{_at(line)}the env file {shown} is not there (compose reads services' variables from it)",
+        path=path,
+        fix=fix,
+    )
+
+
+def _shown(path: Path, project_dir: Path) -> str:
+    try:
+        return path.relative_to(project_dir).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _locate(paths: Sequence[Path], pattern: re.Pattern[str]) -> tuple[Path, int | None]:

@@ -28,6 +28,7 @@ from wheeldock.compose.userdockerfile import (
     WHEEL_STAGE,
     Install,
     Instruction,
+    env_pairs,
     run_script,
 )
 
@@ -66,6 +67,24 @@ def render(
             *VENV_LINES,
         ],
     }
+    copied = _copied_into_image(reading)
+    if copied is not None:
+        inserted.setdefault(copied, []).extend(
+            [
+                f"# wheeldock: the dependencies, which the stage "
+                f"{reading.stage.name or reading.stage.index} no longer makes where this stage "
+                "copies them from",
+                *VENV_LINES,
+            ]
+        )
+    restated = _venv_restated(reading)
+    if restated is not None:
+        inserted.setdefault(restated, []).extend(
+            [
+                "# wheeldock: the venv first on PATH again, after the ENV above put another first",
+                VENV_LINES[1],
+            ]
+        )
     if reading.command:
         target = reading.dockerfile.target(reading.source.target)
         end = (target.body[-1] if target.body else target.start).end_line
@@ -112,6 +131,47 @@ def _venv_line(reading: Reading) -> int:
     return first
 
 
+def _copied_into_image(reading: Reading) -> int | None:
+    """The line (0-based) after the image's last ``COPY --from`` of the installing stage,
+    when the image is another stage that copies the install's result from it (and not the
+    venv's folder itself): the venv goes there too, or the image would get no dependencies
+    (``COPY --from=builder /build /build`` of a ``uv sync`` into ``/build/.venv``)."""
+    df, stage = reading.dockerfile, reading.stage
+    chain = df.chain(df.target(reading.source.target))
+    if stage in chain:
+        return None
+    refs = {str(stage.index), *([stage.name] if stage.name else [])}
+    copies = [
+        ins
+        for s in chain
+        for ins in s.body
+        if ins.cmd == "COPY" and any(f.removeprefix("--from=") in refs for f in ins.flags)
+    ]
+    if not copies or any(
+        src.rstrip("/") in ("", "/opt", dockerfile.VENV) for ins in copies for src in ins.value[:-1]
+    ):
+        return None
+    return max(ins.end_line for ins in copies)
+
+
+def _venv_restated(reading: Reading) -> int | None:
+    """The line (0-based) after the last install before which the venv's ``ENV`` is said
+    again, when an ``ENV`` between the venv's ``COPY`` and there sets ``PATH`` or
+    ``VIRTUAL_ENV`` (the user's own venv, which an install step the image no longer runs
+    would have filled, would come first); ``None`` when none does."""
+    if not reading.installs:
+        return None
+    start, end = _venv_line(reading), reading.installs[-1].instruction.end_line
+    for ins in reading.stage.body:
+        if (
+            start <= ins.start_line <= end
+            and ins.cmd == "ENV"
+            and any(name in ("PATH", "VIRTUAL_ENV") for name, _ in env_pairs(ins))
+        ):
+            return end
+    return None
+
+
 def _replacement(install: Install, name: str) -> list[str]:
     """The lines an install ``RUN`` becomes: a comment, and its steps that are not installs."""
     ins = install.instruction
@@ -155,9 +215,9 @@ def _prelude(reading: Reading) -> list[str]:
         if ins.cmd in ("ARG", "ENV", "SHELL") or (ins.cmd == "RUN" and _only_packages(ins)):
             out.append(ins.text.rstrip("\n"))
     out += [
-        _run_text(i.instruction, i.kept).rstrip("\n")
+        _run_text(i.instruction, i.build_steps).rstrip("\n")
         for i in reading.installs
-        if i.kept_is_packages
+        if i.build_steps
     ]
     declared = {
         item.partition("=")[0]

@@ -281,12 +281,17 @@ def _install_step(stage: WheelStage, uv: str, no_binary: str, req_args: str) -> 
     # itself runs from its source); read by the tool itself
     locked, kind = found
     folder = str(PurePosixPath("/build", locked).parent)
-    exported = f"{pip} -r /tmp/requirements.txt"
+    # what another install of the stage named inline (``pip install poetry gunicorn`` before
+    # ``poetry install``) goes with the lock's packages
+    named = "".join(f" {shlex.quote(p)}" for p in stage.packages)
+    index = "".join(f"{o} " for o in stage.index)
+    exported = f"{pip} {index}-r /tmp/requirements.txt{named}"
     if kind.tool == "uv":
-        return (
+        synced = (
             f"UV_PROJECT_ENVIRONMENT={VENV} {uv} sync --frozen --no-dev {_uv_member(stage.package)}"
             f"{_sync_no_binary(stage.no_binary)} --project {folder}"
         )
+        return f"{synced} \\\n    && {pip} {index}{named.lstrip()}" if named else synced
     if kind.tool == "poetry":
         return (
             f"cd {folder} && {uv} tool run --from poetry --with poetry-plugin-export poetry "

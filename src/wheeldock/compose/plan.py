@@ -454,19 +454,27 @@ def plan(
         interpolation,
         convert,
     )
-    riders = _image_riders(
-        resolved if resolved is not None else compose.merged_services(files), dockerfiles
-    )
+    all_services = resolved if resolved is not None else compose.merged_services(files)
+    riders = _image_riders(all_services, dockerfiles)
+    unconverted = _riders_of_unconverted(all_services, found.built, dockerfiles)
     found = replace(
         found,
         passed_over=(
-            *(p for p in found.passed_over if p.partition(" (")[0] not in riders),
+            *(
+                unconverted.get(p.partition(" (")[0], p)
+                for p in found.passed_over
+                if p.partition(" (")[0] not in riders
+            ),
             *dockerfiles.passed_over,
             *dockerfiles.left_alone,
         ),
     )
     findings = (
-        found.findings if dockerfiles.built else discover.require_findings(found, files, root)
+        found.findings
+        if dockerfiles.built
+        else discover.require_findings(
+            found, files, root, dockerfiles.prebuilt, dockerfiles.convertible
+        )
     )
     ca = ca_mod.find(ca_cert, env)
 
@@ -582,6 +590,28 @@ def _image_riders(
     return {
         name: f"{name}: runs the image {svc['image']} that {images[str(svc['image'])]} builds "
         "(its dependencies prebuilt with it); nothing of its own changes"
+        for name, svc in services.items()
+        if "build" not in svc and str(svc.get("image")) in images
+    }
+
+
+def _riders_of_unconverted(
+    services: Mapping[str, Mapping[str, Any]],
+    built_services: Sequence[str],
+    dockerfiles: builds.BuildSurvey,
+) -> dict[str, str]:
+    """Why each service that runs the image of a build init does not convert is passed over
+    (Celery workers on the image the web builds, which is left alone): that build's reason
+    is theirs, not that the image is not python:*."""
+    converted = {n for b in dockerfiles.built for n in (b.name, *b.shared_with)}
+    images = {
+        str(services[name]["image"]): name
+        for name in built_services
+        if name not in converted and services.get(name, {}).get("image")
+    }
+    return {
+        name: f"{name} (runs the image {svc['image']} that {images[str(svc['image'])]} builds: "
+        f"see {images[str(svc['image'])]})"
         for name, svc in services.items()
         if "build" not in svc and str(svc.get("image")) in images
     }

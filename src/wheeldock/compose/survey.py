@@ -352,11 +352,19 @@ def _script_of(command: Any) -> _ScriptText | None:
     return _ScriptText(shlex.join(argv), "/bin/sh")
 
 
-def _parsed(script: str) -> shell.Script:
-    """``script`` parsed; :class:`_PassOver` with where the parser stopped."""
+#: A word that may start an install: a script without one installs nothing at start.
+_INSTALLER_WORD = re.compile(r"\b(pip[\d.]*|uv|poetry|pipenv|pdm)\b")
+
+
+def _parsed(script: str) -> shell.Script | None:
+    """``script`` parsed; ``None`` when the parser cannot read it and no word of it can
+    start an install (``while !</dev/tcp/db/5432; …`` waiting for a database: it runs as
+    written); :class:`_PassOver` with where the parser stopped when one can."""
     try:
         return shell.parse(script)
     except shell.InvalidScript as exc:
+        if not _INSTALLER_WORD.search(script):
+            return None
         raise _PassOver(f"its start script is not shell syntax wheeldock can read: {exc}") from exc
 
 
@@ -718,6 +726,8 @@ def _start_of(script: _ScriptText) -> _Start | None:
     """What a start script does, read step by step (one reader per tool); ``None`` unless it
     installs the service's requirements and then runs a Python program."""
     parsed = _parsed(script.text)
+    if parsed is None:
+        return None
     state = _Reading()
     for command in parsed.commands:
         original = [w.text for w in command.words]
@@ -738,7 +748,8 @@ def _parse_start(command: Any) -> _Start | None:
 def _script_file_of(command: Any) -> str | None:
     """The script file a command runs (``./entrypoint.sh``, ``sh start.sh``), or ``None``."""
     script = _script_of(command)
-    commands = _parsed(script.text).commands if script else ()
+    parsed = _parsed(script.text) if script else None
+    commands = parsed.commands if parsed else ()
     if len(commands) != 1:
         return None
     words = [w.text for w in commands[0].words]
@@ -1196,20 +1207,40 @@ def discover(
 
 
 def require_findings(
-    found: Survey, files: Sequence[ComposeFile], root: Path
+    found: Survey,
+    files: Sequence[ComposeFile],
+    root: Path,
+    left_alone: Sequence[str] = (),
+    convertible: Sequence[str] = (),
 ) -> tuple[Finding, ...]:
-    """``found``'s findings; :class:`NotFound` naming what was passed over when there are none."""
+    """``found``'s findings; :class:`NotFound` naming what was passed over when there are none.
+    ``left_alone``: the services whose Dockerfile already builds their dependencies apart
+    from their code and that install nothing at start (the fix then says so, not another
+    shape of stack); ``convertible``: those of them ``--convert`` converts."""
     if not found.findings:
         where = ", ".join(str(f.path.name) for f in files)
         looked = "; ".join(found.passed_over) or "no services at all"
+        convert = (
+            f"; `wheeldock init --convert {','.join(convertible)}` converts "
+            f"{'it' if len(convertible) == 1 else 'them'} anyway"
+            if convertible
+            else ""
+        )
+        fix = (
+            f"nothing to do for {', '.join(left_alone)}: "
+            f"{'its image' if len(left_alone) == 1 else 'each image'} already gets its "
+            f"dependencies before its code{convert}"
+            if left_alone
+            else "wheeldock init handles services running a python:* image with a command like "
+            '`sh -c "pip install -r requirements.txt && python app.py"` (or `pip install PKG …`, '
+            "or `pip install .` of a project with a pyproject.toml) and the code mounted as a "
+            "volume; write wheeldock.toml by hand for others"
+        )
         raise NotFound(
             f"no Python service that installs its requirements at start was found in {where} "
             f"(looked at: {looked})",
             path=files[0].path if files else root,
-            fix="wheeldock init handles services running a python:* image with a command like "
-            '`sh -c "pip install -r requirements.txt && python app.py"` (or `pip install PKG …`, '
-            "or `pip install .` of a project with a pyproject.toml) and the code mounted as a "
-            "volume; write wheeldock.toml by hand for others",
+            fix=fix,
         )
     return found.findings
 

@@ -348,13 +348,21 @@ class Install:
     selects: tuple[str, ...] = ()  # what a lock install selects beyond the runtime packages
     groups: tuple[str, ...] = ()
     kept: str = ""
-    #: whether the kept part only adds system packages (the wheel stage repeats it)
-    kept_is_packages: bool = False
+    #: the system-package steps the ``RUN`` takes before its first install (build
+    #: dependencies, and the ``set`` and variables they use), which the wheel stage repeats;
+    #: not those after it (a purge of the same packages)
+    build_steps: str = ""
     dev: bool = False  # a lock install that took the development packages too
     #: where pip was told to take the packages from (``-i``, ``--extra-index-url``,
     #: ``--find-links``, ``--trusted-host``), as uv's options
     index: tuple[str, ...] = ()
     package: str | None = None  # the uv workspace member installed (``--package``)
+    #: wheel files it installs (``/wheels/*``, ``dist/app-1.0-py3-none-any.whl``): built
+    #: elsewhere, by another stage's ``pip wheel`` or before the build
+    wheels: tuple[str, ...] = ()
+    #: pip was told ``--no-index``: it takes every package from the ``--find-links``
+    #: folders (kept in ``wheels``), wheels built apart
+    no_index: bool = False
 
     @property
     def cached(self) -> bool:
@@ -368,6 +376,8 @@ class _Found:
 
     here: str
     values: Mapping[str, str]  # the ARG and ENV values the shell sees
+    line: int = 0  # where the RUN starts
+    assigned: frozenset[str] = frozenset()  # the variables the RUN's script sets itself
     requirements: list[str] = field(default_factory=list)
     constraints: list[str] = field(default_factory=list)
     no_binary: list[str] = field(default_factory=list)
@@ -379,6 +389,8 @@ class _Found:
     package: str | None = None
     dev: bool = False
     index: list[str] = field(default_factory=list)  # where from, as uv's options
+    wheels: list[str] = field(default_factory=list)
+    no_index: bool = False
     cut: set[int] = field(default_factory=set)
     others: list[str] = field(default_factory=list)  # the programs of the steps kept
 
@@ -418,16 +430,28 @@ def _read_pip(found: _Found, index: int, args: list[str]) -> None:
         found.index += [
             f"{uv} {shlex.quote(expand(v, found.values))}" for v in option_values(args, short, long)
         ]
+    if "--no-index" in args:
+        found.no_index = True
+        found.wheels += [found.path(v) for v in option_values(args, "-f", "--find-links")]
     for target in [*targets, *editables]:
-        if "://" not in target and (is_local_path(target) or target in editables):
+        if "://" not in target and _is_wheel_file(target) and target not in editables:
+            found.wheels.append(found.path(target))
+        elif "://" not in target and (is_local_path(target) or target in editables):
             found.projects.append(found.path(target))
         else:
             found.packages.append(target)
 
 
+def _is_wheel_file(target: str) -> bool:
+    """A wheel file, or a glob of them (``/wheels/*``: the shell expands it to files)."""
+    return target.endswith(".whl") or (is_local_path(target) and any(c in target for c in "*?["))
+
+
 def _read_step(found: _Found, index: int, words: list[str]) -> None:
     """One simple command of a ``RUN``: an install is recorded and cut, ``cd`` followed."""
     program = PurePosixPath(words[0]).name
+    if _installs(program, words):
+        words = _install_words(found, words)
     # a venv's own pip or python (``/venv/bin/pip``) installs as well as the image's
     args = pip_args([program, *words[1:]] if _PIP_OR_PYTHON.match(program) else words)
     if args is not None:
@@ -445,6 +469,42 @@ def _read_step(found: _Found, index: int, words: list[str]) -> None:
     if program == "cd" and len(words) == 2:
         found.here = under(found.here, words[1])
     found.others.append(program)
+
+
+def _installs(program: str, words: list[str]) -> bool:
+    if pip_args([program, *words[1:]] if _PIP_OR_PYTHON.match(program) else words) is not None:
+        return True
+    step = tool_step(words)
+    return step is not None and step.folder is not None and not step.run
+
+
+def _install_words(found: _Found, words: list[str]) -> list[str]:
+    """An install step's words with the ARG and ENV values the shell sees, a word that is a
+    variable alone split as the shell splits it (``uv sync $UV_OPTIONS``);
+    :class:`NotConvertible` when one is a variable the script sets as it runs (what the
+    install takes is then known only in the build)."""
+    named = [m.group(1) or m.group(4) for w in words for m in _VARIABLE.finditer(w)]
+    made = [n for n in dict.fromkeys(named) if n in found.assigned]
+    if made:
+        raise NotConvertible(
+            f"its install `{' '.join(words)}` takes "
+            f"{', '.join('$' + n for n in made)}, which the RUN sets as it runs: wheeldock "
+            "cannot tell what it installs; write the options (or files) out in the install",
+            found.line,
+        )
+    out: list[str] = []
+    for word in words:
+        value = expand(word, found.values)
+        out += value.split() if _VARIABLE.fullmatch(word) else [value]
+    return out
+
+
+#: A shell variable a script sets: ``NAME=…``, ``for NAME in``, ``read … NAME``.
+_ASSIGNED = re.compile(r"(?:^|[\s;&|(])(\w+)\+?=|\bfor\s+(\w+)\s+in\b|\bread\s+(?:-\w+\s+)*(\w+)")
+
+
+def _assigned(script: str) -> frozenset[str]:
+    return frozenset(n for m in _ASSIGNED.finditer(script) for n in m.groups() if n)
 
 
 def run_script(ins: Instruction) -> str:
@@ -485,7 +545,7 @@ def _read_run(
                 f"its RUN is not shell syntax wheeldock reads: {exc}", ins.start_line
             ) from exc
         return None
-    found = _Found(here, values)
+    found = _Found(here, values, ins.start_line, _assigned(script))
     for command in parsed.commands:
         words = program_words([w.text for w in command.words])
         if words:
@@ -515,11 +575,38 @@ def _read_run(
         tuple(dict.fromkeys(found.selects)),
         tuple(dict.fromkeys(found.groups)),
         kept,
+        build_steps=_build_steps(parsed, min(found.cut)),
         package=found.package,
-        kept_is_packages=bool(kept) and set(found.others) <= PACKAGE_MANAGERS,
         dev=found.dev,
         index=tuple(dict.fromkeys(found.index)),
+        wheels=tuple(found.wheels),
+        no_index=found.no_index,
     )
+
+
+def _build_steps(parsed: shell.Script, first_install: int) -> str:
+    """The system-package steps of a ``RUN`` before its first install (``set -ex``, the
+    variables they read and the ``if`` blocks that cannot be cut stay with them), or ``""``
+    when there are none."""
+    setup = {
+        c.index
+        for c in parsed.commands
+        if c.index < first_install and _program(c) in (*PACKAGE_MANAGERS, "set")
+    }
+    if not any(_program(c) in PACKAGE_MANAGERS for c in parsed.commands if c.index in setup):
+        return ""
+    cut = {c.index for c in parsed.commands if c.index not in setup and not c.holder}
+    try:
+        return parsed.without(
+            cut | {c.index for c in parsed.commands if c.index >= first_install}
+        ).text.strip()
+    except shell.UncuttableStep:
+        return ""
+
+
+def _program(command: shell.Command) -> str:
+    words = program_words([w.text for w in command.words])
+    return PurePosixPath(words[0]).name if words else ""
 
 
 def _start_workdir(stage: Stage, df: Dockerfile) -> str:

@@ -79,12 +79,13 @@ from wheeldock.deps.requirements import (
     locked_requirements,
     normalised_name,
     project_lock,
+    read_requirements_text,
     requirement_closure,
     uv_bin,
 )
 from wheeldock.deps.wheeltags import supported_tags, uv_platform, wheel_arch, wheel_rank
 from wheeldock.edges import process
-from wheeldock.edges.fsutil import atomic_write_text, file_lock, read_text
+from wheeldock.edges.fsutil import atomic_write_text, file_lock
 from wheeldock.errors import (
     CommandFailed,
     DigestMismatch,
@@ -805,7 +806,7 @@ def _pins_text(root: Path, rel: str, groups: Sequence[str] = (), package: str | 
         return "\n".join(locked_requirements(path, groups, package))
     if path.suffix == ".toml":
         raise NotFastLockable(f"{rel} is a pyproject.toml")
-    return read_text(path).replace("\\\n", " ")
+    return read_requirements_text(path).replace("\\\n", " ")
 
 
 def _requirement_line(raw: str, where: str) -> str | None:

@@ -14,6 +14,7 @@ import pytest
 from support.stacks import REPO
 
 from wheeldock import cli
+from wheeldock.compose import converted
 from wheeldock.compose import plan as init
 from wheeldock.compose import userdockerfile as ud
 from wheeldock.deps.requirements import requirement_closure
@@ -23,7 +24,7 @@ from wheeldock.project import Service
 CORPUS = REPO / "tests" / "data" / "dockerfiles"
 CASES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())
 #: The cases whose Dockerfile already builds its dependencies apart from its code.
-LEFT_ALONE = {"multi-stage-prebuilt", "uv-sync-cached"}
+LEFT_ALONE = {"multi-stage-prebuilt", "uv-sync-cached", "pip-wheel-builder"}
 HADOLINT = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
 
 
@@ -92,7 +93,7 @@ def test_each_dockerfile_is_converted_and_keeps_every_other_instruction(
         for stage in back.stages
         if stage.name != ud.WHEEL_STAGE
         for ins in (stage.start, *stage.body)
-        if not ins.text.startswith(("COPY --from=wheeldock-deps", "ENV VIRTUAL_ENV="))
+        if ins.text.rstrip("\n") not in converted.VENV_LINES
     ]
     assert [s for s in user_part if s in kept] == kept
     assert all(
@@ -120,8 +121,15 @@ def test_no_install_is_left_in_the_converted_stage(name: str, tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("name", "why"),
     [
-        ("multi-stage-prebuilt", "already installs its dependencies in the stage builder"),
-        ("uv-sync-cached", "keeps its downloads in a cache mount"),
+        (
+            "multi-stage-prebuilt",
+            "its Dockerfile already installs its dependencies in the stage builder",
+        ),
+        (
+            "uv-sync-cached",
+            r"its Dockerfile already keeps the downloads of its install \(Dockerfile:\d+\) in "
+            "a cache mount",
+        ),
     ],
 )
 def test_a_dockerfile_that_already_builds_its_dependencies_apart_is_left_alone(
@@ -130,6 +138,70 @@ def test_a_dockerfile_that_already_builds_its_dependencies_apart_is_left_alone(
     with pytest.raises(NotFound, match=why) as caught:
         init.plan(_copy(name, tmp_path), environ={})
     assert "`wheeldock init --convert app` converts it anyway" in str(caught.value)
+    # the fix is --convert, not another shape of stack (docker/awesome-compose's flask)
+    assert caught.value.fix == (
+        "nothing to do for app: its image already gets its dependencies before its code; "
+        "`wheeldock init --convert app` converts it anyway"
+    )
+
+
+def test_an_image_installing_the_wheels_a_builder_made_is_left_alone_without_convert(
+    tmp_path: Path,
+) -> None:
+    root = _copy("pip-wheel-builder", tmp_path) / "docker"
+    with pytest.raises(NotFound) as caught:
+        init.plan(root, environ={})
+    assert (
+        "web (its Dockerfile already installs wheels built apart from its code "
+        "(Dockerfile:16: /wheels/*): left as it is)" in caught.value.what
+    )
+    # its command waits for the database in bash the shell reader cannot parse: no matter
+    assert "not shell syntax" not in caught.value.what
+    assert caught.value.fix == (
+        "nothing to do for web: its image already gets its dependencies before its code"
+    )
+
+
+def test_a_no_index_install_from_a_builders_wheels_is_left_alone_and_its_workers_say_so(
+    tmp_path: Path,
+) -> None:
+    # the shape of DefectDojo/django-DefectDojo (2026-12): pip wheel in the build stage, the
+    # release stage installs -r requirements.txt with --no-index from the wheels mounted in,
+    # and the Celery services run the image the uwsgi service builds
+    root = _copy("pip-wheel-builder", tmp_path) / "docker"
+    (root / "Dockerfile").write_text(
+        "FROM python:3.13-slim AS base\nFROM base AS build\nWORKDIR /app\n"
+        "COPY requirements.txt ./\n"
+        "RUN CPUCOUNT=1 pip3 wheel --wheel-dir=/tmp/wheels -r ./requirements.txt\n\n"
+        "FROM base AS release\nWORKDIR /app\nRUN \\\n"
+        "  --mount=from=build,src=/tmp/wheels,target=/tmp/wheels \\\n"
+        "  --mount=from=build,src=/app/requirements.txt,target=/app/requirements.txt \\\n"
+        "  pip3 install \\\n\t--no-cache-dir \\\n\t--no-index \\\n"
+        "  --find-links=/tmp/wheels \\\n  -r ./requirements.txt\nCOPY . .\n"
+    )
+    (root / "docker-compose.yml").write_text(
+        "services:\n  uwsgi:\n    build:\n      context: ..\n      dockerfile: docker/Dockerfile\n"
+        "    image: dojo-django:latest\n  celeryworker:\n    image: dojo-django:latest\n"
+        "    command: celery -A dojo worker\n"
+    )
+    with pytest.raises(NotFound) as caught:
+        init.plan(root, environ={})
+    assert (
+        "uwsgi (its Dockerfile already installs wheels built apart from its code "
+        "(Dockerfile:9: /tmp/wheels): left as it is)" in caught.value.what
+    )
+    assert (
+        "celeryworker (runs the image dojo-django:latest that uwsgi builds: see uwsgi)"
+        in caught.value.what
+    )
+
+
+def test_converting_an_image_that_installs_wheel_files_alone_says_there_is_nothing_to_build(
+    tmp_path: Path,
+) -> None:
+    root = _copy("pip-wheel-builder", tmp_path) / "docker"
+    with pytest.raises(NotFound, match="there is nothing for init to build"):
+        init.plan(root, environ={}, convert=["web"])
 
 
 @pytest.mark.parametrize(
@@ -151,6 +223,39 @@ def test_a_dockerfile_left_alone_is_converted_when_asked(
     assert df.stages[0].name == ud.WHEEL_STAGE
     assert ud.stage_installs(df.stages[built.reading.stage.index + 1], df) == []
     assert not any(w.startswith("app (") for w in p.warnings)
+
+
+def test_an_image_copying_the_builders_project_folder_gets_the_venv_when_converted(
+    tmp_path: Path,
+) -> None:
+    # the shape of python-discord/bot's Dockerfile (2026-12): uv sync makes /build/.venv in
+    # the builder, and the image copies /build, not a venv folder
+    root = _copy("uv-sync-cached", tmp_path)
+    (root / "Dockerfile").write_text(
+        "FROM python:3.12-slim AS builder\n"
+        "COPY --from=ghcr.io/astral-sh/uv:0.9 /uv /bin/\nWORKDIR /build\n"
+        "RUN --mount=type=cache,target=/root/.cache/uv \\\n"
+        "  --mount=type=bind,source=uv.lock,target=uv.lock \\\n"
+        "  --mount=type=bind,source=pyproject.toml,target=pyproject.toml \\\n"
+        "  uv sync --frozen --no-dev\n\n"
+        "FROM python:3.12-slim\nCOPY --from=builder /build /build\n"
+        'ENV PATH="/build/.venv/bin:$PATH"\nWORKDIR /app\nCOPY . .\n'
+        'CMD ["uvicorn", "shop:app", "--host", "0.0.0.0"]\n'
+    )
+    p = init.plan(root, environ={}, convert=["app"])
+    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    image = text[text.rindex("\nFROM python:3.12-slim\n") :]
+    assert image.index("COPY --from=builder /build /build") < image.index(
+        "COPY --from=wheeldock-deps /opt/venv /opt/venv\n"
+        "ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH\n"
+    )
+
+
+def test_an_image_copying_the_venv_folder_itself_gets_it_once(tmp_path: Path) -> None:
+    root = _copy("multi-stage-prebuilt", tmp_path)
+    p = init.plan(root, environ={}, convert=["app"])
+    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    assert text.count("COPY --from=wheeldock-deps /opt/venv /opt/venv") == 1
 
 
 def test_convert_names_a_service_that_is_not_built_from_a_dockerfile(tmp_path: Path) -> None:
@@ -209,6 +314,69 @@ def test_the_kept_steps_of_an_install_run_stay(tmp_path: Path) -> None:
     p = init.plan(_copy("django-collectstatic", tmp_path), environ={})
     text = (next(c for c in p.changes if c.path == "Dockerfile.web").desired or b"").decode()
     assert "RUN python manage.py collectstatic --noinput\n" in text
+
+
+def _wheel_stage_and_rest(text: str) -> tuple[str, str]:
+    start = text.index("AS wheeldock-deps")
+    end = text.index("\nFROM ", start)
+    return text[start:end], text[end:]
+
+
+def test_build_dependencies_installed_in_the_install_run_are_in_the_wheel_stage(
+    tmp_path: Path,
+) -> None:
+    p = init.plan(_copy("build-deps-purged", tmp_path), environ={})
+    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    wheel_stage, _ = _wheel_stage_and_rest(text)
+    before_install = wheel_stage.index("uv pip install")
+    assert (
+        0
+        <= wheel_stage.index("apt-get install -y --no-install-recommends $BUILD_DEPS")
+        < (before_install)
+    )
+    assert wheel_stage.index('BUILD_DEPS=" \\\n        build-essential') < before_install
+    # what the RUN did after its install (the purge), or that is not a system package, is not
+    assert "apt-get purge" not in wheel_stage
+    assert "python -m venv" not in wheel_stage
+
+
+def test_the_venv_comes_first_on_path_again_after_the_users_own_venv(tmp_path: Path) -> None:
+    p = init.plan(_copy("build-deps-purged", tmp_path), environ={})
+    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    _, image = _wheel_stage_and_rest(text)
+    envs = [line for line in image.splitlines() if line.startswith("ENV ") and "PATH=" in line]
+    assert envs[-1] == "ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH"
+    # said again after the RUN that makes the user's venv, before what runs python
+    assert image.index("python -m venv ${VIRTUAL_ENV}") < image.rindex(envs[-1])
+    assert image.rindex(envs[-1]) < image.index("python manage.py collectstatic")
+
+
+def test_the_venv_is_said_once_when_no_env_puts_another_first(tmp_path: Path) -> None:
+    p = init.plan(_copy("apt-build-deps", tmp_path), environ={})
+    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    assert text.count("ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH") == 1
+
+
+def test_packages_named_in_another_install_go_with_the_lock_in_the_wheel_stage(
+    tmp_path: Path,
+) -> None:
+    # the shape of Mirrormsk/lms_rest_api (2026-12): poetry, gunicorn and a Celery scheduler
+    # named in one RUN, the lock installed by the next; the image then runs poetry and
+    # gunicorn, which the lock alone would not bring
+    root = _copy("poetry-no-venv", tmp_path)
+    (root / "Dockerfile").write_text(
+        "FROM python:3.12\nWORKDIR /app\nRUN pip install --upgrade pip\n"
+        "RUN pip install poetry gunicorn django-celery-beat\n"
+        "COPY ./poetry.lock .\nCOPY ./pyproject.toml .\n"
+        "RUN poetry  config virtualenvs.create false --local && poetry install\nCOPY . .\n"
+    )
+    p = init.plan(root, environ={})
+    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    assert (
+        "uv pip install --python /opt/venv/bin/python -r /tmp/requirements.txt "
+        "poetry gunicorn django-celery-beat\n" in text
+    )
+    assert "RUN poetry  config virtualenvs.create false --local\n" in text
 
 
 def test_a_worker_on_the_image_the_build_makes_is_noted_not_passed_over(tmp_path: Path) -> None:

@@ -713,6 +713,27 @@ def test_a_service_that_cannot_be_made_an_image_as_written_is_passed_over_saying
     assert passed.startswith("web (") and reason in passed, passed
 
 
+@pytest.mark.parametrize(
+    ("command", "passed_for_its_syntax"),
+    [
+        # healthchecks/healthchecks (2026-12) waits for its database so; the parser cannot
+        # read bash's negated redirection, which matters only if an install may be in it
+        ("bash -c 'while !</dev/tcp/db/5432; do sleep 1; done; python app.py'", False),
+        (
+            "bash -c 'while !</dev/tcp/db/5432; do sleep 1; done; "
+            "pip install -r requirements.txt && python app.py'",
+            True,
+        ),
+    ],
+)
+def test_a_start_script_the_parser_cannot_read_is_passed_over_for_it_only_if_it_may_install(
+    tmp_path: Path, command: str, passed_for_its_syntax: bool
+) -> None:
+    _stack(command, {"app/requirements.txt": "six\n", "app/app.py": ""}, tmp_path)
+    (passed,) = _passed_over(tmp_path)
+    assert ("is not shell syntax wheeldock can read" in passed) is passed_for_its_syntax, passed
+
+
 def _notes(command: str, root: Path) -> list[str]:
     _stack(command, {"app/requirements.txt": "six\n", "app/app.py": ""}, root)
     (found,) = _discover(root)

@@ -370,3 +370,20 @@ def test_a_poetry_lock_is_exported_with_the_groups_of_the_service(
     )
     text = dockerfile.render(dockerfile.DockerfileSpec(svc, ("app/poetry.lock",), "0.5.0"))
     assert f"poetry export {only} --without-hashes" in text
+
+
+def test_packages_named_with_a_uv_lock_are_installed_after_the_sync() -> None:
+    stage = dockerfile.WheelStage(
+        name="deps",
+        image="python:3.12",
+        own_builder=False,
+        uv_version="0.5.0",
+        requirements=("uv.lock",),
+        bind_files=("uv.lock", "pyproject.toml"),
+        packages=("gunicorn==23.0.0",),
+    )
+    text = "\n".join(dockerfile.wheel_stage(stage))
+    assert (
+        "--project /build \\\n    && /opt/uv/bin/uv pip install --python /opt/venv/bin/python "
+        "gunicorn==23.0.0" in text
+    )

@@ -1090,3 +1090,33 @@ def test_revert_makes_the_link_again_when_the_compose_file_was_replaced_by_a_cop
     assert stack.run("init", "--revert") == 0
     assert link.is_symlink() and os.readlink(link) == "deploy/compose.yaml"
     assert real.read_bytes() == original
+
+
+@pytest.mark.parametrize(
+    ("samples", "fix"),
+    [
+        ({".env.dev-sample": "DEBUG=1\n"}, "fix: copy .env.dev-sample to .env.dev and fill it in"),
+        (
+            {},
+            "fix: create .env.dev with the variables the services read, or make the entry "
+            "`- path: .env.dev` with `required: false`",
+        ),
+    ],
+)
+@pytest.mark.usefixtures("_compose_env")
+def test_a_missing_env_file_names_its_line_and_the_sample_to_copy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], samples: dict[str, str], fix: str
+) -> None:
+    # the shape of testdrivenio/django-on-docker (2026-12): .env.dev is made from the sample
+    compose_text = (
+        "services:\n  api:\n    image: python:3.11-slim\n    working_dir: /app\n"
+        f"    volumes: [./app:/app]\n    command: {_PIP_START}\n    env_file:\n"
+        "      - ./.env.dev\n"
+    )
+    _write_tree(tmp_path, {**_APP, **samples, "compose.yaml": compose_text})
+    before = snapshot(tmp_path)
+    assert cli.main(["-C", str(tmp_path), "init"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "compose.yaml: line 8: the env file .env.dev is not there" in err
+    assert fix in err
+    assert snapshot(tmp_path) == before

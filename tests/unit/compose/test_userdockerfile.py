@@ -313,3 +313,45 @@ def test_a_dockerfile_with_another_escape_character_is_not_convertible(tmp_path:
 def test_what_ran_only_when_the_install_failed_goes_with_it(tmp_path: Path) -> None:
     text = "FROM python\nCOPY . .\nRUN pip install -r requirements.txt || true\n"
     assert _reading(tmp_path, text).installs[0].kept == ""
+
+
+_UV_PROJECT = {"uv.lock": "", "pyproject.toml": "[project]\nname='x'\nversion='1'\n"}
+
+
+def test_an_install_taking_options_the_run_computes_is_not_convertible(tmp_path: Path) -> None:
+    # the shape of getredash/redash's Dockerfile (2026-12): the groups in a build arg, turned
+    # into uv's flags by a loop of the same RUN
+    text = (
+        "FROM python:3.13-slim\nWORKDIR /app\nCOPY pyproject.toml uv.lock ./\n"
+        'ARG install_groups="main,all_ds,dev"\n'
+        "RUN <<EOF\n"
+        '  group_flags=""\n'
+        "  for group in $(echo \"$install_groups\" | tr ',' ' '); do\n"
+        '    group_flags="$group_flags --group $group"\n'
+        "  done\n"
+        "  uv sync --frozen $group_flags\n"
+        "EOF\n"
+    )
+    with pytest.raises(ud.NotConvertible, match=r"takes \$group_flags, which the RUN sets") as e:
+        _reading(tmp_path, text, **_UV_PROJECT)
+    assert e.value.line == 5
+
+
+def _uv_sync_with_options(options: str) -> str:
+    return (
+        "FROM python:3.13-slim\nWORKDIR /app\nCOPY pyproject.toml uv.lock ./\n"
+        f'ARG UV_OPTIONS="{options}"\nRUN uv sync $UV_OPTIONS\n'
+    )
+
+
+@pytest.mark.parametrize(("options", "dev"), [("--frozen --no-dev", False), ("--frozen", True)])
+def test_install_options_from_a_build_arg_are_read_as_the_shell_splits_them(
+    tmp_path: Path, options: str, dev: bool
+) -> None:
+    reading = _reading(tmp_path, _uv_sync_with_options(options), **_UV_PROJECT)
+    assert reading.installs[0].dev is dev
+
+
+def test_a_group_selected_through_a_build_arg_is_not_convertible(tmp_path: Path) -> None:
+    with pytest.raises(ud.NotConvertible, match="--group all_ds"):
+        _reading(tmp_path, _uv_sync_with_options("--no-dev --group all_ds"), **_UV_PROJECT)

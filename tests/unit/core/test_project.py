@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from wheeldock import project
-from wheeldock.errors import InvalidConfig, NotFound
+from wheeldock.errors import InvalidConfig, NotFound, UnsupportedDockerfile
 from wheeldock.project import Project, Service
 
 
@@ -177,3 +177,25 @@ def test_writable_code_that_is_not_a_boolean_is_refused_with_the_fix(tmp_path: P
     data = Service("web", "app", (), ("python", "app.py")).to_toml() | {"writable_code": "yes"}
     with pytest.raises(InvalidConfig, match="writable_code = 'yes' is not true or false"):
         Service.from_toml("web", data, tmp_path / "wheeldock.toml")
+
+
+def test_the_native_commands_name_the_services_docker_compose_builds_when_none_is_left(
+    tmp_path: Path,
+) -> None:
+    # testdrivenio/flask-on-docker (2026-12): its one Python service is built from its own
+    # Dockerfile on python:3.11.3-slim-buster, so `wheeldock lock` had nothing to do
+    proj = Project(
+        root=tmp_path, compose_file=None, services=(), docker_only={"web": "Dockerfile:2: …"}
+    )
+    with pytest.raises(UnsupportedDockerfile) as err:
+        proj.buildable([])
+    assert "web is built from its own Dockerfile" in err.value.what
+    assert "docker compose build" in (err.value.fix or "")
+    assert proj.select([]) == ()  # `up` still takes the stack
+
+
+def test_buildable_is_every_service_when_some_are_built_natively(tmp_path: Path) -> None:
+    proj = Project(
+        root=tmp_path, compose_file=None, services=(_service("api"),), docker_only={"web": "…"}
+    )
+    assert proj.buildable([]) == proj.services

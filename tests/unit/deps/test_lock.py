@@ -586,6 +586,17 @@ def test_pins_are_read_with_markers_for_the_target(tmp_path: Path) -> None:
     }
 
 
+def test_pins_of_a_utf16_requirements_file_are_read_as_pip_reads_them(tmp_path: Path) -> None:
+    # Matheus-Matta/mxrouter-tms-app (2026-12): a pip freeze saved by PowerShell, UTF-16 with
+    # its byte order mark, which init read and lock refused as "not UTF-8"
+    inputs = _inputs(tmp_path, "")
+    (tmp_path / "svc/requirements.txt").write_bytes(
+        "amqp==5.3.1\r\nDjango==5.2\r\n".encode("utf-16")
+    )
+    pins = lock.pinned_requirements(tmp_path, inputs)
+    assert {n: p.version for n, p in pins.items()} == {"amqp": "5.3.1", "django": "5.2"}
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, session: Session) -> int:
     targets = platforms.parse_list(args.platform, default=pylock.DEFAULT_PLATFORM)
     proj = project.load(args.project)
-    services = proj.select(args.services)
+    services = proj.buildable(args.services)
     if len(targets) == 1 and args.cache is None:
         # a bumped pin's index requests go out before the builder's modules import, and the
         # compiler for its wheel starts meanwhile (not with a registry cache: it may have

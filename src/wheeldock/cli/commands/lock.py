@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     targets = platforms.parse_list(args.platform, default=pylock.DEFAULT_PLATFORM)
     proj = project.load(args.project)
-    services = proj.select(args.services)
+    services = proj.buildable(args.services)
     results = []
     with (
         status("checking locks" if args.check else "locking requirements"),

@@ -98,7 +98,7 @@ def _compose_path(proj: project.Project) -> Path:
 def run(args: argparse.Namespace) -> int:
     targets = platforms.parse_list(args.platform, default=pylock.DEFAULT_PLATFORM)
     proj = project.load(args.project)
-    services = proj.select(args.services)
+    services = proj.buildable(args.services)
     _check_output(args.output, len(services))
     compose_path = _compose_path(proj)
     with Session() as session:
