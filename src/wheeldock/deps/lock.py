@@ -85,7 +85,7 @@ from wheeldock.deps.requirements import (
 )
 from wheeldock.deps.wheeltags import supported_tags, uv_platform, wheel_arch, wheel_rank
 from wheeldock.edges import process
-from wheeldock.edges.fsutil import atomic_write_text, file_lock
+from wheeldock.edges.fsutil import atomic_write_text, folder_lock
 from wheeldock.errors import (
     CommandFailed,
     DigestMismatch,
@@ -395,7 +395,7 @@ def compile_lock(root: Path, inputs: LockInputs, dest: Path, *, upgrade: bool = 
         argv += ["--no-binary", name]
     for constraint in inputs.constraints:
         argv += ["--constraint", constraint]
-    with file_lock(str(dest.parent / ".lock")):
+    with folder_lock(dest.parent):
         exported: Path | None = None
         for rel in inputs.top:
             if project_lock(rel) is not None:
@@ -1491,7 +1491,7 @@ def try_fast_lock(
     except (NotFound, InvalidConfig):
         old = None
     try:
-        with file_lock(str(dest.parent / ".lock")):
+        with folder_lock(dest.parent):
             lock = fast_lock(root, inputs, dest, old, session=session, wheels=wheels, landed=landed)
     except NotFastLockable as exc:
         log.info("%s: resolving with uv (%s)", dest.name, exc)
@@ -1752,7 +1752,7 @@ def try_incremental_lock(
     from wheeldock.deps import relock  # packaging's parsers: imported when needed
 
     try:
-        with file_lock(str(dest.parent / ".lock")):
+        with folder_lock(dest.parent):
             lock = incremental_lock(
                 root, inputs, dest, old, session=session, wheels=wheels, landed=landed
             )

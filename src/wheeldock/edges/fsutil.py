@@ -130,3 +130,16 @@ def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the last descriptor releases the lock
+
+
+@contextmanager
+def folder_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """:func:`file_lock` held on the folder ``path`` itself (created if missing), so no lock
+    file is left in it: for folders the user keeps, such as ``wheeldock.lock``."""
+    Path(path).mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -36,7 +36,7 @@ def _can_lock(path: Path) -> bool:
     import fcntl
     import os
 
-    fd = os.open(path, os.O_RDWR)
+    fd = os.open(path, os.O_RDONLY if path.is_dir() else os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
@@ -76,3 +76,13 @@ def test_a_file_lock_dies_with_a_killed_holder(tmp_path: Path) -> None:
     holder.send_signal(signal.SIGKILL)
     holder.wait()
     assert _can_lock(path)
+
+
+def test_a_folder_lock_excludes_others_and_leaves_no_file_in_the_folder(tmp_path: Path) -> None:
+    from wheeldock.edges.fsutil import folder_lock
+
+    folder = tmp_path / "wheeldock.lock"
+    with folder_lock(folder):
+        assert not _can_lock(folder)
+    assert _can_lock(folder)
+    assert list(folder.iterdir()) == []  # nothing the user would have to ignore or commit
