@@ -447,8 +447,9 @@ def test_dependency_layers_leave_out_the_scheme_folders_every_base_has() -> None
 
 
 def test_a_new_layer_with_an_extension_needing_a_newer_glibc_fails_the_build(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))  # the check's listings
     store = BlobStore(tmp_path / "blobs")
     libc = make_elf(soname="libc.so.6", version_defs=("GLIBC_2.2.5", "GLIBC_2.34", "GLIBC_2.36"))
     base_tar = tmp_path / "base.tar"

@@ -522,10 +522,16 @@ def test_only_the_new_layers_files_are_read(tmp_path: Path) -> None:
     assert report.ok and report.checked == (f"/{SITE}/new/_y.so",)
 
 
-@pytest.fixture
-def opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """The layer files a check reads, in order, with a cache of its own."""
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache of each test's own (the check's listings are written there)."""
     monkeypatch.setenv("WHEELDOCK_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The layer files a check reads, in order."""
     seen: list[Path] = []
     real = libs._blob_source
 
