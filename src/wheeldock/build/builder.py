@@ -102,7 +102,7 @@ from wheeldock.oci.layer import (
 from wheeldock.oci.mutate import append_layers, with_annotations, with_config, with_created
 from wheeldock.oci.open import open_image
 from wheeldock.oci.publish import PublishResult, publish
-from wheeldock.oci.reference import DaemonRef, OciRef, coerce
+from wheeldock.oci.reference import DaemonRef, OciRef, RegistryRef, coerce
 from wheeldock.project import CONFIG_NAME, Project, Service
 
 if TYPE_CHECKING:
@@ -597,6 +597,9 @@ class Builder:
                 self.options.cache, self.options.cache_mode, store=self.store
             )
         self._remote_hits: dict[str, Entry] = {}
+        #: per registry host, the repository this build pushed an image to last: the next
+        #: service's push mounts the layers they share from it instead of sending them again
+        self._pushed: dict[str, str] = {}
         explicit = self.options.source_date_epoch
         if explicit is None and os.environ.get("SOURCE_DATE_EPOCH"):
             explicit = source_date_epoch(project.root)  # a bad value fails the build at once
@@ -707,10 +710,20 @@ class Builder:
             self.remote.save_record(key, value)
 
     def mount_source(self, ref: str) -> str | None:
-        """The repository a ``docker://`` output on the cache's registry mounts blobs from."""
+        """The repository a ``docker://`` output mounts blobs from: the registry cache's, on
+        its registry; else the one this build pushed to last on the same registry (services
+        share their base and dependency layers, whose bytes are then sent once)."""
         if self.remote is not None and self.remote.same_registry(ref):
             return self.remote.repository
+        parsed = coerce(ref)
+        if isinstance(parsed, RegistryRef):
+            return self._pushed.get(parsed.name.registry)
         return None
+
+    def _note_pushed(self, ref: str) -> None:
+        parsed = coerce(ref)
+        if isinstance(parsed, RegistryRef):
+            self._pushed[parsed.name.registry] = parsed.name.repository
 
     def flush_cache(self) -> None:
         """Wait for the registry cache's saves (before the images are pushed: their blobs are
@@ -1259,7 +1272,9 @@ class Builder:
         parsed = coerce(ref)
         hints = self._engine_hints(svc)
         if not isinstance(parsed, DaemonRef):
-            return publish(image, ref, self.store, mount_from=self.mount_source(ref))
+            result = publish(image, ref, self.store, mount_from=self.mount_source(ref))
+            self._note_pushed(ref)
+            return result
         if hints is None:
             return publish(image, ref, self.store, known=self.session.engine)
         from wheeldock.oci import daemon

@@ -67,11 +67,23 @@ def test_release_pins_every_service_by_digest_and_the_release_file_alone_brings_
     )
     project.save(project.Project(proj.root, "compose.yaml", proj.services))
     output = registry.ref("kiosk/{service}", "v1")
+    mark = len(registry.requests())
     with cache_at(build_cache):
         code = main(["-C", str(proj.root), "release", "--output", output, "--json"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     released = {s["service"]: s for s in report["services"]}
+    # the layers both services have (the base's, the shared dependencies') were sent once: the
+    # second service's push mounted them from the first's repository
+    sent = [
+        r.path.replace("%3A", ":").split("digest=")[1][:71]
+        for r in registry.requests()[mark:]
+        if r.method == "PUT" and "/blobs/uploads/" in r.path
+    ]
+    shared = {str(lay.digest) for lay in cbt_built.results["calidda-api"].image.layers} & {
+        str(lay.digest) for lay in cbt_built.results["srv-img"].image.layers
+    }
+    assert shared and all(sent.count(d) == 1 for d in shared)
     data = YAML(typ="safe").load((proj.root / "compose.release.yaml").read_text())
     for name, svc in data["services"].items():
         digest = str(cbt_built.results[name].digest)
