@@ -265,9 +265,9 @@ def _lock_files(install: Install, df: Dockerfile, source: BuildSource) -> list[s
 
 
 def _already_prebuilt(reading: Reading) -> str | None:
-    """Why the Dockerfile already installs its dependencies apart from its code: every
-    install keeps its downloads in a cache mount and only dependency files are copied in
-    before it. ``None`` when it does not."""
+    """Why the Dockerfile already installs its dependencies apart from its code, worded to
+    follow "its Dockerfile already": every install keeps its downloads in a cache mount and
+    only dependency files are copied in before it. ``None`` when it does not."""
     if not all(i.cached for i in reading.installs):
         return None
     first = reading.installs[0].instruction.start_line
@@ -282,8 +282,8 @@ def _already_prebuilt(reading: Reading) -> str | None:
         ):
             return None
     return (
-        f"its install ({reading.where(reading.installs[0].instruction)}) keeps its downloads "
-        "in a cache mount and only the dependency files are copied in before it"
+        f"keeps the downloads of its install ({reading.where(reading.installs[0].instruction)}) "
+        "in a cache mount and copies in only the dependency files before it"
     )
 
 
