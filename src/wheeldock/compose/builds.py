@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from wheeldock.compose.survey import PassOver, image_command, read_start
+from wheeldock.compose.survey import PassOver, Start, image_command, read_start
 from wheeldock.compose.userdockerfile import (
     BuildSource,
     Dockerfile,
@@ -330,15 +330,15 @@ def survey_builds(
         svc = services[name]
         try:
             source = build_source(svc.get("build"), project_dir, env)
-            # a service that installs at start has an image of its own; the others share
-            key = (*source.key, name) if _installs_at_start(svc, env) else source.key
+            reading = with_start(read_service(source, none=True, convert=name in convert), svc, env)
+            # a service whose image runs another command has an image of its own; others share
+            key = (*source.key, name) if reading.command else source.key
             if key in built:
                 first = built[key]
                 built[key] = Built(
                     first.name, first.reading, first.requirement_files, (*first.shared_with, name)
                 )
                 continue
-            reading = with_start(read_service(source, none=True, convert=name in convert), svc, env)
             if not reading.installs and not reading.command:
                 raise _installs_nothing(reading.stage)
             if reading.prebuilt is not None and name not in convert:
@@ -385,13 +385,6 @@ def _closure(reading: Reading) -> tuple[str, ...]:
     return files
 
 
-def _installs_at_start(svc: Mapping[str, Any], env: Mapping[str, str]) -> bool:
-    try:
-        return read_start(svc.get("command"), env) is not None
-    except PassOver:
-        return True
-
-
 def with_start(reading: Reading, svc: Mapping[str, Any], env: Mapping[str, str]) -> Reading:
     """``reading`` with what the service's compose ``command`` installs at every start moved
     into the build (its files found in the context through the target stage's ``COPY``s), and
@@ -403,14 +396,26 @@ def with_start(reading: Reading, svc: Mapping[str, Any], env: Mapping[str, str])
         raise NotConvertible(f"its compose command: {exc}") from exc
     if start is None:
         return reading
+    df = reading.dockerfile
+    target = df.target(reading.source.target)
+    workdir = str(svc.get("working_dir") or workdir_at(target, 10**9, df))
+    synced = _synced_already(reading, start, workdir)
+    if synced is not None:
+        # the image's venv holds that project's dependencies, and `uv run` is told to run in
+        # it without syncing (converted.UV_RUN_LINES): the command stays as it is
+        return replace(
+            reading,
+            notes=(
+                *reading.notes,
+                f"command: its `uv run` syncs the project its Dockerfile installs ({synced}); "
+                "it runs in the venv of prebuilt wheels as it is, without syncing at start",
+            ),
+        )
     if start.locked or start.projects:
         raise NotConvertible(
             "its compose command installs a project at start (uv sync, poetry install, pip "
             "install .) on top of its Dockerfile: install it in the Dockerfile instead"
         )
-    df = reading.dockerfile
-    target = df.target(reading.source.target)
-    workdir = str(svc.get("working_dir") or workdir_at(target, 10**9, df))
     requirements = [_in_image(r, workdir, df, target, reading.source) for r in start.requirements]
     constraints = [_in_image(c, workdir, df, target, reading.source) for c in start.constraints]
     command = image_command(start)
@@ -434,6 +439,21 @@ def with_start(reading: Reading, svc: Mapping[str, Any], env: Mapping[str, str])
         command,
         reading.package,
     )
+
+
+def _synced_already(reading: Reading, start: Start, workdir: str) -> str | None:
+    """Where the Dockerfile installs the one project a start command's ``uv run`` syncs on its
+    own (``uv sync`` of the same folder: the sync at start finds it done); ``None`` when the
+    command installs anything else, or another project."""
+    if not start.run_syncs_only or start.selects or len(start.locked) != 1:
+        return None
+    tool, folder = start.locked[0]
+    wanted = (tool, posixpath.normpath(under(workdir, folder)))
+    for install in reading.installs:
+        for done_tool, done_folder in install.locked:
+            if (done_tool, posixpath.normpath(under(install.folder, done_folder))) == wanted:
+                return reading.where(install.instruction)
+    return None
 
 
 def _in_image(path: str, workdir: str, df: Dockerfile, target: Stage, source: BuildSource) -> str:

@@ -161,6 +161,8 @@ class _Start:
     kept: tuple[shell.Command, ...] = ()  # the commands the image still runs at start
     groups: tuple[str, ...] = ()  # the groups a ``poetry install`` chose (empty: main)
     package: str | None = None  # the uv workspace member installed (``--package``)
+    #: whether its one install is the sync a ``uv run`` does on its own (no ``uv sync``, no pip)
+    run_syncs_only: bool = False
 
 
 # --- the start command -------------------------------------------------------------------------
@@ -481,6 +483,7 @@ class _Reading:
     def start(self, script: shell.Script, shell_path: str) -> _Start | None:
         """The start command read; ``None`` unless it installs something, then runs Python;
         :class:`_PassOver` when an install cannot be cut out of the script."""
+        run_syncs_only = self.implicit is not None and not self.installs()
         if self.implicit is not None and not self.installs():
             self.locked.append(self.implicit)
         if not self.installs() or self.run is None or self.program is None:
@@ -511,6 +514,7 @@ class _Reading:
             kept=kept.commands,
             groups=tuple(dict.fromkeys(self.groups)),
             package=self.package,
+            run_syncs_only=run_syncs_only,
         )
 
 

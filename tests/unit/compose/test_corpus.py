@@ -364,3 +364,67 @@ def test_init_convert_on_the_command_line_converts_the_service_named(
     root = _copy("uv-sync-cached", tmp_path)
     assert cli.main(["-C", str(root), "init", "--dry-run", "--convert", "app"]) == 0
     assert "Dockerfile.app" in capsys.readouterr().out
+
+
+def _generated(p: init.InitPlan, name: str) -> str:
+    return (next(c for c in p.changes if c.path == f"Dockerfile.{name}").desired or b"").decode()
+
+
+UV_RUN_ENV = "ENV UV_PROJECT_ENVIRONMENT=/opt/venv UV_NO_SYNC=1\n"
+_UV_RUN_COMMENT = (
+    "# wheeldock: `uv run` runs in that venv as it is, without syncing a .venv of its own\n"
+)
+
+
+def test_a_uv_run_command_over_a_dockerfile_that_syncs_the_project_is_kept_as_written(
+    tmp_path: Path,
+) -> None:
+    # n0tsSzzz/python-rmq-pubsub: `uv sync` in the Dockerfile, `uv run python …` as the
+    # compose command of three services; they were passed over as installing at start
+    root = _copy("uv-run-compose-command", tmp_path)
+    p = init.plan(root, environ={})
+    assert p.warnings == ()
+    [built] = p.built
+    assert (built.name, built.shared_with, built.reading.command) == ("api", ("worker",), ())
+    assert any(
+        "its `uv run` syncs the project its Dockerfile installs" in n for n in built.reading.notes
+    )
+    text = _generated(p, "api")
+    assert (
+        "ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH\n" + _UV_RUN_COMMENT + UV_RUN_ENV
+        in text
+    )
+    init.apply(p)
+    compose = (root / "compose.yaml").read_text()
+    assert 'command: "uv run uvicorn shop:app --host 0.0.0.0"' in compose
+    assert compose.count("dockerfile: Dockerfile.api") == 2
+
+
+def test_a_uv_run_command_that_syncs_another_project_is_still_passed_over(
+    tmp_path: Path,
+) -> None:
+    root = _copy("uv-run-compose-command", tmp_path)
+    compose = root / "compose.yaml"
+    compose.write_text(
+        compose.read_text().replace("uv run uvicorn", "uv run --project /srv uvicorn")
+    )
+    with pytest.raises(NotFound, match="its compose command installs a project at start"):
+        init.plan(root, environ={})
+
+
+@pytest.mark.parametrize(
+    ("name", "told"),
+    [
+        # astral-sh/uv-docker-example: `CMD ["uv", "run", "fastapi", "dev", …]` would make a
+        # .venv of its own at start and install the project's dependencies into it
+        ("uv-sync-frozen", True),
+        ("uv-workspace-member", True),
+        ("fastapi-uvicorn", False),
+        ("poetry-no-venv", False),
+    ],
+)
+def test_uv_run_is_told_to_use_the_venv_only_in_a_uv_project(
+    name: str, told: bool, tmp_path: Path
+) -> None:
+    p = init.plan(_copy(name, tmp_path), environ={})
+    assert (UV_RUN_ENV in _generated(p, p.built[0].name)) is told
