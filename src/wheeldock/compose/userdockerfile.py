@@ -440,11 +440,21 @@ def _read_step(found: _Found, index: int, words: list[str]) -> None:
         found.selects += step.selects
         found.groups += step.groups
         found.package = expand(step.package, found.values) if step.package else found.package
-        found.dev = found.dev or step.dev
+        found.dev = found.dev or (step.dev and not _told_no_dev(step.tool, found.values))
         return
     if program == "cd" and len(words) == 2:
         found.here = under(found.here, words[1])
     found.others.append(program)
+
+
+def _told_no_dev(tool: str, values: Mapping[str, str]) -> bool:
+    """Whether the stage's ``ENV``/``ARG`` tell ``uv sync`` to leave the development packages
+    out (``UV_NO_DEV=1``, as uv's own Docker example does), as ``--no-dev`` would."""
+    return tool == "uv" and values.get("UV_NO_DEV", "").strip().lower() in _TRUE
+
+
+#: The values uv reads as true in a boolean environment variable.
+_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
 
 
 def run_script(ins: Instruction) -> str:

@@ -277,6 +277,30 @@ def test_a_lock_install_taking_the_development_packages_says_they_are_left_out(
 
 
 @pytest.mark.parametrize(
+    ("told", "dev"),
+    [
+        # astral-sh/uv-docker-example tells `uv sync` so with `ENV UV_NO_DEV=1`
+        ("ENV UV_NO_DEV=1\n", False),
+        ("ARG UV_NO_DEV=true\n", False),
+        ("ENV UV_NO_DEV=0\n", True),
+        ("", True),
+    ],
+)
+def test_a_uv_sync_told_no_dev_by_the_stage_env_is_not_said_to_take_them(
+    tmp_path: Path, told: str, dev: bool
+) -> None:
+    text = (
+        f"FROM python:3.12-slim\n{told}WORKDIR /app\nCOPY pyproject.toml uv.lock ./\n"
+        "RUN uv sync --locked --no-install-project\nCOPY . .\n"
+    )
+    case = Path(__file__).parents[2] / "data" / "dockerfiles" / "uv-sync-frozen"
+    files = {n: (case / n).read_text() for n in ("pyproject.toml", "uv.lock")}
+    reading = _reading(tmp_path, text, **files)
+    assert reading.installs[0].dev is dev
+    assert any("development packages are left out" in n for n in reading.notes) is dev
+
+
+@pytest.mark.parametrize(
     ("env", "expected"),
     [
         ('ENV A=1 B="2 3"', [("A", "1"), ("B", "2 3")]),
