@@ -354,11 +354,20 @@ def _script_of(command: Any) -> _ScriptText | None:
     return _ScriptText(shlex.join(argv), "/bin/sh")
 
 
-def _parsed(script: str) -> shell.Script:
-    """``script`` parsed; :class:`_PassOver` with where the parser stopped."""
+#: A word of a start script that may install something (or run a script that may).
+_MAY_INSTALL = re.compile(r"\b(pip[\d.]*|uv|poetry|pipenv|pdm|apt-get|apt|apk)\b|\.sh\b")
+
+
+def _parsed(script: str) -> shell.Script | None:
+    """``script`` parsed; ``None`` when the parser cannot read it but no word of it installs
+    (a wait loop in bash's own syntax, ``while !</dev/tcp/db/5432``: the command installs
+    nothing and runs as written); :class:`_PassOver` with where the parser stopped when one
+    may install."""
     try:
         return shell.parse(script)
     except shell.InvalidScript as exc:
+        if _MAY_INSTALL.search(script) is None:
+            return None
         raise _PassOver(f"its start script is not shell syntax wheeldock can read: {exc}") from exc
 
 
@@ -722,6 +731,8 @@ def _start_of(script: _ScriptText) -> _Start | None:
     """What a start script does, read step by step (one reader per tool); ``None`` unless it
     installs the service's requirements and then runs a Python program."""
     parsed = _parsed(script.text)
+    if parsed is None:
+        return None
     state = _Reading()
     for command in parsed.commands:
         original = [w.text for w in command.words]
@@ -742,7 +753,8 @@ def _parse_start(command: Any) -> _Start | None:
 def _script_file_of(command: Any) -> str | None:
     """The script file a command runs (``./entrypoint.sh``, ``sh start.sh``), or ``None``."""
     script = _script_of(command)
-    commands = _parsed(script.text).commands if script else ()
+    parsed = _parsed(script.text) if script else None
+    commands = parsed.commands if parsed else ()
     if len(commands) != 1:
         return None
     words = [w.text for w in commands[0].words]

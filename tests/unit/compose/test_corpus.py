@@ -428,3 +428,35 @@ def test_uv_run_is_told_to_use_the_venv_only_in_a_uv_project(
 ) -> None:
     p = init.plan(_copy(name, tmp_path), environ={})
     assert (UV_RUN_ENV in _generated(p, p.built[0].name)) is told
+
+
+def test_a_start_command_the_parser_cannot_read_that_installs_nothing_is_kept_as_written(
+    tmp_path: Path,
+) -> None:
+    # testdrivenio/fastapi-crud-async waits for the database in bash's own syntax; the service
+    # was passed over as "not shell syntax wheeldock can read" though the command installs nothing
+    root = _copy("fastapi-uvicorn", tmp_path)
+    wait = (
+        "bash -c 'while !</dev/tcp/db/5432; do sleep 1; done; "
+        "uvicorn app.main:app --host 0.0.0.0 --port 8000'"
+    )
+    (root / "compose.yaml").write_text(
+        f"services:\n  api:\n    build: .\n    command: {json.dumps(wait)}\n"
+    )
+    p = init.plan(root, environ={})
+    [built] = p.built
+    assert (built.name, built.reading.command) == ("api", ())
+    init.apply(p)
+    assert f"command: {json.dumps(wait)}" in (root / "compose.yaml").read_text()
+
+
+def test_a_start_command_the_parser_cannot_read_that_may_install_is_still_passed_over(
+    tmp_path: Path,
+) -> None:
+    root = _copy("fastapi-uvicorn", tmp_path)
+    wait = "bash -c 'while !</dev/tcp/db/5432; do sleep 1; done; pip install -r r.txt; uvicorn x'"
+    (root / "compose.yaml").write_text(
+        f"services:\n  api:\n    build: .\n    command: {json.dumps(wait)}\n"
+    )
+    with pytest.raises(NotFound, match="is not shell syntax wheeldock can read"):
+        init.plan(root, environ={})
