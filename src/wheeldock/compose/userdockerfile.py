@@ -23,6 +23,7 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -499,6 +500,7 @@ def _read_run(
     for command in parsed.commands:
         words = program_words([w.text for w in command.words])
         if words:
+            _refuse_nested(words, ins)
             _read_step(found, command.index, words)
     if not found.cut:
         return None
@@ -530,6 +532,26 @@ def _read_run(
         dev=found.dev,
         index=tuple(dict.fromkeys(found.index)),
     )
+
+
+#: An install step, as a word in a script that wheeldock does not read step by step.
+_INSTALL_STEP = re.compile(r"\b(pip[\d.]*|uv( pip)?|poetry|pipenv|pdm)\s+(install|sync)\b")
+
+
+def _refuse_nested(words: Sequence[str], ins: Instruction) -> None:
+    """:class:`NotConvertible` for an install in a script a step hands to another shell
+    (``bash -c "if …; then poetry install; fi"``): it would be read as installing nothing."""
+    if PurePosixPath(words[0]).name not in ("sh", "bash", "ash", "dash", "zsh"):
+        return
+    scripts = [w for flag, w in pairwise(words) if re.match(r"^-\w*c", flag)]
+    found = next((m for w in scripts for m in [_INSTALL_STEP.search(w)] if m), None)
+    if found is not None:
+        raise NotConvertible(
+            f"its install (`{found.group(0)} …`) is in a script run by `{words[0]} -c`, which "
+            f"wheeldock does not take apart: make it a step of the RUN itself "
+            f"(`RUN {found.group(0)} …`), not of a `{words[0]} -c` script",
+            ins.start_line,
+        )
 
 
 def _start_workdir(stage: Stage, df: Dockerfile) -> str:

@@ -167,6 +167,36 @@ def test_the_files_an_install_reads_are_found_in_the_context(
     assert _reading(tmp_path, dockerfile, **files).requirements == expected
 
 
+@pytest.mark.parametrize(
+    "run",
+    [
+        # tiangolo/full-stack-fastapi-postgresql: read as "installs no dependencies"
+        "RUN bash -c \"if [ $INSTALL_DEV == 'true' ] ; then poetry install --no-root ; "
+        'else poetry install --no-root --only main ; fi"',
+        'RUN ["/bin/sh", "-ec", "pip install -r requirements.txt"]',
+        "RUN set -e && sh -c 'uv sync --frozen'",
+    ],
+)
+def test_an_install_in_a_script_handed_to_another_shell_is_not_convertible_and_says_so(
+    tmp_path: Path, run: str
+) -> None:
+    text = f"FROM python:3.10\nWORKDIR /app/\nCOPY ./pyproject.toml ./poetry.lock* /app/\n{run}\n"
+    with pytest.raises(
+        ud.NotConvertible, match=r"is in a script run by `(/bin/)?(ba)?sh -c`"
+    ) as caught:
+        _reading(tmp_path, text)
+    assert caught.value.line == 4
+
+
+def test_a_shell_script_step_that_installs_nothing_is_kept(tmp_path: Path) -> None:
+    text = (
+        "FROM python:3.10\nWORKDIR /app\nCOPY requirements.txt .\n"
+        "RUN pip install -r requirements.txt && sh -c 'python -m compileall -q .'\n"
+    )
+    reading = _reading(tmp_path, text, **{"requirements.txt": "flask\n"})
+    assert reading.installs[0].kept == "sh -c 'python -m compileall -q .'"
+
+
 def test_an_install_inside_an_if_is_not_convertible_and_says_the_line(tmp_path: Path) -> None:
     text = "FROM python\nCOPY . .\nRUN if [ -f r.txt ]; then pip install -r r.txt; fi\n"
     with pytest.raises(ud.NotConvertible, match="`if`") as caught:
