@@ -29,6 +29,7 @@ from wheeldock.compose.userdockerfile import (
     Stage,
     build_source,
     context_path,
+    exported_lock,
     read,
     stage_installs,
     under,
@@ -143,6 +144,7 @@ def _reading(source: BuildSource, df: Dockerfile, stage: Stage, installs: list[I
     notes: list[str] = []
     requirements: list[str] = []
     constraints: list[str] = []
+    installs = [_exported(install, df, source, requirements, notes) for install in installs]
     for install in installs:
         _refuse(install, df)
         requirements += _context_files(install, install.requirements, df, source)
@@ -181,6 +183,42 @@ def _reading(source: BuildSource, df: Dockerfile, stage: Stage, installs: list[I
     )
     why = _already_prebuilt(reading)
     return reading if why is None else replace(reading, prebuilt=why)
+
+
+def _exported(
+    install: Install, df: Dockerfile, source: BuildSource, requirements: list[str], notes: list[str]
+) -> Install:
+    """``install`` as a ``poetry install`` of the groups a ``poetry export`` in another stage
+    took, when its one requirements file is that export's (the lock joins ``requirements``,
+    with a note); as it is otherwise. :class:`NotConvertible` for an export of extras."""
+    if len(install.requirements) != 1 or install.packages or install.projects or install.locked:
+        return install
+    container = under(install.folder, install.requirements[0])
+    if context_path(container, install.stage, install.instruction, source, df) is not None:
+        return install
+    found = exported_lock(container, install.stage, install.instruction, source, df)
+    if found is None:
+        return install
+    export = f"{source.shown}:{found.run.start_line}"
+    if found.export.selects:
+        raise NotConvertible(
+            f"its requirements file {container} is a `poetry export` ({export}) that takes "
+            f"{', '.join(found.export.selects)}: make those packages the project's own",
+            install.instruction.start_line,
+        )
+    if not (source.context / found.lock).is_file():
+        raise NotConvertible(
+            f"its requirements file {container} is a `poetry export` ({export}) of "
+            f"{found.lock}, which is not in the build context: lock the project (`poetry "
+            "lock`) and keep the lock with it",
+            install.instruction.start_line,
+        )
+    requirements.append(found.lock)
+    notes.append(
+        f"requirements: {found.lock}, which the `poetry export` at {export} turns into the "
+        f"{container} this install reads ({', '.join(found.export.groups or ('main',))})"
+    )
+    return replace(install, requirements=(), groups=found.export.groups)
 
 
 def _refuse(install: Install, df: Dockerfile) -> None:

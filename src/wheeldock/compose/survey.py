@@ -180,7 +180,8 @@ _TOOL_VALUE_OPTIONS = {
         }
     ),
     "poetry": frozenset(
-        {"-C", "--directory", "-P", "--project", "--with", "--without", "--only", "-E", "--extras"}
+        {"-C", "--directory", "-P", "--project", "--with", "--without", "--only", "-E", "--extras",
+         "-f", "--format", "-o", "--output"}
     ),
     "pipenv": frozenset({"--python", "--categories", "--pypi-mirror", "--extra-pip-args"}),
     "pdm": frozenset(
@@ -321,6 +322,40 @@ def _poetry_install(
     return ToolStep(
         "poetry", folder, selects, dev=dev, groups=() if groups == ("main",) else groups
     )
+
+
+@dataclass(frozen=True)
+class PoetryExport:
+    """A ``poetry export`` to a requirements file: the project's folder, the file it writes
+    (``None``: its standard output), the groups it takes (empty: ``main``) and what else it
+    selects (``--extras``: not the project's runtime packages alone)."""
+
+    folder: str
+    output: str | None
+    groups: tuple[str, ...]
+    selects: tuple[str, ...]
+
+
+def poetry_export(words: Sequence[str]) -> PoetryExport | None:
+    """``poetry export [-f requirements.txt] [-o FILE] [--with G] [--only G] [--dev]``, read
+    as ``poetry export`` takes groups (``main`` unless told); ``None`` for any other step."""
+    if PurePosixPath(words[0]).name != "poetry" or list(words[1:2]) != ["export"]:
+        return None
+    options, _ = _tool_options("poetry", words[2:])
+    if any(f != "requirements.txt" for f in (*options.get("-f", []), *options.get("--format", []))):
+        return None
+    step = _poetry_install(_tool_folder("poetry", options), (), options)
+    groups = step.groups
+    if "--dev" in options:  # Poetry 1.1's way of adding the development packages
+        groups = tuple(dict.fromkeys((*(groups or ("main",)), "dev")))
+    selects = tuple(
+        f"{o} {v}" if v else o
+        for o, values in options.items()
+        if o in _TOOL_SELECTS["poetry"]
+        for v in values
+    )
+    outputs = [*options.get("-o", []), *options.get("--output", [])]
+    return PoetryExport(step.folder or ".", outputs[-1] if outputs else None, groups, selects)
 
 
 class _ScriptText(NamedTuple):

@@ -31,10 +31,12 @@ import dockerfile as buildkit
 
 from wheeldock.compose import shell
 from wheeldock.compose.survey import (
+    PoetryExport,
     installs_tooling,
     is_local_path,
     pip_args,
     pip_targets,
+    poetry_export,
     program_words,
     tool_step,
 )
@@ -659,6 +661,64 @@ def context_path(
         found = _copied(path, sources, at, source.context, single_file=not dir_dest)
         if found is not None:
             return found
+    return None
+
+
+@dataclass(frozen=True)
+class ExportedLock:
+    """A requirements file made in the build: the ``poetry export`` (its ``RUN``, in another
+    stage) that wrote it from ``lock``, a ``poetry.lock`` of the context (relative)."""
+
+    lock: str
+    export: PoetryExport
+    run: Instruction
+
+
+def exported_lock(
+    path: str, stage: Stage, before: Instruction, source: BuildSource, df: Dockerfile
+) -> ExportedLock | None:
+    """What made the container file ``path`` at ``before`` when the last ``COPY`` that put it
+    there copies it ``--from`` a stage whose ``poetry export`` wrote it from a ``poetry.lock``
+    copied from the context (FastAPI's recipe for Poetry); ``None`` otherwise."""
+    copies = [
+        ins
+        for ins in stage.body
+        if ins.cmd in ("COPY", "ADD") and ins.start_line < before.start_line and len(ins.value) >= 2
+    ]
+    for ins in reversed(copies):
+        *sources, dest = ins.value
+        at = under(workdir_at(stage, ins.start_line, df), dest)
+        into_folder = dest.endswith("/") or len(sources) > 1 or dest in (".", "./")
+        put = [
+            s for s in sources if (under(at, posixpath.basename(s)) if into_folder else at) == path
+        ]
+        if not put:
+            continue
+        ref = next((f.split("=", 1)[1] for f in ins.flags if f.startswith("--from=")), None)
+        other = df.stage(ref) if ref else None
+        return None if other is None else _export_of(other, under("/", put[-1]), source, df)
+    return None
+
+
+def _export_of(stage: Stage, path: str, source: BuildSource, df: Dockerfile) -> ExportedLock | None:
+    """The ``poetry export`` of ``stage`` that writes ``path`` (``-o`` or ``>``), and the
+    context's ``poetry.lock`` it read."""
+    for ins in reversed([i for i in stage.body if i.cmd == "RUN"]):
+        try:
+            commands = shell.parse(run_script(ins)).commands
+        except shell.InvalidScript:
+            continue
+        here = workdir_at(stage, ins.start_line, df)
+        for command in commands:
+            words = program_words([w.text for w in command.words])
+            export = poetry_export(words) if words else None
+            if export is None:
+                continue
+            written = [export.output] if export.output else list(command.writes)
+            if path in (under(here, w) for w in written):
+                folder = under(here, export.folder)
+                lock = context_path(under(folder, "poetry.lock"), stage, ins, source, df)
+                return None if lock is None else ExportedLock(lock, export, ins)
     return None
 
 

@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -460,3 +461,96 @@ def test_a_start_command_the_parser_cannot_read_that_may_install_is_still_passed
     )
     with pytest.raises(NotFound, match="is not shell syntax wheeldock can read"):
         init.plan(root, environ={})
+
+
+def test_a_poetry_export_in_a_stage_of_its_own_installs_from_the_lock(tmp_path: Path) -> None:
+    # cgtyunerr/apps-app, after FastAPI's Docker page: passed over as "its requirements file
+    # /code/requirements.txt is not copied from the build context before the install"
+    root = _copy("poetry-export-stage", tmp_path)
+    p = init.plan(root, environ={})
+    [built] = p.built
+    assert (built.reading.requirements, built.reading.groups) == (("backend/poetry.lock",), ())
+    assert set(built.requirement_files) == {"backend/poetry.lock", "backend/pyproject.toml"}
+    assert any(
+        "the `poetry export` at backend/Dockerfile:11 turns into the /code/requirements.txt" in n
+        for n in built.reading.notes
+    )
+    text = _generated(p, "app")
+    assert "poetry export --only main --without-hashes --format requirements.txt" in text
+    # the user's export stage and its COPY --from stay; the install is gone from the image
+    assert "COPY --from=requirements-stage /tmp/requirements.txt /code/requirements.txt\n" in text
+    assert "RUN pip install --no-cache-dir --upgrade -r requirements.txt" not in text
+
+
+@pytest.mark.parametrize(
+    ("export", "groups"),
+    [
+        ("--with dev", ("main", "dev")),
+        ("--dev", ("main", "dev")),
+        ("--only dev", ("dev",)),
+        ("--without-hashes", ()),
+    ],
+)
+def test_a_poetry_export_takes_the_groups_it_names(
+    tmp_path: Path, export: str, groups: tuple[str, ...]
+) -> None:
+    root = _copy("poetry-export-stage", tmp_path)
+    dockerfile = root / "backend" / "Dockerfile"
+    dockerfile.write_text(
+        dockerfile.read_text().replace(
+            "--output requirements.txt --without-hashes", export + " > requirements.txt"
+        )
+    )
+    [built] = init.plan(root, environ={}).built
+    assert (built.reading.requirements, built.reading.groups) == (("backend/poetry.lock",), groups)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (
+            lambda root: (root / "backend" / "poetry.lock").unlink(),
+            r"is a `poetry export` \(backend/Dockerfile:11\) of backend/poetry.lock, which is "
+            "not in the build context: lock the project",
+        ),
+        (
+            lambda root: (root / "backend" / "Dockerfile").write_text(
+                (root / "backend" / "Dockerfile")
+                .read_text()
+                .replace("--without-hashes", "--without-hashes --extras web")
+            ),
+            r"is a `poetry export` \(backend/Dockerfile:11\) that takes --extras web",
+        ),
+    ],
+)
+def test_a_poetry_export_wheeldock_cannot_stand_in_for_is_passed_over_with_the_reason(
+    tmp_path: Path, change: Callable[[Path], object], reason: str
+) -> None:
+    root = _copy("poetry-export-stage", tmp_path)
+    change(root)
+    with pytest.raises(NotFound, match=reason):
+        init.plan(root, environ={})
+
+
+def test_packages_a_later_run_installs_beside_a_lock_are_installed_too(tmp_path: Path) -> None:
+    # mfmezger/aleph-alpha-fastapi: `poetry install`, then `RUN pip install timm`; the wheel
+    # stage installed the lock's packages alone, and the note said timm was installed
+    root = _copy("poetry-no-venv", tmp_path)
+    dockerfile = root / "Dockerfile"
+    dockerfile.write_text(
+        dockerfile.read_text().replace("COPY . .\n", "RUN pip install itsdangerous\nCOPY . .\n")
+    )
+    text = _generated(init.plan(root, environ={}), "app")
+    assert (
+        "pip install --python /opt/venv/bin/python -r /tmp/requirements.txt itsdangerous\n" in text
+    )
+    root = _copy("uv-sync-frozen", tmp_path)
+    dockerfile = root / "Dockerfile"
+    dockerfile.write_text(
+        dockerfile.read_text().replace("COPY . .\n", "RUN pip install itsdangerous\nCOPY . .\n")
+    )
+    text = _generated(init.plan(root, environ={}), "app")
+    assert (
+        "--project /build \\\n    && /opt/uv/bin/uv pip install --python /opt/venv/bin/python "
+        "itsdangerous\n" in text
+    )
