@@ -91,6 +91,7 @@ from wheeldock.errors import (
     IndexUnreachable,
     InvalidConfig,
     NotFound,
+    SdistNotBuildable,
     StaleLock,
     WheeldockError,
 )
@@ -412,10 +413,10 @@ def compile_lock(root: Path, inputs: LockInputs, dest: Path, *, upgrade: bool = 
                 fix="correct the requirement named in the lines above, then `wheeldock lock` again",
             )
         except CommandFailed as exc:
-            unreachable = _unreachable_index(exc)
-            if unreachable is None:
+            known = _unreachable_index(exc) or _sdist_not_buildable(exc, inputs.platform)
+            if known is None:
                 raise
-            raise unreachable from exc
+            raise known from exc
         finally:
             if exported is not None:
                 exported.unlink(missing_ok=True)
@@ -703,6 +704,31 @@ def _unreachable_index(failed: CommandFailed) -> IndexUnreachable | None:
         return None
     causes = re.findall(r"^\s*(?:cause|Caused by):\s*(.+?)\s*$", failed.stderr, re.MULTILINE)
     return IndexUnreachable(match["url"], causes[-1] if causes else "no answer")
+
+
+#: uv's word that it could not build a source distribution to read its metadata.
+_UV_BUILD_FAILED = re.compile(
+    r"^\s*(?:×|error:)?\s*Failed to build `(?P<dist>[^`]+)`", re.MULTILINE
+)
+
+
+def _sdist_not_buildable(failed: CommandFailed, platform: str) -> SdistNotBuildable | None:
+    """uv's failure as :class:`SdistNotBuildable` when it had to build a package that has no
+    wheel for the target on this machine, to read its dependencies, and the build failed
+    (the requirement is not wrong: this machine lacks what the build needs); else None."""
+    match = _UV_BUILD_FAILED.search(failed.stderr)
+    if match is None:
+        return None
+    lines = [line.strip() for line in failed.stderr.splitlines()]
+    said = [line for line in lines if re.match(r"^[\w.]*(Error|error):\s", line)]
+    return SdistNotBuildable(
+        f"{match['dist']} has no wheel for {platform}: uv builds its source distribution on "
+        "this machine to read its dependencies, and the build failed"
+        + (f" ({said[-1]})" if said else ""),
+        fix="install what that build needs on this machine (its C headers and tools, as the "
+        "Dockerfile's build stage installs them) and lock again, or pin a version of it with a "
+        "wheel for the target",
+    )
 
 
 def _ask(client: httpx.Client, url: str, accept: str | None = None) -> httpx.Response:
