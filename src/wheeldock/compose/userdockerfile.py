@@ -502,7 +502,7 @@ def _read_run(
     for command in parsed.commands:
         words = program_words([w.text for w in command.words])
         if words:
-            _refuse_nested(words, ins)
+            _refuse_nested(words, ins, found)
             _read_step(found, command.index, words)
     if not found.cut:
         return None
@@ -540,20 +540,37 @@ def _read_run(
 _INSTALL_STEP = re.compile(r"\b(pip[\d.]*|uv( pip)?|poetry|pipenv|pdm)\s+(install|sync)\b")
 
 
-def _refuse_nested(words: Sequence[str], ins: Instruction) -> None:
+def _refuse_nested(words: Sequence[str], ins: Instruction, found: _Found) -> None:
     """:class:`NotConvertible` for an install in a script a step hands to another shell
-    (``bash -c "if …; then poetry install; fi"``): it would be read as installing nothing."""
+    (``bash -c "if …; then poetry install; fi"``): it would be read as installing nothing.
+    The script is read as a RUN's own steps are (``pip install --upgrade pip`` is no install)."""
     if PurePosixPath(words[0]).name not in ("sh", "bash", "ash", "dash", "zsh"):
         return
-    scripts = [w for flag, w in pairwise(words) if re.match(r"^-\w*c", flag)]
-    found = next((m for w in scripts for m in [_INSTALL_STEP.search(w)] if m), None)
-    if found is not None:
+    for script in (w for flag, w in pairwise(words) if re.match(r"^-\w*c", flag)):
+        match = _INSTALL_STEP.search(script)
+        if match is None or not _installs(script, found):
+            continue
         raise NotConvertible(
-            f"its install (`{found.group(0)} …`) is in a script run by `{words[0]} -c`, which "
+            f"its install (`{match.group(0)} …`) is in a script run by `{words[0]} -c`, which "
             f"wheeldock does not take apart: make it a step of the RUN itself "
-            f"(`RUN {found.group(0)} …`), not of a `{words[0]} -c` script",
+            f"(`RUN {match.group(0)} …`), not of a `{words[0]} -c` script",
             ins.start_line,
         )
+
+
+def _installs(script: str, found: _Found) -> bool:
+    """Whether a script (in a RUN where ``found`` was read so far) installs dependencies;
+    true when it cannot be read."""
+    try:
+        commands = shell.parse(script).commands
+    except shell.InvalidScript:
+        return True
+    probe = _Found(found.here, found.values)
+    for command in commands:
+        words = program_words([w.text for w in command.words])
+        if words:
+            _read_step(probe, command.index, words)
+    return bool(probe.cut)
 
 
 def _start_workdir(stage: Stage, df: Dockerfile) -> str:
