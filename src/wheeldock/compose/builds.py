@@ -482,16 +482,30 @@ def with_start(reading: Reading, svc: Mapping[str, Any], env: Mapping[str, str])
 def _synced_already(reading: Reading, start: Start, workdir: str) -> str | None:
     """Where the Dockerfile installs the one project a start command's ``uv run`` syncs on its
     own (``uv sync`` of the same folder: the sync at start finds it done); ``None`` when the
-    command installs anything else, or another project."""
+    command installs anything else, or another project. :class:`NotConvertible` when the
+    ``uv run`` would add the development group the build left out."""
     if not start.run_syncs_only or start.selects or len(start.locked) != 1:
         return None
     tool, folder = start.locked[0]
     wanted = (tool, posixpath.normpath(under(workdir, folder)))
-    for install in reading.installs:
-        for done_tool, done_folder in install.locked:
-            if (done_tool, posixpath.normpath(under(install.folder, done_folder))) == wanted:
-                return reading.where(install.instruction)
-    return None
+    install = next(
+        (
+            i
+            for i in reading.installs
+            for done_tool, done_folder in i.locked
+            if (done_tool, posixpath.normpath(under(i.folder, done_folder))) == wanted
+        ),
+        None,
+    )
+    if install is None:
+        return None
+    if start.run_takes_dev and not install.dev:
+        raise NotConvertible(
+            "its compose command's `uv run` installs the development group at every start, "
+            f"which its Dockerfile's `uv sync` ({reading.where(install.instruction)}) leaves "
+            "out: give the `uv run` `--no-dev`, or install the group in the Dockerfile"
+        )
+    return reading.where(install.instruction)
 
 
 def _in_image(path: str, workdir: str, df: Dockerfile, target: Stage, source: BuildSource) -> str:

@@ -163,6 +163,7 @@ class _Start:
     package: str | None = None  # the uv workspace member installed (``--package``)
     #: whether its one install is the sync a ``uv run`` does on its own (no ``uv sync``, no pip)
     run_syncs_only: bool = False
+    run_takes_dev: bool = False  # whether that sync takes the development group too
 
 
 # --- the start command -------------------------------------------------------------------------
@@ -269,7 +270,8 @@ def tool_step(seg: Sequence[str]) -> ToolStep | None:
         syncs = tool == "uv" and "--no-project" not in options and "--no-sync" not in options
         if not syncs:
             return ToolStep(tool, None, run=tuple(rest))
-        return ToolStep(tool, folder, selects, run=tuple(rest), package=package)
+        dev = tool == "uv" and "--no-dev" not in options  # `uv run` syncs the dev group too
+        return ToolStep(tool, folder, selects, dev=dev, run=tuple(rest), package=package)
     if (tool, sub) == ("uv", "sync"):
         return ToolStep(tool, folder, selects, dev="--no-dev" not in options, package=package)
     if (tool, sub) == ("poetry", "install"):
@@ -518,6 +520,7 @@ class _Reading:
     package: str | None = None  # a uv workspace member (``--package``)
     dev_left_out: bool = False
     implicit: tuple[str, str] | None = None  # the project a `uv run` syncs on its own
+    implicit_dev: bool = False  # whether that sync takes the development group too
     here: str = ""  # where a ``cd`` moved the script, relative to the working dir (or absolute)
     run: list[str] | None = None
 
@@ -559,6 +562,7 @@ class _Reading:
             groups=tuple(dict.fromkeys(self.groups)),
             package=self.package,
             run_syncs_only=run_syncs_only,
+            run_takes_dev=run_syncs_only and self.implicit_dev,
         )
 
 
@@ -693,6 +697,7 @@ def _read_tool(state: _Reading, step: _Step) -> None:
         return
     if found.folder is not None:
         state.implicit = (found.tool, _under(state.here, found.folder))
+        state.implicit_dev = found.dev
         state.package = found.package or state.package
         state.selects += found.selects
     # the image has no tool: its `run …` goes, the command it runs stays

@@ -554,3 +554,30 @@ def test_packages_a_later_run_installs_beside_a_lock_are_installed_too(tmp_path:
         "--project /build \\\n    && /opt/uv/bin/uv pip install --python /opt/venv/bin/python "
         "itsdangerous\n" in text
     )
+
+
+@pytest.mark.parametrize(
+    ("sync", "command", "kept"),
+    [
+        # zephyr363/subsciption_platform_api: `uv sync --frozen --no-dev` in the Dockerfile,
+        # `uv run pytest` as the command of its tests service: the sync at start adds pytest
+        ("uv sync --frozen --no-dev", "uv run pytest -s -v", False),
+        ("uv sync --frozen --no-dev", "uv run --no-dev uvicorn shop:app", True),
+        ("uv sync --frozen", "uv run pytest -s -v", True),
+    ],
+)
+def test_a_uv_run_that_would_add_the_dev_group_the_build_left_out_is_not_kept(
+    tmp_path: Path, sync: str, command: str, kept: bool
+) -> None:
+    root = _copy("uv-run-compose-command", tmp_path)
+    (root / "Dockerfile").write_text(
+        (root / "Dockerfile").read_text().replace("uv sync --frozen --no-cache", sync)
+    )
+    (root / "compose.yaml").write_text(
+        f"services:\n  api:\n    build: .\n    command: {json.dumps(command)}\n"
+    )
+    if kept:
+        assert init.plan(root, environ={}).built[0].reading.command == ()
+    else:
+        with pytest.raises(NotFound, match=r"`uv run` installs the development group at every"):
+            init.plan(root, environ={})
