@@ -159,6 +159,13 @@ def _reading(source: BuildSource, df: Dockerfile, stage: Stage, installs: list[I
             f"at {source.shown}:{dev[0].instruction.start_line} took them too); make what the "
             "service needs at run time the project's own packages"
         )
+    no_dev = next((i for i in installs if not i.dev and any(t == "uv" for t, _ in i.locked)), None)
+    if no_dev is not None:
+        notes.append(
+            "command: a `uv run` in the image (its CMD, a script it runs) runs in the venv as "
+            "it is, without syncing at start: the development group the install at "
+            f"{source.shown}:{no_dev.instruction.start_line} leaves out is not added then"
+        )
     if packages:
         notes.append(f"requirements: {' '.join(packages)} (named in the RUN), installed as named")
     member = next((i for i in installs if i.package), None)

@@ -577,7 +577,10 @@ def test_a_uv_run_that_would_add_the_dev_group_the_build_left_out_is_not_kept(
         f"services:\n  api:\n    build: .\n    command: {json.dumps(command)}\n"
     )
     if kept:
-        assert init.plan(root, environ={}).built[0].reading.command == ()
+        reading = init.plan(root, environ={}).built[0].reading
+        assert reading.command == ()
+        noted = any("the development group the install at Dockerfile:9" in n for n in reading.notes)
+        assert noted is ("--no-dev" in sync)
     else:
         with pytest.raises(NotFound, match=r"`uv run` installs the development group at every"):
             init.plan(root, environ={})
