@@ -95,7 +95,7 @@ from wheeldock.errors import (
     StaleLock,
     WheeldockError,
 )
-from wheeldock.project import Project, Service
+from wheeldock.project import Project, Service, config_path
 
 if TYPE_CHECKING:
     import httpx
@@ -413,7 +413,11 @@ def compile_lock(root: Path, inputs: LockInputs, dest: Path, *, upgrade: bool = 
                 fix="correct the requirement named in the lines above, then `wheeldock lock` again",
             )
         except CommandFailed as exc:
-            known = _unreachable_index(exc) or _sdist_not_buildable(exc, inputs.platform)
+            known = (
+                _unreachable_index(exc)
+                or _sdist_not_buildable(exc, inputs.platform)
+                or _python_too_old(exc, inputs.python, root)
+            )
             if known is None:
                 raise
             raise known from exc
@@ -728,6 +732,27 @@ def _sdist_not_buildable(failed: CommandFailed, platform: str) -> SdistNotBuilda
         fix="install what that build needs on this machine (its C headers and tools, as the "
         "Dockerfile's build stage installs them) and lock again, or pin a version of it with a "
         "wheel for the target",
+    )
+
+
+#: uv's hint that the Python it resolved for is older than a requirement supports.
+_UV_PYTHON_HINT = re.compile(
+    r"The `--python-version` value \([^)]*\) includes Python versions that are not supported "
+    r"by your dependencies \(e\.g\., (?P<example>[^)]+)\)"
+)
+
+
+def _python_too_old(failed: CommandFailed, python: str, root: Path) -> InvalidConfig | None:
+    """uv's failure as :class:`InvalidConfig` of the service's Python when the requirements
+    need a newer one (the requirements are not wrong: the service's ``python`` is); else None."""
+    match = _UV_PYTHON_HINT.search(failed.stderr)
+    if match is None:
+        return None
+    return InvalidConfig(
+        f"the requirements need a newer Python than the service's {python} ({match['example']})",
+        path=config_path(root),
+        fix="set the service's `python` to a version they support, or pin versions that "
+        f"still support Python {python}; then `wheeldock lock` again",
     )
 
 

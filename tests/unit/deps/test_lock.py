@@ -1183,3 +1183,35 @@ def test_a_package_uv_cannot_build_here_to_read_it_is_not_called_a_wrong_require
         "run curl-config"
     )
     assert caught.value.fix is not None and "install what that build needs" in caught.value.fix
+
+
+#: uv's answer for fastapi/full-stack-fastapi-template's uv.lock (Python 3.14) asked for 3.11.
+UV_PYTHON_TOO_OLD = """\
+  × No solution found when resolving dependencies:
+  ╰─▶ Because the requested Python version (>=3.11) does not satisfy Python>=3.12 and
+      puremagic==2.2.0 depends on Python>=3.12, we can conclude that puremagic==2.2.0 cannot be used.
+
+      hint: The `--python-version` value (>=3.11) includes Python versions that are not supported by your dependencies (e.g., puremagic==2.2.0 only supports >=3.12). Consider using a higher `--python-version` value.
+"""
+
+
+def test_requirements_that_need_a_newer_python_name_the_services_python_not_a_requirement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_files(tmp_path, {"svc/requirements.txt": "puremagic==2.2.0\n"})
+    inputs = lock.collect_inputs(
+        tmp_path, ["svc/requirements.txt"], platform="linux/amd64", python="3.11"
+    )
+
+    def fake_uv(argv: list[str], **kwargs: object) -> None:
+        raise CommandFailed(argv, 1, stderr=UV_PYTHON_TOO_OLD, fix="correct the requirement")
+
+    monkeypatch.setattr(process, "run", fake_uv)
+    with pytest.raises(InvalidConfig) as caught:
+        lock.compile_lock(tmp_path, inputs, pylock.lock_path(tmp_path, "api", "linux/amd64"))
+    assert caught.value.what == (
+        "the requirements need a newer Python than the service's 3.11 "
+        "(puremagic==2.2.0 only supports >=3.12)"
+    )
+    assert caught.value.path == tmp_path / "wheeldock.toml"
+    assert caught.value.fix is not None and "set the service's `python`" in caught.value.fix
