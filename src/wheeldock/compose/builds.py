@@ -121,7 +121,8 @@ def read_service(source: BuildSource, *, none: bool = False, convert: bool = Fal
 
 def _installs_nothing(target: Stage) -> NotConvertible:
     return NotConvertible(
-        f"its stage {target.name or f'#{target.index}'} installs no dependencies with pip, uv, "
+        f"its stage {target.name or f'#{target.index}'} (`FROM {target.image}`) installs no "
+        "dependencies with pip, uv, "
         "poetry, pipenv or pdm, and its compose command installs none at start",
         target.start.start_line,
     )

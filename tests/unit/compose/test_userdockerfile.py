@@ -232,9 +232,23 @@ def test_a_pdm_install_from_another_lock_file_is_named(tmp_path: Path) -> None:
         _reading(tmp_path, text, **{"pdm.lock": "", "pyproject.toml": ""})
 
 
-def test_a_stage_installing_nothing_is_not_convertible(tmp_path: Path) -> None:
-    with pytest.raises(ud.NotConvertible, match="installs no dependencies"):
-        _reading(tmp_path, "FROM python:3.11\nCOPY . /app\nCMD python /app/app.py\n")
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("FROM python:3.11\nCOPY . /app\nCMD python /app/app.py\n", "#0 (`FROM python:3.11`)"),
+        # Kylep342/mendel's Go server: the reason names the base, which is not Python
+        (
+            'ARG GO=1.24\nFROM golang:${GO}-alpine AS dev\nCOPY . .\nCMD ["air"]\n',
+            "dev (`FROM golang:1.24-alpine`)",
+        ),
+    ],
+)
+def test_a_stage_installing_nothing_is_not_convertible_and_names_its_base(
+    tmp_path: Path, text: str, said: str
+) -> None:
+    with pytest.raises(ud.NotConvertible, match="installs no dependencies") as caught:
+        _reading(tmp_path, text)
+    assert f"its stage {said} installs no dependencies" in caught.value.why
 
 
 def test_a_requirements_file_not_in_the_context_is_named(tmp_path: Path) -> None:
