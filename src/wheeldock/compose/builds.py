@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from wheeldock.compose.survey import PassOver, image_command, read_start
+from wheeldock.compose.survey import PassOver, Start, image_command, read_start
 from wheeldock.compose.userdockerfile import (
     BuildSource,
     Dockerfile,
@@ -29,6 +29,7 @@ from wheeldock.compose.userdockerfile import (
     Stage,
     build_source,
     context_path,
+    exported_lock,
     read,
     stage_installs,
     under,
@@ -146,7 +147,8 @@ def _installs_wheels(
 
 def _installs_nothing(target: Stage) -> NotConvertible:
     return NotConvertible(
-        f"its stage {target.name or f'#{target.index}'} installs no dependencies with pip, uv, "
+        f"its stage {target.name or f'#{target.index}'} (`FROM {target.image}`) installs no "
+        "dependencies with pip, uv, "
         "poetry, pipenv or pdm, and its compose command installs none at start",
         target.start.start_line,
     )
@@ -169,6 +171,7 @@ def _reading(source: BuildSource, df: Dockerfile, stage: Stage, installs: list[I
     notes: list[str] = []
     requirements: list[str] = []
     constraints: list[str] = []
+    installs = [_exported(install, df, source, requirements, notes) for install in installs]
     for install in installs:
         _refuse(install, df)
         requirements += _context_files(install, install.requirements, df, source)
@@ -182,6 +185,13 @@ def _reading(source: BuildSource, df: Dockerfile, stage: Stage, installs: list[I
             f"requirements: the development packages are left out of the image (its install "
             f"at {source.shown}:{dev[0].instruction.start_line} took them too); make what the "
             "service needs at run time the project's own packages"
+        )
+    no_dev = next((i for i in installs if not i.dev and any(t == "uv" for t, _ in i.locked)), None)
+    if no_dev is not None:
+        notes.append(
+            "command: a `uv run` in the image (its CMD, a script it runs) runs in the venv as "
+            "it is, without syncing at start: the development group the install at "
+            f"{source.shown}:{no_dev.instruction.start_line} leaves out is not added then"
         )
     if packages:
         notes.append(f"requirements: {' '.join(packages)} (named in the RUN), installed as named")
@@ -207,6 +217,42 @@ def _reading(source: BuildSource, df: Dockerfile, stage: Stage, installs: list[I
     )
     why = _already_prebuilt(reading)
     return reading if why is None else replace(reading, prebuilt=why)
+
+
+def _exported(
+    install: Install, df: Dockerfile, source: BuildSource, requirements: list[str], notes: list[str]
+) -> Install:
+    """``install`` as a ``poetry install`` of the groups a ``poetry export`` in another stage
+    took, when its one requirements file is that export's (the lock joins ``requirements``,
+    with a note); as it is otherwise. :class:`NotConvertible` for an export of extras."""
+    if len(install.requirements) != 1 or install.packages or install.projects or install.locked:
+        return install
+    container = under(install.folder, install.requirements[0])
+    if context_path(container, install.stage, install.instruction, source, df) is not None:
+        return install
+    found = exported_lock(container, install.stage, install.instruction, source, df)
+    if found is None:
+        return install
+    export = f"{source.shown}:{found.run.start_line}"
+    if found.export.selects:
+        raise NotConvertible(
+            f"its requirements file {container} is a `poetry export` ({export}) that takes "
+            f"{', '.join(found.export.selects)}: make those packages the project's own",
+            install.instruction.start_line,
+        )
+    if not (source.context / found.lock).is_file():
+        raise NotConvertible(
+            f"its requirements file {container} is a `poetry export` ({export}) of "
+            f"{found.lock}, which is not in the build context: lock the project (`poetry "
+            "lock`) and keep the lock with it",
+            install.instruction.start_line,
+        )
+    requirements.append(found.lock)
+    notes.append(
+        f"requirements: {found.lock}, which the `poetry export` at {export} turns into the "
+        f"{container} this install reads ({', '.join(found.export.groups or ('main',))})"
+    )
+    return replace(install, requirements=(), groups=found.export.groups)
 
 
 def _refuse(install: Install, df: Dockerfile) -> None:
@@ -291,9 +337,9 @@ def _lock_files(install: Install, df: Dockerfile, source: BuildSource) -> list[s
 
 
 def _already_prebuilt(reading: Reading) -> str | None:
-    """Why the Dockerfile already installs its dependencies apart from its code: every
-    install keeps its downloads in a cache mount and only dependency files are copied in
-    before it. ``None`` when it does not."""
+    """Why the Dockerfile already installs its dependencies apart from its code, worded to
+    follow "its Dockerfile already": every install keeps its downloads in a cache mount and
+    only dependency files are copied in before it. ``None`` when it does not."""
     if not all(i.cached for i in reading.installs):
         return None
     first = reading.installs[0].instruction.start_line
@@ -309,8 +355,8 @@ def _already_prebuilt(reading: Reading) -> str | None:
             return None
     # read after "its Dockerfile already", as the other reason is
     return (
-        f"keeps the downloads of its install ({reading.where(reading.installs[0].instruction)})"
-        " in a cache mount, and only the dependency files are copied in before it"
+        f"keeps the downloads of its install ({reading.where(reading.installs[0].instruction)}) "
+        "in a cache mount and copies in only the dependency files before it"
     )
 
 
@@ -363,15 +409,15 @@ def survey_builds(
         svc = services[name]
         try:
             source = build_source(svc.get("build"), project_dir, env)
-            # a service that installs at start has an image of its own; the others share
-            key = (*source.key, name) if _installs_at_start(svc, env) else source.key
+            reading = with_start(read_service(source, none=True, convert=name in convert), svc, env)
+            # a service whose image runs another command has an image of its own; others share
+            key = (*source.key, name) if reading.command else source.key
             if key in built:
                 first = built[key]
                 built[key] = Built(
                     first.name, first.reading, first.requirement_files, (*first.shared_with, name)
                 )
                 continue
-            reading = with_start(read_service(source, none=True, convert=name in convert), svc, env)
             if not reading.installs and not reading.command:
                 raise _installs_nothing(reading.stage)
             if reading.prebuilt is not None and name not in convert:
@@ -429,13 +475,6 @@ def _closure(reading: Reading) -> tuple[str, ...]:
     return files
 
 
-def _installs_at_start(svc: Mapping[str, Any], env: Mapping[str, str]) -> bool:
-    try:
-        return read_start(svc.get("command"), env) is not None
-    except PassOver:
-        return True
-
-
 def with_start(reading: Reading, svc: Mapping[str, Any], env: Mapping[str, str]) -> Reading:
     """``reading`` with what the service's compose ``command`` installs at every start moved
     into the build (its files found in the context through the target stage's ``COPY``s), and
@@ -447,14 +486,26 @@ def with_start(reading: Reading, svc: Mapping[str, Any], env: Mapping[str, str])
         raise NotConvertible(f"its compose command: {exc}") from exc
     if start is None:
         return reading
+    df = reading.dockerfile
+    target = df.target(reading.source.target)
+    workdir = str(svc.get("working_dir") or workdir_at(target, 10**9, df))
+    synced = _synced_already(reading, start, workdir)
+    if synced is not None:
+        # the image's venv holds that project's dependencies, and `uv run` is told to run in
+        # it without syncing (converted.UV_RUN_LINES): the command stays as it is
+        return replace(
+            reading,
+            notes=(
+                *reading.notes,
+                f"command: its `uv run` syncs the project its Dockerfile installs ({synced}); "
+                "it runs in the venv of prebuilt wheels as it is, without syncing at start",
+            ),
+        )
     if start.locked or start.projects:
         raise NotConvertible(
             "its compose command installs a project at start (uv sync, poetry install, pip "
             "install .) on top of its Dockerfile: install it in the Dockerfile instead"
         )
-    df = reading.dockerfile
-    target = df.target(reading.source.target)
-    workdir = str(svc.get("working_dir") or workdir_at(target, 10**9, df))
     requirements = [_in_image(r, workdir, df, target, reading.source) for r in start.requirements]
     constraints = [_in_image(c, workdir, df, target, reading.source) for c in start.constraints]
     command = image_command(start)
@@ -478,6 +529,35 @@ def with_start(reading: Reading, svc: Mapping[str, Any], env: Mapping[str, str])
         command,
         reading.package,
     )
+
+
+def _synced_already(reading: Reading, start: Start, workdir: str) -> str | None:
+    """Where the Dockerfile installs the one project a start command's ``uv run`` syncs on its
+    own (``uv sync`` of the same folder: the sync at start finds it done); ``None`` when the
+    command installs anything else, or another project. :class:`NotConvertible` when the
+    ``uv run`` would add the development group the build left out."""
+    if not start.run_syncs_only or start.selects or len(start.locked) != 1:
+        return None
+    tool, folder = start.locked[0]
+    wanted = (tool, posixpath.normpath(under(workdir, folder)))
+    install = next(
+        (
+            i
+            for i in reading.installs
+            for done_tool, done_folder in i.locked
+            if (done_tool, posixpath.normpath(under(i.folder, done_folder))) == wanted
+        ),
+        None,
+    )
+    if install is None:
+        return None
+    if start.run_takes_dev and not install.dev:
+        raise NotConvertible(
+            "its compose command's `uv run` installs the development group at every start, "
+            f"which its Dockerfile's `uv sync` ({reading.where(install.instruction)}) leaves "
+            "out: give the `uv run` `--no-dev`, or install the group in the Dockerfile"
+        )
+    return reading.where(install.instruction)
 
 
 def _in_image(path: str, workdir: str, df: Dockerfile, target: Stage, source: BuildSource) -> str:

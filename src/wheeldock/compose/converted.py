@@ -9,7 +9,8 @@ but for three changes in the stage that installs the dependencies:
   bound in with uv's cache in a cache mount: a code change never reaches it, and a bumped pin
   fetches or builds one wheel;
 * the venv copied in (and put first on ``PATH``) before the stage's first ``COPY``/``ADD``
-  from the context, so the code arriving later does not invalidate it;
+  from the context, so the code arriving later does not invalidate it; for a uv project,
+  ``uv run`` told to run in it without syncing (:data:`UV_RUN_LINES`);
 * each install ``RUN`` replaced by what is left of it without its install steps (nothing,
   when that is all it did), its other steps kept byte for byte.
 """
@@ -46,6 +47,14 @@ VENV_LINES = (
     f"ENV VIRTUAL_ENV={dockerfile.VENV} PATH={dockerfile.VENV}/bin:$PATH",
 )
 
+#: A uv project's ``uv run`` (the image's command, a later ``RUN``) runs in the venv as it is:
+#: left alone, it ignores ``VIRTUAL_ENV`` and installs the project into its own ``.venv``
+#: at every start.
+UV_RUN_LINES = (
+    "# wheeldock: `uv run` runs in that venv as it is, without syncing a .venv of its own",
+    f"ENV UV_PROJECT_ENVIRONMENT={dockerfile.VENV} UV_NO_SYNC=1",
+)
+
 
 def render(
     service: str, reading: Reading, requirement_files: Sequence[str], uv_version: str
@@ -65,6 +74,7 @@ def render(
             f"# wheeldock: the dependencies, built in the stage {WHEEL_STAGE} from the "
             "requirement files alone",
             *VENV_LINES,
+            *(UV_RUN_LINES if _uv_project(reading) else ()),
         ],
     }
     copied = _copied_into_image(reading)
@@ -114,6 +124,11 @@ def render(
         at = install.instruction.end_line
     out += [line + "\n" for line in inserted.get(len(lines), [])]
     return "".join(out)
+
+
+def _uv_project(reading: Reading) -> bool:
+    """Whether the stage installs a uv project from its lock (``uv sync``)."""
+    return any(tool == "uv" for i in reading.installs for tool, _ in i.locked)
 
 
 def _venv_line(reading: Reading) -> int:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
 from packaging.utils import canonicalize_name
@@ -141,10 +141,7 @@ def wheel_stage(stage: WheelStage) -> list[str]:
     """The lines of ``stage``: only the requirement files are bound in, so a code change never
     reaches it, and uv's cache (a BuildKit cache mount) keeps every wheel downloaded or built,
     so a bumped requirement fetches or compiles just the wheels that changed."""
-    req_args = " ".join(f"-r /build/{r}" for r in stage.requirements)
-    req_args += "".join(f" -c /build/{c}" for c in stage.constraints)
-    req_args += "".join(f" {shlex.quote(p)}" for p in stage.packages)
-    req_args = "".join(f"{o} " for o in stage.index) + req_args
+    req_args = _index_args(stage) + _requirement_args(stage)
     build_pkgs = _build_packages(stage.no_binary, own_builder=stage.own_builder)
     uv = base.UV_PATH if stage.own_builder else PIP_UV
     out = [f"FROM {stage.image} AS {stage.name}", *stage.prelude]
@@ -188,6 +185,19 @@ def wheel_stage(stage: WheelStage) -> list[str]:
         _run([*mounts, _secret_mount()], _with_ca(install)),
     ]
     return out
+
+
+def _requirement_args(stage: WheelStage) -> str:
+    """``uv pip install``'s arguments for the stage's requirement files, constraints and the
+    packages named inline (``""`` when there are none), spaced as earlier versions wrote them."""
+    args = " ".join(f"-r /build/{r}" for r in stage.requirements)
+    args += "".join(f" -c /build/{c}" for c in stage.constraints)
+    return args + "".join(f" {shlex.quote(p)}" for p in stage.packages)
+
+
+def _index_args(stage: WheelStage) -> str:
+    """Where the packages come from, as uv's options, each followed by a space."""
+    return "".join(f"{o} " for o in stage.index)
 
 
 def render(spec: DockerfileSpec) -> str:
@@ -281,17 +291,19 @@ def _install_step(stage: WheelStage, uv: str, no_binary: str, req_args: str) -> 
     # itself runs from its source); read by the tool itself
     locked, kind = found
     folder = str(PurePosixPath("/build", locked).parent)
-    # what another install of the stage named inline (``pip install poetry gunicorn`` before
-    # ``poetry install``) goes with the lock's packages
-    named = "".join(f" {shlex.quote(p)}" for p in stage.packages)
-    index = "".join(f"{o} " for o in stage.index)
-    exported = f"{pip} {index}-r /tmp/requirements.txt{named}"
+    # what the stage installs besides the lock (`RUN pip install timm` after `poetry install`)
+    others = _requirement_args(
+        replace(stage, requirements=tuple(r for r in stage.requirements if r != locked))
+    ).strip()
+    exported = f"{pip} {_index_args(stage)}-r /tmp/requirements.txt" + (
+        f" {others}" if others else ""
+    )
     if kind.tool == "uv":
         synced = (
             f"UV_PROJECT_ENVIRONMENT={VENV} {uv} sync --frozen --no-dev {_uv_member(stage.package)}"
             f"{_sync_no_binary(stage.no_binary)} --project {folder}"
         )
-        return f"{synced} \\\n    && {pip} {index}{named.lstrip()}" if named else synced
+        return synced + (f" \\\n    && {pip} {_index_args(stage)}{others}" if others else "")
     if kind.tool == "poetry":
         return (
             f"cd {folder} && {uv} tool run --from poetry --with poetry-plugin-export poetry "

@@ -161,6 +161,9 @@ class _Start:
     kept: tuple[shell.Command, ...] = ()  # the commands the image still runs at start
     groups: tuple[str, ...] = ()  # the groups a ``poetry install`` chose (empty: main)
     package: str | None = None  # the uv workspace member installed (``--package``)
+    #: whether its one install is the sync a ``uv run`` does on its own (no ``uv sync``, no pip)
+    run_syncs_only: bool = False
+    run_takes_dev: bool = False  # whether that sync takes the development group too
 
 
 # --- the start command -------------------------------------------------------------------------
@@ -178,7 +181,8 @@ _TOOL_VALUE_OPTIONS = {
         }
     ),
     "poetry": frozenset(
-        {"-C", "--directory", "-P", "--project", "--with", "--without", "--only", "-E", "--extras"}
+        {"-C", "--directory", "-P", "--project", "--with", "--without", "--only", "-E", "--extras",
+         "-f", "--format", "-o", "--output"}
     ),
     "pipenv": frozenset({"--python", "--categories", "--pypi-mirror", "--extra-pip-args"}),
     "pdm": frozenset(
@@ -266,7 +270,8 @@ def tool_step(seg: Sequence[str]) -> ToolStep | None:
         syncs = tool == "uv" and "--no-project" not in options and "--no-sync" not in options
         if not syncs:
             return ToolStep(tool, None, run=tuple(rest))
-        return ToolStep(tool, folder, selects, run=tuple(rest), package=package)
+        dev = tool == "uv" and "--no-dev" not in options  # `uv run` syncs the dev group too
+        return ToolStep(tool, folder, selects, dev=dev, run=tuple(rest), package=package)
     if (tool, sub) == ("uv", "sync"):
         return ToolStep(tool, folder, selects, dev="--no-dev" not in options, package=package)
     if (tool, sub) == ("poetry", "install"):
@@ -321,6 +326,40 @@ def _poetry_install(
     )
 
 
+@dataclass(frozen=True)
+class PoetryExport:
+    """A ``poetry export`` to a requirements file: the project's folder, the file it writes
+    (``None``: its standard output), the groups it takes (empty: ``main``) and what else it
+    selects (``--extras``: not the project's runtime packages alone)."""
+
+    folder: str
+    output: str | None
+    groups: tuple[str, ...]
+    selects: tuple[str, ...]
+
+
+def poetry_export(words: Sequence[str]) -> PoetryExport | None:
+    """``poetry export [-f requirements.txt] [-o FILE] [--with G] [--only G] [--dev]``, read
+    as ``poetry export`` takes groups (``main`` unless told); ``None`` for any other step."""
+    if PurePosixPath(words[0]).name != "poetry" or list(words[1:2]) != ["export"]:
+        return None
+    options, _ = _tool_options("poetry", words[2:])
+    if any(f != "requirements.txt" for f in (*options.get("-f", []), *options.get("--format", []))):
+        return None
+    step = _poetry_install(_tool_folder("poetry", options), (), options)
+    groups = step.groups
+    if "--dev" in options:  # Poetry 1.1's way of adding the development packages
+        groups = tuple(dict.fromkeys((*(groups or ("main",)), "dev")))
+    selects = tuple(
+        f"{o} {v}" if v else o
+        for o, values in options.items()
+        if o in _TOOL_SELECTS["poetry"]
+        for v in values
+    )
+    outputs = [*options.get("-o", []), *options.get("--output", [])]
+    return PoetryExport(step.folder or ".", outputs[-1] if outputs else None, groups, selects)
+
+
 class _ScriptText(NamedTuple):
     """The shell script a compose command runs, and the shell that runs it."""
 
@@ -352,18 +391,19 @@ def _script_of(command: Any) -> _ScriptText | None:
     return _ScriptText(shlex.join(argv), "/bin/sh")
 
 
-#: A word that may start an install: a script without one installs nothing at start.
-_INSTALLER_WORD = re.compile(r"\b(pip[\d.]*|uv|poetry|pipenv|pdm)\b")
+#: A word of a start script that may install something (or run a script that may).
+_MAY_INSTALL = re.compile(r"\b(pip[\d.]*|uv|poetry|pipenv|pdm|apt-get|apt|apk)\b|\.sh\b")
 
 
 def _parsed(script: str) -> shell.Script | None:
-    """``script`` parsed; ``None`` when the parser cannot read it and no word of it can
-    start an install (``while !</dev/tcp/db/5432; …`` waiting for a database: it runs as
-    written); :class:`_PassOver` with where the parser stopped when one can."""
+    """``script`` parsed; ``None`` when the parser cannot read it but no word of it installs
+    (a wait loop in bash's own syntax, ``while !</dev/tcp/db/5432``: the command installs
+    nothing and runs as written); :class:`_PassOver` with where the parser stopped when one
+    may install."""
     try:
         return shell.parse(script)
     except shell.InvalidScript as exc:
-        if not _INSTALLER_WORD.search(script):
+        if _MAY_INSTALL.search(script) is None:
             return None
         raise _PassOver(f"its start script is not shell syntax wheeldock can read: {exc}") from exc
 
@@ -480,6 +520,7 @@ class _Reading:
     package: str | None = None  # a uv workspace member (``--package``)
     dev_left_out: bool = False
     implicit: tuple[str, str] | None = None  # the project a `uv run` syncs on its own
+    implicit_dev: bool = False  # whether that sync takes the development group too
     here: str = ""  # where a ``cd`` moved the script, relative to the working dir (or absolute)
     run: list[str] | None = None
 
@@ -489,6 +530,7 @@ class _Reading:
     def start(self, script: shell.Script, shell_path: str) -> _Start | None:
         """The start command read; ``None`` unless it installs something, then runs Python;
         :class:`_PassOver` when an install cannot be cut out of the script."""
+        run_syncs_only = self.implicit is not None and not self.installs()
         if self.implicit is not None and not self.installs():
             self.locked.append(self.implicit)
         if not self.installs() or self.run is None or self.program is None:
@@ -519,6 +561,8 @@ class _Reading:
             kept=kept.commands,
             groups=tuple(dict.fromkeys(self.groups)),
             package=self.package,
+            run_syncs_only=run_syncs_only,
+            run_takes_dev=run_syncs_only and self.implicit_dev,
         )
 
 
@@ -653,6 +697,7 @@ def _read_tool(state: _Reading, step: _Step) -> None:
         return
     if found.folder is not None:
         state.implicit = (found.tool, _under(state.here, found.folder))
+        state.implicit_dev = found.dev
         state.package = found.package or state.package
         state.selects += found.selects
     # the image has no tool: its `run …` goes, the command it runs stays

@@ -23,6 +23,7 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -30,10 +31,12 @@ import dockerfile as buildkit
 
 from wheeldock.compose import shell
 from wheeldock.compose.survey import (
+    PoetryExport,
     installs_tooling,
     is_local_path,
     pip_args,
     pip_targets,
+    poetry_export,
     program_words,
     tool_step,
 )
@@ -464,7 +467,7 @@ def _read_step(found: _Found, index: int, words: list[str]) -> None:
         found.selects += step.selects
         found.groups += step.groups
         found.package = expand(step.package, found.values) if step.package else found.package
-        found.dev = found.dev or step.dev
+        found.dev = found.dev or (step.dev and not _told_no_dev(step.tool, found.values))
         return
     if program == "cd" and len(words) == 2:
         found.here = under(found.here, words[1])
@@ -505,6 +508,16 @@ _ASSIGNED = re.compile(r"(?:^|[\s;&|(])(\w+)\+?=|\bfor\s+(\w+)\s+in\b|\bread\s+(
 
 def _assigned(script: str) -> frozenset[str]:
     return frozenset(n for m in _ASSIGNED.finditer(script) for n in m.groups() if n)
+
+
+def _told_no_dev(tool: str, values: Mapping[str, str]) -> bool:
+    """Whether the stage's ``ENV``/``ARG`` tell ``uv sync`` to leave the development packages
+    out (``UV_NO_DEV=1``, as uv's own Docker example does), as ``--no-dev`` would."""
+    return tool == "uv" and values.get("UV_NO_DEV", "").strip().lower() in _TRUE
+
+
+#: The values uv reads as true in a boolean environment variable.
+_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
 
 
 def run_script(ins: Instruction) -> str:
@@ -549,6 +562,7 @@ def _read_run(
     for command in parsed.commands:
         words = program_words([w.text for w in command.words])
         if words:
+            _refuse_nested(words, ins, found)
             _read_step(found, command.index, words)
     if not found.cut:
         return None
@@ -607,6 +621,43 @@ def _build_steps(parsed: shell.Script, first_install: int) -> str:
 def _program(command: shell.Command) -> str:
     words = program_words([w.text for w in command.words])
     return PurePosixPath(words[0]).name if words else ""
+
+
+#: An install step, as a word in a script that wheeldock does not read step by step.
+_INSTALL_STEP = re.compile(r"\b(pip[\d.]*|uv( pip)?|poetry|pipenv|pdm)\s+(install|sync)\b")
+
+
+def _refuse_nested(words: Sequence[str], ins: Instruction, found: _Found) -> None:
+    """:class:`NotConvertible` for an install in a script a step hands to another shell
+    (``bash -c "if …; then poetry install; fi"``): it would be read as installing nothing.
+    The script is read as a RUN's own steps are (``pip install --upgrade pip`` is no install)."""
+    if PurePosixPath(words[0]).name not in ("sh", "bash", "ash", "dash", "zsh"):
+        return
+    for script in (w for flag, w in pairwise(words) if re.match(r"^-\w*c", flag)):
+        match = _INSTALL_STEP.search(script)
+        if match is None or not _script_installs(script, found):
+            continue
+        raise NotConvertible(
+            f"its install (`{match.group(0)} …`) is in a script run by `{words[0]} -c`, which "
+            f"wheeldock does not take apart: make it a step of the RUN itself "
+            f"(`RUN {match.group(0)} …`), not of a `{words[0]} -c` script",
+            ins.start_line,
+        )
+
+
+def _script_installs(script: str, found: _Found) -> bool:
+    """Whether a script (in a RUN where ``found`` was read so far) installs dependencies;
+    true when it cannot be read."""
+    try:
+        commands = shell.parse(script).commands
+    except shell.InvalidScript:
+        return True
+    probe = _Found(found.here, found.values)
+    for command in commands:
+        words = program_words([w.text for w in command.words])
+        if words:
+            _read_step(probe, command.index, words)
+    return bool(probe.cut)
 
 
 def _start_workdir(stage: Stage, df: Dockerfile) -> str:
@@ -714,6 +765,64 @@ def context_path(
         found = _copied(path, sources, at, source.context, single_file=not dir_dest)
         if found is not None:
             return found
+    return None
+
+
+@dataclass(frozen=True)
+class ExportedLock:
+    """A requirements file made in the build: the ``poetry export`` (its ``RUN``, in another
+    stage) that wrote it from ``lock``, a ``poetry.lock`` of the context (relative)."""
+
+    lock: str
+    export: PoetryExport
+    run: Instruction
+
+
+def exported_lock(
+    path: str, stage: Stage, before: Instruction, source: BuildSource, df: Dockerfile
+) -> ExportedLock | None:
+    """What made the container file ``path`` at ``before`` when the last ``COPY`` that put it
+    there copies it ``--from`` a stage whose ``poetry export`` wrote it from a ``poetry.lock``
+    copied from the context (FastAPI's recipe for Poetry); ``None`` otherwise."""
+    copies = [
+        ins
+        for ins in stage.body
+        if ins.cmd in ("COPY", "ADD") and ins.start_line < before.start_line and len(ins.value) >= 2
+    ]
+    for ins in reversed(copies):
+        *sources, dest = ins.value
+        at = under(workdir_at(stage, ins.start_line, df), dest)
+        into_folder = dest.endswith("/") or len(sources) > 1 or dest in (".", "./")
+        put = [
+            s for s in sources if (under(at, posixpath.basename(s)) if into_folder else at) == path
+        ]
+        if not put:
+            continue
+        ref = next((f.split("=", 1)[1] for f in ins.flags if f.startswith("--from=")), None)
+        other = df.stage(ref) if ref else None
+        return None if other is None else _export_of(other, under("/", put[-1]), source, df)
+    return None
+
+
+def _export_of(stage: Stage, path: str, source: BuildSource, df: Dockerfile) -> ExportedLock | None:
+    """The ``poetry export`` of ``stage`` that writes ``path`` (``-o`` or ``>``), and the
+    context's ``poetry.lock`` it read."""
+    for ins in reversed([i for i in stage.body if i.cmd == "RUN"]):
+        try:
+            commands = shell.parse(run_script(ins)).commands
+        except shell.InvalidScript:
+            continue
+        here = workdir_at(stage, ins.start_line, df)
+        for command in commands:
+            words = program_words([w.text for w in command.words])
+            export = poetry_export(words) if words else None
+            if export is None:
+                continue
+            written = [export.output] if export.output else list(command.writes)
+            if path in (under(here, w) for w in written):
+                folder = under(here, export.folder)
+                lock = context_path(under(folder, "poetry.lock"), stage, ins, source, df)
+                return None if lock is None else ExportedLock(lock, export, ins)
     return None
 
 

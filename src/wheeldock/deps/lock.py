@@ -92,10 +92,11 @@ from wheeldock.errors import (
     IndexUnreachable,
     InvalidConfig,
     NotFound,
+    SdistNotBuildable,
     StaleLock,
     WheeldockError,
 )
-from wheeldock.project import Project, Service
+from wheeldock.project import Project, Service, config_path
 
 if TYPE_CHECKING:
     import httpx
@@ -413,10 +414,14 @@ def compile_lock(root: Path, inputs: LockInputs, dest: Path, *, upgrade: bool = 
                 fix="correct the requirement named in the lines above, then `wheeldock lock` again",
             )
         except CommandFailed as exc:
-            unreachable = _unreachable_index(exc)
-            if unreachable is None:
+            known = (
+                _unreachable_index(exc)
+                or _sdist_not_buildable(exc, inputs.platform)
+                or _python_too_old(exc, inputs.python, root)
+            )
+            if known is None:
                 raise
-            raise unreachable from exc
+            raise known from exc
         finally:
             if exported is not None:
                 exported.unlink(missing_ok=True)
@@ -704,6 +709,52 @@ def _unreachable_index(failed: CommandFailed) -> IndexUnreachable | None:
         return None
     causes = re.findall(r"^\s*(?:cause|Caused by):\s*(.+?)\s*$", failed.stderr, re.MULTILINE)
     return IndexUnreachable(match["url"], causes[-1] if causes else "no answer")
+
+
+#: uv's word that it could not build a source distribution to read its metadata.
+_UV_BUILD_FAILED = re.compile(
+    r"^\s*(?:×|error:)?\s*Failed to build `(?P<dist>[^`]+)`", re.MULTILINE
+)
+
+
+def _sdist_not_buildable(failed: CommandFailed, platform: str) -> SdistNotBuildable | None:
+    """uv's failure as :class:`SdistNotBuildable` when it had to build a package that has no
+    wheel for the target on this machine, to read its dependencies, and the build failed
+    (the requirement is not wrong: this machine lacks what the build needs); else None."""
+    match = _UV_BUILD_FAILED.search(failed.stderr)
+    if match is None:
+        return None
+    lines = [line.strip() for line in failed.stderr.splitlines()]
+    said = [line for line in lines if re.match(r"^[\w.]*(Error|error):\s", line)]
+    return SdistNotBuildable(
+        f"{match['dist']} has no wheel for {platform}: uv builds its source distribution on "
+        "this machine to read its dependencies, and the build failed"
+        + (f" ({said[-1]})" if said else ""),
+        fix="install what that build needs on this machine (its C headers and tools, as the "
+        "Dockerfile's build stage installs them) and lock again, or pin a version of it with a "
+        "wheel for the target",
+    )
+
+
+#: uv's hint that the Python it resolved for is older than a requirement supports.
+_UV_PYTHON_HINT = re.compile(
+    r"The `--python-version` value \([^)]*\) includes Python versions that are not supported "
+    r"by your dependencies \(e\.g\., (?P<example>[^)]+)\)"
+)
+
+
+def _python_too_old(failed: CommandFailed, python: str, root: Path) -> InvalidConfig | None:
+    """uv's failure as :class:`InvalidConfig` of the service's Python when the requirements
+    need a newer one (the requirements are not wrong: the service's ``python`` is); else None."""
+    match = _UV_PYTHON_HINT.search(failed.stderr)
+    if match is None:
+        return None
+    return InvalidConfig(
+        f"the requirements need a newer Python than the service's {python} ({match['example']})",
+        path=config_path(root),
+        fix="set the service's `python` to a version they support, or pin versions that "
+        f"still support Python {python}; then `wheeldock lock` again",
+    )
 
 
 def _ask(client: httpx.Client, url: str, accept: str | None = None) -> httpx.Response:

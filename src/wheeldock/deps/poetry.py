@@ -178,8 +178,16 @@ class _Walk:
     extras: dict[int, frozenset[str]] = field(default_factory=dict)
     pending: list[dict[str, Any]] = field(default_factory=list)
 
-    def reach(self, name: str, constraint: Mapping[str, Any], parent: Marker) -> None:
-        marker = _and(parent, _edge_marker(constraint))
+    def reach(
+        self,
+        name: str,
+        constraint: Mapping[str, Any],
+        parent: Marker,
+        asked: Collection[str] = (),
+    ) -> None:
+        """``name`` reached through ``constraint`` from a package installed under ``parent``
+        with the extras ``asked`` of it."""
+        marker = _and(parent, _edge_marker(constraint, asked))
         wanted = frozenset(constraint.get("extras") or ())
         for pkg in self._matching(name, constraint):
             key = id(pkg)
@@ -215,7 +223,7 @@ class _Walk:
                 for constraint in _constraints(spec):
                     if constraint.get("optional") and canonical(str(name)) not in optional:
                         continue
-                    self.reach(str(name), constraint, self.markers[key])
+                    self.reach(str(name), constraint, self.markers[key], self.extras[key])
 
 
 def _extra_members(pkg: Mapping[str, Any], extras: Collection[str]) -> set[str]:
@@ -228,14 +236,36 @@ def _extra_members(pkg: Mapping[str, Any], extras: Collection[str]) -> set[str]:
     return members
 
 
-def _edge_marker(constraint: Mapping[str, Any]) -> Marker:
-    terms: set[str] = set()
-    if constraint.get("markers"):
-        terms.add(str(constraint["markers"]))
+def _edge_marker(constraint: Mapping[str, Any], asked: Collection[str] = ()) -> Marker:
+    """The marker a dependency adds on the way: its ``markers`` (their ``extra == …`` terms
+    settled by the extras ``asked`` of the package that depends on it) and its ``python``."""
     python = constraint.get("python")
-    if python:
-        terms.add(python_marker(str(python)))
-    return frozenset({frozenset(terms)})
+    extra = {python_marker(str(python))} if python else set()
+    text = str(constraint.get("markers") or "")
+    return _simplify(c | extra for c in _settle_extras(text, asked))
+
+
+#: A marker term naming an extra of the package that depends (``extra == "sqs"``).
+_EXTRA_TERM = re.compile(r"""^extra\s*==\s*(["'])([^"']+)\1$""")
+
+
+def _settle_extras(text: str, asked: Collection[str]) -> Marker:
+    """``text`` as alternatives of terms, each ``extra == "x"`` term settled: true when
+    ``x`` was asked (the term goes), false otherwise (its alternative goes), as ``poetry
+    export`` does: an extra is a choice made at install time, not a property of the target. A
+    marker with parentheses is kept whole (its extra terms are not read apart)."""
+    if not text:
+        return ALWAYS
+    if "(" in text or "extra" not in text:
+        return frozenset({frozenset({text})})
+    wanted = {canonical(a) for a in asked}
+    alternatives: set[Conjunction] = set()
+    for alternative in re.split(r"\s+or\s+", text):
+        terms = [t.strip() for t in re.split(r"\s+and\s+", alternative)]
+        extras = [m.group(2) for t in terms if (m := _EXTRA_TERM.match(t))]
+        if all(canonical(e) in wanted for e in extras):
+            alternatives.add(frozenset(t for t in terms if not _EXTRA_TERM.match(t)))
+    return frozenset(alternatives)
 
 
 def _and(left: Marker, right: Marker) -> Marker:

@@ -282,3 +282,25 @@ def test_release_refuses_an_output_that_is_not_a_registry_or_names_one_image(
     assert "a release is pushed to a registry" in capsys.readouterr().err
     assert main(["-C", str(tmp_path), "release", "-o", "docker://127.0.0.1:5000/k:1"]) == 2
     assert "put {service} in it" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("toml", "said"),
+    [
+        # every service of docker/awesome-compose django and fastapi/full-stack-fastapi-template
+        # builds with Docker only: `lock` printed a table header and nothing else
+        (
+            '[services]\n\n[docker_only]\nweb = "app/Dockerfile:3: `FROM python:3.7-alpine`"\n',
+            "nothing to lock: web is built with Docker only ([docker_only] in wheeldock.toml)",
+        ),
+        ("[services]\n", "nothing to lock: wheeldock.toml lists no service"),
+    ],
+)
+def test_lock_with_no_service_to_lock_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], toml: str, said: str
+) -> None:
+    (tmp_path / "wheeldock.toml").write_text(toml)
+    capsys.readouterr()
+    assert main(["-C", str(tmp_path), "lock"]) == 0
+    assert said in " ".join(capsys.readouterr().out.split())
+    assert not (tmp_path / "wheeldock.lock").exists()

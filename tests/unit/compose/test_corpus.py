@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,8 @@ def test_no_install_is_left_in_the_converted_stage(name: str, tmp_path: Path) ->
     assert ud.stage_installs(converted, df) == []
 
 
+# The reason follows "its Dockerfile already": it read garbled ("its Dockerfile already its
+# install …") on docker/awesome-compose (fastapi, flask, nginx-flask-*) and astral-sh/uv-docker-example.
 @pytest.mark.parametrize(
     ("name", "why"),
     [
@@ -127,8 +130,8 @@ def test_no_install_is_left_in_the_converted_stage(name: str, tmp_path: Path) ->
         ),
         (
             "uv-sync-cached",
-            r"its Dockerfile already keeps the downloads of its install \(Dockerfile:\d+\) in "
-            "a cache mount",
+            r"its Dockerfile already keeps the downloads of its install \(Dockerfile:5\) in a "
+            "cache mount and copies in only the dependency files before it: left as it is",
         ),
     ],
 )
@@ -523,3 +526,222 @@ def test_init_convert_on_the_command_line_converts_the_service_named(
     root = _copy("uv-sync-cached", tmp_path)
     assert cli.main(["-C", str(root), "init", "--dry-run", "--convert", "app"]) == 0
     assert "Dockerfile.app" in capsys.readouterr().out
+
+
+def _generated(p: init.InitPlan, name: str) -> str:
+    return (next(c for c in p.changes if c.path == f"Dockerfile.{name}").desired or b"").decode()
+
+
+UV_RUN_ENV = "ENV UV_PROJECT_ENVIRONMENT=/opt/venv UV_NO_SYNC=1\n"
+_UV_RUN_COMMENT = (
+    "# wheeldock: `uv run` runs in that venv as it is, without syncing a .venv of its own\n"
+)
+
+
+def test_a_uv_run_command_over_a_dockerfile_that_syncs_the_project_is_kept_as_written(
+    tmp_path: Path,
+) -> None:
+    # n0tsSzzz/python-rmq-pubsub: `uv sync` in the Dockerfile, `uv run python …` as the
+    # compose command of three services; they were passed over as installing at start
+    root = _copy("uv-run-compose-command", tmp_path)
+    p = init.plan(root, environ={})
+    assert p.warnings == ()
+    [built] = p.built
+    assert (built.name, built.shared_with, built.reading.command) == ("api", ("worker",), ())
+    assert any(
+        "its `uv run` syncs the project its Dockerfile installs" in n for n in built.reading.notes
+    )
+    text = _generated(p, "api")
+    assert (
+        "ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH\n" + _UV_RUN_COMMENT + UV_RUN_ENV
+        in text
+    )
+    init.apply(p)
+    compose = (root / "compose.yaml").read_text()
+    assert 'command: "uv run uvicorn shop:app --host 0.0.0.0"' in compose
+    assert compose.count("dockerfile: Dockerfile.api") == 2
+
+
+def test_a_uv_run_command_that_syncs_another_project_is_still_passed_over(
+    tmp_path: Path,
+) -> None:
+    root = _copy("uv-run-compose-command", tmp_path)
+    compose = root / "compose.yaml"
+    compose.write_text(
+        compose.read_text().replace("uv run uvicorn", "uv run --project /srv uvicorn")
+    )
+    with pytest.raises(NotFound, match="its compose command installs a project at start"):
+        init.plan(root, environ={})
+
+
+@pytest.mark.parametrize(
+    ("name", "told"),
+    [
+        # astral-sh/uv-docker-example: `CMD ["uv", "run", "fastapi", "dev", …]` would make a
+        # .venv of its own at start and install the project's dependencies into it
+        ("uv-sync-frozen", True),
+        ("uv-workspace-member", True),
+        ("fastapi-uvicorn", False),
+        ("poetry-no-venv", False),
+    ],
+)
+def test_uv_run_is_told_to_use_the_venv_only_in_a_uv_project(
+    name: str, told: bool, tmp_path: Path
+) -> None:
+    p = init.plan(_copy(name, tmp_path), environ={})
+    assert (UV_RUN_ENV in _generated(p, p.built[0].name)) is told
+
+
+def test_a_start_command_the_parser_cannot_read_that_installs_nothing_is_kept_as_written(
+    tmp_path: Path,
+) -> None:
+    # testdrivenio/fastapi-crud-async waits for the database in bash's own syntax; the service
+    # was passed over as "not shell syntax wheeldock can read" though the command installs nothing
+    root = _copy("fastapi-uvicorn", tmp_path)
+    wait = (
+        "bash -c 'while !</dev/tcp/db/5432; do sleep 1; done; "
+        "uvicorn app.main:app --host 0.0.0.0 --port 8000'"
+    )
+    (root / "compose.yaml").write_text(
+        f"services:\n  api:\n    build: .\n    command: {json.dumps(wait)}\n"
+    )
+    p = init.plan(root, environ={})
+    [built] = p.built
+    assert (built.name, built.reading.command) == ("api", ())
+    init.apply(p)
+    assert f"command: {json.dumps(wait)}" in (root / "compose.yaml").read_text()
+
+
+def test_a_start_command_the_parser_cannot_read_that_may_install_is_still_passed_over(
+    tmp_path: Path,
+) -> None:
+    root = _copy("fastapi-uvicorn", tmp_path)
+    wait = "bash -c 'while !</dev/tcp/db/5432; do sleep 1; done; pip install -r r.txt; uvicorn x'"
+    (root / "compose.yaml").write_text(
+        f"services:\n  api:\n    build: .\n    command: {json.dumps(wait)}\n"
+    )
+    with pytest.raises(NotFound, match="is not shell syntax wheeldock can read"):
+        init.plan(root, environ={})
+
+
+def test_a_poetry_export_in_a_stage_of_its_own_installs_from_the_lock(tmp_path: Path) -> None:
+    # cgtyunerr/apps-app, after FastAPI's Docker page: passed over as "its requirements file
+    # /code/requirements.txt is not copied from the build context before the install"
+    root = _copy("poetry-export-stage", tmp_path)
+    p = init.plan(root, environ={})
+    [built] = p.built
+    assert (built.reading.requirements, built.reading.groups) == (("backend/poetry.lock",), ())
+    assert set(built.requirement_files) == {"backend/poetry.lock", "backend/pyproject.toml"}
+    assert any(
+        "the `poetry export` at backend/Dockerfile:11 turns into the /code/requirements.txt" in n
+        for n in built.reading.notes
+    )
+    text = _generated(p, "app")
+    assert "poetry export --only main --without-hashes --format requirements.txt" in text
+    # the user's export stage and its COPY --from stay; the install is gone from the image
+    assert "COPY --from=requirements-stage /tmp/requirements.txt /code/requirements.txt\n" in text
+    assert "RUN pip install --no-cache-dir --upgrade -r requirements.txt" not in text
+
+
+@pytest.mark.parametrize(
+    ("export", "groups"),
+    [
+        ("--with dev", ("main", "dev")),
+        ("--dev", ("main", "dev")),
+        ("--only dev", ("dev",)),
+        ("--without-hashes", ()),
+    ],
+)
+def test_a_poetry_export_takes_the_groups_it_names(
+    tmp_path: Path, export: str, groups: tuple[str, ...]
+) -> None:
+    root = _copy("poetry-export-stage", tmp_path)
+    dockerfile = root / "backend" / "Dockerfile"
+    dockerfile.write_text(
+        dockerfile.read_text().replace(
+            "--output requirements.txt --without-hashes", export + " > requirements.txt"
+        )
+    )
+    [built] = init.plan(root, environ={}).built
+    assert (built.reading.requirements, built.reading.groups) == (("backend/poetry.lock",), groups)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (
+            lambda root: (root / "backend" / "poetry.lock").unlink(),
+            r"is a `poetry export` \(backend/Dockerfile:11\) of backend/poetry.lock, which is "
+            "not in the build context: lock the project",
+        ),
+        (
+            lambda root: (root / "backend" / "Dockerfile").write_text(
+                (root / "backend" / "Dockerfile")
+                .read_text()
+                .replace("--without-hashes", "--without-hashes --extras web")
+            ),
+            r"is a `poetry export` \(backend/Dockerfile:11\) that takes --extras web",
+        ),
+    ],
+)
+def test_a_poetry_export_wheeldock_cannot_stand_in_for_is_passed_over_with_the_reason(
+    tmp_path: Path, change: Callable[[Path], object], reason: str
+) -> None:
+    root = _copy("poetry-export-stage", tmp_path)
+    change(root)
+    with pytest.raises(NotFound, match=reason):
+        init.plan(root, environ={})
+
+
+def test_packages_a_later_run_installs_beside_a_lock_are_installed_too(tmp_path: Path) -> None:
+    # mfmezger/aleph-alpha-fastapi: `poetry install`, then `RUN pip install timm`; the wheel
+    # stage installed the lock's packages alone, and the note said timm was installed
+    root = _copy("poetry-no-venv", tmp_path)
+    dockerfile = root / "Dockerfile"
+    dockerfile.write_text(
+        dockerfile.read_text().replace("COPY . .\n", "RUN pip install itsdangerous\nCOPY . .\n")
+    )
+    text = _generated(init.plan(root, environ={}), "app")
+    assert (
+        "pip install --python /opt/venv/bin/python -r /tmp/requirements.txt itsdangerous\n" in text
+    )
+    root = _copy("uv-sync-frozen", tmp_path)
+    dockerfile = root / "Dockerfile"
+    dockerfile.write_text(
+        dockerfile.read_text().replace("COPY . .\n", "RUN pip install itsdangerous\nCOPY . .\n")
+    )
+    text = _generated(init.plan(root, environ={}), "app")
+    assert (
+        "--project /build \\\n    && /opt/uv/bin/uv pip install --python /opt/venv/bin/python "
+        "itsdangerous\n" in text
+    )
+
+
+@pytest.mark.parametrize(
+    ("sync", "command", "kept"),
+    [
+        # zephyr363/subsciption_platform_api: `uv sync --frozen --no-dev` in the Dockerfile,
+        # `uv run pytest` as the command of its tests service: the sync at start adds pytest
+        ("uv sync --frozen --no-dev", "uv run pytest -s -v", False),
+        ("uv sync --frozen --no-dev", "uv run --no-dev uvicorn shop:app", True),
+        ("uv sync --frozen", "uv run pytest -s -v", True),
+    ],
+)
+def test_a_uv_run_that_would_add_the_dev_group_the_build_left_out_is_not_kept(
+    tmp_path: Path, sync: str, command: str, kept: bool
+) -> None:
+    root = _copy("uv-run-compose-command", tmp_path)
+    (root / "Dockerfile").write_text(
+        (root / "Dockerfile").read_text().replace("uv sync --frozen --no-cache", sync)
+    )
+    (root / "compose.yaml").write_text(
+        f"services:\n  api:\n    build: .\n    command: {json.dumps(command)}\n"
+    )
+    if kept:
+        reading = init.plan(root, environ={}).built[0].reading
+        assert reading.command == ()
+        noted = any("the development group the install at Dockerfile:9" in n for n in reading.notes)
+        assert noted is ("--no-dev" in sync)
+    else:
+        with pytest.raises(NotFound, match=r"`uv run` installs the development group at every"):
+            init.plan(root, environ={})

@@ -167,6 +167,37 @@ def test_the_files_an_install_reads_are_found_in_the_context(
     assert _reading(tmp_path, dockerfile, **files).requirements == expected
 
 
+@pytest.mark.parametrize(
+    "run",
+    [
+        # tiangolo/full-stack-fastapi-postgresql: read as "installs no dependencies"
+        "RUN bash -c \"if [ $INSTALL_DEV == 'true' ] ; then poetry install --no-root ; "
+        'else poetry install --no-root --only main ; fi"',
+        'RUN ["/bin/sh", "-ec", "pip install -r requirements.txt"]',
+        "RUN set -e && sh -c 'uv sync --frozen'",
+    ],
+)
+def test_an_install_in_a_script_handed_to_another_shell_is_not_convertible_and_says_so(
+    tmp_path: Path, run: str
+) -> None:
+    text = f"FROM python:3.10\nWORKDIR /app/\nCOPY ./pyproject.toml ./poetry.lock* /app/\n{run}\n"
+    with pytest.raises(
+        ud.NotConvertible, match=r"is in a script run by `(/bin/)?(ba)?sh -c`"
+    ) as caught:
+        _reading(tmp_path, text)
+    assert caught.value.line == 4
+
+
+def test_a_shell_script_step_that_installs_nothing_is_kept(tmp_path: Path) -> None:
+    text = (
+        "FROM python:3.10\nWORKDIR /app\nCOPY requirements.txt .\n"
+        "RUN pip install -r requirements.txt && sh -c 'python -m compileall -q .'\n"
+        "RUN bash -c 'pip install --upgrade pip setuptools wheel'\n"
+    )
+    reading = _reading(tmp_path, text, **{"requirements.txt": "flask\n"})
+    assert [i.kept for i in reading.installs] == ["sh -c 'python -m compileall -q .'"]
+
+
 def test_an_install_inside_an_if_is_not_convertible_and_says_the_line(tmp_path: Path) -> None:
     text = "FROM python\nCOPY . .\nRUN if [ -f r.txt ]; then pip install -r r.txt; fi\n"
     with pytest.raises(ud.NotConvertible, match="`if`") as caught:
@@ -201,9 +232,23 @@ def test_a_pdm_install_from_another_lock_file_is_named(tmp_path: Path) -> None:
         _reading(tmp_path, text, **{"pdm.lock": "", "pyproject.toml": ""})
 
 
-def test_a_stage_installing_nothing_is_not_convertible(tmp_path: Path) -> None:
-    with pytest.raises(ud.NotConvertible, match="installs no dependencies"):
-        _reading(tmp_path, "FROM python:3.11\nCOPY . /app\nCMD python /app/app.py\n")
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("FROM python:3.11\nCOPY . /app\nCMD python /app/app.py\n", "#0 (`FROM python:3.11`)"),
+        # Kylep342/mendel's Go server: the reason names the base, which is not Python
+        (
+            'ARG GO=1.24\nFROM golang:${GO}-alpine AS dev\nCOPY . .\nCMD ["air"]\n',
+            "dev (`FROM golang:1.24-alpine`)",
+        ),
+    ],
+)
+def test_a_stage_installing_nothing_is_not_convertible_and_names_its_base(
+    tmp_path: Path, text: str, said: str
+) -> None:
+    with pytest.raises(ud.NotConvertible, match="installs no dependencies") as caught:
+        _reading(tmp_path, text)
+    assert f"its stage {said} installs no dependencies" in caught.value.why
 
 
 def test_a_requirements_file_not_in_the_context_is_named(tmp_path: Path) -> None:
@@ -274,6 +319,30 @@ def test_a_lock_install_taking_the_development_packages_says_they_are_left_out(
         tmp_path, text, **{"pyproject.toml": "[tool.poetry]\nname='x'\n", "poetry.lock": ""}
     )
     assert any("development packages are left out" in n for n in reading.notes)
+
+
+@pytest.mark.parametrize(
+    ("told", "dev"),
+    [
+        # astral-sh/uv-docker-example tells `uv sync` so with `ENV UV_NO_DEV=1`
+        ("ENV UV_NO_DEV=1\n", False),
+        ("ARG UV_NO_DEV=true\n", False),
+        ("ENV UV_NO_DEV=0\n", True),
+        ("", True),
+    ],
+)
+def test_a_uv_sync_told_no_dev_by_the_stage_env_is_not_said_to_take_them(
+    tmp_path: Path, told: str, dev: bool
+) -> None:
+    text = (
+        f"FROM python:3.12-slim\n{told}WORKDIR /app\nCOPY pyproject.toml uv.lock ./\n"
+        "RUN uv sync --locked --no-install-project\nCOPY . .\n"
+    )
+    case = Path(__file__).parents[2] / "data" / "dockerfiles" / "uv-sync-frozen"
+    files = {n: (case / n).read_text() for n in ("pyproject.toml", "uv.lock")}
+    reading = _reading(tmp_path, text, **files)
+    assert reading.installs[0].dev is dev
+    assert any("development packages are left out" in n for n in reading.notes) is dev
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,14 @@ from support.projects import lock_cli, service, write_files
 from wheeldock.deps import lock, pylock
 from wheeldock.deps.index import Index
 from wheeldock.edges import process
-from wheeldock.errors import IndexUnreachable, InvalidConfig, NotFound, UsageError
+from wheeldock.errors import (
+    CommandFailed,
+    IndexUnreachable,
+    InvalidConfig,
+    NotFound,
+    SdistNotBuildable,
+    UsageError,
+)
 from wheeldock.project import Project
 
 HASH = "a" * 64
@@ -1149,3 +1156,73 @@ def test_uvs_failures_to_reach_an_index_are_told_from_other_failures(
 
     found = lock._unreachable_index(CommandFailed(["uv", "pip", "compile"], 2, stderr=stderr))
     assert (None if found is None else (found.url, found.reason)) == expected
+
+
+#: What uv prints when the metadata of a package without a wheel cannot be built here
+#: (pycurl, a dependency of celery[sqs] in chaidosk/fastapi_async_celery's poetry.lock).
+UV_BUILD_FAILED = """\
+  × Failed to build `pycurl==7.45.2`
+  ├─▶ The build backend returned an error
+  ╰─▶ Call to `setuptools.build_meta:__legacy__.get_requires_for_build_wheel` failed (exit status: 1)
+
+      [stderr]
+      Traceback (most recent call last):
+        File "<string>", line 234, in configure_unix
+      ConfigurationError: Could not run curl-config: [Errno 2] No such file or directory: 'curl-config'
+
+      hint: Build failures usually indicate a problem with the package or the build environment
+"""
+
+
+def test_a_package_uv_cannot_build_here_to_read_it_is_not_called_a_wrong_requirement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_files(tmp_path, {"svc/requirements.txt": "pycurl>=7.43\n"})
+    inputs = lock.collect_inputs(
+        tmp_path, ["svc/requirements.txt"], platform="linux/amd64", python="3.11"
+    )
+
+    def fake_uv(argv: list[str], **kwargs: object) -> None:
+        raise CommandFailed(argv, 1, stderr=UV_BUILD_FAILED, fix="correct the requirement")
+
+    monkeypatch.setattr(process, "run", fake_uv)
+    with pytest.raises(SdistNotBuildable) as caught:
+        lock.compile_lock(tmp_path, inputs, pylock.lock_path(tmp_path, "api", "linux/amd64"))
+    assert str(caught.value).startswith(
+        "pycurl==7.45.2 has no wheel for linux/amd64: uv builds its source distribution on this "
+        "machine to read its dependencies, and the build failed (ConfigurationError: Could not "
+        "run curl-config"
+    )
+    assert caught.value.fix is not None and "install what that build needs" in caught.value.fix
+
+
+#: uv's answer for fastapi/full-stack-fastapi-template's uv.lock (Python 3.14) asked for 3.11.
+UV_PYTHON_TOO_OLD = """\
+  × No solution found when resolving dependencies:
+  ╰─▶ Because the requested Python version (>=3.11) does not satisfy Python>=3.12 and
+      puremagic==2.2.0 depends on Python>=3.12, we can conclude that puremagic==2.2.0 cannot be used.
+
+      hint: The `--python-version` value (>=3.11) includes Python versions that are not supported by your dependencies (e.g., puremagic==2.2.0 only supports >=3.12). Consider using a higher `--python-version` value.
+"""
+
+
+def test_requirements_that_need_a_newer_python_name_the_services_python_not_a_requirement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_files(tmp_path, {"svc/requirements.txt": "puremagic==2.2.0\n"})
+    inputs = lock.collect_inputs(
+        tmp_path, ["svc/requirements.txt"], platform="linux/amd64", python="3.11"
+    )
+
+    def fake_uv(argv: list[str], **kwargs: object) -> None:
+        raise CommandFailed(argv, 1, stderr=UV_PYTHON_TOO_OLD, fix="correct the requirement")
+
+    monkeypatch.setattr(process, "run", fake_uv)
+    with pytest.raises(InvalidConfig) as caught:
+        lock.compile_lock(tmp_path, inputs, pylock.lock_path(tmp_path, "api", "linux/amd64"))
+    assert caught.value.what == (
+        "the requirements need a newer Python than the service's 3.11 "
+        "(puremagic==2.2.0 only supports >=3.12)"
+    )
+    assert caught.value.path == tmp_path / "wheeldock.toml"
+    assert caught.value.fix is not None and "set the service's `python`" in caught.value.fix

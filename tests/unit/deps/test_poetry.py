@@ -181,3 +181,53 @@ def test_a_poetry_1_lock_beside_a_pyproject_without_tool_poetry_is_refused(
     with pytest.raises(InvalidConfig, match=r"without a \[tool.poetry\] table") as err:
         locked_requirements(tmp_path / "svc" / "poetry.lock")
     assert err.value.fix is not None and "`poetry lock`" in err.value.fix
+
+
+def test_an_extra_asked_of_a_package_settles_the_extra_term_of_its_dependencies(
+    tmp_path: Path,
+) -> None:
+    # chaidosk/fastapi_async_celery (Poetry 1.5): celery[sqs] needs pycurl under
+    # `sys_platform != "win32" and … and extra == "sqs"`; the extra term stayed in the pin's
+    # marker, which no target satisfies, and pycurl was left out of the lock
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.poetry]\nname = "tasks"\nversion = "1.0"\ndescription = ""\nauthors = []\n\n'
+        '[tool.poetry.dependencies]\npython = "^3.11"\n'
+        'celery = { version = "^5.3.4", extras = ["sqs"] }\n'
+    )
+    package = (
+        '[[package]]\nname = "{name}"\nversion = "{version}"\ndescription = ""\n'
+        'optional = {optional}\npython-versions = ">=3.8"\nfiles = []\n{more}\n'
+    )
+    celery = (
+        "\n[package.dependencies]\n"
+        'boto3 = {version = ">=1.26", optional = true, markers = "extra == \\"sqs\\""}\n'
+        'pycurl = {version = ">=7.43", optional = true, markers = "sys_platform != \\"win32\\" '
+        'and platform_python_implementation == \\"CPython\\" and extra == \\"sqs\\""}\n'
+        'redis = {version = ">=4.5", optional = true, markers = "extra == \\"redis\\" or '
+        'extra == \\"sqs\\""}\n'
+        'pymongo = {version = ">=4", optional = true, markers = "extra == \\"mongodb\\""}\n'
+        "\n[package.extras]\n"
+        'sqs = ["boto3 (>=1.26)", "pycurl (>=7.43)", "redis (>=4.5)"]\n'
+        'redis = ["redis (>=4.5)"]\nmongodb = ["pymongo (>=4)"]\n'
+    )
+    (tmp_path / "poetry.lock").write_text(
+        package.format(name="celery", version="5.3.4", optional="false", more=celery)
+        + "".join(
+            package.format(name=n, version=v, optional="true", more="")
+            for n, v in (
+                ("boto3", "1.28.0"),
+                ("pycurl", "7.45.2"),
+                ("redis", "5.0.1"),
+                ("pymongo", "4.6.0"),
+            )
+        )
+        + '[metadata]\nlock-version = "2.0"\npython-versions = "^3.11"\ncontent-hash = "'
+        + "1" * 64
+        + '"\n'
+    )
+    assert set(locked_requirements(tmp_path / "poetry.lock")) == {
+        "celery==5.3.4",
+        "boto3==1.28.0",
+        'pycurl==7.45.2 ; platform_python_implementation == "CPython" and sys_platform != "win32"',
+        "redis==5.0.1",
+    }

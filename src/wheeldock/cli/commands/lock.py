@@ -53,7 +53,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     targets = platforms.parse_list(args.platform, default=pylock.DEFAULT_PLATFORM)
     proj = project.load(args.project)
-    services = proj.buildable(args.services)
+    services = proj.select(args.services)
+    if not services:
+        if args.json:
+            print_json({"ok": True, "locks": [], "docker_only": sorted(proj.docker_only)})
+        else:
+            console.print(_nothing_to_lock(proj), markup=False)
+        return 0
     results = []
     with (
         status("checking locks" if args.check else "locking requirements"),
@@ -89,3 +95,18 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         console.print("[red]locks are out of date[/]: run `wheeldock lock`")
     return 1 if failed else 0
+
+
+def _nothing_to_lock(proj: project.Project) -> str:
+    """Why no lock is written: every service builds with Docker only (its own Dockerfile's
+    install, from the project's own requirement files and lock), or none is listed."""
+    config = project.CONFIG_NAME
+    if not proj.docker_only:
+        return f"nothing to lock: {config} lists no service (`wheeldock init` writes them)"
+    names = sorted(proj.docker_only)
+    are = "is" if len(names) == 1 else "are"
+    return (
+        f"nothing to lock: {', '.join(names)} {are} built with Docker only ([docker_only] in "
+        f"{config}): the generated Dockerfile installs from the project's own requirement "
+        "files and lock, as they are"
+    )
