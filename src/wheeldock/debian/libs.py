@@ -982,12 +982,15 @@ def check_layers(
         # one decompressed) only when a file of it is opened, so after a bump the unchanged
         # layers are not read at all, or only for the few libraries the new files load
         listings = Listings(cache_dir("check", "listings"), lambda p: _blob_source(p, stack, tmp))
-        tree = LayeredTree([listings.layer(path) for path in layers])
+        made = {i: listings.layer(layers[i]) for i in sorted(new)}
+        # the new layers alone first: with no library or program in them (a bump of a pure
+        # Python package) there is nothing to resolve, and no other layer is looked at
+        alone = LayeredTree(list(made.values()))
+        if not _any_elf(alone, _candidates(alone, range(len(made)))):
+            empty = LayeredTree([])
+            return _check_tree(ref, empty, [], arch, env or {}, suggest=suggest, started=started)
+        tree = LayeredTree([made.get(i) or listings.layer(p) for i, p in enumerate(layers)])
         candidates = _candidates(tree, new)
-        # new layers with no library or program in them (a bump of a pure Python package):
-        # there is nothing to resolve, and nothing else to read
-        if not _any_elf(tree, candidates):
-            tree, candidates = LayeredTree([]), []
         report = _check_tree(
             ref, tree, candidates, arch, env or {}, suggest=suggest, started=started
         )

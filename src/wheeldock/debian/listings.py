@@ -94,6 +94,7 @@ class Listings:
     def __init__(self, folder: Path, open_tar: Callable[[Path], TarSource]) -> None:
         self._folder = folder
         self._open_tar = open_tar
+        self._opened: dict[Path, TarSource] = {}  # each file is opened once per check
         self.read = 0  # how many layer files were opened (for the log and the tests)
 
     def layer(self, path: Path) -> LazyLayer:
@@ -113,8 +114,10 @@ class Listings:
         return LazyLayer(members, lambda: source)
 
     def _open(self, path: Path) -> TarSource:
-        self.read += 1
-        return self._open_tar(path)
+        if path not in self._opened:
+            self.read += 1
+            self._opened[path] = self._open_tar(path)
+        return self._opened[path]
 
     def _checked(self, path: Path, listing: Path, size: int) -> TarSource:
         source = self._open(path)
