@@ -388,6 +388,11 @@ class BuildSurvey:
     prebuilt: tuple[str, ...] = ()
     #: those of them ``--convert`` converts (not those installing wheel files alone)
     convertible: tuple[str, ...] = ()
+    #: the services passed over, or left alone though they install at start, for a reason of
+    #: their own (given in ``passed_over``/``left_alone``)
+    own_reasons: tuple[str, ...] = ()
+    #: those of them ``--convert`` converts (left alone, installing at start)
+    convert_anyway: tuple[str, ...] = ()
 
 
 def survey_builds(
@@ -404,6 +409,8 @@ def survey_builds(
     left_alone: list[str] = []
     passed_over: list[str] = []
     prebuilt: list[str] = []
+    own_reasons: list[str] = []
+    convert_anyway: list[str] = []
     wheels_only: set[str] = set()
     for name in names:
         svc = services[name]
@@ -422,21 +429,29 @@ def survey_builds(
                 raise _installs_nothing(reading.stage)
             if reading.prebuilt is not None and name not in convert:
                 left_alone.append(_left_alone(name, reading))
-                prebuilt += [] if reading.command else [name]
                 if all(_wheels_only(i) for i in reading.installs):
                     wheels_only.add(name)
+                if reading.command:
+                    own_reasons.append(name)
+                    convert_anyway += [] if name in wheels_only else [name]
+                else:
+                    prebuilt.append(name)
                 continue
             built[key] = Built(name, reading, _closure(reading))
         except NotConvertible as exc:
             passed_over.append(f"{name} ({_where(exc, svc, project_dir, env)}{exc.why})")
+            own_reasons.append(name)
         except InvalidConfig as exc:
             passed_over.append(f"{name} ({exc.path.name + ': ' if exc.path else ''}{exc.what})")
+            own_reasons.append(name)
     return BuildSurvey(
         tuple(built.values()),
         tuple(left_alone),
         tuple(passed_over),
         tuple(prebuilt),
         tuple(n for n in prebuilt if n not in wheels_only),
+        tuple(own_reasons),
+        tuple(convert_anyway),
     )
 
 

@@ -473,7 +473,13 @@ def plan(
         found.findings
         if dockerfiles.built
         else discover.require_findings(
-            found, files, root, dockerfiles.prebuilt, dockerfiles.convertible
+            found,
+            files,
+            root,
+            dockerfiles.prebuilt,
+            dockerfiles.convertible,
+            dockerfiles.own_reasons,
+            dockerfiles.convert_anyway,
         )
     )
     ca = ca_mod.find(ca_cert, env)

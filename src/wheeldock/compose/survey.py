@@ -1257,37 +1257,71 @@ def require_findings(
     root: Path,
     left_alone: Sequence[str] = (),
     convertible: Sequence[str] = (),
+    own_reasons: Sequence[str] = (),
+    convert_anyway: Sequence[str] = (),
 ) -> tuple[Finding, ...]:
     """``found``'s findings; :class:`NotFound` naming what was passed over when there are none.
     ``left_alone``: the services whose Dockerfile already builds their dependencies apart
     from their code and that install nothing at start (the fix then says so, not another
-    shape of stack); ``convertible``: those of them ``--convert`` converts."""
+    shape of stack); ``convertible``: those of them ``--convert`` converts. ``own_reasons``:
+    the services built from their own Dockerfile passed over for a reason of their own (the
+    fix then points at those reasons); ``convert_anyway``: those of them ``--convert``
+    converts."""
     if not found.findings:
         where = ", ".join(str(f.path.name) for f in files)
         looked = "; ".join(found.passed_over) or "no services at all"
+        raise NotFound(
+            f"no Python service that installs its requirements at start was found in {where} "
+            f"(looked at: {looked})",
+            path=files[0].path if files else root,
+            fix=_no_findings_fix(left_alone, convertible, own_reasons, convert_anyway),
+        )
+    return found.findings
+
+
+def _no_findings_fix(
+    left_alone: Sequence[str],
+    convertible: Sequence[str],
+    own_reasons: Sequence[str],
+    convert_anyway: Sequence[str],
+) -> str:
+    """The fix when no service qualifies: what each Dockerfile-built service calls for, or
+    else the shape of stack init converts."""
+    parts: list[str] = []
+    if left_alone:
         convert = (
             f"; `wheeldock init --convert {','.join(convertible)}` converts "
             f"{'it' if len(convertible) == 1 else 'them'} anyway"
             if convertible
             else ""
         )
-        fix = (
+        parts.append(
             f"nothing to do for {', '.join(left_alone)}: "
             f"{'its image' if len(left_alone) == 1 else 'each image'} already gets its "
             f"dependencies before its code{convert}"
-            if left_alone
-            else "wheeldock init handles services running a python:* image with a command like "
-            '`sh -c "pip install -r requirements.txt && python app.py"` (or `pip install PKG …`, '
-            "or `pip install .` of a project with a pyproject.toml) and the code mounted as a "
-            "volume; write wheeldock.toml by hand for others"
         )
-        raise NotFound(
-            f"no Python service that installs its requirements at start was found in {where} "
-            f"(looked at: {looked})",
-            path=files[0].path if files else root,
-            fix=fix,
+    if own_reasons:
+        one = len(own_reasons) == 1
+        convert = (
+            f"; `wheeldock init --convert {','.join(convert_anyway)}` converts "
+            f"{'it' if len(convert_anyway) == 1 else 'them'} anyway"
+            if convert_anyway
+            else ""
         )
-    return found.findings
+        parts.append(
+            f"{', '.join(own_reasons)} {'is' if one else 'are'} built from "
+            f"{'its' if one else 'their'} own Dockerfile{'' if one else 's'} and "
+            f"{'was' if one else 'were each'} passed over for the reason after its name above: "
+            f"fix that, or describe {'it' if one else 'them'} in {CONFIG_NAME} by hand{convert}"
+        )
+    if parts:
+        return "; ".join(parts)
+    return (
+        "wheeldock init handles services running a python:* image with a command like "
+        '`sh -c "pip install -r requirements.txt && python app.py"` (or `pip install PKG …`, '
+        "or `pip install .` of a project with a pyproject.toml) and the code mounted as a "
+        "volume; write wheeldock.toml by hand for others"
+    )
 
 
 def generated_requirements_name(service: str) -> str:

@@ -745,3 +745,54 @@ def test_a_uv_run_that_would_add_the_dev_group_the_build_left_out_is_not_kept(
     else:
         with pytest.raises(NotFound, match=r"`uv run` installs the development group at every"):
             init.plan(root, environ={})
+
+
+def test_services_passed_over_for_reasons_of_their_own_are_pointed_at_not_another_shape(
+    tmp_path: Path,
+) -> None:
+    # the shape of CTFd/CTFd (2026-12): the plugins' requirements installed in a `for` loop of
+    # the install's RUN, a database beside it; no service qualifies
+    root = _copy("flask-gunicorn", tmp_path)
+    (root / "Dockerfile").write_text(
+        "FROM python:3.11-slim-bookworm\nWORKDIR /opt/CTFd\nCOPY . /opt/CTFd\n"
+        "RUN pip install --no-cache-dir -r requirements.txt \\\n"
+        "    && for d in CTFd/plugins/*; do \\\n"
+        '        if [ -f "$d/requirements.txt" ]; then \\\n'
+        '            pip install --no-cache-dir -r "$d/requirements.txt";\\\n'
+        "        fi; \\\n    done;\n"
+        'CMD ["gunicorn", "app:app"]\n'
+    )
+    (root / "compose.yaml").write_text(
+        "services:\n  ctfd:\n    build: .\n  db:\n    image: mariadb:10.11\n"
+    )
+    with pytest.raises(NotFound) as caught:
+        init.plan(root, environ={})
+    assert "ctfd (Dockerfile:4: " in caught.value.what, caught.value.what
+    assert caught.value.fix is not None
+    assert "python:*" not in caught.value.fix
+    assert caught.value.fix.startswith(
+        "ctfd is built from its own Dockerfile and was passed over for the reason after its "
+        "name above: fix that, or describe it in wheeldock.toml by hand"
+    )
+    assert "--convert" not in caught.value.fix
+
+
+def test_a_prebuilt_dockerfile_installing_at_start_too_points_at_convert(tmp_path: Path) -> None:
+    # docker/awesome-compose's flask shape (a cache-mounted install), its compose command
+    # installing more at every start; with another service passed over for its own reason
+    root = _copy("uv-sync-cached", tmp_path)
+    (root / "requirements-dev.txt").write_text("pytest==8.3.4\n")
+    (root / "compose.yaml").write_text(
+        "services:\n  app:\n    build: .\n"
+        '    command: sh -c "pip install -r requirements-dev.txt && uvicorn shop:app"\n'
+        "  worker:\n    build:\n      context: .\n      dockerfile: Dockerfile.missing\n"
+    )
+    with pytest.raises(NotFound) as caught:
+        init.plan(root, environ={})
+    assert caught.value.fix is not None
+    assert "python:*" not in caught.value.fix
+    assert caught.value.fix.startswith(
+        "app, worker are built from their own Dockerfiles and were each passed over for the "
+        "reason after its name above: fix that, or describe them in wheeldock.toml by hand; "
+    )
+    assert caught.value.fix.endswith("`wheeldock init --convert app` converts it anyway")
