@@ -653,7 +653,7 @@ def _built_patches(
             build = dict(written) if isinstance(written, dict) else {"context": written or "."}
             build["dockerfile"] = generated
             # its command's installs are done in the image, which runs the rest as its CMD
-            drop = ("command",) if built.reading.command else ()
+            drop = built.reading.start_keys if built.reading.command else ()
             patches.append(compose.ServicePatch(name=name, build=build, image=None, drop_keys=drop))
     return patches
 
