@@ -832,11 +832,14 @@ def _start_from_script_file(command: Any, svc: Mapping[str, Any], root: Path) ->
     return _start_in_file(located[1], name)
 
 
-def _start_in_file(path: Path, name: str) -> _Start | None:
+def _start_in_file(path: Path, name: str, given: Sequence[str] = ()) -> _Start | None:
     """What the start script at ``path`` (run as ``name``) does, read as a compose command's
-    script is (its shebang choosing the shell); ``None`` unless it installs, then runs Python."""
+    script is (its shebang choosing the shell); ``None`` unless it installs, then runs Python.
+    ``given``: words its ``"$@"`` is read as (they are then in the steps the image keeps)."""
     text = path.read_text(errors="replace")
     shebang, _, rest = text.partition("\n") if text.startswith("#!") else ("", "", text)
+    if given:
+        rest = rest.replace('"$@"', shlex.join(given))
     start = _start_of(_ScriptText(rest, "/bin/bash" if "bash" in shebang else "/bin/sh"))
     if start is None:
         return None
@@ -1973,7 +1976,12 @@ def read_start_script(
     if name is None:
         return None
     path = locate(posixpath.normpath(posixpath.join(workdir, name)))
-    start = _start_in_file(path, name) if path is not None and path.is_file() else None
+    if path is None or not path.is_file():
+        return None
+    start = _start_in_file(path, name)
+    if start is None and args:
+        # `exec "$@"`: the program is the one the words name, run by the script
+        return _start_in_file(path, name, args)
     if start is None or not args:
         return start
     if not start.script and "$@" in start.argv:

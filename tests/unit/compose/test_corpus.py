@@ -863,6 +863,8 @@ def test_a_compose_entrypoint_script_not_in_the_context_leaves_the_dockerfile_co
     ("program", "command"),
     [
         ('exec gunicorn "$@"', ("gunicorn", "app.wsgi:application", "--bind", "0.0.0.0:8000")),
+        # the docker-library shape: the script installs, then runs the command it is given
+        ('exec "$@"', ("gunicorn", "app.wsgi:application", "--bind", "0.0.0.0:8000")),
         ("exec gunicorn $1", None),
     ],
 )
@@ -877,6 +879,9 @@ def test_an_entrypoint_script_running_its_program_alone_gets_the_compose_words(
         "services:\n  web:\n    build: .\n    entrypoint: [./docker-entrypoint.sh]\n"
         "    command: app.wsgi:application --bind 0.0.0.0:8000\n"
     )
+    if program == 'exec "$@"':
+        compose = (root / "compose.yaml").read_text()
+        (root / "compose.yaml").write_text(compose.replace("command: app", "command: gunicorn app"))
     if command is None:
         with pytest.raises(NotFound, match=r"web \(its compose entrypoint: its start script "):
             init.plan(root, environ={})
