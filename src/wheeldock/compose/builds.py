@@ -5,7 +5,8 @@ into a :class:`Reading`: the stage that installs the dependencies, its installs,
 they read, found in the build context through the stage's ``COPY``s; or says why it cannot be
 converted (:class:`~wheeldock.compose.userdockerfile.NotConvertible`, with the line), or that
 it already builds its dependencies apart from its code. :func:`with_start` moves what the
-compose ``command`` installs at every start into the same build. :func:`survey_builds` does it
+compose ``entrypoint``/``command`` install at every start (a script of the context they run
+too) into the same build. :func:`survey_builds` does it
 for every such service of a stack, the services sharing one build together.
 """
 
@@ -19,7 +20,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from wheeldock.compose.survey import PassOver, Start, image_command, read_start
+from wheeldock.compose.survey import (
+    PassOver,
+    Start,
+    compose_argv,
+    image_command,
+    read_start,
+    read_start_script,
+)
 from wheeldock.compose.userdockerfile import (
     BuildSource,
     Dockerfile,
@@ -69,6 +77,13 @@ class Reading:
     prebuilt: str | None = None  # why it already builds its dependencies apart from its code
     command: tuple[str, ...] = ()
     package: str | None = None  # the uv workspace member the install installs
+    #: the compose service's ``entrypoint`` and ``command`` as the words compose runs
+    #: (``None``: not given), which override the Dockerfile's ENTRYPOINT and CMD
+    entrypoint: tuple[str, ...] | None = None
+    compose_command: tuple[str, ...] | None = None
+    #: the compose keys ``command`` was read from (``command``, or ``entrypoint`` and the
+    #: ``command`` compose runs it with): the patch drops them
+    start_keys: tuple[str, ...] = ()
 
     @property
     def index(self) -> tuple[str, ...]:
@@ -78,6 +93,29 @@ class Reading:
     def where(self, ins: Instruction) -> str:
         """Where ``ins`` is, as the project names the file (``app/Dockerfile:7``)."""
         return f"{self.source.shown}:{ins.start_line}"
+
+    def runs(
+        self, entrypoint: tuple[str, ...] | None, cmd: tuple[str, ...] | None
+    ) -> tuple[str, ...]:
+        """What a container of the converted image runs under compose, given the target
+        stage's ENTRYPOINT and CMD, as docker compose makes it: a compose ``entrypoint``
+        replaces the ENTRYPOINT and drops the CMD, a compose ``command`` replaces the CMD; the
+        command left once its installs moved into the image replaces what it was read from."""
+        if self.command:
+            return (
+                self.command
+                if "entrypoint" in self.start_keys
+                else (*(entrypoint or ()), *self.command)
+            )
+        if self.entrypoint is not None:
+            return (*self.entrypoint, *(self.compose_command or ()))
+        given = self.compose_command if self.compose_command is not None else cmd
+        return (*(entrypoint or ()), *(given or ()))
+
+    @property
+    def start_key(self) -> str:
+        """The compose key the start was read from, to name it (``command``)."""
+        return self.start_keys[0] if self.start_keys else "command"
 
 
 def read_service(source: BuildSource, *, none: bool = False, convert: bool = False) -> Reading:
@@ -388,6 +426,11 @@ class BuildSurvey:
     prebuilt: tuple[str, ...] = ()
     #: those of them ``--convert`` converts (not those installing wheel files alone)
     convertible: tuple[str, ...] = ()
+    #: the services passed over, or left alone though they install at start, for a reason of
+    #: their own (given in ``passed_over``/``left_alone``)
+    own_reasons: tuple[str, ...] = ()
+    #: those of them ``--convert`` converts (left alone, installing at start)
+    convert_anyway: tuple[str, ...] = ()
 
 
 def survey_builds(
@@ -404,6 +447,8 @@ def survey_builds(
     left_alone: list[str] = []
     passed_over: list[str] = []
     prebuilt: list[str] = []
+    own_reasons: list[str] = []
+    convert_anyway: list[str] = []
     wheels_only: set[str] = set()
     for name in names:
         svc = services[name]
@@ -422,29 +467,37 @@ def survey_builds(
                 raise _installs_nothing(reading.stage)
             if reading.prebuilt is not None and name not in convert:
                 left_alone.append(_left_alone(name, reading))
-                prebuilt += [] if reading.command else [name]
                 if all(_wheels_only(i) for i in reading.installs):
                     wheels_only.add(name)
+                if reading.command:
+                    own_reasons.append(name)
+                    convert_anyway += [] if name in wheels_only else [name]
+                else:
+                    prebuilt.append(name)
                 continue
             built[key] = Built(name, reading, _closure(reading))
         except NotConvertible as exc:
             passed_over.append(f"{name} ({_where(exc, svc, project_dir, env)}{exc.why})")
+            own_reasons.append(name)
         except InvalidConfig as exc:
             passed_over.append(f"{name} ({exc.path.name + ': ' if exc.path else ''}{exc.what})")
+            own_reasons.append(name)
     return BuildSurvey(
         tuple(built.values()),
         tuple(left_alone),
         tuple(passed_over),
         tuple(prebuilt),
         tuple(n for n in prebuilt if n not in wheels_only),
+        tuple(own_reasons),
+        tuple(convert_anyway),
     )
 
 
 def _left_alone(name: str, reading: Reading) -> str:
     if reading.command:
         return (
-            f"{name} (its Dockerfile already {reading.prebuilt}, but its compose command "
-            "installs at every start: install that in the Dockerfile too)"
+            f"{name} (its Dockerfile already {reading.prebuilt}, but its compose "
+            f"{reading.start_key} installs at every start: install that in the Dockerfile too)"
         )
     if all(_wheels_only(i) for i in reading.installs):
         return f"{name} (its Dockerfile already {reading.prebuilt}: left as it is)"
@@ -476,19 +529,25 @@ def _closure(reading: Reading) -> tuple[str, ...]:
 
 
 def with_start(reading: Reading, svc: Mapping[str, Any], env: Mapping[str, str]) -> Reading:
-    """``reading`` with what the service's compose ``command`` installs at every start moved
-    into the build (its files found in the context through the target stage's ``COPY``s), and
-    the command the image then runs; as it is when the command installs nothing.
-    :class:`NotConvertible` when that install cannot be moved."""
-    try:
-        start = read_start(svc.get("command"), env)
-    except PassOver as exc:
-        raise NotConvertible(f"its compose command: {exc}") from exc
-    if start is None:
-        return reading
+    """``reading`` with the service's compose ``entrypoint`` and ``command``, and what they
+    install at every start moved into the build (its files found in the context through the
+    target stage's ``COPY``s), and the command the image then runs; a script they run from the
+    context (``./entrypoint.sh``) is read as theirs. As it is but for the compose values when
+    they install nothing. :class:`NotConvertible` when that install cannot be moved."""
     df = reading.dockerfile
     target = df.target(reading.source.target)
     workdir = str(svc.get("working_dir") or workdir_at(target, 10**9, df))
+    keys = tuple(k for k in ("entrypoint", "command") if svc.get(k) is not None)
+    key = keys[0] if keys else "command"
+    try:
+        entrypoint = compose_argv(svc.get("entrypoint"), env)
+        command = compose_argv(svc.get("command"), env)
+        reading = replace(reading, entrypoint=entrypoint, compose_command=command)
+        start = _compose_start(reading, entrypoint, command, env, workdir)
+    except PassOver as exc:
+        raise NotConvertible(f"its compose {key}: {exc}") from exc
+    if start is None:
+        return reading
     synced = _synced_already(reading, start, workdir)
     if synced is not None:
         # the image's venv holds that project's dependencies, and `uv run` is told to run in
@@ -503,32 +562,62 @@ def with_start(reading: Reading, svc: Mapping[str, Any], env: Mapping[str, str])
         )
     if start.locked or start.projects:
         raise NotConvertible(
-            "its compose command installs a project at start (uv sync, poetry install, pip "
+            f"its compose {key} installs a project at start (uv sync, poetry install, pip "
             "install .) on top of its Dockerfile: install it in the Dockerfile instead"
         )
     requirements = [_in_image(r, workdir, df, target, reading.source) for r in start.requirements]
     constraints = [_in_image(c, workdir, df, target, reading.source) for c in start.constraints]
-    command = image_command(start)
+    command_run = image_command(start)
+    read_from = f", read from {start.from_file}" if start.from_file else ""
     notes = (
         *reading.notes,
-        f"command: its installs at start ({', '.join(start.requirements + start.packages)}) "
-        f"are done when the image is built; the image runs {shlex.join(command)}",
+        f"command: its compose {key}'s installs at start "
+        f"({', '.join(start.requirements + start.packages)}{read_from}) are done when the image "
+        f"is built; the image runs {shlex.join(command_run)}",
     )
-    return Reading(
-        reading.source,
-        df,
-        reading.stage,
-        reading.installs,
-        tuple(dict.fromkeys((*reading.requirements, *requirements))),
-        tuple(dict.fromkeys((*reading.constraints, *constraints))),
-        tuple(dict.fromkeys((*reading.packages, *start.packages))),
-        tuple(dict.fromkeys((*reading.no_binary, *start.no_binary))),
-        reading.groups,
-        notes,
-        reading.prebuilt,
-        command,
-        reading.package,
+    return replace(
+        reading,
+        requirements=tuple(dict.fromkeys((*reading.requirements, *requirements))),
+        constraints=tuple(dict.fromkeys((*reading.constraints, *constraints))),
+        packages=tuple(dict.fromkeys((*reading.packages, *start.packages))),
+        no_binary=tuple(dict.fromkeys((*reading.no_binary, *start.no_binary))),
+        notes=notes,
+        command=command_run,
+        start_keys=keys if "entrypoint" in keys else ("command",),
     )
+
+
+def _compose_start(
+    reading: Reading,
+    entrypoint: tuple[str, ...] | None,
+    command: tuple[str, ...] | None,
+    env: Mapping[str, str],
+    workdir: str,
+) -> Start | None:
+    """What the compose service runs at start, as compose makes it (its ``entrypoint`` and
+    the ``command`` given to it, else its ``command``): read as a script, else the script
+    file it runs from the context (its ``command`` then that script's words)."""
+    runs = entrypoint if entrypoint is not None else command
+    if not runs:
+        return None
+    whole = [*runs, *(command or ())] if entrypoint is not None else list(runs)
+    args = (command or ()) if entrypoint is not None else ()
+    return read_start(whole, env) or read_start_script(
+        list(runs), env, workdir, lambda path: _context_file(path, reading), args
+    )
+
+
+def _context_file(container: str, reading: Reading) -> Path | None:
+    """The context file the image has at the path ``container``, through the ``COPY``s of the
+    target stage and those it is built on; ``None`` when none copies it from the context."""
+    df = reading.dockerfile
+    for stage in df.chain(df.target(reading.source.target)):
+        rel = context_path(container, stage, None, reading.source, df)
+        if rel is not None and not rel.startswith(".."):
+            path = reading.source.context / rel
+            if path.is_file():
+                return path
+    return None
 
 
 def _synced_already(reading: Reading, start: Start, workdir: str) -> str | None:

@@ -98,9 +98,13 @@ def render(
     if reading.command:
         target = reading.dockerfile.target(reading.source.target)
         end = (target.body[-1] if target.body else target.start).end_line
+        # compose's entrypoint, which the patch drops, had replaced the ENTRYPOINT
+        reset = ["ENTRYPOINT []"] if "entrypoint" in reading.start_keys else []
         inserted.setdefault(end, []).extend(
             [
-                "# wheeldock: what the compose command ran after its installs at start",
+                f"# wheeldock: what the compose {reading.start_key} ran after its installs at "
+                "start",
+                *reset,
                 f"CMD {json.dumps(list(reading.command))}",
             ]
         )

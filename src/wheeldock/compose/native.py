@@ -233,11 +233,14 @@ def verdict(built: Built, root: Path) -> Verdict:
         _HANDLERS.get(ins.cmd, _unsupported(f"{ins.cmd} is not one the native builder does"))(
             final, ins
         )
-    # the compose command's installs moved into the image: its other steps are the last CMD
-    cmd = reading.command or final.cmd or ()
-    command = (*(final.entrypoint or ()), *cmd)
+    # compose's entrypoint and command override the stage's, as docker compose does
+    command = reading.runs(final.entrypoint, final.cmd)
     if not command:
-        final.block(target.start, "no CMD or ENTRYPOINT: the image's command is its base's")
+        final.block(
+            target.start,
+            "no CMD or ENTRYPOINT, nor a compose command or entrypoint: the image's command "
+            "is its base's",
+        )
     if final.code is None:
         final.block(target.start, "no COPY of the code")
     if final.blockers or final.code is None:

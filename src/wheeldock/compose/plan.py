@@ -473,7 +473,13 @@ def plan(
         found.findings
         if dockerfiles.built
         else discover.require_findings(
-            found, files, root, dockerfiles.prebuilt, dockerfiles.convertible
+            found,
+            files,
+            root,
+            dockerfiles.prebuilt,
+            dockerfiles.convertible,
+            dockerfiles.own_reasons,
+            dockerfiles.convert_anyway,
         )
     )
     ca = ca_mod.find(ca_cert, env)
@@ -647,7 +653,7 @@ def _built_patches(
             build = dict(written) if isinstance(written, dict) else {"context": written or "."}
             build["dockerfile"] = generated
             # its command's installs are done in the image, which runs the rest as its CMD
-            drop = ("command",) if built.reading.command else ()
+            drop = built.reading.start_keys if built.reading.command else ()
             patches.append(compose.ServicePatch(name=name, build=build, image=None, drop_keys=drop))
     return patches
 

@@ -164,6 +164,9 @@ class _Start:
     #: whether its one install is the sync a ``uv run`` does on its own (no ``uv sync``, no pip)
     run_syncs_only: bool = False
     run_takes_dev: bool = False  # whether that sync takes the development group too
+    #: the words a start script read from a file is run with (a compose ``command`` after the
+    #: ``entrypoint`` that runs it): its ``$@``
+    args: tuple[str, ...] = ()
 
 
 # --- the start command -------------------------------------------------------------------------
@@ -826,8 +829,17 @@ def _start_from_script_file(command: Any, svc: Mapping[str, Any], root: Path) ->
             f"start script not found at {path} ({_rel(located[1], root)} in the project): "
             "fix the path in the command, or add the script"
         )
-    text = located[1].read_text(errors="replace")
+    return _start_in_file(located[1], name)
+
+
+def _start_in_file(path: Path, name: str, given: Sequence[str] = ()) -> _Start | None:
+    """What the start script at ``path`` (run as ``name``) does, read as a compose command's
+    script is (its shebang choosing the shell); ``None`` unless it installs, then runs Python.
+    ``given``: words its ``"$@"`` is read as (they are then in the steps the image keeps)."""
+    text = path.read_text(errors="replace")
     shebang, _, rest = text.partition("\n") if text.startswith("#!") else ("", "", text)
+    if given:
+        rest = rest.replace('"$@"', shlex.join(given))
     start = _start_of(_ScriptText(rest, "/bin/bash" if "bash" in shebang else "/bin/sh"))
     if start is None:
         return None
@@ -1257,37 +1269,71 @@ def require_findings(
     root: Path,
     left_alone: Sequence[str] = (),
     convertible: Sequence[str] = (),
+    own_reasons: Sequence[str] = (),
+    convert_anyway: Sequence[str] = (),
 ) -> tuple[Finding, ...]:
     """``found``'s findings; :class:`NotFound` naming what was passed over when there are none.
     ``left_alone``: the services whose Dockerfile already builds their dependencies apart
     from their code and that install nothing at start (the fix then says so, not another
-    shape of stack); ``convertible``: those of them ``--convert`` converts."""
+    shape of stack); ``convertible``: those of them ``--convert`` converts. ``own_reasons``:
+    the services built from their own Dockerfile passed over for a reason of their own (the
+    fix then points at those reasons); ``convert_anyway``: those of them ``--convert``
+    converts."""
     if not found.findings:
         where = ", ".join(str(f.path.name) for f in files)
         looked = "; ".join(found.passed_over) or "no services at all"
+        raise NotFound(
+            f"no Python service that installs its requirements at start was found in {where} "
+            f"(looked at: {looked})",
+            path=files[0].path if files else root,
+            fix=_no_findings_fix(left_alone, convertible, own_reasons, convert_anyway),
+        )
+    return found.findings
+
+
+def _no_findings_fix(
+    left_alone: Sequence[str],
+    convertible: Sequence[str],
+    own_reasons: Sequence[str],
+    convert_anyway: Sequence[str],
+) -> str:
+    """The fix when no service qualifies: what each Dockerfile-built service calls for, or
+    else the shape of stack init converts."""
+    parts: list[str] = []
+    if left_alone:
         convert = (
             f"; `wheeldock init --convert {','.join(convertible)}` converts "
             f"{'it' if len(convertible) == 1 else 'them'} anyway"
             if convertible
             else ""
         )
-        fix = (
+        parts.append(
             f"nothing to do for {', '.join(left_alone)}: "
             f"{'its image' if len(left_alone) == 1 else 'each image'} already gets its "
             f"dependencies before its code{convert}"
-            if left_alone
-            else "wheeldock init handles services running a python:* image with a command like "
-            '`sh -c "pip install -r requirements.txt && python app.py"` (or `pip install PKG …`, '
-            "or `pip install .` of a project with a pyproject.toml) and the code mounted as a "
-            "volume; write wheeldock.toml by hand for others"
         )
-        raise NotFound(
-            f"no Python service that installs its requirements at start was found in {where} "
-            f"(looked at: {looked})",
-            path=files[0].path if files else root,
-            fix=fix,
+    if own_reasons:
+        one = len(own_reasons) == 1
+        convert = (
+            f"; `wheeldock init --convert {','.join(convert_anyway)}` converts "
+            f"{'it' if len(convert_anyway) == 1 else 'them'} anyway"
+            if convert_anyway
+            else ""
         )
-    return found.findings
+        parts.append(
+            f"{', '.join(own_reasons)} {'is' if one else 'are'} built from "
+            f"{'its' if one else 'their'} own Dockerfile{'' if one else 's'} and "
+            f"{'was' if one else 'were each'} passed over for the reason after its name above: "
+            f"fix that, or describe {'it' if one else 'them'} in {CONFIG_NAME} by hand{convert}"
+        )
+    if parts:
+        return "; ".join(parts)
+    return (
+        "wheeldock init handles services running a python:* image with a command like "
+        '`sh -c "pip install -r requirements.txt && python app.py"` (or `pip install PKG …`, '
+        "or `pip install .` of a project with a pyproject.toml) and the code mounted as a "
+        "volume; write wheeldock.toml by hand for others"
+    )
 
 
 def generated_requirements_name(service: str) -> str:
@@ -1897,8 +1943,65 @@ def read_start(command: Any, env: Mapping[str, str]) -> Start | None:
     return _parse_start(_interpolate_command(command, env))
 
 
+def compose_argv(value: Any, env: Mapping[str, str]) -> tuple[str, ...] | None:
+    """A compose ``entrypoint`` or ``command`` as the words compose runs (``${VAR}`` resolved
+    with ``env``, a string split as compose splits it); ``None`` when it is not given.
+    :class:`PassOver` when compose itself cannot split it."""
+    if value is None:
+        return None
+    value = _interpolate_command(value, env)
+    if isinstance(value, str):
+        try:
+            return tuple(shlex.split(value))
+        except ValueError as exc:
+            raise _PassOver(f"it cannot be split into words ({exc}): {value!r}") from exc
+    return tuple(str(word) for word in value)
+
+
+def read_start_script(
+    command: Any,
+    env: Mapping[str, str],
+    workdir: str,
+    locate: Callable[[str], Path | None],
+    args: Sequence[str] = (),
+) -> Start | None:
+    """What a compose ``command`` (or ``entrypoint``) that runs a shell script does at start
+    (``./entrypoint.sh``, ``sh docker-entrypoint.sh``), the script read from the file
+    ``locate`` gives for its absolute path in the container (``workdir``: where a relative
+    one is); ``args``: what it is run with. ``None`` when the command runs no script,
+    ``locate`` finds none, or the script installs nothing. :class:`PassOver` when its
+    installs cannot be cut out, or the steps the image keeps use ``args`` in a way the
+    image's command cannot give them."""
+    name = _script_file_of(_interpolate_command(command, env))
+    if name is None:
+        return None
+    path = locate(posixpath.normpath(posixpath.join(workdir, name)))
+    if path is None or not path.is_file():
+        return None
+    start = _start_in_file(path, name)
+    if start is None and args:
+        # `exec "$@"`: the program is the one the words name, run by the script
+        return _start_in_file(path, name, args)
+    if start is None or not args:
+        return start
+    if not start.script and "$@" in start.argv:
+        # the program alone is the script: its "$@" becomes the words, as the shell makes it
+        at = start.argv.index("$@")
+        return replace(start, argv=(*start.argv[:at], *args, *start.argv[at + 1 :]))
+    if not start.script and any("$" in word for word in start.argv):
+        raise _PassOver(
+            f"its start script {name} runs {shlex.join(start.argv)} with the words its "
+            f"command gives it ({shlex.join(args)}), which wheeldock does not carry into the "
+            "image's command: run the program in the script as written, or install in the "
+            "Dockerfile"
+        )
+    return replace(start, args=tuple(args))
+
+
 def image_command(start: Start) -> tuple[str, ...]:
     """The command an image runs for ``start``: its program, or its shell with the other
-    steps of its script."""
-    argv = tuple(start.argv)
-    return (start.interpreter, "-c", start.script) if start.script else argv
+    steps of its script (and the words the script was run with, as its ``$@``)."""
+    if not start.script:
+        return tuple(start.argv)
+    given = (start.from_file or start.interpreter, *start.args) if start.args else ()
+    return (start.interpreter, "-c", start.script, *given)

@@ -745,3 +745,146 @@ def test_a_uv_run_that_would_add_the_dev_group_the_build_left_out_is_not_kept(
     else:
         with pytest.raises(NotFound, match=r"`uv run` installs the development group at every"):
             init.plan(root, environ={})
+
+
+def test_services_passed_over_for_reasons_of_their_own_are_pointed_at_not_another_shape(
+    tmp_path: Path,
+) -> None:
+    # the shape of CTFd/CTFd (2026-12): the plugins' requirements installed in a `for` loop of
+    # the install's RUN, a database beside it; no service qualifies
+    root = _copy("flask-gunicorn", tmp_path)
+    (root / "Dockerfile").write_text(
+        "FROM python:3.11-slim-bookworm\nWORKDIR /opt/CTFd\nCOPY . /opt/CTFd\n"
+        "RUN pip install --no-cache-dir -r requirements.txt \\\n"
+        "    && for d in CTFd/plugins/*; do \\\n"
+        '        if [ -f "$d/requirements.txt" ]; then \\\n'
+        '            pip install --no-cache-dir -r "$d/requirements.txt";\\\n'
+        "        fi; \\\n    done;\n"
+        'CMD ["gunicorn", "app:app"]\n'
+    )
+    (root / "compose.yaml").write_text(
+        "services:\n  ctfd:\n    build: .\n  db:\n    image: mariadb:10.11\n"
+    )
+    with pytest.raises(NotFound) as caught:
+        init.plan(root, environ={})
+    assert "ctfd (Dockerfile:4: " in caught.value.what, caught.value.what
+    assert caught.value.fix is not None
+    assert "python:*" not in caught.value.fix
+    assert caught.value.fix.startswith(
+        "ctfd is built from its own Dockerfile and was passed over for the reason after its "
+        "name above: fix that, or describe it in wheeldock.toml by hand"
+    )
+    assert "--convert" not in caught.value.fix
+
+
+def test_a_prebuilt_dockerfile_installing_at_start_too_points_at_convert(tmp_path: Path) -> None:
+    # docker/awesome-compose's flask shape (a cache-mounted install), its compose command
+    # installing more at every start; with another service passed over for its own reason
+    root = _copy("uv-sync-cached", tmp_path)
+    (root / "requirements-dev.txt").write_text("pytest==8.3.4\n")
+    (root / "compose.yaml").write_text(
+        "services:\n  app:\n    build: .\n"
+        '    command: sh -c "pip install -r requirements-dev.txt && uvicorn shop:app"\n'
+        "  worker:\n    build:\n      context: .\n      dockerfile: Dockerfile.missing\n"
+    )
+    with pytest.raises(NotFound) as caught:
+        init.plan(root, environ={})
+    assert caught.value.fix is not None
+    assert "python:*" not in caught.value.fix
+    assert caught.value.fix.startswith(
+        "app, worker are built from their own Dockerfiles and were each passed over for the "
+        "reason after its name above: fix that, or describe them in wheeldock.toml by hand; "
+    )
+    assert caught.value.fix.endswith("`wheeldock init --convert app` converts it anyway")
+
+
+def test_a_compose_entrypoint_running_a_script_of_the_context_moves_its_install_into_the_image(
+    tmp_path: Path,
+) -> None:
+    # the shape of UlasevichNazar/TraidingBot-FastAPI (2026-12): the Dockerfile installs, and
+    # the compose entrypoint runs a script of the context that pip-installs more at each start
+    root = _copy("compose-entrypoint-script", tmp_path)
+    p = init.plan(root, environ={})
+    (built,) = p.built
+    assert built.reading.requirements == ("requirements.txt", "requirements-prod.txt")
+    script = (
+        "set -e\npython manage.py migrate --noinput\n"
+        "exec gunicorn app.wsgi:application --bind 0.0.0.0:8000"
+    )
+    assert built.reading.command == ("/bin/sh", "-c", script)
+    assert "read from docker-entrypoint.sh" in built.reading.notes[-1]
+    text = (next(c for c in p.changes if c.path == "Dockerfile.web").desired or b"").decode()
+    # the compose entrypoint had replaced the Dockerfile's CMD: the image's is the script's
+    assert text.endswith(f"ENTRYPOINT []\nCMD {json.dumps(['/bin/sh', '-c', script])}\n")
+    patched = (next(c for c in p.changes if c.path == "compose.yaml").desired or b"").decode()
+    assert "entrypoint" not in patched
+    assert p.project.service("web").command == ("/bin/sh", "-c", script)
+
+
+def test_the_words_compose_gives_an_entrypoint_script_stay_its_arguments(tmp_path: Path) -> None:
+    root = _copy("compose-entrypoint-script", tmp_path)
+    (root / "docker-entrypoint.sh").write_text(
+        "#!/bin/sh\npip install -r requirements-prod.txt\npython manage.py migrate\n"
+        'exec gunicorn "$@"\n'
+    )
+    (root / "compose.yaml").write_text(
+        "services:\n  web:\n    build: .\n    entrypoint: [./docker-entrypoint.sh]\n"
+        "    command: app.wsgi:application --bind 0.0.0.0:8000\n"
+    )
+    p = init.plan(root, environ={})
+    (built,) = p.built
+    assert built.reading.command == (
+        "/bin/sh",
+        "-c",
+        'python manage.py migrate\nexec gunicorn "$@"',
+        "docker-entrypoint.sh",  # its $0
+        "app.wsgi:application",
+        "--bind",
+        "0.0.0.0:8000",
+    )
+    assert built.reading.start_keys == ("entrypoint", "command")
+    patched = (next(c for c in p.changes if c.path == "compose.yaml").desired or b"").decode()
+    assert "entrypoint" not in patched and "command" not in patched
+
+
+def test_a_compose_entrypoint_script_not_in_the_context_leaves_the_dockerfile_converted(
+    tmp_path: Path,
+) -> None:
+    root = _copy("compose-entrypoint-script", tmp_path)
+    (root / "compose.yaml").write_text(
+        "services:\n  web:\n    build: .\n    entrypoint: /usr/local/bin/wait-then-run.sh\n"
+    )
+    (built,) = init.plan(root, environ={}).built
+    assert built.reading.command == ()
+    assert built.reading.entrypoint == ("/usr/local/bin/wait-then-run.sh",)
+
+
+@pytest.mark.parametrize(
+    ("program", "command"),
+    [
+        ('exec gunicorn "$@"', ("gunicorn", "app.wsgi:application", "--bind", "0.0.0.0:8000")),
+        # the docker-library shape: the script installs, then runs the command it is given
+        ('exec "$@"', ("gunicorn", "app.wsgi:application", "--bind", "0.0.0.0:8000")),
+        ("exec gunicorn $1", None),
+    ],
+)
+def test_an_entrypoint_script_running_its_program_alone_gets_the_compose_words(
+    program: str, command: tuple[str, ...] | None, tmp_path: Path
+) -> None:
+    root = _copy("compose-entrypoint-script", tmp_path)
+    (root / "docker-entrypoint.sh").write_text(
+        f"#!/bin/sh\npip install -r requirements-prod.txt\n{program}\n"
+    )
+    (root / "compose.yaml").write_text(
+        "services:\n  web:\n    build: .\n    entrypoint: [./docker-entrypoint.sh]\n"
+        "    command: app.wsgi:application --bind 0.0.0.0:8000\n"
+    )
+    if program == 'exec "$@"':
+        compose = (root / "compose.yaml").read_text()
+        (root / "compose.yaml").write_text(compose.replace("command: app", "command: gunicorn app"))
+    if command is None:
+        with pytest.raises(NotFound, match=r"web \(its compose entrypoint: its start script "):
+            init.plan(root, environ={})
+        return
+    (built,) = init.plan(root, environ={}).built
+    assert built.reading.command == command

@@ -142,3 +142,42 @@ def test_a_pdm_install_and_the_pdm_config_before_it_are_carried_out_natively(
     assert not p.project.docker_only
     svc = p.project.service("app")
     assert (svc.requirements, svc.groups, svc.python) == (("pdm.lock",), (), "3.13")
+
+
+@pytest.mark.parametrize(
+    ("compose", "command"),
+    [
+        ("    command: gunicorn app.wsgi:application\n", ("gunicorn", "app.wsgi:application")),
+        ("    entrypoint: [python, -m, gunicorn]\n", ("python", "-m", "gunicorn")),
+        (
+            "    entrypoint: gunicorn\n    command: app.wsgi:application\n",
+            ("gunicorn", "app.wsgi:application"),
+        ),
+    ],
+)
+def test_a_dockerfile_without_cmd_runs_the_command_compose_gives(
+    compose: str, command: tuple[str, ...], tmp_path: Path
+) -> None:
+    # django-on-docker's shape: the Dockerfile has no CMD, compose gives the command
+    root = tmp_path / "compose-entrypoint-script"
+    shutil.copytree(CORPUS / root.name, root)
+    (root / "Dockerfile").write_text((root / "Dockerfile").read_text().replace("CMD [", "# CMD ["))
+    (root / "compose.yaml").write_text("services:\n  web:\n    build: .\n" + compose)
+    p = init.plan(root, environ={})
+    verdict = native.verdict(p.built[0], p.root)
+    assert verdict.blockers == ()
+    assert verdict.service is not None and verdict.service.command == command
+
+
+def test_a_dockerfile_without_cmd_nor_a_compose_command_is_not_native_and_says_so(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "compose-entrypoint-script"
+    shutil.copytree(CORPUS / root.name, root)
+    (root / "Dockerfile").write_text((root / "Dockerfile").read_text().replace("CMD [", "# CMD ["))
+    (root / "compose.yaml").write_text("services:\n  web:\n    build: .\n")
+    p = init.plan(root, environ={})
+    assert native.verdict(p.built[0], p.root).blockers == (
+        "Dockerfile:1: `FROM python:3.11-slim` (no CMD or ENTRYPOINT, nor a compose command or "
+        "entrypoint: the image's command is its base's)",
+    )
