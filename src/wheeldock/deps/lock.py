@@ -1541,18 +1541,35 @@ def try_fast_lock(
         old = read(dest)
     except (NotFound, InvalidConfig):
         old = None
+    return _without_resolver(
+        dest,
+        lambda: fast_lock(root, inputs, dest, old, session=session, wheels=wheels, landed=landed),
+        (NotFastLockable,),
+        ("resolving with uv", "locked from the pins (no resolver)"),
+    )
+
+
+def _without_resolver(
+    dest: Path,
+    attempt: Callable[[], Lock],
+    not_here: tuple[type[Exception], ...],
+    said: tuple[str, str],
+) -> Lock | None:
+    """``attempt()`` under the lock folder's lock; None (logged with ``said[0]``) when it raises
+    one of ``not_here`` (uv must resolve), or :class:`IndexUnreachable` while uv is pointed at
+    another index (``UV_DEFAULT_INDEX``…, which uv is then left to try)."""
     try:
         with folder_lock(dest.parent):
-            lock = fast_lock(root, inputs, dest, old, session=session, wheels=wheels, landed=landed)
-    except NotFastLockable as exc:
-        log.info("%s: resolving with uv (%s)", dest.name, exc)
+            lock = attempt()
+    except not_here as exc:
+        log.info("%s: %s (%s)", dest.name, said[0], exc)
         return None
     except IndexUnreachable as exc:
         if not any(os.environ.get(name) for name in _UV_INDEX_ENV):
             raise
         log.info("%s: resolving with uv, which asks its own index (%s)", dest.name, exc.what)
         return None
-    log.info("%s: locked from the pins (no resolver)", dest.name)
+    log.info("%s: %s", dest.name, said[1])
     return lock
 
 
@@ -1802,21 +1819,17 @@ def try_incremental_lock(
     index are handled as :func:`try_fast_lock` handles them."""
     from wheeldock.deps import relock  # packaging's parsers: imported when needed
 
-    try:
-        with folder_lock(dest.parent):
-            lock = incremental_lock(
-                root, inputs, dest, old, session=session, wheels=wheels, landed=landed
-            )
-    except (relock.NotIncremental, NotFastLockable) as exc:
-        log.info("%s: resolving with uv, the last lock as preferences (%s)", dest.name, exc)
-        return None
-    except IndexUnreachable as exc:
-        if not any(os.environ.get(name) for name in _UV_INDEX_ENV):
-            raise
-        log.info("%s: resolving with uv, which asks its own index (%s)", dest.name, exc.what)
-        return None
-    log.info("%s: the last lock updated where versions moved (no resolver)", dest.name)
-    return lock
+    return _without_resolver(
+        dest,
+        lambda: incremental_lock(
+            root, inputs, dest, old, session=session, wheels=wheels, landed=landed
+        ),
+        (relock.NotIncremental, NotFastLockable),
+        (
+            "resolving with uv, the last lock as preferences",
+            "the last lock updated where versions moved (no resolver)",
+        ),
+    )
 
 
 def quick_lock(
