@@ -46,6 +46,10 @@ def _copy(name: str, tmp_path: Path) -> Path:
     return root
 
 
+def _generated(p: init.InitPlan, name: str) -> str:
+    return (next(c for c in p.changes if c.path == f"Dockerfile.{name}").desired or b"").decode()
+
+
 def _hadolint(text: str) -> list[dict[str, object]]:
     result = subprocess.run(
         [HADOLINT, "--format", "json", "--no-fail", "-"],
@@ -73,9 +77,7 @@ def test_each_dockerfile_is_converted_and_keeps_every_other_instruction(
     p = init.plan(root, environ={})
     assert len(p.built) == 1, p.warnings
     built = p.built[0]
-    generated = (
-        next(c for c in p.changes if c.path == f"Dockerfile.{built.name}").desired or b""
-    ).decode()
+    generated = _generated(p, built.name)
     original = built.reading.dockerfile
     back = ud.parse(generated, root / f"Dockerfile.{built.name}", built.reading.source.args)
     # the user's stages are all there, after the wheel stage, in order
@@ -221,7 +223,7 @@ def test_a_dockerfile_left_alone_is_converted_when_asked(
     p = init.plan(root, environ={}, convert=["app"])
     (built,) = p.built
     assert built.requirement_files == requirements
-    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    text = _generated(p, "app")
     df = ud.parse(text, root / "Dockerfile.app", {})
     assert df.stages[0].name == ud.WHEEL_STAGE
     assert ud.stage_installs(df.stages[built.reading.stage.index + 1], df) == []
@@ -246,7 +248,7 @@ def test_an_image_copying_the_builders_project_folder_gets_the_venv_when_convert
         'CMD ["uvicorn", "shop:app", "--host", "0.0.0.0"]\n'
     )
     p = init.plan(root, environ={}, convert=["app"])
-    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    text = _generated(p, "app")
     image = text[text.rindex("\nFROM python:3.12-slim\n") :]
     assert image.index("COPY --from=builder /build /build") < image.index(
         "COPY --from=wheeldock-deps /opt/venv /opt/venv\n"
@@ -257,7 +259,7 @@ def test_an_image_copying_the_builders_project_folder_gets_the_venv_when_convert
 def test_an_image_copying_the_venv_folder_itself_gets_it_once(tmp_path: Path) -> None:
     root = _copy("multi-stage-prebuilt", tmp_path)
     p = init.plan(root, environ={}, convert=["app"])
-    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    text = _generated(p, "app")
     assert text.count("COPY --from=wheeldock-deps /opt/venv /opt/venv") == 1
 
 
@@ -295,27 +297,27 @@ def test_the_files_the_install_reads_are_bound_into_the_wheel_stage(
     p = init.plan(_copy(name, tmp_path), environ={})
     built = p.built[0]
     assert built.requirement_files == requirements
-    text = next(c for c in p.changes if c.path == f"Dockerfile.{built.name}").desired or b""
+    text = _generated(p, built.name)
     for rel in requirements:
-        assert f"--mount=type=bind,source={rel},target=/build/{rel}" in text.decode()
+        assert f"--mount=type=bind,source={rel},target=/build/{rel}" in text
 
 
 def test_inline_packages_are_installed_as_named(tmp_path: Path) -> None:
     p = init.plan(_copy("inline-packages", tmp_path), environ={})
-    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    text = _generated(p, "app")
     assert "pip install --python /opt/venv/bin/python  flask==3.0.3 gunicorn==22.0.0 redis" in text
 
 
 def test_the_venv_comes_before_the_code(tmp_path: Path) -> None:
     p = init.plan(_copy("copy-all-first", tmp_path), environ={})
-    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    text = _generated(p, "app")
     assert text.index("COPY --from=wheeldock-deps /opt/venv /opt/venv") < text.index("COPY . /app")
     assert "RUN pip install" not in text
 
 
 def test_the_kept_steps_of_an_install_run_stay(tmp_path: Path) -> None:
     p = init.plan(_copy("django-collectstatic", tmp_path), environ={})
-    text = (next(c for c in p.changes if c.path == "Dockerfile.web").desired or b"").decode()
+    text = _generated(p, "web")
     assert "RUN python manage.py collectstatic --noinput\n" in text
 
 
@@ -329,7 +331,7 @@ def test_build_dependencies_installed_in_the_install_run_are_in_the_wheel_stage(
     tmp_path: Path,
 ) -> None:
     p = init.plan(_copy("build-deps-purged", tmp_path), environ={})
-    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    text = _generated(p, "app")
     wheel_stage, _ = _wheel_stage_and_rest(text)
     before_install = wheel_stage.index("uv pip install")
     assert (
@@ -345,7 +347,7 @@ def test_build_dependencies_installed_in_the_install_run_are_in_the_wheel_stage(
 
 def test_the_venv_comes_first_on_path_again_after_the_users_own_venv(tmp_path: Path) -> None:
     p = init.plan(_copy("build-deps-purged", tmp_path), environ={})
-    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    text = _generated(p, "app")
     _, image = _wheel_stage_and_rest(text)
     envs = [line for line in image.splitlines() if line.startswith("ENV ") and "PATH=" in line]
     assert envs[-1] == "ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH"
@@ -356,7 +358,7 @@ def test_the_venv_comes_first_on_path_again_after_the_users_own_venv(tmp_path: P
 
 def test_the_venv_is_said_once_when_no_env_puts_another_first(tmp_path: Path) -> None:
     p = init.plan(_copy("apt-build-deps", tmp_path), environ={})
-    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    text = _generated(p, "app")
     assert text.count("ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH") == 1
 
 
@@ -374,7 +376,7 @@ def test_packages_named_in_another_install_go_with_the_lock_in_the_wheel_stage(
         "RUN poetry  config virtualenvs.create false --local && poetry install\nCOPY . .\n"
     )
     p = init.plan(root, environ={})
-    text = (next(c for c in p.changes if c.path == "Dockerfile.app").desired or b"").decode()
+    text = _generated(p, "app")
     assert (
         "uv pip install --python /opt/venv/bin/python -r /tmp/requirements.txt "
         "poetry gunicorn django-celery-beat\n" in text
@@ -432,7 +434,7 @@ def test_installs_at_start_on_top_of_the_build_move_into_the_image(
     built = p.built[0]
     assert built.shape == "own Dockerfile + install at start"
     assert built.reading.requirements == requirements
-    text = (next(c for c in p.changes if c.path == "Dockerfile.web").desired or b"").decode()
+    text = _generated(p, "web")
     assert text.endswith(f"CMD {command}\n")
     init.apply(p)
     assert "command:" not in (root / "compose.yaml").read_text()
@@ -469,7 +471,7 @@ def test_the_wheel_stage_runs_as_root_when_the_stage_it_starts_from_does_not(
         "RUN pip install --user -r requirements.txt\nCOPY . .\n"
     )
     p = init.plan(root, environ={})
-    text = (next(c for c in p.changes if c.path == "Dockerfile.web").desired or b"").decode()
+    text = _generated(p, "web")
     assert "FROM base AS wheeldock-deps\nUSER root\n" in text
 
 
@@ -482,7 +484,7 @@ def test_where_pip_takes_packages_from_is_where_uv_does(tmp_path: Path) -> None:
         "COPY . .\n"
     )
     p = init.plan(root, environ={})
-    text = (next(c for c in p.changes if c.path == "Dockerfile.web").desired or b"").decode()
+    text = _generated(p, "web")
     assert "ENV UV_INDEX_URL=${PIP_INDEX_URL} UV_INSECURE_HOST=${PIP_TRUSTED_HOST}\n" in text
     assert (
         "pip install --python /opt/venv/bin/python "
@@ -510,7 +512,7 @@ def test_a_workspace_member_gets_its_own_dependencies_and_not_the_workspace(
     root = _copy("uv-workspace-member", tmp_path)
     p = init.plan(root, environ={})
     assert p.built[0].reading.package == "api"
-    text = (next(c for c in p.changes if c.path == "Dockerfile.api").desired or b"").decode()
+    text = _generated(p, "api")
     assert "sync --frozen --no-dev --package api --no-install-workspace --project /build" in text
     _, reqs = requirement_closure(
         root, p.built[0].reading.requirements, package=p.built[0].reading.package
@@ -526,10 +528,6 @@ def test_init_convert_on_the_command_line_converts_the_service_named(
     root = _copy("uv-sync-cached", tmp_path)
     assert cli.main(["-C", str(root), "init", "--dry-run", "--convert", "app"]) == 0
     assert "Dockerfile.app" in capsys.readouterr().out
-
-
-def _generated(p: init.InitPlan, name: str) -> str:
-    return (next(c for c in p.changes if c.path == f"Dockerfile.{name}").desired or b"").decode()
 
 
 UV_RUN_ENV = "ENV UV_PROJECT_ENVIRONMENT=/opt/venv UV_NO_SYNC=1\n"
@@ -813,7 +811,7 @@ def test_a_compose_entrypoint_running_a_script_of_the_context_moves_its_install_
     )
     assert built.reading.command == ("/bin/sh", "-c", script)
     assert "read from docker-entrypoint.sh" in built.reading.notes[-1]
-    text = (next(c for c in p.changes if c.path == "Dockerfile.web").desired or b"").decode()
+    text = _generated(p, "web")
     # the compose entrypoint had replaced the Dockerfile's CMD: the image's is the script's
     assert text.endswith(f"ENTRYPOINT []\nCMD {json.dumps(['/bin/sh', '-c', script])}\n")
     patched = (next(c for c in p.changes if c.path == "compose.yaml").desired or b"").decode()
