@@ -12,7 +12,6 @@ Debian mirror only (``WHEELDOCK_DEBIAN_MIRROR`` overrides ``http://deb.debian.or
 from __future__ import annotations
 
 import bz2
-import codecs
 import contextlib
 import gzip
 import hashlib
@@ -177,13 +176,7 @@ def parse_contents(
     """Library entries of a Contents index as (soname, path, package); one row per package
     when a path lists several (``libs/a,libs/b``). Reads ``stream`` in blocks: a regex finds
     the few ``.so`` lines among 1.6 million at C speed, Python only looks at those."""
-    tail = b""
-    while True:
-        block = stream.read(block_size)
-        buf = tail + block
-        if block:
-            cut = buf.rfind(b"\n") + 1
-            buf, tail = buf[:cut], buf[cut:]
+    for buf in _whole_blocks(stream, b"\n", block_size):
         for hit in _SO_LINE_END.finditer(buf):
             start = buf.rfind(b"\n", 0, hit.start()) + 1
             match = _LIB_FILE.match(buf, start, hit.end())
@@ -195,8 +188,22 @@ def parse_contents(
             soname = match.group(2).decode(errors="replace")
             for qualified in match.group(3).decode(errors="replace").split(","):
                 yield soname, path, qualified.rsplit("/", 1)[-1]
-        if not block:
-            return
+
+
+def _whole_blocks(stream: IO[bytes], end: bytes, block_size: int) -> Iterator[bytes]:
+    """``stream`` in blocks of about ``block_size`` bytes, each cut after the last ``end`` in it
+    and the rest carried into the next, so no record that ``end`` closes is split (nor, ``end``
+    being ASCII, a UTF-8 character); the last block is what follows the last ``end``."""
+    tail = b""
+    while block := stream.read(block_size):
+        buf = tail + block
+        cut = buf.rfind(end)
+        cut = 0 if cut < 0 else cut + len(end)
+        if cut:
+            yield buf[:cut]
+        tail = buf[cut:]
+    if tail:
+        yield tail
 
 
 def parse_packages(text: str) -> Iterator[PackageInfo]:
@@ -211,17 +218,8 @@ def parse_packages(text: str) -> Iterator[PackageInfo]:
 def parse_packages_stream(stream: IO[bytes], *, block_size: int = 4 << 20) -> Iterator[PackageInfo]:
     """:func:`parse_packages` of the uncompressed index read from ``stream`` in blocks, so the
     whole text (bookworm's is 45 MB) is never held at once."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    tail = ""
-    while True:
-        block = stream.read(block_size)
-        text = tail + decoder.decode(block, final=not block)
-        if block:
-            cut = max(text.rfind("\n\n"), 0)
-            text, tail = text[:cut], text[cut:]
-        yield from parse_packages(text)
-        if not block:
-            return
+    for block in _whole_blocks(stream, b"\n\n", block_size):
+        yield from parse_packages(block.decode("utf-8", errors="replace"))
 
 
 def parse_release_sha256(text: str) -> dict[str, tuple[str, int]]:
