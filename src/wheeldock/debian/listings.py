@@ -95,7 +95,7 @@ class Listings:
         self._folder = folder
         self._open_tar = open_tar
         self._opened: dict[Path, TarSource] = {}  # each file is opened once per check
-        self.read = 0  # how many layer files were opened (for the log and the tests)
+        self.read = 0  # how many layer files were opened (for the log)
 
     def layer(self, path: Path) -> LazyLayer:
         """``path``'s layer: from its listing when there is a sound one, else read now (and

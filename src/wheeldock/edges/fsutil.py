@@ -124,12 +124,8 @@ def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
     re-entrant: a block must not take the same lock again. (Not the ``filelock`` package: see
     docs/design/start-up.md.)"""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with _held(os.open(path, os.O_RDWR | os.O_CREAT, 0o644)):
         yield
-    finally:
-        os.close(fd)  # closing the last descriptor releases the lock
 
 
 @contextmanager
@@ -137,9 +133,15 @@ def folder_lock(path: str | os.PathLike[str]) -> Iterator[None]:
     """:func:`file_lock` held on the folder ``path`` itself (created if missing), so no lock
     file is left in it: for folders the user keeps, such as ``wheeldock.lock``."""
     Path(path).mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    with _held(os.open(path, os.O_RDONLY | os.O_DIRECTORY)):
+        yield
+
+
+@contextmanager
+def _held(fd: int) -> Iterator[None]:
+    """An exclusive ``flock`` on the open descriptor ``fd``, which is closed at the end."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(fd)
+        os.close(fd)  # closing the last descriptor releases the lock
