@@ -1301,30 +1301,19 @@ def _no_findings_fix(
     else the shape of stack init converts."""
     parts: list[str] = []
     if left_alone:
-        convert = (
-            f"; `wheeldock init --convert {','.join(convertible)}` converts "
-            f"{'it' if len(convertible) == 1 else 'them'} anyway"
-            if convertible
-            else ""
-        )
         parts.append(
             f"nothing to do for {', '.join(left_alone)}: "
             f"{'its image' if len(left_alone) == 1 else 'each image'} already gets its "
-            f"dependencies before its code{convert}"
+            f"dependencies before its code{_convert_clause(convertible)}"
         )
     if own_reasons:
         one = len(own_reasons) == 1
-        convert = (
-            f"; `wheeldock init --convert {','.join(convert_anyway)}` converts "
-            f"{'it' if len(convert_anyway) == 1 else 'them'} anyway"
-            if convert_anyway
-            else ""
-        )
         parts.append(
             f"{', '.join(own_reasons)} {'is' if one else 'are'} built from "
             f"{'its' if one else 'their'} own Dockerfile{'' if one else 's'} and "
             f"{'was' if one else 'were each'} passed over for the reason after its name above: "
-            f"fix that, or describe {'it' if one else 'them'} in {CONFIG_NAME} by hand{convert}"
+            f"fix that, or describe {'it' if one else 'them'} in {CONFIG_NAME} by hand"
+            f"{_convert_clause(convert_anyway)}"
         )
     if parts:
         return "; ".join(parts)
@@ -1941,6 +1930,14 @@ def read_start(command: Any, env: Mapping[str, str]) -> Start | None:
     ``None`` unless it installs something and then runs Python; :class:`PassOver` when its
     script cannot be read, or its installs cannot be cut out of it."""
     return _parse_start(_interpolate_command(command, env))
+
+
+def _convert_clause(names: Sequence[str]) -> str:
+    """``; `wheeldock init --convert A,B` converts them anyway``, or ``""`` for no names."""
+    if not names:
+        return ""
+    them = "it" if len(names) == 1 else "them"
+    return f"; `wheeldock init --convert {','.join(names)}` converts {them} anyway"
 
 
 def compose_argv(value: Any, env: Mapping[str, str]) -> tuple[str, ...] | None:
